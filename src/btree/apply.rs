@@ -1,0 +1,407 @@
+//! Bulk apply: merges a sorted batch of puts and deletes into a tree in one
+//! pass, rewriting each touched node once.
+//!
+//! The walk partitions the batch by the separators of each branch, recurses
+//! only into children that receive operations, and rebuilds a node only if
+//! something under it changed. A rewritten node may split into several (its
+//! entries are repacked evenly) or vanish (all its entries deleted). A
+//! rewritten node left less than a quarter full is merged with a neighbour,
+//! so deletions do not leave a trail of near-empty pages. All leaves stay at
+//! one depth: splits add a level only at the root, and a root branch with a
+//! single child is collapsed.
+//!
+//! Single-key `insert` and `remove` are batches of one.
+
+use std::collections::HashSet;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::cmp::Comparator;
+use super::cursor::MAX_DEPTH;
+use super::node::{
+    BranchEntry, Entry, LeafEntry, LeafValue, MAX_INLINE_VALUE, MAX_KEY_LEN, Node, OverflowRef,
+    encode, expect_node, pack,
+};
+use super::value::MAX_VALUE_LEN;
+use crate::error::{Result, StorageError};
+use crate::page::{Allocator, Page, PageId, PageKind, PageStore};
+
+/// One operation of a batch: put `key` to `Some(value)`, or delete it.
+pub type Op<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// Checks the limits of one operation before anything is written.
+pub(crate) fn check_op(key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(StorageError::KeyTooLarge(key.len()));
+    }
+    if let Some(v) = value.filter(|v| v.len() > MAX_VALUE_LEN) {
+        return Err(StorageError::ValueTooLarge(v.len()));
+    }
+    Ok(())
+}
+
+/// The writer's allocation state for one batch.
+pub(crate) struct Ctx<'s> {
+    pub(crate) store: &'s PageStore,
+    pub(crate) alloc: &'s mut Allocator,
+    /// Pages this writer allocated and has not published: freeing one makes
+    /// it reusable at once.
+    pub(crate) fresh: &'s mut HashSet<PageId>,
+    /// Published pages this writer no longer references; the allocator gets
+    /// them at commit.
+    pub(crate) retired: &'s mut Vec<PageId>,
+    pub(crate) cmp: Comparator,
+    /// Net change in the tree's entry count.
+    pub(crate) len_delta: i64,
+}
+
+/// A node that replaces (part of) a subtree, as its parent will reference it.
+type Children = Vec<BranchEntry>;
+
+enum Outcome {
+    Unchanged,
+    Replaced(Children),
+}
+
+impl Ctx<'_> {
+    fn alloc_page(&mut self) -> PageId {
+        let page = self.alloc.alloc();
+        self.fresh.insert(page);
+        page
+    }
+
+    pub(crate) fn free_page(&mut self, page: PageId) {
+        if self.fresh.remove(&page) {
+            self.alloc.release_unpublished(page);
+        } else {
+            self.retired.push(page);
+        }
+    }
+
+    pub(crate) fn free_overflow(&mut self, r: &OverflowRef) {
+        let pages = r.pages(self.store.page_size());
+        for page in r.start..r.start + pages {
+            self.free_page(page);
+        }
+    }
+
+    fn write_overflow(&mut self, value: &[u8]) -> Result<OverflowRef> {
+        let pages = (value.len() as u64).div_ceil(self.store.page_size() as u64);
+        let start = self.alloc.alloc_run(pages);
+        self.fresh.extend(start..start + pages);
+        self.store.write_run(start, value)?;
+        Ok(OverflowRef {
+            start,
+            len: value.len() as u64,
+            checksum: xxh3_64(value),
+        })
+    }
+
+    /// Writes `entries` as one or more nodes of `kind`.
+    fn write_nodes<E: Entry>(&mut self, kind: PageKind, entries: &[E]) -> Result<Children> {
+        let page_size = self.store.page_size();
+        let mut out = Vec::new();
+        for group in pack(entries, page_size) {
+            let entries = &entries[group];
+            let (buf, used) = encode(page_size, kind, entries);
+            let id = self.alloc_page();
+            self.store.write_page(id, buf)?;
+            out.push(BranchEntry {
+                key: entries[0].key().to_vec(),
+                child: id,
+                fill: Some(used),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Applies `ops` (REQUIRES: sorted by `ctx.cmp`, keys unique, limits
+/// checked) to the tree at `root` (0 = empty) and returns the new root.
+pub(crate) fn apply(ctx: &mut Ctx<'_>, root: PageId, ops: &[Op<'_>]) -> Result<PageId> {
+    debug_assert!(ops.windows(2).all(|w| (ctx.cmp)(w[0].0, w[1].0).is_lt()));
+    if ops.is_empty() {
+        return Ok(root);
+    }
+    let mut level = if root == 0 {
+        let mut entries = Vec::new();
+        let mut values = Vec::new();
+        for &(key, value) in ops {
+            if let Some(v) = value {
+                values.push(leaf_value(ctx, v)?);
+                entries.push(key);
+            }
+        }
+        let entries: Vec<LeafEntry> = entries
+            .into_iter()
+            .zip(values.iter())
+            .map(|(key, v)| LeafEntry {
+                key,
+                value: v.as_leaf_value(),
+            })
+            .collect();
+        ctx.len_delta += entries.len() as i64;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        ctx.write_nodes(PageKind::Leaf, &entries)?
+    } else {
+        match apply_node(ctx, root, ops, 0)? {
+            Outcome::Unchanged => return Ok(root),
+            Outcome::Replaced(children) => children,
+        }
+    };
+    while level.len() > 1 {
+        level = ctx.write_nodes(PageKind::Branch, &level)?;
+    }
+    let Some(top) = level.pop() else {
+        return Ok(0);
+    };
+    collapse(ctx, top.child)
+}
+
+/// Replaces a root branch that has a single child by that child, repeatedly.
+fn collapse(ctx: &mut Ctx<'_>, mut root: PageId) -> Result<PageId> {
+    loop {
+        let page = ctx.store.read_page(root)?;
+        let node = expect_node(&page, root)?;
+        if node.is_leaf() || node.count() > 1 {
+            return Ok(root);
+        }
+        let child = node.child(0);
+        ctx.free_page(root);
+        root = child;
+    }
+}
+
+/// A value as it will be stored: inline bytes borrowed from the batch, or an
+/// overflow run already written.
+enum NewValue<'a> {
+    Inline(&'a [u8]),
+    Overflow(OverflowRef),
+}
+
+impl NewValue<'_> {
+    fn as_leaf_value(&self) -> LeafValue<'_> {
+        match self {
+            NewValue::Inline(v) => LeafValue::Inline(v),
+            NewValue::Overflow(r) => LeafValue::Overflow(*r),
+        }
+    }
+}
+
+fn leaf_value<'a>(ctx: &mut Ctx<'_>, value: &'a [u8]) -> Result<NewValue<'a>> {
+    if value.len() <= MAX_INLINE_VALUE {
+        Ok(NewValue::Inline(value))
+    } else {
+        ctx.write_overflow(value).map(NewValue::Overflow)
+    }
+}
+
+fn apply_node(ctx: &mut Ctx<'_>, id: PageId, ops: &[Op<'_>], depth: usize) -> Result<Outcome> {
+    if depth >= MAX_DEPTH {
+        return Err(StorageError::corrupted(
+            "tree deeper than any valid tree (a page cycle?)",
+        ));
+    }
+    let page = ctx.store.read_page(id)?;
+    let node = expect_node(&page, id)?;
+    let outcome = if node.is_leaf() {
+        apply_leaf(ctx, node, ops)?
+    } else {
+        apply_branch(ctx, node, ops, depth)?
+    };
+    if matches!(outcome, Outcome::Replaced(_)) {
+        ctx.free_page(id);
+    }
+    Ok(outcome)
+}
+
+fn apply_leaf(ctx: &mut Ctx<'_>, node: Node<'_>, ops: &[Op<'_>]) -> Result<Outcome> {
+    let cmp = ctx.cmp;
+    let count = node.count();
+    // New values first (overflow runs written), so entries can borrow them.
+    let mut values: Vec<Option<NewValue>> = Vec::with_capacity(ops.len());
+    for &(_, value) in ops {
+        values.push(value.map(|v| leaf_value(ctx, v)).transpose()?);
+    }
+    let mut merged: Vec<LeafEntry> = Vec::with_capacity(count + ops.len());
+    let mut changed = false;
+    let (mut i, mut j) = (0, 0);
+    while i < count || j < ops.len() {
+        let order = match (i < count, j < ops.len()) {
+            (true, true) => cmp(node.key(i), ops[j].0),
+            (true, false) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        if order.is_lt() {
+            merged.push(LeafEntry {
+                key: node.key(i),
+                value: node.value(i),
+            });
+            i += 1;
+            continue;
+        }
+        if order.is_eq() {
+            // The old value is replaced or deleted either way.
+            if let LeafValue::Overflow(r) = node.value(i) {
+                ctx.free_overflow(&r);
+            }
+            i += 1;
+            ctx.len_delta -= 1;
+            changed = true;
+        }
+        if let Some(value) = &values[j] {
+            merged.push(LeafEntry {
+                key: ops[j].0,
+                value: value.as_leaf_value(),
+            });
+            ctx.len_delta += 1;
+            changed = true;
+        }
+        j += 1;
+    }
+    if !changed {
+        return Ok(Outcome::Unchanged);
+    }
+    Ok(Outcome::Replaced(ctx.write_nodes(PageKind::Leaf, &merged)?))
+}
+
+fn apply_branch(
+    ctx: &mut Ctx<'_>,
+    node: Node<'_>,
+    mut ops: &[Op<'_>],
+    depth: usize,
+) -> Result<Outcome> {
+    let cmp = ctx.cmp;
+    let count = node.count();
+    let mut children: Children = Vec::with_capacity(count + 4);
+    let mut changed = false;
+    for i in 0..count {
+        let take = if i + 1 < count {
+            let bound = node.key(i + 1);
+            ops.partition_point(|(k, _)| cmp(k, bound).is_lt())
+        } else {
+            ops.len()
+        };
+        let (mine, rest) = ops.split_at(take);
+        ops = rest;
+        let outcome = if mine.is_empty() {
+            Outcome::Unchanged
+        } else {
+            apply_node(ctx, node.child(i), mine, depth + 1)?
+        };
+        match outcome {
+            Outcome::Unchanged => children.push(BranchEntry {
+                key: node.key(i).to_vec(),
+                child: node.child(i),
+                fill: None,
+            }),
+            Outcome::Replaced(new) => {
+                children.extend(new);
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return Ok(Outcome::Unchanged);
+    }
+    merge_underfull(ctx, &mut children)?;
+    if children.is_empty() {
+        return Ok(Outcome::Replaced(children));
+    }
+    Ok(Outcome::Replaced(
+        ctx.write_nodes(PageKind::Branch, &children)?,
+    ))
+}
+
+/// Merges each freshly written child that is less than a quarter full with a
+/// neighbour. Merged results are not merged again, which bounds the work.
+fn merge_underfull(ctx: &mut Ctx<'_>, children: &mut Children) -> Result<()> {
+    let min_fill = ctx.store.page_size() / 4;
+    let mut i = 0;
+    while i < children.len() {
+        let small = children[i].fill.is_some_and(|used| used < min_fill);
+        if !small || children.len() < 2 {
+            i += 1;
+            continue;
+        }
+        let a = if i + 1 < children.len() { i } else { i - 1 };
+        let merged = rewrite_pair(ctx, children[a].child, children[a + 1].child)?;
+        children.splice(a..a + 2, merged);
+        i = a + 1;
+    }
+    Ok(())
+}
+
+/// Rewrites two sibling nodes as one or two evenly filled nodes.
+fn rewrite_pair(ctx: &mut Ctx<'_>, left: PageId, right: PageId) -> Result<Children> {
+    let pages: [Page; 2] = [ctx.store.read_page(left)?, ctx.store.read_page(right)?];
+    let nodes = [
+        expect_node(&pages[0], left)?,
+        expect_node(&pages[1], right)?,
+    ];
+    if nodes[0].is_leaf() != nodes[1].is_leaf() {
+        return Err(StorageError::corrupted(format!(
+            "sibling pages {left} and {right} are at different depths"
+        )));
+    }
+    let mut out = if nodes[0].is_leaf() {
+        let entries: Vec<LeafEntry> = nodes
+            .iter()
+            .flat_map(|n| {
+                (0..n.count()).map(move |i| LeafEntry {
+                    key: n.key(i),
+                    value: n.value(i),
+                })
+            })
+            .collect();
+        ctx.write_nodes(PageKind::Leaf, &entries)?
+    } else {
+        let entries: Vec<BranchEntry> = nodes
+            .iter()
+            .flat_map(|n| {
+                (0..n.count()).map(move |i| BranchEntry {
+                    key: n.key(i).to_vec(),
+                    child: n.child(i),
+                    fill: None,
+                })
+            })
+            .collect();
+        ctx.write_nodes(PageKind::Branch, &entries)?
+    };
+    ctx.free_page(left);
+    ctx.free_page(right);
+    for child in &mut out {
+        child.fill = None;
+    }
+    Ok(out)
+}
+
+/// Frees every page of the tree at `root`, overflow runs included.
+pub(crate) fn free_tree(ctx: &mut Ctx<'_>, root: PageId) -> Result<()> {
+    if root == 0 {
+        return Ok(());
+    }
+    let mut stack = vec![(root, 0usize)];
+    while let Some((id, depth)) = stack.pop() {
+        if depth >= MAX_DEPTH {
+            return Err(StorageError::corrupted(
+                "tree deeper than any valid tree (a page cycle?)",
+            ));
+        }
+        let page = ctx.store.read_page(id)?;
+        let node = expect_node(&page, id)?;
+        for i in 0..node.count() {
+            if node.is_leaf() {
+                if let LeafValue::Overflow(r) = node.value(i) {
+                    ctx.free_overflow(&r);
+                }
+            } else {
+                stack.push((node.child(i), depth + 1));
+            }
+        }
+        ctx.free_page(id);
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The integrity check: walks every page reachable from a commit, verifying
+//! it against the bytes on disk, and accounts for every page of the file.
+
+use std::collections::HashSet;
+use std::ops::Bound::Unbounded;
+use std::sync::Arc;
+
+use super::catalog::TreeInfo;
+use super::cmp::{Comparator, bytewise};
+use super::cursor::MAX_DEPTH;
+use super::node::{LeafValue, Node, expect_node};
+use super::value::read_overflow;
+use crate::error::{Result, StorageError};
+use crate::page::{Allocator, PageId, PageStore};
+
+/// What an integrity check found (it fails with `Corrupted` otherwise).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Named trees.
+    pub trees: u64,
+    /// Entries across all trees.
+    pub entries: u64,
+    /// Pages reachable from the commit (trees, catalog, overflow runs).
+    pub reachable_pages: u64,
+    /// Pages in the file, the header page included.
+    pub file_pages: u64,
+}
+
+struct Walk<'a> {
+    store: &'a PageStore,
+    seen: HashSet<PageId>,
+    page_count: u64,
+}
+
+impl Walk<'_> {
+    fn mark(&mut self, page: PageId) -> Result<()> {
+        if page == 0 || page >= self.page_count {
+            return Err(StorageError::corrupted(format!(
+                "reference to page {page} outside the file"
+            )));
+        }
+        if !self.seen.insert(page) {
+            return Err(StorageError::corrupted(format!(
+                "page {page} is referenced twice"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Walks the subtree at `id`, whose keys must lie in `[lower, upper)`;
+    /// returns (entries, depth).
+    fn tree(
+        &mut self,
+        id: PageId,
+        cmp: Comparator,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+        depth: usize,
+    ) -> Result<(u64, usize)> {
+        if depth >= MAX_DEPTH {
+            return Err(StorageError::corrupted("tree too deep (a page cycle?)"));
+        }
+        self.mark(id)?;
+        let page = self.store.read_page_uncached(id)?;
+        let node = expect_node(&page, id)?;
+        for i in 0..node.count() {
+            let key = node.key(i);
+            let in_bounds = lower.is_none_or(|lo| cmp(lo, key).is_le())
+                && upper.is_none_or(|hi| cmp(key, hi).is_lt());
+            let ordered = i == 0 || cmp(node.key(i - 1), key).is_lt();
+            if !in_bounds || !ordered {
+                return Err(StorageError::corrupted(format!(
+                    "page {id}: key {i} out of order"
+                )));
+            }
+        }
+        if node.is_leaf() {
+            for i in 0..node.count() {
+                if let LeafValue::Overflow(r) = node.value(i) {
+                    for page in r.start..r.start + r.pages(self.store.page_size()) {
+                        self.mark(page)?;
+                    }
+                    read_overflow(self.store, &r)?;
+                }
+            }
+            return Ok((node.count() as u64, 1));
+        }
+        let (mut entries, mut child_depth) = (0, None);
+        for i in 0..node.count() {
+            // Every stored key is a true lower bound of its child (node.rs),
+            // and key 0 was checked against this node's own lower bound above.
+            let lo = Some(node.key(i));
+            let hi = if i + 1 < node.count() {
+                Some(node.key(i + 1))
+            } else {
+                upper
+            };
+            let (n, d) = self.tree(node.child(i), cmp, lo, hi, depth + 1)?;
+            if child_depth.is_some_and(|cd| cd != d) {
+                return Err(StorageError::corrupted(format!(
+                    "page {id}: leaves at different depths"
+                )));
+            }
+            child_depth = Some(d);
+            entries += n;
+        }
+        Ok((entries, child_depth.unwrap_or(0) + 1))
+    }
+}
+
+/// Checks the commit whose catalog is `catalog`, against the allocator's
+/// account of free pages and the durable free-list chain.
+pub(crate) fn run(
+    store: &Arc<PageStore>,
+    catalog: &TreeInfo,
+    alloc: &Allocator,
+    chain: &[PageId],
+    cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Comparator,
+) -> Result<Report> {
+    let page_count = alloc.page_count();
+    let mut walk = Walk {
+        store,
+        seen: HashSet::new(),
+        page_count,
+    };
+    let mut report = Report {
+        file_pages: page_count,
+        ..Report::default()
+    };
+    let mut trees = Vec::new();
+    if catalog.root != 0 {
+        let (n, _) = walk.tree(catalog.root, bytewise, None, None, 0)?;
+        if n != catalog.len {
+            return Err(StorageError::corrupted(format!(
+                "catalog holds {n} trees, its count says {}",
+                catalog.len
+            )));
+        }
+        let all = super::cursor::RangeIter::new(
+            store.clone(),
+            catalog.root,
+            bytewise,
+            Unbounded,
+            Unbounded,
+        )?;
+        for entry in all {
+            let entry = entry?;
+            trees.push((
+                entry.key().to_vec(),
+                TreeInfo::decode(entry.value().as_bytes())?,
+            ));
+        }
+    }
+    for (name, info) in &trees {
+        report.trees += 1;
+        if info.root == 0 {
+            if info.len != 0 {
+                return Err(StorageError::corrupted("empty tree with a nonzero count"));
+            }
+            continue;
+        }
+        let (n, _) = walk.tree(info.root, cmp_for(name, info), None, None, 0)?;
+        if n != info.len {
+            return Err(StorageError::corrupted(format!(
+                "tree {:?} holds {n} entries, its count says {}",
+                String::from_utf8_lossy(name),
+                info.len
+            )));
+        }
+        report.entries += n;
+    }
+    report.reachable_pages = walk.seen.len() as u64;
+    for &page in chain {
+        walk.mark(page)?;
+    }
+    for page in alloc.free_after_restart() {
+        if walk.seen.contains(&page) {
+            return Err(StorageError::corrupted(format!(
+                "page {page} is both free and in use"
+            )));
+        }
+        walk.seen.insert(page);
+    }
+    let leaked = (1..page_count).filter(|p| !walk.seen.contains(p)).count();
+    if leaked > 0 {
+        return Err(StorageError::corrupted(format!(
+            "{leaked} pages are neither in use nor free"
+        )));
+    }
+    Ok(report)
+}
+
+/// Levels from `root` down to the leaves (0 for an empty tree).
+pub(crate) fn height(store: &PageStore, mut root: PageId) -> Result<usize> {
+    let mut levels = 0;
+    while root != 0 {
+        levels += 1;
+        if levels > MAX_DEPTH {
+            return Err(StorageError::corrupted("tree too deep (a page cycle?)"));
+        }
+        let page = store.read_page(root)?;
+        let node = Node::new(&page);
+        root = if node.is_leaf() { 0 } else { node.child(0) };
+    }
+    Ok(levels)
+}

@@ -1,0 +1,313 @@
+//! Read paths over one immutable root: point lookups and double-ended range
+//! iteration.
+//!
+//! A cursor is the path from the root to a leaf entry, as `(page, index)`
+//! pairs. The tree under a root never changes, so two cursors in it compare by
+//! their index paths alone: a range is exhausted when the front cursor passes
+//! the back one, with no key comparisons while iterating.
+
+use std::marker::PhantomData;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::cmp::Comparator;
+use super::node::{Node, expect_node};
+use super::value::{ValueBytes, load};
+use crate::error::{Result, StorageError};
+use crate::page::{Page, PageId, PageStore};
+
+/// Deeper than any real tree (a 4 KiB-page tree of 2^64 keys is ~16 levels);
+/// a deeper walk means a cycle in a damaged file.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+fn too_deep() -> StorageError {
+    StorageError::corrupted("tree deeper than any valid tree (a page cycle?)")
+}
+
+/// Looks up `key` under `root` (0 = empty tree).
+pub(crate) fn get(
+    store: &PageStore,
+    root: PageId,
+    cmp: Comparator,
+    key: &[u8],
+) -> Result<Option<ValueBytes>> {
+    if root == 0 {
+        return Ok(None);
+    }
+    let mut page = store.read_page(root)?;
+    for _ in 0..MAX_DEPTH {
+        let node = expect_node(&page, root)?;
+        if node.is_leaf() {
+            return match node.search(key, cmp) {
+                Ok(i) => load(store, &page, node.value(i), node.inline_value_range(i)).map(Some),
+                Err(_) => Ok(None),
+            };
+        }
+        let child = node.child(node.child_index(key, cmp));
+        page = store.read_page(child)?;
+    }
+    Err(too_deep())
+}
+
+/// One entry yielded by a range: the key borrowed from its page, the value.
+#[derive(Clone)]
+pub struct TreeEntry {
+    page: Page,
+    index: usize,
+    value: ValueBytes,
+}
+
+impl TreeEntry {
+    /// The entry's key.
+    pub fn key(&self) -> &[u8] {
+        Node::new(&self.page).key(self.index)
+    }
+
+    /// The entry's value.
+    pub fn value(&self) -> &ValueBytes {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for TreeEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeEntry")
+            .field("key", &self.key())
+            .field("value", &self.value)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    First,
+    Last,
+}
+
+/// A root-to-leaf path; empty when exhausted.
+#[derive(Default)]
+struct Cursor {
+    path: Vec<(Page, usize)>,
+}
+
+impl Cursor {
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.path.iter().map(|(_, i)| *i)
+    }
+
+    /// Descends from `page` along its first or last children to a leaf.
+    fn descend(&mut self, store: &PageStore, mut id: PageId, edge: Edge) -> Result<()> {
+        loop {
+            if self.path.len() >= MAX_DEPTH {
+                return Err(too_deep());
+            }
+            let page = store.read_page(id)?;
+            let node = expect_node(&page, id)?;
+            let i = if edge == Edge::First {
+                0
+            } else {
+                node.count() - 1
+            };
+            let next = (!node.is_leaf()).then(|| node.child(i));
+            self.path.push((page, i));
+            match next {
+                Some(child) => id = child,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Positions on the first entry `>= key` (or `> key` when `exclusive`),
+    /// scanning forward, or the last entry `<= key` (`< key`) for `Edge::Last`.
+    fn seek(
+        &mut self,
+        store: &PageStore,
+        root: PageId,
+        cmp: Comparator,
+        key: &[u8],
+        exclusive: bool,
+        edge: Edge,
+    ) -> Result<()> {
+        let mut id = root;
+        loop {
+            if self.path.len() >= MAX_DEPTH {
+                return Err(too_deep());
+            }
+            let page = store.read_page(id)?;
+            let node = expect_node(&page, id)?;
+            if !node.is_leaf() {
+                let i = node.child_index(key, cmp);
+                id = node.child(i);
+                self.path.push((page, i));
+                continue;
+            }
+            // `at` is the index of the first entry past the bound going forward.
+            // Forward, the wanted entry is `at`; backward, it is `at - 1`.
+            let at = match node.search(key, cmp) {
+                Ok(i) => i + usize::from(exclusive == (edge == Edge::First)),
+                Err(i) => i,
+            };
+            let count = node.count();
+            self.path.push((page, 0));
+            return match edge {
+                Edge::First if at < count => self.set_leaf_index(at),
+                Edge::First => {
+                    self.set_leaf_index(count - 1)?;
+                    self.step(store, Edge::First)
+                }
+                Edge::Last if at > 0 => self.set_leaf_index(at - 1),
+                Edge::Last => self.step(store, Edge::Last),
+            };
+        }
+    }
+
+    fn set_leaf_index(&mut self, i: usize) -> Result<()> {
+        if let Some(top) = self.path.last_mut() {
+            top.1 = i;
+        }
+        Ok(())
+    }
+
+    /// Moves one entry forward (`Edge::First`) or backward (`Edge::Last`);
+    /// empties the path when it runs off the tree.
+    fn step(&mut self, store: &PageStore, direction: Edge) -> Result<()> {
+        while let Some((page, i)) = self.path.last_mut() {
+            let count = Node::new(page).count();
+            let moved = match direction {
+                Edge::First if *i + 1 < count => Some(*i + 1),
+                Edge::Last if *i > 0 => Some(*i - 1),
+                _ => None,
+            };
+            let Some(next) = moved else {
+                self.path.pop();
+                continue;
+            };
+            *i = next;
+            let node = Node::new(page);
+            if node.is_leaf() {
+                return Ok(());
+            }
+            let child = node.child(next);
+            return self.descend(store, child, direction);
+        }
+        Ok(())
+    }
+
+    fn entry(&self, store: &PageStore) -> Result<Option<TreeEntry>> {
+        let Some((page, index)) = self.path.last() else {
+            return Ok(None);
+        };
+        let node = Node::new(page);
+        let value = load(
+            store,
+            page,
+            node.value(*index),
+            node.inline_value_range(*index),
+        )?;
+        Ok(Some(TreeEntry {
+            page: page.clone(),
+            index: *index,
+            value,
+        }))
+    }
+}
+
+/// A double-ended iterator over the entries of one tree between two bounds.
+///
+/// It holds its pages by reference count, so it stays valid on its own; the
+/// lifetime `'a` ties it to a borrow when the root it walks belongs to an
+/// uncommitted writer, whose pages may be reused once the writer moves on.
+pub struct RangeIter<'a> {
+    store: Arc<PageStore>,
+    front: Cursor,
+    back: Cursor,
+    done: bool,
+    /// Keeps a snapshot's pages from being reused while the iterator lives.
+    pin: Option<super::store::Snapshot>,
+    _borrow: PhantomData<&'a ()>,
+}
+
+impl RangeIter<'_> {
+    pub(crate) fn new(
+        store: Arc<PageStore>,
+        root: PageId,
+        cmp: Comparator,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<Self> {
+        let mut front = Cursor::default();
+        let mut back = Cursor::default();
+        if root != 0 {
+            match lower {
+                Bound::Unbounded => front.descend(&store, root, Edge::First)?,
+                Bound::Included(k) => front.seek(&store, root, cmp, k, false, Edge::First)?,
+                Bound::Excluded(k) => front.seek(&store, root, cmp, k, true, Edge::First)?,
+            }
+            match upper {
+                Bound::Unbounded => back.descend(&store, root, Edge::Last)?,
+                Bound::Included(k) => back.seek(&store, root, cmp, k, false, Edge::Last)?,
+                Bound::Excluded(k) => back.seek(&store, root, cmp, k, true, Edge::Last)?,
+            }
+        }
+        let mut iter = Self {
+            store,
+            front,
+            back,
+            done: false,
+            pin: None,
+            _borrow: PhantomData,
+        };
+        iter.done = iter.crossed();
+        Ok(iter)
+    }
+
+    pub(crate) fn pin(&mut self, snapshot: super::store::Snapshot) {
+        self.pin = Some(snapshot);
+    }
+
+    /// Whether the front cursor has passed the back one (or either ran out).
+    fn crossed(&self) -> bool {
+        self.front.path.is_empty()
+            || self.back.path.is_empty()
+            || self.front.indices().gt(self.back.indices())
+    }
+
+    fn advance(&mut self, direction: Edge) -> Option<Result<TreeEntry>> {
+        if self.done {
+            return None;
+        }
+        let last = self.front.indices().eq(self.back.indices());
+        let cursor = if direction == Edge::First {
+            &mut self.front
+        } else {
+            &mut self.back
+        };
+        let entry = match cursor.entry(&self.store) {
+            Ok(entry) => entry?,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        if let Err(e) = cursor.step(&self.store, direction) {
+            self.done = true;
+            return Some(Err(e));
+        }
+        self.done = last || self.crossed();
+        Some(Ok(entry))
+    }
+}
+
+impl Iterator for RangeIter<'_> {
+    type Item = Result<TreeEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.advance(Edge::First)
+    }
+}
+
+impl DoubleEndedIterator for RangeIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.advance(Edge::Last)
+    }
+}

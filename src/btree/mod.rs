@@ -1,0 +1,20 @@
+//! Copy-on-write B+trees: node layouts, bulk apply, cursors, the catalog of
+//! named trees, and the store that commits and pins them.
+
+mod apply;
+mod catalog;
+mod check;
+mod cmp;
+mod cursor;
+mod node;
+mod store;
+mod value;
+
+pub use apply::Op;
+pub use catalog::TreeInfo;
+pub use check::Report;
+pub use cmp::{Comparator, bytewise};
+pub use cursor::{RangeIter, TreeEntry};
+pub use node::MAX_KEY_LEN;
+pub use store::{Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
+pub use value::{MAX_VALUE_LEN, ValueBytes};

@@ -1,0 +1,397 @@
+//! Leaf and branch node layouts, zero-copy views over them, and the packer
+//! that lays sorted entries out over as few pages as possible.
+//!
+//! ```text
+//! node page (after the common 16-byte page header; count = entries)
+//! offset        size  field
+//!     16   2*count    entry offsets from the page start, u16 each, in key order
+//!      -           -  entries, packed after the offsets
+//!
+//! leaf entry
+//!      0     2  key length k
+//!      2     4  value word: bit 31 set = overflow; else the inline value length v
+//!      6     k  key
+//!    6+k     v  inline value, or a 24-byte overflow reference:
+//!               first page u64, length u64, xxh3-64 of the value u64
+//!
+//! branch entry
+//!      0     8  child page
+//!      8     2  key length k
+//!     10     k  key: a lower bound of every key under the child, and greater
+//!               than every key under the previous child
+//! ```
+//!
+//! Search in a branch takes the last entry whose key is at most the target
+//! (the first entry when the target is below all keys). Nodes are never
+//! modified in place: a change rewrites the node to a new page.
+
+use crate::error::StorageError;
+use crate::page::{Page, PageId, PageKind};
+
+use super::cmp::Comparator;
+
+pub(crate) const NODE_HEADER_LEN: usize = 16;
+const OFFSET_LEN: usize = size_of::<u16>();
+const LEAF_ENTRY_HEADER: usize = size_of::<u16>() + size_of::<u32>();
+const BRANCH_ENTRY_HEADER: usize = size_of::<u64>() + size_of::<u16>();
+pub(crate) const OVERFLOW_REF_LEN: usize = 3 * size_of::<u64>();
+const OVERFLOW_FLAG: u32 = 1 << 31;
+
+/// The largest key, so that every entry fits a 4 KiB page with room to spare.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Values longer than this are stored in an overflow run of pages.
+pub(crate) const MAX_INLINE_VALUE: usize = 1024;
+
+/// Where a leaf entry's value lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LeafValue<'a> {
+    Inline(&'a [u8]),
+    Overflow(OverflowRef),
+}
+
+/// A value stored outside the leaf, in `pages` consecutive pages from `start`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OverflowRef {
+    pub(crate) start: PageId,
+    pub(crate) len: u64,
+    pub(crate) checksum: u64,
+}
+
+impl OverflowRef {
+    pub(crate) fn pages(&self, page_size: usize) -> u64 {
+        self.len.div_ceil(page_size as u64)
+    }
+}
+
+/// A read-only view of a verified leaf or branch page.
+#[derive(Clone, Copy)]
+pub(crate) struct Node<'a> {
+    page: &'a [u8],
+}
+
+fn u16_at(b: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([b[at], b[at + 1]]) as usize
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+impl<'a> Node<'a> {
+    /// REQUIRES: `page` passed [`validate`] (the page store runs it on load).
+    pub(crate) fn new(page: &'a [u8]) -> Self {
+        Self { page }
+    }
+
+    pub(crate) fn is_leaf(&self) -> bool {
+        crate::page::page_kind(self.page) == PageKind::Leaf
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        crate::page::page_count_field(self.page)
+    }
+
+    fn entry(&self, i: usize) -> usize {
+        u16_at(self.page, NODE_HEADER_LEN + i * OFFSET_LEN)
+    }
+
+    pub(crate) fn key(&self, i: usize) -> &'a [u8] {
+        let at = self.entry(i);
+        if self.is_leaf() {
+            let k = u16_at(self.page, at);
+            &self.page[at + LEAF_ENTRY_HEADER..at + LEAF_ENTRY_HEADER + k]
+        } else {
+            let k = u16_at(self.page, at + 8);
+            &self.page[at + BRANCH_ENTRY_HEADER..at + BRANCH_ENTRY_HEADER + k]
+        }
+    }
+
+    /// Leaf only.
+    pub(crate) fn value(&self, i: usize) -> LeafValue<'a> {
+        let at = self.entry(i);
+        let k = u16_at(self.page, at);
+        let word = u32_at(self.page, at + 2);
+        let body = at + LEAF_ENTRY_HEADER + k;
+        if word & OVERFLOW_FLAG != 0 {
+            LeafValue::Overflow(OverflowRef {
+                start: u64_at(self.page, body),
+                len: u64_at(self.page, body + 8),
+                checksum: u64_at(self.page, body + 16),
+            })
+        } else {
+            LeafValue::Inline(&self.page[body..body + word as usize])
+        }
+    }
+
+    /// The byte range of leaf entry `i`'s inline value within the page.
+    pub(crate) fn inline_value_range(&self, i: usize) -> Option<(usize, usize)> {
+        let at = self.entry(i);
+        let k = u16_at(self.page, at);
+        let word = u32_at(self.page, at + 2);
+        (word & OVERFLOW_FLAG == 0).then_some((at + LEAF_ENTRY_HEADER + k, word as usize))
+    }
+
+    /// Branch only.
+    pub(crate) fn child(&self, i: usize) -> PageId {
+        u64_at(self.page, self.entry(i))
+    }
+
+    /// The first index whose key is not less than `key` (`Ok` if equal).
+    pub(crate) fn search(&self, key: &[u8], cmp: Comparator) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.count());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match cmp(self.key(mid), key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    /// The child of a branch to descend into for `key`.
+    pub(crate) fn child_index(&self, key: &[u8], cmp: Comparator) -> usize {
+        match self.search(key, cmp) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        }
+    }
+}
+
+/// Checks that a node page's offsets and lengths stay inside the page, so the
+/// accessors above cannot index out of bounds even on a crafted file whose
+/// checksums pass. Runs once per page load.
+pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
+    let kind = crate::page::page_kind(page);
+    if kind == PageKind::FreeList {
+        return Ok(());
+    }
+    let node = Node::new(page);
+    let n = node.count();
+    if n == 0 {
+        return Err("empty node".into());
+    }
+    let data_start = NODE_HEADER_LEN + n * OFFSET_LEN;
+    if data_start > page.len() {
+        return Err(format!("{n} entries do not fit a page"));
+    }
+    for i in 0..n {
+        let at = node.entry(i);
+        let header = if kind == PageKind::Leaf {
+            LEAF_ENTRY_HEADER
+        } else {
+            BRANCH_ENTRY_HEADER
+        };
+        if at < data_start || at + header > page.len() {
+            return Err(format!("entry {i} offset {at} out of bounds"));
+        }
+        let end = if kind == PageKind::Leaf {
+            let k = u16_at(page, at);
+            let word = u32_at(page, at + 2);
+            let v = if word & OVERFLOW_FLAG != 0 {
+                OVERFLOW_REF_LEN
+            } else {
+                word as usize
+            };
+            at + header + k + v
+        } else {
+            at + header + u16_at(page, at + 8)
+        };
+        if end > page.len() {
+            return Err(format!("entry {i} runs past the page end"));
+        }
+    }
+    Ok(())
+}
+
+/// An entry about to be written into a node.
+pub(crate) trait Entry {
+    fn key(&self) -> &[u8];
+    /// Bytes the entry takes in a node, its offset slot included.
+    fn encoded_len(&self) -> usize;
+    fn encode(&self, out: &mut [u8]);
+}
+
+/// A leaf entry borrowed from an old page or from the batch being applied.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LeafEntry<'a> {
+    pub(crate) key: &'a [u8],
+    pub(crate) value: LeafValue<'a>,
+}
+
+impl Entry for LeafEntry<'_> {
+    fn key(&self) -> &[u8] {
+        self.key
+    }
+
+    fn encoded_len(&self) -> usize {
+        let v = match self.value {
+            LeafValue::Inline(v) => v.len(),
+            LeafValue::Overflow(_) => OVERFLOW_REF_LEN,
+        };
+        OFFSET_LEN + LEAF_ENTRY_HEADER + self.key.len() + v
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        let k = self.key.len();
+        out[..2].copy_from_slice(&(k as u16).to_le_bytes());
+        out[LEAF_ENTRY_HEADER..LEAF_ENTRY_HEADER + k].copy_from_slice(self.key);
+        let (head, body) = out.split_at_mut(LEAF_ENTRY_HEADER + k);
+        match self.value {
+            LeafValue::Inline(v) => {
+                head[2..6].copy_from_slice(&(v.len() as u32).to_le_bytes());
+                body[..v.len()].copy_from_slice(v);
+            }
+            LeafValue::Overflow(r) => {
+                head[2..6].copy_from_slice(&OVERFLOW_FLAG.to_le_bytes());
+                body[..8].copy_from_slice(&r.start.to_le_bytes());
+                body[8..16].copy_from_slice(&r.len.to_le_bytes());
+                body[16..24].copy_from_slice(&r.checksum.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// A branch entry; keys are owned because they come from rewritten children.
+#[derive(Clone, Debug)]
+pub(crate) struct BranchEntry {
+    pub(crate) key: Vec<u8>,
+    pub(crate) child: PageId,
+    /// Bytes the child uses if it was just written, `None` if unknown or if
+    /// it must not be merged again.
+    pub(crate) fill: Option<usize>,
+}
+
+impl Entry for BranchEntry {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn encoded_len(&self) -> usize {
+        OFFSET_LEN + BRANCH_ENTRY_HEADER + self.key.len()
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.child.to_le_bytes());
+        out[8..10].copy_from_slice(&(self.key.len() as u16).to_le_bytes());
+        out[BRANCH_ENTRY_HEADER..BRANCH_ENTRY_HEADER + self.key.len()].copy_from_slice(&self.key);
+    }
+}
+
+/// Splits `entries` into consecutive groups that each fit a page, using as
+/// few pages as possible and spreading the bytes evenly, so a rewrite never
+/// leaves a nearly empty last node.
+pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::Range<usize>> {
+    let capacity = page_size - NODE_HEADER_LEN;
+    let total: usize = entries.iter().map(Entry::encoded_len).sum();
+    let pages = total.div_ceil(capacity).max(1);
+    let target = total.div_ceil(pages);
+    let mut groups = Vec::with_capacity(pages);
+    let (mut start, mut used) = (0, 0);
+    for (i, e) in entries.iter().enumerate() {
+        let len = e.encoded_len();
+        if i > start && (used + len > capacity || used >= target) {
+            groups.push(start..i);
+            start = i;
+            used = 0;
+        }
+        used += len;
+    }
+    if start < entries.len() {
+        groups.push(start..entries.len());
+    }
+    groups
+}
+
+/// Encodes one node holding `entries` (which fit, per [`pack`]).
+pub(crate) fn encode<E: Entry>(
+    page_size: usize,
+    kind: PageKind,
+    entries: &[E],
+) -> (Vec<u8>, usize) {
+    let mut buf = crate::page::new_page(page_size, kind, entries.len() as u16);
+    let mut at = NODE_HEADER_LEN + entries.len() * OFFSET_LEN;
+    for (i, e) in entries.iter().enumerate() {
+        let slot = NODE_HEADER_LEN + i * OFFSET_LEN;
+        buf[slot..slot + 2].copy_from_slice(&(at as u16).to_le_bytes());
+        let len = e.encoded_len() - OFFSET_LEN;
+        e.encode(&mut buf[at..at + len]);
+        at += len;
+    }
+    (buf, at)
+}
+
+/// Reads a node page's verified view, or reports a non-node page.
+pub(crate) fn expect_node(page: &Page, id: PageId) -> Result<Node<'_>, StorageError> {
+    if crate::page::page_kind(page) == PageKind::FreeList {
+        return Err(StorageError::corrupted(format!(
+            "page {id} is a free-list page inside a tree"
+        )));
+    }
+    Ok(Node::new(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_round_trip_and_search() {
+        let keys: Vec<Vec<u8>> = (0u32..50).map(|i| (i * 2).to_be_bytes().to_vec()).collect();
+        let entries: Vec<LeafEntry> = keys
+            .iter()
+            .map(|k| LeafEntry {
+                key: k,
+                value: LeafValue::Inline(b"value"),
+            })
+            .collect();
+        let groups = pack(&entries, 4096);
+        assert_eq!(groups.len(), 1);
+        let (page, used) = encode(4096, PageKind::Leaf, &entries);
+        assert_eq!(used, NODE_HEADER_LEN + 50 * (2 + 6 + 4 + 5));
+        validate(&page).unwrap();
+        let node = Node::new(&page);
+        assert_eq!(node.count(), 50);
+        assert_eq!(node.value(7), LeafValue::Inline(b"value"));
+        let cmp = crate::btree::cmp::bytewise;
+        assert_eq!(node.search(&10u32.to_be_bytes(), cmp), Ok(5));
+        assert_eq!(node.search(&11u32.to_be_bytes(), cmp), Err(6));
+    }
+
+    #[test]
+    fn packing_spreads_bytes_evenly() {
+        let value = [7u8; 100];
+        let keys: Vec<[u8; 16]> = (0u128..100).map(|i| i.to_be_bytes()).collect();
+        let entries: Vec<LeafEntry> = keys
+            .iter()
+            .map(|k| LeafEntry {
+                key: k,
+                value: LeafValue::Inline(&value),
+            })
+            .collect();
+        let groups = pack(&entries, 4096);
+        // 100 entries of 124 bytes: 12 400 bytes need four 4 KiB pages.
+        assert_eq!(groups.len(), 4);
+        for g in &groups {
+            assert!(g.len() >= 24 && g.len() <= 32, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn validation_rejects_out_of_bounds_offsets() {
+        let entries = [LeafEntry {
+            key: b"k",
+            value: LeafValue::Inline(b"v"),
+        }];
+        let (mut page, _) = encode(4096, PageKind::Leaf, &entries);
+        page[NODE_HEADER_LEN..NODE_HEADER_LEN + 2].copy_from_slice(&4095u16.to_le_bytes());
+        assert!(validate(&page).is_err());
+    }
+}

@@ -1,0 +1,604 @@
+//! The tree store: named copy-on-write B+trees in one page file, pinned
+//! snapshots for readers, and a single writer with two ways to commit.
+//!
+//! # Thread safety
+//! [`TreeStore`] is shared freely. One [`TreeWriter`] exists at a time (it
+//! holds the writer lock); any number of [`Snapshot`]s read concurrently and
+//! never block the writer or each other beyond two short critical sections.
+//!
+//! Locks, and what each guards:
+//! - `Shared::writer`: the allocator, the committed catalog root, the durable
+//!   free-list chain; held by a `TreeWriter` for its whole life.
+//! - `Shared::published`: the newest commit readers may pin, and the count of
+//!   live snapshots per transaction. Taking a snapshot reads the commit and
+//!   registers the reader under this one lock, so the writer, which reads the
+//!   oldest reader under it after publishing, can never reuse a page a
+//!   half-registered reader is about to read.
+//!
+//! # Commits
+//! `non_durable_commit` publishes a new root in memory: readers see it,
+//! nothing is synced. `commit` does the same and then makes it durable with
+//! the slot protocol (`PageStore::commit_slot`). Transaction ids increase by
+//! one per commit of either kind.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::apply::{self, Ctx, Op, check_op};
+use super::catalog::TreeInfo;
+use super::cmp::{Comparator, bytewise};
+use super::cursor::{self, RangeIter};
+use super::node;
+use super::value::ValueBytes;
+use crate::error::{Result, StorageError};
+use crate::io::StorageBackend;
+use crate::page::freelist;
+use crate::page::{Allocator, PageId, PageStore, Slot, StoreOptions};
+
+/// Options for opening a [`TreeStore`].
+#[derive(Clone, Copy, Debug)]
+pub struct TreeStoreOptions {
+    /// Bytes of page cache.
+    pub cache_bytes: usize,
+}
+
+impl Default for TreeStoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 1 << 30,
+        }
+    }
+}
+
+impl TreeStoreOptions {
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            cache_bytes: self.cache_bytes,
+            validate: node::validate,
+            ..StoreOptions::default()
+        }
+    }
+}
+
+/// A published commit: what a snapshot pins.
+#[derive(Debug)]
+struct Commit {
+    txn: u64,
+    checkpoint_seq: u64,
+    catalog: TreeInfo,
+}
+
+#[derive(Debug)]
+struct Published {
+    commit: Arc<Commit>,
+    /// Live snapshots per pinned transaction.
+    readers: BTreeMap<u64, usize>,
+}
+
+struct WriterState {
+    alloc: Allocator,
+    /// The newest published commit.
+    txn: u64,
+    catalog: TreeInfo,
+    /// The newest durable commit.
+    durable: Slot,
+    /// Pages of the durable commit's free-list chain.
+    freelist_chain: Vec<PageId>,
+}
+
+struct Shared {
+    pages: Arc<PageStore>,
+    writer: Mutex<WriterState>,
+    published: Mutex<Published>,
+}
+
+impl Shared {
+    fn oldest_reader(&self) -> Option<u64> {
+        self.published.lock().readers.keys().next().copied()
+    }
+}
+
+/// Named copy-on-write B+trees in one page file. Cloning shares the store.
+#[derive(Clone)]
+pub struct TreeStore {
+    shared: Arc<Shared>,
+}
+
+impl TreeStore {
+    /// Writes a new, empty store over `backend` (its contents are discarded).
+    pub fn create(
+        backend: impl StorageBackend,
+        db_id: u128,
+        options: TreeStoreOptions,
+    ) -> Result<Self> {
+        let (pages, slot) = PageStore::create(Box::new(backend), options.store_options(), db_id)?;
+        Self::from_parts(pages, slot, Vec::new(), Vec::new())
+    }
+
+    /// Opens the newest durable commit of an existing store.
+    pub fn open(backend: impl StorageBackend, options: TreeStoreOptions) -> Result<Self> {
+        let (pages, slot) = PageStore::open(Box::new(backend), options.store_options())?;
+        if slot.catalog_root >= slot.page_count || slot.freelist_head >= slot.page_count {
+            return Err(StorageError::corrupted(
+                "commit slot points outside the file",
+            ));
+        }
+        let (free, chain) = freelist::read(&pages, slot.freelist_head, slot.page_count)?;
+        Self::from_parts(pages, slot, free, chain)
+    }
+
+    fn from_parts(
+        pages: PageStore,
+        slot: Slot,
+        free: Vec<u64>,
+        chain: Vec<PageId>,
+    ) -> Result<Self> {
+        let catalog = TreeInfo {
+            root: slot.catalog_root,
+            len: slot.catalog_len,
+            meta: Vec::new(),
+        };
+        let commit = Arc::new(Commit {
+            txn: slot.txn_id,
+            checkpoint_seq: slot.checkpoint_seq,
+            catalog: catalog.clone(),
+        });
+        let state = WriterState {
+            alloc: Allocator::new(slot.page_count, free, slot.txn_id),
+            txn: slot.txn_id,
+            catalog,
+            durable: slot,
+            freelist_chain: chain,
+        };
+        Ok(Self {
+            shared: Arc::new(Shared {
+                pages: Arc::new(pages),
+                writer: Mutex::new(state),
+                published: Mutex::new(Published {
+                    commit,
+                    readers: BTreeMap::new(),
+                }),
+            }),
+        })
+    }
+
+    /// The random id written into the header at creation.
+    pub fn db_id(&self) -> u128 {
+        self.shared.pages.db_id()
+    }
+
+    /// The newest durable commit's checkpoint sequence.
+    pub fn durable_checkpoint_seq(&self) -> u64 {
+        self.shared.writer.lock().durable.checkpoint_seq
+    }
+
+    /// The backend's first failure, if any: the store then refuses all work.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.pages.failure()
+    }
+
+    /// The backend under the store (for tests that inspect crash images).
+    pub fn backend(&self) -> &dyn StorageBackend {
+        self.shared.pages.backend()
+    }
+
+    /// Pins the newest published commit for reading.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut published = self.shared.published.lock();
+        let commit = published.commit.clone();
+        *published.readers.entry(commit.txn).or_insert(0) += 1;
+        Snapshot {
+            inner: Arc::new(SnapshotInner {
+                shared: self.shared.clone(),
+                commit,
+            }),
+        }
+    }
+
+    /// Takes the writer lock, waiting for the current writer to finish.
+    pub fn writer(&self) -> Result<TreeWriter<'_>> {
+        let state = self.shared.writer.lock();
+        if let Some(cause) = self.shared.pages.failure() {
+            return Err(StorageError::PreviousIo(cause));
+        }
+        let catalog = state.catalog.clone();
+        Ok(TreeWriter {
+            shared: &self.shared,
+            state,
+            catalog,
+            changes: BTreeMap::new(),
+            fresh: HashSet::new(),
+            retired: Vec::new(),
+        })
+    }
+
+    /// Allocator figures: `(pages in the file, pages free now)`.
+    pub fn page_counts(&self) -> (u64, usize) {
+        let state = self.shared.writer.lock();
+        (state.alloc.page_count(), state.alloc.free_count())
+    }
+
+    /// Verifies every page reachable from the newest commit against its
+    /// checksum, the key order of every tree (`cmp_for` names each tree's
+    /// comparator), the entry counts, and that every page is either reachable
+    /// or accounted free, exactly once.
+    pub fn check_integrity(
+        &self,
+        cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Comparator,
+    ) -> Result<super::check::Report> {
+        let state = self.shared.writer.lock();
+        super::check::run(
+            &self.shared.pages,
+            &state.catalog,
+            &state.alloc,
+            &state.freelist_chain,
+            cmp_for,
+        )
+    }
+
+    /// Levels from the root to the leaves of a tree (0 for an empty tree).
+    pub fn height(&self, tree: &TreeInfo) -> Result<usize> {
+        super::check::height(&self.shared.pages, tree.root)
+    }
+}
+
+struct SnapshotInner {
+    shared: Arc<Shared>,
+    commit: Arc<Commit>,
+}
+
+impl Drop for SnapshotInner {
+    fn drop(&mut self) {
+        let mut published = self.shared.published.lock();
+        if let Some(count) = published.readers.get_mut(&self.commit.txn) {
+            *count -= 1;
+            if *count == 0 {
+                published.readers.remove(&self.commit.txn);
+            }
+        }
+    }
+}
+
+/// A read view pinned on one commit: it never changes, and no page it can
+/// reach is reused while it (or an iterator made from it) lives.
+#[derive(Clone)]
+pub struct Snapshot {
+    inner: Arc<SnapshotInner>,
+}
+
+impl Snapshot {
+    /// The pinned commit's transaction id.
+    pub fn txn(&self) -> u64 {
+        self.inner.commit.txn
+    }
+
+    /// The pinned commit's checkpoint sequence (as of its last durable commit
+    /// or the value given to `commit`).
+    pub fn checkpoint_seq(&self) -> u64 {
+        self.inner.commit.checkpoint_seq
+    }
+
+    fn pages(&self) -> &Arc<PageStore> {
+        &self.inner.shared.pages
+    }
+
+    /// The named tree, if it exists in this commit.
+    pub fn tree(&self, name: &[u8]) -> Result<Option<TreeInfo>> {
+        lookup_tree(self.pages(), &self.inner.commit.catalog, name)
+    }
+
+    /// Every tree, in name order.
+    pub fn list_trees(&self) -> Result<Vec<(Vec<u8>, TreeInfo)>> {
+        list_trees(self.pages(), &self.inner.commit.catalog)
+    }
+
+    /// The value under `key` in `tree`.
+    pub fn get(&self, tree: &TreeInfo, cmp: Comparator, key: &[u8]) -> Result<Option<ValueBytes>> {
+        cursor::get(self.pages(), tree.root, cmp, key)
+    }
+
+    /// Entries of `tree` between two bounds, in either direction.
+    pub fn range(
+        &self,
+        tree: &TreeInfo,
+        cmp: Comparator,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<RangeIter<'static>> {
+        let mut iter = RangeIter::new(self.pages().clone(), tree.root, cmp, lower, upper)?;
+        iter.pin(self.clone());
+        Ok(iter)
+    }
+}
+
+fn lookup_tree(pages: &PageStore, catalog: &TreeInfo, name: &[u8]) -> Result<Option<TreeInfo>> {
+    cursor::get(pages, catalog.root, bytewise, name)?
+        .map(|bytes| TreeInfo::decode(bytes.as_bytes()))
+        .transpose()
+}
+
+fn list_trees(pages: &Arc<PageStore>, catalog: &TreeInfo) -> Result<Vec<(Vec<u8>, TreeInfo)>> {
+    RangeIter::new(
+        pages.clone(),
+        catalog.root,
+        bytewise,
+        Bound::Unbounded,
+        Bound::Unbounded,
+    )?
+    .map(|entry| {
+        let entry = entry?;
+        Ok((
+            entry.key().to_vec(),
+            TreeInfo::decode(entry.value().as_bytes())?,
+        ))
+    })
+    .collect()
+}
+
+/// The single writer. Changes are private until [`non_durable_commit`]
+/// or [`commit`]; dropping the writer without committing aborts them.
+///
+/// [`non_durable_commit`]: TreeWriter::non_durable_commit
+/// [`commit`]: TreeWriter::commit
+pub struct TreeWriter<'a> {
+    shared: &'a Shared,
+    state: MutexGuard<'a, WriterState>,
+    /// The catalog as of the last commit; `changes` go on top at commit.
+    catalog: TreeInfo,
+    /// Trees created, changed (`Some`) or deleted (`None`) since the last commit.
+    changes: BTreeMap<Vec<u8>, Option<TreeInfo>>,
+    fresh: HashSet<PageId>,
+    retired: Vec<PageId>,
+}
+
+impl TreeWriter<'_> {
+    /// The transaction id the next commit will get.
+    pub fn next_txn(&self) -> u64 {
+        self.state.txn + 1
+    }
+
+    /// The named tree as this writer sees it.
+    pub fn tree(&self, name: &[u8]) -> Result<Option<TreeInfo>> {
+        match self.changes.get(name) {
+            Some(change) => Ok(change.clone()),
+            None => lookup_tree(&self.shared.pages, &self.catalog, name),
+        }
+    }
+
+    /// Every tree as this writer sees it, in name order.
+    pub fn list_trees(&self) -> Result<Vec<(Vec<u8>, TreeInfo)>> {
+        let mut trees: BTreeMap<Vec<u8>, TreeInfo> = list_trees(&self.shared.pages, &self.catalog)?
+            .into_iter()
+            .collect();
+        for (name, change) in &self.changes {
+            match change {
+                Some(info) => trees.insert(name.clone(), info.clone()),
+                None => trees.remove(name),
+            };
+        }
+        Ok(trees.into_iter().collect())
+    }
+
+    /// Creates an empty tree with `meta` unless it exists; returns the tree.
+    pub fn create_tree(&mut self, name: &[u8], meta: &[u8]) -> Result<TreeInfo> {
+        check_op(name, None)?;
+        if let Some(info) = self.tree(name)? {
+            return Ok(info);
+        }
+        let info = TreeInfo {
+            meta: meta.to_vec(),
+            ..TreeInfo::default()
+        };
+        self.changes.insert(name.to_vec(), Some(info.clone()));
+        Ok(info)
+    }
+
+    /// Deletes a tree and frees its pages; returns whether it existed.
+    pub fn delete_tree(&mut self, name: &[u8]) -> Result<bool> {
+        let Some(info) = self.tree(name)? else {
+            return Ok(false);
+        };
+        let mut ctx = self.ctx(bytewise);
+        apply::free_tree(&mut ctx, info.root)?;
+        self.changes.insert(name.to_vec(), None);
+        Ok(true)
+    }
+
+    /// Renames a tree; returns whether `from` existed.
+    /// REQUIRES: no tree named `to` exists.
+    pub fn rename_tree(&mut self, from: &[u8], to: &[u8]) -> Result<bool> {
+        check_op(to, None)?;
+        let Some(info) = self.tree(from)? else {
+            return Ok(false);
+        };
+        debug_assert!(self.tree(to)?.is_none(), "rename target exists");
+        self.changes.insert(from.to_vec(), None);
+        self.changes.insert(to.to_vec(), Some(info));
+        Ok(true)
+    }
+
+    fn ctx(&mut self, cmp: Comparator) -> Ctx<'_> {
+        Ctx {
+            store: &self.shared.pages,
+            alloc: &mut self.state.alloc,
+            fresh: &mut self.fresh,
+            retired: &mut self.retired,
+            cmp,
+            len_delta: 0,
+        }
+    }
+
+    /// Applies a batch of puts and deletes to the tree `name` (created with
+    /// empty metadata if missing) in one pass.
+    ///
+    /// REQUIRES: `ops` sorted by `cmp` with unique keys; `cmp` is the tree's
+    /// comparator.
+    pub fn apply(&mut self, name: &[u8], cmp: Comparator, ops: &[Op<'_>]) -> Result<()> {
+        for &(key, value) in ops {
+            check_op(key, value)?;
+        }
+        let mut info = self.create_tree(name, &[])?;
+        let mut ctx = self.ctx(cmp);
+        info.root = apply::apply(&mut ctx, info.root, ops)?;
+        let delta = ctx.len_delta;
+        info.len = info
+            .len
+            .checked_add_signed(delta)
+            .ok_or_else(|| StorageError::corrupted("tree entry count underflow"))?;
+        self.changes.insert(name.to_vec(), Some(info));
+        Ok(())
+    }
+
+    /// Inserts one entry; returns the previous value.
+    pub fn insert(
+        &mut self,
+        name: &[u8],
+        cmp: Comparator,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Option<ValueBytes>> {
+        check_op(key, Some(value))?;
+        let old = self.get(name, cmp, key)?;
+        self.apply(name, cmp, &[(key, Some(value))])?;
+        Ok(old)
+    }
+
+    /// Removes one entry; returns its value.
+    pub fn remove(
+        &mut self,
+        name: &[u8],
+        cmp: Comparator,
+        key: &[u8],
+    ) -> Result<Option<ValueBytes>> {
+        let old = self.get(name, cmp, key)?;
+        if old.is_some() {
+            self.apply(name, cmp, &[(key, None)])?;
+        }
+        Ok(old)
+    }
+
+    /// The value under `key` as this writer sees it.
+    pub fn get(&self, name: &[u8], cmp: Comparator, key: &[u8]) -> Result<Option<ValueBytes>> {
+        match self.tree(name)? {
+            Some(info) => cursor::get(&self.shared.pages, info.root, cmp, key),
+            None => Ok(None),
+        }
+    }
+
+    /// Entries of a tree as this writer sees it, between two bounds.
+    pub fn range(
+        &self,
+        name: &[u8],
+        cmp: Comparator,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<RangeIter<'_>> {
+        let root = self.tree(name)?.map_or(0, |info| info.root);
+        RangeIter::new(self.shared.pages.clone(), root, cmp, lower, upper)
+    }
+
+    /// Publishes the changes to new snapshots without syncing anything;
+    /// returns the commit's transaction id.
+    pub fn non_durable_commit(mut self) -> Result<u64> {
+        self.publish(None)
+    }
+
+    /// Publishes the changes and makes them, and every earlier commit,
+    /// durable, recording `checkpoint_seq` in the commit slot; returns the
+    /// commit's transaction id.
+    pub fn commit(mut self, checkpoint_seq: u64) -> Result<u64> {
+        let txn = self.publish(Some(checkpoint_seq))?;
+        self.make_durable(txn, checkpoint_seq)?;
+        Ok(txn)
+    }
+
+    /// Discards every change since the last commit.
+    pub fn abort(self) {}
+
+    fn publish(&mut self, checkpoint_seq: Option<u64>) -> Result<u64> {
+        let changes = std::mem::take(&mut self.changes);
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
+            .into_iter()
+            .map(|(name, info)| (name, info.map(|i| i.encode())))
+            .collect();
+        let ops: Vec<Op<'_>> = encoded
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        let mut catalog = self.catalog.clone();
+        let mut ctx = self.ctx(bytewise);
+        catalog.root = apply::apply(&mut ctx, catalog.root, &ops)?;
+        let delta = ctx.len_delta;
+        catalog.len = catalog
+            .len
+            .checked_add_signed(delta)
+            .ok_or_else(|| StorageError::corrupted("catalog count underflow"))?;
+
+        let txn = self.state.txn + 1;
+        let retired = std::mem::take(&mut self.retired);
+        self.state.alloc.retire(txn, retired);
+        self.fresh.clear();
+        self.state.txn = txn;
+        self.state.catalog = catalog.clone();
+        self.catalog = catalog.clone();
+        let checkpoint_seq = checkpoint_seq.unwrap_or(self.state.durable.checkpoint_seq);
+        self.shared.published.lock().commit = Arc::new(Commit {
+            txn,
+            checkpoint_seq,
+            catalog,
+        });
+        let oldest = self.shared.oldest_reader();
+        self.state.alloc.reclaim(oldest);
+        Ok(txn)
+    }
+
+    /// The durable half of `commit`: free list, then the slot protocol.
+    fn make_durable(&mut self, txn: u64, checkpoint_seq: u64) -> Result<()> {
+        let pages = &self.shared.pages;
+        let state = &mut *self.state;
+        // The previous durable commit's free list is garbage once this one is
+        // durable, like any page this commit stopped referencing.
+        let old_chain = std::mem::take(&mut state.freelist_chain);
+        state.alloc.retire(txn, old_chain);
+        state.alloc.reclaim(self.shared.oldest_reader());
+        state.alloc.trim_tail();
+        // Allocate the chain first, so its pages are not listed as free.
+        let need =
+            freelist::pages_needed(pages.page_size(), state.alloc.free_after_restart().len());
+        let chain: Vec<PageId> = (0..need).map(|_| state.alloc.alloc()).collect();
+        let free = state.alloc.free_after_restart();
+        let head = freelist::write(pages, &chain, &free)?;
+        let slot = Slot {
+            txn_id: txn,
+            checkpoint_seq,
+            catalog_root: state.catalog.root,
+            catalog_len: state.catalog.len,
+            freelist_head: head,
+            page_count: state.alloc.page_count(),
+        };
+        pages.commit_slot(&slot)?;
+        state.durable = slot;
+        state.freelist_chain = chain;
+        state.alloc.mark_durable(txn);
+        state.alloc.reclaim(self.shared.oldest_reader());
+        let wanted = slot.page_count * pages.page_size() as u64;
+        if pages.file_len()? > wanted {
+            // Only free pages lie past the page count, so a crash either side
+            // of this resize leaves a valid file.
+            pages.set_page_count(slot.page_count)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TreeWriter<'_> {
+    fn drop(&mut self) {
+        // Abort: pages written since the last commit were never published.
+        for page in self.fresh.drain() {
+            self.state.alloc.release_unpublished(page);
+        }
+    }
+}

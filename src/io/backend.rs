@@ -1,0 +1,61 @@
+use std::io;
+
+/// Random-access byte storage under the page store: a file, a memory buffer, or a
+/// crash simulator.
+///
+/// # Thread safety
+/// Implementations are shared between the writer and any number of readers, so
+/// every method takes `&self`. Reads may run concurrently with writes to *other*
+/// ranges; the page store never reads a range while it is being written (a page
+/// is written only while no snapshot can reach it).
+///
+/// # Durability contract
+/// Bytes passed to [`write`](Self::write) may be lost, torn (a prefix survives) or
+/// survive a crash until a later [`sync_data`](Self::sync_data) returns `Ok`. A
+/// failed call leaves the backend in an unknown state: callers must not retry
+/// (see the fsync-failure literature), and the page store latches the first
+/// error so that every later call fails too.
+pub trait StorageBackend: Send + Sync + 'static {
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Whether the storage holds no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Fills `buf` from `offset`. Reading past the end is an error
+    /// ([`io::ErrorKind::UnexpectedEof`]).
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// Writes all of `data` at `offset`, growing the storage if needed.
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+
+    /// Grows (zero-filled) or shrinks the storage to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// Makes every completed `write` and `set_len` durable.
+    fn sync_data(&self) -> io::Result<()>;
+}
+
+impl<B: StorageBackend + ?Sized> StorageBackend for Box<B> {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read(offset, buf)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        (**self).write(offset, data)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        (**self).set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        (**self).sync_data()
+    }
+}

@@ -1,0 +1,107 @@
+use std::io;
+
+use parking_lot::Mutex;
+
+use super::StorageBackend;
+
+/// Makes a backend's first failure sticky.
+///
+/// After any call fails, every later call fails with an error naming the first
+/// cause, and nothing more reaches the inner backend. This is the page store's
+/// half of the "never retry a failed write or fsync" invariant: after a failed
+/// `fsync` the kernel may already have dropped the dirty pages, so a retry that
+/// succeeds would claim durability for data that is gone. The WAL journal
+/// latches its own log files the same way.
+#[derive(Debug)]
+pub(crate) struct LatchedBackend<B> {
+    inner: B,
+    /// The first failure, as `(kind, message)`; `None` while healthy.
+    failed: Mutex<Option<(io::ErrorKind, String)>>,
+}
+
+impl<B: StorageBackend> LatchedBackend<B> {
+    pub(crate) fn new(inner: B) -> Self {
+        Self {
+            inner,
+            failed: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The first failure's description, if the backend has failed.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failed.lock().as_ref().map(|(_, msg)| msg.clone())
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match &*self.failed.lock() {
+            None => Ok(()),
+            Some((kind, msg)) => Err(io::Error::new(
+                *kind,
+                format!("storage refused: an earlier operation failed ({msg})"),
+            )),
+        }
+    }
+
+    fn guard<T>(&self, what: &str, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            let mut failed = self.failed.lock();
+            if failed.is_none() {
+                *failed = Some((e.kind(), format!("{what}: {e}")));
+            }
+        }
+        result
+    }
+}
+
+impl<B: StorageBackend> StorageBackend for LatchedBackend<B> {
+    fn len(&self) -> io::Result<u64> {
+        self.check()?;
+        self.guard("len", self.inner.len())
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.check()?;
+        // A short read is a property of the data (a truncated file), not of the
+        // device: it is reported but does not latch.
+        self.inner.read(offset, buf)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check()?;
+        self.guard("write", self.inner.write(offset, data))
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check()?;
+        self.guard("set_len", self.inner.set_len(len))
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.check()?;
+        self.guard("sync_data", self.inner.sync_data())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::CrashBackend;
+
+    #[test]
+    fn first_failure_is_sticky() {
+        let crash = CrashBackend::new();
+        crash.fail_op(1, io::ErrorKind::Other);
+        let latched = LatchedBackend::new(crash);
+        latched.write(0, b"ok").unwrap();
+        let first = latched.sync_data().unwrap_err();
+        assert!(first.to_string().contains("injected"));
+        // The inner backend would accept this write; the latch refuses it.
+        let later = latched.write(0, b"again").unwrap_err();
+        assert!(later.to_string().contains("earlier operation failed"));
+        assert!(latched.failure().unwrap().contains("sync_data"));
+    }
+}

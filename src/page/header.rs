@@ -1,0 +1,233 @@
+//! The file header and its two commit slots, all in page 0.
+//!
+//! ```text
+//! page 0                                       (all integers little-endian)
+//! offset  size  field
+//!      0     8  magic "SLUICEDB"
+//!      8     4  format version (FORMAT_VERSION)
+//!     12     4  page size in bytes
+//!     16    16  database id (random; WAL segments carry it too)
+//!     32     8  xxh3-64 of bytes 0..32
+//!   1024    64  commit slot 0
+//!   2048    64  commit slot 1
+//!
+//! commit slot
+//!      0     8  transaction id of the commit
+//!      8     8  checkpoint_seq: WAL records at or below it are in the tree
+//!     16     8  catalog tree root page (0 = empty catalog)
+//!     24     8  number of trees in the catalog
+//!     32     8  first page of the free-page list (0 = none)
+//!     40     8  page count: pages at or above it are not part of the database
+//!     48     8  reserved, zero
+//!     56     8  xxh3-64 of bytes 0..56, seeded with the slot's index
+//! ```
+//!
+//! The header is written once, when the file is created. A commit rewrites only
+//! the slot that is *not* current; the current slot is the valid one with the
+//! higher transaction id. The slots sit in separate 512-byte sectors so that a
+//! torn slot write cannot touch the other slot. See `design/format.md` for the
+//! commit protocol and its crash cases.
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::error::{Result, StorageError};
+
+pub(crate) const MAGIC: [u8; 8] = *b"SLUICEDB";
+/// The on-disk format this build writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+const VERSION_OFFSET: usize = MAGIC.len();
+const PAGE_SIZE_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
+const DB_ID_OFFSET: usize = PAGE_SIZE_OFFSET + size_of::<u32>();
+const HEADER_CHECKSUM_OFFSET: usize = DB_ID_OFFSET + size_of::<u128>();
+pub(crate) const HEADER_LEN: usize = HEADER_CHECKSUM_OFFSET + size_of::<u64>();
+
+/// Byte offset of each commit slot in page 0.
+pub(crate) const SLOT_OFFSETS: [usize; 2] = [1024, 2048];
+pub(crate) const SLOT_LEN: usize = 8 * size_of::<u64>();
+const SLOT_CHECKSUM_OFFSET: usize = SLOT_LEN - size_of::<u64>();
+
+/// The smallest page size that holds the header and both slots.
+pub(crate) const MIN_PAGE_SIZE: usize = 4096;
+
+/// The immutable part of page 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) page_size: u32,
+    pub(crate) db_id: u128,
+}
+
+impl Header {
+    pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut buf = [0u8; HEADER_LEN];
+        buf[..VERSION_OFFSET].copy_from_slice(&MAGIC);
+        buf[VERSION_OFFSET..PAGE_SIZE_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        buf[PAGE_SIZE_OFFSET..DB_ID_OFFSET].copy_from_slice(&self.page_size.to_le_bytes());
+        buf[DB_ID_OFFSET..HEADER_CHECKSUM_OFFSET].copy_from_slice(&self.db_id.to_le_bytes());
+        let sum = xxh3_64(&buf[..HEADER_CHECKSUM_OFFSET]);
+        buf[HEADER_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+        buf
+    }
+
+    /// Parses the header, distinguishing a foreign file, a newer format and a
+    /// damaged header, each with its own message.
+    pub(crate) fn decode(buf: &[u8]) -> Result<Self> {
+        let Some(buf) = buf.get(..HEADER_LEN) else {
+            return Err(StorageError::corrupted(
+                "file too short for a sluicedb header",
+            ));
+        };
+        if buf[..VERSION_OFFSET] != MAGIC {
+            return Err(StorageError::corrupted(
+                "not a sluicedb database (bad magic number)",
+            ));
+        }
+        let sum = u64_at(buf, HEADER_CHECKSUM_OFFSET);
+        if sum != xxh3_64(&buf[..HEADER_CHECKSUM_OFFSET]) {
+            return Err(StorageError::corrupted("file header checksum mismatch"));
+        }
+        let version = u32::from_le_bytes(
+            buf[VERSION_OFFSET..PAGE_SIZE_OFFSET]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        if version != FORMAT_VERSION {
+            return Err(StorageError::corrupted(format!(
+                "format version {version} is not supported by this build (it reads version {FORMAT_VERSION})"
+            )));
+        }
+        let page_size = u32::from_le_bytes(
+            buf[PAGE_SIZE_OFFSET..DB_ID_OFFSET]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        if (page_size as usize) < MIN_PAGE_SIZE
+            || !page_size.is_power_of_two()
+            || page_size > 1 << 20
+        {
+            return Err(StorageError::corrupted(format!(
+                "invalid page size {page_size}"
+            )));
+        }
+        let db_id = u128::from_le_bytes(
+            buf[DB_ID_OFFSET..HEADER_CHECKSUM_OFFSET]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        Ok(Self { page_size, db_id })
+    }
+}
+
+/// One commit: everything needed to find the database as of a durable commit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) txn_id: u64,
+    pub(crate) checkpoint_seq: u64,
+    pub(crate) catalog_root: u64,
+    pub(crate) catalog_len: u64,
+    pub(crate) freelist_head: u64,
+    pub(crate) page_count: u64,
+}
+
+impl Slot {
+    pub(crate) fn encode(&self, index: usize) -> [u8; SLOT_LEN] {
+        let mut buf = [0u8; SLOT_LEN];
+        let fields = [
+            self.txn_id,
+            self.checkpoint_seq,
+            self.catalog_root,
+            self.catalog_len,
+            self.freelist_head,
+            self.page_count,
+            0,
+        ];
+        for (i, field) in fields.iter().enumerate() {
+            buf[i * 8..i * 8 + 8].copy_from_slice(&field.to_le_bytes());
+        }
+        let sum = xxh3_64_with_seed(&buf[..SLOT_CHECKSUM_OFFSET], index as u64);
+        buf[SLOT_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+        buf
+    }
+
+    /// The slot at `index`, or `None` if its checksum fails (never written, torn,
+    /// or damaged).
+    pub(crate) fn decode(buf: &[u8], index: usize) -> Option<Self> {
+        let buf = buf.get(..SLOT_LEN)?;
+        let sum = u64_at(buf, SLOT_CHECKSUM_OFFSET);
+        if sum != xxh3_64_with_seed(&buf[..SLOT_CHECKSUM_OFFSET], index as u64) {
+            return None;
+        }
+        Some(Self {
+            txn_id: u64_at(buf, 0),
+            checkpoint_seq: u64_at(buf, 8),
+            catalog_root: u64_at(buf, 16),
+            catalog_len: u64_at(buf, 24),
+            freelist_head: u64_at(buf, 32),
+            page_count: u64_at(buf, 40),
+        })
+    }
+}
+
+/// Reads a little-endian u64 at `offset`; callers have checked the length.
+pub(crate) fn u64_at(buf: &[u8], offset: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&buf[offset..offset + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let header = Header {
+            page_size: 4096,
+            db_id: 0xDEAD_BEEF_0123,
+        };
+        let bytes = header.encode();
+        assert_eq!(Header::decode(&bytes).unwrap(), header);
+        for bit in 0..HEADER_LEN * 8 {
+            let mut damaged = bytes;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(Header::decode(&damaged).is_err(), "bit {bit} flip accepted");
+        }
+        assert!(Header::decode(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn newer_version_is_named_in_the_error() {
+        let mut bytes = Header {
+            page_size: 4096,
+            db_id: 1,
+        }
+        .encode();
+        bytes[VERSION_OFFSET..PAGE_SIZE_OFFSET].copy_from_slice(&7u32.to_le_bytes());
+        let sum = xxh3_64(&bytes[..HEADER_CHECKSUM_OFFSET]);
+        bytes[HEADER_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+        let err = Header::decode(&bytes).unwrap_err().to_string();
+        assert!(err.contains("format version 7"), "{err}");
+    }
+
+    #[test]
+    fn slot_round_trips_and_is_bound_to_its_index() {
+        let slot = Slot {
+            txn_id: 9,
+            checkpoint_seq: 77,
+            catalog_root: 3,
+            catalog_len: 2,
+            freelist_head: 5,
+            page_count: 12,
+        };
+        let bytes = slot.encode(1);
+        assert_eq!(Slot::decode(&bytes, 1), Some(slot));
+        assert_eq!(
+            Slot::decode(&bytes, 0),
+            None,
+            "a slot copied to the other index"
+        );
+        let mut torn = bytes;
+        torn[40..].fill(0);
+        assert_eq!(Slot::decode(&torn, 1), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! The page store: a file of fixed-size, checksummed pages behind a header with
+//! two commit slots, a page cache, and the allocator that decides when a freed
+//! page may be written again.
+
+mod allocator;
+mod cache;
+pub(crate) mod freelist;
+mod header;
+mod store;
+
+pub(crate) use allocator::Allocator;
+pub(crate) use header::Slot;
+pub(crate) use store::{
+    Page, PageId, PageKind, PageStore, StoreOptions, new_page, page_count_field, page_kind,
+};

@@ -1,0 +1,313 @@
+//! Page I/O: checksummed fixed-size pages, the header, and the slot commit.
+//!
+//! ```text
+//! every page except page 0 and overflow runs     (integers little-endian)
+//! offset  size  field
+//!      0     8  xxh3-64 of bytes 8..page_size, seeded with the page id
+//!      8     1  kind (PageKind)
+//!      9     1  reserved, zero
+//!     10     2  entry count
+//!     12     4  reserved, zero
+//!     16     -  kind-specific body
+//! ```
+//!
+//! Seeding the checksum with the page id also catches a page written to the
+//! wrong place. A never-written (zero) page fails its checksum.
+
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::cache::PageCache;
+use super::header::{HEADER_LEN, Header, MIN_PAGE_SIZE, SLOT_LEN, SLOT_OFFSETS, Slot};
+use crate::error::{Result, StorageError};
+use crate::io::{LatchedBackend, StorageBackend};
+
+/// A page number; page `n` starts at byte `n * page_size`. Page 0 is the
+/// header, so 0 doubles as "no page".
+pub(crate) type PageId = u64;
+
+/// An immutable, verified page image, shared by the cache and its readers.
+pub(crate) type Page = Arc<[u8]>;
+
+pub(crate) const PAGE_HEADER_LEN: usize = 16;
+const KIND_OFFSET: usize = 8;
+const COUNT_OFFSET: usize = 10;
+
+/// What a page holds, from its byte 8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum PageKind {
+    Leaf = 1,
+    Branch = 2,
+    FreeList = 3,
+}
+
+impl PageKind {
+    fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            1 => Some(Self::Leaf),
+            2 => Some(Self::Branch),
+            3 => Some(Self::FreeList),
+            _ => None,
+        }
+    }
+}
+
+/// A fresh page buffer with its kind and count set.
+pub(crate) fn new_page(page_size: usize, kind: PageKind, count: u16) -> Vec<u8> {
+    let mut buf = vec![0u8; page_size];
+    buf[KIND_OFFSET] = kind as u8;
+    buf[COUNT_OFFSET..COUNT_OFFSET + 2].copy_from_slice(&count.to_le_bytes());
+    buf
+}
+
+pub(crate) fn page_kind(page: &[u8]) -> PageKind {
+    // Verified at read time (`PageStore::read_page`).
+    PageKind::from_byte(page[KIND_OFFSET]).unwrap_or(PageKind::Leaf)
+}
+
+pub(crate) fn page_count_field(page: &[u8]) -> usize {
+    u16::from_le_bytes([page[COUNT_OFFSET], page[COUNT_OFFSET + 1]]) as usize
+}
+
+/// Tuning for a page store.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreOptions {
+    pub(crate) page_size: usize,
+    pub(crate) cache_bytes: usize,
+    /// Structural check of a page's body, run once when a page is loaded
+    /// from storage (the layer above owns the node layouts).
+    pub(crate) validate: fn(&[u8]) -> Result<(), String>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            page_size: MIN_PAGE_SIZE,
+            cache_bytes: 1 << 30,
+            validate: |_| Ok(()),
+        }
+    }
+}
+
+/// Thread safety: all methods take `&self`; the cache and the backend are
+/// internally synchronized. Writes of pages are only issued by the single tree
+/// writer, to pages no reader can reach (see `allocator.rs`).
+pub(crate) struct PageStore {
+    backend: LatchedBackend<Box<dyn StorageBackend>>,
+    header: Header,
+    page_size: usize,
+    cache: PageCache,
+    validate: fn(&[u8]) -> Result<(), String>,
+    /// Index of the slot holding the newest durable commit; the next commit
+    /// writes the other one. Guarded so concurrent `commit_slot` calls (which
+    /// the writer lock already prevents) could not interleave.
+    current_slot: Mutex<usize>,
+}
+
+impl PageStore {
+    /// Writes a new, empty database image: the header and an empty commit in
+    /// slot 0 (transaction 0, no trees, one page), then syncs.
+    pub(crate) fn create(
+        backend: Box<dyn StorageBackend>,
+        options: StoreOptions,
+        db_id: u128,
+    ) -> Result<(Self, Slot)> {
+        let page_size = options.page_size;
+        let header = Header {
+            page_size: page_size as u32,
+            db_id,
+        };
+        let slot = Slot {
+            page_count: 1,
+            ..Slot::default()
+        };
+        let mut page0 = vec![0u8; page_size];
+        page0[..HEADER_LEN].copy_from_slice(&header.encode());
+        page0[SLOT_OFFSETS[0]..SLOT_OFFSETS[0] + SLOT_LEN].copy_from_slice(&slot.encode(0));
+        let backend = LatchedBackend::new(backend);
+        backend.set_len(0)?;
+        backend.write(0, &page0)?;
+        backend.sync_data()?;
+        let store = Self::with_header(backend, header, options, 0);
+        Ok((store, slot))
+    }
+
+    /// Opens an existing image at its newest valid commit slot.
+    pub(crate) fn open(
+        backend: Box<dyn StorageBackend>,
+        options: StoreOptions,
+    ) -> Result<(Self, Slot)> {
+        let backend = LatchedBackend::new(backend);
+        let len = backend.len()?;
+        let mut page0 = vec![0u8; MIN_PAGE_SIZE.min(len as usize)];
+        backend.read(0, &mut page0)?;
+        let header = Header::decode(&page0)?;
+        if len < MIN_PAGE_SIZE as u64 {
+            return Err(StorageError::corrupted(
+                "file truncated inside its header page",
+            ));
+        }
+        let slots: Vec<(usize, Slot)> = SLOT_OFFSETS
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &at)| Slot::decode(&page0[at..], i).map(|slot| (i, slot)))
+            .filter(|(_, slot)| slot.page_count >= 1)
+            .collect();
+        let Some(&(index, slot)) = slots.iter().max_by_key(|(_, slot)| slot.txn_id) else {
+            return Err(StorageError::corrupted("both commit slots are damaged"));
+        };
+        let store = Self::with_header(backend, header, options, index);
+        Ok((store, slot))
+    }
+
+    fn with_header(
+        backend: LatchedBackend<Box<dyn StorageBackend>>,
+        header: Header,
+        options: StoreOptions,
+        current_slot: usize,
+    ) -> Self {
+        let page_size = header.page_size as usize;
+        Self {
+            backend,
+            header,
+            page_size,
+            cache: PageCache::new(options.cache_bytes, page_size),
+            validate: options.validate,
+            current_slot: Mutex::new(current_slot),
+        }
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    pub(crate) fn db_id(&self) -> u128 {
+        self.header.db_id
+    }
+
+    /// The first failure of the backend, if it has failed (it then refuses all
+    /// further work).
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.backend.failure()
+    }
+
+    pub(crate) fn backend(&self) -> &dyn StorageBackend {
+        self.backend.inner().as_ref()
+    }
+
+    fn offset(&self, id: PageId) -> u64 {
+        id * self.page_size as u64
+    }
+
+    /// The page `id`, verified against its checksum.
+    pub(crate) fn read_page(&self, id: PageId) -> Result<Page> {
+        if let Some(page) = self.cache.get(id) {
+            return Ok(page);
+        }
+        let page = self.read_page_uncached(id)?;
+        self.cache.insert(id, page.clone());
+        Ok(page)
+    }
+
+    /// Reads and verifies a page without touching the cache (integrity checks
+    /// use this so they see the bytes on disk).
+    pub(crate) fn read_page_uncached(&self, id: PageId) -> Result<Page> {
+        if id == 0 {
+            return Err(StorageError::corrupted(
+                "a tree points at page 0 (the header)",
+            ));
+        }
+        let mut buf = vec![0u8; self.page_size];
+        self.backend
+            .read(self.offset(id), &mut buf)
+            .map_err(|e| read_error(e, format!("page {id} lies beyond the end of the file")))?;
+        let stored = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
+        if stored != xxh3_64_with_seed(&buf[8..], id) {
+            return Err(StorageError::corrupted(format!(
+                "page {id} checksum mismatch"
+            )));
+        }
+        if PageKind::from_byte(buf[KIND_OFFSET]).is_none() {
+            return Err(StorageError::corrupted(format!(
+                "page {id} has an unknown kind"
+            )));
+        }
+        (self.validate)(&buf)
+            .map_err(|msg| StorageError::corrupted(format!("page {id}: {msg}")))?;
+        Ok(Page::from(buf))
+    }
+
+    /// Seals `buf` with its checksum, writes it (no sync), and caches it.
+    ///
+    /// REQUIRES: no live snapshot and no durable commit can reach page `id`
+    /// (the allocator's invariant).
+    pub(crate) fn write_page(&self, id: PageId, mut buf: Vec<u8>) -> Result<Page> {
+        debug_assert_eq!(buf.len(), self.page_size);
+        let sum = xxh3_64_with_seed(&buf[8..], id);
+        buf[..8].copy_from_slice(&sum.to_le_bytes());
+        self.backend.write(self.offset(id), &buf)?;
+        let page = Page::from(buf);
+        self.cache.insert(id, page.clone());
+        Ok(page)
+    }
+
+    /// Writes raw bytes over the run of pages starting at `start` (overflow
+    /// values; their checksum lives in the referencing leaf). Same REQUIRES as
+    /// [`write_page`](Self::write_page).
+    pub(crate) fn write_run(&self, start: PageId, data: &[u8]) -> Result<()> {
+        self.backend.write(self.offset(start), data)?;
+        Ok(())
+    }
+
+    pub(crate) fn read_run(&self, start: PageId, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.backend
+            .read(self.offset(start), &mut buf)
+            .map_err(|e| {
+                read_error(
+                    e,
+                    format!("overflow run at page {start} lies beyond the end of the file"),
+                )
+            })?;
+        Ok(buf)
+    }
+
+    /// The durable commit protocol's second half. The caller has written every
+    /// page `slot` reaches. This syncs them, writes `slot` into the slot that
+    /// is not current, and syncs again; only when that returns is the commit
+    /// durable. A crash before the second sync completes leaves the old slot
+    /// current (the new one is absent, torn, or valid with a higher id, each of
+    /// which is a consistent commit because its pages were synced first).
+    pub(crate) fn commit_slot(&self, slot: &Slot) -> Result<()> {
+        let mut current = self.current_slot.lock();
+        let next = 1 - *current;
+        self.backend.sync_data()?;
+        self.backend
+            .write(SLOT_OFFSETS[next] as u64, &slot.encode(next))?;
+        self.backend.sync_data()?;
+        *current = next;
+        Ok(())
+    }
+
+    /// Resizes the file to `pages` pages (only ever over free pages).
+    pub(crate) fn set_page_count(&self, pages: u64) -> Result<()> {
+        self.backend.set_len(self.offset(pages))?;
+        Ok(())
+    }
+
+    pub(crate) fn file_len(&self) -> Result<u64> {
+        Ok(self.backend.len()?)
+    }
+}
+
+fn read_error(e: io::Error, eof_message: String) -> StorageError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        StorageError::Corrupted(eof_message)
+    } else {
+        StorageError::Io(e)
+    }
+}
