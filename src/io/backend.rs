@@ -59,3 +59,25 @@ impl<B: StorageBackend + ?Sized> StorageBackend for Box<B> {
         (**self).sync_data()
     }
 }
+
+impl<B: StorageBackend + ?Sized> StorageBackend for std::sync::Arc<B> {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read(offset, buf)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        (**self).write(offset, data)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        (**self).set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        (**self).sync_data()
+    }
+}

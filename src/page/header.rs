@@ -44,7 +44,8 @@ pub(crate) const HEADER_LEN: usize = HEADER_CHECKSUM_OFFSET + size_of::<u64>();
 
 /// Byte offset of each commit slot in page 0.
 pub(crate) const SLOT_OFFSETS: [usize; 2] = [1024, 2048];
-pub(crate) const SLOT_LEN: usize = 8 * size_of::<u64>();
+/// Eight u64 fields.
+pub(crate) const SLOT_LEN: usize = size_of::<[u64; 8]>();
 const SLOT_CHECKSUM_OFFSET: usize = SLOT_LEN - size_of::<u64>();
 
 /// The smallest page size that holds the header and both slots.

@@ -1,0 +1,86 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use sluicedb::btree::{Snapshot, TreeInfo, TreeStore, TreeWriter};
+
+/// Keys are little-endian u16s ordered numerically: a comparator that
+/// disagrees with byte order, so any place that forgets it shows up.
+pub fn numeric(a: &[u8], b: &[u8]) -> Ordering {
+    let n = |x: &[u8]| u16::from_le_bytes([x[0], x[1]]);
+    n(a).cmp(&n(b))
+}
+
+pub fn key(k: u16) -> [u8; 2] {
+    k.to_le_bytes()
+}
+
+pub type Model = BTreeMap<u16, Vec<u8>>;
+
+pub const TREE: &[u8] = b"numbers";
+
+/// The whole tree as a snapshot sees it, checked against its reported length.
+pub fn read_all(snapshot: &Snapshot) -> Model {
+    let Some(info) = snapshot.tree(TREE).unwrap() else {
+        return Model::new();
+    };
+    let model = collect(snapshot, &info, Bound::Unbounded, Bound::Unbounded);
+    assert_eq!(
+        model.len() as u64,
+        info.len(),
+        "tree length disagrees with its entries"
+    );
+    model
+}
+
+pub fn collect(snapshot: &Snapshot, info: &TreeInfo, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Model {
+    snapshot
+        .range(info, numeric, lo, hi)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                u16::from_le_bytes([e.key()[0], e.key()[1]]),
+                e.value().as_bytes().to_vec(),
+            )
+        })
+        .collect()
+}
+
+pub fn writer_read_all(writer: &TreeWriter<'_>) -> Model {
+    writer
+        .range(TREE, numeric, Bound::Unbounded, Bound::Unbounded)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                u16::from_le_bytes([e.key()[0], e.key()[1]]),
+                e.value().as_bytes().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Runs the integrity check with the test comparator for every tree.
+pub fn check(store: &TreeStore) -> sluicedb::btree::Report {
+    store
+        .check_integrity(&|name, _| {
+            if name == TREE {
+                numeric
+            } else {
+                sluicedb::btree::bytewise
+            }
+        })
+        .unwrap()
+}
+
+/// A value of `len` bytes derived from `seed`.
+pub fn value(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
+        .collect()
+}

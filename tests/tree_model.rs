@@ -1,0 +1,237 @@
+//! Property test: random operations on the B+tree against a `BTreeMap` model,
+//! with commits of both kinds, aborts, pinned snapshots, range reads in both
+//! directions, simulated crashes and reopens.
+
+mod common;
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use common::{Model, TREE, check, key, numeric, read_all, value, writer_read_all};
+use proptest::prelude::*;
+use sluicedb::btree::{Snapshot, TreeStore, TreeStoreOptions};
+use sluicedb::io::{CrashBackend, TearMode};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(u16, u16),
+    Remove(u16),
+    /// A sorted batch: puts and deletes over a key range.
+    Batch(u16, u16, bool),
+    NonDurableCommit,
+    DurableCommit,
+    Abort,
+    TakeSnapshot,
+    DropSnapshot,
+    Range(u16, u16, bool, bool),
+    CrashAndReopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        20 => (0u16..600, 0u16..1200).prop_map(|(k, v)| Op::Insert(k, v)),
+        8 => (0u16..600).prop_map(Op::Remove),
+        4 => (0u16..600, 1u16..200, any::<bool>()).prop_map(|(a, n, d)| Op::Batch(a, n, d)),
+        3 => Just(Op::NonDurableCommit),
+        3 => Just(Op::DurableCommit),
+        2 => Just(Op::Abort),
+        2 => Just(Op::TakeSnapshot),
+        1 => Just(Op::DropSnapshot),
+        3 => (0u16..600, 0u16..600, any::<bool>(), any::<bool>()).prop_map(|(a, b, i, r)| Op::Range(a, b, i, r)),
+        1 => Just(Op::CrashAndReopen),
+    ]
+}
+
+/// Value lengths span inline values and overflow runs (over 1 KiB).
+fn value_for(k: u16, v: u16) -> Vec<u8> {
+    let len = if v % 97 == 0 {
+        1500 + v as usize * 7
+    } else {
+        (v % 180) as usize
+    };
+    value(u64::from(k) << 16 | u64::from(v), len)
+}
+
+struct Harness {
+    backend: Arc<CrashBackend>,
+    store: TreeStore,
+    crashes: u64,
+    /// Uncommitted changes, as the writer should see them.
+    working: Model,
+    published: Model,
+    durable: Model,
+    snapshots: Vec<(Snapshot, Model)>,
+}
+
+impl Harness {
+    fn run_all(&mut self, mut ops: &[Op]) {
+        while !ops.is_empty() {
+            let done = self.run(ops);
+            ops = &ops[done..];
+        }
+    }
+
+    /// Runs `ops` up to and including the first crash; returns how many ran.
+    fn run(&mut self, ops: &[Op]) -> usize {
+        let store = self.store.clone();
+        let mut writer = Some(store.writer().unwrap());
+        for (index, op) in ops.iter().enumerate() {
+            let w = writer.as_mut().unwrap();
+            match op {
+                Op::Insert(k, v) => {
+                    let v = value_for(*k, *v);
+                    let old = w.insert(TREE, numeric, &key(*k), &v).unwrap();
+                    assert_eq!(old.map(|o| o.into_vec()), self.working.insert(*k, v));
+                }
+                Op::Remove(k) => {
+                    let old = w.remove(TREE, numeric, &key(*k)).unwrap();
+                    assert_eq!(old.map(|o| o.into_vec()), self.working.remove(k));
+                }
+                Op::Batch(start, n, delete_odd) => {
+                    let keys: Vec<u16> = (*start..start.saturating_add(*n)).collect();
+                    let encoded: Vec<([u8; 2], Option<Vec<u8>>)> = keys
+                        .iter()
+                        .map(|&k| {
+                            (
+                                key(k),
+                                (!(*delete_odd && k % 2 == 1)).then(|| value_for(k, k ^ 0x55)),
+                            )
+                        })
+                        .collect();
+                    let batch: Vec<(&[u8], Option<&[u8]>)> = encoded
+                        .iter()
+                        .map(|(k, v)| (&k[..], v.as_deref()))
+                        .collect();
+                    w.apply(TREE, numeric, &batch).unwrap();
+                    for (&k, (_, v)) in keys.iter().zip(&encoded) {
+                        match v {
+                            Some(v) => self.working.insert(k, v.clone()),
+                            None => self.working.remove(&k),
+                        };
+                    }
+                }
+                Op::NonDurableCommit | Op::DurableCommit | Op::Abort => {
+                    let w = writer.take().unwrap();
+                    match op {
+                        Op::NonDurableCommit => {
+                            w.non_durable_commit().unwrap();
+                        }
+                        Op::DurableCommit => {
+                            w.commit(7).unwrap();
+                            self.durable = self.working.clone();
+                        }
+                        _ => {
+                            w.abort();
+                            self.working = self.published.clone();
+                        }
+                    }
+                    if !matches!(op, Op::Abort) {
+                        self.published = self.working.clone();
+                    }
+                    check(&store);
+                    writer = Some(store.writer().unwrap());
+                }
+                Op::TakeSnapshot => self
+                    .snapshots
+                    .push((store.snapshot(), self.published.clone())),
+                Op::DropSnapshot => {
+                    if !self.snapshots.is_empty() {
+                        self.snapshots.remove(0);
+                    }
+                }
+                Op::Range(a, b, inclusive, reverse) => {
+                    let snapshot = store.snapshot();
+                    let Some(info) = snapshot.tree(TREE).unwrap() else {
+                        continue;
+                    };
+                    let (ka, kb) = (key(*a), key(*b));
+                    let hi = if *inclusive {
+                        Bound::Included(&kb[..])
+                    } else {
+                        Bound::Excluded(&kb[..])
+                    };
+                    let iter = snapshot
+                        .range(&info, numeric, Bound::Included(&ka[..]), hi)
+                        .unwrap();
+                    let got: Vec<u16> = if *reverse {
+                        iter.rev()
+                            .map(|e| u16::from_le_bytes(e.unwrap().key().try_into().unwrap()))
+                            .collect()
+                    } else {
+                        iter.map(|e| u16::from_le_bytes(e.unwrap().key().try_into().unwrap()))
+                            .collect()
+                    };
+                    let mut want: Vec<u16> = if a > b || (a == b && !inclusive) {
+                        Vec::new()
+                    } else {
+                        let hi = if *inclusive {
+                            Bound::Included(*b)
+                        } else {
+                            Bound::Excluded(*b)
+                        };
+                        self.published
+                            .range((Bound::Included(*a), hi))
+                            .map(|(k, _)| *k)
+                            .collect()
+                    };
+                    if *reverse {
+                        want.reverse();
+                    }
+                    assert_eq!(got, want);
+                }
+                Op::CrashAndReopen => {
+                    drop(writer.take());
+                    self.snapshots.clear();
+                    // No commit is in flight, so whatever happens to the unsynced
+                    // writes (all to free pages) the durable commit survives.
+                    self.crashes += 1;
+                    let image = self.backend.crash_image(TearMode::Random(self.crashes));
+                    self.backend = Arc::new(CrashBackend::from_bytes(image));
+                    self.store =
+                        TreeStore::open(self.backend.clone(), TreeStoreOptions::default()).unwrap();
+                    check(&self.store);
+                    assert_eq!(
+                        read_all(&self.store.snapshot()),
+                        self.durable,
+                        "reopen lost or invented data"
+                    );
+                    self.working = self.durable.clone();
+                    self.published = self.durable.clone();
+                    return index + 1;
+                }
+            }
+            if let Some(w) = writer.as_ref() {
+                if matches!(op, Op::Insert(..) | Op::Batch(..)) && self.working.len() < 64 {
+                    assert_eq!(writer_read_all(w), self.working);
+                }
+            }
+            for (snapshot, model) in &self.snapshots {
+                if matches!(op, Op::DurableCommit | Op::NonDurableCommit) {
+                    assert_eq!(&read_all(snapshot), model, "a pinned snapshot changed");
+                }
+            }
+        }
+        drop(writer);
+        assert_eq!(read_all(&self.store.snapshot()), self.published);
+        ops.len()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn tree_matches_model(ops in proptest::collection::vec(op(), 1..300)) {
+        let backend = Arc::new(CrashBackend::new());
+        let store = TreeStore::create(backend.clone(), 1, TreeStoreOptions::default()).unwrap();
+        let mut h = Harness {
+            backend,
+            store,
+            crashes: 0,
+            working: Model::new(),
+            published: Model::new(),
+            durable: Model::new(),
+            snapshots: Vec::new(),
+        };
+        h.run_all(&ops);
+    }
+}
