@@ -235,3 +235,48 @@ proptest! {
         h.run_all(&ops);
     }
 }
+
+/// Keys near the 1 KiB limit give branches a fan-out of about four, so a few
+/// hundred keys build a tree five or six levels deep: root splits and
+/// collapses at every height, and merges of under-full branches.
+fn long_key(k: u16) -> Vec<u8> {
+    let mut key = vec![b'k'; 1000];
+    key.extend_from_slice(&k.to_be_bytes());
+    key
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #[test]
+    fn deep_trees_match_model(ops in proptest::collection::vec((0u16..400, any::<bool>(), 0u8..8), 1..400)) {
+        use sluicedb::btree::bytewise;
+        let store = TreeStore::create(CrashBackend::new(), 1, TreeStoreOptions::default()).unwrap();
+        let mut model = std::collections::BTreeMap::new();
+        let mut w = store.writer().unwrap();
+        for (i, (k, put, commit)) in ops.iter().enumerate() {
+            if *put {
+                w.insert(b"deep", bytewise, &long_key(*k), &[*commit; 40]).unwrap();
+                model.insert(long_key(*k), vec![*commit; 40]);
+            } else {
+                w.remove(b"deep", bytewise, &long_key(*k)).unwrap();
+                model.remove(&long_key(*k));
+            }
+            if *commit == 0 || i + 1 == ops.len() {
+                w.commit(0).unwrap();
+                store.check_integrity(&|_, _| bytewise).unwrap();
+                let snap = store.snapshot();
+                let got: Vec<(Vec<u8>, Vec<u8>)> = match snap.tree(b"deep").unwrap() {
+                    None => Vec::new(),
+                    Some(info) => snap
+                        .range(&info, bytewise, Bound::Unbounded, Bound::Unbounded)
+                        .unwrap()
+                        .map(|e| { let e = e.unwrap(); (e.key().to_vec(), e.value().as_bytes().to_vec()) })
+                        .collect(),
+                };
+                let want: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
+                prop_assert_eq!(got, want);
+                w = store.writer().unwrap();
+            }
+        }
+    }
+}

@@ -24,7 +24,7 @@ use super::node::{
 };
 use super::value::MAX_VALUE_LEN;
 use crate::error::{Result, StorageError};
-use crate::page::{Allocator, Page, PageId, PageKind, PageStore};
+use crate::page::{Allocator, Page, PageId, PageStore};
 
 /// One operation of a batch: put `key` to `Some(value)`, or delete it.
 pub type Op<'a> = (&'a [u8], Option<&'a [u8]>);
@@ -97,13 +97,13 @@ impl Ctx<'_> {
         })
     }
 
-    /// Writes `entries` as one or more nodes of `kind`.
-    fn write_nodes<E: Entry>(&mut self, kind: PageKind, entries: &[E]) -> Result<Children> {
+    /// Writes `entries` as one or more nodes at `level` (0 = leaves).
+    fn write_nodes<E: Entry>(&mut self, level: u8, entries: &[E]) -> Result<Children> {
         let page_size = self.store.page_size();
         let mut out = Vec::new();
         for group in pack(entries, page_size) {
             let entries = &entries[group];
-            let (buf, used) = encode(page_size, kind, entries);
+            let (buf, used) = encode(page_size, level, entries);
             let id = self.alloc_page();
             self.store.write_page(id, buf)?;
             out.push(BranchEntry {
@@ -123,36 +123,29 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, root: PageId, ops: &[Op<'_>]) -> Result<P
     if ops.is_empty() {
         return Ok(root);
     }
-    let mut level = if root == 0 {
-        let mut entries = Vec::new();
-        let mut values = Vec::new();
+    // `level` lists the nodes that replace the root, all at `height`.
+    let (mut level, mut height) = if root == 0 {
+        let mut entries = Vec::with_capacity(ops.len());
         for &(key, value) in ops {
             if let Some(v) = value {
-                values.push(leaf_value(ctx, v)?);
-                entries.push(key);
+                entries.push(LeafEntry {
+                    key,
+                    value: leaf_value(ctx, v)?,
+                });
             }
         }
-        let entries: Vec<LeafEntry> = entries
-            .into_iter()
-            .zip(values.iter())
-            .map(|(key, v)| LeafEntry {
-                key,
-                value: v.as_leaf_value(),
-            })
-            .collect();
         ctx.len_delta += entries.len() as i64;
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        ctx.write_nodes(PageKind::Leaf, &entries)?
+        (ctx.write_nodes(0, &entries)?, 0)
     } else {
+        let root_level = Node::new(&ctx.store.read_page(root)?).level();
         match apply_node(ctx, root, ops, 0)? {
             Outcome::Unchanged => return Ok(root),
-            Outcome::Replaced(children) => children,
+            Outcome::Replaced(children) => (children, root_level),
         }
     };
     while level.len() > 1 {
-        level = ctx.write_nodes(PageKind::Branch, &level)?;
+        height += 1;
+        level = ctx.write_nodes(height, &level)?;
     }
     let Some(top) = level.pop() else {
         return Ok(0);
@@ -174,27 +167,13 @@ fn collapse(ctx: &mut Ctx<'_>, mut root: PageId) -> Result<PageId> {
     }
 }
 
-/// A value as it will be stored: inline bytes borrowed from the batch, or an
-/// overflow run already written.
-enum NewValue<'a> {
-    Inline(&'a [u8]),
-    Overflow(OverflowRef),
-}
-
-impl NewValue<'_> {
-    fn as_leaf_value(&self) -> LeafValue<'_> {
-        match self {
-            NewValue::Inline(v) => LeafValue::Inline(v),
-            NewValue::Overflow(r) => LeafValue::Overflow(*r),
-        }
-    }
-}
-
-fn leaf_value<'a>(ctx: &mut Ctx<'_>, value: &'a [u8]) -> Result<NewValue<'a>> {
+/// The stored form of a put's value: inline bytes borrowed from the batch, or
+/// an overflow run written now.
+fn leaf_value<'a>(ctx: &mut Ctx<'_>, value: &'a [u8]) -> Result<LeafValue<'a>> {
     if value.len() <= MAX_INLINE_VALUE {
-        Ok(NewValue::Inline(value))
+        Ok(LeafValue::Inline(value))
     } else {
-        ctx.write_overflow(value).map(NewValue::Overflow)
+        ctx.write_overflow(value).map(LeafValue::Overflow)
     }
 }
 
@@ -207,7 +186,14 @@ fn apply_node(ctx: &mut Ctx<'_>, id: PageId, ops: &[Op<'_>], depth: usize) -> Re
     let page = ctx.store.read_page(id)?;
     let node = expect_node(&page, id)?;
     let outcome = if node.is_leaf() {
-        apply_leaf(ctx, node, ops)?
+        // Only a root is a leaf reached this way; leaves under a branch are
+        // merged in runs by `apply_leaf_parent`.
+        match merge_leaves(ctx, &[id], &[ops])? {
+            Some(children) => Outcome::Replaced(children),
+            None => Outcome::Unchanged,
+        }
+    } else if node.level() == 1 {
+        apply_leaf_parent(ctx, node, ops)?
     } else {
         apply_branch(ctx, node, ops, depth)?
     };
@@ -217,66 +203,11 @@ fn apply_node(ctx: &mut Ctx<'_>, id: PageId, ops: &[Op<'_>], depth: usize) -> Re
     Ok(outcome)
 }
 
-fn apply_leaf(ctx: &mut Ctx<'_>, node: Node<'_>, ops: &[Op<'_>]) -> Result<Outcome> {
-    let cmp = ctx.cmp;
+/// Splits `ops` among the children of a branch: child `i` gets the keys below
+/// the key of child `i + 1`.
+fn partition<'o, 'a>(node: Node<'_>, cmp: Comparator, mut ops: &'o [Op<'a>]) -> Vec<&'o [Op<'a>]> {
     let count = node.count();
-    // New values first (overflow runs written), so entries can borrow them.
-    let mut values: Vec<Option<NewValue>> = Vec::with_capacity(ops.len());
-    for &(_, value) in ops {
-        values.push(value.map(|v| leaf_value(ctx, v)).transpose()?);
-    }
-    let mut merged: Vec<LeafEntry> = Vec::with_capacity(count + ops.len());
-    let mut changed = false;
-    let (mut i, mut j) = (0, 0);
-    while i < count || j < ops.len() {
-        let order = match (i < count, j < ops.len()) {
-            (true, true) => cmp(node.key(i), ops[j].0),
-            (true, false) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        if order.is_lt() {
-            merged.push(LeafEntry {
-                key: node.key(i),
-                value: node.value(i),
-            });
-            i += 1;
-            continue;
-        }
-        if order.is_eq() {
-            // The old value is replaced or deleted either way.
-            if let LeafValue::Overflow(r) = node.value(i) {
-                ctx.free_overflow(&r);
-            }
-            i += 1;
-            ctx.len_delta -= 1;
-            changed = true;
-        }
-        if let Some(value) = &values[j] {
-            merged.push(LeafEntry {
-                key: ops[j].0,
-                value: value.as_leaf_value(),
-            });
-            ctx.len_delta += 1;
-            changed = true;
-        }
-        j += 1;
-    }
-    if !changed {
-        return Ok(Outcome::Unchanged);
-    }
-    Ok(Outcome::Replaced(ctx.write_nodes(PageKind::Leaf, &merged)?))
-}
-
-fn apply_branch(
-    ctx: &mut Ctx<'_>,
-    node: Node<'_>,
-    mut ops: &[Op<'_>],
-    depth: usize,
-) -> Result<Outcome> {
-    let cmp = ctx.cmp;
-    let count = node.count();
-    let mut children: Children = Vec::with_capacity(count + 4);
-    let mut changed = false;
+    let mut parts = Vec::with_capacity(count);
     for i in 0..count {
         let take = if i + 1 < count {
             let bound = node.key(i + 1);
@@ -285,39 +216,167 @@ fn apply_branch(
             ops.len()
         };
         let (mine, rest) = ops.split_at(take);
+        parts.push(mine);
         ops = rest;
+    }
+    parts
+}
+
+fn kept(node: Node<'_>, i: usize) -> BranchEntry {
+    BranchEntry {
+        key: node.key(i).to_vec(),
+        child: node.child(i),
+        fill: None,
+    }
+}
+
+fn apply_branch(
+    ctx: &mut Ctx<'_>,
+    node: Node<'_>,
+    ops: &[Op<'_>],
+    depth: usize,
+) -> Result<Outcome> {
+    let mut children: Children = Vec::with_capacity(node.count() + 4);
+    let mut changed = false;
+    for (i, mine) in partition(node, ctx.cmp, ops).into_iter().enumerate() {
         let outcome = if mine.is_empty() {
             Outcome::Unchanged
         } else {
             apply_node(ctx, node.child(i), mine, depth + 1)?
         };
         match outcome {
-            Outcome::Unchanged => children.push(BranchEntry {
-                key: node.key(i).to_vec(),
-                child: node.child(i),
-                fill: None,
-            }),
+            Outcome::Unchanged => children.push(kept(node, i)),
             Outcome::Replaced(new) => {
                 children.extend(new);
                 changed = true;
             }
         }
     }
+    finish_branch(ctx, children, changed, node.level())
+}
+
+/// A branch whose children are leaves: each run of consecutive leaves that
+/// receive operations is merged and repacked as one sequence, so a batch
+/// that touches many neighbouring leaves leaves them full rather than split
+/// in halves.
+fn apply_leaf_parent(ctx: &mut Ctx<'_>, node: Node<'_>, ops: &[Op<'_>]) -> Result<Outcome> {
+    let parts = partition(node, ctx.cmp, ops);
+    let mut children: Children = Vec::with_capacity(node.count() + 4);
+    let mut changed = false;
+    let mut i = 0;
+    while i < parts.len() {
+        if parts[i].is_empty() {
+            children.push(kept(node, i));
+            i += 1;
+            continue;
+        }
+        let run_end = (i..parts.len())
+            .find(|&j| parts[j].is_empty())
+            .unwrap_or(parts.len());
+        let ids: Vec<PageId> = (i..run_end).map(|j| node.child(j)).collect();
+        match merge_leaves(ctx, &ids, &parts[i..run_end])? {
+            Some(new) => {
+                for &id in &ids {
+                    ctx.free_page(id);
+                }
+                children.extend(new);
+                changed = true;
+            }
+            None => children.extend((i..run_end).map(|j| kept(node, j))),
+        }
+        i = run_end;
+    }
+    finish_branch(ctx, children, changed, node.level())
+}
+
+fn finish_branch(
+    ctx: &mut Ctx<'_>,
+    mut children: Children,
+    changed: bool,
+    level: u8,
+) -> Result<Outcome> {
     if !changed {
         return Ok(Outcome::Unchanged);
     }
-    merge_underfull(ctx, &mut children)?;
+    merge_underfull(ctx, &mut children, level - 1)?;
     if children.is_empty() {
         return Ok(Outcome::Replaced(children));
     }
-    Ok(Outcome::Replaced(
-        ctx.write_nodes(PageKind::Branch, &children)?,
-    ))
+    Ok(Outcome::Replaced(ctx.write_nodes(level, &children)?))
+}
+
+/// Merges consecutive leaves `ids` with their operations `parts` and writes
+/// the result; `None` if nothing changed. The caller frees the old leaves.
+fn merge_leaves(
+    ctx: &mut Ctx<'_>,
+    ids: &[PageId],
+    parts: &[&[Op<'_>]],
+) -> Result<Option<Children>> {
+    let cmp = ctx.cmp;
+    let pages: Vec<Page> = ids
+        .iter()
+        .map(|&id| ctx.store.read_page(id))
+        .collect::<Result<_>>()?;
+    let mut merged: Vec<LeafEntry> = Vec::new();
+    let mut changed = false;
+    for ((page, &id), ops) in pages.iter().zip(ids).zip(parts) {
+        let node = expect_node(page, id)?;
+        if !node.is_leaf() {
+            return Err(StorageError::corrupted(format!(
+                "page {id} should be a leaf"
+            )));
+        }
+        // New values first (overflow runs written), so entries can borrow them.
+        let mut values: Vec<Option<LeafValue>> = Vec::with_capacity(ops.len());
+        for &(_, value) in ops.iter() {
+            values.push(value.map(|v| leaf_value(ctx, v)).transpose()?);
+        }
+        let count = node.count();
+        merged.reserve(count + ops.len());
+        let (mut i, mut j) = (0, 0);
+        while i < count || j < ops.len() {
+            let order = match (i < count, j < ops.len()) {
+                (true, true) => cmp(node.key(i), ops[j].0),
+                (true, false) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            if order.is_lt() {
+                merged.push(LeafEntry {
+                    key: node.key(i),
+                    value: node.value(i),
+                });
+                i += 1;
+                continue;
+            }
+            if order.is_eq() {
+                // The old value is replaced or deleted either way.
+                if let LeafValue::Overflow(r) = node.value(i) {
+                    ctx.free_overflow(&r);
+                }
+                i += 1;
+                ctx.len_delta -= 1;
+                changed = true;
+            }
+            if let Some(value) = values[j] {
+                merged.push(LeafEntry {
+                    key: ops[j].0,
+                    value,
+                });
+                ctx.len_delta += 1;
+                changed = true;
+            }
+            j += 1;
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    ctx.write_nodes(0, &merged).map(Some)
 }
 
 /// Merges each freshly written child that is less than a quarter full with a
 /// neighbour. Merged results are not merged again, which bounds the work.
-fn merge_underfull(ctx: &mut Ctx<'_>, children: &mut Children) -> Result<()> {
+fn merge_underfull(ctx: &mut Ctx<'_>, children: &mut Children, level: u8) -> Result<()> {
     let min_fill = ctx.store.page_size() / 4;
     let mut i = 0;
     while i < children.len() {
@@ -327,7 +386,7 @@ fn merge_underfull(ctx: &mut Ctx<'_>, children: &mut Children) -> Result<()> {
             continue;
         }
         let a = if i + 1 < children.len() { i } else { i - 1 };
-        let merged = rewrite_pair(ctx, children[a].child, children[a + 1].child)?;
+        let merged = rewrite_pair(ctx, children[a].child, children[a + 1].child, level)?;
         children.splice(a..a + 2, merged);
         i = a + 1;
     }
@@ -335,13 +394,13 @@ fn merge_underfull(ctx: &mut Ctx<'_>, children: &mut Children) -> Result<()> {
 }
 
 /// Rewrites two sibling nodes as one or two evenly filled nodes.
-fn rewrite_pair(ctx: &mut Ctx<'_>, left: PageId, right: PageId) -> Result<Children> {
+fn rewrite_pair(ctx: &mut Ctx<'_>, left: PageId, right: PageId, level: u8) -> Result<Children> {
     let pages: [Page; 2] = [ctx.store.read_page(left)?, ctx.store.read_page(right)?];
     let nodes = [
         expect_node(&pages[0], left)?,
         expect_node(&pages[1], right)?,
     ];
-    if nodes[0].is_leaf() != nodes[1].is_leaf() {
+    if nodes[0].level() != level || nodes[1].level() != level {
         return Err(StorageError::corrupted(format!(
             "sibling pages {left} and {right} are at different depths"
         )));
@@ -356,7 +415,7 @@ fn rewrite_pair(ctx: &mut Ctx<'_>, left: PageId, right: PageId) -> Result<Childr
                 })
             })
             .collect();
-        ctx.write_nodes(PageKind::Leaf, &entries)?
+        ctx.write_nodes(level, &entries)?
     } else {
         let entries: Vec<BranchEntry> = nodes
             .iter()
@@ -368,7 +427,7 @@ fn rewrite_pair(ctx: &mut Ctx<'_>, left: PageId, right: PageId) -> Result<Childr
                 })
             })
             .collect();
-        ctx.write_nodes(PageKind::Branch, &entries)?
+        ctx.write_nodes(level, &entries)?
     };
     ctx.free_page(left);
     ctx.free_page(right);

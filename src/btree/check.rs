@@ -104,7 +104,13 @@ impl Walk<'_> {
             child_depth = Some(d);
             entries += n;
         }
-        Ok((entries, child_depth.unwrap_or(0) + 1))
+        let depth = child_depth.unwrap_or(0) + 1;
+        if usize::from(node.level()) + 1 != depth {
+            return Err(StorageError::corrupted(format!(
+                "page {id}: level disagrees with its depth"
+            )));
+        }
+        Ok((entries, depth))
     }
 }
 

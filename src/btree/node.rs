@@ -2,7 +2,8 @@
 //! that lays sorted entries out over as few pages as possible.
 //!
 //! ```text
-//! node page (after the common 16-byte page header; count = entries)
+//! node page (after the common 16-byte page header, whose reserved byte 9
+//! holds the node's level: 0 for a leaf, parent = child + 1; count = entries)
 //! offset        size  field
 //!     16   2*count    entry offsets from the page start, u16 each, in key order
 //!      -           -  entries, packed after the offsets
@@ -31,6 +32,8 @@ use crate::page::{Page, PageId, PageKind};
 use super::cmp::Comparator;
 
 pub(crate) const NODE_HEADER_LEN: usize = 16;
+/// The page header's byte 9: the node's height above the leaves.
+const LEVEL_OFFSET: usize = 9;
 const OFFSET_LEN: usize = size_of::<u16>();
 const LEAF_ENTRY_HEADER: usize = size_of::<u16>() + size_of::<u32>();
 const BRANCH_ENTRY_HEADER: usize = size_of::<u64>() + size_of::<u16>();
@@ -91,6 +94,11 @@ impl<'a> Node<'a> {
 
     pub(crate) fn is_leaf(&self) -> bool {
         crate::page::page_kind(self.page) == PageKind::Leaf
+    }
+
+    /// Height above the leaves: 0 for a leaf, 1 for a branch over leaves.
+    pub(crate) fn level(&self) -> u8 {
+        self.page[LEVEL_OFFSET]
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -177,6 +185,9 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
     let n = node.count();
     if n == 0 {
         return Err("empty node".into());
+    }
+    if (kind == PageKind::Leaf) != (node.level() == 0) {
+        return Err(format!("{kind:?} node at level {}", node.level()));
     }
     let data_start = NODE_HEADER_LEN + n * OFFSET_LEN;
     if data_start > page.len() {
@@ -310,13 +321,16 @@ pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::R
     groups
 }
 
-/// Encodes one node holding `entries` (which fit, per [`pack`]).
-pub(crate) fn encode<E: Entry>(
-    page_size: usize,
-    kind: PageKind,
-    entries: &[E],
-) -> (Vec<u8>, usize) {
+/// Encodes one node at `level` (0 = leaf) holding `entries` (which fit, per
+/// [`pack`]).
+pub(crate) fn encode<E: Entry>(page_size: usize, level: u8, entries: &[E]) -> (Vec<u8>, usize) {
+    let kind = if level == 0 {
+        PageKind::Leaf
+    } else {
+        PageKind::Branch
+    };
     let mut buf = crate::page::new_page(page_size, kind, entries.len() as u16);
+    buf[LEVEL_OFFSET] = level;
     let mut at = NODE_HEADER_LEN + entries.len() * OFFSET_LEN;
     for (i, e) in entries.iter().enumerate() {
         let slot = NODE_HEADER_LEN + i * OFFSET_LEN;
@@ -354,7 +368,7 @@ mod tests {
             .collect();
         let groups = pack(&entries, 4096);
         assert_eq!(groups.len(), 1);
-        let (page, used) = encode(4096, PageKind::Leaf, &entries);
+        let (page, used) = encode(4096, 0, &entries);
         assert_eq!(used, NODE_HEADER_LEN + 50 * (2 + 6 + 4 + 5));
         validate(&page).unwrap();
         let node = Node::new(&page);
@@ -390,7 +404,7 @@ mod tests {
             key: b"k",
             value: LeafValue::Inline(b"v"),
         }];
-        let (mut page, _) = encode(4096, PageKind::Leaf, &entries);
+        let (mut page, _) = encode(4096, 0, &entries);
         page[NODE_HEADER_LEN..NODE_HEADER_LEN + 2].copy_from_slice(&4095u16.to_le_bytes());
         assert!(validate(&page).is_err());
     }

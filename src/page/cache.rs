@@ -7,12 +7,36 @@
 //! the old contents. Eviction is therefore free: drop the entry.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use parking_lot::Mutex;
 
 use super::store::Page;
 
 const SHARDS: usize = 64;
+
+/// Page ids are small dense integers, not attacker-chosen strings: a
+/// multiplicative hash spreads them over the table for a fraction of
+/// SipHash's cost (the lookup is on every page access).
+#[derive(Default)]
+struct PageIdHasher(u64);
+
+impl Hasher for PageIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing; shard selection already used the low bits.
+        self.0 = (id / SHARDS as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Thread safety: each shard has its own mutex, held only for a hash lookup,
 /// insert or eviction (never across I/O).
@@ -23,7 +47,7 @@ pub(crate) struct PageCache {
 
 #[derive(Default)]
 struct Shard {
-    pages: HashMap<u64, Page>,
+    pages: HashMap<u64, Page, BuildHasherDefault<PageIdHasher>>,
     /// Insertion order, for FIFO eviction: exactly the ids in `pages`.
     order: VecDeque<u64>,
 }

@@ -5,7 +5,7 @@
 //! offset  size  field
 //!      0     8  xxh3-64 of bytes 8..page_size, seeded with the page id
 //!      8     1  kind (PageKind)
-//!      9     1  reserved, zero
+//!      9     1  kind-specific (a node's level), else zero
 //!     10     2  entry count
 //!     12     4  reserved, zero
 //!     16     -  kind-specific body
