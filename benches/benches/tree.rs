@@ -29,7 +29,7 @@ fn key_count() -> u64 {
 /// Sorted `(key, value)` pairs for indexes `ids`.
 fn sorted_batch(ids: impl Iterator<Item = u64>) -> Vec<([u8; 16], [u8; 100])> {
     let mut batch: Vec<_> = ids.map(|i| (key(i), value(i))).collect();
-    batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    batch.sort_unstable_by_key(|entry| entry.0);
     batch
 }
 
@@ -125,8 +125,8 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    // The page-access choice (design/format.md): a page from our cache, a
-    // page by `pread` from the OS page cache, and a page of the mmap'd file.
+    // The page-access choice (design/format.md): what one page costs by
+    // `pread` from the OS page cache, against a whole cached lookup above.
     let file = std::fs::File::open(&path).unwrap();
     let pages = std::fs::metadata(&path).unwrap().len() / 4096;
     let mut rng = Rng::new(13);
