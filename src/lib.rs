@@ -37,3 +37,7 @@ pub mod io;
 mod page;
 
 pub use error::{Result, StorageError};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -101,3 +101,19 @@ fn a_range_iterator_outlives_its_snapshot_handle() {
         "the iterator saw later commits"
     );
 }
+
+#[test]
+fn first_and_last_follow_the_comparator() {
+    let store = TreeStore::create(MemoryBackend::new(), 1, TreeStoreOptions::default()).unwrap();
+    let mut w = store.writer().unwrap();
+    // Little-endian u16 keys: byte order would put 256 before 1.
+    for k in [256u16, 1, 7, 1000] {
+        w.insert(TREE, numeric, &key(k), b"v").unwrap();
+    }
+    w.commit(0).unwrap();
+    let snap = store.snapshot();
+    let info = snap.tree(TREE).unwrap().unwrap();
+    assert_eq!(snap.first(&info, numeric).unwrap().unwrap().key(), key(1));
+    assert_eq!(snap.last(&info, numeric).unwrap().unwrap().key(), key(1000));
+    assert_eq!(info.len(), 4);
+}

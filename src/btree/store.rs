@@ -30,7 +30,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::apply::{self, Ctx, Op, check_op};
 use super::catalog::TreeInfo;
 use super::cmp::{Comparator, bytewise};
-use super::cursor::{self, RangeIter};
+use super::cursor::{self, RangeIter, TreeEntry};
 use super::node;
 use super::value::ValueBytes;
 use crate::error::{Result, StorageError};
@@ -311,6 +311,22 @@ impl Snapshot {
         let mut iter = RangeIter::new(self.pages().clone(), tree.root, cmp, lower, upper)?;
         iter.pin(self.clone());
         Ok(iter)
+    }
+}
+
+impl Snapshot {
+    /// The smallest entry of `tree`.
+    pub fn first(&self, tree: &TreeInfo, cmp: Comparator) -> Result<Option<TreeEntry>> {
+        self.range(tree, cmp, Bound::Unbounded, Bound::Unbounded)?
+            .next()
+            .transpose()
+    }
+
+    /// The largest entry of `tree`.
+    pub fn last(&self, tree: &TreeInfo, cmp: Comparator) -> Result<Option<TreeEntry>> {
+        self.range(tree, cmp, Bound::Unbounded, Bound::Unbounded)?
+            .next_back()
+            .transpose()
     }
 }
 

@@ -38,46 +38,33 @@ pub trait StorageBackend: Send + Sync + 'static {
     fn sync_data(&self) -> io::Result<()>;
 }
 
-impl<B: StorageBackend + ?Sized> StorageBackend for Box<B> {
-    fn len(&self) -> io::Result<u64> {
-        (**self).len()
-    }
+/// Smart pointers to a backend are backends (the store owns a `Box<dyn _>`;
+/// tests keep an `Arc` to inspect the crash image).
+macro_rules! forward_backend {
+    ($($pointer:ident)::+) => {
+        impl<B: StorageBackend + ?Sized> StorageBackend for $($pointer)::+<B> {
+            fn len(&self) -> io::Result<u64> {
+                (**self).len()
+            }
 
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        (**self).read(offset, buf)
-    }
+            fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+                (**self).read(offset, buf)
+            }
 
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        (**self).write(offset, data)
-    }
+            fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+                (**self).write(offset, data)
+            }
 
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        (**self).set_len(len)
-    }
+            fn set_len(&self, len: u64) -> io::Result<()> {
+                (**self).set_len(len)
+            }
 
-    fn sync_data(&self) -> io::Result<()> {
-        (**self).sync_data()
-    }
+            fn sync_data(&self) -> io::Result<()> {
+                (**self).sync_data()
+            }
+        }
+    };
 }
 
-impl<B: StorageBackend + ?Sized> StorageBackend for std::sync::Arc<B> {
-    fn len(&self) -> io::Result<u64> {
-        (**self).len()
-    }
-
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        (**self).read(offset, buf)
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        (**self).write(offset, data)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        (**self).set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        (**self).sync_data()
-    }
-}
+forward_backend!(Box);
+forward_backend!(std::sync::Arc);

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use sluicedb::btree::{Snapshot, TreeInfo, TreeStore, TreeWriter};
+use sluicedb::btree::{RangeIter, Snapshot, TreeInfo, TreeStore, TreeWriter};
 
 /// Keys are little-endian u16s ordered numerically: a comparator that
 /// disagrees with byte order, so any place that forgets it shows up.
@@ -38,23 +38,19 @@ pub fn read_all(snapshot: &Snapshot) -> Model {
 }
 
 pub fn collect(snapshot: &Snapshot, info: &TreeInfo, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Model {
-    snapshot
-        .range(info, numeric, lo, hi)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                u16::from_le_bytes([e.key()[0], e.key()[1]]),
-                e.value().as_bytes().to_vec(),
-            )
-        })
-        .collect()
+    to_model(snapshot.range(info, numeric, lo, hi).unwrap())
 }
 
 pub fn writer_read_all(writer: &TreeWriter<'_>) -> Model {
-    writer
-        .range(TREE, numeric, Bound::Unbounded, Bound::Unbounded)
-        .unwrap()
+    to_model(
+        writer
+            .range(TREE, numeric, Bound::Unbounded, Bound::Unbounded)
+            .unwrap(),
+    )
+}
+
+fn to_model(entries: RangeIter<'_>) -> Model {
+    entries
         .map(|e| {
             let e = e.unwrap();
             (
