@@ -35,6 +35,7 @@ pub mod btree;
 mod error;
 pub mod io;
 mod page;
+pub mod wal;
 
 pub use error::{Result, StorageError};
 

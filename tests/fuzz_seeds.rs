@@ -5,10 +5,37 @@
 use std::path::PathBuf;
 
 use sluicedb::btree::{TreeStore, TreeStoreOptions, bytewise};
-use sluicedb::io::{CrashBackend, MemoryBackend};
+use sluicedb::io::{CrashBackend, CrashLogDir, MemoryBackend};
+use sluicedb::wal::{Journal, JournalOptions};
 
 fn seed_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/open_file")
+    corpus("open_file")
+}
+
+fn corpus(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+/// WAL segments (database id 7, as the target expects): a few records, and
+/// the same with a torn tail.
+fn wal_seeds() -> Vec<(String, Vec<u8>)> {
+    let dir = CrashLogDir::new();
+    let (journal, _) =
+        Journal::open(dir.clone(), 7, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
+    for i in 0..5u8 {
+        let seq = journal.append(&vec![i; 10 + 40 * i as usize]).unwrap();
+        journal.wait_for_sync(seq).unwrap();
+    }
+    let name = journal.segments()[0].clone();
+    drop(journal);
+    let whole = dir.file_bytes(&name).unwrap();
+    let torn = whole[..whole.len() - 30].to_vec();
+    vec![
+        ("seed-five-records".into(), whole),
+        ("seed-torn-tail".into(), torn),
+    ]
 }
 
 /// Small databases: empty, one tree, several trees with an overflow value and
@@ -48,10 +75,19 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
 fn committed_seeds_are_valid_files_of_this_format() {
     let dir = seed_dir();
     if std::env::var_os("SLUICE_WRITE_SEEDS").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds() {
-            std::fs::write(dir.join(name), bytes).unwrap();
+        for (target, seeds) in [("open_file", seeds()), ("wal_segment", wal_seeds())] {
+            std::fs::create_dir_all(corpus(target)).unwrap();
+            for (name, bytes) in seeds {
+                std::fs::write(corpus(target).join(name), bytes).unwrap();
+            }
         }
+    }
+    for (name, bytes) in wal_seeds() {
+        let committed = std::fs::read(corpus("wal_segment").join(&name)).unwrap();
+        assert_eq!(
+            committed, bytes,
+            "{name} is stale (regenerate with SLUICE_WRITE_SEEDS=1)"
+        );
     }
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

@@ -1,16 +1,21 @@
-//! The I/O seam: everything the engine does to a file goes through
-//! [`StorageBackend`], so tests can swap the real file for memory or for a
-//! crash-simulating image without `cfg` tricks.
+//! The I/O seams: everything the engine does to the data file goes through
+//! [`StorageBackend`], and everything it does to WAL segments through
+//! [`LogDir`], so tests can swap the real files for memory or for
+//! crash-simulating, fault-injecting images without `cfg` tricks.
 
 mod backend;
 mod crash;
+mod crash_dir;
 mod file;
 mod latch;
+mod log_dir;
 mod memory;
 
 pub use backend::StorageBackend;
 pub use crash::{CrashBackend, TearMode};
+pub use crash_dir::CrashLogDir;
 pub use file::FileBackend;
+pub use log_dir::{FsLogDir, LogDir, MemLogDir, sync_dir};
 pub use memory::MemoryBackend;
 
 pub(crate) use latch::LatchedBackend;

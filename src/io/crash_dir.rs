@@ -1,0 +1,188 @@
+//! A fault-injecting [`LogDir`]: every file is a [`CrashBackend`], and one
+//! plan, counted across all files, injects errors, panics and a power cut.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{CrashBackend, LogDir, StorageBackend, TearMode};
+
+/// Faults to inject, by operation number across the whole directory
+/// (`write`, `set_len` and `sync_data` of any file count; reads do not).
+#[derive(Debug, Default)]
+struct Plan {
+    ops: u64,
+    failures: Vec<(u64, io::ErrorKind)>,
+    panic_at: Option<u64>,
+    cut_after: Option<u64>,
+}
+
+impl Plan {
+    fn begin_op(&mut self) -> io::Result<()> {
+        let op = self.ops;
+        self.ops += 1;
+        if self.cut_after.is_some_and(|cut| op >= cut) {
+            return Err(io::Error::other("simulated power loss"));
+        }
+        if self.panic_at == Some(op) {
+            panic!("injected panic at log operation {op}");
+        }
+        if let Some(&(_, kind)) = self.failures.iter().find(|(at, _)| *at == op) {
+            return Err(io::Error::new(
+                kind,
+                format!("injected failure at log operation {op}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A directory of crash-simulating log files. Cloning shares it.
+#[derive(Clone, Debug, Default)]
+pub struct CrashLogDir {
+    files: Arc<Mutex<BTreeMap<String, Arc<CrashBackend>>>>,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl CrashLogDir {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes directory-wide operation `op` fail with `kind` (for ENOSPC use
+    /// [`io::ErrorKind::StorageFull`]).
+    pub fn fail_op(&self, op: u64, kind: io::ErrorKind) {
+        self.plan.lock().failures.push((op, kind));
+    }
+
+    /// Makes operation `op` panic (a bug in the thread doing the I/O).
+    pub fn panic_at_op(&self, op: u64) {
+        self.plan.lock().panic_at = Some(op);
+    }
+
+    /// Cuts the power once `ops` operations have run.
+    pub fn cut_power_after(&self, ops: u64) {
+        self.plan.lock().cut_after = Some(ops);
+    }
+
+    /// Operations attempted so far.
+    pub fn ops(&self) -> u64 {
+        self.plan.lock().ops
+    }
+
+    /// The directory a restart would find if the power failed now: file
+    /// creations and removals are durable (they synced the directory), file
+    /// contents follow `mode`. Each file gets its own tear decisions.
+    pub fn crash(&self, mode: TearMode) -> CrashLogDir {
+        let files = self
+            .files
+            .lock()
+            .iter()
+            .enumerate()
+            .map(|(i, (name, file))| {
+                let mode = match mode {
+                    TearMode::Random(seed) => {
+                        TearMode::Random(seed.wrapping_mul(31).wrapping_add(i as u64))
+                    }
+                    other => other,
+                };
+                (
+                    name.clone(),
+                    Arc::new(CrashBackend::from_bytes(file.crash_image(mode))),
+                )
+            })
+            .collect();
+        CrashLogDir {
+            files: Arc::new(Mutex::new(files)),
+            plan: Arc::default(),
+        }
+    }
+
+    /// A file's current bytes (for tests that damage or inspect segments).
+    pub fn file_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.files.lock().get(name).map(|f| f.current_image())
+    }
+
+    /// Replaces a file's contents, durably (for tests that plant damage).
+    pub fn put_file(&self, name: &str, bytes: Vec<u8>) {
+        self.files
+            .lock()
+            .insert(name.to_string(), Arc::new(CrashBackend::from_bytes(bytes)));
+    }
+}
+
+/// One file of a [`CrashLogDir`], subject to the directory's plan.
+struct CrashLogFile {
+    file: Arc<CrashBackend>,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl StorageBackend for CrashLogFile {
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read(offset, buf)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.plan.lock().begin_op()?;
+        self.file.write(offset, data)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.plan.lock().begin_op()?;
+        self.file.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.plan.lock().begin_op()?;
+        self.file.sync_data()
+    }
+}
+
+impl LogDir for CrashLogDir {
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.files.lock().keys().cloned().collect())
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        self.plan.lock().begin_op()?;
+        let mut files = self.files.lock();
+        if files.contains_key(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{name} exists"),
+            ));
+        }
+        let file = Arc::new(CrashBackend::new());
+        files.insert(name.to_string(), file.clone());
+        Ok(Box::new(CrashLogFile {
+            file,
+            plan: self.plan.clone(),
+        }))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        let file = self.files.lock().get(name).cloned().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no log file {name}"))
+        })?;
+        Ok(Box::new(CrashLogFile {
+            file,
+            plan: self.plan.clone(),
+        }))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.plan.lock().begin_op()?;
+        self.files
+            .lock()
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no log file {name}")))
+    }
+}

@@ -1,0 +1,147 @@
+//! The second OS seam: a directory of log files (WAL segments).
+//!
+//! Each file is a [`StorageBackend`]; the directory adds what a log needs
+//! beyond one file: listing, creating and removing files, with every create
+//! and remove made durable (the directory is synced) before it returns.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{FileBackend, MemoryBackend, StorageBackend};
+
+/// A directory of log files.
+///
+/// # Durability contract
+/// `create` and `remove` are durable when they return (implementations sync
+/// the directory). Bytes written to a file follow [`StorageBackend`]'s rules.
+pub trait LogDir: Send + Sync + 'static {
+    /// Names of the files in the directory, in no particular order.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// Creates a new, empty file; fails if it exists.
+    fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>>;
+    /// Opens an existing file.
+    fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>>;
+    /// Removes a file.
+    fn remove(&self, name: &str) -> io::Result<()>;
+}
+
+/// A [`LogDir`] on the file system.
+#[derive(Debug)]
+pub struct FsLogDir {
+    path: PathBuf,
+}
+
+impl FsLogDir {
+    /// Opens the directory at `path`, creating it (durably) if missing.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_dir() {
+            std::fs::create_dir_all(&path)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(Self { path })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Makes a directory's entries (creations, removals, renames) durable.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl LogDir for FsLogDir {
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.path)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.path.join(name))?;
+        sync_dir(&self.path)?;
+        Ok(Box::new(FileBackend::new(file)))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        let file = OpenOptions::new().read(true).open(self.path.join(name))?;
+        Ok(Box::new(FileBackend::new(file)))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        std::fs::remove_file(self.path.join(name))?;
+        sync_dir(&self.path)
+    }
+}
+
+/// A [`LogDir`] in memory; cloning shares the files.
+#[derive(Clone, Debug, Default)]
+pub struct MemLogDir {
+    files: Arc<Mutex<BTreeMap<String, Arc<MemoryBackend>>>>,
+}
+
+impl MemLogDir {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn not_found(name: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("no log file {name}"))
+}
+
+impl LogDir for MemLogDir {
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.files.lock().keys().cloned().collect())
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        let mut files = self.files.lock();
+        if files.contains_key(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{name} exists"),
+            ));
+        }
+        let file = Arc::new(MemoryBackend::new());
+        files.insert(name.to_string(), file.clone());
+        Ok(Box::new(file))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        let file = self
+            .files
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| not_found(name))?;
+        Ok(Box::new(file))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.files
+            .lock()
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| not_found(name))
+    }
+}

@@ -1,0 +1,594 @@
+//! The journal: appends queue without I/O, a sync thread writes and syncs
+//! them in groups, and waiters park until their record is durable.
+//!
+//! # Thread safety
+//! `Journal` is shared by all committers. Its locks, and what each guards:
+//! - `queue`: records appended but not yet taken for writing, the next
+//!   sequence number, and the sync thread's wake-up conditions. Held only to
+//!   copy a record in or to take the whole queue out: never across I/O. A
+//!   short-held lock rather than a lock-free queue, because appends are
+//!   already serialized by the engine's single writer slot, so the lock is
+//!   uncontended in the common case and keeps records contiguous in one buffer
+//!   that is written with one call.
+//! - `io`: the active segment. Held across `write` and `fdatasync` by the one
+//!   thread that writes the log: the sync thread, or (degraded) a committer.
+//! - `segments`: the list of live segment files; taken when the sync thread
+//!   creates a segment and when a checkpoint deletes old ones.
+//! - `waiters`: futures' wakers; `durable_seq` advances under it, and parked
+//!   committers wait on `synced` with it, so no wake-up is lost.
+//!
+//! # Invariants
+//! 1. Records are written in sequence order, each write appending to the
+//!    previous one, by whoever holds `io`.
+//! 2. `durable_seq` is set only to `Io::written_seq` as it was when the
+//!    `fdatasync` that covers it began: it covers a contiguous prefix of
+//!    records completely written before that sync (BRIEF §1).
+//! 3. A failed write or sync is never retried: the journal latches `failure`,
+//!    wakes every waiter with the error, and refuses all later work.
+//! 4. A segment is closed (a new one created) only once every record in it
+//!    is durable, so a sync of the active segment covers all unsynced records.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::metrics::JournalMetrics;
+use super::reader::{Stop, read_log};
+use super::record::{MAX_PAYLOAD, SEGMENT_HEADER_LEN, encode_record};
+use super::segment::{ActiveSegment, segment_name};
+use crate::error::{Result, StorageError};
+use crate::io::LogDir;
+
+/// Tuning for a [`Journal`].
+#[derive(Clone, Copy, Debug)]
+pub struct JournalOptions {
+    /// A segment is closed and a new one started once it would grow past
+    /// this many bytes (a single larger record still gets written).
+    pub segment_size: u64,
+    /// How long a record that nobody waits for may stay unsynced: the loss
+    /// window of `Durability::None` commits. Waited-for records are synced at
+    /// once, never delayed by it.
+    pub sync_interval: Duration,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            segment_size: 64 << 20,
+            sync_interval: Duration::from_millis(20),
+        }
+    }
+}
+
+/// What opening the journal found in the log.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Records after the checkpoint handed to the replay callback.
+    pub replayed: u64,
+    /// The last valid record's sequence number (0 if the log is empty).
+    pub last_seq: u64,
+    /// Where and why reading stopped before the end of the files, if it did.
+    pub stop: Option<Stop>,
+    /// Segment files deleted because they lay past the stop point.
+    pub discarded: Vec<String>,
+}
+
+struct Queue {
+    /// Encoded records, in sequence order.
+    buf: Vec<u8>,
+    /// The sequence number the next append gets.
+    next_seq: u64,
+    records: u64,
+    /// When the oldest queued record was appended.
+    oldest: Option<Instant>,
+    /// A waiter wants everything appended so far made durable now.
+    sync_wanted: bool,
+    shutdown: bool,
+}
+
+struct Io {
+    segment: Option<ActiveSegment>,
+    /// Records taken from the queue and not yet written (kept here, not on
+    /// the writer's stack, so a panic mid-write loses nothing).
+    pending: Vec<u8>,
+    pending_last: u64,
+    pending_records: u64,
+    /// The last sequence number completely written to the active segment.
+    written_seq: u64,
+    /// Records written since the last sync.
+    unsynced_records: u64,
+}
+
+struct Inner {
+    dir: Box<dyn LogDir>,
+    db_id: u128,
+    options: JournalOptions,
+    queue: Mutex<Queue>,
+    /// Wakes the sync thread: records queued, a sync wanted, shutdown.
+    work: Condvar,
+    io: Mutex<Io>,
+    segments: Mutex<Vec<(u64, String)>>,
+    durable_seq: AtomicU64,
+    waiters: Mutex<Vec<(u64, Waker)>>,
+    synced: Condvar,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    degraded: AtomicBool,
+    metrics: Mutex<JournalMetrics>,
+}
+
+/// A segmented write-ahead log with group commit (the `AsyncWALJournal`).
+///
+/// [`append`](Self::append) assigns the next sequence number and queues the
+/// record; a background sync thread writes everything queued and calls
+/// `fdatasync` once for the group. [`wait_for_sync`](Self::wait_for_sync)
+/// parks until a record is durable; [`is_durable`](Self::is_durable) and
+/// [`poll_durable`](Self::poll_durable) ask without blocking.
+///
+/// If the sync thread panics, the journal degrades to synchronous mode: each
+/// committer writes and syncs the log itself under the journal's lock.
+/// Dropping the journal writes and syncs everything appended before the drop.
+pub struct Journal {
+    inner: Arc<Inner>,
+    sync_thread: Option<JoinHandle<()>>,
+}
+
+impl Journal {
+    /// Recovers the log in `dir` and starts the journal.
+    ///
+    /// Every valid record with a sequence number above `after` (the data
+    /// file's checkpoint) is passed to `replay` in order. Reading stops at the
+    /// first torn or invalid record; segment files past that point are
+    /// deleted, and new records go to a fresh segment, never after a torn
+    /// tail. Sequence numbers continue after the last valid record (or after
+    /// `after`, whichever is larger).
+    pub fn open(
+        dir: impl LogDir,
+        db_id: u128,
+        after: u64,
+        options: JournalOptions,
+        replay: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<(Self, Recovery)> {
+        let mut replayed = 0;
+        let mut replay = replay;
+        let end = read_log(&dir, db_id, after, |seq, payload| {
+            replayed += 1;
+            replay(seq, payload)
+        })?;
+        for name in &end.discard {
+            dir.remove(name)?;
+        }
+        // What survived a process crash may still sit unsynced in the OS
+        // cache; it is about to be treated as durable (and built upon), so
+        // make it so.
+        for (_, name) in &end.keep {
+            dir.open(name)?.sync_data()?;
+        }
+        let last = end.last_seq.max(after);
+        let recovery = Recovery {
+            replayed,
+            last_seq: end.last_seq,
+            stop: end.stop,
+            discarded: end.discard,
+        };
+        let inner = Arc::new(Inner {
+            dir: Box::new(dir),
+            db_id,
+            options,
+            queue: Mutex::new(Queue {
+                buf: Vec::new(),
+                next_seq: last + 1,
+                records: 0,
+                oldest: None,
+                sync_wanted: false,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            io: Mutex::new(Io {
+                segment: None,
+                pending: Vec::new(),
+                pending_last: last,
+                pending_records: 0,
+                written_seq: last,
+                unsynced_records: 0,
+            }),
+            segments: Mutex::new(end.keep),
+            durable_seq: AtomicU64::new(last),
+            waiters: Mutex::new(Vec::new()),
+            synced: Condvar::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            degraded: AtomicBool::new(false),
+            metrics: Mutex::new(JournalMetrics::default()),
+        });
+        let thread_inner = inner.clone();
+        let sync_thread = std::thread::Builder::new()
+            .name("sluicedb-wal-sync".into())
+            .spawn(move || thread_inner.run_sync_thread())
+            .map_err(StorageError::Io)?;
+        Ok((
+            Self {
+                inner,
+                sync_thread: Some(sync_thread),
+            },
+            recovery,
+        ))
+    }
+
+    /// Queues `payload` as the next record and returns its sequence number.
+    /// No I/O happens on the caller's thread (unless the journal is degraded).
+    pub fn append(&self, payload: &[u8]) -> Result<u64> {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(StorageError::ValueTooLarge(payload.len()));
+        }
+        self.inner.check_failed()?;
+        let seq = {
+            let mut q = self.inner.queue.lock();
+            if q.shutdown {
+                return Err(StorageError::PreviousIo("the journal is shut down".into()));
+            }
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            encode_record(&mut q.buf, seq, payload);
+            q.records += 1;
+            if q.oldest.is_none() {
+                q.oldest = Some(Instant::now());
+                self.inner.work.notify_one();
+            }
+            seq
+        };
+        if self.inner.degraded.load(Ordering::Acquire) {
+            self.inner.flush_locally()?;
+        }
+        Ok(seq)
+    }
+
+    /// The highest sequence number known durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// The sequence number of the last appended record.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.queue.lock().next_seq - 1
+    }
+
+    /// Whether record `seq` is durable; never blocks.
+    pub fn is_durable(&self, seq: u64) -> bool {
+        self.durable_seq() >= seq
+    }
+
+    /// Blocks until record `seq` is durable, or fails if the journal failed
+    /// first. Parks; never spins or sleep-polls.
+    pub fn wait_for_sync(&self, seq: u64) -> Result<()> {
+        self.inner.wait_for_sync(seq)
+    }
+
+    /// Makes every record appended so far durable.
+    pub fn sync(&self) -> Result<()> {
+        self.wait_for_sync(self.last_seq())
+    }
+
+    /// Future-style wait: `Ready` once `seq` is durable (or the journal
+    /// failed); otherwise registers `cx`'s waker and returns `Pending`.
+    pub fn poll_durable(&self, seq: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.inner.poll_durable(seq, cx)
+    }
+
+    /// Deletes the segments whose records all lie at or below
+    /// `checkpoint_seq` (the data file holds them durably). The active
+    /// segment is never deleted. Returns how many files were deleted.
+    pub fn truncate_through(&self, checkpoint_seq: u64) -> Result<usize> {
+        self.inner.truncate_through(checkpoint_seq)
+    }
+
+    /// The journal's counters.
+    pub fn metrics(&self) -> JournalMetrics {
+        let mut metrics = self.inner.metrics.lock().clone();
+        metrics.queue_depth = self.inner.queue.lock().records;
+        metrics.degraded = self.is_degraded();
+        metrics
+    }
+
+    /// The first failure, if the journal has failed (it then refuses all work).
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failure.lock().clone()
+    }
+
+    /// Whether the sync thread died and committers sync for themselves.
+    pub fn is_degraded(&self) -> bool {
+        self.inner.degraded.load(Ordering::Acquire)
+    }
+
+    /// Names of the live segment files, oldest first.
+    pub fn segments(&self) -> Vec<String> {
+        self.inner
+            .segments
+            .lock()
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+}
+
+impl Drop for Journal {
+    /// Drains: everything appended before the drop is written and synced
+    /// (unless the journal has failed).
+    fn drop(&mut self) {
+        self.inner.queue.lock().shutdown = true;
+        self.inner.work.notify_all();
+        if let Some(thread) = self.sync_thread.take() {
+            let _ = thread.join();
+        }
+        if self.inner.degraded.load(Ordering::Acquire) {
+            let _ = self.inner.flush_locally();
+        }
+    }
+}
+
+impl Inner {
+    fn check_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            let cause = self.failure.lock().clone().unwrap_or_default();
+            return Err(StorageError::PreviousIo(cause));
+        }
+        Ok(())
+    }
+
+    /// Latches the first failure and wakes every waiter to see it.
+    fn fail(&self, error: &StorageError) {
+        {
+            let mut failure = self.failure.lock();
+            if failure.is_none() {
+                *failure = Some(format!("WAL: {error}"));
+            }
+        }
+        self.failed.store(true, Ordering::Release);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        let wakers: Vec<Waker> = {
+            let mut waiters = self.waiters.lock();
+            self.synced.notify_all();
+            waiters.drain(..).map(|(_, w)| w).collect()
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    fn publish(&self, seq: u64) {
+        let ready: Vec<Waker> = {
+            let mut waiters = self.waiters.lock();
+            self.durable_seq.store(seq, Ordering::Release);
+            self.synced.notify_all();
+            let (ready, waiting) = waiters.drain(..).partition(|(s, _)| *s <= seq);
+            *waiters = waiting;
+            ready.into_iter().map(|(_, w): (u64, Waker)| w).collect()
+        };
+        ready.into_iter().for_each(Waker::wake);
+    }
+
+    fn request_sync(&self) {
+        self.queue.lock().sync_wanted = true;
+        self.work.notify_one();
+    }
+
+    fn wait_for_sync(&self, seq: u64) -> Result<()> {
+        loop {
+            if self.durable_seq.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            self.check_failed()?;
+            if self.degraded.load(Ordering::Acquire) {
+                self.flush_locally()?;
+                continue;
+            }
+            self.request_sync();
+            let mut waiters = self.waiters.lock();
+            if self.durable_seq.load(Ordering::Acquire) < seq
+                && !self.failed.load(Ordering::Acquire)
+                && !self.degraded.load(Ordering::Acquire)
+            {
+                self.synced.wait(&mut waiters);
+            }
+        }
+    }
+
+    fn poll_durable(&self, seq: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.durable_seq.load(Ordering::Acquire) >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        if let Err(e) = self.check_failed() {
+            return Poll::Ready(Err(e));
+        }
+        if self.degraded.load(Ordering::Acquire) {
+            return Poll::Ready(self.wait_for_sync(seq));
+        }
+        self.request_sync();
+        let mut waiters = self.waiters.lock();
+        if self.durable_seq.load(Ordering::Acquire) >= seq
+            || self.failed.load(Ordering::Acquire)
+            || self.degraded.load(Ordering::Acquire)
+        {
+            drop(waiters);
+            return self.poll_durable(seq, cx);
+        }
+        waiters.push((seq, cx.waker().clone()));
+        Poll::Pending
+    }
+
+    fn flush_locally(&self) -> Result<()> {
+        let mut io = self.io.lock();
+        self.flush(&mut io)
+    }
+
+    /// Writes everything queued and syncs it: the one routine that does log
+    /// I/O, run by the sync thread or, degraded, by committers. Holds `io`.
+    fn flush(&self, io: &mut Io) -> Result<()> {
+        self.check_failed()?;
+        self.take_queue(io);
+        let result = self.write_pending(io).and_then(|()| self.sync_active(io));
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        result
+    }
+
+    fn take_queue(&self, io: &mut Io) {
+        let mut q = self.queue.lock();
+        q.sync_wanted = false;
+        if q.records == 0 {
+            return;
+        }
+        if io.pending.is_empty() {
+            std::mem::swap(&mut io.pending, &mut q.buf);
+        } else {
+            io.pending.extend_from_slice(&q.buf);
+            q.buf.clear();
+        }
+        io.pending_last = q.next_seq - 1;
+        io.pending_records += q.records;
+        self.metrics.lock().records += q.records;
+        q.records = 0;
+        q.oldest = None;
+    }
+
+    fn write_pending(&self, io: &mut Io) -> Result<()> {
+        if io.pending.is_empty() {
+            return Ok(());
+        }
+        let roll = match &io.segment {
+            None => true,
+            Some(s) => {
+                s.len > SEGMENT_HEADER_LEN as u64
+                    && s.len + io.pending.len() as u64 > self.options.segment_size
+            }
+        };
+        if roll {
+            // Invariant 4: close the segment only once all of it is durable.
+            self.sync_active(io)?;
+            let first = io.written_seq + 1;
+            let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first)?;
+            self.segments.lock().push((first, segment_name(first)));
+            let mut metrics = self.metrics.lock();
+            metrics.segments_created += 1;
+            metrics.bytes += segment.len;
+            io.segment = Some(segment);
+        }
+        let Some(segment) = io.segment.as_mut() else {
+            return Err(StorageError::PreviousIo("no active WAL segment".into()));
+        };
+        segment.write(&io.pending)?;
+        // Invariant 1: from here the records are completely written.
+        self.metrics.lock().bytes += io.pending.len() as u64;
+        io.written_seq = io.pending_last;
+        io.unsynced_records += io.pending_records;
+        io.pending_records = 0;
+        io.pending.clear();
+        Ok(())
+    }
+
+    fn sync_active(&self, io: &mut Io) -> Result<()> {
+        // Invariant 2: read what is written *before* the sync starts.
+        let covered = io.written_seq;
+        if covered <= self.durable_seq.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(segment) = io.segment.as_ref() else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        segment.file.sync_data()?;
+        self.metrics
+            .lock()
+            .record_sync(io.unsynced_records, start.elapsed());
+        io.unsynced_records = 0;
+        self.publish(covered);
+        Ok(())
+    }
+
+    fn truncate_through(&self, checkpoint_seq: u64) -> Result<usize> {
+        self.check_failed()?;
+        let mut segments = self.segments.lock();
+        let mut deleted = 0;
+        // Segment 0 holds records first..next_first-1; the last is active.
+        while segments.len() >= 2 && segments[1].0 <= checkpoint_seq.saturating_add(1) {
+            if let Err(e) = self.dir.remove(&segments[0].1) {
+                let e = StorageError::Io(e);
+                self.fail(&e);
+                return Err(e);
+            }
+            segments.remove(0);
+            deleted += 1;
+        }
+        self.metrics.lock().segments_deleted += deleted as u64;
+        Ok(deleted)
+    }
+
+    fn run_sync_thread(self: Arc<Self>) {
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.sync_round())) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(panic) => {
+                    self.degrade(panic.as_ref());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits for work, then flushes; returns whether to keep going.
+    fn sync_round(&self) -> bool {
+        {
+            let mut q = self.queue.lock();
+            loop {
+                if self.failed.load(Ordering::Acquire) {
+                    return false;
+                }
+                let behind = self.durable_seq.load(Ordering::Acquire) < q.next_seq - 1;
+                let interval_over = q
+                    .oldest
+                    .is_some_and(|t| t.elapsed() >= self.options.sync_interval);
+                if behind && (q.sync_wanted || q.shutdown || interval_over) {
+                    break;
+                }
+                if q.shutdown {
+                    return false;
+                }
+                q.sync_wanted = false;
+                match q.oldest {
+                    Some(t) => {
+                        self.work.wait_until(&mut q, t + self.options.sync_interval);
+                    }
+                    None => self.work.wait(&mut q),
+                }
+            }
+        }
+        // Committers woken by the last sync are re-appending right now; one
+        // yield lets them join this group instead of each starting their own.
+        std::thread::yield_now();
+        self.flush_locally().is_ok()
+    }
+
+    fn degrade(&self, panic: &(dyn Any + Send)) {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        if !self.degraded.swap(true, Ordering::AcqRel) {
+            eprintln!(
+                "sluicedb: the WAL sync thread panicked ({message}); committers now write and sync the log themselves"
+            );
+        }
+        self.metrics.lock().degraded = true;
+        self.wake_all();
+    }
+}

@@ -1,0 +1,58 @@
+//! Journal statistics.
+
+use std::time::Duration;
+
+/// Upper bounds of the sync-latency histogram buckets, in microseconds; the
+/// last bucket counts everything slower.
+pub const SYNC_LATENCY_BUCKETS_US: [u64; 12] = [
+    50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102_400,
+];
+
+/// A snapshot of the journal's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalMetrics {
+    /// Records appended.
+    pub records: u64,
+    /// Bytes written to segments (headers included).
+    pub bytes: u64,
+    /// `fdatasync` calls on segments.
+    pub fsyncs: u64,
+    /// Records covered by the fsyncs (the sum of group sizes).
+    pub synced_records: u64,
+    /// The largest number of records one fsync made durable.
+    pub max_group: u64,
+    /// Sync latencies: `sync_latency[i]` counts syncs that took at most
+    /// `SYNC_LATENCY_BUCKETS_US[i]` µs; the last entry counts the rest.
+    pub sync_latency: [u64; SYNC_LATENCY_BUCKETS_US.len() + 1],
+    /// Records appended but not yet written.
+    pub queue_depth: u64,
+    /// Segment files created.
+    pub segments_created: u64,
+    /// Segment files deleted after checkpoints.
+    pub segments_deleted: u64,
+    /// Whether the sync thread died and committers now sync for themselves.
+    pub degraded: bool,
+}
+
+impl JournalMetrics {
+    /// Average records per fsync.
+    pub fn average_group(&self) -> f64 {
+        if self.fsyncs == 0 {
+            0.0
+        } else {
+            self.synced_records as f64 / self.fsyncs as f64
+        }
+    }
+
+    pub(crate) fn record_sync(&mut self, group: u64, took: Duration) {
+        self.fsyncs += 1;
+        self.synced_records += group;
+        self.max_group = self.max_group.max(group);
+        let us = took.as_micros() as u64;
+        let bucket = SYNC_LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(SYNC_LATENCY_BUCKETS_US.len());
+        self.sync_latency[bucket] += 1;
+    }
+}

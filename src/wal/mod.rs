@@ -1,0 +1,14 @@
+//! The write-ahead log: a segmented, checksummed redo log with a sync thread
+//! and group commit, and the recovery reader. Only the commit pipeline and
+//! recovery call it.
+
+mod journal;
+mod metrics;
+mod reader;
+mod record;
+mod segment;
+
+pub use journal::{Journal, JournalOptions, Recovery};
+pub use metrics::{JournalMetrics, SYNC_LATENCY_BUCKETS_US};
+pub use reader::{Stop, StopReason};
+pub use record::MAX_PAYLOAD;

@@ -1,0 +1,71 @@
+//! Segment files: naming, listing, and the active segment being appended to.
+
+use crate::error::{Result, StorageError};
+use crate::io::{LogDir, StorageBackend};
+
+use super::record::SegmentHeader;
+
+const SUFFIX: &str = ".wal";
+
+/// A segment's file name: its first sequence number, zero-padded so names
+/// sort in sequence order.
+pub(crate) fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}{SUFFIX}")
+}
+
+fn parse_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SUFFIX)?;
+    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
+}
+
+/// The segment files in `dir` as `(first_seq, name)`, in sequence order.
+/// Files with other names are not ours and are left alone.
+pub(crate) fn list_segments(dir: &dyn LogDir) -> Result<Vec<(u64, String)>> {
+    let mut segments: Vec<(u64, String)> = dir
+        .list()?
+        .into_iter()
+        .filter_map(|name| parse_name(&name).map(|seq| (seq, name)))
+        .collect();
+    segments.sort();
+    Ok(segments)
+}
+
+/// The segment being appended to. Owned by the journal's I/O state.
+pub(crate) struct ActiveSegment {
+    pub(crate) file: Box<dyn StorageBackend>,
+    /// Bytes written so far (header included); the next write goes here.
+    pub(crate) len: u64,
+}
+
+impl ActiveSegment {
+    /// Creates the segment whose first record will be `first_seq` and writes
+    /// its header (made durable by the sync that covers its first records).
+    pub(crate) fn create(dir: &dyn LogDir, db_id: u128, first_seq: u64) -> Result<Self> {
+        let file = dir.create(&segment_name(first_seq))?;
+        let header = SegmentHeader { db_id, first_seq }.encode();
+        file.write(0, &header)?;
+        Ok(Self {
+            file,
+            len: header.len() as u64,
+        })
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write(self.len, bytes).map_err(StorageError::Io)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_by_sequence_and_foreign_files_are_ignored() {
+        assert_eq!(segment_name(42), "00000000000000000042.wal");
+        assert_eq!(parse_name(&segment_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_name("42.wal"), None);
+        assert_eq!(parse_name("00000000000000000042.tmp"), None);
+    }
+}
