@@ -28,6 +28,11 @@ pub enum StorageError {
     /// all further work; reopen the database to recover its last durable state.
     #[error("storage poisoned by an earlier failure: {0}")]
     PreviousIo(String),
+    /// The database stopped after a failure (an I/O error or a panic in a
+    /// background thread), named here; every operation now fails. Reopening
+    /// recovers the last durable state.
+    #[error("database poisoned: {0}; reopen it to recover")]
+    Poisoned(String),
 }
 
 impl StorageError {

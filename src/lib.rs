@@ -32,6 +32,7 @@
 #![deny(unsafe_code)]
 
 pub mod btree;
+pub mod engine;
 mod error;
 pub mod io;
 mod page;

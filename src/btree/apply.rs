@@ -29,6 +29,11 @@ use crate::page::{Allocator, Page, PageId, PageStore};
 /// One operation of a batch: put `key` to `Some(value)`, or delete it.
 pub type Op<'a> = (&'a [u8], Option<&'a [u8]>);
 
+/// Checks a key's length.
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    check_op(key, None)
+}
+
 /// Checks the limits of one operation before anything is written.
 pub(crate) fn check_op(key: &[u8], value: Option<&[u8]>) -> Result<()> {
     if key.len() > MAX_KEY_LEN {

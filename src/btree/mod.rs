@@ -11,6 +11,7 @@ mod store;
 mod value;
 
 pub use apply::Op;
+pub(crate) use apply::check_key;
 pub use catalog::TreeInfo;
 pub use check::Report;
 pub use cmp::{Comparator, bytewise};

@@ -1,0 +1,269 @@
+//! The background apply thread: flushes frozen memtables into the tree and
+//! checkpoints it.
+//!
+//! Flush protocol, for the oldest frozen memtable `M`:
+//! 1. Wait until every sequence in `M` is durable in the WAL and published,
+//!    so the tree never shows readers anything they could not already see.
+//! 2. Merge `M` into the tree as one sorted batch per table (name bindings and
+//!    dropped tables first) and publish the new root with
+//!    `non_durable_commit`: nothing is synced.
+//! 3. Swap in a state without `M` and with the new tree. Readers holding the
+//!    old state keep reading `M` and the old root, both still pinned.
+//!
+//! Checkpoint protocol: flush every frozen memtable, make the tree durable
+//! with `checkpoint_seq` = the last flushed sequence (pages, fsync, slot,
+//! fsync), and only then delete the WAL segments wholly at or below it.
+//!
+//! A panic or an error here poisons the database: every operation then fails
+//! with the cause, and reopening recovers from the last checkpoint and the WAL.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crossbeam_skiplist::map::Entry;
+
+use super::core::Inner;
+use super::memtable::{MemKey, MemValue};
+use super::state::{State, TABLES_TREE, data_tree_name, encode_def};
+use crate::btree::bytewise;
+use crate::error::Result;
+
+#[derive(Default)]
+struct Control {
+    /// Checkpoints asked for, and completed; each request is a ticket.
+    requested: u64,
+    completed: u64,
+    shutdown: bool,
+}
+
+/// How the apply thread is asked for work and reports progress.
+#[derive(Default)]
+pub(crate) struct ApplyControl {
+    control: Mutex<Control>,
+    /// Wakes the apply thread.
+    work: Condvar,
+    /// Signalled after every flush and checkpoint.
+    progress: Condvar,
+}
+
+impl ApplyControl {
+    pub(crate) fn wake(&self) {
+        let _guard = self.control.lock();
+        self.work.notify_one();
+    }
+
+    pub(crate) fn wake_all(&self) {
+        let _guard = self.control.lock();
+        self.work.notify_all();
+        self.progress.notify_all();
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.control.lock().shutdown = true;
+        self.wake_all();
+    }
+
+    /// Asks for a checkpoint; returns the ticket to wait for.
+    pub(crate) fn request_checkpoint(&self) -> u64 {
+        let mut control = self.control.lock();
+        control.requested += 1;
+        self.work.notify_one();
+        control.requested
+    }
+
+    /// Waits until checkpoint `ticket` completed, or `give_up` says stop.
+    pub(crate) fn wait_checkpoint(
+        &self,
+        ticket: u64,
+        give_up: impl Fn() -> Result<()>,
+    ) -> Result<()> {
+        let mut control = self.control.lock();
+        while control.completed < ticket {
+            give_up()?;
+            self.progress
+                .wait_for(&mut control, Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn wait_for_flush(&self, timeout: Duration) {
+        let mut control = self.control.lock();
+        self.progress.wait_for(&mut control, timeout);
+    }
+
+    fn notify_progress(&self) {
+        let _guard = self.control.lock();
+        self.progress.notify_all();
+    }
+}
+
+pub(crate) fn run(inner: Arc<Inner>) {
+    let mut last_checkpoint = Instant::now();
+    loop {
+        let ticket = {
+            let mut control = inner.apply.control.lock();
+            loop {
+                if control.shutdown {
+                    return;
+                }
+                let has_frozen = !inner.current_state().frozen.is_empty();
+                if has_frozen || control.requested > control.completed {
+                    break;
+                }
+                if last_checkpoint.elapsed() >= inner.options.checkpoint_interval {
+                    break;
+                }
+                inner
+                    .apply
+                    .work
+                    .wait_for(&mut control, inner.options.checkpoint_interval / 4);
+            }
+            control.requested
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            step(&inner, ticket, &mut last_checkpoint)
+        }));
+        let error = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => format!(
+                "the apply thread panicked: {}",
+                panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default()
+            ),
+        };
+        inner.poison_with(error);
+        return;
+    }
+}
+
+fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant) -> Result<()> {
+    let requested = ticket > inner.apply.control.lock().completed;
+    let timed = last_checkpoint.elapsed() >= inner.options.checkpoint_interval;
+    if timed && !requested {
+        // Time-based checkpoints also cover what sits in the active memtable,
+        // if no writer is busy (never wait for one here).
+        try_freeze_active(inner);
+    }
+    while flush_oldest(inner)? {}
+    let wal_bytes = inner.journal.metrics().bytes;
+    let by_volume = wal_bytes
+        - inner
+            .counters
+            .wal_bytes_at_checkpoint
+            .load(Ordering::Relaxed)
+        >= inner.options.checkpoint_wal_bytes;
+    if requested || by_volume || timed {
+        checkpoint(inner)?;
+        *last_checkpoint = Instant::now();
+    }
+    if requested {
+        inner.apply.control.lock().completed = ticket;
+    }
+    inner.apply.notify_progress();
+    Ok(())
+}
+
+fn try_freeze_active(inner: &Inner) {
+    if inner.current_state().active.is_empty() || !inner.try_acquire_writer() {
+        return;
+    }
+    if !inner.current_state().active.is_empty() {
+        inner.freeze();
+    }
+    inner.release_writer();
+}
+
+/// Flushes the oldest frozen memtable; returns whether there was one.
+fn flush_oldest(inner: &Inner) -> Result<bool> {
+    let state = inner.current_state();
+    let Some(mem) = state.frozen.last().cloned() else {
+        return Ok(false);
+    };
+    drop(state);
+    let max_seq = mem.max_seq();
+    // Step 1: durable and published.
+    inner.journal.wait_for_sync(max_seq)?;
+    inner.refresh_publication();
+
+    // Step 2: one batch per table.
+    let mut writer = inner.trees.writer()?;
+    for (_, name, def) in mem.bindings(u64::MAX) {
+        match def {
+            Some(def) => {
+                writer.insert(TABLES_TREE, bytewise, &name, &encode_def(&def))?;
+            }
+            None => {
+                writer.remove(TABLES_TREE, bytewise, &name)?;
+            }
+        }
+    }
+    let dropped: HashSet<u64> = mem.dropped(u64::MAX).into_iter().collect();
+    for &id in &dropped {
+        writer.delete_tree(&data_tree_name(id))?;
+    }
+    let mut entries = mem.map().iter().peekable();
+    while let Some(first) = entries.peek() {
+        let table = first.key().table;
+        let cmp = first.key().cmp;
+        // Newest version first within a key: keep the first of each key.
+        let mut group: Vec<Entry<'_, MemKey, MemValue>> = Vec::new();
+        while let Some(entry) = entries.next_if(|e| e.key().table == table) {
+            let duplicate = group
+                .last()
+                .is_some_and(|prev| cmp(&prev.key().key, &entry.key().key).is_eq());
+            if !duplicate {
+                group.push(entry);
+            }
+        }
+        if dropped.contains(&table) {
+            continue;
+        }
+        let ops: Vec<(&[u8], Option<&[u8]>)> = group
+            .iter()
+            .map(|e| (&e.key().key[..], e.value().as_deref()))
+            .collect();
+        writer.apply(&data_tree_name(table), cmp, &ops)?;
+    }
+    writer.non_durable_commit()?;
+
+    // Step 3: publish the state without the memtable.
+    let tree = inner.trees.snapshot();
+    inner.update_state(|s| State {
+        seq: s.seq,
+        active: s.active.clone(),
+        frozen: s
+            .frozen
+            .iter()
+            .filter(|m| !Arc::ptr_eq(m, &mem))
+            .cloned()
+            .collect(),
+        tree: tree.clone(),
+    });
+    inner.counters.flushed_seq.store(max_seq, Ordering::Release);
+    inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
+    inner.apply.notify_progress();
+    Ok(true)
+}
+
+fn checkpoint(inner: &Inner) -> Result<()> {
+    let seq = inner.counters.flushed_seq.load(Ordering::Acquire);
+    if seq > inner.trees.durable_checkpoint_seq() {
+        inner.trees.writer()?.commit(seq)?;
+    }
+    inner.journal.truncate_through(seq)?;
+    inner.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    inner
+        .counters
+        .wal_bytes_at_checkpoint
+        .store(inner.journal.metrics().bytes, Ordering::Relaxed);
+    Ok(())
+}

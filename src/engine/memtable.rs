@@ -1,0 +1,245 @@
+//! The memtable: an MVCC skip list of committed writes not yet in the tree.
+//!
+//! Entries are keyed by `(table id, key, sequence)`, ordered by table, then
+//! by the table's comparator, then by sequence *descending*, so a key's
+//! versions sit together, newest first. A read at snapshot `S` takes, per key,
+//! the first version with sequence `<= S`. Deletions are tombstones (`None`).
+//! Table creations, renames and deletions are kept beside the data as
+//! versioned name bindings.
+//!
+//! # Thread safety
+//! Inserted only by the committer holding the writer slot (one at a time);
+//! read concurrently by any number of readers, lock-free (crossbeam's skip
+//! list). The binding list has its own short lock.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+
+use crossbeam_skiplist::SkipMap;
+use parking_lot::Mutex;
+
+use super::batch::TableDef;
+use crate::btree::Comparator;
+
+/// A skip-list key. Every key of one table carries that table's comparator.
+/// Probes for range scans may instead sit before or after every key of a
+/// table (`edge`), since no key can be fabricated for an arbitrary order.
+pub(crate) struct MemKey {
+    pub(crate) table: u64,
+    pub(crate) edge: Edge,
+    pub(crate) key: Box<[u8]>,
+    pub(crate) seq: u64,
+    pub(crate) cmp: Comparator,
+}
+
+/// Where a probe sits within its table; stored entries are always `Key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Edge {
+    Start,
+    Key,
+    End,
+}
+
+impl MemKey {
+    pub(crate) fn probe(table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Self {
+        Self {
+            table,
+            edge: Edge::Key,
+            key: key.into(),
+            seq,
+            cmp,
+        }
+    }
+
+    pub(crate) fn edge(table: u64, cmp: Comparator, edge: Edge) -> Self {
+        Self {
+            table,
+            edge,
+            key: Box::default(),
+            seq: 0,
+            cmp,
+        }
+    }
+}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.table
+            .cmp(&other.table)
+            .then_with(|| match (self.edge, other.edge) {
+                (Edge::Key, Edge::Key) => {
+                    (self.cmp)(&self.key, &other.key).then_with(|| other.seq.cmp(&self.seq))
+                }
+                (a, b) => a.cmp(&b),
+            })
+    }
+}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for MemKey {}
+
+/// A value or a tombstone.
+pub(crate) type MemValue = Option<Box<[u8]>>;
+
+/// Bytes an entry is charged for: its key and value plus skip-list overhead.
+const ENTRY_OVERHEAD: usize = 64;
+
+pub(crate) struct Memtable {
+    map: SkipMap<MemKey, MemValue>,
+    /// Name bindings in sequence order: `(seq, name, table or unbound)`.
+    bindings: Mutex<Vec<(u64, Vec<u8>, Option<TableDef>)>>,
+    /// Table ids whose data a transaction in this memtable dropped, by seq.
+    dropped: Mutex<Vec<(u64, u64)>>,
+    bytes: AtomicUsize,
+    max_seq: AtomicU64,
+}
+
+/// What a memtable says about one key at a snapshot.
+pub(crate) enum Lookup {
+    /// No version at or below the snapshot.
+    Absent,
+    /// The newest version: a value or a tombstone.
+    Found(MemValue),
+}
+
+impl Memtable {
+    pub(crate) fn new() -> Self {
+        Self {
+            map: SkipMap::new(),
+            bindings: Mutex::new(Vec::new()),
+            dropped: Mutex::new(Vec::new()),
+            bytes: AtomicUsize::new(0),
+            max_seq: AtomicU64::new(0),
+        }
+    }
+
+    /// REQUIRES: called by the writer-slot holder, with sequences increasing.
+    pub(crate) fn insert(
+        &self,
+        table: u64,
+        cmp: Comparator,
+        key: &[u8],
+        seq: u64,
+        value: Option<&[u8]>,
+    ) {
+        let charge = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
+        self.map
+            .insert(MemKey::probe(table, cmp, key, seq), value.map(Into::into));
+        self.bytes.fetch_add(charge, AtomicOrdering::Relaxed);
+        self.max_seq.fetch_max(seq, AtomicOrdering::Release);
+    }
+
+    pub(crate) fn bind(&self, seq: u64, name: &[u8], def: Option<TableDef>) {
+        self.bytes
+            .fetch_add(name.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
+        self.bindings.lock().push((seq, name.to_vec(), def));
+        self.max_seq.fetch_max(seq, AtomicOrdering::Release);
+    }
+
+    pub(crate) fn drop_table(&self, seq: u64, table: u64) {
+        self.dropped.lock().push((seq, table));
+        self.max_seq.fetch_max(seq, AtomicOrdering::Release);
+    }
+
+    /// Records a sequence with no data (an empty transaction).
+    pub(crate) fn note_seq(&self, seq: u64) {
+        self.max_seq.fetch_max(seq, AtomicOrdering::Release);
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    pub(crate) fn max_seq(&self) -> u64 {
+        self.max_seq.load(AtomicOrdering::Acquire)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.max_seq() == 0
+    }
+
+    /// The newest version of `key` at or below `seq`.
+    pub(crate) fn get(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Lookup {
+        let probe = MemKey::probe(table, cmp, key, seq);
+        match self.map.lower_bound(Bound::Included(&probe)) {
+            Some(entry) if entry.key().table == table && cmp(&entry.key().key, key).is_eq() => {
+                Lookup::Found(entry.value().clone())
+            }
+            _ => Lookup::Absent,
+        }
+    }
+
+    /// The newest binding of `name` at or below `seq`: `None` if this
+    /// memtable says nothing, `Some(None)` if the name is unbound.
+    pub(crate) fn binding(&self, name: &[u8], seq: u64) -> Option<Option<TableDef>> {
+        self.bindings
+            .lock()
+            .iter()
+            .rev()
+            .find(|(s, n, _)| *s <= seq && n == name)
+            .map(|(_, _, def)| def.clone())
+    }
+
+    /// Every binding at or below `seq`, oldest first.
+    pub(crate) fn bindings(&self, seq: u64) -> Vec<(u64, Vec<u8>, Option<TableDef>)> {
+        self.bindings
+            .lock()
+            .iter()
+            .filter(|(s, _, _)| *s <= seq)
+            .cloned()
+            .collect()
+    }
+
+    /// Tables dropped at or below `seq`.
+    pub(crate) fn dropped(&self, seq: u64) -> Vec<u64> {
+        self.dropped
+            .lock()
+            .iter()
+            .filter(|(s, _)| *s <= seq)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+
+    /// The skip list, for range scans and flushes.
+    pub(crate) fn map(&self) -> &SkipMap<MemKey, MemValue> {
+        &self.map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::bytewise;
+
+    #[test]
+    fn reads_see_the_newest_version_at_their_snapshot() {
+        let m = Memtable::new();
+        m.insert(1, bytewise, b"k", 5, Some(b"five"));
+        m.insert(1, bytewise, b"k", 9, None);
+        m.insert(1, bytewise, b"k", 12, Some(b"twelve"));
+        m.insert(2, bytewise, b"k", 7, Some(b"other table"));
+        let at = |seq| match m.get(1, bytewise, b"k", seq) {
+            Lookup::Absent => "absent".to_string(),
+            Lookup::Found(None) => "deleted".to_string(),
+            Lookup::Found(Some(v)) => String::from_utf8(v.to_vec()).unwrap(),
+        };
+        assert_eq!(at(4), "absent");
+        assert_eq!(at(5), "five");
+        assert_eq!(at(8), "five");
+        assert_eq!(at(9), "deleted");
+        assert_eq!(at(100), "twelve");
+        assert_eq!(m.max_seq(), 12);
+    }
+}

@@ -1,0 +1,363 @@
+//! Range reads across the layers of a snapshot: a transaction's own writes,
+//! the memtables (newest first) and the tree, merged in key order, newest
+//! layer winning, tombstones hiding what lies beneath.
+//!
+//! Each direction is its own k-way merge over its own source iterators (the
+//! backward one is built on the first `next_back`), so a forward scan pays for
+//! one seek per layer. The two meet in the middle: the front stops before the
+//! last key the back returned, and vice versa.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::memtable::{Edge, MemKey, Memtable};
+use crate::btree::{Comparator, ValueBytes};
+use crate::error::Result;
+
+/// One layer's view of a key: a value, or a tombstone (`None`).
+pub(crate) type Item = (Vec<u8>, Option<ValueBytes>);
+
+/// A layer's entries in one direction, already deduplicated per key.
+pub(crate) type Source<'a> = Box<dyn Iterator<Item = Result<Item>> + 'a>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Forward,
+    Backward,
+}
+
+/// Builds a direction's sources, highest priority first.
+pub(crate) type SourceFactory<'a> = Box<dyn Fn(Direction) -> Result<Vec<Source<'a>>> + 'a>;
+
+/// A k-way merge in one direction.
+struct Merge<'a> {
+    sources: Vec<Source<'a>>,
+    heads: Vec<Option<Item>>,
+    direction: Direction,
+    cmp: Comparator,
+}
+
+impl<'a> Merge<'a> {
+    fn new(mut sources: Vec<Source<'a>>, direction: Direction, cmp: Comparator) -> Result<Self> {
+        let heads = sources
+            .iter_mut()
+            .map(|s| s.next().transpose())
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            sources,
+            heads,
+            direction,
+            cmp,
+        })
+    }
+
+    /// The next key and its newest layer's entry (possibly a tombstone).
+    fn next(&mut self) -> Result<Option<Item>> {
+        let mut best: Option<usize> = None;
+        for (i, head) in self.heads.iter().enumerate() {
+            let Some((key, _)) = head else { continue };
+            let better = match best.and_then(|b| self.heads[b].as_ref()) {
+                None => true,
+                Some((best_key, _)) => {
+                    let order = (self.cmp)(key, best_key);
+                    if self.direction == Direction::Forward {
+                        order.is_lt()
+                    } else {
+                        order.is_gt()
+                    }
+                }
+            };
+            if better {
+                best = Some(i);
+            }
+        }
+        let Some(best) = best else { return Ok(None) };
+        let item = self.heads[best].take();
+        let key = item.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
+        // Lower layers' versions of the same key are shadowed.
+        for i in 0..self.heads.len() {
+            let same = i == best
+                || self.heads[i]
+                    .as_ref()
+                    .is_some_and(|(k, _)| (self.cmp)(k, &key).is_eq());
+            if same {
+                self.heads[i] = self.sources[i].next().transpose()?;
+            }
+        }
+        Ok(item)
+    }
+}
+
+/// A double-ended iterator over one table's entries between two bounds,
+/// merged across a transaction's writes, the memtables and the tree.
+pub struct MergedRange<'a> {
+    factory: SourceFactory<'a>,
+    cmp: Comparator,
+    front: Option<Merge<'a>>,
+    back: Option<Merge<'a>>,
+    front_last: Option<Vec<u8>>,
+    back_last: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl<'a> MergedRange<'a> {
+    pub(crate) fn new(factory: SourceFactory<'a>, cmp: Comparator) -> Self {
+        Self {
+            factory,
+            cmp,
+            front: None,
+            back: None,
+            front_last: None,
+            back_last: None,
+            done: false,
+        }
+    }
+
+    fn step(&mut self, direction: Direction) -> Result<Option<(Vec<u8>, ValueBytes)>> {
+        let slot = if direction == Direction::Forward {
+            &mut self.front
+        } else {
+            &mut self.back
+        };
+        if slot.is_none() {
+            *slot = Some(Merge::new((self.factory)(direction)?, direction, self.cmp)?);
+        }
+        loop {
+            let merge = if direction == Direction::Forward {
+                self.front.as_mut()
+            } else {
+                self.back.as_mut()
+            };
+            let Some(merge) = merge else { return Ok(None) };
+            let Some((key, value)) = merge.next()? else {
+                return Ok(None);
+            };
+            // Stop where the other direction has already been.
+            let other = if direction == Direction::Forward {
+                &self.back_last
+            } else {
+                &self.front_last
+            };
+            if let Some(other) = other {
+                let order = (self.cmp)(&key, other);
+                let crossed = if direction == Direction::Forward {
+                    !order.is_lt()
+                } else {
+                    !order.is_gt()
+                };
+                if crossed {
+                    return Ok(None);
+                }
+            }
+            let Some(value) = value else { continue };
+            if direction == Direction::Forward {
+                self.front_last = Some(key.clone());
+            } else {
+                self.back_last = Some(key.clone());
+            }
+            return Ok(Some((key, value)));
+        }
+    }
+
+    fn advance(&mut self, direction: Direction) -> Option<Result<(Vec<u8>, ValueBytes)>> {
+        if self.done {
+            return None;
+        }
+        match self.step(direction) {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Iterator for MergedRange<'_> {
+    type Item = Result<(Vec<u8>, ValueBytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.advance(Direction::Forward)
+    }
+}
+
+impl DoubleEndedIterator for MergedRange<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.advance(Direction::Backward)
+    }
+}
+
+/// Entries fetched from the skip list per seek.
+const MEM_BATCH: usize = 64;
+
+/// One memtable's visible entries of one table between two bounds, at a
+/// snapshot sequence, in one direction. Refills a small buffer per skip-list
+/// seek so it never borrows the memtable across calls.
+pub(crate) struct MemSource {
+    mem: Arc<Memtable>,
+    table: u64,
+    cmp: Comparator,
+    seq: u64,
+    lower: Bound<MemKey>,
+    upper: Bound<MemKey>,
+    direction: Direction,
+    buf: VecDeque<Item>,
+    exhausted: bool,
+}
+
+impl MemSource {
+    pub(crate) fn new(
+        mem: Arc<Memtable>,
+        table: u64,
+        cmp: Comparator,
+        seq: u64,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        direction: Direction,
+    ) -> Self {
+        // Included(k) from below starts at k's newest version (seq MAX);
+        // Excluded(k) starts after its oldest (seq 0 is never used).
+        let lower = match lower {
+            Bound::Included(k) => Bound::Included(MemKey::probe(table, cmp, k, u64::MAX)),
+            Bound::Excluded(k) => Bound::Excluded(MemKey::probe(table, cmp, k, 0)),
+            Bound::Unbounded => Bound::Excluded(MemKey::edge(table, cmp, Edge::Start)),
+        };
+        let upper = match upper {
+            Bound::Included(k) => Bound::Included(MemKey::probe(table, cmp, k, 0)),
+            Bound::Excluded(k) => Bound::Excluded(MemKey::probe(table, cmp, k, u64::MAX)),
+            Bound::Unbounded => Bound::Excluded(MemKey::edge(table, cmp, Edge::End)),
+        };
+        Self {
+            mem,
+            table,
+            cmp,
+            seq,
+            lower,
+            upper,
+            direction,
+            buf: VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    fn refill(&mut self) {
+        let range = (bound_ref(&self.lower), bound_ref(&self.upper));
+        let map = self.mem.map();
+        let mut current: Option<(Vec<u8>, Option<Option<ValueBytes>>)> = None;
+        let mut pushed = 0;
+        let mut last_key: Option<Vec<u8>> = None;
+        let mut consume =
+            |key: &[u8], seq: u64, value: &Option<Box<[u8]>>, buf: &mut VecDeque<Item>| -> bool {
+                // Returns false once the batch is full and a key group closed.
+                let same = current
+                    .as_ref()
+                    .is_some_and(|(k, _)| (self.cmp)(k, key).is_eq());
+                if !same {
+                    match current.take() {
+                        // A visible value or tombstone: it shadows lower layers.
+                        Some((k, Some(v))) => {
+                            buf.push_back((k.clone(), v));
+                            pushed += 1;
+                            last_key = Some(k);
+                        }
+                        // No version at or below the snapshot.
+                        Some((k, None)) => last_key = Some(k),
+                        None => {}
+                    }
+                    if pushed >= MEM_BATCH {
+                        return false;
+                    }
+                    current = Some((key.to_vec(), None));
+                }
+                let visible = seq <= self.seq;
+                if let Some((_, chosen)) = current.as_mut() {
+                    let take = match self.direction {
+                        // Newest first: the first visible version wins.
+                        Direction::Forward => visible && chosen.is_none(),
+                        // Oldest first: each later visible version replaces.
+                        Direction::Backward => visible,
+                    };
+                    if take {
+                        *chosen = Some(value.as_ref().map(|v| ValueBytes::owned(v.to_vec())));
+                    }
+                }
+                true
+            };
+        let mut stopped_early = false;
+        match self.direction {
+            Direction::Forward => {
+                for entry in map.range(range) {
+                    if !consume(
+                        &entry.key().key,
+                        entry.key().seq,
+                        entry.value(),
+                        &mut self.buf,
+                    ) {
+                        stopped_early = true;
+                        break;
+                    }
+                }
+            }
+            Direction::Backward => {
+                for entry in map.range(range).rev() {
+                    if !consume(
+                        &entry.key().key,
+                        entry.key().seq,
+                        entry.value(),
+                        &mut self.buf,
+                    ) {
+                        stopped_early = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if !stopped_early {
+            if let Some((k, Some(v))) = current.take() {
+                self.buf.push_back((k, v));
+            }
+            self.exhausted = true;
+            return;
+        }
+        // Resume after the last key group consumed in full.
+        if let Some(k) = last_key {
+            match self.direction {
+                Direction::Forward => {
+                    self.lower = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, 0))
+                }
+                Direction::Backward => {
+                    self.upper = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, u64::MAX))
+                }
+            }
+        }
+    }
+}
+
+fn bound_ref(b: &Bound<MemKey>) -> Bound<&MemKey> {
+    match b {
+        Bound::Included(k) => Bound::Included(k),
+        Bound::Excluded(k) => Bound::Excluded(k),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Iterator for MemSource {
+    type Item = Result<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.buf.pop_front() {
+                return Some(Ok(item));
+            }
+            if self.exhausted {
+                return None;
+            }
+            self.refill();
+        }
+    }
+}

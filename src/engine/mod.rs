@@ -1,0 +1,16 @@
+//! The engine: memtables, the staged commit pipeline (Build → AppendWAL →
+//! WaitForSync → Apply), state snapshots, the background flush and
+//! checkpoint thread, and recovery.
+
+mod apply;
+mod batch;
+mod core;
+mod memtable;
+mod merge;
+mod state;
+mod txn;
+mod writeset;
+
+pub use core::{Durability, Engine, EngineOptions, Resolver};
+pub use merge::MergedRange;
+pub use txn::{PendingCommit, ReadTable, ReadTxn, Stats, TableHandle, WriteTxn};

@@ -1,0 +1,172 @@
+//! The engine state snapshot, and reads through its layers.
+//!
+//! A [`State`] is immutable: `{visible sequence, active memtable, frozen
+//! memtables, tree snapshot}` behind one `Arc`. Publication, freezing and
+//! flushing each build a new one and swap it in under the engine's state
+//! lock, so a reader takes a consistent snapshot with one `Arc` clone and
+//! never waits for a writer. A read at sequence `S` looks through the
+//! memtables newest first (each answering with the newest version at or below
+//! `S`), then the tree; the tree never holds anything above the sequence of
+//! the state it came with (flushes only take published memtables).
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::batch::TableDef;
+use super::memtable::{Lookup, Memtable};
+use super::merge::{Direction, MemSource, Source};
+use crate::btree::{Comparator, Snapshot, TreeInfo, ValueBytes, bytewise};
+use crate::error::{Result, StorageError};
+
+/// The tree holding the name -> table map.
+pub(crate) const TABLES_TREE: &[u8] = b"sluice.tables";
+
+/// A table's data lives in the tree named by its id.
+pub(crate) fn data_tree_name(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// Encodes a table definition as the tables tree stores it.
+pub(crate) fn encode_def(def: &TableDef) -> Vec<u8> {
+    let mut out = def.id.to_le_bytes().to_vec();
+    out.extend_from_slice(&def.meta);
+    out
+}
+
+pub(crate) fn decode_def(bytes: &[u8]) -> Result<TableDef> {
+    let (id, meta) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| StorageError::corrupted("table entry too short"))?;
+    Ok(TableDef {
+        id: u64::from_le_bytes(*id),
+        meta: meta.to_vec(),
+    })
+}
+
+pub(crate) struct State {
+    /// The highest sequence visible to readers of this state.
+    pub(crate) seq: u64,
+    pub(crate) active: Arc<Memtable>,
+    /// Frozen memtables waiting for flush, newest first.
+    pub(crate) frozen: Vec<Arc<Memtable>>,
+    pub(crate) tree: Snapshot,
+}
+
+/// A table resolved in a state: enough to read it without further lookups.
+#[derive(Clone)]
+pub(crate) struct TableView {
+    pub(crate) def: TableDef,
+    pub(crate) cmp: Comparator,
+    /// The table's tree in the state's tree snapshot, if flushed yet.
+    pub(crate) tree: Option<TreeInfo>,
+}
+
+impl State {
+    pub(crate) fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
+        std::iter::once(&self.active).chain(self.frozen.iter())
+    }
+
+    pub(crate) fn frozen_bytes(&self) -> usize {
+        self.frozen.iter().map(|m| m.bytes()).sum()
+    }
+
+    /// The table bound to `name` at `seq`.
+    pub(crate) fn lookup_table(&self, name: &[u8], seq: u64) -> Result<Option<TableDef>> {
+        for mem in self.memtables() {
+            if let Some(binding) = mem.binding(name, seq) {
+                return Ok(binding);
+            }
+        }
+        let Some(tables) = self.tree.tree(TABLES_TREE)? else {
+            return Ok(None);
+        };
+        self.tree
+            .get(&tables, bytewise, name)?
+            .map(|v| decode_def(v.as_bytes()))
+            .transpose()
+    }
+
+    pub(crate) fn view(&self, def: TableDef, cmp: Comparator) -> Result<TableView> {
+        let tree = self.tree.tree(&data_tree_name(def.id))?;
+        Ok(TableView { def, cmp, tree })
+    }
+
+    /// Every table at `seq`, by name.
+    pub(crate) fn list_tables(&self, seq: u64) -> Result<Vec<(Vec<u8>, TableDef)>> {
+        let mut tables = std::collections::BTreeMap::new();
+        if let Some(info) = self.tree.tree(TABLES_TREE)? {
+            for entry in self
+                .tree
+                .range(&info, bytewise, Bound::Unbounded, Bound::Unbounded)?
+            {
+                let entry = entry?;
+                tables.insert(entry.key().to_vec(), decode_def(entry.value().as_bytes())?);
+            }
+        }
+        // Oldest memtable first, each in sequence order, so later bindings win.
+        for mem in self.memtables().collect::<Vec<_>>().into_iter().rev() {
+            for (_, name, def) in mem.bindings(seq) {
+                match def {
+                    Some(def) => tables.insert(name, def),
+                    None => tables.remove(&name),
+                };
+            }
+        }
+        Ok(tables.into_iter().collect())
+    }
+
+    /// The value of `key` in `table` at `seq`.
+    pub(crate) fn get(
+        &self,
+        table: &TableView,
+        key: &[u8],
+        seq: u64,
+    ) -> Result<Option<ValueBytes>> {
+        for mem in self.memtables() {
+            if let Lookup::Found(value) = mem.get(table.def.id, table.cmp, key, seq) {
+                return Ok(value.map(|v| ValueBytes::owned(v.into_vec())));
+            }
+        }
+        match &table.tree {
+            Some(info) => self.tree.get(info, table.cmp, key),
+            None => Ok(None),
+        }
+    }
+
+    /// The memtable and tree sources of a range, highest priority first.
+    pub(crate) fn sources<'a>(
+        &self,
+        table: &TableView,
+        seq: u64,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        direction: Direction,
+    ) -> Result<Vec<Source<'a>>> {
+        let mut sources: Vec<Source<'a>> = Vec::new();
+        for mem in self.memtables() {
+            if mem.is_empty() {
+                continue;
+            }
+            sources.push(Box::new(MemSource::new(
+                mem.clone(),
+                table.def.id,
+                table.cmp,
+                seq,
+                lower,
+                upper,
+                direction,
+            )));
+        }
+        if let Some(info) = &table.tree {
+            let range = self.tree.range(info, table.cmp, lower, upper)?;
+            let items = move |entry: Result<crate::btree::TreeEntry>| {
+                entry.map(|e| (e.key().to_vec(), Some(e.value().clone())))
+            };
+            match direction {
+                Direction::Forward => sources.push(Box::new(range.map(items))),
+                Direction::Backward => sources.push(Box::new(range.rev().map(items))),
+            }
+        }
+        Ok(sources)
+    }
+}

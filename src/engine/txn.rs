@@ -1,0 +1,533 @@
+//! Transactions over the engine: the write transaction that runs the commit
+//! pipeline, the read transaction over a pinned state, and the handle of a
+//! pipelined commit.
+
+use std::future::Future;
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use super::batch::TABLES_PER_TXN;
+use super::core::{Durability, Engine, Inner, apply_batch};
+use super::merge::{MergedRange, Source};
+use super::state::{State, TableView};
+use super::writeset::{TableSlot, WriteSet};
+use crate::btree::{Comparator, Report, ValueBytes, bytewise};
+use crate::error::{Result, StorageError};
+
+/// Engine counters, as [`Engine::stats`] reports them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Transactions committed (with changes) since open.
+    pub commits: u64,
+    /// WAL records written.
+    pub wal_records: u64,
+    /// WAL bytes written.
+    pub wal_bytes: u64,
+    /// WAL fsyncs.
+    pub fsyncs: u64,
+    /// Average commits per WAL fsync.
+    pub average_group: f64,
+    /// Most commits made durable by one fsync.
+    pub max_group: u64,
+    /// Bytes in the active memtable.
+    pub memtable_bytes: u64,
+    /// Frozen memtables waiting for flush.
+    pub frozen_memtables: u64,
+    /// Bytes in frozen memtables.
+    pub frozen_bytes: u64,
+    /// Committed sequences not yet flushed into the tree.
+    pub apply_lag: u64,
+    /// Memtables flushed into the tree.
+    pub flushes: u64,
+    /// Checkpoints taken.
+    pub checkpoints: u64,
+    /// Writers blocked until a flush made room.
+    pub stalls: u64,
+    /// Writers slowed because frozen memtables neared their limit.
+    pub slowdowns: u64,
+    /// The sequence readers see.
+    pub published_seq: u64,
+    /// The highest durable sequence.
+    pub durable_seq: u64,
+    /// Whether the WAL sync thread died and commits sync themselves.
+    pub wal_degraded: bool,
+}
+
+impl Engine {
+    /// Starts the single write transaction, waiting while another is being
+    /// built (not while one waits for its sync).
+    pub fn begin_write(&self) -> Result<WriteTxn> {
+        let inner = &self.inner;
+        inner.check_poison()?;
+        inner.acquire_writer()?;
+        let state = inner.current_state();
+        let seq = inner.publication.lock().last_committed;
+        Ok(WriteTxn {
+            inner: inner.clone(),
+            state,
+            seq,
+            writes: WriteSet::default(),
+            views: Vec::new(),
+            durability: Durability::Immediate,
+            holds_slot: true,
+        })
+    }
+
+    /// A read transaction: a snapshot of everything published, taken with
+    /// one `Arc` clone. It never waits for a writer and never changes.
+    pub fn begin_read(&self) -> Result<ReadTxn> {
+        self.inner.check_poison()?;
+        let state = self.inner.read_state();
+        Ok(ReadTxn {
+            seq: state.seq,
+            state,
+        })
+    }
+
+    /// Makes every commit so far durable in the WAL.
+    pub fn sync(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_poison()?;
+        let result = inner.journal.sync();
+        inner.poison_on(result)?;
+        inner.refresh_publication();
+        Ok(())
+    }
+
+    /// Flushes everything committed so far into the tree, makes the tree
+    /// durable, and deletes the WAL segments it covers.
+    pub fn checkpoint(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_poison()?;
+        inner.acquire_writer()?;
+        if !inner.current_state().active.is_empty() {
+            inner.freeze();
+        }
+        inner.release_writer();
+        let ticket = inner.apply.request_checkpoint();
+        inner.apply.wait_checkpoint(ticket, || inner.check_poison())
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let wal = inner.journal.metrics();
+        let state = inner.current_state();
+        let counters = &inner.counters;
+        let last = inner.publication.lock().last_committed;
+        Stats {
+            commits: counters.commits.load(Ordering::Relaxed),
+            wal_records: wal.records,
+            wal_bytes: wal.bytes,
+            fsyncs: wal.fsyncs,
+            average_group: wal.average_group(),
+            max_group: wal.max_group,
+            memtable_bytes: state.active.bytes() as u64,
+            frozen_memtables: state.frozen.len() as u64,
+            frozen_bytes: state.frozen_bytes() as u64,
+            apply_lag: last.saturating_sub(counters.flushed_seq.load(Ordering::Relaxed)),
+            flushes: counters.flushes.load(Ordering::Relaxed),
+            checkpoints: counters.checkpoints.load(Ordering::Relaxed),
+            stalls: counters.stalls.load(Ordering::Relaxed),
+            slowdowns: counters.slowdowns.load(Ordering::Relaxed),
+            published_seq: state.seq,
+            durable_seq: inner.journal.durable_seq(),
+            wal_degraded: wal.degraded,
+        }
+    }
+
+    /// Checks the tree's pages, order and counts (see
+    /// [`TreeStore::check_integrity`](crate::btree::TreeStore::check_integrity)).
+    pub fn check_integrity(&self) -> Result<Report> {
+        let inner = &self.inner;
+        let by_id = |name: &[u8], _: &crate::btree::TreeInfo| -> Comparator {
+            <[u8; 8]>::try_from(name)
+                .ok()
+                .and_then(|id| inner.comparator(u64::from_be_bytes(id)))
+                .unwrap_or(bytewise)
+        };
+        inner.trees.check_integrity(&by_id)
+    }
+
+    /// The database id shared by the data file and its WAL segments.
+    pub fn db_id(&self) -> u128 {
+        self.inner.trees.db_id()
+    }
+}
+
+/// The single write transaction. Its changes are private until commit;
+/// dropping it without committing aborts it.
+pub struct WriteTxn {
+    inner: Arc<Inner>,
+    /// The state at begin: the active memtable cannot change under us (only
+    /// the writer-slot holder freezes it).
+    state: Arc<State>,
+    /// Reads see every commit up to here, durable or not.
+    seq: u64,
+    writes: WriteSet,
+    /// Each write-set table's view of the layers below (none for new tables).
+    views: Vec<Option<TableView>>,
+    durability: Durability,
+    holds_slot: bool,
+}
+
+/// A table opened in a write transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableHandle(TableSlot);
+
+impl WriteTxn {
+    /// Chooses how `commit` waits (default `Immediate`).
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// The durability `commit` will use.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn resolve(&mut self, name: &[u8], cmp: Option<Comparator>) -> Result<Option<TableSlot>> {
+        if let Some(binding) = self.writes.binding(name) {
+            if let (Some(slot), Some(cmp)) = (binding, cmp) {
+                self.writes.tables[slot].cmp = cmp;
+            }
+            return Ok(binding);
+        }
+        let Some(def) = self.state.lookup_table(name, self.seq)? else {
+            return Ok(None);
+        };
+        let cmp = match cmp {
+            Some(cmp) => self.inner.comparator_for(&def, cmp),
+            None => self
+                .inner
+                .comparator(def.id)
+                .or_else(|| (self.inner.options.resolver)(&def.meta))
+                .unwrap_or(bytewise),
+        };
+        let view = self.state.view(def.clone(), cmp)?;
+        let slot = self.writes.adopt(name, &def, cmp);
+        self.views.resize(slot + 1, None);
+        self.views[slot] = Some(view);
+        Ok(Some(slot))
+    }
+
+    /// The metadata a table was created with, if it exists.
+    pub fn table_meta(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .resolve(name, None)?
+            .map(|slot| self.writes.tables[slot].meta.clone()))
+    }
+
+    /// Opens a table, creating it with `meta` and key order `cmp` if missing.
+    pub fn open_table(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> Result<TableHandle> {
+        crate::btree::check_key(name)?;
+        if let Some(slot) = self.resolve(name, Some(cmp))? {
+            return Ok(TableHandle(slot));
+        }
+        if self.writes.created() >= TABLES_PER_TXN {
+            return Err(StorageError::corrupted(
+                "too many tables created in one transaction",
+            ));
+        }
+        let slot = self.writes.create(name, meta, cmp);
+        self.views.resize(slot + 1, None);
+        Ok(TableHandle(slot))
+    }
+
+    /// Deletes a table and its data; returns whether it existed.
+    pub fn delete_table(&mut self, name: &[u8]) -> Result<bool> {
+        let Some(slot) = self.resolve(name, None)? else {
+            return Ok(false);
+        };
+        self.writes.delete(name, slot);
+        self.views[slot] = None;
+        Ok(true)
+    }
+
+    /// Renames a table; returns whether `from` existed.
+    /// REQUIRES: no table named `to` exists.
+    pub fn rename_table(&mut self, from: &[u8], to: &[u8]) -> Result<bool> {
+        crate::btree::check_key(to)?;
+        let Some(slot) = self.resolve(from, None)? else {
+            return Ok(false);
+        };
+        self.writes.rename(from, to, slot);
+        Ok(true)
+    }
+
+    /// Every table as this transaction sees it: `(name, metadata)`.
+    pub fn list_tables(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut tables: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = self
+            .state
+            .list_tables(self.seq)?
+            .into_iter()
+            .map(|(n, d)| (n, d.meta))
+            .collect();
+        for (name, binding) in self.writes.bindings() {
+            match binding {
+                Some(slot) => tables.insert(name.clone(), self.writes.tables[*slot].meta.clone()),
+                None => tables.remove(name),
+            };
+        }
+        Ok(tables.into_iter().collect())
+    }
+
+    /// The value of `key`, this transaction's writes included.
+    pub fn get(&self, table: TableHandle, key: &[u8]) -> Result<Option<ValueBytes>> {
+        if let Some(own) = self.writes.get(table.0, key) {
+            return Ok(own);
+        }
+        match &self.views[table.0] {
+            Some(view) => self.state.get(view, key, self.seq),
+            None => Ok(None),
+        }
+    }
+
+    /// Puts `key`; returns the previous value.
+    pub fn insert(
+        &mut self,
+        table: TableHandle,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Option<ValueBytes>> {
+        crate::btree::check_key(key)?;
+        if value.len() > crate::btree::MAX_VALUE_LEN {
+            return Err(StorageError::ValueTooLarge(value.len()));
+        }
+        let old = self.get(table, key)?;
+        self.writes.put(table.0, key, Some(value));
+        Ok(old)
+    }
+
+    /// Deletes `key`; returns its value.
+    pub fn remove(&mut self, table: TableHandle, key: &[u8]) -> Result<Option<ValueBytes>> {
+        let old = self.get(table, key)?;
+        if old.is_some() {
+            self.writes.put(table.0, key, None);
+        }
+        Ok(old)
+    }
+
+    /// Entries between two bounds, this transaction's writes included.
+    pub fn range<'a>(
+        &'a self,
+        table: TableHandle,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<MergedRange<'a>> {
+        let slot = table.0;
+        let cmp = self.writes.tables[slot].cmp;
+        let (lower, upper) = (owned(lower), owned(upper));
+        let factory = move |direction| -> Result<Vec<Source<'a>>> {
+            let (lo, hi) = (borrowed(&lower), borrowed(&upper));
+            let mut sources = vec![self.writes.source(slot, lo, hi, direction)];
+            if let Some(view) = &self.views[slot] {
+                sources.extend(self.state.sources(view, self.seq, lo, hi, direction)?);
+            }
+            Ok(sources)
+        };
+        Ok(MergedRange::new(Box::new(factory), cmp))
+    }
+
+    /// Commits: appends the transaction to the WAL, inserts it into the
+    /// memtable, releases the writer slot, and then waits for durability as
+    /// the transaction's [`Durability`] asks.
+    pub fn commit(self) -> Result<()> {
+        let durability = self.durability;
+        let pending = self.commit_pipelined()?;
+        match durability {
+            Durability::Immediate => pending.wait(),
+            Durability::None => Ok(()),
+        }
+    }
+
+    /// Commits without waiting: returns as soon as the next writer may start.
+    /// The returned [`PendingCommit`] says when the commit is durable.
+    pub fn commit_pipelined(mut self) -> Result<PendingCommit> {
+        let inner = self.inner.clone();
+        inner.check_poison()?;
+        let seq = if self.writes.is_empty() {
+            // Nothing to log; durable once everything before it is.
+            inner.journal.last_seq()
+        } else {
+            self.append_and_apply()?
+        };
+        self.release();
+        inner.refresh_publication();
+        Ok(PendingCommit { inner, seq })
+    }
+
+    /// AppendWAL: one record, then the memtable. REQUIRES: the writer slot,
+    /// so this transaction's sequence is the journal's next and nobody else
+    /// inserts into the active memtable.
+    fn append_and_apply(&mut self) -> Result<u64> {
+        let inner = &self.inner;
+        let seq = inner.journal.last_seq() + 1;
+        for (id, cmp) in self.writes.new_tables(seq) {
+            inner.register(id, cmp);
+        }
+        let batch = self.writes.to_batch(seq);
+        let appended = inner.journal.append(&batch.encode());
+        let appended = inner.poison_on(appended)?;
+        if appended != seq {
+            let cause = format!("WAL assigned sequence {appended}, the writer expected {seq}");
+            inner.poison_with(cause.clone());
+            return Err(StorageError::Poisoned(cause));
+        }
+        let active = inner.current_state().active.clone();
+        apply_batch(&active, seq, &batch, &|id| inner.comparator(id));
+        inner.committed(seq, self.durability);
+        if active.bytes() >= inner.options.memtable_bytes {
+            inner.freeze();
+        }
+        Ok(seq)
+    }
+
+    /// Discards the transaction.
+    pub fn abort(self) {}
+
+    fn release(&mut self) {
+        if std::mem::take(&mut self.holds_slot) {
+            self.inner.release_writer();
+        }
+    }
+}
+
+impl Drop for WriteTxn {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn borrowed(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k),
+        Bound::Excluded(k) => Bound::Excluded(k),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// A read transaction: a pinned snapshot of published state.
+pub struct ReadTxn {
+    state: Arc<State>,
+    seq: u64,
+}
+
+/// A table opened in a read transaction.
+#[derive(Clone)]
+pub struct ReadTable {
+    view: TableView,
+}
+
+impl ReadTable {
+    /// The metadata the table was created with.
+    pub fn meta(&self) -> &[u8] {
+        &self.view.def.meta
+    }
+}
+
+impl ReadTxn {
+    /// The sequence this snapshot shows: every commit up to it, none after.
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
+    /// Opens a table for reading, ordered by `cmp`; `None` if missing.
+    pub fn open_table(&self, name: &[u8], cmp: Comparator) -> Result<Option<ReadTable>> {
+        let Some(def) = self.state.lookup_table(name, self.seq)? else {
+            return Ok(None);
+        };
+        Ok(Some(ReadTable {
+            view: self.state.view(def, cmp)?,
+        }))
+    }
+
+    /// Every table: `(name, metadata)`.
+    pub fn list_tables(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .state
+            .list_tables(self.seq)?
+            .into_iter()
+            .map(|(n, d)| (n, d.meta))
+            .collect())
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, table: &ReadTable, key: &[u8]) -> Result<Option<ValueBytes>> {
+        self.state.get(&table.view, key, self.seq)
+    }
+
+    /// Entries between two bounds; the range holds the snapshot.
+    pub fn range(
+        &self,
+        table: &ReadTable,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<MergedRange<'static>> {
+        let state = self.state.clone();
+        let view = table.view.clone();
+        let seq = self.seq;
+        let (lower, upper) = (owned(lower), owned(upper));
+        let cmp = view.cmp;
+        let factory = move |direction| {
+            state.sources(&view, seq, borrowed(&lower), borrowed(&upper), direction)
+        };
+        Ok(MergedRange::new(Box::new(factory), cmp))
+    }
+}
+
+/// A commit that has been appended and applied but may not be durable yet.
+/// Wait for it with [`wait`](Self::wait), ask with
+/// [`is_durable`](Self::is_durable), or `.await` it (no runtime needed).
+pub struct PendingCommit {
+    inner: Arc<Inner>,
+    seq: u64,
+}
+
+impl PendingCommit {
+    /// The commit's sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
+    /// Whether the commit is durable; never blocks.
+    pub fn is_durable(&self) -> bool {
+        self.inner.journal.is_durable(self.seq)
+    }
+
+    /// Blocks until the commit is durable (and therefore published).
+    pub fn wait(self) -> Result<()> {
+        let result = self.inner.journal.wait_for_sync(self.seq);
+        self.inner.poison_on(result)?;
+        self.inner.refresh_publication();
+        Ok(())
+    }
+}
+
+impl Future for PendingCommit {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.inner.journal.poll_durable(self.seq, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                let result = self.inner.poison_on(result);
+                if result.is_ok() {
+                    self.inner.refresh_publication();
+                }
+                Poll::Ready(result)
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! A write transaction's private changes: per-table ordered writes, and the
+//! net changes to the name -> table map.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use super::batch::{Batch, DataOp, TableDef, new_table_id};
+use super::merge::{Direction, Item, Source};
+use crate::btree::{Comparator, ValueBytes};
+
+/// A key ordered by its table's comparator.
+pub(crate) struct OrdKey {
+    pub(crate) key: Vec<u8>,
+    pub(crate) cmp: Comparator,
+}
+
+impl Ord for OrdKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.cmp)(&self.key, &other.key)
+    }
+}
+
+impl PartialOrd for OrdKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for OrdKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for OrdKey {}
+
+/// Where a table in the transaction came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// It existed before the transaction, with this id.
+    Existing(u64),
+    /// Created by the transaction; the `n`th, which fixes its id at commit.
+    New(u64),
+}
+
+pub(crate) struct TxnTable {
+    pub(crate) origin: Origin,
+    pub(crate) meta: Vec<u8>,
+    pub(crate) cmp: Comparator,
+    pub(crate) writes: BTreeMap<OrdKey, Option<Vec<u8>>>,
+}
+
+/// Index of a table within the write set.
+pub(crate) type TableSlot = usize;
+
+#[derive(Default)]
+pub(crate) struct WriteSet {
+    pub(crate) tables: Vec<TxnTable>,
+    /// Names whose binding this transaction resolved or changed: to a table
+    /// slot, or unbound.
+    names: BTreeMap<Vec<u8>, Option<TableSlot>>,
+    /// Names whose binding changed (created, deleted, renamed).
+    changed: BTreeSet<Vec<u8>>,
+    /// Pre-existing tables deleted (their data is dropped at commit).
+    dropped: Vec<u64>,
+    created: u64,
+}
+
+impl WriteSet {
+    /// Every name the transaction resolved or changed, with its binding.
+    pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<TableSlot>)> {
+        self.names
+            .iter()
+            .filter(|(name, _)| self.changed.contains(*name))
+    }
+
+    /// The transaction's own binding of `name`, if it has one.
+    pub(crate) fn binding(&self, name: &[u8]) -> Option<Option<TableSlot>> {
+        self.names.get(name).copied()
+    }
+
+    /// Records an existing table as seen by this transaction.
+    pub(crate) fn adopt(&mut self, name: &[u8], def: &TableDef, cmp: Comparator) -> TableSlot {
+        self.tables.push(TxnTable {
+            origin: Origin::Existing(def.id),
+            meta: def.meta.clone(),
+            cmp,
+            writes: BTreeMap::new(),
+        });
+        let slot = self.tables.len() - 1;
+        self.names.insert(name.to_vec(), Some(slot));
+        slot
+    }
+
+    /// Tables created so far.
+    pub(crate) fn created(&self) -> u64 {
+        self.created
+    }
+
+    pub(crate) fn create(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> TableSlot {
+        self.tables.push(TxnTable {
+            origin: Origin::New(self.created),
+            meta: meta.to_vec(),
+            cmp,
+            writes: BTreeMap::new(),
+        });
+        self.created += 1;
+        let slot = self.tables.len() - 1;
+        self.names.insert(name.to_vec(), Some(slot));
+        self.changed.insert(name.to_vec());
+        slot
+    }
+
+    pub(crate) fn delete(&mut self, name: &[u8], slot: TableSlot) {
+        if let Origin::Existing(id) = self.tables[slot].origin {
+            self.dropped.push(id);
+        }
+        self.tables[slot].writes.clear();
+        self.names.insert(name.to_vec(), None);
+        self.changed.insert(name.to_vec());
+    }
+
+    pub(crate) fn rename(&mut self, from: &[u8], to: &[u8], slot: TableSlot) {
+        self.names.insert(from.to_vec(), None);
+        self.names.insert(to.to_vec(), Some(slot));
+        self.changed.insert(from.to_vec());
+        self.changed.insert(to.to_vec());
+    }
+
+    pub(crate) fn put(&mut self, slot: TableSlot, key: &[u8], value: Option<&[u8]>) {
+        let table = &mut self.tables[slot];
+        table.writes.insert(
+            OrdKey {
+                key: key.to_vec(),
+                cmp: table.cmp,
+            },
+            value.map(<[u8]>::to_vec),
+        );
+    }
+
+    /// The transaction's own entry for `key`: `None` if it has none,
+    /// `Some(None)` if it deleted the key.
+    pub(crate) fn get(&self, slot: TableSlot, key: &[u8]) -> Option<Option<ValueBytes>> {
+        let table = &self.tables[slot];
+        table
+            .writes
+            .get(&OrdKey {
+                key: key.to_vec(),
+                cmp: table.cmp,
+            })
+            .map(|v| v.as_ref().map(|v| ValueBytes::owned(v.clone())))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.tables.iter().all(|t| t.writes.is_empty())
+    }
+
+    /// The transaction's writes to one table between two bounds.
+    pub(crate) fn source<'a>(
+        &'a self,
+        slot: TableSlot,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        direction: Direction,
+    ) -> Source<'a> {
+        let table = &self.tables[slot];
+        let wrap = |b: Bound<&[u8]>| match b {
+            Bound::Included(k) => Bound::Included(OrdKey {
+                key: k.to_vec(),
+                cmp: table.cmp,
+            }),
+            Bound::Excluded(k) => Bound::Excluded(OrdKey {
+                key: k.to_vec(),
+                cmp: table.cmp,
+            }),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let (lower, upper) = (wrap(lower), wrap(upper));
+        // An inverted range would make BTreeMap panic; it is simply empty.
+        if let (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) =
+            (&lower, &upper)
+        {
+            let order = l.cmp(u);
+            let both_inclusive =
+                matches!((&lower, &upper), (Bound::Included(_), Bound::Included(_)));
+            if order.is_gt() || (order.is_eq() && !both_inclusive) {
+                return Box::new(std::iter::empty());
+            }
+        }
+        let item = |(k, v): (&OrdKey, &Option<Vec<u8>>)| -> crate::error::Result<Item> {
+            Ok((
+                k.key.clone(),
+                v.as_ref().map(|v| ValueBytes::owned(v.clone())),
+            ))
+        };
+        let range = table.writes.range((lower, upper));
+        match direction {
+            Direction::Forward => Box::new(range.map(item)),
+            Direction::Backward => Box::new(range.rev().map(item)),
+        }
+    }
+
+    /// The id each table gets when committed as `seq`.
+    pub(crate) fn table_id(&self, slot: TableSlot, seq: u64) -> u64 {
+        match self.tables[slot].origin {
+            Origin::Existing(id) => id,
+            Origin::New(n) => new_table_id(seq, n),
+        }
+    }
+
+    /// The transaction as one WAL batch, committed with sequence `seq`.
+    pub(crate) fn to_batch(&self, seq: u64) -> Batch {
+        let bindings = self
+            .changed
+            .iter()
+            .map(|name| {
+                let def = self
+                    .names
+                    .get(name)
+                    .copied()
+                    .flatten()
+                    .map(|slot| TableDef {
+                        id: self.table_id(slot, seq),
+                        meta: self.tables[slot].meta.clone(),
+                    });
+                (name.clone(), def)
+            })
+            .collect();
+        let live: BTreeSet<TableSlot> = self.names.values().filter_map(|s| *s).collect();
+        let mut ops = Vec::new();
+        for slot in live {
+            let id = self.table_id(slot, seq);
+            for (key, value) in &self.tables[slot].writes {
+                ops.push(DataOp {
+                    table: id,
+                    key: key.key.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+        Batch {
+            bindings,
+            dropped: self.dropped.clone(),
+            ops,
+        }
+    }
+
+    /// Comparators of the tables this transaction created, by their new ids.
+    pub(crate) fn new_tables(&self, seq: u64) -> Vec<(u64, Comparator)> {
+        self.tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t.origin, Origin::New(_)))
+            .map(|(slot, t)| (self.table_id(slot, seq), t.cmp))
+            .collect()
+    }
+}
