@@ -187,15 +187,16 @@ impl Engine {
                     metas.insert(def.id, def.meta.clone());
                 }
                 for op in &batch.ops {
-                    if !comparators.contains_key(&op.table) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        comparators.entry(op.table)
+                    {
                         let meta = metas.get(&op.table).ok_or_else(|| {
                             StorageError::corrupted(format!(
                                 "WAL record {seq} writes to unknown table {}",
                                 op.table
                             ))
                         })?;
-                        let cmp = (options.resolver)(meta).ok_or_else(|| unresolved(meta))?;
-                        comparators.insert(op.table, cmp);
+                        slot.insert((options.resolver)(meta).ok_or_else(|| unresolved(meta))?);
                     }
                 }
                 apply_batch(&active, seq, &batch, &|id| comparators.get(&id).copied());

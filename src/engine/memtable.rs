@@ -90,6 +90,10 @@ impl PartialEq for MemKey {
 
 impl Eq for MemKey {}
 
+/// A name bound to a table (or unbound, `None`) by the commit `seq`:
+/// `(seq, name, table)`.
+pub(crate) type Binding = (u64, Vec<u8>, Option<TableDef>);
+
 /// A value or a tombstone.
 pub(crate) type MemValue = Option<Box<[u8]>>;
 
@@ -99,7 +103,7 @@ const ENTRY_OVERHEAD: usize = 64;
 pub(crate) struct Memtable {
     map: SkipMap<MemKey, MemValue>,
     /// Name bindings in sequence order: `(seq, name, table or unbound)`.
-    bindings: Mutex<Vec<(u64, Vec<u8>, Option<TableDef>)>>,
+    bindings: Mutex<Vec<Binding>>,
     /// Table ids whose data a transaction in this memtable dropped, by seq.
     dropped: Mutex<Vec<(u64, u64)>>,
     bytes: AtomicUsize,
@@ -193,7 +197,7 @@ impl Memtable {
     }
 
     /// Every binding at or below `seq`, oldest first.
-    pub(crate) fn bindings(&self, seq: u64) -> Vec<(u64, Vec<u8>, Option<TableDef>)> {
+    pub(crate) fn bindings(&self, seq: u64) -> Vec<Binding> {
         self.bindings
             .lock()
             .iter()

@@ -91,18 +91,24 @@ impl State {
         Ok(TableView { def, cmp, tree })
     }
 
+    /// The tables the tree alone knows (as of the last flush), by name.
+    pub(crate) fn tree_tables(&self) -> Result<Vec<(Vec<u8>, TableDef)>> {
+        let Some(info) = self.tree.tree(TABLES_TREE)? else {
+            return Ok(Vec::new());
+        };
+        self.tree
+            .range(&info, bytewise, Bound::Unbounded, Bound::Unbounded)?
+            .map(|entry| {
+                let entry = entry?;
+                Ok((entry.key().to_vec(), decode_def(entry.value().as_bytes())?))
+            })
+            .collect()
+    }
+
     /// Every table at `seq`, by name.
     pub(crate) fn list_tables(&self, seq: u64) -> Result<Vec<(Vec<u8>, TableDef)>> {
-        let mut tables = std::collections::BTreeMap::new();
-        if let Some(info) = self.tree.tree(TABLES_TREE)? {
-            for entry in self
-                .tree
-                .range(&info, bytewise, Bound::Unbounded, Bound::Unbounded)?
-            {
-                let entry = entry?;
-                tables.insert(entry.key().to_vec(), decode_def(entry.value().as_bytes())?);
-            }
-        }
+        let mut tables: std::collections::BTreeMap<_, _> =
+            self.tree_tables()?.into_iter().collect();
         // Oldest memtable first, each in sequence order, so later bindings win.
         for mem in self.memtables().collect::<Vec<_>>().into_iter().rev() {
             for (_, name, def) in mem.bindings(seq) {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use super::batch::TABLES_PER_TXN;
 use super::core::{Durability, Engine, Inner, apply_batch};
 use super::merge::{MergedRange, Source};
-use super::state::{State, TableView};
+use super::state::{State, TableView, data_tree_name};
 use super::writeset::{TableSlot, WriteSet};
 use crate::btree::{Comparator, Report, ValueBytes, bytewise};
 use crate::error::{Result, StorageError};
@@ -143,13 +143,25 @@ impl Engine {
     /// [`TreeStore::check_integrity`](crate::btree::TreeStore::check_integrity)).
     pub fn check_integrity(&self) -> Result<Report> {
         let inner = &self.inner;
-        let by_id = |name: &[u8], _: &crate::btree::TreeInfo| -> Comparator {
-            <[u8; 8]>::try_from(name)
-                .ok()
-                .and_then(|id| inner.comparator(u64::from_be_bytes(id)))
-                .unwrap_or(bytewise)
-        };
-        inner.trees.check_integrity(&by_id)
+        // Every table the tree holds, with its key order: registered by this
+        // process, or resolved from the table's stored metadata.
+        let state = inner.current_state();
+        let mut orders = std::collections::HashMap::new();
+        for (name, def) in state.tree_tables()? {
+            let cmp = inner
+                .comparator(def.id)
+                .or_else(|| (inner.options.resolver)(&def.meta))
+                .ok_or_else(|| {
+                    StorageError::corrupted(format!(
+                        "cannot check table {:?}: its key order is unknown to this process",
+                        String::from_utf8_lossy(&name)
+                    ))
+                })?;
+            orders.insert(data_tree_name(def.id).to_vec(), cmp);
+        }
+        inner
+            .trees
+            .check_integrity(&|name, _| orders.get(name).copied().unwrap_or(bytewise))
     }
 
     /// The database id shared by the data file and its WAL segments.

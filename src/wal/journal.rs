@@ -107,6 +107,8 @@ struct Io {
 
 struct Inner {
     dir: Box<dyn LogDir>,
+    /// The sequence number of the first record appended since open.
+    first_seq: u64,
     db_id: u128,
     options: JournalOptions,
     queue: Mutex<Queue>,
@@ -179,6 +181,7 @@ impl Journal {
         };
         let inner = Arc::new(Inner {
             dir: Box::new(dir),
+            first_seq: last + 1,
             db_id,
             options,
             queue: Mutex::new(Queue {
@@ -291,7 +294,11 @@ impl Journal {
     /// The journal's counters.
     pub fn metrics(&self) -> JournalMetrics {
         let mut metrics = self.inner.metrics.lock().clone();
-        metrics.queue_depth = self.inner.queue.lock().records;
+        {
+            let q = self.inner.queue.lock();
+            metrics.queue_depth = q.records;
+            metrics.records = q.next_seq - self.inner.first_seq;
+        }
         metrics.degraded = self.is_degraded();
         metrics
     }
@@ -454,7 +461,6 @@ impl Inner {
         }
         io.pending_last = q.next_seq - 1;
         io.pending_records += q.records;
-        self.metrics.lock().records += q.records;
         q.records = 0;
         q.oldest = None;
     }

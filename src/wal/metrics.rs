@@ -11,7 +11,7 @@ pub const SYNC_LATENCY_BUCKETS_US: [u64; 12] = [
 /// A snapshot of the journal's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JournalMetrics {
-    /// Records appended.
+    /// Records appended since the journal was opened.
     pub records: u64,
     /// Bytes written to segments (headers included).
     pub bytes: u64,

@@ -80,3 +80,5 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
         .map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
         .collect()
 }
+
+pub mod engine;

@@ -1,0 +1,65 @@
+//! Engine test helpers: crash-simulating storage and a numeric key order.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use sluicedb::btree::{Comparator, bytewise};
+use sluicedb::engine::{Engine, EngineOptions};
+use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
+
+/// Resolves the test tables' key orders from their metadata.
+pub fn resolver(meta: &[u8]) -> Option<Comparator> {
+    match meta {
+        b"numeric" => Some(super::numeric),
+        b"bytes" => Some(bytewise),
+        _ => None,
+    }
+}
+
+/// Small memtables and frequent checkpoints, so tests cross every stage.
+pub fn small_options() -> EngineOptions {
+    EngineOptions {
+        memtable_bytes: 16 << 10,
+        max_frozen_bytes: 256 << 10,
+        segment_bytes: 8 << 10,
+        checkpoint_wal_bytes: 64 << 10,
+        resolver,
+        ..EngineOptions::default()
+    }
+}
+
+/// A data file and WAL directory that can crash.
+#[derive(Clone)]
+pub struct Disk {
+    pub data: Arc<CrashBackend>,
+    pub wal: CrashLogDir,
+}
+
+impl Disk {
+    pub fn new() -> Self {
+        Self {
+            data: Arc::new(CrashBackend::new()),
+            wal: CrashLogDir::new(),
+        }
+    }
+
+    pub fn open(&self, options: EngineOptions) -> Engine {
+        Engine::open(self.data.clone(), self.wal.clone(), options).unwrap()
+    }
+
+    /// Cuts the power now: the WAL first, then the data file (see the
+    /// crash tests for why that order is a real crash).
+    pub fn cut_power(&self) {
+        self.wal.cut_power_after(self.wal.ops());
+        self.data.cut_power_after(self.data.ops());
+    }
+
+    /// What a restart finds.
+    pub fn crashed(&self, mode: TearMode) -> Disk {
+        Disk {
+            data: Arc::new(CrashBackend::from_bytes(self.data.crash_image(mode))),
+            wal: self.wal.crash(mode),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Failures poison the engine: an fsync error in the WAL or an I/O error in
+//! the background checkpoint makes every later operation fail with the
+//! cause; reopening recovers every acknowledged commit.
+
+mod common;
+
+use std::io::ErrorKind;
+
+use common::engine::{Disk, small_options};
+use sluicedb::StorageError;
+use sluicedb::btree::bytewise;
+use sluicedb::engine::Engine;
+use sluicedb::io::TearMode;
+
+fn commit(db: &Engine, i: u64) -> Result<(), StorageError> {
+    let mut w = db.begin_write()?;
+    let t = w.open_table(b"t", b"bytes", bytewise)?;
+    w.insert(t, &i.to_be_bytes(), &[7u8; 100])?;
+    w.commit()
+}
+
+fn count(db: &Engine) -> u64 {
+    let txn = db.begin_read().unwrap();
+    txn.open_table(b"t", bytewise).unwrap().map_or(0, |t| {
+        txn.range(&t, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+            .unwrap()
+            .count() as u64
+    })
+}
+
+#[test]
+fn a_wal_fsync_error_poisons_and_reopen_recovers() {
+    let disk = Disk::new();
+    let db = disk.open(small_options());
+    let mut acked = 0;
+    disk.wal.fail_op(disk.wal.ops() + 30, ErrorKind::Other);
+    for i in 1..200 {
+        match commit(&db, i) {
+            Ok(()) => acked = i,
+            Err(e) => {
+                assert!(
+                    matches!(e, StorageError::Poisoned(_) | StorageError::PreviousIo(_)),
+                    "{e}"
+                );
+                break;
+            }
+        }
+    }
+    assert!(acked > 0 && acked < 199);
+    let err = db.begin_write().err().expect("poisoned").to_string();
+    assert!(
+        err.contains("injected failure"),
+        "the error names its cause: {err}"
+    );
+    assert!(db.begin_read().is_err());
+    drop(db);
+    let db = disk.crashed(TearMode::DropAll).open(small_options());
+    assert!(count(&db) >= acked);
+    commit(&db, 10_000).unwrap();
+}
+
+#[test]
+fn a_checkpoint_write_error_poisons_and_reopen_recovers() {
+    let disk = Disk::new();
+    let db = disk.open(small_options());
+    let mut acked = 0;
+    for i in 1..50 {
+        commit(&db, i).unwrap();
+        acked = i;
+    }
+    // ENOSPC on the data file's next write: inside the checkpoint's flush.
+    disk.data.fail_op(disk.data.ops(), ErrorKind::StorageFull);
+    let err = db.checkpoint().unwrap_err();
+    assert!(matches!(err, StorageError::Poisoned(_)), "{err}");
+    let later = commit(&db, 99).unwrap_err().to_string();
+    assert!(later.contains("poisoned"), "{later}");
+    drop(db);
+    let db = disk.crashed(TearMode::Random(5)).open(small_options());
+    assert_eq!(count(&db), acked);
+    db.check_integrity().unwrap();
+}
