@@ -36,11 +36,8 @@ fn build() -> (Vec<u8>, Model, Model) {
 
 /// Opens `image`, checks it, and reads the tree; any error as a string.
 fn outcome(image: Vec<u8>) -> Result<Model, String> {
-    let store = TreeStore::open(
-        MemoryBackend::from_bytes(image),
-        TreeStoreOptions::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let store =
+        TreeStore::open(MemoryBackend::from_bytes(image), TreeStoreOptions::default()).map_err(|e| e.to_string())?;
     store
         .check_integrity(&|name, _| if name == TREE { numeric } else { bytewise })
         .map_err(|e| e.to_string())?;
@@ -77,11 +74,7 @@ fn header_damage_is_a_clear_error() {
     }
     let mut foreign = image.clone();
     foreign[..8].copy_from_slice(b"SQLite f");
-    assert!(
-        outcome(foreign)
-            .unwrap_err()
-            .contains("not a sluicedb database")
-    );
+    assert!(outcome(foreign).unwrap_err().contains("not a sluicedb database"));
 }
 
 #[test]
@@ -94,14 +87,8 @@ fn a_damaged_slot_falls_back_to_the_older_commit() {
         }
     }
     assert!(results.iter().all(|m| *m == older || *m == newer));
-    assert!(
-        results.contains(&older),
-        "damaging the newest slot must fall back"
-    );
-    assert!(
-        results.contains(&newer),
-        "damaging the older slot must not matter"
-    );
+    assert!(results.contains(&older), "damaging the newest slot must fall back");
+    assert!(results.contains(&newer), "damaging the older slot must not matter");
     let mut both = flip(&image, 1024 * 8);
     both[2048] ^= 1;
     assert!(outcome(both).unwrap_err().contains("both commit slots"));
@@ -113,9 +100,7 @@ fn page_damage_is_never_silent() {
     let mut detected = 0;
     let mut seed = 0x1234_5678_u64;
     for _ in 0..400 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         // Any bit after the header page.
         let bit = 4096 * 8 + (seed >> 16) as usize % ((image.len() - 4096) * 8);
         match outcome(flip(&image, bit)) {
@@ -126,10 +111,7 @@ fn page_damage_is_never_silent() {
             }
         }
     }
-    assert!(
-        detected > 100,
-        "only {detected} of 400 flips hit live pages"
-    );
+    assert!(detected > 100, "only {detected} of 400 flips hit live pages");
 }
 
 #[test]

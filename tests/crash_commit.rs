@@ -47,12 +47,7 @@ type Changes = Vec<(u16, Option<Vec<u8>>)>;
 fn steps() -> Vec<(Changes, bool)> {
     let big = |k: u16| if k % 50 == 0 { 5000 } else { 100 };
     vec![
-        (
-            (0..300)
-                .map(|k| (k, Some(value(k.into(), big(k)))))
-                .collect(),
-            true,
-        ),
+        ((0..300).map(|k| (k, Some(value(k.into(), big(k))))).collect(), true),
         (
             (0..100)
                 .step_by(2)
@@ -61,19 +56,9 @@ fn steps() -> Vec<(Changes, bool)> {
                 .collect(),
             false,
         ),
-        (
-            (300..600)
-                .map(|k| (k, Some(value(k.into(), big(k)))))
-                .collect(),
-            true,
-        ),
+        ((300..600).map(|k| (k, Some(value(k.into(), big(k))))).collect(), true),
         ((0..400).map(|k| (k, None)).collect(), true),
-        (
-            (1000..1010)
-                .map(|k| (k, Some(value(k.into(), 3000))))
-                .collect(),
-            true,
-        ),
+        ((1000..1010).map(|k| (k, Some(value(k.into(), 3000)))).collect(), true),
     ]
 }
 
@@ -132,12 +117,7 @@ fn crash_at_every_operation_recovers_the_last_synced_commit() {
     let log = clean.ops.lock().clone();
     // The op index of each durable commit's slot write, in commit order;
     // creation writes no 64-byte slot (it writes page 0 whole).
-    let slot_writes: Vec<usize> = log
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| **s)
-        .map(|(i, _)| i)
-        .collect();
+    let slot_writes: Vec<usize> = log.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| i).collect();
     let durable_steps: Vec<usize> = steps()
         .iter()
         .enumerate()
@@ -180,19 +160,16 @@ fn crash_at_every_operation_recovers_the_last_synced_commit() {
                 assert!(sure.is_none(), "cut {cut}: a synced commit vanished");
                 continue;
             }
-            let store =
-                match TreeStore::open(CrashBackend::from_bytes(image), TreeStoreOptions::default())
-                {
-                    Ok(store) => store,
-                    // Creation itself was cut short: nothing was ever acknowledged.
-                    Err(_) if cut <= 3 => continue,
-                    Err(e) => panic!("cut {cut} mode {m}: reopen failed: {e}"),
-                };
+            let store = match TreeStore::open(CrashBackend::from_bytes(image), TreeStoreOptions::default()) {
+                Ok(store) => store,
+                // Creation itself was cut short: nothing was ever acknowledged.
+                Err(_) if cut <= 3 => continue,
+                Err(e) => panic!("cut {cut} mode {m}: reopen failed: {e}"),
+            };
             check(&store);
             let state = read_all(&store.snapshot());
             let want_sure = sure.map_or_else(Model::new, |s| models[s].clone());
-            let ok = state == want_sure
-                || (mode != TearMode::DropAll && maybe.is_some_and(|s| state == models[s]));
+            let ok = state == want_sure || (mode != TearMode::DropAll && maybe.is_some_and(|s| state == models[s]));
             assert!(
                 ok,
                 "cut {cut} mode {mode:?}: recovered {} keys, expected commit {sure:?} (or {maybe:?})",

@@ -18,7 +18,10 @@ use sluicedb::io::{MemLogDir, MemoryBackend, StorageBackend};
 fn writers_stall_past_the_frozen_budget_and_lose_nothing() {
     // A one-byte budget: every frozen memtable blocks the next writer until
     // the apply thread has flushed it.
-    let options = EngineOptions { max_frozen_bytes: 1, ..small_options() };
+    let options = EngineOptions {
+        max_frozen_bytes: 1,
+        ..small_options()
+    };
     let db = Engine::open(MemoryBackend::new(), MemLogDir::new(), options).unwrap();
     for i in 0..2000u64 {
         let mut w = db.begin_write().unwrap();
@@ -31,7 +34,12 @@ fn writers_stall_past_the_frozen_budget_and_lose_nothing() {
     assert!(stats.flushes > 0);
     let txn = db.begin_read().unwrap();
     let t = txn.open_table(b"t", bytewise).unwrap().unwrap();
-    assert_eq!(txn.range(&t, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded).unwrap().count(), 2000);
+    assert_eq!(
+        txn.range(&t, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+            .unwrap()
+            .count(),
+        2000
+    );
 }
 
 /// A data file whose `armed`-th write after arming panics, like a bug in
@@ -65,15 +73,29 @@ impl StorageBackend for PanicsOnWrite {
 #[test]
 fn a_panic_in_the_apply_thread_poisons_the_database() {
     let countdown = Arc::new(AtomicU64::new(u64::MAX));
-    let data = PanicsOnWrite { inner: MemoryBackend::new(), countdown: countdown.clone() };
-    let db = Engine::open(data, MemLogDir::new(), EngineOptions { resolver, ..small_options() }).unwrap();
+    let data = PanicsOnWrite {
+        inner: MemoryBackend::new(),
+        countdown: countdown.clone(),
+    };
+    let db = Engine::open(
+        data,
+        MemLogDir::new(),
+        EngineOptions {
+            resolver,
+            ..small_options()
+        },
+    )
+    .unwrap();
     let mut w = db.begin_write().unwrap();
     let t = w.open_table(b"t", b"bytes", bytewise).unwrap();
     w.insert(t, b"k", b"v").unwrap();
     w.commit().unwrap();
     countdown.store(1, Ordering::SeqCst);
     let err = db.checkpoint().unwrap_err();
-    assert!(matches!(&err, StorageError::Poisoned(cause) if cause.contains("panicked")), "{err}");
+    assert!(
+        matches!(&err, StorageError::Poisoned(cause) if cause.contains("panicked")),
+        "{err}"
+    );
     let later = db.begin_write().err().expect("poisoned").to_string();
     assert!(later.contains("injected panic"), "{later}");
 }

@@ -25,10 +25,8 @@ fn transfer(db: &Engine, from: u64, to: u64, amount: u64, mode: u64) {
     let a = balance(w.get(t, &from.to_be_bytes()).unwrap().unwrap().as_bytes());
     let b = balance(w.get(t, &to.to_be_bytes()).unwrap().unwrap().as_bytes());
     let amount = amount.min(a);
-    w.insert(t, &from.to_be_bytes(), &(a - amount).to_le_bytes())
-        .unwrap();
-    w.insert(t, &to.to_be_bytes(), &(b + amount).to_le_bytes())
-        .unwrap();
+    w.insert(t, &from.to_be_bytes(), &(a - amount).to_le_bytes()).unwrap();
+    w.insert(t, &to.to_be_bytes(), &(b + amount).to_le_bytes()).unwrap();
     match mode % 3 {
         0 => w.commit().unwrap(),
         1 => {
@@ -46,8 +44,7 @@ fn every_snapshot_sees_the_same_total() {
     let mut w = db.begin_write().unwrap();
     let t = w.open_table(b"accounts", b"bytes", bytewise).unwrap();
     for id in 0..ACCOUNTS {
-        w.insert(t, &id.to_be_bytes(), &START.to_le_bytes())
-            .unwrap();
+        w.insert(t, &id.to_be_bytes(), &START.to_le_bytes()).unwrap();
     }
     w.commit().unwrap();
 
@@ -83,9 +80,7 @@ fn every_snapshot_sees_the_same_total() {
             std::thread::spawn(move || {
                 let mut x = n * 7919 + 1;
                 for i in 0..400 {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     let (from, to) = ((x >> 33) % ACCOUNTS, (x >> 17) % ACCOUNTS);
                     if from != to {
                         transfer(&db, from, to, (x >> 50) % 200, i + n);
@@ -99,9 +94,6 @@ fn every_snapshot_sees_the_same_total() {
     let snapshots: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
     assert!(snapshots > 10, "readers took only {snapshots} snapshots");
     let stats = db.stats();
-    assert!(
-        stats.flushes > 0,
-        "no flush happened under the readers: {stats:?}"
-    );
+    assert!(stats.flushes > 0, "no flush happened under the readers: {stats:?}");
     db.check_integrity().unwrap();
 }

@@ -45,8 +45,7 @@ fn commit_until_cut(db: &Engine, disk: &Disk, cut_at: u64) -> u64 {
         let Ok(t) = w.open_table(b"log", b"bytes", bytewise) else {
             break;
         };
-        if w.insert(t, &k(i), &value(i)).is_err() || w.insert(t, &k(i + SHADOW), b"shadow").is_err()
-        {
+        if w.insert(t, &k(i), &value(i)).is_err() || w.insert(t, &k(i + SHADOW), b"shadow").is_err() {
             break;
         }
         match i % 3 {
@@ -91,20 +90,13 @@ fn power_cuts_anywhere_recover_a_durable_prefix() {
         flushes += stats.flushes;
         checkpoints += stats.checkpoints;
         drop(db);
-        for mode in [
-            TearMode::DropAll,
-            TearMode::Random(round),
-            TearMode::KeepAll,
-        ] {
+        for mode in [TearMode::DropAll, TearMode::Random(round), TearMode::KeepAll] {
             let crashed = disk.crashed(mode);
             let db = crashed.open(options());
             db.check_integrity().unwrap();
             let txn = db.begin_read().unwrap();
             let Some(t) = txn.open_table(b"log", bytewise).unwrap() else {
-                assert_eq!(
-                    acked, 0,
-                    "round {round}: the table vanished with acknowledged commits"
-                );
+                assert_eq!(acked, 0, "round {round}: the table vanished with acknowledged commits");
                 continue;
             };
             let keys: Vec<u64> = txn
@@ -131,10 +123,7 @@ fn power_cuts_anywhere_recover_a_durable_prefix() {
                 .range(&t, Bound::Included(&k(SHADOW)), Bound::Unbounded)
                 .unwrap()
                 .count() as u64;
-            assert_eq!(
-                shadows, last,
-                "round {round}: a transaction is partly visible"
-            );
+            assert_eq!(shadows, last, "round {round}: a transaction is partly visible");
             checked += 1;
         }
     }

@@ -46,9 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn value(k: u16, v: u8) -> Vec<u8> {
     let len = 20 + (v as usize % 5) * 30;
-    (0..len)
-        .map(|i| (k as usize + i + v as usize) as u8)
-        .collect()
+    (0..len).map(|i| (k as usize + i + v as usize) as u8).collect()
 }
 
 fn read_all(txn: &ReadTxn) -> Model {
@@ -105,10 +103,7 @@ fn run(ops: &[Op]) -> u64 {
         let table = w.open_table(b"t", b"numeric", numeric).unwrap();
         match op {
             Op::Put(k, v) => {
-                let old = w
-                    .insert(table, &key(*k), &value(*k, *v))
-                    .unwrap()
-                    .map(|o| o.into_vec());
+                let old = w.insert(table, &key(*k), &value(*k, *v)).unwrap().map(|o| o.into_vec());
                 assert_eq!(old, working.insert(*k, value(*k, *v)));
             }
             Op::Del(k) => {
@@ -194,10 +189,7 @@ fn a_long_run_flushes_checkpoints_and_recovers() {
         .map(|_| op().new_tree(&mut runner).unwrap().current())
         .collect();
     let flushes = run(&ops);
-    assert!(
-        flushes > 5,
-        "only {flushes} flushes: the test does not reach the tree"
-    );
+    assert!(flushes > 5, "only {flushes} flushes: the test does not reach the tree");
 }
 
 proptest! {

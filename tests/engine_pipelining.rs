@@ -138,20 +138,11 @@ fn the_next_commit_is_built_and_appended_while_the_previous_one_syncs() {
     });
     let during = db.stats();
     assert_eq!(during.wal_records, 2, "commit N+1 reached the WAL");
-    assert_eq!(
-        during.fsyncs, 0,
-        "...while commit N's fsync was still running"
-    );
+    assert_eq!(during.fsyncs, 0, "...while commit N's fsync was still running");
     assert_eq!(pending.sequence(), 2);
     assert!(!pending.is_durable());
     // Neither is visible to readers yet: both wait for durability.
-    assert!(
-        db.begin_read()
-            .unwrap()
-            .open_table(b"t", bytewise)
-            .unwrap()
-            .is_none()
-    );
+    assert!(db.begin_read().unwrap().open_table(b"t", bytewise).unwrap().is_none());
 
     gate.set(true);
     first.join().unwrap();

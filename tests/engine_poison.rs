@@ -48,10 +48,7 @@ fn a_wal_fsync_error_poisons_and_reopen_recovers() {
     }
     assert!(acked > 0 && acked < 199);
     let err = db.begin_write().err().expect("poisoned").to_string();
-    assert!(
-        err.contains("injected failure"),
-        "the error names its cause: {err}"
-    );
+    assert!(err.contains("injected failure"), "the error names its cause: {err}");
     assert!(db.begin_read().is_err());
     drop(db);
     let db = disk.crashed(TearMode::DropAll).open(small_options());

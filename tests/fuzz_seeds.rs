@@ -22,8 +22,7 @@ fn corpus(target: &str) -> PathBuf {
 /// the same with a torn tail.
 fn wal_seeds() -> Vec<(String, Vec<u8>)> {
     let dir = CrashLogDir::new();
-    let (journal, _) =
-        Journal::open(dir.clone(), 7, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
+    let (journal, _) = Journal::open(dir.clone(), 7, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
     for i in 0..5u8 {
         let seq = journal.append(&vec![i; 10 + 40 * i as usize]).unwrap();
         journal.wait_for_sync(seq).unwrap();
@@ -32,10 +31,7 @@ fn wal_seeds() -> Vec<(String, Vec<u8>)> {
     drop(journal);
     let whole = dir.file_bytes(&name).unwrap();
     let torn = whole[..whole.len() - 30].to_vec();
-    vec![
-        ("seed-five-records".into(), whole),
-        ("seed-torn-tail".into(), torn),
-    ]
+    vec![("seed-five-records".into(), whole), ("seed-torn-tail".into(), torn)]
 }
 
 /// Small databases: empty, one tree, several trees with an overflow value and
@@ -53,8 +49,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         for t in 0..trees {
             for k in 0..keys {
                 let value = if k == 7 { vec![t; 5000] } else { vec![t; 30] };
-                w.insert(&[b't', t], bytewise, &k.to_be_bytes(), &value)
-                    .unwrap();
+                w.insert(&[b't', t], bytewise, &k.to_be_bytes(), &value).unwrap();
             }
         }
         w.commit(1).unwrap();
@@ -92,32 +87,14 @@ fn committed_seeds_are_valid_files_of_this_format() {
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if !path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("seed-")
-        {
+        if !path.file_name().unwrap().to_string_lossy().starts_with("seed-") {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        let store = TreeStore::open(
-            MemoryBackend::from_bytes(bytes),
-            TreeStoreOptions::default(),
-        )
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (regenerate with SLUICE_WRITE_SEEDS=1)",
-                path.display()
-            )
-        });
+        let store = TreeStore::open(MemoryBackend::from_bytes(bytes), TreeStoreOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e} (regenerate with SLUICE_WRITE_SEEDS=1)", path.display()));
         store.check_integrity(&|_, _| bytewise).unwrap();
         count += 1;
     }
-    assert_eq!(
-        count,
-        3,
-        "expected the three seed files in {}",
-        dir.display()
-    );
+    assert_eq!(count, 3, "expected the three seed files in {}", dir.display());
 }

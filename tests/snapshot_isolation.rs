@@ -11,11 +11,8 @@ use sluicedb::io::MemoryBackend;
 fn pinned_snapshots_survive_many_commits_and_pages_are_reused_after() {
     let store = TreeStore::create(MemoryBackend::new(), 1, TreeStoreOptions::default()).unwrap();
     let mut w = store.writer().unwrap();
-    let batch: Vec<([u8; 2], Vec<u8>)> = (0..2000u16)
-        .map(|k| (key(k), value(k.into(), 100)))
-        .collect();
-    let ops: Vec<(&[u8], Option<&[u8]>)> =
-        batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
+    let batch: Vec<([u8; 2], Vec<u8>)> = (0..2000u16).map(|k| (key(k), value(k.into(), 100))).collect();
+    let ops: Vec<(&[u8], Option<&[u8]>)> = batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
     w.apply(TREE, numeric, &ops).unwrap();
     w.commit(0).unwrap();
 
@@ -26,10 +23,8 @@ fn pinned_snapshots_survive_many_commits_and_pages_are_reused_after() {
     // Rewrite every page many times, durably and not.
     for round in 0..20u64 {
         let mut w = store.writer().unwrap();
-        let batch: Vec<([u8; 2], Vec<u8>)> =
-            (0..2000u16).map(|k| (key(k), value(round, 100))).collect();
-        let ops: Vec<(&[u8], Option<&[u8]>)> =
-            batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
+        let batch: Vec<([u8; 2], Vec<u8>)> = (0..2000u16).map(|k| (key(k), value(round, 100))).collect();
+        let ops: Vec<(&[u8], Option<&[u8]>)> = batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
         w.apply(TREE, numeric, &ops).unwrap();
         if round % 2 == 0 {
             w.commit(0).unwrap()
@@ -49,11 +44,8 @@ fn pinned_snapshots_survive_many_commits_and_pages_are_reused_after() {
     // With the reader gone, further rounds reuse pages instead of growing.
     for round in 0..20u64 {
         let mut w = store.writer().unwrap();
-        let batch: Vec<([u8; 2], Vec<u8>)> = (0..2000u16)
-            .map(|k| (key(k), value(round + 100, 100)))
-            .collect();
-        let ops: Vec<(&[u8], Option<&[u8]>)> =
-            batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
+        let batch: Vec<([u8; 2], Vec<u8>)> = (0..2000u16).map(|k| (key(k), value(round + 100, 100))).collect();
+        let ops: Vec<(&[u8], Option<&[u8]>)> = batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
         w.apply(TREE, numeric, &ops).unwrap();
         w.commit(0).unwrap();
     }
@@ -76,25 +68,17 @@ fn a_range_iterator_outlives_its_snapshot_handle() {
     let snapshot = store.snapshot();
     let info = snapshot.tree(TREE).unwrap().unwrap();
     let iter = snapshot
-        .range(
-            &info,
-            numeric,
-            std::ops::Bound::Unbounded,
-            std::ops::Bound::Unbounded,
-        )
+        .range(&info, numeric, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
         .unwrap();
     drop(snapshot);
     for round in 0..10u64 {
         let mut w = store.writer().unwrap();
         for k in 0..1000u16 {
-            w.insert(TREE, numeric, &key(k), &value(round + 2, 50))
-                .unwrap();
+            w.insert(TREE, numeric, &key(k), &value(round + 2, 50)).unwrap();
         }
         w.commit(0).unwrap();
     }
-    let values: Vec<Vec<u8>> = iter
-        .map(|e| e.unwrap().value().as_bytes().to_vec())
-        .collect();
+    let values: Vec<Vec<u8>> = iter.map(|e| e.unwrap().value().as_bytes().to_vec()).collect();
     assert_eq!(values.len(), 1000);
     assert!(
         values.iter().all(|v| *v == value(1, 50)),

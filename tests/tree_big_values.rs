@@ -23,8 +23,7 @@ fn a_64_mib_value_round_trips_through_a_file_and_its_pages_are_reused() {
     };
     let big: Vec<u8> = (0..64usize << 20).map(|i| (i % 253) as u8).collect();
     {
-        let store =
-            TreeStore::create(FileBackend::new(file()), 7, TreeStoreOptions::default()).unwrap();
+        let store = TreeStore::create(FileBackend::new(file()), 7, TreeStoreOptions::default()).unwrap();
         let mut w = store.writer().unwrap();
         w.insert(b"blobs", bytewise, b"big", &big).unwrap();
         w.insert(b"blobs", bytewise, b"small", b"x").unwrap();
@@ -36,13 +35,7 @@ fn a_64_mib_value_round_trips_through_a_file_and_its_pages_are_reused() {
     let store = TreeStore::open(FileBackend::new(file()), TreeStoreOptions::default()).unwrap();
     let snap = store.snapshot();
     let info = snap.tree(b"blobs").unwrap().unwrap();
-    assert!(
-        snap.get(&info, bytewise, b"big")
-            .unwrap()
-            .unwrap()
-            .as_bytes()
-            == &big[..]
-    );
+    assert!(snap.get(&info, bytewise, b"big").unwrap().unwrap().as_bytes() == &big[..]);
     drop(snap);
 
     let mut w = store.writer().unwrap();
@@ -66,12 +59,7 @@ fn a_64_mib_value_round_trips_through_a_file_and_its_pages_are_reused() {
 
 #[test]
 fn oversized_keys_and_values_are_refused_with_their_sizes() {
-    let store = TreeStore::create(
-        sluicedb::io::MemoryBackend::new(),
-        1,
-        TreeStoreOptions::default(),
-    )
-    .unwrap();
+    let store = TreeStore::create(sluicedb::io::MemoryBackend::new(), 1, TreeStoreOptions::default()).unwrap();
     let mut w = store.writer().unwrap();
     let key = vec![1u8; MAX_KEY_LEN + 1];
     match w.insert(b"t", bytewise, &key, b"v") {
@@ -84,8 +72,7 @@ fn oversized_keys_and_values_are_refused_with_their_sizes() {
         other => panic!("expected ValueTooLarge, got {other:?}"),
     }
     // Nothing was written: the tree still works.
-    w.insert(b"t", bytewise, &vec![2u8; MAX_KEY_LEN], b"fits")
-        .unwrap();
+    w.insert(b"t", bytewise, &vec![2u8; MAX_KEY_LEN], b"fits").unwrap();
     w.commit(0).unwrap();
     check(&store);
 }

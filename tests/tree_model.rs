@@ -91,17 +91,10 @@ impl Harness {
                     let keys: Vec<u16> = (*start..start.saturating_add(*n)).collect();
                     let encoded: Vec<([u8; 2], Option<Vec<u8>>)> = keys
                         .iter()
-                        .map(|&k| {
-                            (
-                                key(k),
-                                (!(*delete_odd && k % 2 == 1)).then(|| value_for(k, k ^ 0x55)),
-                            )
-                        })
+                        .map(|&k| (key(k), (!(*delete_odd && k % 2 == 1)).then(|| value_for(k, k ^ 0x55))))
                         .collect();
-                    let batch: Vec<(&[u8], Option<&[u8]>)> = encoded
-                        .iter()
-                        .map(|(k, v)| (&k[..], v.as_deref()))
-                        .collect();
+                    let batch: Vec<(&[u8], Option<&[u8]>)> =
+                        encoded.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
                     w.apply(TREE, numeric, &batch).unwrap();
                     for (&k, (_, v)) in keys.iter().zip(&encoded) {
                         match v {
@@ -131,9 +124,7 @@ impl Harness {
                     check(&store);
                     writer = Some(store.writer().unwrap());
                 }
-                Op::TakeSnapshot => self
-                    .snapshots
-                    .push((store.snapshot(), self.published.clone())),
+                Op::TakeSnapshot => self.snapshots.push((store.snapshot(), self.published.clone())),
                 Op::DropSnapshot => {
                     if !self.snapshots.is_empty() {
                         self.snapshots.remove(0);
@@ -150,9 +141,7 @@ impl Harness {
                     } else {
                         Bound::Excluded(&kb[..])
                     };
-                    let iter = snapshot
-                        .range(&info, numeric, Bound::Included(&ka[..]), hi)
-                        .unwrap();
+                    let iter = snapshot.range(&info, numeric, Bound::Included(&ka[..]), hi).unwrap();
                     let got: Vec<u16> = if *reverse {
                         iter.rev()
                             .map(|e| u16::from_le_bytes(e.unwrap().key().try_into().unwrap()))
@@ -187,8 +176,7 @@ impl Harness {
                     self.crashes += 1;
                     let image = self.backend.crash_image(TearMode::Random(self.crashes));
                     self.backend = Arc::new(CrashBackend::from_bytes(image));
-                    self.store =
-                        TreeStore::open(self.backend.clone(), TreeStoreOptions::default()).unwrap();
+                    self.store = TreeStore::open(self.backend.clone(), TreeStoreOptions::default()).unwrap();
                     check(&self.store);
                     assert_eq!(
                         read_all(&self.store.snapshot()),

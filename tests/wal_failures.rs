@@ -51,8 +51,7 @@ fn an_fsync_error_wakes_every_waiter_with_it_and_fails_later_appends() {
     // Operation 0 creates the segment, 1 writes its header... fail a sync a
     // little way in.
     dir.fail_op(9, ErrorKind::Other);
-    let (journal, _) =
-        Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
+    let (journal, _) = Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
     let journal = Arc::new(journal);
     let errors = hammer(&journal, 4);
     assert_eq!(errors.len(), 4, "every thread returned");
@@ -60,10 +59,7 @@ fn an_fsync_error_wakes_every_waiter_with_it_and_fails_later_appends() {
         assert!(matches!(e, StorageError::PreviousIo(_)), "{e}");
     }
     let cause = journal.failure().expect("latched");
-    assert!(
-        cause.contains("injected failure at log operation 9"),
-        "{cause}"
-    );
+    assert!(cause.contains("injected failure at log operation 9"), "{cause}");
     let later = journal.append(b"after").unwrap_err().to_string();
     assert!(
         later.contains("injected failure"),
@@ -81,15 +77,11 @@ fn an_fsync_error_wakes_every_waiter_with_it_and_fails_later_appends() {
 fn enospc_on_a_write_poisons_the_journal() {
     let dir = CrashLogDir::new();
     dir.fail_op(4, ErrorKind::StorageFull);
-    let (journal, _) =
-        Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
+    let (journal, _) = Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
     let journal = Arc::new(journal);
     hammer(&journal, 2);
     let cause = journal.failure().unwrap();
-    assert!(
-        cause.contains("injected failure at log operation 4"),
-        "{cause}"
-    );
+    assert!(cause.contains("injected failure at log operation 4"), "{cause}");
     assert!(journal.append(b"x").is_err());
 }
 
@@ -97,8 +89,7 @@ fn enospc_on_a_write_poisons_the_journal() {
 fn a_sync_thread_panic_degrades_to_synchronous_commits_without_loss() {
     let dir = CrashLogDir::new();
     dir.panic_at_op(6);
-    let (journal, _) =
-        Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
+    let (journal, _) = Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
     let journal = Arc::new(journal);
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -115,11 +106,7 @@ fn a_sync_thread_panic_degrades_to_synchronous_commits_without_loss() {
             })
         })
         .collect();
-    let max_acked = handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .max()
-        .unwrap();
+    let max_acked = handles.into_iter().map(|h| h.join().unwrap()).max().unwrap();
     assert!(journal.is_degraded());
     assert!(journal.metrics().degraded);
     assert!(journal.failure().is_none(), "a panic is not an I/O error");
@@ -129,11 +116,7 @@ fn a_sync_thread_panic_degrades_to_synchronous_commits_without_loss() {
     drop(journal);
     let seqs = replayed(dir.crash(TearMode::DropAll));
     assert_eq!(max_acked, 400);
-    assert_eq!(
-        seqs,
-        (1..=401).collect::<Vec<_>>(),
-        "every record survives a crash"
-    );
+    assert_eq!(seqs, (1..=401).collect::<Vec<_>>(), "every record survives a crash");
 }
 
 #[test]
@@ -147,16 +130,9 @@ fn dropping_the_journal_drains_unwaited_records() {
     for _ in 0..50 {
         journal.append(b"no one waits").unwrap();
     }
-    assert_eq!(
-        journal.durable_seq(),
-        0,
-        "the hour-long interval has not passed"
-    );
+    assert_eq!(journal.durable_seq(), 0, "the hour-long interval has not passed");
     drop(journal);
-    assert_eq!(
-        replayed(dir.crash(TearMode::DropAll)),
-        (1..=50).collect::<Vec<_>>()
-    );
+    assert_eq!(replayed(dir.crash(TearMode::DropAll)), (1..=50).collect::<Vec<_>>());
 }
 
 #[test]

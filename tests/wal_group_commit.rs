@@ -30,8 +30,7 @@ fn recover(dir: CrashLogDir) -> BTreeMap<u64, Vec<u8>> {
 #[test]
 fn concurrent_waiters_share_fsyncs() {
     let dir = CrashLogDir::new();
-    let (journal, _) =
-        Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
+    let (journal, _) = Journal::open(dir.clone(), DB, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
     let journal = Arc::new(journal);
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
@@ -111,10 +110,7 @@ fn a_power_cut_keeps_every_acknowledged_record_and_no_record_after_a_hole() {
             );
         }
         for p in records.values() {
-            assert!(
-                p.starts_with(b"thread "),
-                "round {round}: a record came back damaged"
-            );
+            assert!(p.starts_with(b"thread "), "round {round}: a record came back damaged");
         }
         total_acked += acked.lock().len();
     }

@@ -18,11 +18,7 @@ fn open(dir: &CrashLogDir, after: u64) -> (Journal, Recovery, Vec<(u64, Vec<u8>)
     open_with(dir, after, small())
 }
 
-fn open_with(
-    dir: &CrashLogDir,
-    after: u64,
-    options: JournalOptions,
-) -> (Journal, Recovery, Vec<(u64, Vec<u8>)>) {
+fn open_with(dir: &CrashLogDir, after: u64, options: JournalOptions) -> (Journal, Recovery, Vec<(u64, Vec<u8>)>) {
     let mut records = Vec::new();
     let (journal, recovery) = Journal::open(dir.clone(), DB, after, options, |seq, p| {
         records.push((seq, p.to_vec()));
@@ -34,9 +30,7 @@ fn open_with(
 
 fn append_durably(journal: &Journal, n: u64) {
     for i in 0..n {
-        let seq = journal
-            .append(format!("payload {i:04}").as_bytes())
-            .unwrap();
+        let seq = journal.append(format!("payload {i:04}").as_bytes()).unwrap();
         journal.wait_for_sync(seq).unwrap();
     }
 }
@@ -47,10 +41,7 @@ fn segments_roll_are_deleted_after_checkpoints_and_sequences_continue() {
     let (journal, _, _) = open(&dir, 0);
     append_durably(&journal, 200);
     let segments = journal.segments();
-    assert!(
-        segments.len() > 5,
-        "1 KiB segments should roll: {segments:?}"
-    );
+    assert!(segments.len() > 5, "1 KiB segments should roll: {segments:?}");
     // A checkpoint at 120 lets every segment wholly at or below it go.
     let deleted = journal.truncate_through(120).unwrap();
     assert!(deleted > 0);
@@ -101,10 +92,7 @@ fn a_torn_tail_is_cut_off_and_appends_go_to_a_fresh_segment_across_reopens() {
         for reopen in 0..4 {
             let (journal, _, records) = open(&dir, 0);
             let seqs: Vec<u64> = records.iter().map(|r| r.0).collect();
-            assert!(
-                seqs.len() >= 10,
-                "seed {seed} reopen {reopen}: lost synced records"
-            );
+            assert!(seqs.len() >= 10, "seed {seed} reopen {reopen}: lost synced records");
             assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
             if let Some(next) = expected_next {
                 assert_eq!(
@@ -113,9 +101,7 @@ fn a_torn_tail_is_cut_off_and_appends_go_to_a_fresh_segment_across_reopens() {
                     "seed {seed} reopen {reopen}: sequence did not continue"
                 );
             }
-            let seq = journal
-                .append(format!("after reopen {reopen}").as_bytes())
-                .unwrap();
+            let seq = journal.append(format!("after reopen {reopen}").as_bytes()).unwrap();
             journal.wait_for_sync(seq).unwrap();
             expected_next = Some(seq + 1);
             dir = dir.crash(TearMode::DropAll);

@@ -34,8 +34,7 @@ fn sorted_batch(ids: impl Iterator<Item = u64>) -> Vec<([u8; 16], [u8; 100])> {
 }
 
 fn apply(store: &TreeStore, batch: &[([u8; 16], [u8; 100])], durable: bool) {
-    let ops: Vec<(&[u8], Option<&[u8]>)> =
-        batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
+    let ops: Vec<(&[u8], Option<&[u8]>)> = batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
     let mut w = store.writer().unwrap();
     w.apply(TREE, bytewise, &ops).unwrap();
     if durable {

@@ -19,8 +19,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::cmp::Comparator;
 use super::cursor::MAX_DEPTH;
 use super::node::{
-    BranchEntry, Entry, LeafEntry, LeafValue, MAX_INLINE_VALUE, MAX_KEY_LEN, Node, OverflowRef,
-    encode, expect_node, pack,
+    BranchEntry, Entry, LeafEntry, LeafValue, MAX_INLINE_VALUE, MAX_KEY_LEN, Node, OverflowRef, encode, expect_node,
+    pack,
 };
 use super::value::MAX_VALUE_LEN;
 use crate::error::{Result, StorageError};
@@ -235,12 +235,7 @@ fn kept(node: Node<'_>, i: usize) -> BranchEntry {
     }
 }
 
-fn apply_branch(
-    ctx: &mut Ctx<'_>,
-    node: Node<'_>,
-    ops: &[Op<'_>],
-    depth: usize,
-) -> Result<Outcome> {
+fn apply_branch(ctx: &mut Ctx<'_>, node: Node<'_>, ops: &[Op<'_>], depth: usize) -> Result<Outcome> {
     let mut children: Children = Vec::with_capacity(node.count() + 4);
     let mut changed = false;
     for (i, mine) in partition(node, ctx.cmp, ops).into_iter().enumerate() {
@@ -275,9 +270,7 @@ fn apply_leaf_parent(ctx: &mut Ctx<'_>, node: Node<'_>, ops: &[Op<'_>]) -> Resul
             i += 1;
             continue;
         }
-        let run_end = (i..parts.len())
-            .find(|&j| parts[j].is_empty())
-            .unwrap_or(parts.len());
+        let run_end = (i..parts.len()).find(|&j| parts[j].is_empty()).unwrap_or(parts.len());
         let ids: Vec<PageId> = (i..run_end).map(|j| node.child(j)).collect();
         match merge_leaves(ctx, &ids, &parts[i..run_end])? {
             Some(new) => {
@@ -294,12 +287,7 @@ fn apply_leaf_parent(ctx: &mut Ctx<'_>, node: Node<'_>, ops: &[Op<'_>]) -> Resul
     finish_branch(ctx, children, changed, node.level())
 }
 
-fn finish_branch(
-    ctx: &mut Ctx<'_>,
-    mut children: Children,
-    changed: bool,
-    level: u8,
-) -> Result<Outcome> {
+fn finish_branch(ctx: &mut Ctx<'_>, mut children: Children, changed: bool, level: u8) -> Result<Outcome> {
     if !changed {
         return Ok(Outcome::Unchanged);
     }
@@ -312,24 +300,15 @@ fn finish_branch(
 
 /// Merges consecutive leaves `ids` with their operations `parts` and writes
 /// the result; `None` if nothing changed. The caller frees the old leaves.
-fn merge_leaves(
-    ctx: &mut Ctx<'_>,
-    ids: &[PageId],
-    parts: &[&[Op<'_>]],
-) -> Result<Option<Children>> {
+fn merge_leaves(ctx: &mut Ctx<'_>, ids: &[PageId], parts: &[&[Op<'_>]]) -> Result<Option<Children>> {
     let cmp = ctx.cmp;
-    let pages: Vec<Page> = ids
-        .iter()
-        .map(|&id| ctx.store.read_page(id))
-        .collect::<Result<_>>()?;
+    let pages: Vec<Page> = ids.iter().map(|&id| ctx.store.read_page(id)).collect::<Result<_>>()?;
     let mut merged: Vec<LeafEntry> = Vec::new();
     let mut changed = false;
     for ((page, &id), ops) in pages.iter().zip(ids).zip(parts) {
         let node = expect_node(page, id)?;
         if !node.is_leaf() {
-            return Err(StorageError::corrupted(format!(
-                "page {id} should be a leaf"
-            )));
+            return Err(StorageError::corrupted(format!("page {id} should be a leaf")));
         }
         // New values first (overflow runs written), so entries can borrow them.
         let mut values: Vec<Option<LeafValue>> = Vec::with_capacity(ops.len());
@@ -363,10 +342,7 @@ fn merge_leaves(
                 changed = true;
             }
             if let Some(value) = values[j] {
-                merged.push(LeafEntry {
-                    key: ops[j].0,
-                    value,
-                });
+                merged.push(LeafEntry { key: ops[j].0, value });
                 ctx.len_delta += 1;
                 changed = true;
             }
@@ -401,10 +377,7 @@ fn merge_underfull(ctx: &mut Ctx<'_>, children: &mut Children, level: u8) -> Res
 /// Rewrites two sibling nodes as one or two evenly filled nodes.
 fn rewrite_pair(ctx: &mut Ctx<'_>, left: PageId, right: PageId, level: u8) -> Result<Children> {
     let pages: [Page; 2] = [ctx.store.read_page(left)?, ctx.store.read_page(right)?];
-    let nodes = [
-        expect_node(&pages[0], left)?,
-        expect_node(&pages[1], right)?,
-    ];
+    let nodes = [expect_node(&pages[0], left)?, expect_node(&pages[1], right)?];
     if nodes[0].level() != level || nodes[1].level() != level {
         return Err(StorageError::corrupted(format!(
             "sibling pages {left} and {right} are at different depths"

@@ -40,9 +40,7 @@ impl Walk<'_> {
             )));
         }
         if !self.seen.insert(page) {
-            return Err(StorageError::corrupted(format!(
-                "page {page} is referenced twice"
-            )));
+            return Err(StorageError::corrupted(format!("page {page} is referenced twice")));
         }
         Ok(())
     }
@@ -65,13 +63,10 @@ impl Walk<'_> {
         let node = expect_node(&page, id)?;
         for i in 0..node.count() {
             let key = node.key(i);
-            let in_bounds = lower.is_none_or(|lo| cmp(lo, key).is_le())
-                && upper.is_none_or(|hi| cmp(key, hi).is_lt());
+            let in_bounds = lower.is_none_or(|lo| cmp(lo, key).is_le()) && upper.is_none_or(|hi| cmp(key, hi).is_lt());
             let ordered = i == 0 || cmp(node.key(i - 1), key).is_lt();
             if !in_bounds || !ordered {
-                return Err(StorageError::corrupted(format!(
-                    "page {id}: key {i} out of order"
-                )));
+                return Err(StorageError::corrupted(format!("page {id}: key {i} out of order")));
             }
         }
         if node.is_leaf() {
@@ -142,19 +137,10 @@ pub(crate) fn run(
                 catalog.len
             )));
         }
-        let all = super::cursor::RangeIter::new(
-            store.clone(),
-            catalog.root,
-            bytewise,
-            Unbounded,
-            Unbounded,
-        )?;
+        let all = super::cursor::RangeIter::new(store.clone(), catalog.root, bytewise, Unbounded, Unbounded)?;
         for entry in all {
             let entry = entry?;
-            trees.push((
-                entry.key().to_vec(),
-                TreeInfo::decode(entry.value().as_bytes())?,
-            ));
+            trees.push((entry.key().to_vec(), TreeInfo::decode(entry.value().as_bytes())?));
         }
     }
     for (name, info) in &trees {
@@ -181,9 +167,7 @@ pub(crate) fn run(
     }
     for page in alloc.free_after_restart() {
         if walk.seen.contains(&page) {
-            return Err(StorageError::corrupted(format!(
-                "page {page} is both free and in use"
-            )));
+            return Err(StorageError::corrupted(format!("page {page} is both free and in use")));
         }
         walk.seen.insert(page);
     }

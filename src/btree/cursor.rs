@@ -25,12 +25,7 @@ fn too_deep() -> StorageError {
 }
 
 /// Looks up `key` under `root` (0 = empty tree).
-pub(crate) fn get(
-    store: &PageStore,
-    root: PageId,
-    cmp: Comparator,
-    key: &[u8],
-) -> Result<Option<ValueBytes>> {
+pub(crate) fn get(store: &PageStore, root: PageId, cmp: Comparator, key: &[u8]) -> Result<Option<ValueBytes>> {
     if root == 0 {
         return Ok(None);
     }
@@ -103,11 +98,7 @@ impl Cursor {
             }
             let page = store.read_page(id)?;
             let node = expect_node(&page, id)?;
-            let i = if edge == Edge::First {
-                0
-            } else {
-                node.count() - 1
-            };
+            let i = if edge == Edge::First { 0 } else { node.count() - 1 };
             let next = (!node.is_leaf()).then(|| node.child(i));
             self.path.push((page, i));
             match next {
@@ -198,12 +189,7 @@ impl Cursor {
             return Ok(None);
         };
         let node = Node::new(page);
-        let value = load(
-            store,
-            page,
-            node.value(*index),
-            node.inline_value_range(*index),
-        )?;
+        let value = load(store, page, node.value(*index), node.inline_value_range(*index))?;
         Ok(Some(TreeEntry {
             page: page.clone(),
             index: *index,
@@ -267,9 +253,7 @@ impl RangeIter<'_> {
 
     /// Whether the front cursor has passed the back one (or either ran out).
     fn crossed(&self) -> bool {
-        self.front.path.is_empty()
-            || self.back.path.is_empty()
-            || self.front.indices().gt(self.back.indices())
+        self.front.path.is_empty() || self.back.path.is_empty() || self.front.indices().gt(self.back.indices())
     }
 
     fn advance(&mut self, direction: Edge) -> Option<Result<TreeEntry>> {

@@ -324,11 +324,7 @@ pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::R
 /// Encodes one node at `level` (0 = leaf) holding `entries` (which fit, per
 /// [`pack`]).
 pub(crate) fn encode<E: Entry>(page_size: usize, level: u8, entries: &[E]) -> (Vec<u8>, usize) {
-    let kind = if level == 0 {
-        PageKind::Leaf
-    } else {
-        PageKind::Branch
-    };
+    let kind = if level == 0 { PageKind::Leaf } else { PageKind::Branch };
     let mut buf = crate::page::new_page(page_size, kind, entries.len() as u16);
     buf[LEVEL_OFFSET] = level;
     let mut at = NODE_HEADER_LEN + entries.len() * OFFSET_LEN;

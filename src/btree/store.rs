@@ -47,9 +47,7 @@ pub struct TreeStoreOptions {
 
 impl Default for TreeStoreOptions {
     fn default() -> Self {
-        Self {
-            cache_bytes: 1 << 30,
-        }
+        Self { cache_bytes: 1 << 30 }
     }
 }
 
@@ -109,11 +107,7 @@ pub struct TreeStore {
 
 impl TreeStore {
     /// Writes a new, empty store over `backend` (its contents are discarded).
-    pub fn create(
-        backend: impl StorageBackend,
-        db_id: u128,
-        options: TreeStoreOptions,
-    ) -> Result<Self> {
+    pub fn create(backend: impl StorageBackend, db_id: u128, options: TreeStoreOptions) -> Result<Self> {
         let (pages, slot) = PageStore::create(Box::new(backend), options.store_options(), db_id)?;
         Self::from_parts(pages, slot, Vec::new(), Vec::new())
     }
@@ -122,20 +116,13 @@ impl TreeStore {
     pub fn open(backend: impl StorageBackend, options: TreeStoreOptions) -> Result<Self> {
         let (pages, slot) = PageStore::open(Box::new(backend), options.store_options())?;
         if slot.catalog_root >= slot.page_count || slot.freelist_head >= slot.page_count {
-            return Err(StorageError::corrupted(
-                "commit slot points outside the file",
-            ));
+            return Err(StorageError::corrupted("commit slot points outside the file"));
         }
         let (free, chain) = freelist::read(&pages, slot.freelist_head, slot.page_count)?;
         Self::from_parts(pages, slot, free, chain)
     }
 
-    fn from_parts(
-        pages: PageStore,
-        slot: Slot,
-        free: Vec<u64>,
-        chain: Vec<PageId>,
-    ) -> Result<Self> {
+    fn from_parts(pages: PageStore, slot: Slot, free: Vec<u64>, chain: Vec<PageId>) -> Result<Self> {
         let catalog = TreeInfo {
             root: slot.catalog_root,
             len: slot.catalog_len,
@@ -225,10 +212,7 @@ impl TreeStore {
     /// checksum, the key order of every tree (`cmp_for` names each tree's
     /// comparator), the entry counts, and that every page is either reachable
     /// or accounted free, exactly once.
-    pub fn check_integrity(
-        &self,
-        cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Comparator,
-    ) -> Result<super::check::Report> {
+    pub fn check_integrity(&self, cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Comparator) -> Result<super::check::Report> {
         let state = self.shared.writer.lock();
         super::check::run(
             &self.shared.pages,
@@ -346,10 +330,7 @@ fn list_trees(pages: &Arc<PageStore>, catalog: &TreeInfo) -> Result<Vec<(Vec<u8>
     )?
     .map(|entry| {
         let entry = entry?;
-        Ok((
-            entry.key().to_vec(),
-            TreeInfo::decode(entry.value().as_bytes())?,
-        ))
+        Ok((entry.key().to_vec(), TreeInfo::decode(entry.value().as_bytes())?))
     })
     .collect()
 }
@@ -386,9 +367,8 @@ impl TreeWriter<'_> {
 
     /// Every tree as this writer sees it, in name order.
     pub fn list_trees(&self) -> Result<Vec<(Vec<u8>, TreeInfo)>> {
-        let mut trees: BTreeMap<Vec<u8>, TreeInfo> = list_trees(&self.shared.pages, &self.catalog)?
-            .into_iter()
-            .collect();
+        let mut trees: BTreeMap<Vec<u8>, TreeInfo> =
+            list_trees(&self.shared.pages, &self.catalog)?.into_iter().collect();
         for (name, change) in &self.changes {
             match change {
                 Some(info) => trees.insert(name.clone(), info.clone()),
@@ -469,13 +449,7 @@ impl TreeWriter<'_> {
     }
 
     /// Inserts one entry; returns the previous value.
-    pub fn insert(
-        &mut self,
-        name: &[u8],
-        cmp: Comparator,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Option<ValueBytes>> {
+    pub fn insert(&mut self, name: &[u8], cmp: Comparator, key: &[u8], value: &[u8]) -> Result<Option<ValueBytes>> {
         check_op(key, Some(value))?;
         let old = self.get(name, cmp, key)?;
         self.apply(name, cmp, &[(key, Some(value))])?;
@@ -483,12 +457,7 @@ impl TreeWriter<'_> {
     }
 
     /// Removes one entry; returns its value.
-    pub fn remove(
-        &mut self,
-        name: &[u8],
-        cmp: Comparator,
-        key: &[u8],
-    ) -> Result<Option<ValueBytes>> {
+    pub fn remove(&mut self, name: &[u8], cmp: Comparator, key: &[u8]) -> Result<Option<ValueBytes>> {
         let old = self.get(name, cmp, key)?;
         if old.is_some() {
             self.apply(name, cmp, &[(key, None)])?;
@@ -540,10 +509,7 @@ impl TreeWriter<'_> {
             .into_iter()
             .map(|(name, info)| (name, info.map(|i| i.encode())))
             .collect();
-        let ops: Vec<Op<'_>> = encoded
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
-            .collect();
+        let ops: Vec<Op<'_>> = encoded.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
         let mut catalog = self.catalog.clone();
         let mut ctx = self.ctx(bytewise);
         catalog.root = apply::apply(&mut ctx, catalog.root, &ops)?;
@@ -582,8 +548,7 @@ impl TreeWriter<'_> {
         state.alloc.reclaim(self.shared.oldest_reader());
         state.alloc.trim_tail();
         // Allocate the chain first, so its pages are not listed as free.
-        let need =
-            freelist::pages_needed(pages.page_size(), state.alloc.free_after_restart().len());
+        let need = freelist::pages_needed(pages.page_size(), state.alloc.free_after_restart().len());
         let chain: Vec<PageId> = (0..need).map(|_| state.alloc.alloc()).collect();
         let free = state.alloc.free_after_restart();
         let head = freelist::write(pages, &chain, &free)?;

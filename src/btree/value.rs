@@ -23,11 +23,7 @@ pub struct ValueBytes {
 
 #[derive(Clone)]
 enum Repr {
-    InPage {
-        page: Page,
-        start: usize,
-        len: usize,
-    },
+    InPage { page: Page, start: usize, len: usize },
     Owned(Vec<u8>),
 }
 
@@ -82,9 +78,7 @@ pub(crate) fn load(
 ) -> Result<ValueBytes> {
     match (value, range) {
         (LeafValue::Overflow(r), _) => read_overflow(store, &r).map(ValueBytes::owned),
-        (LeafValue::Inline(_), Some((start, len))) => {
-            Ok(ValueBytes::in_page(page.clone(), start, len))
-        }
+        (LeafValue::Inline(_), Some((start, len))) => Ok(ValueBytes::in_page(page.clone(), start, len)),
         (LeafValue::Inline(v), None) => Ok(ValueBytes::owned(v.to_vec())),
     }
 }

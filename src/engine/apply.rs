@@ -77,16 +77,11 @@ impl ApplyControl {
     }
 
     /// Waits until checkpoint `ticket` completed, or `give_up` says stop.
-    pub(crate) fn wait_checkpoint(
-        &self,
-        ticket: u64,
-        give_up: impl Fn() -> Result<()>,
-    ) -> Result<()> {
+    pub(crate) fn wait_checkpoint(&self, ticket: u64, give_up: impl Fn() -> Result<()>) -> Result<()> {
         let mut control = self.control.lock();
         while control.completed < ticket {
             give_up()?;
-            self.progress
-                .wait_for(&mut control, Duration::from_millis(100));
+            self.progress.wait_for(&mut control, Duration::from_millis(100));
         }
         Ok(())
     }
@@ -125,9 +120,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
             }
             control.requested
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            step(&inner, ticket, &mut last_checkpoint)
-        }));
+        let outcome = catch_unwind(AssertUnwindSafe(|| step(&inner, ticket, &mut last_checkpoint)));
         let error = match outcome {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => e.to_string(),
@@ -155,11 +148,7 @@ fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant) -> Result<()>
     }
     while flush_oldest(inner)? {}
     let wal_bytes = inner.journal.metrics().bytes;
-    let by_volume = wal_bytes
-        - inner
-            .counters
-            .wal_bytes_at_checkpoint
-            .load(Ordering::Relaxed)
+    let by_volume = wal_bytes - inner.counters.wal_bytes_at_checkpoint.load(Ordering::Relaxed)
         >= inner.options.checkpoint_wal_bytes;
     if requested || by_volume || timed {
         checkpoint(inner)?;
@@ -227,10 +216,7 @@ fn flush_oldest(inner: &Inner) -> Result<bool> {
         if dropped.contains(&table) {
             continue;
         }
-        let ops: Vec<(&[u8], Option<&[u8]>)> = group
-            .iter()
-            .map(|e| (&e.key().key[..], e.value().as_deref()))
-            .collect();
+        let ops: Vec<(&[u8], Option<&[u8]>)> = group.iter().map(|e| (&e.key().key[..], e.value().as_deref())).collect();
         writer.apply(&data_tree_name(table), cmp, &ops)?;
     }
     writer.non_durable_commit()?;
@@ -240,12 +226,7 @@ fn flush_oldest(inner: &Inner) -> Result<bool> {
     inner.update_state(|s| State {
         seq: s.seq,
         active: s.active.clone(),
-        frozen: s
-            .frozen
-            .iter()
-            .filter(|m| !Arc::ptr_eq(m, &mem))
-            .cloned()
-            .collect(),
+        frozen: s.frozen.iter().filter(|m| !Arc::ptr_eq(m, &mem)).cloned().collect(),
         tree: tree.clone(),
     });
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);

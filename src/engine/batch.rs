@@ -155,19 +155,13 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(
-            self.take(2)?.try_into().unwrap_or_default(),
-        ))
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap_or_default()))
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().unwrap_or_default(),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().unwrap_or_default(),
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or_default()))
     }
 }
 
@@ -205,10 +199,7 @@ mod tests {
         let bytes = batch.encode();
         assert_eq!(Batch::decode(&bytes).unwrap(), batch);
         for cut in 0..bytes.len() {
-            assert!(
-                Batch::decode(&bytes[..cut]).is_err(),
-                "prefix {cut} accepted"
-            );
+            assert!(Batch::decode(&bytes[..cut]).is_err(), "prefix {cut} accepted");
         }
     }
 }

@@ -141,11 +141,7 @@ pub struct Engine {
 impl Engine {
     /// Opens (or, if `data` is empty, creates) a database: the tree at its
     /// last checkpoint, then the WAL replayed into the memtable.
-    pub fn open(
-        data: impl StorageBackend,
-        wal: impl LogDir,
-        options: EngineOptions,
-    ) -> Result<Self> {
+    pub fn open(data: impl StorageBackend, wal: impl LogDir, options: EngineOptions) -> Result<Self> {
         let tree_options = TreeStoreOptions {
             cache_bytes: options.cache_bytes,
         };
@@ -159,12 +155,7 @@ impl Engine {
         // Table definitions known to the tree, for resolving key orders.
         let mut metas: HashMap<u64, Vec<u8>> = HashMap::new();
         if let Some(info) = snapshot.tree(TABLES_TREE)? {
-            for entry in snapshot.range(
-                &info,
-                bytewise,
-                std::ops::Bound::Unbounded,
-                std::ops::Bound::Unbounded,
-            )? {
+            for entry in snapshot.range(&info, bytewise, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
                 let def = decode_def(entry?.value().as_bytes())?;
                 metas.insert(def.id, def.meta);
             }
@@ -176,25 +167,16 @@ impl Engine {
             segment_size: options.segment_bytes,
             sync_interval: options.sync_interval,
         };
-        let (journal, _recovery): (Journal, Recovery) = Journal::open(
-            wal,
-            trees.db_id(),
-            checkpoint,
-            journal_options,
-            |seq, payload| {
+        let (journal, _recovery): (Journal, Recovery) =
+            Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {
                 let batch = Batch::decode(payload)?;
                 for def in batch.bindings.iter().filter_map(|(_, d)| d.as_ref()) {
                     metas.insert(def.id, def.meta.clone());
                 }
                 for op in &batch.ops {
-                    if let std::collections::hash_map::Entry::Vacant(slot) =
-                        comparators.entry(op.table)
-                    {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = comparators.entry(op.table) {
                         let meta = metas.get(&op.table).ok_or_else(|| {
-                            StorageError::corrupted(format!(
-                                "WAL record {seq} writes to unknown table {}",
-                                op.table
-                            ))
+                            StorageError::corrupted(format!("WAL record {seq} writes to unknown table {}", op.table))
                         })?;
                         slot.insert((options.resolver)(meta).ok_or_else(|| unresolved(meta))?);
                     }
@@ -204,8 +186,7 @@ impl Engine {
                     frozen.insert(0, std::mem::replace(&mut active, Arc::new(Memtable::new())));
                 }
                 Ok(())
-            },
-        )?;
+            })?;
         let last = journal.last_seq().max(checkpoint);
         let state = State {
             seq: last,
@@ -232,10 +213,7 @@ impl Engine {
             apply: ApplyControl::default(),
             counters: Counters::default(),
         });
-        inner
-            .counters
-            .flushed_seq
-            .store(checkpoint, Ordering::Relaxed);
+        inner.counters.flushed_seq.store(checkpoint, Ordering::Relaxed);
         inner
             .counters
             .wal_bytes_at_checkpoint
@@ -285,12 +263,7 @@ fn new_db_id() -> u128 {
 
 /// Inserts a committed batch into a memtable at `seq`.
 /// REQUIRES: every table the batch writes has a comparator in `cmp_of`.
-pub(crate) fn apply_batch(
-    mem: &Memtable,
-    seq: u64,
-    batch: &Batch,
-    cmp_of: &dyn Fn(u64) -> Option<Comparator>,
-) {
+pub(crate) fn apply_batch(mem: &Memtable, seq: u64, batch: &Batch, cmp_of: &dyn Fn(u64) -> Option<Comparator>) {
     for (name, def) in &batch.bindings {
         mem.bind(seq, name, def.clone());
     }
@@ -307,9 +280,7 @@ pub(crate) fn apply_batch(
 impl Inner {
     pub(crate) fn check_poison(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {
-            return Err(StorageError::Poisoned(
-                self.poison.lock().clone().unwrap_or_default(),
-            ));
+            return Err(StorageError::Poisoned(self.poison.lock().clone().unwrap_or_default()));
         }
         if let Some(cause) = self.journal.failure().or_else(|| self.trees.failure()) {
             self.poison_with(cause.clone());
@@ -432,10 +403,8 @@ impl Inner {
             p.undurable.pop_front();
         }
         let target = p.undurable.front().map_or(p.last_committed, |&s| s - 1);
-        self.publish_hint.store(
-            p.undurable.front().copied().unwrap_or(u64::MAX),
-            Ordering::Release,
-        );
+        self.publish_hint
+            .store(p.undurable.front().copied().unwrap_or(u64::MAX), Ordering::Release);
         if target > p.published {
             p.published = target;
             self.update_state(|s| State {

@@ -68,9 +68,7 @@ impl Ord for MemKey {
         self.table
             .cmp(&other.table)
             .then_with(|| match (self.edge, other.edge) {
-                (Edge::Key, Edge::Key) => {
-                    (self.cmp)(&self.key, &other.key).then_with(|| other.seq.cmp(&self.seq))
-                }
+                (Edge::Key, Edge::Key) => (self.cmp)(&self.key, &other.key).then_with(|| other.seq.cmp(&self.seq)),
                 (a, b) => a.cmp(&b),
             })
     }
@@ -130,14 +128,7 @@ impl Memtable {
     }
 
     /// REQUIRES: called by the writer-slot holder, with sequences increasing.
-    pub(crate) fn insert(
-        &self,
-        table: u64,
-        cmp: Comparator,
-        key: &[u8],
-        seq: u64,
-        value: Option<&[u8]>,
-    ) {
+    pub(crate) fn insert(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
         let charge = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
         self.map
             .insert(MemKey::probe(table, cmp, key, seq), value.map(Into::into));

@@ -77,10 +77,7 @@ impl<'a> Merge<'a> {
         let key = item.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
         // Lower layers' versions of the same key are shadowed.
         for i in 0..self.heads.len() {
-            let same = i == best
-                || self.heads[i]
-                    .as_ref()
-                    .is_some_and(|(k, _)| (self.cmp)(k, &key).is_eq());
+            let same = i == best || self.heads[i].as_ref().is_some_and(|(k, _)| (self.cmp)(k, &key).is_eq());
             if same {
                 self.heads[i] = self.sources[i].next().transpose()?;
             }
@@ -251,53 +248,45 @@ impl MemSource {
         let mut current: Option<(Vec<u8>, Option<Option<ValueBytes>>)> = None;
         let mut pushed = 0;
         let mut last_key: Option<Vec<u8>> = None;
-        let mut consume =
-            |key: &[u8], seq: u64, value: &Option<Box<[u8]>>, buf: &mut VecDeque<Item>| -> bool {
-                // Returns false once the batch is full and a key group closed.
-                let same = current
-                    .as_ref()
-                    .is_some_and(|(k, _)| (self.cmp)(k, key).is_eq());
-                if !same {
-                    match current.take() {
-                        // A visible value or tombstone: it shadows lower layers.
-                        Some((k, Some(v))) => {
-                            buf.push_back((k.clone(), v));
-                            pushed += 1;
-                            last_key = Some(k);
-                        }
-                        // No version at or below the snapshot.
-                        Some((k, None)) => last_key = Some(k),
-                        None => {}
+        let mut consume = |key: &[u8], seq: u64, value: &Option<Box<[u8]>>, buf: &mut VecDeque<Item>| -> bool {
+            // Returns false once the batch is full and a key group closed.
+            let same = current.as_ref().is_some_and(|(k, _)| (self.cmp)(k, key).is_eq());
+            if !same {
+                match current.take() {
+                    // A visible value or tombstone: it shadows lower layers.
+                    Some((k, Some(v))) => {
+                        buf.push_back((k.clone(), v));
+                        pushed += 1;
+                        last_key = Some(k);
                     }
-                    if pushed >= MEM_BATCH {
-                        return false;
-                    }
-                    current = Some((key.to_vec(), None));
+                    // No version at or below the snapshot.
+                    Some((k, None)) => last_key = Some(k),
+                    None => {}
                 }
-                let visible = seq <= self.seq;
-                if let Some((_, chosen)) = current.as_mut() {
-                    let take = match self.direction {
-                        // Newest first: the first visible version wins.
-                        Direction::Forward => visible && chosen.is_none(),
-                        // Oldest first: each later visible version replaces.
-                        Direction::Backward => visible,
-                    };
-                    if take {
-                        *chosen = Some(value.as_ref().map(|v| ValueBytes::owned(v.to_vec())));
-                    }
+                if pushed >= MEM_BATCH {
+                    return false;
                 }
-                true
-            };
+                current = Some((key.to_vec(), None));
+            }
+            let visible = seq <= self.seq;
+            if let Some((_, chosen)) = current.as_mut() {
+                let take = match self.direction {
+                    // Newest first: the first visible version wins.
+                    Direction::Forward => visible && chosen.is_none(),
+                    // Oldest first: each later visible version replaces.
+                    Direction::Backward => visible,
+                };
+                if take {
+                    *chosen = Some(value.as_ref().map(|v| ValueBytes::owned(v.to_vec())));
+                }
+            }
+            true
+        };
         let mut stopped_early = false;
         match self.direction {
             Direction::Forward => {
                 for entry in map.range(range) {
-                    if !consume(
-                        &entry.key().key,
-                        entry.key().seq,
-                        entry.value(),
-                        &mut self.buf,
-                    ) {
+                    if !consume(&entry.key().key, entry.key().seq, entry.value(), &mut self.buf) {
                         stopped_early = true;
                         break;
                     }
@@ -305,12 +294,7 @@ impl MemSource {
             }
             Direction::Backward => {
                 for entry in map.range(range).rev() {
-                    if !consume(
-                        &entry.key().key,
-                        entry.key().seq,
-                        entry.value(),
-                        &mut self.buf,
-                    ) {
+                    if !consume(&entry.key().key, entry.key().seq, entry.value(), &mut self.buf) {
                         stopped_early = true;
                         break;
                     }
@@ -327,12 +311,8 @@ impl MemSource {
         // Resume after the last key group consumed in full.
         if let Some(k) = last_key {
             match self.direction {
-                Direction::Forward => {
-                    self.lower = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, 0))
-                }
-                Direction::Backward => {
-                    self.upper = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, u64::MAX))
-                }
+                Direction::Forward => self.lower = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, 0)),
+                Direction::Backward => self.upper = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, u64::MAX)),
             }
         }
     }

@@ -107,8 +107,7 @@ impl State {
 
     /// Every table at `seq`, by name.
     pub(crate) fn list_tables(&self, seq: u64) -> Result<Vec<(Vec<u8>, TableDef)>> {
-        let mut tables: std::collections::BTreeMap<_, _> =
-            self.tree_tables()?.into_iter().collect();
+        let mut tables: std::collections::BTreeMap<_, _> = self.tree_tables()?.into_iter().collect();
         // Oldest memtable first, each in sequence order, so later bindings win.
         for mem in self.memtables().collect::<Vec<_>>().into_iter().rev() {
             for (_, name, def) in mem.bindings(seq) {
@@ -122,12 +121,7 @@ impl State {
     }
 
     /// The value of `key` in `table` at `seq`.
-    pub(crate) fn get(
-        &self,
-        table: &TableView,
-        key: &[u8],
-        seq: u64,
-    ) -> Result<Option<ValueBytes>> {
+    pub(crate) fn get(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
         for mem in self.memtables() {
             if let Lookup::Found(value) = mem.get(table.def.id, table.cmp, key, seq) {
                 return Ok(value.map(|v| ValueBytes::owned(v.into_vec())));

@@ -81,10 +81,7 @@ impl Engine {
     pub fn begin_read(&self) -> Result<ReadTxn> {
         self.inner.check_poison()?;
         let state = self.inner.read_state();
-        Ok(ReadTxn {
-            seq: state.seq,
-            state,
-        })
+        Ok(ReadTxn { seq: state.seq, state })
     }
 
     /// Makes every commit so far durable in the WAL.
@@ -240,9 +237,7 @@ impl WriteTxn {
             return Ok(TableHandle(slot));
         }
         if self.writes.created() >= TABLES_PER_TXN {
-            return Err(StorageError::corrupted(
-                "too many tables created in one transaction",
-            ));
+            return Err(StorageError::corrupted("too many tables created in one transaction"));
         }
         let slot = self.writes.create(name, meta, cmp);
         self.views.resize(slot + 1, None);
@@ -299,12 +294,7 @@ impl WriteTxn {
     }
 
     /// Puts `key`; returns the previous value.
-    pub fn insert(
-        &mut self,
-        table: TableHandle,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Option<ValueBytes>> {
+    pub fn insert(&mut self, table: TableHandle, key: &[u8], value: &[u8]) -> Result<Option<ValueBytes>> {
         crate::btree::check_key(key)?;
         if value.len() > crate::btree::MAX_VALUE_LEN {
             return Err(StorageError::ValueTooLarge(value.len()));
@@ -481,20 +471,13 @@ impl ReadTxn {
     }
 
     /// Entries between two bounds; the range holds the snapshot.
-    pub fn range(
-        &self,
-        table: &ReadTable,
-        lower: Bound<&[u8]>,
-        upper: Bound<&[u8]>,
-    ) -> Result<MergedRange<'static>> {
+    pub fn range(&self, table: &ReadTable, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
         let state = self.state.clone();
         let view = table.view.clone();
         let seq = self.seq;
         let (lower, upper) = (owned(lower), owned(upper));
         let cmp = view.cmp;
-        let factory = move |direction| {
-            state.sources(&view, seq, borrowed(&lower), borrowed(&upper), direction)
-        };
+        let factory = move |direction| state.sources(&view, seq, borrowed(&lower), borrowed(&upper), direction);
         Ok(MergedRange::new(Box::new(factory), cmp))
     }
 }

@@ -70,9 +70,7 @@ pub(crate) struct WriteSet {
 impl WriteSet {
     /// Every name the transaction resolved or changed, with its binding.
     pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<TableSlot>)> {
-        self.names
-            .iter()
-            .filter(|(name, _)| self.changed.contains(*name))
+        self.names.iter().filter(|(name, _)| self.changed.contains(*name))
     }
 
     /// The transaction's own binding of `name`, if it has one.
@@ -178,21 +176,15 @@ impl WriteSet {
         };
         let (lower, upper) = (wrap(lower), wrap(upper));
         // An inverted range would make BTreeMap panic; it is simply empty.
-        if let (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) =
-            (&lower, &upper)
-        {
+        if let (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) = (&lower, &upper) {
             let order = l.cmp(u);
-            let both_inclusive =
-                matches!((&lower, &upper), (Bound::Included(_), Bound::Included(_)));
+            let both_inclusive = matches!((&lower, &upper), (Bound::Included(_), Bound::Included(_)));
             if order.is_gt() || (order.is_eq() && !both_inclusive) {
                 return Box::new(std::iter::empty());
             }
         }
         let item = |(k, v): (&OrdKey, &Option<Vec<u8>>)| -> crate::error::Result<Item> {
-            Ok((
-                k.key.clone(),
-                v.as_ref().map(|v| ValueBytes::owned(v.clone())),
-            ))
+            Ok((k.key.clone(), v.as_ref().map(|v| ValueBytes::owned(v.clone()))))
         };
         let range = table.writes.range((lower, upper));
         match direction {
@@ -215,15 +207,10 @@ impl WriteSet {
             .changed
             .iter()
             .map(|name| {
-                let def = self
-                    .names
-                    .get(name)
-                    .copied()
-                    .flatten()
-                    .map(|slot| TableDef {
-                        id: self.table_id(slot, seq),
-                        meta: self.tables[slot].meta.clone(),
-                    });
+                let def = self.names.get(name).copied().flatten().map(|slot| TableDef {
+                    id: self.table_id(slot, seq),
+                    meta: self.tables[slot].meta.clone(),
+                });
                 (name.clone(), def)
             })
             .collect();

@@ -136,10 +136,7 @@ impl State {
             return Err(io::Error::other("simulated power loss"));
         }
         if let Some(&(_, kind)) = self.failures.iter().find(|(at, _)| *at == op) {
-            return Err(io::Error::new(
-                kind,
-                format!("injected failure at operation {op}"),
-            ));
+            return Err(io::Error::new(kind, format!("injected failure at operation {op}")));
         }
         Ok(())
     }

@@ -30,10 +30,7 @@ impl Plan {
             panic!("injected panic at log operation {op}");
         }
         if let Some(&(_, kind)) = self.failures.iter().find(|(at, _)| *at == op) {
-            return Err(io::Error::new(
-                kind,
-                format!("injected failure at log operation {op}"),
-            ));
+            return Err(io::Error::new(kind, format!("injected failure at log operation {op}")));
         }
         Ok(())
     }
@@ -84,15 +81,10 @@ impl CrashLogDir {
             .enumerate()
             .map(|(i, (name, file))| {
                 let mode = match mode {
-                    TearMode::Random(seed) => {
-                        TearMode::Random(seed.wrapping_mul(31).wrapping_add(i as u64))
-                    }
+                    TearMode::Random(seed) => TearMode::Random(seed.wrapping_mul(31).wrapping_add(i as u64)),
                     other => other,
                 };
-                (
-                    name.clone(),
-                    Arc::new(CrashBackend::from_bytes(file.crash_image(mode))),
-                )
+                (name.clone(), Arc::new(CrashBackend::from_bytes(file.crash_image(mode))))
             })
             .collect();
         CrashLogDir {
@@ -154,10 +146,7 @@ impl LogDir for CrashLogDir {
         self.plan.lock().begin_op()?;
         let mut files = self.files.lock();
         if files.contains_key(name) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{name} exists"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists")));
         }
         let file = Arc::new(CrashBackend::new());
         files.insert(name.to_string(), file.clone());
@@ -168,9 +157,12 @@ impl LogDir for CrashLogDir {
     }
 
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
-        let file = self.files.lock().get(name).cloned().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("no log file {name}"))
-        })?;
+        let file = self
+            .files
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no log file {name}")))?;
         Ok(Box::new(CrashLogFile {
             file,
             plan: self.plan.clone(),

@@ -117,10 +117,7 @@ impl LogDir for MemLogDir {
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
         let mut files = self.files.lock();
         if files.contains_key(name) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{name} exists"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists")));
         }
         let file = Arc::new(MemoryBackend::new());
         files.insert(name.to_string(), file.clone());
@@ -128,12 +125,7 @@ impl LogDir for MemLogDir {
     }
 
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
-        let file = self
-            .files
-            .lock()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| not_found(name))?;
+        let file = self.files.lock().get(name).cloned().ok_or_else(|| not_found(name))?;
         Ok(Box::new(file))
     }
 

@@ -42,11 +42,7 @@ pub(crate) struct Allocator {
 impl Allocator {
     /// The allocator as of a durable commit: `free` is every page below
     /// `page_count` that the commit does not reach.
-    pub(crate) fn new(
-        page_count: u64,
-        free: impl IntoIterator<Item = u64>,
-        durable_txn: u64,
-    ) -> Self {
+    pub(crate) fn new(page_count: u64, free: impl IntoIterator<Item = u64>, durable_txn: u64) -> Self {
         Self {
             page_count: page_count.max(1),
             free: free.into_iter().collect(),

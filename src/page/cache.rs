@@ -93,9 +93,6 @@ mod tests {
         assert_eq!(cache.get(19).unwrap()[0], 99);
         let far = (MAX_CHUNKS as u64) << CHUNK_BITS;
         cache.insert(far, Page::from(vec![1u8; 8]));
-        assert!(
-            cache.get(far).is_none(),
-            "ids past the table are not cached"
-        );
+        assert!(cache.get(far).is_none(), "ids past the table are not cached");
     }
 }

@@ -16,9 +16,7 @@
 //! with the new commit like any other page.
 
 use super::header::u64_at;
-use super::store::{
-    PAGE_HEADER_LEN, PageId, PageKind, PageStore, new_page, page_count_field, page_kind,
-};
+use super::store::{PAGE_HEADER_LEN, PageId, PageKind, PageStore, new_page, page_count_field, page_kind};
 use crate::error::{Result, StorageError};
 
 const NEXT_OFFSET: usize = PAGE_HEADER_LEN;
@@ -56,11 +54,7 @@ pub(crate) fn write(store: &PageStore, pages: &[PageId], ids: &[u64]) -> Result<
 
 /// Reads the chain at `head`: returns the free ids and the chain's own pages.
 /// Every id must lie inside `1..page_count`; a loop or a bad id is corruption.
-pub(crate) fn read(
-    store: &PageStore,
-    head: PageId,
-    page_count: u64,
-) -> Result<(Vec<u64>, Vec<PageId>)> {
+pub(crate) fn read(store: &PageStore, head: PageId, page_count: u64) -> Result<(Vec<u64>, Vec<PageId>)> {
     let mut ids = Vec::new();
     let mut chain = Vec::new();
     let mut next = head;
@@ -72,22 +66,16 @@ pub(crate) fn read(
         }
         let page = store.read_page_uncached(next)?;
         if page_kind(&page) != PageKind::FreeList {
-            return Err(StorageError::corrupted(format!(
-                "page {next} is not a free-list page"
-            )));
+            return Err(StorageError::corrupted(format!("page {next} is not a free-list page")));
         }
         let count = page_count_field(&page);
         if count > ids_per_page(page.len()) {
-            return Err(StorageError::corrupted(format!(
-                "free-list page {next} overflows"
-            )));
+            return Err(StorageError::corrupted(format!("free-list page {next} overflows")));
         }
         for j in 0..count {
             let id = u64_at(&page, IDS_OFFSET + j * 8);
             if id == 0 || id >= page_count {
-                return Err(StorageError::corrupted(format!(
-                    "free list names invalid page {id}"
-                )));
+                return Err(StorageError::corrupted(format!("free list names invalid page {id}")));
             }
             ids.push(id);
         }

@@ -74,47 +74,26 @@ impl Header {
     /// damaged header, each with its own message.
     pub(crate) fn decode(buf: &[u8]) -> Result<Self> {
         let Some(buf) = buf.get(..HEADER_LEN) else {
-            return Err(StorageError::corrupted(
-                "file too short for a sluicedb header",
-            ));
+            return Err(StorageError::corrupted("file too short for a sluicedb header"));
         };
         if buf[..VERSION_OFFSET] != MAGIC {
-            return Err(StorageError::corrupted(
-                "not a sluicedb database (bad magic number)",
-            ));
+            return Err(StorageError::corrupted("not a sluicedb database (bad magic number)"));
         }
         let sum = u64_at(buf, HEADER_CHECKSUM_OFFSET);
         if sum != xxh3_64(&buf[..HEADER_CHECKSUM_OFFSET]) {
             return Err(StorageError::corrupted("file header checksum mismatch"));
         }
-        let version = u32::from_le_bytes(
-            buf[VERSION_OFFSET..PAGE_SIZE_OFFSET]
-                .try_into()
-                .unwrap_or_default(),
-        );
+        let version = u32::from_le_bytes(buf[VERSION_OFFSET..PAGE_SIZE_OFFSET].try_into().unwrap_or_default());
         if version != FORMAT_VERSION {
             return Err(StorageError::corrupted(format!(
                 "format version {version} is not supported by this build (it reads version {FORMAT_VERSION})"
             )));
         }
-        let page_size = u32::from_le_bytes(
-            buf[PAGE_SIZE_OFFSET..DB_ID_OFFSET]
-                .try_into()
-                .unwrap_or_default(),
-        );
-        if (page_size as usize) < MIN_PAGE_SIZE
-            || !page_size.is_power_of_two()
-            || page_size > 1 << 20
-        {
-            return Err(StorageError::corrupted(format!(
-                "invalid page size {page_size}"
-            )));
+        let page_size = u32::from_le_bytes(buf[PAGE_SIZE_OFFSET..DB_ID_OFFSET].try_into().unwrap_or_default());
+        if (page_size as usize) < MIN_PAGE_SIZE || !page_size.is_power_of_two() || page_size > 1 << 20 {
+            return Err(StorageError::corrupted(format!("invalid page size {page_size}")));
         }
-        let db_id = u128::from_le_bytes(
-            buf[DB_ID_OFFSET..HEADER_CHECKSUM_OFFSET]
-                .try_into()
-                .unwrap_or_default(),
-        );
+        let db_id = u128::from_le_bytes(buf[DB_ID_OFFSET..HEADER_CHECKSUM_OFFSET].try_into().unwrap_or_default());
         Ok(Self { page_size, db_id })
     }
 }
@@ -222,11 +201,7 @@ mod tests {
         };
         let bytes = slot.encode(1);
         assert_eq!(Slot::decode(&bytes, 1), Some(slot));
-        assert_eq!(
-            Slot::decode(&bytes, 0),
-            None,
-            "a slot copied to the other index"
-        );
+        assert_eq!(Slot::decode(&bytes, 0), None, "a slot copied to the other index");
         let mut torn = bytes;
         torn[40..].fill(0);
         assert_eq!(Slot::decode(&torn, 1), None);

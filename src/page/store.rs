@@ -111,11 +111,7 @@ pub(crate) struct PageStore {
 impl PageStore {
     /// Writes a new, empty database image: the header and an empty commit in
     /// slot 0 (transaction 0, no trees, one page), then syncs.
-    pub(crate) fn create(
-        backend: Box<dyn StorageBackend>,
-        options: StoreOptions,
-        db_id: u128,
-    ) -> Result<(Self, Slot)> {
+    pub(crate) fn create(backend: Box<dyn StorageBackend>, options: StoreOptions, db_id: u128) -> Result<(Self, Slot)> {
         let page_size = options.page_size;
         let header = Header {
             page_size: page_size as u32,
@@ -137,19 +133,14 @@ impl PageStore {
     }
 
     /// Opens an existing image at its newest valid commit slot.
-    pub(crate) fn open(
-        backend: Box<dyn StorageBackend>,
-        options: StoreOptions,
-    ) -> Result<(Self, Slot)> {
+    pub(crate) fn open(backend: Box<dyn StorageBackend>, options: StoreOptions) -> Result<(Self, Slot)> {
         let backend = LatchedBackend::new(backend);
         let len = backend.len()?;
         let mut page0 = vec![0u8; MIN_PAGE_SIZE.min(len as usize)];
         backend.read(0, &mut page0)?;
         let header = Header::decode(&page0)?;
         if len < MIN_PAGE_SIZE as u64 {
-            return Err(StorageError::corrupted(
-                "file truncated inside its header page",
-            ));
+            return Err(StorageError::corrupted("file truncated inside its header page"));
         }
         let slots: Vec<(usize, Slot)> = SLOT_OFFSETS
             .iter()
@@ -217,9 +208,7 @@ impl PageStore {
     /// use this so they see the bytes on disk).
     pub(crate) fn read_page_uncached(&self, id: PageId) -> Result<Page> {
         if id == 0 {
-            return Err(StorageError::corrupted(
-                "a tree points at page 0 (the header)",
-            ));
+            return Err(StorageError::corrupted("a tree points at page 0 (the header)"));
         }
         let mut buf = vec![0u8; self.page_size];
         self.backend
@@ -227,17 +216,12 @@ impl PageStore {
             .map_err(|e| read_error(e, format!("page {id} lies beyond the end of the file")))?;
         let stored = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
         if stored != xxh3_64_with_seed(&buf[8..], id) {
-            return Err(StorageError::corrupted(format!(
-                "page {id} checksum mismatch"
-            )));
+            return Err(StorageError::corrupted(format!("page {id} checksum mismatch")));
         }
         if PageKind::from_byte(buf[KIND_OFFSET]).is_none() {
-            return Err(StorageError::corrupted(format!(
-                "page {id} has an unknown kind"
-            )));
+            return Err(StorageError::corrupted(format!("page {id} has an unknown kind")));
         }
-        (self.validate)(&buf)
-            .map_err(|msg| StorageError::corrupted(format!("page {id}: {msg}")))?;
+        (self.validate)(&buf).map_err(|msg| StorageError::corrupted(format!("page {id}: {msg}")))?;
         Ok(Page::from(buf))
     }
 
@@ -265,14 +249,12 @@ impl PageStore {
 
     pub(crate) fn read_run(&self, start: PageId, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.backend
-            .read(self.offset(start), &mut buf)
-            .map_err(|e| {
-                read_error(
-                    e,
-                    format!("overflow run at page {start} lies beyond the end of the file"),
-                )
-            })?;
+        self.backend.read(self.offset(start), &mut buf).map_err(|e| {
+            read_error(
+                e,
+                format!("overflow run at page {start} lies beyond the end of the file"),
+            )
+        })?;
         Ok(buf)
     }
 
@@ -286,8 +268,7 @@ impl PageStore {
         let mut current = self.current_slot.lock();
         let next = 1 - *current;
         self.backend.sync_data()?;
-        self.backend
-            .write(SLOT_OFFSETS[next] as u64, &slot.encode(next))?;
+        self.backend.write(SLOT_OFFSETS[next] as u64, &slot.encode(next))?;
         self.backend.sync_data()?;
         *current = next;
         Ok(())

@@ -471,10 +471,7 @@ impl Inner {
         }
         let roll = match &io.segment {
             None => true,
-            Some(s) => {
-                s.len > SEGMENT_HEADER_LEN as u64
-                    && s.len + io.pending.len() as u64 > self.options.segment_size
-            }
+            Some(s) => s.len > SEGMENT_HEADER_LEN as u64 && s.len + io.pending.len() as u64 > self.options.segment_size,
         };
         if roll {
             // Invariant 4: close the segment only once all of it is durable.
@@ -511,9 +508,7 @@ impl Inner {
         };
         let start = Instant::now();
         segment.file.sync_data()?;
-        self.metrics
-            .lock()
-            .record_sync(io.unsynced_records, start.elapsed());
+        self.metrics.lock().record_sync(io.unsynced_records, start.elapsed());
         io.unsynced_records = 0;
         self.publish(covered);
         Ok(())
@@ -559,9 +554,7 @@ impl Inner {
                     return false;
                 }
                 let behind = self.durable_seq.load(Ordering::Acquire) < q.next_seq - 1;
-                let interval_over = q
-                    .oldest
-                    .is_some_and(|t| t.elapsed() >= self.options.sync_interval);
+                let interval_over = q.oldest.is_some_and(|t| t.elapsed() >= self.options.sync_interval);
                 if behind && (q.sync_wanted || q.shutdown || interval_over) {
                     break;
                 }

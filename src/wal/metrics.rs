@@ -4,9 +4,7 @@ use std::time::Duration;
 
 /// Upper bounds of the sync-latency histogram buckets, in microseconds; the
 /// last bucket counts everything slower.
-pub const SYNC_LATENCY_BUCKETS_US: [u64; 12] = [
-    50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102_400,
-];
+pub const SYNC_LATENCY_BUCKETS_US: [u64; 12] = [50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102_400];
 
 /// A snapshot of the journal's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -5,9 +5,7 @@
 use crate::error::{Result, StorageError};
 use crate::io::LogDir;
 
-use super::record::{
-    Decoded, HeaderError, SEGMENT_HEADER_LEN, SegmentHeader, WAL_VERSION, decode_record,
-};
+use super::record::{Decoded, HeaderError, SEGMENT_HEADER_LEN, SegmentHeader, WAL_VERSION, decode_record};
 use super::segment::list_segments;
 
 /// Why the reader stopped before the end of the log.

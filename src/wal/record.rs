@@ -108,11 +108,7 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Decoded<'a> {
     /// A valid record and the bytes it occupies.
-    Record {
-        seq: u64,
-        payload: &'a [u8],
-        len: usize,
-    },
+    Record { seq: u64, payload: &'a [u8], len: usize },
     /// The buffer ends inside a record header or payload.
     Truncated,
     /// The record's checksum fails (torn, zeroed or garbage bytes).

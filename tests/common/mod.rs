@@ -29,11 +29,7 @@ pub fn read_all(snapshot: &Snapshot) -> Model {
         return Model::new();
     };
     let model = collect(snapshot, &info, Bound::Unbounded, Bound::Unbounded);
-    assert_eq!(
-        model.len() as u64,
-        info.len(),
-        "tree length disagrees with its entries"
-    );
+    assert_eq!(model.len() as u64, info.len(), "tree length disagrees with its entries");
     model
 }
 
@@ -42,11 +38,7 @@ pub fn collect(snapshot: &Snapshot, info: &TreeInfo, lo: Bound<&[u8]>, hi: Bound
 }
 
 pub fn writer_read_all(writer: &TreeWriter<'_>) -> Model {
-    to_model(
-        writer
-            .range(TREE, numeric, Bound::Unbounded, Bound::Unbounded)
-            .unwrap(),
-    )
+    to_model(writer.range(TREE, numeric, Bound::Unbounded, Bound::Unbounded).unwrap())
 }
 
 fn to_model(entries: RangeIter<'_>) -> Model {

@@ -25,7 +25,11 @@ fn seconds() -> f64 {
 }
 
 fn raw_limit(dir: &std::path::Path, duration: Duration) -> f64 {
-    let mut file = OpenOptions::new().create(true).append(true).open(dir.join("raw.log")).unwrap();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("raw.log"))
+        .unwrap();
     let record = [7u8; 150];
     let start = Instant::now();
     let mut n = 0u64;
@@ -39,7 +43,13 @@ fn raw_limit(dir: &std::path::Path, duration: Duration) -> f64 {
 
 fn open(dir: &std::path::Path, name: &str) -> Engine {
     let path = dir.join(name);
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
     let wal = FsLogDir::open(dir.join(format!("{name}-wal"))).unwrap();
     Engine::open(FileBackend::new(file), wal, EngineOptions::default()).unwrap()
 }
@@ -82,9 +92,13 @@ fn durable_commits(db: &Arc<Engine>, threads: u64, duration: Duration, pipelined
 
 fn main() {
     let duration = Duration::from_secs_f64(seconds());
-    let base = std::env::var_os("TMPDIR").map(std::path::PathBuf::from).unwrap_or_else(|| ".".into());
+    let base = std::env::var_os("TMPDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ".".into());
     let dir = tempfile::tempdir_in(base).unwrap();
-    println!("| round | raw write+fdatasync/s | 1-thread durable commits/s | x limit | 4-thread durable commits/s | x limit | fsyncs/commit (4t) | 1-thread pipelined commits/s | x limit |");
+    println!(
+        "| round | raw write+fdatasync/s | 1-thread durable commits/s | x limit | 4-thread durable commits/s | x limit | fsyncs/commit (4t) | 1-thread pipelined commits/s | x limit |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for round in 1..=2 {
         let limit = raw_limit(dir.path(), duration);

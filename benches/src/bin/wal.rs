@@ -102,9 +102,7 @@ fn main() {
     }
     let limit = raw.iter().sum::<f64>() / raw.len() as f64;
     println!("raw write+fdatasync loop (1 thread): {limit:.0} commits/s (runs: {raw:.0?})");
-    println!(
-        "| threads | durable commits/s | x raw fsync limit | fsyncs/commit | avg group | max group |"
-    );
+    println!("| threads | durable commits/s | x raw fsync limit | fsyncs/commit | avg group | max group |");
     println!("|---|---|---|---|---|---|");
     for r in &rows {
         println!(
