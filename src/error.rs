@@ -43,3 +43,154 @@ impl StorageError {
 
 /// Shorthand for results of the storage layers.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Errors opening or checking a database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatabaseError {
+    /// The database is open already, in this process or another.
+    #[error("database already open: another handle holds its file lock")]
+    DatabaseAlreadyOpen,
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Errors starting a transaction.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransactionError {
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Errors opening, deleting or renaming a table.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// The table exists with other key or value types.
+    #[error("table {table:?} holds {key} -> {value}, not the requested types")]
+    TableTypeMismatch {
+        /// The table.
+        table: String,
+        /// Its key type.
+        key: crate::TypeName,
+        /// Its value type.
+        value: crate::TypeName,
+    },
+    /// The table does not exist.
+    #[error("table {0:?} does not exist")]
+    TableDoesNotExist(String),
+    /// A table of that name exists already.
+    #[error("table {0:?} exists")]
+    TableExists(String),
+    /// The table is open already in this transaction.
+    #[error("table {0:?} is already open in this transaction")]
+    TableAlreadyOpen(String),
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Errors committing a transaction.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The storage failed; the commit is not durable (it may or may not
+    /// survive a crash) and the database is poisoned.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Errors compacting a database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactionError {
+    /// A transaction is in progress.
+    #[error("a transaction is in progress")]
+    TransactionInProgress,
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Any sluicedb error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`DatabaseError::DatabaseAlreadyOpen`].
+    #[error("database already open: another handle holds its file lock")]
+    DatabaseAlreadyOpen,
+    /// See [`TableError::TableTypeMismatch`].
+    #[error("table {table:?} holds {key} -> {value}, not the requested types")]
+    TableTypeMismatch {
+        /// The table.
+        table: String,
+        /// Its key type.
+        key: crate::TypeName,
+        /// Its value type.
+        value: crate::TypeName,
+    },
+    /// See [`TableError::TableDoesNotExist`].
+    #[error("table {0:?} does not exist")]
+    TableDoesNotExist(String),
+    /// See [`TableError::TableExists`].
+    #[error("table {0:?} exists")]
+    TableExists(String),
+    /// See [`TableError::TableAlreadyOpen`].
+    #[error("table {0:?} is already open in this transaction")]
+    TableAlreadyOpen(String),
+    /// See [`CompactionError::TransactionInProgress`].
+    #[error("a transaction is in progress")]
+    TransactionInProgress,
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<DatabaseError> for Error {
+    fn from(e: DatabaseError) -> Self {
+        match e {
+            DatabaseError::DatabaseAlreadyOpen => Error::DatabaseAlreadyOpen,
+            DatabaseError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+impl From<TransactionError> for Error {
+    fn from(e: TransactionError) -> Self {
+        match e {
+            TransactionError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+impl From<TableError> for Error {
+    fn from(e: TableError) -> Self {
+        match e {
+            TableError::TableTypeMismatch { table, key, value } => Error::TableTypeMismatch { table, key, value },
+            TableError::TableDoesNotExist(t) => Error::TableDoesNotExist(t),
+            TableError::TableExists(t) => Error::TableExists(t),
+            TableError::TableAlreadyOpen(t) => Error::TableAlreadyOpen(t),
+            TableError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+impl From<CommitError> for Error {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+impl From<CompactionError> for Error {
+    fn from(e: CompactionError) -> Self {
+        match e {
+            CompactionError::TransactionInProgress => Error::TransactionInProgress,
+            CompactionError::Storage(s) => Error::Storage(s),
+        }
+    }
+}

@@ -1,44 +1,74 @@
 //! sluicedb: an embedded, transactional key-value store. A copy-on-write
-//! B+tree holds the data; a write-ahead log and a memtable take the write
-//! path off the tree.
-//!
-//! The storage foundation is available now: named copy-on-write B+trees in a
-//! crash-safe page file, with pinned snapshots and two kinds of commit.
+//! B+tree holds the data; a write-ahead log with group commit and a
+//! skip-list memtable take the write path off the tree. The API is redb's:
+//! code written for redb ports by changing the import.
 //!
 //! ```
-//! use sluicedb::btree::{bytewise, TreeStore, TreeStoreOptions};
-//! use sluicedb::io::MemoryBackend;
+//! use sluicedb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 //!
-//! # fn main() -> Result<(), sluicedb::StorageError> {
-//! let store = TreeStore::create(MemoryBackend::new(), 1, TreeStoreOptions::default())?;
-//! let mut writer = store.writer()?;
-//! writer.insert(b"fruit", bytewise, b"apple", b"red")?;
-//! writer.insert(b"fruit", bytewise, b"banana", b"yellow")?;
-//! writer.commit(0)?; // durable: pages synced, then the commit slot
+//! const TABLE: TableDefinition<u64, &str> = TableDefinition::new("my_data");
 //!
-//! let snapshot = store.snapshot();
-//! let fruit = snapshot.tree(b"fruit")?.expect("created above");
-//! let value = snapshot.get(&fruit, bytewise, b"banana")?.expect("inserted above");
-//! assert_eq!(value.as_bytes(), b"yellow");
-//! assert_eq!(fruit.len(), 2);
+//! # fn main() -> Result<(), sluicedb::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("my_db.sluice");
+//! let db = Database::create(&path)?;
+//!
+//! // A durable commit: returns once its WAL record is synced.
+//! let write_txn = db.begin_write()?;
+//! {
+//!     let mut table = write_txn.open_table(TABLE)?;
+//!     table.insert(1, "one")?;
+//!     table.insert(2, "two")?;
+//! }
+//! write_txn.commit()?;
+//!
+//! // A pipelined commit: the next writer can start while this one syncs.
+//! let write_txn = db.begin_write()?;
+//! write_txn.open_table(TABLE)?.insert(3, "three")?;
+//! let pending = write_txn.commit_pipelined()?;
+//! pending.wait()?;
+//!
+//! let read_txn = db.begin_read()?;
+//! let table = read_txn.open_table(TABLE)?;
+//! assert_eq!(table.get(2)?.unwrap().value(), "two");
+//! let keys: Vec<u64> = table.range(2..)?.map(|e| e.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+//! assert_eq!(keys, [2, 3]);
+//! # let _ = Durability::None;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Layers, each depending only on those below it: `btree` (trees, catalog,
-//! snapshots) → `page` (header, commit slots, allocator, cache) → `io`
-//! (the [`io::StorageBackend`] seam).
+//! Layers, each depending only on those below: the typed API (`Database`,
+//! transactions, tables, `types`) → [`engine`] (memtable, commit pipeline,
+//! flush and checkpoint, recovery) → [`btree`] (copy-on-write trees,
+//! snapshots) → the page store (header, commit slots, allocator, cache) →
+//! [`io`] (the `StorageBackend` and `LogDir` seams). The [`wal`] sits beside
+//! the tree; only the commit pipeline and recovery use it.
 
 #![deny(unsafe_code)]
 
 pub mod btree;
+mod db;
 pub mod engine;
 mod error;
 pub mod io;
 mod page;
+mod table;
+mod transaction;
+mod types;
 pub mod wal;
 
-pub use error::{Result, StorageError};
+pub use db::{Builder, Database, ReadableDatabase};
+pub use engine::{Durability, PendingCommit, Stats};
+pub use error::{
+    CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
+};
+pub use table::{
+    AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    TableHandle, UntypedTableHandle,
+};
+pub use transaction::{ReadTransaction, WriteTransaction};
+pub use types::{Key, TypeName, Value};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -13,4 +13,4 @@ mod writeset;
 
 pub use core::{Durability, Engine, EngineOptions, Resolver};
 pub use merge::MergedRange;
-pub use txn::{PendingCommit, ReadTable, ReadTxn, Stats, TableHandle, WriteTxn};
+pub use txn::{PendingCommit, ReadTable, ReadTxn, Stats, TableRef, WriteTxn};

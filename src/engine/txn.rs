@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use super::batch::TABLES_PER_TXN;
 use super::core::{Durability, Engine, Inner, apply_batch};
-use super::merge::{MergedRange, Source};
+use super::merge::{Direction, Item, MergedRange, Source};
 use super::state::{State, TableView, data_tree_name};
 use super::writeset::{TableSlot, WriteSet};
 use crate::btree::{Comparator, Report, ValueBytes, bytewise};
@@ -161,6 +161,11 @@ impl Engine {
             .check_integrity(&|name, _| orders.get(name).copied().unwrap_or(bytewise))
     }
 
+    /// Bytes in the data file.
+    pub fn file_len(&self) -> Result<u64> {
+        Ok(self.inner.trees.backend().len()?)
+    }
+
     /// The database id shared by the data file and its WAL segments.
     pub fn db_id(&self) -> u128 {
         self.inner.trees.db_id()
@@ -185,7 +190,7 @@ pub struct WriteTxn {
 
 /// A table opened in a write transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TableHandle(TableSlot);
+pub struct TableRef(TableSlot);
 
 impl WriteTxn {
     /// Chooses how `commit` waits (default `Immediate`).
@@ -231,17 +236,17 @@ impl WriteTxn {
     }
 
     /// Opens a table, creating it with `meta` and key order `cmp` if missing.
-    pub fn open_table(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> Result<TableHandle> {
+    pub fn open_table(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> Result<TableRef> {
         crate::btree::check_key(name)?;
         if let Some(slot) = self.resolve(name, Some(cmp))? {
-            return Ok(TableHandle(slot));
+            return Ok(TableRef(slot));
         }
         if self.writes.created() >= TABLES_PER_TXN {
             return Err(StorageError::corrupted("too many tables created in one transaction"));
         }
         let slot = self.writes.create(name, meta, cmp);
         self.views.resize(slot + 1, None);
-        Ok(TableHandle(slot))
+        Ok(TableRef(slot))
     }
 
     /// Deletes a table and its data; returns whether it existed.
@@ -283,7 +288,7 @@ impl WriteTxn {
     }
 
     /// The value of `key`, this transaction's writes included.
-    pub fn get(&self, table: TableHandle, key: &[u8]) -> Result<Option<ValueBytes>> {
+    pub fn get(&self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
         if let Some(own) = self.writes.get(table.0, key) {
             return Ok(own);
         }
@@ -294,7 +299,7 @@ impl WriteTxn {
     }
 
     /// Puts `key`; returns the previous value.
-    pub fn insert(&mut self, table: TableHandle, key: &[u8], value: &[u8]) -> Result<Option<ValueBytes>> {
+    pub fn insert(&mut self, table: TableRef, key: &[u8], value: &[u8]) -> Result<Option<ValueBytes>> {
         crate::btree::check_key(key)?;
         if value.len() > crate::btree::MAX_VALUE_LEN {
             return Err(StorageError::ValueTooLarge(value.len()));
@@ -305,7 +310,7 @@ impl WriteTxn {
     }
 
     /// Deletes `key`; returns its value.
-    pub fn remove(&mut self, table: TableHandle, key: &[u8]) -> Result<Option<ValueBytes>> {
+    pub fn remove(&mut self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
         let old = self.get(table, key)?;
         if old.is_some() {
             self.writes.put(table.0, key, None);
@@ -313,21 +318,28 @@ impl WriteTxn {
         Ok(old)
     }
 
-    /// Entries between two bounds, this transaction's writes included.
-    pub fn range<'a>(
-        &'a self,
-        table: TableHandle,
-        lower: Bound<&[u8]>,
-        upper: Bound<&[u8]>,
-    ) -> Result<MergedRange<'a>> {
+    /// Entries between two bounds, this transaction's writes included. The
+    /// range owns what it reads (the transaction's writes in range are copied),
+    /// so it does not borrow the transaction.
+    pub fn range(&self, table: TableRef, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
         let slot = table.0;
         let cmp = self.writes.tables[slot].cmp;
+        let own: Arc<Vec<Item>> = Arc::new(
+            self.writes
+                .source(slot, lower, upper, Direction::Forward)
+                .collect::<Result<_>>()?,
+        );
+        let (state, view, seq) = (self.state.clone(), self.views[slot].clone(), self.seq);
         let (lower, upper) = (owned(lower), owned(upper));
-        let factory = move |direction| -> Result<Vec<Source<'a>>> {
-            let (lo, hi) = (borrowed(&lower), borrowed(&upper));
-            let mut sources = vec![self.writes.source(slot, lo, hi, direction)];
-            if let Some(view) = &self.views[slot] {
-                sources.extend(self.state.sources(view, self.seq, lo, hi, direction)?);
+        let factory = move |direction| -> Result<Vec<Source<'static>>> {
+            let own = own.clone();
+            let indices: Box<dyn Iterator<Item = usize>> = match direction {
+                Direction::Forward => Box::new(0..own.len()),
+                Direction::Backward => Box::new((0..own.len()).rev()),
+            };
+            let mut sources: Vec<Source<'static>> = vec![Box::new(indices.map(move |i| Ok(own[i].clone())))];
+            if let Some(view) = &view {
+                sources.extend(state.sources(view, seq, borrowed(&lower), borrowed(&upper), direction)?);
             }
             Ok(sources)
         };
@@ -420,7 +432,9 @@ fn borrowed(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-/// A read transaction: a pinned snapshot of published state.
+/// A read transaction: a pinned snapshot of published state. Cloning
+/// shares the snapshot.
+#[derive(Clone)]
 pub struct ReadTxn {
     state: Arc<State>,
     seq: u64,

@@ -1,0 +1,231 @@
+//! The database handle, its builder, and the read entry point.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::{Engine, EngineOptions, Stats};
+use crate::error::{CompactionError, DatabaseError, StorageError, TransactionError};
+use crate::io::{FileBackend, FsLogDir, LogDir, StorageBackend};
+use crate::transaction::{ReadTransaction, WriteTransaction};
+use crate::types::{Key, register, resolve};
+
+/// Begins read transactions; implemented by [`Database`].
+pub trait ReadableDatabase {
+    /// A snapshot of everything published so far. Never blocks on a writer.
+    fn begin_read(&self) -> Result<ReadTransaction, TransactionError>;
+}
+
+/// An open database: a data file at the user's path and its WAL in the
+/// sibling directory `<path>-wal/`.
+///
+/// ```
+/// use sluicedb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+///
+/// const SCORES: TableDefinition<&str, u64> = TableDefinition::new("scores");
+///
+/// # fn main() -> Result<(), sluicedb::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Database::create(dir.path().join("game.sluice"))?;
+/// let txn = db.begin_write()?;
+/// {
+///     let mut scores = txn.open_table(SCORES)?;
+///     scores.insert("ada", 30)?;
+///     scores.insert("alan", 25)?;
+/// }
+/// txn.commit()?;
+///
+/// let read = db.begin_read()?;
+/// let scores = read.open_table(SCORES)?;
+/// assert_eq!(scores.get("ada")?.unwrap().value(), 30);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Database {
+    engine: Engine,
+}
+
+/// Configures and opens a [`Database`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    options: EngineOptions,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn wal_dir(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push("-wal");
+    path.with_file_name(name)
+}
+
+/// Locks the data file so a second open, from this process or another,
+/// fails cleanly. The lock lives as long as the file handle.
+fn lock(file: &File) -> Result<(), DatabaseError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(DatabaseError::DatabaseAlreadyOpen),
+        Err(TryLockError::Error(e)) => Err(DatabaseError::Storage(StorageError::Io(e))),
+    }
+}
+
+impl Builder {
+    /// Default settings: 1 GiB page cache, 64 MiB memtables, 256 MiB of
+    /// frozen memtables before writers stall, 20 ms sync interval.
+    pub fn new() -> Self {
+        Self {
+            options: EngineOptions {
+                resolver: resolve,
+                ..EngineOptions::default()
+            },
+        }
+    }
+
+    /// Bytes of page cache.
+    pub fn set_cache_size(&mut self, bytes: usize) -> &mut Self {
+        self.options.cache_bytes = bytes;
+        self
+    }
+
+    /// Bytes a memtable holds before it is frozen and flushed into the tree.
+    pub fn set_memtable_size(&mut self, bytes: usize) -> &mut Self {
+        self.options.memtable_bytes = bytes.max(1);
+        self
+    }
+
+    /// The longest a `Durability::None` commit may stay unsynced.
+    pub fn set_sync_interval(&mut self, interval: Duration) -> &mut Self {
+        self.options.sync_interval = interval;
+        self
+    }
+
+    /// Bytes of frozen memtables allowed to wait for flushing before writers
+    /// are slowed and then blocked.
+    pub fn set_max_frozen_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.options.max_frozen_bytes = bytes;
+        self
+    }
+
+    /// Makes `K`'s order known before the database opens. Needed only for a
+    /// key type whose order is not byte order (a custom `Key::compare`, or a
+    /// tuple with a variable-width element before the last) when its table
+    /// has commits in the WAL at open, that is, after a crash.
+    pub fn register_key_type<K: Key + 'static>(&mut self) -> &mut Self {
+        register::<K>();
+        self
+    }
+
+    /// Opens the database at `path`, creating it if it does not exist (an
+    /// existing empty file counts as new).
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        self.open_file(path, file)
+    }
+
+    /// Opens the existing database at `path`.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
+        let path = path.as_ref();
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() == 0 {
+            return Err(DatabaseError::Storage(StorageError::corrupted(format!(
+                "{} is empty: not a database (use create to make one)",
+                path.display()
+            ))));
+        }
+        self.open_file(path, file)
+    }
+
+    fn open_file(&self, path: &Path, file: File) -> Result<Database, DatabaseError> {
+        lock(&file)?;
+        let wal = FsLogDir::open(wal_dir(path)).map_err(io)?;
+        self.create_with_backends(FileBackend::new(file), wal)
+    }
+
+    /// Opens a database over any data backend and WAL directory (memory,
+    /// fault-injecting, ...). No file lock is taken.
+    pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
+        Ok(Database {
+            engine: Engine::open(data, wal, self.options)?,
+        })
+    }
+}
+
+fn io(e: std::io::Error) -> DatabaseError {
+    DatabaseError::Storage(StorageError::Io(e))
+}
+
+impl Database {
+    /// Opens the database at `path`, creating it if missing.
+    pub fn create(path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
+        Builder::new().create(path)
+    }
+
+    /// Opens the existing database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
+        Builder::new().open(path)
+    }
+
+    /// A [`Builder`] for settings.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Begins the write transaction, waiting while another one is being
+    /// built (not while one waits for its sync).
+    pub fn begin_write(&self) -> Result<WriteTransaction, TransactionError> {
+        Ok(WriteTransaction::new(self.engine.begin_write()?))
+    }
+
+    /// Verifies the data file: every page's checksum, every tree's key order
+    /// and entry count, and that every page is used or free exactly once.
+    /// `Ok(true)` when all holds; a corruption error otherwise.
+    pub fn check_integrity(&mut self) -> Result<bool, DatabaseError> {
+        self.engine.check_integrity()?;
+        Ok(true)
+    }
+
+    /// Checkpoints and gives free space at the end of the file back to the
+    /// file system; returns whether the file shrank. (Free pages in the middle
+    /// of the file are reused by later writes, not moved.)
+    pub fn compact(&mut self) -> Result<bool, CompactionError> {
+        let before = self.engine.file_len()?;
+        // Two checkpoints: the second frees the pages the first retired.
+        self.engine.checkpoint()?;
+        self.engine.checkpoint()?;
+        Ok(self.engine.file_len()? < before)
+    }
+
+    /// Flushes everything committed into the data file, makes it durable,
+    /// and deletes the WAL segments it covers.
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        self.engine.checkpoint()
+    }
+
+    /// Makes every commit so far durable (including `Durability::None` ones).
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.engine.sync()
+    }
+
+    /// Counters: commits, WAL bytes and fsyncs, group sizes, memtable bytes,
+    /// frozen memtables, apply lag, checkpoints, stalls.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+}
+
+impl ReadableDatabase for Database {
+    fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
+        Ok(ReadTransaction::new(self.engine.begin_read()?))
+    }
+}

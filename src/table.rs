@@ -1,0 +1,462 @@
+//! Typed tables: definitions, the read-write and read-only handles, ranges,
+//! and the guards values are read through.
+
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+
+use crate::btree::ValueBytes;
+use crate::engine::MergedRange;
+use crate::error::StorageError;
+use crate::transaction::WriteTransaction;
+use crate::types::{Key, Value};
+
+/// Names a table and fixes its key and value types.
+///
+/// ```
+/// use sluicedb::{TableDefinition, TableHandle};
+/// const USERS: TableDefinition<u64, &str> = TableDefinition::new("users");
+/// assert_eq!(USERS.name(), "users");
+/// ```
+pub struct TableDefinition<'a, K: Key + 'static, V: Value + 'static> {
+    name: &'a str,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<'a, K: Key + 'static, V: Value + 'static> TableDefinition<'a, K, V> {
+    /// A table named `name`.
+    pub const fn new(name: &'a str) -> Self {
+        Self {
+            name,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> Clone for TableDefinition<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> Copy for TableDefinition<'_, K, V> {}
+
+impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for TableDefinition<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TableDefinition({:?}: {} -> {})",
+            self.name,
+            K::type_name(),
+            V::type_name()
+        )
+    }
+}
+
+/// Anything that names a table.
+pub trait TableHandle {
+    /// The table's name.
+    fn name(&self) -> &str;
+}
+
+impl<K: Key + 'static, V: Value + 'static> TableHandle for TableDefinition<'_, K, V> {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+/// A table known by name only, as `list_tables` returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UntypedTableHandle {
+    name: String,
+}
+
+impl UntypedTableHandle {
+    pub(crate) fn new(name: String) -> Self {
+        Self { name }
+    }
+}
+
+impl TableHandle for UntypedTableHandle {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl TableHandle for &str {
+    fn name(&self) -> &str {
+        self
+    }
+}
+
+/// Ties a guard or range to the borrow it came from, and to its types,
+/// without owning either.
+type Marker<'a, T> = PhantomData<(&'a (), fn() -> T)>;
+
+/// A stored key or value, read with [`value`](Self::value).
+pub struct AccessGuard<'a, V: Value + 'static> {
+    bytes: ValueBytes,
+    _types: Marker<'a, V>,
+}
+
+impl<V: Value + 'static> AccessGuard<'_, V> {
+    pub(crate) fn new(bytes: ValueBytes) -> Self {
+        Self {
+            bytes,
+            _types: PhantomData,
+        }
+    }
+
+    /// The decoded value.
+    pub fn value(&self) -> V::SelfType<'_> {
+        V::from_bytes(self.bytes.as_bytes())
+    }
+}
+
+impl<V: Value + 'static> std::fmt::Debug for AccessGuard<'_, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value().fmt(f)
+    }
+}
+
+/// One entry of a range: its key and value.
+pub type Entry<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
+
+/// A double-ended iterator over a table's entries in key order.
+pub struct Range<'a, K: Key + 'static, V: Value + 'static> {
+    inner: MergedRange<'static>,
+    _types: Marker<'a, (K, V)>,
+}
+
+impl<K: Key + 'static, V: Value + 'static> Range<'_, K, V> {
+    pub(crate) fn new(inner: MergedRange<'static>) -> Self {
+        Self {
+            inner,
+            _types: PhantomData,
+        }
+    }
+}
+
+fn entry<'a, K: Key + 'static, V: Value + 'static>(
+    item: crate::Result<(Vec<u8>, ValueBytes)>,
+) -> Result<Entry<'a, K, V>, StorageError> {
+    let (key, value) = item?;
+    Ok((AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value)))
+}
+
+impl<'a, K: Key + 'static, V: Value + 'static> Iterator for Range<'a, K, V> {
+    type Item = Result<Entry<'a, K, V>, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(entry)
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for Range<'_, K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.inner.next_back().map(entry)
+    }
+}
+
+/// The encoded bounds of a typed range.
+pub(crate) fn encode_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>> + 'a>(
+    range: &impl RangeBounds<KR>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let encode = |b: Bound<&KR>| match b {
+        Bound::Included(k) => Bound::Included(K::as_bytes(k.borrow()).as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(K::as_bytes(k.borrow()).as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (encode(range.start_bound()), encode(range.end_bound()))
+}
+
+pub(crate) fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k),
+        Bound::Excluded(k) => Bound::Excluded(k),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Byte-level access shared by both table kinds.
+pub(crate) trait RawTable {
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>>;
+    fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>>;
+}
+
+/// The size of a table.
+pub trait ReadableTableMetadata {
+    /// Number of entries (counted through the layers that hold the table).
+    fn len(&self) -> Result<u64, StorageError>;
+
+    /// Whether the table has no entries.
+    fn is_empty(&self) -> Result<bool, StorageError> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// Reads shared by [`Table`] and [`ReadOnlyTable`].
+pub trait ReadableTable<K: Key + 'static, V: Value + 'static>: ReadableTableMetadata {
+    /// The value stored under `key`.
+    fn get<'a>(&self, key: impl Borrow<K::SelfType<'a>>) -> Result<Option<AccessGuard<'_, V>>, StorageError>;
+
+    /// Entries whose keys lie in `range`, in key order (iterate with `.rev()`
+    /// for descending order).
+    fn range<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Result<Range<'_, K, V>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>> + 'a;
+
+    /// The entry with the smallest key.
+    fn first(&self) -> Result<Option<Entry<'_, K, V>>, StorageError>;
+
+    /// The entry with the largest key.
+    fn last(&self) -> Result<Option<Entry<'_, K, V>>, StorageError>;
+
+    /// Every entry, in key order.
+    fn iter(&self) -> Result<Range<'_, K, V>, StorageError>;
+}
+
+macro_rules! readable {
+    ($t:ident $(<$life:lifetime>)?) => {
+        impl<$($life,)? K: Key + 'static, V: Value + 'static> ReadableTableMetadata for $t<$($life,)? K, V> {
+            fn len(&self) -> Result<u64, StorageError> {
+                let mut n = 0;
+                for item in self.raw_range(Bound::Unbounded, Bound::Unbounded)? {
+                    item?;
+                    n += 1;
+                }
+                Ok(n)
+            }
+        }
+
+        impl<$($life,)? K: Key + 'static, V: Value + 'static> ReadableTable<K, V> for $t<$($life,)? K, V> {
+            fn get<'a>(&self, key: impl Borrow<K::SelfType<'a>>) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
+                Ok(self.raw_get(K::as_bytes(key.borrow()).as_ref())?.map(AccessGuard::new))
+            }
+
+            fn range<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Result<Range<'_, K, V>, StorageError>
+            where
+                KR: Borrow<K::SelfType<'a>> + 'a,
+            {
+                let (lower, upper) = encode_bounds::<K, KR>(&range);
+                Ok(Range::new(self.raw_range(as_ref_bound(&lower), as_ref_bound(&upper))?))
+            }
+
+            fn first(&self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+                self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next().map(entry).transpose()
+            }
+
+            fn last(&self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+                self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next_back().map(entry).transpose()
+            }
+
+            fn iter(&self) -> Result<Range<'_, K, V>, StorageError> {
+                Ok(Range::new(self.raw_range(Bound::Unbounded, Bound::Unbounded)?))
+            }
+        }
+    };
+}
+
+/// A table opened in a [`WriteTransaction`]: reads see the transaction's own
+/// writes.
+pub struct Table<'txn, K: Key + 'static, V: Value + 'static> {
+    txn: &'txn WriteTransaction,
+    table: crate::engine::TableRef,
+    name: String,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
+    pub(crate) fn new(txn: &'txn WriteTransaction, table: crate::engine::TableRef, name: String) -> Self {
+        Self {
+            txn,
+            table,
+            name,
+            _types: PhantomData,
+        }
+    }
+
+    /// Inserts `value` under `key`; returns the previous value.
+    pub fn insert<'k, 'v>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+        value: impl Borrow<V::SelfType<'v>>,
+    ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
+        let key = K::as_bytes(key.borrow());
+        let value = V::as_bytes(value.borrow());
+        let old = self
+            .txn
+            .with_txn(|txn| txn.insert(self.table, key.as_ref(), value.as_ref()))?;
+        Ok(old.map(AccessGuard::new))
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove<'a>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'a>>,
+    ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
+        let key = K::as_bytes(key.borrow());
+        let old = self.txn.with_txn(|txn| txn.remove(self.table, key.as_ref()))?;
+        Ok(old.map(AccessGuard::new))
+    }
+
+    fn remove_raw(&mut self, key: &[u8]) -> Result<(), StorageError> {
+        self.txn.with_txn(|txn| txn.remove(self.table, key))?;
+        Ok(())
+    }
+
+    /// Removes and returns the entry with the smallest key.
+    pub fn pop_first(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+        let first = self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next().transpose()?;
+        self.pop(first)
+    }
+
+    /// Removes and returns the entry with the largest key.
+    pub fn pop_last(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+        let last = self
+            .raw_range(Bound::Unbounded, Bound::Unbounded)?
+            .next_back()
+            .transpose()?;
+        self.pop(last)
+    }
+
+    fn pop(&mut self, found: Option<(Vec<u8>, ValueBytes)>) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+        let Some((key, value)) = found else { return Ok(None) };
+        self.remove_raw(&key)?;
+        Ok(Some((
+            AccessGuard::new(ValueBytes::owned(key)),
+            AccessGuard::new(value),
+        )))
+    }
+
+    /// Keeps only the entries for which `predicate` returns true.
+    pub fn retain<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        predicate: F,
+    ) -> Result<(), StorageError> {
+        self.retain_bytes(Bound::Unbounded, Bound::Unbounded, predicate)
+    }
+
+    /// Like [`retain`](Self::retain), over the entries in `range` only.
+    pub fn retain_in<'a, KR, F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        range: impl RangeBounds<KR> + 'a,
+        predicate: F,
+    ) -> Result<(), StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>> + 'a,
+    {
+        let (lower, upper) = encode_bounds::<K, KR>(&range);
+        self.retain_bytes(as_ref_bound(&lower), as_ref_bound(&upper), predicate)
+    }
+
+    fn retain_bytes<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        mut predicate: F,
+    ) -> Result<(), StorageError> {
+        for key in self.matching(lower, upper, |k, v| !predicate(k, v))? {
+            self.remove_raw(&key.0)?;
+        }
+        Ok(())
+    }
+
+    /// Entries in the bounds that `predicate` selects.
+    fn matching(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        mut predicate: impl for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
+    ) -> Result<Vec<(Vec<u8>, ValueBytes)>, StorageError> {
+        let mut selected = Vec::new();
+        for item in self.raw_range(lower, upper)? {
+            let (key, value) = item?;
+            if predicate(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
+                selected.push((key, value));
+            }
+        }
+        Ok(selected)
+    }
+
+    /// Removes the entries for which `predicate` returns true, yielding each
+    /// as the iterator reaches it; entries the iterator does not reach (if it
+    /// is dropped early) stay. The predicate runs over the whole table first.
+    pub fn extract_if<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        predicate: F,
+    ) -> Result<ExtractIf<'_, 'txn, K, V>, StorageError> {
+        let selected = self.matching(Bound::Unbounded, Bound::Unbounded, predicate)?;
+        Ok(ExtractIf {
+            table: self,
+            selected: selected.into_iter(),
+        })
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> Drop for Table<'_, K, V> {
+    fn drop(&mut self) {
+        self.txn.close_table(&self.name);
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self.txn.with_txn(|txn| txn.get(self.table, key))
+    }
+
+    fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
+        self.txn.with_txn(|txn| txn.range(self.table, lower, upper))
+    }
+}
+
+readable!(Table<'txn>);
+
+/// The iterator of [`Table::extract_if`].
+pub struct ExtractIf<'a, 'txn, K: Key + 'static, V: Value + 'static> {
+    table: &'a mut Table<'txn, K, V>,
+    selected: std::vec::IntoIter<(Vec<u8>, ValueBytes)>,
+}
+
+impl<'a, K: Key + 'static, V: Value + 'static> Iterator for ExtractIf<'a, '_, K, V> {
+    type Item = Result<Entry<'a, K, V>, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, value) = self.selected.next()?;
+        Some(
+            self.table
+                .remove_raw(&key)
+                .map(|()| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
+        )
+    }
+}
+
+/// A table opened in a [`ReadTransaction`](crate::ReadTransaction). It holds
+/// the transaction's snapshot, so it outlives the transaction handle.
+pub struct ReadOnlyTable<K: Key + 'static, V: Value + 'static> {
+    txn: crate::engine::ReadTxn,
+    table: crate::engine::ReadTable,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
+    pub(crate) fn new(txn: crate::engine::ReadTxn, table: crate::engine::ReadTable) -> Self {
+        Self {
+            txn,
+            table,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> RawTable for ReadOnlyTable<K, V> {
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self.txn.get(&self.table, key)
+    }
+
+    fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
+        self.txn.range(&self.table, lower, upper)
+    }
+}
+
+readable!(ReadOnlyTable);

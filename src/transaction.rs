@@ -1,0 +1,179 @@
+//! Read and write transactions over typed tables.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use crate::engine::{self, Durability, PendingCommit};
+use crate::error::{CommitError, StorageError, TableError};
+use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
+use crate::types::{Key, TableMeta, TypeName, Value, register};
+
+/// The single read-write transaction. Its changes are invisible to others
+/// until [`commit`](Self::commit); dropping it aborts it.
+///
+/// Commit runs the staged pipeline: the transaction is appended to the WAL
+/// and applied to the memtable, the next writer may start at once, and then
+/// `commit` waits until the WAL record is durable
+/// ([`Durability::Immediate`], the default) or returns at once
+/// ([`Durability::None`]). [`commit_pipelined`](Self::commit_pipelined)
+/// returns without waiting.
+pub struct WriteTransaction {
+    txn: RefCell<engine::WriteTxn>,
+    open: RefCell<HashSet<String>>,
+}
+
+fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
+    let meta = TableMeta::decode(stored);
+    TableError::TableTypeMismatch {
+        table: name.to_string(),
+        key: TypeName::new(meta.as_ref().map_or("?", |m| m.key_type.as_str())),
+        value: TypeName::new(meta.as_ref().map_or("?", |m| m.value_type.as_str())),
+    }
+}
+
+impl WriteTransaction {
+    pub(crate) fn new(txn: engine::WriteTxn) -> Self {
+        Self {
+            txn: RefCell::new(txn),
+            open: RefCell::new(HashSet::new()),
+        }
+    }
+
+    /// Runs `f` on the engine transaction. Borrows are never held across
+    /// calls into user code, so this cannot fail to borrow.
+    pub(crate) fn with_txn<T>(&self, f: impl FnOnce(&mut engine::WriteTxn) -> T) -> T {
+        f(&mut self.txn.borrow_mut())
+    }
+
+    pub(crate) fn close_table(&self, name: &str) {
+        self.open.borrow_mut().remove(name);
+    }
+
+    fn ensure_closed(&self, name: &str) -> Result<(), TableError> {
+        if self.open.borrow().contains(name) {
+            return Err(TableError::TableAlreadyOpen(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Opens a table, creating it if it does not exist. Opening it with
+    /// types other than those it was created with is an error.
+    pub fn open_table<'txn, K: Key + 'static, V: Value + 'static>(
+        &'txn self,
+        definition: TableDefinition<'_, K, V>,
+    ) -> Result<Table<'txn, K, V>, TableError> {
+        let name = definition.name();
+        self.ensure_closed(name)?;
+        let meta = TableMeta::of::<K, V>();
+        register::<K>();
+        let table = self.with_txn(|txn| -> Result<_, TableError> {
+            if let Some(stored) = txn.table_meta(name.as_bytes())?
+                && TableMeta::decode(&stored).as_ref() != Some(&meta)
+            {
+                return Err(meta_mismatch(name, &stored));
+            }
+            Ok(txn.open_table(name.as_bytes(), &meta.encode(), K::compare)?)
+        })?;
+        self.open.borrow_mut().insert(name.to_string());
+        Ok(Table::new(self, table, name.to_string()))
+    }
+
+    /// Deletes a table and all its entries; returns whether it existed.
+    pub fn delete_table(&self, definition: impl TableHandle) -> Result<bool, TableError> {
+        let name = definition.name();
+        self.ensure_closed(name)?;
+        Ok(self.with_txn(|txn| txn.delete_table(name.as_bytes()))?)
+    }
+
+    /// Renames a table.
+    pub fn rename_table(&self, definition: impl TableHandle, new_name: impl TableHandle) -> Result<(), TableError> {
+        let (from, to) = (definition.name(), new_name.name());
+        self.ensure_closed(from)?;
+        self.ensure_closed(to)?;
+        self.with_txn(|txn| {
+            if txn.table_meta(to.as_bytes())?.is_some() {
+                return Err(TableError::TableExists(to.to_string()));
+            }
+            if !txn.rename_table(from.as_bytes(), to.as_bytes())? {
+                return Err(TableError::TableDoesNotExist(from.to_string()));
+            }
+            Ok(())
+        })
+    }
+
+    /// The tables as this transaction sees them.
+    pub fn list_tables(&self) -> Result<impl Iterator<Item = UntypedTableHandle> + use<>, StorageError> {
+        let tables = self.with_txn(|txn| txn.list_tables())?;
+        Ok(tables
+            .into_iter()
+            .map(|(name, _)| UntypedTableHandle::new(String::from_utf8_lossy(&name).into_owned())))
+    }
+
+    /// Chooses how [`commit`](Self::commit) waits (default
+    /// [`Durability::Immediate`]).
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.txn.get_mut().set_durability(durability);
+    }
+
+    /// Commits. With [`Durability::Immediate`] this returns once the commit
+    /// is durable (and visible); with [`Durability::None`], at once (visible
+    /// now, durable within the sync interval).
+    pub fn commit(self) -> Result<(), CommitError> {
+        Ok(self.txn.into_inner().commit()?)
+    }
+
+    /// Commits without waiting for durability: returns as soon as the next
+    /// writer may start. The [`PendingCommit`] can be waited on, polled, or
+    /// awaited; readers see the commit once it is durable (with
+    /// `Durability::Immediate`).
+    pub fn commit_pipelined(self) -> Result<PendingCommit, CommitError> {
+        Ok(self.txn.into_inner().commit_pipelined()?)
+    }
+
+    /// Discards every change.
+    pub fn abort(self) -> Result<(), StorageError> {
+        self.txn.into_inner().abort();
+        Ok(())
+    }
+}
+
+/// A read-only snapshot: it sees every commit published when it began and
+/// nothing after, and never blocks or is blocked by a writer.
+pub struct ReadTransaction {
+    txn: engine::ReadTxn,
+}
+
+impl ReadTransaction {
+    pub(crate) fn new(txn: engine::ReadTxn) -> Self {
+        Self { txn }
+    }
+
+    /// Opens a table for reading.
+    pub fn open_table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        definition: TableDefinition<'_, K, V>,
+    ) -> Result<ReadOnlyTable<K, V>, TableError> {
+        let name = definition.name();
+        register::<K>();
+        let Some(table) = self.txn.open_table(name.as_bytes(), K::compare)? else {
+            return Err(TableError::TableDoesNotExist(name.to_string()));
+        };
+        if TableMeta::decode(table.meta()).as_ref() != Some(&TableMeta::of::<K, V>()) {
+            return Err(meta_mismatch(name, table.meta()));
+        }
+        Ok(ReadOnlyTable::new(self.txn.clone(), table))
+    }
+
+    /// The tables in this snapshot.
+    pub fn list_tables(&self) -> Result<impl Iterator<Item = UntypedTableHandle> + use<>, StorageError> {
+        let tables = self.txn.list_tables()?;
+        Ok(tables
+            .into_iter()
+            .map(|(name, _)| UntypedTableHandle::new(String::from_utf8_lossy(&name).into_owned())))
+    }
+
+    /// Ends the transaction (dropping it does the same).
+    pub fn close(self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}

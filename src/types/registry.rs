@@ -1,0 +1,80 @@
+//! What a table stores about its types, and how a process finds a key order
+//! from it.
+//!
+//! A table's metadata records its key and value type names and whether the
+//! key order is plain byte order. Byte order needs no code; any other order is
+//! the key type's `compare`, which this process knows once the type has been
+//! used (opening a table registers it) or registered with
+//! `Builder::register_key_type`. Recovery after a crash needs the order of
+//! every table with records in the WAL.
+
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
+
+use super::traits::Key;
+use crate::btree::{Comparator, bytewise};
+
+/// A table's stored metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TableMeta {
+    pub(crate) key_type: String,
+    pub(crate) value_type: String,
+    pub(crate) bytewise: bool,
+}
+
+impl TableMeta {
+    pub(crate) fn of<K: Key, V: crate::Value>() -> Self {
+        Self {
+            key_type: K::type_name().name().to_string(),
+            value_type: V::type_name().name().to_string(),
+            bytewise: K::order_is_bytewise(),
+        }
+    }
+
+    /// `key type \0 value type \0 order`, where order is `b` (bytewise) or `c`.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        format!(
+            "{}\0{}\0{}",
+            self.key_type,
+            self.value_type,
+            if self.bytewise { "b" } else { "c" }
+        )
+        .into_bytes()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parts = text.split('\0');
+        let (key_type, value_type, order) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(Self {
+            key_type: key_type.into(),
+            value_type: value_type.into(),
+            bytewise: order == "b",
+        })
+    }
+}
+
+fn registry() -> &'static RwLock<HashMap<String, Comparator>> {
+    static REGISTRY: OnceLock<RwLock<HashMap<String, Comparator>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// Makes `K`'s order known to this process, by its type name.
+pub(crate) fn register<K: Key>() {
+    if K::order_is_bytewise() {
+        return;
+    }
+    let name = K::type_name().name().to_string();
+    if let Ok(mut map) = registry().write() {
+        map.insert(name, K::compare);
+    }
+}
+
+/// The key order of a table, from its metadata (the engine's resolver).
+pub(crate) fn resolve(meta: &[u8]) -> Option<Comparator> {
+    let meta = TableMeta::decode(meta)?;
+    if meta.bytewise {
+        return Some(bytewise);
+    }
+    registry().read().ok()?.get(&meta.key_type).copied()
+}
