@@ -45,7 +45,7 @@ type Changes = Vec<(u16, Option<Vec<u8>>)>;
 
 /// One step of the workload: a change, then a durable or non-durable commit.
 fn steps() -> Vec<(Changes, bool)> {
-    let big = |k: u16| if k % 50 == 0 { 5000 } else { 100 };
+    let big = |k: u16| if k.is_multiple_of(50) { 5000 } else { 100 };
     vec![
         ((0..300).map(|k| (k, Some(value(k.into(), big(k))))).collect(), true),
         (

@@ -44,7 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Value lengths span inline values and overflow runs (over 1 KiB).
 fn value_for(k: u16, v: u16) -> Vec<u8> {
-    let len = if v % 97 == 0 {
+    let len = if v.is_multiple_of(97) {
         1500 + v as usize * 7
     } else {
         (v % 180) as usize
@@ -188,10 +188,11 @@ impl Harness {
                     return index + 1;
                 }
             }
-            if let Some(w) = writer.as_ref() {
-                if matches!(op, Op::Insert(..) | Op::Batch(..)) && self.working.len() < 64 {
-                    assert_eq!(writer_read_all(w), self.working);
-                }
+            if let Some(w) = writer.as_ref()
+                && matches!(op, Op::Insert(..) | Op::Batch(..))
+                && self.working.len() < 64
+            {
+                assert_eq!(writer_read_all(w), self.working);
             }
             for (snapshot, model) in &self.snapshots {
                 if matches!(op, Op::DurableCommit | Op::NonDurableCommit) {
