@@ -25,6 +25,7 @@ enum Op {
     Abort,
     Snapshot,
     Checkpoint,
+    Compact,
     Reopen,
     Crash(u64),
 }
@@ -39,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Abort),
         2 => Just(Op::Snapshot),
         1 => Just(Op::Checkpoint),
+        1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
         1 => any::<u64>().prop_map(Op::Crash),
     ]
@@ -136,10 +138,14 @@ fn run(ops: &[Op]) -> u64 {
                 working = committed.clone();
             }
             Op::Snapshot => snapshots.push((db.begin_read().unwrap(), committed.clone())),
-            Op::Checkpoint => {
+            Op::Checkpoint | Op::Compact => {
                 drop(txn.take());
                 working = committed.clone();
-                db.checkpoint().unwrap();
+                if matches!(op, Op::Compact) {
+                    db.compact().unwrap();
+                } else {
+                    db.checkpoint().unwrap();
+                }
                 durable = committed.clone();
                 db.check_integrity().unwrap();
             }

@@ -442,3 +442,51 @@ pub(crate) fn free_tree(ctx: &mut Ctx<'_>, root: PageId) -> Result<()> {
     }
     Ok(())
 }
+
+/// Copies every page of the tree at `root` (overflow runs included) to newly
+/// allocated pages, which the allocator takes from the lowest free ones, and
+/// frees the old pages; returns the new root. Compaction uses it to move live
+/// pages away from the end of the file.
+pub(crate) fn relocate(ctx: &mut Ctx<'_>, root: PageId, depth: usize) -> Result<PageId> {
+    if root == 0 {
+        return Ok(0);
+    }
+    if depth >= MAX_DEPTH {
+        return Err(StorageError::corrupted(
+            "tree deeper than any valid tree (a page cycle?)",
+        ));
+    }
+    let page = ctx.store.read_page(root)?;
+    let node = expect_node(&page, root)?;
+    let children = if node.is_leaf() {
+        let mut entries = Vec::with_capacity(node.count());
+        for i in 0..node.count() {
+            let value = match node.value(i) {
+                LeafValue::Overflow(r) => {
+                    let bytes = super::value::read_overflow(ctx.store, &r)?;
+                    ctx.free_overflow(&r);
+                    LeafValue::Overflow(ctx.write_overflow(&bytes)?)
+                }
+                inline => inline,
+            };
+            entries.push(LeafEntry {
+                key: node.key(i),
+                value,
+            });
+        }
+        ctx.write_nodes(0, &entries)?
+    } else {
+        let mut entries = Vec::with_capacity(node.count());
+        for i in 0..node.count() {
+            entries.push(BranchEntry {
+                key: node.key(i).to_vec(),
+                child: relocate(ctx, node.child(i), depth + 1)?,
+                fill: None,
+            });
+        }
+        ctx.write_nodes(node.level(), &entries)?
+    };
+    ctx.free_page(root);
+    // A node's entries always fit one page again.
+    Ok(children.first().map_or(0, |c| c.child))
+}

@@ -485,6 +485,18 @@ impl TreeWriter<'_> {
         RangeIter::new(self.shared.pages.clone(), root, cmp, lower, upper)
     }
 
+    /// Moves every page of every tree to the lowest free pages (the catalog
+    /// follows at commit), so that after the next durable commits the end of
+    /// the file is free and can be given back.
+    pub fn relocate_all(&mut self) -> Result<()> {
+        for (name, mut info) in self.list_trees()? {
+            let mut ctx = self.ctx(bytewise);
+            info.root = apply::relocate(&mut ctx, info.root, 0)?;
+            self.changes.insert(name, Some(info));
+        }
+        Ok(())
+    }
+
     /// Publishes the changes to new snapshots without syncing anything;
     /// returns the commit's transaction id.
     pub fn non_durable_commit(mut self) -> Result<u64> {

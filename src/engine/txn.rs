@@ -161,6 +161,32 @@ impl Engine {
             .check_integrity(&|name, _| orders.get(name).copied().unwrap_or(bytewise))
     }
 
+    /// Checkpoints, then moves every live page of the tree toward the start
+    /// of the file and commits twice, so the free end of the file is given
+    /// back to the file system.
+    pub fn compact(&self) -> Result<()> {
+        let inner = &self.inner;
+        self.checkpoint()?;
+        let seq = inner.counters.flushed_seq.load(Ordering::Acquire);
+        let relocated = inner.trees.writer().and_then(|mut w| {
+            w.relocate_all()?;
+            w.commit(seq)
+        });
+        inner.poison_on(relocated)?;
+        // The state pins the tree it shows; move it to the relocated one so
+        // the old pages can be reused, then let a durable commit trim them.
+        let tree = inner.trees.snapshot();
+        inner.update_state(|s| State {
+            seq: s.seq,
+            active: s.active.clone(),
+            frozen: s.frozen.clone(),
+            tree: tree.clone(),
+        });
+        let trimmed = inner.trees.writer().and_then(|w| w.commit(seq));
+        inner.poison_on(trimmed)?;
+        Ok(())
+    }
+
     /// Bytes in the data file.
     pub fn file_len(&self) -> Result<u64> {
         Ok(self.inner.trees.backend().len()?)
