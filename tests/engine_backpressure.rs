@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::engine::{resolver, small_options};
 use sluicedb::StorageError;
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Engine, EngineOptions};
-use sluicedb::io::{MemLogDir, MemoryBackend, StorageBackend};
+use sluicedb::io::{CrashBackend, MemLogDir, MemoryBackend};
 
 #[test]
 fn writers_stall_past_the_frozen_budget_and_lose_nothing() {
@@ -42,55 +40,20 @@ fn writers_stall_past_the_frozen_budget_and_lose_nothing() {
     );
 }
 
-/// A data file whose `armed`-th write after arming panics, like a bug in
-/// the code under the apply thread would.
-struct PanicsOnWrite {
-    inner: MemoryBackend,
-    countdown: Arc<AtomicU64>,
-}
-
-impl StorageBackend for PanicsOnWrite {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read(offset, buf)
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if self.countdown.fetch_sub(1, Ordering::SeqCst) == 1 {
-            panic!("injected panic in a data-file write");
-        }
-        self.inner.write(offset, data)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-}
-
 #[test]
 fn a_panic_in_the_apply_thread_poisons_the_database() {
-    let countdown = Arc::new(AtomicU64::new(u64::MAX));
-    let data = PanicsOnWrite {
-        inner: MemoryBackend::new(),
-        countdown: countdown.clone(),
+    let data = Arc::new(CrashBackend::new());
+    let options = EngineOptions {
+        resolver,
+        ..small_options()
     };
-    let db = Engine::open(
-        data,
-        MemLogDir::new(),
-        EngineOptions {
-            resolver,
-            ..small_options()
-        },
-    )
-    .unwrap();
+    let db = Engine::open(data.clone(), MemLogDir::new(), options).unwrap();
     let mut w = db.begin_write().unwrap();
     let t = w.open_table(b"t", b"bytes", bytewise).unwrap();
     w.insert(t, b"k", b"v").unwrap();
     w.commit().unwrap();
-    countdown.store(1, Ordering::SeqCst);
+    // The next data-file write panics: it is the checkpoint's flush.
+    data.panic_at_op(data.ops());
     let err = db.checkpoint().unwrap_err();
     assert!(
         matches!(&err, StorageError::Poisoned(cause) if cause.contains("panicked")),

@@ -59,7 +59,7 @@ fn an_fsync_error_wakes_every_waiter_with_it_and_fails_later_appends() {
         assert!(matches!(e, StorageError::PreviousIo(_)), "{e}");
     }
     let cause = journal.failure().expect("latched");
-    assert!(cause.contains("injected failure at log operation 9"), "{cause}");
+    assert!(cause.contains("injected failure at operation 9"), "{cause}");
     let later = journal.append(b"after").unwrap_err().to_string();
     assert!(
         later.contains("injected failure"),
@@ -81,7 +81,7 @@ fn enospc_on_a_write_poisons_the_journal() {
     let journal = Arc::new(journal);
     hammer(&journal, 2);
     let cause = journal.failure().unwrap();
-    assert!(cause.contains("injected failure at log operation 4"), "{cause}");
+    assert!(cause.contains("injected failure at operation 4"), "{cause}");
     assert!(journal.append(b"x").is_err());
 }
 

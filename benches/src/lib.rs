@@ -44,3 +44,43 @@ pub fn value(i: u64) -> [u8; VALUE_LEN] {
     }
     v
 }
+
+/// The `--seconds N` argument of the benchmark binaries (default 3).
+pub fn seconds_arg() -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0)
+}
+
+/// The physical limit of one durable commit without grouping: appends of
+/// `record_len` bytes, each followed by `fdatasync`, for `duration`; returns
+/// commits per second.
+pub fn raw_fsync_limit(dir: &std::path::Path, record_len: usize, duration: std::time::Duration) -> f64 {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("raw.log"))
+        .unwrap();
+    let record = vec![7u8; record_len];
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        file.write_all(&record).unwrap();
+        file.sync_data().unwrap();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A temporary directory on the current directory's file system (TMPDIR
+/// chooses another), so benchmarks sync the disk users would use.
+pub fn bench_dir() -> tempfile::TempDir {
+    let base = std::env::var_os("TMPDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ".".into());
+    tempfile::tempdir_in(base).unwrap()
+}

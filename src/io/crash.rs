@@ -3,6 +3,7 @@ use std::io;
 use parking_lot::Mutex;
 
 use super::StorageBackend;
+use super::fault::FaultPlan;
 use super::memory::{read_slice, write_slice};
 
 /// What happens, at a simulated crash, to each write and resize that no
@@ -40,9 +41,7 @@ struct State {
     current: Vec<u8>,
     durable: Vec<u8>,
     unsynced: Vec<Unsynced>,
-    ops: u64,
-    cut_after: Option<u64>,
-    failures: Vec<(u64, io::ErrorKind)>,
+    plan: FaultPlan,
 }
 
 #[derive(Debug)]
@@ -71,18 +70,24 @@ impl CrashBackend {
     /// Makes operation number `op` fail with an error of `kind` (use
     /// [`io::ErrorKind::StorageFull`] for ENOSPC). The operation has no effect.
     pub fn fail_op(&self, op: u64, kind: io::ErrorKind) {
-        self.state.lock().failures.push((op, kind));
+        self.state.lock().plan.fail_op(op, kind);
+    }
+
+    /// Makes operation number `op` panic, as a bug in the caller's I/O path
+    /// would.
+    pub fn panic_at_op(&self, op: u64) {
+        self.state.lock().plan.panic_at_op(op);
     }
 
     /// Cuts the power once `ops` operations have run: operation number `ops`
     /// and everything after it fails without effect.
     pub fn cut_power_after(&self, ops: u64) {
-        self.state.lock().cut_after = Some(ops);
+        self.state.lock().plan.cut_power_after(ops);
     }
 
     /// How many counted operations have been attempted so far.
     pub fn ops(&self) -> u64 {
-        self.state.lock().ops
+        self.state.lock().plan.ops()
     }
 
     /// The bytes a restart would find if the power failed now.
@@ -127,21 +132,6 @@ impl CrashBackend {
     }
 }
 
-impl State {
-    /// Counts an operation and decides whether it may run.
-    fn begin_op(&mut self) -> io::Result<()> {
-        let op = self.ops;
-        self.ops += 1;
-        if self.cut_after.is_some_and(|cut| op >= cut) {
-            return Err(io::Error::other("simulated power loss"));
-        }
-        if let Some(&(_, kind)) = self.failures.iter().find(|(at, _)| *at == op) {
-            return Err(io::Error::new(kind, format!("injected failure at operation {op}")));
-        }
-        Ok(())
-    }
-}
-
 impl StorageBackend for CrashBackend {
     fn len(&self) -> io::Result<u64> {
         Ok(self.state.lock().current.len() as u64)
@@ -153,7 +143,7 @@ impl StorageBackend for CrashBackend {
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.begin_op()?;
+        state.plan.begin_op()?;
         write_slice(&mut state.current, offset, data)?;
         state.unsynced.push(Unsynced::Write {
             offset,
@@ -164,7 +154,7 @@ impl StorageBackend for CrashBackend {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.begin_op()?;
+        state.plan.begin_op()?;
         state.current.resize(len as usize, 0);
         state.unsynced.push(Unsynced::SetLen(len));
         Ok(())
@@ -172,7 +162,7 @@ impl StorageBackend for CrashBackend {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.begin_op()?;
+        state.plan.begin_op()?;
         state.durable = state.current.clone();
         state.unsynced.clear();
         Ok(())

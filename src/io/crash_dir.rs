@@ -7,40 +7,14 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::fault::FaultPlan;
 use super::{CrashBackend, LogDir, StorageBackend, TearMode};
-
-/// Faults to inject, by operation number across the whole directory
-/// (`write`, `set_len` and `sync_data` of any file count; reads do not).
-#[derive(Debug, Default)]
-struct Plan {
-    ops: u64,
-    failures: Vec<(u64, io::ErrorKind)>,
-    panic_at: Option<u64>,
-    cut_after: Option<u64>,
-}
-
-impl Plan {
-    fn begin_op(&mut self) -> io::Result<()> {
-        let op = self.ops;
-        self.ops += 1;
-        if self.cut_after.is_some_and(|cut| op >= cut) {
-            return Err(io::Error::other("simulated power loss"));
-        }
-        if self.panic_at == Some(op) {
-            panic!("injected panic at log operation {op}");
-        }
-        if let Some(&(_, kind)) = self.failures.iter().find(|(at, _)| *at == op) {
-            return Err(io::Error::new(kind, format!("injected failure at log operation {op}")));
-        }
-        Ok(())
-    }
-}
 
 /// A directory of crash-simulating log files. Cloning shares it.
 #[derive(Clone, Debug, Default)]
 pub struct CrashLogDir {
     files: Arc<Mutex<BTreeMap<String, Arc<CrashBackend>>>>,
-    plan: Arc<Mutex<Plan>>,
+    plan: Arc<Mutex<FaultPlan>>,
 }
 
 impl CrashLogDir {
@@ -52,22 +26,22 @@ impl CrashLogDir {
     /// Makes directory-wide operation `op` fail with `kind` (for ENOSPC use
     /// [`io::ErrorKind::StorageFull`]).
     pub fn fail_op(&self, op: u64, kind: io::ErrorKind) {
-        self.plan.lock().failures.push((op, kind));
+        self.plan.lock().fail_op(op, kind);
     }
 
     /// Makes operation `op` panic (a bug in the thread doing the I/O).
     pub fn panic_at_op(&self, op: u64) {
-        self.plan.lock().panic_at = Some(op);
+        self.plan.lock().panic_at_op(op);
     }
 
     /// Cuts the power once `ops` operations have run.
     pub fn cut_power_after(&self, ops: u64) {
-        self.plan.lock().cut_after = Some(ops);
+        self.plan.lock().cut_power_after(ops);
     }
 
     /// Operations attempted so far.
     pub fn ops(&self) -> u64 {
-        self.plan.lock().ops
+        self.plan.lock().ops()
     }
 
     /// The directory a restart would find if the power failed now: file
@@ -109,7 +83,7 @@ impl CrashLogDir {
 /// One file of a [`CrashLogDir`], subject to the directory's plan.
 struct CrashLogFile {
     file: Arc<CrashBackend>,
-    plan: Arc<Mutex<Plan>>,
+    plan: Arc<Mutex<FaultPlan>>,
 }
 
 impl StorageBackend for CrashLogFile {

@@ -6,6 +6,7 @@
 mod backend;
 mod crash;
 mod crash_dir;
+mod fault;
 mod file;
 mod latch;
 mod log_dir;

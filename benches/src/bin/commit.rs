@@ -6,40 +6,13 @@
 //! Run: `cargo run --release -p sluicedb-bench --bin commit [-- --seconds N]`.
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Engine, EngineOptions};
 use sluicedb::io::{FileBackend, FsLogDir};
-use sluicedb_bench::{key, value};
-
-fn seconds() -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0)
-}
-
-fn raw_limit(dir: &std::path::Path, duration: Duration) -> f64 {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("raw.log"))
-        .unwrap();
-    let record = [7u8; 150];
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < duration {
-        file.write_all(&record).unwrap();
-        file.sync_data().unwrap();
-        n += 1;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
-}
+use sluicedb_bench::{bench_dir, key, raw_fsync_limit, seconds_arg, value};
 
 fn open(dir: &std::path::Path, name: &str) -> Engine {
     let path = dir.join(name);
@@ -91,17 +64,14 @@ fn durable_commits(db: &Arc<Engine>, threads: u64, duration: Duration, pipelined
 }
 
 fn main() {
-    let duration = Duration::from_secs_f64(seconds());
-    let base = std::env::var_os("TMPDIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| ".".into());
-    let dir = tempfile::tempdir_in(base).unwrap();
+    let duration = Duration::from_secs_f64(seconds_arg());
+    let dir = bench_dir();
     println!(
         "| round | raw write+fdatasync/s | 1-thread durable commits/s | x limit | 4-thread durable commits/s | x limit | fsyncs/commit (4t) | 1-thread pipelined commits/s | x limit |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for round in 1..=2 {
-        let limit = raw_limit(dir.path(), duration);
+        let limit = raw_fsync_limit(dir.path(), 150, duration);
         let db = Arc::new(open(dir.path(), &format!("one-{round}")));
         let (one, _) = durable_commits(&db, 1, duration, false);
         drop(db);

@@ -6,44 +6,15 @@
 //! Files go to a temporary directory on the current directory's file system
 //! (set TMPDIR to choose another disk).
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluicedb::io::FsLogDir;
 use sluicedb::wal::{Journal, JournalOptions};
+use sluicedb_bench::{bench_dir, raw_fsync_limit, seconds_arg};
 
 /// A 16-byte key and 100-byte value with a little framing: one commit.
 const PAYLOAD: usize = 128;
-
-fn seconds() -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0)
-}
-
-/// Raw `write` + `fdatasync` of one record at a time: the floor for one
-/// durable commit without grouping.
-fn raw_fsync_loop(dir: &std::path::Path, duration: Duration) -> f64 {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("raw.log"))
-        .unwrap();
-    let record = [7u8; PAYLOAD];
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < duration {
-        file.write_all(&record).unwrap();
-        file.sync_data().unwrap();
-        n += 1;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
-}
 
 struct Row {
     threads: usize,
@@ -86,16 +57,13 @@ fn journal_run(dir: &std::path::Path, threads: usize, duration: Duration) -> Row
 }
 
 fn main() {
-    let duration = Duration::from_secs_f64(seconds());
-    let base = std::env::var_os("TMPDIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| ".".into());
-    let dir = tempfile::tempdir_in(base).unwrap();
+    let duration = Duration::from_secs_f64(seconds_arg());
+    let dir = bench_dir();
     // Interleave: limit, then each thread count, twice.
     let mut raw = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
     for _ in 0..2 {
-        raw.push(raw_fsync_loop(dir.path(), duration));
+        raw.push(raw_fsync_limit(dir.path(), PAYLOAD, duration));
         for threads in [1, 4, 16] {
             rows.push(journal_run(dir.path(), threads, duration));
         }
