@@ -1,6 +1,8 @@
-//! Benchmark support shared by the micro-benchmarks and, later, the
-//! head-to-head runner: the BRIEF's data set (16-byte keys, 100-byte values,
-//! random order from a fixed seed).
+//! Benchmark support shared by the micro-benchmarks and the head-to-head
+//! runner (`compare`): the BRIEF's data set (16-byte keys, 100-byte values,
+//! random order from a fixed seed), and the comparison itself.
+
+pub mod compare;
 
 /// Key length of the standard data set (RocksDB db_bench's default).
 pub const KEY_LEN: usize = 16;

@@ -1,0 +1,339 @@
+//! The engines under comparison, behind one interface, each configured as
+//! its users would configure it for this job. Every setting is here, with
+//! the reason, and the report lists them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::{KEY_LEN, VALUE_LEN};
+
+/// A key and value of the standard data set.
+pub type Kv = ([u8; KEY_LEN], [u8; VALUE_LEN]);
+
+/// What a workload needs from an engine.
+pub trait Engine: Send + Sync {
+    /// Writes `kvs` as one transaction; durable (fsynced before returning) or not.
+    fn write(&self, kvs: &[Kv], durable: bool);
+    /// Deletes `keys` as one durable transaction.
+    fn remove(&self, keys: &[[u8; KEY_LEN]]);
+    /// Commits one key without waiting for its sync; returns a handle that
+    /// waits for it. Only engines with pipelined commits have this.
+    fn write_pipelined(&self, _kv: &Kv) -> Option<Box<dyn FnOnce() + Send>> {
+        None
+    }
+    /// A reader: a closure that looks a key up, and one that scans `n`
+    /// entries from a key; each may hold a snapshot for its lifetime.
+    fn reader(&self) -> Box<dyn Reader + '_>;
+    /// Moves recent writes out of the write buffer (RocksDB's memtable flush,
+    /// sluicedb's checkpoint); a no-op where there is none.
+    fn flush(&self);
+}
+
+/// Reads from one snapshot (or none, for RocksDB's plain reads).
+pub trait Reader {
+    /// Whether `key` is present.
+    fn get(&self, key: &[u8; KEY_LEN]) -> bool;
+    /// Entries visited by a seek to `start` and up to `n - 1` nexts.
+    fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize;
+    /// Entries in the whole table.
+    fn full_scan(&self) -> usize;
+}
+
+/// The settings every engine shares, from the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Shared {
+    /// Bytes of cache: sluicedb's page cache, RocksDB's block cache, redb's cache.
+    pub cache_bytes: usize,
+}
+
+/// Opens engine `name` in `dir`.
+pub fn open(name: &str, dir: &Path, shared: Shared) -> Arc<dyn Engine> {
+    match name {
+        "sluicedb" => Arc::new(Sluice::open(dir, shared)),
+        "rocksdb" => Arc::new(Rocks::open(dir, shared, false)),
+        "rocksdb-lz4" => Arc::new(Rocks::open(dir, shared, true)),
+        "redb" => Arc::new(Redb::open(dir, shared)),
+        other => panic!("unknown engine {other}"),
+    }
+}
+
+/// Every setting of every engine, for the report.
+pub fn settings(shared: Shared) -> Vec<(&'static str, String)> {
+    let cache = format!("{} MiB", shared.cache_bytes >> 20);
+    vec![
+        ("sluicedb", format!("Builder defaults; page cache {cache}; one table; Durability::Immediate for durable rows, Durability::None for no-sync rows; commit_pipelined for the pipelined row")),
+        ("rocksdb", format!("one WriteBatch per transaction; WriteOptions::set_sync(true) for durable rows, false for no-sync rows; set_enable_pipelined_write(true); bloom filter 10 bits/key; LRU block cache {cache}; 64 MiB write buffer; no compression; increase_parallelism(cores)")),
+        ("rocksdb-lz4", "as rocksdb, with LZ4 compression: the compressed space row only".to_string()),
+        ("redb", format!("cache {cache}; one table; Durability::Immediate for durable rows, Durability::None for no-sync rows")),
+    ]
+}
+
+/// Bytes of every file under `dir`.
+pub fn disk_bytes(dir: &Path) -> u64 {
+    fn walk(p: &PathBuf) -> u64 {
+        let Ok(meta) = std::fs::metadata(p) else { return 0 };
+        if meta.is_file() {
+            return meta.len();
+        }
+        std::fs::read_dir(p)
+            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| walk(&e.path())).sum())
+            .unwrap_or(0)
+    }
+    walk(&dir.to_path_buf())
+}
+
+// --- sluicedb ---------------------------------------------------------------
+
+const SLUICE_TABLE: sluicedb::TableDefinition<&[u8], &[u8]> = sluicedb::TableDefinition::new("bench");
+
+pub struct Sluice {
+    db: sluicedb::Database,
+}
+
+impl Sluice {
+    fn open(dir: &Path, shared: Shared) -> Self {
+        let db = sluicedb::Database::builder().set_cache_size(shared.cache_bytes).create(dir.join("data.sluice")).unwrap();
+        Self { db }
+    }
+
+    fn begin(&self, durable: bool) -> sluicedb::WriteTransaction {
+        let mut txn = self.db.begin_write().unwrap();
+        txn.set_durability(if durable { sluicedb::Durability::Immediate } else { sluicedb::Durability::None });
+        txn
+    }
+}
+
+impl Engine for Sluice {
+    fn write(&self, kvs: &[Kv], durable: bool) {
+        let txn = self.begin(durable);
+        {
+            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
+            for (k, v) in kvs {
+                table.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn remove(&self, keys: &[[u8; KEY_LEN]]) {
+        let txn = self.begin(true);
+        {
+            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
+            for k in keys {
+                table.remove(k.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn write_pipelined(&self, (k, v): &Kv) -> Option<Box<dyn FnOnce() + Send>> {
+        let txn = self.begin(true);
+        txn.open_table(SLUICE_TABLE).unwrap().insert(k.as_slice(), v.as_slice()).unwrap();
+        let pending = txn.commit_pipelined().unwrap();
+        Some(Box::new(move || pending.wait().unwrap()))
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        use sluicedb::ReadableDatabase;
+        let txn = self.db.begin_read().unwrap();
+        Box::new(SluiceReader { table: txn.open_table(SLUICE_TABLE).ok() })
+    }
+
+    fn flush(&self) {
+        self.db.checkpoint().unwrap();
+    }
+}
+
+struct SluiceReader {
+    table: Option<sluicedb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+}
+
+impl Reader for SluiceReader {
+    fn get(&self, key: &[u8; KEY_LEN]) -> bool {
+        use sluicedb::ReadableTable;
+        self.table.as_ref().is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
+    }
+
+    fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
+        use sluicedb::ReadableTable;
+        self.table.as_ref().map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
+    }
+
+    fn full_scan(&self) -> usize {
+        use sluicedb::ReadableTable;
+        self.table.as_ref().map_or(0, |t| t.iter().unwrap().count())
+    }
+}
+
+// --- RocksDB ----------------------------------------------------------------
+
+pub struct Rocks {
+    db: rocksdb::DB,
+}
+
+impl Rocks {
+    fn open(dir: &Path, shared: Shared, compressed: bool) -> Self {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        // Leader/follower group commit with the WAL write and memtable insert
+        // pipelined: RocksDB's best setting for concurrent durable writers.
+        opts.set_enable_pipelined_write(true);
+        // The write buffer (memtable) size the BRIEF fixes for both engines.
+        opts.set_write_buffer_size(64 << 20);
+        // Background flush and compaction threads = cores, as its tuning
+        // guide recommends.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
+        opts.increase_parallelism(cores);
+        opts.set_compression_type(if compressed {
+            rocksdb::DBCompressionType::Lz4
+        } else {
+            rocksdb::DBCompressionType::None
+        });
+        let mut table = rocksdb::BlockBasedOptions::default();
+        // 10 bits per key: ~1% false positives, the usual setting for point reads.
+        table.set_bloom_filter(10.0, false);
+        table.set_block_cache(&rocksdb::Cache::new_lru_cache(shared.cache_bytes));
+        opts.set_block_based_table_factory(&table);
+        Self { db: rocksdb::DB::open(&opts, dir.join("rocksdb")).unwrap() }
+    }
+
+    fn write_options(durable: bool) -> rocksdb::WriteOptions {
+        let mut w = rocksdb::WriteOptions::default();
+        w.set_sync(durable);
+        w
+    }
+}
+
+impl Engine for Rocks {
+    fn write(&self, kvs: &[Kv], durable: bool) {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in kvs {
+            batch.put(k, v);
+        }
+        self.db.write_opt(batch, &Self::write_options(durable)).unwrap();
+    }
+
+    fn remove(&self, keys: &[[u8; KEY_LEN]]) {
+        let mut batch = rocksdb::WriteBatch::default();
+        for k in keys {
+            batch.delete(k);
+        }
+        self.db.write_opt(batch, &Self::write_options(true)).unwrap();
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        Box::new(RocksReader { db: &self.db })
+    }
+
+    fn flush(&self) {
+        self.db.flush().unwrap();
+    }
+}
+
+struct RocksReader<'a> {
+    db: &'a rocksdb::DB,
+}
+
+impl Reader for RocksReader<'_> {
+    fn get(&self, key: &[u8; KEY_LEN]) -> bool {
+        self.db.get_pinned(key).unwrap().is_some()
+    }
+
+    fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
+        let mut iter = self.db.raw_iterator();
+        iter.seek(start);
+        let mut count = 0;
+        while iter.valid() && count < n {
+            std::hint::black_box(iter.value());
+            count += 1;
+            iter.next();
+        }
+        count
+    }
+
+    fn full_scan(&self) -> usize {
+        let mut iter = self.db.raw_iterator();
+        iter.seek_to_first();
+        let mut count = 0;
+        while iter.valid() {
+            std::hint::black_box(iter.value());
+            count += 1;
+            iter.next();
+        }
+        count
+    }
+}
+
+// --- redb -------------------------------------------------------------------
+
+const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("bench");
+
+pub struct Redb {
+    db: redb::Database,
+}
+
+impl Redb {
+    fn open(dir: &Path, shared: Shared) -> Self {
+        let db = redb::Database::builder().set_cache_size(shared.cache_bytes).create(dir.join("data.redb")).unwrap();
+        Self { db }
+    }
+
+    fn begin(&self, durable: bool) -> redb::WriteTransaction {
+        let mut txn = self.db.begin_write().unwrap();
+        let _ = txn.set_durability(if durable { redb::Durability::Immediate } else { redb::Durability::None });
+        txn
+    }
+}
+
+impl Engine for Redb {
+    fn write(&self, kvs: &[Kv], durable: bool) {
+        let txn = self.begin(durable);
+        {
+            let mut table = txn.open_table(REDB_TABLE).unwrap();
+            for (k, v) in kvs {
+                table.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn remove(&self, keys: &[[u8; KEY_LEN]]) {
+        let txn = self.begin(true);
+        {
+            let mut table = txn.open_table(REDB_TABLE).unwrap();
+            for k in keys {
+                table.remove(k.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        use redb::ReadableDatabase;
+        let txn = self.db.begin_read().unwrap();
+        Box::new(RedbReader { table: txn.open_table(REDB_TABLE).ok() })
+    }
+
+    fn flush(&self) {}
+}
+
+struct RedbReader {
+    table: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+}
+
+impl Reader for RedbReader {
+    fn get(&self, key: &[u8; KEY_LEN]) -> bool {
+        use redb::ReadableTable;
+        self.table.as_ref().is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
+    }
+
+    fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
+        use redb::ReadableTable;
+        self.table.as_ref().map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
+    }
+
+    fn full_scan(&self) -> usize {
+        use redb::ReadableTable;
+        self.table.as_ref().map_or(0, |t| t.iter().unwrap().count())
+    }
+}

@@ -1,0 +1,244 @@
+//! The workloads of BRIEF §3, each run on every engine in turn (interleaved:
+//! one workload on all engines, then the next), on the same data.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::engines::{Engine, Kv};
+use crate::{KEY_LEN, Rng, key, value};
+
+/// One engine's result on one workload.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    pub engine: String,
+    /// Operations per second, or bytes, or milliseconds (see the row's unit).
+    pub value: f64,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub workload: String,
+    pub description: String,
+    /// "ops/s" (higher is better), "bytes" or "ms" (lower is better).
+    pub unit: String,
+    pub results: Vec<Measurement>,
+    /// The physical limit, where one exists: (what, value).
+    pub limit: Option<(String, f64)>,
+}
+
+impl Row {
+    pub fn higher_is_better(&self) -> bool {
+        self.unit == "ops/s"
+    }
+}
+
+/// The run's parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub keys: u64,
+    pub timed: Duration,
+    pub batch: usize,
+}
+
+pub fn kv(i: u64) -> Kv {
+    (key(i), value(i))
+}
+
+fn percentiles(mut lat: Vec<u32>) -> (Option<f64>, Option<f64>) {
+    if lat.is_empty() {
+        return (None, None);
+    }
+    lat.sort_unstable();
+    let at = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize] as f64;
+    (Some(at(0.50)), Some(at(0.99)))
+}
+
+fn measurement(engine: &str, value: f64, latencies: Vec<u32>) -> Measurement {
+    let (p50_us, p99_us) = percentiles(latencies);
+    Measurement { engine: engine.to_string(), value, p50_us, p99_us }
+}
+
+/// Loads keys `0..plan.keys` in random order, `plan.batch` per durable commit.
+pub fn load(name: &str, engine: &dyn Engine, plan: Plan, progress: &indicatif::ProgressBar) -> Measurement {
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    let mut batch = Vec::with_capacity(plan.batch);
+    for i in 0..plan.keys {
+        batch.push(kv(i));
+        if batch.len() == plan.batch || i + 1 == plan.keys {
+            let t = Instant::now();
+            engine.write(&batch, true);
+            latencies.push(t.elapsed().as_micros() as u32);
+            progress.inc(batch.len() as u64);
+            batch.clear();
+        }
+    }
+    measurement(name, plan.keys as f64 / start.elapsed().as_secs_f64(), latencies)
+}
+
+/// Single-key durable commits from `threads` threads for the timed duration.
+pub fn commits(name: &str, engine: &Arc<dyn Engine>, plan: Plan, threads: u64, durable: bool, base: u64) -> Measurement {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let mut i = 0u64;
+                while start.elapsed() < plan.timed {
+                    let kv = kv(base + t * (1 << 32) + i);
+                    let began = Instant::now();
+                    engine.write(std::slice::from_ref(&kv), durable);
+                    latencies.push(began.elapsed().as_micros() as u32);
+                    i += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let latencies: Vec<u32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let n = latencies.len() as f64;
+    measurement(name, n / start.elapsed().as_secs_f64(), latencies)
+}
+
+/// Single-key pipelined commits from one thread; engines without them run
+/// their best durable configuration (one durable commit at a time).
+pub fn pipelined(name: &str, engine: &Arc<dyn Engine>, plan: Plan, base: u64) -> Measurement {
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut last = None;
+    let mut latencies = Vec::new();
+    while start.elapsed() < plan.timed {
+        let kv = kv(base + n);
+        let began = Instant::now();
+        match engine.write_pipelined(&kv) {
+            Some(wait) => last = Some(wait),
+            None => engine.write(std::slice::from_ref(&kv), true),
+        }
+        latencies.push(began.elapsed().as_micros() as u32);
+        n += 1;
+    }
+    // Everything committed is durable before the clock stops.
+    if let Some(wait) = last {
+        wait();
+    }
+    measurement(name, n as f64 / start.elapsed().as_secs_f64(), latencies)
+}
+
+/// Random point reads of loaded keys from `threads` threads.
+pub fn reads(name: &str, engine: &Arc<dyn Engine>, plan: Plan, threads: u64) -> Measurement {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let reader = engine.reader();
+                let mut rng = Rng::new(1000 + t);
+                let mut n = 0u64;
+                while start.elapsed() < plan.timed {
+                    for _ in 0..256 {
+                        assert!(reader.get(&key(rng.next_u64() % plan.keys)), "a loaded key is missing");
+                    }
+                    n += 256;
+                }
+                n
+            })
+        })
+        .collect();
+    let n: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    measurement(name, n as f64 / start.elapsed().as_secs_f64(), Vec::new())
+}
+
+/// Range scans: a seek to a random key and ten entries.
+pub fn scans(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measurement {
+    let reader = engine.reader();
+    let mut rng = Rng::new(77);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < plan.timed {
+        for _ in 0..64 {
+            std::hint::black_box(reader.scan(&key(rng.next_u64() % plan.keys), 11));
+        }
+        n += 64;
+    }
+    measurement(name, n as f64 / start.elapsed().as_secs_f64(), Vec::new())
+}
+
+/// One full scan; entries per second.
+pub fn full_scan(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measurement {
+    let reader = engine.reader();
+    let start = Instant::now();
+    let n = reader.full_scan();
+    assert!(n as u64 >= plan.keys / 2, "full scan saw {n} entries");
+    measurement(name, n as f64 / start.elapsed().as_secs_f64(), Vec::new())
+}
+
+/// Random reads from one thread while another commits durably.
+pub fn reads_while_writing(name: &str, engine: &Arc<dyn Engine>, plan: Plan, base: u64) -> Measurement {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (engine, stop) = (engine.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                engine.write(std::slice::from_ref(&kv(base + i)), true);
+                i += 1;
+            }
+        })
+    };
+    let reading = reads(name, engine, plan, 1);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    reading
+}
+
+/// Overwrites a tenth of the keys (random), `plan.batch` per durable commit.
+pub fn overwrite(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measurement {
+    let mut rng = Rng::new(5);
+    let n = (plan.keys / 10).max(plan.batch as u64);
+    let start = Instant::now();
+    let mut batch = Vec::with_capacity(plan.batch);
+    for i in 0..n {
+        let k = rng.next_u64() % plan.keys;
+        let mut entry = kv(k);
+        entry.1[0] ^= 0xFF;
+        batch.push(entry);
+        if batch.len() == plan.batch || i + 1 == n {
+            engine.write(&batch, true);
+            batch.clear();
+        }
+    }
+    measurement(name, n as f64 / start.elapsed().as_secs_f64(), Vec::new())
+}
+
+/// Removes a tenth of the keys, `plan.batch` per durable commit.
+pub fn removals(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measurement {
+    let n = (plan.keys / 10).max(1);
+    let start = Instant::now();
+    let keys: Vec<[u8; KEY_LEN]> = (0..n).map(|i| key(i * 10 % plan.keys)).collect();
+    for chunk in keys.chunks(plan.batch) {
+        engine.remove(chunk);
+    }
+    measurement(name, n as f64 / start.elapsed().as_secs_f64(), Vec::new())
+}
+
+/// The floor of in-memory point reads: a `BTreeMap` of the same data.
+pub fn btreemap_reads(plan: Plan) -> f64 {
+    let map: std::collections::BTreeMap<[u8; KEY_LEN], [u8; crate::VALUE_LEN]> = (0..plan.keys).map(kv).collect();
+    let mut rng = Rng::new(1000);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < plan.timed {
+        for _ in 0..256 {
+            std::hint::black_box(map.get(&key(rng.next_u64() % plan.keys)));
+        }
+        n += 256;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
