@@ -71,12 +71,20 @@ fn crash_child(engine: &str, dir: &std::path::Path, keys: u64) -> ! {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) >> 20))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) >> 20)
+        })
         .unwrap_or(0);
     format!("{cpu}, {cores} cores, {mem} GiB")
 }
@@ -92,22 +100,54 @@ struct Run {
 
 impl Run {
     fn wanted(&self, workload: &str) -> bool {
-        self.args.only.as_ref().is_none_or(|only| only.iter().any(|o| o == workload))
+        self.args
+            .only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == workload))
     }
 
     /// Engines that take part in timed workloads (the compressed RocksDB
     /// variant only loads, for the space row).
     fn timed_engines(&self) -> Vec<(String, Arc<dyn Engine>)> {
-        self.engines.iter().filter(|(n, _, _)| n != "rocksdb-lz4").map(|(n, e, _)| (n.clone(), e.clone())).collect()
+        self.engines
+            .iter()
+            .filter(|(n, _, _)| n != "rocksdb-lz4")
+            .map(|(n, e, _)| (n.clone(), e.clone()))
+            .collect()
     }
 
-    fn row(&mut self, workload: &str, description: &str, unit: &str, results: Vec<Measurement>, limit: Option<(String, f64)>) {
-        let row = Row { workload: workload.into(), description: description.into(), unit: unit.into(), results, limit };
-        println!("{}", report::table(std::slice::from_ref(&row)).lines().nth(2).unwrap_or_default());
+    fn row(
+        &mut self,
+        workload: &str,
+        description: &str,
+        unit: &str,
+        results: Vec<Measurement>,
+        limit: Option<(String, f64)>,
+    ) {
+        let row = Row {
+            workload: workload.into(),
+            description: description.into(),
+            unit: unit.into(),
+            results,
+            limit,
+        };
+        println!(
+            "{}",
+            report::table(std::slice::from_ref(&row))
+                .lines()
+                .nth(2)
+                .unwrap_or_default()
+        );
         self.rows.push(row);
     }
 
-    fn timed(&mut self, workload: &str, description: &str, limit: Option<(String, f64)>, f: impl Fn(&str, &Arc<dyn Engine>) -> Measurement) {
+    fn timed(
+        &mut self,
+        workload: &str,
+        description: &str,
+        limit: Option<(String, f64)>,
+        f: impl Fn(&str, &Arc<dyn Engine>) -> Measurement,
+    ) {
         if !self.wanted(workload) {
             return;
         }
@@ -116,15 +156,25 @@ impl Run {
     }
 
     fn space(&mut self, description: &str) {
-        let results =
-            self.engines.iter().map(|(n, _, dir)| Measurement { engine: n.clone(), value: disk_bytes(dir.path()) as f64, p50_us: None, p99_us: None }).collect();
+        let results = self
+            .engines
+            .iter()
+            .map(|(n, _, dir)| Measurement {
+                engine: n.clone(),
+                value: disk_bytes(dir.path()) as f64,
+                p50_us: None,
+                p99_us: None,
+            })
+            .collect();
         self.row("space", description, "bytes", results, None);
     }
 
     fn fsync_limit(&mut self) -> (String, f64) {
         let plan = self.plan;
         let dir = self.scratch.path().to_path_buf();
-        let limit = *self.fsync_limit.get_or_insert_with(|| raw_fsync_limit(&dir, 150, plan.timed));
+        let limit = *self
+            .fsync_limit
+            .get_or_insert_with(|| raw_fsync_limit(&dir, 150, plan.timed));
         ("raw write+fdatasync".into(), limit)
     }
 }
@@ -133,7 +183,11 @@ fn main() {
     let args = parse();
     let keys = args.scale.unwrap_or(if args.quick { 20_000 } else { 1_000_000 });
     let seconds = args.seconds.unwrap_or(if args.quick { 0.25 } else { 3.0 });
-    let plan = Plan { keys, timed: Duration::from_secs_f64(seconds), batch: 1000 };
+    let plan = Plan {
+        keys,
+        timed: Duration::from_secs_f64(seconds),
+        batch: 1000,
+    };
     let shared = Shared { cache_bytes: 1 << 30 };
     let engine_names = args.engines.clone();
     let mut run = Run {
@@ -151,43 +205,96 @@ fn main() {
         scratch: bench_dir(),
     };
     let started = Instant::now();
-    println!("{keys} keys, {seconds} s per timed row, engines: {}", engine_names.join(", "));
+    println!(
+        "{keys} keys, {seconds} s per timed row, engines: {}",
+        engine_names.join(", ")
+    );
 
     // Every later workload reads the loaded data, so the load always runs.
     let progress = indicatif::ProgressBar::new(keys * run.engines.len() as u64);
     progress.set_style(indicatif::ProgressStyle::with_template("load {bar:40} {pos}/{len} keys {eta}").unwrap());
-    let loads: Vec<Measurement> = run.engines.iter().map(|(n, e, _)| w::load(n, e.as_ref(), plan, &progress)).collect();
+    let loads: Vec<Measurement> = run
+        .engines
+        .iter()
+        .map(|(n, e, _)| w::load(n, e.as_ref(), plan, &progress))
+        .collect();
     progress.finish_and_clear();
     let loads = loads.into_iter().filter(|m| m.engine != "rocksdb-lz4").collect();
     run.row("load", "batch durable writes (1000 keys/commit)", "ops/s", loads, None);
     run.space("space after load");
 
-    let map_limit = run.wanted("reads").then(|| ("BTreeMap".to_string(), w::btreemap_reads(plan)));
-    run.timed("reads", "random reads, 1 thread (memtable populated)", map_limit.clone(), |n, e| w::reads(n, e, plan, 1));
-    run.timed("reads", "random reads, 2 threads (memtable populated)", None, |n, e| w::reads(n, e, plan, 2));
-    run.timed("scans", "range scans (seek + 10 next)", None, |n, e| w::scans(n, e, plan));
-    run.timed("full-scan", "full scan (entries/s)", None, |n, e| w::full_scan(n, e, plan));
+    let map_limit = run
+        .wanted("reads")
+        .then(|| ("BTreeMap".to_string(), w::btreemap_reads(plan)));
+    run.timed(
+        "reads",
+        "random reads, 1 thread (memtable populated)",
+        map_limit.clone(),
+        |n, e| w::reads(n, e, plan, 1),
+    );
+    run.timed("reads", "random reads, 2 threads (memtable populated)", None, |n, e| {
+        w::reads(n, e, plan, 2)
+    });
+    run.timed("scans", "range scans (seek + 10 next)", None, |n, e| {
+        w::scans(n, e, plan)
+    });
+    run.timed("full-scan", "full scan (entries/s)", None, |n, e| {
+        w::full_scan(n, e, plan)
+    });
     if run.wanted("flushed-reads") {
         for (_, e) in run.timed_engines() {
             e.flush();
         }
     }
-    run.timed("flushed-reads", "random reads, 1 thread (memtable flushed)", map_limit, |n, e| w::reads(n, e, plan, 1));
-    run.timed("flushed-reads", "random reads, 2 threads (memtable flushed)", None, |n, e| w::reads(n, e, plan, 2));
+    run.timed(
+        "flushed-reads",
+        "random reads, 1 thread (memtable flushed)",
+        map_limit,
+        |n, e| w::reads(n, e, plan, 1),
+    );
+    run.timed(
+        "flushed-reads",
+        "random reads, 2 threads (memtable flushed)",
+        None,
+        |n, e| w::reads(n, e, plan, 2),
+    );
 
     let limit = run.wanted("commits").then(|| run.fsync_limit());
-    run.timed("commits", "single-key durable commits, 1 thread", limit.clone(), |n, e| w::commits(n, e, plan, 1, true, 1 << 40));
-    run.timed("commits", "single-key durable commits, 4 threads", limit, |n, e| w::commits(n, e, plan, 4, true, 2 << 40));
+    run.timed(
+        "commits",
+        "single-key durable commits, 1 thread",
+        limit.clone(),
+        |n, e| w::commits(n, e, plan, 1, true, 1 << 40),
+    );
+    run.timed("commits", "single-key durable commits, 4 threads", limit, |n, e| {
+        w::commits(n, e, plan, 4, true, 2 << 40)
+    });
     let limit = run.wanted("pipelined").then(|| run.fsync_limit());
-    run.timed("pipelined", "single-key pipelined commits, 1 thread (peers: durable)", limit, |n, e| w::pipelined(n, e, plan, 3 << 40));
-    run.timed("no-sync", "single-key no-sync writes, 1 thread", None, |n, e| w::commits(n, e, plan, 1, false, 4 << 40));
-    run.timed("read-while-write", "random reads while 1 thread commits durably", None, |n, e| w::reads_while_writing(n, e, plan, 5 << 40));
+    run.timed(
+        "pipelined",
+        "single-key pipelined commits, 1 thread (peers: durable)",
+        limit,
+        |n, e| w::pipelined(n, e, plan, 3 << 40),
+    );
+    run.timed("no-sync", "single-key no-sync writes, 1 thread", None, |n, e| {
+        w::commits(n, e, plan, 1, false, 4 << 40)
+    });
+    run.timed(
+        "read-while-write",
+        "random reads while 1 thread commits durably",
+        None,
+        |n, e| w::reads_while_writing(n, e, plan, 5 << 40),
+    );
     if run.wanted("overwrite") {
-        run.timed("overwrite", "batch durable overwrites of 10% of keys", None, |n, e| w::overwrite(n, e, plan));
+        run.timed("overwrite", "batch durable overwrites of 10% of keys", None, |n, e| {
+            w::overwrite(n, e, plan)
+        });
         run.space("space after overwrite");
     }
     if run.wanted("remove") {
-        run.timed("remove", "batch durable removals of 10% of keys", None, |n, e| w::removals(n, e, plan));
+        run.timed("remove", "batch durable removals of 10% of keys", None, |n, e| {
+            w::removals(n, e, plan)
+        });
         run.space("space after removal");
     }
     if run.wanted("reopen") {
@@ -196,7 +303,12 @@ fn main() {
         for (name, _) in run.timed_engines() {
             let dir = bench_dir();
             let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--crash-child", &name, &dir.path().display().to_string(), &crash_keys.to_string()])
+                .args([
+                    "--crash-child",
+                    &name,
+                    &dir.path().display().to_string(),
+                    &crash_keys.to_string(),
+                ])
                 .stderr(std::process::Stdio::null())
                 .status()
                 .unwrap();
@@ -204,28 +316,61 @@ fn main() {
             let start = Instant::now();
             let reopened = engines::open(&name, dir.path(), shared);
             let ms = start.elapsed().as_secs_f64() * 1000.0;
-            assert!(reopened.reader().get(&sluicedb_bench::key(crash_keys - 1)), "{name} lost acknowledged data");
-            results.push(Measurement { engine: name, value: ms, p50_us: None, p99_us: None });
+            assert!(
+                reopened.reader().get(&sluicedb_bench::key(crash_keys - 1)),
+                "{name} lost acknowledged data"
+            );
+            results.push(Measurement {
+                engine: name,
+                value: ms,
+                p50_us: None,
+                p99_us: None,
+            });
         }
-        run.row("reopen", &format!("reopen after a crash with {crash_keys} keys in the WAL"), "ms", results, None);
+        run.row(
+            "reopen",
+            &format!("reopen after a crash with {crash_keys} keys in the WAL"),
+            "ms",
+            results,
+            None,
+        );
     }
 
     let command: Vec<String> = std::env::args().collect();
     let report = Report {
         machine: machine(),
-        build: "release; RUSTFLAGS -C target-cpu=native (.cargo/config.toml); rocksdb crate 0.25 (RocksDB C++), redb 4".into(),
-        command: format!("cargo run --release -p sluicedb-bench --bin compare -- {}", command[1..].join(" ")),
+        build: "release; RUSTFLAGS -C target-cpu=native (.cargo/config.toml); rocksdb crate 0.25 (RocksDB C++), redb 4"
+            .into(),
+        command: format!(
+            "cargo run --release -p sluicedb-bench --bin compare -- {}",
+            command[1..].join(" ")
+        ),
         keys,
         seconds_per_timed_row: seconds,
-        settings: engines::settings(shared).into_iter().map(|(e, s)| (e.to_string(), s)).collect(),
+        settings: engines::settings(shared)
+            .into_iter()
+            .map(|(e, s)| (e.to_string(), s))
+            .collect(),
         rows: run.rows,
     };
-    println!("\n{}\n{}", report::table(&report.rows), report::latency_table(&report.rows));
+    println!(
+        "\n{}\n{}",
+        report::table(&report.rows),
+        report::latency_table(&report.rows)
+    );
     std::fs::create_dir_all(&run.args.out).unwrap();
-    std::fs::write(run.args.out.join("results.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    std::fs::write(
+        run.args.out.join("results.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
     std::fs::write(run.args.out.join("report.md"), report::markdown(&report)).unwrap();
     if let Err(e) = report::chart(&report.rows, &run.args.out.join("chart.svg")) {
         eprintln!("chart: {e}");
     }
-    println!("results in {} ({:.0} s)", run.args.out.display(), started.elapsed().as_secs_f64());
+    println!(
+        "results in {} ({:.0} s)",
+        run.args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
 }

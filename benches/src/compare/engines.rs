@@ -61,10 +61,28 @@ pub fn open(name: &str, dir: &Path, shared: Shared) -> Arc<dyn Engine> {
 pub fn settings(shared: Shared) -> Vec<(&'static str, String)> {
     let cache = format!("{} MiB", shared.cache_bytes >> 20);
     vec![
-        ("sluicedb", format!("Builder defaults; page cache {cache}; one table; Durability::Immediate for durable rows, Durability::None for no-sync rows; commit_pipelined for the pipelined row")),
-        ("rocksdb", format!("one WriteBatch per transaction; WriteOptions::set_sync(true) for durable rows, false for no-sync rows; set_enable_pipelined_write(true); bloom filter 10 bits/key; LRU block cache {cache}; 64 MiB write buffer; no compression; increase_parallelism(cores)")),
-        ("rocksdb-lz4", "as rocksdb, with LZ4 compression: the compressed space row only".to_string()),
-        ("redb", format!("cache {cache}; one table; Durability::Immediate for durable rows, Durability::None for no-sync rows")),
+        (
+            "sluicedb",
+            format!(
+                "Builder defaults; page cache {cache}; one table; Durability::Immediate for durable rows, Durability::None for no-sync rows; commit_pipelined for the pipelined row"
+            ),
+        ),
+        (
+            "rocksdb",
+            format!(
+                "one WriteBatch per transaction; WriteOptions::set_sync(true) for durable rows, false for no-sync rows; set_enable_pipelined_write(true); bloom filter 10 bits/key; LRU block cache {cache}; 64 MiB write buffer; no compression; increase_parallelism(cores)"
+            ),
+        ),
+        (
+            "rocksdb-lz4",
+            "as rocksdb, with LZ4 compression: the compressed space row only".to_string(),
+        ),
+        (
+            "redb",
+            format!(
+                "cache {cache}; one table; Durability::Immediate for durable rows, Durability::None for no-sync rows"
+            ),
+        ),
     ]
 }
 
@@ -92,13 +110,20 @@ pub struct Sluice {
 
 impl Sluice {
     fn open(dir: &Path, shared: Shared) -> Self {
-        let db = sluicedb::Database::builder().set_cache_size(shared.cache_bytes).create(dir.join("data.sluice")).unwrap();
+        let db = sluicedb::Database::builder()
+            .set_cache_size(shared.cache_bytes)
+            .create(dir.join("data.sluice"))
+            .unwrap();
         Self { db }
     }
 
     fn begin(&self, durable: bool) -> sluicedb::WriteTransaction {
         let mut txn = self.db.begin_write().unwrap();
-        txn.set_durability(if durable { sluicedb::Durability::Immediate } else { sluicedb::Durability::None });
+        txn.set_durability(if durable {
+            sluicedb::Durability::Immediate
+        } else {
+            sluicedb::Durability::None
+        });
         txn
     }
 }
@@ -128,7 +153,10 @@ impl Engine for Sluice {
 
     fn write_pipelined(&self, (k, v): &Kv) -> Option<Box<dyn FnOnce() + Send>> {
         let txn = self.begin(true);
-        txn.open_table(SLUICE_TABLE).unwrap().insert(k.as_slice(), v.as_slice()).unwrap();
+        txn.open_table(SLUICE_TABLE)
+            .unwrap()
+            .insert(k.as_slice(), v.as_slice())
+            .unwrap();
         let pending = txn.commit_pipelined().unwrap();
         Some(Box::new(move || pending.wait().unwrap()))
     }
@@ -136,7 +164,9 @@ impl Engine for Sluice {
     fn reader(&self) -> Box<dyn Reader + '_> {
         use sluicedb::ReadableDatabase;
         let txn = self.db.begin_read().unwrap();
-        Box::new(SluiceReader { table: txn.open_table(SLUICE_TABLE).ok() })
+        Box::new(SluiceReader {
+            table: txn.open_table(SLUICE_TABLE).ok(),
+        })
     }
 
     fn flush(&self) {
@@ -151,12 +181,16 @@ struct SluiceReader {
 impl Reader for SluiceReader {
     fn get(&self, key: &[u8; KEY_LEN]) -> bool {
         use sluicedb::ReadableTable;
-        self.table.as_ref().is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
+        self.table
+            .as_ref()
+            .is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
     }
 
     fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
         use sluicedb::ReadableTable;
-        self.table.as_ref().map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
+        self.table
+            .as_ref()
+            .map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
     }
 
     fn full_scan(&self) -> usize {
@@ -194,7 +228,9 @@ impl Rocks {
         table.set_bloom_filter(10.0, false);
         table.set_block_cache(&rocksdb::Cache::new_lru_cache(shared.cache_bytes));
         opts.set_block_based_table_factory(&table);
-        Self { db: rocksdb::DB::open(&opts, dir.join("rocksdb")).unwrap() }
+        Self {
+            db: rocksdb::DB::open(&opts, dir.join("rocksdb")).unwrap(),
+        }
     }
 
     fn write_options(durable: bool) -> rocksdb::WriteOptions {
@@ -274,13 +310,20 @@ pub struct Redb {
 
 impl Redb {
     fn open(dir: &Path, shared: Shared) -> Self {
-        let db = redb::Database::builder().set_cache_size(shared.cache_bytes).create(dir.join("data.redb")).unwrap();
+        let db = redb::Database::builder()
+            .set_cache_size(shared.cache_bytes)
+            .create(dir.join("data.redb"))
+            .unwrap();
         Self { db }
     }
 
     fn begin(&self, durable: bool) -> redb::WriteTransaction {
         let mut txn = self.db.begin_write().unwrap();
-        let _ = txn.set_durability(if durable { redb::Durability::Immediate } else { redb::Durability::None });
+        let _ = txn.set_durability(if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        });
         txn
     }
 }
@@ -311,7 +354,9 @@ impl Engine for Redb {
     fn reader(&self) -> Box<dyn Reader + '_> {
         use redb::ReadableDatabase;
         let txn = self.db.begin_read().unwrap();
-        Box::new(RedbReader { table: txn.open_table(REDB_TABLE).ok() })
+        Box::new(RedbReader {
+            table: txn.open_table(REDB_TABLE).ok(),
+        })
     }
 
     fn flush(&self) {}
@@ -323,13 +368,15 @@ struct RedbReader {
 
 impl Reader for RedbReader {
     fn get(&self, key: &[u8; KEY_LEN]) -> bool {
-        use redb::ReadableTable;
-        self.table.as_ref().is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
+        self.table
+            .as_ref()
+            .is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
     }
 
     fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
-        use redb::ReadableTable;
-        self.table.as_ref().map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
+        self.table
+            .as_ref()
+            .map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
     }
 
     fn full_scan(&self) -> usize {

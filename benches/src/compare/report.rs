@@ -39,7 +39,11 @@ pub fn ratio(row: &Row, engine: &str) -> Option<f64> {
     if ours <= 0.0 || rocks <= 0.0 {
         return None;
     }
-    Some(if row.higher_is_better() { ours / rocks } else { rocks / ours })
+    Some(if row.higher_is_better() {
+        ours / rocks
+    } else {
+        rocks / ours
+    })
 }
 
 pub fn engines(rows: &[Row]) -> Vec<String> {
@@ -72,14 +76,20 @@ pub fn table(rows: &[Row]) -> String {
     for row in rows {
         let _ = write!(out, "| {} | {} |", row.description, row.unit);
         for n in &names {
-            let cell = row.results.iter().find(|m| &m.engine == n).map_or("-".to_string(), |m| human(m.value, &row.unit));
+            let cell = row
+                .results
+                .iter()
+                .find(|m| &m.engine == n)
+                .map_or("-".to_string(), |m| human(m.value, &row.unit));
             let _ = write!(out, " {cell} |");
         }
         for n in names.iter().filter(|n| *n != "rocksdb") {
             let cell = ratio(row, n).map_or("-".to_string(), |r| format!("{r:.2}x"));
             let _ = write!(out, " {cell} |");
         }
-        let limit = row.limit.as_ref().map_or("-".to_string(), |(what, v)| format!("{} ({what})", human(*v, &row.unit)));
+        let limit = row.limit.as_ref().map_or("-".to_string(), |(what, v)| {
+            format!("{} ({what})", human(*v, &row.unit))
+        });
         let _ = writeln!(out, " {limit} |");
     }
     out
@@ -91,7 +101,11 @@ pub fn latency_table(rows: &[Row]) -> String {
     for row in rows {
         for m in &row.results {
             if let (Some(p50), Some(p99)) = (m.p50_us, m.p99_us) {
-                let _ = writeln!(out, "| {} | {} | {p50:.0} µs | {p99:.0} µs |", row.description, m.engine);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {p50:.0} µs | {p99:.0} µs |",
+                    row.description, m.engine
+                );
             }
         }
     }
@@ -104,8 +118,15 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(out, "- command: `{}`", report.command);
     let _ = writeln!(out, "- machine: {}", report.machine);
     let _ = writeln!(out, "- build: {}", report.build);
-    let _ = writeln!(out, "- data: {} keys of 16 bytes, 100-byte values, random order, fixed seed; timed rows run {:.1} s each\n", report.keys, report.seconds_per_timed_row);
-    let _ = writeln!(out, "Ratios are oriented so that above 1 is better than RocksDB (for bytes and ms, RocksDB / engine).\n");
+    let _ = writeln!(
+        out,
+        "- data: {} keys of 16 bytes, 100-byte values, random order, fixed seed; timed rows run {:.1} s each\n",
+        report.keys, report.seconds_per_timed_row
+    );
+    let _ = writeln!(
+        out,
+        "Ratios are oriented so that above 1 is better than RocksDB (for bytes and ms, RocksDB / engine).\n"
+    );
     out.push_str(&table(&report.rows));
     let _ = writeln!(out, "\n## Commit latency\n");
     out.push_str(&latency_table(&report.rows));
@@ -119,13 +140,22 @@ pub fn markdown(report: &Report) -> String {
 /// A grouped bar chart of each engine's ratio to RocksDB per workload.
 pub fn chart(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let names: Vec<String> = engines(rows).into_iter().filter(|n| n != "rocksdb").collect();
-    let rows: Vec<&Row> = rows.iter().filter(|r| names.iter().any(|n| ratio(r, n).is_some())).collect();
-    let max = rows.iter().flat_map(|r| names.iter().filter_map(|n| ratio(r, n))).fold(1.0f64, f64::max);
+    let rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| names.iter().any(|n| ratio(r, n).is_some()))
+        .collect();
+    let max = rows
+        .iter()
+        .flat_map(|r| names.iter().filter_map(|n| ratio(r, n)))
+        .fold(1.0f64, f64::max);
     let height = 120 + rows.len() as u32 * 28 * names.len().max(1) as u32;
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Throughput relative to RocksDB (1.0 = equal; right is better)", ("sans-serif", 18))
+        .caption(
+            "Throughput relative to RocksDB (1.0 = equal; right is better)",
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(330)
@@ -144,11 +174,17 @@ pub fn chart(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>
         for (ni, name) in names.iter().enumerate() {
             if let Some(r) = ratio(row, name) {
                 let y = (ri * names.len() + ni) as i32;
-                chart.draw_series(std::iter::once(Rectangle::new([(0.0, y), (r, y + 1)], colors[ni % colors.len()].filled())))?;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(0.0, y), (r, y + 1)],
+                    colors[ni % colors.len()].filled(),
+                )))?;
             }
         }
     }
-    chart.draw_series(std::iter::once(PathElement::new(vec![(1.0, 0), (1.0, labels.len() as i32)], BLACK)))?;
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(1.0, 0), (1.0, labels.len() as i32)],
+        BLACK,
+    )))?;
     root.present()?;
     Ok(())
 }

@@ -61,7 +61,12 @@ fn percentiles(mut lat: Vec<u32>) -> (Option<f64>, Option<f64>) {
 
 fn measurement(engine: &str, value: f64, latencies: Vec<u32>) -> Measurement {
     let (p50_us, p99_us) = percentiles(latencies);
-    Measurement { engine: engine.to_string(), value, p50_us, p99_us }
+    Measurement {
+        engine: engine.to_string(),
+        value,
+        p50_us,
+        p99_us,
+    }
 }
 
 /// Loads keys `0..plan.keys` in random order, `plan.batch` per durable commit.
@@ -83,7 +88,14 @@ pub fn load(name: &str, engine: &dyn Engine, plan: Plan, progress: &indicatif::P
 }
 
 /// Single-key durable commits from `threads` threads for the timed duration.
-pub fn commits(name: &str, engine: &Arc<dyn Engine>, plan: Plan, threads: u64, durable: bool, base: u64) -> Measurement {
+pub fn commits(
+    name: &str,
+    engine: &Arc<dyn Engine>,
+    plan: Plan,
+    threads: u64,
+    durable: bool,
+    base: u64,
+) -> Measurement {
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
