@@ -74,7 +74,7 @@ impl Default for EngineOptions {
             max_frozen_bytes: 256 << 20,
             sync_interval: Duration::from_millis(20),
             segment_bytes: 64 << 20,
-            checkpoint_wal_bytes: 256 << 20,
+            checkpoint_wal_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(30),
             resolver: |_| None,
         }
