@@ -137,19 +137,26 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
-/// A grouped bar chart of each engine's ratio to RocksDB per workload.
+/// A bar chart of each engine's throughput relative to RocksDB, one bar per
+/// (workload, engine), for the throughput rows.
 pub fn chart(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let names: Vec<String> = engines(rows).into_iter().filter(|n| n != "rocksdb").collect();
-    let rows: Vec<&Row> = rows
-        .iter()
-        .filter(|r| names.iter().any(|n| ratio(r, n).is_some()))
+    let names: Vec<String> = engines(rows)
+        .into_iter()
+        .filter(|n| n != "rocksdb" && n != "rocksdb-lz4")
         .collect();
-    let max = rows
+    let bars: Vec<(String, usize, f64)> = rows
         .iter()
-        .flat_map(|r| names.iter().filter_map(|n| ratio(r, n)))
-        .fold(1.0f64, f64::max);
-    let height = 120 + rows.len() as u32 * 28 * names.len().max(1) as u32;
-    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+        .filter(|r| r.higher_is_better())
+        .flat_map(|r| {
+            names
+                .iter()
+                .enumerate()
+                .filter_map(move |(ni, n)| ratio(r, n).map(|v| (format!("{} [{n}]", r.description), ni, v)))
+        })
+        .collect();
+    let max = bars.iter().map(|b| b.2).fold(1.0f64, f64::max);
+    let height = 80 + bars.len() as u32 * 22;
+    let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -158,33 +165,28 @@ pub fn chart(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>
         )
         .margin(10)
         .x_label_area_size(30)
-        .y_label_area_size(330)
-        .build_cartesian_2d(0.0..max * 1.1, 0..(rows.len() * names.len()) as i32)?;
-    let labels: Vec<String> = rows
-        .iter()
-        .flat_map(|r| names.iter().map(move |n| format!("{} [{n}]", r.description)))
-        .collect();
+        .y_label_area_size(420)
+        .build_cartesian_2d(0.0..max * 1.1, (0..bars.len() as i32).into_segmented())?;
     chart
         .configure_mesh()
-        .y_labels(labels.len())
-        .y_label_formatter(&|i| labels.get(*i as usize).cloned().unwrap_or_default())
+        .disable_y_mesh()
+        .y_labels(bars.len())
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => bars.get(*i as usize).map(|b| b.0.clone()).unwrap_or_default(),
+            _ => String::new(),
+        })
         .draw()?;
     let colors = [BLUE, GREEN, MAGENTA, CYAN];
-    for (ri, row) in rows.iter().enumerate() {
-        for (ni, name) in names.iter().enumerate() {
-            if let Some(r) = ratio(row, name) {
-                let y = (ri * names.len() + ni) as i32;
-                chart.draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, y), (r, y + 1)],
-                    colors[ni % colors.len()].filled(),
-                )))?;
-            }
-        }
+    for (i, (_, engine, value)) in bars.iter().enumerate() {
+        let i = i as i32;
+        let bar = Rectangle::new(
+            [(0.0, SegmentValue::Exact(i)), (*value, SegmentValue::Exact(i + 1))],
+            colors[engine % colors.len()].mix(0.8).filled(),
+        );
+        chart.draw_series(std::iter::once(bar))?;
     }
-    chart.draw_series(std::iter::once(PathElement::new(
-        vec![(1.0, 0), (1.0, labels.len() as i32)],
-        BLACK,
-    )))?;
+    let one = PathElement::new(vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Last)], BLACK);
+    chart.draw_series(std::iter::once(one))?;
     root.present()?;
     Ok(())
 }
