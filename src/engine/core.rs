@@ -21,7 +21,7 @@
 //! committed sequence if there is none. `Durability::None` commits are thus
 //! visible as soon as every earlier commit is.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -32,6 +32,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::apply::ApplyControl;
 use super::batch::{Batch, TableDef};
 use super::memtable::Memtable;
+use super::publication::Publication;
 use super::state::{State, TABLES_TREE, decode_def};
 use crate::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
 use crate::error::{Result, StorageError};
@@ -91,13 +92,6 @@ pub enum Durability {
     /// Acknowledged once its WAL record is synced; visible from then on.
     #[default]
     Immediate,
-}
-
-pub(crate) struct Publication {
-    pub(crate) last_committed: u64,
-    /// Immediate commits not yet known durable, in order.
-    undurable: VecDeque<u64>,
-    pub(crate) published: u64,
 }
 
 /// Engine counters. See [`Stats`](crate::engine::Stats) for their meaning.
@@ -201,11 +195,7 @@ impl Engine {
             state: RwLock::new(Arc::new(state)),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
-            publication: Mutex::new(Publication {
-                last_committed: last,
-                undurable: VecDeque::new(),
-                published: last,
-            }),
+            publication: Mutex::new(Publication::new(last)),
             publish_hint: AtomicU64::new(u64::MAX),
             comparators: RwLock::new(comparators),
             poisoned: AtomicBool::new(false),
@@ -388,25 +378,16 @@ impl Inner {
     /// Records a committed sequence. REQUIRES: the writer slot.
     pub(crate) fn committed(&self, seq: u64, durability: Durability) {
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
-        let mut p = self.publication.lock();
-        p.last_committed = seq;
-        if durability == Durability::Immediate {
-            p.undurable.push_back(seq);
-        }
+        self.publication.lock().commit(seq, durability);
     }
 
     /// Advances publication as far as the rule allows.
     pub(crate) fn refresh_publication(&self) {
         let durable = self.journal.durable_seq();
         let mut p = self.publication.lock();
-        while p.undurable.front().is_some_and(|&s| s <= durable) {
-            p.undurable.pop_front();
-        }
-        let target = p.undurable.front().map_or(p.last_committed, |&s| s - 1);
-        self.publish_hint
-            .store(p.undurable.front().copied().unwrap_or(u64::MAX), Ordering::Release);
-        if target > p.published {
-            p.published = target;
+        let advanced = p.advance(durable);
+        self.publish_hint.store(p.next_blocker(), Ordering::Release);
+        if let Some(target) = advanced {
             self.update_state(|s| State {
                 seq: target,
                 active: s.active.clone(),

@@ -7,6 +7,7 @@ mod batch;
 mod core;
 mod memtable;
 mod merge;
+mod publication;
 mod state;
 mod txn;
 mod writeset;
