@@ -77,13 +77,22 @@ impl ApplyControl {
     }
 
     /// Waits until checkpoint `ticket` completed, or `give_up` says stop.
+    /// `give_up` runs without the control lock held: it may poison the
+    /// engine, which takes that lock to wake everyone.
     pub(crate) fn wait_checkpoint(&self, ticket: u64, give_up: impl Fn() -> Result<()>) -> Result<()> {
-        let mut control = self.control.lock();
-        while control.completed < ticket {
+        loop {
+            {
+                let mut control = self.control.lock();
+                if control.completed >= ticket {
+                    return Ok(());
+                }
+                self.progress.wait_for(&mut control, Duration::from_millis(100));
+                if control.completed >= ticket {
+                    return Ok(());
+                }
+            }
             give_up()?;
-            self.progress.wait_for(&mut control, Duration::from_millis(100));
         }
-        Ok(())
     }
 
     pub(crate) fn wait_for_flush(&self, timeout: Duration) {
