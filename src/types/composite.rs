@@ -96,6 +96,15 @@ impl<T: Key> Key for Option<T> {
     }
 }
 
+/// Encodes the elements of a `Vec<T>` or `[T; N]` one after another.
+fn encode_sequence<'a, 'b: 'a, T: Value + 'b>(values: &'a [T::SelfType<'b>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        push_element::<T>(&mut out, T::as_bytes(v).as_ref());
+    }
+    out
+}
+
 fn split_all<T: Value>(mut data: &[u8]) -> Vec<&[u8]> {
     let mut parts = Vec::new();
     while !data.is_empty() {
@@ -148,11 +157,7 @@ impl<T: Value> Value for Vec<T> {
     where
         Self: 'b,
     {
-        let mut out = Vec::new();
-        for v in value {
-            push_element::<T>(&mut out, T::as_bytes(v).as_ref());
-        }
-        out
+        encode_sequence::<T>(value)
     }
 
     fn type_name() -> TypeName {
@@ -200,11 +205,7 @@ impl<T: Value, const N: usize> Value for [T; N] {
     where
         Self: 'b,
     {
-        let mut out = Vec::new();
-        for v in value {
-            push_element::<T>(&mut out, T::as_bytes(v).as_ref());
-        }
-        out
+        encode_sequence::<T>(value)
     }
 
     fn type_name() -> TypeName {
