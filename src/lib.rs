@@ -53,6 +53,7 @@ pub mod engine;
 mod error;
 pub mod io;
 mod page;
+mod sync;
 mod table;
 mod transaction;
 mod types;

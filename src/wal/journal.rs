@@ -31,12 +31,9 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use super::metrics::JournalMetrics;
 use super::reader::{Stop, read_log};
@@ -44,6 +41,7 @@ use super::record::{MAX_PAYLOAD, SEGMENT_HEADER_LEN, encode_record};
 use super::segment::{ActiveSegment, segment_name};
 use crate::error::{Result, StorageError};
 use crate::io::LogDir;
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, thread};
 
 /// Tuning for a [`Journal`].
 #[derive(Clone, Copy, Debug)]
@@ -125,6 +123,43 @@ struct Inner {
     metrics: Mutex<JournalMetrics>,
 }
 
+/// Reads the log in `dir` without changing anything: `visit` gets every
+/// record [`Journal::open`] would replay (the valid ones after `after`, in
+/// order, up to the first torn or invalid record), and the result says what
+/// opening would find, including the files it would delete.
+///
+/// Starts no thread and takes no lock on the log, so it suits inspection
+/// tools and tests that check a crash image.
+pub fn scan(
+    dir: &impl LogDir,
+    db_id: u128,
+    after: u64,
+    visit: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<Recovery> {
+    scan_log(dir, db_id, after, visit).map(|(recovery, _)| recovery)
+}
+
+/// [`scan`], plus the segments that hold valid records as `(first_seq, name)`.
+fn scan_log(
+    dir: &impl LogDir,
+    db_id: u128,
+    after: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<(Recovery, Vec<(u64, String)>)> {
+    let mut replayed = 0;
+    let end = read_log(dir, db_id, after, |seq, payload| {
+        replayed += 1;
+        visit(seq, payload)
+    })?;
+    let recovery = Recovery {
+        replayed,
+        last_seq: end.last_seq,
+        stop: end.stop,
+        discarded: end.discard,
+    };
+    Ok((recovery, end.keep))
+}
+
 /// A segmented write-ahead log with group commit (the `AsyncWALJournal`).
 ///
 /// [`append`](Self::append) assigns the next sequence number and queues the
@@ -138,7 +173,7 @@ struct Inner {
 /// Dropping the journal writes and syncs everything appended before the drop.
 pub struct Journal {
     inner: Arc<Inner>,
-    sync_thread: Option<JoinHandle<()>>,
+    sync_thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Journal {
@@ -157,28 +192,17 @@ impl Journal {
         options: JournalOptions,
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
-        let mut replayed = 0;
-        let mut replay = replay;
-        let end = read_log(&dir, db_id, after, |seq, payload| {
-            replayed += 1;
-            replay(seq, payload)
-        })?;
-        for name in &end.discard {
+        let (recovery, keep) = scan_log(&dir, db_id, after, replay)?;
+        for name in &recovery.discarded {
             dir.remove(name)?;
         }
         // What survived a process crash may still sit unsynced in the OS
         // cache; it is about to be treated as durable (and built upon), so
         // make it so.
-        for (_, name) in &end.keep {
+        for (_, name) in &keep {
             dir.open(name)?.sync_data()?;
         }
-        let last = end.last_seq.max(after);
-        let recovery = Recovery {
-            replayed,
-            last_seq: end.last_seq,
-            stop: end.stop,
-            discarded: end.discard,
-        };
+        let last = recovery.last_seq.max(after);
         let inner = Arc::new(Inner {
             dir: Box::new(dir),
             first_seq: last + 1,
@@ -201,7 +225,7 @@ impl Journal {
                 written_seq: last,
                 unsynced_records: 0,
             }),
-            segments: Mutex::new(end.keep),
+            segments: Mutex::new(keep),
             durable_seq: AtomicU64::new(last),
             waiters: Mutex::new(Vec::new()),
             synced: Condvar::new(),
@@ -211,7 +235,7 @@ impl Journal {
             metrics: Mutex::new(JournalMetrics::default()),
         });
         let thread_inner = inner.clone();
-        let sync_thread = std::thread::Builder::new()
+        let sync_thread = thread::Builder::new()
             .name("sluicedb-wal-sync".into())
             .spawn(move || thread_inner.run_sync_thread())
             .map_err(StorageError::Io)?;
@@ -572,7 +596,7 @@ impl Inner {
         }
         // Committers woken by the last sync are re-appending right now; one
         // yield lets them join this group instead of each starting their own.
-        std::thread::yield_now();
+        thread::yield_now();
         self.flush_locally().is_ok()
     }
 
