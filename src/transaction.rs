@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::engine::{self, Durability, PendingCommit};
 use crate::error::{CommitError, StorageError, TableError};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
-use crate::types::{Key, TableMeta, TypeName, Value, register};
+use crate::types::{Key, TableMeta, TypeName, Value, comparator, register};
 
 /// The single read-write transaction. Its changes are invisible to others
 /// until [`commit`](Self::commit); dropping it aborts it.
@@ -72,7 +72,7 @@ impl WriteTransaction {
             {
                 return Err(meta_mismatch(name, &stored));
             }
-            Ok(txn.open_table(name.as_bytes(), &meta.encode(), K::compare)?)
+            Ok(txn.open_table(name.as_bytes(), &meta.encode(), comparator::<K>())?)
         })?;
         self.open.borrow_mut().insert(name.to_string());
         Ok(Table::new(self, table, name.to_string()))
@@ -155,7 +155,7 @@ impl ReadTransaction {
     ) -> Result<ReadOnlyTable<K, V>, TableError> {
         let name = definition.name();
         register::<K>();
-        let Some(table) = self.txn.open_table(name.as_bytes(), K::compare)? else {
+        let Some(table) = self.txn.open_table(name.as_bytes(), comparator::<K>())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
         };
         if TableMeta::decode(table.meta()).as_ref() != Some(&TableMeta::of::<K, V>()) {

@@ -20,7 +20,8 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 
 use super::batch::TableDef;
-use crate::btree::Comparator;
+use super::filter::KeyFilter;
+use crate::btree::{Comparator, is_bytewise};
 
 /// A skip-list key. Every key of one table carries that table's comparator.
 /// Probes for range scans may instead sit before or after every key of a
@@ -28,9 +29,45 @@ use crate::btree::Comparator;
 pub(crate) struct MemKey {
     pub(crate) table: u64,
     pub(crate) edge: Edge,
-    pub(crate) key: Box<[u8]>,
+    pub(crate) key: KeyBytes,
     pub(crate) seq: u64,
     pub(crate) cmp: Comparator,
+}
+
+/// Keys up to this long live inside the skip-list node.
+const INLINE_KEY: usize = 30;
+
+/// A key's bytes: inside the node when short (most keys), so that each
+/// comparison on a skip-list walk costs one cache miss, not two.
+pub(crate) enum KeyBytes {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl KeyBytes {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            Self::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            Self::Heap(key.into())
+        }
+    }
+}
+
+impl std::ops::Deref for KeyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..*len as usize],
+            Self::Heap(bytes) => bytes,
+        }
+    }
 }
 
 /// Where a probe sits within its table; stored entries are always `Key`.
@@ -46,7 +83,7 @@ impl MemKey {
         Self {
             table,
             edge: Edge::Key,
-            key: key.into(),
+            key: KeyBytes::new(key),
             seq,
             cmp,
         }
@@ -56,7 +93,7 @@ impl MemKey {
         Self {
             table,
             edge,
-            key: Box::default(),
+            key: KeyBytes::new(&[]),
             seq: 0,
             cmp,
         }
@@ -100,6 +137,8 @@ const ENTRY_OVERHEAD: usize = 64;
 
 pub(crate) struct Memtable {
     map: SkipMap<MemKey, MemValue>,
+    /// Every key in `map`: lets point lookups of absent keys skip the walk.
+    filter: KeyFilter,
     /// Name bindings in sequence order: `(seq, name, table or unbound)`.
     bindings: Mutex<Vec<Binding>>,
     /// Table ids whose data a transaction in this memtable dropped, by seq.
@@ -117,9 +156,14 @@ pub(crate) enum Lookup {
 }
 
 impl Memtable {
-    pub(crate) fn new() -> Self {
+    /// A memtable meant to be frozen at about `capacity` bytes. Its key
+    /// filter takes 1/64 of that: at least 10 bits per entry, since an entry
+    /// is charged at least 80 bytes (more entries only raise the filter's
+    /// false-positive rate).
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             map: SkipMap::new(),
+            filter: KeyFilter::with_bytes(capacity / 64),
             bindings: Mutex::new(Vec::new()),
             dropped: Mutex::new(Vec::new()),
             bytes: AtomicUsize::new(0),
@@ -130,6 +174,7 @@ impl Memtable {
     /// REQUIRES: called by the writer-slot holder, with sequences increasing.
     pub(crate) fn insert(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
         let charge = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
+        self.filter.insert(table, key);
         self.map
             .insert(MemKey::probe(table, cmp, key, seq), value.map(Into::into));
         self.bytes.fetch_add(charge, AtomicOrdering::Relaxed);
@@ -167,6 +212,9 @@ impl Memtable {
 
     /// The newest version of `key` at or below `seq`.
     pub(crate) fn get(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Lookup {
+        if is_bytewise(cmp) && !self.filter.may_contain(table, key) {
+            return Lookup::Absent;
+        }
         let probe = MemKey::probe(table, cmp, key, seq);
         match self.map.lower_bound(Bound::Included(&probe)) {
             Some(entry) if entry.key().table == table && cmp(&entry.key().key, key).is_eq() => {
@@ -220,7 +268,7 @@ mod tests {
 
     #[test]
     fn reads_see_the_newest_version_at_their_snapshot() {
-        let m = Memtable::new();
+        let m = Memtable::new(1 << 20);
         m.insert(1, bytewise, b"k", 5, Some(b"five"));
         m.insert(1, bytewise, b"k", 9, None);
         m.insert(1, bytewise, b"k", 12, Some(b"twelve"));

@@ -5,6 +5,7 @@
 mod apply;
 mod batch;
 mod core;
+mod filter;
 mod memtable;
 mod merge;
 mod publication;

@@ -7,4 +7,4 @@ mod traits;
 
 pub use traits::{Key, TypeName, Value};
 
-pub(crate) use registry::{TableMeta, register, resolve};
+pub(crate) use registry::{TableMeta, comparator, register, resolve};

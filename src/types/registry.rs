@@ -59,6 +59,13 @@ fn registry() -> &'static RwLock<HashMap<String, Comparator>> {
     REGISTRY.get_or_init(Default::default)
 }
 
+/// The comparator to build `K`'s tables with: plain byte order when `K`'s
+/// order is byte order (the engine can then treat equal keys as equal bytes,
+/// which its memtable filters rely on), `K::compare` otherwise.
+pub(crate) fn comparator<K: Key>() -> Comparator {
+    if K::order_is_bytewise() { bytewise } else { K::compare }
+}
+
 /// Makes `K`'s order known to this process, by its type name.
 pub(crate) fn register<K: Key>() {
     if K::order_is_bytewise() {
