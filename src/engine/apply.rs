@@ -9,6 +9,9 @@
 //!    `non_durable_commit`: nothing is synced.
 //! 3. Swap in a state without `M` and with the new tree. Readers holding the
 //!    old state keep reading `M` and the old root, both still pinned.
+//! 4. Keep a reference to `M` until it is the last one, then free `M` here:
+//!    a full memtable is hundreds of thousands of nodes, and freeing them
+//!    would otherwise stall whichever committer or reader let go last.
 //!
 //! Checkpoint protocol: flush every frozen memtable, make the tree durable
 //! with `checkpoint_seq` = the last flushed sequence (pages, fsync, slot,
@@ -28,7 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use crossbeam_skiplist::map::Entry;
 
 use super::core::Inner;
-use super::memtable::{MemKey, MemValue};
+use super::memtable::{MemKey, MemValue, Memtable};
 use super::state::{State, TABLES_TREE, data_tree_name, encode_def};
 use crate::btree::bytewise;
 use crate::error::Result;
@@ -106,8 +109,14 @@ impl ApplyControl {
     }
 }
 
+/// How often the apply thread looks again at flushed memtables that someone
+/// still holds.
+const RETIRE_POLL: Duration = Duration::from_millis(10);
+
 pub(crate) fn run(inner: Arc<Inner>) {
     let mut last_checkpoint = Instant::now();
+    // Flushed memtables, freed here once nobody else holds them (step 4).
+    let mut retired: Vec<Arc<Memtable>> = Vec::new();
     loop {
         let ticket = {
             let mut control = inner.apply.control.lock();
@@ -115,6 +124,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 if control.shutdown {
                     return;
                 }
+                retired.retain(|mem| Arc::strong_count(mem) > 1);
                 let has_frozen = !inner.current_state().frozen.is_empty();
                 if has_frozen || control.requested > control.completed {
                     break;
@@ -122,14 +132,18 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 if last_checkpoint.elapsed() >= inner.options.checkpoint_interval {
                     break;
                 }
-                inner
-                    .apply
-                    .work
-                    .wait_for(&mut control, inner.options.checkpoint_interval / 4);
+                let wait = if retired.is_empty() {
+                    inner.options.checkpoint_interval / 4
+                } else {
+                    RETIRE_POLL.min(inner.options.checkpoint_interval / 4)
+                };
+                inner.apply.work.wait_for(&mut control, wait);
             }
             control.requested
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| step(&inner, ticket, &mut last_checkpoint)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            step(&inner, ticket, &mut last_checkpoint, &mut retired)
+        }));
         let error = match outcome {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => e.to_string(),
@@ -147,7 +161,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
     }
 }
 
-fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant) -> Result<()> {
+fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant, retired: &mut Vec<Arc<Memtable>>) -> Result<()> {
     let requested = ticket > inner.apply.control.lock().completed;
     let timed = last_checkpoint.elapsed() >= inner.options.checkpoint_interval;
     if timed && !requested {
@@ -155,7 +169,9 @@ fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant) -> Result<()>
         // if no writer is busy (never wait for one here).
         try_freeze_active(inner);
     }
-    while flush_oldest(inner)? {}
+    while let Some(mem) = flush_oldest(inner)? {
+        retired.push(mem);
+    }
     let wal_bytes = inner.journal.metrics().bytes;
     let by_volume = wal_bytes - inner.counters.wal_bytes_at_checkpoint.load(Ordering::Relaxed)
         >= inner.options.checkpoint_wal_bytes;
@@ -180,11 +196,11 @@ fn try_freeze_active(inner: &Inner) {
     inner.release_writer();
 }
 
-/// Flushes the oldest frozen memtable; returns whether there was one.
-fn flush_oldest(inner: &Inner) -> Result<bool> {
+/// Flushes the oldest frozen memtable, if there is one, and returns it.
+fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     let state = inner.current_state();
     let Some(mem) = state.frozen.last().cloned() else {
-        return Ok(false);
+        return Ok(None);
     };
     drop(state);
     let max_seq = mem.max_seq();
@@ -228,6 +244,7 @@ fn flush_oldest(inner: &Inner) -> Result<bool> {
         let ops: Vec<(&[u8], Option<&[u8]>)> = group.iter().map(|e| (&e.key().key[..], e.value().as_deref())).collect();
         writer.apply(&data_tree_name(table), cmp, &ops)?;
     }
+    drop(entries);
     writer.non_durable_commit()?;
 
     // Step 3: publish the state without the memtable.
@@ -241,7 +258,7 @@ fn flush_oldest(inner: &Inner) -> Result<bool> {
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
     inner.apply.notify_progress();
-    Ok(true)
+    Ok(Some(mem))
 }
 
 fn checkpoint(inner: &Inner) -> Result<()> {
