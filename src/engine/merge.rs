@@ -189,8 +189,11 @@ impl DoubleEndedIterator for MergedRange<'_> {
     }
 }
 
-/// Entries fetched from the skip list per seek.
-const MEM_BATCH: usize = 64;
+/// Entries fetched from the skip list by the first seek of a source; each
+/// later seek fetches twice as many, up to [`MEM_BATCH_MAX`]. Short scans
+/// (seek + 10 next) copy little; long ones seek rarely.
+const MEM_BATCH_FIRST: usize = 8;
+const MEM_BATCH_MAX: usize = 256;
 
 /// One memtable's visible entries of one table between two bounds, at a
 /// snapshot sequence, in one direction. Refills a small buffer per skip-list
@@ -204,6 +207,8 @@ pub(crate) struct MemSource {
     upper: Bound<MemKey>,
     direction: Direction,
     buf: VecDeque<Item>,
+    /// Entries the next seek fetches.
+    batch: usize,
     exhausted: bool,
 }
 
@@ -238,6 +243,7 @@ impl MemSource {
             upper,
             direction,
             buf: VecDeque::new(),
+            batch: MEM_BATCH_FIRST,
             exhausted: false,
         }
     }
@@ -247,6 +253,8 @@ impl MemSource {
         let map = self.mem.map();
         let mut current: Option<(Vec<u8>, Option<Option<ValueBytes>>)> = None;
         let mut pushed = 0;
+        let batch = self.batch;
+        self.batch = (batch * 2).min(MEM_BATCH_MAX);
         let mut last_key: Option<Vec<u8>> = None;
         let mut consume = |key: &[u8], seq: u64, value: &Option<Box<[u8]>>, buf: &mut VecDeque<Item>| -> bool {
             // Returns false once the batch is full and a key group closed.
@@ -263,7 +271,7 @@ impl MemSource {
                     Some((k, None)) => last_key = Some(k),
                     None => {}
                 }
-                if pushed >= MEM_BATCH {
+                if pushed >= batch {
                     return false;
                 }
                 current = Some((key.to_vec(), None));
