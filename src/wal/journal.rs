@@ -121,6 +121,11 @@ struct Inner {
     failure: Mutex<Option<String>>,
     degraded: AtomicBool,
     metrics: Mutex<JournalMetrics>,
+    /// Records the last sync covered, and how long it took: how many
+    /// committers it woke, and what waiting for them may cost (see
+    /// `gather`).
+    last_group: AtomicU64,
+    last_sync_nanos: AtomicU64,
 }
 
 /// Reads the log in `dir` without changing anything: `visit` gets every
@@ -233,6 +238,8 @@ impl Journal {
             failure: Mutex::new(None),
             degraded: AtomicBool::new(false),
             metrics: Mutex::new(JournalMetrics::default()),
+            last_group: AtomicU64::new(0),
+            last_sync_nanos: AtomicU64::new(0),
         });
         let thread_inner = inner.clone();
         let sync_thread = thread::Builder::new()
@@ -532,7 +539,10 @@ impl Inner {
         };
         let start = Instant::now();
         segment.file.sync_data()?;
-        self.metrics.lock().record_sync(io.unsynced_records, start.elapsed());
+        let took = start.elapsed();
+        self.metrics.lock().record_sync(io.unsynced_records, took);
+        self.last_group.store(io.unsynced_records, Ordering::Relaxed);
+        self.last_sync_nanos.store(took.as_nanos() as u64, Ordering::Relaxed);
         io.unsynced_records = 0;
         self.publish(covered);
         Ok(())
@@ -594,10 +604,27 @@ impl Inner {
                 }
             }
         }
-        // Committers woken by the last sync are re-appending right now; one
-        // yield lets them join this group instead of each starting their own.
-        thread::yield_now();
+        self.gather();
         self.flush_locally().is_ok()
+    }
+
+    /// Group commit's one deliberate delay. The committers the last sync
+    /// woke are re-appending right now; if fewer records are queued than
+    /// that sync covered, yield until they are (or half of the last
+    /// sync's duration has passed), so they share this sync instead of each
+    /// starting their own. A lone committer never waits: its group was one.
+    fn gather(&self) {
+        /// Bounds the yields whatever the clock says.
+        const MAX_YIELDS: u32 = 256;
+        let want = self.last_group.load(Ordering::Relaxed);
+        let budget = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed) / 2);
+        let start = Instant::now();
+        for _ in 0..MAX_YIELDS {
+            thread::yield_now();
+            if self.queue.lock().records >= want || start.elapsed() >= budget {
+                return;
+            }
+        }
     }
 
     fn degrade(&self, panic: &(dyn Any + Send)) {
