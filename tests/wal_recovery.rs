@@ -111,7 +111,7 @@ fn a_torn_tail_is_cut_off_and_appends_go_to_a_fresh_segment_across_reopens() {
 }
 
 #[test]
-fn zero_filled_and_garbage_tails_stop_recovery_with_a_reason() {
+fn a_zero_tail_ends_a_segment_and_garbage_stops_recovery_with_a_reason() {
     let dir = CrashLogDir::new();
     let (journal, _, _) = open(&dir, 0);
     append_durably(&journal, 3);
@@ -119,15 +119,28 @@ fn zero_filled_and_garbage_tails_stop_recovery_with_a_reason() {
     drop(journal);
     let mut bytes = dir.file_bytes(&name).unwrap();
     let good_len = bytes.len();
+
+    // Zeros after the last record: preallocated space never written (or
+    // unsynced writes a crash turned to zeros). The segment ends there.
     bytes.extend_from_slice(&[0u8; 100]);
     dir.put_file(&name, bytes.clone());
     let (journal, recovery, records) = open(&dir, 0);
     assert_eq!(records.len(), 3);
-    let stop = recovery.stop.expect("stopped at the zero fill");
-    assert_eq!(stop.offset, good_len as u64);
-    assert_eq!(stop.reason, StopReason::Corrupt);
+    assert!(recovery.stop.is_none(), "a zero tail is the end: {:?}", recovery.stop);
     assert_eq!(journal.append(b"x").unwrap(), 4);
     drop(journal);
+
+    // Anything but zeros there is a damaged tail, reported where it starts.
+    let mut garbage = bytes[..good_len].to_vec();
+    garbage.extend_from_slice(&[0u8; 40]);
+    garbage.extend_from_slice(&[7u8; 60]);
+    let fresh = CrashLogDir::new();
+    fresh.put_file(&name, garbage);
+    let (_, recovery, records) = open(&fresh, 0);
+    assert_eq!(records.len(), 3);
+    let stop = recovery.stop.expect("stopped at the damaged tail");
+    assert_eq!(stop.offset, good_len as u64);
+    assert_eq!(stop.reason, StopReason::Corrupt);
 
     // A record whose middle byte was flipped stops replay before it, and no
     // record behind it is returned.
@@ -138,6 +151,42 @@ fn zero_filled_and_garbage_tails_stop_recovery_with_a_reason() {
     let (_, recovery, records) = open(&fresh, 0);
     assert_eq!(records.len(), 2);
     assert_eq!(recovery.stop.unwrap().reason, StopReason::Corrupt);
+}
+
+#[test]
+fn a_preallocated_segment_file_reopens_with_every_record() {
+    // Real files are preallocated to the segment size: the tail of every
+    // segment is zeros, and reopening (with rolls) must read through them.
+    let tmp = tempfile::tempdir().unwrap();
+    let options = JournalOptions {
+        segment_size: 1024,
+        ..JournalOptions::default()
+    };
+    let open_fs = |after| {
+        let mut records = Vec::new();
+        let dir = sluicedb::io::FsLogDir::open(tmp.path().join("wal")).unwrap();
+        let (journal, recovery) = Journal::open(dir, DB, after, options, |seq, p| {
+            records.push((seq, p.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        (journal, recovery, records)
+    };
+    let (journal, _, _) = open_fs(0);
+    append_durably(&journal, 100);
+    let segments = journal.segments();
+    assert!(segments.len() > 2, "1 KiB segments roll: {segments:?}");
+    drop(journal);
+    let first = tmp.path().join("wal").join(&segments[0]);
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), 1024, "preallocated");
+    for reopen in 0..3u64 {
+        let (journal, recovery, records) = open_fs(0);
+        assert!(recovery.stop.is_none(), "{:?}", recovery.stop);
+        assert_eq!(records.len() as u64, 100 + reopen);
+        assert!(records.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64 + 1));
+        let seq = journal.append(b"one more").unwrap();
+        journal.wait_for_sync(seq).unwrap();
+    }
 }
 
 #[test]

@@ -58,20 +58,25 @@ pub fn seconds_arg() -> f64 {
 }
 
 /// The physical limit of one durable commit without grouping: appends of
-/// `record_len` bytes, each followed by `fdatasync`, for `duration`; returns
-/// commits per second.
+/// `record_len` bytes into a preallocated file, each followed by
+/// `fdatasync`, for `duration`; returns commits per second.
 pub fn raw_fsync_limit(dir: &std::path::Path, record_len: usize, duration: std::time::Duration) -> f64 {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
         .open(dir.join("raw.log"))
         .unwrap();
+    // Preallocated, as the fastest log is: appends inside the file's size
+    // leave `fdatasync` no size to record (about 40% faster on ext4 here).
+    file.set_len(256 << 20).unwrap();
     let record = vec![7u8; record_len];
     let start = std::time::Instant::now();
     let mut n = 0u64;
     while start.elapsed() < duration {
-        file.write_all(&record).unwrap();
+        file.write_all_at(&record, n * record_len as u64).unwrap();
         file.sync_data().unwrap();
         n += 1;
     }

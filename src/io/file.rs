@@ -43,4 +43,13 @@ impl StorageBackend for FileBackend {
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    /// Extends the file to `len` as a sparse hole (`ftruncate`): no blocks
+    /// are written, and the size is fixed before the appends that follow.
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        if self.file.metadata()?.len() < len {
+            self.file.set_len(len)?;
+        }
+        Ok(())
+    }
 }

@@ -508,7 +508,7 @@ impl Inner {
             // Invariant 4: close the segment only once all of it is durable.
             self.sync_active(io)?;
             let first = io.written_seq + 1;
-            let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first)?;
+            let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first, self.options.segment_size)?;
             self.segments.lock().push((first, segment_name(first)));
             let mut metrics = self.metrics.lock();
             metrics.segments_created += 1;

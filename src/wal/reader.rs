@@ -145,6 +145,12 @@ pub(crate) fn read_log(
                 }
             }
             if stopped.is_some() {
+                // A zero tail is space preallocated and never written (or
+                // written and lost to a crash: no sync covered it, so no
+                // record in it was acknowledged): the segment ends here.
+                if bytes[pos..].iter().all(|&b| b == 0) {
+                    stopped = None;
+                }
                 break;
             }
         }

@@ -38,12 +38,16 @@ pub(crate) struct ActiveSegment {
 }
 
 impl ActiveSegment {
-    /// Creates the segment whose first record will be `first_seq` and writes
-    /// its header (made durable by the sync that covers its first records).
-    pub(crate) fn create(dir: &dyn LogDir, db_id: u128, first_seq: u64) -> Result<Self> {
+    /// Creates the segment whose first record will be `first_seq`, writes
+    /// its header (made durable by the sync that covers its first records)
+    /// and preallocates it to `size` bytes, so that appends inside it never
+    /// change the file's size (cheaper syncs; the reader ends a segment at
+    /// its zero tail).
+    pub(crate) fn create(dir: &dyn LogDir, db_id: u128, first_seq: u64, size: u64) -> Result<Self> {
         let file = dir.create(&segment_name(first_seq))?;
         let header = SegmentHeader { db_id, first_seq }.encode();
         file.write(0, &header)?;
+        file.preallocate(size)?;
         Ok(Self {
             file,
             len: header.len() as u64,

@@ -155,18 +155,39 @@ impl Run {
         self.row(workload, description, "ops/s", results, limit);
     }
 
+    /// Two rows: the blocks every engine's files occupy, and the sum of
+    /// their lengths (see `disk_bytes`).
     fn space(&mut self, description: &str) {
-        let results = self
+        let sizes: Vec<(String, (u64, u64))> = self
             .engines
             .iter()
-            .map(|(n, _, dir)| Measurement {
-                engine: n.clone(),
-                value: disk_bytes(dir.path()) as f64,
-                p50_us: None,
-                p99_us: None,
-            })
+            .map(|(n, _, dir)| (n.clone(), disk_bytes(dir.path())))
             .collect();
-        self.row("space", description, "bytes", results, None);
+        let rows = |pick: fn((u64, u64)) -> u64| -> Vec<Measurement> {
+            sizes
+                .iter()
+                .map(|(n, size)| Measurement {
+                    engine: n.clone(),
+                    value: pick(*size) as f64,
+                    p50_us: None,
+                    p99_us: None,
+                })
+                .collect()
+        };
+        self.row(
+            "space",
+            &format!("{description} (allocated)"),
+            "bytes",
+            rows(|s| s.0),
+            None,
+        );
+        self.row(
+            "space",
+            &format!("{description} (apparent)"),
+            "bytes",
+            rows(|s| s.1),
+            None,
+        );
     }
 
     fn fsync_limit(&mut self) -> (String, f64) {

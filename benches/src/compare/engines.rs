@@ -86,16 +86,26 @@ pub fn settings(shared: Shared) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Bytes of every file under `dir`.
-pub fn disk_bytes(dir: &Path) -> u64 {
-    fn walk(p: &PathBuf) -> u64 {
-        let Ok(meta) = std::fs::metadata(p) else { return 0 };
+/// Disk space of every file under `dir`: `(allocated, apparent)`, where
+/// allocated counts the blocks the files occupy (as `du` does) and apparent
+/// sums their lengths. They differ for preallocated files: sluicedb's WAL
+/// segments are sparse up to 64 MiB (length without blocks), RocksDB
+/// preallocates its WAL with `fallocate` (blocks beyond the length).
+pub fn disk_bytes(dir: &Path) -> (u64, u64) {
+    fn walk(p: &PathBuf) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(p) else { return (0, 0) };
         if meta.is_file() {
-            return meta.len();
+            return (meta.blocks() * 512, meta.len());
         }
         std::fs::read_dir(p)
-            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| walk(&e.path())).sum())
-            .unwrap_or(0)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| walk(&e.path()))
+                    .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+            })
+            .unwrap_or((0, 0))
     }
     walk(&dir.to_path_buf())
 }
