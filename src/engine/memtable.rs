@@ -132,6 +132,10 @@ pub(crate) type Binding = (u64, Vec<u8>, Option<TableDef>);
 /// A value or a tombstone.
 pub(crate) type MemValue = Option<Box<[u8]>>;
 
+/// The largest key filter a memtable gets (that of a 2 GiB memtable), so a
+/// huge configured size cannot allocate an absurd filter.
+const MAX_FILTER_BYTES: usize = 32 << 20;
+
 /// Bytes an entry is charged for: its key and value plus skip-list overhead.
 const ENTRY_OVERHEAD: usize = 64;
 
@@ -157,13 +161,13 @@ pub(crate) enum Lookup {
 
 impl Memtable {
     /// A memtable meant to be frozen at about `capacity` bytes. Its key
-    /// filter takes 1/64 of that: at least 10 bits per entry, since an entry
-    /// is charged at least 80 bytes (more entries only raise the filter's
-    /// false-positive rate).
+    /// filter takes 1/64 of that, up to [`MAX_FILTER_BYTES`]: at least 10
+    /// bits per entry, since an entry is charged at least 80 bytes (more
+    /// entries only raise the filter's false-positive rate).
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             map: SkipMap::new(),
-            filter: KeyFilter::with_bytes(capacity / 64),
+            filter: KeyFilter::with_bytes((capacity / 64).min(MAX_FILTER_BYTES)),
             bindings: Mutex::new(Vec::new()),
             dropped: Mutex::new(Vec::new()),
             bytes: AtomicUsize::new(0),
@@ -284,5 +288,16 @@ mod tests {
         assert_eq!(at(9), "deleted");
         assert_eq!(at(100), "twelve");
         assert_eq!(m.max_seq(), 12);
+    }
+
+    #[test]
+    fn huge_capacities_get_a_bounded_filter_and_long_keys_live_outside_the_node() {
+        let m = Memtable::new(usize::MAX);
+        let long = vec![7u8; 200];
+        m.insert(1, bytewise, &long, 3, Some(b"v"));
+        m.insert(1, bytewise, b"short", 4, Some(b"w"));
+        assert!(matches!(m.get(1, bytewise, &long, 10), Lookup::Found(Some(_))));
+        assert!(matches!(m.get(1, bytewise, b"short", 10), Lookup::Found(Some(_))));
+        assert!(matches!(m.get(1, bytewise, b"absent", 10), Lookup::Absent));
     }
 }
