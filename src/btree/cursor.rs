@@ -29,17 +29,46 @@ pub(crate) fn get(store: &PageStore, root: PageId, cmp: Comparator, key: &[u8]) 
     if root == 0 {
         return Ok(None);
     }
-    let mut page = store.read_page(root)?;
-    for _ in 0..MAX_DEPTH {
-        let node = expect_node(&page, root)?;
+    get_under(store, root, store.read_page(root)?, cmp, key, MAX_DEPTH)
+}
+
+/// Looks up `key` under `root`, whose page the caller already holds (a
+/// table view keeps its root page: every lookup passes through it, and
+/// reading it here takes no lock and touches no shared reference count).
+pub(crate) fn get_with_root(
+    store: &PageStore,
+    root: PageId,
+    root_page: &Page,
+    cmp: Comparator,
+    key: &[u8],
+) -> Result<Option<ValueBytes>> {
+    let node = expect_node(root_page, root)?;
+    if node.is_leaf() {
+        return get_under(store, root, root_page.clone(), cmp, key, 1);
+    }
+    let child = node.child(node.child_index(key, cmp));
+    get_under(store, child, store.read_page(child)?, cmp, key, MAX_DEPTH - 1)
+}
+
+/// Descends from `page` (page `id`) at most `depth` levels.
+fn get_under(
+    store: &PageStore,
+    mut id: PageId,
+    mut page: Page,
+    cmp: Comparator,
+    key: &[u8],
+    depth: usize,
+) -> Result<Option<ValueBytes>> {
+    for _ in 0..depth {
+        let node = expect_node(&page, id)?;
         if node.is_leaf() {
             return match node.search(key, cmp) {
                 Ok(i) => load(store, &page, node.value(i), node.inline_value_range(i)).map(Some),
                 Err(_) => Ok(None),
             };
         }
-        let child = node.child(node.child_index(key, cmp));
-        page = store.read_page(child)?;
+        id = node.child(node.child_index(key, cmp));
+        page = store.read_page(id)?;
     }
     Err(too_deep())
 }

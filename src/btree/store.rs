@@ -36,7 +36,7 @@ use super::value::ValueBytes;
 use crate::error::{Result, StorageError};
 use crate::io::StorageBackend;
 use crate::page::freelist;
-use crate::page::{Allocator, PageId, PageStore, Slot, StoreOptions};
+use crate::page::{Allocator, Page, PageId, PageStore, Slot, StoreOptions};
 
 /// Options for opening a [`TreeStore`].
 #[derive(Clone, Copy, Debug)]
@@ -282,6 +282,24 @@ impl Snapshot {
     /// The value under `key` in `tree`.
     pub fn get(&self, tree: &TreeInfo, cmp: Comparator, key: &[u8]) -> Result<Option<ValueBytes>> {
         cursor::get(self.pages(), tree.root, cmp, key)
+    }
+
+    /// The root page of `tree` (`None` for an empty tree), for
+    /// [`get_with_root`](Self::get_with_root).
+    pub(crate) fn root_page(&self, tree: &TreeInfo) -> Result<Option<Page>> {
+        (tree.root != 0).then(|| self.pages().read_page(tree.root)).transpose()
+    }
+
+    /// [`get`](Self::get), starting from a root page read earlier from this
+    /// snapshot.
+    pub(crate) fn get_with_root(
+        &self,
+        tree: &TreeInfo,
+        root_page: &Page,
+        cmp: Comparator,
+        key: &[u8],
+    ) -> Result<Option<ValueBytes>> {
+        cursor::get_with_root(self.pages(), tree.root, root_page, cmp, key)
     }
 
     /// Entries of `tree` between two bounds, in either direction.

@@ -17,6 +17,7 @@ use super::memtable::{Lookup, Memtable};
 use super::merge::{Direction, MemSource, Source};
 use crate::btree::{Comparator, Snapshot, TreeInfo, ValueBytes, bytewise};
 use crate::error::{Result, StorageError};
+use crate::page::Page;
 
 /// The tree holding the name -> table map.
 pub(crate) const TABLES_TREE: &[u8] = b"sluice.tables";
@@ -59,6 +60,9 @@ pub(crate) struct TableView {
     pub(crate) cmp: Comparator,
     /// The table's tree in the state's tree snapshot, if flushed yet.
     pub(crate) tree: Option<TreeInfo>,
+    /// That tree's root page (absent for an empty tree): every point lookup
+    /// starts there, so the view keeps it rather than ask the page cache.
+    pub(crate) root: Option<Page>,
 }
 
 impl State {
@@ -88,7 +92,11 @@ impl State {
 
     pub(crate) fn view(&self, def: TableDef, cmp: Comparator) -> Result<TableView> {
         let tree = self.tree.tree(&data_tree_name(def.id))?;
-        Ok(TableView { def, cmp, tree })
+        let root = match &tree {
+            Some(info) => self.tree.root_page(info)?,
+            None => None,
+        };
+        Ok(TableView { def, cmp, tree, root })
     }
 
     /// The tables the tree alone knows (as of the last flush), by name.
@@ -127,9 +135,10 @@ impl State {
                 return Ok(value.map(|v| ValueBytes::owned(v.into_vec())));
             }
         }
-        match &table.tree {
-            Some(info) => self.tree.get(info, table.cmp, key),
-            None => Ok(None),
+        match (&table.tree, &table.root) {
+            (Some(info), Some(root)) => self.tree.get_with_root(info, root, table.cmp, key),
+            (Some(info), None) => self.tree.get(info, table.cmp, key),
+            (None, _) => Ok(None),
         }
     }
 
