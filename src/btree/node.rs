@@ -29,7 +29,7 @@
 use crate::error::StorageError;
 use crate::page::{Page, PageId, PageKind};
 
-use super::cmp::Comparator;
+use super::cmp::{Comparator, is_bytewise};
 
 pub(crate) const NODE_HEADER_LEN: usize = 16;
 /// The page header's byte 9: the node's height above the leaves.
@@ -152,10 +152,14 @@ impl<'a> Node<'a> {
 
     /// The first index whose key is not less than `key` (`Ok` if equal).
     pub(crate) fn search(&self, key: &[u8], cmp: Comparator) -> Result<usize, usize> {
+        // Byte order is compared inline rather than through the pointer.
+        let bytewise = is_bytewise(cmp);
         let (mut lo, mut hi) = (0, self.count());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match cmp(self.key(mid), key) {
+            let probe = self.key(mid);
+            let order = if bytewise { probe.cmp(key) } else { cmp(probe, key) };
+            match order {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(mid),
