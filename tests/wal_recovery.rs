@@ -220,3 +220,28 @@ fn a_gap_after_the_checkpoint_is_an_error_not_silent_loss() {
         .to_string();
     assert!(err.contains("missing"), "{err}");
 }
+
+#[test]
+fn a_segment_larger_than_the_readers_first_load_replays_whole() {
+    // The reader loads a segment from the front, 1 MiB first and doubling:
+    // records straddling those boundaries must come back intact.
+    let dir = CrashLogDir::new();
+    let (journal, _, _) = open_with(&dir, 0, JournalOptions::default());
+    let payload = |i: u64| vec![(i % 251) as u8; 1000 + (i % 7) as usize];
+    let mut last = 0;
+    for i in 0..3500u64 {
+        last = journal.append(&payload(i)).unwrap();
+    }
+    journal.wait_for_sync(last).unwrap();
+    assert_eq!(journal.segments().len(), 1, "one segment past several megabytes");
+    drop(journal);
+    let (_, recovery, records) = open_with(&dir.crash(TearMode::DropAll), 0, JournalOptions::default());
+    assert!(recovery.stop.is_none(), "{:?}", recovery.stop);
+    assert_eq!(records.len(), 3500);
+    assert!(
+        records
+            .iter()
+            .enumerate()
+            .all(|(i, (seq, p))| *seq == i as u64 + 1 && *p == payload(i as u64))
+    );
+}

@@ -3,7 +3,7 @@
 //! damaged or out of sequence. A record behind a bad one is never returned.
 
 use crate::error::{Result, StorageError};
-use crate::io::LogDir;
+use crate::io::{LogDir, StorageBackend};
 
 use super::record::{Decoded, HeaderError, SEGMENT_HEADER_LEN, SegmentHeader, WAL_VERSION, decode_record};
 use super::segment::list_segments;
@@ -90,9 +90,8 @@ pub(crate) fn read_log(
         // This segment continues the log: an earlier stop was not the end.
         end.stop = None;
         let file = dir.open(&name)?;
-        let mut bytes = vec![0u8; file.len()? as usize];
-        file.read(0, &mut bytes)?;
-        let header = match SegmentHeader::decode(&bytes) {
+        let mut bytes = SegmentBytes::new(file.as_ref())?;
+        let header = match SegmentHeader::decode(bytes.get(0, SEGMENT_HEADER_LEN)?) {
             Ok(header) => header,
             Err(HeaderError::Version(v)) => {
                 return Err(StorageError::corrupted(format!(
@@ -126,29 +125,39 @@ pub(crate) fn read_log(
         let mut next = first_seq;
         let mut pos = SEGMENT_HEADER_LEN;
         let mut stopped = None;
-        while pos < bytes.len() {
-            match decode_record(&bytes[pos..], next) {
+        while pos < bytes.len {
+            let truncated = match decode_record(bytes.loaded(pos), next) {
                 Decoded::Record { seq, payload, len } => {
                     if seq > after {
                         visit(seq, payload)?;
                     }
                     next = seq + 1;
                     pos += len;
+                    false
                 }
-                Decoded::Truncated => stopped = Some(StopReason::Truncated),
-                Decoded::Corrupt => stopped = Some(StopReason::Corrupt),
+                Decoded::Truncated => true,
+                Decoded::Corrupt => {
+                    stopped = Some(StopReason::Corrupt);
+                    false
+                }
                 Decoded::OutOfOrder { seq } => {
                     stopped = Some(StopReason::OutOfOrder {
                         expected: next,
                         found: seq,
-                    })
+                    });
+                    false
                 }
+            };
+            // A record cut off by the end of what is loaded may continue in
+            // the file; cut off by the end of the file, it is torn.
+            if truncated && !bytes.load_more()? {
+                stopped = Some(StopReason::Truncated);
             }
             if stopped.is_some() {
                 // A zero tail is space preallocated and never written (or
                 // written and lost to a crash: no sync covered it, so no
                 // record in it was acknowledged): the segment ends here.
-                if bytes[pos..].iter().all(|&b| b == 0) {
+                if bytes.zeros_from(pos)? {
                     stopped = None;
                 }
                 break;
@@ -170,4 +179,75 @@ pub(crate) fn read_log(
     }
     end.discard.extend(segments.map(|(_, name)| name));
     Ok(end)
+}
+
+/// A segment's bytes, loaded from the front as the reader needs them: a
+/// preallocated segment is mostly an unwritten (sparse) tail, and reading
+/// it whole would cost every reopen tens of milliseconds of zeros.
+struct SegmentBytes<'a> {
+    file: &'a dyn StorageBackend,
+    /// The file's length.
+    len: usize,
+    /// Its first `loaded.len()` bytes.
+    loaded: Vec<u8>,
+}
+
+/// Bytes loaded by the first read of a segment; each later read doubles it.
+const FIRST_LOAD: usize = 1 << 20;
+
+/// How far past the last record a zero tail is checked (see `zeros_from`).
+const ZERO_TAIL_PROBE: usize = 64 << 10;
+
+impl<'a> SegmentBytes<'a> {
+    fn new(file: &'a dyn StorageBackend) -> Result<Self> {
+        let len =
+            usize::try_from(file.len()?).map_err(|_| StorageError::corrupted("a WAL segment larger than memory"))?;
+        let mut bytes = Self {
+            file,
+            len,
+            loaded: Vec::new(),
+        };
+        bytes.load_to(FIRST_LOAD)?;
+        Ok(bytes)
+    }
+
+    fn load_to(&mut self, want: usize) -> Result<()> {
+        let want = want.min(self.len);
+        let have = self.loaded.len();
+        if want > have {
+            self.loaded.resize(want, 0);
+            self.file.read(have as u64, &mut self.loaded[have..])?;
+        }
+        Ok(())
+    }
+
+    /// Loads twice as much; `false` if the whole file is already loaded.
+    fn load_more(&mut self) -> Result<bool> {
+        if self.loaded.len() >= self.len {
+            return Ok(false);
+        }
+        self.load_to(self.loaded.len() * 2)?;
+        Ok(true)
+    }
+
+    /// `len` bytes from `at`, loading them if needed (fewer at the end).
+    fn get(&mut self, at: usize, len: usize) -> Result<&[u8]> {
+        self.load_to(at + len)?;
+        Ok(&self.loaded[at.min(self.loaded.len())..(at + len).min(self.loaded.len())])
+    }
+
+    /// The loaded bytes from `at` on.
+    fn loaded(&self, at: usize) -> &[u8] {
+        &self.loaded[at.min(self.loaded.len())..]
+    }
+
+    /// Whether the segment holds only zeros from `at`: checked through the
+    /// end of what is loaded and at least [`ZERO_TAIL_PROBE`] bytes further,
+    /// not to the end of a preallocated file. A tail of zeros with damage
+    /// far beyond it is treated as the end, like the zeros themselves: the
+    /// records replayed are the same either way; only the report differs.
+    fn zeros_from(&mut self, at: usize) -> Result<bool> {
+        let end = (at + ZERO_TAIL_PROBE).max(self.loaded.len());
+        Ok(self.get(at, end - at)?.iter().all(|&b| b == 0))
+    }
 }
