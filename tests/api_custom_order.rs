@@ -5,42 +5,55 @@ use std::cmp::Ordering;
 
 use sluicedb::{Database, Key, ReadableDatabase, ReadableTable, TableDefinition, TypeName, Value};
 
-/// Strings ordered by length, then reversed bytes: nothing like byte order.
-#[derive(Debug)]
-struct Odd;
+/// A string key type named `$name` ordered by `$compare`.
+macro_rules! str_key {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $compare:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        struct $ty;
 
-impl Value for Odd {
-    type SelfType<'a> = &'a str;
-    type AsBytes<'a> = &'a str;
+        impl Value for $ty {
+            type SelfType<'a> = &'a str;
+            type AsBytes<'a> = &'a str;
 
-    fn fixed_width() -> Option<usize> {
-        None
-    }
+            fn fixed_width() -> Option<usize> {
+                None
+            }
 
-    fn from_bytes<'a>(data: &'a [u8]) -> &'a str
-    where
-        Self: 'a,
-    {
-        std::str::from_utf8(data).unwrap()
-    }
+            fn from_bytes<'a>(data: &'a [u8]) -> &'a str
+            where
+                Self: 'a,
+            {
+                std::str::from_utf8(data).unwrap()
+            }
 
-    fn as_bytes<'a, 'b: 'a>(value: &'a &'b str) -> &'a str
-    where
-        Self: 'b,
-    {
-        value
-    }
+            fn as_bytes<'a, 'b: 'a>(value: &'a &'b str) -> &'a str
+            where
+                Self: 'b,
+            {
+                value
+            }
 
-    fn type_name() -> TypeName {
-        TypeName::new("test::Odd")
-    }
+            fn type_name() -> TypeName {
+                TypeName::new($name)
+            }
+        }
+
+        impl Key for $ty {
+            fn compare(a: &[u8], b: &[u8]) -> Ordering {
+                let compare: fn(&[u8], &[u8]) -> Ordering = $compare;
+                compare(a, b)
+            }
+        }
+    };
 }
 
-impl Key for Odd {
-    fn compare(a: &[u8], b: &[u8]) -> Ordering {
-        a.len().cmp(&b.len()).then_with(|| b.cmp(a))
-    }
-}
+str_key!(
+    /// Strings ordered by length, then reversed bytes: nothing like byte order.
+    Odd,
+    "test::Odd",
+    |a, b| a.len().cmp(&b.len()).then_with(|| b.cmp(a))
+);
 
 const T: TableDefinition<Odd, u32> = TableDefinition::new("odd");
 
@@ -98,43 +111,13 @@ fn custom_order_in_memtable_tree_ranges_and_recovery() {
     assert_eq!(got, expected_order(&all));
 }
 
-/// ASCII strings ordered case-insensitively: keys equal under the order
-/// need not be equal bytes.
-#[derive(Debug)]
-struct NoCase;
-
-impl Value for NoCase {
-    type SelfType<'a> = &'a str;
-    type AsBytes<'a> = &'a str;
-
-    fn fixed_width() -> Option<usize> {
-        None
-    }
-
-    fn from_bytes<'a>(data: &'a [u8]) -> &'a str
-    where
-        Self: 'a,
-    {
-        std::str::from_utf8(data).unwrap()
-    }
-
-    fn as_bytes<'a, 'b: 'a>(value: &'a &'b str) -> &'a str
-    where
-        Self: 'b,
-    {
-        value
-    }
-
-    fn type_name() -> TypeName {
-        TypeName::new("test::NoCase")
-    }
-}
-
-impl Key for NoCase {
-    fn compare(a: &[u8], b: &[u8]) -> Ordering {
-        a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase())
-    }
-}
+str_key!(
+    /// ASCII strings ordered case-insensitively: keys equal under the order
+    /// need not be equal bytes.
+    NoCase,
+    "test::NoCase",
+    |a, b| a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase())
+);
 
 const N: TableDefinition<NoCase, u32> = TableDefinition::new("nocase");
 
