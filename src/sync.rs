@@ -5,7 +5,7 @@
 //! Normally these are `parking_lot`'s locks and `std`'s atomics and threads.
 //! With the test-only `shuttle` feature they are [shuttle]'s instead, so
 //! `tests/wal_schedules.rs` can run the real journal under a scheduler that
-//! picks every thread switch (randomly, by PCT, or depth-first) and reports
+//! picks every thread switch (at random, or by PCT) and reports
 //! deadlocks and lost wake-ups. Shuttle's locks return guards by value and
 //! can be poisoned; the wrappers below give them `parking_lot`'s shape (wait
 //! through `&mut guard`, no poisoning), so the journal's code is the same

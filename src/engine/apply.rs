@@ -118,19 +118,23 @@ pub(crate) fn run(inner: Arc<Inner>) {
     // Flushed memtables, freed here once nobody else holds them (step 4).
     let mut retired: Vec<Arc<Memtable>> = Vec::new();
     loop {
+        // Step 4, outside every lock: freeing a memtable takes milliseconds.
+        retired.retain(|mem| Arc::strong_count(mem) > 1);
         let ticket = {
             let mut control = inner.apply.control.lock();
             loop {
                 if control.shutdown {
                     return;
                 }
-                retired.retain(|mem| Arc::strong_count(mem) > 1);
                 let has_frozen = !inner.current_state().frozen.is_empty();
                 if has_frozen || control.requested > control.completed {
-                    break;
+                    break Some(control.requested);
                 }
                 if last_checkpoint.elapsed() >= inner.options.checkpoint_interval {
-                    break;
+                    break Some(control.requested);
+                }
+                if retired.iter().any(|mem| Arc::strong_count(mem) == 1) {
+                    break None;
                 }
                 let wait = if retired.is_empty() {
                     inner.options.checkpoint_interval / 4
@@ -139,7 +143,9 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 };
                 inner.apply.work.wait_for(&mut control, wait);
             }
-            control.requested
+        };
+        let Some(ticket) = ticket else {
+            continue;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             step(&inner, ticket, &mut last_checkpoint, &mut retired)

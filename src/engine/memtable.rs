@@ -8,9 +8,12 @@
 //! versioned name bindings.
 //!
 //! # Thread safety
-//! Inserted only by the committer holding the writer slot (one at a time);
-//! read concurrently by any number of readers, lock-free (crossbeam's skip
-//! list). The binding list has its own short lock.
+//! Inserted only on behalf of the committer holding the writer slot: by it,
+//! and for a big batch also by one helper thread it joins before releasing
+//! the slot (`engine::core::apply_batch`), so a commit's entries are all in
+//! before the next writer or any reader can ask for its sequence. Read
+//! concurrently by any number of readers, lock-free (crossbeam's skip list).
+//! The binding list has its own short lock.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -175,7 +178,8 @@ impl Memtable {
         }
     }
 
-    /// REQUIRES: called by the writer-slot holder, with sequences increasing.
+    /// REQUIRES: called for the writer-slot holder (see the module's thread
+    /// safety), with sequences increasing.
     pub(crate) fn insert(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
         let charge = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
         self.filter.insert(table, key);

@@ -84,6 +84,11 @@ impl<B: StorageBackend> StorageBackend for LatchedBackend<B> {
         self.check()?;
         self.guard("sync_data", self.inner.sync_data())
     }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        self.check()?;
+        self.guard("preallocate", self.inner.preallocate(len))
+    }
 }
 
 #[cfg(test)]
