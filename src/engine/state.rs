@@ -137,8 +137,8 @@ impl State {
         }
         match (&table.tree, &table.root) {
             (Some(info), Some(root)) => self.tree.get_with_root(info, root, table.cmp, key),
-            (Some(info), None) => self.tree.get(info, table.cmp, key),
-            (None, _) => Ok(None),
+            // Not flushed yet, or flushed empty (no root page).
+            _ => Ok(None),
         }
     }
 

@@ -330,20 +330,26 @@ fn main() {
             .filter(|(n, _, _)| n == "rocksdb-lz4")
             .map(|(_, e, _)| e.clone())
             .collect();
-        run.timed("overwrite", "batch durable overwrites of 10% of keys", None, |n, e| {
-            w::overwrite(n, e, plan)
-        });
-        compressed
-            .iter()
-            .for_each(|e| drop(w::overwrite("rocksdb-lz4", e, plan)));
-        run.space("space after overwrite");
-        run.timed("remove", "batch durable removals of 10% of keys", None, |n, e| {
-            w::removals(n, e, plan)
-        });
-        compressed
-            .iter()
-            .for_each(|e| drop(w::removals("rocksdb-lz4", e, plan)));
-        run.space("space after removal");
+        type Workload = fn(&str, &Arc<dyn Engine>, Plan) -> Measurement;
+        let steps: [(&str, &str, &str, Workload); 2] = [
+            (
+                "overwrite",
+                "batch durable overwrites of 10% of keys",
+                "space after overwrite",
+                w::overwrite,
+            ),
+            (
+                "remove",
+                "batch durable removals of 10% of keys",
+                "space after removal",
+                w::removals,
+            ),
+        ];
+        for (workload, description, space, step) in steps {
+            run.timed(workload, description, None, |n, e| step(n, e, plan));
+            compressed.iter().for_each(|e| drop(step("rocksdb-lz4", e, plan)));
+            run.space(space);
+        }
     }
     if run.wanted("reopen") {
         let crash_keys = keys.min(200_000);
