@@ -39,7 +39,7 @@ fn outcome(image: Vec<u8>) -> Result<Model, String> {
     let store =
         TreeStore::open(MemoryBackend::from_bytes(image), TreeStoreOptions::default()).map_err(|e| e.to_string())?;
     store
-        .check_integrity(&|name, _| if name == TREE { numeric } else { bytewise })
+        .check_integrity(&|name, _| Some(if name == TREE { numeric } else { bytewise }))
         .map_err(|e| e.to_string())?;
     let snapshot = store.snapshot();
     let Some(info) = snapshot.tree(TREE).map_err(|e| e.to_string())? else {

@@ -51,6 +51,27 @@ fn value(k: u16, v: u8) -> Vec<u8> {
     (0..len).map(|i| (k as usize + i + v as usize) as u8).collect()
 }
 
+/// The keys on which two models disagree, briefly.
+fn diff(got: &Model, want: &Model) -> String {
+    let keys: std::collections::BTreeSet<u16> = got.keys().chain(want.keys()).copied().collect();
+    let wrong: Vec<String> = keys
+        .into_iter()
+        .filter(|k| got.get(k) != want.get(k))
+        .map(|k| {
+            format!(
+                "{k}: got {:?} want {:?}",
+                got.get(&k).map(|v| v[0]),
+                want.get(&k).map(|v| v[0])
+            )
+        })
+        .collect();
+    format!(
+        "{} keys differ: {}",
+        wrong.len(),
+        wrong.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+    )
+}
+
 fn read_all(txn: &ReadTxn) -> Model {
     let Some(table) = txn.open_table(b"t", numeric).unwrap() else {
         return Model::new();
@@ -169,7 +190,9 @@ fn run(ops: &[Op]) -> u64 {
                     // one of the commit-order prefixes at or after `durable`.
                     assert!(
                         state == durable || state == committed,
-                        "crash recovered neither {durable:?} nor {committed:?}"
+                        "crash recovered neither the durable state ({}) nor the committed one ({})",
+                        diff(&state, &durable),
+                        diff(&state, &committed)
                     );
                 }
                 reopened.check_integrity().unwrap();

@@ -252,7 +252,7 @@ proptest! {
             }
             if *commit == 0 || i + 1 == ops.len() {
                 w.commit(0).unwrap();
-                store.check_integrity(&|_, _| bytewise).unwrap();
+                store.check_integrity(&|_, _| Some(bytewise)).unwrap();
                 let snap = store.snapshot();
                 let got: Vec<(Vec<u8>, Vec<u8>)> = match snap.tree(b"deep").unwrap() {
                     None => Vec::new(),

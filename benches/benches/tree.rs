@@ -69,7 +69,7 @@ fn load(dir: &std::path::Path, n: u64) -> (TreeStore, std::path::PathBuf) {
         std::fs::metadata(&path).unwrap().len(),
         std::fs::metadata(&path).unwrap().len() as f64 / n as f64,
     );
-    let report = store.check_integrity(&|_, _| bytewise).unwrap();
+    let report = store.check_integrity(&|_, _| Some(bytewise)).unwrap();
     let (file_pages, free_pages) = store.page_counts();
     eprintln!(
         "tree: {} pages reachable ({:.1} bytes/key live), {file_pages} pages in the file, {free_pages} free",

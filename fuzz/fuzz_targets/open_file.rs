@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(store) = TreeStore::open(MemoryBackend::from_bytes(data.to_vec()), TreeStoreOptions::default()) else {
         return;
     };
-    let _ = store.check_integrity(&|_, _| bytewise);
+    let _ = store.check_integrity(&|_, _| Some(bytewise));
     let snapshot = store.snapshot();
     let Ok(trees) = snapshot.list_trees() else { return };
     for (_, info) in trees.iter().take(4) {

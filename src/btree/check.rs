@@ -45,12 +45,12 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Walks the subtree at `id`, whose keys must lie in `[lower, upper)`;
-    /// returns (entries, depth).
+    /// Walks the subtree at `id`, whose keys must lie in `[lower, upper)`
+    /// when the tree's order `cmp` is known; returns (entries, depth).
     fn tree(
         &mut self,
         id: PageId,
-        cmp: Comparator,
+        cmp: Option<Comparator>,
         lower: Option<&[u8]>,
         upper: Option<&[u8]>,
         depth: usize,
@@ -61,12 +61,15 @@ impl Walk<'_> {
         self.mark(id)?;
         let page = self.store.read_page_uncached(id)?;
         let node = expect_node(&page, id)?;
-        for i in 0..node.count() {
-            let key = node.key(i);
-            let in_bounds = lower.is_none_or(|lo| cmp(lo, key).is_le()) && upper.is_none_or(|hi| cmp(key, hi).is_lt());
-            let ordered = i == 0 || cmp(node.key(i - 1), key).is_lt();
-            if !in_bounds || !ordered {
-                return Err(StorageError::corrupted(format!("page {id}: key {i} out of order")));
+        if let Some(cmp) = cmp {
+            for i in 0..node.count() {
+                let key = node.key(i);
+                let in_bounds =
+                    lower.is_none_or(|lo| cmp(lo, key).is_le()) && upper.is_none_or(|hi| cmp(key, hi).is_lt());
+                let ordered = i == 0 || cmp(node.key(i - 1), key).is_lt();
+                if !in_bounds || !ordered {
+                    return Err(StorageError::corrupted(format!("page {id}: key {i} out of order")));
+                }
             }
         }
         if node.is_leaf() {
@@ -116,7 +119,7 @@ pub(crate) fn run(
     catalog: &TreeInfo,
     alloc: &Allocator,
     chain: &[PageId],
-    cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Comparator,
+    cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Option<Comparator>,
 ) -> Result<Report> {
     let page_count = alloc.page_count();
     let mut walk = Walk {
@@ -130,7 +133,7 @@ pub(crate) fn run(
     };
     let mut trees = Vec::new();
     if catalog.root != 0 {
-        let (n, _) = walk.tree(catalog.root, bytewise, None, None, 0)?;
+        let (n, _) = walk.tree(catalog.root, Some(bytewise), None, None, 0)?;
         if n != catalog.len {
             return Err(StorageError::corrupted(format!(
                 "catalog holds {n} trees, its count says {}",

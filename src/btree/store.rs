@@ -209,10 +209,14 @@ impl TreeStore {
     }
 
     /// Verifies every page reachable from the newest commit against its
-    /// checksum, the key order of every tree (`cmp_for` names each tree's
-    /// comparator), the entry counts, and that every page is either reachable
-    /// or accounted free, exactly once.
-    pub fn check_integrity(&self, cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Comparator) -> Result<super::check::Report> {
+    /// checksum, the key order of every tree whose order `cmp_for` knows
+    /// (`None`: an order this process cannot compute, checked for structure
+    /// only, never reported as corrupt for it), the entry counts, and that
+    /// every page is either reachable or accounted free, exactly once.
+    pub fn check_integrity(
+        &self,
+        cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Option<Comparator>,
+    ) -> Result<super::check::Report> {
         let state = self.shared.writer.lock();
         super::check::run(
             &self.shared.pages,
@@ -513,6 +517,12 @@ impl TreeWriter<'_> {
             self.changes.insert(name, Some(info));
         }
         Ok(())
+    }
+
+    /// The newest durable commit's checkpoint sequence, read under the
+    /// writer lock: no durable commit can move it until this writer is done.
+    pub fn durable_checkpoint_seq(&self) -> u64 {
+        self.state.durable.checkpoint_seq
     }
 
     /// Publishes the changes to new snapshots without syncing anything;

@@ -30,10 +30,11 @@ use parking_lot::{Condvar, Mutex};
 
 use crossbeam_skiplist::map::Entry;
 
-use super::core::Inner;
+use super::core::{Inner, panic_message};
+use super::deferred::staging_tree_name;
 use super::memtable::{MemKey, MemValue, Memtable};
-use super::state::{State, TABLES_TREE, data_tree_name, encode_def};
-use crate::btree::bytewise;
+use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
+use crate::btree::{TreeWriter, bytewise};
 use crate::error::Result;
 
 #[derive(Default)]
@@ -153,14 +154,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
         let error = match outcome {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => e.to_string(),
-            Err(panic) => format!(
-                "the apply thread panicked: {}",
-                panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default()
-            ),
+            Err(panic) => format!("the apply thread panicked: {}", panic_message(&*panic)),
         };
         inner.poison_with(error);
         return;
@@ -171,12 +165,18 @@ fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant, retired: &mut
     let requested = ticket > inner.apply.control.lock().completed;
     let timed = last_checkpoint.elapsed() >= inner.options.checkpoint_interval;
     if timed && !requested {
-        // Time-based checkpoints also cover what sits in the active memtable,
-        // if no writer is busy (never wait for one here).
-        try_freeze_active(inner);
+        // Time-based checkpoints also cover what sits in the active memtable.
+        inner.freeze_if_not_empty();
     }
-    while let Some(mem) = flush_oldest(inner)? {
-        retired.push(mem);
+    // Only the memtables frozen when this step began: under sustained
+    // writes new ones keep arriving, and a loop until none is left would
+    // starve every checkpoint (by volume, by time and on request) below.
+    let frozen = inner.current_state().frozen.len();
+    for _ in 0..frozen {
+        match flush_oldest(inner)? {
+            Some(mem) => retired.push(mem),
+            None => break,
+        }
     }
     let wal_bytes = inner.journal.metrics().bytes;
     let by_volume = wal_bytes - inner.counters.wal_bytes_at_checkpoint.load(Ordering::Relaxed)
@@ -192,16 +192,6 @@ fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant, retired: &mut
     Ok(())
 }
 
-fn try_freeze_active(inner: &Inner) {
-    if inner.current_state().active.is_empty() || !inner.try_acquire_writer() {
-        return;
-    }
-    if !inner.current_state().active.is_empty() {
-        inner.freeze();
-    }
-    inner.release_writer();
-}
-
 /// Flushes the oldest frozen memtable, if there is one, and returns it.
 fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     let state = inner.current_state();
@@ -214,8 +204,11 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     inner.journal.wait_for_sync(max_seq)?;
     inner.refresh_publication();
 
-    // Step 2: one batch per table.
+    // Step 2: one batch per table, after the recovered records of tables
+    // whose order is now known (engine::deferred: they are older than any
+    // memtable entry of their table, so they go in first).
     let mut writer = inner.trees.writer()?;
+    let absorbed = absorb_deferred(inner, &mut writer)?;
     for (_, name, def) in mem.bindings(u64::MAX) {
         match def {
             Some(def) => {
@@ -229,6 +222,7 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     let dropped: HashSet<u64> = mem.dropped(u64::MAX).into_iter().collect();
     for &id in &dropped {
         writer.delete_tree(&data_tree_name(id))?;
+        writer.delete_tree(&staging_tree_name(id))?;
     }
     let mut entries = mem.map().iter().peekable();
     while let Some(first) = entries.peek() {
@@ -253,18 +247,53 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     drop(entries);
     writer.non_durable_commit()?;
 
-    // Step 3: publish the state without the memtable.
-    let tree = inner.trees.snapshot();
+    // Step 3: publish the state without the memtable (and without the
+    // absorbed and dropped tables' deferred records). The tree snapshot is
+    // taken under the state lock, so a newer tree published meanwhile (by a
+    // compaction) is never replaced by an older one.
+    let gone: Vec<u64> = absorbed.into_iter().chain(dropped.iter().copied()).collect();
     inner.update_state(|s| State {
-        seq: s.seq,
-        active: s.active.clone(),
         frozen: s.frozen.iter().filter(|m| !Arc::ptr_eq(m, &mem)).cloned().collect(),
-        tree: tree.clone(),
+        deferred: without(&s.deferred, &gone),
+        tree: inner.trees.snapshot(),
+        ..s.clone()
     });
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
     inner.apply.notify_progress();
     Ok(Some(mem))
+}
+
+/// Applies the deferred records of every table whose key order this process
+/// now knows to its tree and deletes its staging tree, in the writer's
+/// commit; returns those tables.
+fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>) -> Result<Vec<u64>> {
+    let deferred = inner.current_state().deferred.clone();
+    let mut absorbed = Vec::new();
+    for (&id, table) in deferred.iter() {
+        let Some(cmp) = inner.comparator(id) else { continue };
+        let overlay = table.overlay(cmp);
+        let ops: Vec<(&[u8], Option<&[u8]>)> = overlay
+            .iter()
+            .map(|(k, v)| (&k[..], v.as_ref().map(|v| v.as_bytes())))
+            .collect();
+        writer.apply(&data_tree_name(id), cmp, &ops)?;
+        writer.delete_tree(&staging_tree_name(id))?;
+        absorbed.push(id);
+    }
+    Ok(absorbed)
+}
+
+/// `deferred` without the tables in `gone`.
+fn without(deferred: &DeferredTables, gone: &[u64]) -> DeferredTables {
+    if !gone.iter().any(|id| deferred.contains_key(id)) {
+        return deferred.clone();
+    }
+    let mut rest = (**deferred).clone();
+    for id in gone {
+        rest.remove(id);
+    }
+    Arc::new(rest)
 }
 
 fn checkpoint(inner: &Inner) -> Result<()> {

@@ -27,14 +27,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use super::apply::ApplyControl;
-use super::batch::{Batch, DataOp, TableDef};
+use super::batch::Batch;
 use super::memtable::Memtable;
 use super::publication::Publication;
-use super::state::{State, TABLES_TREE, decode_def};
-use crate::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
+use super::recovery::Recovered;
+use super::state::State;
+use crate::btree::{Comparator, TreeStore, TreeStoreOptions};
 use crate::error::{Result, StorageError};
 use crate::io::{LogDir, StorageBackend};
 use crate::wal::{Journal, JournalOptions, Recovery};
@@ -115,6 +116,11 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<Arc<State>>,
     writer: Mutex<bool>,
     writer_free: Condvar,
+    /// Serializes inserts into the active memtable with freezing it: held by
+    /// a commit from its WAL append through its memtable insert (never while
+    /// a transaction is being built, never across a wait), and by whoever
+    /// freezes. So a checkpoint can freeze while a write transaction is open.
+    commit_lock: Mutex<()>,
     pub(crate) publication: Mutex<Publication>,
     /// Once `durable_seq` reaches this, publication can advance.
     publish_hint: AtomicU64,
@@ -145,16 +151,7 @@ impl Engine {
             TreeStore::open(data, tree_options)?
         };
         let checkpoint = trees.durable_checkpoint_seq();
-        let snapshot = trees.snapshot();
-        // Table definitions known to the tree, for resolving key orders.
-        let mut metas: HashMap<u64, Vec<u8>> = HashMap::new();
-        if let Some(info) = snapshot.tree(TABLES_TREE)? {
-            for entry in snapshot.range(&info, bytewise, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
-                let def = decode_def(entry?.value().as_bytes())?;
-                metas.insert(def.id, def.meta);
-            }
-        }
-        let mut comparators = HashMap::new();
+        let mut recovered = Recovered::load(&trees.snapshot(), options.resolver)?;
         let mut active = Arc::new(Memtable::new(options.memtable_bytes));
         let mut frozen: Vec<Arc<Memtable>> = Vec::new();
         let journal_options = JournalOptions {
@@ -163,19 +160,8 @@ impl Engine {
         };
         let (journal, _recovery): (Journal, Recovery) =
             Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {
-                let batch = Batch::decode(payload)?;
-                for def in batch.bindings.iter().filter_map(|(_, d)| d.as_ref()) {
-                    metas.insert(def.id, def.meta.clone());
-                }
-                for op in &batch.ops {
-                    if let std::collections::hash_map::Entry::Vacant(slot) = comparators.entry(op.table) {
-                        let meta = metas.get(&op.table).ok_or_else(|| {
-                            StorageError::corrupted(format!("WAL record {seq} writes to unknown table {}", op.table))
-                        })?;
-                        slot.insert((options.resolver)(meta).ok_or_else(|| unresolved(meta))?);
-                    }
-                }
-                apply_batch(&active, seq, &batch, &|id| comparators.get(&id).copied());
+                let batch = recovered.route(seq, Batch::decode(payload)?)?;
+                apply_batch(&active, seq, &batch, &|id| recovered.comparators.get(&id).copied())?;
                 if active.bytes() >= options.memtable_bytes {
                     frozen.insert(
                         0,
@@ -184,13 +170,18 @@ impl Engine {
                 }
                 Ok(())
             })?;
+        // Before anything can checkpoint past them, the deferred records the
+        // WAL held move into the data file.
+        recovered.stage(&trees, checkpoint)?;
         let last = journal.last_seq().max(checkpoint);
         let state = State {
             seq: last,
             active,
             frozen,
-            tree: snapshot,
+            deferred: Arc::new(recovered.deferred_tables()),
+            tree: trees.snapshot(),
         };
+        let comparators = recovered.comparators;
         let inner = Arc::new(Inner {
             options,
             trees,
@@ -198,6 +189,7 @@ impl Engine {
             state: RwLock::new(Arc::new(state)),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
+            commit_lock: Mutex::new(()),
             publication: Mutex::new(Publication::new(last)),
             publish_hint: AtomicU64::new(u64::MAX),
             comparators: RwLock::new(comparators),
@@ -232,13 +224,6 @@ impl Drop for Engine {
     }
 }
 
-fn unresolved(meta: &[u8]) -> StorageError {
-    StorageError::corrupted(format!(
-        "cannot order the keys of a table with metadata {:?}: its key type is not known to this process",
-        String::from_utf8_lossy(meta)
-    ))
-}
-
 /// A database id: random enough that two databases never share one.
 fn new_db_id() -> u128 {
     let nanos = std::time::SystemTime::now()
@@ -262,45 +247,64 @@ fn new_db_id() -> u128 {
 const PARALLEL_INSERT_OPS: usize = 512;
 
 /// Inserts a committed batch into a memtable at `seq`; returns once every
-/// write is in.
-/// REQUIRES: every table the batch writes has a comparator in `cmp_of`.
+/// write is in. Every table the batch writes must have a comparator in
+/// `cmp_of`: a missing one is refused before anything is inserted, never
+/// replaced by byte order (the skip list would then misplace the keys).
 pub(crate) fn apply_batch(
     mem: &Memtable,
     seq: u64,
     batch: &Batch,
     cmp_of: &(dyn Fn(u64) -> Option<Comparator> + Sync),
-) {
+) -> Result<()> {
+    // Ops come grouped by table: one comparator per run of a table's ops.
+    let mut runs: Vec<(usize, Comparator)> = Vec::new();
+    for (i, op) in batch.ops.iter().enumerate() {
+        if i == 0 || batch.ops[i - 1].table != op.table {
+            let cmp = cmp_of(op.table).ok_or_else(|| {
+                StorageError::corrupted(format!(
+                    "commit {seq} writes to table {} of unknown key order",
+                    op.table
+                ))
+            })?;
+            runs.push((i, cmp));
+        }
+    }
     for (name, def) in &batch.bindings {
         mem.bind(seq, name, def.clone());
     }
     for &id in &batch.dropped {
         mem.drop_table(seq, id);
     }
-    let insert = |ops: &[DataOp]| {
-        // Ops come grouped by table: look each comparator up once.
-        let mut last: Option<(u64, Comparator)> = None;
-        for op in ops {
-            let cmp = match last {
-                Some((table, cmp)) if table == op.table => cmp,
-                _ => {
-                    let cmp = cmp_of(op.table).unwrap_or(bytewise);
-                    last = Some((op.table, cmp));
-                    cmp
-                }
-            };
-            mem.insert(op.table, cmp, &op.key, seq, op.value.as_deref());
+    let insert = |from: usize, to: usize| {
+        let start = runs.partition_point(|&(i, _)| i <= from) - 1;
+        let mut run = start;
+        for (i, op) in batch.ops[from..to].iter().enumerate() {
+            while run + 1 < runs.len() && runs[run + 1].0 <= from + i {
+                run += 1;
+            }
+            mem.insert(op.table, runs[run].1, &op.key, seq, op.value.as_deref());
         }
     };
-    if batch.ops.len() >= PARALLEL_INSERT_OPS && spare_core() {
-        let (first, second) = batch.ops.split_at(batch.ops.len() / 2);
+    let n = batch.ops.len();
+    if n >= PARALLEL_INSERT_OPS && spare_core() {
         std::thread::scope(|scope| {
-            scope.spawn(|| insert(second));
-            insert(first);
+            scope.spawn(|| insert(n / 2, n));
+            insert(0, n / 2);
         });
-    } else {
-        insert(&batch.ops);
+    } else if n > 0 {
+        insert(0, n);
     }
     mem.note_seq(seq);
+    Ok(())
+}
+
+/// The message a panic carried, for the poison cause.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 /// Whether this machine has more than one core to run on.
@@ -373,12 +377,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Takes the writer slot only if it is free.
-    pub(crate) fn try_acquire_writer(&self) -> bool {
-        let mut busy = self.writer.lock();
-        !std::mem::replace(&mut *busy, true)
-    }
-
     pub(crate) fn release_writer(&self) {
         *self.writer.lock() = false;
         self.writer_free.notify_one();
@@ -404,17 +402,14 @@ impl Inner {
         self.comparators.read().get(&id).copied()
     }
 
-    pub(crate) fn register(&self, id: u64, cmp: Comparator) {
-        self.comparators.write().insert(id, cmp);
-    }
-
-    /// The comparator of a table, registering `cmp` if it is the first.
-    pub(crate) fn comparator_for(&self, def: &TableDef, cmp: Comparator) -> Comparator {
-        if let Some(known) = self.comparator(def.id) {
+    /// The comparator of table `id`: `cmp` unless another was registered
+    /// first. A table has one key order per process; the typed layer refuses
+    /// to open a table with another key type than it was created with.
+    pub(crate) fn register(&self, id: u64, cmp: Comparator) -> Comparator {
+        if let Some(known) = self.comparator(id) {
             return known;
         }
-        self.register(def.id, cmp);
-        cmp
+        *self.comparators.write().entry(id).or_insert(cmp)
     }
 
     /// Records a committed sequence. REQUIRES: the writer slot.
@@ -432,9 +427,7 @@ impl Inner {
         if let Some(target) = advanced {
             self.update_state(|s| State {
                 seq: target,
-                active: s.active.clone(),
-                frozen: s.frozen.clone(),
-                tree: s.tree.clone(),
+                ..s.clone()
             });
         }
     }
@@ -447,18 +440,30 @@ impl Inner {
         self.current_state()
     }
 
-    /// Freezes the active memtable. REQUIRES: the writer slot (or no writer
-    /// can run), so no commit is inserting into it.
-    pub(crate) fn freeze(&self) {
+    /// Takes the commit lock (see its field).
+    pub(crate) fn lock_commits(&self) -> MutexGuard<'_, ()> {
+        self.commit_lock.lock()
+    }
+
+    /// Freezes the active memtable unless it is empty.
+    pub(crate) fn freeze_if_not_empty(&self) {
+        let commits = self.lock_commits();
+        if !self.current_state().active.is_empty() {
+            self.freeze(&commits);
+        }
+    }
+
+    /// Freezes the active memtable. The commit lock guard proves no commit is
+    /// inserting into it.
+    pub(crate) fn freeze(&self, _commits: &MutexGuard<'_, ()>) {
         self.update_state(|s| {
             let mut frozen = Vec::with_capacity(s.frozen.len() + 1);
             frozen.push(s.active.clone());
             frozen.extend(s.frozen.iter().cloned());
             State {
-                seq: s.seq,
                 active: Arc::new(Memtable::new(self.options.memtable_bytes)),
                 frozen,
-                tree: s.tree.clone(),
+                ..s.clone()
             }
         });
         self.apply.wake();

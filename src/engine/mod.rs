@@ -5,10 +5,12 @@
 mod apply;
 mod batch;
 mod core;
+mod deferred;
 mod filter;
 mod memtable;
 mod merge;
 mod publication;
+mod recovery;
 mod state;
 mod txn;
 mod writeset;

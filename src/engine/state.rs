@@ -12,7 +12,10 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use super::batch::TableDef;
+use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
 use super::merge::{Direction, MemSource, Source};
 use crate::btree::{Comparator, Snapshot, TreeInfo, ValueBytes, bytewise};
@@ -25,6 +28,11 @@ pub(crate) const TABLES_TREE: &[u8] = b"sluice.tables";
 /// A table's data lives in the tree named by its id.
 pub(crate) fn data_tree_name(id: u64) -> [u8; 8] {
     id.to_be_bytes()
+}
+
+/// The table id of a data tree's name, if `name` is one.
+pub(crate) fn data_tree_id(name: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(name.try_into().ok()?))
 }
 
 /// Encodes a table definition as the tables tree stores it.
@@ -44,12 +52,19 @@ pub(crate) fn decode_def(bytes: &[u8]) -> Result<TableDef> {
     })
 }
 
+/// Recovered records of tables whose key order is not known yet, by table
+/// id (see `engine::deferred`). Empty unless a crash left such records.
+pub(crate) type DeferredTables = Arc<HashMap<u64, Arc<DeferredTable>>>;
+
+#[derive(Clone)]
 pub(crate) struct State {
     /// The highest sequence visible to readers of this state.
     pub(crate) seq: u64,
     pub(crate) active: Arc<Memtable>,
     /// Frozen memtables waiting for flush, newest first.
     pub(crate) frozen: Vec<Arc<Memtable>>,
+    /// Older than every memtable, newer than the tree.
+    pub(crate) deferred: DeferredTables,
     pub(crate) tree: Snapshot,
 }
 
@@ -63,6 +78,8 @@ pub(crate) struct TableView {
     /// That tree's root page (absent for an empty tree): every point lookup
     /// starts there, so the view keeps it rather than ask the page cache.
     pub(crate) root: Option<Page>,
+    /// Recovered records not yet absorbed into the tree, in `cmp`'s order.
+    pub(crate) overlay: Option<Overlay>,
 }
 
 impl State {
@@ -96,7 +113,14 @@ impl State {
             Some(info) => self.tree.root_page(info)?,
             None => None,
         };
-        Ok(TableView { def, cmp, tree, root })
+        let overlay = self.deferred.get(&def.id).map(|d| d.overlay(cmp));
+        Ok(TableView {
+            def,
+            cmp,
+            tree,
+            root,
+            overlay,
+        })
     }
 
     /// The tables the tree alone knows (as of the last flush), by name.
@@ -135,6 +159,9 @@ impl State {
                 return Ok(value.map(|v| ValueBytes::owned(v.into_vec())));
             }
         }
+        if let Some(found) = table.overlay.as_ref().and_then(|o| overlay_get(o, table.cmp, key)) {
+            return Ok(found);
+        }
         match (&table.tree, &table.root) {
             (Some(info), Some(root)) => self.tree.get_with_root(info, root, table.cmp, key),
             // Not flushed yet, or flushed empty (no root page).
@@ -165,6 +192,9 @@ impl State {
                 upper,
                 direction,
             )));
+        }
+        if let Some(overlay) = &table.overlay {
+            sources.push(overlay_source(overlay.clone(), table.cmp, lower, upper, direction));
         }
         if let Some(info) = &table.tree {
             let range = self.tree.range(info, table.cmp, lower, upper)?;

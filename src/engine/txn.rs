@@ -2,19 +2,23 @@
 //! pipeline, the read transaction over a pinned state, and the handle of a
 //! pipelined commit.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Bound;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use super::batch::TABLES_PER_TXN;
-use super::core::{Durability, Engine, Inner, apply_batch};
+use super::batch::TableDef;
+use super::core::{Durability, Engine, Inner, apply_batch, panic_message};
+use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source};
-use super::state::{State, TableView, data_tree_name};
-use super::writeset::{TableSlot, WriteSet};
-use crate::btree::{Comparator, Report, ValueBytes, bytewise};
+use super::state::{State, TABLES_TREE, TableView, data_tree_id};
+use super::writeset::{Origin, TableSlot, WriteSet};
+use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise};
 use crate::error::{Result, StorageError};
 
 /// Engine counters, as [`Engine::stats`] reports them.
@@ -67,6 +71,7 @@ impl Engine {
         let seq = inner.publication.lock().last_committed;
         Ok(WriteTxn {
             inner: inner.clone(),
+            id: next_txn_id(),
             state,
             seq,
             writes: WriteSet::default(),
@@ -81,7 +86,11 @@ impl Engine {
     pub fn begin_read(&self) -> Result<ReadTxn> {
         self.inner.check_poison()?;
         let state = self.inner.read_state();
-        Ok(ReadTxn { seq: state.seq, state })
+        Ok(ReadTxn {
+            inner: self.inner.clone(),
+            seq: state.seq,
+            state,
+        })
     }
 
     /// Makes every commit so far durable in the WAL.
@@ -99,11 +108,11 @@ impl Engine {
     pub fn checkpoint(&self) -> Result<()> {
         let inner = &self.inner;
         inner.check_poison()?;
-        inner.acquire_writer()?;
-        if !inner.current_state().active.is_empty() {
-            inner.freeze();
-        }
-        inner.release_writer();
+        // Not the writer slot: a write transaction open on this very thread
+        // must not deadlock a checkpoint (redb allows it). The commit lock is
+        // held only for a commit's memtable insert, never while a transaction
+        // is being built.
+        inner.freeze_if_not_empty();
         let ticket = inner.apply.request_checkpoint();
         inner.apply.wait_checkpoint(ticket, || inner.check_poison())
     }
@@ -140,51 +149,51 @@ impl Engine {
     /// [`TreeStore::check_integrity`](crate::btree::TreeStore::check_integrity)).
     pub fn check_integrity(&self) -> Result<Report> {
         let inner = &self.inner;
-        // Every table the tree holds, with its key order: registered by this
-        // process, or resolved from the table's stored metadata.
-        let state = inner.current_state();
-        let mut orders = std::collections::HashMap::new();
-        for (name, def) in state.tree_tables()? {
-            let cmp = inner
-                .comparator(def.id)
-                .or_else(|| (inner.options.resolver)(&def.meta))
-                .ok_or_else(|| {
-                    StorageError::corrupted(format!(
-                        "cannot check table {:?}: its key order is unknown to this process",
-                        String::from_utf8_lossy(&name)
-                    ))
-                })?;
-            orders.insert(data_tree_name(def.id).to_vec(), cmp);
-        }
-        inner
-            .trees
-            .check_integrity(&|name, _| orders.get(name).copied().unwrap_or(bytewise))
+        // Key orders by table id: registered in this process, or given by
+        // the table's metadata. The check walks the newest commit, which may
+        // hold tables newer than any state; an order known nowhere (a custom
+        // order whose type this process has not opened) is checked for
+        // structure only: an unknown order is not damage.
+        let metas: HashMap<u64, Vec<u8>> = inner
+            .current_state()
+            .tree_tables()?
+            .into_iter()
+            .map(|(_, def)| (def.id, def.meta))
+            .collect();
+        let order_of = |name: &[u8], _: &TreeInfo| -> Option<Comparator> {
+            if name == TABLES_TREE || staging_table_id(name).is_some() {
+                return Some(bytewise);
+            }
+            let id = data_tree_id(name)?;
+            inner
+                .comparator(id)
+                .or_else(|| metas.get(&id).and_then(|meta| (inner.options.resolver)(meta)))
+        };
+        inner.trees.check_integrity(&order_of)
     }
 
-    /// Checkpoints, then moves every live page of the tree toward the start
-    /// of the file and commits twice, so the free end of the file is given
-    /// back to the file system.
-    pub fn compact(&self) -> Result<()> {
+    /// Checkpoints, then moves the live pages at the end of the file into
+    /// free pages nearer its start and commits twice, so the free end of the
+    /// file is given back to the file system. Returns whether the file
+    /// shrank.
+    pub fn compact(&self) -> Result<bool> {
         let inner = &self.inner;
         self.checkpoint()?;
-        let seq = inner.counters.flushed_seq.load(Ordering::Acquire);
-        let relocated = inner.trees.writer().and_then(|mut w| {
+        let before = inner.trees.backend().len()?;
+        inner.poison_on(inner.trees.writer().and_then(|mut w| {
             w.relocate_all()?;
-            w.commit(seq)
-        });
-        inner.poison_on(relocated)?;
+            commit_at_durable_checkpoint(w)
+        }))?;
         // The state pins the tree it shows; move it to the relocated one so
         // the old pages can be reused, then let a durable commit trim them.
-        let tree = inner.trees.snapshot();
+        // The snapshot is taken under the state lock: a flush that published
+        // a newer tree in between is never replaced by an older one.
         inner.update_state(|s| State {
-            seq: s.seq,
-            active: s.active.clone(),
-            frozen: s.frozen.clone(),
-            tree: tree.clone(),
+            tree: inner.trees.snapshot(),
+            ..s.clone()
         });
-        let trimmed = inner.trees.writer().and_then(|w| w.commit(seq));
-        inner.poison_on(trimmed)?;
-        Ok(())
+        inner.poison_on(inner.trees.writer().and_then(commit_at_durable_checkpoint))?;
+        Ok(inner.trees.backend().len()? < before)
     }
 
     /// Bytes in the data file.
@@ -202,21 +211,42 @@ impl Engine {
 /// dropping it without committing aborts it.
 pub struct WriteTxn {
     inner: Arc<Inner>,
-    /// The state at begin: the active memtable cannot change under us (only
-    /// the writer-slot holder freezes it).
+    /// Tells this transaction's table handles from any other's.
+    id: u64,
+    /// The state at begin. A checkpoint may freeze the active memtable while
+    /// the transaction is built; the state keeps every memtable it read from.
     state: Arc<State>,
     /// Reads see every commit up to here, durable or not.
     seq: u64,
     writes: WriteSet,
-    /// Each write-set table's view of the layers below (none for new tables).
+    /// Each write-set table's view of the layers below: none for new tables,
+    /// and none until a typed open gave an existing table its key order.
     views: Vec<Option<TableView>>,
     durability: Durability,
     holds_slot: bool,
 }
 
-/// A table opened in a write transaction.
+/// A table opened in a write transaction; usable only with that
+/// transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TableRef(TableSlot);
+pub struct TableRef {
+    slot: TableSlot,
+    txn: u64,
+}
+
+/// Identities of transactions, for refusing a handle from another one.
+fn next_txn_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The error for a table handle used with a transaction it is not from.
+fn foreign_handle() -> StorageError {
+    StorageError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "a table handle was used with a transaction it does not belong to",
+    ))
+}
 
 impl WriteTxn {
     /// Chooses how `commit` waits (default `Immediate`).
@@ -229,29 +259,47 @@ impl WriteTxn {
         self.durability
     }
 
+    /// The write-set slot of the table bound to `name`, adopting an existing
+    /// table on first use. With `cmp` (a typed open), also fixes the table's
+    /// key order and builds its view; without, the order stays unknown and
+    /// nothing is read through the table.
     fn resolve(&mut self, name: &[u8], cmp: Option<Comparator>) -> Result<Option<TableSlot>> {
-        if let Some(binding) = self.writes.binding(name) {
-            if let (Some(slot), Some(cmp)) = (binding, cmp) {
-                self.writes.tables[slot].cmp = cmp;
+        let slot = match self.writes.binding(name) {
+            Some(None) => return Ok(None),
+            Some(Some(slot)) => slot,
+            None => {
+                let Some(def) = self.state.lookup_table(name, self.seq)? else {
+                    return Ok(None);
+                };
+                let slot = self.writes.adopt(name, &def);
+                self.views.resize(slot + 1, None);
+                slot
             }
-            return Ok(binding);
+        };
+        if let Some(cmp) = cmp {
+            self.fix_order(slot, cmp)?;
         }
-        let Some(def) = self.state.lookup_table(name, self.seq)? else {
-            return Ok(None);
-        };
-        let cmp = match cmp {
-            Some(cmp) => self.inner.comparator_for(&def, cmp),
-            None => self
-                .inner
-                .comparator(def.id)
-                .or_else(|| (self.inner.options.resolver)(&def.meta))
-                .unwrap_or(bytewise),
-        };
-        let view = self.state.view(def.clone(), cmp)?;
-        let slot = self.writes.adopt(name, &def, cmp);
-        self.views.resize(slot + 1, None);
-        self.views[slot] = Some(view);
         Ok(Some(slot))
+    }
+
+    /// Gives an adopted table its key order (the process-wide one if the
+    /// table already has one) and a view built with it. Every path that
+    /// learns a table's order comes through here or through
+    /// [`Inner::register`]; none falls back to byte order.
+    fn fix_order(&mut self, slot: TableSlot, cmp: Comparator) -> Result<()> {
+        let table = &mut self.writes.tables[slot];
+        let (Origin::Existing(id), None) = (table.origin, table.cmp) else {
+            // New tables get their order at creation; others have it already.
+            return Ok(());
+        };
+        let cmp = self.inner.register(id, cmp);
+        table.cmp = Some(cmp);
+        let def = TableDef {
+            id,
+            meta: table.meta.clone(),
+        };
+        self.views[slot] = Some(self.state.view(def, cmp)?);
+        Ok(())
     }
 
     /// The metadata a table was created with, if it exists.
@@ -265,14 +313,26 @@ impl WriteTxn {
     pub fn open_table(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> Result<TableRef> {
         crate::btree::check_key(name)?;
         if let Some(slot) = self.resolve(name, Some(cmp))? {
-            return Ok(TableRef(slot));
+            return Ok(self.handle(slot));
         }
         if self.writes.created() >= TABLES_PER_TXN {
             return Err(StorageError::corrupted("too many tables created in one transaction"));
         }
         let slot = self.writes.create(name, meta, cmp);
         self.views.resize(slot + 1, None);
-        Ok(TableRef(slot))
+        Ok(self.handle(slot))
+    }
+
+    fn handle(&self, slot: TableSlot) -> TableRef {
+        TableRef { slot, txn: self.id }
+    }
+
+    /// The slot of a handle from this transaction.
+    fn slot(&self, table: TableRef) -> Result<TableSlot> {
+        if table.txn != self.id {
+            return Err(foreign_handle());
+        }
+        Ok(table.slot)
     }
 
     /// Deletes a table and its data; returns whether it existed.
@@ -315,10 +375,11 @@ impl WriteTxn {
 
     /// The value of `key`, this transaction's writes included.
     pub fn get(&self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
-        if let Some(own) = self.writes.get(table.0, key) {
+        let slot = self.slot(table)?;
+        if let Some(own) = self.writes.get(slot, key) {
             return Ok(own);
         }
-        match &self.views[table.0] {
+        match &self.views[slot] {
             Some(view) => self.state.get(view, key, self.seq),
             None => Ok(None),
         }
@@ -331,7 +392,7 @@ impl WriteTxn {
             return Err(StorageError::ValueTooLarge(value.len()));
         }
         let old = self.get(table, key)?;
-        self.writes.put(table.0, key, Some(value));
+        self.writes.put(table.slot, key, Some(value));
         Ok(old)
     }
 
@@ -339,7 +400,7 @@ impl WriteTxn {
     pub fn remove(&mut self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
         let old = self.get(table, key)?;
         if old.is_some() {
-            self.writes.put(table.0, key, None);
+            self.writes.put(table.slot, key, None);
         }
         Ok(old)
     }
@@ -348,8 +409,10 @@ impl WriteTxn {
     /// range owns what it reads (the transaction's writes in range are copied),
     /// so it does not borrow the transaction.
     pub fn range(&self, table: TableRef, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
-        let slot = table.0;
-        let cmp = self.writes.tables[slot].cmp;
+        let slot = self.slot(table)?;
+        let Some(cmp) = self.writes.tables[slot].cmp else {
+            return Err(foreign_handle());
+        };
         let own: Arc<Vec<Item>> = Arc::new(
             self.writes
                 .source(slot, lower, upper, Direction::Forward)
@@ -406,11 +469,16 @@ impl WriteTxn {
     fn append_and_apply(&mut self) -> Result<u64> {
         let inner = &self.inner;
         let seq = inner.journal.last_seq() + 1;
-        for (id, cmp) in self.writes.new_tables(seq) {
-            inner.register(id, cmp);
-        }
         let batch = self.writes.to_batch(seq);
-        let appended = inner.journal.append(&batch.encode());
+        let orders: HashMap<u64, Comparator> = self.writes.comparators(seq).into_iter().collect();
+        let payload = batch.encode();
+        // Refused before the WAL sees it: this commit fails, the database
+        // does not (an append error, by contrast, is an I/O failure).
+        if payload.len() > crate::wal::MAX_PAYLOAD {
+            return Err(StorageError::ValueTooLarge(payload.len()));
+        }
+        let commits = inner.lock_commits();
+        let appended = inner.journal.append(&payload);
         let appended = inner.poison_on(appended)?;
         if appended != seq {
             let cause = format!("WAL assigned sequence {appended}, the writer expected {seq}");
@@ -418,10 +486,26 @@ impl WriteTxn {
             return Err(StorageError::Poisoned(cause));
         }
         let active = inner.current_state().active.clone();
-        apply_batch(&active, seq, &batch, &|id| inner.comparator(id));
+        // The record is in the WAL: a failure from here on (a panicking user
+        // comparator, a table of unknown order) leaves the memtable partly
+        // applied, which must never be published. Poison; reopening replays
+        // the record whole.
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            apply_batch(&active, seq, &batch, &|id| orders.get(&id).copied())
+        }))
+        .unwrap_or_else(|panic| {
+            Err(StorageError::corrupted(format!(
+                "a key comparator panicked while commit {seq} was applied: {}",
+                panic_message(&*panic)
+            )))
+        });
+        inner.poison_on(applied)?;
+        for (&id, &cmp) in &orders {
+            inner.register(id, cmp);
+        }
         inner.committed(seq, self.durability);
         if active.bytes() >= inner.options.memtable_bytes {
-            inner.freeze();
+            inner.freeze(&commits);
         }
         Ok(seq)
     }
@@ -440,6 +524,15 @@ impl Drop for WriteTxn {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// A durable commit that keeps the checkpoint sequence where it is. Read
+/// under the writer lock, which every checkpoint takes, it cannot be stale:
+/// a durable `checkpoint_seq` never goes backwards (a lower one would claim
+/// WAL records that a checkpoint already deleted are still to be replayed).
+fn commit_at_durable_checkpoint(writer: TreeWriter<'_>) -> Result<u64> {
+    let seq = writer.durable_checkpoint_seq();
+    writer.commit(seq)
 }
 
 fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
@@ -462,13 +555,17 @@ fn borrowed(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 /// shares the snapshot.
 #[derive(Clone)]
 pub struct ReadTxn {
+    inner: Arc<Inner>,
     state: Arc<State>,
     seq: u64,
 }
 
-/// A table opened in a read transaction.
+/// A table opened in a read transaction. It pins the snapshot it was opened
+/// in (the pages its view points at stay unreused while it lives) and reads
+/// only through a transaction sharing that snapshot.
 #[derive(Clone)]
 pub struct ReadTable {
+    state: Arc<State>,
     view: TableView,
 }
 
@@ -485,12 +582,16 @@ impl ReadTxn {
         self.seq
     }
 
-    /// Opens a table for reading, ordered by `cmp`; `None` if missing.
+    /// Opens a table for reading, ordered by `cmp`; `None` if missing. The
+    /// first open of a table in this process fixes its key order (see
+    /// [`Inner::register`]).
     pub fn open_table(&self, name: &[u8], cmp: Comparator) -> Result<Option<ReadTable>> {
         let Some(def) = self.state.lookup_table(name, self.seq)? else {
             return Ok(None);
         };
+        let cmp = self.inner.register(def.id, cmp);
         Ok(Some(ReadTable {
+            state: self.state.clone(),
             view: self.state.view(def, cmp)?,
         }))
     }
@@ -505,15 +606,23 @@ impl ReadTxn {
             .collect())
     }
 
+    /// The view of a table opened in this transaction's snapshot.
+    fn view<'t>(&self, table: &'t ReadTable) -> Result<&'t TableView> {
+        if !Arc::ptr_eq(&table.state, &self.state) {
+            return Err(foreign_handle());
+        }
+        Ok(&table.view)
+    }
+
     /// The value of `key`.
     pub fn get(&self, table: &ReadTable, key: &[u8]) -> Result<Option<ValueBytes>> {
-        self.state.get(&table.view, key, self.seq)
+        self.state.get(self.view(table)?, key, self.seq)
     }
 
     /// Entries between two bounds; the range holds the snapshot.
     pub fn range(&self, table: &ReadTable, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
         let state = self.state.clone();
-        let view = table.view.clone();
+        let view = self.view(table)?.clone();
         let seq = self.seq;
         let (lower, upper) = (owned(lower), owned(upper));
         let cmp = view.cmp;

@@ -47,8 +47,21 @@ pub(crate) enum Origin {
 pub(crate) struct TxnTable {
     pub(crate) origin: Origin,
     pub(crate) meta: Vec<u8>,
-    pub(crate) cmp: Comparator,
+    /// The key order, once a typed `open_table` gave it. A table the
+    /// transaction only named (metadata lookup, rename, delete) has none,
+    /// and nothing reads or writes its keys until it has one: no other order
+    /// is ever assumed for it.
+    pub(crate) cmp: Option<Comparator>,
     pub(crate) writes: BTreeMap<OrdKey, Option<Vec<u8>>>,
+}
+
+impl TxnTable {
+    /// The key order. REQUIRES: the table was opened with its type (every
+    /// `TableRef` comes from such an open).
+    fn order(&self) -> Comparator {
+        self.cmp
+            .expect("a table's keys are only touched after a typed open_table fixed its order")
+    }
 }
 
 /// Index of a table within the write set.
@@ -78,12 +91,13 @@ impl WriteSet {
         self.names.get(name).copied()
     }
 
-    /// Records an existing table as seen by this transaction.
-    pub(crate) fn adopt(&mut self, name: &[u8], def: &TableDef, cmp: Comparator) -> TableSlot {
+    /// Records an existing table as seen by this transaction, its key order
+    /// not known yet.
+    pub(crate) fn adopt(&mut self, name: &[u8], def: &TableDef) -> TableSlot {
         self.tables.push(TxnTable {
             origin: Origin::Existing(def.id),
             meta: def.meta.clone(),
-            cmp,
+            cmp: None,
             writes: BTreeMap::new(),
         });
         let slot = self.tables.len() - 1;
@@ -100,7 +114,7 @@ impl WriteSet {
         self.tables.push(TxnTable {
             origin: Origin::New(self.created),
             meta: meta.to_vec(),
-            cmp,
+            cmp: Some(cmp),
             writes: BTreeMap::new(),
         });
         self.created += 1;
@@ -128,13 +142,10 @@ impl WriteSet {
 
     pub(crate) fn put(&mut self, slot: TableSlot, key: &[u8], value: Option<&[u8]>) {
         let table = &mut self.tables[slot];
-        table.writes.insert(
-            OrdKey {
-                key: key.to_vec(),
-                cmp: table.cmp,
-            },
-            value.map(<[u8]>::to_vec),
-        );
+        let cmp = table.order();
+        table
+            .writes
+            .insert(OrdKey { key: key.to_vec(), cmp }, value.map(<[u8]>::to_vec));
     }
 
     /// The transaction's own entry for `key`: `None` if it has none,
@@ -145,7 +156,7 @@ impl WriteSet {
             .writes
             .get(&OrdKey {
                 key: key.to_vec(),
-                cmp: table.cmp,
+                cmp: table.order(),
             })
             .map(|v| v.as_ref().map(|v| ValueBytes::owned(v.clone())))
     }
@@ -163,15 +174,10 @@ impl WriteSet {
         direction: Direction,
     ) -> Source<'a> {
         let table = &self.tables[slot];
+        let cmp = table.order();
         let wrap = |b: Bound<&[u8]>| match b {
-            Bound::Included(k) => Bound::Included(OrdKey {
-                key: k.to_vec(),
-                cmp: table.cmp,
-            }),
-            Bound::Excluded(k) => Bound::Excluded(OrdKey {
-                key: k.to_vec(),
-                cmp: table.cmp,
-            }),
+            Bound::Included(k) => Bound::Included(OrdKey { key: k.to_vec(), cmp }),
+            Bound::Excluded(k) => Bound::Excluded(OrdKey { key: k.to_vec(), cmp }),
             Bound::Unbounded => Bound::Unbounded,
         };
         let (lower, upper) = (wrap(lower), wrap(upper));
@@ -233,13 +239,13 @@ impl WriteSet {
         }
     }
 
-    /// Comparators of the tables this transaction created, by their new ids.
-    pub(crate) fn new_tables(&self, seq: u64) -> Vec<(u64, Comparator)> {
+    /// The key order of every table with a known one, by the id it has
+    /// when committed as `seq`.
+    pub(crate) fn comparators(&self, seq: u64) -> Vec<(u64, Comparator)> {
         self.tables
             .iter()
             .enumerate()
-            .filter(|(_, t)| matches!(t.origin, Origin::New(_)))
-            .map(|(slot, t)| (self.table_id(slot, seq), t.cmp))
+            .filter_map(|(slot, t)| Some((self.table_id(slot, seq), t.cmp?)))
             .collect()
     }
 }

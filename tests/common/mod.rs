@@ -57,11 +57,11 @@ fn to_model(entries: RangeIter<'_>) -> Model {
 pub fn check(store: &TreeStore) -> sluicedb::btree::Report {
     store
         .check_integrity(&|name, _| {
-            if name == TREE {
+            Some(if name == TREE {
                 numeric
             } else {
                 sluicedb::btree::bytewise
-            }
+            })
         })
         .unwrap()
 }
