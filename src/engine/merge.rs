@@ -251,7 +251,11 @@ impl MemSource {
     fn refill(&mut self) {
         let range = (bound_ref(&self.lower), bound_ref(&self.upper));
         let map = self.mem.map();
-        let mut current: Option<(Vec<u8>, Option<Option<ValueBytes>>)> = None;
+        // The key group being read: its first entry's key (for resuming),
+        // and the visible version chosen so far with its own key bytes (a
+        // comparator may call different bytes equal; a reader must see the
+        // bytes of the version it sees).
+        let mut current: Option<(Vec<u8>, Option<Item>)> = None;
         let mut pushed = 0;
         let batch = self.batch;
         self.batch = (batch * 2).min(MEM_BATCH_MAX);
@@ -262,8 +266,8 @@ impl MemSource {
             if !same {
                 match current.take() {
                     // A visible value or tombstone: it shadows lower layers.
-                    Some((k, Some(v))) => {
-                        buf.push_back((k.clone(), v));
+                    Some((k, Some(item))) => {
+                        buf.push_back(item);
                         pushed += 1;
                         last_key = Some(k);
                     }
@@ -285,7 +289,7 @@ impl MemSource {
                     Direction::Backward => visible,
                 };
                 if take {
-                    *chosen = Some(value.as_ref().map(|v| ValueBytes::owned(v.to_vec())));
+                    *chosen = Some((key.to_vec(), value.as_ref().map(|v| ValueBytes::owned(v.to_vec()))));
                 }
             }
             true
@@ -310,8 +314,8 @@ impl MemSource {
             }
         }
         if !stopped_early {
-            if let Some((k, Some(v))) = current.take() {
-                self.buf.push_back((k, v));
+            if let Some((_, Some(item))) = current.take() {
+                self.buf.push_back(item);
             }
             self.exhausted = true;
             return;

@@ -74,3 +74,4 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
 }
 
 pub mod engine;
+pub mod keys;

@@ -1,0 +1,120 @@
+//! Key types whose order is not byte order, for the typed-API tests, and a
+//! crash-simulating disk under a `Database`.
+
+#![allow(dead_code)]
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
+use sluicedb::{Builder, Database, Key, TypeName, Value};
+
+/// A string key type named `$name` ordered by `$compare`.
+macro_rules! str_key {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $compare:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $ty;
+
+        impl Value for $ty {
+            type SelfType<'a> = &'a str;
+            type AsBytes<'a> = &'a str;
+
+            fn fixed_width() -> Option<usize> {
+                None
+            }
+
+            fn from_bytes<'a>(data: &'a [u8]) -> &'a str
+            where
+                Self: 'a,
+            {
+                std::str::from_utf8(data).expect("test keys are UTF-8")
+            }
+
+            fn as_bytes<'a, 'b: 'a>(value: &'a &'b str) -> &'a str
+            where
+                Self: 'b,
+            {
+                value
+            }
+
+            fn type_name() -> TypeName {
+                TypeName::new($name)
+            }
+        }
+
+        impl Key for $ty {
+            fn compare(a: &[u8], b: &[u8]) -> Ordering {
+                let compare: fn(&[u8], &[u8]) -> Ordering = $compare;
+                compare(a, b)
+            }
+        }
+    };
+}
+
+str_key!(
+    /// Strings in reverse byte order.
+    Reversed,
+    "test::Reversed",
+    |a, b| b.cmp(a)
+);
+
+str_key!(
+    /// ASCII strings compared without case: "apple" and "APPLE" are one key.
+    CaseInsensitive,
+    "test::CaseInsensitive",
+    |a, b| a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase())
+);
+
+/// A data file and WAL directory that lose, keep or tear unsynced writes.
+#[derive(Clone)]
+pub struct CrashDisk {
+    pub data: Arc<CrashBackend>,
+    pub wal: CrashLogDir,
+}
+
+impl CrashDisk {
+    pub fn new() -> Self {
+        Self {
+            data: Arc::new(CrashBackend::new()),
+            wal: CrashLogDir::new(),
+        }
+    }
+
+    /// Opens (or creates) a database on this disk.
+    pub fn open(&self, builder: &Builder) -> Database {
+        builder
+            .create_with_backends(self.data.clone(), self.wal.clone())
+            .expect("the database opens")
+    }
+
+    /// What a restart after a power cut finds.
+    pub fn crashed(&self, mode: TearMode) -> CrashDisk {
+        CrashDisk {
+            data: Arc::new(CrashBackend::from_bytes(self.data.crash_image(mode))),
+            wal: self.wal.crash(mode),
+        }
+    }
+}
+
+/// Runs the test `name` of the current test binary in a fresh process (so
+/// that nothing this process learned, such as key types it used, carries
+/// over) with `SLUICE_CHILD` set to `arg`; panics if it fails.
+pub fn run_in_child_process(name: &str, arg: &str) {
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("SLUICE_CHILD", arg)
+        .output()
+        .expect("the child process runs");
+    assert!(
+        output.status.success(),
+        "child process failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The argument of a child process started by [`run_in_child_process`].
+pub fn child_arg() -> Option<String> {
+    std::env::var("SLUICE_CHILD").ok()
+}
