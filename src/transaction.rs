@@ -114,14 +114,28 @@ impl WriteTransaction {
     }
 
     /// Renames a table.
+    ///
+    /// The checks run in redb's order, and the first that fails is the error:
+    /// `from` is open in this transaction ([`TableError::TableAlreadyOpen`]);
+    /// `from` does not exist ([`TableError::TableDoesNotExist`]); renaming a
+    /// table to its own name then succeeds and changes nothing; a table named
+    /// `new_name` exists, open or not ([`TableError::TableExists`]).
     pub fn rename_table(&self, definition: impl TableHandle, new_name: impl TableHandle) -> Result<(), TableError> {
         let (from, to) = (definition.name(), new_name.name());
         self.ensure_closed(from)?;
-        self.ensure_closed(to)?;
         self.with_txn(|txn| {
+            if txn.table_meta(from.as_bytes())?.is_none() {
+                return Err(TableError::TableDoesNotExist(from.to_string()));
+            }
+            if from == to {
+                return Ok(());
+            }
+            // An open `to` exists (opening creates), so this covers it too.
             if txn.table_meta(to.as_bytes())?.is_some() {
                 return Err(TableError::TableExists(to.to_string()));
             }
+            // The engine's REQUIRES holds: `to` does not exist. `from` does,
+            // so the rename cannot report it missing.
             if !txn.rename_table(from.as_bytes(), to.as_bytes())? {
                 return Err(TableError::TableDoesNotExist(from.to_string()));
             }
