@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::engine::{Engine, EngineOptions, Stats};
 use crate::error::{CompactionError, DatabaseError, StorageError, TransactionError};
 use crate::io::{FileBackend, FsLogDir, LogDir, StorageBackend};
-use crate::transaction::{ReadTransaction, WriteTransaction};
+use crate::transaction::{LiveToken, ReadTransaction, WriteTransaction};
 use crate::types::{Key, register, resolve};
 
 /// Begins read transactions; implemented by [`Database`].
@@ -43,6 +43,8 @@ pub trait ReadableDatabase {
 /// ```
 pub struct Database {
     engine: Engine,
+    /// Counts the live transactions (and read-only tables) this handle began.
+    live: LiveToken,
 }
 
 /// Configures and opens a [`Database`].
@@ -157,6 +159,7 @@ impl Builder {
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
         Ok(Database {
             engine: Engine::open(data, wal, self.options)?,
+            live: LiveToken::new(),
         })
     }
 }
@@ -184,7 +187,7 @@ impl Database {
     /// Begins the write transaction, waiting while another one is being
     /// built (not while one waits for its sync).
     pub fn begin_write(&self) -> Result<WriteTransaction, TransactionError> {
-        Ok(WriteTransaction::new(self.engine.begin_write()?))
+        Ok(WriteTransaction::new(self.engine.begin_write()?, self.live.clone()))
     }
 
     /// Verifies the data file: every page's checksum, every tree's key order
@@ -197,9 +200,19 @@ impl Database {
 
     /// Checkpoints, moves every live page toward the start of the file, and
     /// gives the free end back to the file system; returns whether the file
-    /// shrank. Readers that started before keep the pages they read alive, so
-    /// compact with no long-lived read transactions for the best result.
+    /// shrank.
+    ///
+    /// Refuses with [`CompactionError::TransactionInProgress`] while any
+    /// transaction, or a table read through one, is live (as redb does):
+    /// compaction needs the writer slot, which a live write transaction on
+    /// this very thread would never give back, and a live snapshot pins the
+    /// pages compaction would move.
     pub fn compact(&mut self) -> Result<bool, CompactionError> {
+        // Exact, not racy: `&mut self` stops any transaction from beginning
+        // until we return, and every live one holds a token (see `LiveToken`).
+        if self.live.others_live() {
+            return Err(CompactionError::TransactionInProgress);
+        }
         let before = self.engine.file_len()?;
         self.engine.compact()?;
         Ok(self.engine.file_len()? < before)
@@ -225,6 +238,6 @@ impl Database {
 
 impl ReadableDatabase for Database {
     fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
-        Ok(ReadTransaction::new(self.engine.begin_read()?))
+        Ok(ReadTransaction::new(self.engine.begin_read()?, self.live.clone()))
     }
 }

@@ -8,7 +8,7 @@ use std::ops::{Bound, RangeBounds};
 use crate::btree::ValueBytes;
 use crate::engine::MergedRange;
 use crate::error::StorageError;
-use crate::transaction::WriteTransaction;
+use crate::transaction::{LiveToken, WriteTransaction};
 use crate::types::{Key, Value};
 
 /// Names a table and fixes its key and value types.
@@ -436,14 +436,17 @@ impl<'a, K: Key + 'static, V: Value + 'static> Iterator for ExtractIf<'a, '_, K,
 pub struct ReadOnlyTable<K: Key + 'static, V: Value + 'static> {
     txn: crate::engine::ReadTxn,
     table: crate::engine::ReadTable,
+    /// The snapshot is live while the table is: compaction waits for it.
+    _live: LiveToken,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
-    pub(crate) fn new(txn: crate::engine::ReadTxn, table: crate::engine::ReadTable) -> Self {
+    pub(crate) fn new(txn: crate::engine::ReadTxn, table: crate::engine::ReadTable, live: LiveToken) -> Self {
         Self {
             txn,
             table,
+            _live: live,
             _types: PhantomData,
         }
     }

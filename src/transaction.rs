@@ -2,11 +2,37 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::engine::{self, Durability, PendingCommit};
 use crate::error::{CommitError, StorageError, TableError};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator, register};
+
+/// One share of a database's count of live transactions.
+///
+/// Every [`WriteTransaction`] and [`ReadTransaction`] holds one, and so does
+/// every [`ReadOnlyTable`], which keeps its transaction's snapshot alive after
+/// the transaction handle is dropped (as redb's tables hold their
+/// transaction's guard). The share is released when its holder drops, which
+/// `commit` and `abort` do. Invariant: a token is only ever made by cloning
+/// the database's own or another live token, so the count can grow only while
+/// some token other than the database's exists; `Database::compact` relies on
+/// that (it holds `&mut Database`, so no transaction can begin meanwhile).
+#[derive(Clone)]
+pub(crate) struct LiveToken(Arc<()>);
+
+impl LiveToken {
+    /// The database's own token: the count's base.
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(()))
+    }
+
+    /// Whether any token other than this one is alive.
+    pub(crate) fn others_live(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+}
 
 /// The single read-write transaction. Its changes are invisible to others
 /// until [`commit`](Self::commit); dropping it aborts it.
@@ -20,6 +46,7 @@ use crate::types::{Key, TableMeta, TypeName, Value, comparator, register};
 pub struct WriteTransaction {
     txn: RefCell<engine::WriteTxn>,
     open: RefCell<HashSet<String>>,
+    _live: LiveToken,
 }
 
 fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
@@ -32,10 +59,11 @@ fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
 }
 
 impl WriteTransaction {
-    pub(crate) fn new(txn: engine::WriteTxn) -> Self {
+    pub(crate) fn new(txn: engine::WriteTxn, live: LiveToken) -> Self {
         Self {
             txn: RefCell::new(txn),
             open: RefCell::new(HashSet::new()),
+            _live: live,
         }
     }
 
@@ -86,14 +114,28 @@ impl WriteTransaction {
     }
 
     /// Renames a table.
+    ///
+    /// The checks run in redb's order, and the first that fails is the error:
+    /// `from` is open in this transaction ([`TableError::TableAlreadyOpen`]);
+    /// `from` does not exist ([`TableError::TableDoesNotExist`]); renaming a
+    /// table to its own name then succeeds and changes nothing; a table named
+    /// `new_name` exists, open or not ([`TableError::TableExists`]).
     pub fn rename_table(&self, definition: impl TableHandle, new_name: impl TableHandle) -> Result<(), TableError> {
         let (from, to) = (definition.name(), new_name.name());
         self.ensure_closed(from)?;
-        self.ensure_closed(to)?;
         self.with_txn(|txn| {
+            if txn.table_meta(from.as_bytes())?.is_none() {
+                return Err(TableError::TableDoesNotExist(from.to_string()));
+            }
+            if from == to {
+                return Ok(());
+            }
+            // An open `to` exists (opening creates), so this covers it too.
             if txn.table_meta(to.as_bytes())?.is_some() {
                 return Err(TableError::TableExists(to.to_string()));
             }
+            // The engine's REQUIRES holds: `to` does not exist. `from` does,
+            // so the rename cannot report it missing.
             if !txn.rename_table(from.as_bytes(), to.as_bytes())? {
                 return Err(TableError::TableDoesNotExist(from.to_string()));
             }
@@ -141,11 +183,12 @@ impl WriteTransaction {
 /// nothing after, and never blocks or is blocked by a writer.
 pub struct ReadTransaction {
     txn: engine::ReadTxn,
+    live: LiveToken,
 }
 
 impl ReadTransaction {
-    pub(crate) fn new(txn: engine::ReadTxn) -> Self {
-        Self { txn }
+    pub(crate) fn new(txn: engine::ReadTxn, live: LiveToken) -> Self {
+        Self { txn, live }
     }
 
     /// Opens a table for reading.
@@ -161,7 +204,7 @@ impl ReadTransaction {
         if TableMeta::decode(table.meta()).as_ref() != Some(&TableMeta::of::<K, V>()) {
             return Err(meta_mismatch(name, table.meta()));
         }
-        Ok(ReadOnlyTable::new(self.txn.clone(), table))
+        Ok(ReadOnlyTable::new(self.txn.clone(), table, self.live.clone()))
     }
 
     /// The tables in this snapshot.

@@ -6,6 +6,11 @@
 //! tuple runs to the end. Composites whose elements are all fixed-width and
 //! order-preserving (and a tuple's last element order-preserving) are
 //! order-preserving themselves.
+//!
+//! One exception: a `Vec<T>` whose `T` is zero-width (`()`, `[(); N]`, ...)
+//! would encode to nothing whatever its length, so it stores its length
+//! instead, as a u64 big-endian. Its elements all encode alike and so compare
+//! equal; its order is its length's, which that encoding's byte order is.
 
 use std::cmp::Ordering;
 
@@ -105,20 +110,44 @@ fn encode_sequence<'a, 'b: 'a, T: Value + 'b>(values: &'a [T::SelfType<'b>]) -> 
     out
 }
 
+/// The elements of an encoded `[T; N]`, or of a `Vec<T>` whose `T` has
+/// width (see [`ZeroWidthCount`] for the others).
 fn split_all<T: Value>(mut data: &[u8]) -> Vec<&[u8]> {
     let mut parts = Vec::new();
     while !data.is_empty() {
         let (part, rest) = split_element::<T>(data);
-        if part.is_empty() && T::fixed_width() != Some(0) && rest.len() == data.len() {
+        // No progress: `T` is zero-width (its elements stored nothing) or the
+        // bytes are damaged; either way there is no further element here.
+        if rest.len() == data.len() {
             break;
         }
         parts.push(part);
         data = rest;
-        if T::fixed_width() == Some(0) {
-            break;
-        }
     }
     parts
+}
+
+/// The encoding of a `Vec` of zero-width elements: their count.
+///
+/// Invariant: used exactly when `T::fixed_width() == Some(0)`, by
+/// `Vec::{as_bytes, from_bytes, compare, order_is_bytewise}` alike.
+struct ZeroWidthCount;
+
+impl ZeroWidthCount {
+    fn applies<T: Value>() -> bool {
+        T::fixed_width() == Some(0)
+    }
+
+    /// u64 big-endian, so that byte order is count order.
+    fn encode(len: usize) -> Vec<u8> {
+        (len as u64).to_be_bytes().to_vec()
+    }
+
+    /// The stored count; damaged or missing bytes read as 0, never a panic.
+    fn decode(data: &[u8]) -> usize {
+        data.first_chunk::<8>()
+            .map_or(0, |b| usize::try_from(u64::from_be_bytes(*b)).unwrap_or(usize::MAX))
+    }
 }
 
 fn compare_sequences<T: Key>(a: &[u8], b: &[u8]) -> Ordering {
@@ -150,6 +179,10 @@ impl<T: Value> Value for Vec<T> {
     where
         Self: 'a,
     {
+        if ZeroWidthCount::applies::<T>() {
+            let count = ZeroWidthCount::decode(data);
+            return std::iter::repeat_with(|| T::from_bytes(&[])).take(count).collect();
+        }
         split_all::<T>(data).into_iter().map(T::from_bytes).collect()
     }
 
@@ -157,6 +190,9 @@ impl<T: Value> Value for Vec<T> {
     where
         Self: 'b,
     {
+        if ZeroWidthCount::applies::<T>() {
+            return ZeroWidthCount::encode(value.len());
+        }
         encode_sequence::<T>(value)
     }
 
@@ -167,11 +203,24 @@ impl<T: Value> Value for Vec<T> {
 
 impl<T: Key> Key for Vec<T> {
     fn compare(data1: &[u8], data2: &[u8]) -> Ordering {
+        if ZeroWidthCount::applies::<T>() {
+            // Zero-width elements all encode alike, so they compare equal and
+            // only the lengths differ.
+            return ZeroWidthCount::decode(data1).cmp(&ZeroWidthCount::decode(data2));
+        }
         compare_sequences::<T>(data1, data2)
     }
 
     fn order_is_bytewise() -> bool {
-        T::fixed_width().is_some_and(|w| w > 0) && T::order_is_bytewise()
+        match T::fixed_width() {
+            // The count, big-endian.
+            Some(0) => true,
+            // Elements back to back: byte order is element-wise order, a
+            // prefix first, exactly when `T`'s byte order is its order.
+            Some(_) => T::order_is_bytewise(),
+            // Little-endian length prefixes do not sort.
+            None => false,
+        }
     }
 }
 
