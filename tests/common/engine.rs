@@ -63,3 +63,45 @@ impl Disk {
         }
     }
 }
+
+/// What a crash may recover (BRIEF §1): a prefix of the commit order that
+/// holds every commit acknowledged as durable. That is the state as of the
+/// last commit known durable, or the state as of any later commit nobody
+/// waited for: the WAL sync thread syncs those on its own timer, so a crash
+/// can keep some of them and lose the ones after.
+pub struct CrashOracle<S> {
+    durable: S,
+    /// The states after each unwaited commit since `durable`, in commit order.
+    unwaited: Vec<S>,
+}
+
+impl<S: PartialEq> CrashOracle<S> {
+    pub fn new(state: S) -> Self {
+        Self {
+            durable: state,
+            unwaited: Vec::new(),
+        }
+    }
+
+    /// Everything up to `state` is durable: a waited commit, a checkpoint, a
+    /// clean close, a recovery.
+    pub fn durable(&mut self, state: S) {
+        self.durable = state;
+        self.unwaited.clear();
+    }
+
+    /// A commit nobody waited for left `state`.
+    pub fn unwaited(&mut self, state: S) {
+        self.unwaited.push(state);
+    }
+
+    /// The state as of the last commit known durable.
+    pub fn last_durable(&self) -> &S {
+        &self.durable
+    }
+
+    /// Whether a crash may recover `state`.
+    pub fn allows(&self, state: &S) -> bool {
+        *state == self.durable || self.unwaited.contains(state)
+    }
+}
