@@ -370,6 +370,13 @@ pub struct TreeWriter<'a> {
 }
 
 impl TreeWriter<'_> {
+    /// The newest durable commit's checkpoint sequence, read under the writer
+    /// lock: no durable commit can change it while this writer lives, so a
+    /// caller may compare against it before choosing what to commit.
+    pub fn durable_checkpoint_seq(&self) -> u64 {
+        self.state.durable.checkpoint_seq
+    }
+
     /// The transaction id the next commit will get.
     pub fn next_txn(&self) -> u64 {
         self.state.txn + 1
@@ -524,7 +531,24 @@ impl TreeWriter<'_> {
     /// Publishes the changes and makes them, and every earlier commit,
     /// durable, recording `checkpoint_seq` in the commit slot; returns the
     /// commit's transaction id.
+    ///
+    /// Fails with [`StorageError::Internal`] if `checkpoint_seq` is below the
+    /// durable one ([`durable_checkpoint_seq`](Self::durable_checkpoint_seq)):
+    /// nothing is published and the writer's changes are dropped, as by
+    /// [`abort`](Self::abort).
     pub fn commit(mut self, checkpoint_seq: u64) -> Result<u64> {
+        // Invariant (BRIEF §1, sequences never go backwards): the durable
+        // `checkpoint_seq` only grows. Recovery replays the WAL after it and
+        // WAL segments at or below it are deleted, so a smaller value would
+        // replay commits already in the tree, or name records that are gone.
+        // Checked here, before anything is published, so a refused commit
+        // changes nothing; this is the only way a durable slot is written.
+        let durable = self.state.durable.checkpoint_seq;
+        if checkpoint_seq < durable {
+            return Err(StorageError::Internal(format!(
+                "durable commit with checkpoint_seq {checkpoint_seq} below the durable checkpoint_seq {durable}"
+            )));
+        }
         let txn = self.publish(Some(checkpoint_seq))?;
         self.make_durable(txn, checkpoint_seq)?;
         Ok(txn)
@@ -571,6 +595,10 @@ impl TreeWriter<'_> {
     fn make_durable(&mut self, txn: u64, checkpoint_seq: u64) -> Result<()> {
         let pages = &self.shared.pages;
         let state = &mut *self.state;
+        assert!(
+            checkpoint_seq >= state.durable.checkpoint_seq,
+            "checked by `commit`: the durable checkpoint_seq never goes backwards"
+        );
         // The previous durable commit's free list is garbage once this one is
         // durable, like any page this commit stopped referencing.
         let old_chain = std::mem::take(&mut state.freelist_chain);
