@@ -70,10 +70,31 @@ impl Allocator {
         if n == 1 {
             return self.alloc();
         }
+        self.alloc_run_below(n, u64::MAX).unwrap_or_else(|| {
+            let start = self.page_count;
+            self.page_count += n;
+            self.since_durable.extend(start..start + n);
+            start
+        })
+    }
+
+    /// The lowest free page below `limit`, or `None`: never grows the file.
+    /// Compaction (`apply::relocate`) allocates only through this and
+    /// [`alloc_run_below`](Self::alloc_run_below).
+    pub(crate) fn alloc_below(&mut self, limit: u64) -> Option<u64> {
+        let page = self.free.first().copied().filter(|&page| page < limit)?;
+        self.free.remove(&page);
+        self.since_durable.insert(page);
+        Some(page)
+    }
+
+    /// The first run of `n` free pages that ends below `limit`, or `None`:
+    /// never grows the file.
+    pub(crate) fn alloc_run_below(&mut self, n: u64, limit: u64) -> Option<u64> {
         let mut run_start = 0;
         let mut run_len = 0;
         let mut found = None;
-        for &page in &self.free {
+        for &page in self.free.range(..limit) {
             if run_len > 0 && page == run_start + run_len {
                 run_len += 1;
             } else {
@@ -85,21 +106,17 @@ impl Allocator {
                 break;
             }
         }
-        let start = match found {
-            Some(start) => {
-                for page in start..start + n {
-                    self.free.remove(&page);
-                }
-                start
-            }
-            None => {
-                let start = self.page_count;
-                self.page_count += n;
-                start
-            }
-        };
+        let start = found?;
+        for page in start..start + n {
+            self.free.remove(&page);
+        }
         self.since_durable.extend(start..start + n);
-        start
+        Some(start)
+    }
+
+    /// The pages free now, in ascending order.
+    pub(crate) fn free_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.free.iter().copied()
     }
 
     /// REQUIRES: `page` was allocated by the current writer and never
