@@ -33,6 +33,10 @@ pub enum StorageError {
     /// recovers the last durable state.
     #[error("database poisoned: {0}; reopen it to recover")]
     Poisoned(String),
+    /// A caller broke an internal invariant of the storage layers (a bug in
+    /// sluicedb, not bad data); the operation was refused and changed nothing.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl StorageError {

@@ -12,10 +12,11 @@
 //!
 //! Single-key `insert` and `remove` are batches of one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::catalog::TreeInfo;
 use super::cmp::Comparator;
 use super::cursor::MAX_DEPTH;
 use super::node::{
@@ -443,50 +444,251 @@ pub(crate) fn free_tree(ctx: &mut Ctx<'_>, root: PageId) -> Result<()> {
     Ok(())
 }
 
-/// Copies every page of the tree at `root` (overflow runs included) to newly
-/// allocated pages, which the allocator takes from the lowest free ones, and
-/// frees the old pages; returns the new root. Compaction uses it to move live
-/// pages away from the end of the file.
-pub(crate) fn relocate(ctx: &mut Ctx<'_>, root: PageId, depth: usize) -> Result<PageId> {
-    if root == 0 {
-        return Ok(0);
+/// Where every page of a store lies, for compaction: for each node the
+/// highest page at or under it (overflow runs included, and for catalog
+/// leaves the trees they name), and what moving it would cost.
+///
+/// A node must be rewritten by a relocation to `limit` exactly when the
+/// highest page under it is at or above `limit`: either it lies there
+/// itself, or a descendant moves and copy-on-write rewrites the path to it.
+/// That makes the cost of every `limit` computable before anything moves, so
+/// [`target`](Self::target) can pick one the free pages below it can hold.
+pub(crate) struct RelocationPlan {
+    /// Highest page at or under each node.
+    max_under: HashMap<PageId, u64>,
+    /// `(highest page, pages written if it moves)`: one per node and one per
+    /// overflow run.
+    items: Vec<(u64, u64)>,
+}
+
+impl RelocationPlan {
+    /// Walks the catalog at `catalog_root` and every tree it names.
+    pub(crate) fn new(store: &PageStore, catalog_root: PageId) -> Result<Self> {
+        let mut plan = Self {
+            max_under: HashMap::new(),
+            items: Vec::new(),
+        };
+        if catalog_root != 0 {
+            plan.walk(store, catalog_root, true, 0)?;
+        }
+        plan.items.sort_unstable();
+        Ok(plan)
+    }
+
+    fn walk(&mut self, store: &PageStore, id: PageId, catalog: bool, depth: usize) -> Result<u64> {
+        if depth >= MAX_DEPTH {
+            return Err(StorageError::corrupted(
+                "tree deeper than any valid tree (a page cycle?)",
+            ));
+        }
+        let page = store.read_page(id)?;
+        let node = expect_node(&page, id)?;
+        let mut max = id;
+        for i in 0..node.count() {
+            if !node.is_leaf() {
+                max = max.max(self.walk(store, node.child(i), catalog, depth + 1)?);
+                continue;
+            }
+            let mut run_max = None;
+            if let LeafValue::Overflow(r) = node.value(i) {
+                let pages = r.pages(store.page_size());
+                run_max = Some((r.start + pages.max(1) - 1, pages));
+            }
+            let mut tree_max = 0;
+            if catalog {
+                let info = catalog_entry(store, node.value(i))?;
+                if info.root != 0 {
+                    tree_max = self.walk(store, info.root, false, 0)?;
+                }
+            }
+            if let Some((end, pages)) = run_max {
+                // A catalog value stored as a run is rewritten whenever its
+                // tree's root moves, wherever the run lies.
+                let key = end.max(tree_max);
+                self.items.push((key, pages));
+                max = max.max(key);
+            }
+            max = max.max(tree_max);
+        }
+        self.max_under.insert(id, max);
+        self.items.push((max, 1));
+        Ok(max)
+    }
+
+    /// The smallest page count `t` such that the free pages below `t`
+    /// (`free`, ascending) hold every page a relocation to `t` writes plus
+    /// `reserve` more; `None` if no `t` below `page_count` does (then nothing
+    /// should move).
+    pub(crate) fn target(&self, free: impl Iterator<Item = u64>, page_count: u64, reserve: u64) -> Option<u64> {
+        let mut needed: u64 = self.items.iter().map(|&(_, pages)| pages).sum::<u64>() + reserve;
+        let mut items = self.items.iter().peekable();
+        let mut free = free.peekable();
+        let mut free_below = 0u64;
+        for t in 1..page_count {
+            // Items whose highest page is below `t` need not move.
+            while let Some(&&(key, pages)) = items.peek() {
+                if key >= t {
+                    break;
+                }
+                needed -= pages;
+                items.next();
+            }
+            while free.next_if(|&page| page < t).is_some() {
+                free_below += 1;
+            }
+            if free_below >= needed {
+                return Some(t);
+            }
+        }
+        None
+    }
+}
+
+fn catalog_entry(store: &PageStore, value: LeafValue<'_>) -> Result<TreeInfo> {
+    match value {
+        LeafValue::Inline(bytes) => TreeInfo::decode(bytes),
+        LeafValue::Overflow(r) => TreeInfo::decode(&super::value::read_overflow(store, &r)?),
+    }
+}
+
+/// A relocation in progress: see [`relocate`].
+struct Relocation<'p> {
+    plan: &'p RelocationPlan,
+    limit: u64,
+    written: u64,
+}
+
+/// Moves every page at or above `limit` into free pages below it, rewriting
+/// the nodes above moved pages (copy-on-write), in the catalog at `root` and
+/// every tree it names; returns the new catalog root and the pages written.
+///
+/// Allocation is only ever below `limit` (`Allocator::alloc_below`), so the
+/// file never grows. REQUIRES: `limit` chosen by `plan.target`, which
+/// guarantees the free pages below it suffice; should they not, this fails
+/// with `Internal` rather than allocate elsewhere. An overflow run that finds
+/// no free run below `limit` stays where it is (the file then shrinks less).
+/// Originals are retired (or released at once if this writer made them).
+pub(crate) fn relocate(ctx: &mut Ctx<'_>, plan: &RelocationPlan, limit: u64, root: PageId) -> Result<(PageId, u64)> {
+    let mut r = Relocation {
+        plan,
+        limit,
+        written: 0,
+    };
+    let root = relocate_node(ctx, &mut r, root, true, 0)?;
+    Ok((root, r.written))
+}
+
+fn relocate_node(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, id: PageId, catalog: bool, depth: usize) -> Result<PageId> {
+    if id == 0 || r.plan.max_under.get(&id).is_none_or(|&max| max < r.limit) {
+        return Ok(id);
     }
     if depth >= MAX_DEPTH {
         return Err(StorageError::corrupted(
             "tree deeper than any valid tree (a page cycle?)",
         ));
     }
-    let page = ctx.store.read_page(root)?;
-    let node = expect_node(&page, root)?;
-    let children = if node.is_leaf() {
-        let mut entries = Vec::with_capacity(node.count());
-        for i in 0..node.count() {
-            let value = match node.value(i) {
-                LeafValue::Overflow(r) => {
-                    let bytes = super::value::read_overflow(ctx.store, &r)?;
-                    ctx.free_overflow(&r);
-                    LeafValue::Overflow(ctx.write_overflow(&bytes)?)
-                }
-                inline => inline,
-            };
-            entries.push(LeafEntry {
-                key: node.key(i),
-                value,
-            });
-        }
-        ctx.write_nodes(0, &entries)?
+    let page = ctx.store.read_page(id)?;
+    let node = expect_node(&page, id)?;
+    let new_id = if node.is_leaf() {
+        relocate_leaf(ctx, r, node, catalog)?
     } else {
         let mut entries = Vec::with_capacity(node.count());
         for i in 0..node.count() {
             entries.push(BranchEntry {
                 key: node.key(i).to_vec(),
-                child: relocate(ctx, node.child(i), depth + 1)?,
+                child: relocate_node(ctx, r, node.child(i), catalog, depth + 1)?,
                 fill: None,
             });
         }
-        ctx.write_nodes(node.level(), &entries)?
+        write_below(ctx, r, node.level(), &entries)?
     };
-    ctx.free_page(root);
-    // A node's entries always fit one page again.
-    Ok(children.first().map_or(0, |c| c.child))
+    ctx.free_page(id);
+    Ok(new_id)
+}
+
+fn relocate_leaf(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, node: Node<'_>, catalog: bool) -> Result<PageId> {
+    // Catalog entries whose tree moved get new bytes; they must outlive
+    // the entries that borrow them.
+    let mut new_infos: Vec<Option<Vec<u8>>> = vec![None; node.count()];
+    if catalog {
+        for (i, slot) in new_infos.iter_mut().enumerate() {
+            let mut info = catalog_entry(ctx.store, node.value(i))?;
+            let root = relocate_node(ctx, r, info.root, false, 0)?;
+            if root != info.root {
+                info.root = root;
+                *slot = Some(info.encode());
+            }
+        }
+    }
+    let mut entries = Vec::with_capacity(node.count());
+    for (i, new_info) in new_infos.iter().enumerate() {
+        let value = match (node.value(i), new_info) {
+            (LeafValue::Inline(_), Some(bytes)) => LeafValue::Inline(bytes),
+            (LeafValue::Overflow(old), Some(bytes)) => {
+                // The run must be rewritten (its tree moved); below the
+                // limit if a run fits there, else first fit as usual.
+                let run = match move_run(ctx, r, &old, bytes)? {
+                    Some(run) => run,
+                    None => ctx.write_overflow(bytes)?,
+                };
+                ctx.free_overflow(&old);
+                LeafValue::Overflow(run)
+            }
+            (LeafValue::Overflow(old), None) if old.start + old.pages(ctx.store.page_size()) > r.limit => {
+                let bytes = super::value::read_overflow(ctx.store, &old)?;
+                match move_run(ctx, r, &old, &bytes)? {
+                    Some(run) => {
+                        ctx.free_overflow(&old);
+                        LeafValue::Overflow(run)
+                    }
+                    None => LeafValue::Overflow(old),
+                }
+            }
+            (value, None) => value,
+        };
+        entries.push(LeafEntry {
+            key: node.key(i),
+            value,
+        });
+    }
+    write_below(ctx, r, 0, &entries)
+}
+
+/// Writes `bytes` (the run `old` held, or its replacement of the same
+/// length) into a free run below the limit; `None` if there is none.
+fn move_run(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, old: &OverflowRef, bytes: &[u8]) -> Result<Option<OverflowRef>> {
+    let pages = old.pages(ctx.store.page_size());
+    let Some(start) = ctx.alloc.alloc_run_below(pages, r.limit) else {
+        return Ok(None);
+    };
+    ctx.fresh.extend(start..start + pages);
+    ctx.store.write_run(start, bytes)?;
+    r.written += pages;
+    Ok(Some(OverflowRef {
+        start,
+        len: bytes.len() as u64,
+        checksum: xxh3_64(bytes),
+    }))
+}
+
+/// Writes one node (its entries fit one page: they did before, and moving
+/// changes only page numbers) to the lowest free page below the limit.
+fn write_below<E: Entry>(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, level: u8, entries: &[E]) -> Result<PageId> {
+    let page_size = ctx.store.page_size();
+    if pack(entries, page_size).len() != 1 {
+        return Err(StorageError::Internal(
+            "a relocated node no longer fits one page".into(),
+        ));
+    }
+    let (buf, _) = encode(page_size, level, entries);
+    let id = ctx.alloc.alloc_below(r.limit).ok_or_else(|| {
+        StorageError::Internal(format!(
+            "compaction ran out of free pages below its target of {} pages",
+            r.limit
+        ))
+    })?;
+    ctx.fresh.insert(id);
+    ctx.store.write_page(id, buf)?;
+    r.written += 1;
+    Ok(id)
 }

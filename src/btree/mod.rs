@@ -17,5 +17,5 @@ pub use check::Report;
 pub use cmp::{Comparator, bytewise, is_bytewise};
 pub use cursor::{RangeIter, TreeEntry};
 pub use node::MAX_KEY_LEN;
-pub use store::{Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
+pub use store::{Relocation, Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
 pub use value::{MAX_VALUE_LEN, ValueBytes};

@@ -61,6 +61,22 @@ impl TreeStoreOptions {
     }
 }
 
+/// Free pages `relocate_all` keeps below its target beyond what it and the
+/// two commits after it need, as a margin.
+const RELOCATION_SLACK: u64 = 4;
+
+/// What [`TreeWriter::relocate_all`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Relocation {
+    /// Pages written below the target: moved pages and the nodes above them.
+    /// Zero when the file is already as small as relocation can make it.
+    pub pages_written: u64,
+    /// The page count the file shrinks to, about, once the relocation's
+    /// commit is durable and a later durable commit no snapshot of the older
+    /// commits outlives.
+    pub target_pages: u64,
+}
+
 /// A published commit: what a snapshot pins.
 #[derive(Debug)]
 struct Commit {
@@ -374,6 +390,13 @@ pub struct TreeWriter<'a> {
 }
 
 impl TreeWriter<'_> {
+    /// The newest durable commit's checkpoint sequence, read under the writer
+    /// lock: no durable commit can change it while this writer lives, so a
+    /// caller may compare against it before choosing what to commit.
+    pub fn durable_checkpoint_seq(&self) -> u64 {
+        self.state.durable.checkpoint_seq
+    }
+
     /// The transaction id the next commit will get.
     pub fn next_txn(&self) -> u64 {
         self.state.txn + 1
@@ -507,43 +530,45 @@ impl TreeWriter<'_> {
         RangeIter::new(self.shared.pages.clone(), root, cmp, lower, upper)
     }
 
-    /// Moves every page of every tree to the lowest free pages (the catalog
-    /// follows at commit), so that after the next durable commits the end of
-    /// the file is free and can be given back.
-    pub fn relocate_all(&mut self) -> Result<()> {
-        for (name, mut info) in self.list_trees()? {
-            let mut ctx = self.ctx(bytewise);
-            info.root = apply::relocate(&mut ctx, info.root, 0)?;
-            self.changes.insert(name, Some(info));
-        }
-        Ok(())
+    /// Compaction's move: every page at or above a target page count (the
+    /// catalog's, the trees', overflow runs) is copied into a free page below
+    /// it, and the nodes above moved pages are rewritten (copy-on-write).
+    /// Nothing is allocated at or above the target, so the file never grows;
+    /// the target is the smallest page count whose free pages hold all the
+    /// copies plus the free lists of the next two durable commits.
+    ///
+    /// The originals are retired with the next commit. The caller's protocol
+    /// (`Engine::compact`): `relocate_all`, `commit`, let go of every snapshot
+    /// of the older commits, then one more `commit`, which reclaims the
+    /// originals and trims the file to about the target. Pages held by
+    /// snapshots still live then stay, and the file shrinks less.
+    pub fn relocate_all(&mut self) -> Result<Relocation> {
+        self.fold_changes()?;
+        let pages = &self.shared.pages;
+        let page_count = self.state.alloc.page_count();
+        let plan = apply::RelocationPlan::new(pages, self.catalog.root)?;
+        // Two free lists: the relocation's own commit's and the trimming
+        // commit's; a free list never lists more than `page_count` pages.
+        let free_list = freelist::pages_needed(pages.page_size(), page_count as usize) as u64;
+        let reserve = 2 * free_list + RELOCATION_SLACK;
+        let Some(target) = plan.target(self.state.alloc.free_pages(), page_count, reserve) else {
+            return Ok(Relocation {
+                pages_written: 0,
+                target_pages: page_count,
+            });
+        };
+        let old_root = self.catalog.root;
+        let mut ctx = self.ctx(bytewise);
+        let (root, written) = apply::relocate(&mut ctx, &plan, target, old_root)?;
+        self.catalog.root = root;
+        Ok(Relocation {
+            pages_written: written,
+            target_pages: target,
+        })
     }
 
-    /// The newest durable commit's checkpoint sequence, read under the
-    /// writer lock: no durable commit can move it until this writer is done.
-    pub fn durable_checkpoint_seq(&self) -> u64 {
-        self.state.durable.checkpoint_seq
-    }
-
-    /// Publishes the changes to new snapshots without syncing anything;
-    /// returns the commit's transaction id.
-    pub fn non_durable_commit(mut self) -> Result<u64> {
-        self.publish(None)
-    }
-
-    /// Publishes the changes and makes them, and every earlier commit,
-    /// durable, recording `checkpoint_seq` in the commit slot; returns the
-    /// commit's transaction id.
-    pub fn commit(mut self, checkpoint_seq: u64) -> Result<u64> {
-        let txn = self.publish(Some(checkpoint_seq))?;
-        self.make_durable(txn, checkpoint_seq)?;
-        Ok(txn)
-    }
-
-    /// Discards every change since the last commit.
-    pub fn abort(self) {}
-
-    fn publish(&mut self, checkpoint_seq: Option<u64>) -> Result<u64> {
+    /// Writes the trees changed since the last commit into the catalog.
+    fn fold_changes(&mut self) -> Result<()> {
         let changes = std::mem::take(&mut self.changes);
         let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
             .into_iter()
@@ -558,6 +583,48 @@ impl TreeWriter<'_> {
             .len
             .checked_add_signed(delta)
             .ok_or_else(|| StorageError::corrupted("catalog count underflow"))?;
+        self.catalog = catalog;
+        Ok(())
+    }
+
+    /// Publishes the changes to new snapshots without syncing anything;
+    /// returns the commit's transaction id.
+    pub fn non_durable_commit(mut self) -> Result<u64> {
+        self.publish(None)
+    }
+
+    /// Publishes the changes and makes them, and every earlier commit,
+    /// durable, recording `checkpoint_seq` in the commit slot; returns the
+    /// commit's transaction id.
+    ///
+    /// Fails with [`StorageError::Internal`] if `checkpoint_seq` is below the
+    /// durable one ([`durable_checkpoint_seq`](Self::durable_checkpoint_seq)):
+    /// nothing is published and the writer's changes are dropped, as by
+    /// [`abort`](Self::abort).
+    pub fn commit(mut self, checkpoint_seq: u64) -> Result<u64> {
+        // Invariant (BRIEF §1, sequences never go backwards): the durable
+        // `checkpoint_seq` only grows. Recovery replays the WAL after it and
+        // WAL segments at or below it are deleted, so a smaller value would
+        // replay commits already in the tree, or name records that are gone.
+        // Checked here, before anything is published, so a refused commit
+        // changes nothing; this is the only way a durable slot is written.
+        let durable = self.state.durable.checkpoint_seq;
+        if checkpoint_seq < durable {
+            return Err(StorageError::Internal(format!(
+                "durable commit with checkpoint_seq {checkpoint_seq} below the durable checkpoint_seq {durable}"
+            )));
+        }
+        let txn = self.publish(Some(checkpoint_seq))?;
+        self.make_durable(txn, checkpoint_seq)?;
+        Ok(txn)
+    }
+
+    /// Discards every change since the last commit.
+    pub fn abort(self) {}
+
+    fn publish(&mut self, checkpoint_seq: Option<u64>) -> Result<u64> {
+        self.fold_changes()?;
+        let catalog = self.catalog.clone();
 
         let txn = self.state.txn + 1;
         let retired = std::mem::take(&mut self.retired);
@@ -565,7 +632,6 @@ impl TreeWriter<'_> {
         self.fresh.clear();
         self.state.txn = txn;
         self.state.catalog = catalog.clone();
-        self.catalog = catalog.clone();
         let checkpoint_seq = checkpoint_seq.unwrap_or(self.state.durable.checkpoint_seq);
         self.shared.published.lock().commit = Arc::new(Commit {
             txn,
@@ -581,17 +647,39 @@ impl TreeWriter<'_> {
     fn make_durable(&mut self, txn: u64, checkpoint_seq: u64) -> Result<()> {
         let pages = &self.shared.pages;
         let state = &mut *self.state;
-        // The previous durable commit's free list is garbage once this one is
-        // durable, like any page this commit stopped referencing.
-        let old_chain = std::mem::take(&mut state.freelist_chain);
-        state.alloc.retire(txn, old_chain);
+        assert!(
+            checkpoint_seq >= state.durable.checkpoint_seq,
+            "checked by `commit`: the durable checkpoint_seq never goes backwards"
+        );
         state.alloc.reclaim(self.shared.oldest_reader());
         state.alloc.trim_tail();
-        // Allocate the chain first, so its pages are not listed as free.
-        let need = freelist::pages_needed(pages.page_size(), state.alloc.free_after_restart().len());
-        let chain: Vec<PageId> = (0..need).map(|_| state.alloc.alloc()).collect();
-        let free = state.alloc.free_after_restart();
-        let head = freelist::write(pages, &chain, &free)?;
+        // A commit that changes nothing since the durable one (same catalog
+        // root, which copy-on-write never reuses while the durable commit
+        // reaches it, and same page count) has the same free pages: keep the
+        // durable free list instead of writing an identical one, which could
+        // need a page past the end of the file (compaction's commits must not
+        // grow it). Unless a free page lies below the list's pages: then a
+        // new list moves down and the old one's pages can be trimmed later.
+        let lowest_free = state.alloc.free_pages().next().unwrap_or(u64::MAX);
+        let unchanged = state.catalog.root == state.durable.catalog_root
+            && state.catalog.len == state.durable.catalog_len
+            && state.alloc.page_count() == state.durable.page_count
+            && state.freelist_chain.iter().all(|&page| page < lowest_free);
+        let (chain, head) = if unchanged {
+            (std::mem::take(&mut state.freelist_chain), state.durable.freelist_head)
+        } else {
+            // The previous durable commit's free list is garbage once this
+            // one is durable, like any page this commit stopped referencing
+            // (retired pages need this commit durable: none is free yet).
+            let old_chain = std::mem::take(&mut state.freelist_chain);
+            state.alloc.retire(txn, old_chain);
+            // Allocate the chain first, so its pages are not listed as free.
+            let need = freelist::pages_needed(pages.page_size(), state.alloc.free_after_restart().len());
+            let chain: Vec<PageId> = (0..need).map(|_| state.alloc.alloc()).collect();
+            let free = state.alloc.free_after_restart();
+            let head = freelist::write(pages, &chain, &free)?;
+            (chain, head)
+        };
         let slot = Slot {
             txn_id: txn,
             checkpoint_seq,

@@ -10,11 +10,25 @@
 //!
 //! Pages allocated by a writer and dropped again before it commits were never
 //! visible to anyone and are reusable at once (`release_unpublished`).
+//!
+//! Retired pages pass two gates, in this order, each a queue whose work per
+//! publish is independent of how many non-durable commits came since the
+//! last durable one (amortised O(1) per commit plus O(1) per page):
+//! 1. `waiting_readers`, one entry per retiring commit in transaction order:
+//!    `reclaim` pops entries from the front only while the oldest reader
+//!    allows, and stops at the first it does not.
+//! 2. `waiting_durable`, one bucket: a page past the readers gate needs only
+//!    a durable commit at or after the commit that retired it. Every
+//!    non-durable commit since the last durable one shares the same
+//!    boundary (the next durable commit covers them all, being the newest),
+//!    so their pages are coalesced, and the bucket waits for the largest of
+//!    their transaction ids: conservative, never early.
+//!
 //! The page store's commit protocol (`PageStore::commit`) and the tree
 //! writer's commit (`TreeWriter::commit`) are the two callers that must agree
 //! with this.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 #[derive(Debug, Default)]
 struct Freed {
@@ -32,8 +46,13 @@ pub(crate) struct Allocator {
     /// Reusable now. Ordered, so allocation prefers low pages and the file's
     /// tail tends to empty out and can be given back.
     free: BTreeSet<u64>,
-    /// Freed by a published commit, keyed by that commit's transaction id.
-    pending: BTreeMap<u64, Freed>,
+    /// Freed by published commits and maybe still reachable by a reader:
+    /// `(retiring transaction, pages)`, transaction ids strictly increasing.
+    waiting_readers: VecDeque<(u64, Freed)>,
+    /// Unreachable by any reader, but reachable from the last durable commit:
+    /// reusable once a commit at or after `waiting_durable_txn` is durable.
+    waiting_durable: Vec<u64>,
+    waiting_durable_txn: u64,
     /// Allocated since the last durable commit.
     since_durable: HashSet<u64>,
     durable_txn: u64,
@@ -46,7 +65,9 @@ impl Allocator {
         Self {
             page_count: page_count.max(1),
             free: free.into_iter().collect(),
-            pending: BTreeMap::new(),
+            waiting_readers: VecDeque::new(),
+            waiting_durable: Vec::new(),
+            waiting_durable_txn: 0,
             since_durable: HashSet::new(),
             durable_txn,
         }
@@ -70,10 +91,31 @@ impl Allocator {
         if n == 1 {
             return self.alloc();
         }
+        self.alloc_run_below(n, u64::MAX).unwrap_or_else(|| {
+            let start = self.page_count;
+            self.page_count += n;
+            self.since_durable.extend(start..start + n);
+            start
+        })
+    }
+
+    /// The lowest free page below `limit`, or `None`: never grows the file.
+    /// Compaction (`apply::relocate`) allocates only through this and
+    /// [`alloc_run_below`](Self::alloc_run_below).
+    pub(crate) fn alloc_below(&mut self, limit: u64) -> Option<u64> {
+        let page = self.free.first().copied().filter(|&page| page < limit)?;
+        self.free.remove(&page);
+        self.since_durable.insert(page);
+        Some(page)
+    }
+
+    /// The first run of `n` free pages that ends below `limit`, or `None`:
+    /// never grows the file.
+    pub(crate) fn alloc_run_below(&mut self, n: u64, limit: u64) -> Option<u64> {
         let mut run_start = 0;
         let mut run_len = 0;
         let mut found = None;
-        for &page in &self.free {
+        for &page in self.free.range(..limit) {
             if run_len > 0 && page == run_start + run_len {
                 run_len += 1;
             } else {
@@ -85,21 +127,17 @@ impl Allocator {
                 break;
             }
         }
-        let start = match found {
-            Some(start) => {
-                for page in start..start + n {
-                    self.free.remove(&page);
-                }
-                start
-            }
-            None => {
-                let start = self.page_count;
-                self.page_count += n;
-                start
-            }
-        };
+        let start = found?;
+        for page in start..start + n {
+            self.free.remove(&page);
+        }
         self.since_durable.extend(start..start + n);
-        start
+        Some(start)
+    }
+
+    /// The pages free now, in ascending order.
+    pub(crate) fn free_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.free.iter().copied()
     }
 
     /// REQUIRES: `page` was allocated by the current writer and never
@@ -110,8 +148,22 @@ impl Allocator {
     }
 
     /// Records the pages that commit `txn` stopped referencing.
+    ///
+    /// REQUIRES: `txn` at or after every earlier `retire` (commits retire in
+    /// order; a commit may retire more pages, e.g. its predecessor's free
+    /// list). Should it not be, the pages join the newest entry, which is
+    /// released no earlier: safe, only later.
     pub(crate) fn retire(&mut self, txn: u64, pages: impl IntoIterator<Item = u64>) {
-        let entry = self.pending.entry(txn).or_default();
+        let entry = match self.waiting_readers.back_mut() {
+            Some((last, freed)) if *last >= txn => freed,
+            _ => {
+                self.waiting_readers.push_back((txn, Freed::default()));
+                let Some((_, freed)) = self.waiting_readers.back_mut() else {
+                    unreachable!("an entry was just pushed");
+                };
+                freed
+            }
+        };
         for page in pages {
             if self.since_durable.remove(&page) {
                 entry.volatile.push(page);
@@ -121,28 +173,48 @@ impl Allocator {
         }
     }
 
-    /// Commit `txn` is durable: nothing allocated before it is volatile now.
+    /// Commit `txn` is durable: nothing allocated before it is volatile now,
+    /// and the pages waiting only for durability up to `txn` are free.
     pub(crate) fn mark_durable(&mut self, txn: u64) {
         self.durable_txn = txn;
         self.since_durable.clear();
+        self.release_durable();
+    }
+
+    fn release_durable(&mut self) {
+        if self.waiting_durable_txn <= self.durable_txn {
+            self.free.extend(self.waiting_durable.drain(..));
+        }
     }
 
     /// Moves every pending page that the rule above allows into the free set.
     /// `oldest_reader` is the oldest transaction a live snapshot is pinned to.
+    ///
+    /// REQUIRES: every commit that retired pages is published, and snapshots
+    /// taken later pin the newest published commit (so a page past the
+    /// readers gate stays past it). `TreeWriter::publish` and `make_durable`
+    /// call this after publishing, reading the oldest reader under the lock
+    /// snapshots register under.
+    ///
+    /// Work: one step per entry that passes the readers gate (each entry
+    /// passes once) plus one per page, and O(1) when the oldest entry waits.
     pub(crate) fn reclaim(&mut self, oldest_reader: Option<u64>) {
         let limit = oldest_reader.unwrap_or(u64::MAX);
-        let durable_txn = self.durable_txn;
-        let mut emptied = Vec::new();
-        for (&txn, freed) in self.pending.range_mut(..=limit) {
-            self.free.extend(freed.volatile.drain(..));
-            if txn <= durable_txn {
-                self.free.extend(freed.durable.drain(..));
-                emptied.push(txn);
+        while self.waiting_readers.front().is_some_and(|(txn, _)| *txn <= limit) {
+            let Some((txn, freed)) = self.waiting_readers.pop_front() else {
+                break;
+            };
+            // Volatile pages were never in a durable commit: free now.
+            self.free.extend(freed.volatile);
+            if txn <= self.durable_txn {
+                self.free.extend(freed.durable);
+            } else {
+                // Coalesced: the bucket waits for the newest of its commits.
+                self.waiting_durable.extend(freed.durable);
+                self.waiting_durable_txn = self.waiting_durable_txn.max(txn);
             }
         }
-        for txn in emptied {
-            self.pending.remove(&txn);
-        }
+        self.release_durable();
     }
 
     /// Gives back free pages at the end of the file; returns whether any were.
@@ -159,12 +231,19 @@ impl Allocator {
     /// the durable commit matters.)
     pub(crate) fn free_after_restart(&self) -> Vec<u64> {
         let mut pages: Vec<u64> = self.free.iter().copied().collect();
-        for freed in self.pending.values() {
+        for (_, freed) in &self.waiting_readers {
             pages.extend_from_slice(&freed.durable);
             pages.extend_from_slice(&freed.volatile);
         }
+        pages.extend_from_slice(&self.waiting_durable);
         pages.sort_unstable();
         pages
+    }
+
+    /// Entries in the pending structure, for tests.
+    #[cfg(test)]
+    fn pending_entries(&self) -> usize {
+        self.waiting_readers.len() + usize::from(!self.waiting_durable.is_empty())
     }
 
     /// Number of pages free now, for statistics and tests.
@@ -181,13 +260,18 @@ mod tests {
     fn durable_frees_wait_for_a_durable_commit_and_for_readers() {
         let mut a = Allocator::new(10, [], 1);
         a.retire(2, [3, 4]);
-        a.reclaim(None);
-        assert_eq!(a.free_count(), 0, "commit 2 is not durable yet");
-        a.mark_durable(2);
         a.reclaim(Some(1));
         assert_eq!(a.free_count(), 0, "a reader at commit 1 can reach them");
+        a.mark_durable(2);
+        a.reclaim(Some(1));
+        assert_eq!(a.free_count(), 0, "a reader at commit 1 can still reach them");
         a.reclaim(Some(2));
         assert_eq!(a.free_count(), 2);
+        a.retire(3, [5]);
+        a.reclaim(None);
+        assert_eq!(a.free_count(), 2, "commit 3 is not durable yet");
+        a.mark_durable(3);
+        assert_eq!(a.free_count(), 3);
     }
 
     #[test]
@@ -200,6 +284,190 @@ mod tests {
         a.reclaim(None);
         assert_eq!(a.free_count(), 1);
         assert_eq!(a.alloc(), p);
+    }
+
+    /// Defect: one pending entry per non-durable commit, all walked on every
+    /// publish. The structure must stay bounded however many non-durable
+    /// commits follow the last durable one (with no reader holding them).
+    #[test]
+    fn pending_entries_stay_bounded_across_non_durable_commits() {
+        let mut a = Allocator::new(1, [], 0);
+        // A durable tree of one page, rewritten by every commit.
+        let mut live = a.alloc();
+        a.mark_durable(0);
+        let mut most = 0;
+        for txn in 1..=10_000u64 {
+            let next = a.alloc();
+            a.retire(txn, [live]);
+            live = next;
+            a.reclaim(None);
+            most = most.max(a.pending_entries());
+        }
+        assert!(
+            most <= 2,
+            "up to {most} pending entries across 10,000 non-durable commits"
+        );
+        a.mark_durable(10_001);
+        a.reclaim(None);
+        assert_eq!(a.pending_entries(), 0);
+        assert_eq!(a.free_after_restart().len() as u64, a.page_count() - 2);
+    }
+
+    mod model {
+        //! Property test of the reuse rule: a model copy-on-write store over
+        //! the allocator, with non-durable and durable commits, snapshots
+        //! held and dropped, aborted pages and tail trimming. A page handed
+        //! out is never reachable from the newest commit, a live snapshot,
+        //! or the last durable commit.
+
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::super::Allocator;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            /// Rewrite some pages (indexes into the live set), add `grow`
+            /// pages, maybe a run, drop `abort` fresh pages; then commit.
+            Commit {
+                rewrite: Vec<usize>,
+                grow: usize,
+                run: Option<u64>,
+                abort: usize,
+                durable: bool,
+            },
+            TakeSnapshot,
+            DropSnapshot(usize),
+            TrimTail,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                6 => (
+                    proptest::collection::vec(0usize..64, 0..6),
+                    0usize..4,
+                    proptest::option::of(2u64..5),
+                    0usize..3,
+                    proptest::bool::weighted(0.25),
+                )
+                    .prop_map(|(rewrite, grow, run, abort, durable)| Op::Commit { rewrite, grow, run, abort, durable }),
+                2 => Just(Op::TakeSnapshot),
+                2 => (0usize..8).prop_map(Op::DropSnapshot),
+                1 => Just(Op::TrimTail),
+            ]
+        }
+
+        struct Model {
+            a: Allocator,
+            txn: u64,
+            live: BTreeSet<u64>,
+            durable: BTreeSet<u64>,
+            snapshots: Vec<(u64, BTreeSet<u64>)>,
+        }
+
+        impl Model {
+            fn check_handed_out(&self, page: u64, fresh: &BTreeSet<u64>) {
+                assert!(page != 0, "the header page was handed out");
+                assert!(!self.live.contains(&page), "page {page} is in the newest commit");
+                assert!(!self.durable.contains(&page), "page {page} is in the durable commit");
+                assert!(!fresh.contains(&page), "page {page} handed out twice");
+                for (txn, pages) in &self.snapshots {
+                    assert!(!pages.contains(&page), "page {page} is held by the snapshot at {txn}");
+                }
+            }
+
+            fn oldest(&self) -> Option<u64> {
+                self.snapshots.iter().map(|(txn, _)| *txn).min()
+            }
+
+            fn commit(&mut self, rewrite: &[usize], grow: usize, run: Option<u64>, abort: usize, durable: bool) {
+                let mut fresh = BTreeSet::new();
+                let mut retired = BTreeSet::new();
+                let live: Vec<u64> = self.live.iter().copied().collect();
+                for &i in rewrite {
+                    if live.is_empty() {
+                        break;
+                    }
+                    retired.insert(live[i % live.len()]);
+                }
+                for _ in 0..retired.len() + grow + abort {
+                    let page = self.a.alloc();
+                    self.check_handed_out(page, &fresh);
+                    fresh.insert(page);
+                }
+                if let Some(n) = run {
+                    let start = self.a.alloc_run(n);
+                    for page in start..start + n {
+                        self.check_handed_out(page, &fresh);
+                        fresh.insert(page);
+                    }
+                }
+                // Some fresh pages are dropped before the commit.
+                let dropped: Vec<u64> = fresh.iter().copied().take(abort).collect();
+                for page in dropped {
+                    fresh.remove(&page);
+                    self.a.release_unpublished(page);
+                }
+                self.txn += 1;
+                self.a.retire(self.txn, retired.iter().copied());
+                self.live = self.live.difference(&retired).copied().chain(fresh).collect();
+                // Published; the writer reads the oldest reader afterwards.
+                self.a.reclaim(self.oldest());
+                if durable {
+                    self.a.mark_durable(self.txn);
+                    self.durable = self.live.clone();
+                    self.a.reclaim(self.oldest());
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+            #[test]
+            fn freed_pages_are_reused_only_when_unreachable(ops in proptest::collection::vec(op(), 1..200)) {
+                let mut m = Model {
+                    a: Allocator::new(1, [], 0),
+                    txn: 0,
+                    live: BTreeSet::new(),
+                    durable: BTreeSet::new(),
+                    snapshots: Vec::new(),
+                };
+                for op in &ops {
+                    match op {
+                        Op::Commit { rewrite, grow, run, abort, durable } => {
+                            m.commit(rewrite, *grow, *run, *abort, *durable);
+                        }
+                        Op::TakeSnapshot => m.snapshots.push((m.txn, m.live.clone())),
+                        Op::DropSnapshot(i) => {
+                            if !m.snapshots.is_empty() {
+                                let i = i % m.snapshots.len();
+                                m.snapshots.remove(i);
+                            }
+                        }
+                        Op::TrimTail => {
+                            m.a.trim_tail();
+                            let used = m.live.iter().chain(&m.durable).chain(m.snapshots.iter().flat_map(|(_, p)| p));
+                            if let Some(&top) = used.max() {
+                                prop_assert!(top < m.a.page_count(), "trimmed page {top} is in use");
+                            }
+                        }
+                    }
+                    // What a durable commit of the newest state would list
+                    // as free never includes a page of that state.
+                    let free: BTreeSet<u64> = m.a.free_after_restart().into_iter().collect();
+                    for page in &m.live {
+                        prop_assert!(!free.contains(page), "live page {page} listed free");
+                    }
+                }
+                // With no snapshot and a durable commit, everything not live
+                // is free again, and nothing is pending.
+                m.snapshots.clear();
+                m.commit(&[], 0, None, 0, true);
+                prop_assert_eq!(m.a.pending_entries(), 0);
+                prop_assert_eq!(m.a.free_count() as u64 + m.live.len() as u64 + 1, m.a.page_count());
+            }
+        }
     }
 
     #[test]
