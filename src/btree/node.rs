@@ -215,7 +215,11 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
             } else {
                 word as usize
             };
-            at + header + k + v
+            let end = at + header + k + v;
+            if word & OVERFLOW_FLAG != 0 && end <= page.len() {
+                check_overflow_ref(node, i, page.len())?;
+            }
+            end
         } else {
             at + header + u16_at(page, at + 8)
         };
@@ -224,6 +228,30 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// An overflow reference read from disk names a run that could exist: not
+/// page 0, a length no larger than the largest value, and a last page whose
+/// id and byte offset fit a `u64`, so no arithmetic on it can overflow.
+fn check_overflow_ref(node: Node<'_>, i: usize, page_size: usize) -> Result<(), String> {
+    let LeafValue::Overflow(r) = node.value(i) else {
+        return Ok(());
+    };
+    let fits = r.start != 0
+        && r.len > 0
+        && r.len <= super::value::MAX_VALUE_LEN as u64
+        && r.start
+            .checked_add(r.pages(page_size))
+            .and_then(|end| end.checked_mul(page_size as u64))
+            .is_some();
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "entry {i}: impossible overflow run of {} bytes at page {}",
+            r.len, r.start
+        ))
+    }
 }
 
 /// An entry about to be written into a node.

@@ -22,6 +22,11 @@
 //!     56     8  xxh3-64 of bytes 0..56, seeded with the slot's index
 //! ```
 //!
+//! A slot whose checksum passes is still checked field by field before any
+//! number in it is used (`Slot::check`): the counters stay at or below
+//! [`MAX_COUNTER`] so that `+ 1` can never overflow, page ids lie below the
+//! page count, and the page count times the page size fits a `u64`.
+//!
 //! The header is written once, when the file is created. A commit rewrites only
 //! the slot that is *not* current; the current slot is the valid one with the
 //! higher transaction id. The slots sit in separate 512-byte sectors so that a
@@ -47,6 +52,12 @@ pub(crate) const SLOT_OFFSETS: [usize; 2] = [1024, 2048];
 /// Eight u64 fields.
 pub(crate) const SLOT_LEN: usize = size_of::<[u64; 8]>();
 const SLOT_CHECKSUM_OFFSET: usize = SLOT_LEN - size_of::<u64>();
+
+/// The largest transaction id or checkpoint sequence a slot may hold. Every
+/// later `+ 1` on them (the next transaction, the next WAL sequence) stays far
+/// below `u64::MAX`: at a billion commits a second the margin lasts 290 years.
+/// A slot holding more is crafted or damaged, and is refused as corruption.
+pub(crate) const MAX_COUNTER: u64 = u64::MAX / 2;
 
 /// The smallest page size that holds the header and both slots.
 pub(crate) const MIN_PAGE_SIZE: usize = 4096;
@@ -129,22 +140,79 @@ impl Slot {
         buf
     }
 
-    /// The slot at `index`, or `None` if its checksum fails (never written, torn,
-    /// or damaged).
-    pub(crate) fn decode(buf: &[u8], index: usize) -> Option<Self> {
+    /// The slot at `index`: `None` if its checksum fails (never written, torn,
+    /// or damaged); an error if the checksum passes but a field is impossible
+    /// (see [`check`](Self::check)).
+    pub(crate) fn decode(buf: &[u8], index: usize, page_size: u64) -> Option<Result<Self>> {
         let buf = buf.get(..SLOT_LEN)?;
         let sum = u64_at(buf, SLOT_CHECKSUM_OFFSET);
         if sum != xxh3_64_with_seed(&buf[..SLOT_CHECKSUM_OFFSET], index as u64) {
             return None;
         }
-        Some(Self {
+        let slot = Self {
             txn_id: u64_at(buf, 0),
             checkpoint_seq: u64_at(buf, 8),
             catalog_root: u64_at(buf, 16),
             catalog_len: u64_at(buf, 24),
             freelist_head: u64_at(buf, 32),
             page_count: u64_at(buf, 40),
-        })
+        };
+        let reserved = u64_at(buf, 48);
+        let checked = if reserved != 0 {
+            Err(format!("reserved field holds {reserved:#x}, not zero"))
+        } else {
+            slot.check(page_size)
+        };
+        Some(
+            checked
+                .map(|()| slot)
+                .map_err(|msg| StorageError::corrupted(format!("commit slot {index} has a valid checksum but {msg}"))),
+        )
+    }
+
+    /// Checks every field against what a real commit can hold, so that no
+    /// arithmetic on them can overflow later. (That the page count fits the
+    /// file is checked by the caller, for the slot it opens: an older slot
+    /// may name more pages than a newer commit left in the file.)
+    fn check(&self, page_size: u64) -> Result<(), String> {
+        if self.txn_id > MAX_COUNTER {
+            return Err(format!(
+                "transaction id {} exceeds the largest valid one ({MAX_COUNTER})",
+                self.txn_id
+            ));
+        }
+        if self.checkpoint_seq > MAX_COUNTER {
+            return Err(format!(
+                "checkpoint sequence {} exceeds the largest valid one ({MAX_COUNTER})",
+                self.checkpoint_seq
+            ));
+        }
+        // Page 0 always exists, and every page must have a byte offset.
+        if self.page_count == 0 || self.page_count.checked_mul(page_size).is_none() {
+            return Err(format!("page count {} is impossible", self.page_count));
+        }
+        if self.catalog_root >= self.page_count {
+            return Err(format!(
+                "catalog root page {} lies outside its {} pages",
+                self.catalog_root, self.page_count
+            ));
+        }
+        if self.freelist_head >= self.page_count {
+            return Err(format!(
+                "free-list head page {} lies outside its {} pages",
+                self.freelist_head, self.page_count
+            ));
+        }
+        // An empty catalog has no root; a root node holds at least one entry,
+        // and no entry is smaller than a byte.
+        let max_trees = self.page_count.saturating_mul(page_size);
+        if (self.catalog_root == 0) != (self.catalog_len == 0) || self.catalog_len > max_trees {
+            return Err(format!(
+                "catalog count {} does not fit catalog root page {}",
+                self.catalog_len, self.catalog_root
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -200,10 +268,76 @@ mod tests {
             page_count: 12,
         };
         let bytes = slot.encode(1);
-        assert_eq!(Slot::decode(&bytes, 1), Some(slot));
-        assert_eq!(Slot::decode(&bytes, 0), None, "a slot copied to the other index");
+        assert_eq!(Slot::decode(&bytes, 1, 4096).unwrap().unwrap(), slot);
+        assert!(
+            Slot::decode(&bytes, 0, 4096).is_none(),
+            "a slot copied to the other index"
+        );
         let mut torn = bytes;
         torn[40..].fill(0);
-        assert_eq!(Slot::decode(&torn, 1), None);
+        assert!(Slot::decode(&torn, 1, 4096).is_none());
+    }
+
+    #[test]
+    fn impossible_numbers_are_refused_despite_a_valid_checksum() {
+        let good = Slot {
+            txn_id: 9,
+            checkpoint_seq: 77,
+            catalog_root: 3,
+            catalog_len: 2,
+            freelist_head: 5,
+            page_count: 12,
+        };
+        let bad = [
+            Slot {
+                txn_id: u64::MAX,
+                ..good
+            },
+            Slot {
+                txn_id: MAX_COUNTER + 1,
+                ..good
+            },
+            Slot {
+                checkpoint_seq: u64::MAX,
+                ..good
+            },
+            Slot { page_count: 0, ..good },
+            Slot {
+                page_count: u64::MAX / 4096 + 1,
+                ..good
+            },
+            Slot {
+                catalog_root: 12,
+                ..good
+            },
+            Slot {
+                freelist_head: u64::MAX,
+                ..good
+            },
+            Slot { catalog_len: 0, ..good },
+            Slot {
+                catalog_root: 0,
+                ..good
+            },
+            Slot {
+                catalog_len: u64::MAX,
+                ..good
+            },
+        ];
+        for slot in bad {
+            let decoded = Slot::decode(&slot.encode(0), 0, 4096).expect("checksum is valid");
+            assert!(decoded.is_err(), "{slot:?} accepted");
+        }
+        let limit = Slot {
+            txn_id: MAX_COUNTER,
+            checkpoint_seq: MAX_COUNTER,
+            ..good
+        };
+        assert!(Slot::decode(&limit.encode(0), 0, 4096).unwrap().is_ok());
+        let mut reserved = good.encode(0);
+        reserved[48] = 1;
+        let sum = xxh3_64_with_seed(&reserved[..SLOT_CHECKSUM_OFFSET], 0);
+        reserved[SLOT_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+        assert!(Slot::decode(&reserved, 0, 4096).unwrap().is_err());
     }
 }

@@ -142,15 +142,27 @@ impl PageStore {
         if len < MIN_PAGE_SIZE as u64 {
             return Err(StorageError::corrupted("file truncated inside its header page"));
         }
-        let slots: Vec<(usize, Slot)> = SLOT_OFFSETS
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &at)| Slot::decode(&page0[at..], i).map(|slot| (i, slot)))
-            .filter(|(_, slot)| slot.page_count >= 1)
-            .collect();
+        let page_size = u64::from(header.page_size);
+        let mut slots = Vec::new();
+        for (i, &at) in SLOT_OFFSETS.iter().enumerate() {
+            if let Some(slot) = Slot::decode(&page0[at..], i, page_size) {
+                slots.push((i, slot?));
+            }
+        }
         let Some(&(index, slot)) = slots.iter().max_by_key(|(_, slot)| slot.txn_id) else {
             return Err(StorageError::corrupted("both commit slots are damaged"));
         };
+        // Every page below the count was written before the slot was synced
+        // (the last one perhaps only in part: an overflow run's tail), so the
+        // file reaches into the last page. The allocator grows the file from
+        // the page count, so a count beyond the file must not be believed.
+        let file_pages = len.div_ceil(page_size);
+        if slot.page_count > file_pages {
+            return Err(StorageError::corrupted(format!(
+                "the newest commit's page count {} exceeds the {file_pages} pages in the file (truncated?)",
+                slot.page_count
+            )));
+        }
         let store = Self::with_header(backend, header, options, index);
         Ok((store, slot))
     }
@@ -190,8 +202,11 @@ impl PageStore {
         self.backend.inner().as_ref()
     }
 
-    fn offset(&self, id: PageId) -> u64 {
-        id * self.page_size as u64
+    /// The byte offset of page `id`. A page id comes from disk (a slot, a
+    /// branch, a free list), so the product is checked, not trusted.
+    fn offset(&self, id: PageId) -> Result<u64> {
+        id.checked_mul(self.page_size as u64)
+            .ok_or_else(|| StorageError::corrupted(format!("page {id} lies beyond any possible file")))
     }
 
     /// The page `id`, verified against its checksum.
@@ -212,7 +227,7 @@ impl PageStore {
         }
         let mut buf = vec![0u8; self.page_size];
         self.backend
-            .read(self.offset(id), &mut buf)
+            .read(self.offset(id)?, &mut buf)
             .map_err(|e| read_error(e, format!("page {id} lies beyond the end of the file")))?;
         let stored = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
         if stored != xxh3_64_with_seed(&buf[8..], id) {
@@ -233,7 +248,7 @@ impl PageStore {
         debug_assert_eq!(buf.len(), self.page_size);
         let sum = xxh3_64_with_seed(&buf[8..], id);
         buf[..8].copy_from_slice(&sum.to_le_bytes());
-        self.backend.write(self.offset(id), &buf)?;
+        self.backend.write(self.offset(id)?, &buf)?;
         let page = Page::from(buf);
         self.cache.insert(id, page.clone());
         Ok(page)
@@ -243,13 +258,13 @@ impl PageStore {
     /// values; their checksum lives in the referencing leaf). Same REQUIRES as
     /// [`write_page`](Self::write_page).
     pub(crate) fn write_run(&self, start: PageId, data: &[u8]) -> Result<()> {
-        self.backend.write(self.offset(start), data)?;
+        self.backend.write(self.offset(start)?, data)?;
         Ok(())
     }
 
     pub(crate) fn read_run(&self, start: PageId, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.backend.read(self.offset(start), &mut buf).map_err(|e| {
+        self.backend.read(self.offset(start)?, &mut buf).map_err(|e| {
             read_error(
                 e,
                 format!("overflow run at page {start} lies beyond the end of the file"),
@@ -276,7 +291,7 @@ impl PageStore {
 
     /// Resizes the file to `pages` pages (only ever over free pages).
     pub(crate) fn set_page_count(&self, pages: u64) -> Result<()> {
-        self.backend.set_len(self.offset(pages))?;
+        self.backend.set_len(self.offset(pages)?)?;
         Ok(())
     }
 
