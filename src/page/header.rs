@@ -27,7 +27,11 @@
 //! [`MAX_COUNTER`] so that `+ 1` can never overflow, page ids lie below the
 //! page count, and the page count times the page size fits a `u64`.
 //!
-//! The header is written once, when the file is created. A commit rewrites only
+//! The header is written once, when the file is created, in two synced steps:
+//! page 0 whole but with the magic zeroed, then the magic. A file whose magic
+//! is absent or a torn prefix of it, and which is otherwise a prefix of that
+//! first image, is an unfinished creation (`unfinished_creation`): nothing was
+//! ever acknowledged in it, and it is created again. A commit rewrites only
 //! the slot that is *not* current; the current slot is the valid one with the
 //! higher transaction id. The slots sit in separate 512-byte sectors so that a
 //! torn slot write cannot touch the other slot. See `design/format.md` for the
@@ -107,6 +111,100 @@ impl Header {
         let db_id = u128::from_le_bytes(buf[DB_ID_OFFSET..HEADER_CHECKSUM_OFFSET].try_into().unwrap_or_default());
         Ok(Self { page_size, db_id })
     }
+}
+
+/// Page 0 of a new database: the header and an empty commit in slot 0
+/// (transaction 0, no trees, one page).
+pub(crate) fn creation_image(page_size: usize, db_id: u128) -> Vec<u8> {
+    let header = Header {
+        page_size: page_size as u32,
+        db_id,
+    };
+    let mut page0 = vec![0u8; page_size];
+    page0[..HEADER_LEN].copy_from_slice(&header.encode());
+    page0[SLOT_OFFSETS[0]..SLOT_OFFSETS[0] + SLOT_LEN].copy_from_slice(&creation_slot().encode(0));
+    page0
+}
+
+/// The commit a new database starts at.
+pub(crate) fn creation_slot() -> Slot {
+    Slot {
+        page_count: 1,
+        ..Slot::default()
+    }
+}
+
+/// Whether `file` (the whole file) is what an interrupted creation leaves,
+/// and if so the database id its header names, when the header survived.
+///
+/// Creation (`PageStore::create`) empties the file and syncs, writes
+/// [`creation_image`] with the magic zeroed and syncs, then writes the magic
+/// and syncs. A crash between those syncs leaves, under the crash model
+/// (each unsynced write lost, kept, or torn to a prefix), a file no longer
+/// than a page that is a prefix of the first image, with a strict prefix of
+/// the magic (perhaps none) followed by zeros. The database id and the header
+/// checksum are free: they depend on the id, which is random.
+///
+/// An empty file is not one: it is a new file, which `create` makes a
+/// database of and `open` refuses (as `Builder::open` does).
+///
+/// Never true of a database that was created: its magic is whole, and its
+/// commits fill slot 1 (and slot 0 differs from the creation commit once two
+/// commits were made), while an unfinished creation's slot 1 is zero and any
+/// byte it holds beyond the header equals the creation image's. A zero-filled
+/// or random file longer than 8 bytes is not one either (byte 8 is the
+/// version's nonzero low byte in the creation image).
+pub(crate) fn unfinished_creation(file: &[u8], page_size: usize) -> Option<Option<u128>> {
+    if file.is_empty() || file.len() > page_size {
+        return None;
+    }
+    let magic = &file[..file.len().min(MAGIC.len())];
+    let torn = magic.iter().zip(MAGIC).take_while(|(a, b)| **a == *b).count();
+    if torn == MAGIC.len() || magic[torn..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    // The magic is written only after the whole page was synced: any byte of
+    // it means a whole page. (So a database cut down to a few bytes, which
+    // keep a prefix of its magic, is not taken for a creation.)
+    if torn > 0 && file.len() != page_size {
+        return None;
+    }
+    let template = creation_image(page_size, 0);
+    let free = DB_ID_OFFSET..HEADER_LEN;
+    let matches = file
+        .iter()
+        .zip(&template)
+        .enumerate()
+        .skip(MAGIC.len())
+        .all(|(i, (a, b))| a == b || free.contains(&i));
+    if !matches {
+        return None;
+    }
+    // The id survives if the header was synced whole (then only the magic
+    // is missing, and the header checksum verifies with it).
+    let db_id = file.get(..HEADER_LEN).and_then(|bytes| {
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(bytes);
+        header[..MAGIC.len()].copy_from_slice(&MAGIC);
+        Header::decode(&header).ok().map(|h| h.db_id)
+    });
+    Some(db_id)
+}
+
+/// A new random database id (time, process, thread and stack address
+/// hashed), for a creation whose header did not survive.
+pub(crate) fn fresh_db_id() -> u128 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let local = 0u8;
+    let seed = format!(
+        "{nanos}:{}:{:p}:{:?}",
+        std::process::id(),
+        &local,
+        std::thread::current().id()
+    );
+    xxhash_rust::xxh3::xxh3_128(seed.as_bytes())
 }
 
 /// One commit: everything needed to find the database as of a durable commit.
@@ -241,6 +339,42 @@ mod tests {
             assert!(Header::decode(&damaged).is_err(), "bit {bit} flip accepted");
         }
         assert!(Header::decode(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn unfinished_creation_is_told_apart_from_damage() {
+        let image = creation_image(4096, 99);
+        let mut unsealed = image.clone();
+        unsealed[..8].fill(0);
+        assert_eq!(unfinished_creation(&[], 4096), None, "an empty file");
+        assert_eq!(
+            unfinished_creation(&image[..7], 4096),
+            None,
+            "a database cut to 7 bytes"
+        );
+        for len in [1, 5, 8, 9, 40, 1500, 4096] {
+            assert!(unfinished_creation(&unsealed[..len], 4096).is_some(), "prefix {len}");
+        }
+        assert_eq!(unfinished_creation(&unsealed, 4096), Some(Some(99)));
+        assert_eq!(unfinished_creation(&unsealed[..30], 4096), Some(None));
+        for torn in 0..8 {
+            let mut partial = unsealed.clone();
+            partial[..torn].copy_from_slice(&MAGIC[..torn]);
+            assert_eq!(
+                unfinished_creation(&partial, 4096),
+                Some(Some(99)),
+                "magic torn at {torn}"
+            );
+        }
+        assert_eq!(unfinished_creation(&image, 4096), None, "a finished creation");
+        assert_eq!(unfinished_creation(&[0; 9], 4096), None, "zeros");
+        assert_eq!(unfinished_creation(&[0; 4096], 4096), None, "zeros");
+        let mut committed = unsealed.clone();
+        committed[SLOT_OFFSETS[1]] = 1;
+        assert_eq!(unfinished_creation(&committed, 4096), None, "slot 1 written");
+        let mut longer = unsealed.clone();
+        longer.push(0);
+        assert_eq!(unfinished_creation(&longer, 4096), None, "pages beyond the header");
     }
 
     #[test]

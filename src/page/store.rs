@@ -21,7 +21,9 @@ use parking_lot::Mutex;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::cache::PageCache;
-use super::header::{HEADER_LEN, Header, MIN_PAGE_SIZE, SLOT_LEN, SLOT_OFFSETS, Slot};
+use super::header::{
+    Header, MAGIC, MIN_PAGE_SIZE, SLOT_OFFSETS, Slot, creation_image, creation_slot, fresh_db_id, unfinished_creation,
+};
 use crate::error::{Result, StorageError};
 use crate::io::{LatchedBackend, StorageBackend};
 
@@ -110,32 +112,46 @@ pub(crate) struct PageStore {
 
 impl PageStore {
     /// Writes a new, empty database image: the header and an empty commit in
-    /// slot 0 (transaction 0, no trees, one page), then syncs.
+    /// slot 0 (transaction 0, no trees, one page).
+    ///
+    /// In three synced steps, so that a crash leaves either a created
+    /// database or a file `open` recognises as an unfinished creation (see
+    /// `header::unfinished_creation`): empty the file; write page 0 with the
+    /// magic zeroed; write the magic. The magic is whole only once everything
+    /// else in page 0 is durable.
     pub(crate) fn create(backend: Box<dyn StorageBackend>, options: StoreOptions, db_id: u128) -> Result<(Self, Slot)> {
         let page_size = options.page_size;
-        let header = Header {
-            page_size: page_size as u32,
-            db_id,
-        };
-        let slot = Slot {
-            page_count: 1,
-            ..Slot::default()
-        };
-        let mut page0 = vec![0u8; page_size];
-        page0[..HEADER_LEN].copy_from_slice(&header.encode());
-        page0[SLOT_OFFSETS[0]..SLOT_OFFSETS[0] + SLOT_LEN].copy_from_slice(&slot.encode(0));
+        let page0 = creation_image(page_size, db_id);
+        let header = Header::decode(&page0)?;
         let backend = LatchedBackend::new(backend);
+        // Synced, so that no byte of an earlier, unfinished creation can
+        // mix into the torn prefix of the next write.
         backend.set_len(0)?;
-        backend.write(0, &page0)?;
+        backend.sync_data()?;
+        let mut unsealed = page0.clone();
+        unsealed[..MAGIC.len()].fill(0);
+        backend.write(0, &unsealed)?;
+        backend.sync_data()?;
+        backend.write(0, &page0[..MAGIC.len()])?;
         backend.sync_data()?;
         let store = Self::with_header(backend, header, options, 0);
-        Ok((store, slot))
+        Ok((store, creation_slot()))
     }
 
     /// Opens an existing image at its newest valid commit slot.
+    /// A file that an interrupted creation left behind (nothing was ever
+    /// acknowledged in it) is created again, keeping its database id if its
+    /// header survived.
     pub(crate) fn open(backend: Box<dyn StorageBackend>, options: StoreOptions) -> Result<(Self, Slot)> {
-        let backend = LatchedBackend::new(backend);
         let len = backend.len()?;
+        if len <= options.page_size as u64 {
+            let mut file = vec![0u8; len as usize];
+            backend.read(0, &mut file)?;
+            if let Some(db_id) = unfinished_creation(&file, options.page_size) {
+                return Self::create(backend, options, db_id.unwrap_or_else(fresh_db_id));
+            }
+        }
+        let backend = LatchedBackend::new(backend);
         let mut page0 = vec![0u8; MIN_PAGE_SIZE.min(len as usize)];
         backend.read(0, &mut page0)?;
         let header = Header::decode(&page0)?;
