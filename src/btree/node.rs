@@ -2,10 +2,10 @@
 //! that lays sorted entries out over as few pages as possible.
 //!
 //! ```text
-//! node page (after the common 16-byte page header, whose reserved byte 9
-//! holds the node's level: 0 for a leaf, parent = child + 1; count = entries)
+//! node page (after the common 24-byte page header, whose byte 9 holds the
+//! node's level: 0 for a leaf, parent = child + 1; count = entries)
 //! offset        size  field
-//!     16   2*count    entry offsets from the page start, u16 each, in key order
+//!     24   2*count    entry offsets from the page start, u16 each, in key order
 //!      -           -  entries, packed after the offsets
 //!
 //! leaf entry
@@ -31,7 +31,7 @@ use crate::page::{Page, PageId, PageKind};
 
 use super::cmp::{Comparator, is_bytewise};
 
-pub(crate) const NODE_HEADER_LEN: usize = 16;
+pub(crate) const NODE_HEADER_LEN: usize = crate::page::PAGE_HEADER_LEN;
 /// The page header's byte 9: the node's height above the leaves.
 const LEVEL_OFFSET: usize = 9;
 const OFFSET_LEN: usize = size_of::<u16>();

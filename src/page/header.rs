@@ -43,7 +43,8 @@ use crate::error::{Result, StorageError};
 
 pub(crate) const MAGIC: [u8; 8] = *b"SLUICEDB";
 /// The on-disk format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the page generation (page header bytes 16..24).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 const VERSION_OFFSET: usize = MAGIC.len();
 const PAGE_SIZE_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();

@@ -8,14 +8,28 @@
 //!      9     1  kind-specific (a node's level), else zero
 //!     10     2  entry count
 //!     12     4  reserved, zero
-//!     16     -  kind-specific body
+//!     16     8  generation: the transaction id of the commit that wrote it
+//!     24     -  kind-specific body
 //! ```
 //!
 //! Seeding the checksum with the page id also catches a page written to the
 //! wrong place. A never-written (zero) page fails its checksum.
+//!
+//! Invariant (generations): a commit's tree holds no page whose generation is
+//! above the commit's transaction id, since pages are copied on write and a
+//! page reachable from a commit is never rewritten while that commit can be
+//! read. A page stamped later than the commit a reader reached it from
+//! belongs to a commit the reader cannot know: after damage to the newer
+//! commit slot, the older commit's pages may have been reused by commits that
+//! never became durable. Loading refuses any page stamped above the newest
+//! generation this store has opened or written (`max_generation`); an open
+//! that fell back past an unreadable slot verifies the whole commit that way
+//! (`TreeStore::open`), and the integrity check compares every page with its
+//! commit.
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -34,9 +48,10 @@ pub(crate) type PageId = u64;
 /// An immutable, verified page image, shared by the cache and its readers.
 pub(crate) type Page = Arc<[u8]>;
 
-pub(crate) const PAGE_HEADER_LEN: usize = 16;
+pub(crate) const PAGE_HEADER_LEN: usize = 24;
 const KIND_OFFSET: usize = 8;
 const COUNT_OFFSET: usize = 10;
+const GENERATION_OFFSET: usize = 16;
 
 /// What a page holds, from its byte 8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +84,15 @@ pub(crate) fn new_page(page_size: usize, kind: PageKind, count: u16) -> Vec<u8> 
 pub(crate) fn page_kind(page: &[u8]) -> PageKind {
     // Verified at read time (`PageStore::read_page`).
     PageKind::from_byte(page[KIND_OFFSET]).unwrap_or(PageKind::Leaf)
+}
+
+/// The transaction id of the commit that wrote `page`.
+pub(crate) fn page_generation(page: &[u8]) -> u64 {
+    u64::from_le_bytes(
+        page[GENERATION_OFFSET..GENERATION_OFFSET + 8]
+            .try_into()
+            .unwrap_or_default(),
+    )
 }
 
 pub(crate) fn page_count_field(page: &[u8]) -> usize {
@@ -108,6 +132,16 @@ pub(crate) struct PageStore {
     /// writes the other one. Guarded so concurrent `commit_slot` calls (which
     /// the writer lock already prevents) could not interleave.
     current_slot: Mutex<usize>,
+    /// The generation stamped on pages written now: the transaction id the
+    /// current writer's commit will get.
+    write_generation: AtomicU64,
+    /// The highest generation any legitimate page can carry: the opened
+    /// commit's, raised as writers start. A page loaded with a higher one
+    /// belongs to a lost commit.
+    max_generation: AtomicU64,
+    /// Whether open chose a slot while the other failed its checksum (torn
+    /// or damaged), so that the chosen commit's pages may have been reused.
+    fell_back: bool,
 }
 
 impl PageStore {
@@ -134,7 +168,7 @@ impl PageStore {
         backend.sync_data()?;
         backend.write(0, &page0[..MAGIC.len()])?;
         backend.sync_data()?;
-        let store = Self::with_header(backend, header, options, 0);
+        let store = Self::with_header(backend, header, options, 0, 0);
         Ok((store, creation_slot()))
     }
 
@@ -179,7 +213,10 @@ impl PageStore {
                 slot.page_count
             )));
         }
-        let store = Self::with_header(backend, header, options, index);
+        let mut store = Self::with_header(backend, header, options, index, slot.txn_id);
+        // The creation commit (transaction 0) reaches no page, so only a
+        // later commit can need verifying.
+        store.fell_back = slots.len() < SLOT_OFFSETS.len() && slot.txn_id > 0;
         Ok((store, slot))
     }
 
@@ -188,6 +225,7 @@ impl PageStore {
         header: Header,
         options: StoreOptions,
         current_slot: usize,
+        generation: u64,
     ) -> Self {
         let page_size = header.page_size as usize;
         Self {
@@ -197,7 +235,25 @@ impl PageStore {
             cache: PageCache::new(options.cache_bytes, page_size),
             validate: options.validate,
             current_slot: Mutex::new(current_slot),
+            write_generation: AtomicU64::new(generation),
+            max_generation: AtomicU64::new(generation),
+            fell_back: false,
         }
+    }
+
+    /// Whether the opened commit was chosen while the other slot failed its
+    /// checksum. After a torn slot write that is the last durable commit and
+    /// sound; after media damage to the newer slot its pages may have been
+    /// reused since, so the caller verifies every page it reaches.
+    pub(crate) fn fell_back(&self) -> bool {
+        self.fell_back
+    }
+
+    /// Pages written from now on belong to the commit with transaction id
+    /// `generation` (the tree writer calls this when it starts).
+    pub(crate) fn set_write_generation(&self, generation: u64) {
+        self.write_generation.store(generation, Ordering::Relaxed);
+        self.max_generation.fetch_max(generation, Ordering::Relaxed);
     }
 
     pub(crate) fn page_size(&self) -> usize {
@@ -252,6 +308,14 @@ impl PageStore {
         if PageKind::from_byte(buf[KIND_OFFSET]).is_none() {
             return Err(StorageError::corrupted(format!("page {id} has an unknown kind")));
         }
+        let generation = page_generation(&buf);
+        let max = self.max_generation.load(Ordering::Relaxed);
+        if generation > max {
+            return Err(StorageError::corrupted(format!(
+                "page {id} was written by commit {generation}, after the newest commit this database \
+                 can reach ({max}): a newer commit was lost (damaged commit slot?) and its pages reused"
+            )));
+        }
         (self.validate)(&buf).map_err(|msg| StorageError::corrupted(format!("page {id}: {msg}")))?;
         Ok(Page::from(buf))
     }
@@ -262,6 +326,8 @@ impl PageStore {
     /// (the allocator's invariant).
     pub(crate) fn write_page(&self, id: PageId, mut buf: Vec<u8>) -> Result<Page> {
         debug_assert_eq!(buf.len(), self.page_size);
+        let generation = self.write_generation.load(Ordering::Relaxed);
+        buf[GENERATION_OFFSET..GENERATION_OFFSET + 8].copy_from_slice(&generation.to_le_bytes());
         let sum = xxh3_64_with_seed(&buf[8..], id);
         buf[..8].copy_from_slice(&sum.to_le_bytes());
         self.backend.write(self.offset(id)?, &buf)?;
