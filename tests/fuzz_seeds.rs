@@ -66,11 +66,41 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Inputs for `open_file`'s crafted mode (see the target's comment): the
+/// one-tree seed with its newest slot rewritten, once valid and opened
+/// through the engine, once with `checkpoint_seq = u64::MAX`.
+fn crafted_seeds(files: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    let image = &files.iter().find(|(name, _)| name == "seed-one-tree").unwrap().1;
+    let slot = &image[2048..2048 + 48];
+    let header = &image[8..16];
+    let mut out = Vec::new();
+    for (name, flags, seq) in [
+        ("seed-crafted-engine", 1u8 | 4, None),
+        ("seed-crafted-max-seq", 1 | 4, Some(u64::MAX)),
+    ] {
+        let mut input = vec![flags];
+        input.extend_from_slice(slot);
+        if let Some(seq) = seq {
+            input[9..17].copy_from_slice(&seq.to_le_bytes());
+        }
+        input.extend_from_slice(header);
+        input.extend_from_slice(image);
+        out.push((name.to_string(), input));
+    }
+    out
+}
+
 #[test]
 fn committed_seeds_are_valid_files_of_this_format() {
     let dir = seed_dir();
     if std::env::var_os("SLUICE_WRITE_SEEDS").is_some() {
-        for (target, seeds) in [("open_file", seeds()), ("wal_segment", wal_seeds())] {
+        let files = seeds();
+        let crafted = crafted_seeds(&files);
+        for (target, seeds) in [
+            ("open_file", files),
+            ("open_file", crafted),
+            ("wal_segment", wal_seeds()),
+        ] {
             std::fs::create_dir_all(corpus(target)).unwrap();
             for (name, bytes) in seeds {
                 std::fs::write(corpus(target).join(name), bytes).unwrap();
@@ -84,10 +114,18 @@ fn committed_seeds_are_valid_files_of_this_format() {
             "{name} is stale (regenerate with SLUICE_WRITE_SEEDS=1)"
         );
     }
+    for (name, bytes) in crafted_seeds(&seeds()) {
+        let committed = std::fs::read(corpus("open_file").join(&name)).unwrap();
+        assert_eq!(
+            committed, bytes,
+            "{name} is stale (regenerate with SLUICE_WRITE_SEEDS=1)"
+        );
+    }
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if !path.file_name().unwrap().to_string_lossy().starts_with("seed-") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("seed-") || name.starts_with("seed-crafted-") {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();

@@ -11,7 +11,7 @@ use super::cursor::MAX_DEPTH;
 use super::node::{LeafValue, Node, expect_node};
 use super::value::read_overflow;
 use crate::error::{Result, StorageError};
-use crate::page::{Allocator, PageId, PageStore};
+use crate::page::{Allocator, PageId, PageStore, page_generation};
 
 /// What an integrity check found (it fails with `Corrupted` otherwise).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,6 +30,9 @@ struct Walk<'a> {
     store: &'a PageStore,
     seen: HashSet<PageId>,
     page_count: u64,
+    /// The checked commit's transaction id: no page it reaches was written
+    /// by a later commit (store.rs, "generations").
+    generation: u64,
 }
 
 impl Walk<'_> {
@@ -60,6 +63,7 @@ impl Walk<'_> {
         }
         self.mark(id)?;
         let page = self.store.read_page_uncached(id)?;
+        check_generation(&page, id, self.generation)?;
         let node = expect_node(&page, id)?;
         if let Some(cmp) = cmp {
             for i in 0..node.count() {
@@ -112,10 +116,58 @@ impl Walk<'_> {
     }
 }
 
-/// Checks the commit whose catalog is `catalog`, against the allocator's
-/// account of free pages and the durable free-list chain.
+fn check_generation(page: &[u8], id: PageId, generation: u64) -> Result<()> {
+    let written = page_generation(page);
+    if written > generation {
+        return Err(StorageError::corrupted(format!(
+            "page {id} was written by commit {written}, after commit {generation} that reaches it: \
+             a newer commit was lost (damaged commit slot?) and reused its pages"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads every node page reachable from the commit `generation` whose catalog
+/// root is `catalog_root`, checking each against its checksum and its
+/// generation. Run at open when the commit was chosen while the other slot
+/// was unreadable (`PageStore::fell_back`): if that slot held a newer commit,
+/// this one's pages may have been reused since, and must be found out before
+/// any of them is served or a new commit is built on them. (Overflow runs
+/// need no walk: each read verifies the value's checksum from its leaf.)
+pub(crate) fn verify_commit(store: &Arc<PageStore>, catalog_root: PageId, generation: u64) -> Result<()> {
+    let mut seen = HashSet::new();
+    let mut roots = Vec::new();
+    if catalog_root != 0 {
+        let catalog = super::cursor::RangeIter::new(store.clone(), catalog_root, bytewise, Unbounded, Unbounded)?;
+        for entry in catalog {
+            roots.push(TreeInfo::decode(entry?.value().as_bytes())?.root);
+        }
+        roots.push(catalog_root);
+    }
+    // Depth-first over (page, depth); `seen` stops cycles and shared pages.
+    let mut stack: Vec<(PageId, usize)> = roots.into_iter().filter(|&r| r != 0).map(|r| (r, 0)).collect();
+    while let Some((id, depth)) = stack.pop() {
+        if depth >= MAX_DEPTH {
+            return Err(StorageError::corrupted("tree too deep (a page cycle?)"));
+        }
+        if !seen.insert(id) {
+            continue;
+        }
+        let page = store.read_page_uncached(id)?;
+        check_generation(&page, id, generation)?;
+        let node = expect_node(&page, id)?;
+        if !node.is_leaf() {
+            stack.extend((0..node.count()).map(|i| (node.child(i), depth + 1)));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the commit `generation` whose catalog is `catalog`, against the
+/// allocator's account of free pages and the durable free-list chain.
 pub(crate) fn run(
     store: &Arc<PageStore>,
+    generation: u64,
     catalog: &TreeInfo,
     alloc: &Allocator,
     chain: &[PageId],
@@ -126,6 +178,7 @@ pub(crate) fn run(
         store,
         seen: HashSet::new(),
         page_count,
+        generation,
     };
     let mut report = Report {
         file_pages: page_count,

@@ -2,10 +2,10 @@
 //! that lays sorted entries out over as few pages as possible.
 //!
 //! ```text
-//! node page (after the common 16-byte page header, whose reserved byte 9
-//! holds the node's level: 0 for a leaf, parent = child + 1; count = entries)
+//! node page (after the common 24-byte page header, whose byte 9 holds the
+//! node's level: 0 for a leaf, parent = child + 1; count = entries)
 //! offset        size  field
-//!     16   2*count    entry offsets from the page start, u16 each, in key order
+//!     24   2*count    entry offsets from the page start, u16 each, in key order
 //!      -           -  entries, packed after the offsets
 //!
 //! leaf entry
@@ -31,7 +31,7 @@ use crate::page::{Page, PageId, PageKind};
 
 use super::cmp::{Comparator, is_bytewise};
 
-pub(crate) const NODE_HEADER_LEN: usize = 16;
+pub(crate) const NODE_HEADER_LEN: usize = crate::page::PAGE_HEADER_LEN;
 /// The page header's byte 9: the node's height above the leaves.
 const LEVEL_OFFSET: usize = 9;
 const OFFSET_LEN: usize = size_of::<u16>();
@@ -215,7 +215,11 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
             } else {
                 word as usize
             };
-            at + header + k + v
+            let end = at + header + k + v;
+            if word & OVERFLOW_FLAG != 0 && end <= page.len() {
+                check_overflow_ref(node, i, page.len())?;
+            }
+            end
         } else {
             at + header + u16_at(page, at + 8)
         };
@@ -224,6 +228,30 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// An overflow reference read from disk names a run that could exist: not
+/// page 0, a length no larger than the largest value, and a last page whose
+/// id and byte offset fit a `u64`, so no arithmetic on it can overflow.
+fn check_overflow_ref(node: Node<'_>, i: usize, page_size: usize) -> Result<(), String> {
+    let LeafValue::Overflow(r) = node.value(i) else {
+        return Ok(());
+    };
+    let fits = r.start != 0
+        && r.len > 0
+        && r.len <= super::value::MAX_VALUE_LEN as u64
+        && r.start
+            .checked_add(r.pages(page_size))
+            .and_then(|end| end.checked_mul(page_size as u64))
+            .is_some();
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "entry {i}: impossible overflow run of {} bytes at page {}",
+            r.len, r.start
+        ))
+    }
 }
 
 /// An entry about to be written into a node.

@@ -125,7 +125,7 @@ impl TreeStore {
     /// Writes a new, empty store over `backend` (its contents are discarded).
     pub fn create(backend: impl StorageBackend, db_id: u128, options: TreeStoreOptions) -> Result<Self> {
         let (pages, slot) = PageStore::create(Box::new(backend), options.store_options(), db_id)?;
-        Self::from_parts(pages, slot, Vec::new(), Vec::new())
+        Self::from_parts(Arc::new(pages), slot, Vec::new(), Vec::new())
     }
 
     /// Opens the newest durable commit of an existing store.
@@ -134,11 +134,15 @@ impl TreeStore {
         if slot.catalog_root >= slot.page_count || slot.freelist_head >= slot.page_count {
             return Err(StorageError::corrupted("commit slot points outside the file"));
         }
+        let pages = Arc::new(pages);
+        if pages.fell_back() {
+            super::check::verify_commit(&pages, slot.catalog_root, slot.txn_id)?;
+        }
         let (free, chain) = freelist::read(&pages, slot.freelist_head, slot.page_count)?;
         Self::from_parts(pages, slot, free, chain)
     }
 
-    fn from_parts(pages: PageStore, slot: Slot, free: Vec<u64>, chain: Vec<PageId>) -> Result<Self> {
+    fn from_parts(pages: Arc<PageStore>, slot: Slot, free: Vec<u64>, chain: Vec<PageId>) -> Result<Self> {
         let catalog = TreeInfo {
             root: slot.catalog_root,
             len: slot.catalog_len,
@@ -158,7 +162,7 @@ impl TreeStore {
         };
         Ok(Self {
             shared: Arc::new(Shared {
-                pages: Arc::new(pages),
+                pages,
                 writer: Mutex::new(state),
                 published: Mutex::new(Published {
                     commit,
@@ -208,6 +212,9 @@ impl TreeStore {
             return Err(StorageError::PreviousIo(cause));
         }
         let catalog = state.catalog.clone();
+        // Every page this writer writes belongs to its commit (the free list
+        // of a durable commit included): stamp them with its id.
+        self.shared.pages.set_write_generation(state.txn + 1);
         Ok(TreeWriter {
             shared: &self.shared,
             state,
@@ -236,6 +243,7 @@ impl TreeStore {
         let state = self.shared.writer.lock();
         super::check::run(
             &self.shared.pages,
+            state.txn,
             &state.catalog,
             &state.alloc,
             &state.freelist_chain,

@@ -3,10 +3,10 @@
 //! does not reach.
 //!
 //! ```text
-//! free-list page (after the common 16-byte page header; count = ids here)
+//! free-list page (after the common 24-byte page header; count = ids here)
 //! offset  size  field
-//!     16     8  next free-list page (0 = last)
-//!     24  8*n   page ids, little-endian u64
+//!     24     8  next free-list page (0 = last)
+//!     32  8*n   page ids, little-endian u64
 //! ```
 //!
 //! Storing the list outside the trees avoids the classic recursion of a free

@@ -22,7 +22,16 @@
 //!     56     8  xxh3-64 of bytes 0..56, seeded with the slot's index
 //! ```
 //!
-//! The header is written once, when the file is created. A commit rewrites only
+//! A slot whose checksum passes is still checked field by field before any
+//! number in it is used (`Slot::check`): the counters stay at or below
+//! [`MAX_COUNTER`] so that `+ 1` can never overflow, page ids lie below the
+//! page count, and the page count times the page size fits a `u64`.
+//!
+//! The header is written once, when the file is created, in two synced steps:
+//! page 0 whole but with the magic zeroed, then the magic. A file whose magic
+//! is absent or a torn prefix of it, and which is otherwise a prefix of that
+//! first image, is an unfinished creation (`unfinished_creation`): nothing was
+//! ever acknowledged in it, and it is created again. A commit rewrites only
 //! the slot that is *not* current; the current slot is the valid one with the
 //! higher transaction id. The slots sit in separate 512-byte sectors so that a
 //! torn slot write cannot touch the other slot. See `design/format.md` for the
@@ -34,7 +43,8 @@ use crate::error::{Result, StorageError};
 
 pub(crate) const MAGIC: [u8; 8] = *b"SLUICEDB";
 /// The on-disk format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the page generation (page header bytes 16..24).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 const VERSION_OFFSET: usize = MAGIC.len();
 const PAGE_SIZE_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
@@ -47,6 +57,12 @@ pub(crate) const SLOT_OFFSETS: [usize; 2] = [1024, 2048];
 /// Eight u64 fields.
 pub(crate) const SLOT_LEN: usize = size_of::<[u64; 8]>();
 const SLOT_CHECKSUM_OFFSET: usize = SLOT_LEN - size_of::<u64>();
+
+/// The largest transaction id or checkpoint sequence a slot may hold. Every
+/// later `+ 1` on them (the next transaction, the next WAL sequence) stays far
+/// below `u64::MAX`: at a billion commits a second the margin lasts 290 years.
+/// A slot holding more is crafted or damaged, and is refused as corruption.
+pub(crate) const MAX_COUNTER: u64 = u64::MAX / 2;
 
 /// The smallest page size that holds the header and both slots.
 pub(crate) const MIN_PAGE_SIZE: usize = 4096;
@@ -98,6 +114,100 @@ impl Header {
     }
 }
 
+/// Page 0 of a new database: the header and an empty commit in slot 0
+/// (transaction 0, no trees, one page).
+pub(crate) fn creation_image(page_size: usize, db_id: u128) -> Vec<u8> {
+    let header = Header {
+        page_size: page_size as u32,
+        db_id,
+    };
+    let mut page0 = vec![0u8; page_size];
+    page0[..HEADER_LEN].copy_from_slice(&header.encode());
+    page0[SLOT_OFFSETS[0]..SLOT_OFFSETS[0] + SLOT_LEN].copy_from_slice(&creation_slot().encode(0));
+    page0
+}
+
+/// The commit a new database starts at.
+pub(crate) fn creation_slot() -> Slot {
+    Slot {
+        page_count: 1,
+        ..Slot::default()
+    }
+}
+
+/// Whether `file` (the whole file) is what an interrupted creation leaves,
+/// and if so the database id its header names, when the header survived.
+///
+/// Creation (`PageStore::create`) empties the file and syncs, writes
+/// [`creation_image`] with the magic zeroed and syncs, then writes the magic
+/// and syncs. A crash between those syncs leaves, under the crash model
+/// (each unsynced write lost, kept, or torn to a prefix), a file no longer
+/// than a page that is a prefix of the first image, with a strict prefix of
+/// the magic (perhaps none) followed by zeros. The database id and the header
+/// checksum are free: they depend on the id, which is random.
+///
+/// An empty file is not one: it is a new file, which `create` makes a
+/// database of and `open` refuses (as `Builder::open` does).
+///
+/// Never true of a database that was created: its magic is whole, and its
+/// commits fill slot 1 (and slot 0 differs from the creation commit once two
+/// commits were made), while an unfinished creation's slot 1 is zero and any
+/// byte it holds beyond the header equals the creation image's. A zero-filled
+/// or random file longer than 8 bytes is not one either (byte 8 is the
+/// version's nonzero low byte in the creation image).
+pub(crate) fn unfinished_creation(file: &[u8], page_size: usize) -> Option<Option<u128>> {
+    if file.is_empty() || file.len() > page_size {
+        return None;
+    }
+    let magic = &file[..file.len().min(MAGIC.len())];
+    let torn = magic.iter().zip(MAGIC).take_while(|(a, b)| **a == *b).count();
+    if torn == MAGIC.len() || magic[torn..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    // The magic is written only after the whole page was synced: any byte of
+    // it means a whole page. (So a database cut down to a few bytes, which
+    // keep a prefix of its magic, is not taken for a creation.)
+    if torn > 0 && file.len() != page_size {
+        return None;
+    }
+    let template = creation_image(page_size, 0);
+    let free = DB_ID_OFFSET..HEADER_LEN;
+    let matches = file
+        .iter()
+        .zip(&template)
+        .enumerate()
+        .skip(MAGIC.len())
+        .all(|(i, (a, b))| a == b || free.contains(&i));
+    if !matches {
+        return None;
+    }
+    // The id survives if the header was synced whole (then only the magic
+    // is missing, and the header checksum verifies with it).
+    let db_id = file.get(..HEADER_LEN).and_then(|bytes| {
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(bytes);
+        header[..MAGIC.len()].copy_from_slice(&MAGIC);
+        Header::decode(&header).ok().map(|h| h.db_id)
+    });
+    Some(db_id)
+}
+
+/// A new random database id (time, process, thread and stack address
+/// hashed), for a creation whose header did not survive.
+pub(crate) fn fresh_db_id() -> u128 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let local = 0u8;
+    let seed = format!(
+        "{nanos}:{}:{:p}:{:?}",
+        std::process::id(),
+        &local,
+        std::thread::current().id()
+    );
+    xxhash_rust::xxh3::xxh3_128(seed.as_bytes())
+}
+
 /// One commit: everything needed to find the database as of a durable commit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Slot {
@@ -129,22 +239,79 @@ impl Slot {
         buf
     }
 
-    /// The slot at `index`, or `None` if its checksum fails (never written, torn,
-    /// or damaged).
-    pub(crate) fn decode(buf: &[u8], index: usize) -> Option<Self> {
+    /// The slot at `index`: `None` if its checksum fails (never written, torn,
+    /// or damaged); an error if the checksum passes but a field is impossible
+    /// (see [`check`](Self::check)).
+    pub(crate) fn decode(buf: &[u8], index: usize, page_size: u64) -> Option<Result<Self>> {
         let buf = buf.get(..SLOT_LEN)?;
         let sum = u64_at(buf, SLOT_CHECKSUM_OFFSET);
         if sum != xxh3_64_with_seed(&buf[..SLOT_CHECKSUM_OFFSET], index as u64) {
             return None;
         }
-        Some(Self {
+        let slot = Self {
             txn_id: u64_at(buf, 0),
             checkpoint_seq: u64_at(buf, 8),
             catalog_root: u64_at(buf, 16),
             catalog_len: u64_at(buf, 24),
             freelist_head: u64_at(buf, 32),
             page_count: u64_at(buf, 40),
-        })
+        };
+        let reserved = u64_at(buf, 48);
+        let checked = if reserved != 0 {
+            Err(format!("reserved field holds {reserved:#x}, not zero"))
+        } else {
+            slot.check(page_size)
+        };
+        Some(
+            checked
+                .map(|()| slot)
+                .map_err(|msg| StorageError::corrupted(format!("commit slot {index} has a valid checksum but {msg}"))),
+        )
+    }
+
+    /// Checks every field against what a real commit can hold, so that no
+    /// arithmetic on them can overflow later. (That the page count fits the
+    /// file is checked by the caller, for the slot it opens: an older slot
+    /// may name more pages than a newer commit left in the file.)
+    fn check(&self, page_size: u64) -> Result<(), String> {
+        if self.txn_id > MAX_COUNTER {
+            return Err(format!(
+                "transaction id {} exceeds the largest valid one ({MAX_COUNTER})",
+                self.txn_id
+            ));
+        }
+        if self.checkpoint_seq > MAX_COUNTER {
+            return Err(format!(
+                "checkpoint sequence {} exceeds the largest valid one ({MAX_COUNTER})",
+                self.checkpoint_seq
+            ));
+        }
+        // Page 0 always exists, and every page must have a byte offset.
+        if self.page_count == 0 || self.page_count.checked_mul(page_size).is_none() {
+            return Err(format!("page count {} is impossible", self.page_count));
+        }
+        if self.catalog_root >= self.page_count {
+            return Err(format!(
+                "catalog root page {} lies outside its {} pages",
+                self.catalog_root, self.page_count
+            ));
+        }
+        if self.freelist_head >= self.page_count {
+            return Err(format!(
+                "free-list head page {} lies outside its {} pages",
+                self.freelist_head, self.page_count
+            ));
+        }
+        // An empty catalog has no root; a root node holds at least one entry,
+        // and no entry is smaller than a byte.
+        let max_trees = self.page_count.saturating_mul(page_size);
+        if (self.catalog_root == 0) != (self.catalog_len == 0) || self.catalog_len > max_trees {
+            return Err(format!(
+                "catalog count {} does not fit catalog root page {}",
+                self.catalog_len, self.catalog_root
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -176,6 +343,42 @@ mod tests {
     }
 
     #[test]
+    fn unfinished_creation_is_told_apart_from_damage() {
+        let image = creation_image(4096, 99);
+        let mut unsealed = image.clone();
+        unsealed[..8].fill(0);
+        assert_eq!(unfinished_creation(&[], 4096), None, "an empty file");
+        assert_eq!(
+            unfinished_creation(&image[..7], 4096),
+            None,
+            "a database cut to 7 bytes"
+        );
+        for len in [1, 5, 8, 9, 40, 1500, 4096] {
+            assert!(unfinished_creation(&unsealed[..len], 4096).is_some(), "prefix {len}");
+        }
+        assert_eq!(unfinished_creation(&unsealed, 4096), Some(Some(99)));
+        assert_eq!(unfinished_creation(&unsealed[..30], 4096), Some(None));
+        for torn in 0..8 {
+            let mut partial = unsealed.clone();
+            partial[..torn].copy_from_slice(&MAGIC[..torn]);
+            assert_eq!(
+                unfinished_creation(&partial, 4096),
+                Some(Some(99)),
+                "magic torn at {torn}"
+            );
+        }
+        assert_eq!(unfinished_creation(&image, 4096), None, "a finished creation");
+        assert_eq!(unfinished_creation(&[0; 9], 4096), None, "zeros");
+        assert_eq!(unfinished_creation(&[0; 4096], 4096), None, "zeros");
+        let mut committed = unsealed.clone();
+        committed[SLOT_OFFSETS[1]] = 1;
+        assert_eq!(unfinished_creation(&committed, 4096), None, "slot 1 written");
+        let mut longer = unsealed.clone();
+        longer.push(0);
+        assert_eq!(unfinished_creation(&longer, 4096), None, "pages beyond the header");
+    }
+
+    #[test]
     fn newer_version_is_named_in_the_error() {
         let mut bytes = Header {
             page_size: 4096,
@@ -200,10 +403,76 @@ mod tests {
             page_count: 12,
         };
         let bytes = slot.encode(1);
-        assert_eq!(Slot::decode(&bytes, 1), Some(slot));
-        assert_eq!(Slot::decode(&bytes, 0), None, "a slot copied to the other index");
+        assert_eq!(Slot::decode(&bytes, 1, 4096).unwrap().unwrap(), slot);
+        assert!(
+            Slot::decode(&bytes, 0, 4096).is_none(),
+            "a slot copied to the other index"
+        );
         let mut torn = bytes;
         torn[40..].fill(0);
-        assert_eq!(Slot::decode(&torn, 1), None);
+        assert!(Slot::decode(&torn, 1, 4096).is_none());
+    }
+
+    #[test]
+    fn impossible_numbers_are_refused_despite_a_valid_checksum() {
+        let good = Slot {
+            txn_id: 9,
+            checkpoint_seq: 77,
+            catalog_root: 3,
+            catalog_len: 2,
+            freelist_head: 5,
+            page_count: 12,
+        };
+        let bad = [
+            Slot {
+                txn_id: u64::MAX,
+                ..good
+            },
+            Slot {
+                txn_id: MAX_COUNTER + 1,
+                ..good
+            },
+            Slot {
+                checkpoint_seq: u64::MAX,
+                ..good
+            },
+            Slot { page_count: 0, ..good },
+            Slot {
+                page_count: u64::MAX / 4096 + 1,
+                ..good
+            },
+            Slot {
+                catalog_root: 12,
+                ..good
+            },
+            Slot {
+                freelist_head: u64::MAX,
+                ..good
+            },
+            Slot { catalog_len: 0, ..good },
+            Slot {
+                catalog_root: 0,
+                ..good
+            },
+            Slot {
+                catalog_len: u64::MAX,
+                ..good
+            },
+        ];
+        for slot in bad {
+            let decoded = Slot::decode(&slot.encode(0), 0, 4096).expect("checksum is valid");
+            assert!(decoded.is_err(), "{slot:?} accepted");
+        }
+        let limit = Slot {
+            txn_id: MAX_COUNTER,
+            checkpoint_seq: MAX_COUNTER,
+            ..good
+        };
+        assert!(Slot::decode(&limit.encode(0), 0, 4096).unwrap().is_ok());
+        let mut reserved = good.encode(0);
+        reserved[48] = 1;
+        let sum = xxh3_64_with_seed(&reserved[..SLOT_CHECKSUM_OFFSET], 0);
+        reserved[SLOT_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+        assert!(Slot::decode(&reserved, 0, 4096).unwrap().is_err());
     }
 }

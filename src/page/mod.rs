@@ -10,4 +10,7 @@ mod store;
 
 pub(crate) use allocator::Allocator;
 pub(crate) use header::Slot;
-pub(crate) use store::{Page, PageId, PageKind, PageStore, StoreOptions, new_page, page_count_field, page_kind};
+pub(crate) use store::{
+    PAGE_HEADER_LEN, Page, PageId, PageKind, PageStore, StoreOptions, new_page, page_count_field, page_generation,
+    page_kind,
+};

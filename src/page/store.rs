@@ -8,20 +8,36 @@
 //!      9     1  kind-specific (a node's level), else zero
 //!     10     2  entry count
 //!     12     4  reserved, zero
-//!     16     -  kind-specific body
+//!     16     8  generation: the transaction id of the commit that wrote it
+//!     24     -  kind-specific body
 //! ```
 //!
 //! Seeding the checksum with the page id also catches a page written to the
 //! wrong place. A never-written (zero) page fails its checksum.
+//!
+//! Invariant (generations): a commit's tree holds no page whose generation is
+//! above the commit's transaction id, since pages are copied on write and a
+//! page reachable from a commit is never rewritten while that commit can be
+//! read. A page stamped later than the commit a reader reached it from
+//! belongs to a commit the reader cannot know: after damage to the newer
+//! commit slot, the older commit's pages may have been reused by commits that
+//! never became durable. Loading refuses any page stamped above the newest
+//! generation this store has opened or written (`max_generation`); an open
+//! that fell back past an unreadable slot verifies the whole commit that way
+//! (`TreeStore::open`), and the integrity check compares every page with its
+//! commit.
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::cache::PageCache;
-use super::header::{HEADER_LEN, Header, MIN_PAGE_SIZE, SLOT_LEN, SLOT_OFFSETS, Slot};
+use super::header::{
+    Header, MAGIC, MIN_PAGE_SIZE, SLOT_OFFSETS, Slot, creation_image, creation_slot, fresh_db_id, unfinished_creation,
+};
 use crate::error::{Result, StorageError};
 use crate::io::{LatchedBackend, StorageBackend};
 
@@ -32,9 +48,10 @@ pub(crate) type PageId = u64;
 /// An immutable, verified page image, shared by the cache and its readers.
 pub(crate) type Page = Arc<[u8]>;
 
-pub(crate) const PAGE_HEADER_LEN: usize = 16;
+pub(crate) const PAGE_HEADER_LEN: usize = 24;
 const KIND_OFFSET: usize = 8;
 const COUNT_OFFSET: usize = 10;
+const GENERATION_OFFSET: usize = 16;
 
 /// What a page holds, from its byte 8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +84,15 @@ pub(crate) fn new_page(page_size: usize, kind: PageKind, count: u16) -> Vec<u8> 
 pub(crate) fn page_kind(page: &[u8]) -> PageKind {
     // Verified at read time (`PageStore::read_page`).
     PageKind::from_byte(page[KIND_OFFSET]).unwrap_or(PageKind::Leaf)
+}
+
+/// The transaction id of the commit that wrote `page`.
+pub(crate) fn page_generation(page: &[u8]) -> u64 {
+    u64::from_le_bytes(
+        page[GENERATION_OFFSET..GENERATION_OFFSET + 8]
+            .try_into()
+            .unwrap_or_default(),
+    )
 }
 
 pub(crate) fn page_count_field(page: &[u8]) -> usize {
@@ -106,52 +132,91 @@ pub(crate) struct PageStore {
     /// writes the other one. Guarded so concurrent `commit_slot` calls (which
     /// the writer lock already prevents) could not interleave.
     current_slot: Mutex<usize>,
+    /// The generation stamped on pages written now: the transaction id the
+    /// current writer's commit will get.
+    write_generation: AtomicU64,
+    /// The highest generation any legitimate page can carry: the opened
+    /// commit's, raised as writers start. A page loaded with a higher one
+    /// belongs to a lost commit.
+    max_generation: AtomicU64,
+    /// Whether open chose a slot while the other failed its checksum (torn
+    /// or damaged), so that the chosen commit's pages may have been reused.
+    fell_back: bool,
 }
 
 impl PageStore {
     /// Writes a new, empty database image: the header and an empty commit in
-    /// slot 0 (transaction 0, no trees, one page), then syncs.
+    /// slot 0 (transaction 0, no trees, one page).
+    ///
+    /// In three synced steps, so that a crash leaves either a created
+    /// database or a file `open` recognises as an unfinished creation (see
+    /// `header::unfinished_creation`): empty the file; write page 0 with the
+    /// magic zeroed; write the magic. The magic is whole only once everything
+    /// else in page 0 is durable.
     pub(crate) fn create(backend: Box<dyn StorageBackend>, options: StoreOptions, db_id: u128) -> Result<(Self, Slot)> {
         let page_size = options.page_size;
-        let header = Header {
-            page_size: page_size as u32,
-            db_id,
-        };
-        let slot = Slot {
-            page_count: 1,
-            ..Slot::default()
-        };
-        let mut page0 = vec![0u8; page_size];
-        page0[..HEADER_LEN].copy_from_slice(&header.encode());
-        page0[SLOT_OFFSETS[0]..SLOT_OFFSETS[0] + SLOT_LEN].copy_from_slice(&slot.encode(0));
+        let page0 = creation_image(page_size, db_id);
+        let header = Header::decode(&page0)?;
         let backend = LatchedBackend::new(backend);
+        // Synced, so that no byte of an earlier, unfinished creation can
+        // mix into the torn prefix of the next write.
         backend.set_len(0)?;
-        backend.write(0, &page0)?;
         backend.sync_data()?;
-        let store = Self::with_header(backend, header, options, 0);
-        Ok((store, slot))
+        let mut unsealed = page0.clone();
+        unsealed[..MAGIC.len()].fill(0);
+        backend.write(0, &unsealed)?;
+        backend.sync_data()?;
+        backend.write(0, &page0[..MAGIC.len()])?;
+        backend.sync_data()?;
+        let store = Self::with_header(backend, header, options, 0, 0);
+        Ok((store, creation_slot()))
     }
 
     /// Opens an existing image at its newest valid commit slot.
+    /// A file that an interrupted creation left behind (nothing was ever
+    /// acknowledged in it) is created again, keeping its database id if its
+    /// header survived.
     pub(crate) fn open(backend: Box<dyn StorageBackend>, options: StoreOptions) -> Result<(Self, Slot)> {
-        let backend = LatchedBackend::new(backend);
         let len = backend.len()?;
+        if len <= options.page_size as u64 {
+            let mut file = vec![0u8; len as usize];
+            backend.read(0, &mut file)?;
+            if let Some(db_id) = unfinished_creation(&file, options.page_size) {
+                return Self::create(backend, options, db_id.unwrap_or_else(fresh_db_id));
+            }
+        }
+        let backend = LatchedBackend::new(backend);
         let mut page0 = vec![0u8; MIN_PAGE_SIZE.min(len as usize)];
         backend.read(0, &mut page0)?;
         let header = Header::decode(&page0)?;
         if len < MIN_PAGE_SIZE as u64 {
             return Err(StorageError::corrupted("file truncated inside its header page"));
         }
-        let slots: Vec<(usize, Slot)> = SLOT_OFFSETS
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &at)| Slot::decode(&page0[at..], i).map(|slot| (i, slot)))
-            .filter(|(_, slot)| slot.page_count >= 1)
-            .collect();
+        let page_size = u64::from(header.page_size);
+        let mut slots = Vec::new();
+        for (i, &at) in SLOT_OFFSETS.iter().enumerate() {
+            if let Some(slot) = Slot::decode(&page0[at..], i, page_size) {
+                slots.push((i, slot?));
+            }
+        }
         let Some(&(index, slot)) = slots.iter().max_by_key(|(_, slot)| slot.txn_id) else {
             return Err(StorageError::corrupted("both commit slots are damaged"));
         };
-        let store = Self::with_header(backend, header, options, index);
+        // Every page below the count was written before the slot was synced
+        // (the last one perhaps only in part: an overflow run's tail), so the
+        // file reaches into the last page. The allocator grows the file from
+        // the page count, so a count beyond the file must not be believed.
+        let file_pages = len.div_ceil(page_size);
+        if slot.page_count > file_pages {
+            return Err(StorageError::corrupted(format!(
+                "the newest commit's page count {} exceeds the {file_pages} pages in the file (truncated?)",
+                slot.page_count
+            )));
+        }
+        let mut store = Self::with_header(backend, header, options, index, slot.txn_id);
+        // The creation commit (transaction 0) reaches no page, so only a
+        // later commit can need verifying.
+        store.fell_back = slots.len() < SLOT_OFFSETS.len() && slot.txn_id > 0;
         Ok((store, slot))
     }
 
@@ -160,6 +225,7 @@ impl PageStore {
         header: Header,
         options: StoreOptions,
         current_slot: usize,
+        generation: u64,
     ) -> Self {
         let page_size = header.page_size as usize;
         Self {
@@ -169,7 +235,25 @@ impl PageStore {
             cache: PageCache::new(options.cache_bytes, page_size),
             validate: options.validate,
             current_slot: Mutex::new(current_slot),
+            write_generation: AtomicU64::new(generation),
+            max_generation: AtomicU64::new(generation),
+            fell_back: false,
         }
+    }
+
+    /// Whether the opened commit was chosen while the other slot failed its
+    /// checksum. After a torn slot write that is the last durable commit and
+    /// sound; after media damage to the newer slot its pages may have been
+    /// reused since, so the caller verifies every page it reaches.
+    pub(crate) fn fell_back(&self) -> bool {
+        self.fell_back
+    }
+
+    /// Pages written from now on belong to the commit with transaction id
+    /// `generation` (the tree writer calls this when it starts).
+    pub(crate) fn set_write_generation(&self, generation: u64) {
+        self.write_generation.store(generation, Ordering::Relaxed);
+        self.max_generation.fetch_max(generation, Ordering::Relaxed);
     }
 
     pub(crate) fn page_size(&self) -> usize {
@@ -190,8 +274,11 @@ impl PageStore {
         self.backend.inner().as_ref()
     }
 
-    fn offset(&self, id: PageId) -> u64 {
-        id * self.page_size as u64
+    /// The byte offset of page `id`. A page id comes from disk (a slot, a
+    /// branch, a free list), so the product is checked, not trusted.
+    fn offset(&self, id: PageId) -> Result<u64> {
+        id.checked_mul(self.page_size as u64)
+            .ok_or_else(|| StorageError::corrupted(format!("page {id} lies beyond any possible file")))
     }
 
     /// The page `id`, verified against its checksum.
@@ -212,7 +299,7 @@ impl PageStore {
         }
         let mut buf = vec![0u8; self.page_size];
         self.backend
-            .read(self.offset(id), &mut buf)
+            .read(self.offset(id)?, &mut buf)
             .map_err(|e| read_error(e, format!("page {id} lies beyond the end of the file")))?;
         let stored = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
         if stored != xxh3_64_with_seed(&buf[8..], id) {
@@ -220,6 +307,14 @@ impl PageStore {
         }
         if PageKind::from_byte(buf[KIND_OFFSET]).is_none() {
             return Err(StorageError::corrupted(format!("page {id} has an unknown kind")));
+        }
+        let generation = page_generation(&buf);
+        let max = self.max_generation.load(Ordering::Relaxed);
+        if generation > max {
+            return Err(StorageError::corrupted(format!(
+                "page {id} was written by commit {generation}, after the newest commit this database \
+                 can reach ({max}): a newer commit was lost (damaged commit slot?) and its pages reused"
+            )));
         }
         (self.validate)(&buf).map_err(|msg| StorageError::corrupted(format!("page {id}: {msg}")))?;
         Ok(Page::from(buf))
@@ -231,9 +326,11 @@ impl PageStore {
     /// (the allocator's invariant).
     pub(crate) fn write_page(&self, id: PageId, mut buf: Vec<u8>) -> Result<Page> {
         debug_assert_eq!(buf.len(), self.page_size);
+        let generation = self.write_generation.load(Ordering::Relaxed);
+        buf[GENERATION_OFFSET..GENERATION_OFFSET + 8].copy_from_slice(&generation.to_le_bytes());
         let sum = xxh3_64_with_seed(&buf[8..], id);
         buf[..8].copy_from_slice(&sum.to_le_bytes());
-        self.backend.write(self.offset(id), &buf)?;
+        self.backend.write(self.offset(id)?, &buf)?;
         let page = Page::from(buf);
         self.cache.insert(id, page.clone());
         Ok(page)
@@ -243,13 +340,13 @@ impl PageStore {
     /// values; their checksum lives in the referencing leaf). Same REQUIRES as
     /// [`write_page`](Self::write_page).
     pub(crate) fn write_run(&self, start: PageId, data: &[u8]) -> Result<()> {
-        self.backend.write(self.offset(start), data)?;
+        self.backend.write(self.offset(start)?, data)?;
         Ok(())
     }
 
     pub(crate) fn read_run(&self, start: PageId, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.backend.read(self.offset(start), &mut buf).map_err(|e| {
+        self.backend.read(self.offset(start)?, &mut buf).map_err(|e| {
             read_error(
                 e,
                 format!("overflow run at page {start} lies beyond the end of the file"),
@@ -276,7 +373,7 @@ impl PageStore {
 
     /// Resizes the file to `pages` pages (only ever over free pages).
     pub(crate) fn set_page_count(&self, pages: u64) -> Result<()> {
-        self.backend.set_len(self.offset(pages))?;
+        self.backend.set_len(self.offset(pages)?)?;
         Ok(())
     }
 
