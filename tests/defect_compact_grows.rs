@@ -59,7 +59,7 @@ fn live_pages(report: &sluicedb::btree::Report) -> u64 {
 }
 
 fn check(store: &TreeStore) -> sluicedb::btree::Report {
-    store.check_integrity(&|_, _| bytewise).unwrap()
+    store.check_integrity(&|_, _| Some(bytewise)).unwrap()
 }
 
 fn assert_content(store: &TreeStore, n: u64, round: u64) {

@@ -33,7 +33,7 @@ fn outcome(image: Vec<u8>) -> Result<Model, String> {
         }
     }
     store
-        .check_integrity(&|name, _| if name == TREE { numeric } else { bytewise })
+        .check_integrity(&|name, _| Some(if name == TREE { numeric } else { bytewise }))
         .map_err(|e| e.to_string())?;
     Ok(model)
 }

@@ -126,7 +126,7 @@ proptest::proptest! {
             Err(StorageError::Corrupted(_)) => {}
             Err(other) => panic!("not a corruption error: {other}"),
             Ok(store) => {
-                let _ = store.check_integrity(&|_, _| bytewise);
+                let _ = store.check_integrity(&|_, _| Some(bytewise));
                 let snapshot = store.snapshot();
                 let _ = snapshot.list_trees();
                 for round in 0..2u8 {

@@ -87,7 +87,7 @@ fn tree_store(image: Vec<u8>) {
             return;
         }
     }
-    let _ = store.check_integrity(&|_, _| bytewise);
+    let _ = store.check_integrity(&|_, _| Some(bytewise));
 }
 
 fn engine(image: Vec<u8>) {
