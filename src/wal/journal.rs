@@ -77,6 +77,22 @@ pub struct Recovery {
     pub discarded: Vec<String>,
 }
 
+/// The largest sequence number, never assigned to a record: keeping it
+/// free means `seq + 1` of any assigned number fits in a u64.
+const LAST_SEQ: u64 = u64::MAX;
+
+fn exhausted(last: u64) -> StorageError {
+    StorageError::corrupted(format!(
+        "WAL sequence numbers are exhausted: the last one in use is {last}, the largest assignable is {}",
+        LAST_SEQ - 1
+    ))
+}
+
+/// The sequence number that follows `last`, if one may still be assigned.
+fn first_assignable(last: u64) -> Result<u64> {
+    last.checked_add(1).ok_or_else(|| exhausted(last))
+}
+
 struct Queue {
     /// Encoded records, in sequence order.
     buf: Vec<u8>,
@@ -198,6 +214,11 @@ impl Journal {
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
         let (recovery, keep) = scan_log(&dir, db_id, after, replay)?;
+        let last = recovery.last_seq.max(after);
+        // `after` comes from the data file and `last_seq` from the log:
+        // both are checked before any arithmetic (u64::MAX is never assigned,
+        // so the next sequence number always fits).
+        let next_seq = first_assignable(last)?;
         for name in &recovery.discarded {
             dir.remove(name)?;
         }
@@ -207,15 +228,14 @@ impl Journal {
         for (_, name) in &keep {
             dir.open(name)?.sync_data()?;
         }
-        let last = recovery.last_seq.max(after);
         let inner = Arc::new(Inner {
             dir: Box::new(dir),
-            first_seq: last + 1,
+            first_seq: next_seq,
             db_id,
             options,
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
-                next_seq: last + 1,
+                next_seq,
                 records: 0,
                 oldest: None,
                 sync_wanted: false,
@@ -267,7 +287,12 @@ impl Journal {
             if q.shutdown {
                 return Err(StorageError::PreviousIo("the journal is shut down".into()));
             }
+            // Invariant: `next_seq < u64::MAX` (see `first_assignable`), so the
+            // increment cannot wrap; the last number is never handed out.
             let seq = q.next_seq;
+            if seq == LAST_SEQ {
+                return Err(exhausted(seq - 1));
+            }
             q.next_seq += 1;
             encode_record(&mut q.buf, seq, payload);
             q.records += 1;
@@ -507,6 +532,7 @@ impl Inner {
         if roll {
             // Invariant 4: close the segment only once all of it is durable.
             self.sync_active(io)?;
+            // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
             let first = io.written_seq + 1;
             let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first, self.options.segment_size)?;
             self.segments.lock().push((first, segment_name(first)));
@@ -640,5 +666,95 @@ impl Inner {
         }
         self.metrics.lock().degraded = true;
         self.wake_all();
+    }
+}
+
+// Under the `shuttle` feature the journal's threads and locks work only
+// inside a shuttle test; these run on the real ones.
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use super::*;
+    use crate::io::MemLogDir;
+
+    const DB: u128 = 3;
+
+    fn open_at(dir: &MemLogDir, after: u64) -> Result<(Journal, Recovery)> {
+        Journal::open(dir.clone(), DB, after, JournalOptions::default(), |_, _| Ok(()))
+    }
+
+    /// A segment starting at `first` holding records `seqs`, planted as is.
+    fn plant(dir: &MemLogDir, first: u64, seqs: &[u64]) {
+        use super::super::record::SegmentHeader;
+        let mut bytes = SegmentHeader {
+            db_id: DB,
+            first_seq: first,
+        }
+        .encode()
+        .to_vec();
+        for &seq in seqs {
+            encode_record(&mut bytes, seq, b"crafted");
+        }
+        let file = dir.create(&segment_name(first)).unwrap();
+        file.write(0, &bytes).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_at_the_end_of_the_sequence_space_is_an_error_not_a_panic() {
+        let err = open_at(&MemLogDir::new(), u64::MAX).err().expect("refused");
+        assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+        assert!(err.to_string().contains("sequence"), "{err}");
+    }
+
+    #[test]
+    fn appends_stop_with_an_error_at_the_end_of_the_sequence_space() {
+        let dir = MemLogDir::new();
+        let (journal, _) = open_at(&dir, u64::MAX - 2).unwrap();
+        let seq = journal.append(b"the last one").unwrap();
+        assert_eq!(seq, u64::MAX - 1);
+        journal.wait_for_sync(seq).unwrap();
+        let err = journal.append(b"one too many").expect_err("refused");
+        assert!(err.to_string().contains("sequence"), "{err}");
+        assert!(journal.failure().is_none(), "refusing an append is not an I/O failure");
+        assert_eq!(journal.last_seq(), u64::MAX - 1, "no sequence consumed");
+        drop(journal);
+        let (_, recovery) = open_at(&dir, u64::MAX - 2).unwrap();
+        assert_eq!(recovery.last_seq, u64::MAX - 1);
+    }
+
+    #[test]
+    fn a_record_carrying_the_largest_sequence_is_a_clear_error() {
+        let dir = MemLogDir::new();
+        plant(&dir, u64::MAX - 1, &[u64::MAX - 1, u64::MAX]);
+        let err = open_at(&dir, u64::MAX - 2).err().expect("refused");
+        assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+        assert!(err.to_string().contains("sequence"), "{err}");
+        let dir = MemLogDir::new();
+        plant(&dir, u64::MAX, &[u64::MAX]);
+        let err = open_at(&dir, u64::MAX - 1).err().expect("refused");
+        assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+    }
+
+    /// The class: whatever sequence numbers the data file's checkpoint and
+    /// the segments' names, headers and records claim, opening and
+    /// appending return results, never panic or wrap.
+    #[test]
+    fn no_combination_of_edge_sequence_numbers_panics_or_wraps() {
+        let edges = [0, 1, 2, 1 << 63, u64::MAX - 2, u64::MAX - 1, u64::MAX];
+        for &after in &edges {
+            for &first in &edges {
+                for &second in &edges {
+                    let dir = MemLogDir::new();
+                    plant(&dir, first, &[first, second]);
+                    let Ok((journal, recovery)) = open_at(&dir, after) else {
+                        continue;
+                    };
+                    let last = recovery.last_seq.max(after);
+                    match journal.append(b"next") {
+                        Ok(seq) => assert_eq!(Some(seq), last.checked_add(1), "{after} {first} {second}"),
+                        Err(_) => assert_eq!(last, u64::MAX - 1, "{after} {first} {second}"),
+                    }
+                }
+            }
+        }
     }
 }

@@ -119,7 +119,7 @@ pub(crate) fn read_log(
         if first_seq > after.saturating_add(1) && expected.is_none() {
             return Err(StorageError::corrupted(format!(
                 "WAL records {}..{first_seq} are missing: the oldest segment starts after the checkpoint",
-                after + 1
+                after.saturating_add(1)
             )));
         }
         let mut next = first_seq;
@@ -131,7 +131,13 @@ pub(crate) fn read_log(
                     if seq > after {
                         visit(seq, payload)?;
                     }
-                    next = seq + 1;
+                    // A number from disk: checked, never wrapped (u64::MAX
+                    // is never assigned; see `Journal::append`).
+                    next = seq.checked_add(1).ok_or_else(|| {
+                        StorageError::corrupted(format!(
+                            "WAL segment {name} at offset {pos} holds sequence number {seq}, past the largest assignable"
+                        ))
+                    })?;
                     pos += len;
                     false
                 }
