@@ -198,6 +198,13 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// The largest payload [`append`](Self::append) accepts (a record's
+    /// length field is a u32). A larger one fails that append alone with
+    /// [`StorageError::ValueTooLarge`]: the journal stays usable and no
+    /// sequence number is consumed, so callers may check before encoding or
+    /// simply try.
+    pub const MAX_PAYLOAD: usize = MAX_PAYLOAD;
+
     /// Recovers the log in `dir` and starts the journal.
     ///
     /// Every valid record with a sequence number above `after` (the data
@@ -277,6 +284,10 @@ impl Journal {
 
     /// Queues `payload` as the next record and returns its sequence number.
     /// No I/O happens on the caller's thread (unless the journal is degraded).
+    ///
+    /// A payload over [`Self::MAX_PAYLOAD`] is refused with
+    /// `ValueTooLarge` before anything changes: it is the caller's error, not
+    /// the log's, so the journal is not failed and the sequence continues.
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         if payload.len() > MAX_PAYLOAD {
             return Err(StorageError::ValueTooLarge(payload.len()));
