@@ -75,6 +75,10 @@ pub struct Recovery {
     pub stop: Option<Stop>,
     /// Segment files deleted because they lay past the stop point.
     pub discarded: Vec<String>,
+    /// Segment files wholly at or below the checkpoint that an earlier
+    /// checkpoint failed to delete: not read, and deleted by the next
+    /// [`Journal::truncate_through`].
+    pub leftovers: Vec<String>,
 }
 
 /// The largest sequence number, never assigned to a record: keeping it
@@ -157,16 +161,20 @@ pub fn scan(
     after: u64,
     visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<Recovery> {
-    scan_log(dir, db_id, after, visit).map(|(recovery, _)| recovery)
+    scan_log(dir, db_id, after, visit).map(|(recovery, _, _)| recovery)
 }
 
-/// [`scan`], plus the segments that hold valid records as `(first_seq, name)`.
+/// Segments as `(first_seq, name)`.
+type SegmentList = Vec<(u64, String)>;
+
+/// [`scan`], plus the leftover segments below the checkpoint and the
+/// segments that hold valid records.
 fn scan_log(
     dir: &impl LogDir,
     db_id: u128,
     after: u64,
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<(Recovery, Vec<(u64, String)>)> {
+) -> Result<(Recovery, SegmentList, SegmentList)> {
     let mut replayed = 0;
     let end = read_log(dir, db_id, after, |seq, payload| {
         replayed += 1;
@@ -177,8 +185,9 @@ fn scan_log(
         last_seq: end.last_seq,
         stop: end.stop,
         discarded: end.discard,
+        leftovers: end.obsolete.iter().map(|(_, name)| name.clone()).collect(),
     };
-    Ok((recovery, end.keep))
+    Ok((recovery, end.obsolete, end.keep))
 }
 
 /// A segmented write-ahead log with group commit (the `AsyncWALJournal`).
@@ -220,7 +229,7 @@ impl Journal {
         options: JournalOptions,
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
-        let (recovery, keep) = scan_log(&dir, db_id, after, replay)?;
+        let (recovery, leftovers, keep) = scan_log(&dir, db_id, after, replay)?;
         let last = recovery.last_seq.max(after);
         // `after` comes from the data file and `last_seq` from the log:
         // both are checked before any arithmetic (u64::MAX is never assigned,
@@ -257,7 +266,8 @@ impl Journal {
                 written_seq: last,
                 unsynced_records: 0,
             }),
-            segments: Mutex::new(keep),
+            // Leftovers first: `truncate_through` retries their deletion.
+            segments: Mutex::new(leftovers.into_iter().chain(keep).collect()),
             durable_seq: AtomicU64::new(last),
             waiters: Mutex::new(Vec::new()),
             synced: Condvar::new(),
@@ -354,6 +364,10 @@ impl Journal {
     /// Deletes the segments whose records all lie at or below
     /// `checkpoint_seq` (the data file holds them durably). The active
     /// segment is never deleted. Returns how many files were deleted.
+    ///
+    /// A delete that fails is not an error: the segment stays, the failure
+    /// is counted in [`JournalMetrics::segment_delete_failures`], and the
+    /// next call retries. Errors only if the journal has already failed.
     pub fn truncate_through(&self, checkpoint_seq: u64) -> Result<usize> {
         self.inner.truncate_through(checkpoint_seq)
     }
@@ -591,10 +605,26 @@ impl Inner {
         let mut deleted = 0;
         // Segment 0 holds records first..next_first-1; the last is active.
         while segments.len() >= 2 && segments[1].0 <= checkpoint_seq.saturating_add(1) {
-            if let Err(e) = self.dir.remove(&segments[0].1) {
-                let e = StorageError::Io(e);
-                self.fail(&e);
-                return Err(e);
+            match self.dir.remove(&segments[0].1) {
+                Ok(()) => {}
+                // Already gone: an earlier attempt unlinked it and then
+                // failed to sync the directory. Should the unlink be undone
+                // by a crash, recovery skips the file (see below).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Deleting is housekeeping, not durability: every record in
+                // the segment is in the data file (the checkpoint is durable)
+                // and recovery skips a segment wholly at or below the
+                // checkpoint (`reader::read_log`). So unlike a failed write or
+                // sync (invariant 3) a failed unlink does not fail the
+                // journal: the segment stays listed, the failure is counted,
+                // and the next checkpoint retries. Deletion stops at the first
+                // failure, so leftovers are always the oldest segments.
+                Err(e) => {
+                    let mut metrics = self.metrics.lock();
+                    metrics.segment_delete_failures += 1;
+                    metrics.last_delete_error = Some(format!("removing WAL segment {}: {e}", segments[0].1));
+                    break;
+                }
             }
             segments.remove(0);
             deleted += 1;

@@ -54,6 +54,9 @@ pub(crate) struct LogEnd {
     pub(crate) keep: Vec<(u64, String)>,
     /// Segments after the stop point, or holding no valid record.
     pub(crate) discard: Vec<String>,
+    /// Segments wholly at or below the checkpoint, not read (their delete
+    /// failed or a crash interrupted it), as `(first_seq, name)`.
+    pub(crate) obsolete: Vec<(u64, String)>,
     pub(crate) stop: Option<Stop>,
 }
 
@@ -65,8 +68,18 @@ pub(crate) fn read_log(
     after: u64,
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<LogEnd> {
-    let segments = list_segments(dir)?;
+    let mut segments = list_segments(dir)?;
     let mut end = LogEnd::default();
+    // Segment i holds records first_i..first_{i+1}-1, so a segment followed
+    // by one starting at or below `after + 1` holds nothing after the
+    // checkpoint. Such leftovers (a failed or interrupted delete, see
+    // `Journal::truncate_through`) are not read: damage in them, or a gap
+    // between them, loses nothing.
+    let start = segments
+        .iter()
+        .rposition(|&(first, _)| first <= after.saturating_add(1))
+        .unwrap_or(0);
+    end.obsolete = segments.drain(..start).collect();
     // The sequence the next record must carry; set by the first segment.
     let mut expected: Option<u64> = None;
     let mut segments = segments.into_iter();
