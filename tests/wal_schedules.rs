@@ -112,6 +112,7 @@ fn run(scenario: Scenario) {
         // Only waiters trigger syncs: the interval reads the real clock,
         // which would make schedules irreproducible.
         sync_interval: Duration::from_secs(3600),
+        ..JournalOptions::default()
     };
     let (journal, _) = Journal::open(dir.clone(), DB, 0, options, |_, _| Ok(())).unwrap();
     let journal = Arc::new(journal);

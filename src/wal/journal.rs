@@ -27,6 +27,12 @@
 //!    wakes every waiter with the error, and refuses all later work.
 //! 4. A segment is closed (a new one created) only once every record in it
 //!    is durable, so a sync of the active segment covers all unsynced records.
+//! 5. Records taken from the queue live in `Io` until written, so a panic
+//!    mid-write loses nothing.
+//! 6. A segment's header is durable before any record is written to it
+//!    (`ActiveSegment::create`). With 4, a valid record or header behind a
+//!    bad record proves the bad one was once durable: recovery reports
+//!    damage and never mistakes it for a torn tail (`reader::read_log`).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,7 +42,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::metrics::JournalMetrics;
-use super::reader::{Stop, read_log};
+use super::reader::{LaterRecord, LogEnd, Stop, read_log};
 use super::record::{MAX_PAYLOAD, SEGMENT_HEADER_LEN, encode_record};
 use super::segment::{ActiveSegment, segment_name};
 use crate::error::{Result, StorageError};
@@ -53,6 +59,12 @@ pub struct JournalOptions {
     /// window of `Durability::None` commits. Waited-for records are synced at
     /// once, never delayed by it.
     pub sync_interval: Duration,
+    /// Whether [`Journal::open`] may discard valid records behind damage in
+    /// the middle of the log. Off (the default), such damage is a
+    /// `Corrupted` error and nothing is changed; on, the log is cut back to
+    /// the valid prefix before the damage and [`Recovery`] reports what was
+    /// discarded. A torn tail (the expected end of a crash) needs no repair.
+    pub repair: bool,
 }
 
 impl Default for JournalOptions {
@@ -60,19 +72,41 @@ impl Default for JournalOptions {
         Self {
             segment_size: 64 << 20,
             sync_interval: Duration::from_millis(20),
+            repair: false,
         }
     }
 }
 
-/// What opening the journal found in the log.
+/// What opening the journal found in the log: the report for
+/// `Database::stats()` and for operators.
+///
+/// A clean log has `stop == None`. After a crash, `torn_tail` is usually set:
+/// the last write was cut short, and its records, never acknowledged as
+/// durable, are gone (`discarded_bytes` of them). `repaired` is set only when
+/// [`JournalOptions::repair`] discarded valid records behind damage.
 #[derive(Clone, Debug, Default)]
 pub struct Recovery {
     /// Records after the checkpoint handed to the replay callback.
     pub replayed: u64,
+    /// Bytes of those records (record headers included).
+    pub replayed_bytes: u64,
     /// The last valid record's sequence number (0 if the log is empty).
     pub last_seq: u64,
     /// Where and why reading stopped before the end of the files, if it did.
     pub stop: Option<Stop>,
+    /// Whether reading stopped at a torn tail: bad bytes with no valid record
+    /// behind them, as a crash during a write leaves.
+    pub torn_tail: bool,
+    /// The first valid record found behind the stop point, if any: damage in
+    /// the middle of the log (refused unless repairing).
+    pub later_record: Option<LaterRecord>,
+    /// Whether the repair option discarded valid records (`later_record`
+    /// and those after it).
+    pub repaired: bool,
+    /// Valid records discarded behind the stop point (0 unless `repaired`).
+    pub discarded_records: u64,
+    /// Bytes discarded past the stop point, zero fill not counted.
+    pub discarded_bytes: u64,
     /// Segment files deleted because they lay past the stop point.
     pub discarded: Vec<String>,
     /// Segment files wholly at or below the checkpoint that an earlier
@@ -151,7 +185,8 @@ struct Inner {
 /// Reads the log in `dir` without changing anything: `visit` gets every
 /// record [`Journal::open`] would replay (the valid ones after `after`, in
 /// order, up to the first torn or invalid record), and the result says what
-/// opening would find, including the files it would delete.
+/// opening would find, including the files it would delete. Damage in the
+/// middle of the log is the same error as for `open` without repair.
 ///
 /// Starts no thread and takes no lock on the log, so it suits inspection
 /// tools and tests that check a crash image.
@@ -161,33 +196,61 @@ pub fn scan(
     after: u64,
     visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<Recovery> {
-    scan_log(dir, db_id, after, visit).map(|(recovery, _, _)| recovery)
+    scan_log(dir, db_id, after, false, visit).map(|(recovery, _)| recovery)
 }
 
-/// Segments as `(first_seq, name)`.
-type SegmentList = Vec<(u64, String)>;
-
-/// [`scan`], plus the leftover segments below the checkpoint and the
-/// segments that hold valid records.
+/// [`scan`], plus what opening acts on: the reader's findings.
 fn scan_log(
     dir: &impl LogDir,
     db_id: u128,
     after: u64,
+    repair: bool,
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<(Recovery, SegmentList, SegmentList)> {
+) -> Result<(Recovery, LogEnd)> {
     let mut replayed = 0;
-    let end = read_log(dir, db_id, after, |seq, payload| {
+    let mut end = read_log(dir, db_id, after, |seq, payload| {
         replayed += 1;
         visit(seq, payload)
     })?;
+    if let (Some(later), Some(stop)) = (&end.later, &end.stop)
+        && !repair
+    {
+        return Err(mid_log_damage(stop, later, end.last_seq, end.discarded_records));
+    }
     let recovery = Recovery {
         replayed,
+        replayed_bytes: end.replayed_bytes,
         last_seq: end.last_seq,
-        stop: end.stop,
-        discarded: end.discard,
+        stop: end.stop.clone(),
+        torn_tail: end.stop.is_some() && end.later.is_none(),
+        later_record: end.later.clone(),
+        repaired: end.later.is_some(),
+        discarded_records: end.discarded_records,
+        discarded_bytes: end.discarded_bytes,
+        discarded: std::mem::take(&mut end.discard),
         leftovers: end.obsolete.iter().map(|(_, name)| name.clone()).collect(),
     };
-    Ok((recovery, end.obsolete, end.keep))
+    Ok((recovery, end))
+}
+
+/// The error for damage followed by valid records: acknowledged commits may
+/// lie behind it, so it is never silently cut off.
+fn mid_log_damage(stop: &Stop, later: &LaterRecord, last_seq: u64, records: u64) -> StorageError {
+    let at = if later.offset == 0 {
+        format!(
+            "segment {} (its header proves earlier records were durable)",
+            later.segment
+        )
+    } else {
+        format!("segment {} offset {}", later.segment, later.offset)
+    };
+    StorageError::corrupted(format!(
+        "WAL damaged mid-log: reading stopped in segment {} at offset {} ({:?}) after record {last_seq}, \
+         but valid record {} follows in {at}; {records} valid records lie behind the damage. \
+         Nothing was changed. Opening with the WAL repair option keeps records through {last_seq} \
+         and discards the rest",
+        stop.segment, stop.offset, stop.reason, later.seq
+    ))
 }
 
 /// A segmented write-ahead log with group commit (the `AsyncWALJournal`).
@@ -229,19 +292,27 @@ impl Journal {
         options: JournalOptions,
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
-        let (recovery, leftovers, keep) = scan_log(&dir, db_id, after, replay)?;
+        let (recovery, end) = scan_log(&dir, db_id, after, options.repair, replay)?;
         let last = recovery.last_seq.max(after);
         // `after` comes from the data file and `last_seq` from the log:
         // both are checked before any arithmetic (u64::MAX is never assigned,
         // so the next sequence number always fits).
         let next_seq = first_assignable(last)?;
+        // A repair cuts the damaged segment back to its valid prefix before
+        // deleting the segments after it: a crash in between leaves a log
+        // that still reports the damage (the later segments prove it), so
+        // the repair can simply be run again. Cut, the segment reads clean,
+        // and later opens need no repair.
+        if let (true, Some((name, offset))) = (recovery.repaired, &end.cut) {
+            dir.truncate(name, *offset)?;
+        }
         for name in &recovery.discarded {
             dir.remove(name)?;
         }
         // What survived a process crash may still sit unsynced in the OS
         // cache; it is about to be treated as durable (and built upon), so
         // make it so.
-        for (_, name) in &keep {
+        for (_, name) in &end.keep {
             dir.open(name)?.sync_data()?;
         }
         let inner = Arc::new(Inner {
@@ -267,7 +338,7 @@ impl Journal {
                 unsynced_records: 0,
             }),
             // Leftovers first: `truncate_through` retries their deletion.
-            segments: Mutex::new(leftovers.into_iter().chain(keep).collect()),
+            segments: Mutex::new(end.obsolete.into_iter().chain(end.keep).collect()),
             durable_seq: AtomicU64::new(last),
             waiters: Mutex::new(Vec::new()),
             synced: Condvar::new(),

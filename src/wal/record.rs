@@ -146,6 +146,22 @@ pub(crate) fn decode_record(buf: &[u8], expected: u64) -> Decoded<'_> {
     }
 }
 
+/// Decodes a valid record at the front of `buf` whatever its place in the
+/// sequence, if its sequence number lies in `seqs`: `(seq, bytes it
+/// occupies)`. The sequence number is tested first, so most garbage is
+/// rejected without computing a checksum. Used only on recovery's error
+/// path, to search for records behind a bad one.
+pub(crate) fn decode_any(buf: &[u8], seqs: std::ops::RangeInclusive<u64>) -> Option<(u64, usize)> {
+    let seq = le_u64(buf.get(..8)?);
+    if !seqs.contains(&seq) {
+        return None;
+    }
+    match decode_record(buf, seq) {
+        Decoded::Record { seq, len, .. } => Some((seq, len)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
