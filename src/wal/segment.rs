@@ -50,7 +50,21 @@ impl ActiveSegment {
     /// valid record behind a bad header as damage, not as a crash (see
     /// `reader::search_past_segment`). One extra sync per segment.
     pub(crate) fn create(dir: &dyn LogDir, db_id: u128, first_seq: u64, size: u64) -> Result<Self> {
-        let file = dir.create(&segment_name(first_seq))?;
+        let name = segment_name(first_seq);
+        let file = match dir.create(&name) {
+            // Only an interrupted create of this same segment leaves this
+            // name behind: the journal names a new segment after its last
+            // written record, recovery deletes any segment with no valid
+            // record, and a panic between the `create` below and this
+            // function's return (a degraded journal then retries) leaves the
+            // file. No record was ever written to it (records are written
+            // after this returns), so it is replaced.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                dir.remove(&name)?;
+                dir.create(&name)?
+            }
+            created => created?,
+        };
         let header = SegmentHeader { db_id, first_seq }.encode();
         file.write(0, &header)?;
         file.preallocate(size)?;
