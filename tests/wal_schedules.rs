@@ -112,6 +112,7 @@ fn run(scenario: Scenario) {
         // Only waiters trigger syncs: the interval reads the real clock,
         // which would make schedules irreproducible.
         sync_interval: Duration::from_secs(3600),
+        ..JournalOptions::default()
     };
     let (journal, _) = Journal::open(dir.clone(), DB, 0, options, |_, _| Ok(())).unwrap();
     let journal = Arc::new(journal);
@@ -263,7 +264,10 @@ fn a_failed_write_or_sync_wakes_every_waiter_and_acknowledges_nothing_lost() {
 
 #[test]
 fn a_panicking_sync_thread_degrades_without_hanging_or_losing_records() {
-    for op in 2..=6 {
+    // Operation 1 writes the first segment's header, 2 syncs it: a panic
+    // there leaves a half-created segment that the degraded committers must
+    // replace.
+    for op in 1..=6 {
         let panicking = Scenario {
             fault: Fault::Panic(op),
             ..scenario(3, 2)

@@ -157,6 +157,7 @@ impl Engine {
         let journal_options = JournalOptions {
             segment_size: options.segment_bytes,
             sync_interval: options.sync_interval,
+            ..JournalOptions::default()
         };
         let (journal, _recovery): (Journal, Recovery) =
             Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {

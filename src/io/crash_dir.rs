@@ -15,6 +15,8 @@ use super::{CrashBackend, LogDir, StorageBackend, TearMode};
 pub struct CrashLogDir {
     files: Arc<Mutex<BTreeMap<String, Arc<CrashBackend>>>>,
     plan: Arc<Mutex<FaultPlan>>,
+    /// While set, every `remove` fails with this kind and has no effect.
+    remove_error: Arc<Mutex<Option<io::ErrorKind>>>,
 }
 
 impl CrashLogDir {
@@ -27,6 +29,14 @@ impl CrashLogDir {
     /// [`io::ErrorKind::StorageFull`]).
     pub fn fail_op(&self, op: u64, kind: io::ErrorKind) {
         self.plan.lock().fail_op(op, kind);
+    }
+
+    /// While `kind` is `Some`, every `remove` fails with it and leaves the
+    /// file in place (a failed unlink: EACCES, EBUSY, EIO); `None` heals.
+    /// Independent of the numbered operations, so tests need not predict
+    /// when background threads delete.
+    pub fn fail_removes(&self, kind: Option<io::ErrorKind>) {
+        *self.remove_error.lock() = kind;
     }
 
     /// Makes operation `op` panic (a bug in the thread doing the I/O).
@@ -64,6 +74,7 @@ impl CrashLogDir {
         CrashLogDir {
             files: Arc::new(Mutex::new(files)),
             plan: Arc::default(),
+            remove_error: Arc::default(),
         }
     }
 
@@ -144,6 +155,9 @@ impl LogDir for CrashLogDir {
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
+        if let Some(kind) = *self.remove_error.lock() {
+            return Err(io::Error::new(kind, format!("injected failure removing {name}")));
+        }
         self.plan.lock().begin_op()?;
         self.files
             .lock()

@@ -28,6 +28,14 @@ pub trait LogDir: Send + Sync + 'static {
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>>;
     /// Removes a file.
     fn remove(&self, name: &str) -> io::Result<()>;
+
+    /// Cuts a file to `len` bytes, durably (recovery's explicit repair of a
+    /// damaged log keeps a segment's valid prefix this way).
+    fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+        let file = self.open(name)?;
+        file.set_len(len)?;
+        file.sync_data()
+    }
 }
 
 /// A [`LogDir`] on the file system.
@@ -89,6 +97,13 @@ impl LogDir for FsLogDir {
     fn remove(&self, name: &str) -> io::Result<()> {
         std::fs::remove_file(self.path.join(name))?;
         sync_dir(&self.path)
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+        // `open` is read-only (recovery only reads); a repair writes.
+        let file = OpenOptions::new().write(true).open(self.path.join(name))?;
+        file.set_len(len)?;
+        file.sync_data()
     }
 }
 

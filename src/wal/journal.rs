@@ -27,6 +27,12 @@
 //!    wakes every waiter with the error, and refuses all later work.
 //! 4. A segment is closed (a new one created) only once every record in it
 //!    is durable, so a sync of the active segment covers all unsynced records.
+//! 5. Records taken from the queue live in `Io` until written, so a panic
+//!    mid-write loses nothing.
+//! 6. A segment's header is durable before any record is written to it
+//!    (`ActiveSegment::create`). With 4, a valid record or header behind a
+//!    bad record proves the bad one was once durable: recovery reports
+//!    damage and never mistakes it for a torn tail (`reader::read_log`).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,7 +42,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::metrics::JournalMetrics;
-use super::reader::{Stop, read_log};
+use super::reader::{LaterRecord, LogEnd, Stop, read_log};
 use super::record::{MAX_PAYLOAD, SEGMENT_HEADER_LEN, encode_record};
 use super::segment::{ActiveSegment, segment_name};
 use crate::error::{Result, StorageError};
@@ -53,6 +59,12 @@ pub struct JournalOptions {
     /// window of `Durability::None` commits. Waited-for records are synced at
     /// once, never delayed by it.
     pub sync_interval: Duration,
+    /// Whether [`Journal::open`] may discard valid records behind damage in
+    /// the middle of the log. Off (the default), such damage is a
+    /// `Corrupted` error and nothing is changed; on, the log is cut back to
+    /// the valid prefix before the damage and [`Recovery`] reports what was
+    /// discarded. A torn tail (the expected end of a crash) needs no repair.
+    pub repair: bool,
 }
 
 impl Default for JournalOptions {
@@ -60,21 +72,63 @@ impl Default for JournalOptions {
         Self {
             segment_size: 64 << 20,
             sync_interval: Duration::from_millis(20),
+            repair: false,
         }
     }
 }
 
-/// What opening the journal found in the log.
+/// What opening the journal found in the log: the report for
+/// `Database::stats()` and for operators.
+///
+/// A clean log has `stop == None`. After a crash, `torn_tail` is usually set:
+/// the last write was cut short, and its records, never acknowledged as
+/// durable, are gone (`discarded_bytes` of them). `repaired` is set only when
+/// [`JournalOptions::repair`] discarded valid records behind damage.
 #[derive(Clone, Debug, Default)]
 pub struct Recovery {
     /// Records after the checkpoint handed to the replay callback.
     pub replayed: u64,
+    /// Bytes of those records (record headers included).
+    pub replayed_bytes: u64,
     /// The last valid record's sequence number (0 if the log is empty).
     pub last_seq: u64,
     /// Where and why reading stopped before the end of the files, if it did.
     pub stop: Option<Stop>,
+    /// Whether reading stopped at a torn tail: bad bytes with no valid record
+    /// behind them, as a crash during a write leaves.
+    pub torn_tail: bool,
+    /// The first valid record found behind the stop point, if any: damage in
+    /// the middle of the log (refused unless repairing).
+    pub later_record: Option<LaterRecord>,
+    /// Whether the repair option discarded valid records (`later_record`
+    /// and those after it).
+    pub repaired: bool,
+    /// Valid records discarded behind the stop point (0 unless `repaired`).
+    pub discarded_records: u64,
+    /// Bytes discarded past the stop point, zero fill not counted.
+    pub discarded_bytes: u64,
     /// Segment files deleted because they lay past the stop point.
     pub discarded: Vec<String>,
+    /// Segment files wholly at or below the checkpoint that an earlier
+    /// checkpoint failed to delete: not read, and deleted by the next
+    /// [`Journal::truncate_through`].
+    pub leftovers: Vec<String>,
+}
+
+/// The largest sequence number, never assigned to a record: keeping it
+/// free means `seq + 1` of any assigned number fits in a u64.
+const LAST_SEQ: u64 = u64::MAX;
+
+fn exhausted(last: u64) -> StorageError {
+    StorageError::corrupted(format!(
+        "WAL sequence numbers are exhausted: the last one in use is {last}, the largest assignable is {}",
+        LAST_SEQ - 1
+    ))
+}
+
+/// The sequence number that follows `last`, if one may still be assigned.
+fn first_assignable(last: u64) -> Result<u64> {
+    last.checked_add(1).ok_or_else(|| exhausted(last))
 }
 
 struct Queue {
@@ -131,7 +185,8 @@ struct Inner {
 /// Reads the log in `dir` without changing anything: `visit` gets every
 /// record [`Journal::open`] would replay (the valid ones after `after`, in
 /// order, up to the first torn or invalid record), and the result says what
-/// opening would find, including the files it would delete.
+/// opening would find, including the files it would delete. Damage in the
+/// middle of the log is the same error as for `open` without repair.
 ///
 /// Starts no thread and takes no lock on the log, so it suits inspection
 /// tools and tests that check a crash image.
@@ -141,28 +196,61 @@ pub fn scan(
     after: u64,
     visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<Recovery> {
-    scan_log(dir, db_id, after, visit).map(|(recovery, _)| recovery)
+    scan_log(dir, db_id, after, false, visit).map(|(recovery, _)| recovery)
 }
 
-/// [`scan`], plus the segments that hold valid records as `(first_seq, name)`.
+/// [`scan`], plus what opening acts on: the reader's findings.
 fn scan_log(
     dir: &impl LogDir,
     db_id: u128,
     after: u64,
+    repair: bool,
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<(Recovery, Vec<(u64, String)>)> {
+) -> Result<(Recovery, LogEnd)> {
     let mut replayed = 0;
-    let end = read_log(dir, db_id, after, |seq, payload| {
+    let mut end = read_log(dir, db_id, after, |seq, payload| {
         replayed += 1;
         visit(seq, payload)
     })?;
+    if let (Some(later), Some(stop)) = (&end.later, &end.stop)
+        && !repair
+    {
+        return Err(mid_log_damage(stop, later, end.last_seq, end.discarded_records));
+    }
     let recovery = Recovery {
         replayed,
+        replayed_bytes: end.replayed_bytes,
         last_seq: end.last_seq,
-        stop: end.stop,
-        discarded: end.discard,
+        stop: end.stop.clone(),
+        torn_tail: end.stop.is_some() && end.later.is_none(),
+        later_record: end.later.clone(),
+        repaired: end.later.is_some(),
+        discarded_records: end.discarded_records,
+        discarded_bytes: end.discarded_bytes,
+        discarded: std::mem::take(&mut end.discard),
+        leftovers: end.obsolete.iter().map(|(_, name)| name.clone()).collect(),
     };
-    Ok((recovery, end.keep))
+    Ok((recovery, end))
+}
+
+/// The error for damage followed by valid records: acknowledged commits may
+/// lie behind it, so it is never silently cut off.
+fn mid_log_damage(stop: &Stop, later: &LaterRecord, last_seq: u64, records: u64) -> StorageError {
+    let at = if later.offset == 0 {
+        format!(
+            "segment {} (its header proves earlier records were durable)",
+            later.segment
+        )
+    } else {
+        format!("segment {} offset {}", later.segment, later.offset)
+    };
+    StorageError::corrupted(format!(
+        "WAL damaged mid-log: reading stopped in segment {} at offset {} ({:?}) after record {last_seq}, \
+         but valid record {} follows in {at}; {records} valid records lie behind the damage. \
+         Nothing was changed. Opening with the WAL repair option keeps records through {last_seq} \
+         and discards the rest",
+        stop.segment, stop.offset, stop.reason, later.seq
+    ))
 }
 
 /// A segmented write-ahead log with group commit (the `AsyncWALJournal`).
@@ -182,6 +270,13 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// The largest payload [`append`](Self::append) accepts (a record's
+    /// length field is a u32). A larger one fails that append alone with
+    /// [`StorageError::ValueTooLarge`]: the journal stays usable and no
+    /// sequence number is consumed, so callers may check before encoding or
+    /// simply try.
+    pub const MAX_PAYLOAD: usize = MAX_PAYLOAD;
+
     /// Recovers the log in `dir` and starts the journal.
     ///
     /// Every valid record with a sequence number above `after` (the data
@@ -197,25 +292,37 @@ impl Journal {
         options: JournalOptions,
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
-        let (recovery, keep) = scan_log(&dir, db_id, after, replay)?;
+        let (recovery, end) = scan_log(&dir, db_id, after, options.repair, replay)?;
+        let last = recovery.last_seq.max(after);
+        // `after` comes from the data file and `last_seq` from the log:
+        // both are checked before any arithmetic (u64::MAX is never assigned,
+        // so the next sequence number always fits).
+        let next_seq = first_assignable(last)?;
+        // A repair cuts the damaged segment back to its valid prefix before
+        // deleting the segments after it: a crash in between leaves a log
+        // that still reports the damage (the later segments prove it), so
+        // the repair can simply be run again. Cut, the segment reads clean,
+        // and later opens need no repair.
+        if let (true, Some((name, offset))) = (recovery.repaired, &end.cut) {
+            dir.truncate(name, *offset)?;
+        }
         for name in &recovery.discarded {
             dir.remove(name)?;
         }
         // What survived a process crash may still sit unsynced in the OS
         // cache; it is about to be treated as durable (and built upon), so
         // make it so.
-        for (_, name) in &keep {
+        for (_, name) in &end.keep {
             dir.open(name)?.sync_data()?;
         }
-        let last = recovery.last_seq.max(after);
         let inner = Arc::new(Inner {
             dir: Box::new(dir),
-            first_seq: last + 1,
+            first_seq: next_seq,
             db_id,
             options,
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
-                next_seq: last + 1,
+                next_seq,
                 records: 0,
                 oldest: None,
                 sync_wanted: false,
@@ -230,7 +337,8 @@ impl Journal {
                 written_seq: last,
                 unsynced_records: 0,
             }),
-            segments: Mutex::new(keep),
+            // Leftovers first: `truncate_through` retries their deletion.
+            segments: Mutex::new(end.obsolete.into_iter().chain(end.keep).collect()),
             durable_seq: AtomicU64::new(last),
             waiters: Mutex::new(Vec::new()),
             synced: Condvar::new(),
@@ -257,6 +365,10 @@ impl Journal {
 
     /// Queues `payload` as the next record and returns its sequence number.
     /// No I/O happens on the caller's thread (unless the journal is degraded).
+    ///
+    /// A payload over [`Self::MAX_PAYLOAD`] is refused with
+    /// `ValueTooLarge` before anything changes: it is the caller's error, not
+    /// the log's, so the journal is not failed and the sequence continues.
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         if payload.len() > MAX_PAYLOAD {
             return Err(StorageError::ValueTooLarge(payload.len()));
@@ -267,7 +379,12 @@ impl Journal {
             if q.shutdown {
                 return Err(StorageError::PreviousIo("the journal is shut down".into()));
             }
+            // Invariant: `next_seq < u64::MAX` (see `first_assignable`), so the
+            // increment cannot wrap; the last number is never handed out.
             let seq = q.next_seq;
+            if seq == LAST_SEQ {
+                return Err(exhausted(seq - 1));
+            }
             q.next_seq += 1;
             encode_record(&mut q.buf, seq, payload);
             q.records += 1;
@@ -318,6 +435,10 @@ impl Journal {
     /// Deletes the segments whose records all lie at or below
     /// `checkpoint_seq` (the data file holds them durably). The active
     /// segment is never deleted. Returns how many files were deleted.
+    ///
+    /// A delete that fails is not an error: the segment stays, the failure
+    /// is counted in [`JournalMetrics::segment_delete_failures`], and the
+    /// next call retries. Errors only if the journal has already failed.
     pub fn truncate_through(&self, checkpoint_seq: u64) -> Result<usize> {
         self.inner.truncate_through(checkpoint_seq)
     }
@@ -507,6 +628,7 @@ impl Inner {
         if roll {
             // Invariant 4: close the segment only once all of it is durable.
             self.sync_active(io)?;
+            // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
             let first = io.written_seq + 1;
             let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first, self.options.segment_size)?;
             self.segments.lock().push((first, segment_name(first)));
@@ -554,10 +676,26 @@ impl Inner {
         let mut deleted = 0;
         // Segment 0 holds records first..next_first-1; the last is active.
         while segments.len() >= 2 && segments[1].0 <= checkpoint_seq.saturating_add(1) {
-            if let Err(e) = self.dir.remove(&segments[0].1) {
-                let e = StorageError::Io(e);
-                self.fail(&e);
-                return Err(e);
+            match self.dir.remove(&segments[0].1) {
+                Ok(()) => {}
+                // Already gone: an earlier attempt unlinked it and then
+                // failed to sync the directory. Should the unlink be undone
+                // by a crash, recovery skips the file (see below).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Deleting is housekeeping, not durability: every record in
+                // the segment is in the data file (the checkpoint is durable)
+                // and recovery skips a segment wholly at or below the
+                // checkpoint (`reader::read_log`). So unlike a failed write or
+                // sync (invariant 3) a failed unlink does not fail the
+                // journal: the segment stays listed, the failure is counted,
+                // and the next checkpoint retries. Deletion stops at the first
+                // failure, so leftovers are always the oldest segments.
+                Err(e) => {
+                    let mut metrics = self.metrics.lock();
+                    metrics.segment_delete_failures += 1;
+                    metrics.last_delete_error = Some(format!("removing WAL segment {}: {e}", segments[0].1));
+                    break;
+                }
             }
             segments.remove(0);
             deleted += 1;
@@ -640,5 +778,95 @@ impl Inner {
         }
         self.metrics.lock().degraded = true;
         self.wake_all();
+    }
+}
+
+// Under the `shuttle` feature the journal's threads and locks work only
+// inside a shuttle test; these run on the real ones.
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use super::*;
+    use crate::io::MemLogDir;
+
+    const DB: u128 = 3;
+
+    fn open_at(dir: &MemLogDir, after: u64) -> Result<(Journal, Recovery)> {
+        Journal::open(dir.clone(), DB, after, JournalOptions::default(), |_, _| Ok(()))
+    }
+
+    /// A segment starting at `first` holding records `seqs`, planted as is.
+    fn plant(dir: &MemLogDir, first: u64, seqs: &[u64]) {
+        use super::super::record::SegmentHeader;
+        let mut bytes = SegmentHeader {
+            db_id: DB,
+            first_seq: first,
+        }
+        .encode()
+        .to_vec();
+        for &seq in seqs {
+            encode_record(&mut bytes, seq, b"crafted");
+        }
+        let file = dir.create(&segment_name(first)).unwrap();
+        file.write(0, &bytes).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_at_the_end_of_the_sequence_space_is_an_error_not_a_panic() {
+        let err = open_at(&MemLogDir::new(), u64::MAX).err().expect("refused");
+        assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+        assert!(err.to_string().contains("sequence"), "{err}");
+    }
+
+    #[test]
+    fn appends_stop_with_an_error_at_the_end_of_the_sequence_space() {
+        let dir = MemLogDir::new();
+        let (journal, _) = open_at(&dir, u64::MAX - 2).unwrap();
+        let seq = journal.append(b"the last one").unwrap();
+        assert_eq!(seq, u64::MAX - 1);
+        journal.wait_for_sync(seq).unwrap();
+        let err = journal.append(b"one too many").expect_err("refused");
+        assert!(err.to_string().contains("sequence"), "{err}");
+        assert!(journal.failure().is_none(), "refusing an append is not an I/O failure");
+        assert_eq!(journal.last_seq(), u64::MAX - 1, "no sequence consumed");
+        drop(journal);
+        let (_, recovery) = open_at(&dir, u64::MAX - 2).unwrap();
+        assert_eq!(recovery.last_seq, u64::MAX - 1);
+    }
+
+    #[test]
+    fn a_record_carrying_the_largest_sequence_is_a_clear_error() {
+        let dir = MemLogDir::new();
+        plant(&dir, u64::MAX - 1, &[u64::MAX - 1, u64::MAX]);
+        let err = open_at(&dir, u64::MAX - 2).err().expect("refused");
+        assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+        assert!(err.to_string().contains("sequence"), "{err}");
+        let dir = MemLogDir::new();
+        plant(&dir, u64::MAX, &[u64::MAX]);
+        let err = open_at(&dir, u64::MAX - 1).err().expect("refused");
+        assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+    }
+
+    /// The class: whatever sequence numbers the data file's checkpoint and
+    /// the segments' names, headers and records claim, opening and
+    /// appending return results, never panic or wrap.
+    #[test]
+    fn no_combination_of_edge_sequence_numbers_panics_or_wraps() {
+        let edges = [0, 1, 2, 1 << 63, u64::MAX - 2, u64::MAX - 1, u64::MAX];
+        for &after in &edges {
+            for &first in &edges {
+                for &second in &edges {
+                    let dir = MemLogDir::new();
+                    plant(&dir, first, &[first, second]);
+                    let Ok((journal, recovery)) = open_at(&dir, after) else {
+                        continue;
+                    };
+                    let last = recovery.last_seq.max(after);
+                    match journal.append(b"next") {
+                        Ok(seq) => assert_eq!(Some(seq), last.checked_add(1), "{after} {first} {second}"),
+                        Err(_) => assert_eq!(last, u64::MAX - 1, "{after} {first} {second}"),
+                    }
+                }
+            }
+        }
     }
 }

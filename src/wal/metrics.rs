@@ -28,6 +28,12 @@ pub struct JournalMetrics {
     pub segments_created: u64,
     /// Segment files deleted after checkpoints.
     pub segments_deleted: u64,
+    /// Attempts to delete an old segment that failed. The segment stays
+    /// (harmless: recovery skips segments wholly at or below the
+    /// checkpoint) and the next checkpoint retries; the journal carries on.
+    pub segment_delete_failures: u64,
+    /// The last such failure, for the operator.
+    pub last_delete_error: Option<String>,
     /// Whether the sync thread died and committers now sync for themselves.
     pub degraded: bool,
 }

@@ -10,5 +10,5 @@ mod segment;
 
 pub use journal::{Journal, JournalOptions, Recovery, scan};
 pub use metrics::{JournalMetrics, SYNC_LATENCY_BUCKETS_US};
-pub use reader::{Stop, StopReason};
+pub use reader::{LaterRecord, Stop, StopReason};
 pub use record::MAX_PAYLOAD;

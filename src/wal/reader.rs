@@ -1,11 +1,16 @@
 //! The recovery reader: iterates the records after a given sequence number,
 //! in order, across segments, and stops at the first record that is torn,
-//! damaged or out of sequence. A record behind a bad one is never returned.
+//! damaged or out of sequence. A record behind a bad one is never returned;
+//! the reader searches for one, to tell a torn tail (none: the expected end
+//! of a crash) from damage in the middle of the log (some: corruption, for
+//! the journal to refuse or, asked to, repair).
 
 use crate::error::{Result, StorageError};
 use crate::io::{LogDir, StorageBackend};
 
-use super::record::{Decoded, HeaderError, SEGMENT_HEADER_LEN, SegmentHeader, WAL_VERSION, decode_record};
+use super::record::{
+    Decoded, HeaderError, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SegmentHeader, WAL_VERSION, decode_any, decode_record,
+};
 use super::segment::list_segments;
 
 /// Why the reader stopped before the end of the log.
@@ -44,31 +49,73 @@ pub struct Stop {
     pub reason: StopReason,
 }
 
+/// A valid record found past the point where reading stopped: proof that the
+/// log was damaged in the middle, not torn at its end (a torn write leaves
+/// only a prefix of its records, then garbage or zeros; bit rot leaves valid
+/// records behind the damage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaterRecord {
+    /// The segment file holding it.
+    pub segment: String,
+    /// Its byte offset there (0 for a segment whose header alone proves
+    /// that earlier records were durable).
+    pub offset: u64,
+    /// Its sequence number (for a header, the segment's first).
+    pub seq: u64,
+}
+
 /// What the reader found: the segments to keep, the sequence to continue
 /// from, and the files to discard because they lie past the stop point.
 #[derive(Debug, Default)]
 pub(crate) struct LogEnd {
     /// The last valid record's sequence number (0 if none).
     pub(crate) last_seq: u64,
+    /// Bytes of the records passed to `visit` (headers included).
+    pub(crate) replayed_bytes: u64,
     /// Segments holding valid records, as `(first_seq, name)`.
     pub(crate) keep: Vec<(u64, String)>,
     /// Segments after the stop point, or holding no valid record.
     pub(crate) discard: Vec<String>,
+    /// Segments wholly at or below the checkpoint, not read (their delete
+    /// failed or a crash interrupted it), as `(first_seq, name)`.
+    pub(crate) obsolete: Vec<(u64, String)>,
     pub(crate) stop: Option<Stop>,
+    /// The first valid record past the stop: mid-log corruption.
+    pub(crate) later: Option<LaterRecord>,
+    /// Valid records past the stop point (none for a torn tail).
+    pub(crate) discarded_records: u64,
+    /// Bytes past the stop point that are not zero fill.
+    pub(crate) discarded_bytes: u64,
+    /// A kept segment with bytes past the stop point, and the offset where
+    /// its valid records end: where a repair cuts it.
+    pub(crate) cut: Option<(String, u64)>,
 }
 
 /// Reads every valid record of the log in `dir`, calling `visit` for those
-/// after `after` in sequence order.
+/// after `after` in sequence order, and classifies whatever follows the last
+/// one (see `design/wal.md`, Recovery).
 pub(crate) fn read_log(
     dir: &dyn LogDir,
     db_id: u128,
     after: u64,
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<LogEnd> {
-    let segments = list_segments(dir)?;
+    let mut segments = list_segments(dir)?;
     let mut end = LogEnd::default();
+    // Segment i holds records first_i..first_{i+1}-1, so a segment followed
+    // by one starting at or below `after + 1` holds nothing after the
+    // checkpoint. Such leftovers (a failed or interrupted delete, see
+    // `Journal::truncate_through`) are not read: damage in them, or a gap
+    // between them, loses nothing.
+    let start = segments
+        .iter()
+        .rposition(|&(first, _)| first <= after.saturating_add(1))
+        .unwrap_or(0);
+    end.obsolete = segments.drain(..start).collect();
     // The sequence the next record must carry; set by the first segment.
     let mut expected: Option<u64> = None;
+    // Segments past the stop point, to search for later records.
+    let mut past = Vec::new();
     let mut segments = segments.into_iter();
     for (first_seq, name) in segments.by_ref() {
         let stop = |offset, reason| Stop {
@@ -77,49 +124,40 @@ pub(crate) fn read_log(
             reason,
         };
         if let Some(want) = expected.filter(|&want| want != first_seq) {
-            end.stop = Some(stop(
-                0,
-                StopReason::Gap {
-                    expected: want,
-                    found: first_seq,
-                },
-            ));
-            end.discard.push(name.clone());
+            if end.stop.is_none() {
+                end.stop = Some(stop(
+                    0,
+                    StopReason::Gap {
+                        expected: want,
+                        found: first_seq,
+                    },
+                ));
+            }
+            past.push(name);
             break;
         }
-        // This segment continues the log: an earlier stop was not the end.
+        // This segment continues the log exactly where the valid records
+        // end: it was started by an earlier recovery that stopped at the
+        // same point, so that tail (already searched: no later record in
+        // it) was discarded then, not now.
         end.stop = None;
+        end.cut = None;
+        end.discarded_bytes = 0;
         let file = dir.open(&name)?;
         let mut bytes = SegmentBytes::new(file.as_ref())?;
-        let header = match SegmentHeader::decode(bytes.get(0, SEGMENT_HEADER_LEN)?) {
-            Ok(header) => header,
-            Err(HeaderError::Version(v)) => {
-                return Err(StorageError::corrupted(format!(
-                    "WAL segment {name} has format version {v}; this build reads version {WAL_VERSION}"
-                )));
-            }
-            Err(HeaderError::Invalid(why)) => {
+        match check_header(&mut bytes, &name, first_seq, db_id)? {
+            Ok(()) => {}
+            Err(why) => {
                 end.stop = Some(stop(0, StopReason::BadHeader(why.to_string())));
-                end.discard.push(name.clone());
+                expected.get_or_insert(first_seq);
+                past.push(name);
                 break;
             }
-        };
-        if header.db_id != db_id {
-            return Err(StorageError::corrupted(format!(
-                "WAL segment {name} belongs to another database (id {:#x}, expected {db_id:#x})",
-                header.db_id
-            )));
-        }
-        if header.first_seq != first_seq {
-            return Err(StorageError::corrupted(format!(
-                "WAL segment {name} says it starts at sequence {}",
-                header.first_seq
-            )));
         }
         if first_seq > after.saturating_add(1) && expected.is_none() {
             return Err(StorageError::corrupted(format!(
                 "WAL records {}..{first_seq} are missing: the oldest segment starts after the checkpoint",
-                after + 1
+                after.saturating_add(1)
             )));
         }
         let mut next = first_seq;
@@ -130,8 +168,15 @@ pub(crate) fn read_log(
                 Decoded::Record { seq, payload, len } => {
                     if seq > after {
                         visit(seq, payload)?;
+                        end.replayed_bytes += len as u64;
                     }
-                    next = seq + 1;
+                    // A number from disk: checked, never wrapped (u64::MAX
+                    // is never assigned; see `Journal::append`).
+                    next = seq.checked_add(1).ok_or_else(|| {
+                        StorageError::corrupted(format!(
+                            "WAL segment {name} at offset {pos} holds sequence number {seq}, past the largest assignable"
+                        ))
+                    })?;
                     pos += len;
                     false
                 }
@@ -171,14 +216,97 @@ pub(crate) fn read_log(
         }
         expected = Some(next);
         if let Some(reason) = stopped {
-            // Only a fresh segment that continues exactly where this one's
-            // valid records end may follow a bad tail; it was started by an
-            // earlier recovery that stopped here too.
             end.stop = Some(stop(pos as u64, reason));
+            // Torn or damaged? Only this error path reads the rest of the
+            // segment: a valid record behind the bad one means damage.
+            let found = bytes.search(pos, next, &name)?;
+            end.discarded_records += found.records;
+            end.discarded_bytes += found.data_end.saturating_sub(pos) as u64;
+            if next > first_seq {
+                end.cut = Some((name.clone(), pos as u64));
+            }
+            if found.first.is_some() {
+                end.later = found.first;
+                break;
+            }
         }
     }
-    end.discard.extend(segments.map(|(_, name)| name));
+    past.extend(segments.map(|(_, name)| name));
+    let want = expected.unwrap_or(0);
+    for name in past {
+        search_past_segment(dir, db_id, &name, want, &mut end)?;
+        end.discard.push(name);
+    }
     Ok(end)
+}
+
+/// Checks a segment's header: `Ok(Err(why))` if it is not (or no longer) a
+/// valid header, an error if it is valid but not this log's.
+fn check_header(
+    bytes: &mut SegmentBytes<'_>,
+    name: &str,
+    first_seq: u64,
+    db_id: u128,
+) -> Result<std::result::Result<(), &'static str>> {
+    let header = match SegmentHeader::decode(bytes.get(0, SEGMENT_HEADER_LEN)?) {
+        Ok(header) => header,
+        Err(HeaderError::Version(v)) => {
+            return Err(StorageError::corrupted(format!(
+                "WAL segment {name} has format version {v}; this build reads version {WAL_VERSION}"
+            )));
+        }
+        Err(HeaderError::Invalid(why)) => return Ok(Err(why)),
+    };
+    if header.db_id != db_id {
+        return Err(StorageError::corrupted(format!(
+            "WAL segment {name} belongs to another database (id {:#x}, expected {db_id:#x})",
+            header.db_id
+        )));
+    }
+    if header.first_seq != first_seq {
+        return Err(StorageError::corrupted(format!(
+            "WAL segment {name} says it starts at sequence {}",
+            header.first_seq
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Searches a segment past the stop point for records at or after `want`.
+/// A valid header alone is proof: a segment is created only once every
+/// record before it is durable (journal invariant 4), and its header is
+/// durable before any record is written to it (invariant 6).
+fn search_past_segment(dir: &dyn LogDir, db_id: u128, name: &str, want: u64, end: &mut LogEnd) -> Result<()> {
+    let file = dir.open(name)?;
+    let mut bytes = SegmentBytes::new(file.as_ref())?;
+    let first_seq = super::segment::parse_name(name).unwrap_or(0);
+    let valid_header = check_header(&mut bytes, name, first_seq, db_id)?.is_ok();
+    // Its records start at its first sequence number (its name's).
+    let found = bytes.search(SEGMENT_HEADER_LEN, want.max(first_seq), name)?;
+    end.discarded_records += found.records;
+    end.discarded_bytes += found.data_end as u64;
+    if end.later.is_none() {
+        end.later = if valid_header && first_seq >= want {
+            Some(LaterRecord {
+                segment: name.to_string(),
+                offset: 0,
+                seq: first_seq,
+            })
+        } else {
+            found.first
+        };
+    }
+    Ok(())
+}
+
+/// What a search past the stop point found.
+struct Found {
+    /// The first valid record at or after the sequence searched for.
+    first: Option<LaterRecord>,
+    /// How many such records.
+    records: u64,
+    /// The offset just past the last nonzero byte.
+    data_end: usize,
 }
 
 /// A segment's bytes, loaded from the front as the reader needs them: a
@@ -219,6 +347,40 @@ impl<'a> SegmentBytes<'a> {
             self.file.read(have as u64, &mut self.loaded[have..])?;
         }
         Ok(())
+    }
+
+    /// Searches the bytes from `from` on for valid records with sequence
+    /// numbers at or after `want`: record by record where records decode,
+    /// byte by byte where they do not. Loads the whole segment, so it runs
+    /// only on the error path. A plausible sequence number is also at most
+    /// one per [`RECORD_HEADER_LEN`] bytes beyond `want` (no record is
+    /// shorter), which rejects almost every offset of garbage or zeros
+    /// before any checksum is computed.
+    fn search(&mut self, from: usize, want: u64, name: &str) -> Result<Found> {
+        self.load_to(self.len)?;
+        let bytes = &self.loaded;
+        let most = want.saturating_add((bytes.len() / RECORD_HEADER_LEN) as u64);
+        let mut found = Found {
+            first: None,
+            records: 0,
+            data_end: bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1),
+        };
+        let mut at = from;
+        while at < found.data_end {
+            match decode_any(&bytes[at..], want..=most) {
+                Some((seq, len)) => {
+                    found.first.get_or_insert_with(|| LaterRecord {
+                        segment: name.to_string(),
+                        offset: at as u64,
+                        seq,
+                    });
+                    found.records += 1;
+                    at += len;
+                }
+                None => at += 1,
+            }
+        }
+        Ok(found)
     }
 
     /// Loads twice as much; `false` if the whole file is already loaded.

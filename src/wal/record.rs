@@ -126,7 +126,11 @@ pub(crate) fn decode_record(buf: &[u8], expected: u64) -> Decoded<'_> {
     let seq = le_u64(&head[..8]);
     let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
     let sum = le_u64(&head[12..20]);
-    let Some(payload) = buf.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
+    // The length comes from disk: checked, so no platform's usize wraps.
+    let Some(payload) = RECORD_HEADER_LEN
+        .checked_add(len)
+        .and_then(|end| buf.get(RECORD_HEADER_LEN..end))
+    else {
         return Decoded::Truncated;
     };
     if checksum(&head[..12], payload) != sum {
@@ -138,7 +142,23 @@ pub(crate) fn decode_record(buf: &[u8], expected: u64) -> Decoded<'_> {
     Decoded::Record {
         seq,
         payload,
-        len: RECORD_HEADER_LEN + len,
+        len: RECORD_HEADER_LEN + payload.len(),
+    }
+}
+
+/// Decodes a valid record at the front of `buf` whatever its place in the
+/// sequence, if its sequence number lies in `seqs`: `(seq, bytes it
+/// occupies)`. The sequence number is tested first, so most garbage is
+/// rejected without computing a checksum. Used only on recovery's error
+/// path, to search for records behind a bad one.
+pub(crate) fn decode_any(buf: &[u8], seqs: std::ops::RangeInclusive<u64>) -> Option<(u64, usize)> {
+    let seq = le_u64(buf.get(..8)?);
+    if !seqs.contains(&seq) {
+        return None;
+    }
+    match decode_record(buf, seq) {
+        Decoded::Record { seq, len, .. } => Some((seq, len)),
+        _ => None,
     }
 }
 

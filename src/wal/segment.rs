@@ -13,7 +13,8 @@ pub(crate) fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}{SUFFIX}")
 }
 
-fn parse_name(name: &str) -> Option<u64> {
+/// The first sequence number a segment's name gives, if it is a segment name.
+pub(crate) fn parse_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SUFFIX)?;
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
 }
@@ -39,15 +40,35 @@ pub(crate) struct ActiveSegment {
 
 impl ActiveSegment {
     /// Creates the segment whose first record will be `first_seq`, writes
-    /// its header (made durable by the sync that covers its first records)
-    /// and preallocates it to `size` bytes, so that appends inside it never
-    /// change the file's size (cheaper syncs; the reader ends a segment at
-    /// its zero tail).
+    /// its header, preallocates it to `size` bytes, so that appends inside
+    /// it never change the file's size (cheaper syncs; the reader ends a
+    /// segment at its zero tail), and syncs it.
+    ///
+    /// Invariant (journal invariant 6): a segment's header is durable before
+    /// any record is written to it. So a crash can leave a segment with a
+    /// torn header only with no record behind it, and recovery may treat a
+    /// valid record behind a bad header as damage, not as a crash (see
+    /// `reader::search_past_segment`). One extra sync per segment.
     pub(crate) fn create(dir: &dyn LogDir, db_id: u128, first_seq: u64, size: u64) -> Result<Self> {
-        let file = dir.create(&segment_name(first_seq))?;
+        let name = segment_name(first_seq);
+        let file = match dir.create(&name) {
+            // Only an interrupted create of this same segment leaves this
+            // name behind: the journal names a new segment after its last
+            // written record, recovery deletes any segment with no valid
+            // record, and a panic between the `create` below and this
+            // function's return (a degraded journal then retries) leaves the
+            // file. No record was ever written to it (records are written
+            // after this returns), so it is replaced.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                dir.remove(&name)?;
+                dir.create(&name)?
+            }
+            created => created?,
+        };
         let header = SegmentHeader { db_id, first_seq }.encode();
         file.write(0, &header)?;
         file.preallocate(size)?;
+        file.sync_data()?;
         Ok(Self {
             file,
             len: header.len() as u64,
