@@ -8,7 +8,7 @@ use crate::engine::{Engine, EngineOptions, Stats};
 use crate::error::{CompactionError, DatabaseError, StorageError, TransactionError};
 use crate::io::{FileBackend, FsLogDir, LogDir, StorageBackend};
 use crate::transaction::{LiveToken, ReadTransaction, WriteTransaction};
-use crate::types::{Key, register, resolve};
+use crate::types::resolve;
 
 /// Begins read transactions; implemented by [`Database`].
 pub trait ReadableDatabase {
@@ -112,12 +112,14 @@ impl Builder {
         self
     }
 
-    /// Makes `K`'s order known before the database opens. Needed only for a
-    /// key type whose order is not byte order (a custom `Key::compare`, or a
-    /// tuple with a variable-width element before the last) when its table
-    /// has commits in the WAL at open, that is, after a crash.
-    pub fn register_key_type<K: Key + 'static>(&mut self) -> &mut Self {
-        register::<K>();
+    /// Whether opening may discard WAL records behind damage in the middle
+    /// of the log (bit rot, a lost block), keeping every commit before it.
+    /// Off by default: such damage is then a `Corrupted` error at open and
+    /// nothing is changed, so acknowledged commits never vanish silently. A
+    /// torn tail, which a crash during a write leaves, needs no repair.
+    /// `Database::stats().recovery` reports what was discarded.
+    pub fn set_repair_wal(&mut self, repair: bool) -> &mut Self {
+        self.options.repair_wal = repair;
         self
     }
 
@@ -213,9 +215,7 @@ impl Database {
         if self.live.others_live() {
             return Err(CompactionError::TransactionInProgress);
         }
-        let before = self.engine.file_len()?;
-        self.engine.compact()?;
-        Ok(self.engine.file_len()? < before)
+        Ok(self.engine.compact()?)
     }
 
     /// Flushes everything committed into the data file, makes it durable,

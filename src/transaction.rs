@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::engine::{self, Durability, PendingCommit};
 use crate::error::{CommitError, StorageError, TableError};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
-use crate::types::{Key, TableMeta, TypeName, Value, comparator, register};
+use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
 /// One share of a database's count of live transactions.
 ///
@@ -93,7 +93,6 @@ impl WriteTransaction {
         let name = definition.name();
         self.ensure_closed(name)?;
         let meta = TableMeta::of::<K, V>();
-        register::<K>();
         let table = self.with_txn(|txn| -> Result<_, TableError> {
             if let Some(stored) = txn.table_meta(name.as_bytes())?
                 && TableMeta::decode(&stored).as_ref() != Some(&meta)
@@ -197,7 +196,6 @@ impl ReadTransaction {
         definition: TableDefinition<'_, K, V>,
     ) -> Result<ReadOnlyTable<K, V>, TableError> {
         let name = definition.name();
-        register::<K>();
         let Some(table) = self.txn.open_table(name.as_bytes(), comparator::<K>())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
         };

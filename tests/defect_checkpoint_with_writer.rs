@@ -14,7 +14,6 @@ const T: TableDefinition<u64, u64> = TableDefinition::new("t");
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
 #[test]
-#[ignore = "fixed by the engine change on main"]
 fn checkpoint_returns_while_this_thread_holds_a_write_transaction() {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

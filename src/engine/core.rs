@@ -64,8 +64,18 @@ pub struct EngineOptions {
     pub checkpoint_wal_bytes: u64,
     /// ... or once this much time has passed with unflushed commits.
     pub checkpoint_interval: Duration,
-    /// Key order of tables not opened since the process started.
+    /// Key order of tables not opened since the process started, from
+    /// their metadata; `None` defers their recovered records (see
+    /// `engine::deferred`).
     pub resolver: Resolver,
+    /// The largest WAL payload one commit may produce; a larger transaction
+    /// fails alone with `StorageError::ValueTooLarge`. At most (and by
+    /// default) [`crate::wal::MAX_PAYLOAD`].
+    pub max_commit_bytes: usize,
+    /// Whether recovery may discard valid WAL records behind damage in the
+    /// middle of the log (keeping the prefix before it). Off, such damage
+    /// is a `Corrupted` error at open; a torn tail never needs it.
+    pub repair_wal: bool,
 }
 
 impl Default for EngineOptions {
@@ -79,6 +89,8 @@ impl Default for EngineOptions {
             checkpoint_wal_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(30),
             resolver: |_| None,
+            max_commit_bytes: crate::wal::MAX_PAYLOAD,
+            repair_wal: false,
         }
     }
 }
@@ -129,6 +141,27 @@ pub(crate) struct Inner {
     poison: Mutex<Option<String>>,
     pub(crate) apply: ApplyControl,
     pub(crate) counters: Counters,
+    /// What recovery replayed and discarded when this engine opened.
+    pub(crate) recovery: RecoveryReport,
+}
+
+/// What the WAL recovery at open found; see [`Stats`](crate::engine::Stats).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// WAL records replayed (those after the data file's checkpoint).
+    pub replayed_records: u64,
+    /// Bytes of those records.
+    pub replayed_bytes: u64,
+    /// Whether the log ended in a torn record, as a crash during a write
+    /// leaves; the torn bytes held nothing acknowledged.
+    pub torn_tail: bool,
+    /// Valid records discarded behind mid-log damage because repair was on.
+    pub discarded_records: u64,
+    /// Bytes discarded past the point where reading stopped.
+    pub discarded_bytes: u64,
+    /// Recovered records of tables whose key order was not known at open,
+    /// kept aside until the table is opened (see `engine::deferred`).
+    pub deferred_records: u64,
 }
 
 /// The engine under a database: owns the tree store, the journal and the
@@ -157,9 +190,9 @@ impl Engine {
         let journal_options = JournalOptions {
             segment_size: options.segment_bytes,
             sync_interval: options.sync_interval,
-            ..JournalOptions::default()
+            repair: options.repair_wal,
         };
-        let (journal, _recovery): (Journal, Recovery) =
+        let (journal, recovery): (Journal, Recovery) =
             Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {
                 let batch = recovered.route(seq, Batch::decode(payload)?)?;
                 apply_batch(&active, seq, &batch, &|id| recovered.comparators.get(&id).copied())?;
@@ -182,6 +215,14 @@ impl Engine {
             deferred: Arc::new(recovered.deferred_tables()),
             tree: trees.snapshot(),
         };
+        let report = RecoveryReport {
+            replayed_records: recovery.replayed,
+            replayed_bytes: recovery.replayed_bytes,
+            torn_tail: recovery.torn_tail,
+            discarded_records: recovery.discarded_records,
+            discarded_bytes: recovery.discarded_bytes,
+            deferred_records: state.deferred.values().map(|d| d.len() as u64).sum(),
+        };
         let comparators = recovered.comparators;
         let inner = Arc::new(Inner {
             options,
@@ -198,6 +239,7 @@ impl Engine {
             poison: Mutex::new(None),
             apply: ApplyControl::default(),
             counters: Counters::default(),
+            recovery: report,
         });
         inner.counters.flushed_seq.store(checkpoint, Ordering::Relaxed);
         inner

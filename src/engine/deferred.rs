@@ -133,6 +133,11 @@ impl DeferredTable {
         }
     }
 
+    /// Records held.
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
     /// The overlay in `cmp`'s order.
     pub(crate) fn overlay(&self, cmp: Comparator) -> Overlay {
         self.sorted

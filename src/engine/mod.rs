@@ -15,6 +15,6 @@ mod state;
 mod txn;
 mod writeset;
 
-pub use core::{Durability, Engine, EngineOptions, Resolver};
+pub use core::{Durability, Engine, EngineOptions, RecoveryReport, Resolver};
 pub use merge::MergedRange;
 pub use txn::{PendingCommit, ReadTable, ReadTxn, Stats, TableRef, WriteTxn};

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use super::batch::TABLES_PER_TXN;
 use super::batch::TableDef;
-use super::core::{Durability, Engine, Inner, apply_batch, panic_message};
+use super::core::{Durability, Engine, Inner, RecoveryReport, apply_batch, panic_message};
 use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id};
@@ -58,6 +58,8 @@ pub struct Stats {
     pub durable_seq: u64,
     /// Whether the WAL sync thread died and commits sync themselves.
     pub wal_degraded: bool,
+    /// What recovery replayed and discarded when the database opened.
+    pub recovery: RecoveryReport,
 }
 
 impl Engine {
@@ -142,6 +144,7 @@ impl Engine {
             published_seq: state.seq,
             durable_seq: inner.journal.durable_seq(),
             wal_degraded: wal.degraded,
+            recovery: inner.recovery.clone(),
         }
     }
 
@@ -474,7 +477,7 @@ impl WriteTxn {
         let payload = batch.encode();
         // Refused before the WAL sees it: this commit fails, the database
         // does not (an append error, by contrast, is an I/O failure).
-        if payload.len() > crate::wal::MAX_PAYLOAD {
+        if payload.len() > inner.options.max_commit_bytes.min(crate::wal::MAX_PAYLOAD) {
             return Err(StorageError::ValueTooLarge(payload.len()));
         }
         let commits = inner.lock_commits();

@@ -3,13 +3,9 @@
 //!
 //! A table's metadata records its key and value type names and whether the
 //! key order is plain byte order. Byte order needs no code; any other order is
-//! the key type's `compare`, which this process knows once the type has been
-//! used (opening a table registers it) or registered with
-//! `Builder::register_key_type`. Recovery after a crash needs the order of
-//! every table with records in the WAL.
-
-use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+//! the key type's `compare`, which the engine learns when the table is opened
+//! with its type. Recovery never needs it: records of a table whose order is
+//! not known yet are deferred until the table is opened (`engine::deferred`).
 
 use super::traits::Key;
 use crate::btree::{Comparator, bytewise};
@@ -54,11 +50,6 @@ impl TableMeta {
     }
 }
 
-fn registry() -> &'static RwLock<HashMap<String, Comparator>> {
-    static REGISTRY: OnceLock<RwLock<HashMap<String, Comparator>>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
-
 /// The comparator to build `K`'s tables with: plain byte order when `K`'s
 /// order is byte order (the engine can then treat equal keys as equal bytes,
 /// which its memtable filters rely on), `K::compare` otherwise.
@@ -66,22 +57,10 @@ pub(crate) fn comparator<K: Key>() -> Comparator {
     if K::order_is_bytewise() { bytewise } else { K::compare }
 }
 
-/// Makes `K`'s order known to this process, by its type name.
-pub(crate) fn register<K: Key>() {
-    if K::order_is_bytewise() {
-        return;
-    }
-    let name = K::type_name().name().to_string();
-    if let Ok(mut map) = registry().write() {
-        map.insert(name, K::compare);
-    }
-}
-
-/// The key order of a table, from its metadata (the engine's resolver).
+/// The key order of a table, from its metadata (the engine's resolver):
+/// byte order when the metadata says so; `None` (unknown until the table is
+/// opened with its key type) otherwise. The engine then defers the table's
+/// recovered records (`engine::deferred`); nothing needs registering.
 pub(crate) fn resolve(meta: &[u8]) -> Option<Comparator> {
-    let meta = TableMeta::decode(meta)?;
-    if meta.bytewise {
-        return Some(bytewise);
-    }
-    registry().read().ok()?.get(&meta.key_type).copied()
+    TableMeta::decode(meta)?.bytewise.then_some(bytewise as Comparator)
 }
