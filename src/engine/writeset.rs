@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use super::batch::{Batch, DataOp, TableDef, new_table_id};
 use super::merge::{Direction, Item, Source};
-use crate::btree::{Comparator, ValueBytes};
+use crate::btree::{Comparator, ValueBytes, is_bytewise};
 
 /// A key ordered by its table's comparator.
 pub(crate) struct OrdKey {
@@ -143,9 +143,14 @@ impl WriteSet {
     pub(crate) fn put(&mut self, slot: TableSlot, key: &[u8], value: Option<&[u8]>) {
         let table = &mut self.tables[slot];
         let cmp = table.order();
-        table
-            .writes
-            .insert(OrdKey { key: key.to_vec(), cmp }, value.map(<[u8]>::to_vec));
+        let key = OrdKey { key: key.to_vec(), cmp };
+        if !is_bytewise(cmp) {
+            // `insert` would keep the old key's bytes; under a custom order
+            // equal keys may differ, and the newest write's bytes are the
+            // key's from now on (as in the memtable and the tree).
+            table.writes.remove(&key);
+        }
+        table.writes.insert(key, value.map(<[u8]>::to_vec));
     }
 
     /// The transaction's own entry for `key`: `None` if it has none,
