@@ -105,8 +105,10 @@ impl Builder {
         self
     }
 
-    /// Bytes of frozen memtables allowed to wait for flushing before writers
-    /// are slowed and then blocked.
+    /// Bytes of frozen memtables allowed to wait behind the one being flushed
+    /// before writers are slowed and then blocked. The memtable being
+    /// flushed does not count, so one large transaction does not stall the
+    /// commits after it.
     pub fn set_max_frozen_bytes(&mut self, bytes: usize) -> &mut Self {
         self.options.max_frozen_bytes = bytes;
         self

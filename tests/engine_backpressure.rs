@@ -14,15 +14,18 @@ use sluicedb::io::{CrashBackend, MemLogDir, MemoryBackend};
 
 #[test]
 fn writers_stall_past_the_frozen_budget_and_lose_nothing() {
-    // A one-byte budget: every frozen memtable blocks the next writer until
-    // the apply thread has flushed it.
+    // Every commit freezes its memtable, and a one-byte budget lets no
+    // memtable queue behind the one being flushed: unsynced commits arrive
+    // far faster than flushes (each waits for a sync), so writers stall.
     let options = EngineOptions {
+        memtable_bytes: 1,
         max_frozen_bytes: 1,
         ..small_options()
     };
     let db = Engine::open(MemoryBackend::new(), MemLogDir::new(), options).unwrap();
     for i in 0..2000u64 {
         let mut w = db.begin_write().unwrap();
+        w.set_durability(sluicedb::engine::Durability::None);
         let t = w.open_table(b"t", b"bytes", bytewise).unwrap();
         w.insert(t, &i.to_be_bytes(), &[1u8; 64]).unwrap();
         w.commit().unwrap();
@@ -38,6 +41,35 @@ fn writers_stall_past_the_frozen_budget_and_lose_nothing() {
             .count(),
         2000
     );
+}
+
+#[test]
+fn a_large_transaction_does_not_stall_the_commits_after_it() {
+    // issue 12: one transaction far above the memtable size and the frozen
+    // budget used to stall (or slow) every writer after it until its flush
+    // finished; durable commits right after a bulk load ran at ~1K/s.
+    let options = small_options();
+    let db = Engine::open(MemoryBackend::new(), MemLogDir::new(), options).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.open_table(b"t", b"bytes", bytewise).unwrap();
+    for i in 0..20_000u64 {
+        w.insert(t, &i.to_be_bytes(), &[7u8; 100]).unwrap();
+    }
+    w.commit().unwrap();
+    assert!(db.stats().frozen_bytes as usize > 4 * options.max_frozen_bytes);
+    for i in 0..50u64 {
+        let mut w = db.begin_write().unwrap();
+        let t = w.open_table(b"t", b"bytes", bytewise).unwrap();
+        w.insert(t, &(1_000_000 + i).to_be_bytes(), b"small").unwrap();
+        w.commit().unwrap();
+    }
+    let stats = db.stats();
+    assert_eq!((stats.stalls, stats.slowdowns), (0, 0), "{stats:?}");
+    db.checkpoint().unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(b"t", bytewise).unwrap().unwrap();
+    let all = txn.range(&t, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    assert_eq!(all.unwrap().count(), 20_050);
 }
 
 #[test]

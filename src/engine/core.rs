@@ -52,8 +52,12 @@ pub struct EngineOptions {
     pub cache_bytes: usize,
     /// The active memtable is frozen once it holds this many bytes.
     pub memtable_bytes: usize,
-    /// Frozen memtables may hold this many bytes before writers are slowed
-    /// (past three quarters) and then blocked (past all of it).
+    /// Frozen memtables queued behind the one being flushed may hold this
+    /// many bytes before writers are slowed (past three quarters) and then
+    /// blocked (past all of it). The memtable being flushed is not counted:
+    /// one large transaction (a bulk load far above the memtable size) must
+    /// not stall the writers after it while the apply thread flushes it, and
+    /// memory stays bounded by this budget plus that one memtable.
     pub max_frozen_bytes: usize,
     /// The loss window of `Durability::None` commits.
     pub sync_interval: Duration,
@@ -427,10 +431,10 @@ impl Inner {
 
     fn backpressure(&self) -> Result<()> {
         let limit = self.options.max_frozen_bytes;
-        let frozen = self.current_state().frozen_bytes();
+        let frozen = self.current_state().queued_bytes();
         if frozen > limit {
             self.counters.stalls.fetch_add(1, Ordering::Relaxed);
-            while self.current_state().frozen_bytes() > limit {
+            while self.current_state().queued_bytes() > limit {
                 self.check_poison()?;
                 self.apply.wait_for_flush(Duration::from_millis(100));
             }

@@ -91,6 +91,13 @@ impl State {
         self.frozen.iter().map(|m| m.bytes()).sum()
     }
 
+    /// Bytes of the frozen memtables queued behind the oldest one, which the
+    /// apply thread flushes first (and is flushing, if it is busy).
+    pub(crate) fn queued_bytes(&self) -> usize {
+        let queued = self.frozen.len().saturating_sub(1);
+        self.frozen[..queued].iter().map(|m| m.bytes()).sum()
+    }
+
     /// The table bound to `name` at `seq`.
     pub(crate) fn lookup_table(&self, name: &[u8], seq: u64) -> Result<Option<TableDef>> {
         for mem in self.memtables() {
