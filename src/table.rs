@@ -182,11 +182,13 @@ pub(crate) fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 pub(crate) trait RawTable {
     fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>>;
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>>;
+    fn raw_len(&self) -> crate::Result<u64>;
 }
 
 /// The size of a table.
 pub trait ReadableTableMetadata {
-    /// Number of entries (counted through the layers that hold the table).
+    /// Number of entries. O(1) in the table's size: every layer keeps its
+    /// table's entry count (the tree per table, each memtable per commit).
     fn len(&self) -> Result<u64, StorageError>;
 
     /// Whether the table has no entries.
@@ -220,12 +222,7 @@ macro_rules! readable {
     ($t:ident $(<$life:lifetime>)?) => {
         impl<$($life,)? K: Key + 'static, V: Value + 'static> ReadableTableMetadata for $t<$($life,)? K, V> {
             fn len(&self) -> Result<u64, StorageError> {
-                let mut n = 0;
-                for item in self.raw_range(Bound::Unbounded, Bound::Unbounded)? {
-                    item?;
-                    n += 1;
-                }
-                Ok(n)
+                Ok(self.raw_len()?)
             }
         }
 
@@ -408,6 +405,10 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
         self.txn.with_txn(|txn| txn.range(self.table, lower, upper))
     }
+
+    fn raw_len(&self) -> crate::Result<u64> {
+        self.txn.with_txn(|txn| txn.len(self.table))
+    }
 }
 
 readable!(Table<'txn>);
@@ -459,6 +460,10 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for ReadOnlyTable<K, V> {
 
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
         self.txn.range(&self.table, lower, upper)
+    }
+
+    fn raw_len(&self) -> crate::Result<u64> {
+        self.txn.len(&self.table)
     }
 }
 

@@ -104,6 +104,11 @@ fn read_all(txn: &ReadTxn) -> Model {
             Some(v.clone())
         );
     }
+    assert_eq!(
+        txn.len(&table).unwrap(),
+        forward.len() as u64,
+        "len disagrees with the entries"
+    );
     forward
 }
 
@@ -130,10 +135,12 @@ fn run(ops: &[Op]) -> u64 {
             Op::Put(k, v) => {
                 let old = w.insert(table, &key(*k), &value(*k, *v)).unwrap().map(|o| o.into_vec());
                 assert_eq!(old, working.insert(*k, value(*k, *v)));
+                assert_eq!(w.len(table).unwrap(), working.len() as u64, "len in the writer");
             }
             Op::Del(k) => {
                 let old = w.remove(table, &key(*k)).unwrap().map(|o| o.into_vec());
                 assert_eq!(old, working.remove(k));
+                assert_eq!(w.len(table).unwrap(), working.len() as u64, "len in the writer");
             }
             Op::Commit | Op::CommitNoSync | Op::CommitPipelined => {
                 let mut w = txn.take().unwrap();

@@ -9,7 +9,13 @@
 //!   u32 operation count, then per operation:
 //!       u8 kind (1 put, 2 delete), u64 table id, u32 key length, key,
 //!       if put: u32 value length, value
+//!   u32 count-change count, then per table whose entry count changed:
+//!       u64 table id, i64 change (entries added minus entries removed)
 //! ```
+//!
+//! The count changes let every layer answer `len()` without counting: the
+//! writer knows each insert's and remove's old value, so it knows exactly
+//! how the table's entry count moves.
 //!
 //! A table created by the transaction gets the id `seq << 20 | n` (the
 //! commit's sequence number and a per-transaction counter): unique for ever,
@@ -47,6 +53,8 @@ pub(crate) struct Batch {
     pub(crate) bindings: Vec<(Vec<u8>, Option<TableDef>)>,
     pub(crate) dropped: Vec<u64>,
     pub(crate) ops: Vec<DataOp>,
+    /// Per table, how its entry count changed.
+    pub(crate) counts: Vec<(u64, i64)>,
 }
 
 impl Batch {
@@ -80,6 +88,11 @@ impl Batch {
                 out.extend_from_slice(&(v.len() as u32).to_le_bytes());
                 out.extend_from_slice(v);
             }
+        }
+        out.extend_from_slice(&(self.counts.len() as u32).to_le_bytes());
+        for (table, change) in &self.counts {
+            out.extend_from_slice(&table.to_le_bytes());
+            out.extend_from_slice(&change.to_le_bytes());
         }
         out
     }
@@ -123,6 +136,10 @@ impl Batch {
                 other => return Err(bad(&format!("operation kind {other}"))),
             };
             batch.ops.push(DataOp { table, key, value });
+        }
+        for _ in 0..r.u32()? {
+            let table = r.u64()?;
+            batch.counts.push((table, r.u64()? as i64));
         }
         if r.pos != bytes.len() {
             return Err(bad("trailing bytes"));
@@ -195,6 +212,7 @@ mod tests {
                     value: None,
                 },
             ],
+            counts: vec![(5, 0), (new_table_id(9, 1), -3)],
         };
         let bytes = batch.encode();
         assert_eq!(Batch::decode(&bytes).unwrap(), batch);

@@ -322,6 +322,9 @@ pub(crate) fn apply_batch(
     for &id in &batch.dropped {
         mem.drop_table(seq, id);
     }
+    for &(table, change) in &batch.counts {
+        mem.add_count(seq, table, change);
+    }
     let insert = |from: usize, to: usize| {
         let start = runs.partition_point(|&(i, _)| i <= from) - 1;
         let mut run = start;

@@ -123,6 +123,10 @@ pub(crate) struct DeferredTable {
     /// The overlay, built by the first comparator asked for (a table has one
     /// comparator per process: `Inner::register` fixes it).
     sorted: OnceLock<Overlay>,
+    /// How the overlay changes the entry count of the table's tree. While a
+    /// table is deferred its tree does not change (the flush that would
+    /// change it absorbs the overlay first), so this is computed once.
+    count_change: OnceLock<i64>,
 }
 
 impl DeferredTable {
@@ -130,12 +134,31 @@ impl DeferredTable {
         Self {
             ops,
             sorted: OnceLock::new(),
+            count_change: OnceLock::new(),
         }
     }
 
     /// Records held.
     pub(crate) fn len(&self) -> usize {
         self.ops.len()
+    }
+
+    /// How the overlay (in `cmp`'s order) changes the entry count of the
+    /// tree beneath it: a value for a key the tree lacks adds one, a
+    /// tombstone for a key it holds removes one. `in_tree` asks the tree.
+    pub(crate) fn count_change(&self, cmp: Comparator, in_tree: impl Fn(&[u8]) -> Result<bool>) -> Result<i64> {
+        if let Some(&change) = self.count_change.get() {
+            return Ok(change);
+        }
+        let mut change = 0;
+        for (key, value) in self.overlay(cmp).iter() {
+            change += match (value.is_some(), in_tree(key)?) {
+                (true, false) => 1,
+                (false, true) => -1,
+                _ => 0,
+            };
+        }
+        Ok(*self.count_change.get_or_init(|| change))
     }
 
     /// The overlay in `cmp`'s order.

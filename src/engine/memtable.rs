@@ -16,6 +16,7 @@
 //! The binding list has its own short lock.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
@@ -150,6 +151,9 @@ pub(crate) struct Memtable {
     bindings: Mutex<Vec<Binding>>,
     /// Table ids whose data a transaction in this memtable dropped, by seq.
     dropped: Mutex<Vec<(u64, u64)>>,
+    /// Per table, how its entry count changed, as running sums in sequence
+    /// order: `(seq, change of every commit up to seq)`.
+    counts: Mutex<HashMap<u64, Vec<(u64, i64)>>>,
     bytes: AtomicUsize,
     max_seq: AtomicU64,
 }
@@ -173,6 +177,7 @@ impl Memtable {
             filter: KeyFilter::with_bytes((capacity / 64).min(MAX_FILTER_BYTES)),
             bindings: Mutex::new(Vec::new()),
             dropped: Mutex::new(Vec::new()),
+            counts: Mutex::new(HashMap::new()),
             bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
         }
@@ -199,6 +204,28 @@ impl Memtable {
     pub(crate) fn drop_table(&self, seq: u64, table: u64) {
         self.dropped.lock().push((seq, table));
         self.max_seq.fetch_max(seq, AtomicOrdering::Release);
+    }
+
+    /// Records how commit `seq` changed `table`'s entry count.
+    /// REQUIRES: sequences increasing, as for `insert`.
+    pub(crate) fn add_count(&self, seq: u64, table: u64, change: i64) {
+        let mut counts = self.counts.lock();
+        let sums = counts.entry(table).or_default();
+        let total = sums.last().map_or(0, |&(_, sum)| sum) + change;
+        sums.push((seq, total));
+        self.bytes
+            .fetch_add(std::mem::size_of::<(u64, i64)>(), AtomicOrdering::Relaxed);
+    }
+
+    /// How the commits at or below `seq` in this memtable changed `table`'s
+    /// entry count.
+    pub(crate) fn count_change(&self, table: u64, seq: u64) -> i64 {
+        let counts = self.counts.lock();
+        let Some(sums) = counts.get(&table) else { return 0 };
+        match sums.partition_point(|&(s, _)| s <= seq) {
+            0 => 0,
+            n => sums[n - 1].1,
+        }
     }
 
     /// Records a sequence with no data (an empty transaction).

@@ -87,6 +87,10 @@ impl Recovered {
                 });
             }
         }
+        // A deferred table's count is its tree's plus its overlay's (counted
+        // against the tree when first read), never the memtable's.
+        let deferred = &self.deferred;
+        batch.counts.retain(|(table, _)| !deferred.contains_key(table));
         Ok(batch)
     }
 

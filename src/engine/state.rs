@@ -80,6 +80,8 @@ pub(crate) struct TableView {
     pub(crate) root: Option<Page>,
     /// Recovered records not yet absorbed into the tree, in `cmp`'s order.
     pub(crate) overlay: Option<Overlay>,
+    /// How the overlay changes the tree's entry count.
+    pub(crate) overlay_count: i64,
 }
 
 impl State {
@@ -120,13 +122,25 @@ impl State {
             Some(info) => self.tree.root_page(info)?,
             None => None,
         };
-        let overlay = self.deferred.get(&def.id).map(|d| d.overlay(cmp));
+        let (overlay, overlay_count) = match self.deferred.get(&def.id) {
+            None => (None, 0),
+            Some(deferred) => {
+                let in_tree = |key: &[u8]| -> Result<bool> {
+                    Ok(match (&tree, &root) {
+                        (Some(info), Some(root)) => self.tree.get_with_root(info, root, cmp, key)?.is_some(),
+                        _ => false,
+                    })
+                };
+                (Some(deferred.overlay(cmp)), deferred.count_change(cmp, in_tree)?)
+            }
+        };
         Ok(TableView {
             def,
             cmp,
             tree,
             root,
             overlay,
+            overlay_count,
         })
     }
 
@@ -174,6 +188,17 @@ impl State {
             // Not flushed yet, or flushed empty (no root page).
             _ => Ok(None),
         }
+    }
+
+    /// The number of entries in `table` at `seq`, without counting: the
+    /// tree's count, moved by the deferred overlay and by every memtable's
+    /// recorded count changes at or below `seq`.
+    pub(crate) fn len(&self, table: &TableView, seq: u64) -> Result<u64> {
+        let tree = table.tree.as_ref().map_or(0, |info| info.len() as i64);
+        let memtables: i64 = self.memtables().map(|m| m.count_change(table.def.id, seq)).sum();
+        let total = tree + table.overlay_count + memtables;
+        u64::try_from(total)
+            .map_err(|_| StorageError::corrupted(format!("table {} would hold {total} entries", table.def.id)))
     }
 
     /// The memtable and tree sources of a range, highest priority first.

@@ -388,6 +388,19 @@ impl WriteTxn {
         }
     }
 
+    /// The number of entries in a table, this transaction's writes included;
+    /// O(number of memtables), never a scan.
+    pub fn len(&self, table: TableRef) -> Result<u64> {
+        let slot = self.slot(table)?;
+        let below = match &self.views[slot] {
+            Some(view) => self.state.len(view, self.seq)?,
+            None => 0,
+        };
+        (below as i64 + self.writes.count_change(slot))
+            .try_into()
+            .map_err(|_| StorageError::corrupted("a table's entry count went below zero"))
+    }
+
     /// Puts `key`; returns the previous value.
     pub fn insert(&mut self, table: TableRef, key: &[u8], value: &[u8]) -> Result<Option<ValueBytes>> {
         crate::btree::check_key(key)?;
@@ -395,7 +408,7 @@ impl WriteTxn {
             return Err(StorageError::ValueTooLarge(value.len()));
         }
         let old = self.get(table, key)?;
-        self.writes.put(table.slot, key, Some(value));
+        self.writes.put(table.slot, key, Some(value), old.is_some());
         Ok(old)
     }
 
@@ -403,7 +416,7 @@ impl WriteTxn {
     pub fn remove(&mut self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
         let old = self.get(table, key)?;
         if old.is_some() {
-            self.writes.put(table.slot, key, None);
+            self.writes.put(table.slot, key, None, true);
         }
         Ok(old)
     }
@@ -620,6 +633,11 @@ impl ReadTxn {
     /// The value of `key`.
     pub fn get(&self, table: &ReadTable, key: &[u8]) -> Result<Option<ValueBytes>> {
         self.state.get(self.view(table)?, key, self.seq)
+    }
+
+    /// The number of entries in a table, without a scan.
+    pub fn len(&self, table: &ReadTable) -> Result<u64> {
+        self.state.len(self.view(table)?, self.seq)
     }
 
     /// Entries between two bounds; the range holds the snapshot.

@@ -53,6 +53,8 @@ pub(crate) struct TxnTable {
     /// is ever assumed for it.
     pub(crate) cmp: Option<Comparator>,
     pub(crate) writes: BTreeMap<OrdKey, Option<Vec<u8>>>,
+    /// How the transaction changed the table's entry count.
+    pub(crate) count_change: i64,
 }
 
 impl TxnTable {
@@ -99,6 +101,7 @@ impl WriteSet {
             meta: def.meta.clone(),
             cmp: None,
             writes: BTreeMap::new(),
+            count_change: 0,
         });
         let slot = self.tables.len() - 1;
         self.names.insert(name.to_vec(), Some(slot));
@@ -116,6 +119,7 @@ impl WriteSet {
             meta: meta.to_vec(),
             cmp: Some(cmp),
             writes: BTreeMap::new(),
+            count_change: 0,
         });
         self.created += 1;
         let slot = self.tables.len() - 1;
@@ -129,6 +133,7 @@ impl WriteSet {
             self.dropped.push(id);
         }
         self.tables[slot].writes.clear();
+        self.tables[slot].count_change = 0;
         self.names.insert(name.to_vec(), None);
         self.changed.insert(name.to_vec());
     }
@@ -140,8 +145,11 @@ impl WriteSet {
         self.changed.insert(to.to_vec());
     }
 
-    pub(crate) fn put(&mut self, slot: TableSlot, key: &[u8], value: Option<&[u8]>) {
+    /// Writes `key` (a tombstone for `None`). `existed` says whether the key
+    /// had a value before (the caller looked it up), for the entry count.
+    pub(crate) fn put(&mut self, slot: TableSlot, key: &[u8], value: Option<&[u8]>, existed: bool) {
         let table = &mut self.tables[slot];
+        table.count_change += i64::from(value.is_some()) - i64::from(existed);
         let cmp = table.order();
         let key = OrdKey { key: key.to_vec(), cmp };
         if !is_bytewise(cmp) {
@@ -151,6 +159,11 @@ impl WriteSet {
             table.writes.remove(&key);
         }
         table.writes.insert(key, value.map(<[u8]>::to_vec));
+    }
+
+    /// How the transaction changed a table's entry count.
+    pub(crate) fn count_change(&self, slot: TableSlot) -> i64 {
+        self.tables[slot].count_change
     }
 
     /// The transaction's own entry for `key`: `None` if it has none,
@@ -227,8 +240,12 @@ impl WriteSet {
             .collect();
         let live: BTreeSet<TableSlot> = self.names.values().filter_map(|s| *s).collect();
         let mut ops = Vec::new();
+        let mut counts = Vec::new();
         for slot in live {
             let id = self.table_id(slot, seq);
+            if self.tables[slot].count_change != 0 {
+                counts.push((id, self.tables[slot].count_change));
+            }
             for (key, value) in &self.tables[slot].writes {
                 ops.push(DataOp {
                     table: id,
@@ -241,6 +258,7 @@ impl WriteSet {
             bindings,
             dropped: self.dropped.clone(),
             ops,
+            counts,
         }
     }
 
