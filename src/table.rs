@@ -222,7 +222,7 @@ macro_rules! readable {
     ($t:ident $(<$life:lifetime>)?) => {
         impl<$($life,)? K: Key + 'static, V: Value + 'static> ReadableTableMetadata for $t<$($life,)? K, V> {
             fn len(&self) -> Result<u64, StorageError> {
-                Ok(self.raw_len()?)
+                self.raw_len()
             }
         }
 
