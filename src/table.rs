@@ -304,26 +304,14 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
 
     /// Removes and returns the entry with the smallest key.
     pub fn pop_first(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
-        let first = self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next().transpose()?;
-        self.pop(first)
+        let first = self.txn.with_txn(|txn| txn.pop_first(self.table))?;
+        Ok(first.map(popped))
     }
 
     /// Removes and returns the entry with the largest key.
     pub fn pop_last(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
-        let last = self
-            .raw_range(Bound::Unbounded, Bound::Unbounded)?
-            .next_back()
-            .transpose()?;
-        self.pop(last)
-    }
-
-    fn pop(&mut self, found: Option<(Vec<u8>, ValueBytes)>) -> Result<Option<Entry<'_, K, V>>, StorageError> {
-        let Some((key, value)) = found else { return Ok(None) };
-        self.remove_raw(&key)?;
-        Ok(Some((
-            AccessGuard::new(ValueBytes::owned(key)),
-            AccessGuard::new(value),
-        )))
+        let last = self.txn.with_txn(|txn| txn.pop_last(self.table))?;
+        Ok(last.map(popped))
     }
 
     /// Keeps only the entries for which `predicate` returns true.
@@ -412,6 +400,11 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
 }
 
 readable!(Table<'txn>);
+
+/// A popped entry as the typed API returns it.
+fn popped<'a, K: Key + 'static, V: Value + 'static>((key, value): (Vec<u8>, ValueBytes)) -> Entry<'a, K, V> {
+    (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))
+}
 
 /// The iterator of [`Table::extract_if`].
 pub struct ExtractIf<'a, 'txn, K: Key + 'static, V: Value + 'static> {

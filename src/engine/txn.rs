@@ -451,6 +451,32 @@ impl WriteTxn {
         Ok(MergedRange::new(Box::new(factory), cmp))
     }
 
+    /// Removes and returns the entry with the smallest key.
+    pub fn pop_first(&mut self, table: TableRef) -> Result<Option<(Vec<u8>, ValueBytes)>> {
+        self.pop(table, true)
+    }
+
+    /// Removes and returns the entry with the largest key.
+    pub fn pop_last(&mut self, table: TableRef) -> Result<Option<(Vec<u8>, ValueBytes)>> {
+        self.pop(table, false)
+    }
+
+    fn pop(&mut self, table: TableRef, front: bool) -> Result<Option<(Vec<u8>, ValueBytes)>> {
+        let slot = self.slot(table)?;
+        let Some((lower, upper)) = self.writes.unpopped(slot) else {
+            return Ok(None);
+        };
+        let mut range = self.range(table, borrowed(&lower), borrowed(&upper))?;
+        let found = if front { range.next() } else { range.next_back() }.transpose()?;
+        drop(range);
+        let Some((key, value)) = found else {
+            return Ok(None);
+        };
+        self.writes.put(slot, &key, None, true);
+        self.writes.note_popped(slot, key.clone(), front);
+        Ok(Some((key, value)))
+    }
+
     /// Commits: appends the transaction to the WAL, inserts it into the
     /// memtable, releases the writer slot, and then waits for durability as
     /// the transaction's [`Durability`] asks.

@@ -55,6 +55,13 @@ pub(crate) struct TxnTable {
     pub(crate) writes: BTreeMap<OrdKey, Option<Vec<u8>>>,
     /// How the transaction changed the table's entry count.
     pub(crate) count_change: i64,
+    /// Set by `pop_first`: no key at or below this one has a visible entry
+    /// in the transaction (until a put at or below it). A loop of pops then
+    /// starts each search past the tombstones the earlier pops left, instead
+    /// of walking them all again (which made the loop quadratic).
+    popped_front: Option<Vec<u8>>,
+    /// The same for `pop_last`: nothing visible at or above this key.
+    popped_back: Option<Vec<u8>>,
 }
 
 impl TxnTable {
@@ -102,6 +109,8 @@ impl WriteSet {
             cmp: None,
             writes: BTreeMap::new(),
             count_change: 0,
+            popped_front: None,
+            popped_back: None,
         });
         let slot = self.tables.len() - 1;
         self.names.insert(name.to_vec(), Some(slot));
@@ -120,6 +129,8 @@ impl WriteSet {
             cmp: Some(cmp),
             writes: BTreeMap::new(),
             count_change: 0,
+            popped_front: None,
+            popped_back: None,
         });
         self.created += 1;
         let slot = self.tables.len() - 1;
@@ -134,6 +145,8 @@ impl WriteSet {
         }
         self.tables[slot].writes.clear();
         self.tables[slot].count_change = 0;
+        self.tables[slot].popped_front = None;
+        self.tables[slot].popped_back = None;
         self.names.insert(name.to_vec(), None);
         self.changed.insert(name.to_vec());
     }
@@ -151,6 +164,14 @@ impl WriteSet {
         let table = &mut self.tables[slot];
         table.count_change += i64::from(value.is_some()) - i64::from(existed);
         let cmp = table.order();
+        if value.is_some() {
+            if table.popped_front.as_ref().is_some_and(|k| cmp(key, k).is_le()) {
+                table.popped_front = None;
+            }
+            if table.popped_back.as_ref().is_some_and(|k| cmp(key, k).is_ge()) {
+                table.popped_back = None;
+            }
+        }
         let key = OrdKey { key: key.to_vec(), cmp };
         if !is_bytewise(cmp) {
             // `insert` would keep the old key's bytes; under a custom order
@@ -159,6 +180,30 @@ impl WriteSet {
             table.writes.remove(&key);
         }
         table.writes.insert(key, value.map(<[u8]>::to_vec));
+    }
+
+    /// Records that a pop from the front (or back) removed `key`, the first
+    /// (or last) visible key: nothing at or beyond it is visible any more.
+    pub(crate) fn note_popped(&mut self, slot: TableSlot, key: Vec<u8>, front: bool) {
+        let table = &mut self.tables[slot];
+        if front {
+            table.popped_front = Some(key);
+        } else {
+            table.popped_back = Some(key);
+        }
+    }
+
+    /// The bounds within which a table can still have visible entries, as
+    /// far as the transaction's pops tell; `None` if it has none at all.
+    pub(crate) fn unpopped(&self, slot: TableSlot) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+        let table = &self.tables[slot];
+        if let (Some(front), Some(back)) = (&table.popped_front, &table.popped_back)
+            && table.order()(front, back).is_ge()
+        {
+            return None;
+        }
+        let bound = |k: &Option<Vec<u8>>| k.clone().map_or(Bound::Unbounded, Bound::Excluded);
+        Some((bound(&table.popped_front), bound(&table.popped_back)))
     }
 
     /// How the transaction changed a table's entry count.
