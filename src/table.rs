@@ -365,16 +365,18 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
     }
 
     /// Removes the entries for which `predicate` returns true, yielding each
-    /// as the iterator reaches it; entries the iterator does not reach (if it
-    /// is dropped early) stay. The predicate runs over the whole table first.
+    /// as the iterator reaches it, in key order. Lazy, as redb's: the
+    /// predicate runs on an entry only when the iterator reaches it, and
+    /// entries the iterator does not reach (if it is dropped early) stay.
     pub fn extract_if<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
         &mut self,
         predicate: F,
-    ) -> Result<ExtractIf<'_, 'txn, K, V>, StorageError> {
-        let selected = self.matching(Bound::Unbounded, Bound::Unbounded, predicate)?;
+    ) -> Result<ExtractIf<'_, 'txn, K, V, F>, StorageError> {
+        let range = self.raw_range(Bound::Unbounded, Bound::Unbounded)?;
         Ok(ExtractIf {
             table: self,
-            selected: selected.into_iter(),
+            range,
+            predicate,
         })
     }
 }
@@ -406,22 +408,37 @@ fn popped<'a, K: Key + 'static, V: Value + 'static>((key, value): (Vec<u8>, Valu
     (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))
 }
 
-/// The iterator of [`Table::extract_if`].
-pub struct ExtractIf<'a, 'txn, K: Key + 'static, V: Value + 'static> {
+/// The iterator of [`Table::extract_if`]. It reads the table as it was when
+/// created (the range owns its view), removing each selected entry as it
+/// yields it: removals only touch keys it has already passed.
+pub struct ExtractIf<'a, 'txn, K: Key + 'static, V: Value + 'static, F> {
     table: &'a mut Table<'txn, K, V>,
-    selected: std::vec::IntoIter<(Vec<u8>, ValueBytes)>,
+    range: MergedRange<'static>,
+    predicate: F,
 }
 
-impl<'a, K: Key + 'static, V: Value + 'static> Iterator for ExtractIf<'a, '_, K, V> {
+impl<'a, K, V, F> Iterator for ExtractIf<'a, '_, K, V, F>
+where
+    K: Key + 'static,
+    V: Value + 'static,
+    F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
+{
     type Item = Result<Entry<'a, K, V>, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, value) = self.selected.next()?;
-        Some(
-            self.table
-                .remove_raw(&key)
-                .map(|()| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
-        )
+        loop {
+            let (key, value) = match self.range.next()? {
+                Ok(entry) => entry,
+                Err(e) => return Some(Err(e.into())),
+            };
+            if (self.predicate)(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
+                return Some(
+                    self.table
+                        .remove_raw(&key)
+                        .map(|()| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
+                );
+            }
+        }
     }
 }
 
