@@ -429,7 +429,7 @@ where
         loop {
             let (key, value) = match self.range.next()? {
                 Ok(entry) => entry,
-                Err(e) => return Some(Err(e.into())),
+                Err(e) => return Some(Err(e)),
             };
             if (self.predicate)(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
                 return Some(

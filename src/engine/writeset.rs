@@ -73,6 +73,9 @@ impl TxnTable {
     }
 }
 
+/// A lower and an upper bound on keys, owned.
+pub(crate) type OwnedBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// Index of a table within the write set.
 pub(crate) type TableSlot = usize;
 
@@ -195,7 +198,7 @@ impl WriteSet {
 
     /// The bounds within which a table can still have visible entries, as
     /// far as the transaction's pops tell; `None` if it has none at all.
-    pub(crate) fn unpopped(&self, slot: TableSlot) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+    pub(crate) fn unpopped(&self, slot: TableSlot) -> Option<OwnedBounds> {
         let table = &self.tables[slot];
         if let (Some(front), Some(back)) = (&table.popped_front, &table.popped_back)
             && table.order()(front, back).is_ge()
