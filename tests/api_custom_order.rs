@@ -1,52 +1,10 @@
 //! A user key type with its own `compare` is honoured everywhere: the
 //! memtable, the tree, ranges, and recovery after a crash.
 
-use std::cmp::Ordering;
+mod common;
 
-use sluicedb::{Database, Key, ReadableDatabase, ReadableTable, TableDefinition, TypeName, Value};
-
-/// A string key type named `$name` ordered by `$compare`.
-macro_rules! str_key {
-    ($(#[$doc:meta])* $ty:ident, $name:literal, $compare:expr) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        struct $ty;
-
-        impl Value for $ty {
-            type SelfType<'a> = &'a str;
-            type AsBytes<'a> = &'a str;
-
-            fn fixed_width() -> Option<usize> {
-                None
-            }
-
-            fn from_bytes<'a>(data: &'a [u8]) -> &'a str
-            where
-                Self: 'a,
-            {
-                std::str::from_utf8(data).unwrap()
-            }
-
-            fn as_bytes<'a, 'b: 'a>(value: &'a &'b str) -> &'a str
-            where
-                Self: 'b,
-            {
-                value
-            }
-
-            fn type_name() -> TypeName {
-                TypeName::new($name)
-            }
-        }
-
-        impl Key for $ty {
-            fn compare(a: &[u8], b: &[u8]) -> Ordering {
-                let compare: fn(&[u8], &[u8]) -> Ordering = $compare;
-                compare(a, b)
-            }
-        }
-    };
-}
+use common::keys::str_key;
+use sluicedb::{Database, Key, ReadableDatabase, ReadableTable, TableDefinition};
 
 str_key!(
     /// Strings ordered by length, then reversed bytes: nothing like byte order.

@@ -10,6 +10,7 @@ mod node;
 mod store;
 mod value;
 
+pub(crate) use crate::page::fresh_db_id;
 pub use apply::Op;
 pub(crate) use apply::check_key;
 pub use catalog::TreeInfo;

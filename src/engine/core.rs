@@ -35,7 +35,7 @@ use super::memtable::Memtable;
 use super::publication::Publication;
 use super::recovery::Recovered;
 use super::state::State;
-use crate::btree::{Comparator, TreeStore, TreeStoreOptions};
+use crate::btree::{Comparator, TreeStore, TreeStoreOptions, fresh_db_id};
 use crate::error::{Result, StorageError};
 use crate::io::{LogDir, StorageBackend};
 use crate::wal::{Journal, JournalOptions, Recovery};
@@ -183,7 +183,7 @@ impl Engine {
             cache_bytes: options.cache_bytes,
         };
         let trees = if data.is_empty()? {
-            TreeStore::create(data, new_db_id(), tree_options)?
+            TreeStore::create(data, fresh_db_id(), tree_options)?
         } else {
             TreeStore::open(data, tree_options)?
         };
@@ -269,21 +269,6 @@ impl Drop for Engine {
             let _ = thread.join();
         }
     }
-}
-
-/// A database id: random enough that two databases never share one.
-fn new_db_id() -> u128 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let local = 0u8;
-    let seed = format!(
-        "{nanos}:{}:{:p}:{:?}",
-        std::process::id(),
-        &local,
-        std::thread::current().id()
-    );
-    xxhash_rust::xxh3::xxh3_128(seed.as_bytes())
 }
 
 /// Batches with at least this many writes are inserted into the memtable by

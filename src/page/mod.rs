@@ -9,7 +9,7 @@ mod header;
 mod store;
 
 pub(crate) use allocator::Allocator;
-pub(crate) use header::Slot;
+pub(crate) use header::{Slot, fresh_db_id};
 pub(crate) use store::{
     PAGE_HEADER_LEN, Page, PageId, PageKind, PageStore, StoreOptions, new_page, page_count_field, page_generation,
     page_kind,

@@ -3,11 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
-use sluicedb::{Builder, Database, Key, TypeName, Value};
+use sluicedb::{Builder, Database};
 
 /// A string key type named `$name` ordered by `$compare`.
 macro_rules! str_key {
@@ -16,7 +15,7 @@ macro_rules! str_key {
         #[derive(Debug)]
         pub struct $ty;
 
-        impl Value for $ty {
+        impl sluicedb::Value for $ty {
             type SelfType<'a> = &'a str;
             type AsBytes<'a> = &'a str;
 
@@ -38,19 +37,23 @@ macro_rules! str_key {
                 value
             }
 
-            fn type_name() -> TypeName {
-                TypeName::new($name)
+            fn type_name() -> sluicedb::TypeName {
+                sluicedb::TypeName::new($name)
             }
         }
 
-        impl Key for $ty {
-            fn compare(a: &[u8], b: &[u8]) -> Ordering {
-                let compare: fn(&[u8], &[u8]) -> Ordering = $compare;
+        impl sluicedb::Key for $ty {
+            fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+                let compare: fn(&[u8], &[u8]) -> std::cmp::Ordering = $compare;
                 compare(a, b)
             }
         }
     };
 }
+
+// Test files that define their own key types use the macro; others do not.
+#[allow(unused_imports)]
+pub(crate) use str_key;
 
 str_key!(
     /// Strings in reverse byte order.
