@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sluicedb::{Database, TableDefinition};
 
 mod log_store;
+pub mod router;
 mod snapshot;
 mod state_machine;
 
