@@ -1,0 +1,137 @@
+//! openraft storage on sluicedb: a Raft log store ([`LogStore`]) and a
+//! key-value state machine ([`StateMachine`]) sharing one sluicedb
+//! [`Database`].
+//!
+//! openraft's log contract is a pipelined commit: `append` must make the
+//! entries readable before it returns and report durability later, through a
+//! callback. [`LogStore::append`](openraft::storage::RaftLogStorage::append)
+//! commits with [`commit_pipelined`](sluicedb::WriteTransaction::commit_pipelined)
+//! and hands the [`PendingCommit`](sluicedb::PendingCommit) to a flusher
+//! thread, which calls the callback once the commit is durable. The caller
+//! never waits for a sync. `design/raft.md` maps every openraft call onto
+//! sluicedb's commits and says what is durable when.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), sluicedb::Error> {
+//! let (log_store, state_machine) = sluicedb_raft::open("node-1.sluice")?;
+//! // openraft::Raft::new(1, config, network, log_store, state_machine)
+//! # let _ = (log_store, state_machine);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::{AnyError, BasicNode};
+use serde::{Deserialize, Serialize};
+use sluicedb::{Database, TableDefinition};
+
+mod log_store;
+pub mod router;
+mod snapshot;
+mod state_machine;
+
+pub use log_store::LogStore;
+pub use state_machine::{SnapshotBuilder, StateMachine};
+
+/// The log: entry bytes keyed by log index. sluicedb stores `u64` keys
+/// big-endian, so byte order is index order and a range scan is a log scan.
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+
+/// The log store's metadata: [`VOTE`], [`COMMITTED`], [`LAST_PURGED`].
+pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_log_meta");
+pub(crate) const VOTE: &str = "vote";
+pub(crate) const COMMITTED: &str = "committed";
+pub(crate) const LAST_PURGED: &str = "last_purged";
+
+/// The user's key-value table: what the state machine's entries write.
+pub const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
+
+/// The state machine's metadata: [`APPLIED`], [`MEMBERSHIP`],
+/// [`SNAPSHOT_META`], [`SNAPSHOT_COUNTER`].
+pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_sm_meta");
+pub(crate) const APPLIED: &str = "applied";
+pub(crate) const MEMBERSHIP: &str = "membership";
+pub(crate) const SNAPSHOT_META: &str = "snapshot_meta";
+pub(crate) const SNAPSHOT_COUNTER: &str = "snapshot_counter";
+
+/// The current snapshot's bytes, in chunks of [`SNAPSHOT_CHUNK`] bytes keyed
+/// by chunk number.
+pub(crate) const SNAPSHOT: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_snapshot");
+pub(crate) const SNAPSHOT_CHUNK: usize = 1 << 20;
+
+/// A client request: what one normal log entry carries.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Sets `key` to `value`.
+    Set {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Removes `key`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+/// The state machine's answer to one entry.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    /// The key's value before the entry was applied (`None` for blank and
+    /// membership entries).
+    pub previous: Option<String>,
+}
+
+openraft::declare_raft_types!(
+    /// The Raft types of the replicated key-value store.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = BasicNode,
+);
+
+/// Opens (creating if missing) the database at `path` and returns the log
+/// store and state machine over it.
+pub fn open(path: impl AsRef<Path>) -> Result<(LogStore<TypeConfig>, StateMachine), sluicedb::Error> {
+    open_database(Arc::new(Database::create(path)?))
+}
+
+/// Returns the log store and state machine over an open database, creating
+/// their tables if missing. Both share the database, so their commits share
+/// one WAL: a crash keeps a prefix of them, in commit order (design/raft.md
+/// relies on that).
+pub fn open_database(db: Arc<Database>) -> Result<(LogStore<TypeConfig>, StateMachine), sluicedb::Error> {
+    let txn = db.begin_write()?;
+    txn.open_table(LOG)?;
+    txn.open_table(LOG_META)?;
+    txn.open_table(KV)?;
+    txn.open_table(SM_META)?;
+    txn.open_table(SNAPSHOT)?;
+    txn.commit()?;
+    Ok((LogStore::new(db.clone()), StateMachine::new(db)))
+}
+
+/// Any error as openraft's error source.
+pub(crate) fn any<E: std::error::Error + 'static>(e: E) -> AnyError {
+    AnyError::new(&e)
+}
+
+/// Decodes a JSON value read from disk: a damaged value is an error, never
+/// a panic.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, AnyError> {
+    serde_json::from_slice(bytes).map_err(|e| AnyError::error(format!("decoding {what}: {e}")))
+}
+
+/// Encodes a value for disk.
+pub(crate) fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, AnyError> {
+    serde_json::to_vec(value).map_err(|e| AnyError::error(format!("encoding {what}: {e}")))
+}
+
+/// The snapshot data type openraft streams between nodes.
+pub type SnapshotData = Cursor<Vec<u8>>;

@@ -1,0 +1,340 @@
+//! [`LogStore`]: openraft's `RaftLogStorage` and `RaftLogReader` on sluicedb.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{
+    AnyError, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError,
+    Vote,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::{COMMITTED, LAST_PURGED, LOG, LOG_META, VOTE, any, decode, encode};
+
+/// One append waiting for its commit to become durable.
+type Flush<C> = (PendingCommit, LogFlushed<C>);
+
+/// The Raft log and vote over a sluicedb [`Database`].
+///
+/// Entries live in the `raft_log` table keyed by index (big-endian, so byte
+/// order is index order); the vote, the committed log id and the last purged
+/// log id live in `raft_log_meta`. Cloning is cheap: clones share the
+/// database and the flusher thread, and serve as the log reader.
+pub struct LogStore<C: RaftTypeConfig> {
+    db: Arc<Database>,
+    flusher: Arc<Flusher<C>>,
+    _types: PhantomData<fn() -> C>,
+}
+
+impl<C: RaftTypeConfig> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            flusher: self.flusher.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+/// The thread that waits for appended commits to become durable and calls
+/// their flush callbacks.
+///
+/// Invariant: callbacks are called in append order. The channel is FIFO and
+/// the one thread waits for each commit before taking the next; sluicedb's
+/// durable sequence only grows, so a later commit is never durable before an
+/// earlier one anyway.
+struct Flusher<C: RaftTypeConfig> {
+    /// `None` only while dropping (closing the channel ends the thread).
+    tx: Mutex<Option<mpsc::Sender<Flush<C>>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl<C: RaftTypeConfig> Flusher<C> {
+    fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<Flush<C>>();
+        let thread = thread::Builder::new()
+            .name("sluicedb-raft-flush".into())
+            .spawn(move || {
+                for (pending, callback) in rx {
+                    let result = pending.wait().map_err(std::io::Error::other);
+                    callback.log_io_completed(result);
+                }
+            })
+            .ok();
+        Self {
+            tx: Mutex::new(Some(tx)),
+            thread,
+        }
+    }
+
+    /// Queues `callback` for when `pending` is durable. If the thread could
+    /// not be started (or has gone), waits here instead: the callback is
+    /// never lost.
+    fn submit(&self, pending: PendingCommit, callback: LogFlushed<C>) {
+        let sender = match self.tx.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let undelivered = match sender {
+            Some(tx) if self.thread.is_some() => match tx.send((pending, callback)) {
+                Ok(()) => None,
+                Err(mpsc::SendError(flush)) => Some(flush),
+            },
+            _ => Some((pending, callback)),
+        };
+        if let Some((pending, callback)) = undelivered {
+            callback.log_io_completed(pending.wait().map_err(std::io::Error::other));
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> Drop for Flusher<C> {
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(thread) = self.thread.take() {
+            // The thread ends once it has drained the queue; a panic in a
+            // callback has already been reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> LogStore<C> {
+    pub(crate) fn new(db: Arc<Database>) -> Self {
+        Self {
+            db,
+            flusher: Arc::new(Flusher::start()),
+            _types: PhantomData,
+        }
+    }
+
+    /// The database under this store.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// A write transaction whose commit is visible at once. Every commit here
+    /// says how long it waits for durability itself (see design/raft.md).
+    fn begin(&self) -> Result<WriteTransaction, AnyError> {
+        let mut txn = self.db.begin_write().map_err(any)?;
+        txn.set_durability(Durability::None);
+        Ok(txn)
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AnyError> {
+        let txn = self.db.begin_read().map_err(any)?;
+        let table = txn.open_table(LOG_META).map_err(any)?;
+        match table.get(key).map_err(any)? {
+            Some(value) => Ok(Some(decode(key, value.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes one metadata value and commits; returns the pending commit.
+    fn write_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<PendingCommit, AnyError> {
+        let bytes = encode(key, value)?;
+        let txn = self.begin()?;
+        {
+            let mut table = txn.open_table(LOG_META).map_err(any)?;
+            table.insert(key, bytes.as_slice()).map_err(any)?;
+        }
+        txn.commit_pipelined().map_err(any)
+    }
+}
+
+impl<C> LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    fn read_entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, AnyError> {
+        let txn = self.db.begin_read().map_err(any)?;
+        let table = txn.open_table(LOG).map_err(any)?;
+        let mut entries = Vec::new();
+        for item in table.range(range).map_err(any)? {
+            let (index, bytes) = item.map_err(any)?;
+            let entry: C::Entry = decode("log entry", bytes.value())?;
+            // The key and the entry's own id must agree, or the log is damaged.
+            if entry.get_log_id().index != index.value() {
+                return Err(AnyError::error(format!(
+                    "log entry stored at index {} has log id {}",
+                    index.value(),
+                    entry.get_log_id()
+                )));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    fn log_state(&self) -> Result<LogState<C>, AnyError> {
+        let txn = self.db.begin_read().map_err(any)?;
+        let meta = txn.open_table(LOG_META).map_err(any)?;
+        let last_purged: Option<LogId<C::NodeId>> = match meta.get(LAST_PURGED).map_err(any)? {
+            Some(value) => decode(LAST_PURGED, value.value())?,
+            None => None,
+        };
+        let log = txn.open_table(LOG).map_err(any)?;
+        let last = match log.range::<u64>(..).map_err(any)?.next_back() {
+            Some(item) => {
+                let (_, bytes) = item.map_err(any)?;
+                let entry: C::Entry = decode("log entry", bytes.value())?;
+                Some(entry.get_log_id().clone())
+            }
+            None => None,
+        };
+        Ok(LogState {
+            last_log_id: last.or_else(|| last_purged.clone()),
+            last_purged_log_id: last_purged,
+        })
+    }
+
+    /// Appends `entries` in one transaction and commits it pipelined: the
+    /// entries are readable when this returns, durable when the commit is.
+    fn append_entries<I: IntoIterator<Item = C::Entry>>(&self, entries: I) -> Result<Option<PendingCommit>, AnyError> {
+        let txn = self.begin()?;
+        let mut any_entry = false;
+        {
+            let mut table = txn.open_table(LOG).map_err(any)?;
+            for entry in entries {
+                let bytes = encode("log entry", &entry)?;
+                table.insert(entry.get_log_id().index, bytes.as_slice()).map_err(any)?;
+                any_entry = true;
+            }
+        }
+        if !any_entry {
+            txn.abort().map_err(any)?;
+            return Ok(None);
+        }
+        Ok(Some(txn.commit_pipelined().map_err(any)?))
+    }
+
+    /// Removes the entries in `range` in one transaction, setting
+    /// `last_purged` in the same commit when given.
+    fn remove_entries(
+        &self,
+        range: (Bound<u64>, Bound<u64>),
+        last_purged: Option<&LogId<C::NodeId>>,
+    ) -> Result<PendingCommit, AnyError> {
+        let purged = last_purged.map(|id| encode(LAST_PURGED, &Some(id))).transpose()?;
+        let txn = self.begin()?;
+        {
+            let mut table = txn.open_table(LOG).map_err(any)?;
+            table.retain_in(range, |_, _| false).map_err(any)?;
+        }
+        if let Some(purged) = purged {
+            let mut meta = txn.open_table(LOG_META).map_err(any)?;
+            meta.insert(LAST_PURGED, purged.as_slice()).map_err(any)?;
+        }
+        txn.commit_pipelined().map_err(any)
+    }
+}
+
+fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
+    (range.start_bound().cloned(), range.end_bound().cloned())
+}
+
+impl<C> RaftLogReader<C> for LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        self.read_entries(bounds(&range))
+            .map_err(|e| StorageIOError::read_logs(e).into())
+    }
+}
+
+impl<C> RaftLogStorage<C> for LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
+        self.log_state().map_err(|e| StorageIOError::read_logs(e).into())
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    /// Durable before it returns: the commit is awaited.
+    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let pending = self
+            .write_meta(VOTE, vote)
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(e)))?;
+        pending.await.map_err(|e| StorageIOError::write_vote(any(e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
+        self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(e).into())
+    }
+
+    /// Not awaited: a committed id lost in a crash only makes openraft
+    /// re-apply from an earlier point (see design/raft.md).
+    async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {
+        self.write_meta(COMMITTED, &committed)
+            .map(drop)
+            .map_err(|e| StorageIOError::write(e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
+        let committed: Option<Option<LogId<C::NodeId>>> = self.read_meta(COMMITTED).map_err(StorageIOError::read)?;
+        Ok(committed.flatten())
+    }
+
+    /// Commits pipelined and returns: the flusher thread calls `callback`
+    /// once the commit is durable.
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        match self.append_entries(entries) {
+            Ok(Some(pending)) => {
+                self.flusher.submit(pending, callback);
+                Ok(())
+            }
+            Ok(None) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                callback.log_io_completed(Err(std::io::Error::other(message)));
+                Err(StorageIOError::write_logs(e).into())
+            }
+        }
+    }
+
+    /// Removes `[log_id.index, ..)` in one transaction and waits for it to be
+    /// durable, so a restart never shows entries this node has discarded.
+    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let pending = self
+            .remove_entries((Bound::Included(log_id.index), Bound::Unbounded), None)
+            .map_err(|e| StorageError::from(StorageIOError::write_logs(e)))?;
+        pending.await.map_err(|e| StorageIOError::write_logs(any(e)).into())
+    }
+
+    /// Removes `[.., log_id.index]` and records `log_id` as last purged, in
+    /// one transaction. Not awaited: a purge lost in a crash leaves applied
+    /// entries in the log, which is harmless, and the two stay consistent.
+    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        self.remove_entries((Bound::Unbounded, Bound::Included(log_id.index)), Some(&log_id))
+            .map(drop)
+            .map_err(|e| StorageIOError::write_logs(e).into())
+    }
+}

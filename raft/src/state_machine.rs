@@ -1,0 +1,302 @@
+//! [`StateMachine`]: openraft's `RaftStateMachine` and `RaftSnapshotBuilder`
+//! for a key-value store on sluicedb.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::{
+    APPLIED, KV, MEMBERSHIP, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_COUNTER, SNAPSHOT_META,
+    SnapshotData, TypeConfig, any, decode, encode, snapshot,
+};
+
+type NodeId = u64;
+type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+
+/// The replicated key-value state machine: the user's `kv` table, with the
+/// last applied log id and membership in `raft_sm_meta`, written in the same
+/// commit as the entries that moved them. Cloning is cheap.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<Database>,
+}
+
+/// Builds a snapshot from a read snapshot of the state machine, without
+/// blocking writers.
+pub struct SnapshotBuilder {
+    db: Arc<Database>,
+}
+
+fn begin(db: &Database) -> Result<WriteTransaction, AnyError> {
+    let mut txn = db.begin_write().map_err(any)?;
+    txn.set_durability(Durability::None);
+    Ok(txn)
+}
+
+/// Reads the applied state from any snapshot-consistent view.
+fn applied_state_in(db: &Database) -> Result<(Option<LogId<NodeId>>, Membership), AnyError> {
+    let txn = db.begin_read().map_err(any)?;
+    let meta = txn.open_table(SM_META).map_err(any)?;
+    let applied = match meta.get(APPLIED).map_err(any)? {
+        Some(v) => decode(APPLIED, v.value())?,
+        None => None,
+    };
+    let membership = match meta.get(MEMBERSHIP).map_err(any)? {
+        Some(v) => decode(MEMBERSHIP, v.value())?,
+        None => Membership::default(),
+    };
+    Ok((applied, membership))
+}
+
+/// Stores `data` as the current snapshot, with `meta`, in `txn`: the old
+/// snapshot's chunks go in the same commit.
+fn store_snapshot(txn: &WriteTransaction, meta: &Meta, data: &[u8]) -> Result<(), AnyError> {
+    let meta_bytes = encode(SNAPSHOT_META, meta)?;
+    let mut chunks = txn.open_table(SNAPSHOT).map_err(any)?;
+    chunks.retain(|_, _| false).map_err(any)?;
+    for (i, chunk) in data.chunks(SNAPSHOT_CHUNK).enumerate() {
+        chunks.insert(i as u64, chunk).map_err(any)?;
+    }
+    let mut sm_meta = txn.open_table(SM_META).map_err(any)?;
+    sm_meta.insert(SNAPSHOT_META, meta_bytes.as_slice()).map_err(any)?;
+    Ok(())
+}
+
+impl StateMachine {
+    pub(crate) fn new(db: Arc<Database>) -> Self {
+        Self { db }
+    }
+
+    /// The database under this state machine.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Reads `key` from the applied state (what this node has applied, which
+    /// may trail the leader).
+    pub fn get(&self, key: &str) -> Result<Option<String>, sluicedb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(KV)?;
+        Ok(table.get(key)?.map(|v| v.value().to_string()))
+    }
+
+    /// Applies `entries` in one transaction: the key-value changes, the last
+    /// applied log id and the last membership go in one commit, so a crash
+    /// keeps all of a batch or none of it.
+    fn apply_batch<I>(&self, entries: I) -> Result<(Vec<Response>, Option<PendingCommit>), AnyError>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>>,
+    {
+        let mut entries = entries.into_iter().peekable();
+        if entries.peek().is_none() {
+            return Ok((Vec::new(), None));
+        }
+        let txn = begin(&self.db)?;
+        let mut responses = Vec::new();
+        let mut last_applied = None;
+        let mut membership = None;
+        {
+            let mut kv = txn.open_table(KV).map_err(any)?;
+            for entry in entries {
+                last_applied = Some(entry.log_id);
+                let previous = match entry.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Normal(Request::Set { key, value }) => kv
+                        .insert(key.as_str(), value.as_str())
+                        .map_err(any)?
+                        .map(|v| v.value().to_string()),
+                    EntryPayload::Normal(Request::Delete { key }) => {
+                        kv.remove(key.as_str()).map_err(any)?.map(|v| v.value().to_string())
+                    }
+                    EntryPayload::Membership(m) => {
+                        membership = Some(Membership::new(Some(entry.log_id), m));
+                        None
+                    }
+                };
+                responses.push(Response { previous });
+            }
+        }
+        {
+            let mut meta = txn.open_table(SM_META).map_err(any)?;
+            let applied = encode(APPLIED, &last_applied)?;
+            meta.insert(APPLIED, applied.as_slice()).map_err(any)?;
+            if let Some(membership) = &membership {
+                let bytes = encode(MEMBERSHIP, membership)?;
+                meta.insert(MEMBERSHIP, bytes.as_slice()).map_err(any)?;
+            }
+        }
+        Ok((responses, Some(txn.commit_pipelined().map_err(any)?)))
+    }
+
+    fn install(&self, meta: &Meta, data: &[u8]) -> Result<PendingCommit, AnyError> {
+        let pairs = snapshot::decode(data)?;
+        let applied = encode(APPLIED, &meta.last_log_id)?;
+        let membership = encode(MEMBERSHIP, &meta.last_membership)?;
+        let txn = begin(&self.db)?;
+        {
+            let mut kv = txn.open_table(KV).map_err(any)?;
+            kv.retain(|_, _| false).map_err(any)?;
+            for (key, value) in pairs {
+                kv.insert(key, value).map_err(any)?;
+            }
+        }
+        {
+            let mut sm_meta = txn.open_table(SM_META).map_err(any)?;
+            sm_meta.insert(APPLIED, applied.as_slice()).map_err(any)?;
+            sm_meta.insert(MEMBERSHIP, membership.as_slice()).map_err(any)?;
+        }
+        store_snapshot(&txn, meta, data)?;
+        txn.commit_pipelined().map_err(any)
+    }
+
+    fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, AnyError> {
+        let txn = self.db.begin_read().map_err(any)?;
+        let sm_meta = txn.open_table(SM_META).map_err(any)?;
+        let Some(meta) = sm_meta.get(SNAPSHOT_META).map_err(any)? else {
+            return Ok(None);
+        };
+        let meta: Meta = decode(SNAPSHOT_META, meta.value())?;
+        let chunks = txn.open_table(SNAPSHOT).map_err(any)?;
+        let mut data = Vec::new();
+        for item in chunks.range::<u64>(..).map_err(any)? {
+            let (_, chunk) = item.map_err(any)?;
+            data.extend_from_slice(chunk.value());
+        }
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+impl SnapshotBuilder {
+    /// Streams the key-value table of one read snapshot into snapshot bytes:
+    /// the data, the applied log id and the membership all come from the
+    /// same read transaction, so they agree whatever is applied meanwhile.
+    fn build(&self) -> Result<Snapshot<TypeConfig>, AnyError> {
+        let read = self.db.begin_read().map_err(any)?;
+        let (applied, membership) = {
+            let meta = read.open_table(SM_META).map_err(any)?;
+            let applied: Option<LogId<NodeId>> = match meta.get(APPLIED).map_err(any)? {
+                Some(v) => decode(APPLIED, v.value())?,
+                None => None,
+            };
+            let membership: Membership = match meta.get(MEMBERSHIP).map_err(any)? {
+                Some(v) => decode(MEMBERSHIP, v.value())?,
+                None => Membership::default(),
+            };
+            (applied, membership)
+        };
+        let mut encoder = snapshot::Encoder::new();
+        {
+            let kv = read.open_table(KV).map_err(any)?;
+            for item in kv.range::<&str>(..).map_err(any)? {
+                let (key, value) = item.map_err(any)?;
+                encoder.push(key.value(), value.value())?;
+            }
+        }
+        drop(read);
+        let data = encoder.finish();
+
+        let txn = self.db.begin_write().map_err(any)?;
+        let (counter, stored) = {
+            let meta = txn.open_table(SM_META).map_err(any)?;
+            let counter: u64 = match meta.get(SNAPSHOT_COUNTER).map_err(any)? {
+                Some(v) => decode(SNAPSHOT_COUNTER, v.value())?,
+                None => 0,
+            };
+            let stored: Option<Meta> = match meta.get(SNAPSHOT_META).map_err(any)? {
+                Some(v) => Some(decode(SNAPSHOT_META, v.value())?),
+                None => None,
+            };
+            (counter + 1, stored)
+        };
+        let snapshot_id = match applied {
+            Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
+            None => format!("--{counter}"),
+        };
+        let meta = Meta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        {
+            let mut sm_meta = txn.open_table(SM_META).map_err(any)?;
+            let bytes = encode(SNAPSHOT_COUNTER, &counter)?;
+            sm_meta.insert(SNAPSHOT_COUNTER, bytes.as_slice()).map_err(any)?;
+        }
+        // Invariant: the stored snapshot never moves backwards. A snapshot
+        // installed from the leader while this one was being built may be
+        // newer; it stays current.
+        if stored.is_none_or(|s| s.last_log_id <= meta.last_log_id) {
+            store_snapshot(&txn, &meta, &data)?;
+        }
+        // Durable before the snapshot is handed out: openraft purges the log
+        // behind a built snapshot.
+        txn.commit().map_err(any)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        self.build().map_err(|e| StorageIOError::write_snapshot(None, e).into())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
+        applied_state_in(&self.db).map_err(|e| StorageIOError::read_state_machine(e).into())
+    }
+
+    /// One transaction per batch, committed pipelined and not awaited: a
+    /// batch lost in a crash is re-applied from the log, which holds it
+    /// until a durable snapshot covers it (see design/raft.md).
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let (responses, _pending) = self
+            .apply_batch(entries)
+            .map_err(|e| StorageError::from(StorageIOError::write_state_machine(e)))?;
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { db: self.db.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    /// One transaction replaces the key-value table, the applied state and
+    /// the stored snapshot; awaited, so the snapshot is durable on return.
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<SnapshotData>) -> Result<(), StorageError<NodeId>> {
+        let signature = Some(meta.signature());
+        let pending = self
+            .install(meta, snapshot.get_ref())
+            .map_err(|e| StorageError::from(StorageIOError::write_snapshot(signature.clone(), e)))?;
+        pending
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(signature, any(e)).into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        self.current_snapshot()
+            .map_err(|e| StorageIOError::read_snapshot(None, e).into())
+    }
+}
