@@ -47,7 +47,7 @@ fn write(db: &Engine, next: &AtomicU64, acked: &AtomicU64, stop: &AtomicBool) {
         let mut w = db.begin_write().unwrap();
         let t = w.open_table(b"log", b"bytes", bytewise).unwrap();
         w.insert(t, &k(i), &value(i)).unwrap();
-        let durable = i % 3 == 0;
+        let durable = i.is_multiple_of(3);
         if !durable {
             w.set_durability(Durability::None);
         }

@@ -97,7 +97,7 @@ fn readers_see_every_published_commit_while_compaction_races_flushes() {
                 db.stats()
             );
         }
-        if checks % 16 == 0 {
+        if checks.is_multiple_of(16) {
             let mut n = 0;
             for entry in txn.range(&t, Bound::Unbounded, Bound::Unbounded).unwrap() {
                 n += 1;
