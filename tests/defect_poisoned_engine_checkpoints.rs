@@ -73,7 +73,6 @@ fn keys_in(db: &Engine, lo: u32, hi: u32) -> Vec<u32> {
 }
 
 #[test]
-#[ignore = "open defect: a poisoned engine's apply thread still checkpoints the partly applied memtable"]
 fn a_poisoned_engine_never_checkpoints_a_partly_applied_commit() {
     let disk = Disk::new();
     let db = disk.open(options());

@@ -162,6 +162,11 @@ pub(crate) fn run(inner: Arc<Inner>) {
 }
 
 fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant, retired: &mut Vec<Arc<Memtable>>) -> Result<()> {
+    // A poisoned engine may hold a partly applied commit in its active
+    // memtable (a comparator panicked mid-insert): nothing of it may reach
+    // the tree, let alone a durable checkpoint that would make the WAL skip
+    // its record. The apply thread stops (`run` exits on this error).
+    inner.check_poison()?;
     let requested = ticket > inner.apply.control.lock().completed;
     let timed = last_checkpoint.elapsed() >= inner.options.checkpoint_interval;
     if timed && !requested {
@@ -245,6 +250,7 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
         writer.apply(&data_tree_name(table), cmp, &ops)?;
     }
     drop(entries);
+    inner.check_poison()?;
     writer.non_durable_commit()?;
 
     // Step 3: publish the state without the memtable (and without the
@@ -298,6 +304,7 @@ fn without(deferred: &DeferredTables, gone: &[u64]) -> DeferredTables {
 
 fn checkpoint(inner: &Inner) -> Result<()> {
     let seq = inner.counters.flushed_seq.load(Ordering::Acquire);
+    inner.check_poison()?;
     if seq > inner.trees.durable_checkpoint_seq() {
         inner.trees.writer()?.commit(seq)?;
     }

@@ -490,7 +490,13 @@ impl Inner {
 
     /// Freezes the active memtable. The commit lock guard proves no commit is
     /// inserting into it.
+    /// A poisoned engine never freezes: its active memtable may hold part of
+    /// a commit whose insert failed (poisoning happens under the commit
+    /// lock, so a freezer that takes the lock after it sees the flag).
     pub(crate) fn freeze(&self, _commits: &MutexGuard<'_, ()>) {
+        if self.poisoned.load(Ordering::Acquire) {
+            return;
+        }
         self.update_state(|s| {
             let mut frozen = Vec::with_capacity(s.frozen.len() + 1);
             frozen.push(s.active.clone());
