@@ -143,9 +143,12 @@ impl WriteSet {
     pub(crate) fn put(&mut self, slot: TableSlot, key: &[u8], value: Option<&[u8]>) {
         let table = &mut self.tables[slot];
         let cmp = table.order();
-        table
-            .writes
-            .insert(OrdKey { key: key.to_vec(), cmp }, value.map(<[u8]>::to_vec));
+        let key = OrdKey { key: key.to_vec(), cmp };
+        // The newest write's key bytes win, as across commits: a key equal
+        // under the table's order ("a" and "A", case-insensitive) replaces
+        // the entry, not just its value (`BTreeMap::insert` keeps the old key).
+        table.writes.remove(&key);
+        table.writes.insert(key, value.map(<[u8]>::to_vec));
     }
 
     /// The transaction's own entry for `key`: `None` if it has none,
