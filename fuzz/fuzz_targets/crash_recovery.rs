@@ -50,7 +50,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use sluicedb::StorageError;
 use sluicedb::btree::{Comparator, ValueBytes, bytewise};
-use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, PendingCommit, WriteTxn};
+use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, PendingCommit, ReadTxn, WriteTxn};
 use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -109,6 +109,7 @@ fn options(b: u8) -> EngineOptions {
         checkpoint_wal_bytes: [4u64 << 10, 1 << 30][usize::from(b >> 3 & 1)],
         checkpoint_interval: Duration::from_secs(3600),
         resolver,
+        ..EngineOptions::default()
     }
 }
 
@@ -235,8 +236,7 @@ fn c_probes(a: u8) -> [Vec<u8>; 2] {
 }
 
 /// Reads a table through a snapshot (empty if missing).
-fn snapshot_read(db: &Engine, name: &[u8], cmp: Comparator, probes: [Vec<u8>; 2], how: u8) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let read = db.begin_read()?;
+fn snapshot_read(read: &ReadTxn, name: &[u8], cmp: Comparator, probes: [Vec<u8>; 2], how: u8) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let Some(table) = read.open_table(name, cmp)? else { return Ok(Vec::new()) };
     observe(&|k| read.get(&table, k), &|lo, hi| read.range(&table, lo, hi), cmp, probes, how)
 }
@@ -492,9 +492,14 @@ impl Run {
     fn snapshot_check(&mut self, how: u8) {
         let with_c = how & 1 == 1;
         let db = self.db.clone().expect("an open engine");
-        let t = snapshot_read(&db, T, bytewise, t_probes(how), how >> 1);
+        // One snapshot for both tables: two could straddle a publication.
+        let read = match db.begin_read() {
+            Ok(read) => read,
+            Err(e) => return self.failed("begin_read", e),
+        };
+        let t = snapshot_read(&read, T, bytewise, t_probes(how), how >> 1);
         let c = if with_c {
-            snapshot_read(&db, C, case_insensitive, c_probes(how), how >> 2).map(Some)
+            snapshot_read(&read, C, case_insensitive, c_probes(how), how >> 2).map(Some)
         } else {
             Ok(None)
         };
@@ -574,8 +579,9 @@ impl Run {
         let state = {
             let probe = self.disk.copy().open(self.options).expect("reopen after a crash");
             probe.check_integrity().expect("integrity after a crash");
-            let t = snapshot_read(&probe, T, bytewise, t_probes(a), a >> 3).expect("read t after a crash");
-            let c = snapshot_read(&probe, C, case_insensitive, c_probes(a), a >> 4).expect("read ci after a crash");
+            let read = probe.begin_read().expect("a snapshot after a crash");
+            let t = snapshot_read(&read, T, bytewise, t_probes(a), a >> 3).expect("read t after a crash");
+            let c = snapshot_read(&read, C, case_insensitive, c_probes(a), a >> 4).expect("read ci after a crash");
             let mut state = State::default();
             for (k, v) in t {
                 assert_eq!(k.len(), 1, "a key of t that was never written");
@@ -605,10 +611,11 @@ impl Run {
         // unless the input reads it now.
         let db = self.disk.open(self.options).expect("reopen after a crash (second open)");
         db.check_integrity().expect("integrity after a crash (second open)");
-        let t = snapshot_read(&db, T, bytewise, t_probes(a), a >> 5).expect("read t after reopen");
+        let read = db.begin_read().expect("a snapshot after reopen");
+        let t = snapshot_read(&read, T, bytewise, t_probes(a), a >> 5).expect("read t after reopen");
         assert_eq!(t, t_entries(&state), "the second open recovered another t");
         if a & 8 != 0 {
-            let c = snapshot_read(&db, C, case_insensitive, c_probes(a), a >> 2).expect("read ci after reopen");
+            let c = snapshot_read(&read, C, case_insensitive, c_probes(a), a >> 2).expect("read ci after reopen");
             assert_eq!(c, c_entries(&state), "the deferred ci differs from the probe's");
         }
         self.db = Some(Arc::new(db));
