@@ -59,7 +59,8 @@ impl Default for Builder {
     }
 }
 
-fn wal_dir(path: &Path) -> PathBuf {
+/// The WAL directory of the database at `path`: `<path>-wal`.
+pub(crate) fn wal_dir(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push("-wal");
     path.with_file_name(name)
@@ -67,7 +68,7 @@ fn wal_dir(path: &Path) -> PathBuf {
 
 /// Locks the data file so a second open, from this process or another,
 /// fails cleanly. The lock lives as long as the file handle.
-fn lock(file: &File) -> Result<(), DatabaseError> {
+pub(crate) fn lock(file: &File) -> Result<(), DatabaseError> {
     match file.try_lock() {
         Ok(()) => Ok(()),
         Err(TryLockError::WouldBlock) => Err(DatabaseError::DatabaseAlreadyOpen),
@@ -233,6 +234,32 @@ impl Database {
     /// frozen memtables, apply lag, checkpoints, stalls.
     pub fn stats(&self) -> Stats {
         self.engine.stats()
+    }
+
+    /// The engine under this database, for tools that work below the typed
+    /// API (the `sluice` CLI, [`backup`](Self::backup)): byte-level tables
+    /// through [`Engine::begin_read`] and [`Engine::begin_write`]. Tables
+    /// opened there must be given their true key order: ask
+    /// [`ReadTxn::table_order`](crate::engine::ReadTxn::table_order) first.
+    /// The file lock stays with this `Database`.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Closes the database explicitly: makes every commit durable (the
+    /// `Durability::None` ones too), checkpoints it into the data file, and
+    /// returns any error on the way, which dropping the handle can only
+    /// swallow. After `Ok`, the data file alone holds every commit and the
+    /// next open replays nothing.
+    ///
+    /// Transactions still alive keep the engine running until they end
+    /// (they share it); commits they make after this call are not covered.
+    pub fn close(self) -> Result<(), StorageError> {
+        self.engine.sync()?;
+        self.engine.checkpoint()?;
+        // The apply thread is stopped and joined by the drop; a failure the
+        // background work latched before then is reported, not swallowed.
+        self.engine.inner.check_poison()
     }
 }
 

@@ -512,3 +512,70 @@ impl Inner {
         self.apply.wake();
     }
 }
+
+/// What one WAL record (one committed transaction) does, for inspection
+/// tools (`sluice wal`): decoded from its payload, changing nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// Table names bound (created, renamed to) or unbound (deleted, renamed
+    /// from) by the transaction: `(name, Some(table id))` or `(name, None)`.
+    pub bindings: Vec<(Vec<u8>, Option<u64>)>,
+    /// Ids of tables whose data the transaction dropped.
+    pub dropped: Vec<u64>,
+    /// Per table id written: `(id, puts, deletes)`, in the record's order.
+    pub tables: Vec<(u64, u64, u64)>,
+}
+
+impl RecordSummary {
+    /// Decodes a WAL record's payload; an inconsistent payload is a
+    /// `Corrupted` error.
+    pub fn decode(payload: &[u8]) -> Result<Self> {
+        let batch = Batch::decode(payload)?;
+        let mut tables: Vec<(u64, u64, u64)> = Vec::new();
+        for op in &batch.ops {
+            if tables.last().is_none_or(|t| t.0 != op.table) {
+                tables.push((op.table, 0, 0));
+            }
+            if let Some(last) = tables.last_mut() {
+                if op.value.is_some() {
+                    last.1 += 1;
+                } else {
+                    last.2 += 1;
+                }
+            }
+        }
+        Ok(Self {
+            bindings: batch
+                .bindings
+                .into_iter()
+                .map(|(name, def)| (name, def.map(|d| d.id)))
+                .collect(),
+            dropped: batch.dropped,
+            tables,
+        })
+    }
+}
+
+/// A table in the checkpointed tree: `(name, table id, metadata)`.
+pub type CheckpointedTable = (Vec<u8>, u64, Vec<u8>);
+
+/// The tables the checkpointed tree of `snapshot` holds, by name. Reads only; for inspection tools that look at a data
+/// file without opening the database (`sluice wal`).
+pub fn checkpointed_tables(snapshot: &crate::btree::Snapshot) -> Result<Vec<CheckpointedTable>> {
+    let Some(info) = snapshot.tree(super::state::TABLES_TREE)? else {
+        return Ok(Vec::new());
+    };
+    snapshot
+        .range(
+            &info,
+            crate::btree::bytewise,
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+        )?
+        .map(|entry| {
+            let entry = entry?;
+            let def = super::state::decode_def(entry.value().as_bytes())?;
+            Ok((entry.key().to_vec(), def.id, def.meta))
+        })
+        .collect()
+}

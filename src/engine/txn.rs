@@ -599,6 +599,24 @@ impl ReadTxn {
         }))
     }
 
+    /// The key order of table `name` as this process knows it, without
+    /// fixing one: the order a typed open registered, or byte order when
+    /// the table's metadata says so. `Ok(None)` if the table does not exist
+    /// in this snapshot; `Ok(Some(None))` if its order is unknown here (a
+    /// custom order whose key type this process has not opened). Tools that
+    /// read tables untyped (backup, the `sluice` CLI) ask this first, so
+    /// they never fix a wrong order with [`open_table`](Self::open_table).
+    pub fn table_order(&self, name: &[u8]) -> Result<Option<Option<Comparator>>> {
+        let Some(def) = self.state.lookup_table(name, self.seq)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.inner
+                .comparator(def.id)
+                .or_else(|| (self.inner.options.resolver)(&def.meta)),
+        ))
+    }
+
     /// Every table: `(name, metadata)`.
     pub fn list_tables(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         Ok(self
