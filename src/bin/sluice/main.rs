@@ -82,6 +82,7 @@ enum Command {
         /// The table.
         table: String,
         /// The key.
+        #[arg(allow_negative_numbers = true)]
         key: String,
         #[command(flatten)]
         encoding: Encoding,
@@ -96,8 +97,10 @@ enum Command {
         /// The table.
         table: String,
         /// The key.
+        #[arg(allow_negative_numbers = true)]
         key: String,
         /// The value.
+        #[arg(allow_negative_numbers = true)]
         value: String,
         /// Create the table if it is missing (and the database too): `&str`
         /// keys and values, or `&[u8]` with `--hex`.
@@ -114,6 +117,7 @@ enum Command {
         /// The table.
         table: String,
         /// The key.
+        #[arg(allow_negative_numbers = true)]
         key: String,
         #[command(flatten)]
         encoding: Encoding,
@@ -129,10 +133,10 @@ enum Command {
         /// The table.
         table: String,
         /// First key (inclusive).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         from: Option<String>,
         /// Last key (exclusive).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         to: Option<String>,
         /// At most this many entries.
         #[arg(long)]
@@ -720,6 +724,11 @@ fn check(path: &Path) -> CliResult {
         code: 2,
     };
     check_path(path)?;
+    // A file that is no database at all is a finding too, and opening it
+    // would leave a WAL directory beside it: probed read-only first.
+    if let Err(e) = probe(path) {
+        return Err(finding(e.message));
+    }
     let db = match Database::builder().set_cache_size(CLI_CACHE_BYTES).open(path) {
         Ok(db) => db,
         Err(DatabaseError::Storage(e @ StorageError::Corrupted(_))) => return Err(finding(e.to_string())),
