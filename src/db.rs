@@ -43,6 +43,8 @@ pub trait ReadableDatabase {
 /// ```
 pub struct Database {
     engine: Engine,
+    /// The WAL directory, for a database on files (`stats` measures it).
+    wal_path: Option<PathBuf>,
     /// Counts the live transactions (and read-only tables) this handle began.
     live: LiveToken,
 }
@@ -154,7 +156,9 @@ impl Builder {
     fn open_file(&self, path: &Path, file: File) -> Result<Database, DatabaseError> {
         lock(&file)?;
         let wal = FsLogDir::open(wal_dir(path)).map_err(io)?;
-        self.create_with_backends(FileBackend::new(file), wal)
+        let mut db = self.create_with_backends(FileBackend::new(file), wal)?;
+        db.wal_path = Some(wal_dir(path));
+        Ok(db)
     }
 
     /// Opens a database over any data backend and WAL directory (memory,
@@ -162,9 +166,23 @@ impl Builder {
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
         Ok(Database {
             engine: Engine::open(data, wal, self.options)?,
+            wal_path: None,
             live: LiveToken::new(),
         })
     }
+}
+
+/// `(apparent, allocated)` bytes of the files in `dir`; files that vanish
+/// while listed (a checkpoint deleting a segment) are skipped.
+fn dir_bytes(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .fold((0, 0), |(len, alloc), m| (len + m.len(), alloc + m.blocks() * 512))
 }
 
 fn io(e: std::io::Error) -> DatabaseError {
@@ -232,8 +250,14 @@ impl Database {
 
     /// Counters: commits, WAL bytes and fsyncs, group sizes, memtable bytes,
     /// frozen memtables, apply lag, checkpoints, stalls.
+    /// See [`Stats`] for each field; `wal_disk_bytes` and
+    /// `wal_allocated_bytes` are measured here for a database on files.
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        let mut stats = self.engine.stats();
+        if let Some(dir) = &self.wal_path {
+            (stats.wal_disk_bytes, stats.wal_allocated_bytes) = dir_bytes(dir);
+        }
+        stats
     }
 
     /// The engine under this database, for tools that work below the typed

@@ -119,6 +119,19 @@ pub(crate) struct Counters {
     pub(crate) flushed_seq: AtomicU64,
     /// WAL bytes written as of the last checkpoint.
     pub(crate) wal_bytes_at_checkpoint: AtomicU64,
+    /// Time spent flushing memtables (nanoseconds, summed).
+    pub(crate) flush_nanos: AtomicU64,
+    /// Time spent checkpointing (nanoseconds, summed).
+    pub(crate) checkpoint_nanos: AtomicU64,
+    /// Time writers spent blocked by backpressure (nanoseconds, summed).
+    pub(crate) stall_nanos: AtomicU64,
+    /// Time writers spent slowed by backpressure (nanoseconds, summed).
+    pub(crate) slowdown_nanos: AtomicU64,
+}
+
+/// Nanoseconds since `start`, saturating.
+pub(crate) fn nanos_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 pub(crate) struct Inner {
@@ -430,13 +443,25 @@ impl Inner {
         let frozen = self.current_state().frozen_bytes();
         if frozen > limit {
             self.counters.stalls.fetch_add(1, Ordering::Relaxed);
-            while self.current_state().frozen_bytes() > limit {
-                self.check_poison()?;
-                self.apply.wait_for_flush(Duration::from_millis(100));
-            }
+            let started = std::time::Instant::now();
+            let waited = (|| -> Result<()> {
+                while self.current_state().frozen_bytes() > limit {
+                    self.check_poison()?;
+                    self.apply.wait_for_flush(Duration::from_millis(100));
+                }
+                Ok(())
+            })();
+            self.counters
+                .stall_nanos
+                .fetch_add(nanos_since(started), Ordering::Relaxed);
+            waited?;
         } else if frozen > limit / 4 * 3 {
             self.counters.slowdowns.fetch_add(1, Ordering::Relaxed);
+            let started = std::time::Instant::now();
             std::thread::sleep(Duration::from_millis(1));
+            self.counters
+                .slowdown_nanos
+                .fetch_add(nanos_since(started), Ordering::Relaxed);
         }
         Ok(())
     }

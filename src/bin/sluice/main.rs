@@ -519,6 +519,21 @@ fn stat(path: &Path, json: bool) -> CliResult {
             "sequence": read.sequence(),
             "durable_seq": s.durable_seq,
             "published_seq": s.published_seq,
+            "commits": s.commits,
+            "wal_records": s.wal_records,
+            "wal_bytes_written": s.wal_bytes,
+            "wal_segments": s.wal_segments,
+            "wal_queue_depth": s.wal_queue_depth,
+            "fsyncs": s.fsyncs,
+            "fsync_p50_us": s.fsync_p50_us,
+            "fsync_p99_us": s.fsync_p99_us,
+            "fsync_max_us": s.fsync_max_us,
+            "flushes": s.flushes,
+            "flush_ms": s.flush_time.as_secs_f64() * 1e3,
+            "checkpoints": s.checkpoints,
+            "checkpoint_ms": s.checkpoint_time.as_secs_f64() * 1e3,
+            "stalls": s.stalls,
+            "stall_ms": s.stall_time.as_secs_f64() * 1e3,
             "recovery": {
                 "replayed_records": r.replayed_records,
                 "replayed_bytes": r.replayed_bytes,
@@ -536,6 +551,10 @@ fn stat(path: &Path, json: bool) -> CliResult {
         println!("WAL:             {wal_files} files, {wal_bytes} bytes ({wal_allocated} allocated)");
         println!("tables:          {}", tables.len());
         println!("sequence:        {}", read.sequence());
+        println!(
+            "WAL this run:    {} records, {} bytes written, {} fsyncs (p50 {} us, p99 {} us, max {} us)",
+            s.wal_records, s.wal_bytes, s.fsyncs, s.fsync_p50_us, s.fsync_p99_us, s.fsync_max_us
+        );
         println!(
             "recovery:        replayed {} records ({} bytes), torn tail: {}, discarded {} records ({} bytes), deferred {}",
             r.replayed_records,
