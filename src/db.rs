@@ -43,6 +43,8 @@ pub trait ReadableDatabase {
 /// ```
 pub struct Database {
     engine: Engine,
+    /// The WAL directory, for a database on files (`stats` measures it).
+    wal_path: Option<PathBuf>,
     /// Counts the live transactions (and read-only tables) this handle began.
     live: LiveToken,
 }
@@ -59,7 +61,8 @@ impl Default for Builder {
     }
 }
 
-fn wal_dir(path: &Path) -> PathBuf {
+/// The WAL directory of the database at `path`: `<path>-wal`.
+pub(crate) fn wal_dir(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push("-wal");
     path.with_file_name(name)
@@ -67,7 +70,7 @@ fn wal_dir(path: &Path) -> PathBuf {
 
 /// Locks the data file so a second open, from this process or another,
 /// fails cleanly. The lock lives as long as the file handle.
-fn lock(file: &File) -> Result<(), DatabaseError> {
+pub(crate) fn lock(file: &File) -> Result<(), DatabaseError> {
     match file.try_lock() {
         Ok(()) => Ok(()),
         Err(TryLockError::WouldBlock) => Err(DatabaseError::DatabaseAlreadyOpen),
@@ -155,7 +158,9 @@ impl Builder {
     fn open_file(&self, path: &Path, file: File) -> Result<Database, DatabaseError> {
         lock(&file)?;
         let wal = FsLogDir::open(wal_dir(path)).map_err(io)?;
-        self.create_with_backends(FileBackend::new(file), wal)
+        let mut db = self.create_with_backends(FileBackend::new(file), wal)?;
+        db.wal_path = Some(wal_dir(path));
+        Ok(db)
     }
 
     /// Opens a database over any data backend and WAL directory (memory,
@@ -163,9 +168,23 @@ impl Builder {
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
         Ok(Database {
             engine: Engine::open(data, wal, self.options)?,
+            wal_path: None,
             live: LiveToken::new(),
         })
     }
+}
+
+/// `(apparent, allocated)` bytes of the files in `dir`; files that vanish
+/// while listed (a checkpoint deleting a segment) are skipped.
+fn dir_bytes(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .fold((0, 0), |(len, alloc), m| (len + m.len(), alloc + m.blocks() * 512))
 }
 
 fn io(e: std::io::Error) -> DatabaseError {
@@ -233,8 +252,40 @@ impl Database {
 
     /// Counters: commits, WAL bytes and fsyncs, group sizes, memtable bytes,
     /// frozen memtables, apply lag, checkpoints, stalls.
+    /// See [`Stats`] for each field; `wal_disk_bytes` and
+    /// `wal_allocated_bytes` are measured here for a database on files.
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        let mut stats = self.engine.stats();
+        if let Some(dir) = &self.wal_path {
+            (stats.wal_disk_bytes, stats.wal_allocated_bytes) = dir_bytes(dir);
+        }
+        stats
+    }
+
+    /// The engine under this database, for tools that work below the typed
+    /// API (the `sluice` CLI, [`backup`](Self::backup)): byte-level tables
+    /// through [`Engine::begin_read`] and [`Engine::begin_write`]. Tables
+    /// opened there must be given their true key order: ask
+    /// [`ReadTxn::table_order`](crate::engine::ReadTxn::table_order) first.
+    /// The file lock stays with this `Database`.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Closes the database explicitly: makes every commit durable (the
+    /// `Durability::None` ones too), checkpoints it into the data file, and
+    /// returns any error on the way, which dropping the handle can only
+    /// swallow. After `Ok`, the data file alone holds every commit and the
+    /// next open replays nothing.
+    ///
+    /// Transactions still alive keep the engine running until they end
+    /// (they share it); commits they make after this call are not covered.
+    pub fn close(self) -> Result<(), StorageError> {
+        self.engine.sync()?;
+        self.engine.checkpoint()?;
+        // The apply thread is stopped and joined by the drop; a failure the
+        // background work latched before then is reported, not swallowed.
+        self.engine.inner.check_poison()
     }
 }
 

@@ -47,6 +47,7 @@
 
 #![deny(unsafe_code)]
 
+mod backup;
 pub mod btree;
 mod db;
 pub mod engine;
@@ -59,6 +60,7 @@ mod transaction;
 mod types;
 pub mod wal;
 
+pub use backup::BackupReport;
 pub use db::{Builder, Database, ReadableDatabase};
 pub use engine::{Durability, PendingCommit, Stats};
 pub use error::{

@@ -30,6 +30,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crossbeam_skiplist::map::Entry;
 
+use super::core::nanos_since;
 use super::core::{Inner, panic_message};
 use super::deferred::staging_tree_name;
 use super::memtable::{MemKey, MemValue, Memtable};
@@ -204,6 +205,7 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
         return Ok(None);
     };
     drop(state);
+    let started = Instant::now();
     let max_seq = mem.max_seq();
     // Step 1: durable and published.
     inner.journal.wait_for_sync(max_seq)?;
@@ -266,6 +268,10 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     });
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
+    inner
+        .counters
+        .flush_nanos
+        .fetch_add(nanos_since(started), Ordering::Relaxed);
     inner.apply.notify_progress();
     Ok(Some(mem))
 }
@@ -303,6 +309,7 @@ fn without(deferred: &DeferredTables, gone: &[u64]) -> DeferredTables {
 }
 
 fn checkpoint(inner: &Inner) -> Result<()> {
+    let started = Instant::now();
     let seq = inner.counters.flushed_seq.load(Ordering::Acquire);
     inner.check_poison()?;
     if seq > inner.trees.durable_checkpoint_seq() {
@@ -310,6 +317,10 @@ fn checkpoint(inner: &Inner) -> Result<()> {
     }
     inner.journal.truncate_through(seq)?;
     inner.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    inner
+        .counters
+        .checkpoint_nanos
+        .fetch_add(nanos_since(started), Ordering::Relaxed);
     inner
         .counters
         .wal_bytes_at_checkpoint

@@ -123,6 +123,19 @@ pub(crate) struct Counters {
     pub(crate) flushed_seq: AtomicU64,
     /// WAL bytes written as of the last checkpoint.
     pub(crate) wal_bytes_at_checkpoint: AtomicU64,
+    /// Time spent flushing memtables (nanoseconds, summed).
+    pub(crate) flush_nanos: AtomicU64,
+    /// Time spent checkpointing (nanoseconds, summed).
+    pub(crate) checkpoint_nanos: AtomicU64,
+    /// Time writers spent blocked by backpressure (nanoseconds, summed).
+    pub(crate) stall_nanos: AtomicU64,
+    /// Time writers spent slowed by backpressure (nanoseconds, summed).
+    pub(crate) slowdown_nanos: AtomicU64,
+}
+
+/// Nanoseconds since `start`, saturating.
+pub(crate) fn nanos_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 pub(crate) struct Inner {
@@ -422,13 +435,25 @@ impl Inner {
         let frozen = self.current_state().queued_bytes();
         if frozen > limit {
             self.counters.stalls.fetch_add(1, Ordering::Relaxed);
-            while self.current_state().queued_bytes() > limit {
-                self.check_poison()?;
-                self.apply.wait_for_flush(Duration::from_millis(100));
-            }
+            let started = std::time::Instant::now();
+            let waited = (|| -> Result<()> {
+                while self.current_state().queued_bytes() > limit {
+                    self.check_poison()?;
+                    self.apply.wait_for_flush(Duration::from_millis(100));
+                }
+                Ok(())
+            })();
+            self.counters
+                .stall_nanos
+                .fetch_add(nanos_since(started), Ordering::Relaxed);
+            waited?;
         } else if frozen > limit / 4 * 3 {
             self.counters.slowdowns.fetch_add(1, Ordering::Relaxed);
+            let started = std::time::Instant::now();
             std::thread::sleep(Duration::from_millis(1));
+            self.counters
+                .slowdown_nanos
+                .fetch_add(nanos_since(started), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -509,4 +534,71 @@ impl Inner {
         });
         self.apply.wake();
     }
+}
+
+/// What one WAL record (one committed transaction) does, for inspection
+/// tools (`sluice wal`): decoded from its payload, changing nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// Table names bound (created, renamed to) or unbound (deleted, renamed
+    /// from) by the transaction: `(name, Some(table id))` or `(name, None)`.
+    pub bindings: Vec<(Vec<u8>, Option<u64>)>,
+    /// Ids of tables whose data the transaction dropped.
+    pub dropped: Vec<u64>,
+    /// Per table id written: `(id, puts, deletes)`, in the record's order.
+    pub tables: Vec<(u64, u64, u64)>,
+}
+
+impl RecordSummary {
+    /// Decodes a WAL record's payload; an inconsistent payload is a
+    /// `Corrupted` error.
+    pub fn decode(payload: &[u8]) -> Result<Self> {
+        let batch = Batch::decode(payload)?;
+        let mut tables: Vec<(u64, u64, u64)> = Vec::new();
+        for op in &batch.ops {
+            if tables.last().is_none_or(|t| t.0 != op.table) {
+                tables.push((op.table, 0, 0));
+            }
+            if let Some(last) = tables.last_mut() {
+                if op.value.is_some() {
+                    last.1 += 1;
+                } else {
+                    last.2 += 1;
+                }
+            }
+        }
+        Ok(Self {
+            bindings: batch
+                .bindings
+                .into_iter()
+                .map(|(name, def)| (name, def.map(|d| d.id)))
+                .collect(),
+            dropped: batch.dropped,
+            tables,
+        })
+    }
+}
+
+/// A table in the checkpointed tree: `(name, table id, metadata)`.
+pub type CheckpointedTable = (Vec<u8>, u64, Vec<u8>);
+
+/// The tables the checkpointed tree of `snapshot` holds, by name. Reads only; for inspection tools that look at a data
+/// file without opening the database (`sluice wal`).
+pub fn checkpointed_tables(snapshot: &crate::btree::Snapshot) -> Result<Vec<CheckpointedTable>> {
+    let Some(info) = snapshot.tree(super::state::TABLES_TREE)? else {
+        return Ok(Vec::new());
+    };
+    snapshot
+        .range(
+            &info,
+            crate::btree::bytewise,
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+        )?
+        .map(|entry| {
+            let entry = entry?;
+            let def = super::state::decode_def(entry.value().as_bytes())?;
+            Ok((entry.key().to_vec(), def.id, def.meta))
+        })
+        .collect()
 }

@@ -15,6 +15,8 @@ mod state;
 mod txn;
 mod writeset;
 
-pub use core::{Durability, Engine, EngineOptions, RecoveryReport, Resolver};
+pub use core::{
+    CheckpointedTable, Durability, Engine, EngineOptions, RecordSummary, RecoveryReport, Resolver, checkpointed_tables,
+};
 pub use merge::MergedRange;
 pub use txn::{PendingCommit, ReadTable, ReadTxn, Stats, TableRef, WriteTxn};

@@ -60,6 +60,35 @@ pub struct Stats {
     pub wal_degraded: bool,
     /// What recovery replayed and discarded when the database opened.
     pub recovery: RecoveryReport,
+    /// WAL records appended and not yet written by the sync thread: how far
+    /// the log's writer is behind the committers.
+    pub wal_queue_depth: u64,
+    /// WAL fsync latency, median, in µs: the upper bound of the histogram
+    /// bucket ([`crate::wal::SYNC_LATENCY_BUCKETS_US`]) holding it, so
+    /// accurate to a factor of two. 0 before the first fsync.
+    pub fsync_p50_us: u64,
+    /// WAL fsync latency, 99th percentile, in µs (as `fsync_p50_us`).
+    pub fsync_p99_us: u64,
+    /// The slowest WAL fsync so far, in µs (exact).
+    pub fsync_max_us: u64,
+    /// Live WAL segment files.
+    pub wal_segments: u64,
+    /// Apparent bytes of the files in the WAL directory (their lengths, as
+    /// `ls -l` shows them). Filled by `Database::stats` for a database on
+    /// files; 0 from `Engine::stats` (it does not know the directory).
+    pub wal_disk_bytes: u64,
+    /// Bytes the file system allocated to the WAL directory's files (as `du`
+    /// counts them); below `wal_disk_bytes` where segments are sparse.
+    pub wal_allocated_bytes: u64,
+    /// Time spent flushing memtables into the tree, summed over `flushes`.
+    pub flush_time: std::time::Duration,
+    /// Time spent in checkpoints, summed over `checkpoints`.
+    pub checkpoint_time: std::time::Duration,
+    /// Time writers spent blocked until a flush made room, summed over
+    /// `stalls`.
+    pub stall_time: std::time::Duration,
+    /// Time writers spent slowed, summed over `slowdowns`.
+    pub slowdown_time: std::time::Duration,
 }
 
 impl Engine {
@@ -145,6 +174,17 @@ impl Engine {
             durable_seq: inner.journal.durable_seq(),
             wal_degraded: wal.degraded,
             recovery: inner.recovery.clone(),
+            wal_queue_depth: wal.queue_depth,
+            fsync_p50_us: wal.sync_latency_quantile_us(0.5),
+            fsync_p99_us: wal.sync_latency_quantile_us(0.99),
+            fsync_max_us: wal.max_sync_us,
+            wal_segments: inner.journal.segments().len() as u64,
+            wal_disk_bytes: 0,
+            wal_allocated_bytes: 0,
+            flush_time: nanos(&counters.flush_nanos),
+            checkpoint_time: nanos(&counters.checkpoint_nanos),
+            stall_time: nanos(&counters.stall_nanos),
+            slowdown_time: nanos(&counters.slowdown_nanos),
         }
     }
 
@@ -208,6 +248,10 @@ impl Engine {
     pub fn db_id(&self) -> u128 {
         self.inner.trees.db_id()
     }
+}
+
+fn nanos(counter: &AtomicU64) -> std::time::Duration {
+    std::time::Duration::from_nanos(counter.load(Ordering::Relaxed))
 }
 
 /// The single write transaction. Its changes are private until commit;
@@ -636,6 +680,24 @@ impl ReadTxn {
             state: self.state.clone(),
             view: self.state.view(def, cmp)?,
         }))
+    }
+
+    /// The key order of table `name` as this process knows it, without
+    /// fixing one: the order a typed open registered, or byte order when
+    /// the table's metadata says so. `Ok(None)` if the table does not exist
+    /// in this snapshot; `Ok(Some(None))` if its order is unknown here (a
+    /// custom order whose key type this process has not opened). Tools that
+    /// read tables untyped (backup, the `sluice` CLI) ask this first, so
+    /// they never fix a wrong order with [`open_table`](Self::open_table).
+    pub fn table_order(&self, name: &[u8]) -> Result<Option<Option<Comparator>>> {
+        let Some(def) = self.state.lookup_table(name, self.seq)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.inner
+                .comparator(def.id)
+                .or_else(|| (self.inner.options.resolver)(&def.meta)),
+        ))
     }
 
     /// Every table: `(name, metadata)`.

@@ -22,6 +22,8 @@ pub struct JournalMetrics {
     /// Sync latencies: `sync_latency[i]` counts syncs that took at most
     /// `SYNC_LATENCY_BUCKETS_US[i]` µs; the last entry counts the rest.
     pub sync_latency: [u64; SYNC_LATENCY_BUCKETS_US.len() + 1],
+    /// The slowest sync so far, in microseconds.
+    pub max_sync_us: u64,
     /// Records appended but not yet written.
     pub queue_depth: u64,
     /// Segment files created.
@@ -58,5 +60,48 @@ impl JournalMetrics {
             .position(|&bound| us <= bound)
             .unwrap_or(SYNC_LATENCY_BUCKETS_US.len());
         self.sync_latency[bucket] += 1;
+        self.max_sync_us = self.max_sync_us.max(us);
+    }
+
+    /// The sync latency at quantile `q` (0.0..=1.0), in microseconds, from
+    /// the histogram: the upper bound of the bucket that holds it (the
+    /// slowest sync, for the open-ended last bucket). 0 before any sync.
+    pub fn sync_latency_quantile_us(&self, q: f64) -> u64 {
+        let total: u64 = self.sync_latency.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        // The rank of the q-quantile sync, 1-based.
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, &count) in self.sync_latency.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return SYNC_LATENCY_BUCKETS_US
+                    .get(i)
+                    .map_or(self.max_sync_us, |&bound| bound.min(self.max_sync_us.max(1)));
+            }
+        }
+        self.max_sync_us
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_bucket_bounds_and_never_exceed_the_max() {
+        let mut m = JournalMetrics::default();
+        assert_eq!(m.sync_latency_quantile_us(0.5), 0);
+        for _ in 0..98 {
+            m.record_sync(1, Duration::from_micros(70));
+        }
+        m.record_sync(1, Duration::from_micros(3000));
+        m.record_sync(1, Duration::from_millis(500));
+        assert_eq!(m.sync_latency_quantile_us(0.5), 100);
+        assert_eq!(m.sync_latency_quantile_us(0.99), 3200);
+        assert_eq!(m.sync_latency_quantile_us(1.0), 500_000);
+        assert_eq!(m.max_sync_us, 500_000);
     }
 }

@@ -1,0 +1,198 @@
+//! Online backup: a consistent, compact copy of a database from one read
+//! snapshot while writers go on.
+//!
+//! # How
+//! 1. One read snapshot is taken: the copy holds every commit up to its
+//!    sequence and none after, whatever writers do meanwhile (a snapshot never
+//!    changes, see `engine::state`).
+//! 2. A new database is created beside the destination, at
+//!    `<dest>.backup-partial` (with its WAL in `<dest>.backup-partial-wal/`),
+//!    and every table of the snapshot is copied into it in key order, in
+//!    batches of about [`BATCH_BYTES`] committed without waiting for sync.
+//!    Sorted batches make the copy's tree dense (compact).
+//! 3. The copy is checkpointed (everything flushed into its data file and
+//!    synced) and closed; its WAL, which then covers nothing the data file
+//!    lacks, is deleted.
+//! 4. The data file is synced and renamed to `dest`, and the directory is
+//!    synced.
+//!
+//! # Crash safety
+//! Invariant: `dest` exists only once it is complete. A crash (or an error)
+//! before the rename leaves only the `.backup-partial` files, which are
+//! plainly incomplete; the rename is atomic and made durable by the directory
+//! sync. A later backup to the same `dest` removes stale partial files first.
+//!
+//! # Key order
+//! Tables are copied in their own key order. A table with a custom order
+//! (not byte order) can be copied only if this process knows the order, i.e.
+//! the table was opened through the typed API first; otherwise the backup
+//! refuses before writing anything.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use crate::btree::Comparator;
+use crate::db::{Builder, Database, lock, wal_dir};
+use crate::engine::Durability;
+use crate::error::StorageError;
+use crate::io::{FileBackend, FsLogDir, LogDir, StorageBackend, sync_dir};
+
+/// A batch of the copy is committed once it holds about this many bytes of
+/// keys and values: bounds the memory a backup uses beside its memtable.
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// What a backup copied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The sequence of the snapshot copied: the copy holds every commit up
+    /// to it and none after.
+    pub sequence: u64,
+    /// Tables copied.
+    pub tables: u64,
+    /// Entries copied.
+    pub entries: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+}
+
+fn invalid(message: String) -> StorageError {
+    StorageError::Io(io::Error::new(io::ErrorKind::InvalidInput, message))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Database {
+    /// Writes a consistent, compact copy of this database to `dest` (a new
+    /// path: refused if it or its `-wal` directory exists) from one read
+    /// snapshot, while writers go on. Returns what was copied; the copy
+    /// opens with every commit up to [`BackupReport::sequence`] and none
+    /// after. See the module docs of `backup` for the crash protocol: `dest`
+    /// appears only once complete.
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport, StorageError> {
+        self.backup_with_progress(dest, |_| {})
+    }
+
+    /// [`backup`](Self::backup), calling `progress` with the entries copied
+    /// so far after each batch.
+    pub fn backup_with_progress(
+        &self,
+        dest: impl AsRef<Path>,
+        progress: impl FnMut(u64),
+    ) -> Result<BackupReport, StorageError> {
+        let dest = dest.as_ref();
+        for taken in [dest.to_path_buf(), wal_dir(dest)] {
+            if taken.exists() {
+                return Err(StorageError::Io(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("backup destination {} exists", taken.display()),
+                )));
+            }
+        }
+        let partial = with_suffix(dest, ".backup-partial");
+        let partial_wal = wal_dir(&partial);
+        // Stale partial files are from a backup that crashed or failed: no
+        // database ever lives there.
+        if partial.exists() {
+            std::fs::remove_file(&partial)?;
+        }
+        if partial_wal.exists() {
+            std::fs::remove_dir_all(&partial_wal)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&partial)?;
+        lock(&file).map_err(|e| invalid(format!("cannot lock {}: {e}", partial.display())))?;
+        let report = {
+            let wal = FsLogDir::open(&partial_wal)?;
+            let data = FileBackend::new(file.try_clone()?);
+            self.backup_to_backends(data, wal, progress)?
+        };
+        // The copy is checkpointed and closed: its data file alone holds it.
+        std::fs::remove_dir_all(&partial_wal)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&partial, dest)?;
+        sync_dir(&parent_dir(dest))?;
+        Ok(report)
+    }
+
+    /// The copy itself, into any data backend and WAL directory (the crash
+    /// tests use the simulating ones). On `Ok`, the copy is checkpointed: the
+    /// data backend alone holds every entry. Writes nothing that marks the
+    /// copy complete; [`backup`](Self::backup)'s rename does that.
+    pub fn backup_to_backends(
+        &self,
+        data: impl StorageBackend,
+        wal: impl LogDir,
+        mut progress: impl FnMut(u64),
+    ) -> Result<BackupReport, StorageError> {
+        let read = self.engine().begin_read()?;
+        let mut report = BackupReport {
+            sequence: read.sequence(),
+            ..BackupReport::default()
+        };
+        // Every table's order is settled before anything is written.
+        let mut tables: Vec<(Vec<u8>, Vec<u8>, Comparator)> = Vec::new();
+        for (name, meta) in read.list_tables()? {
+            let cmp = read.table_order(&name)?.flatten().ok_or_else(|| {
+                invalid(format!(
+                    "table {:?} has a custom key order that this process does not know: \
+                     open it through its typed definition before the backup",
+                    String::from_utf8_lossy(&name)
+                ))
+            })?;
+            tables.push((name, meta, cmp));
+        }
+        let copy = Builder::new().create_with_backends(data, wal).map_err(|e| match e {
+            crate::DatabaseError::Storage(e) => e,
+            other => invalid(other.to_string()),
+        })?;
+        let engine = copy.engine();
+        for (name, meta, cmp) in tables {
+            let Some(table) = read.open_table(&name, cmp)? else {
+                continue;
+            };
+            let mut txn = engine.begin_write()?;
+            txn.set_durability(Durability::None);
+            let mut out = txn.open_table(&name, &meta, cmp)?;
+            let mut batch = 0usize;
+            for entry in read.range(&table, Bound::Unbounded, Bound::Unbounded)? {
+                let (key, value) = entry?;
+                txn.insert(out, &key, value.as_bytes())?;
+                let size = key.len() + value.as_bytes().len();
+                batch += size;
+                report.entries += 1;
+                report.bytes += size as u64;
+                if batch >= BATCH_BYTES {
+                    txn.commit()?;
+                    progress(report.entries);
+                    txn = engine.begin_write()?;
+                    txn.set_durability(Durability::None);
+                    out = txn.open_table(&name, &meta, cmp)?;
+                    batch = 0;
+                }
+            }
+            txn.commit()?;
+            progress(report.entries);
+            report.tables += 1;
+        }
+        copy.close()?;
+        Ok(report)
+    }
+}

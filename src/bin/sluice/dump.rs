@@ -1,0 +1,383 @@
+//! `dump` and `load`: every table in key order as stable text, and back.
+//!
+//! Both formats hold the same things in the same order: a header line, then
+//! per table (by name) a table line with its name and raw metadata, then its
+//! entries in key order, then an end line with the counts (so a truncated
+//! dump is refused on load, not half loaded). Keys and values are hex, so
+//! any bytes round-trip: a dump loaded into a new database dumps to the
+//! same bytes.
+//!
+//! ```text
+//! jsonl                                         hex
+//! {"format":"jsonl","sluice_dump":1}             sluice-dump 1 hex
+//! {"key_type":..,"meta":"<hex>",..,"table":"t"} table <name hex> <meta hex>
+//! {"k":"<hex>","v":"<hex>"}                      ' <key hex> <value hex>'
+//! {"end":true,"entries":N,"tables":T}           end <tables> <entries>
+//! ```
+
+use std::io::{BufRead, BufWriter, Write};
+use std::ops::Bound;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use sluicedb::Database;
+use sluicedb::btree::{Comparator, bytewise};
+use sluicedb::engine::{Durability, Engine, TableRef, WriteTxn};
+
+use crate::codec::{Meta, from_hex, to_hex};
+use crate::{CliError, CliResult, Encoding, TableInfo, open_error, pipe, progress_spinner};
+
+/// A load batch is committed once it holds this many bytes.
+const LOAD_BATCH_BYTES: usize = 4 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Jsonl,
+    Hex,
+}
+
+impl Format {
+    pub(crate) fn parse(name: &str) -> CliResult<Self> {
+        match name {
+            "jsonl" | "json" => Ok(Self::Jsonl),
+            "hex" => Ok(Self::Hex),
+            other => Err(CliError::new(format!(
+                "unknown dump format {other:?}: use jsonl or hex"
+            ))),
+        }
+    }
+}
+
+struct Writer<W: Write> {
+    out: W,
+    format: Format,
+}
+
+impl<W: Write> Writer<W> {
+    fn header(&mut self) -> std::io::Result<()> {
+        match self.format {
+            Format::Jsonl => writeln!(self.out, "{}", json!({"sluice_dump": 1, "format": "jsonl"})),
+            Format::Hex => writeln!(self.out, "sluice-dump 1 hex"),
+        }
+    }
+
+    fn table(&mut self, name: &[u8], meta: &[u8]) -> std::io::Result<()> {
+        match self.format {
+            Format::Jsonl => {
+                let mut line = serde_json::Map::new();
+                match std::str::from_utf8(name) {
+                    Ok(name) => line.insert("table".into(), name.into()),
+                    Err(_) => line.insert("table_hex".into(), to_hex(name).into()),
+                };
+                line.insert("meta".into(), to_hex(meta).into());
+                // For readers only; `load` takes the metadata from "meta".
+                if let Some(m) = Meta::decode(meta) {
+                    line.insert("key_type".into(), m.key_type.into());
+                    line.insert("value_type".into(), m.value_type.into());
+                }
+                writeln!(self.out, "{}", Value::Object(line))
+            }
+            Format::Hex => writeln!(self.out, "table {} {}", to_hex(name), to_hex(meta)),
+        }
+    }
+
+    fn entry(&mut self, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+        match self.format {
+            Format::Jsonl => writeln!(self.out, "{{\"k\":\"{}\",\"v\":\"{}\"}}", to_hex(key), to_hex(value)),
+            Format::Hex => writeln!(self.out, " {} {}", to_hex(key), to_hex(value)),
+        }
+    }
+
+    fn end(&mut self, tables: u64, entries: u64) -> std::io::Result<()> {
+        match self.format {
+            Format::Jsonl => writeln!(
+                self.out,
+                "{}",
+                json!({"end": true, "tables": tables, "entries": entries})
+            ),
+            Format::Hex => writeln!(self.out, "end {tables} {entries}"),
+        }
+    }
+}
+
+pub(crate) fn dump(db: &Database, only: Option<&str>, format: Format, output: Option<&Path>) -> CliResult {
+    let read = db.engine().begin_read()?;
+    let mut tables = Vec::new();
+    for (name, meta) in read.list_tables()? {
+        if only.is_some_and(|t| t.as_bytes() != name.as_slice()) {
+            continue;
+        }
+        let order = read.table_order(&name)?.flatten();
+        let info = TableInfo::new(name, meta, order, Encoding::default());
+        // Refused before anything is written: a dump is whole or nothing.
+        info.require_order()?;
+        tables.push(info);
+    }
+    if let Some(t) = only
+        && tables.is_empty()
+    {
+        return Err(CliError::new(format!("no table named {t:?} (see `sluice tables`)")));
+    }
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    let sink: Box<dyn Write> = match output {
+        Some(path) => {
+            Box::new(std::fs::File::create(path).map_err(|e| CliError::new(format!("{}: {e}", path.display())))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = Writer {
+        out: BufWriter::with_capacity(1 << 20, sink),
+        format,
+    };
+    let bar = progress_spinner("dumping");
+    w.header().map_err(pipe)?;
+    let mut entries = 0u64;
+    for info in &tables {
+        w.table(&info.name, &info.meta).map_err(pipe)?;
+        let order = info.require_order()?;
+        let Some(handle) = read.open_table(&info.name, order)? else {
+            continue;
+        };
+        for entry in read.range(&handle, Bound::Unbounded, Bound::Unbounded)? {
+            let (k, v) = entry?;
+            w.entry(&k, v.as_bytes()).map_err(pipe)?;
+            entries += 1;
+            if entries.is_multiple_of(4096) {
+                bar.set_position(entries);
+            }
+        }
+    }
+    w.end(tables.len() as u64, entries).map_err(pipe)?;
+    w.out.flush().map_err(pipe)?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// One line of a dump.
+enum Line {
+    Table { name: Vec<u8>, meta: Vec<u8> },
+    Entry { key: Vec<u8>, value: Vec<u8> },
+    End { tables: u64, entries: u64 },
+}
+
+fn parse_line(format: Format, line: &str) -> Result<Line, String> {
+    match format {
+        Format::Hex => {
+            if let Some(rest) = line.strip_prefix(' ') {
+                let (k, v) = rest.split_once(' ').ok_or("an entry needs a key and a value")?;
+                return Ok(Line::Entry {
+                    key: from_hex(k)?,
+                    value: from_hex(v)?,
+                });
+            }
+            let parts: Vec<&str> = line.split(' ').collect();
+            match parts.as_slice() {
+                ["table", name, meta] => Ok(Line::Table {
+                    name: from_hex(name)?,
+                    meta: from_hex(meta)?,
+                }),
+                ["end", tables, entries] => Ok(Line::End {
+                    tables: tables.parse().map_err(|_| "bad table count")?,
+                    entries: entries.parse().map_err(|_| "bad entry count")?,
+                }),
+                _ => Err("not a table, entry or end line".into()),
+            }
+        }
+        Format::Jsonl => {
+            let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+            let text = |field: &str| value.get(field).and_then(Value::as_str);
+            if let (Some(k), Some(v)) = (text("k"), text("v")) {
+                return Ok(Line::Entry {
+                    key: from_hex(k)?,
+                    value: from_hex(v)?,
+                });
+            }
+            if let Some(meta) = text("meta") {
+                let name = match (text("table"), text("table_hex")) {
+                    (Some(name), _) => name.as_bytes().to_vec(),
+                    (None, Some(hex)) => from_hex(hex)?,
+                    (None, None) => return Err("a table line needs \"table\"".into()),
+                };
+                return Ok(Line::Table {
+                    name,
+                    meta: from_hex(meta)?,
+                });
+            }
+            if value.get("end").is_some() {
+                let count = |f: &str| value.get(f).and_then(Value::as_u64).ok_or(format!("bad {f} count"));
+                return Ok(Line::End {
+                    tables: count("tables")?,
+                    entries: count("entries")?,
+                });
+            }
+            Err("not a table, entry or end line".into())
+        }
+    }
+}
+
+/// The table being loaded and its open write transaction.
+struct Loading<'e> {
+    engine: &'e Engine,
+    name: Vec<u8>,
+    meta: Vec<u8>,
+    order: Comparator,
+    /// Always `Some` between calls; taken to commit.
+    txn: Option<(WriteTxn, TableRef)>,
+    batch: usize,
+}
+
+impl<'e> Loading<'e> {
+    fn begin(engine: &'e Engine, name: Vec<u8>, meta: Vec<u8>, order: Comparator) -> CliResult<Self> {
+        let mut loading = Self {
+            engine,
+            name,
+            meta,
+            order,
+            txn: None,
+            batch: 0,
+        };
+        loading.txn = Some(loading.begin_txn()?);
+        Ok(loading)
+    }
+
+    fn begin_txn(&self) -> CliResult<(WriteTxn, TableRef)> {
+        let mut txn = self.engine.begin_write()?;
+        txn.set_durability(Durability::None);
+        let table = txn.open_table(&self.name, &self.meta, self.order)?;
+        Ok((txn, table))
+    }
+
+    fn insert(&mut self, key: &[u8], value: &[u8]) -> CliResult {
+        // Sorted input (what `dump` writes) is the fast path: each batch
+        // goes into the memtable and then the tree in order. Any order still
+        // loads correctly; a repeated key keeps its last value.
+        let Some((txn, table)) = self.txn.as_mut() else {
+            return Err(CliError::new("internal: no load transaction"));
+        };
+        txn.insert(*table, key, value)?;
+        self.batch += key.len() + value.len();
+        if self.batch >= LOAD_BATCH_BYTES {
+            self.commit()?;
+            self.txn = Some(self.begin_txn()?);
+            self.batch = 0;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> CliResult {
+        if let Some((txn, _)) = self.txn.take() {
+            txn.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// The order a loaded table gets: byte order, which every table `dump`
+/// writes has; a custom order cannot be loaded without its key type.
+fn load_order(name: &[u8], meta: &[u8]) -> CliResult<Comparator> {
+    match Meta::decode(meta) {
+        Some(m) if !m.bytewise => Err(CliError::new(format!(
+            "table {:?} has a custom key order: the command line cannot load it",
+            String::from_utf8_lossy(name)
+        ))),
+        _ => Ok(bytewise),
+    }
+}
+
+pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
+    let source: Box<dyn BufRead> = match input {
+        Some(p) => Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut lines = source.lines();
+    let first = lines
+        .next()
+        .transpose()?
+        .ok_or_else(|| CliError::new("the dump is empty"))?;
+    let format = if first == "sluice-dump 1 hex" {
+        Format::Hex
+    } else if serde_json::from_str::<Value>(&first)
+        .ok()
+        .and_then(|v| v.get("sluice_dump").and_then(Value::as_u64))
+        == Some(1)
+    {
+        Format::Jsonl
+    } else {
+        return Err(CliError::new(
+            "not a sluice dump: the first line must be `sluice-dump 1 hex` or {\"sluice_dump\":1,...}",
+        ));
+    };
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        crate::probe(path)?;
+    }
+    let db = Database::builder().create(path).map_err(|e| open_error(path, e))?;
+    let engine = db.engine();
+    let bar = progress_spinner("loading");
+    let mut current: Option<Loading<'_>> = None;
+    let (mut tables, mut entries) = (0u64, 0u64);
+    let mut ended = false;
+    for (n, line) in lines.enumerate() {
+        let line = line?;
+        let at = |e: String| CliError::new(format!("dump line {}: {e}", n + 2));
+        if ended {
+            return Err(at("text after the end line".into()));
+        }
+        match parse_line(format, &line).map_err(at)? {
+            Line::Table { name, meta } => {
+                if let Some(mut done) = current.take() {
+                    done.commit()?;
+                }
+                let order = load_order(&name, &meta)?;
+                let existing = engine
+                    .begin_read()?
+                    .list_tables()?
+                    .into_iter()
+                    .find(|(n, _)| *n == name);
+                if let Some((_, stored)) = existing
+                    && stored != meta
+                {
+                    return Err(at(format!(
+                        "table {:?} exists with other types than the dump's",
+                        String::from_utf8_lossy(&name)
+                    )));
+                }
+                current = Some(Loading::begin(engine, name, meta, order)?);
+                tables += 1;
+            }
+            Line::Entry { key, value } => {
+                let Some(loading) = current.as_mut() else {
+                    return Err(at("an entry before any table line".into()));
+                };
+                loading.insert(&key, &value)?;
+                entries += 1;
+                if entries.is_multiple_of(4096) {
+                    bar.set_position(entries);
+                }
+            }
+            Line::End { tables: t, entries: e } => {
+                if (t, e) != (tables, entries) {
+                    return Err(at(format!(
+                        "the end line counts {t} tables and {e} entries, the dump held {tables} and {entries}"
+                    )));
+                }
+                ended = true;
+            }
+        }
+    }
+    if let Some(mut done) = current.take() {
+        done.commit()?;
+    }
+    if !ended {
+        // What was read is committed but not checkpointed; say so plainly.
+        return Err(CliError::new(format!(
+            "the dump is truncated (no end line): {tables} tables and {entries} entries were loaded before its end"
+        )));
+    }
+    db.close()?;
+    bar.finish_and_clear();
+    println!("loaded {tables} tables, {entries} entries into {}", path.display());
+    Ok(())
+}

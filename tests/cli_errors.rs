@@ -1,0 +1,176 @@
+//! Bad input to the `sluice` binary gets one clear line on stderr and a
+//! non-zero exit, never a panic: a missing path, a directory, a foreign or
+//! empty file (left untouched: no WAL directory appears beside it), a
+//! database another handle holds, a missing table, an unknown format, bad
+//! hex; `check` exits 2 on damage; every subcommand's `--help` has examples.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sluicedb::{Database, TableDefinition};
+
+const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+
+/// Serializes this binary's subprocesses with its own database handles. A
+/// child inherits every open file between its fork and its exec
+/// (close-on-exec acts only at the exec), so a child that another test
+/// spawns could briefly share the `flock` of a database this test just
+/// closed, and the next command would find it locked.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn sluice(args: &[&str]) -> Output {
+    let _serial = serial();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "sluice {args:?} panicked: {stderr}");
+    out
+}
+
+/// Expects exit `code` and a one-line message containing `needle`.
+fn refuses(args: &[&str], code: i32, needle: &str) {
+    let out = sluice(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "sluice {args:?}: {stderr}");
+    assert!(stderr.contains(needle), "sluice {args:?}: {stderr:?} lacks {needle:?}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+}
+
+fn make(path: &Path) {
+    let _serial = serial();
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(T).unwrap().insert(1, 2).unwrap();
+    txn.commit().unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn missing_directory_foreign_and_empty_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    for cmd in ["stat", "tables", "check", "compact", "checkpoint", "wal"] {
+        refuses(&[cmd, missing.to_str().unwrap()], 1, "no such file");
+    }
+    refuses(&["get", missing.to_str().unwrap(), "t", "1"], 1, "no such file");
+    refuses(&["stat", dir.path().to_str().unwrap()], 1, "is a directory");
+    let foreign = dir.path().join("foreign.txt");
+    std::fs::write(&foreign, "not a database, just some text\n".repeat(500)).unwrap();
+    let before = std::fs::read(&foreign).unwrap();
+    for cmd in ["stat", "tables", "wal", "compact"] {
+        refuses(&[cmd, foreign.to_str().unwrap()], 1, "not a sluicedb database");
+    }
+    // For `check` a foreign file is a finding.
+    refuses(&["check", foreign.to_str().unwrap()], 2, "not a sluicedb database");
+    refuses(&["dump", foreign.to_str().unwrap()], 1, "not a sluicedb database");
+    assert_eq!(std::fs::read(&foreign).unwrap(), before, "a foreign file was changed");
+    assert!(!dir.path().join("foreign.txt-wal").exists(), "a WAL directory appeared");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    refuses(&["stat", empty.to_str().unwrap()], 1, "empty");
+}
+
+#[test]
+fn a_database_held_by_another_handle_is_named_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    make(&path);
+    let held = {
+        let _serial = serial();
+        Database::open(&path).unwrap()
+    };
+    let p = path.to_str().unwrap();
+    for args in [
+        vec!["stat", p],
+        vec!["get", p, "t", "1"],
+        vec!["dump", p],
+        vec!["compact", p],
+    ] {
+        refuses(&args, 1, "DatabaseAlreadyOpen");
+    }
+    // `wal` only reads, and says the log may be changing.
+    let out = sluice(&["wal", p]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("another process has the database open"));
+    let _serial = serial();
+    drop(held);
+}
+
+#[test]
+fn bad_tables_formats_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    make(&path);
+    let p = path.to_str().unwrap();
+    refuses(&["get", p, "nosuch", "1"], 1, "no table named \"nosuch\"");
+    refuses(&["put", p, "nosuch", "1", "2"], 1, "--create");
+    refuses(&["dump", p, "--table", "nosuch"], 1, "no table named");
+    refuses(&["dump", p, "--format", "xml"], 1, "unknown dump format \"xml\"");
+    refuses(&["get", p, "t", "abc"], 1, "bad key");
+    refuses(&["get", p, "t", "--hex", "zz"], 1, "not hex");
+    refuses(&["scan", p, "t", "--from", "9", "--to", "1"], 1, "--from is after --to");
+    refuses(&["backup", p, p], 1, "exists");
+}
+
+#[test]
+fn check_exits_2_on_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let _serial = serial();
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(T).unwrap();
+            for i in 0..5000 {
+                t.insert(i, i).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        db.close().unwrap();
+    }
+    let out = sluice(&["check", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    // Flip bytes in the middle of a page past the header.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    assert!(len > 3 * 4096, "the table spans pages");
+    for b in &mut bytes[len - 4096 + 100..len - 4096 + 140] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    refuses(&["check", path.to_str().unwrap()], 2, "check found damage");
+}
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    for cmd in [
+        "stat",
+        "tables",
+        "get",
+        "put",
+        "del",
+        "scan",
+        "check",
+        "dump",
+        "load",
+        "compact",
+        "checkpoint",
+        "backup",
+        "wal",
+    ] {
+        let out = sluice(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd} --help");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Examples:"),
+            "{cmd} --help lacks examples"
+        );
+    }
+    let out = sluice(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    let out = sluice(&[]);
+    assert!(!out.status.success());
+}
