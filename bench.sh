@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The head-to-head benchmark of sluicedb, RocksDB and redb (see README.md).
+# The head-to-head benchmark of sluicedb, RocksDB, redb and LMDB (see README.md).
 # Installs what a fresh machine lacks, builds once per machine (one shared
 # target directory, so RocksDB's C++ is compiled once), then runs the
 # comparison with the arguments given, e.g. `./bench.sh --quick`.

@@ -1,13 +1,16 @@
-//! The head-to-head benchmark: sluicedb, RocksDB and redb on the same
+//! The head-to-head benchmark: sluicedb, RocksDB, redb and LMDB on the same
 //! workloads, in one process, interleaved (each workload runs on every
 //! engine before the next workload starts).
 //!
 //! ```text
 //! cargo run --release -p sluicedb-bench --bin compare -- [--quick] [--scale N]
-//!     [--only W1,W2] [--engines sluicedb,rocksdb,redb,rocksdb-lz4] [--seconds S] [--out DIR]
+//!     [--only W1,W2] [--engines sluicedb,rocksdb,redb,lmdb,rocksdb-lz4] [--seconds S] [--out DIR]
 //! ```
 //! Workloads (for `--only`): load, reads, scans, full-scan, flushed-reads,
-//! commits, pipelined, no-sync, read-while-write, overwrite, remove, reopen.
+//! commits, pipelined, no-sync, read-while-write, overwrite, remove, and the
+//! one-transaction rows (`one-txn` for all of them): ascending-load,
+//! bulk-load, commits-after-load, len, tombstone-scans, pop-first, retain,
+//! extract-if; and reopen.
 //! `bench.sh` at the repository root installs what is missing and runs it.
 
 use std::path::PathBuf;
@@ -33,7 +36,13 @@ fn parse() -> Args {
         quick: false,
         scale: None,
         only: None,
-        engines: vec!["sluicedb".into(), "rocksdb".into(), "redb".into(), "rocksdb-lz4".into()],
+        engines: vec![
+            "sluicedb".into(),
+            "rocksdb".into(),
+            "redb".into(),
+            "lmdb".into(),
+            "rocksdb-lz4".into(),
+        ],
         seconds: None,
         out: PathBuf::from("bench-results"),
     };
@@ -200,6 +209,159 @@ impl Run {
     }
 }
 
+/// The rows of one-transaction work, on fresh instances: a whole data set
+/// loaded in one transaction (ascending, then random keys), the durable
+/// commits right after it, `len()`, range reads over fresh tombstones, and a
+/// `pop_first` loop, `retain` and `extract_if`, each in one transaction.
+///
+/// The load, the commits after it and the first `len()` run on one engine
+/// back to back (that is what they measure: whether a big transaction
+/// stalls what follows), so those rows are per engine rather than
+/// interleaved. Every step ends with an untimed flush (checkpoint), so no
+/// engine's background work runs into the next engine's timing.
+fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
+    const NAMES: [&str; 9] = [
+        "one-txn",
+        "ascending-load",
+        "bulk-load",
+        "commits-after-load",
+        "len",
+        "tombstone-scans",
+        "pop-first",
+        "retain",
+        "extract-if",
+    ];
+    if !NAMES.iter().any(|n| run.wanted(n)) {
+        return;
+    }
+    let wanted = |run: &Run, n: &str| run.wanted(n) || run.wanted("one-txn");
+    let plan = run.plan;
+    let keys = plan.keys;
+    let names: Vec<&String> = engine_names.iter().filter(|n| *n != "rocksdb-lz4").collect();
+    let data: Vec<_> = (0..keys).map(w::kv).collect();
+
+    if wanted(run, "ascending-load") {
+        let mut ascending = data.clone();
+        ascending.sort_unstable_by_key(|a| a.0);
+        let results = names
+            .iter()
+            .map(|n| {
+                let dir = bench_dir();
+                let e = engines::open(n, dir.path(), shared);
+                let m = w::one_txn_load(n, e.as_ref(), &ascending);
+                e.flush();
+                m
+            })
+            .collect();
+        run.row(
+            "ascending-load",
+            "one-transaction load, ascending keys",
+            "ops/s",
+            results,
+            None,
+        );
+    }
+
+    // Random keys: load, commits, len() on each engine back to back.
+    let commits = 1000;
+    let (mut loads, mut after, mut len_hot, mut len_flushed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut loaded = Vec::new();
+    for n in &names {
+        let dir = bench_dir();
+        let e = engines::open(n, dir.path(), shared);
+        loads.push(w::one_txn_load(n, e.as_ref(), &data));
+        after.push(w::commits_counted(n, e.as_ref(), commits, 6 << 40));
+        len_hot.push(w::len_ms(n, e.as_ref(), keys + commits));
+        e.flush();
+        len_flushed.push(w::len_ms(n, e.as_ref(), keys + commits));
+        loaded.push((n.to_string(), e, dir));
+    }
+    drop(data);
+    if wanted(run, "bulk-load") {
+        run.row(
+            "bulk-load",
+            "one-transaction load, random keys (rocksdb: 1000-key batches, last synced)",
+            "ops/s",
+            loads,
+            None,
+        );
+    }
+    if wanted(run, "commits-after-load") {
+        run.row(
+            "commits-after-load",
+            &format!("{commits} single-key durable commits right after a one-transaction load"),
+            "ops/s",
+            after,
+            None,
+        );
+    }
+    if wanted(run, "len") {
+        run.row(
+            "len",
+            "len() after the load (write buffer as the load left it; rocksdb: iterator count)",
+            "ms",
+            len_hot,
+            None,
+        );
+        run.row(
+            "len",
+            "len() after a flush/checkpoint (rocksdb: iterator count)",
+            "ms",
+            len_flushed,
+            None,
+        );
+    }
+
+    // Every step below runs on every engine, then an untimed flush.
+    let step = |run: &mut Run, workload: &str, description: &str, f: &dyn Fn(&str, &Arc<dyn Engine>) -> Measurement| {
+        let results: Vec<Measurement> = loaded
+            .iter()
+            .map(|(n, e, _)| {
+                let m = f(n, e);
+                e.flush();
+                m
+            })
+            .collect();
+        if wanted(run, workload) {
+            run.row(workload, description, "ops/s", results, None);
+        }
+    };
+    let mut len = keys + commits;
+    // Removals in durable batches, then range reads at once: the tombstones
+    // sit in the write buffer (sluicedb's memtable, RocksDB's memtable).
+    step(
+        run,
+        "tombstone-scans",
+        "range scans (seek + 10 next) right after durable removals of 10% of keys (no flush between)",
+        &|n, e| {
+            w::removals(n, e, plan);
+            w::scans(n, e, plan)
+        },
+    );
+    len -= (keys / 10).max(1);
+    let pops = (len / 10) as usize;
+    step(
+        run,
+        "pop-first",
+        "pop_first loop over 10% of keys, one transaction",
+        &|n, e| w::pop_first(n, e.as_ref(), pops),
+    );
+    len -= pops as u64;
+    step(
+        run,
+        "retain",
+        "retain keeping 90%, one transaction (entries visited/s)",
+        &|n, e| w::retain(n, e.as_ref(), len),
+    );
+    let len_after_retain = loaded.first().map_or(0, |(_, e, _)| e.exact_len());
+    step(
+        run,
+        "extract-if",
+        "extract_if taking 10%, one transaction (entries visited/s)",
+        &|n, e| w::extract_if(n, e.as_ref(), len_after_retain),
+    );
+}
+
 fn main() {
     let args = parse();
     let keys = args.scale.unwrap_or(if args.quick { 20_000 } else { 1_000_000 });
@@ -351,6 +513,7 @@ fn main() {
             run.space(space);
         }
     }
+    one_txn_rows(&mut run, &engine_names, shared);
     if run.wanted("reopen") {
         let crash_keys = keys.min(200_000);
         let mut results = Vec::new();
@@ -393,8 +556,10 @@ fn main() {
     let command: Vec<String> = std::env::args().collect();
     let report = Report {
         machine: machine(),
-        build: "release; RUSTFLAGS -C target-cpu=native (.cargo/config.toml); rocksdb crate 0.25 (RocksDB C++), redb 4"
-            .into(),
+        build: format!(
+            "release; RUSTFLAGS -C target-cpu=native (.cargo/config.toml); rocksdb crate 0.25 (RocksDB C++), redb 4, heed {} (LMDB C)",
+            engines::HEED
+        ),
         command: format!(
             "cargo run --release -p sluicedb-bench --bin compare -- {}",
             command[1..].join(" ")

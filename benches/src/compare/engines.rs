@@ -27,6 +27,21 @@ pub trait Engine: Send + Sync {
     /// Moves recent writes out of the write buffer (RocksDB's memtable flush,
     /// sluicedb's checkpoint); a no-op where there is none.
     fn flush(&self);
+    /// Loads a whole data set as one transaction, durable when it returns.
+    fn bulk_load(&self, kvs: &[Kv]) {
+        self.write(kvs, true);
+    }
+    /// The exact number of entries, as this engine's users get it.
+    fn exact_len(&self) -> u64;
+    /// Removes the `n` smallest entries one at a time (take the first, delete
+    /// it), in one durable transaction; returns how many it removed.
+    fn pop_first(&self, n: usize) -> usize;
+    /// Keeps only the entries whose key `keep` selects, in one durable
+    /// transaction; returns the entries visited.
+    fn retain(&self, keep: fn(&[u8]) -> bool) -> usize;
+    /// Removes and hands back (copied out) the entries whose key `take`
+    /// selects, in one durable transaction; returns `(visited, taken)`.
+    fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize);
 }
 
 /// Reads from one snapshot (or none, for RocksDB's plain reads).
@@ -53,6 +68,7 @@ pub fn open(name: &str, dir: &Path, shared: Shared) -> Arc<dyn Engine> {
         "rocksdb" => Arc::new(Rocks::open(dir, shared, false)),
         "rocksdb-lz4" => Arc::new(Rocks::open(dir, shared, true)),
         "redb" => Arc::new(Redb::open(dir, shared)),
+        "lmdb" => Arc::new(Lmdb::open(dir)),
         other => panic!("unknown engine {other}"),
     }
 }
@@ -70,7 +86,7 @@ pub fn settings(shared: Shared) -> Vec<(&'static str, String)> {
         (
             "rocksdb",
             format!(
-                "one WriteBatch per transaction; WriteOptions::set_sync(true) for durable rows, false for no-sync rows; set_enable_pipelined_write(true); bloom filter 10 bits/key; LRU block cache {cache}; 64 MiB write buffer; no compression; increase_parallelism(cores)"
+                "one WriteBatch per transaction; one-transaction loads: WriteBatches of 1000 keys, sync only on the last (RocksDB's bulk load without SST ingestion; not atomic, unlike the others); len(): an exact count with an iterator (the estimate-num-keys property is not exact); pop_first/retain/extract_if: one iterator, deletes gathered into one WriteBatch written with sync; WriteOptions::set_sync(true) for durable rows, false for no-sync rows; set_enable_pipelined_write(true); bloom filter 10 bits/key; LRU block cache {cache}; 64 MiB write buffer; no compression; increase_parallelism(cores)"
             ),
         ),
         (
@@ -81,6 +97,13 @@ pub fn settings(shared: Shared) -> Vec<(&'static str, String)> {
             "redb",
             format!(
                 "cache {cache}; one table; Durability::Immediate for durable rows, Durability::None for no-sync rows"
+            ),
+        ),
+        (
+            "lmdb",
+            format!(
+                "heed {HEED}; map size {} GiB; MDB_NOTLS (read_txn_without_tls); one unnamed database; default sync for durable rows, MDB_NOSYNC (mdb_env_set_flags inside the write transaction) for no-sync rows; no cache setting (LMDB reads through the OS page cache); len(): mdb_stat (exact); pop_first: first + del per pop",
+                LMDB_MAP_SIZE >> 30
             ),
         ),
     ]
@@ -182,6 +205,60 @@ impl Engine for Sluice {
     fn flush(&self) {
         self.db.checkpoint().unwrap();
     }
+
+    fn exact_len(&self) -> u64 {
+        use sluicedb::{ReadableDatabase, ReadableTableMetadata};
+        let txn = self.db.begin_read().unwrap();
+        txn.open_table(SLUICE_TABLE).unwrap().len().unwrap()
+    }
+
+    fn pop_first(&self, n: usize) -> usize {
+        let txn = self.begin(true);
+        let mut popped = 0;
+        {
+            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
+            while popped < n && table.pop_first().unwrap().is_some() {
+                popped += 1;
+            }
+        }
+        txn.commit().unwrap();
+        popped
+    }
+
+    fn retain(&self, keep: fn(&[u8]) -> bool) -> usize {
+        let txn = self.begin(true);
+        let mut visited = 0;
+        txn.open_table(SLUICE_TABLE)
+            .unwrap()
+            .retain(|k, _| {
+                visited += 1;
+                keep(k)
+            })
+            .unwrap();
+        txn.commit().unwrap();
+        visited
+    }
+
+    fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize) {
+        let txn = self.begin(true);
+        let mut visited = 0;
+        let mut taken = Vec::new();
+        {
+            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
+            for entry in table
+                .extract_if(|k, _| {
+                    visited += 1;
+                    take(k)
+                })
+                .unwrap()
+            {
+                let (k, v) = entry.unwrap();
+                taken.push((k.value().to_vec(), v.value().to_vec()));
+            }
+        }
+        txn.commit().unwrap();
+        (visited, taken.len())
+    }
 }
 
 struct SluiceReader {
@@ -273,6 +350,90 @@ impl Engine for Rocks {
 
     fn flush(&self) {
         self.db.flush().unwrap();
+    }
+
+    /// RocksDB has no large atomic transaction short of one huge WriteBatch
+    /// (which it holds in memory and writes as one memtable insert); its
+    /// users bulk-load without SST ingestion as batches of about 1000 keys,
+    /// unsynced, with a sync on the last.
+    fn bulk_load(&self, kvs: &[Kv]) {
+        let chunks = kvs.chunks(1000);
+        let last = chunks.len();
+        for (i, chunk) in chunks.enumerate() {
+            let mut batch = rocksdb::WriteBatch::default();
+            for (k, v) in chunk {
+                batch.put(k, v);
+            }
+            self.db.write_opt(batch, &Self::write_options(i + 1 == last)).unwrap();
+        }
+    }
+
+    /// The `rocksdb.estimate-num-keys` property is only an estimate; an exact
+    /// count is a full iteration.
+    fn exact_len(&self) -> u64 {
+        let mut iter = self.db.raw_iterator();
+        iter.seek_to_first();
+        let mut n = 0;
+        while iter.valid() {
+            n += 1;
+            iter.next();
+        }
+        n
+    }
+
+    /// One iterator walks from the first key while the deletes gather in one
+    /// WriteBatch: within one transaction the next "first" is the iterator's
+    /// next entry. (A fresh `seek_to_first` per pop would skip every
+    /// tombstone before it: quadratic, which RocksDB users avoid.)
+    fn pop_first(&self, n: usize) -> usize {
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut iter = self.db.raw_iterator();
+        iter.seek_to_first();
+        let mut popped = 0;
+        while popped < n && iter.valid() {
+            batch.delete(iter.key().unwrap());
+            std::hint::black_box(iter.value());
+            popped += 1;
+            iter.next();
+        }
+        self.db.write_opt(batch, &Self::write_options(true)).unwrap();
+        popped
+    }
+
+    fn retain(&self, keep: fn(&[u8]) -> bool) -> usize {
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut iter = self.db.raw_iterator();
+        iter.seek_to_first();
+        let mut visited = 0;
+        while iter.valid() {
+            let k = iter.key().unwrap();
+            if !keep(k) {
+                batch.delete(k);
+            }
+            visited += 1;
+            iter.next();
+        }
+        self.db.write_opt(batch, &Self::write_options(true)).unwrap();
+        visited
+    }
+
+    fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize) {
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut taken = Vec::new();
+        let mut iter = self.db.raw_iterator();
+        iter.seek_to_first();
+        let mut visited = 0;
+        while iter.valid() {
+            let k = iter.key().unwrap();
+            if take(k) {
+                batch.delete(k);
+                taken.push((k.to_vec(), iter.value().unwrap().to_vec()));
+            }
+            visited += 1;
+            iter.next();
+        }
+        self.db.write_opt(batch, &Self::write_options(true)).unwrap();
+        (visited, taken.len())
     }
 }
 
@@ -370,6 +531,60 @@ impl Engine for Redb {
     }
 
     fn flush(&self) {}
+
+    fn exact_len(&self) -> u64 {
+        use redb::{ReadableDatabase, ReadableTableMetadata};
+        let txn = self.db.begin_read().unwrap();
+        txn.open_table(REDB_TABLE).unwrap().len().unwrap()
+    }
+
+    fn pop_first(&self, n: usize) -> usize {
+        let txn = self.begin(true);
+        let mut popped = 0;
+        {
+            let mut table = txn.open_table(REDB_TABLE).unwrap();
+            while popped < n && table.pop_first().unwrap().is_some() {
+                popped += 1;
+            }
+        }
+        txn.commit().unwrap();
+        popped
+    }
+
+    fn retain(&self, keep: fn(&[u8]) -> bool) -> usize {
+        let txn = self.begin(true);
+        let mut visited = 0;
+        txn.open_table(REDB_TABLE)
+            .unwrap()
+            .retain(|k, _| {
+                visited += 1;
+                keep(k)
+            })
+            .unwrap();
+        txn.commit().unwrap();
+        visited
+    }
+
+    fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize) {
+        let txn = self.begin(true);
+        let mut visited = 0;
+        let mut taken = Vec::new();
+        {
+            let mut table = txn.open_table(REDB_TABLE).unwrap();
+            for entry in table
+                .extract_if(|k, _| {
+                    visited += 1;
+                    take(k)
+                })
+                .unwrap()
+            {
+                let (k, v) = entry.unwrap();
+                taken.push((k.value().to_vec(), v.value().to_vec()));
+            }
+        }
+        txn.commit().unwrap();
+        (visited, taken.len())
+    }
 }
 
 struct RedbReader {
@@ -392,5 +607,174 @@ impl Reader for RedbReader {
     fn full_scan(&self) -> usize {
         use redb::ReadableTable;
         self.table.as_ref().map_or(0, |t| t.iter().unwrap().count())
+    }
+}
+
+// --- LMDB (heed) ------------------------------------------------------------
+
+/// The heed version, for the report.
+pub const HEED: &str = "0.22";
+
+/// LMDB's map size: the most the file may grow to (address space, not
+/// memory: the file grows as pages are written). Users set it well above
+/// the data; 1M keys take a few hundred MiB.
+const LMDB_MAP_SIZE: usize = 64 << 30;
+
+type LmdbDb = heed::Database<heed::types::Bytes, heed::types::Bytes>;
+
+pub struct Lmdb {
+    env: heed::Env<heed::WithoutTls>,
+    db: LmdbDb,
+    /// Whether MDB_NOSYNC is set; changed only inside a write transaction
+    /// (LMDB's writer lock), so one thread at a time changes the flags.
+    no_sync: std::sync::Mutex<bool>,
+}
+
+impl Lmdb {
+    fn open(dir: &Path) -> Self {
+        let dir = dir.join("lmdb");
+        std::fs::create_dir_all(&dir).unwrap();
+        // MDB_NOTLS: read transactions are not tied to their thread, the
+        // usual setting for Rust (readers may move between threads).
+        let mut opts = heed::EnvOpenOptions::new().read_txn_without_tls();
+        opts.map_size(LMDB_MAP_SIZE);
+        // SAFETY: one process opens this environment, once.
+        let env = unsafe { opts.open(&dir) }.unwrap();
+        let mut txn = env.write_txn().unwrap();
+        let db: LmdbDb = env.create_database(&mut txn, None).unwrap();
+        txn.commit().unwrap();
+        Self {
+            env,
+            db,
+            no_sync: std::sync::Mutex::new(false),
+        }
+    }
+
+    /// A write transaction that commits with a sync (LMDB's default) or
+    /// without (MDB_NOSYNC, set for this commit).
+    fn begin(&self, durable: bool) -> heed::RwTxn<'_> {
+        let txn = self.env.write_txn().unwrap();
+        let mut no_sync = self.no_sync.lock().unwrap();
+        if *no_sync == durable {
+            let mode = if durable {
+                heed::FlagSetMode::Disable
+            } else {
+                heed::FlagSetMode::Enable
+            };
+            // SAFETY: this thread holds LMDB's writer lock (the write
+            // transaction), so no other thread sets flags or commits; a
+            // no-sync commit is what the no-sync rows measure.
+            unsafe { self.env.set_flags(heed::EnvFlags::NO_SYNC, mode) }.unwrap();
+            *no_sync = !durable;
+        }
+        txn
+    }
+}
+
+impl Engine for Lmdb {
+    fn write(&self, kvs: &[Kv], durable: bool) {
+        let mut txn = self.begin(durable);
+        for (k, v) in kvs {
+            self.db.put(&mut txn, k, v).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    fn remove(&self, keys: &[[u8; KEY_LEN]]) {
+        let mut txn = self.begin(true);
+        for k in keys {
+            self.db.delete(&mut txn, k).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        Box::new(LmdbReader {
+            txn: self.env.read_txn().unwrap(),
+            db: self.db,
+        })
+    }
+
+    fn flush(&self) {}
+
+    fn exact_len(&self) -> u64 {
+        let txn = self.env.read_txn().unwrap();
+        self.db.len(&txn).unwrap()
+    }
+
+    fn pop_first(&self, n: usize) -> usize {
+        let mut txn = self.begin(true);
+        let mut popped = 0;
+        while popped < n {
+            let Some((k, _)) = self.db.first(&txn).unwrap() else {
+                break;
+            };
+            let k = k.to_vec();
+            self.db.delete(&mut txn, &k).unwrap();
+            popped += 1;
+        }
+        txn.commit().unwrap();
+        popped
+    }
+
+    fn retain(&self, keep: fn(&[u8]) -> bool) -> usize {
+        let mut txn = self.begin(true);
+        let mut visited = 0;
+        {
+            let mut iter = self.db.iter_mut(&mut txn).unwrap();
+            while let Some(entry) = iter.next() {
+                let (k, _) = entry.unwrap();
+                visited += 1;
+                if !keep(k) {
+                    // SAFETY: nothing borrowed from the database outlives
+                    // this call (the key was only read above).
+                    unsafe { iter.del_current() }.unwrap();
+                }
+            }
+        }
+        txn.commit().unwrap();
+        visited
+    }
+
+    fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize) {
+        let mut txn = self.begin(true);
+        let mut visited = 0;
+        let mut taken = Vec::new();
+        {
+            let mut iter = self.db.iter_mut(&mut txn).unwrap();
+            while let Some(entry) = iter.next() {
+                let (k, v) = entry.unwrap();
+                visited += 1;
+                if take(k) {
+                    taken.push((k.to_vec(), v.to_vec()));
+                    // SAFETY: the entry was copied out; nothing borrowed
+                    // from the database outlives this call.
+                    unsafe { iter.del_current() }.unwrap();
+                }
+            }
+        }
+        txn.commit().unwrap();
+        (visited, taken.len())
+    }
+}
+
+struct LmdbReader<'a> {
+    txn: heed::RoTxn<'a, heed::WithoutTls>,
+    db: LmdbDb,
+}
+
+impl Reader for LmdbReader<'_> {
+    fn get(&self, key: &[u8; KEY_LEN]) -> bool {
+        self.db.get(&self.txn, key).unwrap().is_some()
+    }
+
+    fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
+        use std::ops::Bound;
+        let range = (Bound::Included(start.as_slice()), Bound::Unbounded);
+        self.db.range(&self.txn, &range).unwrap().take(n).count()
+    }
+
+    fn full_scan(&self) -> usize {
+        self.db.iter(&self.txn).unwrap().count()
     }
 }

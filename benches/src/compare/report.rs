@@ -24,6 +24,7 @@ pub struct Report {
 fn human(value: f64, unit: &str) -> String {
     match unit {
         "bytes" => format!("{:.1} MiB", value / (1024.0 * 1024.0)),
+        "ms" if value < 1.0 => format!("{value:.3} ms"),
         "ms" => format!("{value:.1} ms"),
         _ if value >= 1e6 => format!("{:.2}M", value / 1e6),
         _ if value >= 1e3 => format!("{:.1}K", value / 1e3),
@@ -34,8 +35,14 @@ fn human(value: f64, unit: &str) -> String {
 /// The ratio of `engine` to RocksDB on a row, oriented so that above 1 is
 /// better for `engine`.
 pub fn ratio(row: &Row, engine: &str) -> Option<f64> {
+    ratio_to(row, engine, "rocksdb")
+}
+
+/// The ratio of `engine` to `base` on a row, oriented so that above 1 is
+/// better for `engine`.
+pub fn ratio_to(row: &Row, engine: &str, base: &str) -> Option<f64> {
     let get = |e: &str| row.results.iter().find(|m| m.engine == e).map(|m| m.value);
-    let (ours, rocks) = (get(engine)?, get("rocksdb")?);
+    let (ours, rocks) = (get(engine)?, get(base)?);
     if ours <= 0.0 || rocks <= 0.0 {
         return None;
     }
@@ -67,9 +74,14 @@ pub fn table(rows: &[Row]) -> String {
     for n in names.iter().filter(|n| *n != "rocksdb") {
         let _ = write!(out, " {n} / rocksdb |");
     }
+    // LMDB is the read-speed anchor: sluicedb's ratio to it has a column.
+    let anchor = names.iter().any(|n| n == "sluicedb") && names.iter().any(|n| n == "lmdb");
+    if anchor {
+        let _ = write!(out, " sluicedb / lmdb |");
+    }
     let _ = writeln!(out, " limit |");
     let _ = write!(out, "|---|---|");
-    for _ in 0..names.len() * 2 {
+    for _ in 0..names.len() * 2 + usize::from(anchor) {
         let _ = write!(out, "---|");
     }
     let _ = writeln!(out);
@@ -85,6 +97,10 @@ pub fn table(rows: &[Row]) -> String {
         }
         for n in names.iter().filter(|n| *n != "rocksdb") {
             let cell = ratio(row, n).map_or("-".to_string(), |r| format!("{r:.2}x"));
+            let _ = write!(out, " {cell} |");
+        }
+        if anchor {
+            let cell = ratio_to(row, "sluicedb", "lmdb").map_or("-".to_string(), |r| format!("{r:.2}x"));
             let _ = write!(out, " {cell} |");
         }
         let limit = row.limit.as_ref().map_or("-".to_string(), |(what, v)| {
@@ -114,7 +130,7 @@ pub fn latency_table(rows: &[Row]) -> String {
 
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# sluicedb vs RocksDB vs redb\n");
+    let _ = writeln!(out, "# sluicedb vs RocksDB vs redb vs LMDB\n");
     let _ = writeln!(out, "- command: `{}`", report.command);
     let _ = writeln!(out, "- machine: {}", report.machine);
     let _ = writeln!(out, "- build: {}", report.build);
@@ -125,7 +141,7 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "Ratios are oriented so that above 1 is better than RocksDB (for bytes and ms, RocksDB / engine).\n"
+        "Ratios are oriented so that above 1 is better than the base engine (RocksDB, or LMDB in the sluicedb / lmdb column; for bytes and ms, base / engine).\n"
     );
     out.push_str(&table(&report.rows));
     let _ = writeln!(out, "\n## Commit latency\n");

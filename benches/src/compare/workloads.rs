@@ -254,3 +254,80 @@ pub fn btreemap_reads(plan: Plan) -> f64 {
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
+
+// --- One-transaction rows ---------------------------------------------------
+
+/// The key's bucket of ten: its high 8 bytes are random, so each bucket
+/// holds about a tenth of any set of keys.
+pub fn bucket(key: &[u8]) -> u64 {
+    let mut high = [0u8; 8];
+    high.copy_from_slice(&key[..8]);
+    u64::from_be_bytes(high) % 10
+}
+
+/// `retain`'s predicate: keeps 90% of keys.
+pub fn keep_nine_tenths(key: &[u8]) -> bool {
+    bucket(key) != 0
+}
+
+/// `extract_if`'s predicate: takes 10% of keys (of those `retain` kept).
+pub fn take_one_tenth(key: &[u8]) -> bool {
+    bucket(key) == 1
+}
+
+/// Loads `kvs` as one transaction (see `Engine::bulk_load`); keys/s.
+pub fn one_txn_load(name: &str, engine: &dyn Engine, kvs: &[Kv]) -> Measurement {
+    let start = Instant::now();
+    engine.bulk_load(kvs);
+    measurement(name, kvs.len() as f64 / start.elapsed().as_secs_f64(), Vec::new())
+}
+
+/// `n` single-key durable commits from one thread, one after another.
+pub fn commits_counted(name: &str, engine: &dyn Engine, n: u64, base: u64) -> Measurement {
+    let start = Instant::now();
+    let mut latencies = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let kv = kv(base + i);
+        let began = Instant::now();
+        engine.write(std::slice::from_ref(&kv), true);
+        latencies.push(began.elapsed().as_micros() as u32);
+    }
+    measurement(name, n as f64 / start.elapsed().as_secs_f64(), latencies)
+}
+
+/// The time of one exact `len()`, in ms; checks it against `expected`.
+pub fn len_ms(name: &str, engine: &dyn Engine, expected: u64) -> Measurement {
+    let start = Instant::now();
+    let len = engine.exact_len();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(len, expected, "{name}: len() is wrong");
+    measurement(name, ms, Vec::new())
+}
+
+/// Pops the first `n` entries in one transaction; pops/s.
+pub fn pop_first(name: &str, engine: &dyn Engine, n: usize) -> Measurement {
+    let start = Instant::now();
+    let popped = engine.pop_first(n);
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(popped, n, "{name}: pop_first ran out of entries");
+    measurement(name, popped as f64 / secs, Vec::new())
+}
+
+/// `retain` keeping 90%, in one transaction; entries visited per second.
+pub fn retain(name: &str, engine: &dyn Engine, expected: u64) -> Measurement {
+    let start = Instant::now();
+    let visited = engine.retain(keep_nine_tenths);
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(visited as u64, expected, "{name}: retain visited the wrong entries");
+    measurement(name, visited as f64 / secs, Vec::new())
+}
+
+/// `extract_if` taking 10%, in one transaction; entries visited per second.
+pub fn extract_if(name: &str, engine: &dyn Engine, expected: u64) -> Measurement {
+    let start = Instant::now();
+    let (visited, taken) = engine.extract_if(take_one_tenth);
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(visited as u64, expected, "{name}: extract_if visited the wrong entries");
+    assert!(taken > 0 || expected < 100, "{name}: extract_if took nothing");
+    measurement(name, visited as f64 / secs, Vec::new())
+}
