@@ -155,7 +155,18 @@ struct Io {
     written_seq: u64,
     /// Records written since the last sync.
     unsynced_records: u64,
+    /// The size the next segment is preallocated to (see
+    /// [`FIRST_SEGMENT_BYTES`]).
+    next_segment_size: u64,
 }
+
+/// The first segment a journal creates is preallocated to this many bytes
+/// (or the configured segment size, if smaller), each next one to twice the
+/// last, up to the configured size. A small database then shows a small WAL
+/// (`ls`, redb's benchmark and backups count a sparse file's length), while a
+/// busy one soon appends inside 64 MiB segments whose size never changes
+/// (cheaper syncs).
+pub(crate) const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
 
 struct Inner {
     dir: Box<dyn LogDir>,
@@ -336,6 +347,7 @@ impl Journal {
                 pending_records: 0,
                 written_seq: last,
                 unsynced_records: 0,
+                next_segment_size: FIRST_SEGMENT_BYTES.min(options.segment_size),
             }),
             // Leftovers first: `truncate_through` retries their deletion.
             segments: Mutex::new(end.obsolete.into_iter().chain(end.keep).collect()),
@@ -623,14 +635,16 @@ impl Inner {
         }
         let roll = match &io.segment {
             None => true,
-            Some(s) => s.len > SEGMENT_HEADER_LEN as u64 && s.len + io.pending.len() as u64 > self.options.segment_size,
+            Some(s) => s.len > SEGMENT_HEADER_LEN as u64 && s.len + io.pending.len() as u64 > s.capacity,
         };
         if roll {
             // Invariant 4: close the segment only once all of it is durable.
             self.sync_active(io)?;
             // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
             let first = io.written_seq + 1;
-            let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first, self.options.segment_size)?;
+            let size = io.next_segment_size;
+            let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first, size)?;
+            io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);
             self.segments.lock().push((first, segment_name(first)));
             let mut metrics = self.metrics.lock();
             metrics.segments_created += 1;

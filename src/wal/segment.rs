@@ -36,6 +36,9 @@ pub(crate) struct ActiveSegment {
     pub(crate) file: Box<dyn StorageBackend>,
     /// Bytes written so far (header included); the next write goes here.
     pub(crate) len: u64,
+    /// The size it was preallocated to: the journal starts the next segment
+    /// before a write would pass it.
+    pub(crate) capacity: u64,
 }
 
 impl ActiveSegment {
@@ -72,6 +75,7 @@ impl ActiveSegment {
         Ok(Self {
             file,
             len: header.len() as u64,
+            capacity: size,
         })
     }
 
