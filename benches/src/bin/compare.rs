@@ -10,7 +10,9 @@
 //! commits, pipelined, no-sync, read-while-write, overwrite, remove, and the
 //! one-transaction rows (`one-txn` for all of them): ascending-load,
 //! bulk-load, commits-after-load, len, tombstone-scans, pop-first, retain,
-//! extract-if; and reopen.
+//! extract-if; reopen; and rss (each engine's peak resident memory, in a
+//! child process of its own: `compare --rss-child ENGINE --scale N`). The
+//! commits rows come with a row each of the background threads' CPU share.
 //! `bench.sh` at the repository root installs what is missing and runs it.
 
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use sluicedb_bench::compare::engines::{self, Engine, Shared, disk_bytes};
 use sluicedb_bench::compare::report::{self, Report};
+use sluicedb_bench::compare::resources::{self, CpuShare, Threads};
 use sluicedb_bench::compare::workloads::{self as w, Measurement, Plan, Row};
 use sluicedb_bench::{bench_dir, raw_fsync_limit};
 
@@ -29,7 +32,16 @@ struct Args {
     engines: Vec<String>,
     seconds: Option<f64>,
     out: PathBuf,
+    /// Run the peak-RSS scenario for this engine and print its peak.
+    rss_child: Option<String>,
 }
+
+/// The cache every engine gets (sluicedb's page cache, RocksDB's block
+/// cache, redb's cache), in every row and child process.
+const CACHE_BYTES: usize = 1 << 30;
+
+/// The line a peak-RSS child prints its result on.
+const RSS_LINE: &str = "peak-rss-bytes ";
 
 fn parse() -> Args {
     let mut args = Args {
@@ -45,6 +57,7 @@ fn parse() -> Args {
         ],
         seconds: None,
         out: PathBuf::from("bench-results"),
+        rss_child: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -56,6 +69,7 @@ fn parse() -> Args {
             "--engines" => args.engines = value().split(',').map(String::from).collect(),
             "--seconds" => args.seconds = Some(value().parse().expect("--seconds takes a number")),
             "--out" => args.out = PathBuf::from(value()),
+            "--rss-child" => args.rss_child = Some(value()),
             "--crash-child" => {
                 let (engine, dir, keys) = (value(), value(), value());
                 crash_child(&engine, &PathBuf::from(dir), keys.parse().unwrap());
@@ -69,12 +83,50 @@ fn parse() -> Args {
 /// Writes `keys` keys durably, then dies without any shutdown: a crash with
 /// a full WAL for the parent to reopen.
 fn crash_child(engine: &str, dir: &std::path::Path, keys: u64) -> ! {
-    let db = engines::open(engine, dir, Shared { cache_bytes: 1 << 30 });
+    let db = engines::open(
+        engine,
+        dir,
+        Shared {
+            cache_bytes: CACHE_BYTES,
+        },
+    );
     let batch: Vec<_> = (0..keys).map(w::kv).collect();
     for chunk in batch.chunks(1000) {
         db.write(chunk, true);
     }
     std::process::abort();
+}
+
+/// The peak-RSS child: runs `rss_scenario` on a fresh instance of `engine`,
+/// alone in this process, closes it, and prints the process's peak RSS.
+fn rss_child(engine: &str, plan: Plan) -> ! {
+    let dir = bench_dir();
+    let db = engines::open(
+        engine,
+        dir.path(),
+        Shared {
+            cache_bytes: CACHE_BYTES,
+        },
+    );
+    w::rss_scenario(engine, &db, plan);
+    drop(db);
+    println!("{RSS_LINE}{}", resources::peak_rss_bytes());
+    drop(dir);
+    std::process::exit(0);
+}
+
+/// Runs the peak-RSS child for `engine` at `keys` keys; its peak in bytes.
+fn peak_rss(engine: &str, keys: u64) -> f64 {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--rss-child", engine, "--scale", &keys.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the {engine} peak-RSS child failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(RSS_LINE)?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("the {engine} peak-RSS child printed no peak"))
 }
 
 fn machine() -> String {
@@ -162,6 +214,45 @@ impl Run {
         }
         let results = self.timed_engines().iter().map(|(n, e)| f(n, e)).collect();
         self.row(workload, description, "ops/s", results, limit);
+    }
+
+    /// `timed`, and a second row: the share of the process's CPU time that
+    /// went to threads other than the row's own (the engine's background
+    /// threads), per engine.
+    fn timed_with_cpu(
+        &mut self,
+        workload: &str,
+        description: &str,
+        limit: Option<(String, f64)>,
+        f: impl Fn(&str, &Arc<dyn Engine>) -> Measurement,
+    ) {
+        if !self.wanted(workload) {
+            return;
+        }
+        let mut results = Vec::new();
+        let mut shares = Vec::new();
+        let mut details = Vec::new();
+        for (n, e) in self.timed_engines() {
+            let before = Threads::snapshot();
+            results.push(f(&n, &e));
+            let share = CpuShare::between(&before, &Threads::snapshot(), &n);
+            details.push(format!("  {n}: {}", share.detail()));
+            shares.push(Measurement {
+                engine: n,
+                value: share.percent(),
+                p50_us: None,
+                p99_us: None,
+            });
+        }
+        self.row(workload, description, "ops/s", results, limit);
+        self.row(
+            workload,
+            &format!("background threads' share of CPU time, during: {description}"),
+            "%",
+            shares,
+            None,
+        );
+        details.iter().for_each(|d| println!("{d}"));
     }
 
     /// Two rows: the blocks every engine's files occupy, and the sum of
@@ -371,7 +462,12 @@ fn main() {
         timed: Duration::from_secs_f64(seconds),
         batch: 1000,
     };
-    let shared = Shared { cache_bytes: 1 << 30 };
+    if let Some(engine) = &args.rss_child {
+        rss_child(engine, plan);
+    }
+    let shared = Shared {
+        cache_bytes: CACHE_BYTES,
+    };
     let engine_names = args.engines.clone();
     let mut run = Run {
         engines: engine_names
@@ -443,13 +539,13 @@ fn main() {
     );
 
     let limit = run.wanted("commits").then(|| run.fsync_limit());
-    run.timed(
+    run.timed_with_cpu(
         "commits",
         "single-key durable commits, 1 thread",
         limit.clone(),
         |n, e| w::commits(n, e, plan, 1, true, 1 << 40),
     );
-    run.timed("commits", "single-key durable commits, 4 threads", limit, |n, e| {
+    run.timed_with_cpu("commits", "single-key durable commits, 4 threads", limit, |n, e| {
         w::commits(n, e, plan, 4, true, 2 << 40)
     });
     let limit = run.wanted("pipelined").then(|| run.fsync_limit());
@@ -548,6 +644,28 @@ fn main() {
             "reopen",
             &format!("reopen after a crash with {crash_keys} keys in the WAL"),
             "ms",
+            results,
+            None,
+        );
+    }
+
+    if run.wanted("rss") {
+        let results = run
+            .timed_engines()
+            .into_iter()
+            .map(|(name, _)| Measurement {
+                value: peak_rss(&name, keys),
+                engine: name,
+                p50_us: None,
+                p99_us: None,
+            })
+            .collect();
+        run.row(
+            "rss",
+            &format!(
+                "peak RSS, each engine alone in a child process: one-transaction load of {keys} keys, durable batch overwrites and removals of 10%, {keys} random reads"
+            ),
+            "bytes",
             results,
             None,
         );

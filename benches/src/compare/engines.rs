@@ -28,9 +28,9 @@ pub trait Engine: Send + Sync {
     /// sluicedb's checkpoint); a no-op where there is none.
     fn flush(&self);
     /// Loads a whole data set as one transaction, durable when it returns.
-    fn bulk_load(&self, kvs: &[Kv]) {
-        self.write(kvs, true);
-    }
+    /// An iterator, so a caller may generate the data as it goes (the
+    /// peak-RSS row then measures the engine, not a copy of its input).
+    fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>);
     /// The exact number of entries, as this engine's users get it.
     fn exact_len(&self) -> u64;
     /// Removes the `n` smallest entries one at a time (take the first, delete
@@ -164,6 +164,17 @@ impl Sluice {
 impl Engine for Sluice {
     fn write(&self, kvs: &[Kv], durable: bool) {
         let txn = self.begin(durable);
+        {
+            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
+            for (k, v) in kvs {
+                table.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {
+        let txn = self.begin(true);
         {
             let mut table = txn.open_table(SLUICE_TABLE).unwrap();
             for (k, v) in kvs {
@@ -356,15 +367,16 @@ impl Engine for Rocks {
     /// (which it holds in memory and writes as one memtable insert); its
     /// users bulk-load without SST ingestion as batches of about 1000 keys,
     /// unsynced, with a sync on the last.
-    fn bulk_load(&self, kvs: &[Kv]) {
-        let chunks = kvs.chunks(1000);
-        let last = chunks.len();
-        for (i, chunk) in chunks.enumerate() {
-            let mut batch = rocksdb::WriteBatch::default();
-            for (k, v) in chunk {
-                batch.put(k, v);
+    fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {
+        let mut kvs = kvs.peekable();
+        let mut batch = rocksdb::WriteBatch::default();
+        while let Some((k, v)) = kvs.next() {
+            batch.put(k, v);
+            let last = kvs.peek().is_none();
+            if batch.len() == 1000 || last {
+                let full = std::mem::take(&mut batch);
+                self.db.write_opt(full, &Self::write_options(last)).unwrap();
             }
-            self.db.write_opt(batch, &Self::write_options(i + 1 == last)).unwrap();
         }
     }
 
@@ -502,6 +514,17 @@ impl Redb {
 impl Engine for Redb {
     fn write(&self, kvs: &[Kv], durable: bool) {
         let txn = self.begin(durable);
+        {
+            let mut table = txn.open_table(REDB_TABLE).unwrap();
+            for (k, v) in kvs {
+                table.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {
+        let txn = self.begin(true);
         {
             let mut table = txn.open_table(REDB_TABLE).unwrap();
             for (k, v) in kvs {
@@ -676,6 +699,14 @@ impl Engine for Lmdb {
         let mut txn = self.begin(durable);
         for (k, v) in kvs {
             self.db.put(&mut txn, k, v).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {
+        let mut txn = self.begin(true);
+        for (k, v) in kvs {
+            self.db.put(&mut txn, &k, &v).unwrap();
         }
         txn.commit().unwrap();
     }

@@ -2,4 +2,5 @@
 
 pub mod engines;
 pub mod report;
+pub mod resources;
 pub mod workloads;

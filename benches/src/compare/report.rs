@@ -26,6 +26,7 @@ fn human(value: f64, unit: &str) -> String {
         "bytes" => format!("{:.1} MiB", value / (1024.0 * 1024.0)),
         "ms" if value < 1.0 => format!("{value:.3} ms"),
         "ms" => format!("{value:.1} ms"),
+        "%" => format!("{value:.1}%"),
         _ if value >= 1e6 => format!("{:.2}M", value / 1e6),
         _ if value >= 1e3 => format!("{:.1}K", value / 1e3),
         _ => format!("{value:.0}"),
@@ -39,8 +40,11 @@ pub fn ratio(row: &Row, engine: &str) -> Option<f64> {
 }
 
 /// The ratio of `engine` to `base` on a row, oriented so that above 1 is
-/// better for `engine`.
+/// better for `engine`; none for rows that do not rank engines (shares).
 pub fn ratio_to(row: &Row, engine: &str, base: &str) -> Option<f64> {
+    if !row.ranked() {
+        return None;
+    }
     let get = |e: &str| row.results.iter().find(|m| m.engine == e).map(|m| m.value);
     let (ours, rocks) = (get(engine)?, get(base)?);
     if ours <= 0.0 || rocks <= 0.0 {
@@ -141,7 +145,7 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "Ratios are oriented so that above 1 is better than the base engine (RocksDB, or LMDB in the sluicedb / lmdb column; for bytes and ms, base / engine).\n"
+        "Ratios are oriented so that above 1 is better than the base engine (RocksDB, or LMDB in the sluicedb / lmdb column; for bytes and ms, base / engine). Rows in % are shares, not ranked: no ratio.\n"
     );
     out.push_str(&table(&report.rows));
     let _ = writeln!(out, "\n## Commit latency\n");

@@ -25,7 +25,8 @@ pub struct Measurement {
 pub struct Row {
     pub workload: String,
     pub description: String,
-    /// "ops/s" (higher is better), "bytes" or "ms" (lower is better).
+    /// "ops/s" (higher is better), "bytes" or "ms" (lower is better), or
+    /// "%" (a share, not ranked: no ratio between engines).
     pub unit: String,
     pub results: Vec<Measurement>,
     /// The physical limit, where one exists: (what, value).
@@ -35,6 +36,12 @@ pub struct Row {
 impl Row {
     pub fn higher_is_better(&self) -> bool {
         self.unit == "ops/s"
+    }
+
+    /// Whether a ratio between two engines' values means anything: not for
+    /// shares, whose better value depends on what the share pays for.
+    pub fn ranked(&self) -> bool {
+        self.unit != "%"
     }
 }
 
@@ -240,6 +247,27 @@ pub fn removals(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measurement
     measurement(name, n as f64 / start.elapsed().as_secs_f64(), Vec::new())
 }
 
+/// The peak-RSS row's scenario, as a new user would write it: the data set
+/// loaded in one transaction (generated as it goes, so the input is not held
+/// in memory), then 10% of the keys overwritten in durable batches, one
+/// random read per key, and 10% of the keys removed in durable batches.
+/// Run alone in a child process, which reports its `VmHWM` after this.
+pub fn rss_scenario(name: &str, engine: &Arc<dyn Engine>, plan: Plan) {
+    engine.bulk_load(&mut (0..plan.keys).map(kv));
+    overwrite(name, engine, plan);
+    {
+        let reader = engine.reader();
+        let mut rng = Rng::new(2000);
+        for _ in 0..plan.keys {
+            assert!(
+                reader.get(&key(rng.next_u64() % plan.keys)),
+                "{name}: a loaded key is missing"
+            );
+        }
+    }
+    removals(name, engine, plan);
+}
+
 /// The floor of in-memory point reads: a `BTreeMap` of the same data.
 pub fn btreemap_reads(plan: Plan) -> f64 {
     let map: std::collections::BTreeMap<[u8; KEY_LEN], [u8; crate::VALUE_LEN]> = (0..plan.keys).map(kv).collect();
@@ -278,7 +306,7 @@ pub fn take_one_tenth(key: &[u8]) -> bool {
 /// Loads `kvs` as one transaction (see `Engine::bulk_load`); keys/s.
 pub fn one_txn_load(name: &str, engine: &dyn Engine, kvs: &[Kv]) -> Measurement {
     let start = Instant::now();
-    engine.bulk_load(kvs);
+    engine.bulk_load(&mut kvs.iter().copied());
     measurement(name, kvs.len() as f64 / start.elapsed().as_secs_f64(), Vec::new())
 }
 
