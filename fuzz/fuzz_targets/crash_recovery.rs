@@ -123,10 +123,13 @@ impl Disk {
         Engine::open(self.data.clone(), self.wal.clone(), options)
     }
 
+    /// REQUIRES: the engine is closed (else see `tests/common/engine.rs`:
+    /// the WAL's image must be taken first).
     fn crashed(&self, mode: TearMode) -> Disk {
+        let wal = self.wal.crash(mode);
         Disk {
             data: Arc::new(CrashBackend::from_bytes(self.data.crash_image(mode))),
-            wal: self.wal.crash(mode),
+            wal,
         }
     }
 

@@ -93,9 +93,16 @@ impl CrashDisk {
 
     /// What a restart after a power cut finds.
     pub fn crashed(&self, mode: TearMode) -> CrashDisk {
+        // The WAL's image first: the engine may still be running, and a
+        // checkpoint between the two images must not show a data file older
+        // than the WAL (its segment deletions without its commit slot), a
+        // state no real crash can leave. The other order is what a crash
+        // during a checkpoint leaves: a newer data file beside segments it
+        // no longer needs.
+        let wal = self.wal.crash(mode);
         CrashDisk {
             data: Arc::new(CrashBackend::from_bytes(self.data.crash_image(mode))),
-            wal: self.wal.crash(mode),
+            wal,
         }
     }
 }
