@@ -16,11 +16,15 @@
 //! Durability follows openraft's RocksDB example and matches sluicedb-raft
 //! call for call:
 //!
-//! * `append` writes the entries as one `WriteBatch` with the WAL on but not
-//!   synced, so they are readable when it returns, and hands the callback to
-//!   a flusher thread that syncs the WAL (`flush_wal(true)`, the sync a
+//! * `append` ([`AppendSync::Background`], the benchmark's `rocksdb`) writes
+//!   the entries as one `WriteBatch` with the WAL on but not synced, so they
+//!   are readable when it returns, and hands the callback to a flusher
+//!   thread that syncs the WAL (`flush_wal(true)`, the sync a
 //!   `WriteOptions::set_sync(true)` write would do) and then calls it: the
 //!   sync is off the caller's path, as sluicedb-raft's `PendingCommit` is.
+//!   [`AppendSync::Inline`] (`rocksdb-sync`) writes the batch with
+//!   `set_sync(true)` and calls the callback before returning, as openraft
+//!   0.9's own RocksDB store does: the append without pipelining.
 //! * `save_vote`, `truncate`, a built or installed snapshot: a `WriteBatch`
 //!   written with `set_sync(true)`, durable before the call returns.
 //! * `save_committed`, `purge`, `apply`: a `WriteBatch` without sync, durable
@@ -65,13 +69,26 @@ const SNAPSHOT_COUNTER: &str = "snapshot_counter";
 
 /// The settings of every node's RocksDB, for the report.
 pub const SETTINGS: &str = "one DB per node, column families raft_log / raft_log_meta / kv / raft_sm_meta; \
-     append: one WriteBatch (WAL on, unsynced) then flush_wal(true) on a flusher thread before the callback; \
+     append: one WriteBatch (WAL on, unsynced) then flush_wal(true) on a flusher thread before the callback \
+     (rocksdb-sync: the WriteBatch with set_sync(true) inside append, callback after it); \
      vote, truncate, snapshots: WriteBatch with set_sync(true); set_enable_pipelined_write(true); \
      64 MiB write buffer; no compression; bloom filter 10 bits/key; LRU block cache 64 MiB; increase_parallelism(cores)";
 
+/// How `append` makes its batch durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendSync {
+    /// Written unsynced (readable at once), synced by the flusher thread,
+    /// which then calls the callback: the pipelined append.
+    Background,
+    /// Written with `set_sync(true)` inside `append`, the callback called
+    /// right after: the append openraft 0.9's own RocksDB store does
+    /// (`flush_wal(true)` before returning).
+    Inline,
+}
+
 /// Opens (creating if missing) a node's RocksDB at `path`; returns its log
 /// store and state machine.
-pub fn open(path: &Path) -> Result<(RocksLogStore, RocksStateMachine), rocksdb::Error> {
+pub fn open(path: &Path, append_sync: AppendSync) -> Result<(RocksLogStore, RocksStateMachine), rocksdb::Error> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
@@ -92,6 +109,7 @@ pub fn open(path: &Path) -> Result<(RocksLogStore, RocksStateMachine), rocksdb::
     let log_store = RocksLogStore {
         db: db.clone(),
         flusher: Arc::new(Flusher::start(db.clone())),
+        append_sync,
     };
     Ok((log_store, RocksStateMachine { db }))
 }
@@ -205,6 +223,7 @@ impl Drop for Flusher {
 pub struct RocksLogStore {
     db: Arc<DB>,
     flusher: Arc<Flusher>,
+    append_sync: AppendSync,
 }
 
 impl RocksLogStore {
@@ -259,8 +278,13 @@ impl RocksLogStore {
         write(&self.db, batch, sync)
     }
 
-    /// Writes `entries` as one unsynced batch; returns whether there were any.
-    fn append_entries<I: IntoIterator<Item = Entry<TypeConfig>>>(&self, entries: I) -> Result<bool, AnyError> {
+    /// Writes `entries` as one batch (synced if `sync`); returns whether
+    /// there were any.
+    fn append_entries<I: IntoIterator<Item = Entry<TypeConfig>>>(
+        &self,
+        entries: I,
+        sync: bool,
+    ) -> Result<bool, AnyError> {
         let log = cf(&self.db, CF_LOG)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
@@ -269,7 +293,7 @@ impl RocksLogStore {
         if batch.is_empty() {
             return Ok(false);
         }
-        write(&self.db, batch, false)?;
+        write(&self.db, batch, sync)?;
         Ok(true)
     }
 
@@ -338,12 +362,13 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        match self.append_entries(entries) {
-            Ok(true) => {
+        let inline = self.append_sync == AppendSync::Inline;
+        match self.append_entries(entries, inline) {
+            Ok(true) if !inline => {
                 self.flusher.submit(&self.db, callback);
                 Ok(())
             }
-            Ok(false) => {
+            Ok(_) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }

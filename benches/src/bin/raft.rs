@@ -1,7 +1,10 @@
 //! Replicated single-key writes on a three-node openraft cluster
 //! (sluicedb-raft's in-process router), with each node's log and state
 //! machine on sluicedb (`sluicedb_raft`) or on RocksDB (`raft_rocks`, written
-//! the same way), in the same process and run.
+//! the same way), in the same process and run. Two RocksDB stores: `rocksdb`
+//! syncs appends on a flusher thread (pipelined, as sluicedb-raft does);
+//! `rocksdb-sync` syncs each append's `WriteBatch` inside `append`, as
+//! openraft 0.9's own RocksDB store does.
 //!
 //! Two phases per store: one client writing one key at a time (latency),
 //! then `--clients` concurrent clients (throughput; openraft batches their
@@ -11,7 +14,7 @@
 //!
 //! Run: `cargo run --release -p sluicedb-bench --bin raft [-- --quick]`
 //! (options: `--writes N` for the concurrent phase, `--serial-writes N`,
-//! `--clients N`, `--rounds N`; TMPDIR chooses the disk, default the current
+//! `--clients N`, `--rounds N`, `--store sluicedb|rocksdb|rocksdb-sync|all`, `--snapshot-every N` (0: never); TMPDIR chooses the disk, default the current
 //! directory's).
 
 use std::collections::BTreeMap;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
-use sluicedb_bench::raft_rocks;
+use sluicedb_bench::raft_rocks::{self, AppendSync};
 use sluicedb_bench::{bench_dir, key, value};
 use sluicedb_raft::router::Router;
 use sluicedb_raft::{Request, TypeConfig};
@@ -32,13 +35,17 @@ const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 enum Store {
     Sluicedb,
     Rocksdb,
+    RocksdbSync,
 }
+
+const ALL: [Store; 3] = [Store::RocksdbSync, Store::Rocksdb, Store::Sluicedb];
 
 impl Store {
     fn name(self) -> &'static str {
         match self {
             Store::Sluicedb => "sluicedb",
             Store::Rocksdb => "rocksdb",
+            Store::RocksdbSync => "rocksdb-sync",
         }
     }
 }
@@ -48,6 +55,8 @@ struct Args {
     writes: u64,
     clients: u64,
     rounds: u64,
+    stores: Vec<Store>,
+    snapshot_every: u64,
 }
 
 fn args() -> Result<Args, Error> {
@@ -59,13 +68,17 @@ fn args() -> Result<Args, Error> {
             writes: 2_000,
             clients: 32,
             rounds: 1,
+            stores: ALL.to_vec(),
+            snapshot_every: 5_000,
         }
     } else {
         Args {
             serial_writes: 500,
             writes: 10_000,
             clients: 32,
-            rounds: 1,
+            rounds: 3,
+            stores: ALL.to_vec(),
+            snapshot_every: 5_000,
         }
     };
     let mut i = 0;
@@ -75,10 +88,22 @@ fn args() -> Result<Args, Error> {
                 i += 1;
                 continue;
             }
+            "--store" => {
+                args.stores = match argv.get(i + 1).map(String::as_str) {
+                    Some("sluicedb") => vec![Store::Sluicedb],
+                    Some("rocksdb") => vec![Store::Rocksdb],
+                    Some("rocksdb-sync") => vec![Store::RocksdbSync],
+                    Some("all") => ALL.to_vec(),
+                    _ => return Err("--store takes sluicedb, rocksdb, rocksdb-sync or all".into()),
+                };
+                i += 2;
+                continue;
+            }
             "--serial-writes" => &mut args.serial_writes,
             "--writes" => &mut args.writes,
             "--clients" => &mut args.clients,
             "--rounds" => &mut args.rounds,
+            "--snapshot-every" => &mut args.snapshot_every,
             other => return Err(format!("unknown argument {other}").into()),
         };
         *slot = argv
@@ -93,15 +118,18 @@ fn args() -> Result<Args, Error> {
     Ok(args)
 }
 
-fn config() -> Result<Arc<Config>, Error> {
+fn config(snapshot_every: u64) -> Result<Arc<Config>, Error> {
     let config = Config {
         cluster_name: "raft_bench".into(),
         heartbeat_interval: 50,
         election_timeout_min: 1_000,
         election_timeout_max: 2_000,
-        // openraft's default policy, spelled out: a snapshot every 5000
-        // entries, so long runs build (and purge behind) snapshots too.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(5_000),
+        // openraft's default policy is a snapshot every 5000 entries, so
+        // long runs build (and purge behind) snapshots too; 0 turns them off.
+        snapshot_policy: match snapshot_every {
+            0 => SnapshotPolicy::Never,
+            n => SnapshotPolicy::LogsSinceLast(n),
+        },
         ..Default::default()
     };
     Ok(Arc::new(config.validate()?))
@@ -115,9 +143,9 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(store: Store) -> Result<Self, Error> {
+    async fn start(store: Store, snapshot_every: u64) -> Result<Self, Error> {
         let dir = bench_dir();
-        let config = config()?;
+        let config = config(snapshot_every)?;
         let router = Router::new();
         let mut rafts = BTreeMap::new();
         for id in 1..=3u64 {
@@ -126,8 +154,14 @@ impl Cluster {
                     let path = dir.path().join(format!("node-{id}.sluice"));
                     router.start(id, &path, config.clone()).await?.raft
                 }
-                Store::Rocksdb => {
-                    let (log_store, state_machine) = raft_rocks::open(&dir.path().join(format!("node-{id}.rocks")))?;
+                Store::Rocksdb | Store::RocksdbSync => {
+                    let sync = if store == Store::Rocksdb {
+                        AppendSync::Background
+                    } else {
+                        AppendSync::Inline
+                    };
+                    let (log_store, state_machine) =
+                        raft_rocks::open(&dir.path().join(format!("node-{id}.rocks")), sync)?;
                     let raft = Raft::new(id, config.clone(), router.clone(), log_store, state_machine).await?;
                     router.add(id, raft.clone());
                     raft
@@ -220,7 +254,7 @@ fn row(elapsed: Duration, mut latencies: Vec<Duration>) -> Row {
 
 /// One store's two phases on a fresh cluster.
 async fn bench(store: Store, args: &Args) -> Result<(Row, Row), Error> {
-    let cluster = Cluster::start(store).await?;
+    let cluster = Cluster::start(store, args.snapshot_every).await?;
     let leader = cluster.leader().await?;
     // Warm-up: the first writes pay for the leader's blank entry and the
     // followers' first appends.
@@ -244,27 +278,46 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-fn print(phase: &str, results: &[(Store, Row)]) {
+/// The median of `values` (the upper one of an even count).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// One table per phase: every round's row, then each store's medians, then
+/// the ratio of the medians (a round-to-round swing of the machine moves
+/// both stores' rounds, not the median ratio much).
+fn print(phase: &str, results: &[(u64, Store, Row)]) {
     println!("\n{phase}");
-    println!("| store | writes/s | p50 | p99 |");
-    println!("| --- | ---: | ---: | ---: |");
-    for (store, r) in results {
+    println!("| store | round | writes/s | p50 | p99 |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (round, store, r) in results {
         println!(
-            "| {} | {:.0} | {} | {} |",
+            "| {} | {round} | {:.0} | {} | {} |",
             store.name(),
             r.writes_per_sec,
             ms(r.p50),
             ms(r.p99)
         );
     }
-    let of = |s: Store| results.iter().filter(move |(x, _)| *x == s).map(|(_, r)| *r);
-    let mean = |s: Store| {
-        let rows: Vec<Row> = of(s).collect();
-        rows.iter().map(|r| r.writes_per_sec).sum::<f64>() / rows.len().max(1) as f64
+    let medians = |s: Store| {
+        let rows: Vec<&Row> = results.iter().filter(|(_, x, _)| *x == s).map(|(_, _, r)| r).collect();
+        let of = |f: fn(&Row) -> f64| median(rows.iter().map(|r| f(r)).collect());
+        Some((
+            of(|r| r.writes_per_sec)?,
+            of(|r| r.p50.as_secs_f64() * 1e3)?,
+            of(|r| r.p99.as_secs_f64() * 1e3)?,
+        ))
     };
-    let (sluice, rocks) = (mean(Store::Sluicedb), mean(Store::Rocksdb));
-    if rocks > 0.0 {
-        println!("sluicedb / rocksdb writes/s: {:.2}x", sluice / rocks);
+    for store in ALL {
+        if let Some((w, p50, p99)) = medians(store) {
+            println!("| {} | median | {w:.0} | {p50:.2} ms | {p99:.2} ms |", store.name());
+        }
+    }
+    for rocks in [Store::Rocksdb, Store::RocksdbSync] {
+        if let (Some(s), Some(r)) = (medians(Store::Sluicedb), medians(rocks)) {
+            println!("sluicedb / {} median writes/s: {:.2}x", rocks.name(), s.0 / r.0);
+        }
     }
 }
 
@@ -281,11 +334,10 @@ async fn main() -> Result<(), Error> {
     let mut concurrent = Vec::new();
     for round in 0..args.rounds {
         // Alternate the order so neither store always runs on a warmer disk.
-        let order = if round % 2 == 0 {
-            [Store::Rocksdb, Store::Sluicedb]
-        } else {
-            [Store::Sluicedb, Store::Rocksdb]
-        };
+        let mut order = args.stores.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for store in order {
             let (s, c) = bench(store, &args).await?;
             eprintln!(
@@ -294,8 +346,8 @@ async fn main() -> Result<(), Error> {
                 s.writes_per_sec,
                 c.writes_per_sec
             );
-            serial.push((store, s));
-            concurrent.push((store, c));
+            serial.push((round, store, s));
+            concurrent.push((round, store, c));
         }
     }
     print("one client (serial writes):", &serial);
