@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use sluicedb_bench::raft_rocks::{self, AppendSync};
-use sluicedb_bench::{bench_dir, key, raw_fsync_limit, value};
+use sluicedb_bench::{bench_dir, key, value};
 use sluicedb_raft::router::Router;
 use sluicedb_raft::{Request, TypeConfig};
 
@@ -330,14 +330,6 @@ async fn main() -> Result<(), Error> {
     );
     println!("sluicedb: sluicedb_raft::open defaults (one Database per node, commit_pipelined + flusher thread)");
     println!("rocksdb: {}", raft_rocks::SETTINGS);
-    // What one sync costs on this disk now: pipelining can only hide this.
-    let dir = bench_dir();
-    let fsyncs = raw_fsync_limit(dir.path(), 150, Duration::from_secs(1));
-    println!(
-        "raw write+fdatasync limit: {fsyncs:.0}/s ({:.0} us per sync)",
-        1e6 / fsyncs
-    );
-    drop(dir);
     let mut serial = Vec::new();
     let mut concurrent = Vec::new();
     for round in 0..args.rounds {
