@@ -189,10 +189,20 @@ impl Cluster {
         Ok(self.rafts.get(&id).ok_or("leader is not a member")?.clone())
     }
 
+    /// Shuts every node down, then removes the cluster's files once the
+    /// stores have closed (their last handles drop as openraft's tasks end,
+    /// a little after `shutdown` returns; RocksDB writes files until then).
     async fn stop(self) -> Result<(), Error> {
         for (id, raft) in self.rafts {
             self.router.remove(id);
             raft.shutdown().await?;
+        }
+        let path = self._dir.path().to_path_buf();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if std::fs::remove_dir_all(&path).is_ok() {
+                break;
+            }
         }
         Ok(())
     }
@@ -270,6 +280,7 @@ async fn bench(store: Store, args: &Args) -> Result<(Row, Row), Error> {
             .applied_index_at_least(last, "followers catch up")
             .await?;
     }
+    drop(leader);
     cluster.stop().await?;
     Ok((serial, concurrent))
 }
