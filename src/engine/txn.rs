@@ -556,7 +556,8 @@ impl WriteTxn {
         let inner = &self.inner;
         let seq = inner.journal.last_seq() + 1;
         let batch = self.writes.to_batch(seq);
-        let orders: HashMap<u64, Comparator> = self.writes.comparators(seq).into_iter().collect();
+        // A transaction touches few tables: a short list beats a hash map.
+        let orders = self.writes.comparators(seq);
         let payload = batch.encode();
         // Refused before the WAL sees it: this commit fails, the database
         // does not (an append error, by contrast, is an I/O failure).
@@ -577,7 +578,9 @@ impl WriteTxn {
         // applied, which must never be published. Poison; reopening replays
         // the record whole.
         let applied = catch_unwind(AssertUnwindSafe(|| {
-            apply_batch(&active, seq, &batch, &|id| orders.get(&id).copied())
+            apply_batch(&active, seq, &batch, &|id| {
+                orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp)
+            })
         }))
         .unwrap_or_else(|panic| {
             Err(StorageError::corrupted(format!(
@@ -586,7 +589,8 @@ impl WriteTxn {
             )))
         });
         inner.poison_on(applied)?;
-        for (&id, &cmp) in &orders {
+        // Existing tables registered their order at their typed open.
+        for (id, cmp) in self.writes.new_table_orders(seq) {
             inner.register(id, cmp);
         }
         inner.committed(seq, self.durability);

@@ -319,4 +319,13 @@ impl WriteSet {
             .filter_map(|(slot, t)| Some((self.table_id(slot, seq), t.cmp?)))
             .collect()
     }
+
+    /// The key order of each table this transaction created, by its id.
+    pub(crate) fn new_table_orders(&self, seq: u64) -> impl Iterator<Item = (u64, Comparator)> + '_ {
+        self.tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t.origin, Origin::New(_)))
+            .filter_map(move |(slot, t)| Some((self.table_id(slot, seq), t.cmp?)))
+    }
 }
