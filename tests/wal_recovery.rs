@@ -226,7 +226,12 @@ fn a_segment_larger_than_the_readers_first_load_replays_whole() {
     // The reader loads a segment from the front, 1 MiB first and doubling:
     // records straddling those boundaries must come back intact.
     let dir = CrashLogDir::new();
-    let (journal, _, _) = open_with(&dir, 0, JournalOptions::default());
+    // One full-size segment from the start (new journals start small).
+    let options = JournalOptions {
+        first_segment_size: 64 << 20,
+        ..JournalOptions::default()
+    };
+    let (journal, _, _) = open_with(&dir, 0, options);
     let payload = |i: u64| vec![(i % 251) as u8; 1000 + (i % 7) as usize];
     let mut last = 0;
     for i in 0..3500u64 {

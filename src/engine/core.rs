@@ -208,6 +208,7 @@ impl Engine {
             segment_size: options.segment_bytes,
             sync_interval: options.sync_interval,
             repair: options.repair_wal,
+            ..JournalOptions::default()
         };
         let (journal, recovery): (Journal, Recovery) =
             Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {

@@ -55,6 +55,9 @@ pub struct JournalOptions {
     /// A segment is closed and a new one started once it would grow past
     /// this many bytes (a single larger record still gets written).
     pub segment_size: u64,
+    /// The size the journal's first segment is preallocated to; each next
+    /// one doubles, up to `segment_size` (see [`FIRST_SEGMENT_BYTES`]).
+    pub first_segment_size: u64,
     /// How long a record that nobody waits for may stay unsynced: the loss
     /// window of `Durability::None` commits. Waited-for records are synced at
     /// once, never delayed by it.
@@ -71,6 +74,7 @@ impl Default for JournalOptions {
     fn default() -> Self {
         Self {
             segment_size: 64 << 20,
+            first_segment_size: FIRST_SEGMENT_BYTES,
             sync_interval: Duration::from_millis(20),
             repair: false,
         }
@@ -160,13 +164,13 @@ struct Io {
     next_segment_size: u64,
 }
 
-/// The first segment a journal creates is preallocated to this many bytes
-/// (or the configured segment size, if smaller), each next one to twice the
+/// By default the first segment a journal creates is preallocated to this
+/// many bytes (or the configured segment size, if smaller), each next one to twice the
 /// last, up to the configured size. A small database then shows a small WAL
 /// (`ls`, redb's benchmark and backups count a sparse file's length), while a
 /// busy one soon appends inside 64 MiB segments whose size never changes
 /// (cheaper syncs).
-pub(crate) const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
+pub const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
 
 struct Inner {
     dir: Box<dyn LogDir>,
@@ -347,7 +351,7 @@ impl Journal {
                 pending_records: 0,
                 written_seq: last,
                 unsynced_records: 0,
-                next_segment_size: FIRST_SEGMENT_BYTES.min(options.segment_size),
+                next_segment_size: options.first_segment_size.clamp(1, options.segment_size.max(1)),
             }),
             // Leftovers first: `truncate_through` retries their deletion.
             segments: Mutex::new(end.obsolete.into_iter().chain(end.keep).collect()),
