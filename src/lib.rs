@@ -71,7 +71,7 @@ pub use table::{
     TableHandle, UntypedTableHandle,
 };
 pub use transaction::{ReadTransaction, WriteTransaction};
-pub use types::{Key, TypeName, Value};
+pub use types::{Key, TableMeta, TypeName, Value};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -10,12 +10,29 @@
 use super::traits::Key;
 use crate::btree::{Comparator, bytewise};
 
-/// A table's stored metadata.
+/// The metadata the typed API stores with each table (a sluicedb
+/// extension, for tools such as the `sluice` command-line tool that read
+/// tables without their Rust types): the key and value type names, which
+/// `open_table` compares to catch a table reopened with other types, and
+/// whether the key order is plain byte order.
+///
+/// ```
+/// use sluicedb::TableMeta;
+///
+/// let meta = TableMeta::decode(b"u64\0&str\0b").unwrap();
+/// assert_eq!((meta.key_type.as_str(), meta.value_type.as_str(), meta.bytewise), ("u64", "&str", true));
+/// assert_eq!(meta.encode(), b"u64\0&str\0b");
+/// assert_eq!(TableMeta::decode(b"not metadata"), None);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TableMeta {
-    pub(crate) key_type: String,
-    pub(crate) value_type: String,
-    pub(crate) bytewise: bool,
+pub struct TableMeta {
+    /// The key type's [`TypeName`](crate::TypeName).
+    pub key_type: String,
+    /// The value type's [`TypeName`](crate::TypeName).
+    pub value_type: String,
+    /// Whether keys are ordered by their bytes ([`Key::order_is_bytewise`]);
+    /// otherwise only the key type's `compare` knows their order.
+    pub bytewise: bool,
 }
 
 impl TableMeta {
@@ -28,7 +45,7 @@ impl TableMeta {
     }
 
     /// `key type \0 value type \0 order`, where order is `b` (bytewise) or `c`.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         format!(
             "{}\0{}\0{}",
             self.key_type,
@@ -38,10 +55,14 @@ impl TableMeta {
         .into_bytes()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+    /// Decodes what [`encode`](Self::encode) wrote; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut parts = text.split('\0');
         let (key_type, value_type, order) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || !matches!(order, "b" | "c") {
+            return None;
+        }
         Some(Self {
             key_type: key_type.into(),
             value_type: value_type.into(),

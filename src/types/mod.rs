@@ -7,4 +7,5 @@ mod traits;
 
 pub use traits::{Key, TypeName, Value};
 
-pub(crate) use meta::{TableMeta, comparator, resolve};
+pub use meta::TableMeta;
+pub(crate) use meta::{comparator, resolve};

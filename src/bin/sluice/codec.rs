@@ -6,42 +6,6 @@
 //! `bool` one byte; `char` its code point as a big-endian `u32`; strings
 //! UTF-8; byte slices and arrays as they are.
 
-/// A table's metadata as the typed API writes it:
-/// `key type \0 value type \0 order` (order `b` bytewise, `c` custom).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Meta {
-    pub(crate) key_type: String,
-    pub(crate) value_type: String,
-    pub(crate) bytewise: bool,
-}
-
-impl Meta {
-    /// `None` for metadata the typed API did not write.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut parts = text.split('\0');
-        let (key_type, value_type, order) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || !matches!(order, "b" | "c") {
-            return None;
-        }
-        Some(Self {
-            key_type: key_type.into(),
-            value_type: value_type.into(),
-            bytewise: order == "b",
-        })
-    }
-
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        format!(
-            "{}\0{}\0{}",
-            self.key_type,
-            self.value_type,
-            if self.bytewise { "b" } else { "c" }
-        )
-        .into_bytes()
-    }
-}
-
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -199,12 +163,9 @@ mod tests {
     }
 
     #[test]
-    fn hex_and_meta() {
+    fn hex_round_trips_and_refuses_garbage() {
         assert_eq!(from_hex(&to_hex(&[0, 255, 16])).unwrap(), [0, 255, 16]);
         assert!(from_hex("abc").is_err());
         assert!(from_hex("zz").is_err());
-        let meta = Meta::decode(b"u64\0&str\0b").unwrap();
-        assert_eq!(meta.encode(), b"u64\0&str\0b");
-        assert_eq!(Meta::decode(b"junk"), None);
     }
 }

@@ -24,8 +24,9 @@ use sluicedb::Database;
 use sluicedb::btree::{Comparator, bytewise};
 use sluicedb::engine::{Durability, Engine, TableRef, WriteTxn};
 
-use crate::codec::{Meta, from_hex, to_hex};
+use crate::codec::{from_hex, to_hex};
 use crate::{CliError, CliResult, Encoding, TableInfo, open_error, pipe, progress_spinner};
+use sluicedb::TableMeta;
 
 /// A load batch is committed once it holds this many bytes.
 const LOAD_BATCH_BYTES: usize = 4 << 20;
@@ -71,7 +72,7 @@ impl<W: Write> Writer<W> {
                 };
                 line.insert("meta".into(), to_hex(meta).into());
                 // For readers only; `load` takes the metadata from "meta".
-                if let Some(m) = Meta::decode(meta) {
+                if let Some(m) = TableMeta::decode(meta) {
                     line.insert("key_type".into(), m.key_type.into());
                     line.insert("value_type".into(), m.value_type.into());
                 }
@@ -275,7 +276,7 @@ impl<'e> Loading<'e> {
 /// The order a loaded table gets: byte order, which every table `dump`
 /// writes has; a custom order cannot be loaded without its key type.
 fn load_order(name: &[u8], meta: &[u8]) -> CliResult<Comparator> {
-    match Meta::decode(meta) {
+    match TableMeta::decode(meta) {
         Some(m) if !m.bytewise => Err(CliError::new(format!(
             "table {:?} has a custom key order: the command line cannot load it",
             String::from_utf8_lossy(name)

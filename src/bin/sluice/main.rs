@@ -21,7 +21,8 @@ use sluicedb::engine::{Durability, ReadTxn};
 use sluicedb::io::FileBackend;
 use sluicedb::{Database, DatabaseError, StorageError};
 
-use codec::{Codec, Meta, to_hex};
+use codec::{Codec, to_hex};
+use sluicedb::TableMeta;
 
 /// The page cache the CLI opens databases with: it reads each page about
 /// once, so a large cache buys nothing.
@@ -428,7 +429,7 @@ impl Column {
 
 impl TableInfo {
     pub(crate) fn new(name: Vec<u8>, meta: Vec<u8>, order: Option<Comparator>, encoding: Encoding) -> Self {
-        let decoded = Meta::decode(&meta);
+        let decoded = TableMeta::decode(&meta);
         Self {
             key: Column::new(decoded.as_ref().map(|m| m.key_type.as_str()), encoding),
             value: Column::new(decoded.as_ref().map(|m| m.value_type.as_str()), encoding),
@@ -578,7 +579,7 @@ fn tables(path: &Path) -> CliResult {
     for (name, meta) in read.list_tables()? {
         let order = read.table_order(&name)?.flatten();
         let info = TableInfo::new(name, meta, order, Encoding::default());
-        let decoded = Meta::decode(&info.meta);
+        let decoded = TableMeta::decode(&info.meta);
         let entries = count_entries(&read, &info)?;
         lines.push([
             display_name(&info.name),
@@ -647,7 +648,7 @@ fn put(path: &Path, table: &str, key: &str, value: &str, create: bool, encoding:
         Some(_) => find_table(&read, table, encoding)?,
         None if create => {
             let t = if encoding.hex { "&[u8]" } else { "&str" };
-            let meta = Meta {
+            let meta = TableMeta {
                 key_type: t.into(),
                 value_type: t.into(),
                 bytewise: true,
