@@ -142,7 +142,7 @@ impl Database {
         wal: impl LogDir,
         mut progress: impl FnMut(u64),
     ) -> Result<BackupReport, StorageError> {
-        let read = self.engine().begin_read()?;
+        let read = self.engine.begin_read()?;
         let mut report = BackupReport {
             sequence: read.sequence(),
             ..BackupReport::default()
@@ -163,7 +163,7 @@ impl Database {
             crate::DatabaseError::Storage(e) => e,
             other => invalid(other.to_string()),
         })?;
-        let engine = copy.engine();
+        let engine = &copy.engine;
         for (name, meta, cmp) in tables {
             let Some(table) = read.open_table(&name, cmp)? else {
                 continue;

@@ -42,7 +42,7 @@ pub trait ReadableDatabase {
 /// # }
 /// ```
 pub struct Database {
-    engine: Engine,
+    pub(crate) engine: Engine,
     /// The WAL directory, for a database on files (`stats` measures it).
     wal_path: Option<PathBuf>,
     /// Counts the live transactions (and read-only tables) this handle began.
@@ -267,7 +267,10 @@ impl Database {
     /// through [`Engine::begin_read`] and [`Engine::begin_write`]. Tables
     /// opened there must be given their true key order: ask
     /// [`ReadTxn::table_order`](crate::engine::ReadTxn::table_order) first.
-    /// The file lock stays with this `Database`.
+    /// The file lock stays with this `Database`. Internal: only with the
+    /// `internals` feature, outside the stable API.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -39,26 +39,49 @@
 //! ```
 //!
 //! Layers, each depending only on those below: the typed API (`Database`,
-//! transactions, tables, `types`) → [`engine`] (memtable, commit pipeline,
-//! flush and checkpoint, recovery) → [`btree`] (copy-on-write trees,
+//! transactions, tables, `types`) → `engine` (memtable, commit pipeline,
+//! flush and checkpoint, recovery) → `btree` (copy-on-write trees,
 //! snapshots) → the page store (header, commit slots, allocator, cache) →
-//! [`io`] (the `StorageBackend` and `LogDir` seams). The [`wal`] sits beside
-//! the tree; only the commit pipeline and recovery use it.
+//! `io` (the [`StorageBackend`] and [`LogDir`] seams). The `wal` sits beside
+//! the tree; only the commit pipeline and recovery use it. Only the typed
+//! API is public: the layers beneath it are internal (the crate's own
+//! tests, fuzz targets, benchmarks and `sluice` tool reach them through the
+//! `internals` feature, which is not part of the stable API).
 
 #![deny(unsafe_code)]
 
+/// Declares an internal layer: public (but hidden from the documentation)
+/// with the `internals` feature, which the tests, fuzz targets, benchmarks
+/// and the `sluice` tool enable to reach beneath the typed API; private
+/// otherwise. Nothing in these modules is part of the semver-bound API.
+macro_rules! internal_layer {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code, unused_imports)]
+        mod $name;
+    )*};
+}
+
 mod backup;
-pub mod btree;
 mod db;
-pub mod engine;
 mod error;
-pub mod io;
 mod page;
 mod sync;
 mod table;
 mod transaction;
 mod types;
-pub mod wal;
+
+internal_layer! {
+    btree;
+    engine;
+    io;
+    wal;
+}
 
 pub use backup::BackupReport;
 pub use db::{Builder, Database, ReadableDatabase};
@@ -66,6 +89,7 @@ pub use engine::{Durability, PendingCommit, Stats};
 pub use error::{
     CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
 };
+pub use io::{LogDir, StorageBackend};
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,

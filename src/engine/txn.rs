@@ -21,7 +21,7 @@ use super::writeset::{Origin, TableSlot, WriteSet};
 use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise};
 use crate::error::{Result, StorageError};
 
-/// Engine counters, as [`Engine::stats`] reports them.
+/// Engine counters, as [`Database::stats`](crate::Database::stats) reports them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
     /// Transactions committed (with changes) since open.
@@ -64,7 +64,7 @@ pub struct Stats {
     /// the log's writer is behind the committers.
     pub wal_queue_depth: u64,
     /// WAL fsync latency, median, in µs: the upper bound of the histogram
-    /// bucket ([`crate::wal::SYNC_LATENCY_BUCKETS_US`]) holding it, so
+    /// bucket holding it (buckets double from 50 µs to 102.4 ms), so
     /// accurate to a factor of two. 0 before the first fsync.
     pub fsync_p50_us: u64,
     /// WAL fsync latency, 99th percentile, in µs (as `fsync_p50_us`).

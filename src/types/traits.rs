@@ -70,10 +70,10 @@ pub trait Key: Value {
 
     /// Whether [`compare`](Self::compare) is plain byte order. Built-in types
     /// whose encoding preserves order say yes. A type that says no is compared
-    /// with its own `compare`, which recovery after a crash can only find if
-    /// the type was registered first: tables of such types are opened by name,
-    /// or registered with
-    /// [`Builder::register_key_type`](crate::Builder::register_key_type).
+    /// with its own `compare`, which the database learns when the table is
+    /// opened with its type; changes that recovery replays for such a table
+    /// before that open are kept apart (readable, and still durable) and
+    /// merged into the table at the first flush after it.
     /// The default, `false`, is always correct.
     fn order_is_bytewise() -> bool {
         false
