@@ -23,7 +23,11 @@ enum Op {
     Abort,
     TakeSnapshot,
     DropSnapshot,
-    Range(u16, u16, bool, bool),
+    /// A range read: lower and upper key, each bound's kind (0 included,
+    /// 1 excluded, 2 unbounded), and which end each step reads from (bit
+    /// `i % 32` set: the back), so forward, backward and interleaved reads
+    /// are all checked.
+    Range(u16, u16, u8, u8, u32),
     CrashAndReopen,
 }
 
@@ -37,7 +41,14 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Abort),
         2 => Just(Op::TakeSnapshot),
         1 => Just(Op::DropSnapshot),
-        3 => (0u16..600, 0u16..600, any::<bool>(), any::<bool>()).prop_map(|(a, b, i, r)| Op::Range(a, b, i, r)),
+        3 => (
+            0u16..600,
+            0u16..600,
+            0u8..3,
+            0u8..3,
+            prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()]
+        )
+            .prop_map(|(a, b, lo, hi, ends)| Op::Range(a, b, lo, hi, ends)),
         1 => Just(Op::CrashAndReopen),
     ]
 }
@@ -130,43 +141,61 @@ impl Harness {
                         self.snapshots.remove(0);
                     }
                 }
-                Op::Range(a, b, inclusive, reverse) => {
+                Op::Range(a, b, lo, hi, ends) => {
                     let snapshot = store.snapshot();
                     let Some(info) = snapshot.tree(TREE).unwrap() else {
                         continue;
                     };
                     let (ka, kb) = (key(*a), key(*b));
-                    let hi = if *inclusive {
-                        Bound::Included(&kb[..])
-                    } else {
-                        Bound::Excluded(&kb[..])
-                    };
-                    let iter = snapshot.range(&info, numeric, Bound::Included(&ka[..]), hi).unwrap();
-                    let got: Vec<u16> = if *reverse {
-                        iter.rev()
-                            .map(|e| u16::from_le_bytes(e.unwrap().key().try_into().unwrap()))
-                            .collect()
-                    } else {
-                        iter.map(|e| u16::from_le_bytes(e.unwrap().key().try_into().unwrap()))
-                            .collect()
-                    };
-                    let mut want: Vec<u16> = if a > b || (a == b && !inclusive) {
-                        Vec::new()
-                    } else {
-                        let hi = if *inclusive {
-                            Bound::Included(*b)
-                        } else {
-                            Bound::Excluded(*b)
-                        };
-                        self.published
-                            .range((Bound::Included(*a), hi))
-                            .map(|(k, _)| *k)
-                            .collect()
-                    };
-                    if *reverse {
-                        want.reverse();
+                    fn bound(kind: u8, k: &[u8]) -> Bound<&[u8]> {
+                        match kind {
+                            0 => Bound::Included(k),
+                            1 => Bound::Excluded(k),
+                            _ => Bound::Unbounded,
+                        }
                     }
-                    assert_eq!(got, want);
+                    let (lower, upper) = (bound(*lo, &ka), bound(*hi, &kb));
+                    let model_bound = |kind: u8, k: u16| match kind {
+                        0 => Bound::Included(k),
+                        1 => Bound::Excluded(k),
+                        _ => Bound::Unbounded,
+                    };
+                    let (mlo, mhi) = (model_bound(*lo, *a), model_bound(*hi, *b));
+                    // BTreeMap::range panics on an empty or inverted range.
+                    let empty = match (mlo, mhi) {
+                        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+                        (Bound::Included(x), Bound::Included(y)) => x > y,
+                        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => x >= y,
+                    };
+                    let mut want: std::collections::VecDeque<u16> = if empty {
+                        Default::default()
+                    } else {
+                        self.published.range((mlo, mhi)).map(|(k, _)| *k).collect()
+                    };
+                    let mut iter = snapshot.range(&info, numeric, lower, upper).unwrap();
+                    let decode = |e: Result<sluicedb::btree::TreeEntry, _>| {
+                        u16::from_le_bytes(e.unwrap().key().try_into().unwrap())
+                    };
+                    for step in 0.. {
+                        let from_back = ends & (1 << (step % 32)) != 0;
+                        let (got, expected) = if from_back {
+                            (iter.next_back().map(decode), want.pop_back())
+                        } else {
+                            (iter.next().map(decode), want.pop_front())
+                        };
+                        assert_eq!(
+                            got,
+                            expected,
+                            "step {step} from the {}",
+                            if from_back { "back" } else { "front" }
+                        );
+                        if got.is_none() {
+                            // Exhausted from both ends alike.
+                            assert_eq!(iter.next().map(decode), None);
+                            assert_eq!(iter.next_back().map(decode), None);
+                            break;
+                        }
+                    }
                 }
                 Op::CrashAndReopen => {
                     drop(writer.take());

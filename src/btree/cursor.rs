@@ -6,11 +6,12 @@
 //! their index paths alone: a range is exhausted when the front cursor passes
 //! the back one, with no key comparisons while iterating.
 
+use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::cmp::Comparator;
+use super::cmp::{Comparator, byte_order, is_bytewise};
 use super::node::{Node, expect_node};
 use super::value::{ValueBytes, load};
 use crate::error::{Result, StorageError};
@@ -232,14 +233,31 @@ impl Cursor {
 /// It holds its pages by reference count, so it stays valid on its own; the
 /// lifetime `'a` ties it to a borrow when the root it walks belongs to an
 /// uncommitted writer, whose pages may be reused once the writer moves on.
+///
+/// Each end's cursor is positioned on that end's first step, so a forward
+/// scan pays one descent, not two. While only one cursor exists, the far
+/// bound is checked by comparing keys; once both do, they stop where they
+/// meet (compared by position, as the bounds no longer matter).
 pub struct RangeIter<'a> {
     store: Arc<PageStore>,
-    front: Cursor,
-    back: Cursor,
+    root: PageId,
+    cmp: Comparator,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    front: Option<Cursor>,
+    back: Option<Cursor>,
     done: bool,
     /// Keeps a snapshot's pages from being reused while the iterator lives.
     pin: Option<super::store::Snapshot>,
     _borrow: PhantomData<&'a ()>,
+}
+
+fn owned_bound(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
 }
 
 impl RangeIter<'_> {
@@ -250,50 +268,105 @@ impl RangeIter<'_> {
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
     ) -> Result<Self> {
-        let mut front = Cursor::default();
-        let mut back = Cursor::default();
-        if root != 0 {
-            match lower {
-                Bound::Unbounded => front.descend(&store, root, Edge::First)?,
-                Bound::Included(k) => front.seek(&store, root, cmp, k, false, Edge::First)?,
-                Bound::Excluded(k) => front.seek(&store, root, cmp, k, true, Edge::First)?,
-            }
-            match upper {
-                Bound::Unbounded => back.descend(&store, root, Edge::Last)?,
-                Bound::Included(k) => back.seek(&store, root, cmp, k, false, Edge::Last)?,
-                Bound::Excluded(k) => back.seek(&store, root, cmp, k, true, Edge::Last)?,
-            }
-        }
-        let mut iter = Self {
+        Ok(Self {
             store,
-            front,
-            back,
-            done: false,
+            root,
+            cmp,
+            lower: owned_bound(lower),
+            upper: owned_bound(upper),
+            front: None,
+            back: None,
+            done: root == 0,
             pin: None,
             _borrow: PhantomData,
-        };
-        iter.done = iter.crossed();
-        Ok(iter)
+        })
     }
 
     pub(crate) fn pin(&mut self, snapshot: super::store::Snapshot) {
         self.pin = Some(snapshot);
     }
 
-    /// Whether the front cursor has passed the back one (or either ran out).
+    /// Positions `direction`'s cursor at its bound, if not yet done.
+    fn position(&mut self, direction: Edge) -> Result<()> {
+        let (slot, bound) = match direction {
+            Edge::First => (&mut self.front, &self.lower),
+            Edge::Last => (&mut self.back, &self.upper),
+        };
+        if slot.is_some() {
+            return Ok(());
+        }
+        let mut cursor = Cursor::default();
+        match bound {
+            Bound::Unbounded => cursor.descend(&self.store, self.root, direction)?,
+            Bound::Included(k) => cursor.seek(&self.store, self.root, self.cmp, k, false, direction)?,
+            Bound::Excluded(k) => cursor.seek(&self.store, self.root, self.cmp, k, true, direction)?,
+        }
+        *slot = Some(cursor);
+        self.done = self.crossed();
+        Ok(())
+    }
+
+    /// Whether a cursor ran out, or the two have passed each other.
     fn crossed(&self) -> bool {
-        self.front.path.is_empty() || self.back.path.is_empty() || self.front.indices().gt(self.back.indices())
+        match (&self.front, &self.back) {
+            (Some(front), Some(back)) => {
+                front.path.is_empty() || back.path.is_empty() || front.indices().gt(back.indices())
+            }
+            (Some(only), None) | (None, Some(only)) => only.path.is_empty(),
+            (None, None) => false,
+        }
+    }
+
+    /// With one cursor only: whether the entry under it lies within the
+    /// opposite bound (the upper one going forward).
+    fn within_far_bound(&self, cursor: &Cursor, direction: Edge) -> bool {
+        let (bound, wanted) = match direction {
+            Edge::First => (&self.upper, Ordering::Less),
+            Edge::Last => (&self.lower, Ordering::Greater),
+        };
+        let (bound, inclusive) = match bound {
+            Bound::Unbounded => return true,
+            Bound::Included(k) => (k, true),
+            Bound::Excluded(k) => (k, false),
+        };
+        let Some((page, index)) = cursor.path.last() else {
+            return false;
+        };
+        let key = Node::new(page).key(*index);
+        let order = if is_bytewise(self.cmp) {
+            byte_order(key, bound)
+        } else {
+            (self.cmp)(key, bound)
+        };
+        order == wanted || (inclusive && order.is_eq())
     }
 
     fn advance(&mut self, direction: Edge) -> Option<Result<TreeEntry>> {
         if self.done {
             return None;
         }
-        let last = self.front.indices().eq(self.back.indices());
-        let cursor = if direction == Edge::First {
-            &mut self.front
-        } else {
-            &mut self.back
+        if let Err(e) = self.position(direction) {
+            self.done = true;
+            return Some(Err(e));
+        }
+        if self.done {
+            return None;
+        }
+        let (cursor, other) = match direction {
+            Edge::First => (self.front.as_ref()?, self.back.as_ref()),
+            Edge::Last => (self.back.as_ref()?, self.front.as_ref()),
+        };
+        let last = match other {
+            Some(other) => cursor.indices().eq(other.indices()),
+            None if !self.within_far_bound(cursor, direction) => {
+                self.done = true;
+                return None;
+            }
+            None => false,
+        };
+        let cursor = match direction {
+            Edge::First => self.front.as_mut()?,
+            Edge::Last => self.back.as_mut()?,
         };
         let entry = match cursor.entry(&self.store) {
             Ok(entry) => entry?,

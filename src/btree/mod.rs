@@ -15,6 +15,7 @@ pub use apply::Op;
 pub(crate) use apply::check_key;
 pub use catalog::TreeInfo;
 pub use check::Report;
+pub(crate) use cmp::byte_order;
 pub use cmp::{Comparator, bytewise, is_bytewise};
 pub use cursor::{RangeIter, TreeEntry};
 pub use node::MAX_KEY_LEN;

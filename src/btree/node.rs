@@ -29,7 +29,7 @@
 use crate::error::StorageError;
 use crate::page::{Page, PageId, PageKind};
 
-use super::cmp::{Comparator, is_bytewise};
+use super::cmp::{Comparator, byte_order, is_bytewise};
 
 pub(crate) const NODE_HEADER_LEN: usize = crate::page::PAGE_HEADER_LEN;
 /// The page header's byte 9: the node's height above the leaves.
@@ -158,7 +158,7 @@ impl<'a> Node<'a> {
         while lo < hi {
             let mid = (lo + hi) / 2;
             let probe = self.key(mid);
-            let order = if bytewise { probe.cmp(key) } else { cmp(probe, key) };
+            let order = if bytewise { byte_order(probe, key) } else { cmp(probe, key) };
             match order {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use super::batch::TableDef;
 use super::filter::KeyFilter;
-use crate::btree::{Comparator, is_bytewise};
+use crate::btree::{Comparator, byte_order, is_bytewise};
 
 /// A skip-list key. Every key of one table carries that table's comparator.
 /// Probes for range scans may instead sit before or after every key of a
@@ -109,7 +109,15 @@ impl Ord for MemKey {
         self.table
             .cmp(&other.table)
             .then_with(|| match (self.edge, other.edge) {
-                (Edge::Key, Edge::Key) => (self.cmp)(&self.key, &other.key).then_with(|| other.seq.cmp(&self.seq)),
+                (Edge::Key, Edge::Key) => {
+                    // Byte order inline rather than through the pointer.
+                    let order = if is_bytewise(self.cmp) {
+                        byte_order(&self.key, &other.key)
+                    } else {
+                        (self.cmp)(&self.key, &other.key)
+                    };
+                    order.then_with(|| other.seq.cmp(&self.seq))
+                }
                 (a, b) => a.cmp(&b),
             })
     }
@@ -247,7 +255,9 @@ impl Memtable {
 
     /// The newest version of `key` at or below `seq`.
     pub(crate) fn get(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Lookup {
-        if is_bytewise(cmp) && !self.filter.may_contain(table, key) {
+        // An empty memtable (the fresh one after a flush) costs one load,
+        // not a filter probe and a skip-list walk.
+        if self.is_empty() || (is_bytewise(cmp) && !self.filter.may_contain(table, key)) {
             return Lookup::Absent;
         }
         let probe = MemKey::probe(table, cmp, key, seq);

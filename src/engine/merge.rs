@@ -73,15 +73,21 @@ impl<'a> Merge<'a> {
             }
         }
         let Some(best) = best else { return Ok(None) };
-        let item = self.heads[best].take();
-        let key = item.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
-        // Lower layers' versions of the same key are shadowed.
+        // Lower layers' versions of the same key are shadowed: advance them
+        // first, comparing against the winner in place (no copy of its key).
         for i in 0..self.heads.len() {
-            let same = i == best || self.heads[i].as_ref().is_some_and(|(k, _)| (self.cmp)(k, &key).is_eq());
+            if i == best {
+                continue;
+            }
+            let same = match (&self.heads[i], &self.heads[best]) {
+                (Some((k, _)), Some((winner, _))) => (self.cmp)(k, winner).is_eq(),
+                _ => false,
+            };
             if same {
                 self.heads[i] = self.sources[i].next().transpose()?;
             }
         }
+        let item = std::mem::replace(&mut self.heads[best], self.sources[best].next().transpose()?);
         Ok(item)
     }
 }
@@ -148,11 +154,15 @@ impl<'a> MergedRange<'a> {
                 }
             }
             let Some(value) = value else { continue };
-            if direction == Direction::Forward {
-                self.front_last = Some(key.clone());
+            // Kept in a buffer reused across steps: no allocation per entry.
+            let last = if direction == Direction::Forward {
+                &mut self.front_last
             } else {
-                self.back_last = Some(key.clone());
-            }
+                &mut self.back_last
+            };
+            let last = last.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(&key);
             return Ok(Some((key, value)));
         }
     }
