@@ -53,6 +53,7 @@ mod db;
 pub mod engine;
 mod error;
 pub mod io;
+mod multimap;
 mod page;
 mod sync;
 mod table;
@@ -65,6 +66,10 @@ pub use db::{Builder, Database, ReadableDatabase};
 pub use engine::{Durability, PendingCommit, Stats};
 pub use error::{
     CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
+};
+pub use multimap::{
+    MultimapEntry, MultimapRange, MultimapTable, MultimapTableDefinition, MultimapTableHandle, MultimapValue,
+    ReadOnlyMultimapTable, ReadableMultimapTable, UntypedMultimapTableHandle,
 };
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
