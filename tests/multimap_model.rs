@@ -37,6 +37,7 @@ enum Op {
     CommitNoSync,
     Abort,
     Checkpoint,
+    Compact,
     /// A clean reopen; with `true`, the new process first opens the table
     /// as an ordinary table (refused), which must not fix its order.
     Reopen(bool),
@@ -63,6 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::CommitNoSync),
         1 => Just(Op::Abort),
         1 => Just(Op::Checkpoint),
+        1 => Just(Op::Compact),
         1 => any::<bool>().prop_map(Op::Reopen),
     ]
 }
@@ -252,6 +254,11 @@ fn run(ops: &[Op]) {
                 working = committed.clone();
             }
             Op::Checkpoint => db.checkpoint().unwrap(),
+            Op::Compact => {
+                drop(txn.take());
+                working = committed.clone();
+                db.compact().unwrap();
+            }
             Op::Reopen(wrong_kind_first) => {
                 drop(txn.take());
                 working = committed.clone();
