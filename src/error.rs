@@ -74,7 +74,7 @@ pub enum TransactionError {
 #[non_exhaustive]
 pub enum TableError {
     /// The table exists with other key or value types.
-    #[error("table {table:?} holds {key} -> {value}, not the requested types")]
+    #[error("{table} has key type {key} and value type {value}")]
     TableTypeMismatch {
         /// The table.
         table: String,
@@ -92,6 +92,14 @@ pub enum TableError {
     /// The table is open already in this transaction.
     #[error("table {0:?} is already open in this transaction")]
     TableAlreadyOpen(String),
+    /// The table is a multimap table, named where an ordinary one was
+    /// expected (`open_table`, `delete_table`, `rename_table`).
+    #[error("{0} is a multimap table")]
+    TableIsMultimap(String),
+    /// The table is an ordinary table, named where a multimap table was
+    /// expected (`open_multimap_table` and the other multimap methods).
+    #[error("{0} is not a multimap table")]
+    TableIsNotMultimap(String),
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -127,7 +135,7 @@ pub enum Error {
     #[error("database already open: another handle holds its file lock")]
     DatabaseAlreadyOpen,
     /// See [`TableError::TableTypeMismatch`].
-    #[error("table {table:?} holds {key} -> {value}, not the requested types")]
+    #[error("{table} has key type {key} and value type {value}")]
     TableTypeMismatch {
         /// The table.
         table: String,
@@ -145,6 +153,12 @@ pub enum Error {
     /// See [`TableError::TableAlreadyOpen`].
     #[error("table {0:?} is already open in this transaction")]
     TableAlreadyOpen(String),
+    /// See [`TableError::TableIsMultimap`].
+    #[error("{0} is a multimap table")]
+    TableIsMultimap(String),
+    /// See [`TableError::TableIsNotMultimap`].
+    #[error("{0} is not a multimap table")]
+    TableIsNotMultimap(String),
     /// See [`CompactionError::TransactionInProgress`].
     #[error("a transaction is in progress")]
     TransactionInProgress,
@@ -177,6 +191,8 @@ impl From<TableError> for Error {
             TableError::TableDoesNotExist(t) => Error::TableDoesNotExist(t),
             TableError::TableExists(t) => Error::TableExists(t),
             TableError::TableAlreadyOpen(t) => Error::TableAlreadyOpen(t),
+            TableError::TableIsMultimap(t) => Error::TableIsMultimap(t),
+            TableError::TableIsNotMultimap(t) => Error::TableIsNotMultimap(t),
             TableError::Storage(s) => Error::Storage(s),
         }
     }

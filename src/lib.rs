@@ -70,6 +70,7 @@ macro_rules! internal_layer {
 mod backup;
 mod db;
 mod error;
+mod multimap;
 mod page;
 mod sync;
 mod table;
@@ -90,6 +91,10 @@ pub use error::{
     CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
 };
 pub use io::{LogDir, StorageBackend};
+pub use multimap::{
+    MultimapEntry, MultimapRange, MultimapTable, MultimapTableDefinition, MultimapTableHandle, MultimapValue,
+    ReadOnlyMultimapTable, ReadableMultimapTable, UntypedMultimapTableHandle,
+};
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,

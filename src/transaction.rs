@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use crate::engine::{self, Durability, PendingCommit};
 use crate::error::{CommitError, StorageError, TableError};
+use crate::multimap::{
+    MultimapTable, MultimapTableDefinition, MultimapTableHandle, ReadOnlyMultimapTable, UntypedMultimapTableHandle,
+};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
@@ -49,13 +52,51 @@ pub struct WriteTransaction {
     _live: LiveToken,
 }
 
+/// The error for opening an ordinary table whose stored metadata `stored`
+/// differs from the requested one: the kind first, then the types.
 fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
+    match check_kind(name, stored, false) {
+        Err(e) => e,
+        Ok(()) => type_mismatch(name, stored),
+    }
+}
+
+/// [`TableError::TableTypeMismatch`] naming the stored types.
+fn type_mismatch(name: &str, stored: &[u8]) -> TableError {
     let meta = TableMeta::decode(stored);
     TableError::TableTypeMismatch {
         table: name.to_string(),
         key: TypeName::new(meta.as_ref().map_or("?", |m| m.key_type.as_str())),
         value: TypeName::new(meta.as_ref().map_or("?", |m| m.value_type.as_str())),
     }
+}
+
+/// Whether the stored metadata `stored` names a multimap table (metadata
+/// that does not decode counts as an ordinary table's).
+fn is_multimap(stored: &[u8]) -> bool {
+    TableMeta::decode(stored).is_some_and(|m| m.multimap)
+}
+
+/// `Ok` if the table `name`, stored with `stored`, is of the kind asked for
+/// (`multimap`); [`TableError::TableIsMultimap`] or
+/// [`TableError::TableIsNotMultimap`] otherwise. Every typed entry point
+/// that names a table (open, delete, rename, list) checks the kind, so an
+/// ordinary table's methods never touch a multimap table's encoded pairs
+/// and the reverse.
+fn check_kind(name: &str, stored: &[u8], multimap: bool) -> Result<(), TableError> {
+    match (is_multimap(stored), multimap) {
+        (true, false) => Err(TableError::TableIsMultimap(name.to_string())),
+        (false, true) => Err(TableError::TableIsNotMultimap(name.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// The names of the listed tables of one kind.
+fn names_of_kind(tables: Vec<(Vec<u8>, Vec<u8>)>, multimap: bool) -> impl Iterator<Item = String> {
+    tables
+        .into_iter()
+        .filter(move |(_, meta)| is_multimap(meta) == multimap)
+        .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
 }
 
 impl WriteTransaction {
@@ -107,9 +148,18 @@ impl WriteTransaction {
 
     /// Deletes a table and all its entries; returns whether it existed.
     pub fn delete_table(&self, definition: impl TableHandle) -> Result<bool, TableError> {
-        let name = definition.name();
+        self.delete_kind(definition.name(), false)
+    }
+
+    /// Deletes a table of the given kind; see [`delete_table`](Self::delete_table).
+    fn delete_kind(&self, name: &str, multimap: bool) -> Result<bool, TableError> {
         self.ensure_closed(name)?;
-        Ok(self.with_txn(|txn| txn.delete_table(name.as_bytes()))?)
+        self.with_txn(|txn| {
+            if let Some(stored) = txn.table_meta(name.as_bytes())? {
+                check_kind(name, &stored, multimap)?;
+            }
+            Ok(txn.delete_table(name.as_bytes())?)
+        })
     }
 
     /// Renames a table.
@@ -119,18 +169,26 @@ impl WriteTransaction {
     /// `from` does not exist ([`TableError::TableDoesNotExist`]); renaming a
     /// table to its own name then succeeds and changes nothing; a table named
     /// `new_name` exists, open or not ([`TableError::TableExists`]).
+    /// Either table being a multimap table is
+    /// [`TableError::TableIsMultimap`], checked where its existence is.
     pub fn rename_table(&self, definition: impl TableHandle, new_name: impl TableHandle) -> Result<(), TableError> {
-        let (from, to) = (definition.name(), new_name.name());
+        self.rename_kind(definition.name(), new_name.name(), false)
+    }
+
+    /// Renames a table of the given kind; see [`rename_table`](Self::rename_table).
+    fn rename_kind(&self, from: &str, to: &str, multimap: bool) -> Result<(), TableError> {
         self.ensure_closed(from)?;
         self.with_txn(|txn| {
-            if txn.table_meta(from.as_bytes())?.is_none() {
+            let Some(stored) = txn.table_meta(from.as_bytes())? else {
                 return Err(TableError::TableDoesNotExist(from.to_string()));
-            }
+            };
+            check_kind(from, &stored, multimap)?;
             if from == to {
                 return Ok(());
             }
             // An open `to` exists (opening creates), so this covers it too.
-            if txn.table_meta(to.as_bytes())?.is_some() {
+            if let Some(stored) = txn.table_meta(to.as_bytes())? {
+                check_kind(to, &stored, multimap)?;
                 return Err(TableError::TableExists(to.to_string()));
             }
             // The engine's REQUIRES holds: `to` does not exist. `from` does,
@@ -142,12 +200,63 @@ impl WriteTransaction {
         })
     }
 
-    /// The tables as this transaction sees them.
+    /// The ordinary (not multimap) tables as this transaction sees them.
     pub fn list_tables(&self) -> Result<impl Iterator<Item = UntypedTableHandle> + use<>, StorageError> {
         let tables = self.with_txn(|txn| txn.list_tables())?;
-        Ok(tables
-            .into_iter()
-            .map(|(name, _)| UntypedTableHandle::new(String::from_utf8_lossy(&name).into_owned())))
+        Ok(names_of_kind(tables, false).map(UntypedTableHandle::new))
+    }
+
+    /// Opens a multimap table, creating it if it does not exist. Opening it
+    /// with other types is [`TableError::TableTypeMismatch`]; opening an
+    /// ordinary table is [`TableError::TableIsNotMultimap`].
+    pub fn open_multimap_table<'txn, K: Key + 'static, V: Key + 'static>(
+        &'txn self,
+        definition: MultimapTableDefinition<'_, K, V>,
+    ) -> Result<MultimapTable<'txn, K, V>, TableError> {
+        let name = definition.name();
+        self.ensure_closed(name)?;
+        let meta = TableMeta::of_multimap::<K, V>();
+        let table = self.with_txn(|txn| -> Result<_, TableError> {
+            if let Some(stored) = txn.table_meta(name.as_bytes())? {
+                check_kind(name, &stored, true)?;
+                if TableMeta::decode(&stored).as_ref() != Some(&meta) {
+                    return Err(type_mismatch(name, &stored));
+                }
+            }
+            Ok(txn.open_table(name.as_bytes(), &meta.encode(), crate::multimap::comparator::<K, V>())?)
+        })?;
+        self.open.borrow_mut().insert(name.to_string());
+        Ok(MultimapTable::new(self, table, name.to_string()))
+    }
+
+    /// Deletes a multimap table and all its values; returns whether it
+    /// existed. An open [`MultimapTable`] may be passed: it is closed first.
+    pub fn delete_multimap_table(&self, definition: impl MultimapTableHandle) -> Result<bool, TableError> {
+        let name = definition.name().to_string();
+        drop(definition);
+        self.delete_kind(&name, true)
+    }
+
+    /// Renames a multimap table, with [`rename_table`](Self::rename_table)'s
+    /// checks; an ordinary table under either name is
+    /// [`TableError::TableIsNotMultimap`]. An open [`MultimapTable`] may be
+    /// passed: it is closed first.
+    pub fn rename_multimap_table(
+        &self,
+        definition: impl MultimapTableHandle,
+        new_name: impl MultimapTableHandle,
+    ) -> Result<(), TableError> {
+        let from = definition.name().to_string();
+        drop(definition);
+        self.rename_kind(&from, new_name.name(), true)
+    }
+
+    /// The multimap tables as this transaction sees them.
+    pub fn list_multimap_tables(
+        &self,
+    ) -> Result<impl Iterator<Item = UntypedMultimapTableHandle> + use<>, StorageError> {
+        let tables = self.with_txn(|txn| txn.list_tables())?;
+        Ok(names_of_kind(tables, true).map(UntypedMultimapTableHandle::new))
     }
 
     /// Chooses how [`commit`](Self::commit) waits (default
@@ -196,21 +305,61 @@ impl ReadTransaction {
         definition: TableDefinition<'_, K, V>,
     ) -> Result<ReadOnlyTable<K, V>, TableError> {
         let name = definition.name();
+        // The types are checked before the open, which fixes the table's
+        // key order in this process: a wrong type's order must never stick.
+        self.check_meta(name, &TableMeta::of::<K, V>())?;
         let Some(table) = self.txn.open_table(name.as_bytes(), comparator::<K>())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
         };
-        if TableMeta::decode(table.meta()).as_ref() != Some(&TableMeta::of::<K, V>()) {
-            return Err(meta_mismatch(name, table.meta()));
-        }
         Ok(ReadOnlyTable::new(self.txn.clone(), table, self.live.clone()))
     }
 
-    /// The tables in this snapshot.
+    /// `Ok` if table `name` exists with metadata `meta`; otherwise the
+    /// error `open_table` or `open_multimap_table` reports.
+    fn check_meta(&self, name: &str, meta: &TableMeta) -> Result<(), TableError> {
+        let Some(stored) = self.txn.table_meta(name.as_bytes())? else {
+            return Err(TableError::TableDoesNotExist(name.to_string()));
+        };
+        check_kind(name, &stored, meta.multimap)?;
+        if TableMeta::decode(&stored).as_ref() != Some(meta) {
+            return Err(type_mismatch(name, &stored));
+        }
+        Ok(())
+    }
+
+    /// The ordinary (not multimap) tables in this snapshot.
     pub fn list_tables(&self) -> Result<impl Iterator<Item = UntypedTableHandle> + use<>, StorageError> {
-        let tables = self.txn.list_tables()?;
-        Ok(tables
-            .into_iter()
-            .map(|(name, _)| UntypedTableHandle::new(String::from_utf8_lossy(&name).into_owned())))
+        Ok(names_of_kind(self.txn.list_tables()?, false).map(UntypedTableHandle::new))
+    }
+
+    /// Opens a multimap table for reading. Opening it with other types is
+    /// [`TableError::TableTypeMismatch`]; opening an ordinary table is
+    /// [`TableError::TableIsNotMultimap`].
+    pub fn open_multimap_table<K: Key + 'static, V: Key + 'static>(
+        &self,
+        definition: MultimapTableDefinition<'_, K, V>,
+    ) -> Result<ReadOnlyMultimapTable<K, V>, TableError> {
+        let name = definition.name();
+        self.check_meta(name, &TableMeta::of_multimap::<K, V>())?;
+        let Some(table) = self
+            .txn
+            .open_table(name.as_bytes(), crate::multimap::comparator::<K, V>())?
+        else {
+            return Err(TableError::TableDoesNotExist(name.to_string()));
+        };
+        Ok(ReadOnlyMultimapTable::new(
+            self.txn.clone(),
+            table,
+            name.to_string(),
+            self.live.clone(),
+        ))
+    }
+
+    /// The multimap tables in this snapshot.
+    pub fn list_multimap_tables(
+        &self,
+    ) -> Result<impl Iterator<Item = UntypedMultimapTableHandle> + use<>, StorageError> {
+        Ok(names_of_kind(self.txn.list_tables()?, true).map(UntypedMultimapTableHandle::new))
     }
 
     /// Ends the transaction (dropping it does the same).

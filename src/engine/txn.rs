@@ -686,6 +686,15 @@ impl ReadTxn {
         }))
     }
 
+    /// The metadata table `name` was created with, if it exists in this
+    /// snapshot. Unlike [`open_table`](Self::open_table) this fixes no key
+    /// order, so the typed layer checks a table's kind and types with it
+    /// *before* opening: an open with the wrong types must not register
+    /// their comparator as the table's order.
+    pub fn table_meta(&self, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.state.lookup_table(name, self.seq)?.map(|def| def.meta))
+    }
+
     /// The key order of table `name` as this process knows it, without
     /// fixing one: the order a typed open registered, or byte order when
     /// the table's metadata says so. `Ok(None)` if the table does not exist

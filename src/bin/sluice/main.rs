@@ -586,6 +586,7 @@ fn tables(path: &Path) -> CliResult {
             decoded.as_ref().map_or("?".into(), |m| m.key_type.clone()),
             decoded.as_ref().map_or("?".into(), |m| m.value_type.clone()),
             match (&decoded, info.order) {
+                (Some(m), _) if m.multimap => "multimap".into(),
                 (_, Some(_)) => "bytes".into(),
                 (Some(_), None) => "custom".into(),
                 (None, None) => "unknown".into(),
@@ -652,6 +653,7 @@ fn put(path: &Path, table: &str, key: &str, value: &str, create: bool, encoding:
                 key_type: t.into(),
                 value_type: t.into(),
                 bytewise: true,
+                multimap: false,
             };
             TableInfo::new(
                 table.as_bytes().to_vec(),

@@ -1,0 +1,148 @@
+//! The engine key of one (key, value) pair of a multimap table, and the
+//! order the engine keeps those keys in.
+//!
+//! Layout of an engine key (its engine value is always empty):
+//!
+//! ```text
+//! offset 0           u8   kind: 0 = LOW probe, 1 = PAIR, 2 = HIGH probe
+//! offset 1           u32  key length n, little-endian
+//! offset 5           n    the key's bytes (K::as_bytes)
+//! offset 5 + n       ..   the value's bytes (V::as_bytes), the rest; empty
+//!                         for probes
+//! ```
+//!
+//! Splitting is O(1) and unambiguous: the length says where the key ends and
+//! the value is the rest. Only `PAIR`s are ever stored. The probes exist
+//! only as range bounds: `LOW(k)` sorts before every pair with key `k` and
+//! `HIGH(k)` after every one, so the pairs of key `k` are exactly the range
+//! `LOW(k)..HIGH(k)`, without fabricating a value smaller or larger than
+//! every `V` (there may be none).
+//!
+//! Order ([`pair_cmp`]): `K::compare` of the keys, then the kind (LOW < PAIR
+//! < HIGH), then `V::compare` of the values. It is a total order whenever
+//! `K::compare` and `V::compare` are. Bytes that do not parse (never written
+//! by this module; the engine only hands the comparator keys it stored or
+//! bounds built here) sort before every well-formed key, bytewise among
+//! themselves, so the comparator stays total and never panics.
+
+use std::cmp::Ordering;
+
+use crate::types::Key;
+
+/// Bytes before the key: the kind and the key length.
+const HEADER: usize = 1 + size_of::<u32>();
+
+/// A range probe sorting before every pair of its key.
+const LOW: u8 = 0;
+/// A stored (key, value) pair.
+const PAIR: u8 = 1;
+/// A range probe sorting after every pair of its key.
+const HIGH: u8 = 2;
+
+fn encode(kind: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + key.len() + value.len());
+    out.push(kind);
+    // A key longer than u32::MAX bytes is far beyond the engine's key limit,
+    // which rejects the whole pair before anything is stored; saturating
+    // keeps this function total.
+    out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+    out
+}
+
+/// The engine key of the pair (`key`, `value`).
+pub(crate) fn pair(key: &[u8], value: &[u8]) -> Vec<u8> {
+    encode(PAIR, key, value)
+}
+
+/// The bound sorting before every pair whose key equals `key`.
+pub(crate) fn low(key: &[u8]) -> Vec<u8> {
+    encode(LOW, key, &[])
+}
+
+/// The bound sorting after every pair whose key equals `key`.
+pub(crate) fn high(key: &[u8]) -> Vec<u8> {
+    encode(HIGH, key, &[])
+}
+
+/// Splits an engine key into (kind, key bytes, value bytes); `None` if the
+/// bytes are not something [`encode`] wrote.
+pub(crate) fn split(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&kind, rest) = bytes.split_first()?;
+    if kind > HIGH {
+        return None;
+    }
+    let (len, rest) = rest.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    if len > rest.len() {
+        return None;
+    }
+    let (key, value) = rest.split_at(len);
+    Some((kind, key, value))
+}
+
+/// The key and value of a stored pair; `None` for anything else (a probe or
+/// bytes this module did not write).
+pub(crate) fn split_pair(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    match split(bytes)? {
+        (PAIR, key, value) => Some((key, value)),
+        _ => None,
+    }
+}
+
+/// The engine order of a multimap table from `K` to `V`; see the module
+/// docs. A plain `fn`, so it is a [`Comparator`](crate::btree::Comparator).
+pub(crate) fn pair_cmp<K: Key, V: Key>(a: &[u8], b: &[u8]) -> Ordering {
+    match (split(a), split(b)) {
+        (Some((kind_a, key_a, value_a)), Some((kind_b, key_b, value_b))) => {
+            K::compare(key_a, key_b).then(kind_a.cmp(&kind_b)).then_with(|| {
+                // Only pairs carry values; two probes of one kind and key
+                // are the same bound.
+                if kind_a == PAIR {
+                    V::compare(value_a, value_b)
+                } else {
+                    Ordering::Equal
+                }
+            })
+        }
+        (None, None) => a.cmp(b),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_split_back_and_probes_bracket_their_key() {
+        let p = pair(b"key", b"value");
+        assert_eq!(split_pair(&p), Some((&b"key"[..], &b"value"[..])));
+        assert_eq!(split_pair(&low(b"key")), None);
+        assert_eq!(split_pair(b"\x01\xff\xff\xff\xffshort"), None);
+        assert_eq!(split(b""), None);
+        assert_eq!(split(b"\x03\0\0\0\0"), None);
+
+        let cmp = pair_cmp::<u64, &str>;
+        let key = |n: u64| <u64 as crate::Value>::as_bytes(&n).to_vec();
+        let (k1, k2) = (key(1), key(2));
+        let sorted = [
+            low(&k1),
+            pair(&k1, b""),
+            pair(&k1, b"a"),
+            pair(&k1, b"b"),
+            high(&k1),
+            low(&k2),
+            pair(&k2, b""),
+            high(&k2),
+        ];
+        assert_eq!(cmp(b"junk", &sorted[0]), Ordering::Less);
+        for (i, a) in sorted.iter().enumerate() {
+            for (j, b) in sorted.iter().enumerate() {
+                assert_eq!(cmp(a, b), i.cmp(&j), "{i} vs {j}");
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `sluice tables` names a multimap table's kind, and `sluice check` passes
+//! on a database holding one.
+
+use std::process::Command;
+
+use sluicedb::{Database, MultimapTableDefinition, TableDefinition};
+
+const TAGS: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("tags");
+const PLAIN: TableDefinition<&str, u64> = TableDefinition::new("plain");
+
+fn sluice(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sluice {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tables_shows_the_multimap_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut tags = txn.open_multimap_table(TAGS).unwrap();
+            for v in [1, 2, 3] {
+                tags.insert("rust", v).unwrap();
+            }
+            txn.open_table(PLAIN).unwrap().insert("x", 1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let path = path.to_str().unwrap();
+    let tables = sluice(&["tables", path]);
+    let line = |name: &str| {
+        tables
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {tables}"))
+            .to_string()
+    };
+    assert!(line("tags").contains("multimap"), "{tables}");
+    assert!(!line("plain").contains("multimap"), "{tables}");
+    sluice(&["check", path]);
+}
