@@ -47,12 +47,16 @@ pub struct Database {
     wal_path: Option<PathBuf>,
     /// Counts the live transactions (and read-only tables) this handle began.
     live: LiveToken,
+    /// Whether dropping the handle checkpoints (see the `Drop` impl).
+    checkpoint_on_drop: bool,
 }
 
 /// Configures and opens a [`Database`].
 #[derive(Clone, Debug)]
 pub struct Builder {
     options: EngineOptions,
+    /// Whether the database's handle checkpoints when dropped.
+    checkpoint_on_drop: bool,
 }
 
 impl Default for Builder {
@@ -87,7 +91,19 @@ impl Builder {
                 resolver: resolve,
                 ..EngineOptions::default()
             },
+            checkpoint_on_drop: true,
         }
+    }
+
+    /// Whether dropping the [`Database`] checkpoints it (the default: yes).
+    /// Internal (the `internals` feature): the `sluice` tool opens
+    /// databases with `false`, so that inspecting one leaves its WAL as
+    /// it found it.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn set_checkpoint_on_drop(&mut self, checkpoint: bool) -> &mut Self {
+        self.checkpoint_on_drop = checkpoint;
+        self
     }
 
     /// Bytes of page cache.
@@ -170,6 +186,7 @@ impl Builder {
             engine: Engine::open(data, wal, self.options)?,
             wal_path: None,
             live: LiveToken::new(),
+            checkpoint_on_drop: self.checkpoint_on_drop,
         })
     }
 }
@@ -275,6 +292,16 @@ impl Database {
         &self.engine
     }
 
+    /// Drops the handle as a process exit would leave it: the WAL holds the
+    /// commits since the last checkpoint, for the next open to replay.
+    /// Internal (the `internals` feature): tests of recovery and of tools
+    /// that read the WAL use it.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn close_without_checkpoint(mut self) {
+        self.checkpoint_on_drop = false;
+    }
+
     /// Closes the database explicitly: makes every commit durable (the
     /// `Durability::None` ones too), checkpoints it into the data file, and
     /// returns any error on the way, which dropping the handle can only
@@ -289,6 +316,20 @@ impl Database {
         // The apply thread is stopped and joined by the drop; a failure the
         // background work latched before then is reported, not swallowed.
         self.engine.inner.check_poison()
+    }
+}
+
+/// Dropping the handle does what [`Database::close`] does (every commit made
+/// durable and checkpointed into the data file, so the file alone holds the
+/// database, as a redb file does after its handle is dropped), but can only
+/// swallow the errors `close` returns. A poisoned database is left as it
+/// is: the next open recovers it from the WAL.
+impl Drop for Database {
+    fn drop(&mut self) {
+        if self.checkpoint_on_drop && self.engine.inner.check_poison().is_ok() {
+            let _ = self.engine.sync();
+            let _ = self.engine.checkpoint();
+        }
     }
 }
 

@@ -80,6 +80,7 @@ fn make(path: &Path, with_custom: bool) {
     txn.set_durability(Durability::None);
     txn.open_table(SCORES).unwrap().insert("barbara", 52).unwrap();
     txn.commit().unwrap();
+    db.close_without_checkpoint();
 }
 
 #[test]

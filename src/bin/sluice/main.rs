@@ -355,8 +355,11 @@ pub(crate) fn probe(path: &Path) -> CliResult<TreeStore> {
 /// Opens the database at `path` for a command.
 pub(crate) fn open(path: &Path) -> CliResult<Database> {
     probe(path)?;
+    // A command leaves the WAL as it found it (`checkpoint` and `compact`
+    // checkpoint explicitly): inspecting a database must not change it.
     Database::builder()
         .set_cache_size(CLI_CACHE_BYTES)
+        .set_checkpoint_on_drop(false)
         .open(path)
         .map_err(|e| open_error(path, e))
 }
@@ -747,7 +750,11 @@ fn check(path: &Path) -> CliResult {
     if let Err(e) = probe(path) {
         return Err(finding(e.message));
     }
-    let db = match Database::builder().set_cache_size(CLI_CACHE_BYTES).open(path) {
+    let db = match Database::builder()
+        .set_cache_size(CLI_CACHE_BYTES)
+        .set_checkpoint_on_drop(false)
+        .open(path)
+    {
         Ok(db) => db,
         Err(DatabaseError::Storage(e @ StorageError::Corrupted(_))) => return Err(finding(e.to_string())),
         Err(e) => return Err(open_error(path, e)),
