@@ -54,6 +54,7 @@ pub mod engine;
 mod error;
 pub mod io;
 mod page;
+mod savepoint;
 mod sync;
 mod table;
 mod transaction;
@@ -63,9 +64,11 @@ pub mod wal;
 pub use backup::BackupReport;
 pub use db::{Builder, Database, ReadableDatabase};
 pub use engine::{Durability, PendingCommit, Stats};
+pub use error::SavepointError;
 pub use error::{
     CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
 };
+pub use savepoint::Savepoint;
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::engine::{self, Durability, PendingCommit};
 use crate::error::{CommitError, StorageError, TableError};
+use crate::savepoint::{self, Savepoint};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
@@ -147,6 +148,7 @@ impl WriteTransaction {
         let tables = self.with_txn(|txn| txn.list_tables())?;
         Ok(tables
             .into_iter()
+            .filter(|(name, _)| !savepoint::is_reserved(name))
             .map(|(name, _)| UntypedTableHandle::new(String::from_utf8_lossy(&name).into_owned())))
     }
 
@@ -175,6 +177,58 @@ impl WriteTransaction {
     pub fn abort(self) -> Result<(), StorageError> {
         self.txn.into_inner().abort();
         Ok(())
+    }
+
+    /// A savepoint of the committed state as of this transaction's start,
+    /// valid while the returned handle lives (and the database is open). It
+    /// pins that state as a read transaction does (memtables and tree
+    /// pages), so keep it short-lived.
+    ///
+    /// [`SavepointError::InvalidSavepoint`] if this transaction has opened,
+    /// deleted or renamed a table, or restored a savepoint.
+    pub fn ephemeral_savepoint(&self) -> Result<Savepoint, crate::SavepointError> {
+        self.with_txn(|txn| savepoint::ephemeral(txn, self._live.clone()))
+    }
+
+    /// Creates a persistent savepoint of the committed state as of this
+    /// transaction's start and returns its id. It exists once this
+    /// transaction commits, survives restarts and crashes, and lasts until
+    /// [`delete_persistent_savepoint`](Self::delete_persistent_savepoint).
+    /// sluicedb copies the tables into reserved tables of the same file (see
+    /// `design/savepoints.md`): this costs a copy of the data, written with
+    /// this commit.
+    ///
+    /// [`SavepointError::InvalidSavepoint`] if this transaction has opened,
+    /// deleted or renamed a table, or restored a savepoint;
+    /// [`SavepointError::ImmediateDurabilityRequired`] unless its durability
+    /// is [`Durability::Immediate`].
+    pub fn persistent_savepoint(&self) -> Result<u64, crate::SavepointError> {
+        self.with_txn(savepoint::persistent)
+    }
+
+    /// The persistent savepoint `id`, as this transaction sees it
+    /// ([`SavepointError::InvalidSavepoint`] if there is none).
+    pub fn get_persistent_savepoint(&self, id: u64) -> Result<Savepoint, crate::SavepointError> {
+        self.with_txn(|txn| savepoint::get_persistent(txn, id))
+    }
+
+    /// Deletes persistent savepoint `id` (its space is freed once this
+    /// commits); returns whether it existed.
+    pub fn delete_persistent_savepoint(&self, id: u64) -> Result<bool, crate::SavepointError> {
+        self.with_txn(|txn| savepoint::delete_persistent(txn, id))
+    }
+
+    /// The ids of the persistent savepoints, in increasing order.
+    pub fn list_persistent_savepoints(&self) -> Result<impl Iterator<Item = u64> + use<>, StorageError> {
+        Ok(self.with_txn(savepoint::list_persistent)?.into_iter())
+    }
+
+    /// Makes every table equal to its state at `savepoint` (tables created
+    /// since are deleted, tables deleted since come back), and invalidates
+    /// the savepoints created after it (persistent ones are deleted). Writes
+    /// only the differences; they commit (or abort) with this transaction.
+    pub fn restore_savepoint(&mut self, savepoint: &Savepoint) -> Result<(), crate::SavepointError> {
+        self.with_txn(|txn| savepoint::restore(txn, savepoint))
     }
 }
 
@@ -210,6 +264,7 @@ impl ReadTransaction {
         let tables = self.txn.list_tables()?;
         Ok(tables
             .into_iter()
+            .filter(|(name, _)| !savepoint::is_reserved(name))
             .map(|(name, _)| UntypedTableHandle::new(String::from_utf8_lossy(&name).into_owned())))
     }
 

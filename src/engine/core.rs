@@ -160,6 +160,9 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// What recovery replayed and discarded when this engine opened.
     pub(crate) recovery: RecoveryReport,
+    /// The last savepoint id handed out in this process (see
+    /// `crate::savepoint`); ids only grow.
+    pub(crate) savepoint_ids: AtomicU64,
 }
 
 /// What the WAL recovery at open found; see [`Stats`](crate::engine::Stats).
@@ -258,6 +261,7 @@ impl Engine {
             apply: ApplyControl::default(),
             counters: Counters::default(),
             recovery: report,
+            savepoint_ids: AtomicU64::new(0),
         });
         inner.counters.flushed_seq.store(checkpoint, Ordering::Relaxed);
         inner

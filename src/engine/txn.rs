@@ -788,3 +788,96 @@ impl Future for PendingCommit {
         }
     }
 }
+
+/// What savepoints (`crate::savepoint`) need of the engine's transactions.
+impl WriteTxn {
+    /// A read snapshot of the state this transaction started from: every
+    /// commit up to its start sequence, none of its own writes. It pins what
+    /// a [`ReadTxn`] pins (memtables and tree pages) for as long as it lives.
+    pub fn start_snapshot(&self) -> ReadTxn {
+        ReadTxn {
+            inner: self.inner.clone(),
+            state: self.state.clone(),
+            seq: self.seq,
+        }
+    }
+
+    /// Whether `snapshot` was taken from this transaction's database (the
+    /// same engine instance, not a reopened one).
+    pub fn same_engine(&self, snapshot: &ReadTxn) -> bool {
+        Arc::ptr_eq(&self.inner, &snapshot.inner)
+    }
+
+    /// An address identifying this engine instance while it lives.
+    pub fn engine_address(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Names the transaction resolved, created, deleted or renamed.
+    pub fn touched_tables(&self) -> Vec<Vec<u8>> {
+        self.writes.touched_names().cloned().collect()
+    }
+
+    /// Whether a savepoint was restored in this transaction.
+    pub fn restored(&self) -> bool {
+        self.writes.restored
+    }
+
+    /// Records that a savepoint was restored in this transaction.
+    pub fn mark_restored(&mut self) {
+        self.writes.restored = true;
+    }
+
+    /// Hands out the next savepoint id: above every id this process gave
+    /// out and above `floor` (the highest id the database has stored).
+    pub fn next_savepoint_id(&self, floor: u64) -> u64 {
+        let ids = &self.inner.savepoint_ids;
+        ids.fetch_max(floor, Ordering::Relaxed);
+        ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The table bound to `name`: `(id, metadata)`, the id `None` for a
+    /// table this transaction created (it gets one at commit).
+    pub fn table_identity(&mut self, name: &[u8]) -> Result<Option<(Option<u64>, Vec<u8>)>> {
+        Ok(self.resolve(name, None)?.map(|slot| {
+            let table = &self.writes.tables[slot];
+            let id = match table.origin {
+                Origin::Existing(id) => Some(id),
+                Origin::New(_) => None,
+            };
+            (id, table.meta.clone())
+        }))
+    }
+
+    /// The key order of table `name` as this process knows it, without
+    /// fixing one (as [`ReadTxn::table_order`]); `Ok(None)` if missing.
+    pub fn table_order(&mut self, name: &[u8]) -> Result<Option<Option<Comparator>>> {
+        let Some(slot) = self.resolve(name, None)? else {
+            return Ok(None);
+        };
+        let table = &self.writes.tables[slot];
+        if let Some(cmp) = table.cmp {
+            return Ok(Some(Some(cmp)));
+        }
+        Ok(Some(match table.origin {
+            Origin::Existing(id) => self.order_of(id, &table.meta),
+            Origin::New(_) => None,
+        }))
+    }
+
+    /// The key order of table `id` registered in this process, or given by
+    /// its metadata.
+    pub fn order_of(&self, id: u64, meta: &[u8]) -> Option<Comparator> {
+        self.inner
+            .comparator(id)
+            .or_else(|| (self.inner.options.resolver)(meta))
+    }
+}
+
+/// What savepoints (`crate::savepoint`) need of the engine's snapshots.
+impl ReadTxn {
+    /// The table bound to `name` in this snapshot: `(id, metadata)`.
+    pub fn table_def(&self, name: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+        Ok(self.state.lookup_table(name, self.seq)?.map(|d| (d.id, d.meta)))
+    }
+}

@@ -90,9 +90,17 @@ pub(crate) struct WriteSet {
     /// Pre-existing tables deleted (their data is dropped at commit).
     dropped: Vec<u64>,
     created: u64,
+    /// Set by a savepoint restore: the transaction may not create savepoints
+    /// any more (see `crate::savepoint`).
+    pub(crate) restored: bool,
 }
 
 impl WriteSet {
+    /// Every name the transaction resolved, created, deleted or renamed.
+    pub(crate) fn touched_names(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.names.keys()
+    }
+
     /// Every name the transaction resolved or changed, with its binding.
     pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<TableSlot>)> {
         self.names.iter().filter(|(name, _)| self.changed.contains(*name))
