@@ -114,6 +114,12 @@ pub enum CompactionError {
     /// A transaction is in progress.
     #[error("a transaction is in progress")]
     TransactionInProgress,
+    /// A persistent savepoint exists (or is being created).
+    #[error("a persistent savepoint exists")]
+    PersistentSavepointExists,
+    /// An ephemeral savepoint exists.
+    #[error("an ephemeral savepoint exists")]
+    EphemeralSavepointExists,
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -157,6 +163,12 @@ pub enum Error {
     /// See [`SavepointError::ImmediateDurabilityRequired`].
     #[error("operation requires Durability::Immediate for the current transaction")]
     ImmediateDurabilityRequired,
+    /// See [`CompactionError::PersistentSavepointExists`].
+    #[error("a persistent savepoint exists")]
+    PersistentSavepointExists,
+    /// See [`CompactionError::EphemeralSavepointExists`].
+    #[error("an ephemeral savepoint exists")]
+    EphemeralSavepointExists,
 }
 
 impl From<DatabaseError> for Error {
@@ -200,6 +212,8 @@ impl From<CompactionError> for Error {
     fn from(e: CompactionError) -> Self {
         match e {
             CompactionError::TransactionInProgress => Error::TransactionInProgress,
+            CompactionError::PersistentSavepointExists => Error::PersistentSavepointExists,
+            CompactionError::EphemeralSavepointExists => Error::EphemeralSavepointExists,
             CompactionError::Storage(s) => Error::Storage(s),
         }
     }

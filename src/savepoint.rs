@@ -36,8 +36,8 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use crate::btree::Comparator;
-use crate::engine::{Durability, MergedRange, ReadTxn, TableRef, WriteTxn};
-use crate::error::{SavepointError, StorageError};
+use crate::engine::{Durability, Engine, MergedRange, ReadTxn, SavepointPin, TableRef, WriteTxn};
+use crate::error::{CompactionError, SavepointError, StorageError};
 use crate::transaction::LiveToken;
 use crate::types::TableMeta;
 
@@ -81,7 +81,11 @@ pub struct Savepoint {
 enum Kind {
     /// Pins the state at the savepoint's sequence, as a read transaction
     /// does, and counts as a live transaction (compaction waits for it).
-    Ephemeral { snapshot: ReadTxn, _live: LiveToken },
+    Ephemeral {
+        snapshot: ReadTxn,
+        _live: LiveToken,
+        _pin: SavepointPin,
+    },
     /// Its contents are in the database's reserved tables.
     Persistent,
 }
@@ -283,6 +287,7 @@ pub(crate) fn ephemeral(txn: &mut WriteTxn, live: LiveToken) -> Result<Savepoint
         kind: Kind::Ephemeral {
             snapshot: txn.start_snapshot(),
             _live: live,
+            _pin: txn.pin_ephemeral(),
         },
     })
 }
@@ -319,7 +324,33 @@ pub(crate) fn persistent(txn: &mut WriteTxn) -> Result<u64, SavepointError> {
         return Err(StorageError::Internal("the savepoint registry was not created".into()).into());
     };
     txn.insert(reg, &key(b'p', id), &record.encode())?;
+    txn.pin_pending_persistent();
     Ok(id)
+}
+
+/// Refuses compaction while a savepoint exists, as redb does: a persistent
+/// one (stored, or created in a transaction still open), then an ephemeral
+/// one.
+pub(crate) fn check_compaction(engine: &Engine) -> Result<(), CompactionError> {
+    let (ephemeral, pending) = engine.savepoint_pins();
+    if pending > 0 || any_stored(&engine.begin_read()?)? {
+        return Err(CompactionError::PersistentSavepointExists);
+    }
+    if ephemeral > 0 {
+        return Err(CompactionError::EphemeralSavepointExists);
+    }
+    Ok(())
+}
+
+/// Whether a committed persistent savepoint exists in `read`'s snapshot.
+fn any_stored(read: &ReadTxn) -> Result<bool, StorageError> {
+    let Some(table) = read.open_table(REGISTRY, crate::btree::bytewise)? else {
+        return Ok(false);
+    };
+    let lower = [b'p'];
+    let upper = [b'q'];
+    let mut range = read.range(&table, Bound::Included(&lower), Bound::Excluded(&upper))?;
+    Ok(range.next().transpose()?.is_some())
 }
 
 pub(crate) fn get_persistent(txn: &mut WriteTxn, id: u64) -> Result<Savepoint, SavepointError> {

@@ -241,14 +241,23 @@ fn restore_reaches_state_that_moved_into_the_tree() {
 }
 
 #[test]
-fn an_ephemeral_savepoint_blocks_compaction_while_it_lives() {
+fn savepoints_block_compaction_while_they_exist() {
     let (_dir, mut db) = create();
     put(&db, 1, 1);
     let txn = db.begin_write().unwrap();
     let sp = txn.ephemeral_savepoint().unwrap();
     txn.abort().unwrap();
-    assert!(matches!(db.compact(), Err(CompactionError::TransactionInProgress)));
+    assert!(matches!(db.compact(), Err(CompactionError::EphemeralSavepointExists)));
     drop(sp);
+    db.compact().unwrap();
+
+    let txn = db.begin_write().unwrap();
+    let id = txn.persistent_savepoint().unwrap();
+    txn.commit().unwrap();
+    assert!(matches!(db.compact(), Err(CompactionError::PersistentSavepointExists)));
+    let txn = db.begin_write().unwrap();
+    assert!(txn.delete_persistent_savepoint(id).unwrap());
+    txn.commit().unwrap();
     db.compact().unwrap();
 }
 

@@ -828,6 +828,18 @@ impl WriteTxn {
         self.writes.restored = true;
     }
 
+    /// Counts a live ephemeral savepoint until the pin drops.
+    pub fn pin_ephemeral(&self) -> SavepointPin {
+        SavepointPin::new(self.inner.clone(), SavepointPin::EPHEMERAL)
+    }
+
+    /// Counts a persistent savepoint created in this transaction until the
+    /// transaction ends.
+    pub fn pin_pending_persistent(&mut self) {
+        let pin = SavepointPin::new(self.inner.clone(), SavepointPin::PENDING_PERSISTENT);
+        self.writes.pins.push(pin);
+    }
+
     /// Hands out the next savepoint id: above every id this process gave
     /// out and above `floor` (the highest id the database has stored).
     pub fn next_savepoint_id(&self, floor: u64) -> u64 {
@@ -879,5 +891,36 @@ impl ReadTxn {
     /// The table bound to `name` in this snapshot: `(id, metadata)`.
     pub fn table_def(&self, name: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
         Ok(self.state.lookup_table(name, self.seq)?.map(|d| (d.id, d.meta)))
+    }
+}
+
+/// Counts one savepoint in [`Inner::savepoint_pins`] while it lives.
+pub struct SavepointPin {
+    inner: Arc<Inner>,
+    kind: usize,
+}
+
+impl SavepointPin {
+    const EPHEMERAL: usize = 0;
+    const PENDING_PERSISTENT: usize = 1;
+
+    fn new(inner: Arc<Inner>, kind: usize) -> Self {
+        inner.savepoint_pins[kind].fetch_add(1, Ordering::Relaxed);
+        Self { inner, kind }
+    }
+}
+
+impl Drop for SavepointPin {
+    fn drop(&mut self) {
+        self.inner.savepoint_pins[self.kind].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// `(live ephemeral savepoints, persistent ones created in transactions
+    /// still open)`.
+    pub fn savepoint_pins(&self) -> (u64, u64) {
+        let pins = &self.inner.savepoint_pins;
+        (pins[0].load(Ordering::Relaxed), pins[1].load(Ordering::Relaxed))
     }
 }

@@ -93,6 +93,9 @@ pub(crate) struct WriteSet {
     /// Set by a savepoint restore: the transaction may not create savepoints
     /// any more (see `crate::savepoint`).
     pub(crate) restored: bool,
+    /// One per persistent savepoint created here: released with the
+    /// transaction (its commit makes the savepoint a stored one).
+    pub(crate) pins: Vec<super::txn::SavepointPin>,
 }
 
 impl WriteSet {
