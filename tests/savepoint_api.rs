@@ -282,3 +282,58 @@ fn reserved_tables_stay_hidden_and_persistent_ones_need_their_commit() {
     let txn = db.begin_write().unwrap();
     assert_eq!(txn.list_persistent_savepoints().unwrap().collect::<Vec<_>>(), [id]);
 }
+
+#[test]
+fn a_committed_restore_invalidates_newer_savepoints_and_an_aborted_one_does_not() {
+    let (_dir, db) = create();
+    put(&db, 1, 1);
+    let txn = db.begin_write().unwrap();
+    let older = txn.ephemeral_savepoint().unwrap();
+    txn.abort().unwrap();
+    put(&db, 2, 2);
+    let txn = db.begin_write().unwrap();
+    let newer = txn.ephemeral_savepoint().unwrap();
+    let newer_persistent = txn.persistent_savepoint().unwrap();
+    txn.commit().unwrap();
+
+    // Aborted: nothing is invalidated.
+    let mut txn = db.begin_write().unwrap();
+    txn.restore_savepoint(&older).unwrap();
+    txn.abort().unwrap();
+    let mut txn = db.begin_write().unwrap();
+    assert_eq!(
+        txn.list_persistent_savepoints().unwrap().collect::<Vec<_>>(),
+        [newer_persistent]
+    );
+    txn.restore_savepoint(&newer).unwrap();
+    // Created after `newer` (ids follow creation), so deleted by its restore.
+    assert_eq!(txn.list_persistent_savepoints().unwrap().count(), 0);
+    txn.abort().unwrap();
+
+    // Committed: the newer ones are gone, the restored one still works.
+    let mut txn = db.begin_write().unwrap();
+    txn.restore_savepoint(&older).unwrap();
+    txn.commit().unwrap();
+    let mut txn = db.begin_write().unwrap();
+    assert!(matches!(
+        txn.restore_savepoint(&newer),
+        Err(SavepointError::InvalidSavepoint)
+    ));
+    assert!(matches!(
+        txn.get_persistent_savepoint(newer_persistent),
+        Err(SavepointError::InvalidSavepoint)
+    ));
+    txn.restore_savepoint(&older).unwrap();
+    txn.commit().unwrap();
+    // A savepoint created after the restore is valid.
+    let txn = db.begin_write().unwrap();
+    let later = txn.ephemeral_savepoint().unwrap();
+    txn.abort().unwrap();
+    let mut txn = db.begin_write().unwrap();
+    txn.restore_savepoint(&later).unwrap();
+    txn.commit().unwrap();
+    let read = db.begin_read().unwrap();
+    let t = read.open_table(NUMBERS).unwrap();
+    assert_eq!(t.get(1).unwrap().unwrap().value(), 1);
+    assert!(t.get(2).unwrap().is_none());
+}

@@ -296,9 +296,8 @@ impl Harness {
                 Op::DeleteTable(n) => {
                     let name = NAMES[n];
                     let existed = m.state.remove(name).is_some();
-                    // redb marks the transaction dirty even for a missing
-                    // table; sluicedb only when it existed (see the design).
-                    m.dirty |= existed;
+                    // Dirty even when the table is missing (as in redb).
+                    m.dirty = true;
                     assert_eq!(txn.delete_table(name).unwrap(), existed, "{:?}", self.log);
                 }
                 Op::Rename(a, b) => {

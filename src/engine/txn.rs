@@ -316,6 +316,11 @@ impl WriteTxn {
             Some(Some(slot)) => slot,
             None => {
                 let Some(def) = self.state.lookup_table(name, self.seq)? else {
+                    // Remembered, so savepoints see the name as touched
+                    // (redb: deleting a missing table dirties the
+                    // transaction); the state is fixed, so it stays missing
+                    // until this transaction binds it.
+                    self.writes.note_missing(name);
                     return Ok(None);
                 };
                 let slot = self.writes.adopt(name, &def);

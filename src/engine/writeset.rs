@@ -131,6 +131,12 @@ impl WriteSet {
         slot
     }
 
+    /// Records that `name` is bound to no table at the transaction's start
+    /// (not a change: `bindings` leaves it out).
+    pub(crate) fn note_missing(&mut self, name: &[u8]) {
+        self.names.entry(name.to_vec()).or_insert(None);
+    }
+
     /// Tables created so far.
     pub(crate) fn created(&self) -> u64 {
         self.created
