@@ -257,7 +257,14 @@ fn unknown_order(name: &[u8]) -> StorageError {
 }
 
 /// The user tables of a snapshot: `(name, id, meta, order)`.
-fn snapshot_tables(snapshot: &ReadTxn) -> Result<Vec<(SavedTable, Comparator)>, StorageError> {
+/// With `restoring`, an order may come from the table bound now (see
+/// [`order_or_current`]); without, nothing user-visible is resolved (that
+/// would make the transaction dirty).
+fn snapshot_tables(
+    txn: &mut WriteTxn,
+    snapshot: &ReadTxn,
+    restoring: bool,
+) -> Result<Vec<(SavedTable, Comparator)>, StorageError> {
     let mut out = Vec::new();
     for (name, _) in snapshot.list_tables()? {
         if is_reserved(&name) {
@@ -266,13 +273,37 @@ fn snapshot_tables(snapshot: &ReadTxn) -> Result<Vec<(SavedTable, Comparator)>, 
         let Some((id, meta)) = snapshot.table_def(&name)? else {
             continue;
         };
-        let cmp = snapshot
-            .table_order(&name)?
-            .flatten()
-            .ok_or_else(|| unknown_order(&name))?;
-        out.push((SavedTable { name, id, meta }, cmp));
+        let known = snapshot.table_order(&name)?.flatten();
+        let table = SavedTable { name, id, meta };
+        let cmp = match known.or_else(|| txn.order_of(table.id, &table.meta)) {
+            Some(cmp) => cmp,
+            None if restoring => order_or_current(txn, &table, None)?,
+            None => return Err(unknown_order(&table.name)),
+        };
+        out.push((table, cmp));
     }
     Ok(out)
+}
+
+/// `known`, or else the order of the table now bound to the same name with
+/// the same metadata (the same key type, so the same order): after a
+/// reopen, a custom order is known once the user opened the table, which
+/// may be a newer table than the saved one.
+fn order_or_current(
+    txn: &mut WriteTxn,
+    table: &SavedTable,
+    known: Option<Comparator>,
+) -> Result<Comparator, StorageError> {
+    if let Some(cmp) = known.or_else(|| txn.order_of(table.id, &table.meta)) {
+        return Ok(cmp);
+    }
+    if let Some((_, meta)) = txn.table_identity(&table.name)?
+        && meta == table.meta
+        && let Some(Some(cmp)) = txn.table_order(&table.name)?
+    {
+        return Ok(cmp);
+    }
+    Err(unknown_order(&table.name))
 }
 
 /// A savepoint of the transaction's start state, alive while the handle is.
@@ -304,7 +335,7 @@ pub(crate) fn persistent(txn: &mut WriteTxn) -> Result<u64, SavepointError> {
     let floor = read_registry(txn)?.floor();
     let snapshot = txn.start_snapshot();
     // Every order is known before anything is written.
-    let tables = snapshot_tables(&snapshot)?;
+    let tables = snapshot_tables(txn, &snapshot, false)?;
     let id = txn.next_savepoint_id(floor);
     for (table, cmp) in &tables {
         let Some(source) = snapshot.open_table(&table.name, *cmp)? else {
@@ -415,7 +446,7 @@ pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), S
             if !txn.same_engine(snapshot) {
                 return Err(SavepointError::InvalidSavepoint);
             }
-            (Source::Snapshot(snapshot), snapshot_tables(snapshot)?)
+            (Source::Snapshot(snapshot), snapshot_tables(txn, snapshot, true)?)
         }
         Kind::Persistent => {
             let Some(record) = read_record(txn, savepoint.id)? else {
@@ -424,11 +455,8 @@ pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), S
             let mut targets = Vec::new();
             for table in record.tables {
                 let hidden = hidden_name(savepoint.id, &table.name);
-                let cmp = txn
-                    .table_order(&hidden)?
-                    .flatten()
-                    .or_else(|| txn.order_of(table.id, &table.meta))
-                    .ok_or_else(|| unknown_order(&table.name))?;
+                let known = txn.table_order(&hidden)?.flatten();
+                let cmp = order_or_current(txn, &table, known)?;
                 targets.push((table, cmp));
             }
             (Source::Hidden(savepoint.id), targets)
