@@ -337,3 +337,27 @@ fn a_committed_restore_invalidates_newer_savepoints_and_an_aborted_one_does_not(
     assert_eq!(t.get(1).unwrap().unwrap().value(), 1);
     assert!(t.get(2).unwrap().is_none());
 }
+
+#[test]
+fn a_backup_holds_the_data_without_the_savepoints() {
+    let (dir, db) = create();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(WORDS).unwrap().insert("Apple", 1).unwrap();
+    txn.commit().unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.persistent_savepoint().unwrap();
+    txn.commit().unwrap();
+    let dest = dir.path().join("copy");
+    db.backup(&dest).unwrap();
+    let copy = Database::open(&dest).unwrap();
+    let txn = copy.begin_write().unwrap();
+    assert_eq!(txn.list_persistent_savepoints().unwrap().count(), 0);
+    assert_eq!(txn.open_table(WORDS).unwrap().get("apple").unwrap().unwrap().value(), 1);
+}
+
+#[test]
+fn savepoints_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<sluicedb::Savepoint>();
+    send_sync::<SavepointError>();
+}
