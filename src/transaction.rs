@@ -184,7 +184,7 @@ impl WriteTransaction {
     /// pins that state as a read transaction does (memtables and tree
     /// pages), so keep it short-lived.
     ///
-    /// [`SavepointError::InvalidSavepoint`] if this transaction has opened,
+    /// [`SavepointError::InvalidSavepoint`](crate::SavepointError::InvalidSavepoint) if this transaction has opened,
     /// deleted or renamed a table, or restored a savepoint.
     pub fn ephemeral_savepoint(&self) -> Result<Savepoint, crate::SavepointError> {
         self.with_txn(|txn| savepoint::ephemeral(txn, self._live.clone()))
@@ -198,16 +198,16 @@ impl WriteTransaction {
     /// `design/savepoints.md`): this costs a copy of the data, written with
     /// this commit.
     ///
-    /// [`SavepointError::InvalidSavepoint`] if this transaction has opened,
+    /// [`SavepointError::InvalidSavepoint`](crate::SavepointError::InvalidSavepoint) if this transaction has opened,
     /// deleted or renamed a table, or restored a savepoint;
-    /// [`SavepointError::ImmediateDurabilityRequired`] unless its durability
+    /// [`SavepointError::ImmediateDurabilityRequired`](crate::SavepointError::ImmediateDurabilityRequired) unless its durability
     /// is [`Durability::Immediate`].
     pub fn persistent_savepoint(&self) -> Result<u64, crate::SavepointError> {
         self.with_txn(savepoint::persistent)
     }
 
     /// The persistent savepoint `id`, as this transaction sees it
-    /// ([`SavepointError::InvalidSavepoint`] if there is none).
+    /// ([`SavepointError::InvalidSavepoint`](crate::SavepointError::InvalidSavepoint) if there is none).
     pub fn get_persistent_savepoint(&self, id: u64) -> Result<Savepoint, crate::SavepointError> {
         self.with_txn(|txn| savepoint::get_persistent(txn, id))
     }

@@ -899,7 +899,8 @@ impl ReadTxn {
     }
 }
 
-/// Counts one savepoint in [`Inner::savepoint_pins`] while it lives.
+/// Counts one savepoint in the engine while it lives (compaction reads the
+/// counts: [`Engine::savepoint_pins`]).
 pub struct SavepointPin {
     inner: Arc<Inner>,
     kind: usize,
