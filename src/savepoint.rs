@@ -13,7 +13,8 @@
 //! API hides them from `list_tables`.
 //! - `REGISTRY` (byte order) holds, per persistent savepoint, `b'p' ++ id`
 //!   (big-endian) → its record (sequence, and its tables with their ids and
-//!   metadata); and per restore of savepoint `X`, `b'r' ++ X` → `N`: every
+//!   metadata); `b'n' ++ 0` → the highest persistent id handed out; and per
+//!   restore of savepoint `X`, `b'r' ++ X` → `N`: every
 //!   savepoint with an id strictly between `X` and `N` is invalid (they were
 //!   created after `X`, and a restore of `X` put the database on another
 //!   timeline).
@@ -166,6 +167,9 @@ impl Record {
 /// What the registry stores, as the transaction sees it.
 #[derive(Default)]
 struct Registry {
+    /// The highest persistent savepoint id ever handed out (kept when that
+    /// savepoint is deleted, so its id is never handed out again).
+    highest: u64,
     persistent: Vec<u64>,
     /// `(X, N)`: ids strictly between are invalid.
     invalid: Vec<(u64, u64)>,
@@ -176,7 +180,7 @@ impl Registry {
     fn floor(&self) -> u64 {
         let persistent = self.persistent.iter().copied().max().unwrap_or(0);
         let ranges = self.invalid.iter().map(|&(_, n)| n).max().unwrap_or(0);
-        persistent.max(ranges)
+        persistent.max(ranges).max(self.highest)
     }
 
     fn is_invalidated(&self, id: u64) -> bool {
@@ -215,6 +219,13 @@ fn read_registry(txn: &mut WriteTxn) -> Result<Registry, StorageError> {
             .ok_or_else(|| StorageError::Corrupted("malformed savepoint registry key".into()))?;
         match k[0] {
             b'p' => out.persistent.push(id),
+            b'n' => {
+                out.highest = v
+                    .as_bytes()
+                    .try_into()
+                    .map(u64::from_le_bytes)
+                    .map_err(|_| StorageError::Corrupted("malformed savepoint id floor".into()))?;
+            }
             b'r' => {
                 let n = v
                     .as_bytes()
@@ -355,6 +366,8 @@ pub(crate) fn persistent(txn: &mut WriteTxn) -> Result<u64, SavepointError> {
         return Err(StorageError::Internal("the savepoint registry was not created".into()).into());
     };
     txn.insert(reg, &key(b'p', id), &record.encode())?;
+    // Ids never go backwards across restarts, even once this one is deleted.
+    txn.insert(reg, &key(b'n', 0), &id.to_le_bytes())?;
     txn.pin_pending_persistent();
     Ok(id)
 }

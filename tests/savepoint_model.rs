@@ -91,6 +91,8 @@ struct Known {
     /// The handle of an ephemeral savepoint (dropped: `None`).
     ephemeral: Option<Savepoint>,
     persistent: bool,
+    /// A persistent savepoint whose creation committed.
+    committed: bool,
     /// Invalidated by a committed restore of an older savepoint.
     invalid: bool,
 }
@@ -318,6 +320,7 @@ impl Harness {
                             state: self.committed.clone(),
                             ephemeral: Some(sp),
                             persistent: false,
+                            committed: false,
                             invalid: false,
                         });
                     }
@@ -328,19 +331,21 @@ impl Harness {
                     Ok(id) => {
                         assert!(!m.dirty, "{:?}", self.log);
                         // Ids grow: above every one this open gave out and
-                        // every stored one (an aborted one's id may come
-                        // back after a reopen, as in redb).
+                        // every persistent one ever committed, deleted or
+                        // not (an aborted one's id may come back after a
+                        // reopen, as in redb).
                         let above = self
                             .known
                             .iter()
                             .enumerate()
-                            .filter(|(j, k)| *j >= self.opened || !k.invalid);
+                            .filter(|(j, k)| *j >= self.opened || k.committed);
                         assert!(above.into_iter().all(|(_, k)| k.id < id), "{:?}", self.log);
                         self.known.push(Known {
                             id,
                             state: self.committed.clone(),
                             ephemeral: None,
                             persistent: true,
+                            committed: false,
                             // Until the commit: see `persistent_changes`.
                             invalid: true,
                         });
@@ -434,6 +439,7 @@ impl Harness {
             self.committed = m.state;
             for (i, created) in m.persistent_changes {
                 self.known[i].invalid = !created;
+                self.known[i].committed = true;
             }
             for i in m.invalidates {
                 self.known[i].invalid = true;
