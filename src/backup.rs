@@ -150,6 +150,11 @@ impl Database {
         // Every table's order is settled before anything is written.
         let mut tables: Vec<(Vec<u8>, Vec<u8>, Comparator)> = Vec::new();
         for (name, meta) in read.list_tables()? {
+            // Persistent savepoints are not copied: a backup holds the data
+            // as of one sequence (see design/savepoints.md).
+            if crate::savepoint::is_reserved(&name) {
+                continue;
+            }
             let cmp = read.table_order(&name)?.flatten().ok_or_else(|| {
                 invalid(format!(
                     "table {:?} has a custom key order that this process does not know: \

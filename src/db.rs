@@ -248,6 +248,8 @@ impl Database {
     /// this very thread would never give back, and a live snapshot pins the
     /// pages compaction would move.
     pub fn compact(&mut self) -> Result<bool, CompactionError> {
+        // Savepoints first, as redb reports them (they hold tokens too).
+        crate::savepoint::check_compaction(&self.engine)?;
         // Exact, not racy: `&mut self` stops any transaction from beginning
         // until we return, and every live one holds a token (see `LiveToken`).
         if self.live.others_live() {

@@ -122,6 +122,12 @@ pub enum CompactionError {
     /// A transaction is in progress.
     #[error("a transaction is in progress")]
     TransactionInProgress,
+    /// A persistent savepoint exists (or is being created).
+    #[error("a persistent savepoint exists")]
+    PersistentSavepointExists,
+    /// An ephemeral savepoint exists.
+    #[error("an ephemeral savepoint exists")]
+    EphemeralSavepointExists,
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -165,6 +171,18 @@ pub enum Error {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// See [`SavepointError::InvalidSavepoint`].
+    #[error("savepoint is invalid or cannot be created")]
+    InvalidSavepoint,
+    /// See [`SavepointError::ImmediateDurabilityRequired`].
+    #[error("operation requires Durability::Immediate for the current transaction")]
+    ImmediateDurabilityRequired,
+    /// See [`CompactionError::PersistentSavepointExists`].
+    #[error("a persistent savepoint exists")]
+    PersistentSavepointExists,
+    /// See [`CompactionError::EphemeralSavepointExists`].
+    #[error("an ephemeral savepoint exists")]
+    EphemeralSavepointExists,
 }
 
 impl From<DatabaseError> for Error {
@@ -210,7 +228,40 @@ impl From<CompactionError> for Error {
     fn from(e: CompactionError) -> Self {
         match e {
             CompactionError::TransactionInProgress => Error::TransactionInProgress,
+            CompactionError::PersistentSavepointExists => Error::PersistentSavepointExists,
+            CompactionError::EphemeralSavepointExists => Error::EphemeralSavepointExists,
             CompactionError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+/// Errors creating, finding or restoring a savepoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SavepointError {
+    /// The savepoint is invalid or cannot be created: it belongs to another
+    /// database (or an earlier open of this one), a savepoint older than it
+    /// was restored after it was created, the persistent savepoint does not
+    /// exist, or the transaction is "dirty" (it opened, deleted or renamed a
+    /// table, or restored a savepoint) so it cannot create one.
+    #[error("savepoint is invalid or cannot be created")]
+    InvalidSavepoint,
+    /// Creating or deleting a persistent savepoint (or a restore that would
+    /// delete newer ones) needs the transaction's durability to be
+    /// [`Durability::Immediate`](crate::Durability::Immediate).
+    #[error("operation requires Durability::Immediate for the current transaction")]
+    ImmediateDurabilityRequired,
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<SavepointError> for Error {
+    fn from(e: SavepointError) -> Self {
+        match e {
+            SavepointError::InvalidSavepoint => Error::InvalidSavepoint,
+            SavepointError::ImmediateDurabilityRequired => Error::ImmediateDurabilityRequired,
+            SavepointError::Storage(s) => Error::Storage(s),
         }
     }
 }

@@ -72,6 +72,7 @@ mod db;
 mod error;
 mod multimap;
 mod page;
+mod savepoint;
 mod sync;
 mod table;
 mod transaction;
@@ -87,6 +88,7 @@ internal_layer! {
 pub use backup::BackupReport;
 pub use db::{Builder, Database, ReadableDatabase};
 pub use engine::{Durability, PendingCommit, Stats};
+pub use error::SavepointError;
 pub use error::{
     CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
 };
@@ -95,6 +97,7 @@ pub use multimap::{
     MultimapEntry, MultimapRange, MultimapTable, MultimapTableDefinition, MultimapTableHandle, MultimapValue,
     ReadOnlyMultimapTable, ReadableMultimapTable, UntypedMultimapTableHandle,
 };
+pub use savepoint::Savepoint;
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,

@@ -9,6 +9,7 @@ use crate::error::{CommitError, StorageError, TableError};
 use crate::multimap::{
     MultimapTable, MultimapTableDefinition, MultimapTableHandle, ReadOnlyMultimapTable, UntypedMultimapTableHandle,
 };
+use crate::savepoint::{self, Savepoint};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
@@ -95,7 +96,8 @@ fn check_kind(name: &str, stored: &[u8], multimap: bool) -> Result<(), TableErro
 fn names_of_kind(tables: Vec<(Vec<u8>, Vec<u8>)>, multimap: bool) -> impl Iterator<Item = String> {
     tables
         .into_iter()
-        .filter(move |(_, meta)| is_multimap(meta) == multimap)
+        // Savepoints' hidden tables are nobody's to list.
+        .filter(move |(name, meta)| is_multimap(meta) == multimap && !savepoint::is_reserved(name))
         .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
 }
 
@@ -284,6 +286,58 @@ impl WriteTransaction {
     pub fn abort(self) -> Result<(), StorageError> {
         self.txn.into_inner().abort();
         Ok(())
+    }
+
+    /// A savepoint of the committed state as of this transaction's start,
+    /// valid while the returned handle lives (and the database is open). It
+    /// pins that state as a read transaction does (memtables and tree
+    /// pages), so keep it short-lived.
+    ///
+    /// [`SavepointError::InvalidSavepoint`](crate::SavepointError::InvalidSavepoint) if this transaction has opened,
+    /// deleted or renamed a table, or restored a savepoint.
+    pub fn ephemeral_savepoint(&self) -> Result<Savepoint, crate::SavepointError> {
+        self.with_txn(|txn| savepoint::ephemeral(txn, self._live.clone()))
+    }
+
+    /// Creates a persistent savepoint of the committed state as of this
+    /// transaction's start and returns its id. It exists once this
+    /// transaction commits, survives restarts and crashes, and lasts until
+    /// [`delete_persistent_savepoint`](Self::delete_persistent_savepoint).
+    /// sluicedb copies the tables into reserved tables of the same file (see
+    /// `design/savepoints.md`): this costs a copy of the data, written with
+    /// this commit.
+    ///
+    /// [`SavepointError::InvalidSavepoint`](crate::SavepointError::InvalidSavepoint) if this transaction has opened,
+    /// deleted or renamed a table, or restored a savepoint;
+    /// [`SavepointError::ImmediateDurabilityRequired`](crate::SavepointError::ImmediateDurabilityRequired) unless its durability
+    /// is [`Durability::Immediate`].
+    pub fn persistent_savepoint(&self) -> Result<u64, crate::SavepointError> {
+        self.with_txn(savepoint::persistent)
+    }
+
+    /// The persistent savepoint `id`, as this transaction sees it
+    /// ([`SavepointError::InvalidSavepoint`](crate::SavepointError::InvalidSavepoint) if there is none).
+    pub fn get_persistent_savepoint(&self, id: u64) -> Result<Savepoint, crate::SavepointError> {
+        self.with_txn(|txn| savepoint::get_persistent(txn, id))
+    }
+
+    /// Deletes persistent savepoint `id` (its space is freed once this
+    /// commits); returns whether it existed.
+    pub fn delete_persistent_savepoint(&self, id: u64) -> Result<bool, crate::SavepointError> {
+        self.with_txn(|txn| savepoint::delete_persistent(txn, id))
+    }
+
+    /// The ids of the persistent savepoints, in increasing order.
+    pub fn list_persistent_savepoints(&self) -> Result<impl Iterator<Item = u64> + use<>, StorageError> {
+        Ok(self.with_txn(savepoint::list_persistent)?.into_iter())
+    }
+
+    /// Makes every table equal to its state at `savepoint` (tables created
+    /// since are deleted, tables deleted since come back), and invalidates
+    /// the savepoints created after it (persistent ones are deleted). Writes
+    /// only the differences; they commit (or abort) with this transaction.
+    pub fn restore_savepoint(&mut self, savepoint: &Savepoint) -> Result<(), crate::SavepointError> {
+        self.with_txn(|txn| savepoint::restore(txn, savepoint))
     }
 }
 

@@ -160,6 +160,13 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// What recovery replayed and discarded when this engine opened.
     pub(crate) recovery: RecoveryReport,
+    /// The last savepoint id handed out in this process (see
+    /// `crate::savepoint`); ids only grow.
+    pub(crate) savepoint_ids: AtomicU64,
+    /// Live ephemeral savepoints, and persistent ones created in a
+    /// transaction still open: counted by `SavepointPin`s, read by
+    /// compaction (which they block, as in redb).
+    pub(crate) savepoint_pins: [AtomicU64; 2],
 }
 
 /// What the WAL recovery at open found; see [`Stats`](crate::engine::Stats).
@@ -258,6 +265,8 @@ impl Engine {
             apply: ApplyControl::default(),
             counters: Counters::default(),
             recovery: report,
+            savepoint_ids: AtomicU64::new(0),
+            savepoint_pins: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         inner.counters.flushed_seq.store(checkpoint, Ordering::Relaxed);
         inner

@@ -19,4 +19,4 @@ pub use core::{
     CheckpointedTable, Durability, Engine, EngineOptions, RecordSummary, RecoveryReport, Resolver, checkpointed_tables,
 };
 pub use merge::MergedRange;
-pub use txn::{PendingCommit, ReadTable, ReadTxn, Stats, TableRef, WriteTxn};
+pub use txn::{PendingCommit, ReadTable, ReadTxn, SavepointPin, Stats, TableRef, WriteTxn};

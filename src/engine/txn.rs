@@ -316,6 +316,11 @@ impl WriteTxn {
             Some(Some(slot)) => slot,
             None => {
                 let Some(def) = self.state.lookup_table(name, self.seq)? else {
+                    // Remembered, so savepoints see the name as touched
+                    // (redb: deleting a missing table dirties the
+                    // transaction); the state is fixed, so it stays missing
+                    // until this transaction binds it.
+                    self.writes.note_missing(name);
                     return Ok(None);
                 };
                 let slot = self.writes.adopt(name, &def);
@@ -795,5 +800,142 @@ impl Future for PendingCommit {
                 Poll::Ready(result)
             }
         }
+    }
+}
+
+/// What savepoints (`crate::savepoint`) need of the engine's transactions.
+impl WriteTxn {
+    /// A read snapshot of the state this transaction started from: every
+    /// commit up to its start sequence, none of its own writes. It pins what
+    /// a [`ReadTxn`] pins (memtables and tree pages) for as long as it lives.
+    pub fn start_snapshot(&self) -> ReadTxn {
+        ReadTxn {
+            inner: self.inner.clone(),
+            state: self.state.clone(),
+            seq: self.seq,
+        }
+    }
+
+    /// Whether `snapshot` was taken from this transaction's database (the
+    /// same engine instance, not a reopened one).
+    pub fn same_engine(&self, snapshot: &ReadTxn) -> bool {
+        Arc::ptr_eq(&self.inner, &snapshot.inner)
+    }
+
+    /// An address identifying this engine instance while it lives.
+    pub fn engine_address(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Names the transaction resolved, created, deleted or renamed.
+    pub fn touched_tables(&self) -> Vec<Vec<u8>> {
+        self.writes.touched_names().cloned().collect()
+    }
+
+    /// Whether a savepoint was restored in this transaction.
+    pub fn restored(&self) -> bool {
+        self.writes.restored
+    }
+
+    /// Records that a savepoint was restored in this transaction.
+    pub fn mark_restored(&mut self) {
+        self.writes.restored = true;
+    }
+
+    /// Counts a live ephemeral savepoint until the pin drops.
+    pub fn pin_ephemeral(&self) -> SavepointPin {
+        SavepointPin::new(self.inner.clone(), SavepointPin::EPHEMERAL)
+    }
+
+    /// Counts a persistent savepoint created in this transaction until the
+    /// transaction ends.
+    pub fn pin_pending_persistent(&mut self) {
+        let pin = SavepointPin::new(self.inner.clone(), SavepointPin::PENDING_PERSISTENT);
+        self.writes.pins.push(pin);
+    }
+
+    /// Hands out the next savepoint id: above every id this process gave
+    /// out and above `floor` (the highest id the database has stored).
+    pub fn next_savepoint_id(&self, floor: u64) -> u64 {
+        let ids = &self.inner.savepoint_ids;
+        ids.fetch_max(floor, Ordering::Relaxed);
+        ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The table bound to `name`: `(id, metadata)`, the id `None` for a
+    /// table this transaction created (it gets one at commit).
+    pub fn table_identity(&mut self, name: &[u8]) -> Result<Option<(Option<u64>, Vec<u8>)>> {
+        Ok(self.resolve(name, None)?.map(|slot| {
+            let table = &self.writes.tables[slot];
+            let id = match table.origin {
+                Origin::Existing(id) => Some(id),
+                Origin::New(_) => None,
+            };
+            (id, table.meta.clone())
+        }))
+    }
+
+    /// The key order of table `name` as this process knows it, without
+    /// fixing one (as [`ReadTxn::table_order`]); `Ok(None)` if missing.
+    pub fn table_order(&mut self, name: &[u8]) -> Result<Option<Option<Comparator>>> {
+        let Some(slot) = self.resolve(name, None)? else {
+            return Ok(None);
+        };
+        let table = &self.writes.tables[slot];
+        if let Some(cmp) = table.cmp {
+            return Ok(Some(Some(cmp)));
+        }
+        Ok(Some(match table.origin {
+            Origin::Existing(id) => self.order_of(id, &table.meta),
+            Origin::New(_) => None,
+        }))
+    }
+
+    /// The key order of table `id` registered in this process, or given by
+    /// its metadata.
+    pub fn order_of(&self, id: u64, meta: &[u8]) -> Option<Comparator> {
+        self.inner
+            .comparator(id)
+            .or_else(|| (self.inner.options.resolver)(meta))
+    }
+}
+
+/// What savepoints (`crate::savepoint`) need of the engine's snapshots.
+impl ReadTxn {
+    /// The table bound to `name` in this snapshot: `(id, metadata)`.
+    pub fn table_def(&self, name: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+        Ok(self.state.lookup_table(name, self.seq)?.map(|d| (d.id, d.meta)))
+    }
+}
+
+/// Counts one savepoint in the engine while it lives (compaction reads the
+/// counts: [`Engine::savepoint_pins`]).
+pub struct SavepointPin {
+    inner: Arc<Inner>,
+    kind: usize,
+}
+
+impl SavepointPin {
+    const EPHEMERAL: usize = 0;
+    const PENDING_PERSISTENT: usize = 1;
+
+    fn new(inner: Arc<Inner>, kind: usize) -> Self {
+        inner.savepoint_pins[kind].fetch_add(1, Ordering::Relaxed);
+        Self { inner, kind }
+    }
+}
+
+impl Drop for SavepointPin {
+    fn drop(&mut self) {
+        self.inner.savepoint_pins[self.kind].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// `(live ephemeral savepoints, persistent ones created in transactions
+    /// still open)`.
+    pub fn savepoint_pins(&self) -> (u64, u64) {
+        let pins = &self.inner.savepoint_pins;
+        (pins[0].load(Ordering::Relaxed), pins[1].load(Ordering::Relaxed))
     }
 }

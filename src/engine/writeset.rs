@@ -90,9 +90,20 @@ pub(crate) struct WriteSet {
     /// Pre-existing tables deleted (their data is dropped at commit).
     dropped: Vec<u64>,
     created: u64,
+    /// Set by a savepoint restore: the transaction may not create savepoints
+    /// any more (see `crate::savepoint`).
+    pub(crate) restored: bool,
+    /// One per persistent savepoint created here: released with the
+    /// transaction (its commit makes the savepoint a stored one).
+    pub(crate) pins: Vec<super::txn::SavepointPin>,
 }
 
 impl WriteSet {
+    /// Every name the transaction resolved, created, deleted or renamed.
+    pub(crate) fn touched_names(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.names.keys()
+    }
+
     /// Every name the transaction resolved or changed, with its binding.
     pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<TableSlot>)> {
         self.names.iter().filter(|(name, _)| self.changed.contains(*name))
@@ -118,6 +129,12 @@ impl WriteSet {
         let slot = self.tables.len() - 1;
         self.names.insert(name.to_vec(), Some(slot));
         slot
+    }
+
+    /// Records that `name` is bound to no table at the transaction's start
+    /// (not a change: `bindings` leaves it out).
+    pub(crate) fn note_missing(&mut self, name: &[u8]) {
+        self.names.entry(name.to_vec()).or_insert(None);
     }
 
     /// Tables created so far.
