@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::memtable::{Edge, MemKey, Memtable};
+use super::memtable::{Edge, MemKey, MemValue, Memtable};
 use crate::btree::{Comparator, ValueBytes};
 use crate::error::Result;
 
@@ -270,7 +270,7 @@ impl MemSource {
         let batch = self.batch;
         self.batch = (batch * 2).min(MEM_BATCH_MAX);
         let mut last_key: Option<Vec<u8>> = None;
-        let mut consume = |key: &[u8], seq: u64, value: &Option<Box<[u8]>>, buf: &mut VecDeque<Item>| -> bool {
+        let mut consume = |key: &[u8], seq: u64, value: &MemValue, buf: &mut VecDeque<Item>| -> bool {
             // Returns false once the batch is full and a key group closed.
             let same = current.as_ref().is_some_and(|(k, _)| (self.cmp)(k, key).is_eq());
             if !same {
@@ -299,7 +299,7 @@ impl MemSource {
                     Direction::Backward => visible,
                 };
                 if take {
-                    *chosen = Some((key.to_vec(), value.as_ref().map(|v| ValueBytes::owned(v.to_vec()))));
+                    *chosen = Some((key.to_vec(), value.as_ref().map(ValueBytes::shared)));
                 }
             }
             true

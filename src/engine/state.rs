@@ -177,7 +177,7 @@ impl State {
     pub(crate) fn get(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
         for mem in self.memtables() {
             if let Lookup::Found(value) = mem.get(table.def.id, table.cmp, key, seq) {
-                return Ok(value.map(|v| ValueBytes::owned(v.into_vec())));
+                return Ok(value.as_ref().map(ValueBytes::shared));
             }
         }
         if let Some(found) = table.overlay.as_ref().and_then(|o| overlay_get(o, table.cmp, key)) {
