@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use super::batch::{Batch, DataOp, TableDef, new_table_id};
 use super::merge::{Direction, Item, Source};
-use crate::btree::{Comparator, ValueBytes, is_bytewise};
+use crate::btree::{Comparator, ValueBytes, byte_order, is_bytewise};
 
 /// A key ordered by its table's comparator.
 pub(crate) struct OrdKey {
@@ -17,7 +17,12 @@ pub(crate) struct OrdKey {
 
 impl Ord for OrdKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.cmp)(&self.key, &other.key)
+        // Byte order inline rather than through the pointer.
+        if is_bytewise(self.cmp) {
+            byte_order(&self.key, &other.key)
+        } else {
+            (self.cmp)(&self.key, &other.key)
+        }
     }
 }
 
