@@ -1,0 +1,166 @@
+//! One hot path of sluicedb or redb, for counting its instructions under
+//! callgrind. The data set is the comparison's (16-byte keys, 100-byte
+//! values, random order, loaded in 1000-key durable commits); only the
+//! function named `measured_*` is meant to be counted:
+//!
+//! ```text
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' \
+//!     sluicedb-instructions ENGINE OP KEYS OPS [populated]
+//! ```
+//! ENGINE is `sluicedb` or `redb`; OP is `reads` (point reads of loaded
+//! keys) or `scans` (seek + 10 next); `populated` leaves sluicedb's recent
+//! writes in its memtable instead of checkpointing them into the tree.
+//! Counts are repeatable for the same binary and input, whatever else the
+//! machine runs, which wall-clock benchmarks on a shared machine are not.
+
+use std::hint::black_box;
+
+const KEY_LEN: usize = 16;
+const VALUE_LEN: usize = 100;
+const SLUICE: sluicedb::TableDefinition<&[u8], &[u8]> = sluicedb::TableDefinition::new("t");
+const REDB: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("t");
+
+/// SplitMix64, as the comparison's generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// The comparison's key `i` (benches/src/lib.rs).
+fn key(i: u64) -> [u8; KEY_LEN] {
+    let mut rng = Rng(i);
+    ((rng.next_u64() as u128) << 64 | i as u128).to_be_bytes()
+}
+
+fn value(i: u64) -> [u8; VALUE_LEN] {
+    let mut v = [0u8; VALUE_LEN];
+    let mut rng = Rng(i ^ 0xABCD);
+    for chunk in v.chunks_mut(8) {
+        let bits = rng.next_u64().to_le_bytes();
+        chunk.copy_from_slice(&bits[..chunk.len()]);
+    }
+    v
+}
+
+/// The two engines' read-only tables behind one shape.
+trait Reads {
+    fn get(&self, key: &[u8]) -> bool;
+    fn scan(&self, from: &[u8], n: usize) -> usize;
+}
+
+impl Reads for sluicedb::ReadOnlyTable<&'static [u8], &'static [u8]> {
+    fn get(&self, key: &[u8]) -> bool {
+        sluicedb::ReadableTable::get(self, key).unwrap().is_some()
+    }
+
+    fn scan(&self, from: &[u8], n: usize) -> usize {
+        use sluicedb::ReadableTable;
+        let mut seen = 0;
+        for entry in self.range(from..).unwrap().take(n) {
+            black_box(entry.unwrap());
+            seen += 1;
+        }
+        seen
+    }
+}
+
+impl Reads for redb::ReadOnlyTable<&'static [u8], &'static [u8]> {
+    fn get(&self, key: &[u8]) -> bool {
+        redb::ReadableTable::get(self, key).unwrap().is_some()
+    }
+
+    fn scan(&self, from: &[u8], n: usize) -> usize {
+        let mut seen = 0;
+        for entry in self.range(from..).unwrap().take(n) {
+            black_box(entry.unwrap());
+            seen += 1;
+        }
+        seen
+    }
+}
+
+#[inline(never)]
+fn measured_reads(table: &dyn Reads, keys: u64, ops: u64) -> u64 {
+    let mut rng = Rng(1000);
+    (0..ops)
+        .map(|_| u64::from(table.get(&key(rng.next_u64() % keys))))
+        .sum()
+}
+
+#[inline(never)]
+fn measured_scans(table: &dyn Reads, keys: u64, ops: u64) -> u64 {
+    let mut rng = Rng(77);
+    (0..ops)
+        .map(|_| table.scan(&key(rng.next_u64() % keys), 11) as u64)
+        .sum()
+}
+
+fn run(table: &dyn Reads, op: &str, keys: u64, ops: u64) {
+    let seen = match op {
+        "reads" => measured_reads(table, keys, ops),
+        "scans" => measured_scans(table, keys, ops),
+        other => panic!("unknown op {other:?}: reads or scans"),
+    };
+    println!("{op}: {ops} ops, {seen} entries");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: sluicedb-instructions sluicedb|redb reads|scans KEYS OPS [populated]";
+    let [_, engine, op, keys, ops, rest @ ..] = args.as_slice() else {
+        panic!("{usage}");
+    };
+    let (keys, ops): (u64, u64) = (keys.parse().expect(usage), ops.parse().expect(usage));
+    let populated = rest.first().is_some_and(|a| a == "populated");
+    let dir = tempfile::tempdir().unwrap();
+    let batches = (0..keys).step_by(1000).map(|start| start..(start + 1000).min(keys));
+    match engine.as_str() {
+        "sluicedb" => {
+            use sluicedb::ReadableDatabase;
+            let db = sluicedb::Database::builder()
+                .set_cache_size(1 << 30)
+                .create(dir.path().join("db"))
+                .unwrap();
+            for batch in batches {
+                let txn = db.begin_write().unwrap();
+                let mut table = txn.open_table(SLUICE).unwrap();
+                for i in batch {
+                    table.insert(key(i).as_slice(), value(i).as_slice()).unwrap();
+                }
+                drop(table);
+                txn.commit().unwrap();
+            }
+            if !populated {
+                db.checkpoint().unwrap();
+            }
+            let read = db.begin_read().unwrap();
+            run(&read.open_table(SLUICE).unwrap(), op, keys, ops);
+        }
+        "redb" => {
+            use redb::ReadableDatabase;
+            let db = redb::Database::builder()
+                .set_cache_size(1 << 30)
+                .create(dir.path().join("db"))
+                .unwrap();
+            for batch in batches {
+                let txn = db.begin_write().unwrap();
+                let mut table = txn.open_table(REDB).unwrap();
+                for i in batch {
+                    table.insert(key(i).as_slice(), value(i).as_slice()).unwrap();
+                }
+                drop(table);
+                txn.commit().unwrap();
+            }
+            let read = db.begin_read().unwrap();
+            run(&read.open_table(REDB).unwrap(), op, keys, ops);
+        }
+        other => panic!("unknown engine {other:?}: {usage}"),
+    }
+}
