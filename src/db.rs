@@ -133,6 +133,16 @@ impl Builder {
         self
     }
 
+    /// Bytes of WAL records that may wait in memory to be written (default
+    /// 64 MiB). A commit whose record would pass it waits until the log's
+    /// writer catches up (`Durability::None` commits that outrun the disk);
+    /// a single larger record waits only for the queue to empty.
+    /// `Database::stats()` counts the waits (`wal_queue_stalls`).
+    pub fn set_max_wal_queue_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.options.max_wal_queue_bytes = bytes;
+        self
+    }
+
     /// Whether opening may discard WAL records behind damage in the middle
     /// of the log (bit rot, a lost block), keeping every commit before it.
     /// Off by default: such damage is then a `Corrupted` error at open and

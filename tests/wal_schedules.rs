@@ -21,7 +21,13 @@
 //!   watermark only covers records written before the sync that published it);
 //! - the watermark never moves backwards nor past the last appended record;
 //! - a failed or panicking sync wakes every waiter (with the error, or by
-//!   degrading to synchronous mode) and never acknowledges a lost record.
+//!   degrading to synchronous mode) and never acknowledges a lost record;
+//! - with a tiny queue byte cap (`max_queue_bytes`), appends that wait for
+//!   room interleave with the sync thread's writes: they are always woken
+//!   (by the write, a failure, or degradation; shuttle reports a lost
+//!   wake-up as a deadlock), the queue never holds more than the cap or one
+//!   record, and committers that never wait for durability (only the cap
+//!   makes the sync thread write for them) lose nothing at a clean close.
 //!
 //! Run: `cargo test --features shuttle --test wal_schedules` (`.ci/run` does).
 #![cfg(feature = "shuttle")]
@@ -45,6 +51,9 @@ enum Wait {
     Blocking,
     /// `poll_durable` driven by a future executor: a registered waker.
     Future,
+    /// Never waits (`Durability::None`): only the queue's byte cap, or the
+    /// final drain, makes the sync thread write its records.
+    Never,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +65,10 @@ struct Scenario {
     /// A checkpointer thread truncates the log through the watermark.
     truncate: bool,
     fault: Fault,
+    /// `JournalOptions::max_queue_bytes`.
+    max_queue_bytes: usize,
+    /// Even committers never wait for durability (odd ones poll futures).
+    unwaited: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +125,7 @@ fn run(scenario: Scenario) {
         // Only waiters trigger syncs: the interval reads the real clock,
         // which would make schedules irreproducible.
         sync_interval: Duration::from_secs(3600),
+        max_queue_bytes: scenario.max_queue_bytes,
         ..JournalOptions::default()
     };
     let (journal, _) = Journal::open(dir.clone(), DB, 0, options, |_, _| Ok(())).unwrap();
@@ -123,21 +137,26 @@ fn run(scenario: Scenario) {
     let mut threads = Vec::new();
     for committer in 0..scenario.committers {
         let (journal, acks, dir, checkpoint) = (journal.clone(), acks.clone(), dir.clone(), checkpoint.clone());
-        let wait = if committer % 2 == 0 {
-            Wait::Blocking
-        } else {
-            Wait::Future
+        let wait = match (committer % 2 == 0, scenario.unwaited) {
+            (true, false) => Wait::Blocking,
+            (true, true) => Wait::Never,
+            (false, _) => Wait::Future,
         };
         threads.push(shuttle::thread::spawn(move || {
             for i in 0..scenario.records_each {
                 let payload = payload(committer, i);
                 let Ok(seq) = journal.append(&payload) else {
+                    assert!(journal.failure().is_some(), "an append error without a latched failure");
                     return;
                 };
+                let queued = journal.metrics().queue_bytes;
+                let bound = scenario.max_queue_bytes.max(RECORD_HEADER + payload.len()) as u64;
+                assert!(queued <= bound, "{queued} bytes queued, over the cap's bound {bound}");
                 let before = journal.durable_seq();
                 let durable = match wait {
                     Wait::Blocking => journal.wait_for_sync(seq),
                     Wait::Future => shuttle::future::block_on(poll_fn(|cx| journal.poll_durable(seq, cx))),
+                    Wait::Never => continue,
                 };
                 let after = journal.durable_seq();
                 assert!(after >= before, "the watermark moved back: {before} -> {after}");
@@ -179,6 +198,7 @@ fn run(scenario: Scenario) {
     }
     let failed = journal.failure().is_some();
     let degraded = journal.is_degraded();
+    let appended = journal.last_seq();
     let Ok(journal) = Arc::try_unwrap(journal) else {
         panic!("every thread joined, so the journal has one owner");
     };
@@ -187,8 +207,26 @@ fn run(scenario: Scenario) {
     let acks = std::mem::take(&mut *lock(&acks));
     if matches!(scenario.fault, Fault::None) || degraded {
         assert!(!failed, "no I/O error was injected");
-        let expected = scenario.committers * scenario.records_each;
-        assert_eq!(acks.len(), expected, "every wait succeeds without an I/O error");
+        let waiting = if scenario.unwaited {
+            scenario.committers / 2
+        } else {
+            scenario.committers
+        };
+        assert_eq!(
+            acks.len(),
+            waiting * scenario.records_each,
+            "every wait succeeds without an I/O error"
+        );
+        // A clean close drains the queue: every appended record, waited
+        // for or not, is in the log.
+        let total = (scenario.committers * scenario.records_each) as u64;
+        assert_eq!(appended, total, "every append succeeds without an I/O error");
+        let checkpoint = *lock(&checkpoint);
+        let records = recover(dir.crash(TearMode::DropAll), checkpoint);
+        assert!(
+            records.keys().copied().eq(checkpoint + 1..=total),
+            "a record appended before the close was lost"
+        );
     }
     for ack in acks {
         let records = recover(ack.image, ack.checkpoint);
@@ -213,8 +251,17 @@ fn scenario(committers: usize, records_each: usize) -> Scenario {
         segment_size: 64 << 20,
         truncate: false,
         fault: Fault::None,
+        max_queue_bytes: JournalOptions::default().max_queue_bytes,
+        unwaited: false,
     }
 }
+
+/// Bytes of a record's header (sequence, length, checksum).
+const RECORD_HEADER: usize = 20;
+
+/// A queue byte cap that holds one of this test's records but not two:
+/// every second append waits for the sync thread's write.
+const TINY_CAP: usize = 48;
 
 /// Schedules per scenario and exploration strategy: a schedule costs tens
 /// of microseconds, so these run in seconds.
@@ -273,5 +320,44 @@ fn a_panicking_sync_thread_degrades_without_hanging_or_losing_records() {
             ..scenario(3, 2)
         };
         explore(panicking, SCHEDULES / 20);
+    }
+}
+
+#[test]
+fn appends_blocked_by_a_tiny_queue_cap_are_always_woken() {
+    // Records are 20 + 20 bytes: one fits under the cap, two do not.
+    assert!(RECORD_HEADER + payload(0, 0).len() <= TINY_CAP);
+    assert!(2 * (RECORD_HEADER + payload(0, 0).len()) > TINY_CAP);
+    for unwaited in [true, false] {
+        let capped = Scenario {
+            max_queue_bytes: TINY_CAP,
+            unwaited,
+            ..scenario(3, 2)
+        };
+        explore(capped, SCHEDULES);
+    }
+    // With rolling segments and truncation too.
+    let rolling = Scenario {
+        segment_size: 64,
+        truncate: true,
+        max_queue_bytes: TINY_CAP,
+        unwaited: true,
+        ..scenario(2, 3)
+    };
+    explore(rolling, SCHEDULES / 2);
+}
+
+#[test]
+fn a_failure_or_panic_wakes_appenders_blocked_by_the_queue_cap() {
+    for op in 1..=6 {
+        for fault in [Fault::Error(op), Fault::Panic(op)] {
+            let failing = Scenario {
+                fault,
+                max_queue_bytes: TINY_CAP,
+                unwaited: true,
+                ..scenario(3, 2)
+            };
+            explore(failing, SCHEDULES / 20);
+        }
     }
 }

@@ -59,6 +59,10 @@ pub struct EngineOptions {
     /// not stall the writers after it while the apply thread flushes it, and
     /// memory stays bounded by this budget plus that one memtable.
     pub max_frozen_bytes: usize,
+    /// Bytes of WAL records that may wait in memory to be written before
+    /// committers block (see [`JournalOptions::max_queue_bytes`]; default
+    /// [`crate::wal::DEFAULT_MAX_QUEUE_BYTES`]).
+    pub max_wal_queue_bytes: usize,
     /// The loss window of `Durability::None` commits.
     pub sync_interval: Duration,
     /// WAL segment size.
@@ -88,6 +92,7 @@ impl Default for EngineOptions {
             cache_bytes: 1 << 30,
             memtable_bytes: 64 << 20,
             max_frozen_bytes: 256 << 20,
+            max_wal_queue_bytes: crate::wal::DEFAULT_MAX_QUEUE_BYTES,
             sync_interval: Duration::from_millis(20),
             segment_bytes: 64 << 20,
             checkpoint_wal_bytes: 64 << 20,
@@ -215,6 +220,7 @@ impl Engine {
             segment_size: options.segment_bytes,
             sync_interval: options.sync_interval,
             repair: options.repair_wal,
+            max_queue_bytes: options.max_wal_queue_bytes,
             ..JournalOptions::default()
         };
         let (journal, recovery): (Journal, Recovery) =

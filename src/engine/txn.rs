@@ -63,6 +63,17 @@ pub struct Stats {
     /// WAL records appended and not yet written by the sync thread: how far
     /// the log's writer is behind the committers.
     pub wal_queue_depth: u64,
+    /// Bytes of WAL records appended and not yet written (queued, or taken
+    /// by the sync thread and being written): the memory the WAL queue holds
+    /// now. At most `max_wal_queue_bytes`, or one record if a single record
+    /// is larger.
+    pub wal_queue_bytes: u64,
+    /// Commits whose WAL append waited because the queue was at
+    /// `max_wal_queue_bytes` (committers outran the log's writes; only
+    /// `Durability::None` commits can).
+    pub wal_queue_stalls: u64,
+    /// Time those appends waited, summed, in microseconds.
+    pub wal_queue_stall_micros: u64,
     /// WAL fsync latency, median, in µs: the upper bound of the histogram
     /// bucket holding it (buckets double from 50 µs to 102.4 ms), so
     /// accurate to a factor of two. 0 before the first fsync.
@@ -175,6 +186,9 @@ impl Engine {
             wal_degraded: wal.degraded,
             recovery: inner.recovery.clone(),
             wal_queue_depth: wal.queue_depth,
+            wal_queue_bytes: wal.queue_bytes,
+            wal_queue_stalls: wal.queue_stalls,
+            wal_queue_stall_micros: wal.queue_stall_micros,
             fsync_p50_us: wal.sync_latency_quantile_us(0.5),
             fsync_p99_us: wal.sync_latency_quantile_us(0.99),
             fsync_max_us: wal.max_sync_us,

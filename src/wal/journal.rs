@@ -4,7 +4,8 @@
 //! # Thread safety
 //! `Journal` is shared by all committers. Its locks, and what each guards:
 //! - `queue`: records appended but not yet taken for writing, the next
-//!   sequence number, and the sync thread's wake-up conditions. Held only to
+//!   sequence number, the bytes taken and not yet written (for the queue's
+//!   byte cap), and the sync thread's wake-up conditions. Held only to
 //!   copy a record in or to take the whole queue out: never across I/O. A
 //!   short-held lock rather than a lock-free queue, because appends are
 //!   already serialized by the engine's single writer slot, so the lock is
@@ -16,6 +17,9 @@
 //!   creates a segment and when a checkpoint deletes old ones.
 //! - `waiters`: futures' wakers; `durable_seq` advances under it, and parked
 //!   committers wait on `synced` with it, so no wake-up is lost.
+//!
+//! Lock order: `io` before `queue`, `segments` and `metrics`; `queue` is
+//! never held while taking another lock.
 //!
 //! # Invariants
 //! 1. Records are written in sequence order, each write appending to the
@@ -33,6 +37,12 @@
 //!    (`ActiveSegment::create`). With 4, a valid record or header behind a
 //!    bad record proves the bad one was once durable: recovery reports
 //!    damage and never mistakes it for a torn tail (`reader::read_log`).
+//! 7. Queued-but-unwritten bytes (`Queue::buf` plus `Queue::taken`, the
+//!    bytes the writer took into `Io::pending` and has not yet written) never
+//!    exceed `max(max_queue_bytes, the largest record)`: `append` waits on
+//!    `room` until its record fits, or until nothing is queued. Every change
+//!    that can end that wait (bytes written, failure, degradation, shutdown)
+//!    is made or announced under the `queue` lock and notifies `room`.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -43,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use super::metrics::JournalMetrics;
 use super::reader::{LaterRecord, LogEnd, Stop, read_log};
-use super::record::{MAX_PAYLOAD, SEGMENT_HEADER_LEN, encode_record};
+use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_record};
 use super::segment::{ActiveSegment, segment_name};
 use crate::error::{Result, StorageError};
 use crate::io::LogDir;
@@ -68,7 +78,34 @@ pub struct JournalOptions {
     /// the valid prefix before the damage and [`Recovery`] reports what was
     /// discarded. A torn tail (the expected end of a crash) needs no repair.
     pub repair: bool,
+    /// The most bytes of records (headers included) that may sit in memory
+    /// appended but not yet written to a segment: the queue plus what the
+    /// sync thread has taken and is writing. An [`append`](Journal::append)
+    /// that would pass it waits until the sync thread has *written* enough
+    /// (written bytes are the OS's, no longer ours; they need not be synced
+    /// yet). A record larger than the cap is admitted once nothing is
+    /// queued, so it never deadlocks; the bound is therefore
+    /// `max(max_queue_bytes, largest record)`. Only `Durability::None`
+    /// committers, whom nobody makes wait for a sync, can reach it.
+    ///
+    /// Default [`DEFAULT_MAX_QUEUE_BYTES`] (64 MiB). 0 means "one record at
+    /// a time" (every append waits for the previous ones to be written).
+    pub max_queue_bytes: usize,
 }
+
+/// The default [`JournalOptions::max_queue_bytes`]: 64 MiB.
+///
+/// Why this much: the sync thread writes the whole queue with one call, so
+/// the queue only needs to absorb what committers produce during one write
+/// and sync. At 64 MiB that is over 100 ms of a fast SSD's sequential
+/// bandwidth (and several seconds of a slow disk's), far longer than a group
+/// commit round, so the cap does not throttle a disk that keeps up: it only
+/// stops committers that outrun the disk for good, which a larger queue
+/// would not help either (it would just be more memory to lose at a crash).
+/// It matches the default segment and memtable sizes, so the WAL queue adds
+/// at most one memtable's worth to the memory a database uses (two such
+/// buffers are allocated at most: the queue and the one being written).
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 << 20;
 
 impl Default for JournalOptions {
     fn default() -> Self {
@@ -77,6 +114,7 @@ impl Default for JournalOptions {
             first_segment_size: FIRST_SEGMENT_BYTES,
             sync_interval: Duration::from_millis(20),
             repair: false,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
         }
     }
 }
@@ -141,6 +179,11 @@ struct Queue {
     /// The sequence number the next append gets.
     next_seq: u64,
     records: u64,
+    /// Bytes the writer took from `buf` into `Io::pending` and has not yet
+    /// written: with `buf.len()`, what the queue's byte cap counts
+    /// (invariant 7). Kept here, not in `Io`, so an appender reads it under
+    /// the lock it waits with; `io` is held across I/O.
+    taken: usize,
     /// When the oldest queued record was appended.
     oldest: Option<Instant>,
     /// A waiter wants everything appended so far made durable now.
@@ -181,6 +224,9 @@ struct Inner {
     queue: Mutex<Queue>,
     /// Wakes the sync thread: records queued, a sync wanted, shutdown.
     work: Condvar,
+    /// Wakes appenders waiting for room in the queue (invariant 7): bytes
+    /// written, failure, degradation, shutdown. Waited on with `queue`.
+    room: Condvar,
     io: Mutex<Io>,
     segments: Mutex<Vec<(u64, String)>>,
     durable_seq: AtomicU64,
@@ -339,11 +385,13 @@ impl Journal {
                 buf: Vec::new(),
                 next_seq,
                 records: 0,
+                taken: 0,
                 oldest: None,
                 sync_wanted: false,
                 shutdown: false,
             }),
             work: Condvar::new(),
+            room: Condvar::new(),
             io: Mutex::new(Io {
                 segment: None,
                 pending: Vec::new(),
@@ -382,6 +430,11 @@ impl Journal {
     /// Queues `payload` as the next record and returns its sequence number.
     /// No I/O happens on the caller's thread (unless the journal is degraded).
     ///
+    /// Waits while the record would push the queued-but-unwritten bytes past
+    /// [`JournalOptions::max_queue_bytes`] (backpressure; see
+    /// [`JournalMetrics::queue_stalls`]), until the sync thread has written
+    /// enough, the journal fails (the error is returned) or shuts down.
+    ///
     /// A payload over [`Self::MAX_PAYLOAD`] is refused with
     /// `ValueTooLarge` before anything changes: it is the caller's error, not
     /// the log's, so the journal is not failed and the sequence continues.
@@ -390,28 +443,85 @@ impl Journal {
             return Err(StorageError::ValueTooLarge(payload.len()));
         }
         self.inner.check_failed()?;
-        let seq = {
-            let mut q = self.inner.queue.lock();
+        let inner = &*self.inner;
+        let record_len = RECORD_HEADER_LEN + payload.len();
+        let mut stalled: Option<Instant> = None;
+        let appended = loop {
+            let mut q = inner.queue.lock();
             if q.shutdown {
-                return Err(StorageError::PreviousIo("the journal is shut down".into()));
+                break Err(StorageError::PreviousIo("the journal is shut down".into()));
             }
-            // Invariant: `next_seq < u64::MAX` (see `first_assignable`), so the
-            // increment cannot wrap; the last number is never handed out.
-            let seq = q.next_seq;
-            if seq == LAST_SEQ {
-                return Err(exhausted(seq - 1));
+            if inner.failed.load(Ordering::Acquire) {
+                drop(q);
+                break inner.check_failed().map(|()| 0);
             }
-            q.next_seq += 1;
-            encode_record(&mut q.buf, seq, payload);
-            q.records += 1;
-            if q.oldest.is_none() {
-                q.oldest = Some(Instant::now());
-                self.inner.work.notify_one();
+            // Invariant 7: admit the record if it fits under the cap, or if
+            // nothing is queued (a record larger than the cap must not wait
+            // forever for room that can never be).
+            let queued = q.buf.len() + q.taken;
+            if queued == 0 || queued.saturating_add(record_len) <= inner.options.max_queue_bytes {
+                // Invariant: `next_seq < u64::MAX` (see `first_assignable`), so the
+                // increment cannot wrap; the last number is never handed out.
+                let seq = q.next_seq;
+                if seq == LAST_SEQ {
+                    break Err(exhausted(seq - 1));
+                }
+                q.next_seq += 1;
+                encode_record(&mut q.buf, seq, payload);
+                q.records += 1;
+                debug_assert!(
+                    q.buf.len() + q.taken <= inner.options.max_queue_bytes.max(record_len),
+                    "invariant 7: the queue stays under its cap, or holds one record"
+                );
+                if q.oldest.is_none() {
+                    q.oldest = Some(Instant::now());
+                    inner.work.notify_one();
+                }
+                break Ok(seq);
             }
-            seq
+            stalled.get_or_insert_with(Instant::now);
+            if inner.degraded.load(Ordering::Acquire) {
+                // No sync thread: write the queue ourselves (we hold no
+                // journal lock now; `flush` takes `io`, then `queue`).
+                drop(q);
+                if let Err(e) = inner.flush_locally() {
+                    break Err(e);
+                }
+                continue;
+            }
+            // Why this wait cannot deadlock. The caller holds the engine's
+            // writer slot and commit lock (appends are serialized by them:
+            // `WriteTxn::append_and_apply`), so everyone who wants either
+            // waits for us: the next writer, and a checkpoint or the apply
+            // thread freezing the active memtable (`freeze_if_not_empty`
+            // takes the commit lock briefly). That is safe because what we
+            // wait for needs neither: the sync thread takes only the
+            // journal's own locks (`queue`, `io`, `segments`, `metrics`,
+            // `waiters`), none of which anyone holds while waiting for an
+            // engine lock (`truncate_through`, the checkpoint's one journal
+            // call, holds `segments` only while unlinking files), and it
+            // writes the queue once asked (`sync_wanted`) without waiting
+            // for any committer, checkpoint or the apply thread. So the
+            // sync thread's write completes, `write_pending` frees room and
+            // notifies `room`; a failed write latches the failure and
+            // `fail` notifies; a panicking sync thread degrades and
+            // `degrade` notifies (we then write ourselves, above); a drop
+            // sets `shutdown` and notifies. Each of those changes its state
+            // under (or announces it by taking) the `queue` lock we check
+            // it with, so no wake-up falls between our check and our wait.
+            // The wait parks; it never holds `queue` while blocked.
+            q.sync_wanted = true;
+            inner.work.notify_one();
+            inner.room.wait(&mut q);
         };
-        if self.inner.degraded.load(Ordering::Acquire) {
-            self.inner.flush_locally()?;
+        if let Some(since) = stalled {
+            let mut metrics = inner.metrics.lock();
+            metrics.queue_stalls += 1;
+            metrics.queue_stall_micros += since.elapsed().as_micros() as u64;
+        }
+        let seq = appended?;
+        if inner.degraded.load(Ordering::Acquire) {
+            inner.flush_locally()?;
         }
         Ok(seq)
     }
@@ -465,6 +575,7 @@ impl Journal {
         {
             let q = self.inner.queue.lock();
             metrics.queue_depth = q.records;
+            metrics.queue_bytes = (q.buf.len() + q.taken) as u64;
             metrics.records = q.next_seq - self.inner.first_seq;
         }
         metrics.degraded = self.is_degraded();
@@ -498,6 +609,7 @@ impl Drop for Journal {
     fn drop(&mut self) {
         self.inner.queue.lock().shutdown = true;
         self.inner.work.notify_all();
+        self.inner.room.notify_all();
         if let Some(thread) = self.sync_thread.take() {
             let _ = thread.join();
         }
@@ -528,6 +640,17 @@ impl Inner {
         self.wake_all();
     }
 
+    /// Wakes appenders waiting for queue room to re-check. Taking `queue`
+    /// orders this after the flag the caller just set: an appender either
+    /// saw the flag before waiting or is already waiting (invariant 7).
+    fn wake_appenders(&self) {
+        let _q = self.queue.lock();
+        self.room.notify_all();
+    }
+
+    /// Wakes everyone who waits on the journal: durability waiters (parked
+    /// and futures) and appenders waiting for queue room. For a failure or
+    /// a degradation, after its flag is set.
     fn wake_all(&self) {
         let wakers: Vec<Waker> = {
             let mut waiters = self.waiters.lock();
@@ -535,6 +658,7 @@ impl Inner {
             waiters.drain(..).map(|(_, w)| w).collect()
         };
         wakers.into_iter().for_each(Waker::wake);
+        self.wake_appenders();
     }
 
     fn publish(&self, seq: u64) {
@@ -621,11 +745,14 @@ impl Inner {
         if q.records == 0 {
             return;
         }
+        // Invariant 7: the bytes stay counted until written.
+        q.taken += q.buf.len();
         if io.pending.is_empty() {
             std::mem::swap(&mut io.pending, &mut q.buf);
         } else {
             io.pending.extend_from_slice(&q.buf);
             q.buf.clear();
+            self.trim(&mut q.buf);
         }
         io.pending_last = q.next_seq - 1;
         io.pending_records += q.records;
@@ -660,12 +787,32 @@ impl Inner {
         };
         segment.write(&io.pending)?;
         // Invariant 1: from here the records are completely written.
-        self.metrics.lock().bytes += io.pending.len() as u64;
+        let written = io.pending.len();
+        self.metrics.lock().bytes += written as u64;
         io.written_seq = io.pending_last;
         io.unsynced_records += io.pending_records;
         io.pending_records = 0;
         io.pending.clear();
+        self.trim(&mut io.pending);
+        // Invariant 7: the written bytes are the OS's now, not our memory:
+        // make room and wake the appenders waiting for it (before the sync,
+        // which they need not wait for).
+        {
+            let mut q = self.queue.lock();
+            debug_assert!(q.taken >= written, "invariant 7: written bytes were taken");
+            q.taken = q.taken.saturating_sub(written);
+            self.room.notify_all();
+        }
         Ok(())
+    }
+
+    /// Frees an emptied buffer that a record larger than the cap grew past
+    /// twice the cap, so one huge commit does not keep its size allocated;
+    /// buffers within that are kept for reuse.
+    fn trim(&self, buf: &mut Vec<u8>) {
+        if buf.capacity() > self.options.max_queue_bytes.saturating_mul(2) {
+            *buf = Vec::new();
+        }
     }
 
     fn sync_active(&self, io: &mut Io) -> Result<()> {

@@ -26,6 +26,15 @@ pub struct JournalMetrics {
     pub max_sync_us: u64,
     /// Records appended but not yet written.
     pub queue_depth: u64,
+    /// Bytes appended but not yet written: the queue plus what the sync
+    /// thread has taken and is writing. At most
+    /// `max(JournalOptions::max_queue_bytes, the largest record)`.
+    pub queue_bytes: u64,
+    /// Appends that waited for room under `JournalOptions::max_queue_bytes`
+    /// (backpressure: committers outran the log's writes).
+    pub queue_stalls: u64,
+    /// Time those appends waited, summed, in microseconds.
+    pub queue_stall_micros: u64,
     /// Segment files created.
     pub segments_created: u64,
     /// Segment files deleted after checkpoints.
