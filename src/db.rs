@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Engine, EngineOptions, Stats};
@@ -50,9 +51,43 @@ pub struct Database {
 }
 
 /// Configures and opens a [`Database`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Builder {
     options: EngineOptions,
+    /// See [`Builder::set_repair_callback`].
+    repair_callback: Option<RepairCallback>,
+}
+
+/// The callback of [`Builder::set_repair_callback`].
+type RepairCallback = Arc<dyn Fn(&mut RepairSession)>;
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("options", &self.options)
+            .field("repair_callback", &self.repair_callback.is_some())
+            .finish()
+    }
+}
+
+/// The handle a repair callback gets (see [`Builder::set_repair_callback`]).
+#[derive(Debug)]
+pub struct RepairSession {
+    progress: f64,
+    aborted: bool,
+}
+
+impl RepairSession {
+    /// Aborts the open: it returns [`DatabaseError::RepairAborted`].
+    pub fn abort(&mut self) {
+        self.aborted = true;
+    }
+
+    /// An estimate of the repair's progress in `[0.0, 1.0]`. sluicedb calls
+    /// the callback once, after recovery has run, so this is `1.0`.
+    pub fn progress(&self) -> f64 {
+        self.progress
+    }
 }
 
 impl Default for Builder {
@@ -87,6 +122,7 @@ impl Builder {
                 resolver: resolve,
                 ..EngineOptions::default()
             },
+            repair_callback: None,
         }
     }
 
@@ -128,6 +164,28 @@ impl Builder {
         self
     }
 
+    /// Sets a callback invoked when opening finds the database in need of
+    /// repair, as redb's.
+    ///
+    /// When it is called: a reopen of a database whose log was not cleanly
+    /// ended, that is, recovery found a torn WAL tail (a crash during a WAL
+    /// write) or discarded records behind mid-log damage
+    /// ([`set_repair_wal`](Self::set_repair_wal)). It is called once, after
+    /// recovery ran (sluicedb's recovery is a WAL replay bounded by the
+    /// checkpoint thresholds, not a walk of the whole file, so there is no
+    /// progress to report along the way). Replaying committed WAL records is
+    /// not a repair: it is how every reopen after a drop without
+    /// [`Database::close`] finds its newest commits, so it does not call the
+    /// callback. A new database never calls it.
+    ///
+    /// If the callback calls [`RepairSession::abort`], the open returns
+    /// [`DatabaseError::RepairAborted`]; recovery made no change that the
+    /// next open would not make again (acknowledged commits are untouched).
+    pub fn set_repair_callback(&mut self, callback: impl Fn(&mut RepairSession) + 'static) -> &mut Self {
+        self.repair_callback = Some(Arc::new(callback));
+        self
+    }
+
     /// Opens the database at `path`, creating it if it does not exist (an
     /// existing empty file counts as new).
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
@@ -166,11 +224,34 @@ impl Builder {
     /// Opens a database over any data backend and WAL directory (memory,
     /// fault-injecting, ...). No file lock is taken.
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
+        let engine = Engine::open(data, wal, self.options)?;
+        self.run_repair_callback(&engine)?;
         Ok(Database {
-            engine: Engine::open(data, wal, self.options)?,
+            engine,
             wal_path: None,
             live: LiveToken::new(),
         })
+    }
+
+    /// Calls the repair callback if recovery repaired the log (see
+    /// [`set_repair_callback`](Self::set_repair_callback)).
+    fn run_repair_callback(&self, engine: &Engine) -> Result<(), DatabaseError> {
+        let Some(callback) = &self.repair_callback else {
+            return Ok(());
+        };
+        let recovery = engine.stats().recovery;
+        if !recovery.torn_tail && recovery.discarded_records == 0 && recovery.discarded_bytes == 0 {
+            return Ok(());
+        }
+        let mut session = RepairSession {
+            progress: 1.0,
+            aborted: false,
+        };
+        callback(&mut session);
+        if session.aborted {
+            return Err(DatabaseError::RepairAborted);
+        }
+        Ok(())
     }
 }
 
@@ -211,6 +292,16 @@ impl Database {
     /// built (not while one waits for its sync).
     pub fn begin_write(&self) -> Result<WriteTransaction, TransactionError> {
         Ok(WriteTransaction::new(self.engine.begin_write()?, self.live.clone()))
+    }
+
+    /// Begins the write transaction without waiting:
+    /// [`TransactionError::WouldBlock`] where [`begin_write`](Self::begin_write)
+    /// would wait, i.e. while another write transaction is being built.
+    pub fn try_begin_write(&self) -> Result<WriteTransaction, TransactionError> {
+        match self.engine.try_begin_write()? {
+            Some(txn) => Ok(WriteTransaction::new(txn, self.live.clone())),
+            None => Err(TransactionError::WouldBlock),
+        }
     }
 
     /// Verifies the data file: every page's checksum, every tree's key order

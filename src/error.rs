@@ -58,6 +58,10 @@ pub enum DatabaseError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The repair callback ([`Builder::set_repair_callback`](crate::Builder::set_repair_callback))
+    /// aborted the open.
+    #[error("the repair callback aborted opening the database")]
+    RepairAborted,
 }
 
 /// Errors starting a transaction.
@@ -67,6 +71,11 @@ pub enum TransactionError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Another write transaction is being built, which
+    /// [`Database::try_begin_write`](crate::Database::try_begin_write) does
+    /// not wait for.
+    #[error("another write transaction is in progress")]
+    WouldBlock,
 }
 
 /// Errors opening, deleting or renaming a table.
@@ -151,6 +160,18 @@ pub enum Error {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// See [`DatabaseError::RepairAborted`].
+    #[error("the repair callback aborted opening the database")]
+    RepairAborted,
+    /// See [`TransactionError::WouldBlock`].
+    #[error("another write transaction is in progress")]
+    WouldBlock,
+    /// See [`SetDurabilityError::PersistentSavepointModified`].
+    #[error("persistent savepoint modified: cannot reduce transaction durability")]
+    PersistentSavepointModified,
+    /// See [`SetDurabilityError::NonDurableCommitUnsupported`].
+    #[error("non-durable commits are not supported by this database")]
+    NonDurableCommitUnsupported,
 }
 
 impl From<DatabaseError> for Error {
@@ -158,6 +179,7 @@ impl From<DatabaseError> for Error {
         match e {
             DatabaseError::DatabaseAlreadyOpen => Error::DatabaseAlreadyOpen,
             DatabaseError::Storage(s) => Error::Storage(s),
+            DatabaseError::RepairAborted => Error::RepairAborted,
         }
     }
 }
@@ -166,6 +188,7 @@ impl From<TransactionError> for Error {
     fn from(e: TransactionError) -> Self {
         match e {
             TransactionError::Storage(s) => Error::Storage(s),
+            TransactionError::WouldBlock => Error::WouldBlock,
         }
     }
 }
@@ -195,6 +218,31 @@ impl From<CompactionError> for Error {
         match e {
             CompactionError::TransactionInProgress => Error::TransactionInProgress,
             CompactionError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+/// Errors choosing a transaction's durability with
+/// [`WriteTransaction::set_durability`](crate::WriteTransaction::set_durability).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetDurabilityError {
+    /// This transaction created or deleted a persistent savepoint, whose
+    /// commit must be durable: the durability may not be lowered.
+    #[error("persistent savepoint modified: cannot reduce transaction durability")]
+    PersistentSavepointModified,
+    /// A non-durable commit is not allowed here. redb returns it when the
+    /// database is shared between processes; sluicedb opens a database in
+    /// one process only, so it never returns it today (kept for redb parity).
+    #[error("non-durable commits are not supported by this database")]
+    NonDurableCommitUnsupported,
+}
+
+impl From<SetDurabilityError> for Error {
+    fn from(e: SetDurabilityError) -> Self {
+        match e {
+            SetDurabilityError::PersistentSavepointModified => Error::PersistentSavepointModified,
+            SetDurabilityError::NonDurableCommitUnsupported => Error::NonDurableCommitUnsupported,
         }
     }
 }

@@ -61,10 +61,11 @@ mod types;
 pub mod wal;
 
 pub use backup::BackupReport;
-pub use db::{Builder, Database, ReadableDatabase};
+pub use db::{Builder, Database, ReadableDatabase, RepairSession};
 pub use engine::{Durability, PendingCommit, Stats};
 pub use error::{
-    CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
+    CommitError, CompactionError, DatabaseError, Error, Result, SetDurabilityError, StorageError, TableError,
+    TransactionError,
 };
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,

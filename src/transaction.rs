@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::engine::{self, Durability, PendingCommit};
-use crate::error::{CommitError, StorageError, TableError};
+use crate::error::{CommitError, SetDurabilityError, StorageError, TableError};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
@@ -151,9 +151,12 @@ impl WriteTransaction {
     }
 
     /// Chooses how [`commit`](Self::commit) waits (default
-    /// [`Durability::Immediate`]).
-    pub fn set_durability(&mut self, durability: Durability) {
+    /// [`Durability::Immediate`]). Returns `Result` as redb's does; every
+    /// durability is accepted today (a transaction that modified a persistent
+    /// savepoint refuses to go below `Immediate`, as redb's).
+    pub fn set_durability(&mut self, durability: Durability) -> Result<(), SetDurabilityError> {
         self.txn.get_mut().set_durability(durability);
+        Ok(())
     }
 
     /// Commits. With [`Durability::Immediate`] this returns once the commit
@@ -175,6 +178,36 @@ impl WriteTransaction {
     pub fn abort(self) -> Result<(), StorageError> {
         self.txn.into_inner().abort();
         Ok(())
+    }
+
+    /// Accepted for redb parity; sluicedb's commit protocol already gives
+    /// what two-phase commit guards against, with either setting.
+    ///
+    /// redb's 2-phase commit makes sure a crash cannot leave the primary
+    /// commit slot pointing at a state whose pages were only partly
+    /// flushed. sluicedb never acknowledges a commit on the data file's
+    /// commit slot: a commit is durable once its checksummed WAL record is
+    /// synced, and recovery replays records in order up to the first torn
+    /// or invalid one, so a commit is whole or absent. The data file's
+    /// commit slot is written only by a checkpoint, which already syncs the
+    /// pages before it writes the slot and syncs again (two phases, always).
+    /// So the flag changes nothing; it is not stored.
+    pub fn set_two_phase_commit(&mut self, enabled: bool) {
+        let _ = enabled;
+    }
+
+    /// Accepted for redb parity; sluicedb's reopen after a crash is always
+    /// quick, with either setting.
+    ///
+    /// redb's quick-repair saves its allocator state with each commit so a
+    /// reopen after a crash need not walk every tree to rebuild it. sluicedb
+    /// never needs that walk: the data file changes only at checkpoints,
+    /// which write the allocator state with the commit slot, and a crash
+    /// between checkpoints is recovered by replaying the WAL written since
+    /// the last one (bounded by the checkpoint thresholds). So the flag
+    /// changes nothing; it is not stored.
+    pub fn set_quick_repair(&mut self, enabled: bool) {
+        let _ = enabled;
     }
 }
 

@@ -67,7 +67,7 @@ fn durability_modes_and_pipelined_commits() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::create(dir.path().join("db")).unwrap();
     let mut txn = db.begin_write().unwrap();
-    txn.set_durability(Durability::None);
+    txn.set_durability(Durability::None).unwrap();
     txn.open_table(T).unwrap().insert(1, b"fast".as_slice()).unwrap();
     txn.commit().unwrap();
     // Visible at once, durable after sync().

@@ -34,7 +34,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("commit_no_sync_single_key", |b| {
         b.iter(|| {
             let mut txn = db.begin_write().unwrap();
-            txn.set_durability(Durability::None);
+            txn.set_durability(Durability::None).unwrap();
             txn.open_table(T)
                 .unwrap()
                 .insert(key(i).as_slice(), value(i).as_slice())

@@ -98,9 +98,27 @@ impl Engine {
         let inner = &self.inner;
         inner.check_poison()?;
         inner.acquire_writer()?;
+        Ok(self.writer_holding_slot())
+    }
+
+    /// Like [`begin_write`](Self::begin_write), but `Ok(None)` instead of
+    /// waiting when another write transaction holds the writer slot.
+    /// (Added for `Database::try_begin_write`.)
+    pub fn try_begin_write(&self) -> Result<Option<WriteTxn>> {
+        self.inner.check_poison()?;
+        if !self.inner.try_acquire_writer()? {
+            return Ok(None);
+        }
+        Ok(Some(self.writer_holding_slot()))
+    }
+
+    /// The write transaction of a caller that has just taken the writer slot.
+    /// REQUIRES: the caller holds the slot (the transaction releases it).
+    fn writer_holding_slot(&self) -> WriteTxn {
+        let inner = &self.inner;
         let state = inner.current_state();
         let seq = inner.publication.lock().last_committed;
-        Ok(WriteTxn {
+        WriteTxn {
             inner: inner.clone(),
             id: next_txn_id(),
             state,
@@ -109,7 +127,7 @@ impl Engine {
             views: Vec::new(),
             durability: Durability::Immediate,
             holds_slot: true,
-        })
+        }
     }
 
     /// A read transaction: a snapshot of everything published, taken with

@@ -156,7 +156,8 @@ impl Sluice {
             sluicedb::Durability::Immediate
         } else {
             sluicedb::Durability::None
-        });
+        })
+        .unwrap();
         txn
     }
 }
