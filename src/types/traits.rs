@@ -8,6 +8,7 @@
 //! known without the Rust type, which recovery relies on (see
 //! [`Key::order_is_bytewise`]).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Debug;
 
@@ -77,5 +78,15 @@ pub trait Key: Value {
     /// The default, `false`, is always correct.
     fn order_is_bytewise() -> bool {
         false
+    }
+
+    /// redb's hook for a shorter key to store in branch nodes: an encoding
+    /// `s` with `left <= s < right`. REQUIRES: `left < right`. The default
+    /// returns `left`. sluicedb's branch nodes store whole keys and never
+    /// call it; it exists so that types written for redb, which may
+    /// override it, compile unchanged.
+    fn separator<'a>(left: &'a [u8], right: &'a [u8]) -> Cow<'a, [u8]> {
+        let _ = right;
+        Cow::Borrowed(left)
     }
 }
