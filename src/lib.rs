@@ -51,7 +51,9 @@ mod backup;
 pub mod btree;
 mod db;
 pub mod engine;
+mod entry;
 mod error;
+mod guards;
 pub mod io;
 mod page;
 mod sync;
@@ -63,16 +65,19 @@ pub mod wal;
 pub use backup::BackupReport;
 pub use db::{Builder, Database, ReadableDatabase, RepairSession};
 pub use engine::{Durability, PendingCommit, Stats};
+pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::{
     CommitError, CompactionError, DatabaseError, Error, Result, SetDurabilityError, StorageError, TableError,
     TransactionError,
 };
+pub use guards::{AccessGuardMut, AccessGuardMutInPlace};
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,
 };
+pub use table::{OwnedAccessGuard, OwnedRange};
 pub use transaction::{ReadTransaction, WriteTransaction};
-pub use types::{Key, TableMeta, TypeName, Value};
+pub use types::{Key, MutInPlaceValue, TableMeta, TypeName, Value};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

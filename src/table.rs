@@ -7,9 +7,11 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::btree::ValueBytes;
 use crate::engine::MergedRange;
+use crate::entry::Entry;
 use crate::error::StorageError;
+use crate::guards::{AccessGuardMut, AccessGuardMutInPlace, TableWriter};
 use crate::transaction::{LiveToken, WriteTransaction};
-use crate::types::{Key, Value};
+use crate::types::{Key, MutInPlaceValue, Value};
 
 /// Names a table and fixes its key and value types.
 ///
@@ -120,7 +122,7 @@ impl<V: Value + 'static> std::fmt::Debug for AccessGuard<'_, V> {
 }
 
 /// One entry of a range: its key and value.
-pub type Entry<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
+pub(crate) type Pair<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
 
 /// A double-ended iterator over a table's entries in key order.
 pub struct Range<'a, K: Key + 'static, V: Value + 'static> {
@@ -139,13 +141,13 @@ impl<K: Key + 'static, V: Value + 'static> Range<'_, K, V> {
 
 fn entry<'a, K: Key + 'static, V: Value + 'static>(
     item: crate::Result<(Vec<u8>, ValueBytes)>,
-) -> Result<Entry<'a, K, V>, StorageError> {
+) -> Result<Pair<'a, K, V>, StorageError> {
     let (key, value) = item?;
     Ok((AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value)))
 }
 
 impl<'a, K: Key + 'static, V: Value + 'static> Iterator for Range<'a, K, V> {
-    type Item = Result<Entry<'a, K, V>, StorageError>;
+    type Item = Result<Pair<'a, K, V>, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.inner.next().map(entry)
@@ -159,7 +161,7 @@ impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for Range<'_, K, 
 }
 
 /// The encoded bounds of a typed range.
-pub(crate) fn encode_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>> + 'a>(
+pub(crate) fn encode_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>>>(
     range: &impl RangeBounds<KR>,
 ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let encode = |b: Bound<&KR>| match b {
@@ -209,10 +211,10 @@ pub trait ReadableTable<K: Key + 'static, V: Value + 'static>: ReadableTableMeta
         KR: Borrow<K::SelfType<'a>> + 'a;
 
     /// The entry with the smallest key.
-    fn first(&self) -> Result<Option<Entry<'_, K, V>>, StorageError>;
+    fn first(&self) -> Result<Option<Pair<'_, K, V>>, StorageError>;
 
     /// The entry with the largest key.
-    fn last(&self) -> Result<Option<Entry<'_, K, V>>, StorageError>;
+    fn last(&self) -> Result<Option<Pair<'_, K, V>>, StorageError>;
 
     /// Every entry, in key order.
     fn iter(&self) -> Result<Range<'_, K, V>, StorageError>;
@@ -239,11 +241,11 @@ macro_rules! readable {
                 Ok(Range::new(self.raw_range(as_ref_bound(&lower), as_ref_bound(&upper))?))
             }
 
-            fn first(&self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+            fn first(&self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
                 self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next().map(entry).transpose()
             }
 
-            fn last(&self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+            fn last(&self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
                 self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next_back().map(entry).transpose()
             }
 
@@ -303,13 +305,13 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
     }
 
     /// Removes and returns the entry with the smallest key.
-    pub fn pop_first(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+    pub fn pop_first(&mut self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
         let first = self.txn.with_txn(|txn| txn.pop_first(self.table))?;
         Ok(first.map(popped))
     }
 
     /// Removes and returns the entry with the largest key.
-    pub fn pop_last(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+    pub fn pop_last(&mut self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
         let last = self.txn.with_txn(|txn| txn.pop_last(self.table))?;
         Ok(last.map(popped))
     }
@@ -371,13 +373,80 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
     pub fn extract_if<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
         &mut self,
         predicate: F,
-    ) -> Result<ExtractIf<'_, 'txn, K, V, F>, StorageError> {
-        let range = self.raw_range(Bound::Unbounded, Bound::Unbounded)?;
+    ) -> Result<ExtractIf<'_, K, V, F>, StorageError> {
+        self.extract_in_bounds(Bound::Unbounded, Bound::Unbounded, predicate)
+    }
+
+    /// Like [`extract_if`](Self::extract_if), over the entries in `range`
+    /// only.
+    pub fn extract_from_if<'a, KR, F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        range: impl RangeBounds<KR> + 'a,
+        predicate: F,
+    ) -> Result<ExtractIf<'_, K, V, F>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>> + 'a,
+    {
+        let (lower, upper) = encode_bounds::<K, KR>(&range);
+        self.extract_in_bounds(as_ref_bound(&lower), as_ref_bound(&upper), predicate)
+    }
+
+    fn extract_in_bounds<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        predicate: F,
+    ) -> Result<ExtractIf<'_, K, V, F>, StorageError> {
+        let range = self.raw_range(lower, upper)?;
         Ok(ExtractIf {
-            table: self,
+            writer: self.writer(),
             range,
             predicate,
+            _types: PhantomData,
         })
+    }
+
+    /// Byte-level writes to this table for as long as `self` is borrowed.
+    fn writer(&mut self) -> TableWriter<'_> {
+        TableWriter {
+            txn: self.txn,
+            table: self.table,
+        }
+    }
+
+    /// The value stored under `key`, readable and replaceable in place.
+    pub fn get_mut<'k>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+    ) -> Result<Option<AccessGuardMut<'_, V>>, StorageError> {
+        let key = K::as_bytes(key.borrow()).as_ref().to_vec();
+        AccessGuardMut::lookup(self.writer(), key)
+    }
+
+    /// The entry of `key`, for in-place manipulation (as
+    /// [`BTreeMap::entry`](std::collections::BTreeMap::entry)).
+    pub fn entry<'a>(&'a mut self, key: K::SelfType<'a>) -> Result<Entry<'a, K, V>, StorageError> {
+        Entry::new(self.writer(), key)
+    }
+}
+
+impl<K: Key + 'static, V: MutInPlaceValue + 'static> Table<'_, K, V> {
+    /// Reserves `value_length` bytes under `key` (replacing any value) and
+    /// returns them to write through [`AsMut`]; the written bytes are the
+    /// value once the guard drops.
+    pub fn insert_reserve<'a>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'a>>,
+        value_length: usize,
+    ) -> Result<AccessGuardMutInPlace<'_, V>, StorageError> {
+        let key = K::as_bytes(key.borrow()).as_ref().to_vec();
+        AccessGuardMutInPlace::reserve(self.writer(), key, value_length)
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> TableHandle for Table<'_, K, V> {
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -404,39 +473,74 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
 readable!(Table<'txn>);
 
 /// A popped entry as the typed API returns it.
-fn popped<'a, K: Key + 'static, V: Value + 'static>((key, value): (Vec<u8>, ValueBytes)) -> Entry<'a, K, V> {
+fn popped<'a, K: Key + 'static, V: Value + 'static>((key, value): (Vec<u8>, ValueBytes)) -> Pair<'a, K, V> {
     (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))
 }
 
-/// The iterator of [`Table::extract_if`]. It reads the table as it was when
-/// created (the range owns its view), removing each selected entry as it
-/// yields it: removals only touch keys it has already passed.
-pub struct ExtractIf<'a, 'txn, K: Key + 'static, V: Value + 'static, F> {
-    table: &'a mut Table<'txn, K, V>,
+/// The iterator of [`Table::extract_if`] and [`Table::extract_from_if`].
+/// It reads the table as it was when created (the range owns its view),
+/// removing each selected entry as it yields it, from either end: removals
+/// only touch keys it has already passed.
+pub struct ExtractIf<'a, K: Key + 'static, V: Value + 'static, F> {
+    writer: TableWriter<'a>,
     range: MergedRange<'static>,
     predicate: F,
+    _types: PhantomData<fn() -> (K, V)>,
 }
 
-impl<'a, K, V, F> Iterator for ExtractIf<'a, '_, K, V, F>
+impl<'a, K, V, F> ExtractIf<'a, K, V, F>
 where
     K: Key + 'static,
     V: Value + 'static,
     F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
 {
-    type Item = Result<Entry<'a, K, V>, StorageError>;
+    /// Removes and returns `item` if the predicate selects it; `None` to
+    /// go on.
+    fn select(&mut self, item: crate::Result<(Vec<u8>, ValueBytes)>) -> Option<Result<Pair<'a, K, V>, StorageError>> {
+        let (key, value) = match item {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(e)),
+        };
+        if !(self.predicate)(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
+            return None;
+        }
+        Some(
+            self.writer
+                .remove(&key)
+                .map(|_| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
+        )
+    }
+}
+
+impl<'a, K, V, F> Iterator for ExtractIf<'a, K, V, F>
+where
+    K: Key + 'static,
+    V: Value + 'static,
+    F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
+{
+    type Item = Result<Pair<'a, K, V>, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (key, value) = match self.range.next()? {
-                Ok(entry) => entry,
-                Err(e) => return Some(Err(e)),
-            };
-            if (self.predicate)(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
-                return Some(
-                    self.table
-                        .remove_raw(&key)
-                        .map(|()| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
-                );
+            let item = self.range.next()?;
+            if let Some(selected) = self.select(item) {
+                return Some(selected);
+            }
+        }
+    }
+}
+
+impl<K, V, F> DoubleEndedIterator for ExtractIf<'_, K, V, F>
+where
+    K: Key + 'static,
+    V: Value + 'static,
+    F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
+{
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            let item = self.range.next_back()?;
+            if let Some(selected) = self.select(item) {
+                return Some(selected);
             }
         }
     }
@@ -460,6 +564,107 @@ impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
             _live: live,
             _types: PhantomData,
         }
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
+    /// The value stored under `key`. The guard does not borrow the table:
+    /// it reads from the snapshot, which stays valid.
+    pub fn get<'a>(&self, key: impl Borrow<K::SelfType<'a>>) -> Result<Option<AccessGuard<'static, V>>, StorageError> {
+        Ok(self.raw_get(K::as_bytes(key.borrow()).as_ref())?.map(AccessGuard::new))
+    }
+
+    /// Like [`get`](Self::get), with a guard that keeps the snapshot live
+    /// (so [`Database::compact`](crate::Database::compact) waits for it) for
+    /// as long as it lives, as redb's does.
+    pub fn get_owned<'a>(
+        &self,
+        key: impl Borrow<K::SelfType<'a>>,
+    ) -> Result<Option<OwnedAccessGuard<V>>, StorageError> {
+        Ok(self.get(key)?.map(|inner| OwnedAccessGuard {
+            inner,
+            _live: self._live.clone(),
+        }))
+    }
+
+    /// Entries whose keys lie in `range`; the range does not borrow the table.
+    pub fn range<'a, KR>(&self, range: impl RangeBounds<KR>) -> Result<Range<'static, K, V>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>>,
+    {
+        let (lower, upper) = encode_bounds::<K, KR>(&range);
+        Ok(Range::new(self.raw_range(as_ref_bound(&lower), as_ref_bound(&upper))?))
+    }
+
+    /// Like [`range`](Self::range), yielding owned guards; the range keeps
+    /// the snapshot live while it or any of its guards lives.
+    pub fn range_owned<'a, KR>(&self, range: impl RangeBounds<KR>) -> Result<OwnedRange<K, V>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>>,
+    {
+        Ok(OwnedRange {
+            inner: self.range(range)?,
+            live: self._live.clone(),
+        })
+    }
+}
+
+/// A value read with [`ReadOnlyTable::get_owned`]: independent of the table
+/// and the transaction, it keeps their snapshot live.
+pub struct OwnedAccessGuard<V: Value + 'static> {
+    inner: AccessGuard<'static, V>,
+    _live: LiveToken,
+}
+
+impl<V: Value + 'static> OwnedAccessGuard<V> {
+    /// The decoded value.
+    pub fn value(&self) -> V::SelfType<'_> {
+        self.inner.value()
+    }
+}
+
+impl<V: Value + 'static> std::fmt::Debug for OwnedAccessGuard<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// A range from [`ReadOnlyTable::range_owned`], yielding owned guards.
+pub struct OwnedRange<K: Key + 'static, V: Value + 'static> {
+    inner: Range<'static, K, V>,
+    live: LiveToken,
+}
+
+impl<K: Key + 'static, V: Value + 'static> OwnedRange<K, V> {
+    fn own(&self, item: Result<Pair<'static, K, V>, StorageError>) -> <Self as Iterator>::Item {
+        item.map(|(key, value)| {
+            (
+                OwnedAccessGuard {
+                    inner: key,
+                    _live: self.live.clone(),
+                },
+                OwnedAccessGuard {
+                    inner: value,
+                    _live: self.live.clone(),
+                },
+            )
+        })
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> Iterator for OwnedRange<K, V> {
+    type Item = Result<(OwnedAccessGuard<K>, OwnedAccessGuard<V>), StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next()?;
+        Some(self.own(item))
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for OwnedRange<K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next_back()?;
+        Some(self.own(item))
     }
 }
 

@@ -2,7 +2,7 @@
 //! of the same file, missing paths, foreign files and newer formats;
 //! persistence across reopen; durability modes; statistics.
 
-use sluicedb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError, TableDefinition};
+use sluicedb::{Database, DatabaseError, Durability, ReadableDatabase, StorageError, TableDefinition};
 
 const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
 

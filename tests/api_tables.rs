@@ -1,7 +1,7 @@
 //! Table management: creation on first open, deletion, renaming, listing,
 //! and the errors for mismatched types, missing tables and double opens.
 
-use sluicedb::{Database, Error, ReadableDatabase, ReadableTable, TableDefinition, TableError, TableHandle};
+use sluicedb::{Database, Error, ReadableDatabase, TableDefinition, TableError, TableHandle};
 
 const A: TableDefinition<u64, u64> = TableDefinition::new("a");
 const B: TableDefinition<u64, u64> = TableDefinition::new("b");

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sluicedb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 const SCORES: TableDefinition<&str, u64> = TableDefinition::new("scores");
 const TEMPS: TableDefinition<i64, i32> = TableDefinition::new("temps");

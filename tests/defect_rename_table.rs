@@ -3,7 +3,7 @@
 //! table to its own name is then a no-op `Ok`; only then is an existing
 //! destination refused (`TableExists`), open or not.
 
-use sluicedb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use sluicedb::{Database, ReadableDatabase, TableDefinition, TableError};
 
 const X: TableDefinition<u64, u64> = TableDefinition::new("x");
 const Y: TableDefinition<u64, u64> = TableDefinition::new("y");

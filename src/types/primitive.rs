@@ -7,7 +7,7 @@
 
 use std::cmp::Ordering;
 
-use super::traits::{Key, TypeName, Value};
+use super::traits::{Key, MutInPlaceValue, TypeName, Value};
 
 macro_rules! unsigned {
     ($($t:ty),*) => {$(
@@ -379,6 +379,18 @@ impl<const N: usize> Key for &[u8; N] {
 
     fn order_is_bytewise() -> bool {
         true
+    }
+}
+
+impl MutInPlaceValue for &[u8] {
+    type BaseRefType = [u8];
+
+    fn initialize(_data: &mut [u8]) {
+        // Zeroed bytes are a valid `&[u8]` already.
+    }
+
+    fn from_bytes_mut(data: &mut [u8]) -> &mut [u8] {
+        data
     }
 }
 

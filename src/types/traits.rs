@@ -90,3 +90,16 @@ pub trait Key: Value {
         Cow::Borrowed(left)
     }
 }
+
+/// A value whose stored bytes can be written in place, through
+/// [`Table::insert_reserve`](crate::Table::insert_reserve), as redb's.
+pub trait MutInPlaceValue: Value {
+    /// The type the reserved bytes are written as (`[u8]` for `&[u8]`).
+    type BaseRefType: Debug + ?Sized;
+
+    /// Sets up freshly reserved bytes (zeroed before this is called).
+    fn initialize(data: &mut [u8]);
+
+    /// The reserved bytes as the type they are written as.
+    fn from_bytes_mut(data: &mut [u8]) -> &mut Self::BaseRefType;
+}
