@@ -8,6 +8,8 @@ use std::time::Duration;
 use crate::engine::{Engine, EngineOptions, Stats};
 use crate::error::{CompactionError, DatabaseError, StorageError, TransactionError};
 use crate::io::{FileBackend, FsLogDir, LogDir, StorageBackend};
+use crate::page::MAGIC;
+use crate::read_only::ReadOnlyDatabase;
 use crate::transaction::{LiveToken, ReadTransaction, WriteTransaction};
 use crate::types::resolve;
 
@@ -15,6 +17,54 @@ use crate::types::resolve;
 pub trait ReadableDatabase {
     /// A snapshot of everything published so far. Never blocks on a writer.
     fn begin_read(&self) -> Result<ReadTransaction, TransactionError>;
+
+    /// The page cache's counters, as redb's. sluicedb does not count cache
+    /// hits and misses (redb counts them only with its `cache_metrics`
+    /// feature), so every counter is zero.
+    fn cache_stats(&self) -> CacheStats;
+}
+
+/// Counters of the page cache (see [`ReadableDatabase::cache_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    evictions: u64,
+    read_hits: u64,
+    read_misses: u64,
+    write_hits: u64,
+    write_misses: u64,
+    used_bytes: usize,
+}
+
+impl CacheStats {
+    /// Pages evicted from the cache.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Reads served by the cache.
+    pub fn read_hits(&self) -> u64 {
+        self.read_hits
+    }
+
+    /// Reads that went to storage.
+    pub fn read_misses(&self) -> u64 {
+        self.read_misses
+    }
+
+    /// Writes to pages already cached.
+    pub fn write_hits(&self) -> u64 {
+        self.write_hits
+    }
+
+    /// Writes to pages not cached.
+    pub fn write_misses(&self) -> u64 {
+        self.write_misses
+    }
+
+    /// Bytes the cache holds.
+    pub fn used_bytes(&self) -> usize {
+        self.used_bytes
+    }
 }
 
 /// An open database: a data file at the user's path and its WAL in the
@@ -48,6 +98,9 @@ pub struct Database {
     wal_path: Option<PathBuf>,
     /// Counts the live transactions (and read-only tables) this handle began.
     live: LiveToken,
+    /// The WAL is in memory (`Builder::create_with_backend`): durable
+    /// commits, `sync` and the drop checkpoint instead.
+    volatile_wal: bool,
 }
 
 /// Configures and opens a [`Database`].
@@ -204,19 +257,16 @@ impl Builder {
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
         let path = path.as_ref();
         let file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
-        if file.metadata().map_err(io)?.len() == 0 {
-            return Err(DatabaseError::Storage(StorageError::corrupted(format!(
-                "{} is empty: not a database (use create to make one)",
-                path.display()
-            ))));
-        }
+        refuse_empty(path, &file)?;
         self.open_file(path, file)
     }
 
     fn open_file(&self, path: &Path, file: File) -> Result<Database, DatabaseError> {
         lock(&file)?;
+        let file = FileBackend::new(file);
+        refuse_foreign(&first_bytes(&file)?)?;
         let wal = FsLogDir::open(wal_dir(path)).map_err(io)?;
-        let mut db = self.create_with_backends(FileBackend::new(file), wal)?;
+        let mut db = self.create_with_backends(file, wal)?;
         db.wal_path = Some(wal_dir(path));
         Ok(db)
     }
@@ -230,7 +280,70 @@ impl Builder {
             engine,
             wal_path: None,
             live: LiveToken::new(),
+            volatile_wal: false,
         })
+    }
+
+    /// Opens, or creates if `backend` is empty, a database stored in one
+    /// redb-shaped [`StorageBackend`](crate::StorageBackend), as redb's.
+    ///
+    /// sluicedb keeps a WAL beside the data, which a single backend has no
+    /// room for; so here the WAL lives in memory and durability comes from
+    /// the backend alone, as in redb: a `Durability::Immediate` commit
+    /// returns once a checkpoint has made it durable in the backend (two
+    /// syncs per commit, as redb's), [`Database::sync`] checkpoints, and
+    /// dropping the database checkpoints (so `Durability::None` commits
+    /// reach the backend then, at the latest). A crash loses at most the
+    /// commits since the last checkpoint that were not acknowledged as
+    /// durable. [`WriteTransaction::commit_pipelined`] is not durable on its
+    /// own here: its commit reaches the backend with the next checkpoint.
+    /// For the WAL's write speed, use [`create`](Self::create) with a path
+    /// or [`create_with_backends`](Self::create_with_backends).
+    pub fn create_with_backend(&self, backend: impl crate::StorageBackend) -> Result<Database, DatabaseError> {
+        let backend = crate::backends::Adapted(backend);
+        refuse_foreign(&first_bytes(&backend)?)?;
+        let mut db = self.create_with_backends(backend, crate::io::MemLogDir::new())?;
+        db.volatile_wal = true;
+        Ok(db)
+    }
+
+    /// Opens the existing database at `path` read-only: see
+    /// [`ReadOnlyDatabase`] for what that means with a WAL. Fails with
+    /// [`DatabaseError::DatabaseAlreadyOpen`] while a [`Database`] has it
+    /// open.
+    pub fn open_read_only(&self, path: impl AsRef<Path>) -> Result<ReadOnlyDatabase, DatabaseError> {
+        let path = path.as_ref();
+        let file = OpenOptions::new().read(true).open(path).map_err(io)?;
+        refuse_empty(path, &file)?;
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(DatabaseError::DatabaseAlreadyOpen),
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let file = FileBackend::new(file);
+        refuse_foreign(&first_bytes(&file)?)?;
+        let wal = crate::read_only::copy_log(&wal_dir(path))?;
+        let data = crate::read_only::Overlay::new(file).map_err(io)?;
+        Ok(ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?))
+    }
+
+    /// Opens the existing database in `backend` read-only, without
+    /// modifying it (see [`ReadOnlyDatabase`]).
+    pub fn open_read_only_with_backend(
+        &self,
+        backend: impl crate::StorageBackend,
+    ) -> Result<ReadOnlyDatabase, DatabaseError> {
+        if backend.len().map_err(io)? == 0 {
+            return Err(not_a_database("the backend is empty"));
+        }
+        let backend = crate::backends::Adapted(backend);
+        refuse_foreign(&first_bytes(&backend)?)?;
+        let data = crate::read_only::Overlay::new(backend).map_err(io)?;
+        Ok(ReadOnlyDatabase::new(Engine::open(
+            data,
+            crate::io::MemLogDir::new(),
+            self.options,
+        )?))
     }
 
     /// Calls the repair callback if recovery repaired the log (see
@@ -268,6 +381,46 @@ fn dir_bytes(dir: &Path) -> (u64, u64) {
         .fold((0, 0), |(len, alloc), m| (len + m.len(), alloc + m.blocks() * 512))
 }
 
+/// The error for a file that holds no database, as redb's:
+/// `StorageError::Io` of kind `InvalidData`.
+pub(crate) fn not_a_database(why: impl Into<String>) -> DatabaseError {
+    io(std::io::Error::new(std::io::ErrorKind::InvalidData, why.into()))
+}
+
+/// Refuses a file that cannot be a sluicedb database, as redb refuses a
+/// foreign file: `StorageError::Io` of kind `InvalidData`. Every database,
+/// and every unfinished creation (see design/format.md), starts with a
+/// prefix of the magic followed by zeros; the engine refuses any other file
+/// too, with a corruption error, which this only names as redb does.
+/// Damaged sluicedb files stay corruption errors.
+fn refuse_foreign(first: &[u8]) -> Result<(), DatabaseError> {
+    let first = &first[..first.len().min(MAGIC.len())];
+    let same = first.iter().zip(MAGIC).take_while(|(a, b)| **a == *b).count();
+    if first[same..].iter().any(|&b| b != 0) {
+        return Err(not_a_database("not a sluicedb database (bad magic number)"));
+    }
+    Ok(())
+}
+
+/// The first bytes of `backend` (up to the magic's length).
+fn first_bytes(backend: &dyn crate::io::StorageBackend) -> Result<Vec<u8>, DatabaseError> {
+    let len = backend.len().map_err(io)?.min(MAGIC.len() as u64) as usize;
+    let mut first = vec![0u8; len];
+    backend.read(0, &mut first).map_err(io)?;
+    Ok(first)
+}
+
+/// Opening (not creating) refuses an empty file.
+fn refuse_empty(path: &Path, file: &File) -> Result<(), DatabaseError> {
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Err(not_a_database(format!(
+            "{} is empty: not a database (use create to make one)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 fn io(e: std::io::Error) -> DatabaseError {
     DatabaseError::Storage(StorageError::Io(e))
 }
@@ -291,7 +444,8 @@ impl Database {
     /// Begins the write transaction, waiting while another one is being
     /// built (not while one waits for its sync).
     pub fn begin_write(&self) -> Result<WriteTransaction, TransactionError> {
-        Ok(WriteTransaction::new(self.engine.begin_write()?, self.live.clone()))
+        Ok(WriteTransaction::new(self.engine.begin_write()?, self.live.clone())
+            .with_checkpoint_on_commit(self.volatile_wal))
     }
 
     /// Begins the write transaction without waiting:
@@ -299,7 +453,7 @@ impl Database {
     /// would wait, i.e. while another write transaction is being built.
     pub fn try_begin_write(&self) -> Result<WriteTransaction, TransactionError> {
         match self.engine.try_begin_write()? {
-            Some(txn) => Ok(WriteTransaction::new(txn, self.live.clone())),
+            Some(txn) => Ok(WriteTransaction::new(txn, self.live.clone()).with_checkpoint_on_commit(self.volatile_wal)),
             None => Err(TransactionError::WouldBlock),
         }
     }
@@ -337,8 +491,14 @@ impl Database {
     }
 
     /// Makes every commit so far durable (including `Durability::None` ones).
+    /// With a volatile WAL ([`Builder::create_with_backend`]) that takes a
+    /// checkpoint.
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.engine.sync()
+        self.engine.sync()?;
+        if self.volatile_wal {
+            self.engine.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Counters: commits, WAL bytes and fsyncs, group sizes, memtable bytes,
@@ -383,5 +543,19 @@ impl Database {
 impl ReadableDatabase for Database {
     fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
         Ok(ReadTransaction::new(self.engine.begin_read()?, self.live.clone()))
+    }
+
+    fn cache_stats(&self) -> CacheStats {
+        CacheStats::default()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // A volatile WAL dies with the engine: keep what it holds. There is
+        // no one to report a failure to; `close` reports it.
+        if self.volatile_wal {
+            let _ = self.engine.checkpoint();
+        }
     }
 }

@@ -47,6 +47,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod backends;
 mod backup;
 pub mod btree;
 mod db;
@@ -56,14 +57,16 @@ mod error;
 mod guards;
 pub mod io;
 mod page;
+mod read_only;
 mod sync;
 mod table;
 mod transaction;
 mod types;
 pub mod wal;
 
+pub use backends::StorageBackend;
 pub use backup::BackupReport;
-pub use db::{Builder, Database, ReadableDatabase, RepairSession};
+pub use db::{Builder, CacheStats, Database, ReadableDatabase, RepairSession};
 pub use engine::{Durability, PendingCommit, Stats};
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::{
@@ -71,6 +74,7 @@ pub use error::{
     TransactionError,
 };
 pub use guards::{AccessGuardMut, AccessGuardMutInPlace};
+pub use read_only::ReadOnlyDatabase;
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,

@@ -47,6 +47,9 @@ pub struct WriteTransaction {
     txn: RefCell<engine::WriteTxn>,
     open: RefCell<HashSet<String>>,
     _live: LiveToken,
+    /// Whether a durable commit also checkpoints: set for databases whose
+    /// WAL is volatile (see `Builder::create_with_backend`).
+    checkpoint_on_commit: bool,
 }
 
 fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
@@ -64,7 +67,15 @@ impl WriteTransaction {
             txn: RefCell::new(txn),
             open: RefCell::new(HashSet::new()),
             _live: live,
+            checkpoint_on_commit: false,
         }
+    }
+
+    /// Makes every `Durability::Immediate` commit of this transaction also
+    /// checkpoint before it returns (for a volatile WAL).
+    pub(crate) fn with_checkpoint_on_commit(mut self, on: bool) -> Self {
+        self.checkpoint_on_commit = on;
+        self
     }
 
     /// Runs `f` on the engine transaction. Borrows are never held across
@@ -163,7 +174,16 @@ impl WriteTransaction {
     /// is durable (and visible); with [`Durability::None`], at once (visible
     /// now, durable within the sync interval).
     pub fn commit(self) -> Result<(), CommitError> {
-        Ok(self.txn.into_inner().commit()?)
+        let txn = self.txn.into_inner();
+        let checkpoint = (self.checkpoint_on_commit && matches!(txn.durability(), Durability::Immediate))
+            .then(|| txn.checkpointer());
+        txn.commit()?;
+        if let Some(checkpoint) = checkpoint {
+            // The WAL is volatile: the commit is durable once the data file
+            // holds it.
+            checkpoint.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Commits without waiting for durability: returns as soon as the next

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluicedb::io::{MemLogDir, MemoryBackend};
 use sluicedb::wal::{Journal, JournalOptions};
-use sluicedb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, Durability, ReadableDatabase, TableDefinition};
 use sluicedb_bench::{Rng, key, value};
 
 const T: TableDefinition<&[u8], &[u8]> = TableDefinition::new("t");

@@ -13,7 +13,7 @@ use openraft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
+use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, WriteTransaction};
 
 use crate::{COMMITTED, LAST_PURGED, LOG, LOG_META, VOTE, any, decode, encode};
 

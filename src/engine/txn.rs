@@ -155,15 +155,7 @@ impl Engine {
     /// Flushes everything committed so far into the tree, makes the tree
     /// durable, and deletes the WAL segments it covers.
     pub fn checkpoint(&self) -> Result<()> {
-        let inner = &self.inner;
-        inner.check_poison()?;
-        // Not the writer slot: a write transaction open on this very thread
-        // must not deadlock a checkpoint (redb allows it). The commit lock is
-        // held only for a commit's memtable insert, never while a transaction
-        // is being built.
-        inner.freeze_if_not_empty();
-        let ticket = inner.apply.request_checkpoint();
-        inner.apply.wait_checkpoint(ticket, || inner.check_poison())
+        checkpoint(&self.inner)
     }
 
     /// The engine's counters.
@@ -322,6 +314,12 @@ impl WriteTxn {
     /// The durability `commit` will use.
     pub fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// A handle that checkpoints this transaction's engine (see
+    /// [`Checkpointer`]).
+    pub(crate) fn checkpointer(&self) -> Checkpointer {
+        Checkpointer(self.inner.clone())
     }
 
     /// The write-set slot of the table bound to `name`, adopting an existing
@@ -804,5 +802,30 @@ impl Future for PendingCommit {
                 Poll::Ready(result)
             }
         }
+    }
+}
+
+/// [`Engine::checkpoint`], for holders of the engine's shared state (a
+/// [`Checkpointer`]).
+fn checkpoint(inner: &Inner) -> Result<()> {
+    inner.check_poison()?;
+    // Not the writer slot: a write transaction open on this very thread
+    // must not deadlock a checkpoint (redb allows it). The commit lock is
+    // held only for a commit's memtable insert, never while a transaction
+    // is being built.
+    inner.freeze_if_not_empty();
+    let ticket = inner.apply.request_checkpoint();
+    inner.apply.wait_checkpoint(ticket, || inner.check_poison())
+}
+
+/// Checkpoints the engine a write transaction belongs to. Added for
+/// databases whose WAL is volatile (`Builder::create_with_backend`): their
+/// durable commits are made durable by a checkpoint after the commit.
+pub(crate) struct Checkpointer(Arc<Inner>);
+
+impl Checkpointer {
+    /// See [`Engine::checkpoint`].
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        checkpoint(&self.0)
     }
 }
