@@ -192,7 +192,7 @@ impl Database {
             progress(report.entries);
             report.tables += 1;
         }
-        copy.close()?;
+        copy.close_engine()?;
         Ok(report)
     }
 }

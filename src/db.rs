@@ -529,9 +529,19 @@ impl Database {
     /// swallow. After `Ok`, the data file alone holds every commit and the
     /// next open replays nothing.
     ///
-    /// Transactions still alive keep the engine running until they end
-    /// (they share it); commits they make after this call are not covered.
-    pub fn close(self) -> Result<(), StorageError> {
+    /// Refused with [`DatabaseError::TransactionInProgress`] while a write
+    /// transaction is being built, as redb's (the handle is dropped then;
+    /// the transaction stays usable). Read transactions still alive keep
+    /// the engine running until they end (they share it).
+    pub fn close(self) -> Result<(), DatabaseError> {
+        if self.engine.inner.writer_busy() {
+            return Err(DatabaseError::TransactionInProgress);
+        }
+        Ok(self.close_engine()?)
+    }
+
+    /// [`close`](Self::close) without the check for a live writer.
+    pub(crate) fn close_engine(self) -> Result<(), StorageError> {
         self.engine.sync()?;
         self.engine.checkpoint()?;
         // The apply thread is stopped and joined by the drop; a failure the

@@ -62,6 +62,10 @@ pub enum DatabaseError {
     /// aborted the open.
     #[error("the repair callback aborted opening the database")]
     RepairAborted,
+    /// A write transaction is in progress, so the database was not closed
+    /// ([`Database::close`](crate::Database::close)).
+    #[error("a transaction is in progress")]
+    TransactionInProgress,
 }
 
 /// Errors starting a transaction.
@@ -98,9 +102,10 @@ pub enum TableError {
     /// A table of that name exists already.
     #[error("table {0:?} exists")]
     TableExists(String),
-    /// The table is open already in this transaction.
-    #[error("table {0:?} is already open in this transaction")]
-    TableAlreadyOpen(String),
+    /// The table is open already in this transaction; the location is
+    /// where it was opened.
+    #[error("table {0:?} already opened at: {1}")]
+    TableAlreadyOpen(String, &'static std::panic::Location<'static>),
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -152,8 +157,8 @@ pub enum Error {
     #[error("table {0:?} exists")]
     TableExists(String),
     /// See [`TableError::TableAlreadyOpen`].
-    #[error("table {0:?} is already open in this transaction")]
-    TableAlreadyOpen(String),
+    #[error("table {0:?} already opened at: {1}")]
+    TableAlreadyOpen(String, &'static std::panic::Location<'static>),
     /// See [`CompactionError::TransactionInProgress`].
     #[error("a transaction is in progress")]
     TransactionInProgress,
@@ -180,6 +185,7 @@ impl From<DatabaseError> for Error {
             DatabaseError::DatabaseAlreadyOpen => Error::DatabaseAlreadyOpen,
             DatabaseError::Storage(s) => Error::Storage(s),
             DatabaseError::RepairAborted => Error::RepairAborted,
+            DatabaseError::TransactionInProgress => Error::TransactionInProgress,
         }
     }
 }
@@ -199,7 +205,7 @@ impl From<TableError> for Error {
             TableError::TableTypeMismatch { table, key, value } => Error::TableTypeMismatch { table, key, value },
             TableError::TableDoesNotExist(t) => Error::TableDoesNotExist(t),
             TableError::TableExists(t) => Error::TableExists(t),
-            TableError::TableAlreadyOpen(t) => Error::TableAlreadyOpen(t),
+            TableError::TableAlreadyOpen(t, at) => Error::TableAlreadyOpen(t, at),
             TableError::Storage(s) => Error::Storage(s),
         }
     }

@@ -27,7 +27,14 @@ pub struct TableDefinition<'a, K: Key + 'static, V: Value + 'static> {
 
 impl<'a, K: Key + 'static, V: Value + 'static> TableDefinition<'a, K, V> {
     /// A table named `name`.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is empty, as redb's does. For a string literal that is a
+    /// compile-time error in a `const`; a name built at run time must be
+    /// checked by the caller.
     pub const fn new(name: &'a str) -> Self {
+        assert!(!name.is_empty(), "a table name must not be empty");
         Self {
             name,
             _types: PhantomData,
@@ -509,6 +516,14 @@ where
                 .remove(&key)
                 .map(|_| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
         )
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static, F> ExtractIf<'_, K, V, F> {
+    /// Ends the extraction, as redb's `close`. Each entry was removed as it
+    /// was yielded, so nothing is left to finish: entries not reached stay.
+    pub fn close(self) -> Result<(), StorageError> {
+        Ok(())
     }
 }
 

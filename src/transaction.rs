@@ -1,7 +1,8 @@
 //! Read and write transactions over typed tables.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::Arc;
 
 use crate::engine::{self, Durability, PendingCommit};
@@ -45,7 +46,9 @@ impl LiveToken {
 /// returns without waiting.
 pub struct WriteTransaction {
     txn: RefCell<engine::WriteTxn>,
-    open: RefCell<HashSet<String>>,
+    /// The tables open in this transaction, with where each was opened
+    /// (for [`TableError::TableAlreadyOpen`]).
+    open: RefCell<HashMap<String, &'static Location<'static>>>,
     _live: LiveToken,
     /// Whether a durable commit also checkpoints: set for databases whose
     /// WAL is volatile (see `Builder::create_with_backend`).
@@ -65,7 +68,7 @@ impl WriteTransaction {
     pub(crate) fn new(txn: engine::WriteTxn, live: LiveToken) -> Self {
         Self {
             txn: RefCell::new(txn),
-            open: RefCell::new(HashSet::new()),
+            open: RefCell::new(HashMap::new()),
             _live: live,
             checkpoint_on_commit: false,
         }
@@ -89,14 +92,15 @@ impl WriteTransaction {
     }
 
     fn ensure_closed(&self, name: &str) -> Result<(), TableError> {
-        if self.open.borrow().contains(name) {
-            return Err(TableError::TableAlreadyOpen(name.to_string()));
+        if let Some(location) = self.open.borrow().get(name) {
+            return Err(TableError::TableAlreadyOpen(name.to_string(), location));
         }
         Ok(())
     }
 
     /// Opens a table, creating it if it does not exist. Opening it with
     /// types other than those it was created with is an error.
+    #[track_caller]
     pub fn open_table<'txn, K: Key + 'static, V: Value + 'static>(
         &'txn self,
         definition: TableDefinition<'_, K, V>,
@@ -112,14 +116,17 @@ impl WriteTransaction {
             }
             Ok(txn.open_table(name.as_bytes(), &meta.encode(), comparator::<K>())?)
         })?;
-        self.open.borrow_mut().insert(name.to_string());
+        self.open.borrow_mut().insert(name.to_string(), Location::caller());
         Ok(Table::new(self, table, name.to_string()))
     }
 
     /// Deletes a table and all its entries; returns whether it existed.
+    /// `definition` is dropped first, so an open [`Table`] can be passed
+    /// (as in redb).
     pub fn delete_table(&self, definition: impl TableHandle) -> Result<bool, TableError> {
-        let name = definition.name();
-        self.ensure_closed(name)?;
+        let name = definition.name().to_string();
+        drop(definition);
+        self.ensure_closed(&name)?;
         Ok(self.with_txn(|txn| txn.delete_table(name.as_bytes()))?)
     }
 
@@ -130,8 +137,12 @@ impl WriteTransaction {
     /// `from` does not exist ([`TableError::TableDoesNotExist`]); renaming a
     /// table to its own name then succeeds and changes nothing; a table named
     /// `new_name` exists, open or not ([`TableError::TableExists`]).
+    /// `definition` is dropped first, so an open [`Table`] can be passed (as
+    /// in redb).
     pub fn rename_table(&self, definition: impl TableHandle, new_name: impl TableHandle) -> Result<(), TableError> {
-        let (from, to) = (definition.name(), new_name.name());
+        let from = definition.name().to_string();
+        drop(definition);
+        let (from, to) = (from.as_str(), new_name.name());
         self.ensure_closed(from)?;
         self.with_txn(|txn| {
             if txn.table_meta(from.as_bytes())?.is_none() {

@@ -62,8 +62,8 @@ fn type_mismatch_and_double_open_are_errors() {
         other => panic!("expected a type mismatch, got {:?}", other.err()),
     }
     let open = txn.open_table(A).unwrap();
-    assert!(matches!(txn.open_table(A), Err(TableError::TableAlreadyOpen(_))));
-    assert!(matches!(txn.delete_table(A), Err(TableError::TableAlreadyOpen(_))));
+    assert!(matches!(txn.open_table(A), Err(TableError::TableAlreadyOpen(_, _))));
+    assert!(matches!(txn.delete_table(A), Err(TableError::TableAlreadyOpen(_, _))));
     drop(open);
     txn.commit().unwrap();
     let read = db.begin_read().unwrap();

@@ -445,6 +445,12 @@ impl Inner {
         Ok(true)
     }
 
+    /// Whether a write transaction holds the writer slot now. Added for
+    /// `Database::close`, which refuses while one is being built.
+    pub(crate) fn writer_busy(&self) -> bool {
+        *self.writer.lock()
+    }
+
     pub(crate) fn release_writer(&self) {
         *self.writer.lock() = false;
         self.writer_free.notify_one();
