@@ -5,7 +5,7 @@
 //! [`Builder::open_read_only_with_backend`](crate::Builder::open_read_only_with_backend).
 //!
 //! The engine's own seam is [`io::StorageBackend`](crate::io::StorageBackend);
-//! [`Adapted`] puts a redb-shaped backend behind it. The two differ in one
+//! an adapter puts a redb-shaped backend behind it. The two differ in one
 //! rule: redb's `write` must stay inside the current length (callers grow the
 //! storage with `set_len` first), sluicedb's grows it. The adapter grows the
 //! storage before a write that would end past it.

@@ -51,6 +51,7 @@ pub mod backends;
 mod backup;
 pub mod btree;
 mod db;
+mod db_stats;
 pub mod engine;
 mod entry;
 mod error;
@@ -67,6 +68,7 @@ pub mod wal;
 pub use backends::StorageBackend;
 pub use backup::BackupReport;
 pub use db::{Builder, CacheStats, Database, ReadableDatabase, RepairSession};
+pub use db_stats::DatabaseStats;
 pub use engine::{Durability, PendingCommit, Stats};
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::{
@@ -79,7 +81,7 @@ pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,
 };
-pub use table::{OwnedAccessGuard, OwnedRange};
+pub use table::{OwnedAccessGuard, OwnedRange, TableStats};
 pub use transaction::{ReadTransaction, WriteTransaction};
 pub use types::{Key, MutInPlaceValue, TableMeta, TypeName, Value};
 

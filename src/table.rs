@@ -192,10 +192,92 @@ pub(crate) trait RawTable {
     fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>>;
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>>;
     fn raw_len(&self) -> crate::Result<u64>;
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape>;
+}
+
+/// Storage figures of one table, as redb's `TableStats`.
+///
+/// sluicedb keeps a table in two places: its B+tree in the data file, and
+/// the commits not yet flushed into it (memtables, and a write
+/// transaction's own writes). [`stored_bytes`](Self::stored_bytes) counts
+/// every entry the table handle sees; the page figures describe the tree in
+/// the data file as of the handle's snapshot, so they lag recent commits
+/// until a flush ([`Database::checkpoint`](crate::Database::checkpoint)
+/// flushes everything).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    tree_height: u32,
+    leaf_pages: u64,
+    branch_pages: u64,
+    stored_bytes: u64,
+    metadata_bytes: u64,
+    fragmented_bytes: u64,
+}
+
+impl TableStats {
+    /// From the tree's shape and the bytes of every visible entry.
+    fn new(shape: crate::btree::TreeShape, stored_bytes: u64) -> Self {
+        let pages = shape.leaf_pages + shape.branch_pages + shape.overflow_pages;
+        let used = shape.stored_bytes + shape.branch_key_bytes;
+        Self {
+            tree_height: u32::try_from(shape.height).unwrap_or(u32::MAX),
+            leaf_pages: shape.leaf_pages,
+            branch_pages: shape.branch_pages,
+            stored_bytes,
+            metadata_bytes: shape.branch_key_bytes,
+            fragmented_bytes: (pages * shape.page_size as u64).saturating_sub(used),
+        }
+    }
+
+    /// Levels of the table's tree in the data file (0 while none of it was
+    /// flushed).
+    pub fn tree_height(&self) -> u32 {
+        self.tree_height
+    }
+
+    /// Leaf pages of the table's tree in the data file.
+    pub fn leaf_pages(&self) -> u64 {
+        self.leaf_pages
+    }
+
+    /// Branch pages of the table's tree in the data file.
+    pub fn branch_pages(&self) -> u64 {
+        self.branch_pages
+    }
+
+    /// Bytes of the keys and values of every entry the handle sees (not
+    /// counting any indexing overhead).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
+    }
+
+    /// Bytes of keys in the tree's branch pages.
+    pub fn metadata_bytes(&self) -> u64 {
+        self.metadata_bytes
+    }
+
+    /// Bytes of the tree's pages holding neither entries nor branch keys.
+    pub fn fragmented_bytes(&self) -> u64 {
+        self.fragmented_bytes
+    }
+}
+
+/// [`TableStats`] of a table: the tree's shape, and one scan for the bytes.
+fn table_stats(table: &impl RawTable) -> Result<TableStats, StorageError> {
+    let mut stored = 0u64;
+    for item in table.raw_range(Bound::Unbounded, Bound::Unbounded)? {
+        let (key, value) = item?;
+        stored += (key.len() + value.as_bytes().len()) as u64;
+    }
+    Ok(TableStats::new(table.raw_shape()?, stored))
 }
 
 /// The size of a table.
 pub trait ReadableTableMetadata {
+    /// Storage figures of the table (see [`TableStats`]). O(entries): the
+    /// stored bytes are counted by a scan.
+    fn stats(&self) -> Result<TableStats, StorageError>;
+
     /// Number of entries. O(1) in the table's size: every layer keeps its
     /// table's entry count (the tree per table, each memtable per commit).
     fn len(&self) -> Result<u64, StorageError>;
@@ -230,6 +312,10 @@ pub trait ReadableTable<K: Key + 'static, V: Value + 'static>: ReadableTableMeta
 macro_rules! readable {
     ($t:ident $(<$life:lifetime>)?) => {
         impl<$($life,)? K: Key + 'static, V: Value + 'static> ReadableTableMetadata for $t<$($life,)? K, V> {
+            fn stats(&self) -> Result<TableStats, StorageError> {
+                table_stats(self)
+            }
+
             fn len(&self) -> Result<u64, StorageError> {
                 self.raw_len()
             }
@@ -475,6 +561,10 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
     fn raw_len(&self) -> crate::Result<u64> {
         self.txn.with_txn(|txn| txn.len(self.table))
     }
+
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape> {
+        self.txn.with_txn(|txn| txn.table_shape(self.table))
+    }
 }
 
 readable!(Table<'txn>);
@@ -694,6 +784,10 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for ReadOnlyTable<K, V> {
 
     fn raw_len(&self) -> crate::Result<u64> {
         self.txn.len(&self.table)
+    }
+
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape> {
+        self.txn.table_shape(&self.table)
     }
 }
 

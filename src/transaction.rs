@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::Arc;
 
+use crate::db_stats::DatabaseStats;
 use crate::engine::{self, Durability, PendingCommit};
 use crate::error::{CommitError, SetDurabilityError, StorageError, TableError};
 use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
@@ -239,6 +240,12 @@ impl WriteTransaction {
     /// changes nothing; it is not stored.
     pub fn set_quick_repair(&mut self, enabled: bool) {
         let _ = enabled;
+    }
+    /// Storage figures of the data file as this transaction reads it, as
+    /// redb's (see [`DatabaseStats`] for what they cover).
+    pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
+        let (tables, own) = self.with_txn(|txn| txn.tree_shapes())?;
+        Ok(DatabaseStats::new(&tables, &own))
     }
 }
 

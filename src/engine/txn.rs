@@ -316,6 +316,45 @@ impl WriteTxn {
         self.durability
     }
 
+    /// The shape of `table`'s tree in the data file as this transaction
+    /// reads it (its own writes and the memtables are not in it). Added for
+    /// `TableStats`.
+    pub fn table_shape(&self, table: TableRef) -> Result<crate::btree::TreeShape> {
+        let slot = self.slot(table)?;
+        match self
+            .views
+            .get(slot)
+            .and_then(|v| v.as_ref())
+            .and_then(|v| v.tree.as_ref())
+        {
+            Some(tree) => self.state.tree.shape(tree),
+            None => Ok(crate::btree::TreeShape::default()),
+        }
+    }
+
+    /// The shapes of every tree in the data file as this transaction reads
+    /// it: `(user tables' trees, each; the engine's own trees, summed)`.
+    /// Added for `DatabaseStats`.
+    pub fn tree_shapes(&self) -> Result<(Vec<crate::btree::TreeShape>, crate::btree::TreeShape)> {
+        let mut tables = Vec::new();
+        let mut own = crate::btree::TreeShape::default();
+        for (name, tree) in self.state.tree.list_trees()? {
+            let shape = self.state.tree.shape(&tree)?;
+            if data_tree_id(&name).is_some() {
+                tables.push(shape);
+            } else {
+                own.height = own.height.max(shape.height);
+                own.leaf_pages += shape.leaf_pages;
+                own.branch_pages += shape.branch_pages;
+                own.overflow_pages += shape.overflow_pages;
+                own.stored_bytes += shape.stored_bytes;
+                own.branch_key_bytes += shape.branch_key_bytes;
+                own.page_size = shape.page_size;
+            }
+        }
+        Ok((tables, own))
+    }
+
     /// A handle that checkpoints this transaction's engine (see
     /// [`Checkpointer`]).
     pub(crate) fn checkpointer(&self) -> Checkpointer {
@@ -731,6 +770,15 @@ impl ReadTxn {
     }
 
     /// The view of a table opened in this transaction's snapshot.
+    /// The shape of `table`'s tree in the data file as of this snapshot
+    /// (the memtables are not in it). Added for `TableStats`.
+    pub fn table_shape(&self, table: &ReadTable) -> Result<crate::btree::TreeShape> {
+        match &self.view(table)?.tree {
+            Some(tree) => self.state.tree.shape(tree),
+            None => Ok(crate::btree::TreeShape::default()),
+        }
+    }
+
     fn view<'t>(&self, table: &'t ReadTable) -> Result<&'t TableView> {
         if !Arc::ptr_eq(&table.state, &self.state) {
             return Err(foreign_handle());

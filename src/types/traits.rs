@@ -71,11 +71,10 @@ pub trait Key: Value {
 
     /// Whether [`compare`](Self::compare) is plain byte order. Built-in types
     /// whose encoding preserves order say yes. A type that says no is compared
-    /// with its own `compare`, which recovery after a crash can only find if
-    /// the type was registered first: tables of such types are opened by name,
-    /// or registered with
-    /// [`Builder::register_key_type`](crate::Builder::register_key_type).
-    /// The default, `false`, is always correct.
+    /// with its own `compare`, which only this process's code knows: recovery
+    /// keeps such a table's replayed records aside until the table is opened
+    /// with its type (nothing needs registering). The default, `false`, is
+    /// always correct.
     fn order_is_bytewise() -> bool {
         false
     }
