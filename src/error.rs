@@ -46,7 +46,7 @@ impl StorageError {
 }
 
 /// Shorthand for results of the storage layers.
-pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+pub type Result<T = (), E = StorageError> = std::result::Result<T, E>;
 
 /// Errors opening or checking a database.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,7 @@
 pub mod backends;
 mod backup;
 pub mod btree;
+mod cursor;
 mod db;
 mod db_stats;
 pub mod engine;
@@ -67,6 +68,7 @@ pub mod wal;
 
 pub use backends::StorageBackend;
 pub use backup::BackupReport;
+pub use cursor::Cursor;
 pub use db::{Builder, CacheStats, Database, ReadableDatabase, RepairSession};
 pub use db_stats::DatabaseStats;
 pub use engine::{Durability, PendingCommit, Stats};

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 
 use crate::btree::ValueBytes;
+use crate::cursor::Cursor;
 use crate::engine::MergedRange;
 use crate::entry::Entry;
 use crate::error::StorageError;
@@ -143,6 +144,16 @@ impl<K: Key + 'static, V: Value + 'static> Range<'_, K, V> {
             inner,
             _types: PhantomData,
         }
+    }
+
+    /// The next entry's bytes (for [`Cursor`]).
+    pub(crate) fn next_raw(&mut self) -> Option<crate::Result<(Vec<u8>, ValueBytes)>> {
+        self.inner.next()
+    }
+
+    /// The last entry's bytes (for [`Cursor`]).
+    pub(crate) fn next_back_raw(&mut self) -> Option<crate::Result<(Vec<u8>, ValueBytes)>> {
+        self.inner.next_back()
     }
 }
 
@@ -306,7 +317,74 @@ pub trait ReadableTable<K: Key + 'static, V: Value + 'static>: ReadableTableMeta
     fn last(&self) -> Result<Option<Pair<'_, K, V>>, StorageError>;
 
     /// Every entry, in key order.
-    fn iter(&self) -> Result<Range<'_, K, V>, StorageError>;
+    fn iter(&self) -> Result<Range<'_, K, V>, StorageError> {
+        self.range::<K::SelfType<'_>>(..)
+    }
+
+    /// A [`Cursor`] at the gap before the smallest key within `bound`:
+    /// `Included(x)`, the smallest key `>= x`; `Excluded(x)`, the smallest
+    /// key `> x`; `Unbounded`, the smallest key. As `BTreeMap::lower_bound`.
+    ///
+    /// sluicedb's tables implement it. The default, for other implementors
+    /// of this trait, is an error, as redb's default is `unimplemented!()`.
+    fn lower_bound<'a>(&self, bound: Bound<impl Borrow<K::SelfType<'a>>>) -> Result<Cursor<'_, K, V>, StorageError> {
+        let _ = bound;
+        Err(StorageError::Internal(
+            "lower_bound is not implemented for this table type".into(),
+        ))
+    }
+
+    /// A [`Cursor`] at the gap after the greatest key within `bound`:
+    /// `Included(x)`, the greatest key `<= x`; `Excluded(x)`, the greatest
+    /// key `< x`; `Unbounded`, the greatest key. As `BTreeMap::upper_bound`.
+    ///
+    /// sluicedb's tables implement it; the default is an error, as for
+    /// [`lower_bound`](Self::lower_bound).
+    fn upper_bound<'a>(&self, bound: Bound<impl Borrow<K::SelfType<'a>>>) -> Result<Cursor<'_, K, V>, StorageError> {
+        let _ = bound;
+        Err(StorageError::Internal(
+            "upper_bound is not implemented for this table type".into(),
+        ))
+    }
+}
+
+/// The two ranges around a cursor's gap: entries at or after `split`
+/// (`after_inclusive`: whether the split key itself is after the gap), and
+/// those before it.
+fn cursor_at<'t, K: Key + 'static, V: Value + 'static>(
+    table: &impl RawTable,
+    split: Bound<&[u8]>,
+    after_inclusive: bool,
+    empty_side_is_before: bool,
+) -> Result<Cursor<'t, K, V>, StorageError> {
+    let Some(key) = (match split {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    }) else {
+        let all = Range::new(table.raw_range(Bound::Unbounded, Bound::Unbounded)?);
+        return Ok(if empty_side_is_before {
+            Cursor::new(Some(all), None)
+        } else {
+            Cursor::new(None, Some(all))
+        });
+    };
+    let (after_lo, before_hi) = if after_inclusive {
+        (Bound::Included(key), Bound::Excluded(key))
+    } else {
+        (Bound::Excluded(key), Bound::Included(key))
+    };
+    let after = Range::new(table.raw_range(after_lo, Bound::Unbounded)?);
+    let before = Range::new(table.raw_range(Bound::Unbounded, before_hi)?);
+    Ok(Cursor::new(Some(after), Some(before)))
+}
+
+/// The encoding of a bound's key.
+fn encode_bound<'a, K: Key + 'static>(bound: &Bound<impl Borrow<K::SelfType<'a>>>) -> Bound<Vec<u8>> {
+    match bound {
+        Bound::Included(k) => Bound::Included(K::as_bytes(k.borrow()).as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(K::as_bytes(k.borrow()).as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
 }
 
 macro_rules! readable {
@@ -345,6 +423,27 @@ macro_rules! readable {
             fn iter(&self) -> Result<Range<'_, K, V>, StorageError> {
                 Ok(Range::new(self.raw_range(Bound::Unbounded, Bound::Unbounded)?))
             }
+
+            fn lower_bound<'a>(
+                &self,
+                bound: Bound<impl Borrow<K::SelfType<'a>>>,
+            ) -> Result<Cursor<'_, K, V>, StorageError> {
+                // Included(x): x is after the gap; Excluded(x): before it.
+                let split = encode_bound::<K>(&bound);
+                let inclusive = matches!(split, Bound::Included(_));
+                cursor_at(self, as_ref_bound(&split), inclusive, true)
+            }
+
+            fn upper_bound<'a>(
+                &self,
+                bound: Bound<impl Borrow<K::SelfType<'a>>>,
+            ) -> Result<Cursor<'_, K, V>, StorageError> {
+                // Included(x): x is before the gap; Excluded(x): after it.
+                let split = encode_bound::<K>(&bound);
+                let inclusive = matches!(split, Bound::Excluded(_));
+                cursor_at(self, as_ref_bound(&split), inclusive, false)
+            }
+
         }
     };
 }
