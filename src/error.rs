@@ -119,6 +119,11 @@ pub enum CommitError {
     /// survive a crash) and the database is poisoned.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The transaction was poisoned and was not committed (nothing of it
+    /// was): a callback panicked in the middle of a table operation, or a
+    /// table was leaked.
+    #[error("transaction was poisoned by a panic or a leaked table")]
+    TransactionPoisoned,
 }
 
 /// Errors compacting a database.
@@ -177,6 +182,9 @@ pub enum Error {
     /// See [`SetDurabilityError::NonDurableCommitUnsupported`].
     #[error("non-durable commits are not supported by this database")]
     NonDurableCommitUnsupported,
+    /// See [`CommitError::TransactionPoisoned`].
+    #[error("transaction was poisoned by a panic or a leaked table")]
+    TransactionPoisoned,
 }
 
 impl From<DatabaseError> for Error {
@@ -215,6 +223,7 @@ impl From<CommitError> for Error {
     fn from(e: CommitError) -> Self {
         match e {
             CommitError::Storage(s) => Error::Storage(s),
+            CommitError::TransactionPoisoned => Error::TransactionPoisoned,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::engine::MergedRange;
 use crate::entry::Entry;
 use crate::error::StorageError;
 use crate::guards::{AccessGuardMut, AccessGuardMutInPlace, TableWriter};
-use crate::transaction::{LiveToken, WriteTransaction};
+use crate::transaction::{LiveToken, PoisonOnUnwind, WriteTransaction};
 use crate::types::{Key, MutInPlaceValue, Value};
 
 /// Names a table and fixes its key and value types.
@@ -551,6 +551,7 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
         let mut selected = Vec::new();
         for item in self.raw_range(lower, upper)? {
             let (key, value) = item?;
+            let _poison = PoisonOnUnwind(self.txn);
             if predicate(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
                 selected.push((key, value));
             }
@@ -697,9 +698,11 @@ where
             Ok(entry) => entry,
             Err(e) => return Some(Err(e)),
         };
+        let poison = PoisonOnUnwind(self.writer.txn);
         if !(self.predicate)(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
             return None;
         }
+        drop(poison);
         Some(
             self.writer
                 .remove(&key)

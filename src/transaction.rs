@@ -54,6 +54,22 @@ pub struct WriteTransaction {
     /// Whether a durable commit also checkpoints: set for databases whose
     /// WAL is volatile (see `Builder::create_with_backend`).
     checkpoint_on_commit: bool,
+    /// Set when a user callback (a `retain` or `extract_if` predicate)
+    /// panicked mid-operation: the transaction then refuses to commit, as
+    /// redb's ([`CommitError::TransactionPoisoned`]).
+    poisoned: std::cell::Cell<bool>,
+}
+
+/// Poisons a write transaction if dropped while its thread panics: wrap a
+/// call into user code that runs in the middle of a table operation.
+pub(crate) struct PoisonOnUnwind<'a>(pub(crate) &'a WriteTransaction);
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poisoned.set(true);
+        }
+    }
 }
 
 fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
@@ -72,7 +88,18 @@ impl WriteTransaction {
             open: RefCell::new(HashMap::new()),
             _live: live,
             checkpoint_on_commit: false,
+            poisoned: std::cell::Cell::new(false),
         }
+    }
+
+    /// Refuses to commit a transaction that a panic poisoned, or one with a
+    /// table still open, which only `mem::forget` of a table can leave (its
+    /// borrow of the transaction otherwise ends before `commit`), as redb's.
+    fn check_committable(&self) -> Result<(), CommitError> {
+        if self.poisoned.get() || !self.open.borrow().is_empty() {
+            return Err(CommitError::TransactionPoisoned);
+        }
+        Ok(())
     }
 
     /// Makes every `Durability::Immediate` commit of this transaction also
@@ -186,6 +213,7 @@ impl WriteTransaction {
     /// is durable (and visible); with [`Durability::None`], at once (visible
     /// now, durable within the sync interval).
     pub fn commit(self) -> Result<(), CommitError> {
+        self.check_committable()?;
         let txn = self.txn.into_inner();
         let checkpoint = (self.checkpoint_on_commit && matches!(txn.durability(), Durability::Immediate))
             .then(|| txn.checkpointer());
@@ -203,6 +231,7 @@ impl WriteTransaction {
     /// awaited; readers see the commit once it is durable (with
     /// `Durability::Immediate`).
     pub fn commit_pipelined(self) -> Result<PendingCommit, CommitError> {
+        self.check_committable()?;
         Ok(self.txn.into_inner().commit_pipelined()?)
     }
 
