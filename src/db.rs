@@ -307,6 +307,17 @@ impl Builder {
         Ok(db)
     }
 
+    /// Opens, or creates if empty, a database in `file`, as redb's
+    /// deprecated `create_file`: the same as
+    /// [`create_with_backend`](Self::create_with_backend) with a
+    /// [`FileBackend`](crate::backends::FileBackend) (an in-memory WAL;
+    /// every durable commit checkpoints). Prefer [`create`](Self::create)
+    /// with a path, which keeps the WAL beside the file.
+    #[deprecated(note = "use `create_with_backend(FileBackend::new(file)?)` instead, as in redb 4.5")]
+    pub fn create_file(&self, file: File) -> Result<Database, DatabaseError> {
+        self.create_with_backend(crate::backends::FileBackend::new(file)?)
+    }
+
     /// Opens the existing database at `path` read-only: see
     /// [`ReadOnlyDatabase`] for what that means with a WAL. Fails with
     /// [`DatabaseError::DatabaseAlreadyOpen`] while a [`Database`] has it

@@ -83,7 +83,7 @@ pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,
 };
-pub use table::{OwnedAccessGuard, OwnedRange, TableStats};
+pub use table::{OwnedAccessGuard, OwnedRange, ReadOnlyUntypedTable, TableStats};
 pub use transaction::{ReadTransaction, WriteTransaction};
 pub use types::{Key, MutInPlaceValue, TableMeta, TypeName, Value};
 

@@ -894,3 +894,75 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for ReadOnlyTable<K, V> {
 }
 
 readable!(ReadOnlyTable);
+
+/// A table opened by name only, with
+/// [`ReadTransaction::open_untyped_table`](crate::ReadTransaction::open_untyped_table):
+/// its size and storage figures, without its types. Holds the snapshot.
+pub struct ReadOnlyUntypedTable {
+    txn: crate::engine::ReadTxn,
+    /// `None` when the key order is not known in this process (a custom
+    /// order whose key type was never opened here): the figures then need
+    /// that order, and are refused rather than computed in a wrong one.
+    table: Option<crate::engine::ReadTable>,
+    name: String,
+    _live: LiveToken,
+}
+
+impl ReadOnlyUntypedTable {
+    pub(crate) fn new(
+        txn: crate::engine::ReadTxn,
+        table: Option<crate::engine::ReadTable>,
+        name: String,
+        live: LiveToken,
+    ) -> Self {
+        Self {
+            txn,
+            table,
+            name,
+            _live: live,
+        }
+    }
+
+    fn table(&self) -> crate::Result<&crate::engine::ReadTable> {
+        self.table.as_ref().ok_or_else(|| {
+            StorageError::Internal(format!(
+                "table {:?} has a custom key order not known in this process: open it with its key type first",
+                self.name
+            ))
+        })
+    }
+}
+
+impl TableHandle for ReadOnlyUntypedTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl RawTable for ReadOnlyUntypedTable {
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self.txn.get(self.table()?, key)
+    }
+
+    fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
+        self.txn.range(self.table()?, lower, upper)
+    }
+
+    fn raw_len(&self) -> crate::Result<u64> {
+        self.txn.len(self.table()?)
+    }
+
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape> {
+        self.txn.table_shape(self.table()?)
+    }
+}
+
+impl ReadableTableMetadata for ReadOnlyUntypedTable {
+    fn stats(&self) -> Result<TableStats, StorageError> {
+        table_stats(self)
+    }
+
+    fn len(&self) -> Result<u64, StorageError> {
+        self.raw_len()
+    }
+}

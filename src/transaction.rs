@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::db_stats::DatabaseStats;
 use crate::engine::{self, Durability, PendingCommit};
 use crate::error::{CommitError, SetDurabilityError, StorageError, TableError};
-use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
+use crate::table::{ReadOnlyTable, ReadOnlyUntypedTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
 /// One share of a database's count of live transactions.
@@ -316,5 +316,21 @@ impl ReadTransaction {
     /// Ends the transaction (dropping it does the same).
     pub fn close(self) -> Result<(), StorageError> {
         Ok(())
+    }
+    /// Opens a table by name only, for its size and storage figures.
+    pub fn open_untyped_table(&self, handle: impl TableHandle) -> Result<ReadOnlyUntypedTable, TableError> {
+        let name = handle.name();
+        let table = match self.txn.table_order(name.as_bytes())? {
+            None => return Err(TableError::TableDoesNotExist(name.to_string())),
+            // Opening with the order the process knows fixes nothing new.
+            Some(Some(cmp)) => self.txn.open_table(name.as_bytes(), cmp)?,
+            Some(None) => None,
+        };
+        Ok(ReadOnlyUntypedTable::new(
+            self.txn.clone(),
+            table,
+            name.to_string(),
+            self.live.clone(),
+        ))
     }
 }
