@@ -44,21 +44,56 @@ pub trait StorageBackend: 'static + Debug + Send + Sync {
     fn close(&self) -> Result<(), io::Error> {
         Ok(())
     }
+
+    /// sluicedb's extension, not redb's: the [`FileBackend`] this backend
+    /// is, if it is one. A database on a `FileBackend` whose path is known
+    /// keeps its WAL beside the file, as a database opened by path does.
+    /// Other backends keep the default, `None`.
+    #[doc(hidden)]
+    fn as_file_backend(&self) -> Option<&FileBackend> {
+        None
+    }
 }
 
 /// A [`StorageBackend`] over a file.
+///
+/// On Linux it learns the file's path when made (from `/proc/self/fd`), so
+/// that a database opened on it finds its WAL in `<path>-wal`, exactly as
+/// [`Database::open`](crate::Database::open) with the path does, and takes
+/// the same file lock: the two ways to open a file are interchangeable.
+/// Where the path cannot be learned, the database keeps its WAL in memory
+/// (see [`Builder::create_with_backend`](crate::Builder::create_with_backend)).
 #[derive(Debug)]
 pub struct FileBackend {
     file: File,
+    path: Option<std::path::PathBuf>,
 }
 
 impl FileBackend {
     /// A backend storing the database in `file` (opened for reading, and
-    /// for writing unless it is only opened read-only). No lock is taken:
-    /// the caller keeps other handles away from the file.
+    /// for writing unless the database is opened read-only).
     pub fn new(file: File) -> Result<Self, DatabaseError> {
-        Ok(Self { file })
+        let path = path_of(&file);
+        Ok(Self { file, path })
     }
+
+    /// The file's path, if known (see the type's docs).
+    pub(crate) fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+
+    /// The file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// The path `file` was opened at, if the system says and it still names a
+/// file (not one since deleted).
+fn path_of(file: &File) -> Option<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    path.is_file().then_some(path)
 }
 
 impl StorageBackend for FileBackend {
@@ -80,6 +115,10 @@ impl StorageBackend for FileBackend {
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
         std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
+    }
+
+    fn as_file_backend(&self) -> Option<&FileBackend> {
+        Some(self)
     }
 }
 

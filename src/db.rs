@@ -299,7 +299,31 @@ impl Builder {
     /// own here: its commit reaches the backend with the next checkpoint.
     /// For the WAL's write speed, use [`create`](Self::create) with a path
     /// or [`create_with_backends`](Self::create_with_backends).
+    ///
+    /// A [`FileBackend`](crate::backends::FileBackend) whose path is known
+    /// is the exception: the database then opens as
+    /// [`create`](Self::create) with that path does (the file lock, and the
+    /// WAL in `<path>-wal`), on the file given.
     pub fn create_with_backend(&self, backend: impl crate::StorageBackend) -> Result<Database, DatabaseError> {
+        if let Some(path) = backend.as_file_backend().and_then(|f| f.path()).map(Path::to_path_buf) {
+            let file = backend
+                .as_file_backend()
+                .map(|f| f.file().try_clone())
+                .transpose()
+                .map_err(io)?;
+            if let Some(file) = file {
+                lock(&file)?;
+                let backend = crate::backends::Adapted(backend);
+                refuse_foreign(&first_bytes(&backend)?)?;
+                let wal = FsLogDir::open(wal_dir(&path)).map_err(io)?;
+                let mut db = self.create_with_backends(backend, wal)?;
+                db.wal_path = Some(wal_dir(&path));
+                // The lock is held by the backend's file (one open file
+                // description); this clone may go.
+                drop(file);
+                return Ok(db);
+            }
+        }
         let backend = crate::backends::Adapted(backend);
         refuse_foreign(&first_bytes(&backend)?)?;
         let mut db = self.create_with_backends(backend, crate::io::MemLogDir::new())?;
@@ -347,14 +371,24 @@ impl Builder {
         if backend.len().map_err(io)? == 0 {
             return Err(not_a_database("the backend is empty"));
         }
+        // A file with a known path: its WAL, and the shared lock, as
+        // `open_read_only` takes them.
+        let path = backend.as_file_backend().and_then(|f| f.path()).map(Path::to_path_buf);
+        if let Some(file) = backend.as_file_backend() {
+            match file.file().try_lock_shared() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Err(DatabaseError::DatabaseAlreadyOpen),
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        let wal = match &path {
+            Some(path) => crate::read_only::copy_log(&wal_dir(path))?,
+            None => crate::io::MemLogDir::new(),
+        };
         let backend = crate::backends::Adapted(backend);
         refuse_foreign(&first_bytes(&backend)?)?;
         let data = crate::read_only::Overlay::new(backend).map_err(io)?;
-        Ok(ReadOnlyDatabase::new(Engine::open(
-            data,
-            crate::io::MemLogDir::new(),
-            self.options,
-        )?))
+        Ok(ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?))
     }
 
     /// Calls the repair callback if recovery repaired the log (see

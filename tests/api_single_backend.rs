@@ -117,7 +117,7 @@ fn in_memory_and_file_backends_work_and_a_file_backend_reopens_by_path() {
         .unwrap();
     assert_eq!(get(&db, 1).as_deref(), Some("file"));
     drop(db);
-    // The same data file opens by path (with an empty WAL beside it).
+    // The same database opens by path (its WAL is beside the file).
     let db = Database::open(&path).unwrap();
     assert_eq!(get(&db, 1).as_deref(), Some("file"));
 }
