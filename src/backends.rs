@@ -117,6 +117,13 @@ impl StorageBackend for FileBackend {
         std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
     }
 
+    /// Releases the file lock the database took, even if the caller keeps
+    /// another handle to the same open file (a lock belongs to the open
+    /// file, not to this handle).
+    fn close(&self) -> Result<(), io::Error> {
+        self.file.unlock()
+    }
+
     fn as_file_backend(&self) -> Option<&FileBackend> {
         Some(self)
     }

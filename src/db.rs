@@ -506,7 +506,14 @@ impl Database {
     /// Verifies the data file: every page's checksum, every tree's key order
     /// and entry count, and that every page is used or free exactly once.
     /// `Ok(true)` when all holds; a corruption error otherwise.
+    ///
+    /// Refused with [`DatabaseError::TransactionInProgress`] while a
+    /// transaction (or a table read through one) is live, as redb's.
     pub fn check_integrity(&mut self) -> Result<bool, DatabaseError> {
+        // Exact for the reason `compact`'s check is (see `LiveToken`).
+        if self.live.others_live() {
+            return Err(DatabaseError::TransactionInProgress);
+        }
         self.engine.check_integrity()?;
         Ok(true)
     }

@@ -35,7 +35,7 @@ impl<'a, K: Key + 'static, V: Value + 'static> TableDefinition<'a, K, V> {
     /// compile-time error in a `const`; a name built at run time must be
     /// checked by the caller.
     pub const fn new(name: &'a str) -> Self {
-        assert!(!name.is_empty(), "a table name must not be empty");
+        assert!(!name.is_empty());
         Self {
             name,
             _types: PhantomData,

@@ -72,8 +72,44 @@ fn extract_if_close_keeps_the_entries_not_reached() {
 }
 
 #[test]
-#[should_panic(expected = "table name must not be empty")]
+#[should_panic(expected = "assertion failed: !name.is_empty()")]
 fn an_empty_table_name_panics() {
     let name = String::new();
     let _ = TableDefinition::<u64, u64>::new(&name);
+}
+
+#[test]
+fn check_integrity_refuses_while_a_transaction_is_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path().join("db")).unwrap();
+    let read = db.begin_read().unwrap();
+    assert!(matches!(
+        db.check_integrity(),
+        Err(DatabaseError::TransactionInProgress)
+    ));
+    drop(read);
+    assert!(db.check_integrity().unwrap());
+}
+
+#[test]
+fn a_file_backend_releases_its_lock_even_if_the_file_is_still_held() {
+    use sluicedb::Builder;
+    use sluicedb::backends::FileBackend;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    for foreign in [false, true] {
+        std::fs::write(&path, if foreign { vec![0xff; 512] } else { Vec::new() }).unwrap();
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let retained = file.try_clone().unwrap();
+        let result = Builder::new().create_with_backend(FileBackend::new(file).unwrap());
+        assert_eq!(result.is_err(), foreign);
+        drop(result);
+        if foreign {
+            retained.set_len(0).unwrap();
+        }
+        // The lock went with the database, though `retained` shares the file.
+        drop(Database::create(&path).unwrap());
+        drop(retained);
+        let _ = std::fs::remove_dir_all(dir.path().join("db-wal"));
+    }
 }
