@@ -80,6 +80,11 @@ pub enum TransactionError {
     /// not wait for.
     #[error("another write transaction is in progress")]
     WouldBlock,
+    /// [`ReadTransaction::close`](crate::ReadTransaction::close) was called
+    /// while a table or an owned guard of the transaction is alive; the
+    /// transaction is handed back.
+    #[error("the read transaction is still in use")]
+    ReadTransactionStillInUse(Box<crate::ReadTransaction>),
 }
 
 /// Errors opening, deleting or renaming a table.
@@ -185,6 +190,9 @@ pub enum Error {
     /// See [`CommitError::TransactionPoisoned`].
     #[error("transaction was poisoned by a panic or a leaked table")]
     TransactionPoisoned,
+    /// See [`TransactionError::ReadTransactionStillInUse`].
+    #[error("the read transaction is still in use")]
+    ReadTransactionStillInUse(Box<crate::ReadTransaction>),
 }
 
 impl From<DatabaseError> for Error {
@@ -203,6 +211,7 @@ impl From<TransactionError> for Error {
         match e {
             TransactionError::Storage(s) => Error::Storage(s),
             TransactionError::WouldBlock => Error::WouldBlock,
+            TransactionError::ReadTransactionStillInUse(t) => Error::ReadTransactionStillInUse(t),
         }
     }
 }

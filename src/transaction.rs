@@ -1,13 +1,15 @@
 //! Read and write transactions over typed tables.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
 
 use crate::db_stats::DatabaseStats;
 use crate::engine::{self, Durability, PendingCommit};
-use crate::error::{CommitError, SetDurabilityError, StorageError, TableError};
+use crate::error::{CommitError, SetDurabilityError, StorageError, TableError, TransactionError};
 use crate::table::{ReadOnlyTable, ReadOnlyUntypedTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
@@ -21,13 +23,23 @@ use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 /// the database's own or another live token, so the count can grow only while
 /// some token other than the database's exists; `Database::compact` relies on
 /// that (it holds `&mut Database`, so no transaction can begin meanwhile).
+///
+/// A read transaction counts its own tables and guards with a child token
+/// ([`child`](Self::child)), which holds one share of its parent: the
+/// parent sees the child and everything made from it as one live share, and
+/// the invariant above holds for both.
 #[derive(Clone)]
-pub(crate) struct LiveToken(Arc<()>);
+pub(crate) struct LiveToken(Arc<Option<LiveToken>>);
 
 impl LiveToken {
     /// The database's own token: the count's base.
     pub(crate) fn new() -> Self {
-        Self(Arc::new(()))
+        Self(Arc::new(None))
+    }
+
+    /// A new count, itself one share of `self`.
+    pub(crate) fn child(&self) -> Self {
+        Self(Arc::new(Some(self.clone())))
     }
 
     /// Whether any token other than this one is alive.
@@ -46,10 +58,13 @@ impl LiveToken {
 /// ([`Durability::None`]). [`commit_pipelined`](Self::commit_pipelined)
 /// returns without waiting.
 pub struct WriteTransaction {
-    txn: RefCell<engine::WriteTxn>,
+    /// Locked only inside `with_txn`, never across a call into user code,
+    /// so it never blocks: a transaction is used by one thread at a time
+    /// (the lock makes it `Sync`, as redb's, so its tables are `Send`).
+    txn: Mutex<engine::WriteTxn>,
     /// The tables open in this transaction, with where each was opened
     /// (for [`TableError::TableAlreadyOpen`]).
-    open: RefCell<HashMap<String, &'static Location<'static>>>,
+    open: Mutex<HashMap<String, &'static Location<'static>>>,
     _live: LiveToken,
     /// Whether a durable commit also checkpoints: set for databases whose
     /// WAL is volatile (see `Builder::create_with_backend`).
@@ -57,7 +72,7 @@ pub struct WriteTransaction {
     /// Set when a user callback (a `retain` or `extract_if` predicate)
     /// panicked mid-operation: the transaction then refuses to commit, as
     /// redb's ([`CommitError::TransactionPoisoned`]).
-    poisoned: std::cell::Cell<bool>,
+    poisoned: AtomicBool,
 }
 
 /// Poisons a write transaction if dropped while its thread panics: wrap a
@@ -67,7 +82,7 @@ pub(crate) struct PoisonOnUnwind<'a>(pub(crate) &'a WriteTransaction);
 impl Drop for PoisonOnUnwind<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.poisoned.set(true);
+            self.0.poisoned.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -84,11 +99,11 @@ fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
 impl WriteTransaction {
     pub(crate) fn new(txn: engine::WriteTxn, live: LiveToken) -> Self {
         Self {
-            txn: RefCell::new(txn),
-            open: RefCell::new(HashMap::new()),
+            txn: Mutex::new(txn),
+            open: Mutex::new(HashMap::new()),
             _live: live,
             checkpoint_on_commit: false,
-            poisoned: std::cell::Cell::new(false),
+            poisoned: AtomicBool::new(false),
         }
     }
 
@@ -96,7 +111,7 @@ impl WriteTransaction {
     /// table still open, which only `mem::forget` of a table can leave (its
     /// borrow of the transaction otherwise ends before `commit`), as redb's.
     fn check_committable(&self) -> Result<(), CommitError> {
-        if self.poisoned.get() || !self.open.borrow().is_empty() {
+        if self.poisoned.load(Ordering::Relaxed) || !self.open.lock().is_empty() {
             return Err(CommitError::TransactionPoisoned);
         }
         Ok(())
@@ -110,17 +125,17 @@ impl WriteTransaction {
     }
 
     /// Runs `f` on the engine transaction. Borrows are never held across
-    /// calls into user code, so this cannot fail to borrow.
+    /// calls into user code, so this never waits.
     pub(crate) fn with_txn<T>(&self, f: impl FnOnce(&mut engine::WriteTxn) -> T) -> T {
-        f(&mut self.txn.borrow_mut())
+        f(&mut self.txn.lock())
     }
 
     pub(crate) fn close_table(&self, name: &str) {
-        self.open.borrow_mut().remove(name);
+        self.open.lock().remove(name);
     }
 
     fn ensure_closed(&self, name: &str) -> Result<(), TableError> {
-        if let Some(location) = self.open.borrow().get(name) {
+        if let Some(location) = self.open.lock().get(name) {
             return Err(TableError::TableAlreadyOpen(name.to_string(), location));
         }
         Ok(())
@@ -144,7 +159,7 @@ impl WriteTransaction {
             }
             Ok(txn.open_table(name.as_bytes(), &meta.encode(), comparator::<K>())?)
         })?;
-        self.open.borrow_mut().insert(name.to_string(), Location::caller());
+        self.open.lock().insert(name.to_string(), Location::caller());
         Ok(Table::new(self, table, name.to_string()))
     }
 
@@ -285,9 +300,20 @@ pub struct ReadTransaction {
     live: LiveToken,
 }
 
+impl std::fmt::Debug for ReadTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTransaction").finish_non_exhaustive()
+    }
+}
+
 impl ReadTransaction {
+    /// `live` is the database's token; the transaction counts its tables
+    /// and owned guards with a child of it.
     pub(crate) fn new(txn: engine::ReadTxn, live: LiveToken) -> Self {
-        Self { txn, live }
+        Self {
+            txn,
+            live: live.child(),
+        }
     }
 
     /// Opens a table for reading.
@@ -313,8 +339,14 @@ impl ReadTransaction {
             .map(|(name, _)| UntypedTableHandle::new(String::from_utf8_lossy(&name).into_owned())))
     }
 
-    /// Ends the transaction (dropping it does the same).
-    pub fn close(self) -> Result<(), StorageError> {
+    /// Ends the transaction, as dropping it does, but refuses with
+    /// [`TransactionError::ReadTransactionStillInUse`] (handing the
+    /// transaction back) while a table or an owned guard or range opened
+    /// through it is alive, as redb's.
+    pub fn close(self) -> Result<(), TransactionError> {
+        if self.live.others_live() {
+            return Err(TransactionError::ReadTransactionStillInUse(Box::new(self)));
+        }
         Ok(())
     }
     /// Opens a table by name only, for its size and storage figures.
