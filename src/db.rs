@@ -612,6 +612,12 @@ impl ReadableDatabase for Database {
     }
 }
 
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").finish_non_exhaustive()
+    }
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         // A volatile WAL dies with the engine: keep what it holds. There is

@@ -77,6 +77,12 @@ impl ReadOnlyDatabase {
     }
 }
 
+impl std::fmt::Debug for ReadOnlyDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyDatabase").finish_non_exhaustive()
+    }
+}
+
 impl ReadableDatabase for ReadOnlyDatabase {
     fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
         Ok(ReadTransaction::new(self.engine.begin_read()?, self.live.clone()))

@@ -63,6 +63,13 @@ impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for TableDefinition<'
     }
 }
 
+/// `name<KeyType, ValueType>`, as redb's.
+impl<K: Key + 'static, V: Value + 'static> std::fmt::Display for TableDefinition<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}<{}, {}>", self.name, K::type_name().name(), V::type_name().name())
+    }
+}
+
 /// Anything that names a table.
 pub trait TableHandle {
     /// The table's name.
@@ -637,6 +644,15 @@ impl<K: Key + 'static, V: MutInPlaceValue + 'static> Table<'_, K, V> {
     }
 }
 
+impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for Table<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("len", &self.raw_len().ok())
+            .finish()
+    }
+}
+
 impl<K: Key + 'static, V: Value + 'static> TableHandle for Table<'_, K, V> {
     fn name(&self) -> &str {
         &self.name
@@ -872,6 +888,14 @@ impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for OwnedRange<K,
     fn next_back(&mut self) -> Option<Self::Item> {
         let item = self.inner.next_back()?;
         Some(self.own(item))
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for ReadOnlyTable<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyTable")
+            .field("len", &self.raw_len().ok())
+            .finish()
     }
 }
 

@@ -57,3 +57,18 @@ fn close_refuses_while_tables_or_owned_guards_live() {
     read.close().unwrap();
     db.begin_read().unwrap().close().unwrap();
 }
+
+#[test]
+fn handles_print_as_redbs_do() {
+    assert_eq!(T.to_string(), "t<u64, u64>");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let first = Database::create(&path);
+    let second = Database::open(&path);
+    // Results of opens print (redb's tests format them with `{:?}`).
+    assert!(format!("{second:?}").contains("DatabaseAlreadyOpen"));
+    let db = first.unwrap();
+    let txn = db.begin_write().unwrap();
+    let table = txn.open_table(T).unwrap();
+    assert_eq!(format!("{table:?}"), r#"Table { name: "t", len: Some(0) }"#);
+}
