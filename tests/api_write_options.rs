@@ -110,8 +110,7 @@ fn repair_callback_runs_only_for_a_torn_log_and_can_abort_the_open() {
 
     let err = counting(&calls, true)
         .create_with_backends(disk.data.clone(), disk.wal.clone())
-        .err()
-        .expect("an aborted repair fails the open");
+        .expect_err("an aborted repair fails the open");
     assert!(matches!(err, DatabaseError::RepairAborted), "{err}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
