@@ -8,8 +8,6 @@
 //! steps over are kept, so it can step back over them; a cursor holds at
 //! most the entries it has passed.
 
-use std::marker::PhantomData;
-
 use crate::btree::ValueBytes;
 use crate::error::StorageError;
 use crate::table::{AccessGuard, Range};
@@ -28,7 +26,6 @@ pub struct Cursor<'a, K: Key + 'static, V: Value + 'static> {
     ahead: Vec<Raw>,
     /// Entries stepped over (before the gap), nearest last.
     behind: Vec<Raw>,
-    _types: PhantomData<&'a ()>,
 }
 
 type Entry<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
@@ -44,7 +41,6 @@ impl<'a, K: Key + 'static, V: Value + 'static> Cursor<'a, K, V> {
             before,
             ahead: Vec::new(),
             behind: Vec::new(),
-            _types: PhantomData,
         }
     }
 
