@@ -109,6 +109,8 @@ pub struct Builder {
     options: EngineOptions,
     /// See [`Builder::set_repair_callback`].
     repair_callback: Option<RepairCallback>,
+    /// See [`Builder::set_check_integrity_on_open`].
+    check_integrity_on_open: bool,
 }
 
 /// The callback of [`Builder::set_repair_callback`].
@@ -119,6 +121,7 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("options", &self.options)
             .field("repair_callback", &self.repair_callback.is_some())
+            .field("check_integrity_on_open", &self.check_integrity_on_open)
             .finish()
     }
 }
@@ -176,7 +179,17 @@ impl Builder {
                 ..EngineOptions::default()
             },
             repair_callback: None,
+            check_integrity_on_open: false,
         }
+    }
+
+    /// Verifies the whole data file at every open (not read-only ones), as
+    /// redb's: what [`Database::check_integrity`] checks. A damaged file
+    /// then fails to open with a corruption error. Off by default: pages are
+    /// verified by their checksums as they are read anyway.
+    pub fn set_check_integrity_on_open(&mut self, enabled: bool) -> &mut Self {
+        self.check_integrity_on_open = enabled;
+        self
     }
 
     /// Bytes of page cache.
@@ -276,6 +289,9 @@ impl Builder {
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
         let engine = Engine::open(data, wal, self.options)?;
         self.run_repair_callback(&engine)?;
+        if self.check_integrity_on_open {
+            engine.check_integrity()?;
+        }
         Ok(Database {
             engine,
             wal_path: None,

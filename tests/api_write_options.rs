@@ -130,3 +130,34 @@ fn repair_callback_runs_only_for_a_torn_log_and_can_abort_the_open() {
         .collect();
     assert_eq!(keys, (0..19).collect::<Vec<_>>());
 }
+
+#[test]
+fn check_integrity_on_open_refuses_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = Database::create(&path).unwrap();
+        for i in 0..2000 {
+            commit_with(&db, i, Durability::None).unwrap();
+        }
+        db.close().unwrap();
+    }
+    let mut checked = Builder::new();
+    checked.set_check_integrity_on_open(true);
+    drop(checked.open(&path).unwrap());
+    // Flip a byte in a page in the middle of the file: a leaf, which an
+    // open does not read (the header is page 0, the roots come last).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2 / 4096 * 4096 + 200;
+    bytes[at] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    // A plain open reads only what it needs, and opens.
+    drop(Builder::new().open(&path).unwrap());
+    let err = checked
+        .open(&path)
+        .expect_err("a damaged page must fail the checked open");
+    assert!(
+        matches!(err, DatabaseError::Storage(sluicedb::StorageError::Corrupted(_))),
+        "{err}"
+    );
+}
