@@ -641,5 +641,8 @@ impl Drop for Database {
         if self.volatile_wal {
             let _ = self.engine.checkpoint();
         }
+        // As redb's: live read transactions read nothing more (see
+        // `Closing`); a live write transaction finishes first.
+        self.live.close();
     }
 }

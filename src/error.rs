@@ -37,6 +37,10 @@ pub enum StorageError {
     /// sluicedb, not bad data); the operation was refused and changed nothing.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database handle was closed or dropped while this transaction or
+    /// table was alive, as redb's: it reads nothing more.
+    #[error("the database is closed")]
+    DatabaseClosed,
 }
 
 impl StorageError {

@@ -77,6 +77,13 @@ impl ReadOnlyDatabase {
     }
 }
 
+impl Drop for ReadOnlyDatabase {
+    fn drop(&mut self) {
+        // As redb's: live read transactions read nothing more.
+        self.live.close();
+    }
+}
+
 impl std::fmt::Debug for ReadOnlyDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadOnlyDatabase").finish_non_exhaustive()

@@ -901,18 +901,22 @@ impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for ReadOnlyTable<K, 
 
 impl<K: Key + 'static, V: Value + 'static> RawTable for ReadOnlyTable<K, V> {
     fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self._live.check_open()?;
         self.txn.get(&self.table, key)
     }
 
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
+        self._live.check_open()?;
         self.txn.range(&self.table, lower, upper)
     }
 
     fn raw_len(&self) -> crate::Result<u64> {
+        self._live.check_open()?;
         self.txn.len(&self.table)
     }
 
     fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape> {
+        self._live.check_open()?;
         self.txn.table_shape(&self.table)
     }
 }
@@ -948,6 +952,7 @@ impl ReadOnlyUntypedTable {
     }
 
     fn table(&self) -> crate::Result<&crate::engine::ReadTable> {
+        self._live.check_open()?;
         self.table.as_ref().ok_or_else(|| {
             StorageError::Internal(format!(
                 "table {:?} has a custom key order not known in this process: open it with its key type first",

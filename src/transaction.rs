@@ -28,18 +28,94 @@ use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 /// ([`child`](Self::child)), which holds one share of its parent: the
 /// parent sees the child and everything made from it as one live share, and
 /// the invariant above holds for both.
+///
+/// The tokens also carry the database's [`Closing`] state, which redb's
+/// close semantics need (see [`Closing`]).
 #[derive(Clone)]
-pub(crate) struct LiveToken(Arc<Option<LiveToken>>);
+pub(crate) struct LiveToken(Arc<TokenNode>);
+
+struct TokenNode {
+    /// The share of the parent this count holds (`None` for the database's).
+    _parent: Option<LiveToken>,
+    closing: Arc<Closing>,
+    /// Whether this count is a write transaction's (see [`Closing`]).
+    writer: bool,
+}
+
+/// Whether the database handle is closed, as redb's: once the
+/// [`Database`](crate::Database) (or `ReadOnlyDatabase`) is closed or
+/// dropped, read transactions and tables still alive fail with
+/// [`StorageError::DatabaseClosed`]; a write transaction alive then stays
+/// usable, and the close takes effect when it ends.
+///
+/// Invariant: `closed` is set once `pending` is set and no write
+/// transaction's token is alive. Both sides check after they write
+/// (`pending` then `writers`; `writers` then `pending`, all `SeqCst`), so
+/// whichever runs second sets `closed`.
+#[derive(Default)]
+pub(crate) struct Closing {
+    closed: AtomicBool,
+    pending: AtomicBool,
+    writers: std::sync::atomic::AtomicUsize,
+}
+
+impl Drop for TokenNode {
+    fn drop(&mut self) {
+        if self.writer {
+            self.closing.writers.fetch_sub(1, Ordering::SeqCst);
+            if self.closing.pending.load(Ordering::SeqCst) {
+                self.closing.closed.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
 
 impl LiveToken {
     /// The database's own token: the count's base.
     pub(crate) fn new() -> Self {
-        Self(Arc::new(None))
+        Self(Arc::new(TokenNode {
+            _parent: None,
+            closing: Arc::new(Closing::default()),
+            writer: false,
+        }))
     }
 
     /// A new count, itself one share of `self`.
     pub(crate) fn child(&self) -> Self {
-        Self(Arc::new(Some(self.clone())))
+        Self(Arc::new(TokenNode {
+            _parent: Some(self.clone()),
+            closing: self.0.closing.clone(),
+            writer: false,
+        }))
+    }
+
+    /// A write transaction's token: a child whose end completes a pending
+    /// close.
+    pub(crate) fn writer_child(&self) -> Self {
+        self.0.closing.writers.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::new(TokenNode {
+            _parent: Some(self.clone()),
+            closing: self.0.closing.clone(),
+            writer: true,
+        }))
+    }
+
+    /// Closes the database handle: at once, or when the live write
+    /// transaction ends.
+    pub(crate) fn close(&self) {
+        let closing = &self.0.closing;
+        closing.pending.store(true, Ordering::SeqCst);
+        if closing.writers.load(Ordering::SeqCst) == 0 {
+            closing.closed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// `Err(DatabaseClosed)` once the database handle is closed.
+    pub(crate) fn check_open(&self) -> Result<(), StorageError> {
+        if self.0.closing.closed.load(Ordering::SeqCst) {
+            return Err(StorageError::DatabaseClosed);
+        }
+        Ok(())
     }
 
     /// Whether any token other than this one is alive.
@@ -101,7 +177,7 @@ impl WriteTransaction {
         Self {
             txn: Mutex::new(txn),
             open: Mutex::new(HashMap::new()),
-            _live: live,
+            _live: live.writer_child(),
             checkpoint_on_commit: false,
             poisoned: AtomicBool::new(false),
         }
@@ -321,6 +397,7 @@ impl ReadTransaction {
         &self,
         definition: TableDefinition<'_, K, V>,
     ) -> Result<ReadOnlyTable<K, V>, TableError> {
+        self.live.check_open()?;
         let name = definition.name();
         let Some(table) = self.txn.open_table(name.as_bytes(), comparator::<K>())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
@@ -333,6 +410,7 @@ impl ReadTransaction {
 
     /// The tables in this snapshot.
     pub fn list_tables(&self) -> Result<impl Iterator<Item = UntypedTableHandle> + use<>, StorageError> {
+        self.live.check_open()?;
         let tables = self.txn.list_tables()?;
         Ok(tables
             .into_iter()
@@ -351,6 +429,7 @@ impl ReadTransaction {
     }
     /// Opens a table by name only, for its size and storage figures.
     pub fn open_untyped_table(&self, handle: impl TableHandle) -> Result<ReadOnlyUntypedTable, TableError> {
+        self.live.check_open()?;
         let name = handle.name();
         let table = match self.txn.table_order(name.as_bytes())? {
             None => return Err(TableError::TableDoesNotExist(name.to_string())),
