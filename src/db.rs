@@ -276,11 +276,13 @@ impl Builder {
 
     fn open_file(&self, path: &Path, file: File) -> Result<Database, DatabaseError> {
         lock(&file)?;
+        let lock_file = file.try_clone().map_err(io)?;
         let file = FileBackend::new(file);
         refuse_foreign(&first_bytes(&file)?)?;
         let wal = FsLogDir::open(wal_dir(path)).map_err(io)?;
         let mut db = self.create_with_backends(file, wal)?;
         db.wal_path = Some(wal_dir(path));
+        db.live.unlock_on_close(lock_file);
         Ok(db)
     }
 
@@ -334,9 +336,7 @@ impl Builder {
                 let wal = FsLogDir::open(wal_dir(&path)).map_err(io)?;
                 let mut db = self.create_with_backends(backend, wal)?;
                 db.wal_path = Some(wal_dir(&path));
-                // The lock is held by the backend's file (one open file
-                // description); this clone may go.
-                drop(file);
+                db.live.unlock_on_close(file);
                 return Ok(db);
             }
         }
@@ -371,11 +371,14 @@ impl Builder {
             Err(TryLockError::WouldBlock) => return Err(DatabaseError::DatabaseAlreadyOpen),
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
+        let lock_file = file.try_clone().map_err(io)?;
         let file = FileBackend::new(file);
         refuse_foreign(&first_bytes(&file)?)?;
         let wal = crate::read_only::copy_log(&wal_dir(path))?;
         let data = crate::read_only::Overlay::new(file).map_err(io)?;
-        Ok(ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?))
+        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?);
+        db.live.unlock_on_close(lock_file);
+        Ok(db)
     }
 
     /// Opens the existing database in `backend` read-only, without
@@ -390,12 +393,14 @@ impl Builder {
         // A file with a known path: its WAL, and the shared lock, as
         // `open_read_only` takes them.
         let path = backend.as_file_backend().and_then(|f| f.path()).map(Path::to_path_buf);
+        let mut lock_file = None;
         if let Some(file) = backend.as_file_backend() {
             match file.file().try_lock_shared() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => return Err(DatabaseError::DatabaseAlreadyOpen),
                 Err(TryLockError::Error(e)) => return Err(io(e)),
             }
+            lock_file = Some(file.file().try_clone().map_err(io)?);
         }
         let wal = match &path {
             Some(path) => crate::read_only::copy_log(&wal_dir(path))?,
@@ -404,7 +409,11 @@ impl Builder {
         let backend = crate::backends::Adapted(backend);
         refuse_foreign(&first_bytes(&backend)?)?;
         let data = crate::read_only::Overlay::new(backend).map_err(io)?;
-        Ok(ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?))
+        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?);
+        if let Some(file) = lock_file {
+            db.live.unlock_on_close(file);
+        }
+        Ok(db)
     }
 
     /// Calls the repair callback if recovery repaired the log (see

@@ -54,7 +54,7 @@ use crate::transaction::{LiveToken, ReadTransaction};
 /// ```
 pub struct ReadOnlyDatabase {
     engine: Engine,
-    live: LiveToken,
+    pub(crate) live: LiveToken,
 }
 
 impl ReadOnlyDatabase {

@@ -57,6 +57,20 @@ pub(crate) struct Closing {
     closed: AtomicBool,
     pending: AtomicBool,
     writers: std::sync::atomic::AtomicUsize,
+    /// A handle to the locked data file, unlocked when the close takes
+    /// effect: the file is free for another open then, as redb's, though
+    /// read transactions may still hold the engine (they read nothing more).
+    lock: Mutex<Option<std::fs::File>>,
+}
+
+impl Closing {
+    fn mark_closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(file) = self.lock.lock().take() {
+            // Nothing to report to; the lock also goes with the last handle.
+            let _ = file.unlock();
+        }
+    }
 }
 
 impl Drop for TokenNode {
@@ -64,7 +78,7 @@ impl Drop for TokenNode {
         if self.writer {
             self.closing.writers.fetch_sub(1, Ordering::SeqCst);
             if self.closing.pending.load(Ordering::SeqCst) {
-                self.closing.closed.store(true, Ordering::SeqCst);
+                self.closing.mark_closed();
             }
         }
     }
@@ -106,8 +120,14 @@ impl LiveToken {
         let closing = &self.0.closing;
         closing.pending.store(true, Ordering::SeqCst);
         if closing.writers.load(Ordering::SeqCst) == 0 {
-            closing.closed.store(true, Ordering::SeqCst);
+            closing.mark_closed();
         }
+    }
+
+    /// Unlocks `file` (a handle to the locked data file) when the close
+    /// takes effect.
+    pub(crate) fn unlock_on_close(&self, file: std::fs::File) {
+        *self.0.closing.lock.lock() = Some(file);
     }
 
     /// `Err(DatabaseClosed)` once the database handle is closed.

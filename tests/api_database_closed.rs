@@ -34,6 +34,8 @@ fn reads_after_close_or_drop_fail_with_database_closed() {
         assert!(matches!(read.list_tables().err(), Some(StorageError::DatabaseClosed)));
         // What was read already stays readable.
         assert_eq!(owned.value(), 1);
+        // The file is free for another open, though `read` is alive.
+        drop(Database::open(&path).unwrap());
     }
 
     let ro = ReadOnlyDatabase::open(&path).unwrap();
@@ -41,6 +43,7 @@ fn reads_after_close_or_drop_fail_with_database_closed() {
     let table = read.open_table(T).unwrap();
     ro.close().unwrap();
     assert!(matches!(table.get(1), Err(StorageError::DatabaseClosed)));
+    drop(Database::open(&path).unwrap());
 }
 
 #[test]
