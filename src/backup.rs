@@ -197,7 +197,7 @@ impl Database {
             progress(report.entries);
             report.tables += 1;
         }
-        copy.close()?;
+        copy.close_engine()?;
         Ok(report)
     }
 }

@@ -2,11 +2,14 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Engine, EngineOptions, Stats};
 use crate::error::{CompactionError, DatabaseError, StorageError, TransactionError};
 use crate::io::{FileBackend, FsLogDir, LogDir, StorageBackend};
+use crate::page::MAGIC;
+use crate::read_only::ReadOnlyDatabase;
 use crate::transaction::{LiveToken, ReadTransaction, WriteTransaction};
 use crate::types::resolve;
 
@@ -14,6 +17,54 @@ use crate::types::resolve;
 pub trait ReadableDatabase {
     /// A snapshot of everything published so far. Never blocks on a writer.
     fn begin_read(&self) -> Result<ReadTransaction, TransactionError>;
+
+    /// The page cache's counters, as redb's. sluicedb does not count cache
+    /// hits and misses (redb counts them only with its `cache_metrics`
+    /// feature), so every counter is zero.
+    fn cache_stats(&self) -> CacheStats;
+}
+
+/// Counters of the page cache (see [`ReadableDatabase::cache_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    evictions: u64,
+    read_hits: u64,
+    read_misses: u64,
+    write_hits: u64,
+    write_misses: u64,
+    used_bytes: usize,
+}
+
+impl CacheStats {
+    /// Pages evicted from the cache.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Reads served by the cache.
+    pub fn read_hits(&self) -> u64 {
+        self.read_hits
+    }
+
+    /// Reads that went to storage.
+    pub fn read_misses(&self) -> u64 {
+        self.read_misses
+    }
+
+    /// Writes to pages already cached.
+    pub fn write_hits(&self) -> u64 {
+        self.write_hits
+    }
+
+    /// Writes to pages not cached.
+    pub fn write_misses(&self) -> u64 {
+        self.write_misses
+    }
+
+    /// Bytes the cache holds.
+    pub fn used_bytes(&self) -> usize {
+        self.used_bytes
+    }
 }
 
 /// An open database: a data file at the user's path and its WAL in the
@@ -49,14 +100,54 @@ pub struct Database {
     live: LiveToken,
     /// Whether dropping the handle checkpoints (see the `Drop` impl).
     checkpoint_on_drop: bool,
+    /// The WAL is in memory (`Builder::create_with_backend`): durable
+    /// commits, `sync` and the drop checkpoint instead.
+    volatile_wal: bool,
 }
 
 /// Configures and opens a [`Database`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Builder {
     options: EngineOptions,
     /// Whether the database's handle checkpoints when dropped.
     checkpoint_on_drop: bool,
+    /// See [`Builder::set_repair_callback`].
+    repair_callback: Option<RepairCallback>,
+    /// See [`Builder::set_check_integrity_on_open`].
+    check_integrity_on_open: bool,
+}
+
+/// The callback of [`Builder::set_repair_callback`].
+type RepairCallback = Arc<dyn Fn(&mut RepairSession)>;
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("options", &self.options)
+            .field("repair_callback", &self.repair_callback.is_some())
+            .field("check_integrity_on_open", &self.check_integrity_on_open)
+            .finish()
+    }
+}
+
+/// The handle a repair callback gets (see [`Builder::set_repair_callback`]).
+#[derive(Debug)]
+pub struct RepairSession {
+    progress: f64,
+    aborted: bool,
+}
+
+impl RepairSession {
+    /// Aborts the open: it returns [`DatabaseError::RepairAborted`].
+    pub fn abort(&mut self) {
+        self.aborted = true;
+    }
+
+    /// An estimate of the repair's progress in `[0.0, 1.0]`. sluicedb calls
+    /// the callback once, after recovery has run, so this is `1.0`.
+    pub fn progress(&self) -> f64 {
+        self.progress
+    }
 }
 
 impl Default for Builder {
@@ -92,7 +183,18 @@ impl Builder {
                 ..EngineOptions::default()
             },
             checkpoint_on_drop: true,
+            repair_callback: None,
+            check_integrity_on_open: false,
         }
+    }
+
+    /// Verifies the whole data file at every open (not read-only ones), as
+    /// redb's: what [`Database::check_integrity`] checks. A damaged file
+    /// then fails to open with a corruption error. Off by default: pages are
+    /// verified by their checksums as they are read anyway.
+    pub fn set_check_integrity_on_open(&mut self, enabled: bool) -> &mut Self {
+        self.check_integrity_on_open = enabled;
+        self
     }
 
     /// Whether dropping the [`Database`] checkpoints it (the default: yes).
@@ -154,6 +256,28 @@ impl Builder {
         self
     }
 
+    /// Sets a callback invoked when opening finds the database in need of
+    /// repair, as redb's.
+    ///
+    /// When it is called: a reopen of a database whose log was not cleanly
+    /// ended, that is, recovery found a torn WAL tail (a crash during a WAL
+    /// write) or discarded records behind mid-log damage
+    /// ([`set_repair_wal`](Self::set_repair_wal)). It is called once, after
+    /// recovery ran (sluicedb's recovery is a WAL replay bounded by the
+    /// checkpoint thresholds, not a walk of the whole file, so there is no
+    /// progress to report along the way). Replaying committed WAL records is
+    /// not a repair: it is how every reopen after a drop without
+    /// [`Database::close`] finds its newest commits, so it does not call the
+    /// callback. A new database never calls it.
+    ///
+    /// If the callback calls [`RepairSession::abort`], the open returns
+    /// [`DatabaseError::RepairAborted`]; recovery made no change that the
+    /// next open would not make again (acknowledged commits are untouched).
+    pub fn set_repair_callback(&mut self, callback: impl Fn(&mut RepairSession) + 'static) -> &mut Self {
+        self.repair_callback = Some(Arc::new(callback));
+        self
+    }
+
     /// Opens the database at `path`, creating it if it does not exist (an
     /// existing empty file counts as new).
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
@@ -172,32 +296,172 @@ impl Builder {
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Database, DatabaseError> {
         let path = path.as_ref();
         let file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
-        if file.metadata().map_err(io)?.len() == 0 {
-            return Err(DatabaseError::Storage(StorageError::corrupted(format!(
-                "{} is empty: not a database (use create to make one)",
-                path.display()
-            ))));
-        }
+        refuse_empty(path, &file)?;
         self.open_file(path, file)
     }
 
     fn open_file(&self, path: &Path, file: File) -> Result<Database, DatabaseError> {
         lock(&file)?;
+        let lock_file = file.try_clone().map_err(io)?;
+        let file = FileBackend::new(file);
+        refuse_foreign(&first_bytes(&file)?)?;
         let wal = FsLogDir::open(wal_dir(path)).map_err(io)?;
-        let mut db = self.create_with_backends(FileBackend::new(file), wal)?;
+        let mut db = self.create_with_backends(file, wal)?;
         db.wal_path = Some(wal_dir(path));
+        db.live.unlock_on_close(lock_file);
         Ok(db)
     }
 
     /// Opens a database over any data backend and WAL directory (memory,
     /// fault-injecting, ...). No file lock is taken.
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
+        let engine = Engine::open(data, wal, self.options)?;
+        self.run_repair_callback(&engine)?;
+        if self.check_integrity_on_open {
+            engine.check_integrity()?;
+        }
         Ok(Database {
-            engine: Engine::open(data, wal, self.options)?,
+            engine,
             wal_path: None,
             live: LiveToken::new(),
             checkpoint_on_drop: self.checkpoint_on_drop,
+            volatile_wal: false,
         })
+    }
+
+    /// Opens, or creates if `backend` is empty, a database stored in one
+    /// redb-shaped [`StorageBackend`](crate::StorageBackend), as redb's.
+    ///
+    /// sluicedb keeps a WAL beside the data, which a single backend has no
+    /// room for; so here the WAL lives in memory and durability comes from
+    /// the backend alone, as in redb: a `Durability::Immediate` commit
+    /// returns once a checkpoint has made it durable in the backend (two
+    /// syncs per commit, as redb's), [`Database::sync`] checkpoints, and
+    /// dropping the database checkpoints (so `Durability::None` commits
+    /// reach the backend then, at the latest). A crash loses at most the
+    /// commits since the last checkpoint that were not acknowledged as
+    /// durable. [`WriteTransaction::commit_pipelined`] is not durable on its
+    /// own here: its commit reaches the backend with the next checkpoint.
+    /// For the WAL's write speed, use [`create`](Self::create) with a path
+    /// or [`create_with_backends`](Self::create_with_backends).
+    ///
+    /// A [`FileBackend`](crate::backends::FileBackend) whose path is known
+    /// is the exception: the database then opens as
+    /// [`create`](Self::create) with that path does (the file lock, and the
+    /// WAL in `<path>-wal`), on the file given.
+    pub fn create_with_backend(&self, backend: impl crate::StorageBackend) -> Result<Database, DatabaseError> {
+        if let Some(path) = backend.as_file_backend().and_then(|f| f.path()).map(Path::to_path_buf) {
+            let file = backend
+                .as_file_backend()
+                .map(|f| f.file().try_clone())
+                .transpose()
+                .map_err(io)?;
+            if let Some(file) = file {
+                lock(&file)?;
+                let backend = crate::backends::Adapted(backend);
+                refuse_foreign(&first_bytes(&backend)?)?;
+                let wal = FsLogDir::open(wal_dir(&path)).map_err(io)?;
+                let mut db = self.create_with_backends(backend, wal)?;
+                db.wal_path = Some(wal_dir(&path));
+                db.live.unlock_on_close(file);
+                return Ok(db);
+            }
+        }
+        let backend = crate::backends::Adapted(backend);
+        refuse_foreign(&first_bytes(&backend)?)?;
+        let mut db = self.create_with_backends(backend, crate::io::MemLogDir::new())?;
+        db.volatile_wal = true;
+        Ok(db)
+    }
+
+    /// Opens, or creates if empty, a database in `file`, as redb's
+    /// deprecated `create_file`: the same as
+    /// [`create_with_backend`](Self::create_with_backend) with a
+    /// [`FileBackend`](crate::backends::FileBackend) (an in-memory WAL;
+    /// every durable commit checkpoints). Prefer [`create`](Self::create)
+    /// with a path, which keeps the WAL beside the file.
+    #[deprecated(note = "use `create_with_backend(FileBackend::new(file)?)` instead, as in redb 4.5")]
+    pub fn create_file(&self, file: File) -> Result<Database, DatabaseError> {
+        self.create_with_backend(crate::backends::FileBackend::new(file)?)
+    }
+
+    /// Opens the existing database at `path` read-only: see
+    /// [`ReadOnlyDatabase`] for what that means with a WAL. Fails with
+    /// [`DatabaseError::DatabaseAlreadyOpen`] while a [`Database`] has it
+    /// open.
+    pub fn open_read_only(&self, path: impl AsRef<Path>) -> Result<ReadOnlyDatabase, DatabaseError> {
+        let path = path.as_ref();
+        let file = OpenOptions::new().read(true).open(path).map_err(io)?;
+        refuse_empty(path, &file)?;
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(DatabaseError::DatabaseAlreadyOpen),
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let lock_file = file.try_clone().map_err(io)?;
+        let file = FileBackend::new(file);
+        refuse_foreign(&first_bytes(&file)?)?;
+        let wal = crate::read_only::copy_log(&wal_dir(path))?;
+        let data = crate::read_only::Overlay::new(file).map_err(io)?;
+        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?);
+        db.live.unlock_on_close(lock_file);
+        Ok(db)
+    }
+
+    /// Opens the existing database in `backend` read-only, without
+    /// modifying it (see [`ReadOnlyDatabase`]).
+    pub fn open_read_only_with_backend(
+        &self,
+        backend: impl crate::StorageBackend,
+    ) -> Result<ReadOnlyDatabase, DatabaseError> {
+        if backend.len().map_err(io)? == 0 {
+            return Err(not_a_database("the backend is empty"));
+        }
+        // A file with a known path: its WAL, and the shared lock, as
+        // `open_read_only` takes them.
+        let path = backend.as_file_backend().and_then(|f| f.path()).map(Path::to_path_buf);
+        let mut lock_file = None;
+        if let Some(file) = backend.as_file_backend() {
+            match file.file().try_lock_shared() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Err(DatabaseError::DatabaseAlreadyOpen),
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
+            lock_file = Some(file.file().try_clone().map_err(io)?);
+        }
+        let wal = match &path {
+            Some(path) => crate::read_only::copy_log(&wal_dir(path))?,
+            None => crate::io::MemLogDir::new(),
+        };
+        let backend = crate::backends::Adapted(backend);
+        refuse_foreign(&first_bytes(&backend)?)?;
+        let data = crate::read_only::Overlay::new(backend).map_err(io)?;
+        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?);
+        if let Some(file) = lock_file {
+            db.live.unlock_on_close(file);
+        }
+        Ok(db)
+    }
+
+    /// Calls the repair callback if recovery repaired the log (see
+    /// [`set_repair_callback`](Self::set_repair_callback)).
+    fn run_repair_callback(&self, engine: &Engine) -> Result<(), DatabaseError> {
+        let Some(callback) = &self.repair_callback else {
+            return Ok(());
+        };
+        let recovery = engine.stats().recovery;
+        if !recovery.torn_tail && recovery.discarded_records == 0 && recovery.discarded_bytes == 0 {
+            return Ok(());
+        }
+        let mut session = RepairSession {
+            progress: 1.0,
+            aborted: false,
+        };
+        callback(&mut session);
+        if session.aborted {
+            return Err(DatabaseError::RepairAborted);
+        }
+        Ok(())
     }
 }
 
@@ -212,6 +476,46 @@ fn dir_bytes(dir: &Path) -> (u64, u64) {
         .flatten()
         .filter_map(|e| e.metadata().ok())
         .fold((0, 0), |(len, alloc), m| (len + m.len(), alloc + m.blocks() * 512))
+}
+
+/// The error for a file that holds no database, as redb's:
+/// `StorageError::Io` of kind `InvalidData`.
+pub(crate) fn not_a_database(why: impl Into<String>) -> DatabaseError {
+    io(std::io::Error::new(std::io::ErrorKind::InvalidData, why.into()))
+}
+
+/// Refuses a file that cannot be a sluicedb database, as redb refuses a
+/// foreign file: `StorageError::Io` of kind `InvalidData`. Every database,
+/// and every unfinished creation (see design/format.md), starts with a
+/// prefix of the magic followed by zeros; the engine refuses any other file
+/// too, with a corruption error, which this only names as redb does.
+/// Damaged sluicedb files stay corruption errors.
+fn refuse_foreign(first: &[u8]) -> Result<(), DatabaseError> {
+    let first = &first[..first.len().min(MAGIC.len())];
+    let same = first.iter().zip(MAGIC).take_while(|(a, b)| **a == *b).count();
+    if first[same..].iter().any(|&b| b != 0) {
+        return Err(not_a_database("not a sluicedb database (bad magic number)"));
+    }
+    Ok(())
+}
+
+/// The first bytes of `backend` (up to the magic's length).
+fn first_bytes(backend: &dyn crate::io::StorageBackend) -> Result<Vec<u8>, DatabaseError> {
+    let len = backend.len().map_err(io)?.min(MAGIC.len() as u64) as usize;
+    let mut first = vec![0u8; len];
+    backend.read(0, &mut first).map_err(io)?;
+    Ok(first)
+}
+
+/// Opening (not creating) refuses an empty file.
+fn refuse_empty(path: &Path, file: &File) -> Result<(), DatabaseError> {
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Err(not_a_database(format!(
+            "{} is empty: not a database (use create to make one)",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn io(e: std::io::Error) -> DatabaseError {
@@ -237,13 +541,31 @@ impl Database {
     /// Begins the write transaction, waiting while another one is being
     /// built (not while one waits for its sync).
     pub fn begin_write(&self) -> Result<WriteTransaction, TransactionError> {
-        Ok(WriteTransaction::new(self.engine.begin_write()?, self.live.clone()))
+        Ok(WriteTransaction::new(self.engine.begin_write()?, self.live.clone())
+            .with_checkpoint_on_commit(self.volatile_wal))
+    }
+
+    /// Begins the write transaction without waiting:
+    /// [`TransactionError::WouldBlock`] where [`begin_write`](Self::begin_write)
+    /// would wait, i.e. while another write transaction is being built.
+    pub fn try_begin_write(&self) -> Result<WriteTransaction, TransactionError> {
+        match self.engine.try_begin_write()? {
+            Some(txn) => Ok(WriteTransaction::new(txn, self.live.clone()).with_checkpoint_on_commit(self.volatile_wal)),
+            None => Err(TransactionError::WouldBlock),
+        }
     }
 
     /// Verifies the data file: every page's checksum, every tree's key order
     /// and entry count, and that every page is used or free exactly once.
     /// `Ok(true)` when all holds; a corruption error otherwise.
+    ///
+    /// Refused with [`DatabaseError::TransactionInProgress`] while a
+    /// transaction (or a table read through one) is live, as redb's.
     pub fn check_integrity(&mut self) -> Result<bool, DatabaseError> {
+        // Exact for the reason `compact`'s check is (see `LiveToken`).
+        if self.live.others_live() {
+            return Err(DatabaseError::TransactionInProgress);
+        }
         self.engine.check_integrity()?;
         Ok(true)
     }
@@ -275,8 +597,14 @@ impl Database {
     }
 
     /// Makes every commit so far durable (including `Durability::None` ones).
+    /// With a volatile WAL ([`Builder::create_with_backend`]) that takes a
+    /// checkpoint.
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.engine.sync()
+        self.engine.sync()?;
+        if self.volatile_wal {
+            self.engine.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Counters: commits, WAL bytes and fsyncs, group sizes, memtable bytes,
@@ -320,14 +648,40 @@ impl Database {
     /// swallow. After `Ok`, the data file alone holds every commit and the
     /// next open replays nothing.
     ///
-    /// Transactions still alive keep the engine running until they end
-    /// (they share it); commits they make after this call are not covered.
-    pub fn close(self) -> Result<(), StorageError> {
+    /// Refused with [`DatabaseError::TransactionInProgress`] while a write
+    /// transaction is being built, as redb's (the handle is dropped then;
+    /// the transaction stays usable). Read transactions still alive keep
+    /// the engine running until they end (they share it).
+    pub fn close(self) -> Result<(), DatabaseError> {
+        if self.engine.inner.writer_busy() {
+            return Err(DatabaseError::TransactionInProgress);
+        }
+        Ok(self.close_engine()?)
+    }
+
+    /// [`close`](Self::close) without the check for a live writer.
+    pub(crate) fn close_engine(self) -> Result<(), StorageError> {
         self.engine.sync()?;
         self.engine.checkpoint()?;
         // The apply thread is stopped and joined by the drop; a failure the
         // background work latched before then is reported, not swallowed.
         self.engine.inner.check_poison()
+    }
+}
+
+impl ReadableDatabase for Database {
+    fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
+        Ok(ReadTransaction::new(self.engine.begin_read()?, self.live.clone()))
+    }
+
+    fn cache_stats(&self) -> CacheStats {
+        CacheStats::default()
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").finish_non_exhaustive()
     }
 }
 
@@ -338,15 +692,16 @@ impl Database {
 /// is: the next open recovers it from the WAL.
 impl Drop for Database {
     fn drop(&mut self) {
-        if self.checkpoint_on_drop && self.engine.inner.check_poison().is_ok() {
+        // Every commit made durable and checkpointed, so the data file alone
+        // holds the database (a volatile WAL, moreover, dies with the
+        // engine). There is no one to report a failure to; `close` reports
+        // it. A poisoned engine is left for the next open to recover.
+        if (self.checkpoint_on_drop || self.volatile_wal) && self.engine.inner.check_poison().is_ok() {
             let _ = self.engine.sync();
             let _ = self.engine.checkpoint();
         }
-    }
-}
-
-impl ReadableDatabase for Database {
-    fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
-        Ok(ReadTransaction::new(self.engine.begin_read()?, self.live.clone()))
+        // As redb's: live read transactions read nothing more (see
+        // `Closing`); a live write transaction finishes first.
+        self.live.close();
     }
 }

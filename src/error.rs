@@ -37,6 +37,10 @@ pub enum StorageError {
     /// sluicedb, not bad data); the operation was refused and changed nothing.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database handle was closed or dropped while this transaction or
+    /// table was alive, as redb's: it reads nothing more.
+    #[error("the database is closed")]
+    DatabaseClosed,
 }
 
 impl StorageError {
@@ -46,7 +50,7 @@ impl StorageError {
 }
 
 /// Shorthand for results of the storage layers.
-pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+pub type Result<T = (), E = StorageError> = std::result::Result<T, E>;
 
 /// Errors opening or checking a database.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,14 @@ pub enum DatabaseError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The repair callback ([`Builder::set_repair_callback`](crate::Builder::set_repair_callback))
+    /// aborted the open.
+    #[error("the repair callback aborted opening the database")]
+    RepairAborted,
+    /// A write transaction is in progress, so the database was not closed
+    /// ([`Database::close`](crate::Database::close)).
+    #[error("a transaction is in progress")]
+    TransactionInProgress,
 }
 
 /// Errors starting a transaction.
@@ -67,6 +79,16 @@ pub enum TransactionError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Another write transaction is being built, which
+    /// [`Database::try_begin_write`](crate::Database::try_begin_write) does
+    /// not wait for.
+    #[error("another write transaction is in progress")]
+    WouldBlock,
+    /// [`ReadTransaction::close`](crate::ReadTransaction::close) was called
+    /// while a table or an owned guard of the transaction is alive; the
+    /// transaction is handed back.
+    #[error("the read transaction is still in use")]
+    ReadTransactionStillInUse(Box<crate::ReadTransaction>),
 }
 
 /// Errors opening, deleting or renaming a table.
@@ -89,9 +111,10 @@ pub enum TableError {
     /// A table of that name exists already.
     #[error("table {0:?} exists")]
     TableExists(String),
-    /// The table is open already in this transaction.
-    #[error("table {0:?} is already open in this transaction")]
-    TableAlreadyOpen(String),
+    /// The table is open already in this transaction; the location is
+    /// where it was opened.
+    #[error("table {0:?} already opened at: {1}")]
+    TableAlreadyOpen(String, &'static std::panic::Location<'static>),
     /// The table is a multimap table, named where an ordinary one was
     /// expected (`open_table`, `delete_table`, `rename_table`).
     #[error("{0} is a multimap table")]
@@ -113,6 +136,11 @@ pub enum CommitError {
     /// survive a crash) and the database is poisoned.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The transaction was poisoned and was not committed (nothing of it
+    /// was): a callback panicked in the middle of a table operation, or a
+    /// table was leaked.
+    #[error("transaction was poisoned by a panic or a leaked table")]
+    TransactionPoisoned,
 }
 
 /// Errors compacting a database.
@@ -157,8 +185,8 @@ pub enum Error {
     #[error("table {0:?} exists")]
     TableExists(String),
     /// See [`TableError::TableAlreadyOpen`].
-    #[error("table {0:?} is already open in this transaction")]
-    TableAlreadyOpen(String),
+    #[error("table {0:?} already opened at: {1}")]
+    TableAlreadyOpen(String, &'static std::panic::Location<'static>),
     /// See [`TableError::TableIsMultimap`].
     #[error("{0} is a multimap table")]
     TableIsMultimap(String),
@@ -183,6 +211,24 @@ pub enum Error {
     /// See [`CompactionError::EphemeralSavepointExists`].
     #[error("an ephemeral savepoint exists")]
     EphemeralSavepointExists,
+    /// See [`DatabaseError::RepairAborted`].
+    #[error("the repair callback aborted opening the database")]
+    RepairAborted,
+    /// See [`TransactionError::WouldBlock`].
+    #[error("another write transaction is in progress")]
+    WouldBlock,
+    /// See [`SetDurabilityError::PersistentSavepointModified`].
+    #[error("persistent savepoint modified: cannot reduce transaction durability")]
+    PersistentSavepointModified,
+    /// See [`SetDurabilityError::NonDurableCommitUnsupported`].
+    #[error("non-durable commits are not supported by this database")]
+    NonDurableCommitUnsupported,
+    /// See [`CommitError::TransactionPoisoned`].
+    #[error("transaction was poisoned by a panic or a leaked table")]
+    TransactionPoisoned,
+    /// See [`TransactionError::ReadTransactionStillInUse`].
+    #[error("the read transaction is still in use")]
+    ReadTransactionStillInUse(Box<crate::ReadTransaction>),
 }
 
 impl From<DatabaseError> for Error {
@@ -190,6 +236,8 @@ impl From<DatabaseError> for Error {
         match e {
             DatabaseError::DatabaseAlreadyOpen => Error::DatabaseAlreadyOpen,
             DatabaseError::Storage(s) => Error::Storage(s),
+            DatabaseError::RepairAborted => Error::RepairAborted,
+            DatabaseError::TransactionInProgress => Error::TransactionInProgress,
         }
     }
 }
@@ -198,6 +246,8 @@ impl From<TransactionError> for Error {
     fn from(e: TransactionError) -> Self {
         match e {
             TransactionError::Storage(s) => Error::Storage(s),
+            TransactionError::WouldBlock => Error::WouldBlock,
+            TransactionError::ReadTransactionStillInUse(t) => Error::ReadTransactionStillInUse(t),
         }
     }
 }
@@ -208,7 +258,7 @@ impl From<TableError> for Error {
             TableError::TableTypeMismatch { table, key, value } => Error::TableTypeMismatch { table, key, value },
             TableError::TableDoesNotExist(t) => Error::TableDoesNotExist(t),
             TableError::TableExists(t) => Error::TableExists(t),
-            TableError::TableAlreadyOpen(t) => Error::TableAlreadyOpen(t),
+            TableError::TableAlreadyOpen(t, at) => Error::TableAlreadyOpen(t, at),
             TableError::TableIsMultimap(t) => Error::TableIsMultimap(t),
             TableError::TableIsNotMultimap(t) => Error::TableIsNotMultimap(t),
             TableError::Storage(s) => Error::Storage(s),
@@ -220,6 +270,7 @@ impl From<CommitError> for Error {
     fn from(e: CommitError) -> Self {
         match e {
             CommitError::Storage(s) => Error::Storage(s),
+            CommitError::TransactionPoisoned => Error::TransactionPoisoned,
         }
     }
 }
@@ -262,6 +313,31 @@ impl From<SavepointError> for Error {
             SavepointError::InvalidSavepoint => Error::InvalidSavepoint,
             SavepointError::ImmediateDurabilityRequired => Error::ImmediateDurabilityRequired,
             SavepointError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+/// Errors choosing a transaction's durability with
+/// [`WriteTransaction::set_durability`](crate::WriteTransaction::set_durability).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetDurabilityError {
+    /// This transaction created or deleted a persistent savepoint, whose
+    /// commit must be durable: the durability may not be lowered.
+    #[error("persistent savepoint modified: cannot reduce transaction durability")]
+    PersistentSavepointModified,
+    /// A non-durable commit is not allowed here. redb returns it when the
+    /// database is shared between processes; sluicedb opens a database in
+    /// one process only, so it never returns it today (kept for redb parity).
+    #[error("non-durable commits are not supported by this database")]
+    NonDurableCommitUnsupported,
+}
+
+impl From<SetDurabilityError> for Error {
+    fn from(e: SetDurabilityError) -> Self {
+        match e {
+            SetDurabilityError::PersistentSavepointModified => Error::PersistentSavepointModified,
+            SetDurabilityError::NonDurableCommitUnsupported => Error::NonDurableCommitUnsupported,
         }
     }
 }

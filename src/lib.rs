@@ -42,7 +42,7 @@
 //! transactions, tables, `types`) → `engine` (memtable, commit pipeline,
 //! flush and checkpoint, recovery) → `btree` (copy-on-write trees,
 //! snapshots) → the page store (header, commit slots, allocator, cache) →
-//! `io` (the [`StorageBackend`] and [`LogDir`] seams). The `wal` sits beside
+//! `io` (the storage and log-directory seams). The `wal` sits beside
 //! the tree; only the commit pipeline and recovery use it. Only the typed
 //! API is public: the layers beneath it are internal (the crate's own
 //! tests, fuzz targets, benchmarks and `sluice` tool reach them through the
@@ -67,11 +67,17 @@ macro_rules! internal_layer {
     )*};
 }
 
+pub mod backends;
 mod backup;
+mod cursor;
 mod db;
+mod db_stats;
+mod entry;
 mod error;
+mod guards;
 mod multimap;
 mod page;
+mod read_only;
 mod savepoint;
 mod sync;
 mod table;
@@ -85,25 +91,32 @@ internal_layer! {
     wal;
 }
 
+pub use backends::StorageBackend;
 pub use backup::BackupReport;
-pub use db::{Builder, Database, ReadableDatabase};
+pub use cursor::Cursor;
+pub use db::{Builder, CacheStats, Database, ReadableDatabase, RepairSession};
+pub use db_stats::DatabaseStats;
 pub use engine::{Durability, PendingCommit, Stats};
+pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::SavepointError;
 pub use error::{
-    CommitError, CompactionError, DatabaseError, Error, Result, StorageError, TableError, TransactionError,
+    CommitError, CompactionError, DatabaseError, Error, Result, SetDurabilityError, StorageError, TableError,
+    TransactionError,
 };
-pub use io::{LogDir, StorageBackend};
+pub use guards::{AccessGuardMut, AccessGuardMutInPlace};
 pub use multimap::{
     MultimapEntry, MultimapRange, MultimapTable, MultimapTableDefinition, MultimapTableHandle, MultimapValue,
     ReadOnlyMultimapTable, ReadableMultimapTable, UntypedMultimapTableHandle,
 };
+pub use read_only::ReadOnlyDatabase;
 pub use savepoint::Savepoint;
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,
 };
+pub use table::{OwnedAccessGuard, OwnedRange, ReadOnlyUntypedTable, TableStats};
 pub use transaction::{ReadTransaction, WriteTransaction};
-pub use types::{Key, TableMeta, TypeName, Value};
+pub use types::{Key, MutInPlaceValue, TableMeta, TypeName, Value};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

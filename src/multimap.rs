@@ -23,6 +23,7 @@ use std::ops::{Bound, RangeBounds};
 use crate::btree::{Comparator, ValueBytes};
 use crate::engine::MergedRange;
 use crate::error::StorageError;
+use crate::table::TableStats;
 use crate::table::{AccessGuard, ReadableTableMetadata};
 use crate::transaction::{LiveToken, WriteTransaction};
 use crate::types::Key;
@@ -457,10 +458,29 @@ impl<K: Key + 'static, V: Key + 'static> RawMultimap for MultimapTable<'_, K, V>
 }
 
 impl<K: Key + 'static, V: Key + 'static> ReadableTableMetadata for MultimapTable<'_, K, V> {
+    fn stats(&self) -> Result<TableStats, StorageError> {
+        let shape = self.txn.with_txn(|txn| txn.table_shape(self.table))?;
+        multimap_stats(self, shape)
+    }
+
     /// The number of (key, value) pairs.
     fn len(&self) -> Result<u64, StorageError> {
         self.raw_len()
     }
+}
+
+/// [`TableStats`] of a multimap table: the tree's shape, and one scan for
+/// the stored bytes (each pair's key and value, as redb counts them, not the
+/// pair encoding's header).
+fn multimap_stats(table: &impl RawMultimap, shape: crate::btree::TreeShape) -> Result<TableStats, StorageError> {
+    let mut stored = 0u64;
+    for item in table.raw_range(Bound::Unbounded, Bound::Unbounded)? {
+        let (pair, _) = item?;
+        let (key, value) = pair::split_pair(&pair)
+            .ok_or_else(|| StorageError::Corrupted("a multimap entry is not a (key, value) pair".into()))?;
+        stored += (key.len() + value.len()) as u64;
+    }
+    Ok(TableStats::new(shape, stored))
 }
 
 impl<K: Key + 'static, V: Key + 'static> ReadableMultimapTable<K, V> for MultimapTable<'_, K, V> {
@@ -539,6 +559,11 @@ impl<K: Key + 'static, V: Key + 'static> RawMultimap for ReadOnlyMultimapTable<K
 }
 
 impl<K: Key + 'static, V: Key + 'static> ReadableTableMetadata for ReadOnlyMultimapTable<K, V> {
+    fn stats(&self) -> Result<TableStats, StorageError> {
+        let shape = self.txn.table_shape(&self.table)?;
+        multimap_stats(self, shape)
+    }
+
     /// The number of (key, value) pairs.
     fn len(&self) -> Result<u64, StorageError> {
         self.raw_len()

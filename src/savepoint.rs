@@ -369,6 +369,7 @@ pub(crate) fn persistent(txn: &mut WriteTxn) -> Result<u64, SavepointError> {
     // Ids never go backwards across restarts, even once this one is deleted.
     txn.insert(reg, &key(b'n', 0), &id.to_le_bytes())?;
     txn.pin_pending_persistent();
+    txn.mark_persistent_modified();
     Ok(id)
 }
 
@@ -412,7 +413,11 @@ pub(crate) fn delete_persistent(txn: &mut WriteTxn, id: u64) -> Result<bool, Sav
     if txn.durability() != Durability::Immediate {
         return Err(SavepointError::ImmediateDurabilityRequired);
     }
-    Ok(delete_record(txn, id)?)
+    let existed = delete_record(txn, id)?;
+    if existed {
+        txn.mark_persistent_modified();
+    }
+    Ok(existed)
 }
 
 /// Removes persistent savepoint `id` and its tables; whether it existed.
@@ -485,6 +490,10 @@ pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), S
         return Err(SavepointError::ImmediateDurabilityRequired);
     }
     txn.mark_restored();
+    if !newer.is_empty() {
+        // The newer persistent savepoints are deleted below.
+        txn.mark_persistent_modified();
+    }
 
     let wanted: BTreeSet<&[u8]> = targets.iter().map(|(t, _)| &t.name[..]).collect();
     for (name, _) in txn.list_tables()? {

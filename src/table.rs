@@ -6,10 +6,13 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 
 use crate::btree::ValueBytes;
+use crate::cursor::Cursor;
 use crate::engine::MergedRange;
+use crate::entry::Entry;
 use crate::error::StorageError;
-use crate::transaction::{LiveToken, WriteTransaction};
-use crate::types::{Key, Value};
+use crate::guards::{AccessGuardMut, AccessGuardMutInPlace, TableWriter};
+use crate::transaction::{LiveToken, PoisonOnUnwind, WriteTransaction};
+use crate::types::{Key, MutInPlaceValue, Value};
 
 /// Names a table and fixes its key and value types.
 ///
@@ -25,7 +28,14 @@ pub struct TableDefinition<'a, K: Key + 'static, V: Value + 'static> {
 
 impl<'a, K: Key + 'static, V: Value + 'static> TableDefinition<'a, K, V> {
     /// A table named `name`.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is empty, as redb's does. For a string literal that is a
+    /// compile-time error in a `const`; a name built at run time must be
+    /// checked by the caller.
     pub const fn new(name: &'a str) -> Self {
+        assert!(!name.is_empty());
         Self {
             name,
             _types: PhantomData,
@@ -50,6 +60,13 @@ impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for TableDefinition<'
             K::type_name(),
             V::type_name()
         )
+    }
+}
+
+/// `name<KeyType, ValueType>`, as redb's.
+impl<K: Key + 'static, V: Value + 'static> std::fmt::Display for TableDefinition<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}<{}, {}>", self.name, K::type_name().name(), V::type_name().name())
     }
 }
 
@@ -120,7 +137,7 @@ impl<V: Value + 'static> std::fmt::Debug for AccessGuard<'_, V> {
 }
 
 /// One entry of a range: its key and value.
-pub type Entry<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
+pub(crate) type Pair<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
 
 /// A double-ended iterator over a table's entries in key order.
 pub struct Range<'a, K: Key + 'static, V: Value + 'static> {
@@ -135,17 +152,27 @@ impl<K: Key + 'static, V: Value + 'static> Range<'_, K, V> {
             _types: PhantomData,
         }
     }
+
+    /// The next entry's bytes (for [`Cursor`]).
+    pub(crate) fn next_raw(&mut self) -> Option<crate::Result<(Vec<u8>, ValueBytes)>> {
+        self.inner.next()
+    }
+
+    /// The last entry's bytes (for [`Cursor`]).
+    pub(crate) fn next_back_raw(&mut self) -> Option<crate::Result<(Vec<u8>, ValueBytes)>> {
+        self.inner.next_back()
+    }
 }
 
 fn entry<'a, K: Key + 'static, V: Value + 'static>(
     item: crate::Result<(Vec<u8>, ValueBytes)>,
-) -> Result<Entry<'a, K, V>, StorageError> {
+) -> Result<Pair<'a, K, V>, StorageError> {
     let (key, value) = item?;
     Ok((AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value)))
 }
 
 impl<'a, K: Key + 'static, V: Value + 'static> Iterator for Range<'a, K, V> {
-    type Item = Result<Entry<'a, K, V>, StorageError>;
+    type Item = Result<Pair<'a, K, V>, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.inner.next().map(entry)
@@ -159,7 +186,7 @@ impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for Range<'_, K, 
 }
 
 /// The encoded bounds of a typed range.
-pub(crate) fn encode_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>> + 'a>(
+pub(crate) fn encode_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>>>(
     range: &impl RangeBounds<KR>,
 ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let encode = |b: Bound<&KR>| match b {
@@ -183,10 +210,92 @@ pub(crate) trait RawTable {
     fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>>;
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>>;
     fn raw_len(&self) -> crate::Result<u64>;
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape>;
+}
+
+/// Storage figures of one table, as redb's `TableStats`.
+///
+/// sluicedb keeps a table in two places: its B+tree in the data file, and
+/// the commits not yet flushed into it (memtables, and a write
+/// transaction's own writes). [`stored_bytes`](Self::stored_bytes) counts
+/// every entry the table handle sees; the page figures describe the tree in
+/// the data file as of the handle's snapshot, so they lag recent commits
+/// until a flush ([`Database::checkpoint`](crate::Database::checkpoint)
+/// flushes everything).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    tree_height: u32,
+    leaf_pages: u64,
+    branch_pages: u64,
+    stored_bytes: u64,
+    metadata_bytes: u64,
+    fragmented_bytes: u64,
+}
+
+impl TableStats {
+    /// From the tree's shape and the bytes of every visible entry.
+    pub(crate) fn new(shape: crate::btree::TreeShape, stored_bytes: u64) -> Self {
+        let pages = shape.leaf_pages + shape.branch_pages + shape.overflow_pages;
+        let used = shape.stored_bytes + shape.branch_key_bytes;
+        Self {
+            tree_height: u32::try_from(shape.height).unwrap_or(u32::MAX),
+            leaf_pages: shape.leaf_pages,
+            branch_pages: shape.branch_pages,
+            stored_bytes,
+            metadata_bytes: shape.branch_key_bytes,
+            fragmented_bytes: (pages * shape.page_size as u64).saturating_sub(used),
+        }
+    }
+
+    /// Levels of the table's tree in the data file (0 while none of it was
+    /// flushed).
+    pub fn tree_height(&self) -> u32 {
+        self.tree_height
+    }
+
+    /// Leaf pages of the table's tree in the data file.
+    pub fn leaf_pages(&self) -> u64 {
+        self.leaf_pages
+    }
+
+    /// Branch pages of the table's tree in the data file.
+    pub fn branch_pages(&self) -> u64 {
+        self.branch_pages
+    }
+
+    /// Bytes of the keys and values of every entry the handle sees (not
+    /// counting any indexing overhead).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
+    }
+
+    /// Bytes of keys in the tree's branch pages.
+    pub fn metadata_bytes(&self) -> u64 {
+        self.metadata_bytes
+    }
+
+    /// Bytes of the tree's pages holding neither entries nor branch keys.
+    pub fn fragmented_bytes(&self) -> u64 {
+        self.fragmented_bytes
+    }
+}
+
+/// [`TableStats`] of a table: the tree's shape, and one scan for the bytes.
+fn table_stats(table: &impl RawTable) -> Result<TableStats, StorageError> {
+    let mut stored = 0u64;
+    for item in table.raw_range(Bound::Unbounded, Bound::Unbounded)? {
+        let (key, value) = item?;
+        stored += (key.len() + value.as_bytes().len()) as u64;
+    }
+    Ok(TableStats::new(table.raw_shape()?, stored))
 }
 
 /// The size of a table.
 pub trait ReadableTableMetadata {
+    /// Storage figures of the table (see [`TableStats`]). O(entries): the
+    /// stored bytes are counted by a scan.
+    fn stats(&self) -> Result<TableStats, StorageError>;
+
     /// Number of entries. O(1) in the table's size: every layer keeps its
     /// table's entry count (the tree per table, each memtable per commit).
     fn len(&self) -> Result<u64, StorageError>;
@@ -209,18 +318,89 @@ pub trait ReadableTable<K: Key + 'static, V: Value + 'static>: ReadableTableMeta
         KR: Borrow<K::SelfType<'a>> + 'a;
 
     /// The entry with the smallest key.
-    fn first(&self) -> Result<Option<Entry<'_, K, V>>, StorageError>;
+    fn first(&self) -> Result<Option<Pair<'_, K, V>>, StorageError>;
 
     /// The entry with the largest key.
-    fn last(&self) -> Result<Option<Entry<'_, K, V>>, StorageError>;
+    fn last(&self) -> Result<Option<Pair<'_, K, V>>, StorageError>;
 
     /// Every entry, in key order.
-    fn iter(&self) -> Result<Range<'_, K, V>, StorageError>;
+    fn iter(&self) -> Result<Range<'_, K, V>, StorageError> {
+        self.range::<K::SelfType<'_>>(..)
+    }
+
+    /// A [`Cursor`] at the gap before the smallest key within `bound`:
+    /// `Included(x)`, the smallest key `>= x`; `Excluded(x)`, the smallest
+    /// key `> x`; `Unbounded`, the smallest key. As `BTreeMap::lower_bound`.
+    ///
+    /// sluicedb's tables implement it. The default, for other implementors
+    /// of this trait, is an error, as redb's default is `unimplemented!()`.
+    fn lower_bound<'a>(&self, bound: Bound<impl Borrow<K::SelfType<'a>>>) -> Result<Cursor<'_, K, V>, StorageError> {
+        let _ = bound;
+        Err(StorageError::Internal(
+            "lower_bound is not implemented for this table type".into(),
+        ))
+    }
+
+    /// A [`Cursor`] at the gap after the greatest key within `bound`:
+    /// `Included(x)`, the greatest key `<= x`; `Excluded(x)`, the greatest
+    /// key `< x`; `Unbounded`, the greatest key. As `BTreeMap::upper_bound`.
+    ///
+    /// sluicedb's tables implement it; the default is an error, as for
+    /// [`lower_bound`](Self::lower_bound).
+    fn upper_bound<'a>(&self, bound: Bound<impl Borrow<K::SelfType<'a>>>) -> Result<Cursor<'_, K, V>, StorageError> {
+        let _ = bound;
+        Err(StorageError::Internal(
+            "upper_bound is not implemented for this table type".into(),
+        ))
+    }
+}
+
+/// The two ranges around a cursor's gap: entries at or after `split`
+/// (`after_inclusive`: whether the split key itself is after the gap), and
+/// those before it.
+fn cursor_at<'t, K: Key + 'static, V: Value + 'static>(
+    table: &impl RawTable,
+    split: Bound<&[u8]>,
+    after_inclusive: bool,
+    empty_side_is_before: bool,
+) -> Result<Cursor<'t, K, V>, StorageError> {
+    let Some(key) = (match split {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    }) else {
+        let all = Range::new(table.raw_range(Bound::Unbounded, Bound::Unbounded)?);
+        return Ok(if empty_side_is_before {
+            Cursor::new(Some(all), None)
+        } else {
+            Cursor::new(None, Some(all))
+        });
+    };
+    let (after_lo, before_hi) = if after_inclusive {
+        (Bound::Included(key), Bound::Excluded(key))
+    } else {
+        (Bound::Excluded(key), Bound::Included(key))
+    };
+    let after = Range::new(table.raw_range(after_lo, Bound::Unbounded)?);
+    let before = Range::new(table.raw_range(Bound::Unbounded, before_hi)?);
+    Ok(Cursor::new(Some(after), Some(before)))
+}
+
+/// The encoding of a bound's key.
+fn encode_bound<'a, K: Key + 'static>(bound: &Bound<impl Borrow<K::SelfType<'a>>>) -> Bound<Vec<u8>> {
+    match bound {
+        Bound::Included(k) => Bound::Included(K::as_bytes(k.borrow()).as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(K::as_bytes(k.borrow()).as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
 }
 
 macro_rules! readable {
     ($t:ident $(<$life:lifetime>)?) => {
         impl<$($life,)? K: Key + 'static, V: Value + 'static> ReadableTableMetadata for $t<$($life,)? K, V> {
+            fn stats(&self) -> Result<TableStats, StorageError> {
+                table_stats(self)
+            }
+
             fn len(&self) -> Result<u64, StorageError> {
                 self.raw_len()
             }
@@ -239,17 +419,38 @@ macro_rules! readable {
                 Ok(Range::new(self.raw_range(as_ref_bound(&lower), as_ref_bound(&upper))?))
             }
 
-            fn first(&self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+            fn first(&self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
                 self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next().map(entry).transpose()
             }
 
-            fn last(&self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+            fn last(&self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
                 self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next_back().map(entry).transpose()
             }
 
             fn iter(&self) -> Result<Range<'_, K, V>, StorageError> {
                 Ok(Range::new(self.raw_range(Bound::Unbounded, Bound::Unbounded)?))
             }
+
+            fn lower_bound<'a>(
+                &self,
+                bound: Bound<impl Borrow<K::SelfType<'a>>>,
+            ) -> Result<Cursor<'_, K, V>, StorageError> {
+                // Included(x): x is after the gap; Excluded(x): before it.
+                let split = encode_bound::<K>(&bound);
+                let inclusive = matches!(split, Bound::Included(_));
+                cursor_at(self, as_ref_bound(&split), inclusive, true)
+            }
+
+            fn upper_bound<'a>(
+                &self,
+                bound: Bound<impl Borrow<K::SelfType<'a>>>,
+            ) -> Result<Cursor<'_, K, V>, StorageError> {
+                // Included(x): x is before the gap; Excluded(x): after it.
+                let split = encode_bound::<K>(&bound);
+                let inclusive = matches!(split, Bound::Excluded(_));
+                cursor_at(self, as_ref_bound(&split), inclusive, false)
+            }
+
         }
     };
 }
@@ -303,13 +504,13 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
     }
 
     /// Removes and returns the entry with the smallest key.
-    pub fn pop_first(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+    pub fn pop_first(&mut self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
         let first = self.txn.with_txn(|txn| txn.pop_first(self.table))?;
         Ok(first.map(popped))
     }
 
     /// Removes and returns the entry with the largest key.
-    pub fn pop_last(&mut self) -> Result<Option<Entry<'_, K, V>>, StorageError> {
+    pub fn pop_last(&mut self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
         let last = self.txn.with_txn(|txn| txn.pop_last(self.table))?;
         Ok(last.map(popped))
     }
@@ -357,6 +558,7 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
         let mut selected = Vec::new();
         for item in self.raw_range(lower, upper)? {
             let (key, value) = item?;
+            let _poison = PoisonOnUnwind(self.txn);
             if predicate(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
                 selected.push((key, value));
             }
@@ -371,13 +573,89 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
     pub fn extract_if<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
         &mut self,
         predicate: F,
-    ) -> Result<ExtractIf<'_, 'txn, K, V, F>, StorageError> {
-        let range = self.raw_range(Bound::Unbounded, Bound::Unbounded)?;
+    ) -> Result<ExtractIf<'_, K, V, F>, StorageError> {
+        self.extract_in_bounds(Bound::Unbounded, Bound::Unbounded, predicate)
+    }
+
+    /// Like [`extract_if`](Self::extract_if), over the entries in `range`
+    /// only.
+    pub fn extract_from_if<'a, KR, F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        range: impl RangeBounds<KR> + 'a,
+        predicate: F,
+    ) -> Result<ExtractIf<'_, K, V, F>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>> + 'a,
+    {
+        let (lower, upper) = encode_bounds::<K, KR>(&range);
+        self.extract_in_bounds(as_ref_bound(&lower), as_ref_bound(&upper), predicate)
+    }
+
+    fn extract_in_bounds<F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool>(
+        &mut self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        predicate: F,
+    ) -> Result<ExtractIf<'_, K, V, F>, StorageError> {
+        let range = self.raw_range(lower, upper)?;
         Ok(ExtractIf {
-            table: self,
+            writer: self.writer(),
             range,
             predicate,
+            _types: PhantomData,
         })
+    }
+
+    /// Byte-level writes to this table for as long as `self` is borrowed.
+    fn writer(&mut self) -> TableWriter<'_> {
+        TableWriter {
+            txn: self.txn,
+            table: self.table,
+        }
+    }
+
+    /// The value stored under `key`, readable and replaceable in place.
+    pub fn get_mut<'k>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+    ) -> Result<Option<AccessGuardMut<'_, V>>, StorageError> {
+        let key = K::as_bytes(key.borrow()).as_ref().to_vec();
+        AccessGuardMut::lookup(self.writer(), key)
+    }
+
+    /// The entry of `key`, for in-place manipulation (as
+    /// [`BTreeMap::entry`](std::collections::BTreeMap::entry)).
+    pub fn entry<'a>(&'a mut self, key: K::SelfType<'a>) -> Result<Entry<'a, K, V>, StorageError> {
+        Entry::new(self.writer(), key)
+    }
+}
+
+impl<K: Key + 'static, V: MutInPlaceValue + 'static> Table<'_, K, V> {
+    /// Reserves `value_length` bytes under `key` (replacing any value) and
+    /// returns them to write through [`AsMut`]; the written bytes are the
+    /// value once the guard drops.
+    pub fn insert_reserve<'a>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'a>>,
+        value_length: usize,
+    ) -> Result<AccessGuardMutInPlace<'_, V>, StorageError> {
+        let key = K::as_bytes(key.borrow()).as_ref().to_vec();
+        AccessGuardMutInPlace::reserve(self.writer(), key, value_length)
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for Table<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("len", &self.raw_len().ok())
+            .finish()
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> TableHandle for Table<'_, K, V> {
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -399,44 +677,93 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
     fn raw_len(&self) -> crate::Result<u64> {
         self.txn.with_txn(|txn| txn.len(self.table))
     }
+
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape> {
+        self.txn.with_txn(|txn| txn.table_shape(self.table))
+    }
 }
 
 readable!(Table<'txn>);
 
 /// A popped entry as the typed API returns it.
-fn popped<'a, K: Key + 'static, V: Value + 'static>((key, value): (Vec<u8>, ValueBytes)) -> Entry<'a, K, V> {
+fn popped<'a, K: Key + 'static, V: Value + 'static>((key, value): (Vec<u8>, ValueBytes)) -> Pair<'a, K, V> {
     (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))
 }
 
-/// The iterator of [`Table::extract_if`]. It reads the table as it was when
-/// created (the range owns its view), removing each selected entry as it
-/// yields it: removals only touch keys it has already passed.
-pub struct ExtractIf<'a, 'txn, K: Key + 'static, V: Value + 'static, F> {
-    table: &'a mut Table<'txn, K, V>,
+/// The iterator of [`Table::extract_if`] and [`Table::extract_from_if`].
+/// It reads the table as it was when created (the range owns its view),
+/// removing each selected entry as it yields it, from either end: removals
+/// only touch keys it has already passed.
+pub struct ExtractIf<'a, K: Key + 'static, V: Value + 'static, F> {
+    writer: TableWriter<'a>,
     range: MergedRange<'static>,
     predicate: F,
+    _types: PhantomData<fn() -> (K, V)>,
 }
 
-impl<'a, K, V, F> Iterator for ExtractIf<'a, '_, K, V, F>
+impl<'a, K, V, F> ExtractIf<'a, K, V, F>
 where
     K: Key + 'static,
     V: Value + 'static,
     F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
 {
-    type Item = Result<Entry<'a, K, V>, StorageError>;
+    /// Removes and returns `item` if the predicate selects it; `None` to
+    /// go on.
+    fn select(&mut self, item: crate::Result<(Vec<u8>, ValueBytes)>) -> Option<Result<Pair<'a, K, V>, StorageError>> {
+        let (key, value) = match item {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(e)),
+        };
+        let poison = PoisonOnUnwind(self.writer.txn);
+        if !(self.predicate)(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
+            return None;
+        }
+        drop(poison);
+        Some(
+            self.writer
+                .remove(&key)
+                .map(|_| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
+        )
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static, F> ExtractIf<'_, K, V, F> {
+    /// Ends the extraction, as redb's `close`. Each entry was removed as it
+    /// was yielded, so nothing is left to finish: entries not reached stay.
+    pub fn close(self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+impl<'a, K, V, F> Iterator for ExtractIf<'a, K, V, F>
+where
+    K: Key + 'static,
+    V: Value + 'static,
+    F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
+{
+    type Item = Result<Pair<'a, K, V>, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (key, value) = match self.range.next()? {
-                Ok(entry) => entry,
-                Err(e) => return Some(Err(e)),
-            };
-            if (self.predicate)(K::from_bytes(&key), V::from_bytes(value.as_bytes())) {
-                return Some(
-                    self.table
-                        .remove_raw(&key)
-                        .map(|()| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
-                );
+            let item = self.range.next()?;
+            if let Some(selected) = self.select(item) {
+                return Some(selected);
+            }
+        }
+    }
+}
+
+impl<K, V, F> DoubleEndedIterator for ExtractIf<'_, K, V, F>
+where
+    K: Key + 'static,
+    V: Value + 'static,
+    F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
+{
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            let item = self.range.next_back()?;
+            if let Some(selected) = self.select(item) {
+                return Some(selected);
             }
         }
     }
@@ -463,18 +790,208 @@ impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
     }
 }
 
+impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
+    /// The value stored under `key`. The guard does not borrow the table:
+    /// it reads from the snapshot, which stays valid.
+    pub fn get<'a>(&self, key: impl Borrow<K::SelfType<'a>>) -> Result<Option<AccessGuard<'static, V>>, StorageError> {
+        Ok(self.raw_get(K::as_bytes(key.borrow()).as_ref())?.map(AccessGuard::new))
+    }
+
+    /// Like [`get`](Self::get), with a guard that keeps the snapshot live
+    /// (so [`Database::compact`](crate::Database::compact) waits for it) for
+    /// as long as it lives, as redb's does.
+    pub fn get_owned<'a>(
+        &self,
+        key: impl Borrow<K::SelfType<'a>>,
+    ) -> Result<Option<OwnedAccessGuard<V>>, StorageError> {
+        Ok(self.get(key)?.map(|inner| OwnedAccessGuard {
+            inner,
+            _live: self._live.clone(),
+        }))
+    }
+
+    /// Entries whose keys lie in `range`; the range does not borrow the table.
+    pub fn range<'a, KR>(&self, range: impl RangeBounds<KR>) -> Result<Range<'static, K, V>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>>,
+    {
+        let (lower, upper) = encode_bounds::<K, KR>(&range);
+        Ok(Range::new(self.raw_range(as_ref_bound(&lower), as_ref_bound(&upper))?))
+    }
+
+    /// Like [`range`](Self::range), yielding owned guards; the range keeps
+    /// the snapshot live while it or any of its guards lives.
+    pub fn range_owned<'a, KR>(&self, range: impl RangeBounds<KR>) -> Result<OwnedRange<K, V>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>>,
+    {
+        Ok(OwnedRange {
+            inner: self.range(range)?,
+            live: self._live.clone(),
+        })
+    }
+}
+
+/// A value read with [`ReadOnlyTable::get_owned`]: independent of the table
+/// and the transaction, it keeps their snapshot live.
+pub struct OwnedAccessGuard<V: Value + 'static> {
+    inner: AccessGuard<'static, V>,
+    _live: LiveToken,
+}
+
+impl<V: Value + 'static> OwnedAccessGuard<V> {
+    /// The decoded value.
+    pub fn value(&self) -> V::SelfType<'_> {
+        self.inner.value()
+    }
+}
+
+impl<V: Value + 'static> std::fmt::Debug for OwnedAccessGuard<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// A range from [`ReadOnlyTable::range_owned`], yielding owned guards.
+pub struct OwnedRange<K: Key + 'static, V: Value + 'static> {
+    inner: Range<'static, K, V>,
+    live: LiveToken,
+}
+
+impl<K: Key + 'static, V: Value + 'static> OwnedRange<K, V> {
+    fn own(&self, item: Result<Pair<'static, K, V>, StorageError>) -> <Self as Iterator>::Item {
+        item.map(|(key, value)| {
+            (
+                OwnedAccessGuard {
+                    inner: key,
+                    _live: self.live.clone(),
+                },
+                OwnedAccessGuard {
+                    inner: value,
+                    _live: self.live.clone(),
+                },
+            )
+        })
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> Iterator for OwnedRange<K, V> {
+    type Item = Result<(OwnedAccessGuard<K>, OwnedAccessGuard<V>), StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next()?;
+        Some(self.own(item))
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for OwnedRange<K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next_back()?;
+        Some(self.own(item))
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> std::fmt::Debug for ReadOnlyTable<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyTable")
+            .field("len", &self.raw_len().ok())
+            .finish()
+    }
+}
+
 impl<K: Key + 'static, V: Value + 'static> RawTable for ReadOnlyTable<K, V> {
     fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self._live.check_open()?;
         self.txn.get(&self.table, key)
     }
 
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
+        self._live.check_open()?;
         self.txn.range(&self.table, lower, upper)
     }
 
     fn raw_len(&self) -> crate::Result<u64> {
+        self._live.check_open()?;
         self.txn.len(&self.table)
+    }
+
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape> {
+        self._live.check_open()?;
+        self.txn.table_shape(&self.table)
     }
 }
 
 readable!(ReadOnlyTable);
+
+/// A table opened by name only, with
+/// [`ReadTransaction::open_untyped_table`](crate::ReadTransaction::open_untyped_table):
+/// its size and storage figures, without its types. Holds the snapshot.
+pub struct ReadOnlyUntypedTable {
+    txn: crate::engine::ReadTxn,
+    /// `None` when the key order is not known in this process (a custom
+    /// order whose key type was never opened here): the figures then need
+    /// that order, and are refused rather than computed in a wrong one.
+    table: Option<crate::engine::ReadTable>,
+    name: String,
+    _live: LiveToken,
+}
+
+impl ReadOnlyUntypedTable {
+    pub(crate) fn new(
+        txn: crate::engine::ReadTxn,
+        table: Option<crate::engine::ReadTable>,
+        name: String,
+        live: LiveToken,
+    ) -> Self {
+        Self {
+            txn,
+            table,
+            name,
+            _live: live,
+        }
+    }
+
+    fn table(&self) -> crate::Result<&crate::engine::ReadTable> {
+        self._live.check_open()?;
+        self.table.as_ref().ok_or_else(|| {
+            StorageError::Internal(format!(
+                "table {:?} has a custom key order not known in this process: open it with its key type first",
+                self.name
+            ))
+        })
+    }
+}
+
+impl TableHandle for ReadOnlyUntypedTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl RawTable for ReadOnlyUntypedTable {
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self.txn.get(self.table()?, key)
+    }
+
+    fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
+        self.txn.range(self.table()?, lower, upper)
+    }
+
+    fn raw_len(&self) -> crate::Result<u64> {
+        self.txn.len(self.table()?)
+    }
+
+    fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape> {
+        self.txn.table_shape(self.table()?)
+    }
+}
+
+impl ReadableTableMetadata for ReadOnlyUntypedTable {
+    fn stats(&self) -> Result<TableStats, StorageError> {
+        table_stats(self)
+    }
+
+    fn len(&self) -> Result<u64, StorageError> {
+        self.raw_len()
+    }
+}

@@ -1,16 +1,20 @@
 //! Read and write transactions over typed tables.
 
-use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use parking_lot::Mutex;
+
+use crate::db_stats::DatabaseStats;
 use crate::engine::{self, Durability, PendingCommit};
-use crate::error::{CommitError, StorageError, TableError};
+use crate::error::{CommitError, SetDurabilityError, StorageError, TableError, TransactionError};
 use crate::multimap::{
     MultimapTable, MultimapTableDefinition, MultimapTableHandle, ReadOnlyMultimapTable, UntypedMultimapTableHandle,
 };
 use crate::savepoint::{self, Savepoint};
-use crate::table::{ReadOnlyTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
+use crate::table::{ReadOnlyTable, ReadOnlyUntypedTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
 use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 
 /// One share of a database's count of live transactions.
@@ -23,13 +27,119 @@ use crate::types::{Key, TableMeta, TypeName, Value, comparator};
 /// the database's own or another live token, so the count can grow only while
 /// some token other than the database's exists; `Database::compact` relies on
 /// that (it holds `&mut Database`, so no transaction can begin meanwhile).
+///
+/// A read transaction counts its own tables and guards with a child token
+/// ([`child`](Self::child)), which holds one share of its parent: the
+/// parent sees the child and everything made from it as one live share, and
+/// the invariant above holds for both.
+///
+/// The tokens also carry the database's [`Closing`] state, which redb's
+/// close semantics need (see [`Closing`]).
 #[derive(Clone)]
-pub(crate) struct LiveToken(Arc<()>);
+pub(crate) struct LiveToken(Arc<TokenNode>);
+
+struct TokenNode {
+    /// The share of the parent this count holds (`None` for the database's).
+    _parent: Option<LiveToken>,
+    closing: Arc<Closing>,
+    /// Whether this count is a write transaction's (see [`Closing`]).
+    writer: bool,
+}
+
+/// Whether the database handle is closed, as redb's: once the
+/// [`Database`](crate::Database) (or `ReadOnlyDatabase`) is closed or
+/// dropped, read transactions and tables still alive fail with
+/// [`StorageError::DatabaseClosed`]; a write transaction alive then stays
+/// usable, and the close takes effect when it ends.
+///
+/// Invariant: `closed` is set once `pending` is set and no write
+/// transaction's token is alive. Both sides check after they write
+/// (`pending` then `writers`; `writers` then `pending`, all `SeqCst`), so
+/// whichever runs second sets `closed`.
+#[derive(Default)]
+pub(crate) struct Closing {
+    closed: AtomicBool,
+    pending: AtomicBool,
+    writers: std::sync::atomic::AtomicUsize,
+    /// A handle to the locked data file, unlocked when the close takes
+    /// effect: the file is free for another open then, as redb's, though
+    /// read transactions may still hold the engine (they read nothing more).
+    lock: Mutex<Option<std::fs::File>>,
+}
+
+impl Closing {
+    fn mark_closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(file) = self.lock.lock().take() {
+            // Nothing to report to; the lock also goes with the last handle.
+            let _ = file.unlock();
+        }
+    }
+}
+
+impl Drop for TokenNode {
+    fn drop(&mut self) {
+        if self.writer {
+            self.closing.writers.fetch_sub(1, Ordering::SeqCst);
+            if self.closing.pending.load(Ordering::SeqCst) {
+                self.closing.mark_closed();
+            }
+        }
+    }
+}
 
 impl LiveToken {
     /// The database's own token: the count's base.
     pub(crate) fn new() -> Self {
-        Self(Arc::new(()))
+        Self(Arc::new(TokenNode {
+            _parent: None,
+            closing: Arc::new(Closing::default()),
+            writer: false,
+        }))
+    }
+
+    /// A new count, itself one share of `self`.
+    pub(crate) fn child(&self) -> Self {
+        Self(Arc::new(TokenNode {
+            _parent: Some(self.clone()),
+            closing: self.0.closing.clone(),
+            writer: false,
+        }))
+    }
+
+    /// A write transaction's token: a child whose end completes a pending
+    /// close.
+    pub(crate) fn writer_child(&self) -> Self {
+        self.0.closing.writers.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::new(TokenNode {
+            _parent: Some(self.clone()),
+            closing: self.0.closing.clone(),
+            writer: true,
+        }))
+    }
+
+    /// Closes the database handle: at once, or when the live write
+    /// transaction ends.
+    pub(crate) fn close(&self) {
+        let closing = &self.0.closing;
+        closing.pending.store(true, Ordering::SeqCst);
+        if closing.writers.load(Ordering::SeqCst) == 0 {
+            closing.mark_closed();
+        }
+    }
+
+    /// Unlocks `file` (a handle to the locked data file) when the close
+    /// takes effect.
+    pub(crate) fn unlock_on_close(&self, file: std::fs::File) {
+        *self.0.closing.lock.lock() = Some(file);
+    }
+
+    /// `Err(DatabaseClosed)` once the database handle is closed.
+    pub(crate) fn check_open(&self) -> Result<(), StorageError> {
+        if self.0.closing.closed.load(Ordering::SeqCst) {
+            return Err(StorageError::DatabaseClosed);
+        }
+        Ok(())
     }
 
     /// Whether any token other than this one is alive.
@@ -48,9 +158,33 @@ impl LiveToken {
 /// ([`Durability::None`]). [`commit_pipelined`](Self::commit_pipelined)
 /// returns without waiting.
 pub struct WriteTransaction {
-    txn: RefCell<engine::WriteTxn>,
-    open: RefCell<HashSet<String>>,
+    /// Locked only inside `with_txn`, never across a call into user code,
+    /// so it never blocks: a transaction is used by one thread at a time
+    /// (the lock makes it `Sync`, as redb's, so its tables are `Send`).
+    txn: Mutex<engine::WriteTxn>,
+    /// The tables open in this transaction, with where each was opened
+    /// (for [`TableError::TableAlreadyOpen`]).
+    open: Mutex<HashMap<String, &'static Location<'static>>>,
     _live: LiveToken,
+    /// Whether a durable commit also checkpoints: set for databases whose
+    /// WAL is volatile (see `Builder::create_with_backend`).
+    checkpoint_on_commit: bool,
+    /// Set when a user callback (a `retain` or `extract_if` predicate)
+    /// panicked mid-operation: the transaction then refuses to commit, as
+    /// redb's ([`CommitError::TransactionPoisoned`]).
+    poisoned: AtomicBool,
+}
+
+/// Poisons a write transaction if dropped while its thread panics: wrap a
+/// call into user code that runs in the middle of a table operation.
+pub(crate) struct PoisonOnUnwind<'a>(pub(crate) &'a WriteTransaction);
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poisoned.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The error for opening an ordinary table whose stored metadata `stored`
@@ -104,31 +238,51 @@ fn names_of_kind(tables: Vec<(Vec<u8>, Vec<u8>)>, multimap: bool) -> impl Iterat
 impl WriteTransaction {
     pub(crate) fn new(txn: engine::WriteTxn, live: LiveToken) -> Self {
         Self {
-            txn: RefCell::new(txn),
-            open: RefCell::new(HashSet::new()),
-            _live: live,
+            txn: Mutex::new(txn),
+            open: Mutex::new(HashMap::new()),
+            _live: live.writer_child(),
+            checkpoint_on_commit: false,
+            poisoned: AtomicBool::new(false),
         }
     }
 
+    /// Refuses to commit a transaction that a panic poisoned, or one with a
+    /// table still open, which only `mem::forget` of a table can leave (its
+    /// borrow of the transaction otherwise ends before `commit`), as redb's.
+    fn check_committable(&self) -> Result<(), CommitError> {
+        if self.poisoned.load(Ordering::Relaxed) || !self.open.lock().is_empty() {
+            return Err(CommitError::TransactionPoisoned);
+        }
+        Ok(())
+    }
+
+    /// Makes every `Durability::Immediate` commit of this transaction also
+    /// checkpoint before it returns (for a volatile WAL).
+    pub(crate) fn with_checkpoint_on_commit(mut self, on: bool) -> Self {
+        self.checkpoint_on_commit = on;
+        self
+    }
+
     /// Runs `f` on the engine transaction. Borrows are never held across
-    /// calls into user code, so this cannot fail to borrow.
+    /// calls into user code, so this never waits.
     pub(crate) fn with_txn<T>(&self, f: impl FnOnce(&mut engine::WriteTxn) -> T) -> T {
-        f(&mut self.txn.borrow_mut())
+        f(&mut self.txn.lock())
     }
 
     pub(crate) fn close_table(&self, name: &str) {
-        self.open.borrow_mut().remove(name);
+        self.open.lock().remove(name);
     }
 
     fn ensure_closed(&self, name: &str) -> Result<(), TableError> {
-        if self.open.borrow().contains(name) {
-            return Err(TableError::TableAlreadyOpen(name.to_string()));
+        if let Some(location) = self.open.lock().get(name) {
+            return Err(TableError::TableAlreadyOpen(name.to_string(), location));
         }
         Ok(())
     }
 
     /// Opens a table, creating it if it does not exist. Opening it with
     /// types other than those it was created with is an error.
+    #[track_caller]
     pub fn open_table<'txn, K: Key + 'static, V: Value + 'static>(
         &'txn self,
         definition: TableDefinition<'_, K, V>,
@@ -144,13 +298,17 @@ impl WriteTransaction {
             }
             Ok(txn.open_table(name.as_bytes(), &meta.encode(), comparator::<K>())?)
         })?;
-        self.open.borrow_mut().insert(name.to_string());
+        self.open.lock().insert(name.to_string(), Location::caller());
         Ok(Table::new(self, table, name.to_string()))
     }
 
     /// Deletes a table and all its entries; returns whether it existed.
+    /// `definition` is dropped first, so an open [`Table`] can be passed
+    /// (as in redb).
     pub fn delete_table(&self, definition: impl TableHandle) -> Result<bool, TableError> {
-        self.delete_kind(definition.name(), false)
+        let name = definition.name().to_string();
+        drop(definition);
+        self.delete_kind(&name, false)
     }
 
     /// Deletes a table of the given kind; see [`delete_table`](Self::delete_table).
@@ -173,8 +331,12 @@ impl WriteTransaction {
     /// `new_name` exists, open or not ([`TableError::TableExists`]).
     /// Either table being a multimap table is
     /// [`TableError::TableIsMultimap`], checked where its existence is.
+    /// `definition` is dropped first, so an open [`Table`] can be passed (as
+    /// in redb).
     pub fn rename_table(&self, definition: impl TableHandle, new_name: impl TableHandle) -> Result<(), TableError> {
-        self.rename_kind(definition.name(), new_name.name(), false)
+        let from = definition.name().to_string();
+        drop(definition);
+        self.rename_kind(&from, new_name.name(), false)
     }
 
     /// Renames a table of the given kind; see [`rename_table`](Self::rename_table).
@@ -211,6 +373,7 @@ impl WriteTransaction {
     /// Opens a multimap table, creating it if it does not exist. Opening it
     /// with other types is [`TableError::TableTypeMismatch`]; opening an
     /// ordinary table is [`TableError::TableIsNotMultimap`].
+    #[track_caller]
     pub fn open_multimap_table<'txn, K: Key + 'static, V: Key + 'static>(
         &'txn self,
         definition: MultimapTableDefinition<'_, K, V>,
@@ -227,7 +390,7 @@ impl WriteTransaction {
             }
             Ok(txn.open_table(name.as_bytes(), &meta.encode(), crate::multimap::comparator::<K, V>())?)
         })?;
-        self.open.borrow_mut().insert(name.to_string());
+        self.open.lock().insert(name.to_string(), Location::caller());
         Ok(MultimapTable::new(self, table, name.to_string()))
     }
 
@@ -262,16 +425,33 @@ impl WriteTransaction {
     }
 
     /// Chooses how [`commit`](Self::commit) waits (default
-    /// [`Durability::Immediate`]).
-    pub fn set_durability(&mut self, durability: Durability) {
-        self.txn.get_mut().set_durability(durability);
+    /// [`Durability::Immediate`]). Returns `Result` as redb's does; every
+    /// durability is accepted today (a transaction that modified a persistent
+    /// savepoint refuses to go below `Immediate`, as redb's).
+    pub fn set_durability(&mut self, durability: Durability) -> Result<(), SetDurabilityError> {
+        let txn = self.txn.get_mut();
+        if txn.persistent_modified() && durability != Durability::Immediate {
+            return Err(SetDurabilityError::PersistentSavepointModified);
+        }
+        txn.set_durability(durability);
+        Ok(())
     }
 
     /// Commits. With [`Durability::Immediate`] this returns once the commit
     /// is durable (and visible); with [`Durability::None`], at once (visible
     /// now, durable within the sync interval).
     pub fn commit(self) -> Result<(), CommitError> {
-        Ok(self.txn.into_inner().commit()?)
+        self.check_committable()?;
+        let txn = self.txn.into_inner();
+        let checkpoint = (self.checkpoint_on_commit && matches!(txn.durability(), Durability::Immediate))
+            .then(|| txn.checkpointer());
+        txn.commit()?;
+        if let Some(checkpoint) = checkpoint {
+            // The WAL is volatile: the commit is durable once the data file
+            // holds it.
+            checkpoint.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Commits without waiting for durability: returns as soon as the next
@@ -279,6 +459,7 @@ impl WriteTransaction {
     /// awaited; readers see the commit once it is durable (with
     /// `Durability::Immediate`).
     pub fn commit_pipelined(self) -> Result<PendingCommit, CommitError> {
+        self.check_committable()?;
         Ok(self.txn.into_inner().commit_pipelined()?)
     }
 
@@ -339,6 +520,42 @@ impl WriteTransaction {
     pub fn restore_savepoint(&mut self, savepoint: &Savepoint) -> Result<(), crate::SavepointError> {
         self.with_txn(|txn| savepoint::restore(txn, savepoint))
     }
+
+    /// Accepted for redb parity; sluicedb's commit protocol already gives
+    /// what two-phase commit guards against, with either setting.
+    ///
+    /// redb's 2-phase commit makes sure a crash cannot leave the primary
+    /// commit slot pointing at a state whose pages were only partly
+    /// flushed. sluicedb never acknowledges a commit on the data file's
+    /// commit slot: a commit is durable once its checksummed WAL record is
+    /// synced, and recovery replays records in order up to the first torn
+    /// or invalid one, so a commit is whole or absent. The data file's
+    /// commit slot is written only by a checkpoint, which already syncs the
+    /// pages before it writes the slot and syncs again (two phases, always).
+    /// So the flag changes nothing; it is not stored.
+    pub fn set_two_phase_commit(&mut self, enabled: bool) {
+        let _ = enabled;
+    }
+
+    /// Accepted for redb parity; sluicedb's reopen after a crash is always
+    /// quick, with either setting.
+    ///
+    /// redb's quick-repair saves its allocator state with each commit so a
+    /// reopen after a crash need not walk every tree to rebuild it. sluicedb
+    /// never needs that walk: the data file changes only at checkpoints,
+    /// which write the allocator state with the commit slot, and a crash
+    /// between checkpoints is recovered by replaying the WAL written since
+    /// the last one (bounded by the checkpoint thresholds). So the flag
+    /// changes nothing; it is not stored.
+    pub fn set_quick_repair(&mut self, enabled: bool) {
+        let _ = enabled;
+    }
+    /// Storage figures of the data file as this transaction reads it, as
+    /// redb's (see [`DatabaseStats`] for what they cover).
+    pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
+        let (tables, own) = self.with_txn(|txn| txn.tree_shapes())?;
+        Ok(DatabaseStats::new(&tables, &own))
+    }
 }
 
 /// A read-only snapshot: it sees every commit published when it began and
@@ -348,9 +565,20 @@ pub struct ReadTransaction {
     live: LiveToken,
 }
 
+impl std::fmt::Debug for ReadTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTransaction").finish_non_exhaustive()
+    }
+}
+
 impl ReadTransaction {
+    /// `live` is the database's token; the transaction counts its tables
+    /// and owned guards with a child of it.
     pub(crate) fn new(txn: engine::ReadTxn, live: LiveToken) -> Self {
-        Self { txn, live }
+        Self {
+            txn,
+            live: live.child(),
+        }
     }
 
     /// Opens a table for reading.
@@ -358,6 +586,7 @@ impl ReadTransaction {
         &self,
         definition: TableDefinition<'_, K, V>,
     ) -> Result<ReadOnlyTable<K, V>, TableError> {
+        self.live.check_open()?;
         let name = definition.name();
         // The types are checked before the open, which fixes the table's
         // key order in this process: a wrong type's order must never stick.
@@ -383,6 +612,7 @@ impl ReadTransaction {
 
     /// The ordinary (not multimap) tables in this snapshot.
     pub fn list_tables(&self) -> Result<impl Iterator<Item = UntypedTableHandle> + use<>, StorageError> {
+        self.live.check_open()?;
         Ok(names_of_kind(self.txn.list_tables()?, false).map(UntypedTableHandle::new))
     }
 
@@ -393,6 +623,7 @@ impl ReadTransaction {
         &self,
         definition: MultimapTableDefinition<'_, K, V>,
     ) -> Result<ReadOnlyMultimapTable<K, V>, TableError> {
+        self.live.check_open()?;
         let name = definition.name();
         self.check_meta(name, &TableMeta::of_multimap::<K, V>())?;
         let Some(table) = self
@@ -413,11 +644,35 @@ impl ReadTransaction {
     pub fn list_multimap_tables(
         &self,
     ) -> Result<impl Iterator<Item = UntypedMultimapTableHandle> + use<>, StorageError> {
+        self.live.check_open()?;
         Ok(names_of_kind(self.txn.list_tables()?, true).map(UntypedMultimapTableHandle::new))
     }
 
-    /// Ends the transaction (dropping it does the same).
-    pub fn close(self) -> Result<(), StorageError> {
+    /// Ends the transaction, as dropping it does, but refuses with
+    /// [`TransactionError::ReadTransactionStillInUse`] (handing the
+    /// transaction back) while a table or an owned guard or range opened
+    /// through it is alive, as redb's.
+    pub fn close(self) -> Result<(), TransactionError> {
+        if self.live.others_live() {
+            return Err(TransactionError::ReadTransactionStillInUse(Box::new(self)));
+        }
         Ok(())
+    }
+    /// Opens a table by name only, for its size and storage figures.
+    pub fn open_untyped_table(&self, handle: impl TableHandle) -> Result<ReadOnlyUntypedTable, TableError> {
+        self.live.check_open()?;
+        let name = handle.name();
+        let table = match self.txn.table_order(name.as_bytes())? {
+            None => return Err(TableError::TableDoesNotExist(name.to_string())),
+            // Opening with the order the process knows fixes nothing new.
+            Some(Some(cmp)) => self.txn.open_table(name.as_bytes(), cmp)?,
+            Some(None) => None,
+        };
+        Ok(ReadOnlyUntypedTable::new(
+            self.txn.clone(),
+            table,
+            name.to_string(),
+            self.live.clone(),
+        ))
     }
 }

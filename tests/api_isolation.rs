@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sluicedb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, ReadableDatabase, TableDefinition};
 
 const T: TableDefinition<&str, u64> = TableDefinition::new("t");
 

@@ -79,7 +79,7 @@ enum Outcome {
 fn outcome<T>(r: Result<T, TableError>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
     match r {
         Ok(v) => ok(v),
-        Err(TableError::TableAlreadyOpen(n)) => Outcome::AlreadyOpen(n),
+        Err(TableError::TableAlreadyOpen(n, _)) => Outcome::AlreadyOpen(n),
         Err(TableError::TableDoesNotExist(n)) => Outcome::DoesNotExist(n),
         Err(TableError::TableExists(n)) => Outcome::Exists(n),
         Err(TableError::TableTypeMismatch { table, .. }) => Outcome::Mismatch(table),

@@ -1,7 +1,7 @@
 //! Table management: creation on first open, deletion, renaming, listing,
 //! and the errors for mismatched types, missing tables and double opens.
 
-use sluicedb::{Database, Error, ReadableDatabase, ReadableTable, TableDefinition, TableError, TableHandle};
+use sluicedb::{Database, Error, ReadableDatabase, TableDefinition, TableError, TableHandle};
 
 const A: TableDefinition<u64, u64> = TableDefinition::new("a");
 const B: TableDefinition<u64, u64> = TableDefinition::new("b");
@@ -62,8 +62,8 @@ fn type_mismatch_and_double_open_are_errors() {
         other => panic!("expected a type mismatch, got {:?}", other.err()),
     }
     let open = txn.open_table(A).unwrap();
-    assert!(matches!(txn.open_table(A), Err(TableError::TableAlreadyOpen(_))));
-    assert!(matches!(txn.delete_table(A), Err(TableError::TableAlreadyOpen(_))));
+    assert!(matches!(txn.open_table(A), Err(TableError::TableAlreadyOpen(_, _))));
+    assert!(matches!(txn.delete_table(A), Err(TableError::TableAlreadyOpen(_, _))));
     drop(open);
     txn.commit().unwrap();
     let read = db.begin_read().unwrap();

@@ -25,7 +25,7 @@ const CUSTOM: TableDefinition<(&str, u32), u64> = TableDefinition::new("custom")
 
 fn commit(db: &Database, n: u64, durability: Durability) {
     let mut txn = db.begin_write().unwrap();
-    txn.set_durability(durability);
+    txn.set_durability(durability).unwrap();
     {
         txn.open_table(A)
             .unwrap()
@@ -302,7 +302,7 @@ fn close_reports_a_failure_that_drop_would_swallow() {
         .unwrap();
     commit(&db, 1, Durability::Immediate);
     let mut txn = db.begin_write().unwrap();
-    txn.set_durability(Durability::None);
+    txn.set_durability(Durability::None).unwrap();
     txn.open_table(A).unwrap().insert(2, "lost").unwrap();
     // The WAL device fails before the unsynced commit reaches it.
     wal.fail_op(wal.ops(), std::io::ErrorKind::Other);

@@ -7,7 +7,7 @@
 mod common;
 
 use common::keys::{child_arg, run_in_child_process};
-use sluicedb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, ReadableDatabase, TableDefinition};
 
 const T: TableDefinition<(&str, u32), u32> = TableDefinition::new("t");
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sluicedb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 const SCORES: TableDefinition<&str, u64> = TableDefinition::new("scores");
 const TEMPS: TableDefinition<i64, i32> = TableDefinition::new("temps");
@@ -77,7 +77,7 @@ fn make(path: &Path, with_custom: bool) {
     txn.commit().unwrap();
     // Leave some commits only in the WAL, so commands see replayed state.
     let mut txn = db.begin_write().unwrap();
-    txn.set_durability(Durability::None);
+    txn.set_durability(Durability::None).unwrap();
     txn.open_table(SCORES).unwrap().insert("barbara", 52).unwrap();
     txn.commit().unwrap();
     db.close_without_checkpoint();

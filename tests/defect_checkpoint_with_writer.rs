@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use sluicedb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, ReadableDatabase, TableDefinition};
 
 const T: TableDefinition<u64, u64> = TableDefinition::new("t");
 

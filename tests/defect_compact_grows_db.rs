@@ -1,7 +1,7 @@
 //! `Database::compact` after a bulk load must not grow the file (it doubled
 //! it: 2.37 MB to 4.75 MB), and keeps every entry.
 
-use sluicedb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, ReadableDatabase, TableDefinition};
 
 const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
 

@@ -3,7 +3,7 @@
 //! table to its own name is then a no-op `Ok`; only then is an existing
 //! destination refused (`TableExists`), open or not.
 
-use sluicedb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use sluicedb::{Database, ReadableDatabase, TableDefinition, TableError};
 
 const X: TableDefinition<u64, u64> = TableDefinition::new("x");
 const Y: TableDefinition<u64, u64> = TableDefinition::new("y");
@@ -31,7 +31,7 @@ fn rename_checks_the_source_first_and_to_itself_is_a_no_op() {
         let _open = txn.open_table(X).unwrap();
         let open_same = txn.rename_table(X, X);
         assert!(
-            matches!(&open_same, Err(TableError::TableAlreadyOpen(n)) if n == "x"),
+            matches!(&open_same, Err(TableError::TableAlreadyOpen(n, _)) if n == "x"),
             "{open_same:?}"
         );
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sluicedb::btree::{TreeStore, TreeStoreOptions, bytewise};
 use sluicedb::io::{CrashBackend, MemLogDir, MemoryBackend};
-use sluicedb::{Builder, DatabaseError, ReadableDatabase, ReadableTable, StorageError, TableDefinition};
+use sluicedb::{Builder, DatabaseError, ReadableDatabase, StorageError, TableDefinition};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 const SLOTS: [usize; 2] = [1024, 2048];

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::{TREE, check, key, numeric};
 use sluicedb::btree::{TreeStore, TreeStoreOptions, bytewise};
 use sluicedb::io::{CrashBackend, MemLogDir, MemoryBackend, TearMode};
-use sluicedb::{Builder, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, TableDefinition};
+use sluicedb::{Builder, Database, DatabaseError, ReadableDatabase, StorageError, TableDefinition};
 
 const T: TableDefinition<u64, u64> = TableDefinition::new("t");
 

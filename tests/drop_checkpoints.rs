@@ -8,7 +8,7 @@ const T: TableDefinition<u64, &str> = TableDefinition::new("t");
 
 fn write(db: &Database, keys: std::ops::Range<u64>, durability: Durability) {
     let mut txn = db.begin_write().unwrap();
-    txn.set_durability(durability);
+    txn.set_durability(durability).unwrap();
     {
         let mut t = txn.open_table(T).unwrap();
         for k in keys {

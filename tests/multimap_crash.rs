@@ -140,7 +140,7 @@ fn run(ops: &[Op]) {
             Op::Commit | Op::CommitNoSync => {
                 let Some(mut t) = txn.take() else { continue };
                 if matches!(op, Op::CommitNoSync) {
-                    t.set_durability(Durability::None);
+                    t.set_durability(Durability::None).unwrap();
                 }
                 t.commit().unwrap();
                 committed = working.clone();

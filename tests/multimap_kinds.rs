@@ -8,8 +8,8 @@ mod common;
 
 use common::keys::Reversed;
 use sluicedb::{
-    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable, TableDefinition,
-    TableError, TableHandle,
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, TableDefinition, TableError,
+    TableHandle,
 };
 
 const MULTI: MultimapTableDefinition<Reversed, u16> = MultimapTableDefinition::new("multi");

@@ -34,7 +34,7 @@ fn persistent_savepoints_need_immediate_durability() {
     let (_dir, db) = create();
     put(&db, 1, 1);
     let mut txn = db.begin_write().unwrap();
-    txn.set_durability(Durability::None);
+    txn.set_durability(Durability::None).unwrap();
     assert!(matches!(
         txn.persistent_savepoint(),
         Err(SavepointError::ImmediateDurabilityRequired)
@@ -59,7 +59,7 @@ fn persistent_savepoints_need_immediate_durability() {
     txn.commit().unwrap();
     assert!(newer > id);
     let mut txn = db.begin_write().unwrap();
-    txn.set_durability(Durability::None);
+    txn.set_durability(Durability::None).unwrap();
     assert!(matches!(
         txn.restore_savepoint(&older),
         Err(SavepointError::ImmediateDurabilityRequired)

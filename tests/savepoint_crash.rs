@@ -141,7 +141,7 @@ fn run(ops: &[Op]) {
             Op::Commit | Op::CommitNoSync => {
                 let Some(mut t) = txn.take() else { continue };
                 if matches!(op, Op::CommitNoSync) {
-                    t.set_durability(Durability::None);
+                    t.set_durability(Durability::None).unwrap();
                 }
                 t.commit().unwrap();
                 committed.tables = working.clone();
@@ -238,7 +238,7 @@ fn an_acknowledged_savepoint_survives_every_tear_mode() {
         let id = txn.persistent_savepoint().unwrap();
         txn.commit().unwrap();
         let mut txn = db.begin_write().unwrap();
-        txn.set_durability(Durability::None);
+        txn.set_durability(Durability::None).unwrap();
         txn.open_table(table("t")).unwrap().insert(1, 20).unwrap();
         txn.open_table(table("u")).unwrap().insert(2, 30).unwrap();
         txn.commit().unwrap();

@@ -27,7 +27,8 @@ fn metrics_follow_the_work_done() {
             Durability::Immediate
         } else {
             Durability::None
-        });
+        })
+        .unwrap();
         txn.open_table(T).unwrap().insert(i, value.as_slice()).unwrap();
         txn.commit().unwrap();
     }

@@ -40,8 +40,7 @@ fn mid_log_damage_is_an_error_unless_repair_is_asked_for() {
     let disk = damaged();
     let err = Builder::new()
         .create_with_backends(disk.data.clone(), disk.wal.clone())
-        .err()
-        .expect("damage in the middle of the log must not open silently");
+        .expect_err("damage in the middle of the log must not open silently");
     assert!(
         matches!(&err, DatabaseError::Storage(StorageError::Corrupted(_))),
         "{err}"

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluicedb::io::{MemLogDir, MemoryBackend};
 use sluicedb::wal::{Journal, JournalOptions};
-use sluicedb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Database, Durability, ReadableDatabase, TableDefinition};
 use sluicedb_bench::{Rng, key, value};
 
 const T: TableDefinition<&[u8], &[u8]> = TableDefinition::new("t");
@@ -34,7 +34,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("commit_no_sync_single_key", |b| {
         b.iter(|| {
             let mut txn = db.begin_write().unwrap();
-            txn.set_durability(Durability::None);
+            txn.set_durability(Durability::None).unwrap();
             txn.open_table(T)
                 .unwrap()
                 .insert(key(i).as_slice(), value(i).as_slice())

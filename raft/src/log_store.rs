@@ -13,7 +13,7 @@ use openraft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
+use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, WriteTransaction};
 
 use crate::{COMMITTED, LAST_PURGED, LOG, LOG_META, VOTE, any, decode, encode};
 
@@ -125,7 +125,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
     /// says how long it waits for durability itself (see design/raft.md).
     fn begin(&self) -> Result<WriteTransaction, AnyError> {
         let mut txn = self.db.begin_write().map_err(any)?;
-        txn.set_durability(Durability::None);
+        txn.set_durability(Durability::None).map_err(any)?;
         Ok(txn)
     }
 

@@ -36,7 +36,7 @@ pub struct SnapshotBuilder {
 
 fn begin(db: &Database) -> Result<WriteTransaction, AnyError> {
     let mut txn = db.begin_write().map_err(any)?;
-    txn.set_durability(Durability::None);
+    txn.set_durability(Durability::None).map_err(any)?;
     Ok(txn)
 }
 

@@ -7,6 +7,7 @@ mod check;
 mod cmp;
 mod cursor;
 mod node;
+mod shape;
 mod store;
 mod value;
 
@@ -19,5 +20,6 @@ pub(crate) use cmp::byte_order;
 pub use cmp::{Comparator, bytewise, is_bytewise};
 pub use cursor::{RangeIter, TreeEntry};
 pub use node::MAX_KEY_LEN;
+pub use shape::TreeShape;
 pub use store::{Relocation, Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
 pub use value::{MAX_VALUE_LEN, ValueBytes};

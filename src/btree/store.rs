@@ -345,6 +345,11 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    /// The pages and bytes `tree` uses in this snapshot (for `TableStats`).
+    pub fn shape(&self, tree: &TreeInfo) -> Result<super::TreeShape> {
+        super::shape::shape(&self.inner.shared.pages, tree.root)
+    }
+
     /// The smallest entry of `tree`.
     pub fn first(&self, tree: &TreeInfo, cmp: Comparator) -> Result<Option<TreeEntry>> {
         self.range(tree, cmp, Bound::Unbounded, Bound::Unbounded)?

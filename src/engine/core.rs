@@ -441,6 +441,31 @@ impl Inner {
         Ok(())
     }
 
+    /// Takes the writer slot only if it is free now; `Ok(false)` when another
+    /// writer holds it. Added for `Database::try_begin_write`: the same slot
+    /// and backpressure as [`acquire_writer`](Self::acquire_writer), minus
+    /// the wait for the slot (backpressure may still wait for a flush).
+    pub(crate) fn try_acquire_writer(&self) -> Result<bool> {
+        {
+            let mut busy = self.writer.lock();
+            if *busy {
+                return Ok(false);
+            }
+            *busy = true;
+        }
+        if let Err(e) = self.backpressure() {
+            self.release_writer();
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Whether a write transaction holds the writer slot now. Added for
+    /// `Database::close`, which refuses while one is being built.
+    pub(crate) fn writer_busy(&self) -> bool {
+        *self.writer.lock()
+    }
+
     pub(crate) fn release_writer(&self) {
         *self.writer.lock() = false;
         self.writer_free.notify_one();

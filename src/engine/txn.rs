@@ -109,9 +109,27 @@ impl Engine {
         let inner = &self.inner;
         inner.check_poison()?;
         inner.acquire_writer()?;
+        Ok(self.writer_holding_slot())
+    }
+
+    /// Like [`begin_write`](Self::begin_write), but `Ok(None)` instead of
+    /// waiting when another write transaction holds the writer slot.
+    /// (Added for `Database::try_begin_write`.)
+    pub fn try_begin_write(&self) -> Result<Option<WriteTxn>> {
+        self.inner.check_poison()?;
+        if !self.inner.try_acquire_writer()? {
+            return Ok(None);
+        }
+        Ok(Some(self.writer_holding_slot()))
+    }
+
+    /// The write transaction of a caller that has just taken the writer slot.
+    /// REQUIRES: the caller holds the slot (the transaction releases it).
+    fn writer_holding_slot(&self) -> WriteTxn {
+        let inner = &self.inner;
         let state = inner.current_state();
         let seq = inner.publication.lock().last_committed;
-        Ok(WriteTxn {
+        WriteTxn {
             inner: inner.clone(),
             id: next_txn_id(),
             state,
@@ -120,7 +138,7 @@ impl Engine {
             views: Vec::new(),
             durability: Durability::Immediate,
             holds_slot: true,
-        })
+        }
     }
 
     /// A read transaction: a snapshot of everything published, taken with
@@ -148,15 +166,7 @@ impl Engine {
     /// Flushes everything committed so far into the tree, makes the tree
     /// durable, and deletes the WAL segments it covers.
     pub fn checkpoint(&self) -> Result<()> {
-        let inner = &self.inner;
-        inner.check_poison()?;
-        // Not the writer slot: a write transaction open on this very thread
-        // must not deadlock a checkpoint (redb allows it). The commit lock is
-        // held only for a commit's memtable insert, never while a transaction
-        // is being built.
-        inner.freeze_if_not_empty();
-        let ticket = inner.apply.request_checkpoint();
-        inner.apply.wait_checkpoint(ticket, || inner.check_poison())
+        checkpoint(&self.inner)
     }
 
     /// The engine's counters.
@@ -318,6 +328,51 @@ impl WriteTxn {
     /// The durability `commit` will use.
     pub fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// The shape of `table`'s tree in the data file as this transaction
+    /// reads it (its own writes and the memtables are not in it). Added for
+    /// `TableStats`.
+    pub fn table_shape(&self, table: TableRef) -> Result<crate::btree::TreeShape> {
+        let slot = self.slot(table)?;
+        match self
+            .views
+            .get(slot)
+            .and_then(|v| v.as_ref())
+            .and_then(|v| v.tree.as_ref())
+        {
+            Some(tree) => self.state.tree.shape(tree),
+            None => Ok(crate::btree::TreeShape::default()),
+        }
+    }
+
+    /// The shapes of every tree in the data file as this transaction reads
+    /// it: `(user tables' trees, each; the engine's own trees, summed)`.
+    /// Added for `DatabaseStats`.
+    pub fn tree_shapes(&self) -> Result<(Vec<crate::btree::TreeShape>, crate::btree::TreeShape)> {
+        let mut tables = Vec::new();
+        let mut own = crate::btree::TreeShape::default();
+        for (name, tree) in self.state.tree.list_trees()? {
+            let shape = self.state.tree.shape(&tree)?;
+            if data_tree_id(&name).is_some() {
+                tables.push(shape);
+            } else {
+                own.height = own.height.max(shape.height);
+                own.leaf_pages += shape.leaf_pages;
+                own.branch_pages += shape.branch_pages;
+                own.overflow_pages += shape.overflow_pages;
+                own.stored_bytes += shape.stored_bytes;
+                own.branch_key_bytes += shape.branch_key_bytes;
+                own.page_size = shape.page_size;
+            }
+        }
+        Ok((tables, own))
+    }
+
+    /// A handle that checkpoints this transaction's engine (see
+    /// [`Checkpointer`]).
+    pub(crate) fn checkpointer(&self) -> Checkpointer {
+        Checkpointer(self.inner.clone())
     }
 
     /// The write-set slot of the table bound to `name`, adopting an existing
@@ -743,6 +798,15 @@ impl ReadTxn {
     }
 
     /// The view of a table opened in this transaction's snapshot.
+    /// The shape of `table`'s tree in the data file as of this snapshot
+    /// (the memtables are not in it). Added for `TableStats`.
+    pub fn table_shape(&self, table: &ReadTable) -> Result<crate::btree::TreeShape> {
+        match &self.view(table)?.tree {
+            Some(tree) => self.state.tree.shape(tree),
+            None => Ok(crate::btree::TreeShape::default()),
+        }
+    }
+
     fn view<'t>(&self, table: &'t ReadTable) -> Result<&'t TableView> {
         if !Arc::ptr_eq(&table.state, &self.state) {
             return Err(foreign_handle());
@@ -856,6 +920,17 @@ impl WriteTxn {
         self.writes.restored = true;
     }
 
+    /// Records that this transaction created or deleted a persistent
+    /// savepoint.
+    pub fn mark_persistent_modified(&mut self) {
+        self.writes.persistent_modified = true;
+    }
+
+    /// Whether this transaction created or deleted a persistent savepoint.
+    pub fn persistent_modified(&self) -> bool {
+        self.writes.persistent_modified
+    }
+
     /// Counts a live ephemeral savepoint until the pin drops.
     pub fn pin_ephemeral(&self) -> SavepointPin {
         SavepointPin::new(self.inner.clone(), SavepointPin::EPHEMERAL)
@@ -951,5 +1026,30 @@ impl Engine {
     pub fn savepoint_pins(&self) -> (u64, u64) {
         let pins = &self.inner.savepoint_pins;
         (pins[0].load(Ordering::Relaxed), pins[1].load(Ordering::Relaxed))
+    }
+}
+
+/// [`Engine::checkpoint`], for holders of the engine's shared state (a
+/// [`Checkpointer`]).
+fn checkpoint(inner: &Inner) -> Result<()> {
+    inner.check_poison()?;
+    // Not the writer slot: a write transaction open on this very thread
+    // must not deadlock a checkpoint (redb allows it). The commit lock is
+    // held only for a commit's memtable insert, never while a transaction
+    // is being built.
+    inner.freeze_if_not_empty();
+    let ticket = inner.apply.request_checkpoint();
+    inner.apply.wait_checkpoint(ticket, || inner.check_poison())
+}
+
+/// Checkpoints the engine a write transaction belongs to. Added for
+/// databases whose WAL is volatile (`Builder::create_with_backend`): their
+/// durable commits are made durable by a checkpoint after the commit.
+pub(crate) struct Checkpointer(Arc<Inner>);
+
+impl Checkpointer {
+    /// See [`Engine::checkpoint`].
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        checkpoint(&self.0)
     }
 }

@@ -98,6 +98,9 @@ pub(crate) struct WriteSet {
     /// Set by a savepoint restore: the transaction may not create savepoints
     /// any more (see `crate::savepoint`).
     pub(crate) restored: bool,
+    /// Set when the transaction created or deleted a persistent savepoint:
+    /// its durability may then not be lowered (as redb's).
+    pub(crate) persistent_modified: bool,
     /// One per persistent savepoint created here: released with the
     /// transaction (its commit makes the savepoint a stored one).
     pub(crate) pins: Vec<super::txn::SavepointPin>,

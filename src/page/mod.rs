@@ -9,7 +9,8 @@ mod header;
 mod store;
 
 pub(crate) use allocator::Allocator;
-pub(crate) use header::{Slot, fresh_db_id};
+// MAGIC: `db.rs` tells a foreign file from a damaged database by it.
+pub(crate) use header::{MAGIC, Slot, fresh_db_id};
 pub(crate) use store::{
     PAGE_HEADER_LEN, Page, PageId, PageKind, PageStore, StoreOptions, new_page, page_count_field, page_generation,
     page_kind,

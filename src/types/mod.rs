@@ -5,7 +5,7 @@ mod meta;
 mod primitive;
 mod traits;
 
-pub use traits::{Key, TypeName, Value};
+pub use traits::{Key, MutInPlaceValue, TypeName, Value};
 
 pub use meta::TableMeta;
 pub(crate) use meta::{comparator, resolve};

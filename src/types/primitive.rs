@@ -2,11 +2,12 @@
 //! slices.
 //!
 //! Integers are stored big-endian, signed ones with the sign bit flipped, so
-//! that byte order is numeric order.
+//! that byte order is numeric order; `NonZero*` as the integer it wraps.
+//! `f32` and `f64` are values only, little-endian.
 
 use std::cmp::Ordering;
 
-use super::traits::{Key, TypeName, Value};
+use super::traits::{Key, MutInPlaceValue, TypeName, Value};
 
 macro_rules! unsigned {
     ($($t:ty),*) => {$(
@@ -380,6 +381,109 @@ impl<const N: usize> Key for &[u8; N] {
         true
     }
 }
+
+impl MutInPlaceValue for &[u8] {
+    type BaseRefType = [u8];
+
+    fn initialize(_data: &mut [u8]) {
+        // Zeroed bytes are a valid `&[u8]` already.
+    }
+
+    fn from_bytes_mut(data: &mut [u8]) -> &mut [u8] {
+        data
+    }
+}
+
+/// `NonZero*` integers, stored and ordered as the integer they wrap (so a
+/// key's bytes sort numerically, as that integer's do). `NonZeroUsize` and
+/// `NonZeroIsize` are left out, as redb leaves them out: their width varies
+/// between platforms.
+macro_rules! nonzero {
+    ($($t:ident => $prim:ty),*) => {$(
+        impl Value for std::num::$t {
+            type SelfType<'a> = std::num::$t;
+            type AsBytes<'a> = <$prim as Value>::AsBytes<'a>;
+
+            fn fixed_width() -> Option<usize> {
+                <$prim as Value>::fixed_width()
+            }
+
+            /// Bytes that decode to zero (which `as_bytes` never produces, so
+            /// only damaged bytes do) read as the type's `MIN`, never a panic.
+            fn from_bytes<'a>(data: &'a [u8]) -> std::num::$t
+            where
+                Self: 'a,
+            {
+                std::num::$t::new(<$prim as Value>::from_bytes(data)).unwrap_or(std::num::$t::MIN)
+            }
+
+            fn as_bytes<'a, 'b: 'a>(value: &'a std::num::$t) -> Self::AsBytes<'a>
+            where
+                Self: 'b,
+            {
+                <$prim as Value>::as_bytes(&value.get())
+            }
+
+            fn type_name() -> TypeName {
+                TypeName::new(stringify!($t))
+            }
+        }
+
+        impl Key for std::num::$t {
+            fn compare(data1: &[u8], data2: &[u8]) -> Ordering {
+                <$prim as Key>::compare(data1, data2)
+            }
+
+            fn order_is_bytewise() -> bool {
+                <$prim as Key>::order_is_bytewise()
+            }
+        }
+    )*};
+}
+
+nonzero!(
+    NonZeroU8 => u8, NonZeroU16 => u16, NonZeroU32 => u32, NonZeroU64 => u64, NonZeroU128 => u128,
+    NonZeroI8 => i8, NonZeroI16 => i16, NonZeroI32 => i32, NonZeroI64 => i64, NonZeroI128 => i128
+);
+
+/// `f32` and `f64`: values only, as in redb (floats have no total order to
+/// key a table by). Stored little-endian, as redb stores them.
+macro_rules! float {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            type SelfType<'a> = $t;
+            type AsBytes<'a> = [u8; size_of::<$t>()];
+
+            fn fixed_width() -> Option<usize> {
+                Some(size_of::<$t>())
+            }
+
+            /// Short (damaged) bytes are zero-padded, never a panic.
+            fn from_bytes<'a>(data: &'a [u8]) -> $t
+            where
+                Self: 'a,
+            {
+                let mut bytes = [0u8; size_of::<$t>()];
+                let n = bytes.len().min(data.len());
+                bytes[..n].copy_from_slice(&data[..n]);
+                <$t>::from_le_bytes(bytes)
+            }
+
+            fn as_bytes<'a, 'b: 'a>(value: &'a $t) -> [u8; size_of::<$t>()]
+            where
+                Self: 'b,
+            {
+                value.to_le_bytes()
+            }
+
+            fn type_name() -> TypeName {
+                TypeName::new(stringify!($t))
+            }
+        }
+    )*};
+}
+
+float!(f32, f64);
 
 #[cfg(test)]
 mod tests {

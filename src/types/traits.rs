@@ -8,6 +8,7 @@
 //! known without the Rust type, which recovery relies on (see
 //! [`Key::order_is_bytewise`]).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Debug;
 
@@ -78,4 +79,27 @@ pub trait Key: Value {
     fn order_is_bytewise() -> bool {
         false
     }
+
+    /// redb's hook for a shorter key to store in branch nodes: an encoding
+    /// `s` with `left <= s < right`. REQUIRES: `left < right`. The default
+    /// returns `left`. sluicedb's branch nodes store whole keys and never
+    /// call it; it exists so that types written for redb, which may
+    /// override it, compile unchanged.
+    fn separator<'a>(left: &'a [u8], right: &'a [u8]) -> Cow<'a, [u8]> {
+        let _ = right;
+        Cow::Borrowed(left)
+    }
+}
+
+/// A value whose stored bytes can be written in place, through
+/// [`Table::insert_reserve`](crate::Table::insert_reserve), as redb's.
+pub trait MutInPlaceValue: Value {
+    /// The type the reserved bytes are written as (`[u8]` for `&[u8]`).
+    type BaseRefType: Debug + ?Sized;
+
+    /// Sets up freshly reserved bytes (zeroed before this is called).
+    fn initialize(data: &mut [u8]);
+
+    /// The reserved bytes as the type they are written as.
+    fn from_bytes_mut(data: &mut [u8]) -> &mut Self::BaseRefType;
 }

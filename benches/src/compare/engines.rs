@@ -156,7 +156,8 @@ impl Sluice {
             sluicedb::Durability::Immediate
         } else {
             sluicedb::Durability::None
-        });
+        })
+        .unwrap();
         txn
     }
 }
@@ -278,14 +279,12 @@ struct SluiceReader {
 
 impl Reader for SluiceReader {
     fn get(&self, key: &[u8; KEY_LEN]) -> bool {
-        use sluicedb::ReadableTable;
         self.table
             .as_ref()
             .is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
     }
 
     fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
-        use sluicedb::ReadableTable;
         self.table
             .as_ref()
             .map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())

@@ -377,7 +377,7 @@ pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
             "the dump is truncated (no end line): {tables} tables and {entries} entries were loaded before its end"
         )));
     }
-    db.close()?;
+    db.close().map_err(|e| CliError::new(e.to_string()))?;
     bar.finish_and_clear();
     println!("loaded {tables} tables, {entries} entries into {}", path.display());
     Ok(())

@@ -1,0 +1,99 @@
+//! [`DatabaseStats`]: redb's storage figures of a whole database, from
+//! [`WriteTransaction::stats`](crate::WriteTransaction::stats). (sluicedb's
+//! engine counters are [`Stats`](crate::Stats), from
+//! [`Database::stats`](crate::Database::stats).)
+
+use crate::btree::TreeShape;
+
+/// Storage figures of the data file's trees, as redb's `DatabaseStats`.
+///
+/// They describe the B+trees in the data file as of the transaction's
+/// snapshot: commits not yet flushed from the memtables (and the
+/// transaction's own writes) are not in them until a flush
+/// ([`Database::checkpoint`](crate::Database::checkpoint) flushes
+/// everything). The WAL is not counted; [`Stats`](crate::Stats) reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatabaseStats {
+    tree_height: u32,
+    allocated_pages: u64,
+    leaf_pages: u64,
+    branch_pages: u64,
+    stored_bytes: u64,
+    metadata_bytes: u64,
+    fragmented_bytes: u64,
+    page_size: usize,
+}
+
+fn pages(shape: &TreeShape) -> u64 {
+    shape.leaf_pages + shape.branch_pages + shape.overflow_pages
+}
+
+impl DatabaseStats {
+    /// From the user tables' trees and the engine's own trees (its table
+    /// catalog), as [`engine::WriteTxn::tree_shapes`](crate::engine::WriteTxn::tree_shapes)
+    /// returns them.
+    pub(crate) fn new(tables: &[TreeShape], own: &TreeShape) -> Self {
+        let page_size = tables.first().map_or(own.page_size, |t| t.page_size);
+        let table_pages: u64 = tables.iter().map(pages).sum();
+        let stored: u64 = tables.iter().map(|t| t.stored_bytes).sum();
+        let branch_keys: u64 = tables.iter().map(|t| t.branch_key_bytes).sum();
+        let own_used = own.stored_bytes + own.branch_key_bytes;
+        let allocated = table_pages + pages(own);
+        Self {
+            tree_height: tables
+                .iter()
+                .map(|t| t.height)
+                .max()
+                .unwrap_or(0)
+                .try_into()
+                .unwrap_or(u32::MAX),
+            allocated_pages: allocated,
+            leaf_pages: tables.iter().map(|t| t.leaf_pages).sum(),
+            branch_pages: tables.iter().map(|t| t.branch_pages).sum(),
+            stored_bytes: stored,
+            metadata_bytes: branch_keys + own_used,
+            fragmented_bytes: (allocated * page_size as u64).saturating_sub(stored + branch_keys + own_used),
+            page_size,
+        }
+    }
+
+    /// Levels of the deepest table's tree.
+    pub fn tree_height(&self) -> u32 {
+        self.tree_height
+    }
+
+    /// Pages the trees occupy (user tables' and the engine's own).
+    pub fn allocated_pages(&self) -> u64 {
+        self.allocated_pages
+    }
+
+    /// Leaf pages of the user tables' trees.
+    pub fn leaf_pages(&self) -> u64 {
+        self.leaf_pages
+    }
+
+    /// Branch pages of the user tables' trees.
+    pub fn branch_pages(&self) -> u64 {
+        self.branch_pages
+    }
+
+    /// Bytes of the keys and values in the user tables' trees.
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
+    }
+
+    /// Bytes of branch keys, plus everything in the engine's own trees.
+    pub fn metadata_bytes(&self) -> u64 {
+        self.metadata_bytes
+    }
+
+    /// Bytes of the trees' pages holding none of the above.
+    pub fn fragmented_bytes(&self) -> u64 {
+        self.fragmented_bytes
+    }
+
+    /// Bytes per page.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+}
