@@ -106,7 +106,8 @@ pub use error::{
 pub use guards::{AccessGuardMut, AccessGuardMutInPlace};
 pub use multimap::{
     MultimapEntry, MultimapRange, MultimapTable, MultimapTableDefinition, MultimapTableHandle, MultimapValue,
-    ReadOnlyMultimapTable, ReadableMultimapTable, UntypedMultimapTableHandle,
+    OwnedMultimapRange, OwnedMultimapValue, ReadOnlyMultimapTable, ReadOnlyUntypedMultimapTable, ReadableMultimapTable,
+    UntypedMultimapTableHandle,
 };
 pub use read_only::ReadOnlyDatabase;
 pub use savepoint::Savepoint;

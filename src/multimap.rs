@@ -24,8 +24,8 @@ use crate::btree::{Comparator, ValueBytes};
 use crate::engine::MergedRange;
 use crate::error::StorageError;
 use crate::table::TableStats;
-use crate::table::{AccessGuard, ReadableTableMetadata};
-use crate::transaction::{LiveToken, WriteTransaction};
+use crate::table::{AccessGuard, OwnedAccessGuard, ReadableTableMetadata};
+use crate::transaction::{LiveToken, PoisonOnUnwind, WriteTransaction};
 use crate::types::Key;
 
 /// The engine order of a multimap table from `K` to `V`.
@@ -69,7 +69,14 @@ pub struct MultimapTableDefinition<'a, K: Key + 'static, V: Key + 'static> {
 
 impl<'a, K: Key + 'static, V: Key + 'static> MultimapTableDefinition<'a, K, V> {
     /// A multimap table named `name`.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is empty, as redb's does. For a string literal that is a
+    /// compile-time error in a `const`; a name built at run time must be
+    /// checked by the caller.
     pub const fn new(name: &'a str) -> Self {
+        assert!(!name.is_empty());
         Self {
             name,
             _types: PhantomData,
@@ -408,6 +415,9 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<bool, StorageError> {
         let pair = pair::pair(K::as_bytes(key.borrow()).as_ref(), V::as_bytes(value.borrow()).as_ref());
+        // The engine compares pairs with the user's `K::compare` and
+        // `V::compare`: a panic there poisons the transaction, as redb's.
+        let _poison = PoisonOnUnwind(self.txn);
         let old = self.txn.with_txn(|txn| txn.insert(self.table, &pair, &[]))?;
         Ok(old.is_some())
     }
@@ -419,6 +429,8 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<bool, StorageError> {
         let pair = pair::pair(K::as_bytes(key.borrow()).as_ref(), V::as_bytes(value.borrow()).as_ref());
+        // As in `insert`: a panicking user comparator poisons.
+        let _poison = PoisonOnUnwind(self.txn);
         let old = self.txn.with_txn(|txn| txn.remove(self.table, &pair))?;
         Ok(old.is_some())
     }
@@ -426,6 +438,9 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
     /// Removes every value of `key`; returns them, ascending.
     pub fn remove_all<'a>(&mut self, key: impl Borrow<K::SelfType<'a>>) -> Result<MultimapValue<'_, V>, StorageError> {
         let key = K::as_bytes(key.borrow());
+        // As in `insert`; here a panic may also leave the key's values
+        // partly removed, which must never commit.
+        let _poison = PoisonOnUnwind(self.txn);
         let values: MultimapValue<'_, V> = self.raw_values(key.as_ref())?;
         for value in &values.values {
             let pair = pair::pair(key.as_ref(), value);
@@ -539,6 +554,174 @@ impl<K: Key + 'static, V: Key + 'static> ReadOnlyMultimapTable<K, V> {
         let (lower, upper) = pair_bounds::<K, KR>(&range);
         let inner = self.raw_range(as_ref(&lower), as_ref(&upper))?;
         Ok(MultimapRange::new(inner, Some(self.live.clone())))
+    }
+
+    /// Like [`get`](Self::get), but the iterator and the
+    /// [`OwnedAccessGuard`]s it yields each keep the snapshot live (so
+    /// [`ReadTransaction::close`](crate::ReadTransaction::close) refuses and
+    /// compaction waits) until dropped, as redb's.
+    pub fn get_owned<'a>(&self, key: impl Borrow<K::SelfType<'a>>) -> Result<OwnedMultimapValue<V>, StorageError> {
+        Ok(OwnedMultimapValue::new(self.get(key)?, self.live.clone()))
+    }
+
+    /// Like [`range`](Self::range), but the iterator and the keys and value
+    /// iterators it yields each keep the snapshot live until dropped, as
+    /// redb's.
+    pub fn range_owned<'a, KR>(&self, range: impl RangeBounds<KR>) -> Result<OwnedMultimapRange<K, V>, StorageError>
+    where
+        KR: Borrow<K::SelfType<'a>>,
+    {
+        Ok(OwnedMultimapRange {
+            inner: self.range(range)?,
+            live: self.live.clone(),
+        })
+    }
+}
+
+/// A [`MultimapValue`] that keeps its snapshot live, from
+/// [`ReadOnlyMultimapTable::get_owned`]; so do the guards it yields.
+pub struct OwnedMultimapValue<V: Key + 'static> {
+    inner: MultimapValue<'static, V>,
+    live: LiveToken,
+}
+
+impl<V: Key + 'static> OwnedMultimapValue<V> {
+    fn new(inner: MultimapValue<'static, V>, live: LiveToken) -> Self {
+        Self { inner, live }
+    }
+
+    /// The number of values still to be yielded.
+    pub fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    /// Whether every value has been yielded.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    fn own(&self, item: Result<AccessGuard<'static, V>, StorageError>) -> <Self as Iterator>::Item {
+        item.map(|value| OwnedAccessGuard::new(value, self.live.clone()))
+    }
+}
+
+impl<V: Key + 'static> Iterator for OwnedMultimapValue<V> {
+    type Item = Result<OwnedAccessGuard<V>, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next()?;
+        Some(self.own(item))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<V: Key + 'static> DoubleEndedIterator for OwnedMultimapValue<V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next_back()?;
+        Some(self.own(item))
+    }
+}
+
+/// A [`MultimapRange`] that keeps its snapshot live, from
+/// [`ReadOnlyMultimapTable::range_owned`]; so do the keys and value
+/// iterators it yields.
+pub struct OwnedMultimapRange<K: Key + 'static, V: Key + 'static> {
+    inner: MultimapRange<'static, K, V>,
+    live: LiveToken,
+}
+
+impl<K: Key + 'static, V: Key + 'static> OwnedMultimapRange<K, V> {
+    fn own(&self, item: Result<MultimapEntry<'static, K, V>, StorageError>) -> <Self as Iterator>::Item {
+        item.map(|(key, values)| {
+            (
+                OwnedAccessGuard::new(key, self.live.clone()),
+                OwnedMultimapValue::new(values, self.live.clone()),
+            )
+        })
+    }
+}
+
+impl<K: Key + 'static, V: Key + 'static> Iterator for OwnedMultimapRange<K, V> {
+    type Item = Result<(OwnedAccessGuard<K>, OwnedMultimapValue<V>), StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next()?;
+        Some(self.own(item))
+    }
+}
+
+impl<K: Key + 'static, V: Key + 'static> DoubleEndedIterator for OwnedMultimapRange<K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next_back()?;
+        Some(self.own(item))
+    }
+}
+
+/// A multimap table opened by name only, with
+/// [`ReadTransaction::open_untyped_multimap_table`](crate::ReadTransaction::open_untyped_multimap_table):
+/// its size and storage figures, without its types. Holds the snapshot
+/// (so [`ReadTransaction::close`](crate::ReadTransaction::close) refuses
+/// while it lives), as redb's.
+pub struct ReadOnlyUntypedMultimapTable {
+    txn: crate::engine::ReadTxn,
+    /// `None` when the pair order is not known in this process (the table
+    /// was never opened with its types here): the figures then need that
+    /// order, and are refused rather than computed in a wrong one.
+    table: Option<crate::engine::ReadTable>,
+    name: String,
+    live: LiveToken,
+}
+
+impl ReadOnlyUntypedMultimapTable {
+    pub(crate) fn new(
+        txn: crate::engine::ReadTxn,
+        table: Option<crate::engine::ReadTable>,
+        name: String,
+        live: LiveToken,
+    ) -> Self {
+        Self { txn, table, name, live }
+    }
+
+    fn table(&self) -> crate::Result<&crate::engine::ReadTable> {
+        self.live.check_open()?;
+        self.table.as_ref().ok_or_else(|| {
+            StorageError::Internal(format!(
+                "multimap table {:?} has an order not known in this process: open it with its types first",
+                self.name
+            ))
+        })
+    }
+}
+
+impl MultimapTableHandle for ReadOnlyUntypedMultimapTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl RawMultimap for ReadOnlyUntypedMultimapTable {
+    fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
+        self.txn.range(self.table()?, lower, upper)
+    }
+
+    fn raw_len(&self) -> crate::Result<u64> {
+        self.txn.len(self.table()?)
+    }
+}
+
+impl ReadableTableMetadata for ReadOnlyUntypedMultimapTable {
+    /// The same figures as the typed table's `stats`.
+    fn stats(&self) -> Result<TableStats, StorageError> {
+        let shape = self.txn.table_shape(self.table()?)?;
+        multimap_stats(self, shape)
+    }
+
+    /// The number of (key, value) pairs.
+    fn len(&self) -> Result<u64, StorageError> {
+        self.raw_len()
     }
 }
 

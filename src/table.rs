@@ -840,6 +840,11 @@ pub struct OwnedAccessGuard<V: Value + 'static> {
 }
 
 impl<V: Value + 'static> OwnedAccessGuard<V> {
+    /// A guard over `inner` that keeps the snapshot of `live` live.
+    pub(crate) fn new(inner: AccessGuard<'static, V>, live: LiveToken) -> Self {
+        Self { inner, _live: live }
+    }
+
     /// The decoded value.
     pub fn value(&self) -> V::SelfType<'_> {
         self.inner.value()

@@ -640,6 +640,33 @@ impl ReadTransaction {
         ))
     }
 
+    /// Opens a multimap table by name only, for its size and storage
+    /// figures. Naming an ordinary table is
+    /// [`TableError::TableIsNotMultimap`], as redb's.
+    pub fn open_untyped_multimap_table(
+        &self,
+        handle: impl MultimapTableHandle,
+    ) -> Result<crate::multimap::ReadOnlyUntypedMultimapTable, TableError> {
+        self.live.check_open()?;
+        let name = handle.name();
+        let Some(stored) = self.txn.table_meta(name.as_bytes())? else {
+            return Err(TableError::TableDoesNotExist(name.to_string()));
+        };
+        check_kind(name, &stored, true)?;
+        let table = match self.txn.table_order(name.as_bytes())? {
+            None => return Err(TableError::TableDoesNotExist(name.to_string())),
+            // Opening with the order the process knows fixes nothing new.
+            Some(Some(cmp)) => self.txn.open_table(name.as_bytes(), cmp)?,
+            Some(None) => None,
+        };
+        Ok(crate::multimap::ReadOnlyUntypedMultimapTable::new(
+            self.txn.clone(),
+            table,
+            name.to_string(),
+            self.live.clone(),
+        ))
+    }
+
     /// The multimap tables in this snapshot.
     pub fn list_multimap_tables(
         &self,
