@@ -55,36 +55,29 @@ trait Reads {
     fn scan(&self, from: &[u8], n: usize) -> usize;
 }
 
-impl Reads for sluicedb::ReadOnlyTable<&'static [u8], &'static [u8]> {
-    fn get(&self, key: &[u8]) -> bool {
-        sluicedb::ReadableTable::get(self, key).unwrap().is_some()
-    }
+/// Both read-only tables read as their users call them (redb 4's
+/// `ReadOnlyTable::get` and `range` are inherent methods; sluicedb's too).
+macro_rules! reads {
+    ($engine:ident) => {
+        impl Reads for $engine::ReadOnlyTable<&'static [u8], &'static [u8]> {
+            fn get(&self, key: &[u8]) -> bool {
+                self.get(key).unwrap().is_some()
+            }
 
-    fn scan(&self, from: &[u8], n: usize) -> usize {
-        use sluicedb::ReadableTable;
-        let mut seen = 0;
-        for entry in self.range(from..).unwrap().take(n) {
-            black_box(entry.unwrap());
-            seen += 1;
+            fn scan(&self, from: &[u8], n: usize) -> usize {
+                let mut seen = 0;
+                for entry in self.range(from..).unwrap().take(n) {
+                    black_box(entry.unwrap());
+                    seen += 1;
+                }
+                seen
+            }
         }
-        seen
-    }
+    };
 }
 
-impl Reads for redb::ReadOnlyTable<&'static [u8], &'static [u8]> {
-    fn get(&self, key: &[u8]) -> bool {
-        redb::ReadableTable::get(self, key).unwrap().is_some()
-    }
-
-    fn scan(&self, from: &[u8], n: usize) -> usize {
-        let mut seen = 0;
-        for entry in self.range(from..).unwrap().take(n) {
-            black_box(entry.unwrap());
-            seen += 1;
-        }
-        seen
-    }
-}
+reads!(sluicedb);
+reads!(redb);
 
 #[inline(never)]
 fn measured_reads(table: &dyn Reads, keys: u64, ops: u64) -> u64 {
@@ -121,44 +114,37 @@ fn main() {
     let populated = rest.first().is_some_and(|a| a == "populated");
     let dir = tempfile::tempdir().unwrap();
     let batches = (0..keys).step_by(1000).map(|start| start..(start + 1000).min(keys));
-    match engine.as_str() {
-        "sluicedb" => {
-            use sluicedb::ReadableDatabase;
-            let db = sluicedb::Database::builder()
+    // The two engines share the redb API: one loader, spelled for each.
+    macro_rules! load {
+        ($engine:ident, $table:expr) => {{
+            let db = $engine::Database::builder()
                 .set_cache_size(1 << 30)
                 .create(dir.path().join("db"))
                 .unwrap();
             for batch in batches {
                 let txn = db.begin_write().unwrap();
-                let mut table = txn.open_table(SLUICE).unwrap();
+                let mut table = txn.open_table($table).unwrap();
                 for i in batch {
                     table.insert(key(i).as_slice(), value(i).as_slice()).unwrap();
                 }
                 drop(table);
                 txn.commit().unwrap();
             }
+            db
+        }};
+    }
+    match engine.as_str() {
+        "sluicedb" => {
+            let db = load!(sluicedb, SLUICE);
             if !populated {
                 db.checkpoint().unwrap();
             }
-            let read = db.begin_read().unwrap();
+            let read = sluicedb::ReadableDatabase::begin_read(&db).unwrap();
             run(&read.open_table(SLUICE).unwrap(), op, keys, ops);
         }
         "redb" => {
-            use redb::ReadableDatabase;
-            let db = redb::Database::builder()
-                .set_cache_size(1 << 30)
-                .create(dir.path().join("db"))
-                .unwrap();
-            for batch in batches {
-                let txn = db.begin_write().unwrap();
-                let mut table = txn.open_table(REDB).unwrap();
-                for i in batch {
-                    table.insert(key(i).as_slice(), value(i).as_slice()).unwrap();
-                }
-                drop(table);
-                txn.commit().unwrap();
-            }
-            let read = db.begin_read().unwrap();
+            let db = load!(redb, REDB);
+            let read = redb::ReadableDatabase::begin_read(&db).unwrap();
             run(&read.open_table(REDB).unwrap(), op, keys, ops);
         }
         other => panic!("unknown engine {other:?}: {usage}"),
