@@ -4,7 +4,7 @@
 //! [`Builder::create_with_backend`](crate::Builder::create_with_backend) and
 //! [`Builder::open_read_only_with_backend`](crate::Builder::open_read_only_with_backend).
 //!
-//! The engine's own seam is [`io::StorageBackend`](crate::io::StorageBackend);
+//! The engine's own seam is the internal `io::StorageBackend`;
 //! an adapter puts a redb-shaped backend behind it. The two differ in one
 //! rule: redb's `write` must stay inside the current length (callers grow the
 //! storage with `set_len` first), sluicedb's grows it. The adapter grows the

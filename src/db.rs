@@ -312,8 +312,12 @@ impl Builder {
         Ok(db)
     }
 
-    /// Opens a database over any data backend and WAL directory (memory,
-    /// fault-injecting, ...). No file lock is taken.
+    /// Opens a database over any of the engine's data backends and WAL
+    /// directories (memory, fault-injecting, crash-simulating: the tests'
+    /// seam). No file lock is taken. Internal: its traits are the engine's
+    /// (the `internals` feature); users open a single redb-shaped backend
+    /// with [`create_with_backend`](Self::create_with_backend).
+    #[doc(hidden)]
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
         let engine = Engine::open(data, wal, self.options)?;
         self.run_repair_callback(&engine)?;
