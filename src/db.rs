@@ -664,7 +664,10 @@ impl Database {
     }
 
     /// [`close`](Self::close) without the check for a live writer.
-    pub(crate) fn close_engine(self) -> Result<(), StorageError> {
+    pub(crate) fn close_engine(mut self) -> Result<(), StorageError> {
+        // The drop need not checkpoint again (on success nothing is left;
+        // on failure it could only fail the same way, silently).
+        self.checkpoint_on_drop = false;
         self.engine.sync()?;
         self.engine.checkpoint()?;
         // The apply thread is stopped and joined by the drop; a failure the
