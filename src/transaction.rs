@@ -689,6 +689,10 @@ impl ReadTransaction {
     pub fn open_untyped_table(&self, handle: impl TableHandle) -> Result<ReadOnlyUntypedTable, TableError> {
         self.live.check_open()?;
         let name = handle.name();
+        // A multimap table is refused as redb refuses it.
+        if let Some(stored) = self.txn.table_meta(name.as_bytes())? {
+            check_kind(name, &stored, false)?;
+        }
         let table = match self.txn.table_order(name.as_bytes())? {
             None => return Err(TableError::TableDoesNotExist(name.to_string())),
             // Opening with the order the process knows fixes nothing new.

@@ -89,6 +89,11 @@ fn every_method_refuses_a_table_of_the_other_kind() {
     let read = db.begin_read().unwrap();
     assert!(is_multimap(read.open_table(MULTI_AS_TABLE).err().unwrap()));
     assert!(is_not_multimap(read.open_multimap_table(PLAIN_AS_MULTI).err().unwrap()));
+    // The untyped opens refuse the other kind too, as redb's.
+    assert!(is_multimap(read.open_untyped_table("multi").err().unwrap()));
+    assert!(is_not_multimap(
+        read.open_untyped_multimap_table("plain").err().unwrap()
+    ));
     assert_eq!(read.list_tables().unwrap().count(), 1);
     assert_eq!(read.list_multimap_tables().unwrap().count(), 1);
     assert_eq!(read.open_table(PLAIN).unwrap().get(1).unwrap().unwrap().value(), 10);
