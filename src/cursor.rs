@@ -14,7 +14,7 @@ use crate::table::{AccessGuard, Range};
 use crate::types::{Key, Value};
 
 /// One stored entry: the key's and the value's bytes.
-type Raw = (Vec<u8>, ValueBytes);
+type Raw = (ValueBytes, ValueBytes);
 
 /// A position at a gap between two entries of a table.
 pub struct Cursor<'a, K: Key + 'static, V: Value + 'static> {
@@ -31,7 +31,7 @@ pub struct Cursor<'a, K: Key + 'static, V: Value + 'static> {
 type Entry<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
 
 fn guards<'a, K: Key + 'static, V: Value + 'static>((key, value): Raw) -> Entry<'a, K, V> {
-    (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))
+    (AccessGuard::new(key), AccessGuard::new(value))
 }
 
 impl<'a, K: Key + 'static, V: Value + 'static> Cursor<'a, K, V> {

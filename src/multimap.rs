@@ -206,7 +206,7 @@ struct Pair {
     value: Vec<u8>,
 }
 
-fn parse(item: crate::Result<(Vec<u8>, ValueBytes)>) -> Result<Pair, StorageError> {
+fn parse(item: crate::Result<(ValueBytes, ValueBytes)>) -> Result<Pair, StorageError> {
     let (bytes, _) = item?;
     let (key, value) =
         pair::split_pair(&bytes).ok_or_else(|| StorageError::corrupted("a multimap table holds a malformed pair"))?;

@@ -154,21 +154,21 @@ impl<K: Key + 'static, V: Value + 'static> Range<'_, K, V> {
     }
 
     /// The next entry's bytes (for [`Cursor`]).
-    pub(crate) fn next_raw(&mut self) -> Option<crate::Result<(Vec<u8>, ValueBytes)>> {
+    pub(crate) fn next_raw(&mut self) -> Option<crate::Result<(ValueBytes, ValueBytes)>> {
         self.inner.next()
     }
 
     /// The last entry's bytes (for [`Cursor`]).
-    pub(crate) fn next_back_raw(&mut self) -> Option<crate::Result<(Vec<u8>, ValueBytes)>> {
+    pub(crate) fn next_back_raw(&mut self) -> Option<crate::Result<(ValueBytes, ValueBytes)>> {
         self.inner.next_back()
     }
 }
 
 fn entry<'a, K: Key + 'static, V: Value + 'static>(
-    item: crate::Result<(Vec<u8>, ValueBytes)>,
+    item: crate::Result<(ValueBytes, ValueBytes)>,
 ) -> Result<Pair<'a, K, V>, StorageError> {
     let (key, value) = item?;
-    Ok((AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value)))
+    Ok((AccessGuard::new(key), AccessGuard::new(value)))
 }
 
 impl<'a, K: Key + 'static, V: Value + 'static> Iterator for Range<'a, K, V> {
@@ -554,7 +554,7 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         mut predicate: impl for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
-    ) -> Result<Vec<(Vec<u8>, ValueBytes)>, StorageError> {
+    ) -> Result<Vec<(ValueBytes, ValueBytes)>, StorageError> {
         let mut selected = Vec::new();
         for item in self.raw_range(lower, upper)? {
             let (key, value) = item?;
@@ -709,7 +709,10 @@ where
 {
     /// Removes and returns `item` if the predicate selects it; `None` to
     /// go on.
-    fn select(&mut self, item: crate::Result<(Vec<u8>, ValueBytes)>) -> Option<Result<Pair<'a, K, V>, StorageError>> {
+    fn select(
+        &mut self,
+        item: crate::Result<(ValueBytes, ValueBytes)>,
+    ) -> Option<Result<Pair<'a, K, V>, StorageError>> {
         let (key, value) = match item {
             Ok(entry) => entry,
             Err(e) => return Some(Err(e)),
@@ -722,7 +725,7 @@ where
         Some(
             self.writer
                 .remove(&key)
-                .map(|_| (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))),
+                .map(|_| (AccessGuard::new(key), AccessGuard::new(value))),
         )
     }
 }

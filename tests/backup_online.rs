@@ -49,7 +49,7 @@ fn contents(db: &Database) -> BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>> {
             .unwrap()
             .map(|e| {
                 let (k, v) = e.unwrap();
-                (k, v.as_bytes().to_vec())
+                (k.into_vec(), v.as_bytes().to_vec())
             })
             .collect();
         all.insert(name, entries);

@@ -74,7 +74,7 @@ fn check_image(disk: &Disk, mode: TearMode, acked: u64, round: u64) {
     let mut last = 0;
     for entry in txn.range(&t, Bound::Unbounded, Bound::Unbounded).unwrap() {
         let (key, v) = entry.unwrap();
-        let i = u64::from_be_bytes(key.try_into().unwrap());
+        let i = u64::from_be_bytes(key.as_bytes().try_into().unwrap());
         assert_eq!(i, last + 1, "round {round} {mode:?}: not a prefix");
         assert_eq!(v.as_bytes(), value(i), "round {round} {mode:?}: commit {i} damaged");
         last = i;

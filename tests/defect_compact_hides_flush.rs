@@ -102,7 +102,7 @@ fn readers_see_every_published_commit_while_compaction_races_flushes() {
             for entry in txn.range(&t, Bound::Unbounded, Bound::Unbounded).unwrap() {
                 n += 1;
                 let key = entry.unwrap().0;
-                assert_eq!(key, k(n), "snapshot {} skips commit {n}", txn.sequence());
+                assert_eq!(key.to_vec(), k(n), "snapshot {} skips commit {n}", txn.sequence());
             }
             assert!(n >= known, "snapshot {} holds {n} of {known} commits", txn.sequence());
         }

@@ -64,7 +64,7 @@ fn keys_in(db: &Engine, lo: u32, hi: u32) -> Vec<u32> {
     };
     txn.range(&t, Bound::Included(&k(lo)), Bound::Excluded(&k(hi)))
         .unwrap()
-        .map(|e| u32::from_be_bytes(e.unwrap().0.try_into().unwrap()))
+        .map(|e| u32::from_be_bytes(e.unwrap().0.as_bytes().try_into().unwrap()))
         .collect()
 }
 

@@ -104,7 +104,7 @@ fn power_cuts_anywhere_recover_a_durable_prefix() {
                 .unwrap()
                 .map(|e| {
                     let (key, v) = e.unwrap();
-                    let i = u64::from_be_bytes(key.try_into().unwrap());
+                    let i = u64::from_be_bytes(key.as_bytes().try_into().unwrap());
                     assert_eq!(v.as_bytes(), value(i), "round {round}: commit {i} damaged");
                     i
                 })

@@ -151,7 +151,7 @@ fn bound(b: Bound<&Vec<u8>>) -> Bound<&[u8]> {
 }
 
 fn pairs(range: MergedRange<'static>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    range.map(|e| e.map(|(k, v)| (k, v.as_bytes().to_vec()))).collect()
+    range.map(|e| e.map(|(k, v)| (k.into_vec(), v.as_bytes().to_vec()))).collect()
 }
 
 /// Reads one table every way and checks the ways agree with each other;
@@ -227,7 +227,7 @@ fn observe(
 }
 
 fn pairs_rev(range: MergedRange<'static>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    range.rev().map(|e| e.map(|(k, v)| (k, v.as_bytes().to_vec()))).collect()
+    range.rev().map(|e| e.map(|(k, v)| (k.into_vec(), v.as_bytes().to_vec()))).collect()
 }
 
 fn t_probes(a: u8) -> [Vec<u8>; 2] {

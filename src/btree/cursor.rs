@@ -88,6 +88,12 @@ impl TreeEntry {
         Node::new(&self.page).key(self.index)
     }
 
+    /// The entry's key as a slice of its page (shares the page, no copy).
+    pub fn key_bytes(&self) -> ValueBytes {
+        let range = Node::new(&self.page).key_range(self.index);
+        ValueBytes::in_page(self.page.clone(), range.start, range.len())
+    }
+
     /// The entry's value.
     pub fn value(&self) -> &ValueBytes {
         &self.value

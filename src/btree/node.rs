@@ -109,14 +109,21 @@ impl<'a> Node<'a> {
         u16_at(self.page, NODE_HEADER_LEN + i * OFFSET_LEN)
     }
 
+    #[inline]
     pub(crate) fn key(&self, i: usize) -> &'a [u8] {
+        &self.page[self.key_range(i)]
+    }
+
+    /// Where entry `i`'s key lies in the page.
+    #[inline]
+    pub(crate) fn key_range(&self, i: usize) -> std::ops::Range<usize> {
         let at = self.entry(i);
         if self.is_leaf() {
             let k = u16_at(self.page, at);
-            &self.page[at + LEAF_ENTRY_HEADER..at + LEAF_ENTRY_HEADER + k]
+            at + LEAF_ENTRY_HEADER..at + LEAF_ENTRY_HEADER + k
         } else {
             let k = u16_at(self.page, at + 8);
-            &self.page[at + BRANCH_ENTRY_HEADER..at + BRANCH_ENTRY_HEADER + k]
+            at + BRANCH_ENTRY_HEADER..at + BRANCH_ENTRY_HEADER + k
         }
     }
 

@@ -62,6 +62,14 @@ impl ValueBytes {
     }
 }
 
+impl std::ops::Deref for ValueBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl std::fmt::Debug for ValueBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("ValueBytes").field(&self.as_bytes()).finish()

@@ -173,7 +173,7 @@ impl DeferredTable {
                 Arc::new(
                     newest_first
                         .into_iter()
-                        .map(|op| (op.key.clone(), op.value.clone().map(ValueBytes::owned)))
+                        .map(|op| (ValueBytes::owned(op.key.clone()), op.value.clone().map(ValueBytes::owned)))
                         .collect(),
                 )
             })
@@ -270,7 +270,7 @@ mod tests {
             Bound::Unbounded,
             Direction::Backward,
         )
-        .map(|e| e.unwrap().0)
+        .map(|e| e.unwrap().0.into_vec())
         .collect();
         assert_eq!(range, [b"b".to_vec()]);
     }

@@ -15,8 +15,11 @@ use super::memtable::{Edge, MemKey, MemValue, Memtable};
 use crate::btree::{Comparator, ValueBytes};
 use crate::error::Result;
 
-/// One layer's view of a key: a value, or a tombstone (`None`).
-pub(crate) type Item = (Vec<u8>, Option<ValueBytes>);
+/// One layer's view of a key: a value, or a tombstone (`None`). The key is
+/// a `ValueBytes` so that the tree's layer can hand out a slice of its page
+/// (no allocation per entry, measured: a fifth of a short scan's
+/// instructions went to copying keys into `Vec`s and freeing them).
+pub(crate) type Item = (ValueBytes, Option<ValueBytes>);
 
 /// A layer's entries in one direction, already deduplicated per key.
 pub(crate) type Source<'a> = Box<dyn Iterator<Item = Result<Item>> + 'a>;
@@ -117,7 +120,7 @@ impl<'a> MergedRange<'a> {
         }
     }
 
-    fn step(&mut self, direction: Direction) -> Result<Option<(Vec<u8>, ValueBytes)>> {
+    fn step(&mut self, direction: Direction) -> Result<Option<(ValueBytes, ValueBytes)>> {
         let slot = if direction == Direction::Forward {
             &mut self.front
         } else {
@@ -167,7 +170,7 @@ impl<'a> MergedRange<'a> {
         }
     }
 
-    fn advance(&mut self, direction: Direction) -> Option<Result<(Vec<u8>, ValueBytes)>> {
+    fn advance(&mut self, direction: Direction) -> Option<Result<(ValueBytes, ValueBytes)>> {
         if self.done {
             return None;
         }
@@ -186,7 +189,7 @@ impl<'a> MergedRange<'a> {
 }
 
 impl Iterator for MergedRange<'_> {
-    type Item = Result<(Vec<u8>, ValueBytes)>;
+    type Item = Result<(ValueBytes, ValueBytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.advance(Direction::Forward)
@@ -299,7 +302,7 @@ impl MemSource {
                     Direction::Backward => visible,
                 };
                 if take {
-                    *chosen = Some((key.to_vec(), value.as_ref().map(ValueBytes::shared)));
+                    *chosen = Some((ValueBytes::owned(key.to_vec()), value.as_ref().map(ValueBytes::shared)));
                 }
             }
             true

@@ -231,7 +231,7 @@ impl State {
         if let Some(info) = &table.tree {
             let range = self.tree.range(info, table.cmp, lower, upper)?;
             let items = move |entry: Result<crate::btree::TreeEntry>| {
-                entry.map(|e| (e.key().to_vec(), Some(e.value().clone())))
+                entry.map(|e| (e.key_bytes(), Some(e.value().clone())))
             };
             match direction {
                 Direction::Forward => sources.push(Box::new(range.map(items))),

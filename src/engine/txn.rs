@@ -590,6 +590,7 @@ impl WriteTxn {
         let Some((key, value)) = found else {
             return Ok(None);
         };
+        let key = key.into_vec();
         self.writes.put(slot, &key, None, true);
         self.writes.note_popped(slot, key.clone(), front);
         Ok(Some((key, value)))

@@ -281,7 +281,7 @@ impl WriteSet {
             }
         }
         let item = |(k, v): (&OrdKey, &Option<Vec<u8>>)| -> crate::error::Result<Item> {
-            Ok((k.key.clone(), v.as_ref().map(|v| ValueBytes::owned(v.clone()))))
+            Ok((ValueBytes::owned(k.key.clone()), v.as_ref().map(|v| ValueBytes::owned(v.clone()))))
         };
         let range = table.writes.range((lower, upper));
         match direction {
