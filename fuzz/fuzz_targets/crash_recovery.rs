@@ -213,7 +213,7 @@ fn observe(
         let next = if (how >> (i % 8)) & 1 == 1 { both.next_back() } else { both.next() };
         let Some(entry) = next else { break };
         let (k, v) = entry?;
-        let item = (k, v.as_bytes().to_vec());
+        let item = (k.into_vec(), v.as_bytes().to_vec());
         if (how >> (i % 8)) & 1 == 1 {
             tail.push(item);
         } else {
