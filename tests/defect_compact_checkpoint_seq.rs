@@ -22,10 +22,12 @@ use sluicedb::io::TearMode;
 
 const ROUNDS: u64 = 200;
 
-/// Checkpoints by volume every few dozen commits, so they race compaction.
+/// Checkpoints by volume every few commits, so they race compaction: each
+/// round writes at least six commits (~900 bytes of WAL) before it compacts,
+/// past the volume trigger however fast the writer runs.
 fn options() -> EngineOptions {
     EngineOptions {
-        checkpoint_wal_bytes: 4 << 10,
+        checkpoint_wal_bytes: 512,
         segment_bytes: 2 << 10,
         ..small_options()
     }

@@ -28,12 +28,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crossbeam_skiplist::map::Entry;
-
 use super::core::nanos_since;
 use super::core::{Inner, panic_message};
 use super::deferred::staging_tree_name;
 use super::memtable::{MemKey, MemValue, Memtable};
+use super::skiplist::Entry;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
 use crate::btree::{TreeWriter, bytewise};
 use crate::error::Result;

@@ -12,12 +12,11 @@
 //! consults it only for those.
 //!
 //! # Thread safety
-//! The inserting threads (the committer and, for a big batch, its helper;
-//! see the memtable's thread safety) set bits with `fetch_or` (relaxed, so
-//! they may race) before inserting each entry into the skip list. A reader
-//! asks only about sequences it learned of through the writer slot's lock or
-//! the publication of the sequence, both of which follow the helper's join,
-//! so it sees every bit of them.
+//! The inserting thread (the committer; see the memtable's thread safety)
+//! sets bits with `fetch_or` (relaxed) before inserting each entry into the
+//! skip list. A reader asks only about sequences it learned of through the
+//! writer slot's lock or the publication of the sequence, both of which
+//! follow the inserts, so it sees every bit of them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -8,11 +8,11 @@
 //! versioned name bindings.
 //!
 //! # Thread safety
-//! Inserted only on behalf of the committer holding the writer slot: by it,
-//! and for a big batch also by one helper thread it joins before releasing
-//! the slot (`engine::core::apply_batch`), so a commit's entries are all in
-//! before the next writer or any reader can ask for its sequence. Read
-//! concurrently by any number of readers, lock-free (crossbeam's skip list).
+//! Inserted only on behalf of the committer holding the writer slot
+//! (`engine::core::apply_batch`), so a commit's entries are all in before the
+//! next writer or any reader can ask for its sequence. Read concurrently by
+//! any number of readers, lock-free (`engine::skiplist`: one writer, and a
+//! commit's keys arrive sorted, which its splice turns into short searches).
 //! The binding list has its own short lock.
 
 use std::cmp::Ordering;
@@ -20,11 +20,11 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
-use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 
 use super::batch::TableDef;
 use super::filter::KeyFilter;
+use super::skiplist::{SkipList, Writer};
 use crate::btree::{Comparator, byte_order, is_bytewise};
 
 /// A skip-list key. Every key of one table carries that table's comparator.
@@ -171,7 +171,7 @@ const MAX_FILTER_BYTES: usize = 32 << 20;
 const ENTRY_OVERHEAD: usize = 64;
 
 pub(crate) struct Memtable {
-    map: SkipMap<MemKey, MemValue>,
+    map: SkipList<MemKey, MemValue>,
     /// Every key in `map`: lets point lookups of absent keys skip the walk.
     filter: KeyFilter,
     /// Name bindings in sequence order: `(seq, name, table or unbound)`.
@@ -200,7 +200,7 @@ impl Memtable {
     /// entries only raise the filter's false-positive rate).
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            map: SkipMap::new(),
+            map: SkipList::new(),
             filter: KeyFilter::with_bytes((capacity / 64).min(MAX_FILTER_BYTES)),
             bindings: Mutex::new(Vec::new()),
             dropped: Mutex::new(Vec::new()),
@@ -210,15 +210,19 @@ impl Memtable {
         }
     }
 
-    /// REQUIRES: called for the writer-slot holder (see the module's thread
-    /// safety), with sequences increasing.
+    /// The right to insert, held for a commit's writes (see the module's
+    /// thread safety). Inserts in key order cost the least.
+    pub(crate) fn inserter(&self) -> Inserter<'_> {
+        Inserter {
+            mem: self,
+            writer: self.map.writer(),
+        }
+    }
+
+    /// One insert (see [`Memtable::inserter`] for many).
+    #[cfg(test)]
     pub(crate) fn insert(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
-        let charge = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
-        self.filter.insert(table, key);
-        self.map
-            .insert(MemKey::probe(table, cmp, key, seq), value.map(Into::into));
-        self.bytes.fetch_add(charge, AtomicOrdering::Relaxed);
-        self.max_seq.fetch_max(seq, AtomicOrdering::Release);
+        self.inserter().insert(table, cmp, key, seq, value);
     }
 
     pub(crate) fn bind(&self, seq: u64, name: &[u8], def: Option<TableDef>) {
@@ -320,8 +324,27 @@ impl Memtable {
     }
 
     /// The skip list, for range scans and flushes.
-    pub(crate) fn map(&self) -> &SkipMap<MemKey, MemValue> {
+    pub(crate) fn map(&self) -> &SkipList<MemKey, MemValue> {
         &self.map
+    }
+}
+
+/// Inserts into one memtable (see [`Memtable::inserter`]).
+pub(crate) struct Inserter<'a> {
+    mem: &'a Memtable,
+    writer: Writer<'a, MemKey, MemValue>,
+}
+
+impl Inserter<'_> {
+    /// REQUIRES: sequences never decrease, and no key is inserted twice at
+    /// one sequence.
+    pub(crate) fn insert(&mut self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
+        let charge = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
+        self.mem.filter.insert(table, key);
+        self.writer
+            .insert(MemKey::probe(table, cmp, key, seq), value.map(Into::into));
+        self.mem.bytes.fetch_add(charge, AtomicOrdering::Relaxed);
+        self.mem.max_seq.fetch_max(seq, AtomicOrdering::Release);
     }
 }
 

@@ -310,7 +310,7 @@ impl MemSource {
         let mut stopped_early = false;
         match self.direction {
             Direction::Forward => {
-                for entry in map.range(range) {
+                for entry in map.range(range.0, range.1) {
                     if !consume(&entry.key().key, entry.key().seq, entry.value(), &mut self.buf) {
                         stopped_early = true;
                         break;
@@ -318,7 +318,7 @@ impl MemSource {
                 }
             }
             Direction::Backward => {
-                for entry in map.range(range).rev() {
+                for entry in map.range(range.0, range.1).rev() {
                     if !consume(&entry.key().key, entry.key().seq, entry.value(), &mut self.buf) {
                         stopped_early = true;
                         break;

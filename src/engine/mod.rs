@@ -11,6 +11,7 @@ mod memtable;
 mod merge;
 mod publication;
 mod recovery;
+mod skiplist;
 mod state;
 mod txn;
 mod writeset;

@@ -1,0 +1,768 @@
+//! The memtable's skip list: insert-only, one writer at a time, any number of
+//! lock-free readers, nodes in an arena freed all at once with the list.
+//!
+//! Why not a general concurrent skip list: the memtable never removes or
+//! replaces an entry (a new version is a new key), every insert comes from the
+//! committer holding the writer slot, and a commit's writes arrive sorted.
+//! Those three facts buy what a general list cannot offer:
+//! - **A splice.** The writer remembers, per level, the nodes on either side
+//!   of its last insert. The next key of a sorted batch usually lies a few
+//!   nodes further on, so its search climbs only until the remembered pair
+//!   brackets it and descends from there, instead of walking from the top of
+//!   the list (RocksDB's `InlineSkipList` splice, reimplemented here). A key
+//!   out of order just climbs further: order is never required, only cheap.
+//! - **An arena.** Nodes are bump-allocated in chunks and never freed one by
+//!   one: no allocator call per insert, no epoch or reference count per node,
+//!   and dropping a full memtable frees a few hundred chunks, not hundreds of
+//!   thousands of nodes.
+//! - **Plain stores.** With a single writer, linking a node is a store per
+//!   level (release), not a compare-and-swap loop.
+//!
+//! # Invariants
+//! - Keys are in ascending order at every level; a node linked at level `i`
+//!   is linked at every level below `i`.
+//! - A node is fully written (key, value, every level's successor) before the
+//!   release store that links it at level 0, and it is linked bottom-up: a
+//!   reader that reaches a node through any level sees it complete.
+//! - Nodes are never unlinked or moved while the list lives, so a reader's
+//!   `&Node` stays valid for the borrow of the list.
+//! - The splice is exact (each `prev[i]` is immediately followed by `next[i]`
+//!   at level `i`) whenever `splice_valid` is set: only this list's writer
+//!   links nodes, and every insert updates the splice it used.
+
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::cmp::Ordering;
+use std::marker::PhantomData;
+use std::mem::offset_of;
+use std::ops::Bound;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering as AtomicOrdering};
+
+use parking_lot::{Mutex, MutexGuard};
+
+/// Levels of the tallest tower. With a quarter of the nodes reaching each
+/// next level, 12 levels serve 4^12 (16M) entries before searches lengthen,
+/// several times the largest memtable a sane configuration makes.
+const MAX_HEIGHT: usize = 12;
+
+/// The arena's first chunk; each later chunk doubles, up to [`MAX_CHUNK`]. A
+/// memtable that holds one small commit costs a few KiB, a full one a few
+/// hundred chunks.
+const FIRST_CHUNK: usize = 16 << 10;
+const MAX_CHUNK: usize = 1 << 20;
+
+/// Chunks are aligned for any node (keys and values of this crate need 8).
+const CHUNK_ALIGN: usize = 64;
+
+#[repr(C)]
+struct Node<K, V> {
+    key: K,
+    value: V,
+    /// Levels this node is linked at (1..=MAX_HEIGHT); `tower` holds that
+    /// many successors, allocated past the end of the struct.
+    height: usize,
+    tower: [AtomicPtr<Node<K, V>>; 0],
+}
+
+impl<K, V> Node<K, V> {
+    fn layout(height: usize) -> Layout {
+        let size = offset_of!(Node<K, V>, tower) + height * std::mem::size_of::<AtomicPtr<Node<K, V>>>();
+        Layout::from_size_align(size, std::mem::align_of::<Node<K, V>>())
+            .expect("a node's layout is a few hundred bytes")
+            .pad_to_align()
+    }
+
+    /// The successor of `node` at `level`. Taken from the raw pointer, not
+    /// a `&Node`: the tower lies past the struct, outside what a reference
+    /// to it may reach.
+    ///
+    /// # Safety
+    /// `node` points to a live node of a list (allocated by `insert` with
+    /// its tower initialized) and `level` is below its height.
+    #[expect(unsafe_code, reason = "the tower lies past the struct, sized by `height`")]
+    unsafe fn next<'a>(node: *const Self, level: usize) -> &'a AtomicPtr<Self> {
+        // SAFETY: per the contract, the node was allocated with `height`
+        // successors after the struct (`layout`), all initialized before it
+        // was linked.
+        unsafe {
+            debug_assert!(level < (*node).height);
+            &*ptr::addr_of!((*node).tower).cast::<AtomicPtr<Self>>().add(level)
+        }
+    }
+}
+
+/// A position in the list: a node, or the head (null) before every node.
+type Link<K, V> = *const Node<K, V>;
+
+/// An insert-only skip list of `K -> V` (see the module documentation).
+pub(crate) struct SkipList<K, V> {
+    head: [AtomicPtr<Node<K, V>>; MAX_HEIGHT],
+    /// Levels in use (at least 1). Readers may see it late: a level they
+    /// skip only lengthens their walk at the levels below.
+    height: AtomicUsize,
+    writer: Mutex<WriterState<K, V>>,
+    _owns: PhantomData<(K, V)>,
+}
+
+// SAFETY: the list owns its keys and values (dropped with it), hands out
+// shared references to them to any thread, and moves them in from the
+// writer's thread: the usual bounds of a concurrent map. Raw pointers inside
+// point only into the list's own arena.
+#[expect(unsafe_code, reason = "raw links inside; the list owns its entries like a map")]
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for SkipList<K, V> {}
+// SAFETY: as for `Send`; shared access reads nodes through acquire loads
+// and inserts only under the writer mutex.
+#[expect(unsafe_code, reason = "readers share entries; one writer at a time, under a mutex")]
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for SkipList<K, V> {}
+
+struct WriterState<K, V> {
+    arena: Arena,
+    /// Per level, the nodes on either side of the last insert (see the
+    /// module's invariants); `prev` null is the head, `next` null the end.
+    prev: [Link<K, V>; MAX_HEIGHT],
+    next: [Link<K, V>; MAX_HEIGHT],
+    splice_valid: bool,
+    /// xorshift64 state for node heights.
+    rng: u64,
+}
+
+// SAFETY: the writer state is only touched under the list's mutex; its raw
+// pointers are into the list's arena, which lives as long as the list.
+#[expect(unsafe_code, reason = "raw links into the list's arena, touched under its mutex")]
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for WriterState<K, V> {}
+
+impl<K: Ord, V> Default for SkipList<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Ord, V> SkipList<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            head: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            height: AtomicUsize::new(1),
+            writer: Mutex::new(WriterState {
+                arena: Arena::default(),
+                prev: [ptr::null(); MAX_HEIGHT],
+                next: [ptr::null(); MAX_HEIGHT],
+                splice_valid: true,
+                rng: 0x2545_F491_4F6C_DD1D,
+            }),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The right to insert, held for a whole batch of inserts (one lock per
+    /// commit, not per key). Readers never wait for it.
+    pub(crate) fn writer(&self) -> Writer<'_, K, V> {
+        Writer {
+            list: self,
+            state: self.writer.lock(),
+        }
+    }
+
+    /// The successor of `at` (null: the head) at `level`.
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn next_of(&self, at: Link<K, V>, level: usize) -> Link<K, V> {
+        let slot = if at.is_null() {
+            &self.head[level]
+        } else {
+            // SAFETY: a non-null link points to a live node of this list
+            // that is linked at `level` (searches only step at levels the
+            // node has).
+            unsafe { Node::next(at, level) }
+        };
+        slot.load(AtomicOrdering::Acquire)
+    }
+
+    /// The last node whose key is below `key` (`inclusive`: at or below),
+    /// or null for the head.
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn last_before(&self, key: &K, inclusive: bool) -> Link<K, V> {
+        let mut at: Link<K, V> = ptr::null();
+        // The node a lower level would stop at again: already compared.
+        let mut stop: Link<K, V> = ptr::null();
+        for level in (0..self.height.load(AtomicOrdering::Relaxed)).rev() {
+            loop {
+                let next = self.next_of(at, level);
+                if next.is_null() || next == stop {
+                    break;
+                }
+                // SAFETY: non-null links point to live nodes of this list.
+                let order = unsafe { (*next).key.cmp(key) };
+                if order == Ordering::Less || (inclusive && order == Ordering::Equal) {
+                    at = next;
+                } else {
+                    stop = next;
+                    break;
+                }
+            }
+        }
+        at
+    }
+
+    /// The last node of the list, or null when empty.
+    fn last(&self) -> Link<K, V> {
+        let mut at: Link<K, V> = ptr::null();
+        for level in (0..self.height.load(AtomicOrdering::Relaxed)).rev() {
+            loop {
+                let next = self.next_of(at, level);
+                if next.is_null() {
+                    break;
+                }
+                at = next;
+            }
+        }
+        at
+    }
+
+    /// The first node within `lower`, or null.
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn first_within(&self, lower: Bound<&K>) -> Link<K, V> {
+        let (key, inclusive) = match lower {
+            Bound::Included(key) => (key, false),
+            Bound::Excluded(key) => (key, true),
+            Bound::Unbounded => return self.next_of(ptr::null(), 0),
+        };
+        let mut at = self.last_before(key, inclusive);
+        // The writer may have linked a node below the bound right after
+        // `at` since the search passed it (Miri found this): step over.
+        loop {
+            let next = self.next_of(at, 0);
+            let below = !next.is_null() && {
+                // SAFETY: non-null links point to live nodes of this list.
+                let order = unsafe { (*next).key.cmp(key) };
+                order == Ordering::Less || (inclusive && order == Ordering::Equal)
+            };
+            if !below {
+                return next;
+            }
+            at = next;
+        }
+    }
+
+    /// The last node within `upper`, or null.
+    fn last_within(&self, upper: Bound<&K>) -> Link<K, V> {
+        match upper {
+            Bound::Included(key) => self.last_before(key, true),
+            Bound::Excluded(key) => self.last_before(key, false),
+            Bound::Unbounded => self.last(),
+        }
+    }
+
+    fn entry(&self, node: Link<K, V>) -> Option<Entry<'_, K, V>> {
+        (!node.is_null()).then_some(Entry {
+            node,
+            _list: PhantomData,
+        })
+    }
+
+    /// The first entry at or above (`Included`) or above (`Excluded`) the
+    /// bound.
+    pub(crate) fn lower_bound(&self, lower: Bound<&K>) -> Option<Entry<'_, K, V>> {
+        self.entry(self.first_within(lower))
+    }
+
+    /// The entries within the bounds, in order (or reversed).
+    pub(crate) fn range<'a>(&'a self, lower: Bound<&'a K>, upper: Bound<&'a K>) -> Range<'a, K, V> {
+        Range {
+            list: self,
+            lower,
+            upper,
+            front: None,
+            back: None,
+            done: false,
+        }
+    }
+
+    /// Every entry, in order.
+    pub(crate) fn iter(&self) -> Range<'_, K, V> {
+        self.range(Bound::Unbounded, Bound::Unbounded)
+    }
+}
+
+impl<K, V> Drop for SkipList<K, V> {
+    #[expect(unsafe_code, reason = "each node's key and value are dropped once, in place")]
+    fn drop(&mut self) {
+        if std::mem::needs_drop::<K>() || std::mem::needs_drop::<V>() {
+            let mut at = self.head[0].load(AtomicOrdering::Relaxed);
+            while !at.is_null() {
+                // SAFETY: `&mut self`: no reader or writer is left; each node
+                // is visited once along level 0 and its key and value were
+                // written before it was linked. The arena frees the memory.
+                unsafe {
+                    let next = Node::next(at, 0).load(AtomicOrdering::Relaxed);
+                    ptr::drop_in_place(ptr::addr_of_mut!((*at).key));
+                    ptr::drop_in_place(ptr::addr_of_mut!((*at).value));
+                    at = next;
+                }
+            }
+        }
+    }
+}
+
+/// The list's single writer (see [`SkipList::writer`]).
+pub(crate) struct Writer<'a, K, V> {
+    list: &'a SkipList<K, V>,
+    state: MutexGuard<'a, WriterState<K, V>>,
+}
+
+impl<K: Ord, V> Writer<'_, K, V> {
+    /// Inserts `key -> value`. Cheapest when keys come in ascending order
+    /// (see the module's splice).
+    ///
+    /// Keys should be unique (the memtable's carry their commit's
+    /// sequence). An equal key is placed before the ones already there and
+    /// found first by lookups and forward iteration; backward iteration
+    /// yields only the first of equal keys.
+    #[expect(unsafe_code, reason = "writes a node into the arena and links it")]
+    pub(crate) fn insert(&mut self, key: K, value: V) {
+        let list = self.list;
+        let state = &mut *self.state;
+        // A panicking comparator must not leave a half-updated splice that
+        // claims to be exact.
+        let start = if state.splice_valid {
+            state.splice_valid = false;
+            state.lowest_bracket(&key)
+        } else {
+            MAX_HEIGHT
+        };
+        let from = if start == MAX_HEIGHT {
+            // No remembered bracket: search from the head at every level.
+            for level in list.height.load(AtomicOrdering::Relaxed)..MAX_HEIGHT {
+                state.prev[level] = ptr::null();
+                state.next[level] = ptr::null();
+            }
+            ptr::null()
+        } else {
+            state.prev[start]
+        };
+        let mut at = from;
+        // The node the walk at this level must stop at, known to be at or
+        // above the key from the level above: reached by pointer, not by a
+        // comparison.
+        let mut stop = if start == MAX_HEIGHT { ptr::null() } else { state.next[start] };
+        for level in (0..start.min(list.height.load(AtomicOrdering::Relaxed))).rev() {
+            let mut next = list.next_of(at, level);
+            // SAFETY: non-null links point to live nodes of this list.
+            while !next.is_null() && next != stop && unsafe { (*next).key.cmp(&key) } == Ordering::Less {
+                at = next;
+                next = list.next_of(at, level);
+            }
+            state.prev[level] = at;
+            state.next[level] = next;
+            stop = next;
+        }
+
+        let height = state.random_height();
+        if height > list.height.load(AtomicOrdering::Relaxed) {
+            // Levels never used: the head, then the end (the splice already
+            // says so: levels at or above the old height hold null pairs).
+            list.height.store(height, AtomicOrdering::Relaxed);
+        }
+        let layout = Node::<K, V>::layout(height);
+        let node = state.arena.alloc(layout).cast::<Node<K, V>>().as_ptr();
+        // SAFETY: `node` is fresh arena memory laid out for a node of this
+        // height; every field and successor is written before the node is
+        // linked, and it is linked bottom-up with release stores (module
+        // invariants).
+        unsafe {
+            ptr::addr_of_mut!((*node).key).write(key);
+            ptr::addr_of_mut!((*node).value).write(value);
+            ptr::addr_of_mut!((*node).height).write(height);
+            let tower = ptr::addr_of_mut!((*node).tower).cast::<AtomicPtr<Node<K, V>>>();
+            for level in 0..height {
+                tower
+                    .add(level)
+                    .write(AtomicPtr::new(state.next[level].cast_mut()));
+            }
+            for level in 0..height {
+                let slot = if state.prev[level].is_null() {
+                    &list.head[level]
+                } else {
+                    Node::next(state.prev[level], level)
+                };
+                slot.store(node, AtomicOrdering::Release);
+                state.prev[level] = node;
+            }
+        }
+        state.splice_valid = true;
+    }
+}
+
+impl<K: Ord, V> WriterState<K, V> {
+    /// The lowest level whose remembered pair brackets `key` (`prev < key
+    /// <= next`), or `MAX_HEIGHT` if none does. Brackets nest: once a level
+    /// brackets the key, every level above it does too.
+    #[expect(unsafe_code, reason = "the splice links point to live nodes of this list")]
+    fn lowest_bracket(&self, key: &K) -> usize {
+        let prev = self.prev[0];
+        // SAFETY: the splice holds links to live nodes of this list.
+        if !prev.is_null() && unsafe { (*prev).key.cmp(key) } != Ordering::Less {
+            return MAX_HEIGHT;
+        }
+        // Every level's `prev` is at or before level 0's, so below the key:
+        // only the right-hand side of each pair needs a comparison.
+        (0..MAX_HEIGHT)
+            .find(|&level| {
+                let next = self.next[level];
+                // SAFETY: as above.
+                next.is_null() || unsafe { (*next).key.cmp(key) } != Ordering::Less
+            })
+            .unwrap_or(MAX_HEIGHT)
+    }
+
+    /// 1, then each further level with probability 1/4.
+    fn random_height(&mut self) -> usize {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let mut bits = self.rng;
+        let mut height = 1;
+        while height < MAX_HEIGHT && bits & 3 == 0 {
+            height += 1;
+            bits >>= 2;
+        }
+        height
+    }
+}
+
+/// One entry of the list, borrowed from it.
+pub(crate) struct Entry<'a, K, V> {
+    /// Non-null, a node of the borrowed list.
+    node: *const Node<K, V>,
+    _list: PhantomData<&'a SkipList<K, V>>,
+}
+
+impl<K, V> Clone for Entry<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for Entry<'_, K, V> {}
+
+impl<'a, K, V> Entry<'a, K, V> {
+    #[expect(unsafe_code, reason = "nodes live as long as the list")]
+    pub(crate) fn key(&self) -> &'a K {
+        // SAFETY: the node belongs to the list borrowed for 'a, and nodes
+        // are neither moved nor freed while the list lives.
+        unsafe { &(*self.node).key }
+    }
+
+    #[expect(unsafe_code, reason = "nodes live as long as the list")]
+    pub(crate) fn value(&self) -> &'a V {
+        // SAFETY: as for `key`.
+        unsafe { &(*self.node).value }
+    }
+}
+
+/// The entries within two bounds, from either end. Entries inserted while
+/// it runs are seen or not, depending on where it stands.
+pub(crate) struct Range<'a, K, V> {
+    list: &'a SkipList<K, V>,
+    lower: Bound<&'a K>,
+    upper: Bound<&'a K>,
+    /// The last entry yielded from each end (`None`: none yet).
+    front: Option<Entry<'a, K, V>>,
+    back: Option<Entry<'a, K, V>>,
+    done: bool,
+}
+
+impl<'a, K: Ord, V> Range<'a, K, V> {
+    /// Whether the front end may yield `node`: not once it reaches the
+    /// entry the back end yielded last. Walking level 0 forward it reaches
+    /// that very node before any other the back end yielded (they come
+    /// in descending order, and nodes are never unlinked).
+    fn front_may_yield(&self, node: Entry<'a, K, V>) -> bool {
+        self.back.is_none_or(|back| !ptr::eq(back.node, node.node))
+    }
+
+    /// Whether the back end may yield `node`: only above the entry the
+    /// front end yielded last (its predecessors are found by key).
+    fn back_may_yield(&self, node: Entry<'a, K, V>) -> bool {
+        self.front.is_none_or(|front| node.key() > front.key())
+    }
+}
+
+impl<'a, K: Ord, V> Iterator for Range<'a, K, V> {
+    type Item = Entry<'a, K, V>;
+
+    #[expect(unsafe_code, reason = "yielded entries are live nodes of the list")]
+    fn next(&mut self) -> Option<Entry<'a, K, V>> {
+        if self.done {
+            return None;
+        }
+        let next = match self.front {
+            None => self.list.first_within(self.lower),
+            // SAFETY: an entry's node is a live node of this list.
+            Some(front) => unsafe { Node::next(front.node, 0) }.load(AtomicOrdering::Acquire),
+        };
+        let entry = self.list.entry(next).filter(|&entry| {
+            let within = match self.upper {
+                Bound::Included(key) => entry.key() <= key,
+                Bound::Excluded(key) => entry.key() < key,
+                Bound::Unbounded => true,
+            };
+            within && self.front_may_yield(entry)
+        });
+        self.front = entry.or(self.front);
+        self.done = entry.is_none();
+        entry
+    }
+}
+
+impl<'a, K: Ord, V> DoubleEndedIterator for Range<'a, K, V> {
+    fn next_back(&mut self) -> Option<Entry<'a, K, V>> {
+        if self.done {
+            return None;
+        }
+        let prev = match self.back {
+            None => self.list.last_within(self.upper),
+            Some(back) => self.list.last_before(back.key(), false),
+        };
+        let entry = self.list.entry(prev).filter(|&entry| {
+            let within = match self.lower {
+                Bound::Included(key) => entry.key() >= key,
+                Bound::Excluded(key) => entry.key() > key,
+                Bound::Unbounded => true,
+            };
+            within && self.back_may_yield(entry)
+        });
+        self.back = entry.or(self.back);
+        self.done = entry.is_none();
+        entry
+    }
+}
+
+/// Bump allocation in chunks, all freed when the arena drops.
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<(NonNull<u8>, Layout)>,
+    /// Bytes of the newest chunk already handed out.
+    used: usize,
+}
+
+impl Arena {
+    #[expect(unsafe_code, reason = "raw chunk allocation")]
+    fn alloc(&mut self, layout: Layout) -> NonNull<u8> {
+        assert!(layout.align() <= CHUNK_ALIGN, "chunks align entries to {CHUNK_ALIGN} bytes");
+        if let Some(&(base, chunk)) = self.chunks.last() {
+            // Chunks are CHUNK_ALIGN-aligned: offsets keep the alignment.
+            let start = self.used.next_multiple_of(layout.align());
+            if start + layout.size() <= chunk.size() {
+                self.used = start + layout.size();
+                // SAFETY: `start` lies within the chunk (checked above).
+                return unsafe { base.add(start) };
+            }
+        }
+        let size = self
+            .chunks
+            .last()
+            .map_or(FIRST_CHUNK, |(_, l)| (l.size() * 2).min(MAX_CHUNK))
+            .max(layout.size());
+        let chunk = Layout::from_size_align(size, CHUNK_ALIGN).expect("a chunk is at most a node or a MiB");
+        // SAFETY: the layout has a non-zero size.
+        let base = NonNull::new(unsafe { alloc(chunk) }).unwrap_or_else(|| handle_alloc_error(chunk));
+        self.chunks.push((base, chunk));
+        self.used = layout.size();
+        base
+    }
+}
+
+impl Drop for Arena {
+    #[expect(unsafe_code, reason = "frees the chunks it allocated")]
+    fn drop(&mut self) {
+        for &(base, layout) in &self.chunks {
+            // SAFETY: allocated in `alloc` with this layout, freed once.
+            unsafe { dealloc(base.as_ptr(), layout) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// SplitMix64 for reproducible key streams.
+    fn mix(i: u64) -> u64 {
+        let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Miri runs each test at a small fraction of its native size.
+    fn scaled(n: u64) -> u64 {
+        if cfg!(miri) { (n / 40).max(4) } else { n }
+    }
+
+    fn bound(kind: u64, key: &u64) -> Bound<&u64> {
+        match kind % 3 {
+            0 => Bound::Included(key),
+            1 => Bound::Excluded(key),
+            _ => Bound::Unbounded,
+        }
+    }
+
+    #[test]
+    fn sorted_random_and_duplicate_inserts_read_back_in_order() {
+        // Sorted batches (the splice's case), random keys, and keys equal to
+        // ones already in (placed first), checked against a sorted model.
+        let list: SkipList<u64, String> = SkipList::new();
+        let mut model: Vec<(u64, String)> = Vec::new();
+        let mut serial = 0;
+        for round in 0..scaled(40) {
+            let mut batch: Vec<u64> = (0..scaled(200)).map(|i| mix(round * 1000 + i) % 5000).collect();
+            if round % 3 != 2 {
+                batch.sort_unstable();
+            }
+            let mut writer = list.writer();
+            for key in batch {
+                serial += 1;
+                writer.insert(key, format!("{key}/{serial}"));
+                // Newest of equal keys first, as the list places them.
+                let at = model.partition_point(|(k, _)| *k < key);
+                model.insert(at, (key, format!("{key}/{serial}")));
+            }
+        }
+        let forward: Vec<(u64, String)> = list.iter().map(|e| (*e.key(), e.value().clone())).collect();
+        assert_eq!(forward, model);
+        // Backwards, equal keys show once (the first of them).
+        let backward: Vec<u64> = list.iter().rev().map(|e| *e.key()).collect();
+        let mut keys: Vec<u64> = model.iter().map(|(k, _)| *k).collect();
+        keys.dedup();
+        keys.reverse();
+        assert_eq!(backward, keys);
+    }
+
+    #[test]
+    fn ranges_from_both_ends_match_a_btreemap() {
+        let list: SkipList<u64, u64> = SkipList::new();
+        let mut model = BTreeMap::new();
+        {
+            let mut writer = list.writer();
+            for i in 0..scaled(3000) {
+                let key = mix(i) % 10_000;
+                if model.insert(key, i).is_none() {
+                    writer.insert(key, i);
+                } else {
+                    model.insert(key, model[&key]);
+                }
+            }
+        }
+        for case in 0..scaled(2000) {
+            let (a, b) = (mix(case) % 10_100, mix(case + 77) % 10_100);
+            let (lo, hi) = (a.min(b), a.max(b));
+            let (lower, upper) = (bound(mix(case + 5), &lo), bound(mix(case + 9), &hi));
+            let want: Vec<u64> = model.range((lower, upper)).map(|(k, _)| *k).collect();
+            // Any interleaving of the two ends yields the range once.
+            let mut range = list.range(lower, upper);
+            let (mut front, mut back) = (Vec::new(), Vec::new());
+            let mut step = mix(case + 13);
+            loop {
+                let taken = if step & 1 == 0 { range.next().map(|e| front.push(*e.key())) } else { range.next_back().map(|e| back.push(*e.key())) };
+                step = step.rotate_right(1) ^ case;
+                if taken.is_none() {
+                    // One end is done; the other must be too.
+                    assert!(range.next().is_none() && range.next_back().is_none());
+                    break;
+                }
+            }
+            back.reverse();
+            front.extend(back);
+            assert_eq!(front, want, "case {case}: {lower:?}..{upper:?}");
+            let first = list.lower_bound(lower).map(|e| *e.key());
+            let want_first = model.range((lower, Bound::Unbounded)).next().map(|(k, _)| *k);
+            assert_eq!(first, want_first);
+        }
+    }
+
+    #[test]
+    fn readers_see_a_sorted_list_while_one_writer_inserts() {
+        let list: Arc<SkipList<u64, u64>> = Arc::new(SkipList::new());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Entries inserted by batches the writer has finished.
+        let published = Arc::new(AtomicUsize::new(0));
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (list, done, published) = (list.clone(), done.clone(), published.clone());
+                std::thread::spawn(move || {
+                    let mut passes = 0;
+                    while !done.load(AtomicOrdering::Acquire) || passes == 0 {
+                        let seen = published.load(AtomicOrdering::Acquire);
+                        let keys: Vec<u64> = if r == 0 { list.iter().map(|e| *e.key()).collect() } else { list.iter().rev().map(|e| *e.key()).collect() };
+                        // Every entry counted before the pass is in it, each
+                        // value is its key's, and the order never breaks.
+                        assert!(keys.len() >= seen);
+                        let ordered = if r == 0 { keys.windows(2).all(|w| w[0] < w[1]) } else { keys.windows(2).all(|w| w[0] > w[1]) };
+                        assert!(ordered);
+                        let probe = mix(passes) % 40_000;
+                        if let Some(e) = list.lower_bound(Bound::Included(&probe)) {
+                            assert!(*e.key() >= probe && *e.value() == e.key() * 3);
+                        }
+                        passes += 1;
+                    }
+                    passes
+                })
+            })
+            .collect();
+        let mut inserted = std::collections::HashSet::new();
+        for round in 0..scaled(200) {
+            let mut batch: Vec<u64> = (0..scaled(100)).map(|i| mix(round * 100 + i) % 40_000).filter(|k| inserted.insert(*k)).collect();
+            batch.sort_unstable();
+            let mut writer = list.writer();
+            for key in batch {
+                writer.insert(key, key * 3);
+            }
+            drop(writer);
+            published.store(inserted.len(), AtomicOrdering::Release);
+        }
+        done.store(true, AtomicOrdering::Release);
+        for reader in readers {
+            assert!(reader.join().unwrap() > 0);
+        }
+        assert_eq!(list.iter().count(), inserted.len());
+    }
+
+    #[test]
+    fn a_panicking_comparison_leaves_the_list_usable_and_drops_everything() {
+        use std::cell::Cell;
+        thread_local!(static PANIC_AT: Cell<u64> = const { Cell::new(u64::MAX) });
+        #[derive(PartialEq, Eq)]
+        struct Touchy(u64, Arc<()>);
+        impl PartialOrd for Touchy {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for Touchy {
+            fn cmp(&self, other: &Self) -> Ordering {
+                if self.0 == PANIC_AT.get() || other.0 == PANIC_AT.get() {
+                    panic!("comparator panic");
+                }
+                self.0.cmp(&other.0)
+            }
+        }
+        let alive = Arc::new(());
+        let list: SkipList<Touchy, Vec<u8>> = SkipList::new();
+        for i in 0..scaled(500) {
+            list.writer().insert(Touchy(mix(i) % 1000 * 2, alive.clone()), vec![1; 40]);
+        }
+        PANIC_AT.set(999);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            list.writer().insert(Touchy(999, alive.clone()), Vec::new());
+        }));
+        assert!(result.is_err());
+        PANIC_AT.set(u64::MAX);
+        list.writer().insert(Touchy(1001, alive.clone()), Vec::new());
+        let keys: Vec<u64> = list.iter().map(|e| e.key().0).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]) && keys.contains(&1001) && !keys.contains(&999));
+        assert_eq!(keys.len() as u64, scaled(500) + 1);
+        drop(list);
+        assert_eq!(Arc::strong_count(&alive), 1, "every key was dropped once");
+    }
+}
