@@ -8,87 +8,23 @@
 
 mod common;
 
-use std::cmp::Ordering;
-use std::ops::Bound;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-
+use common::bomb::{commit_with_bomb, disarm, k, keys_in, sane, touchy, with_resolver};
 use common::engine::{Disk, small_options};
-use sluicedb::btree::Comparator;
-use sluicedb::engine::{Engine, EngineOptions};
+use sluicedb::engine::EngineOptions;
 use sluicedb::io::TearMode;
 
-/// While set, comparing anything with `BOMB` panics.
-static ARMED: AtomicBool = AtomicBool::new(false);
-
-/// The 16th key of the doomed commit: the commit's first 15 keys go into
-/// the memtable before its insert compares against it.
-const BOMB: u32 = 115;
-
-fn k(i: u32) -> [u8; 4] {
-    i.to_be_bytes()
-}
-
-/// Byte order, except that it panics on the bomb key while armed.
-fn touchy(a: &[u8], b: &[u8]) -> Ordering {
-    if ARMED.load(AtomicOrdering::SeqCst) && (a == k(BOMB) || b == k(BOMB)) {
-        panic!("comparator bomb");
-    }
-    a.cmp(b)
-}
-
-/// The same order, without the bomb: what a fixed build would register.
-fn sane(a: &[u8], b: &[u8]) -> Ordering {
-    a.cmp(b)
-}
-
-fn resolver(meta: &[u8]) -> Option<Comparator> {
-    (meta == b"touchy").then_some(sane as Comparator)
-}
-
-/// The test options, with the bomb table's order resolvable at reopen.
-/// (The apply thread's timed checkpoints after the failure are the subject
-/// of `defect_poisoned_engine_checkpoints.rs`.)
 fn options() -> EngineOptions {
-    EngineOptions {
-        resolver,
-        ..small_options()
-    }
-}
-
-/// Keys of table `t` in `[lo, hi)`.
-fn keys_in(db: &Engine, lo: u32, hi: u32) -> Vec<u32> {
-    let txn = db.begin_read().unwrap();
-    let Some(t) = txn.open_table(b"t", sane).unwrap() else {
-        return Vec::new();
-    };
-    txn.range(&t, Bound::Included(&k(lo)), Bound::Excluded(&k(hi)))
-        .unwrap()
-        .map(|e| u32::from_be_bytes(e.unwrap().0.as_bytes().try_into().unwrap()))
-        .collect()
+    with_resolver(small_options())
 }
 
 #[test]
 fn a_comparator_panicking_mid_commit_poisons_and_reopen_recovers_the_whole_commit() {
     let disk = Disk::new();
     let db = disk.open(options());
-    let mut w = db.begin_write().unwrap();
-    let t = w.open_table(b"t", b"touchy", touchy).unwrap();
-    for i in 0..50 {
-        w.insert(t, &k(i), b"before").unwrap();
-    }
-    w.commit().unwrap();
-
-    // The doomed commit: keys 100..130. Its write set is built before the
-    // bomb is armed, so only the memtable insert meets it.
-    let mut w = db.begin_write().unwrap();
-    let t = w.open_table(b"t", b"touchy", touchy).unwrap();
-    for i in 100..130 {
-        w.insert(t, &k(i), b"doomed").unwrap();
-    }
-    ARMED.store(true, AtomicOrdering::SeqCst);
-    let outcome = catch_unwind(AssertUnwindSafe(|| w.commit()));
-    ARMED.store(false, AtomicOrdering::SeqCst);
+    // The doomed commit: keys 100..130, the bomb at 115: the keys before it
+    // go into the memtable before its insert compares against it.
+    let outcome = commit_with_bomb(&db, 100..130, 115);
+    disarm();
     match &outcome {
         Ok(Ok(())) => panic!("the commit succeeded although its comparator panicked"),
         Ok(Err(e)) => eprintln!("the commit failed: {e}"),

@@ -12,85 +12,29 @@
 
 mod common;
 
-use std::cmp::Ordering;
-use std::ops::Bound;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Duration;
 
+use common::bomb::{commit_with_bomb, disarm, keys_in, with_resolver};
 use common::engine::{Disk, small_options};
-use sluicedb::btree::Comparator;
-use sluicedb::engine::{Engine, EngineOptions};
-
-/// While set, comparing anything with `BOMB` panics.
-static ARMED: AtomicBool = AtomicBool::new(false);
-
-/// The 16th key of the doomed commit: the commit's first 15 keys go into
-/// the memtable before its insert compares against it.
-const BOMB: u32 = 115;
-
-fn k(i: u32) -> [u8; 4] {
-    i.to_be_bytes()
-}
-
-/// Byte order, except that it panics on the bomb key while armed.
-fn touchy(a: &[u8], b: &[u8]) -> Ordering {
-    if ARMED.load(AtomicOrdering::SeqCst) && (a == k(BOMB) || b == k(BOMB)) {
-        panic!("comparator bomb");
-    }
-    a.cmp(b)
-}
-
-/// The same order, without the bomb: what a fixed build would register.
-fn sane(a: &[u8], b: &[u8]) -> Ordering {
-    a.cmp(b)
-}
-
-fn resolver(meta: &[u8]) -> Option<Comparator> {
-    (meta == b"touchy").then_some(sane as Comparator)
-}
+use sluicedb::engine::EngineOptions;
 
 /// Frequent time-based checkpoints, so the apply thread gets every chance to
 /// flush and checkpoint the partial memtable after the failure.
 fn options() -> EngineOptions {
-    EngineOptions {
+    with_resolver(EngineOptions {
         checkpoint_interval: Duration::from_millis(20),
-        resolver,
         ..small_options()
-    }
-}
-
-/// Keys of table `t` in `[lo, hi)`.
-fn keys_in(db: &Engine, lo: u32, hi: u32) -> Vec<u32> {
-    let txn = db.begin_read().unwrap();
-    let Some(t) = txn.open_table(b"t", sane).unwrap() else {
-        return Vec::new();
-    };
-    txn.range(&t, Bound::Included(&k(lo)), Bound::Excluded(&k(hi)))
-        .unwrap()
-        .map(|e| u32::from_be_bytes(e.unwrap().0.as_bytes().try_into().unwrap()))
-        .collect()
+    })
 }
 
 #[test]
 fn a_poisoned_engine_never_checkpoints_a_partly_applied_commit() {
     let disk = Disk::new();
     let db = disk.open(options());
-    let mut w = db.begin_write().unwrap();
-    let t = w.open_table(b"t", b"touchy", touchy).unwrap();
-    for i in 0..50 {
-        w.insert(t, &k(i), b"before").unwrap();
-    }
-    w.commit().unwrap();
-
-    let mut w = db.begin_write().unwrap();
-    let t = w.open_table(b"t", b"touchy", touchy).unwrap();
-    for i in 100..130 {
-        w.insert(t, &k(i), b"doomed").unwrap();
-    }
-    ARMED.store(true, AtomicOrdering::SeqCst);
-    let outcome = catch_unwind(AssertUnwindSafe(|| w.commit()));
-    ARMED.store(false, AtomicOrdering::SeqCst);
+    // The doomed commit: keys 100..130, the bomb at 115: the keys before it
+    // go into the memtable before its insert compares against it.
+    let outcome = commit_with_bomb(&db, 100..130, 115);
+    disarm();
     assert!(!matches!(outcome, Ok(Ok(()))), "the commit succeeded");
     assert!(db.begin_read().is_err(), "the engine is not poisoned");
 

@@ -31,7 +31,9 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use super::apply::ApplyControl;
 use super::batch::Batch;
-use super::memtable::Memtable;
+use super::inserter::Inserter;
+use super::memtable::{Memtable, entry_charge};
+use super::pending::PendingRun;
 use super::publication::Publication;
 use super::recovery::Recovered;
 use super::state::State;
@@ -162,6 +164,8 @@ pub(crate) struct Inner {
     poisoned: AtomicBool,
     poison: Mutex<Option<String>>,
     pub(crate) apply: ApplyControl,
+    /// Inserts big commits into the active memtable (`engine::pending`).
+    pub(crate) inserter: Inserter,
     pub(crate) counters: Counters,
     /// What recovery replayed and discarded when this engine opened.
     pub(crate) recovery: RecoveryReport,
@@ -198,6 +202,7 @@ pub struct RecoveryReport {
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
     apply_thread: Option<JoinHandle<()>>,
+    inserter_thread: Option<JoinHandle<()>>,
 }
 
 impl Engine {
@@ -226,7 +231,7 @@ impl Engine {
         let (journal, recovery): (Journal, Recovery) =
             Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {
                 let batch = recovered.route(seq, Batch::decode(payload)?)?;
-                apply_batch(&active, seq, &batch, &|id| recovered.comparators.get(&id).copied())?;
+                apply_batch(&active, seq, batch, &|id| recovered.comparators.get(&id).copied())?;
                 if active.bytes() >= options.memtable_bytes {
                     frozen.insert(
                         0,
@@ -241,6 +246,7 @@ impl Engine {
         let last = journal.last_seq().max(checkpoint);
         let state = State {
             seq: last,
+            pending: None,
             active,
             frozen,
             deferred: Arc::new(recovered.deferred_tables()),
@@ -269,6 +275,7 @@ impl Engine {
             poisoned: AtomicBool::new(false),
             poison: Mutex::new(None),
             apply: ApplyControl::default(),
+            inserter: Inserter::default(),
             counters: Counters::default(),
             recovery: report,
             savepoint_ids: AtomicU64::new(0),
@@ -284,10 +291,24 @@ impl Engine {
             .name("sluicedb-apply".into())
             .spawn(move || super::apply::run(thread_inner))
             .map_err(StorageError::Io)?;
-        Ok(Self {
+        let thread_inner = inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sluicedb-insert".into())
+            .spawn(move || {
+                thread_inner.inserter.run(|run, failure| match failure {
+                    None => thread_inner.clear_pending(run),
+                    // The memtable holds part of the commit: stop at once.
+                    Some(cause) => thread_inner.poison_with(cause.to_string()),
+                })
+            });
+        let mut engine = Self {
             inner,
             apply_thread: Some(apply_thread),
-        })
+            inserter_thread: None,
+        };
+        // On failure, dropping `engine` stops the apply thread.
+        engine.inserter_thread = Some(spawned.map_err(StorageError::Io)?);
+        Ok(engine)
     }
 }
 
@@ -297,55 +318,80 @@ impl Drop for Engine {
         if let Some(thread) = self.apply_thread.take() {
             let _ = thread.join();
         }
+        self.inner.inserter.shutdown();
+        if let Some(thread) = self.inserter_thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
-/// Inserts a committed batch into a memtable at `seq`; returns once every
-/// write is in. Every table the batch writes must have a comparator in
-/// `cmp_of`: a missing one is refused before anything is inserted, never
-/// replaced by byte order (the skip list would then misplace the keys).
+/// Applies a committed batch to a memtable at `seq`: everything but its
+/// data (name bindings, dropped tables, count changes), the byte charge of
+/// its data and its sequence; returns the data as a run to insert (here by
+/// [`insert_run`], or by the inserter thread: see `engine::pending`). Every
+/// table the batch writes must have a comparator in `cmp_of`: a missing one
+/// is refused before anything is applied, never replaced by byte order (the
+/// skip list would then misplace the keys).
+pub(crate) fn apply_metadata(
+    mem: &Memtable,
+    seq: u64,
+    batch: Batch,
+    cmp_of: &dyn Fn(u64) -> Option<Comparator>,
+) -> Result<PendingRun> {
+    let Batch {
+        bindings,
+        dropped,
+        ops,
+        counts,
+    } = batch;
+    let charge = ops
+        .iter()
+        .map(|op| entry_charge(&op.key, op.value.as_deref()))
+        .sum();
+    let run = match PendingRun::new(seq, ops, cmp_of) {
+        Ok(run) => run,
+        Err(table) => {
+            return Err(StorageError::corrupted(format!(
+                "commit {seq} writes to table {table} of unknown key order"
+            )));
+        }
+    };
+    for (name, def) in bindings {
+        mem.bind(seq, &name, def);
+    }
+    for id in dropped {
+        mem.drop_table(seq, id);
+    }
+    for (table, change) in counts {
+        mem.add_count(seq, table, change);
+    }
+    mem.charge(charge);
+    mem.note_seq(seq);
+    Ok(run)
+}
+
+/// Inserts a run's writes into the memtable, one thread, in the run's key
+/// order: the skip list's splice makes each insert a short search from the
+/// previous one. REQUIRES: the memtable's single writer (the commit lock
+/// held by the caller, or the inserter's job).
+pub(crate) fn insert_run(mem: &Memtable, run: &PendingRun) {
+    let mut inserter = mem.inserter();
+    for (cmp, ops) in run.runs() {
+        for op in ops {
+            inserter.insert(op.table, cmp, &op.key, run.seq, op.value.as_deref());
+        }
+    }
+}
+
+/// [`apply_metadata`] and [`insert_run`] in one: the whole batch, inline.
 pub(crate) fn apply_batch(
     mem: &Memtable,
     seq: u64,
-    batch: &Batch,
-    cmp_of: &(dyn Fn(u64) -> Option<Comparator> + Sync),
+    batch: Batch,
+    cmp_of: &dyn Fn(u64) -> Option<Comparator>,
 ) -> Result<()> {
-    // Ops come grouped by table: one comparator per run of a table's ops.
-    let mut runs: Vec<(usize, Comparator)> = Vec::new();
-    for (i, op) in batch.ops.iter().enumerate() {
-        if i == 0 || batch.ops[i - 1].table != op.table {
-            let cmp = cmp_of(op.table).ok_or_else(|| {
-                StorageError::corrupted(format!(
-                    "commit {seq} writes to table {} of unknown key order",
-                    op.table
-                ))
-            })?;
-            runs.push((i, cmp));
-        }
-    }
-    for (name, def) in &batch.bindings {
-        mem.bind(seq, name, def.clone());
-    }
-    for &id in &batch.dropped {
-        mem.drop_table(seq, id);
-    }
-    for &(table, change) in &batch.counts {
-        mem.add_count(seq, table, change);
-    }
-    // One thread, in the batch's key order: the skip list's splice makes each
-    // insert a short search from the previous one. (Two threads splitting a
-    // big batch were tried when each insert walked from the top of a
-    // concurrent skip list; with the splice, one thread uses less CPU.)
-    let mut inserter = mem.inserter();
-    let mut run = 0;
-    for (i, op) in batch.ops.iter().enumerate() {
-        while run + 1 < runs.len() && runs[run + 1].0 <= i {
-            run += 1;
-        }
-        inserter.insert(op.table, runs[run].1, &op.key, seq, op.value.as_deref());
-    }
-    drop(inserter);
-    mem.note_seq(seq);
+    let run = apply_metadata(mem, seq, batch, cmp_of)?;
+    insert_run(mem, &run);
     Ok(())
 }
 
@@ -523,6 +569,31 @@ impl Inner {
         self.current_state()
     }
 
+    /// Waits until the inserter thread has no commit left to insert;
+    /// poisons the engine if one failed. REQUIRES: the commit lock (no new
+    /// job can start meanwhile).
+    pub(crate) fn wait_for_inserter(&self) -> Result<()> {
+        match self.inserter.wait_idle() {
+            Ok(()) => Ok(()),
+            Err(cause) => {
+                self.poison_with(cause.clone());
+                Err(StorageError::Poisoned(cause))
+            }
+        }
+    }
+
+    /// Drops `run` from the state once the memtable holds all of it (its
+    /// batch is then only memory), unless a newer commit replaced it.
+    pub(crate) fn clear_pending(&self, run: &Arc<PendingRun>) {
+        let mut state = self.state.write();
+        if state.pending.as_ref().is_some_and(|p| Arc::ptr_eq(p, run)) {
+            *state = Arc::new(State {
+                pending: None,
+                ..(**state).clone()
+            });
+        }
+    }
+
     /// Takes the commit lock (see its field).
     pub(crate) fn lock_commits(&self) -> MutexGuard<'_, ()> {
         self.commit_lock.lock()
@@ -541,8 +612,10 @@ impl Inner {
     /// A poisoned engine never freezes: its active memtable may hold part of
     /// a commit whose insert failed (poisoning happens under the commit
     /// lock, so a freezer that takes the lock after it sees the flag).
+    /// A commit still being inserted by the inserter thread is waited for
+    /// first (`engine::pending`): a frozen memtable is complete.
     pub(crate) fn freeze(&self, _commits: &MutexGuard<'_, ()>) {
-        if self.poisoned.load(Ordering::Acquire) {
+        if self.wait_for_inserter().is_err() || self.poisoned.load(Ordering::Acquire) {
             return;
         }
         self.update_state(|s| {

@@ -12,11 +12,13 @@
 //! consults it only for those.
 //!
 //! # Thread safety
-//! The inserting thread (the committer; see the memtable's thread safety)
-//! sets bits with `fetch_or` (relaxed) before inserting each entry into the
-//! skip list. A reader asks only about sequences it learned of through the
-//! writer slot's lock or the publication of the sequence, both of which
-//! follow the inserts, so it sees every bit of them.
+//! The inserting thread (the committer or the inserter; see the memtable's
+//! thread safety) sets bits with `fetch_or` (relaxed) before inserting each
+//! entry into the skip list. A commit whose insert another thread may still
+//! be doing is answered by the state's pending run before any memtable is
+//! asked; every earlier commit's inserts finished before the reader could
+//! learn its sequence (through the commit lock and the inserter's idle
+//! signal, then the publication), so the reader sees all of their bits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

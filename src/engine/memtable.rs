@@ -8,12 +8,14 @@
 //! versioned name bindings.
 //!
 //! # Thread safety
-//! Inserted only on behalf of the committer holding the writer slot
-//! (`engine::core::apply_batch`), so a commit's entries are all in before the
-//! next writer or any reader can ask for its sequence. Read concurrently by
-//! any number of readers, lock-free (`engine::skiplist`: one writer, and a
-//! commit's keys arrive sorted, which its splice turns into short searches).
-//! The binding list has its own short lock.
+//! Inserted on behalf of one commit at a time: by the committer under the
+//! commit lock (`engine::core::insert_run`), or for a big commit by the
+//! inserter thread, which the next commit and any freezer wait for
+//! (`engine::pending`: until it is done, readers find the commit in the
+//! state's pending run). Read concurrently by any number of readers,
+//! lock-free (`engine::skiplist`: one writer, and a commit's keys arrive
+//! sorted, which its splice turns into short searches). The binding list has
+//! its own short lock.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -219,10 +221,19 @@ impl Memtable {
         }
     }
 
-    /// One insert (see [`Memtable::inserter`] for many).
+    /// One insert, charged and noted (see [`Memtable::inserter`] for many).
     #[cfg(test)]
     pub(crate) fn insert(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
+        self.charge(entry_charge(key, value));
         self.inserter().insert(table, cmp, key, seq, value);
+        self.note_seq(seq);
+    }
+
+    /// Adds bytes to what the memtable is charged for (its entries are
+    /// charged by the committer, in one sum per commit, before they are
+    /// inserted: see `engine::pending`).
+    pub(crate) fn charge(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes, AtomicOrdering::Relaxed);
     }
 
     pub(crate) fn bind(&self, seq: u64, name: &[u8], def: Option<TableDef>) {
@@ -259,7 +270,8 @@ impl Memtable {
         }
     }
 
-    /// Records a sequence with no data (an empty transaction).
+    /// Records a sequence as in this memtable (its commit's writes are in,
+    /// or pending: see `engine::pending`).
     pub(crate) fn note_seq(&self, seq: u64) {
         self.max_seq.fetch_max(seq, AtomicOrdering::Release);
     }
@@ -336,16 +348,19 @@ pub(crate) struct Inserter<'a> {
 }
 
 impl Inserter<'_> {
-    /// REQUIRES: sequences never decrease, and no key is inserted twice at
-    /// one sequence.
+    /// Inserts one version. The caller charges its bytes
+    /// ([`Memtable::charge`], [`entry_charge`]) and notes its sequence.
+    /// REQUIRES: no key is inserted twice at one sequence.
     pub(crate) fn insert(&mut self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
-        let charge = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
         self.mem.filter.insert(table, key);
         self.writer
             .insert(MemKey::probe(table, cmp, key, seq), value.map(Into::into));
-        self.mem.bytes.fetch_add(charge, AtomicOrdering::Relaxed);
-        self.mem.max_seq.fetch_max(seq, AtomicOrdering::Release);
     }
+}
+
+/// Bytes a memtable entry is charged for: its key and value plus overhead.
+pub(crate) fn entry_charge(key: &[u8], value: Option<&[u8]>) -> usize {
+    key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
 }
 
 #[cfg(test)]

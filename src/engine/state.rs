@@ -18,6 +18,7 @@ use super::batch::TableDef;
 use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
 use super::merge::{Direction, MemSource, Source};
+use super::pending::PendingRun;
 use crate::btree::{Comparator, Snapshot, TreeInfo, ValueBytes, bytewise};
 use crate::error::{Result, StorageError};
 use crate::page::Page;
@@ -60,6 +61,9 @@ pub(crate) type DeferredTables = Arc<HashMap<u64, Arc<DeferredTable>>>;
 pub(crate) struct State {
     /// The highest sequence visible to readers of this state.
     pub(crate) seq: u64,
+    /// The newest commit, while the inserter thread moves it into the
+    /// active memtable (`engine::pending`): asked before the memtables.
+    pub(crate) pending: Option<Arc<PendingRun>>,
     pub(crate) active: Arc<Memtable>,
     /// Frozen memtables waiting for flush, newest first.
     pub(crate) frozen: Vec<Arc<Memtable>>,
@@ -175,6 +179,9 @@ impl State {
 
     /// The value of `key` in `table` at `seq`.
     pub(crate) fn get(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
+        if let Some(Lookup::Found(value)) = self.pending.as_ref().map(|run| run.get(table.def.id, key, seq)) {
+            return Ok(value.as_ref().map(ValueBytes::shared));
+        }
         for mem in self.memtables() {
             if let Lookup::Found(value) = mem.get(table.def.id, table.cmp, key, seq) {
                 return Ok(value.as_ref().map(ValueBytes::shared));
@@ -201,7 +208,8 @@ impl State {
             .map_err(|_| StorageError::corrupted(format!("table {} would hold {total} entries", table.def.id)))
     }
 
-    /// The memtable and tree sources of a range, highest priority first.
+    /// The pending run's, the memtables' and the tree's sources of a range,
+    /// highest priority first.
     pub(crate) fn sources<'a>(
         &self,
         table: &TableView,
@@ -211,6 +219,9 @@ impl State {
         direction: Direction,
     ) -> Result<Vec<Source<'a>>> {
         let mut sources: Vec<Source<'a>> = Vec::new();
+        if let Some(run) = &self.pending {
+            sources.extend(run.source(table.def.id, seq, lower, upper, direction));
+        }
         for mem in self.memtables() {
             if mem.is_empty() {
                 continue;

@@ -13,7 +13,9 @@ use std::task::{Context, Poll};
 
 use super::batch::TABLES_PER_TXN;
 use super::batch::TableDef;
-use super::core::{Durability, Engine, Inner, RecoveryReport, apply_batch, panic_message};
+use super::core::{Durability, Engine, Inner, RecoveryReport, apply_metadata, insert_run, panic_message};
+use super::inserter::Job;
+use super::pending::HANDOFF_OPS;
 use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id};
@@ -624,13 +626,14 @@ impl WriteTxn {
         Ok(PendingCommit { inner, seq })
     }
 
-    /// AppendWAL: one record, then the memtable. REQUIRES: the writer slot,
-    /// so this transaction's sequence is the journal's next and nobody else
-    /// inserts into the active memtable.
+    /// AppendWAL: one record, then the memtable: inline for a small commit,
+    /// through the inserter thread for a big one (`engine::pending`).
+    /// REQUIRES: the writer slot, so this transaction's sequence is the
+    /// journal's next and nobody else inserts into the active memtable.
     fn append_and_apply(&mut self) -> Result<u64> {
         let inner = &self.inner;
         let seq = inner.journal.last_seq() + 1;
-        let batch = self.writes.to_batch(seq);
+        let batch = self.writes.take_batch(seq);
         // A transaction touches few tables: a short list beats a hash map.
         let orders = self.writes.comparators(seq);
         let payload = batch.encode();
@@ -641,29 +644,41 @@ impl WriteTxn {
         }
         let commits = inner.lock_commits();
         let appended = inner.journal.append(&payload);
+        drop(payload);
         let appended = inner.poison_on(appended)?;
         if appended != seq {
             let cause = format!("WAL assigned sequence {appended}, the writer expected {seq}");
             inner.poison_with(cause.clone());
             return Err(StorageError::Poisoned(cause));
         }
+        // The previous big commit is in the memtable before this one
+        // touches it (and its pending run is gone from the state).
+        inner.wait_for_inserter()?;
         let active = inner.current_state().active.clone();
+        let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
         // The record is in the WAL: a failure from here on (a panicking user
         // comparator, a table of unknown order) leaves the memtable partly
         // applied, which must never be published. Poison; reopening replays
         // the record whole.
-        let applied = catch_unwind(AssertUnwindSafe(|| {
-            apply_batch(&active, seq, &batch, &|id| {
-                orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp)
-            })
-        }))
-        .unwrap_or_else(|panic| {
-            Err(StorageError::corrupted(format!(
-                "a key comparator panicked while commit {seq} was applied: {}",
-                panic_message(&*panic)
-            )))
-        });
-        inner.poison_on(applied)?;
+        let run = Arc::new(inner.poison_on(apply_metadata(&active, seq, batch, &cmp_of))?);
+        if run.ops.len() >= HANDOFF_OPS {
+            inner.update_state(|s| State {
+                pending: Some(run.clone()),
+                ..s.clone()
+            });
+            inner.inserter.submit(Job {
+                mem: active.clone(),
+                run,
+            });
+        } else {
+            let inserted = catch_unwind(AssertUnwindSafe(|| insert_run(&active, &run))).map_err(|panic| {
+                StorageError::corrupted(format!(
+                    "a key comparator panicked while commit {seq} was applied: {}",
+                    panic_message(&*panic)
+                ))
+            });
+            inner.poison_on(inserted)?;
+        }
         // Existing tables registered their order at their typed open.
         for (id, cmp) in self.writes.new_table_orders(seq) {
             inner.register(id, cmp);

@@ -299,7 +299,10 @@ impl WriteSet {
     }
 
     /// The transaction as one WAL batch, committed with sequence `seq`.
-    pub(crate) fn to_batch(&self, seq: u64) -> Batch {
+    /// The commit's batch, moving the writes out (the transaction is being
+    /// committed: no copy of each key and value, and no second copy of a
+    /// big transaction in memory).
+    pub(crate) fn take_batch(&mut self, seq: u64) -> Batch {
         let bindings = self
             .changed
             .iter()
@@ -319,11 +322,13 @@ impl WriteSet {
             if self.tables[slot].count_change != 0 {
                 counts.push((id, self.tables[slot].count_change));
             }
-            for (key, value) in &self.tables[slot].writes {
+            let writes = std::mem::take(&mut self.tables[slot].writes);
+            ops.reserve(writes.len());
+            for (key, value) in writes {
                 ops.push(DataOp {
                     table: id,
-                    key: key.key.clone(),
-                    value: value.clone(),
+                    key: key.key,
+                    value,
                 });
             }
         }

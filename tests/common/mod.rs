@@ -73,5 +73,6 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+pub mod bomb;
 pub mod engine;
 pub mod keys;
