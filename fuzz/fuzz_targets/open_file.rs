@@ -27,7 +27,7 @@ use std::ops::Bound;
 use libfuzzer_sys::fuzz_target;
 use sluicedb::btree::{TreeStore, TreeStoreOptions, bytewise};
 use sluicedb::io::{MemLogDir, MemoryBackend};
-use sluicedb::{Builder, ReadableDatabase, ReadableTable, TableDefinition};
+use sluicedb::{Builder, ReadableDatabase, TableDefinition};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 const SLOT_OFFSETS: [usize; 2] = [1024, 2048];
