@@ -384,6 +384,18 @@ impl Run {
         }
     }
 
+    /// Writes every key of `t` in the transaction: a commit of 64 writes
+    /// or more, which the engine's inserter thread inserts while the
+    /// pending run answers reads (`engine::pending`).
+    fn fill(&mut self, a: u8, len: usize) {
+        for i in 0..64u8 {
+            self.put_t(a.wrapping_add(i), len);
+            if self.dead {
+                return;
+            }
+        }
+    }
+
     fn remove_range(&mut self, a: u8, width: u8) {
         let Some(txn) = self.txn() else { return };
         let (lo, hi) = (a % 64, (a % 64).saturating_add(width));
@@ -662,7 +674,8 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         match kind {
-            0..=3 => run.put_t(a, usize::from(p) * 7),
+            0..=2 => run.put_t(a, usize::from(p) * 7),
+            3 => run.fill(a, usize::from(p) * 7),
             4 => run.remove(0, a),
             5 => run.remove_range(a, p),
             6 | 7 => run.put_c(a, usize::from(p) * 3 + 1),
