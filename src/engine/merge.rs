@@ -7,11 +7,11 @@
 //! one seek per layer. The two meet in the middle: the front stops before the
 //! last key the back returned, and vice versa.
 
-use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
+use super::skiplist::{Entry, Position};
 use crate::btree::{Comparator, ValueBytes};
 use crate::error::Result;
 
@@ -202,26 +202,20 @@ impl DoubleEndedIterator for MergedRange<'_> {
     }
 }
 
-/// Entries fetched from the skip list by the first seek of a source; each
-/// later seek fetches twice as many, up to [`MEM_BATCH_MAX`]. Short scans
-/// (seek + 10 next) copy little; long ones seek rarely.
-const MEM_BATCH_FIRST: usize = 8;
-const MEM_BATCH_MAX: usize = 256;
-
 /// One memtable's visible entries of one table between two bounds, at a
-/// snapshot sequence, in one direction. Refills a small buffer per skip-list
-/// seek so it never borrows the memtable across calls.
+/// snapshot sequence, in one direction. Yields one key at a time from a
+/// remembered skip-list position (no re-seek, no batch of copies): a short
+/// scan over a memtable full of tombstones reads only what it yields.
 pub(crate) struct MemSource {
     mem: Arc<Memtable>,
-    table: u64,
     cmp: Comparator,
     seq: u64,
     lower: Bound<MemKey>,
     upper: Bound<MemKey>,
     direction: Direction,
-    buf: VecDeque<Item>,
-    /// Entries the next seek fetches.
-    batch: usize,
+    /// The last skip-list entry consumed (the last version of the last key
+    /// group read); `None` before the first.
+    at: Option<Position<MemKey, MemValue>>,
     exhausted: bool,
 }
 
@@ -249,97 +243,70 @@ impl MemSource {
         };
         Self {
             mem,
-            table,
             cmp,
             seq,
             lower,
             upper,
             direction,
-            buf: VecDeque::new(),
-            batch: MEM_BATCH_FIRST,
+            at: None,
             exhausted: false,
         }
     }
 
-    fn refill(&mut self) {
-        let range = (bound_ref(&self.lower), bound_ref(&self.upper));
-        let map = self.mem.map();
-        // The key group being read: its first entry's key (for resuming),
-        // and the visible version chosen so far with its own key bytes (a
-        // comparator may call different bytes equal; a reader must see the
-        // bytes of the version it sees).
-        let mut current: Option<(Vec<u8>, Option<Item>)> = None;
-        let mut pushed = 0;
-        let batch = self.batch;
-        self.batch = (batch * 2).min(MEM_BATCH_MAX);
-        let mut last_key: Option<Vec<u8>> = None;
-        let mut consume = |key: &[u8], seq: u64, value: &MemValue, buf: &mut VecDeque<Item>| -> bool {
-            // Returns false once the batch is full and a key group closed.
-            let same = current.as_ref().is_some_and(|(k, _)| (self.cmp)(k, key).is_eq());
-            if !same {
-                match current.take() {
-                    // A visible value or tombstone: it shadows lower layers.
-                    Some((k, Some(item))) => {
-                        buf.push_back(item);
-                        pushed += 1;
-                        last_key = Some(k);
-                    }
-                    // No version at or below the snapshot.
-                    Some((k, None)) => last_key = Some(k),
-                    None => {}
-                }
-                if pushed >= batch {
-                    return false;
-                }
-                current = Some((key.to_vec(), None));
+    /// The next key group: `None` when the range is done, `Some(None)` for
+    /// a key with no version visible at the snapshot (the caller moves on),
+    /// else its visible version (a value or a tombstone).
+    fn next_group(&mut self) -> Option<Option<Item>> {
+        let list = self.mem.map();
+        let forward = self.direction == Direction::Forward;
+        let first = match self.at {
+            None if forward => list.lower_bound(bound_ref(&self.lower)),
+            None => list.upper_bound(bound_ref(&self.upper)),
+            Some(at) => {
+                #[expect(unsafe_code, reason = "the position's list is kept alive by self.mem")]
+                // SAFETY: `at` came from this memtable's list, which
+                // `self.mem` has kept alive since.
+                let entry = unsafe { list.resume(at) };
+                if forward { list.after(entry) } else { list.before(entry) }
             }
-            let visible = seq <= self.seq;
-            if let Some((_, chosen)) = current.as_mut() {
-                let take = match self.direction {
-                    // Newest first: the first visible version wins.
-                    Direction::Forward => visible && chosen.is_none(),
-                    // Oldest first: each later visible version replaces.
-                    Direction::Backward => visible,
-                };
-                if take {
-                    *chosen = Some((ValueBytes::owned(key.to_vec()), value.as_ref().map(ValueBytes::shared)));
-                }
-            }
-            true
         };
-        let mut stopped_early = false;
-        match self.direction {
-            Direction::Forward => {
-                for entry in map.range(range.0, range.1) {
-                    if !consume(&entry.key().key, entry.key().seq, entry.value(), &mut self.buf) {
-                        stopped_early = true;
-                        break;
-                    }
+        let within = |e: &Entry<'_, MemKey, MemValue>| {
+            if forward {
+                match &self.upper {
+                    Bound::Included(k) => e.key() <= k,
+                    Bound::Excluded(k) => e.key() < k,
+                    Bound::Unbounded => true,
+                }
+            } else {
+                match &self.lower {
+                    Bound::Included(k) => e.key() >= k,
+                    Bound::Excluded(k) => e.key() > k,
+                    Bound::Unbounded => true,
                 }
             }
-            Direction::Backward => {
-                for entry in map.range(range.0, range.1).rev() {
-                    if !consume(&entry.key().key, entry.key().seq, entry.value(), &mut self.buf) {
-                        stopped_early = true;
-                        break;
-                    }
-                }
+        };
+        let first = first.filter(within)?;
+        // The group: every version of this key. Forward meets them newest
+        // first (the first visible one wins), backward oldest first (each
+        // later visible one replaces). A comparator may call different
+        // bytes equal: the reader sees the bytes of the version it sees.
+        let mut visible: Option<Entry<'_, MemKey, MemValue>> = None;
+        let mut last = first;
+        let mut next = Some(first);
+        while let Some(entry) = next.filter(|e| within(e) && (self.cmp)(&e.key().key, &first.key().key).is_eq()) {
+            if entry.key().seq <= self.seq && (visible.is_none() || !forward) {
+                visible = Some(entry);
             }
+            last = entry;
+            next = if forward { list.after(entry) } else { list.before(entry) };
         }
-        if !stopped_early {
-            if let Some((_, Some(item))) = current.take() {
-                self.buf.push_back(item);
-            }
-            self.exhausted = true;
-            return;
-        }
-        // Resume after the last key group consumed in full.
-        if let Some(k) = last_key {
-            match self.direction {
-                Direction::Forward => self.lower = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, 0)),
-                Direction::Backward => self.upper = Bound::Excluded(MemKey::probe(self.table, self.cmp, &k, u64::MAX)),
-            }
-        }
+        self.at = Some(list.position(last));
+        Some(visible.map(|e| {
+            (
+                ValueBytes::owned(e.key().key.to_vec()),
+                e.value().as_ref().map(ValueBytes::shared),
+            )
+        }))
     }
 }
 
@@ -355,14 +322,13 @@ impl Iterator for MemSource {
     type Item = Result<Item>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(item) = self.buf.pop_front() {
-                return Some(Ok(item));
+        while !self.exhausted {
+            match self.next_group() {
+                None => self.exhausted = true,
+                Some(Some(item)) => return Some(Ok(item)),
+                Some(None) => {}
             }
-            if self.exhausted {
-                return None;
-            }
-            self.refill();
         }
+        None
     }
 }

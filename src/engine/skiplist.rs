@@ -280,7 +280,78 @@ impl<K: Ord, V> SkipList<K, V> {
     pub(crate) fn iter(&self) -> Range<'_, K, V> {
         self.range(Bound::Unbounded, Bound::Unbounded)
     }
+
+    /// The last entry within `upper`.
+    pub(crate) fn upper_bound(&self, upper: Bound<&K>) -> Option<Entry<'_, K, V>> {
+        self.entry(self.last_within(upper))
+    }
+
+    /// The entry after `entry`.
+    #[expect(unsafe_code, reason = "entries are live nodes of this list")]
+    pub(crate) fn after(&self, entry: Entry<'_, K, V>) -> Option<Entry<'_, K, V>> {
+        // SAFETY: an entry borrowed from this list is one of its live nodes.
+        self.entry(unsafe { Node::next(entry.node, 0) }.load(AtomicOrdering::Acquire))
+    }
+
+    /// The entry before `entry` (found by key: there are no back links).
+    pub(crate) fn before(&self, entry: Entry<'_, K, V>) -> Option<Entry<'_, K, V>> {
+        self.entry(self.last_before(entry.key(), false))
+    }
+
+    /// Where `entry` is, to come back to it later without a borrow (a
+    /// cursor that lives beside an owner of the list).
+    pub(crate) fn position(&self, entry: Entry<'_, K, V>) -> Position<K, V> {
+        Position {
+            list: ptr::from_ref(self).addr(),
+            node: entry.node,
+        }
+    }
+
+    /// The entry at `position`. Panics if the position is another live
+    /// list's.
+    ///
+    /// # Safety
+    /// `position` came from this list (`self`), which has lived since: a
+    /// list dropped and another allocated at its address would pass the
+    /// check. Callers hold the list's owner (an `Arc`) beside the position.
+    #[expect(unsafe_code, reason = "the caller keeps the position's list alive")]
+    pub(crate) unsafe fn resume(&self, position: Position<K, V>) -> Entry<'_, K, V> {
+        assert_eq!(
+            position.list,
+            ptr::from_ref(self).addr(),
+            "a skip-list position used with another list"
+        );
+        Entry {
+            node: position.node,
+            _list: PhantomData,
+        }
+    }
 }
+
+/// An entry's place in its list, kept without a borrow (see
+/// [`SkipList::position`]); only its own list can turn it back into an
+/// entry, and the list's address says which list that is.
+pub(crate) struct Position<K, V> {
+    list: usize,
+    node: *const Node<K, V>,
+}
+
+impl<K, V> Clone for Position<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for Position<K, V> {}
+
+// SAFETY: a position is an address; it is only dereferenced by
+// `SkipList::resume`, through the list it came from (checked), whose own
+// thread-safety bounds then apply.
+#[expect(unsafe_code, reason = "an address, dereferenced only through its own list")]
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Position<K, V> {}
+// SAFETY: as for `Send`.
+#[expect(unsafe_code, reason = "an address, dereferenced only through its own list")]
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Position<K, V> {}
 
 impl<K, V> Drop for SkipList<K, V> {
     #[expect(unsafe_code, reason = "each node's key and value are dropped once, in place")]
@@ -679,6 +750,46 @@ mod tests {
             let want_first = model.range((lower, Bound::Unbounded)).next().map(|(k, _)| *k);
             assert_eq!(first, want_first);
         }
+    }
+
+    #[test]
+    #[expect(unsafe_code, reason = "positions resumed on their own live list")]
+    fn positions_walk_the_list_both_ways_and_refuse_another_list() {
+        let list: SkipList<u64, u64> = SkipList::new();
+        let mut keys: Vec<u64> = (0..scaled(400)).map(|i| mix(i) % 100_000).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut writer = list.writer();
+        for &k in &keys {
+            writer.insert(k, k);
+        }
+        drop(writer);
+        // Forward from the first entry, backward from the last, each step
+        // through a position kept without a borrow.
+        let mut forward = Vec::new();
+        let mut at = list.lower_bound(Bound::Unbounded).map(|e| list.position(e));
+        while let Some(position) = at {
+            // SAFETY: the position is this list's, alive throughout.
+            let entry = unsafe { list.resume(position) };
+            forward.push(*entry.key());
+            at = list.after(entry).map(|e| list.position(e));
+        }
+        assert_eq!(forward, keys);
+        let mut backward = Vec::new();
+        let mut at = list.upper_bound(Bound::Unbounded).map(|e| list.position(e));
+        while let Some(position) = at {
+            // SAFETY: as above.
+            let entry = unsafe { list.resume(position) };
+            backward.push(*entry.key());
+            at = list.before(entry).map(|e| list.position(e));
+        }
+        backward.reverse();
+        assert_eq!(backward, keys);
+        let other: SkipList<u64, u64> = SkipList::new();
+        let position = list.position(list.lower_bound(Bound::Unbounded).unwrap());
+        // SAFETY: both lists are alive; `resume` must refuse the foreign one.
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { other.resume(position) }.key().to_owned()));
+        assert!(refused.is_err());
     }
 
     #[test]
