@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering as AtomicOrdering};
 
 use sluicedb::btree::Comparator;
 use sluicedb::engine::{Engine, EngineOptions};
+use sluicedb::io::TearMode;
+
+use super::engine::Disk;
 
 /// While set, comparing anything with the key [`BOMB`] holds panics.
 pub static ARMED: AtomicBool = AtomicBool::new(false);
@@ -85,4 +88,37 @@ pub fn commit_with_bomb(
 /// Disarms the bomb.
 pub fn disarm() {
     ARMED.store(false, AtomicOrdering::SeqCst);
+}
+
+/// The images a failed commit is recovered from: a plain reopen (dropping
+/// the engine drained the journal), and crashes keeping or losing what was
+/// not synced.
+pub fn images(disk: &Disk) -> [(&'static str, Disk); 3] {
+    [
+        ("reopen", disk.clone()),
+        ("crash, unsynced kept", disk.crashed(TearMode::KeepAll)),
+        ("crash, unsynced lost", disk.crashed(TearMode::DropAll)),
+    ]
+}
+
+/// Checks a reopened image: sound, the commit before the doomed one whole,
+/// the doomed commit whole or absent (whole if `must_have` it), and the
+/// database takes a new commit.
+pub fn check_recovered(db: &Engine, name: &str, doomed: std::ops::Range<u32>, must_have: bool) {
+    db.check_integrity().unwrap();
+    assert_eq!(keys_in(db, 0, 50).len(), 50, "{name}: an earlier commit was lost");
+    let found = keys_in(db, doomed.start, doomed.end);
+    assert!(
+        found.is_empty() || found == doomed.clone().collect::<Vec<_>>(),
+        "{name}: the failed commit is partly visible: {} of {} keys",
+        found.len(),
+        doomed.len()
+    );
+    if must_have {
+        assert_eq!(found.len(), doomed.len(), "{name}: the commit was lost");
+    }
+    let mut w = db.begin_write().unwrap();
+    let t = w.open_table(b"t", b"touchy", sane).unwrap();
+    w.insert(t, &k(2000), b"after reopen").unwrap();
+    w.commit().unwrap();
 }
