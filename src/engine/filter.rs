@@ -45,9 +45,8 @@ impl KeyFilter {
         }
     }
 
-    /// The block and the bit positions (0..512) of `key` in `table`.
-    fn locate(&self, table: u64, key: &[u8]) -> (usize, [u32; BITS_PER_KEY as usize]) {
-        let hash = xxh3_64_with_seed(key, table);
+    /// The block and the bit positions (0..512) of a key's [`key_hash`].
+    fn locate(&self, hash: u64) -> (usize, [u32; BITS_PER_KEY as usize]) {
         // The high half picks the block (multiply-shift: no division); the
         // hash remixed gives six 9-bit positions within it.
         let block = (((hash >> 32) * self.blocks) >> 32) as usize;
@@ -60,19 +59,26 @@ impl KeyFilter {
         (block * BLOCK_WORDS, bits)
     }
 
-    pub(crate) fn insert(&self, table: u64, key: &[u8]) {
-        let (base, bits) = self.locate(table, key);
+    /// Adds the key whose [`key_hash`] is `hash`.
+    pub(crate) fn insert(&self, hash: u64) {
+        let (base, bits) = self.locate(hash);
         for bit in bits {
             self.words[base + (bit / 64) as usize].fetch_or(1 << (bit % 64), Ordering::Relaxed);
         }
     }
 
-    /// `false` only if `key` was never inserted.
-    pub(crate) fn may_contain(&self, table: u64, key: &[u8]) -> bool {
-        let (base, bits) = self.locate(table, key);
+    /// `false` only if no key with this [`key_hash`] was inserted.
+    pub(crate) fn may_contain(&self, hash: u64) -> bool {
+        let (base, bits) = self.locate(hash);
         bits.iter()
             .all(|&bit| self.words[base + (bit / 64) as usize].load(Ordering::Relaxed) & (1 << (bit % 64)) != 0)
     }
+}
+
+/// The hash of `key` in `table` that the filter (and the memtable's point
+/// index) is probed with: computed once per lookup or insert.
+pub(crate) fn key_hash(table: u64, key: &[u8]) -> u64 {
+    xxh3_64_with_seed(key, table)
 }
 
 #[cfg(test)]
@@ -85,23 +91,23 @@ mod tests {
         let keys = 10_000u64;
         let filter = KeyFilter::with_bytes((keys * 10 / 8) as usize);
         for i in 0..keys {
-            filter.insert(1, &i.to_be_bytes());
+            filter.insert(key_hash(1, &i.to_be_bytes()));
         }
-        assert!((0..keys).all(|i| filter.may_contain(1, &i.to_be_bytes())));
+        assert!((0..keys).all(|i| filter.may_contain(key_hash(1, &i.to_be_bytes()))));
         let false_positives = (keys..keys * 11)
-            .filter(|i| filter.may_contain(1, &i.to_be_bytes()))
+            .filter(|i| filter.may_contain(key_hash(1, &i.to_be_bytes())))
             .count();
         let rate = false_positives as f64 / (keys * 10) as f64;
         assert!(rate < 0.03, "false-positive rate {rate}");
         // The table id is part of the key.
-        let other_table = (0..keys).filter(|i| filter.may_contain(2, &i.to_be_bytes())).count();
+        let other_table = (0..keys).filter(|i| filter.may_contain(key_hash(2, &i.to_be_bytes()))).count();
         assert!((other_table as f64) < keys as f64 * 0.03);
     }
 
     #[test]
     fn a_tiny_filter_still_has_one_block() {
         let filter = KeyFilter::with_bytes(0);
-        filter.insert(0, b"k");
-        assert!(filter.may_contain(0, b"k"));
+        filter.insert(key_hash(0, b"k"));
+        assert!(filter.may_contain(key_hash(0, b"k")));
     }
 }

@@ -17,6 +17,13 @@
 //!   thousands of nodes.
 //! - **Plain stores.** With a single writer, linking a node is a store per
 //!   level (release), not a compare-and-swap loop.
+//! - **A point index** (optional, [`SkipList::with_point_index`]). A search
+//!   of a list of a million nodes visits about thirty of them, a cache miss
+//!   each; a point lookup needs only the newest version of one key. A hash
+//!   table of fixed size maps each key (apart from its version) to its newest
+//!   node, filled by the writer as it links nodes: a lookup costs a probe of
+//!   the table and one node. When the table is full, later keys stay out of it
+//!   and lookups that miss it search the list as before.
 //!
 //! # Invariants
 //! - Keys are in ascending order at every level; a node linked at level `i`
@@ -29,14 +36,18 @@
 //! - The splice is exact (each `prev[i]` is immediately followed by `next[i]`
 //!   at level `i`) whenever `splice_valid` is set: only this list's writer
 //!   links nodes, and every insert updates the splice it used.
+//! - A point index slot, once filled, always names a node of its key (the
+//!   writer only replaces it with a newer version of the same key), written
+//!   before the slot's release store. A key is in the index or the index is
+//!   marked incomplete before the writer returns from linking it.
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, handle_alloc_error};
 use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::mem::offset_of;
 use std::ops::Bound;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -100,8 +111,75 @@ pub(crate) struct SkipList<K, V> {
     /// Levels in use (at least 1). Readers may see it late: a level they
     /// skip only lengthens their walk at the levels below.
     height: AtomicUsize,
+    /// Empty when the list has no point index.
+    index: PointIndex<K, V>,
     writer: Mutex<WriterState<K, V>>,
     _owns: PhantomData<(K, V)>,
+}
+
+/// The point index: open addressing with linear probing over a table whose
+/// size is a power of two, filled at most three quarters.
+struct PointIndex<K, V> {
+    slots: Box<[IndexSlot<K, V>]>,
+    /// Whether every key linked so far is in the table.
+    complete: AtomicBool,
+}
+
+/// One slot: a key's hash, so that a probe compares an integer before it
+/// touches a node, and the key's newest node (null: empty).
+struct IndexSlot<K, V> {
+    hash: AtomicU64,
+    node: AtomicPtr<Node<K, V>>,
+}
+
+/// What the point index says of one key ([`SkipList::point`]).
+pub(crate) enum Point<'a, K, V> {
+    /// The key's newest entry.
+    Newest(Entry<'a, K, V>),
+    /// The list holds no version of the key.
+    Absent,
+    /// The index cannot tell (it has none, or it filled up): search.
+    Unknown,
+}
+
+impl<K, V> PointIndex<K, V> {
+    /// A table of `slots` slots (0: no index), rounded up to a power of two.
+    #[expect(unsafe_code, reason = "a zeroed allocation: the pages stay untouched until used")]
+    fn new(slots: usize) -> Self {
+        let len = if slots == 0 { 0 } else { slots.next_power_of_two() };
+        let slots: Box<[IndexSlot<K, V>]> = if len == 0 {
+            Box::new([])
+        } else {
+            let layout = Layout::array::<IndexSlot<K, V>>(len).expect("an index is at most a few MiB");
+            // SAFETY: the layout has a non-zero size. All-zero bytes are a
+            // valid `IndexSlot` (a zero hash and a null pointer), so the
+            // zeroed allocation is `len` initialized slots, allocated by the
+            // global allocator with the layout `Box<[_]>` frees it with.
+            // Zeroed memory (not a loop of stores) leaves a large table's
+            // pages unmapped until a slot on them is filled.
+            unsafe {
+                let base = alloc_zeroed(layout).cast::<IndexSlot<K, V>>();
+                if base.is_null() {
+                    handle_alloc_error(layout);
+                }
+                Box::from_raw(ptr::slice_from_raw_parts_mut(base, len))
+            }
+        };
+        Self {
+            slots,
+            complete: AtomicBool::new(len > 0),
+        }
+    }
+
+    /// Slots the writer may fill: three quarters, so probes stay short and
+    /// an empty slot always ends them.
+    fn limit(&self) -> usize {
+        self.slots.len() / 4 * 3
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
 }
 
 // SAFETY: the list owns its keys and values (dropped with it), hands out
@@ -124,6 +202,8 @@ struct WriterState<K, V> {
     splice_valid: bool,
     /// xorshift64 state for node heights.
     rng: u64,
+    /// Point index slots filled.
+    indexed: usize,
 }
 
 // SAFETY: the writer state is only touched under the list's mutex; its raw
@@ -139,17 +219,59 @@ impl<K: Ord, V> Default for SkipList<K, V> {
 
 impl<K: Ord, V> SkipList<K, V> {
     pub(crate) fn new() -> Self {
+        Self::with_point_index(0)
+    }
+
+    /// A list with a point index of about `slots` slots (0: none), which
+    /// indexes up to three quarters of them; inserts that pass a hash
+    /// ([`Writer::insert_indexed`]) fill it.
+    pub(crate) fn with_point_index(slots: usize) -> Self {
         Self {
             head: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             height: AtomicUsize::new(1),
+            index: PointIndex::new(slots),
             writer: Mutex::new(WriterState {
                 arena: Arena::default(),
                 prev: [ptr::null(); MAX_HEIGHT],
                 next: [ptr::null(); MAX_HEIGHT],
                 splice_valid: true,
                 rng: 0x2545_F491_4F6C_DD1D,
+                indexed: 0,
             }),
             _owns: PhantomData,
+        }
+    }
+
+    /// The newest entry of the key whose hash is `hash`, by the point index:
+    /// `is_key` tells whether an entry is a version of that key (the same
+    /// predicate the writer's `same_key` applies, with the same hash).
+    #[expect(unsafe_code, reason = "index slots point to live nodes of this list")]
+    pub(crate) fn point(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> Point<'_, K, V> {
+        let index = &self.index;
+        if index.slots.is_empty() {
+            return Point::Unknown;
+        }
+        let mut at = hash as usize & index.mask();
+        loop {
+            let slot = &index.slots[at];
+            let node = slot.node.load(AtomicOrdering::Acquire);
+            if node.is_null() {
+                break;
+            }
+            // SAFETY: a filled slot names a live node of this list, fully
+            // written before the release store the load above acquired.
+            if slot.hash.load(AtomicOrdering::Relaxed) == hash && is_key(unsafe { &(*node).key }) {
+                return Point::Newest(Entry {
+                    node,
+                    _list: PhantomData,
+                });
+            }
+            at = (at + 1) & index.mask();
+        }
+        if index.complete.load(AtomicOrdering::Acquire) {
+            Point::Absent
+        } else {
+            Point::Unknown
         }
     }
 
@@ -387,8 +509,52 @@ impl<K: Ord, V> Writer<'_, K, V> {
     /// sequence). An equal key is placed before the ones already there and
     /// found first by lookups and forward iteration; backward iteration
     /// yields only the first of equal keys.
-    #[expect(unsafe_code, reason = "writes a node into the arena and links it")]
     pub(crate) fn insert(&mut self, key: K, value: V) {
+        self.link(key, value);
+    }
+
+    /// Inserts `key -> value` as [`insert`](Self::insert) does and records it
+    /// in the point index under `hash` as its key's newest version:
+    /// `same_key` tells whether two keys are versions of one key (all with
+    /// the same hash), and the order puts a key's newer versions first.
+    #[expect(unsafe_code, reason = "index slots point to live nodes of this list")]
+    pub(crate) fn insert_indexed(&mut self, key: K, value: V, hash: u64, same_key: impl Fn(&K, &K) -> bool) {
+        let node = self.link(key, value);
+        let index = &self.list.index;
+        if index.slots.is_empty() {
+            return;
+        }
+        let mut at = hash as usize & index.mask();
+        loop {
+            let slot = &index.slots[at];
+            let held = slot.node.load(AtomicOrdering::Relaxed);
+            if held.is_null() {
+                if self.state.indexed < index.limit() {
+                    slot.hash.store(hash, AtomicOrdering::Relaxed);
+                    slot.node.store(node.cast_mut(), AtomicOrdering::Release);
+                    self.state.indexed += 1;
+                } else {
+                    index.complete.store(false, AtomicOrdering::Release);
+                }
+                return;
+            }
+            // SAFETY: filled slots and `node` name live nodes of this list.
+            let (held_key, key) = unsafe { (&(*held).key, &(*node).key) };
+            if slot.hash.load(AtomicOrdering::Relaxed) == hash && same_key(held_key, key) {
+                // Versions sort newest first; an older one (inserted late,
+                // out of order) leaves the slot as it is.
+                if key < held_key {
+                    slot.node.store(node.cast_mut(), AtomicOrdering::Release);
+                }
+                return;
+            }
+            at = (at + 1) & index.mask();
+        }
+    }
+
+    /// Links a new node for `key -> value`; returns it.
+    #[expect(unsafe_code, reason = "writes a node into the arena and links it")]
+    fn link(&mut self, key: K, value: V) -> Link<K, V> {
         let list = self.list;
         let state = &mut *self.state;
         // A panicking comparator must not leave a half-updated splice that
@@ -459,6 +625,7 @@ impl<K: Ord, V> Writer<'_, K, V> {
             }
         }
         state.splice_valid = true;
+        node
     }
 }
 
@@ -837,6 +1004,87 @@ mod tests {
             assert!(reader.join().unwrap() > 0);
         }
         assert_eq!(list.iter().count(), inserted.len());
+    }
+
+    /// A key of the point-index tests: a point and its version, newest
+    /// first (as the memtable orders versions).
+    type Versioned = (u64, std::cmp::Reverse<u64>);
+
+    fn same_point(a: &Versioned, b: &Versioned) -> bool {
+        a.0 == b.0
+    }
+
+    #[test]
+    fn the_point_index_names_each_keys_newest_version_until_it_fills() {
+        // Hashes: a good one, and one that makes every seventh point collide.
+        for hash in [mix as fn(u64) -> u64, |p| p % 7] {
+            let list: SkipList<Versioned, u64> = SkipList::with_point_index(32);
+            let mut newest: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+            for i in 0..scaled(400) {
+                let point = mix(i) % 60;
+                // Mostly ascending versions, sometimes an older one late.
+                let version = if i % 5 == 4 { i / 2 } else { i };
+                list.writer()
+                    .insert_indexed((point, std::cmp::Reverse(version)), version, hash(point), same_point);
+                let best = newest.entry(point).or_insert(version);
+                *best = (*best).max(version);
+                let indexed_all = newest.len() <= 24;
+                for probe in 0..70 {
+                    match list.point(hash(probe), |k| k.0 == probe) {
+                        Point::Newest(entry) => {
+                            assert_eq!(entry.key().0, probe);
+                            assert_eq!(Some(entry.key().1.0), newest.get(&probe).copied(), "point {probe}");
+                            assert_eq!(*entry.value(), entry.key().1.0);
+                        }
+                        Point::Absent => assert!(!newest.contains_key(&probe), "point {probe} said absent"),
+                        Point::Unknown => assert!(!indexed_all, "a complete index said unknown"),
+                    }
+                }
+            }
+        }
+        // A list without an index always says unknown.
+        let list: SkipList<Versioned, u64> = SkipList::new();
+        list.writer().insert_indexed((1, std::cmp::Reverse(1)), 1, 1, same_point);
+        assert!(matches!(list.point(1, |k| k.0 == 1), Point::Unknown));
+    }
+
+    #[test]
+    fn point_lookups_see_published_versions_while_one_writer_inserts() {
+        let list: Arc<SkipList<Versioned, u64>> = Arc::new(SkipList::with_point_index(4096));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The version every point has reached in batches already finished.
+        let published = Arc::new(AtomicUsize::new(0));
+        let points = scaled(500);
+        let reader = {
+            let (list, done, published) = (list.clone(), done.clone(), published.clone());
+            std::thread::spawn(move || {
+                let mut probes = 0u64;
+                while !done.load(AtomicOrdering::Acquire) || probes == 0 {
+                    let floor = published.load(AtomicOrdering::Acquire) as u64;
+                    let point = mix(probes) % points;
+                    match list.point(mix(point), |k| k.0 == point) {
+                        Point::Newest(entry) => {
+                            assert_eq!(entry.key().0, point);
+                            assert!(entry.key().1.0 >= floor, "a published version was missed");
+                        }
+                        Point::Absent => assert_eq!(floor, 0, "a published point said absent"),
+                        Point::Unknown => panic!("the index has room for every point"),
+                    }
+                    probes += 1;
+                }
+                probes
+            })
+        };
+        for version in 1..=scaled(40) {
+            let mut writer = list.writer();
+            for point in 0..points {
+                writer.insert_indexed((point, std::cmp::Reverse(version)), point, mix(point), same_point);
+            }
+            drop(writer);
+            published.store(version as usize, AtomicOrdering::Release);
+        }
+        done.store(true, AtomicOrdering::Release);
+        assert!(reader.join().unwrap() > 0);
     }
 
     #[test]
