@@ -18,6 +18,7 @@ pub use catalog::TreeInfo;
 pub use check::Report;
 pub(crate) use cmp::byte_order;
 pub use cmp::{Comparator, bytewise, is_bytewise};
+pub(crate) use cursor::PinnedNode;
 pub use cursor::{RangeIter, TreeEntry};
 pub use node::MAX_KEY_LEN;
 pub use shape::TreeShape;

@@ -21,7 +21,7 @@
 //! the slot protocol (`PageStore::commit_slot`). Transaction ids increase by
 //! one per commit of either kind.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -30,13 +30,13 @@ use parking_lot::{Mutex, MutexGuard};
 use super::apply::{self, Ctx, Op, check_op};
 use super::catalog::TreeInfo;
 use super::cmp::{Comparator, bytewise};
-use super::cursor::{self, RangeIter, TreeEntry};
+use super::cursor::{self, PinnedNode, RangeIter, TreeEntry};
 use super::node;
 use super::value::ValueBytes;
 use crate::error::{Result, StorageError};
 use crate::io::StorageBackend;
 use crate::page::freelist;
-use crate::page::{Allocator, Page, PageId, PageStore, Slot, StoreOptions};
+use crate::page::{Allocator, PageId, PageStore, Slot, StoreOptions};
 
 /// Options for opening a [`TreeStore`].
 #[derive(Clone, Copy, Debug)]
@@ -78,11 +78,34 @@ pub struct Relocation {
 }
 
 /// A published commit: what a snapshot pins.
-#[derive(Debug)]
 struct Commit {
     txn: u64,
     checkpoint_seq: u64,
     catalog: TreeInfo,
+    /// The inner nodes point lookups have reached, by tree root
+    /// (`Snapshot::pinned_root`); freed with the commit.
+    pinned: Mutex<HashMap<PageId, Arc<PinnedNode>>>,
+}
+
+impl Commit {
+    fn new(txn: u64, checkpoint_seq: u64, catalog: TreeInfo) -> Self {
+        Self {
+            txn,
+            checkpoint_seq,
+            catalog,
+            pinned: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commit")
+            .field("txn", &self.txn)
+            .field("checkpoint_seq", &self.checkpoint_seq)
+            .field("catalog", &self.catalog)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -148,11 +171,7 @@ impl TreeStore {
             len: slot.catalog_len,
             meta: Vec::new(),
         };
-        let commit = Arc::new(Commit {
-            txn: slot.txn_id,
-            checkpoint_seq: slot.checkpoint_seq,
-            catalog: catalog.clone(),
-        });
+        let commit = Arc::new(Commit::new(slot.txn_id, slot.checkpoint_seq, catalog.clone()));
         let state = WriterState {
             alloc: Allocator::new(slot.page_count, free, slot.txn_id),
             txn: slot.txn_id,
@@ -312,22 +331,33 @@ impl Snapshot {
         cursor::get(self.pages(), tree.root, cmp, key)
     }
 
-    /// The root page of `tree` (`None` for an empty tree), for
-    /// [`get_with_root`](Self::get_with_root).
-    pub(crate) fn root_page(&self, tree: &TreeInfo) -> Result<Option<Page>> {
-        (tree.root != 0).then(|| self.pages().read_page(tree.root)).transpose()
+    /// The root of `tree` pinned in this snapshot's commit (`None` for an
+    /// empty tree), for [`get_pinned`](Self::get_pinned): shared by every
+    /// snapshot of the commit, so lookups from later transactions find the
+    /// inner nodes earlier ones pinned.
+    pub(crate) fn pinned_root(&self, tree: &TreeInfo) -> Result<Option<Arc<PinnedNode>>> {
+        if tree.root == 0 {
+            return Ok(None);
+        }
+        if let Some(pinned) = self.inner.commit.pinned.lock().get(&tree.root) {
+            return Ok(Some(pinned.clone()));
+        }
+        // Read outside the lock; a racing reader's copy is as good.
+        let pinned = Arc::new(PinnedNode::new(tree.root, self.pages().read_page(tree.root)?)?);
+        let mut map = self.inner.commit.pinned.lock();
+        Ok(Some(map.entry(tree.root).or_insert(pinned).clone()))
     }
 
-    /// [`get`](Self::get), starting from a root page read earlier from this
-    /// snapshot.
-    pub(crate) fn get_with_root(
+    /// [`get`](Self::get), starting from the tree's root pinned by
+    /// [`pinned_root`](Self::pinned_root).
+    pub(crate) fn get_pinned(
         &self,
         tree: &TreeInfo,
-        root_page: &Page,
+        root: &PinnedNode,
         cmp: Comparator,
         key: &[u8],
     ) -> Result<Option<ValueBytes>> {
-        cursor::get_with_root(self.pages(), tree.root, root_page, cmp, key)
+        cursor::get_pinned(self.pages(), tree.root, root, cmp, key)
     }
 
     /// Entries of `tree` between two bounds, in either direction.
@@ -646,11 +676,7 @@ impl TreeWriter<'_> {
         self.state.txn = txn;
         self.state.catalog = catalog.clone();
         let checkpoint_seq = checkpoint_seq.unwrap_or(self.state.durable.checkpoint_seq);
-        self.shared.published.lock().commit = Arc::new(Commit {
-            txn,
-            checkpoint_seq,
-            catalog,
-        });
+        self.shared.published.lock().commit = Arc::new(Commit::new(txn, checkpoint_seq, catalog));
         let oldest = self.shared.oldest_reader();
         self.state.alloc.reclaim(oldest);
         Ok(txn)

@@ -19,9 +19,8 @@ use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
 use super::merge::{Direction, MemSource, Source};
 use super::pending::PendingRun;
-use crate::btree::{Comparator, Snapshot, TreeInfo, ValueBytes, bytewise};
+use crate::btree::{Comparator, PinnedNode, Snapshot, TreeInfo, ValueBytes, bytewise};
 use crate::error::{Result, StorageError};
-use crate::page::Page;
 
 /// The tree holding the name -> table map.
 pub(crate) const TABLES_TREE: &[u8] = b"sluice.tables";
@@ -79,9 +78,10 @@ pub(crate) struct TableView {
     pub(crate) cmp: Comparator,
     /// The table's tree in the state's tree snapshot, if flushed yet.
     pub(crate) tree: Option<TreeInfo>,
-    /// That tree's root page (absent for an empty tree): every point lookup
+    /// That tree's root, pinned with the inner nodes below it in the
+    /// snapshot's commit (absent for an empty tree): every point lookup
     /// starts there, so the view keeps it rather than ask the page cache.
-    pub(crate) root: Option<Page>,
+    pub(crate) root: Option<Arc<PinnedNode>>,
     /// Recovered records not yet absorbed into the tree, in `cmp`'s order.
     pub(crate) overlay: Option<Overlay>,
     /// How the overlay changes the tree's entry count.
@@ -123,7 +123,7 @@ impl State {
     pub(crate) fn view(&self, def: TableDef, cmp: Comparator) -> Result<TableView> {
         let tree = self.tree.tree(&data_tree_name(def.id))?;
         let root = match &tree {
-            Some(info) => self.tree.root_page(info)?,
+            Some(info) => self.tree.pinned_root(info)?,
             None => None,
         };
         let (overlay, overlay_count) = match self.deferred.get(&def.id) {
@@ -131,7 +131,7 @@ impl State {
             Some(deferred) => {
                 let in_tree = |key: &[u8]| -> Result<bool> {
                     Ok(match (&tree, &root) {
-                        (Some(info), Some(root)) => self.tree.get_with_root(info, root, cmp, key)?.is_some(),
+                        (Some(info), Some(root)) => self.tree.get_pinned(info, root, cmp, key)?.is_some(),
                         _ => false,
                     })
                 };
@@ -191,7 +191,7 @@ impl State {
             return Ok(found);
         }
         match (&table.tree, &table.root) {
-            (Some(info), Some(root)) => self.tree.get_with_root(info, root, table.cmp, key),
+            (Some(info), Some(root)) => self.tree.get_pinned(info, root, table.cmp, key),
             // Not flushed yet, or flushed empty (no root page).
             _ => Ok(None),
         }
