@@ -2,7 +2,8 @@ use std::io;
 
 use parking_lot::Mutex;
 
-use super::StorageBackend;
+use super::{Failure, StorageBackend};
+use crate::error::RefusedAfterFailure;
 
 /// Makes a backend's first failure sticky.
 ///
@@ -12,11 +13,15 @@ use super::StorageBackend;
 /// `fsync` the kernel may already have dropped the dirty pages, so a retry that
 /// succeeds would claim durability for data that is gone. The WAL journal
 /// latches its own log files the same way.
+///
+/// The call that fails returns its own error; a refused later call returns
+/// one that converts to `StorageError::PreviousIo` (see
+/// [`RefusedAfterFailure`]), as [`Failure::later_error`] answers.
 #[derive(Debug)]
 pub(crate) struct LatchedBackend<B> {
     inner: B,
-    /// The first failure, as `(kind, message)`; `None` while healthy.
-    failed: Mutex<Option<(io::ErrorKind, String)>>,
+    /// The first failure (always [`Failure::Io`]); `None` while healthy.
+    failed: Mutex<Option<Failure>>,
 }
 
 impl<B: StorageBackend> LatchedBackend<B> {
@@ -31,18 +36,21 @@ impl<B: StorageBackend> LatchedBackend<B> {
         &self.inner
     }
 
-    /// The first failure's description, if the backend has failed.
-    pub(crate) fn failure(&self) -> Option<String> {
-        self.failed.lock().as_ref().map(|(_, msg)| msg.clone())
+    /// The first failure, if the backend has failed.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.failed.lock().clone()
     }
 
     fn check(&self) -> io::Result<()> {
         match &*self.failed.lock() {
             None => Ok(()),
-            Some((kind, msg)) => Err(io::Error::new(
-                *kind,
-                format!("storage refused: an earlier operation failed ({msg})"),
-            )),
+            Some(failure) => {
+                let kind = match failure {
+                    Failure::Io { kind, .. } => *kind,
+                    Failure::Other(_) => io::ErrorKind::Other,
+                };
+                Err(io::Error::new(kind, RefusedAfterFailure(failure.to_string())))
+            }
         }
     }
 
@@ -50,7 +58,10 @@ impl<B: StorageBackend> LatchedBackend<B> {
         if let Err(e) = &result {
             let mut failed = self.failed.lock();
             if failed.is_none() {
-                *failed = Some((e.kind(), format!("{what}: {e}")));
+                *failed = Some(Failure::Io {
+                    kind: e.kind(),
+                    message: format!("{what}: {e}"),
+                });
             }
         }
         result
@@ -107,6 +118,8 @@ mod tests {
         // The inner backend would accept this write; the latch refuses it.
         let later = latched.write(0, b"again").unwrap_err();
         assert!(later.to_string().contains("earlier operation failed"));
-        assert!(latched.failure().unwrap().contains("sync_data"));
+        assert!(matches!(crate::StorageError::from(later), crate::StorageError::PreviousIo));
+        let failure = latched.failure().unwrap();
+        assert!(failure.is_io() && failure.to_string().contains("sync_data"), "{failure}");
     }
 }
