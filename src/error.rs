@@ -52,6 +52,22 @@ impl StorageError {
     pub(crate) fn corrupted(msg: impl Into<String>) -> Self {
         Self::Corrupted(msg.into())
     }
+
+    /// This error as a later call that re-raises it reports it (an
+    /// iterator that latched it: `table::ExtractIf`): an I/O error as
+    /// `PreviousIo` (the operation that met it got it; the data file's latch
+    /// holds it now), any other as itself.
+    pub(crate) fn again(&self) -> Self {
+        match self {
+            Self::Io(_) | Self::PreviousIo => Self::PreviousIo,
+            Self::Corrupted(m) => Self::Corrupted(m.clone()),
+            Self::ValueTooLarge(n) => Self::ValueTooLarge(*n),
+            Self::KeyTooLarge(n) => Self::KeyTooLarge(*n),
+            Self::Poisoned(m) => Self::Poisoned(m.clone()),
+            Self::Internal(m) => Self::Internal(m.clone()),
+            Self::DatabaseClosed => Self::DatabaseClosed,
+        }
+    }
 }
 
 /// An I/O error becomes [`StorageError::Io`], unless a latched backend

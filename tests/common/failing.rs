@@ -1,5 +1,5 @@
-//! A redb-shaped backend over shared memory whose syncs fail on demand, as
-//! the `FailingBackend` of redb's integration tests: for
+//! A redb-shaped backend over shared memory whose reads or syncs fail on
+//! demand, as the `FailingBackend` of redb's integration tests: for
 //! `Builder::create_with_backend`, where durable commits and `close` sync
 //! the backend itself.
 
@@ -13,6 +13,8 @@ use std::sync::{Arc, RwLock};
 #[derive(Clone, Debug)]
 pub struct FailingBackend {
     bytes: Arc<RwLock<Vec<u8>>>,
+    /// While set, every read fails.
+    pub fail_reads: Arc<AtomicBool>,
     /// While set, every sync fails.
     pub fail_syncs: Arc<AtomicBool>,
     /// Syncs allowed before they start failing (each sync takes one); once
@@ -26,6 +28,7 @@ impl FailingBackend {
     pub fn new() -> Self {
         Self {
             bytes: Arc::default(),
+            fail_reads: Arc::default(),
             fail_syncs: Arc::default(),
             syncs_left: Arc::new(AtomicU64::new(u64::MAX)),
             syncs: Arc::default(),
@@ -50,6 +53,9 @@ impl sluicedb::StorageBackend for FailingBackend {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        if self.fail_reads.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected read failure"));
+        }
         let bytes = self.bytes.read().unwrap();
         let start = usize::try_from(offset).map_err(|_| ErrorKind::UnexpectedEof)?;
         let src = bytes.get(start..start + out.len()).ok_or(ErrorKind::UnexpectedEof)?;
