@@ -208,7 +208,8 @@ impl Builder {
         self
     }
 
-    /// Bytes of page cache.
+    /// Bytes of page cache. Zero (or less than a page) caches nothing:
+    /// every page read goes to the backend, as with redb's.
     pub fn set_cache_size(&mut self, bytes: usize) -> &mut Self {
         self.options.cache_bytes = bytes;
         self

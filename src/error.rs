@@ -21,15 +21,20 @@ pub enum StorageError {
     /// A key exceeded the largest storable size (the argument is its length).
     #[error("key of {0} bytes exceeds the maximum key size")]
     KeyTooLarge(usize),
-    /// An operating-system I/O error.
+    /// An operating-system I/O error. The operation that meets an I/O error
+    /// gets it here; every operation after it gets
+    /// [`PreviousIo`](Self::PreviousIo).
     #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
-    /// An earlier I/O error left the storage in an unknown state, so it refuses
-    /// all further work; reopen the database to recover its last durable state.
-    #[error("storage poisoned by an earlier failure: {0}")]
-    PreviousIo(String),
-    /// The database stopped after a failure (an I/O error or a panic in a
-    /// background thread), named here; every operation now fails. Reopening
+    Io(#[source] io::Error),
+    /// As redb's: an earlier I/O error left the storage in an unknown state,
+    /// so the database refuses all further work; reopen it to recover its
+    /// last durable state. The operation that met the error got it as
+    /// [`Io`](Self::Io).
+    #[error("an earlier I/O error left the storage in an unknown state; reopen the database to recover")]
+    PreviousIo,
+    /// The database stopped after a failure that was not an I/O error (a
+    /// panic in a background thread or in a key comparator, or a broken
+    /// invariant), named here; every operation now fails. Reopening
     /// recovers the last durable state.
     #[error("database poisoned: {0}; reopen it to recover")]
     Poisoned(String),
@@ -47,7 +52,51 @@ impl StorageError {
     pub(crate) fn corrupted(msg: impl Into<String>) -> Self {
         Self::Corrupted(msg.into())
     }
+
+    /// This error as a later call that re-raises it reports it (an
+    /// iterator that latched it: `table::ExtractIf`): an I/O error as
+    /// `PreviousIo` (the operation that met it got it; the data file's latch
+    /// holds it now), any other as itself.
+    pub(crate) fn again(&self) -> Self {
+        match self {
+            Self::Io(_) | Self::PreviousIo => Self::PreviousIo,
+            Self::Corrupted(m) => Self::Corrupted(m.clone()),
+            Self::ValueTooLarge(n) => Self::ValueTooLarge(*n),
+            Self::KeyTooLarge(n) => Self::KeyTooLarge(*n),
+            Self::Poisoned(m) => Self::Poisoned(m.clone()),
+            Self::Internal(m) => Self::Internal(m.clone()),
+            Self::DatabaseClosed => Self::DatabaseClosed,
+        }
+    }
 }
+
+/// An I/O error becomes [`StorageError::Io`], unless a latched backend
+/// returned it to refuse a call after its first failure
+/// (`io::LatchedBackend::check`, which wraps a `RefusedAfterFailure`): that
+/// one becomes [`StorageError::PreviousIo`], as the engine's and the
+/// journal's latches answer (`io::Failure::later_error`).
+impl From<io::Error> for StorageError {
+    fn from(e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<RefusedAfterFailure>()) {
+            Self::PreviousIo
+        } else {
+            Self::Io(e)
+        }
+    }
+}
+
+/// The payload of the `io::Error` with which a latched backend refuses a
+/// call after its first failure, named in the message.
+#[derive(Debug)]
+pub(crate) struct RefusedAfterFailure(pub(crate) String);
+
+impl std::fmt::Display for RefusedAfterFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "storage refused: an earlier operation failed ({})", self.0)
+    }
+}
+
+impl std::error::Error for RefusedAfterFailure {}
 
 /// Shorthand for results of the storage layers.
 pub type Result<T = (), E = StorageError> = std::result::Result<T, E>;

@@ -602,6 +602,7 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
             writer: self.writer(),
             range,
             predicate,
+            failed: None,
             _types: PhantomData,
         })
     }
@@ -690,14 +691,26 @@ fn popped<'a, K: Key + 'static, V: Value + 'static>((key, value): (Vec<u8>, Valu
     (AccessGuard::new(ValueBytes::owned(key)), AccessGuard::new(value))
 }
 
+/// The entries an [`ExtractIf`] walks, and one of them.
+type RangeItems = MergedRange<'static>;
+type RangeItem = crate::Result<(ValueBytes, ValueBytes)>;
+
 /// The iterator of [`Table::extract_if`] and [`Table::extract_from_if`].
 /// It reads the table as it was when created (the range owns its view),
 /// removing each selected entry as it yields it, from either end: removals
 /// only touch keys it has already passed.
+///
+/// After it returns an error, every later call (from either end, and
+/// [`close`](Self::close)) returns an error again, as redb's: an I/O error
+/// as [`StorageError::PreviousIo`]. Ending quietly would look like
+/// exhaustion. So stop at the first error: an adapter that skips errors
+/// (`flatten`, `filter_map(Result::ok)`) would never end.
 pub struct ExtractIf<'a, K: Key + 'static, V: Value + 'static, F> {
     writer: TableWriter<'a>,
     range: MergedRange<'static>,
     predicate: F,
+    /// The first error returned, in the form later calls re-raise it.
+    failed: Option<StorageError>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -728,13 +741,38 @@ where
                 .map(|_| (AccessGuard::new(key), AccessGuard::new(value))),
         )
     }
+
+    /// The next selected entry from the end of the range `step` reads
+    /// (`next` or `next_back`), or the latched error once one was returned.
+    fn advance(
+        &mut self,
+        step: fn(&mut RangeItems) -> Option<RangeItem>,
+    ) -> Option<Result<Pair<'a, K, V>, StorageError>> {
+        if let Some(failed) = &self.failed {
+            return Some(Err(failed.again()));
+        }
+        loop {
+            let item = step(&mut self.range)?;
+            if let Some(selected) = self.select(item) {
+                if let Err(e) = &selected {
+                    self.failed = Some(e.again());
+                }
+                return Some(selected);
+            }
+        }
+    }
 }
 
 impl<K: Key + 'static, V: Value + 'static, F> ExtractIf<'_, K, V, F> {
     /// Ends the extraction, as redb's `close`. Each entry was removed as it
     /// was yielded, so nothing is left to finish: entries not reached stay.
+    /// Returns the error the iteration stopped at, if it did (so `Ok` means
+    /// every step succeeded).
     pub fn close(self) -> Result<(), StorageError> {
-        Ok(())
+        match self.failed {
+            Some(failed) => Err(failed),
+            None => Ok(()),
+        }
     }
 }
 
@@ -747,12 +785,7 @@ where
     type Item = Result<Pair<'a, K, V>, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let item = self.range.next()?;
-            if let Some(selected) = self.select(item) {
-                return Some(selected);
-            }
-        }
+        self.advance(Iterator::next)
     }
 }
 
@@ -763,12 +796,7 @@ where
     F: for<'f> FnMut(K::SelfType<'f>, V::SelfType<'f>) -> bool,
 {
     fn next_back(&mut self) -> Option<Self::Item> {
-        loop {
-            let item = self.range.next_back()?;
-            if let Some(selected) = self.select(item) {
-                return Some(selected);
-            }
-        }
+        self.advance(DoubleEndedIterator::next_back)
     }
 }
 

@@ -34,7 +34,7 @@ use super::cursor::{self, PinnedNode, RangeIter, TreeEntry};
 use super::node;
 use super::value::ValueBytes;
 use crate::error::{Result, StorageError};
-use crate::io::StorageBackend;
+use crate::io::{Failure, StorageBackend};
 use crate::page::freelist;
 use crate::page::{Allocator, PageId, PageStore, Slot, StoreOptions};
 
@@ -202,7 +202,7 @@ impl TreeStore {
     }
 
     /// The backend's first failure, if any: the store then refuses all work.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<Failure> {
         self.shared.pages.failure()
     }
 
@@ -227,8 +227,8 @@ impl TreeStore {
     /// Takes the writer lock, waiting for the current writer to finish.
     pub fn writer(&self) -> Result<TreeWriter<'_>> {
         let state = self.shared.writer.lock();
-        if let Some(cause) = self.shared.pages.failure() {
-            return Err(StorageError::PreviousIo(cause));
+        if let Some(failure) = self.shared.pages.failure() {
+            return Err(failure.later_error());
         }
         let catalog = state.catalog.clone();
         // Every page this writer writes belongs to its commit (the free list

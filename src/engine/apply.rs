@@ -18,7 +18,9 @@
 //! fsync), and only then delete the WAL segments wholly at or below it.
 //!
 //! A panic or an error here poisons the database: every operation then fails
-//! with the cause, and reopening recovers from the last checkpoint and the WAL.
+//! (`PreviousIo` after an I/O error, `Poisoned` with the cause otherwise; a
+//! checkpoint waiting for this thread gets the error itself), and reopening
+//! recovers from the last checkpoint and the WAL.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,6 +38,7 @@ use super::skiplist::Entry;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
 use crate::btree::{TreeWriter, bytewise};
 use crate::error::Result;
+use crate::io::Failure;
 
 #[derive(Default)]
 struct Control {
@@ -151,12 +154,12 @@ pub(crate) fn run(inner: Arc<Inner>) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             step(&inner, ticket, &mut last_checkpoint, &mut retired)
         }));
-        let error = match outcome {
+        let failure = match outcome {
             Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(panic) => format!("the apply thread panicked: {}", panic_message(&*panic)),
+            Ok(Err(e)) => inner.failure_of(&e),
+            Err(panic) => Failure::Other(format!("the apply thread panicked: {}", panic_message(&*panic))),
         };
-        inner.poison_with(error);
+        inner.poison_with(failure);
         return;
     }
 }

@@ -39,7 +39,7 @@ use super::recovery::Recovered;
 use super::state::State;
 use crate::btree::{Comparator, TreeStore, TreeStoreOptions, fresh_db_id};
 use crate::error::{Result, StorageError};
-use crate::io::{LogDir, StorageBackend};
+use crate::io::{Failure, LogDir, StorageBackend};
 use crate::wal::{Journal, JournalOptions, Recovery};
 
 /// Finds the key order of a table from its stored metadata (the layer above
@@ -161,8 +161,12 @@ pub(crate) struct Inner {
     /// Once `durable_seq` reaches this, publication can advance.
     publish_hint: AtomicU64,
     comparators: RwLock<HashMap<u64, Comparator>>,
+    /// Set once `poison` holds a failure (a lock-free check for hot paths).
     poisoned: AtomicBool,
-    poison: Mutex<Option<String>>,
+    /// The engine's first failure: its own (a panic, a broken invariant, an
+    /// error a commit or the apply thread met), or the journal's or the tree
+    /// store's, adopted by `check_poison`. Answered as `io::Failure` says.
+    poison: Mutex<Option<Failure>>,
     pub(crate) apply: ApplyControl,
     /// Inserts big commits into the active memtable (`engine::pending`).
     pub(crate) inserter: Inserter,
@@ -298,7 +302,7 @@ impl Engine {
                 thread_inner.inserter.run(|run, failure| match failure {
                     None => thread_inner.clear_pending(run),
                     // The memtable holds part of the commit: stop at once.
-                    Some(cause) => thread_inner.poison_with(cause.to_string()),
+                    Some(cause) => thread_inner.poison_with(Failure::Other(cause.to_string())),
                 })
             });
         let mut engine = Self {
@@ -406,23 +410,48 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 
 impl Inner {
+    /// Refuses an operation that begins after the engine failed:
+    /// `PreviousIo` if the failure was an I/O error, `Poisoned` with the
+    /// cause otherwise. A failure the journal or the tree store latched
+    /// first becomes the engine's here.
     pub(crate) fn check_poison(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(StorageError::Poisoned(self.poison.lock().clone().unwrap_or_default()));
+        match self.failure() {
+            Some(failure) => Err(failure.later_error()),
+            None => Ok(()),
         }
-        if let Some(cause) = self.journal.failure().or_else(|| self.trees.failure()) {
-            self.poison_with(cause.clone());
-            return Err(StorageError::Poisoned(cause));
-        }
-        Ok(())
     }
 
-    /// Latches the first cause; wakes anyone blocked on the engine.
-    pub(crate) fn poison_with(&self, cause: String) {
+    /// For an operation that was under way when the engine failed (it
+    /// passed [`check_poison`](Self::check_poison), then waited for
+    /// background work the failure stopped): the failure's original error,
+    /// `Io` for an I/O error, as the operation that met it would have got.
+    pub(crate) fn check_poison_in_flight(&self) -> Result<()> {
+        match self.failure() {
+            Some(failure) => Err(failure.original_error()),
+            None => Ok(()),
+        }
+    }
+
+    /// The engine's first failure, adopting the journal's or the tree
+    /// store's if the engine has not latched one of its own yet.
+    fn failure(&self) -> Option<Failure> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            self.poison_with(self.component_failure()?);
+        }
+        self.poison.lock().clone()
+    }
+
+    /// The journal's or the tree store's latched failure, if either has one.
+    fn component_failure(&self) -> Option<Failure> {
+        self.journal.failure().or_else(|| self.trees.failure())
+    }
+
+    /// Latches the first failure; wakes anyone blocked on the engine.
+    pub(crate) fn poison_with(&self, failure: Failure) {
         {
             let mut poison = self.poison.lock();
             if poison.is_none() {
-                *poison = Some(cause);
+                *poison = Some(failure);
             }
         }
         self.poisoned.store(true, Ordering::Release);
@@ -430,16 +459,27 @@ impl Inner {
         self.apply.wake_all();
     }
 
-    /// Wraps any error from below as poison (the database stops).
+    /// Latches any error from below as the engine's failure (the database
+    /// stops) and returns what the caller gets: an I/O error as it is (this
+    /// operation met it), `PreviousIo` as it is (a latch below refused it),
+    /// anything else as `Poisoned` with its message.
     pub(crate) fn poison_on<T>(&self, result: Result<T>) -> Result<T> {
         result.map_err(|e| {
-            let cause = match &e {
-                StorageError::Poisoned(cause) | StorageError::PreviousIo(cause) => cause.clone(),
-                other => other.to_string(),
-            };
-            self.poison_with(cause.clone());
-            StorageError::Poisoned(cause)
+            self.poison_with(self.failure_of(&e));
+            match e {
+                StorageError::Io(_) | StorageError::PreviousIo | StorageError::Poisoned(_) => e,
+                other => StorageError::Poisoned(other.to_string()),
+            }
         })
+    }
+
+    /// The failure `error` reports. `PreviousIo` names no cause: the latch
+    /// below that refused holds it.
+    pub(crate) fn failure_of(&self, error: &StorageError) -> Failure {
+        match error {
+            StorageError::PreviousIo => self.component_failure().unwrap_or_else(|| Failure::of(error)),
+            other => Failure::of(other),
+        }
     }
 
     pub(crate) fn current_state(&self) -> Arc<State> {
@@ -576,7 +616,7 @@ impl Inner {
         match self.inserter.wait_idle() {
             Ok(()) => Ok(()),
             Err(cause) => {
-                self.poison_with(cause.clone());
+                self.poison_with(Failure::Other(cause.clone()));
                 Err(StorageError::Poisoned(cause))
             }
         }

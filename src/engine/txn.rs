@@ -22,6 +22,7 @@ use super::state::{State, TABLES_TREE, TableView, data_tree_id};
 use super::writeset::{Origin, TableSlot, WriteSet};
 use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise};
 use crate::error::{Result, StorageError};
+use crate::io::Failure;
 
 /// Engine counters, as [`Database::stats`](crate::Database::stats) reports them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -648,7 +649,7 @@ impl WriteTxn {
         let appended = inner.poison_on(appended)?;
         if appended != seq {
             let cause = format!("WAL assigned sequence {appended}, the writer expected {seq}");
-            inner.poison_with(cause.clone());
+            inner.poison_with(Failure::Other(cause.clone()));
             return Err(StorageError::Poisoned(cause));
         }
         // The previous big commit is in the memtable before this one
@@ -1055,7 +1056,9 @@ fn checkpoint(inner: &Inner) -> Result<()> {
     // is being built.
     inner.freeze_if_not_empty();
     let ticket = inner.apply.request_checkpoint();
-    inner.apply.wait_checkpoint(ticket, || inner.check_poison())
+    // A failure from here on stopped this checkpoint: its error, not
+    // `PreviousIo` (redb's `close` returns `Io` whichever sync fails).
+    inner.apply.wait_checkpoint(ticket, || inner.check_poison_in_flight())
 }
 
 /// Checkpoints the engine a write transaction belongs to. Added for

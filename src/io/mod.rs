@@ -6,6 +6,7 @@
 mod backend;
 mod crash;
 mod crash_dir;
+mod failure;
 mod fault;
 mod file;
 mod latch;
@@ -15,6 +16,7 @@ mod memory;
 pub use backend::StorageBackend;
 pub use crash::{CrashBackend, TearMode};
 pub use crash_dir::CrashLogDir;
+pub use failure::Failure;
 pub use file::FileBackend;
 pub use log_dir::{FsLogDir, LogDir, MemLogDir, sync_dir};
 pub use memory::MemoryBackend;

@@ -44,7 +44,10 @@ impl PageCache {
         Self {
             chunks: (0..MAX_CHUNKS).map(|_| OnceLock::new()).collect(),
             resident: Mutex::new(VecDeque::new()),
-            capacity: (capacity_bytes / page_size).max(16),
+            // No floor: a cache of zero pages is what a caller who asks for
+            // one wants (every read reaches the backend, as redb's tests
+            // that inject read failures rely on).
+            capacity: capacity_bytes / page_size,
         }
     }
 
@@ -94,5 +97,13 @@ mod tests {
         let far = (MAX_CHUNKS as u64) << CHUNK_BITS;
         cache.insert(far, Page::from(vec![1u8; 8]));
         assert!(cache.get(far).is_none(), "ids past the table are not cached");
+    }
+
+    #[test]
+    fn a_zero_byte_cache_holds_nothing() {
+        let cache = PageCache::new(0, 4096);
+        cache.insert(1, Page::from(vec![1u8; 8]));
+        assert!(cache.get(1).is_none());
+        assert!(cache.resident.lock().is_empty());
     }
 }

@@ -39,7 +39,7 @@ use super::header::{
     Header, MAGIC, MIN_PAGE_SIZE, SLOT_OFFSETS, Slot, creation_image, creation_slot, fresh_db_id, unfinished_creation,
 };
 use crate::error::{Result, StorageError};
-use crate::io::{LatchedBackend, StorageBackend};
+use crate::io::{Failure, LatchedBackend, StorageBackend};
 
 /// A page number; page `n` starts at byte `n * page_size`. Page 0 is the
 /// header, so 0 doubles as "no page".
@@ -266,7 +266,7 @@ impl PageStore {
 
     /// The first failure of the backend, if it has failed (it then refuses all
     /// further work).
-    pub(crate) fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<Failure> {
         self.backend.failure()
     }
 
@@ -386,6 +386,7 @@ fn read_error(e: io::Error, eof_message: String) -> StorageError {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         StorageError::Corrupted(eof_message)
     } else {
-        StorageError::Io(e)
+        // `PreviousIo` if the latch refused the read.
+        StorageError::from(e)
     }
 }

@@ -28,7 +28,11 @@
 //!    `fdatasync` that covers it began: it covers a contiguous prefix of
 //!    records completely written before that sync (BRIEF §1).
 //! 3. A failed write or sync is never retried: the journal latches `failure`,
-//!    wakes every waiter with the error, and refuses all later work.
+//!    wakes every waiter with the error, and refuses all later work. A
+//!    waiter (its record was appended before the failure, which lost it) and
+//!    an appender blocked when it happened get the I/O error; a call begun
+//!    after it gets `PreviousIo` (see `io::Failure`, which the engine's and
+//!    the data file's latches answer through too).
 //! 4. A segment is closed (a new one created) only once every record in it
 //!    is durable, so a sync of the active segment covers all unsynced records.
 //! 5. Records taken from the queue live in `Io` until written, so a panic
@@ -56,7 +60,7 @@ use super::reader::{LaterRecord, LogEnd, Stop, read_log};
 use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_record};
 use super::segment::{ActiveSegment, segment_name};
 use crate::error::{Result, StorageError};
-use crate::io::LogDir;
+use crate::io::{Failure, LogDir};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, thread};
 
 /// Tuning for a [`Journal`].
@@ -233,7 +237,7 @@ struct Inner {
     waiters: Mutex<Vec<(u64, Waker)>>,
     synced: Condvar,
     failed: AtomicBool,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<Failure>>,
     degraded: AtomicBool,
     metrics: Mutex<JournalMetrics>,
     /// Records the last sync covered, and how long it took: how many
@@ -449,11 +453,14 @@ impl Journal {
         let appended = loop {
             let mut q = inner.queue.lock();
             if q.shutdown {
-                break Err(StorageError::PreviousIo("the journal is shut down".into()));
+                // Unreachable: `shutdown` is set by `Drop`, which no appender outlives.
+                break Err(StorageError::Internal("append to a journal being dropped".into()));
             }
             if inner.failed.load(Ordering::Acquire) {
+                // The failure came while this append was under way (it was
+                // checked on entry): it gets the error itself (invariant 3).
                 drop(q);
-                break inner.check_failed().map(|()| 0);
+                break Err(inner.interrupted_error());
             }
             // Invariant 7: admit the record if it fits under the cap, or if
             // nothing is queued (a record larger than the cap must not wait
@@ -583,7 +590,7 @@ impl Journal {
     }
 
     /// The first failure, if the journal has failed (it then refuses all work).
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<Failure> {
         self.inner.failure.lock().clone()
     }
 
@@ -620,12 +627,23 @@ impl Drop for Journal {
 }
 
 impl Inner {
+    /// Refuses a call begun after the journal failed: `PreviousIo` for an
+    /// I/O failure (invariant 3).
     fn check_failed(&self) -> Result<()> {
         if self.failed.load(Ordering::Acquire) {
-            let cause = self.failure.lock().clone().unwrap_or_default();
-            return Err(StorageError::PreviousIo(cause));
+            return Err(self.failure.lock().as_ref().map_or(StorageError::PreviousIo, Failure::later_error));
         }
         Ok(())
+    }
+
+    /// The error for a call the failure interrupted (a wait for a record
+    /// it lost, an append blocked when it came): the I/O error itself.
+    /// REQUIRES: `failed` is set.
+    fn interrupted_error(&self) -> StorageError {
+        self.failure
+            .lock()
+            .as_ref()
+            .map_or(StorageError::PreviousIo, Failure::original_error)
     }
 
     /// Latches the first failure and wakes every waiter to see it.
@@ -633,7 +651,7 @@ impl Inner {
         {
             let mut failure = self.failure.lock();
             if failure.is_none() {
-                *failure = Some(format!("WAL: {error}"));
+                *failure = Some(Failure::of(error).within("WAL"));
             }
         }
         self.failed.store(true, Ordering::Release);
@@ -683,7 +701,11 @@ impl Inner {
             if self.durable_seq.load(Ordering::Acquire) >= seq {
                 return Ok(());
             }
-            self.check_failed()?;
+            // Record `seq` was appended before the failure (appends after it
+            // are refused), and the failure lost it: invariant 3.
+            if self.failed.load(Ordering::Acquire) {
+                return Err(self.interrupted_error());
+            }
             if self.degraded.load(Ordering::Acquire) {
                 self.flush_locally()?;
                 continue;
@@ -703,8 +725,9 @@ impl Inner {
         if self.durable_seq.load(Ordering::Acquire) >= seq {
             return Poll::Ready(Ok(()));
         }
-        if let Err(e) = self.check_failed() {
-            return Poll::Ready(Err(e));
+        // As in `wait_for_sync`: the failure lost record `seq`.
+        if self.failed.load(Ordering::Acquire) {
+            return Poll::Ready(Err(self.interrupted_error()));
         }
         if self.degraded.load(Ordering::Acquire) {
             return Poll::Ready(self.wait_for_sync(seq));
@@ -783,7 +806,7 @@ impl Inner {
             io.segment = Some(segment);
         }
         let Some(segment) = io.segment.as_mut() else {
-            return Err(StorageError::PreviousIo("no active WAL segment".into()));
+            return Err(StorageError::Internal("no active WAL segment after a roll".into()));
         };
         segment.write(&io.pending)?;
         // Invariant 1: from here the records are completely written.

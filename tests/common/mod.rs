@@ -75,4 +75,5 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
 
 pub mod bomb;
 pub mod engine;
+pub mod failing;
 pub mod keys;
