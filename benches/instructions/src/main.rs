@@ -8,8 +8,10 @@
 //!     sluicedb-instructions ENGINE OP KEYS OPS [populated]
 //! ```
 //! ENGINE is `sluicedb` or `redb`; OP is `reads` (point reads of loaded
-//! keys) or `scans` (seek + 10 next); `populated` leaves sluicedb's recent
-//! writes in its memtable instead of checkpointing them into the tree.
+//! keys), `scans` (seek + 10 next) or `tombstone-scans` (the scans right
+//! after every tenth key was removed in 1000-key commits, as the comparison's
+//! row); `populated` leaves sluicedb's recent writes in its memtable instead
+//! of checkpointing them into the tree (the removals always stay there).
 //! Counts are repeatable for the same binary and input, whatever else the
 //! machine runs, which wall-clock benchmarks on a shared machine are not.
 
@@ -98,7 +100,7 @@ fn measured_scans(table: &dyn Reads, keys: u64, ops: u64) -> u64 {
 fn run(table: &dyn Reads, op: &str, keys: u64, ops: u64) {
     let seen = match op {
         "reads" => measured_reads(table, keys, ops),
-        "scans" => measured_scans(table, keys, ops),
+        "scans" | "tombstone-scans" => measured_scans(table, keys, ops),
         other => panic!("unknown op {other:?}: reads or scans"),
     };
     println!("{op}: {ops} ops, {seen} entries");
@@ -106,7 +108,7 @@ fn run(table: &dyn Reads, op: &str, keys: u64, ops: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: sluicedb-instructions sluicedb|redb reads|scans KEYS OPS [populated]";
+    let usage = "usage: sluicedb-instructions sluicedb|redb reads|scans|tombstone-scans KEYS OPS [populated]";
     let [_, engine, op, keys, ops, rest @ ..] = args.as_slice() else {
         panic!("{usage}");
     };
@@ -133,17 +135,39 @@ fn main() {
             db
         }};
     }
+    // Every tenth key removed, in 1000-key commits (the removals row).
+    macro_rules! remove_tenth {
+        ($db:expr, $table:expr) => {{
+            let removed: Vec<u64> = (0..keys).step_by(10).collect();
+            for batch in removed.chunks(1000) {
+                let txn = $db.begin_write().unwrap();
+                let mut table = txn.open_table($table).unwrap();
+                for &i in batch {
+                    table.remove(key(i).as_slice()).unwrap();
+                }
+                drop(table);
+                txn.commit().unwrap();
+            }
+        }};
+    }
+    let tombstones = op == "tombstone-scans";
     match engine.as_str() {
         "sluicedb" => {
             let db = load!(sluicedb, SLUICE);
             if !populated {
                 db.checkpoint().unwrap();
             }
+            if tombstones {
+                remove_tenth!(db, SLUICE);
+            }
             let read = sluicedb::ReadableDatabase::begin_read(&db).unwrap();
             run(&read.open_table(SLUICE).unwrap(), op, keys, ops);
         }
         "redb" => {
             let db = load!(redb, REDB);
+            if tombstones {
+                remove_tenth!(db, REDB);
+            }
             let read = redb::ReadableDatabase::begin_read(&db).unwrap();
             run(&read.open_table(REDB).unwrap(), op, keys, ops);
         }
