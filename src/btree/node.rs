@@ -161,10 +161,19 @@ impl<'a> Node<'a> {
     pub(crate) fn search(&self, key: &[u8], cmp: Comparator) -> Result<usize, usize> {
         // Byte order is compared inline rather than through the pointer.
         let bytewise = is_bytewise(cmp);
+        // Where a key's length and bytes sit in an entry, decided once for
+        // the node rather than per probe (as `key_range` does).
+        let (len_at, header) = if self.is_leaf() {
+            (0, LEAF_ENTRY_HEADER)
+        } else {
+            (8, BRANCH_ENTRY_HEADER)
+        };
         let (mut lo, mut hi) = (0, self.count());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let probe = self.key(mid);
+            let at = self.entry(mid);
+            let start = at + header;
+            let probe = &self.page[start..start + u16_at(self.page, at + len_at)];
             let order = if bytewise { byte_order(probe, key) } else { cmp(probe, key) };
             match order {
                 std::cmp::Ordering::Less => lo = mid + 1,
