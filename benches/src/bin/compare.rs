@@ -13,7 +13,9 @@
 //! extract-if; reopen; and rss (each engine's peak resident memory, in a
 //! child process of its own: `compare --rss-child ENGINE --scale N`). The
 //! commits rows come with a row each of the background threads' CPU share.
-//! `bench.sh` at the repository root installs what is missing and runs it.
+//! `bench.sh` at the repository root installs what is missing and runs it;
+//! `--help` lists the workloads and engines, and a bad argument exits 2
+//! with a message.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,41 +45,97 @@ const CACHE_BYTES: usize = 1 << 30;
 /// The line a peak-RSS child prints its result on.
 const RSS_LINE: &str = "peak-rss-bytes ";
 
-fn parse() -> Args {
+/// The engines `--engines` may name.
+const ENGINES: [&str; 5] = ["sluicedb", "rocksdb", "redb", "lmdb", "rocksdb-lz4"];
+
+/// The workloads `--only` may name.
+const WORKLOADS: [&str; 22] = [
+    "load",
+    "reads",
+    "scans",
+    "full-scan",
+    "flushed-reads",
+    "commits",
+    "pipelined",
+    "no-sync",
+    "read-while-write",
+    "overwrite",
+    "remove",
+    "one-txn",
+    "ascending-load",
+    "bulk-load",
+    "commits-after-load",
+    "len",
+    "tombstone-scans",
+    "pop-first",
+    "retain",
+    "extract-if",
+    "reopen",
+    "rss",
+];
+
+const USAGE: &str =
+    "usage: compare [--quick] [--scale N] [--only W1,W2,...] [--engines E1,E2,...] [--seconds S] [--out DIR]";
+
+/// The command line, or a message saying what is wrong with it.
+fn parse() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         scale: None,
         only: None,
-        engines: vec![
-            "sluicedb".into(),
-            "rocksdb".into(),
-            "redb".into(),
-            "lmdb".into(),
-            "rocksdb-lz4".into(),
-        ],
+        engines: ENGINES.iter().map(|e| e.to_string()).collect(),
         seconds: None,
         out: PathBuf::from("bench-results"),
         rss_child: None,
     };
+    let list = |value: String, known: &[&str], what: &str| -> Result<Vec<String>, String> {
+        let items: Vec<String> = value.split(',').map(String::from).collect();
+        match items.iter().find(|i| !known.contains(&i.as_str())) {
+            Some(unknown) => Err(format!("unknown {what} {unknown:?}; known: {}", known.join(", "))),
+            None => Ok(items),
+        }
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--quick" => args.quick = true,
-            "--scale" => args.scale = Some(value().parse().expect("--scale takes a key count")),
-            "--only" => args.only = Some(value().split(',').map(String::from).collect()),
-            "--engines" => args.engines = value().split(',').map(String::from).collect(),
-            "--seconds" => args.seconds = Some(value().parse().expect("--seconds takes a number")),
-            "--out" => args.out = PathBuf::from(value()),
-            "--rss-child" => args.rss_child = Some(value()),
-            "--crash-child" => {
-                let (engine, dir, keys) = (value(), value(), value());
-                crash_child(&engine, &PathBuf::from(dir), keys.parse().unwrap());
+            "--help" | "-h" => {
+                println!(
+                    "{USAGE}\nworkloads: {}, rss\nengines: {}",
+                    WORKLOADS.join(", "),
+                    ENGINES.join(", ")
+                );
+                std::process::exit(0);
             }
-            other => panic!("unknown argument {other}"),
+            "--quick" => args.quick = true,
+            "--scale" => {
+                let n = value()?;
+                args.scale = Some(n.parse().map_err(|_| format!("--scale takes a key count, not {n:?}"))?);
+            }
+            "--only" => args.only = Some(list(value()?, &WORKLOADS, "workload")?),
+            "--engines" => args.engines = list(value()?, &ENGINES, "engine")?,
+            "--seconds" => {
+                let s = value()?;
+                args.seconds = Some(
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .ok_or_else(|| format!("--seconds takes a positive number, not {s:?}"))?,
+                );
+            }
+            "--out" => args.out = PathBuf::from(value()?),
+            "--rss-child" => args.rss_child = Some(value()?),
+            "--crash-child" => {
+                let (engine, dir, keys) = (value()?, value()?, value()?);
+                let keys = keys
+                    .parse()
+                    .map_err(|_| format!("--crash-child takes a key count, not {keys:?}"))?;
+                crash_child(&engine, &PathBuf::from(dir), keys);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    args
+    Ok(args)
 }
 
 /// Writes `keys` keys durably, then dies without any shutdown: a crash with
@@ -454,7 +512,10 @@ fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
 }
 
 fn main() {
-    let args = parse();
+    let args = parse().unwrap_or_else(|message| {
+        eprintln!("compare: {message}\n{USAGE}");
+        std::process::exit(2);
+    });
     let keys = args.scale.unwrap_or(if args.quick { 20_000 } else { 1_000_000 });
     let seconds = args.seconds.unwrap_or(if args.quick { 0.25 } else { 3.0 });
     let plan = Plan {
