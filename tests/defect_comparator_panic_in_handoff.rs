@@ -1,6 +1,7 @@
 //! The same defect as `defect_comparator_panic_in_commit.rs`, for a commit
 //! big enough to be inserted by the inserter thread (`engine::pending`):
-//! there the panic happens after the commit returned, on another thread.
+//! there the panic happens on another thread, while the commit waits for the
+//! insert (after its WAL record may already be durable).
 //!
 //! Required: the database is poisoned as soon as the insert fails, so every
 //! later operation fails and nothing of the partly inserted memtable is

@@ -622,6 +622,16 @@ impl Inner {
         }
     }
 
+    /// Waits until commit `seq` is in the memtable (see
+    /// [`Inserter::wait_inserted`](super::inserter::Inserter::wait_inserted));
+    /// poisons the engine if an insert failed. Any thread, no lock.
+    pub(crate) fn wait_inserted(&self, seq: u64) -> Result<()> {
+        self.inserter.wait_inserted(seq).map_err(|cause| {
+            self.poison_with(Failure::Other(cause.clone()));
+            StorageError::Poisoned(cause)
+        })
+    }
+
     /// Drops `run` from the state once the memtable holds all of it (its
     /// batch is then only memory), unless a newer commit replaced it.
     pub(crate) fn clear_pending(&self, run: &Arc<PendingRun>) {

@@ -29,6 +29,8 @@ struct Slot {
     job: Option<Job>,
     /// A job taken and not finished yet.
     busy: bool,
+    /// The sequence of the last job handed over (queued, running or done).
+    submitted_seq: u64,
     /// Why a job failed; kept until the engine has poisoned itself.
     failed: Option<String>,
     shutdown: bool,
@@ -51,6 +53,7 @@ impl Inserter {
     pub(crate) fn submit(&self, job: Job) {
         let mut slot = self.slot.lock();
         debug_assert!(slot.job.is_none() && !slot.busy, "one job at a time");
+        slot.submitted_seq = job.run.seq;
         slot.job = Some(job);
         self.work.notify_one();
     }
@@ -60,6 +63,21 @@ impl Inserter {
     pub(crate) fn wait_idle(&self) -> Result<(), String> {
         let mut slot = self.slot.lock();
         while slot.job.is_some() || slot.busy {
+            self.idle.wait(&mut slot);
+        }
+        match &slot.failed {
+            Some(cause) => Err(cause.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until commit `seq` is in the memtable, if it was handed over:
+    /// until no job of `seq` or below is queued or running. Needs no lock:
+    /// jobs finish in commit order, so a job queued or running with a later
+    /// sequence means `seq`'s is done. `Err` with the cause if a job failed.
+    pub(crate) fn wait_inserted(&self, seq: u64) -> Result<(), String> {
+        let mut slot = self.slot.lock();
+        while (slot.job.is_some() || slot.busy) && slot.submitted_seq <= seq {
             self.idle.wait(&mut slot);
         }
         match &slot.failed {

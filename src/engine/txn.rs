@@ -602,13 +602,21 @@ impl WriteTxn {
     /// Commits: appends the transaction to the WAL, inserts it into the
     /// memtable, releases the writer slot, and then waits for durability as
     /// the transaction's [`Durability`] asks.
+    ///
+    /// A big commit's memtable insert runs on the inserter thread beside
+    /// the WAL write and sync; `commit` also waits for it, so that once it
+    /// returns no work of this commit is left running (a user comparator is
+    /// called for it no more). `commit_pipelined` does not wait.
     pub fn commit(self) -> Result<()> {
         let durability = self.durability;
+        let inner = self.inner.clone();
         let pending = self.commit_pipelined()?;
+        let seq = pending.sequence();
         match durability {
-            Durability::Immediate => pending.wait(),
-            Durability::None => Ok(()),
+            Durability::Immediate => pending.wait()?,
+            Durability::None => {}
         }
+        inner.wait_inserted(seq)
     }
 
     /// Commits without waiting: returns as soon as the next writer may start.
