@@ -2,7 +2,7 @@
 //! commit fails that commit with the I/O error itself (`Io`, naming the
 //! cause); from then on every operation (`begin_write`, `begin_read`,
 //! `close`) fails with `PreviousIo`, and reopening recovers the last durable
-//! state. Both of sluicedb's syncs: the WAL's (a database with its WAL
+//! state; `stats().failure` names the cause meanwhile. Both of sluicedb's syncs: the WAL's (a database with its WAL
 //! beside it) and the data file's (one redb-shaped backend, whose durable
 //! commits are checkpoints).
 
@@ -32,8 +32,10 @@ fn assert_io(result: Result<(), CommitError>, cause: &str) {
 }
 
 /// Everything after the failure is refused with `PreviousIo`, `close`
-/// included.
-fn assert_previous_io(db: Database) {
+/// included; `stats()` names the failure, `cause`.
+fn assert_previous_io(db: Database, cause: &str) {
+    let failure = db.stats().failure.expect("stats() names the failure");
+    assert!(failure.contains(cause), "{failure}");
     assert!(matches!(
         db.begin_write(),
         Err(TransactionError::Storage(StorageError::PreviousIo))
@@ -63,10 +65,11 @@ fn a_failed_wal_sync_fails_its_commit_then_everything_reports_previous_io() {
     let disk = CrashDisk::new();
     let db = disk.open(&Builder::new());
     commit(&db, 1).unwrap();
+    assert_eq!(db.stats().failure, None);
     // Every WAL operation from now on fails: the next commit's write.
     disk.wal.cut_power_after(disk.wal.ops());
     assert_io(commit(&db, 2), "simulated power loss");
-    assert_previous_io(db);
+    assert_previous_io(db, "simulated power loss");
 
     let db = disk.crashed(TearMode::DropAll).open(&Builder::new());
     assert_eq!(get(&db, 1), Some(1));
@@ -82,7 +85,7 @@ fn a_failed_data_file_sync_fails_its_commit_then_everything_reports_previous_io(
     backend.fail_syncs.store(true, std::sync::atomic::Ordering::SeqCst);
     // The durable commit's checkpoint syncs the backend, and fails.
     assert_io(commit(&db, 2), "injected sync failure");
-    assert_previous_io(db);
+    assert_previous_io(db, "injected sync failure");
 
     let mut db = Builder::new().create_with_backend(backend.image()).unwrap();
     assert!(db.check_integrity().unwrap());

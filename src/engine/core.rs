@@ -434,7 +434,7 @@ impl Inner {
 
     /// The engine's first failure, adopting the journal's or the tree
     /// store's if the engine has not latched one of its own yet.
-    fn failure(&self) -> Option<Failure> {
+    pub(crate) fn failure(&self) -> Option<Failure> {
         if !self.poisoned.load(Ordering::Acquire) {
             self.poison_with(self.component_failure()?);
         }

@@ -94,6 +94,14 @@ pub struct Stats {
     /// Bytes the file system allocated to the WAL directory's files (as `du`
     /// counts them); below `wal_disk_bytes` where segments are sparse.
     pub wal_allocated_bytes: u64,
+    /// Why the database stopped, if it did: the first failure it latched
+    /// (an I/O error's kind and message, or a panic's message), named here
+    /// because the errors every later operation gets
+    /// ([`StorageError::PreviousIo`], as redb's, carries no message) cannot
+    /// say it, and a failure in background work (a `Durability::None`
+    /// commit's sync, a timed checkpoint) reaches no caller at all. `None`
+    /// while the database works. Reopening recovers.
+    pub failure: Option<String>,
     /// Time spent flushing memtables into the tree, summed over `flushes`.
     pub flush_time: std::time::Duration,
     /// Time spent in checkpoints, summed over `checkpoints`.
@@ -208,6 +216,7 @@ impl Engine {
             wal_segments: inner.journal.segments().len() as u64,
             wal_disk_bytes: 0,
             wal_allocated_bytes: 0,
+            failure: inner.failure().map(|failure| failure.to_string()),
             flush_time: nanos(&counters.flush_nanos),
             checkpoint_time: nanos(&counters.checkpoint_nanos),
             stall_time: nanos(&counters.stall_nanos),
