@@ -1,4 +1,4 @@
-//! Point lookups walk the inner nodes a commit pins for its lifetime (the
+//! Point lookups and range seeks walk the inner nodes a commit pins for its lifetime (the
 //! tree's upper levels, kept with the commit instead of asked of the page
 //! cache): in a tree three levels tall, lookups from many transactions,
 //! cold and warm, on two threads, before and after later commits rewrite
@@ -34,6 +34,21 @@ fn check_all(txn: &sluicedb::ReadTransaction, round_of: impl Fn(u64) -> u64) {
         let got = table.get(key).unwrap().map(|v| v.value().to_vec());
         let expected = (key < KEYS).then(|| value(key, round_of(key)));
         assert_eq!(got, expected, "key {key}");
+    }
+    // Range seeks descend through the same pinned nodes.
+    for start in (0..KEYS + 10).step_by(997) {
+        let got: Vec<(u64, Vec<u8>)> = table
+            .range(start..start + 3)
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k.value(), v.value().to_vec())
+            })
+            .collect();
+        let expected: Vec<(u64, Vec<u8>)> = (start..(start + 3).min(KEYS))
+            .map(|k| (k, value(k, round_of(k))))
+            .collect();
+        assert_eq!(got, expected, "range from {start}");
     }
 }
 

@@ -62,6 +62,7 @@ pub(crate) fn get_with_root(
 /// node it has been asked for, and its children's: a lookup walks those
 /// with one acquire load a level and asks the cache only for the leaf.
 pub(crate) struct PinnedNode {
+    id: PageId,
     page: Page,
     /// For a node two or more levels above the leaves, one cell per child,
     /// filled when a lookup first passes through it; empty for the level
@@ -78,7 +79,21 @@ impl PinnedNode {
         } else {
             Box::default()
         };
-        Ok(Self { page, children })
+        Ok(Self { id, page, children })
+    }
+
+    /// Child `index` (page `id`, as this node names it), pinned now if no
+    /// lookup has pinned it yet. REQUIRES: a node two or more levels above
+    /// the leaves (one with cells).
+    fn child(&self, store: &PageStore, index: usize, id: PageId) -> Result<&PinnedNode> {
+        let cell = &self.children[index];
+        Ok(match cell.get() {
+            Some(pinned) => pinned,
+            None => {
+                let pinned = Arc::new(PinnedNode::new(id, store.read_page(id)?)?);
+                cell.get_or_init(|| pinned)
+            }
+        })
     }
 }
 
@@ -100,14 +115,7 @@ pub(crate) fn get_pinned(
         let node = expect_node(&at.page, id)?;
         let index = node.child_index(key, cmp);
         let child = node.child(index);
-        let cell = &at.children[index];
-        at = match cell.get() {
-            Some(pinned) => pinned,
-            None => {
-                let pinned = Arc::new(PinnedNode::new(child, store.read_page(child)?)?);
-                cell.get_or_init(|| pinned)
-            }
-        };
+        at = at.child(store, index, child)?;
         id = child;
     }
     Err(too_deep())
@@ -208,10 +216,16 @@ impl Cursor {
 
     /// Positions on the first entry `>= key` (or `> key` when `exclusive`),
     /// scanning forward, or the last entry `<= key` (`< key`) for `Edge::Last`.
+    ///
+    /// `pinned` is the root's [`PinnedNode`], when the caller has it: the
+    /// descent then takes the pinned inner nodes (no page-cache lookup) as
+    /// far as they go, as point lookups do.
+    #[allow(clippy::too_many_arguments)]
     fn seek(
         &mut self,
         store: &PageStore,
         root: PageId,
+        mut pinned: Option<&PinnedNode>,
         cmp: Comparator,
         key: &[u8],
         exclusive: bool,
@@ -222,11 +236,19 @@ impl Cursor {
             if self.path.len() >= MAX_DEPTH {
                 return Err(too_deep());
             }
-            let page = store.read_page(id)?;
+            let page = match pinned {
+                Some(at) => at.page.clone(),
+                None => store.read_page(id)?,
+            };
             let node = expect_node(&page, id)?;
             if !node.is_leaf() {
                 let i = node.child_index(key, cmp);
-                id = node.child(i);
+                let child = node.child(i);
+                pinned = match pinned {
+                    Some(at) if !at.children.is_empty() => Some(at.child(store, i, child)?),
+                    _ => None,
+                };
+                id = child;
                 self.path.push((page, i));
                 continue;
             }
@@ -317,6 +339,8 @@ pub struct RangeIter<'a> {
     done: bool,
     /// Keeps a snapshot's pages from being reused while the iterator lives.
     pin: Option<super::store::Snapshot>,
+    /// The root pinned in that snapshot's commit, for the seeks.
+    pinned: Option<Arc<PinnedNode>>,
     _borrow: PhantomData<&'a ()>,
 }
 
@@ -346,12 +370,22 @@ impl RangeIter<'_> {
             back: None,
             done: root == 0,
             pin: None,
+            pinned: None,
             _borrow: PhantomData,
         })
     }
 
     pub(crate) fn pin(&mut self, snapshot: super::store::Snapshot) {
         self.pin = Some(snapshot);
+    }
+
+    /// Seeks through `root`, this tree's root pinned in the pinned
+    /// snapshot's commit (`Snapshot::pinned_root`); ignored if it is
+    /// another page than the root this iterator walks.
+    pub(crate) fn with_pinned_root(&mut self, root: Arc<PinnedNode>) {
+        if root.id == self.root {
+            self.pinned = Some(root);
+        }
     }
 
     /// Positions `direction`'s cursor at its bound, if not yet done.
@@ -366,8 +400,12 @@ impl RangeIter<'_> {
         let mut cursor = Cursor::default();
         match bound {
             Bound::Unbounded => cursor.descend(&self.store, self.root, direction)?,
-            Bound::Included(k) => cursor.seek(&self.store, self.root, self.cmp, k, false, direction)?,
-            Bound::Excluded(k) => cursor.seek(&self.store, self.root, self.cmp, k, true, direction)?,
+            Bound::Included(k) => {
+                cursor.seek(&self.store, self.root, self.pinned.as_deref(), self.cmp, k, false, direction)?
+            }
+            Bound::Excluded(k) => {
+                cursor.seek(&self.store, self.root, self.pinned.as_deref(), self.cmp, k, true, direction)?
+            }
         }
         *slot = Some(cursor);
         self.done = self.crossed();

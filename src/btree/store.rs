@@ -372,6 +372,21 @@ impl Snapshot {
         iter.pin(self.clone());
         Ok(iter)
     }
+
+    /// [`range`](Self::range), seeking through the tree's root pinned by
+    /// [`pinned_root`](Self::pinned_root).
+    pub(crate) fn range_pinned(
+        &self,
+        tree: &TreeInfo,
+        root: Arc<PinnedNode>,
+        cmp: Comparator,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<RangeIter<'static>> {
+        let mut iter = self.range(tree, cmp, lower, upper)?;
+        iter.with_pinned_root(root);
+        Ok(iter)
+    }
 }
 
 impl Snapshot {

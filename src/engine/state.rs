@@ -240,7 +240,10 @@ impl State {
             sources.push(overlay_source(overlay.clone(), table.cmp, lower, upper, direction));
         }
         if let Some(info) = &table.tree {
-            let range = self.tree.range(info, table.cmp, lower, upper)?;
+            let range = match &table.root {
+                Some(root) => self.tree.range_pinned(info, root.clone(), table.cmp, lower, upper)?,
+                None => self.tree.range(info, table.cmp, lower, upper)?,
+            };
             let items = move |entry: Result<crate::btree::TreeEntry>| {
                 entry.map(|e| (e.key_bytes(), Some(e.value().clone())))
             };
