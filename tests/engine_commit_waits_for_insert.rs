@@ -1,8 +1,8 @@
-//! A commit big enough for the inserter thread (`engine::pending`) returns
-//! only once the memtable holds it: after `commit` returns, no work of that
-//! commit runs on, so the user's comparator is called for it no more (redb's
-//! own tests count comparator calls across transactions and relied on it).
-//! `commit_pipelined` is the one that returns before.
+//! A commit big enough for the inserter thread (`engine::pending`), to a
+//! table of a user-defined key order, returns only once the memtable holds
+//! it: after `commit` returns, the user's comparator is called for it no
+//! more (redb's own tests count comparator calls across transactions and
+//! rely on it). Byte-ordered commits and `commit_pipelined` do not wait.
 
 use std::cmp::Ordering;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};

@@ -20,7 +20,7 @@ use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id};
 use super::writeset::{Origin, TableSlot, WriteSet};
-use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise};
+use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 use crate::io::Failure;
 
@@ -613,19 +613,30 @@ impl WriteTxn {
     /// the transaction's [`Durability`] asks.
     ///
     /// A big commit's memtable insert runs on the inserter thread beside
-    /// the WAL write and sync; `commit` also waits for it, so that once it
-    /// returns no work of this commit is left running (a user comparator is
-    /// called for it no more). `commit_pipelined` does not wait.
+    /// the WAL write and sync, and overlaps the next transaction. When the
+    /// transaction touched a table of a user-defined key order, `commit`
+    /// also waits for that insert, so that once it returns the user's
+    /// comparator is called for this commit no more (byte order is the
+    /// engine's own: nothing to observe, so no wait). `commit_pipelined`
+    /// never waits.
     pub fn commit(self) -> Result<()> {
         let durability = self.durability;
         let inner = self.inner.clone();
+        let user_order = self
+            .writes
+            .tables
+            .iter()
+            .any(|table| table.cmp.is_some_and(|cmp| !is_bytewise(cmp)));
         let pending = self.commit_pipelined()?;
         let seq = pending.sequence();
         match durability {
             Durability::Immediate => pending.wait()?,
             Durability::None => {}
         }
-        inner.wait_inserted(seq)
+        if user_order {
+            inner.wait_inserted(seq)?;
+        }
+        Ok(())
     }
 
     /// Commits without waiting: returns as soon as the next writer may start.
