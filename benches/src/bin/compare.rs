@@ -48,8 +48,8 @@ const RSS_LINE: &str = "peak-rss-bytes ";
 /// The engines `--engines` may name.
 const ENGINES: [&str; 5] = ["sluicedb", "rocksdb", "redb", "lmdb", "rocksdb-lz4"];
 
-/// The workloads `--only` may name.
-const WORKLOADS: [&str; 22] = [
+/// The workloads `--only` may name, but for the one-transaction rows.
+const WORKLOADS: [&str; 13] = [
     "load",
     "reads",
     "scans",
@@ -61,6 +61,12 @@ const WORKLOADS: [&str; 22] = [
     "read-while-write",
     "overwrite",
     "remove",
+    "reopen",
+    "rss",
+];
+
+/// The one-transaction rows `--only` may name (`one-txn`: all of them).
+const ONE_TXN_WORKLOADS: [&str; 9] = [
     "one-txn",
     "ascending-load",
     "bulk-load",
@@ -70,8 +76,6 @@ const WORKLOADS: [&str; 22] = [
     "pop-first",
     "retain",
     "extract-if",
-    "reopen",
-    "rss",
 ];
 
 const USAGE: &str =
@@ -101,8 +105,9 @@ fn parse() -> Result<Args, String> {
         match arg.as_str() {
             "--help" | "-h" => {
                 println!(
-                    "{USAGE}\nworkloads: {}, rss\nengines: {}",
+                    "{USAGE}\nworkloads: {}, {}\nengines: {}",
                     WORKLOADS.join(", "),
+                    ONE_TXN_WORKLOADS.join(", "),
                     ENGINES.join(", ")
                 );
                 std::process::exit(0);
@@ -112,7 +117,13 @@ fn parse() -> Result<Args, String> {
                 let n = value()?;
                 args.scale = Some(n.parse().map_err(|_| format!("--scale takes a key count, not {n:?}"))?);
             }
-            "--only" => args.only = Some(list(value()?, &WORKLOADS, "workload")?),
+            "--only" => {
+                args.only = Some(list(
+                    value()?,
+                    &[&WORKLOADS[..], &ONE_TXN_WORKLOADS[..]].concat(),
+                    "workload",
+                )?)
+            }
             "--engines" => args.engines = list(value()?, &ENGINES, "engine")?,
             "--seconds" => {
                 let s = value()?;
@@ -369,18 +380,7 @@ impl Run {
 /// interleaved. Every step ends with an untimed flush (checkpoint), so no
 /// engine's background work runs into the next engine's timing.
 fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
-    const NAMES: [&str; 9] = [
-        "one-txn",
-        "ascending-load",
-        "bulk-load",
-        "commits-after-load",
-        "len",
-        "tombstone-scans",
-        "pop-first",
-        "retain",
-        "extract-if",
-    ];
-    if !NAMES.iter().any(|n| run.wanted(n)) {
+    if !ONE_TXN_WORKLOADS.iter().any(|n| run.wanted(n)) {
         return;
     }
     let wanted = |run: &Run, n: &str| run.wanted(n) || run.wanted("one-txn");
