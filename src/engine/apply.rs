@@ -36,6 +36,7 @@ use super::deferred::staging_tree_name;
 use super::memtable::{MemKey, MemValue, Memtable};
 use super::skiplist::Entry;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
+use super::tree_filter::FilterTargets;
 use crate::btree::{TreeWriter, bytewise};
 use crate::error::Result;
 use crate::io::Failure;
@@ -216,8 +217,9 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     // Step 2: one batch per table, after the recovered records of tables
     // whose order is now known (engine::deferred: they are older than any
     // memtable entry of their table, so they go in first).
+    let filters = inner.tree_filters.targets(inner.trees.snapshot().txn());
     let mut writer = inner.trees.writer()?;
-    let absorbed = absorb_deferred(inner, &mut writer)?;
+    let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
     for (_, name, def) in mem.bindings(u64::MAX) {
         match def {
             Some(def) => {
@@ -251,6 +253,7 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
             continue;
         }
         let ops: Vec<(&[u8], Option<&[u8]>)> = group.iter().map(|e| (&e.key().key[..], e.value().as_deref())).collect();
+        add_puts(&filters, table, &ops);
         writer.apply(&data_tree_name(table), cmp, &ops)?;
     }
     drop(entries);
@@ -266,8 +269,10 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
         frozen: s.frozen.iter().filter(|m| !Arc::ptr_eq(m, &mem)).cloned().collect(),
         deferred: without(&s.deferred, &gone),
         tree: inner.trees.snapshot(),
+        tree_filter: inner.tree_filters.current(),
         ..s.clone()
     });
+    inner.tree_filters.rebuild_if_full(&inner.trees.snapshot())?;
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
     inner
@@ -281,7 +286,7 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
 /// Applies the deferred records of every table whose key order this process
 /// now knows to its tree and deletes its staging tree, in the writer's
 /// commit; returns those tables.
-fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>) -> Result<Vec<u64>> {
+fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>, filters: &FilterTargets) -> Result<Vec<u64>> {
     let deferred = inner.current_state().deferred.clone();
     let mut absorbed = Vec::new();
     for (&id, table) in deferred.iter() {
@@ -291,11 +296,20 @@ fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>) -> Result<Vec<u64
             .iter()
             .map(|(k, v)| (&k[..], v.as_ref().map(|v| v.as_bytes())))
             .collect();
+        add_puts(filters, id, &ops);
         writer.apply(&data_tree_name(id), cmp, &ops)?;
         writer.delete_tree(&staging_tree_name(id))?;
         absorbed.push(id);
     }
     Ok(absorbed)
+}
+
+/// Adds the keys `ops` put into `table`'s tree to the tree filters, before
+/// the commit that holds them is published.
+fn add_puts(filters: &FilterTargets, table: u64, ops: &[(&[u8], Option<&[u8]>)]) {
+    for (key, _) in ops.iter().filter(|(_, value)| value.is_some()) {
+        filters.add(table, key);
+    }
 }
 
 /// `deferred` without the tables in `gone`.

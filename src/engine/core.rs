@@ -37,6 +37,7 @@ use super::pending::PendingRun;
 use super::publication::Publication;
 use super::recovery::Recovered;
 use super::state::State;
+use super::tree_filter::TreeFilters;
 use crate::btree::{Comparator, TreeStore, TreeStoreOptions, fresh_db_id};
 use crate::error::{Result, StorageError};
 use crate::io::{Failure, LogDir, StorageBackend};
@@ -180,6 +181,8 @@ pub(crate) struct Inner {
     /// transaction still open: counted by `SavepointPin`s, read by
     /// compaction (which they block, as in redb).
     pub(crate) savepoint_pins: [AtomicU64; 2],
+    /// The filter of the tree's keys and its builder (`engine::tree_filter`).
+    pub(crate) tree_filters: TreeFilters,
 }
 
 /// What the WAL recovery at open found; see [`Stats`](crate::engine::Stats).
@@ -255,6 +258,7 @@ impl Engine {
             frozen,
             deferred: Arc::new(recovered.deferred_tables()),
             tree: trees.snapshot(),
+            tree_filter: None,
         };
         let report = RecoveryReport {
             replayed_records: recovery.replayed,
@@ -284,7 +288,10 @@ impl Engine {
             recovery: report,
             savepoint_ids: AtomicU64::new(0),
             savepoint_pins: [AtomicU64::new(0), AtomicU64::new(0)],
+            tree_filters: TreeFilters::default(),
         });
+        // Before the apply thread starts: nothing writes the tree meanwhile.
+        inner.tree_filters.rebuild_if_full(&inner.trees.snapshot())?;
         inner.counters.flushed_seq.store(checkpoint, Ordering::Relaxed);
         inner
             .counters
@@ -294,7 +301,10 @@ impl Engine {
         let apply_thread = std::thread::Builder::new()
             .name("sluicedb-apply".into())
             .spawn(move || super::apply::run(thread_inner))
-            .map_err(StorageError::Io)?;
+            .map_err(|e| {
+                inner.tree_filters.shutdown();
+                StorageError::Io(e)
+            })?;
         let thread_inner = inner.clone();
         let spawned = std::thread::Builder::new()
             .name("sluicedb-insert".into())
@@ -318,6 +328,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        self.inner.tree_filters.shutdown();
         self.inner.apply.shutdown();
         if let Some(thread) = self.apply_thread.take() {
             let _ = thread.join();

@@ -15,6 +15,7 @@ mod publication;
 mod recovery;
 mod skiplist;
 mod state;
+mod tree_filter;
 mod txn;
 mod writeset;
 

@@ -19,7 +19,9 @@ use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
 use super::merge::{Direction, MemSource, Source};
 use super::pending::PendingRun;
-use crate::btree::{Comparator, PinnedNode, Snapshot, TreeInfo, ValueBytes, bytewise};
+use super::tree_filter::TreeFilter;
+use super::filter::key_hash;
+use crate::btree::{Comparator, PinnedNode, Snapshot, TreeInfo, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 
 /// The tree holding the name -> table map.
@@ -69,6 +71,9 @@ pub(crate) struct State {
     /// Older than every memtable, newer than the tree.
     pub(crate) deferred: DeferredTables,
     pub(crate) tree: Snapshot,
+    /// The tree filter current when this state was made: it answers only
+    /// for the tree commits it covers (`engine::tree_filter`).
+    pub(crate) tree_filter: Option<Arc<TreeFilter>>,
 }
 
 /// A table resolved in a state: enough to read it without further lookups.
@@ -191,9 +196,19 @@ impl State {
             return Ok(found);
         }
         match (&table.tree, &table.root) {
+            (Some(_), Some(_)) if !self.tree_may_contain(table, key) => Ok(None),
             (Some(info), Some(root)) => self.tree.get_pinned(info, root, table.cmp, key),
             // Not flushed yet, or flushed empty (no root page).
             _ => Ok(None),
+        }
+    }
+
+    /// `false` only if the state's tree cannot hold `key` in `table`, as
+    /// its tree filter proves.
+    fn tree_may_contain(&self, table: &TableView, key: &[u8]) -> bool {
+        match &self.tree_filter {
+            Some(filter) if is_bytewise(table.cmp) => filter.may_contain(self.tree.txn(), key_hash(table.def.id, key)),
+            _ => true,
         }
     }
 

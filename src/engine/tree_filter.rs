@@ -1,0 +1,270 @@
+//! A key filter over the tree: lets a point lookup of a key the tree does
+//! not hold skip the descent.
+//!
+//! `insert` and `remove` return the old value, so every write looks its key
+//! up, and a write of a new key (a load, a stream of fresh ids) descends the
+//! tree to learn that it is absent. The memtables have their own filters;
+//! this one answers for the tree, as an SST's Bloom filter answers for it in
+//! an LSM. It is one blocked Bloom filter ([`KeyFilter`]) of
+//! [`key_hash`](super::filter::key_hash)`(table, key)` over every data tree,
+//! consulted only for tables whose keys are equal exactly when their bytes
+//! are.
+//!
+//! # Invariant
+//! A filter *covers* tree commit `T` if every key of every data tree in `T`
+//! was added to it. A lookup trusts a "no" only for a commit the filter
+//! covers; otherwise it descends as if there were no filter. Each filter
+//! keeps the range of commits it covers, `valid_from ..= valid_through`:
+//!
+//! * A filter is built from a tree snapshot `S` by the builder thread, which
+//!   adds every key of `S`. It is installed (as `next`) by the apply thread,
+//!   the only thread that adds keys to the data trees, between two flushes,
+//!   and `S` is taken at that moment, so every flush that commits after `S`
+//!   adds its keys to it (below). Once the scan ends it covers `S` and every
+//!   later commit: `valid_from = S`.
+//! * Every flush adds the keys it puts to the current filter and to the one
+//!   being built, before its tree commit is published. Keys are never
+//!   removed (a removed key stays a false positive until the next rebuild).
+//! * The apply thread promotes a built filter between flushes: the old one
+//!   stops getting keys, so it covers no commit after the last one it got:
+//!   `valid_through` = that commit, set before any later commit exists.
+//!   Compaction commits add no keys, so whichever filter is current covers
+//!   them.
+//!
+//! A state pairs a tree snapshot with the filter current when the state was
+//! made; the check above makes any pairing safe, whichever is newer.
+//!
+//! # Size
+//! A filter is sized for twice the entries of the snapshot it is built from
+//! (at least [`MIN_CAPACITY`] keys), at [`BITS_PER_KEY`] bits each. Once the
+//! keys added since exceed that, the apply thread starts a rebuild from the
+//! tree as it then is, which also forgets removed keys: the scans cost at
+//! most one key read per key added, amortized.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+use super::filter::{KeyFilter, key_hash};
+use super::state::data_tree_id;
+use crate::btree::{Snapshot, bytewise};
+use crate::error::Result;
+
+/// Filter bits per key of capacity.
+const BITS_PER_KEY: u64 = 8;
+
+/// The smallest capacity a filter is built for, in keys (64 KiB of bits).
+const MIN_CAPACITY: u64 = 1 << 16;
+
+/// A filter of the keys of a range of tree commits (see the module docs).
+pub(crate) struct TreeFilter {
+    bits: KeyFilter,
+    /// Keys it is sized for; a rebuild starts once `added` exceeds it.
+    capacity: u64,
+    /// Keys added, with repeats.
+    added: AtomicU64,
+    /// The first tree commit it covers; `u64::MAX` until its build ends.
+    valid_from: AtomicU64,
+    /// The last tree commit it covers; `u64::MAX` while it gets keys.
+    valid_through: AtomicU64,
+}
+
+impl TreeFilter {
+    fn new(capacity: u64) -> Self {
+        let bytes = capacity.saturating_mul(BITS_PER_KEY) / 8;
+        Self {
+            bits: KeyFilter::with_bytes(usize::try_from(bytes).unwrap_or(usize::MAX)),
+            capacity,
+            added: AtomicU64::new(0),
+            valid_from: AtomicU64::new(u64::MAX),
+            valid_through: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn add(&self, hash: u64) {
+        self.bits.insert(hash);
+        self.added.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `false` only if tree commit `tree_txn` holds no key whose
+    /// [`key_hash`] is `hash`.
+    pub(crate) fn may_contain(&self, tree_txn: u64, hash: u64) -> bool {
+        let covers = self.valid_from.load(Ordering::Acquire) <= tree_txn
+            && tree_txn <= self.valid_through.load(Ordering::Acquire);
+        !covers || self.bits.may_contain(hash)
+    }
+
+    fn is_built(&self) -> bool {
+        self.valid_from.load(Ordering::Acquire) != u64::MAX
+    }
+}
+
+#[derive(Default)]
+struct Slots {
+    /// The filter lookups use (none until the first build ends).
+    current: Option<Arc<TreeFilter>>,
+    /// The filter being built, if any.
+    next: Option<Arc<TreeFilter>>,
+}
+
+/// The engine's tree filters and their builder thread.
+#[derive(Default)]
+pub(crate) struct TreeFilters {
+    slots: Mutex<Slots>,
+    builder: Mutex<Option<JoinHandle<()>>>,
+    /// Tells a running builder to stop (the engine is shutting down).
+    stop: Arc<AtomicBool>,
+}
+
+/// What a flush adds its keys to: the current filter and the one being built.
+pub(crate) struct FilterTargets(Vec<Arc<TreeFilter>>);
+
+impl FilterTargets {
+    /// Adds a key put into `table`'s tree.
+    pub(crate) fn add(&self, table: u64, key: &[u8]) {
+        if self.0.is_empty() {
+            return;
+        }
+        let hash = key_hash(table, key);
+        for filter in &self.0 {
+            filter.add(hash);
+        }
+    }
+}
+
+impl TreeFilters {
+    /// The filter for lookups in states made from now on.
+    pub(crate) fn current(&self) -> Option<Arc<TreeFilter>> {
+        self.slots.lock().current.clone()
+    }
+
+    /// For the apply thread, before a flush writes the tree: promotes a
+    /// filter whose build ended (the old one covers commits up to
+    /// `latest_txn`, the newest tree commit, and no later one), and returns
+    /// the filters the flush adds its keys to.
+    pub(crate) fn targets(&self, latest_txn: u64) -> FilterTargets {
+        let mut slots = self.slots.lock();
+        if slots.next.as_ref().is_some_and(|next| next.is_built()) {
+            if let Some(old) = &slots.current {
+                old.valid_through.store(latest_txn, Ordering::Release);
+            }
+            slots.current = slots.next.take();
+        }
+        FilterTargets(slots.current.iter().chain(slots.next.iter()).cloned().collect())
+    }
+
+    /// For the apply thread, between flushes (or before it starts): starts
+    /// a build from `snapshot`, the newest tree commit, unless one is
+    /// running or the current filter still has room.
+    pub(crate) fn rebuild_if_full(&self, snapshot: &Snapshot) -> Result<()> {
+        let mut slots = self.slots.lock();
+        let full = slots
+            .current
+            .as_ref()
+            .is_none_or(|f| f.added.load(Ordering::Relaxed) > f.capacity);
+        if slots.next.is_some() || !full || self.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let trees: Vec<_> = snapshot
+            .list_trees()?
+            .into_iter()
+            .filter_map(|(name, info)| Some((data_tree_id(&name)?, info)))
+            .collect();
+        let entries: u64 = trees.iter().map(|(_, info)| info.len()).sum();
+        let filter = Arc::new(TreeFilter::new((2 * entries).max(MIN_CAPACITY)));
+        slots.next = Some(filter.clone());
+        drop(slots);
+
+        let snapshot = snapshot.clone();
+        let stop = self.stop.clone();
+        let build = move || {
+            let txn = snapshot.txn();
+            for (table, info) in trees {
+                // Unbounded: the walk compares no keys, whatever the order.
+                let Ok(entries) = snapshot.range(&info, bytewise, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+                else {
+                    return;
+                };
+                for entry in entries {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    // A read error leaves the filter unbuilt (never trusted);
+                    // the tree's own readers will meet and report it.
+                    let Ok(entry) = entry else { return };
+                    filter.add(key_hash(table, entry.key()));
+                }
+            }
+            filter.valid_from.store(txn, Ordering::Release);
+        };
+        let mut builder = self.builder.lock();
+        if let Some(done) = builder.take() {
+            let _ = done.join();
+        }
+        // Without a thread the filter never becomes valid: lookups descend.
+        *builder = std::thread::Builder::new()
+            .name("sluicedb-filter".into())
+            .spawn(build)
+            .ok();
+        Ok(())
+    }
+
+    /// Stops and joins a running build (the engine is closing).
+    pub(crate) fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.builder.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_trusts_its_no_only_for_the_commits_it_covers() {
+        let filter = TreeFilter::new(MIN_CAPACITY);
+        let hash = key_hash(7, b"present");
+        let absent = key_hash(7, b"absent");
+        filter.add(hash);
+        // Not built yet: every answer is "maybe".
+        assert!(filter.may_contain(5, absent));
+        filter.valid_from.store(5, Ordering::Release);
+        assert!(filter.may_contain(4, absent), "commit 4 predates the build");
+        assert!(filter.may_contain(5, hash));
+        assert!(!filter.may_contain(5, absent));
+        assert!(!filter.may_contain(900, absent));
+        filter.valid_through.store(10, Ordering::Release);
+        assert!(!filter.may_contain(10, absent));
+        assert!(filter.may_contain(11, absent), "commit 11 came after it stopped getting keys");
+    }
+
+    #[test]
+    fn promotion_retires_the_old_filter_at_the_newest_commit() {
+        let filters = TreeFilters::default();
+        let first = Arc::new(TreeFilter::new(MIN_CAPACITY));
+        filters.slots.lock().next = Some(first.clone());
+        // Not built: nothing promoted; the flush still adds to it.
+        let targets = filters.targets(3);
+        assert_eq!(targets.0.len(), 1);
+        assert!(filters.current().is_none());
+        first.valid_from.store(3, Ordering::Release);
+        assert_eq!(filters.targets(4).0.len(), 1);
+        assert!(Arc::ptr_eq(&filters.current().unwrap(), &first));
+
+        let second = Arc::new(TreeFilter::new(MIN_CAPACITY));
+        filters.slots.lock().next = Some(second.clone());
+        let targets = filters.targets(6);
+        assert_eq!(targets.0.len(), 2, "the current filter and the one being built");
+        targets.add(1, b"k");
+        assert!(first.bits.may_contain(key_hash(1, b"k")) && second.bits.may_contain(key_hash(1, b"k")));
+        second.valid_from.store(6, Ordering::Release);
+        filters.targets(8);
+        assert!(Arc::ptr_eq(&filters.current().unwrap(), &second));
+        assert_eq!(first.valid_through.load(Ordering::Acquire), 8);
+        assert!(first.may_contain(9, key_hash(1, b"never added")));
+    }
+}
