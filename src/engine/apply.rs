@@ -165,7 +165,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
     }
 }
 
-fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant, retired: &mut Vec<Arc<Memtable>>) -> Result<()> {
+fn step(inner: &Arc<Inner>, ticket: u64, last_checkpoint: &mut Instant, retired: &mut Vec<Arc<Memtable>>) -> Result<()> {
     // A poisoned engine may hold a partly applied commit in its active
     // memtable (a comparator panicked mid-insert): nothing of it may reach
     // the tree, let alone a durable checkpoint that would make the WAL skip
@@ -202,7 +202,7 @@ fn step(inner: &Inner, ticket: u64, last_checkpoint: &mut Instant, retired: &mut
 }
 
 /// Flushes the oldest frozen memtable, if there is one, and returns it.
-fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
+fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     let state = inner.current_state();
     let Some(mem) = state.frozen.last().cloned() else {
         return Ok(None);
@@ -217,7 +217,10 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
     // Step 2: one batch per table, after the recovered records of tables
     // whose order is now known (engine::deferred: they are older than any
     // memtable entry of their table, so they go in first).
-    let filters = inner.tree_filters.targets(inner.trees.snapshot().txn());
+    // Room in the tree filter for this memtable's keys (64 bytes is below
+    // any entry's charge, so this overestimates them).
+    inner.tree_filters.rebuild_if_full(inner, (mem.bytes() / 64) as u64)?;
+    let filters = inner.tree_filters.targets();
     let mut writer = inner.trees.writer()?;
     let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
     for (_, name, def) in mem.bindings(u64::MAX) {
@@ -272,7 +275,6 @@ fn flush_oldest(inner: &Inner) -> Result<Option<Arc<Memtable>>> {
         tree_filter: inner.tree_filters.current(),
         ..s.clone()
     });
-    inner.tree_filters.rebuild_if_full(&inner.trees.snapshot())?;
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
     inner

@@ -291,7 +291,7 @@ impl Engine {
             tree_filters: TreeFilters::default(),
         });
         // Before the apply thread starts: nothing writes the tree meanwhile.
-        inner.tree_filters.rebuild_if_full(&inner.trees.snapshot())?;
+        inner.tree_filters.rebuild_if_full(&inner, 0)?;
         inner.counters.flushed_seq.store(checkpoint, Ordering::Relaxed);
         inner
             .counters

@@ -25,31 +25,34 @@
 //! * Every flush adds the keys it puts to the current filter and to the one
 //!   being built, before its tree commit is published. Keys are never
 //!   removed (a removed key stays a false positive until the next rebuild).
-//! * The apply thread promotes a built filter between flushes: the old one
-//!   stops getting keys, so it covers no commit after the last one it got:
-//!   `valid_through` = that commit, set before any later commit exists.
-//!   Compaction commits add no keys, so whichever filter is current covers
-//!   them.
+//! * The builder promotes the filter when its scan ends, and publishes a
+//!   state with it: the old one stops getting keys, so it covers no commit
+//!   after the newest at that moment (`valid_through`; a flush committing
+//!   later took the new filter as a target too). Compaction commits add no
+//!   keys, so whichever filter is current covers them.
 //!
 //! A state pairs a tree snapshot with the filter current when the state was
 //! made; the check above makes any pairing safe, whichever is newer.
 //!
 //! # Size
-//! A filter is sized for twice the entries of the snapshot it is built from
-//! (at least [`MIN_CAPACITY`] keys), at [`BITS_PER_KEY`] bits each. Once the
-//! keys added since exceed that, the apply thread starts a rebuild from the
-//! tree as it then is, which also forgets removed keys: the scans cost at
-//! most one key read per key added, amortized.
+//! A filter is sized for 1.5 times the entries of the snapshot it is built
+//! from and of the memtable about to be flushed (at least [`MIN_CAPACITY`]
+//! keys), at [`BITS_PER_KEY`] bits each. When a flush would take the keys
+//! added past that, the apply thread first starts a rebuild from the tree
+//! as it then is (which also forgets removed keys): the scans cost at most
+//! two key reads per key added, amortized.
 
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
+use super::core::Inner;
 use super::filter::{KeyFilter, key_hash};
-use super::state::data_tree_id;
-use crate::btree::{Snapshot, bytewise};
+use super::state::{State, data_tree_id};
+use crate::btree::bytewise;
 use crate::error::Result;
 
 /// Filter bits per key of capacity.
@@ -95,10 +98,6 @@ impl TreeFilter {
             && tree_txn <= self.valid_through.load(Ordering::Acquire);
         !covers || self.bits.may_contain(hash)
     }
-
-    fn is_built(&self) -> bool {
-        self.valid_from.load(Ordering::Acquire) != u64::MAX
-    }
 }
 
 #[derive(Default)]
@@ -140,75 +139,86 @@ impl TreeFilters {
         self.slots.lock().current.clone()
     }
 
-    /// For the apply thread, before a flush writes the tree: promotes a
-    /// filter whose build ended (the old one covers commits up to
-    /// `latest_txn`, the newest tree commit, and no later one), and returns
-    /// the filters the flush adds its keys to.
-    pub(crate) fn targets(&self, latest_txn: u64) -> FilterTargets {
-        let mut slots = self.slots.lock();
-        if slots.next.as_ref().is_some_and(|next| next.is_built()) {
-            if let Some(old) = &slots.current {
-                old.valid_through.store(latest_txn, Ordering::Release);
-            }
-            slots.current = slots.next.take();
-        }
+    /// For the apply thread, before a flush writes the tree: the filters
+    /// the flush adds its keys to.
+    pub(crate) fn targets(&self) -> FilterTargets {
+        let slots = self.slots.lock();
         FilterTargets(slots.current.iter().chain(slots.next.iter()).cloned().collect())
     }
 
-    /// For the apply thread, between flushes (or before it starts): starts
-    /// a build from `snapshot`, the newest tree commit, unless one is
-    /// running or the current filter still has room.
-    pub(crate) fn rebuild_if_full(&self, snapshot: &Snapshot) -> Result<()> {
+    /// For the apply thread, between flushes (or before it starts), with
+    /// `incoming` keys about to be flushed: starts a build from the newest
+    /// tree commit, sized for its entries and the incoming ones, unless one
+    /// is running or the current filter has room for them. The builder
+    /// promotes the filter when its scan ends.
+    pub(crate) fn rebuild_if_full(&self, inner: &Arc<Inner>, incoming: u64) -> Result<()> {
         let mut slots = self.slots.lock();
         let full = slots
             .current
             .as_ref()
-            .is_none_or(|f| f.added.load(Ordering::Relaxed) > f.capacity);
+            .is_none_or(|f| f.added.load(Ordering::Relaxed) + incoming > f.capacity);
         if slots.next.is_some() || !full || self.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
+        let snapshot = inner.trees.snapshot();
         let trees: Vec<_> = snapshot
             .list_trees()?
             .into_iter()
             .filter_map(|(name, info)| Some((data_tree_id(&name)?, info)))
             .collect();
         let entries: u64 = trees.iter().map(|(_, info)| info.len()).sum();
-        let filter = Arc::new(TreeFilter::new((2 * entries).max(MIN_CAPACITY)));
+        let capacity = ((entries + incoming) * 3 / 2).max(MIN_CAPACITY);
+        let filter = Arc::new(TreeFilter::new(capacity));
         slots.next = Some(filter.clone());
         drop(slots);
 
-        let snapshot = snapshot.clone();
-        let stop = self.stop.clone();
+        let inner = inner.clone();
         let build = move || {
-            let txn = snapshot.txn();
+            let filters = &inner.tree_filters;
             for (table, info) in trees {
                 // Unbounded: the walk compares no keys, whatever the order.
-                let Ok(entries) = snapshot.range(&info, bytewise, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
-                else {
+                let Ok(entries) = snapshot.range(&info, bytewise, Bound::Unbounded, Bound::Unbounded) else {
                     return;
                 };
                 for entry in entries {
-                    if stop.load(Ordering::Relaxed) {
+                    if filters.stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    // A read error leaves the filter unbuilt (never trusted);
+                    // A read error leaves the filter unbuilt (never used);
                     // the tree's own readers will meet and report it.
                     let Ok(entry) = entry else { return };
                     filter.add(key_hash(table, entry.key()));
                 }
             }
-            filter.valid_from.store(txn, Ordering::Release);
+            filter.valid_from.store(snapshot.txn(), Ordering::Release);
+            drop(snapshot);
+            filters.promote(inner.trees.snapshot().txn());
+            inner.update_state(|s| State {
+                tree_filter: filters.current(),
+                ..s.clone()
+            });
         };
         let mut builder = self.builder.lock();
         if let Some(done) = builder.take() {
             let _ = done.join();
         }
-        // Without a thread the filter never becomes valid: lookups descend.
+        // Without a thread the filter is never promoted: lookups descend.
         *builder = std::thread::Builder::new()
             .name("sluicedb-filter".into())
             .spawn(build)
             .ok();
         Ok(())
+    }
+
+    /// Makes the built filter current. The old one stops getting keys: it
+    /// covers no commit after `latest_txn`, the newest tree commit (a flush
+    /// committing later took both filters as targets, or only the new one).
+    fn promote(&self, latest_txn: u64) {
+        let mut slots = self.slots.lock();
+        if let Some(old) = &slots.current {
+            old.valid_through.store(latest_txn, Ordering::Release);
+        }
+        slots.current = slots.next.take();
     }
 
     /// Stops and joins a running build (the engine is closing).
@@ -247,24 +257,24 @@ mod tests {
         let filters = TreeFilters::default();
         let first = Arc::new(TreeFilter::new(MIN_CAPACITY));
         filters.slots.lock().next = Some(first.clone());
-        // Not built: nothing promoted; the flush still adds to it.
-        let targets = filters.targets(3);
-        assert_eq!(targets.0.len(), 1);
+        // Being built: a flush adds to it, lookups do not see it yet.
+        assert_eq!(filters.targets().0.len(), 1);
         assert!(filters.current().is_none());
         first.valid_from.store(3, Ordering::Release);
-        assert_eq!(filters.targets(4).0.len(), 1);
+        filters.promote(4);
         assert!(Arc::ptr_eq(&filters.current().unwrap(), &first));
 
         let second = Arc::new(TreeFilter::new(MIN_CAPACITY));
         filters.slots.lock().next = Some(second.clone());
-        let targets = filters.targets(6);
+        let targets = filters.targets();
         assert_eq!(targets.0.len(), 2, "the current filter and the one being built");
         targets.add(1, b"k");
         assert!(first.bits.may_contain(key_hash(1, b"k")) && second.bits.may_contain(key_hash(1, b"k")));
         second.valid_from.store(6, Ordering::Release);
-        filters.targets(8);
+        filters.promote(8);
         assert!(Arc::ptr_eq(&filters.current().unwrap(), &second));
         assert_eq!(first.valid_through.load(Ordering::Acquire), 8);
         assert!(first.may_contain(9, key_hash(1, b"never added")));
+        assert_eq!(filters.targets().0.len(), 1, "the retired filter gets no more keys");
     }
 }
