@@ -392,9 +392,8 @@ pub(crate) fn apply_metadata(
 pub(crate) fn insert_run(mem: &Memtable, run: &PendingRun) {
     let mut inserter = mem.inserter();
     for (cmp, ops) in run.runs() {
-        for op in ops {
-            inserter.insert(op.table, cmp, &op.key, run.seq, op.value.as_deref());
-        }
+        let table = ops[0].table;
+        inserter.insert_sorted(table, cmp, run.seq, ops.iter().map(|op| (&op.key[..], op.value.as_deref())));
     }
 }
 

@@ -67,6 +67,12 @@ impl KeyFilter {
         }
     }
 
+    /// Prefetches the block a key with this [`key_hash`] sets its bits in.
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let (base, _) = self.locate(hash);
+        super::skiplist::prefetch(&self.words[base]);
+    }
+
     /// `false` only if no key with this [`key_hash`] was inserted.
     pub(crate) fn may_contain(&self, hash: u64) -> bool {
         let (base, bits) = self.locate(hash);

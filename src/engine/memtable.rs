@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 
 use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
-use super::skiplist::{Point, SkipList, Writer};
+use super::skiplist::{GROUP, Point, SkipList, Writer};
 use crate::btree::{Comparator, byte_order, is_bytewise};
 
 /// A skip-list key. Every key of one table carries that table's comparator.
@@ -239,7 +239,7 @@ impl Memtable {
     #[cfg(test)]
     pub(crate) fn insert(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
         self.charge(entry_charge(key, value));
-        self.inserter().insert(table, cmp, key, seq, value);
+        self.inserter().insert_sorted(table, cmp, seq, std::iter::once((key, value)));
         self.note_seq(seq);
     }
 
@@ -375,21 +375,41 @@ pub(crate) struct Inserter<'a> {
 }
 
 impl Inserter<'_> {
-    /// Inserts one version. The caller charges its bytes
-    /// ([`Memtable::charge`], [`entry_charge`]) and notes its sequence.
+    /// Inserts one commit's versions of `table`'s keys, in ascending key
+    /// order, [`GROUP`] at a time: each group's filter bits and index slots
+    /// are prefetched as it is gathered, and its skip-list searches run
+    /// interleaved ([`Writer::insert_group`]). The caller charges the bytes
+    /// ([`Memtable::charge`], [`entry_charge`]) and notes the sequence.
     /// REQUIRES: no key is inserted twice at one sequence.
-    pub(crate) fn insert(&mut self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {
-        let hash = key_hash(table, key);
-        self.mem.filter.insert(hash);
-        let entry = MemKey::probe(table, cmp, key, seq);
-        let value = value.map(Into::into);
-        if is_bytewise(cmp) {
+    pub(crate) fn insert_sorted<'k>(
+        &mut self,
+        table: u64,
+        cmp: Comparator,
+        seq: u64,
+        ops: impl Iterator<Item = (&'k [u8], Option<&'k [u8]>)>,
+    ) {
+        let indexed = is_bytewise(cmp);
+        let mut group: Vec<(MemKey, MemValue, Option<u64>)> = Vec::with_capacity(GROUP);
+        let mut hashes = [0u64; GROUP];
+        let mut ops = ops.peekable();
+        while ops.peek().is_some() {
+            for (key, value) in ops.by_ref().take(GROUP) {
+                let hash = key_hash(table, key);
+                self.mem.filter.prefetch(hash);
+                if indexed {
+                    self.writer.prefetch_index(hash);
+                }
+                hashes[group.len()] = hash;
+                // Point lookups in other orders search the list (keys equal
+                // to the comparator may differ in their bytes, and their
+                // hash): only byte-ordered keys are indexed.
+                group.push((MemKey::probe(table, cmp, key, seq), value.map(Into::into), indexed.then_some(hash)));
+            }
+            for &hash in &hashes[..group.len()] {
+                self.mem.filter.insert(hash);
+            }
             self.writer
-                .insert_indexed(entry, value, hash, |a, b| b.is_version_of(a.table, &a.key));
-        } else {
-            // Point lookups in other orders search the list (keys equal
-            // to the comparator may differ in their bytes, and their hash).
-            self.writer.insert(entry, value);
+                .insert_group(&mut group, |a, b| b.is_version_of(a.table, &a.key));
         }
     }
 }

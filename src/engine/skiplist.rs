@@ -102,6 +102,23 @@ impl<K, V> Node<K, V> {
     }
 }
 
+/// Keys whose searches [`Writer::insert_group`] interleaves.
+pub(crate) const GROUP: usize = 8;
+
+/// Asks the CPU to start loading the cache line at `p` (a hint: any
+/// address, null included, is safe; it never faults).
+#[inline(always)]
+#[expect(unsafe_code, reason = "a prefetch instruction")]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: prefetching reads nothing the program sees and cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
+}
+
 /// A position in the list: a node, or the head (null) before every node.
 type Link<K, V> = *const Node<K, V>;
 
@@ -509,6 +526,7 @@ impl<K: Ord, V> Writer<'_, K, V> {
     /// sequence). An equal key is placed before the ones already there and
     /// found first by lookups and forward iteration; backward iteration
     /// yields only the first of equal keys.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, key: K, value: V) {
         self.link(key, value);
     }
@@ -517,9 +535,147 @@ impl<K: Ord, V> Writer<'_, K, V> {
     /// in the point index under `hash` as its key's newest version:
     /// `same_key` tells whether two keys are versions of one key (all with
     /// the same hash), and the order puts a key's newer versions first.
-    #[expect(unsafe_code, reason = "index slots point to live nodes of this list")]
+    #[cfg(test)]
     pub(crate) fn insert_indexed(&mut self, key: K, value: V, hash: u64, same_key: impl Fn(&K, &K) -> bool) {
         let node = self.link(key, value);
+        self.index(node, hash, &same_key);
+    }
+
+    /// Inserts a group of entries in ascending key order, each with the
+    /// hash to index it under ([`insert_indexed`](Self::insert_indexed)) or
+    /// none ([`insert`](Self::insert)); drains `group`. The searches of up
+    /// to [`GROUP`] keys run interleaved, a step of each in turn, each step
+    /// prefetching the node its next comparison reads: the cache misses of
+    /// one key's walk overlap the others' instead of adding up. They start
+    /// below the splice's bracket of the whole group, so keys that are
+    /// close together (an ascending load) still search almost nothing.
+    pub(crate) fn insert_group(&mut self, group: &mut Vec<(K, V, Option<u64>)>, same_key: impl Fn(&K, &K) -> bool) {
+        debug_assert!(group.len() <= GROUP);
+        let mut hints = [[ptr::null(); MAX_HEIGHT]; GROUP];
+        let single = group.len() == 1;
+        if !single {
+            // A panicking comparator leaves no splice claiming to be exact.
+            self.state.splice_valid = false;
+            self.search_group(group, &mut hints);
+        }
+        for (i, (key, value, hash)) in group.drain(..).enumerate() {
+            let node = if single {
+                self.link(key, value)
+            } else {
+                self.link_hinted(key, value, &hints[i])
+            };
+            if let Some(hash) = hash {
+                self.index(node, hash, &same_key);
+            }
+        }
+    }
+
+    /// Fills `hints[i][level]` with the last node below `group[i]`'s key at
+    /// each level (null: the head), searching all the keys interleaved.
+    /// REQUIRES: `group` ascending, at least two entries.
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn search_group(&self, group: &[(K, V, Option<u64>)], hints: &mut [[Link<K, V>; MAX_HEIGHT]; GROUP]) {
+        struct Walk<K, V> {
+            level: usize,
+            at: Link<K, V>,
+            /// The node the next step compares (prefetched when set).
+            next: Link<K, V>,
+            /// As in `link`: a node known to be at or above the key.
+            stop: Link<K, V>,
+        }
+        let list = self.list;
+        let state = &*self.state;
+        let height = list.height.load(AtomicOrdering::Relaxed);
+        let (first, last) = (&group[0].0, &group[group.len() - 1].0);
+        // The splice brackets the group if its level-0 `prev` is below the
+        // first key and some level's pair holds the last.
+        // SAFETY: the splice holds links to live nodes of this list.
+        let below_first = state.prev[0].is_null() || unsafe { (*state.prev[0]).key.cmp(first) } == Ordering::Less;
+        let start = if below_first { state.lowest_bracket(last) } else { MAX_HEIGHT };
+        let top = start.min(height);
+        for (hint, _) in hints.iter_mut().zip(group) {
+            if start != MAX_HEIGHT {
+                hint[top..].copy_from_slice(&state.prev[top..]);
+            }
+        }
+        if top == 0 {
+            return;
+        }
+        let (from, stop) = if start == MAX_HEIGHT {
+            (ptr::null(), ptr::null())
+        } else {
+            (state.prev[start], state.next[start])
+        };
+        let mut walks: [Walk<K, V>; GROUP] = std::array::from_fn(|_| {
+            let next = list.next_of(from, top - 1);
+            prefetch(next);
+            Walk {
+                level: top - 1,
+                at: from,
+                next,
+                stop,
+            }
+        });
+        let mut searching = group.len();
+        while searching > 0 {
+            for (i, ((key, _, _), walk)) in group.iter().zip(walks.iter_mut()).enumerate() {
+                if walk.level == usize::MAX {
+                    continue;
+                }
+                // SAFETY: non-null links point to live nodes of this list.
+                if !walk.next.is_null() && walk.next != walk.stop && unsafe { (*walk.next).key.cmp(key) } == Ordering::Less
+                {
+                    walk.at = walk.next;
+                } else {
+                    hints[i][walk.level] = walk.at;
+                    walk.stop = walk.next;
+                    if walk.level == 0 {
+                        walk.level = usize::MAX;
+                        searching -= 1;
+                        continue;
+                    }
+                    walk.level -= 1;
+                }
+                // `at` is linked at `level`: it was reached at that level or above.
+                walk.next = list.next_of(walk.at, walk.level);
+                prefetch(walk.next);
+            }
+        }
+    }
+
+    /// Links `key -> value`, searching each level forward from `hint`'s
+    /// node for it (a node below the key; only this group's earlier keys
+    /// can have been linked after it since).
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn link_hinted(&mut self, key: K, value: V, hint: &[Link<K, V>; MAX_HEIGHT]) -> Link<K, V> {
+        let list = self.list;
+        let state = &mut *self.state;
+        state.splice_valid = false;
+        let height = list.height.load(AtomicOrdering::Relaxed);
+        for (level, &hinted) in hint.iter().enumerate() {
+            if level >= height {
+                state.prev[level] = ptr::null();
+                state.next[level] = ptr::null();
+                continue;
+            }
+            let mut at = hinted;
+            let mut next = list.next_of(at, level);
+            // SAFETY: non-null links point to live nodes of this list.
+            while !next.is_null() && unsafe { (*next).key.cmp(&key) } == Ordering::Less {
+                at = next;
+                next = list.next_of(at, level);
+            }
+            state.prev[level] = at;
+            state.next[level] = next;
+        }
+        self.link_searched(key, value)
+    }
+
+    /// Records `node` in the point index under `hash` as its key's newest
+    /// version: `same_key` tells whether two keys are versions of one key
+    /// (all with the same hash), and the order puts newer versions first.
+    #[expect(unsafe_code, reason = "index slots point to live nodes of this list")]
+    fn index(&mut self, node: Link<K, V>, hash: u64, same_key: &impl Fn(&K, &K) -> bool) {
         let index = &self.list.index;
         if index.slots.is_empty() {
             return;
@@ -549,6 +705,14 @@ impl<K: Ord, V> Writer<'_, K, V> {
                 return;
             }
             at = (at + 1) & index.mask();
+        }
+    }
+
+    /// Prefetches the point index slot a key with this hash starts its probe at.
+    pub(crate) fn prefetch_index(&self, hash: u64) {
+        let index = &self.list.index;
+        if !index.slots.is_empty() {
+            prefetch(&index.slots[hash as usize & index.mask()]);
         }
     }
 
@@ -591,7 +755,15 @@ impl<K: Ord, V> Writer<'_, K, V> {
             state.next[level] = next;
             stop = next;
         }
+        self.link_searched(key, value)
+    }
 
+    /// Links a new node for `key -> value` between the splice's pairs,
+    /// which the caller just searched (exact at every level); returns it.
+    #[expect(unsafe_code, reason = "writes a node into the arena and links it")]
+    fn link_searched(&mut self, key: K, value: V) -> Link<K, V> {
+        let list = self.list;
+        let state = &mut *self.state;
         let height = state.random_height();
         if height > list.height.load(AtomicOrdering::Relaxed) {
             // Levels never used: the head, then the end (the splice already
@@ -878,6 +1050,68 @@ mod tests {
     }
 
     #[test]
+    fn grouped_inserts_read_back_in_order_at_every_level() {
+        // Groups of 1..=GROUP sorted keys: dense runs just past the last
+        // insert (the splice brackets the whole group), keys spread over the
+        // list, groups below everything inserted so far, and keys equal to
+        // ones already in (placed first); indexed under their point. Checked
+        // against a sorted model by iteration (level 0) and by seeks and
+        // point lookups (which walk the upper levels and the index).
+        let list: SkipList<Versioned, u64> = SkipList::with_point_index(256);
+        let mut model: Vec<(u64, u64)> = Vec::new();
+        let mut serial = 0u64;
+        let mut next_dense = 1_000_000u64;
+        for round in 0..scaled(300) {
+            let size = 1 + (mix(round) % GROUP as u64) as usize;
+            let mut keys: Vec<u64> = (0..size as u64)
+                .map(|i| match round % 4 {
+                    0 => {
+                        next_dense += 1 + i % 2;
+                        next_dense
+                    }
+                    1 => mix(round * 64 + i) % 50_000,
+                    2 => 100 + (mix(round * 64 + i) % 50),
+                    // An existing key again, when there is one.
+                    _ => model.get((mix(round * 64 + i) as usize) % model.len().max(1)).map_or(7, |e| e.0),
+                })
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let mut group: Vec<(Versioned, u64, Option<u64>)> = keys
+                .iter()
+                .map(|&k| {
+                    serial += 1;
+                    ((k, std::cmp::Reverse(serial)), serial, Some(mix(k)))
+                })
+                .collect();
+            for (key, value, _) in &group {
+                // Newest version first among a point's versions.
+                let at = model.partition_point(|&(k, v)| (k, std::cmp::Reverse(v)) < (key.0, key.1));
+                model.insert(at, (key.0, *value));
+            }
+            list.writer().insert_group(&mut group, same_point);
+            assert!(group.is_empty(), "the group is drained");
+        }
+        let forward: Vec<(u64, u64)> = list.iter().map(|e| (e.key().0, *e.value())).collect();
+        assert_eq!(forward, model);
+        for probe in (0..scaled(2000)).map(|i| mix(i) % 1_002_000) {
+            let expected = model.iter().find(|&&(k, _)| k >= probe).copied();
+            let got = list
+                .lower_bound(Bound::Included(&(probe, std::cmp::Reverse(u64::MAX))))
+                .map(|e| (e.key().0, *e.value()));
+            assert_eq!(got, expected, "seek to {probe}");
+        }
+        for &(point, _) in model.iter().step_by(7) {
+            let newest = model.iter().find(|&&(k, _)| k == point).map(|e| e.1);
+            match list.point(mix(point), |k| k.0 == point) {
+                Point::Newest(entry) => assert_eq!(Some(*entry.value()), newest, "point {point}"),
+                Point::Unknown => {}
+                Point::Absent => panic!("point {point} said absent"),
+            }
+        }
+    }
+
+    #[test]
     fn ranges_from_both_ends_match_a_btreemap() {
         let list: SkipList<u64, u64> = SkipList::new();
         let mut model = BTreeMap::new();
@@ -993,8 +1227,16 @@ mod tests {
             let mut batch: Vec<u64> = (0..scaled(100)).map(|i| mix(round * 100 + i) % 40_000).filter(|k| inserted.insert(*k)).collect();
             batch.sort_unstable();
             let mut writer = list.writer();
-            for key in batch {
-                writer.insert(key, key * 3);
+            if round % 2 == 0 {
+                for key in batch {
+                    writer.insert(key, key * 3);
+                }
+            } else {
+                // Interleaved group searches, racing the same readers.
+                for chunk in batch.chunks(GROUP) {
+                    let mut group: Vec<(u64, u64, Option<u64>)> = chunk.iter().map(|&k| (k, k * 3, None)).collect();
+                    writer.insert_group(&mut group, |a, b| a == b);
+                }
             }
             drop(writer);
             published.store(inserted.len(), AtomicOrdering::Release);
