@@ -59,7 +59,7 @@ pub struct Stats {
     pub published_seq: u64,
     /// The highest durable sequence.
     pub durable_seq: u64,
-    /// Whether the WAL sync thread died and commits sync themselves.
+    /// Whether writing the WAL panicked and commits now sync themselves.
     pub wal_degraded: bool,
     /// What recovery replayed and discarded when the database opened.
     pub recovery: RecoveryReport,

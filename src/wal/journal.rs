@@ -12,7 +12,9 @@
 //!   uncontended in the common case and keeps records contiguous in one buffer
 //!   that is written with one call.
 //! - `io`: the active segment. Held across `write` and `fdatasync` by the one
-//!   thread that writes the log: the sync thread, or (degraded) a committer.
+//!   thread that writes the log: the sync thread, a lone committer waiting
+//!   for its record while the log is idle (`wait_for_sync`), or (degraded)
+//!   any committer.
 //! - `segments`: the list of live segment files; taken when the sync thread
 //!   creates a segment and when a checkpoint deletes old ones.
 //! - `waiters`: futures' wakers; `durable_seq` advances under it, and parked
@@ -326,8 +328,11 @@ fn mid_log_damage(stop: &Stop, later: &LaterRecord, last_seq: u64, records: u64)
 /// parks until a record is durable; [`is_durable`](Self::is_durable) and
 /// [`poll_durable`](Self::poll_durable) ask without blocking.
 ///
-/// If the sync thread panics, the journal degrades to synchronous mode: each
-/// committer writes and syncs the log itself under the journal's lock.
+/// A committer waiting alone (the last sync covered one record) while nobody
+/// writes the log writes and syncs it itself, sparing the two thread
+/// wake-ups of a hand-off. If writing the log panics, the journal degrades
+/// to synchronous mode: each committer writes and syncs the log itself
+/// under the journal's lock.
 /// Dropping the journal writes and syncs everything appended before the drop.
 pub struct Journal {
     inner: Arc<Inner>,
@@ -594,7 +599,8 @@ impl Journal {
         self.inner.failure.lock().clone()
     }
 
-    /// Whether the sync thread died and committers sync for themselves.
+    /// Whether writing the log panicked (in the sync thread or a lone
+    /// committer) and committers now sync for themselves.
     pub fn is_degraded(&self) -> bool {
         self.inner.degraded.load(Ordering::Acquire)
     }
@@ -708,6 +714,28 @@ impl Inner {
             }
             if self.degraded.load(Ordering::Acquire) {
                 self.flush_locally()?;
+                continue;
+            }
+            // A lone committer (the last sync covered one record) syncs for
+            // itself when nobody is writing the log: handing the sync to
+            // the sync thread and being woken by it puts two thread
+            // wake-ups on its path, and on a busy machine each can wait for
+            // a core. Committers that arrive together still group (the
+            // last group was larger, or the log is busy: they wait below).
+            // A panic here (a panicking log directory) is the sync
+            // thread's panic: the journal degrades, as it does for that.
+            if self.last_group.load(Ordering::Relaxed) <= 1
+                && let Some(mut io) = self.io.try_lock()
+            {
+                if self.durable_seq.load(Ordering::Acquire) < seq {
+                    match catch_unwind(AssertUnwindSafe(|| self.flush(&mut io))) {
+                        Ok(result) => result?,
+                        Err(panic) => {
+                            drop(io);
+                            self.degrade(panic.as_ref());
+                        }
+                    }
+                }
                 continue;
             }
             self.request_sync();
@@ -961,7 +989,7 @@ impl Inner {
             .unwrap_or_else(|| "unknown panic".into());
         if !self.degraded.swap(true, Ordering::AcqRel) {
             eprintln!(
-                "sluicedb: the WAL sync thread panicked ({message}); committers now write and sync the log themselves"
+                "sluicedb: writing the WAL panicked ({message}); committers now write and sync the log themselves"
             );
         }
         self.metrics.lock().degraded = true;

@@ -45,7 +45,8 @@ pub struct JournalMetrics {
     pub segment_delete_failures: u64,
     /// The last such failure, for the operator.
     pub last_delete_error: Option<String>,
-    /// Whether the sync thread died and committers now sync for themselves.
+    /// Whether writing the log panicked (in the sync thread or a lone
+    /// committer) and committers now sync for themselves.
     pub degraded: bool,
 }
 
