@@ -59,7 +59,9 @@ pub(crate) struct Batch {
 
 impl Batch {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Sized up front: growing from empty reallocated several times per
+        // record (8% of a single-key commit).
+        let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&(self.bindings.len() as u32).to_le_bytes());
         for (name, def) in &self.bindings {
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
@@ -95,6 +97,21 @@ impl Batch {
             out.extend_from_slice(&change.to_le_bytes());
         }
         out
+    }
+
+    /// The exact length of [`encode`](Self::encode)'s output.
+    fn encoded_len(&self) -> usize {
+        let bindings: usize = self
+            .bindings
+            .iter()
+            .map(|(name, def)| 2 + name.len() + 1 + def.as_ref().map_or(0, |def| 8 + 4 + def.meta.len()))
+            .sum();
+        let ops: usize = self
+            .ops
+            .iter()
+            .map(|op| 1 + 8 + 4 + op.key.len() + op.value.as_ref().map_or(0, |v| 4 + v.len()))
+            .sum();
+        4 + bindings + 4 + 8 * self.dropped.len() + 4 + ops + 4 + 16 * self.counts.len()
     }
 
     /// Decodes a payload; any inconsistency is corruption (the WAL checksum
@@ -215,6 +232,8 @@ mod tests {
             counts: vec![(5, 0), (new_table_id(9, 1), -3)],
         };
         let bytes = batch.encode();
+        assert_eq!(bytes.len(), batch.encoded_len(), "the size computed up front is exact");
+        assert_eq!(bytes.capacity(), bytes.len(), "encoding never grew the buffer");
         assert_eq!(Batch::decode(&bytes).unwrap(), batch);
         for cut in 0..bytes.len() {
             assert!(Batch::decode(&bytes[..cut]).is_err(), "prefix {cut} accepted");
