@@ -184,6 +184,19 @@ impl State {
 
     /// The value of `key` in `table` at `seq`.
     pub(crate) fn get(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
+        self.lookup(table, key, seq, false)
+    }
+
+    /// [`get`](Self::get) for a write of a key that is likely new (`insert`'s
+    /// old value): asks the tree filter before descending the tree. Reads
+    /// do not: their keys are usually present, and for a present key the
+    /// probe is one more cache miss that saves nothing (1-thread point
+    /// reads lost 10-15% with it).
+    pub(crate) fn get_for_insert(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
+        self.lookup(table, key, seq, true)
+    }
+
+    fn lookup(&self, table: &TableView, key: &[u8], seq: u64, filtered: bool) -> Result<Option<ValueBytes>> {
         if let Some(Lookup::Found(value)) = self.pending.as_ref().map(|run| run.get(table.def.id, key, seq)) {
             return Ok(value.as_ref().map(ValueBytes::shared));
         }
@@ -196,7 +209,7 @@ impl State {
             return Ok(found);
         }
         match (&table.tree, &table.root) {
-            (Some(_), Some(_)) if !self.tree_may_contain(table, key) => Ok(None),
+            (Some(_), Some(_)) if filtered && !self.tree_may_contain(table, key) => Ok(None),
             (Some(info), Some(root)) => self.tree.get_pinned(info, root, table.cmp, key),
             // Not flushed yet, or flushed empty (no root page).
             _ => Ok(None),

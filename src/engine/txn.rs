@@ -508,11 +508,18 @@ impl WriteTxn {
 
     /// The value of `key`, this transaction's writes included.
     pub fn get(&self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
+        self.lookup(table, key, false)
+    }
+
+    /// [`get`](Self::get); `for_insert` asks the tree filter first (see
+    /// [`State::get_for_insert`]).
+    fn lookup(&self, table: TableRef, key: &[u8], for_insert: bool) -> Result<Option<ValueBytes>> {
         let slot = self.slot(table)?;
         if let Some(own) = self.writes.get(slot, key) {
             return Ok(own);
         }
         match &self.views[slot] {
+            Some(view) if for_insert => self.state.get_for_insert(view, key, self.seq),
             Some(view) => self.state.get(view, key, self.seq),
             None => Ok(None),
         }
@@ -537,7 +544,7 @@ impl WriteTxn {
         if value.len() > crate::btree::MAX_VALUE_LEN {
             return Err(StorageError::ValueTooLarge(value.len()));
         }
-        let old = self.get(table, key)?;
+        let old = self.lookup(table, key, true)?;
         self.writes.put(table.slot, key, Some(value), old.is_some());
         Ok(old)
     }
