@@ -190,8 +190,7 @@ impl State {
     /// [`get`](Self::get) for a write of a key that is likely new (`insert`'s
     /// old value): asks the tree filter before descending the tree. Reads
     /// do not: their keys are usually present, and for a present key the
-    /// probe is one more cache miss that saves nothing (1-thread point
-    /// reads lost 10-15% with it).
+    /// probe is one more cache miss that saves nothing.
     pub(crate) fn get_for_insert(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
         self.lookup(table, key, seq, true)
     }

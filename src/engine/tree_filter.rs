@@ -5,7 +5,8 @@
 //! up, and a write of a new key (a load, a stream of fresh ids) descends the
 //! tree to learn that it is absent. The memtables have their own filters;
 //! this one answers for the tree, as an SST's Bloom filter answers for it in
-//! an LSM. It is one blocked Bloom filter ([`KeyFilter`]) of
+//! an LSM. Only `insert`'s old-value lookup asks it (`State::get_for_insert`):
+//! reads usually look up present keys, for which it saves nothing. It is one blocked Bloom filter ([`KeyFilter`]) of
 //! [`key_hash`](super::filter::key_hash)`(table, key)` over every data tree,
 //! consulted only for tables whose keys are equal exactly when their bytes
 //! are.
