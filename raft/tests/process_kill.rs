@@ -20,7 +20,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use openraft::storage::RaftLogStorage;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::{BasicNode, Config, RaftLogReader, SnapshotPolicy};
 use sluicedb_raft::router::{Connection, Node, Router};
 use sluicedb_raft::{Request, TypeConfig};
@@ -214,6 +214,7 @@ fn sigkill_during_writes_keeps_every_flushed_entry_and_converges() {
     runtime.block_on(async {
         // Every node's log, reopened: no hole, and every acknowledged index.
         let mut stores = BTreeMap::new();
+        let mut before = BTreeMap::new();
         for id in 1..=3 {
             let (mut log, sm) = sluicedb_raft::open(db_path(dir.path(), id)).expect("the database reopens");
             let state = log.get_log_state().await.expect("log state");
@@ -232,6 +233,19 @@ fn sigkill_during_writes_keeps_every_flushed_entry_and_converges() {
                     "node {id} acknowledged index {max} as flushed, but its log ends at {last}"
                 );
             }
+            // What this node held before the restart, for a failure's message.
+            let (applied, _) = sm.clone().applied_state().await.expect("applied state");
+            let committed = log.read_committed().await.expect("committed");
+            let missing: Vec<&String> = written
+                .iter()
+                .filter(|key| sm.get(key).expect("read").is_none())
+                .collect();
+            before.insert(
+                id,
+                format!(
+                    "log ends at {last}, committed {committed:?}, applied {applied:?}, writes not applied: {missing:?}"
+                ),
+            );
             stores.insert(id, (log, sm));
         }
 
@@ -261,7 +275,7 @@ fn sigkill_during_writes_keeps_every_flushed_entry_and_converges() {
                 assert_eq!(
                     node.state_machine.get(key).expect("read"),
                     Some(key.clone()),
-                    "node {} lost committed write {key}",
+                    "node {} lost committed write {key}; before the restart: {before:#?}",
                     node.id
                 );
             }
