@@ -43,16 +43,19 @@ fn db_path(dir: &Path, id: u64) -> PathBuf {
 }
 
 /// Writes `key{from..to}` through the current leader.
-async fn write(nodes: &BTreeMap<u64, Node>, from: u64, to: u64) -> Result<(), StartError> {
+/// Writes `key{from}..key{to}` through the leader; returns the last write's
+/// log id (from its response: the leader's metrics may lag behind it).
+async fn write(nodes: &BTreeMap<u64, Node>, from: u64, to: u64) -> Result<Option<LogId<u64>>, StartError> {
+    let mut last = None;
     for i in from..to {
         let leader = leader(nodes).await?;
         let request = Request::Set {
             key: format!("key{i:04}"),
             value: format!("value{i}"),
         };
-        nodes[&leader].raft.client_write(request).await?;
+        last = Some(nodes[&leader].raft.client_write(request).await?.log_id);
     }
-    Ok(())
+    Ok(last)
 }
 
 /// A log id as `term-leader-index`, or `none`.
@@ -106,14 +109,14 @@ async fn main() -> Result<(), StartError> {
     router.stop(stopped).await?;
     println!("stopped node {victim} (it had applied up to {})", show(before));
 
-    write(&nodes, 50, 400).await?;
+    let last_write = write(&nodes, 50, 400).await?;
+    let target = last_write.map(|id| id.index);
     let leader_id = leader(&nodes).await?;
     let leader_metrics = nodes[&leader_id].raft.metrics().borrow().clone();
-    let target = leader_metrics.last_applied.map(|id| id.index);
     println!(
-        "wrote key0050..key0399 while node {victim} was down; leader node {leader_id} applied up to {}, \
+        "wrote key0050..key0399 (the last at {}) while node {victim} was down; leader node {leader_id}: \
          snapshot at {}, log purged up to {}",
-        show(leader_metrics.last_applied),
+        show(last_write),
         show(leader_metrics.snapshot),
         show(leader_metrics.purged)
     );

@@ -28,19 +28,25 @@ async fn leader(nodes: &BTreeMap<u64, Node>) -> u64 {
     metrics.current_leader.expect("a leader")
 }
 
-async fn write(nodes: &BTreeMap<u64, Node>, keys: std::ops::Range<u64>) {
+/// Writes `keys` through the leader; returns the last write's log index
+/// (from its response: the leader's metrics may not show it applied yet).
+async fn write(nodes: &BTreeMap<u64, Node>, keys: std::ops::Range<u64>) -> u64 {
+    let mut last = 0;
     for i in keys {
         let leader = leader(nodes).await;
         let request = Request::Set {
             key: format!("k{i:04}"),
             value: format!("v{i}"),
         };
-        nodes[&leader]
+        last = nodes[&leader]
             .raft
             .client_write(request)
             .await
-            .expect("the write commits");
+            .expect("the write commits")
+            .log_id
+            .index;
     }
+    last
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,11 +76,10 @@ async fn stopped_follower_restarts_from_disk_and_converges() {
         .await
         .expect("the cluster initializes");
 
-    write(&nodes, 0..40).await;
+    let leader_applied = Some(write(&nodes, 0..40).await);
     let leader_id = leader(&nodes).await;
     let victim = (1..=3).find(|id| *id != leader_id).expect("a follower");
     // Wait until the follower has applied the writes, then stop it.
-    let leader_applied = nodes[&leader_id].raft.metrics().borrow().last_applied.map(|l| l.index);
     let stopped = nodes.remove(&victim).expect("victim runs");
     let applied = stopped
         .raft
@@ -87,9 +92,7 @@ async fn stopped_follower_restarts_from_disk_and_converges() {
         .index;
     router.stop(stopped).await.expect("the follower stops");
 
-    write(&nodes, 40..200).await;
-    let leader_id = leader(&nodes).await;
-    let target = nodes[&leader_id].raft.metrics().borrow().last_applied.map(|l| l.index);
+    let target = Some(write(&nodes, 40..200).await);
 
     // Reopened from disk: every entry it applied is still in its log (none
     // was purged: it snapshots only every 50 entries and keeps 5).

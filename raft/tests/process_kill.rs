@@ -25,6 +25,31 @@ use openraft::{BasicNode, Config, RaftLogReader, SnapshotPolicy};
 use sluicedb_raft::router::{Connection, Node, Router};
 use sluicedb_raft::{Request, TypeConfig};
 
+/// The log and applied state of a node, for a failure's message.
+fn describe(node: &Node) -> String {
+    use sluicedb::{ReadableDatabase, TableDefinition};
+    const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+    const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_sm_meta");
+    let read = node.state_machine.database().begin_read().expect("a read");
+    let meta = read.open_table(SM_META).expect("sm meta");
+    let applied = meta
+        .get("applied")
+        .expect("read")
+        .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+    let log = read.open_table(LOG).expect("log");
+    let tail: Vec<String> = log
+        .range::<u64>(..)
+        .expect("range")
+        .rev()
+        .take(12)
+        .map(|e| {
+            let (k, v) = e.expect("entry");
+            format!("{}: {}", k.value(), String::from_utf8_lossy(v.value()))
+        })
+        .collect();
+    format!("applied {applied:?}, log tail (newest first): {tail:#?}")
+}
+
 const CHILD: &str = "SLUICEDB_RAFT_KILL_CHILD";
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 
@@ -256,28 +281,34 @@ fn sigkill_during_writes_keeps_every_flushed_entry_and_converges() {
             nodes.insert(id, router.start_with(id, config(), log, sm).await.expect("restart"));
         }
         let leader = leader(&nodes).await;
-        nodes[&leader]
+        // The index of this write, from its own response: the leader's
+        // metrics may not show it applied yet when `client_write` returns
+        // (reading them here once made the nodes look caught up at an
+        // older index, and the test blamed the store).
+        let target = nodes[&leader]
             .raft
             .client_write(Request::Set {
                 key: "after".into(),
                 value: "restart".into(),
             })
             .await
-            .expect("a write after the restart commits");
-        let target = nodes[&leader].raft.metrics().borrow().last_applied.map(|l| l.index);
+            .expect("a write after the restart commits")
+            .log_id
+            .index;
         for node in nodes.values() {
             node.raft
                 .wait(TIMEOUT)
-                .applied_index_at_least(target, "every node catches up")
+                .applied_index_at_least(Some(target), "every node catches up")
                 .await
                 .expect("the node converges");
             for key in &written {
-                assert_eq!(
-                    node.state_machine.get(key).expect("read"),
-                    Some(key.clone()),
-                    "node {} lost committed write {key}; before the restart: {before:#?}",
-                    node.id
-                );
+                if node.state_machine.get(key).expect("read").as_ref() != Some(key) {
+                    panic!(
+                        "node {} lost committed write {key}; before the restart: {before:#?}; now: {}",
+                        node.id,
+                        describe(node)
+                    );
+                }
             }
         }
         for (_, node) in nodes {
