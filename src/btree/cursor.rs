@@ -168,6 +168,15 @@ impl TreeEntry {
     pub fn value(&self) -> &ValueBytes {
         &self.value
     }
+
+    /// The key (as [`key_bytes`](Self::key_bytes)) and the value, taking
+    /// the entry's own references to its page instead of counting new
+    /// ones: a scan yields every entry this way, and each reference
+    /// counted and dropped is an atomic write to the page's count.
+    pub fn into_key_value(self) -> (ValueBytes, ValueBytes) {
+        let range = Node::new(&self.page).key_range(self.index);
+        (ValueBytes::in_page(self.page, range.start, range.len()), self.value)
+    }
 }
 
 impl std::fmt::Debug for TreeEntry {

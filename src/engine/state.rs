@@ -272,7 +272,10 @@ impl State {
                 None => self.tree.range(info, table.cmp, lower, upper)?,
             };
             let items = move |entry: Result<crate::btree::TreeEntry>| {
-                entry.map(|e| (e.key_bytes(), Some(e.value().clone())))
+                entry.map(|e| {
+                    let (key, value) = e.into_key_value();
+                    (key, Some(value))
+                })
             };
             match direction {
                 Direction::Forward => sources.push(Box::new(range.map(items))),
