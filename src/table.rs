@@ -164,6 +164,14 @@ impl<K: Key + 'static, V: Value + 'static> Range<'_, K, V> {
     }
 }
 
+impl<K: Key + 'static, V: Value + 'static> Clone for Range<'_, K, V> {
+    /// A range at this one's position, as redb's: it yields what this one
+    /// would yield next, from either end, and moves on its own.
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone())
+    }
+}
+
 fn entry<'a, K: Key + 'static, V: Value + 'static>(
     item: crate::Result<(ValueBytes, ValueBytes)>,
 ) -> Result<Pair<'a, K, V>, StorageError> {

@@ -30,8 +30,10 @@ pub(crate) enum Direction {
     Backward,
 }
 
-/// Builds a direction's sources, highest priority first.
-pub(crate) type SourceFactory<'a> = Box<dyn Fn(Direction) -> Result<Vec<Source<'a>>> + 'a>;
+/// Builds a direction's sources between two bounds (the range's own, or
+/// narrower: a clone resumes where its original stands), highest priority
+/// first.
+pub(crate) type SourceFactory<'a> = Arc<dyn Fn(Direction, Bound<&[u8]>, Bound<&[u8]>) -> Result<Vec<Source<'a>>> + 'a>;
 
 /// A k-way merge in one direction.
 struct Merge<'a> {
@@ -100,6 +102,8 @@ impl<'a> Merge<'a> {
 pub struct MergedRange<'a> {
     factory: SourceFactory<'a>,
     cmp: Comparator,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
     front: Option<Merge<'a>>,
     back: Option<Merge<'a>>,
     front_last: Option<Vec<u8>>,
@@ -108,10 +112,12 @@ pub struct MergedRange<'a> {
 }
 
 impl<'a> MergedRange<'a> {
-    pub(crate) fn new(factory: SourceFactory<'a>, cmp: Comparator) -> Self {
+    pub(crate) fn new(factory: SourceFactory<'a>, cmp: Comparator, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Self {
         Self {
             factory,
             cmp,
+            lower: lower.map(<[u8]>::to_vec),
+            upper: upper.map(<[u8]>::to_vec),
             front: None,
             back: None,
             front_last: None,
@@ -127,7 +133,8 @@ impl<'a> MergedRange<'a> {
             &mut self.back
         };
         if slot.is_none() {
-            *slot = Some(Merge::new((self.factory)(direction)?, direction, self.cmp)?);
+            let sources = (self.factory)(direction, self.lower.as_ref().map(Vec::as_slice), self.upper.as_ref().map(Vec::as_slice))?;
+            *slot = Some(Merge::new(sources, direction, self.cmp)?);
         }
         loop {
             let merge = if direction == Direction::Forward {
@@ -186,6 +193,44 @@ impl<'a> MergedRange<'a> {
             }
         }
     }
+}
+
+impl Clone for MergedRange<'_> {
+    /// A range at this one's position: it yields what this one would yield
+    /// next, from either end. It reads the same snapshot through sources of
+    /// its own, from bounds narrowed to the keys not yet returned.
+    fn clone(&self) -> Self {
+        let resume = |last: &Option<Vec<u8>>, bound: &Bound<Vec<u8>>| match last {
+            Some(key) => Bound::Excluded(key.clone()),
+            None => bound.clone(),
+        };
+        Self {
+            factory: self.factory.clone(),
+            cmp: self.cmp,
+            lower: resume(&self.front_last, &self.lower),
+            upper: resume(&self.back_last, &self.upper),
+            front: None,
+            back: None,
+            front_last: None,
+            back_last: None,
+            done: self.done,
+        }
+    }
+}
+
+/// Whether `key` lies between two bounds in `cmp`'s order.
+pub(crate) fn within_bounds(cmp: Comparator, key: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    let above = match lower {
+        Bound::Included(k) => cmp(key, k).is_ge(),
+        Bound::Excluded(k) => cmp(key, k).is_gt(),
+        Bound::Unbounded => true,
+    };
+    let below = match upper {
+        Bound::Included(k) => cmp(key, k).is_le(),
+        Bound::Excluded(k) => cmp(key, k).is_lt(),
+        Bound::Unbounded => true,
+    };
+    above && below
 }
 
 impl Iterator for MergedRange<'_> {

@@ -17,7 +17,7 @@ use super::core::{Durability, Engine, Inner, RecoveryReport, apply_metadata, ins
 use super::inserter::Job;
 use super::pending::HANDOFF_OPS;
 use super::deferred::staging_table_id;
-use super::merge::{Direction, Item, MergedRange, Source};
+use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, within_bounds};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id};
 use super::writeset::{Origin, TableSlot, WriteSet};
 use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise, is_bytewise};
@@ -572,20 +572,22 @@ impl WriteTxn {
                 .collect::<Result<_>>()?,
         );
         let (state, view, seq) = (self.state.clone(), self.views[slot].clone(), self.seq);
-        let (lower, upper) = (owned(lower), owned(upper));
-        let factory = move |direction| -> Result<Vec<Source<'static>>> {
+        let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| {
+            // A clone asks for narrower bounds than `own` was copied for.
             let own = own.clone();
-            let indices: Box<dyn Iterator<Item = usize>> = match direction {
-                Direction::Forward => Box::new(0..own.len()),
-                Direction::Backward => Box::new((0..own.len()).rev()),
-            };
-            let mut sources: Vec<Source<'static>> = vec![Box::new(indices.map(move |i| Ok(own[i].clone())))];
+            let mut indices: Vec<usize> = (0..own.len())
+                .filter(|&i| within_bounds(cmp, &own[i].0, lower, upper))
+                .collect();
+            if direction == Direction::Backward {
+                indices.reverse();
+            }
+            let mut sources: Vec<Source<'static>> = vec![Box::new(indices.into_iter().map(move |i| Ok(own[i].clone())))];
             if let Some(view) = &view {
-                sources.extend(state.sources(view, seq, borrowed(&lower), borrowed(&upper), direction)?);
+                sources.extend(state.sources(view, seq, lower, upper, direction)?);
             }
             Ok(sources)
-        };
-        Ok(MergedRange::new(Box::new(factory), cmp))
+        });
+        Ok(MergedRange::new(factory, cmp, lower, upper))
     }
 
     /// Removes and returns the entry with the smallest key.
@@ -751,14 +753,6 @@ fn commit_at_durable_checkpoint(writer: TreeWriter<'_>) -> Result<u64> {
     writer.commit(seq)
 }
 
-fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
 fn borrowed(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match b {
         Bound::Included(k) => Bound::Included(k),
@@ -881,10 +875,10 @@ impl ReadTxn {
         let state = self.state.clone();
         let view = self.view(table)?.clone();
         let seq = self.seq;
-        let (lower, upper) = (owned(lower), owned(upper));
         let cmp = view.cmp;
-        let factory = move |direction| state.sources(&view, seq, borrowed(&lower), borrowed(&upper), direction);
-        Ok(MergedRange::new(Box::new(factory), cmp))
+        let factory: SourceFactory<'static> =
+            Arc::new(move |direction, lower, upper| state.sources(&view, seq, lower, upper, direction));
+        Ok(MergedRange::new(factory, cmp, lower, upper))
     }
 }
 
