@@ -18,6 +18,28 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_sm_meta");
 
+/// The key-value key of log entry `i`.
+fn key(i: u64) -> String {
+    format!("w{}-{}", i % 4, i)
+}
+
+/// Applies log entries `entries` in one commit, pipelined and not awaited:
+/// their keys, and the applied index, as a Raft state machine does.
+fn apply(db: &Database, entries: std::ops::RangeInclusive<u64>) {
+    let upto = *entries.end();
+    let mut txn = db.begin_write().unwrap();
+    txn.set_durability(Durability::None).unwrap();
+    {
+        let mut kv = txn.open_table(KV).unwrap();
+        for i in entries {
+            kv.insert(key(i).as_str(), key(i).as_str()).unwrap();
+        }
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert("applied", upto.to_string().as_bytes()).unwrap();
+    }
+    drop(txn.commit_pipelined().unwrap());
+}
+
 fn child(path: &str) {
     let db = Arc::new(Database::create(path).unwrap());
     {
@@ -65,18 +87,7 @@ fn child(path: &str) {
             continue;
         }
         let upto = last.min(applied + 1 + (last % 7));
-        let mut txn = db.begin_write().unwrap();
-        txn.set_durability(Durability::None).unwrap();
-        {
-            let mut kv = txn.open_table(KV).unwrap();
-            for i in applied + 1..=upto {
-                let key = format!("w{}-{}", i % 4, i);
-                kv.insert(key.as_str(), key.as_str()).unwrap();
-            }
-            let mut meta = txn.open_table(META).unwrap();
-            meta.insert("applied", upto.to_string().as_bytes()).unwrap();
-        }
-        drop(txn.commit_pipelined().unwrap());
+        apply(&db, applied + 1..=upto);
         applied = upto;
         writeln!(out, "{applied}").unwrap();
         out.flush().unwrap();
@@ -135,7 +146,7 @@ fn kill_rounds() {
         assert_eq!(count, last, "round {round}: log has a hole");
         assert!(last >= applied, "round {round}: applied {applied} beyond log {last}");
         for i in 1..=applied {
-            let key = format!("w{}-{}", i % 4, i);
+            let key = key(i);
             assert_eq!(
                 kv.get(key.as_str()).unwrap().map(|v| v.value().to_string()),
                 Some(key.clone()),
@@ -149,22 +160,11 @@ fn kill_rounds() {
         let mut at = applied;
         while at < last {
             let upto = last.min(at + 64);
-            let mut txn = db.begin_write().unwrap();
-            txn.set_durability(Durability::None).unwrap();
-            {
-                let mut kv = txn.open_table(KV).unwrap();
-                for i in at + 1..=upto {
-                    let key = format!("w{}-{}", i % 4, i);
-                    kv.insert(key.as_str(), key.as_str()).unwrap();
-                }
-                let mut meta = txn.open_table(META).unwrap();
-                meta.insert("applied", upto.to_string().as_bytes()).unwrap();
-            }
-            drop(txn.commit_pipelined().unwrap());
+            apply(&db, at + 1..=upto);
             let read = db.begin_read().unwrap();
             let kv = read.open_table(KV).unwrap();
             for i in at + 1..=upto {
-                let key = format!("w{}-{}", i % 4, i);
+                let key = key(i);
                 assert!(
                     kv.get(key.as_str()).unwrap().is_some(),
                     "round {round}: re-applied {key} not visible"
