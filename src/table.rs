@@ -340,34 +340,54 @@ pub trait ReadableTable<K: Key + 'static, V: Value + 'static>: ReadableTableMeta
     /// `Included(x)`, the smallest key `>= x`; `Excluded(x)`, the smallest
     /// key `> x`; `Unbounded`, the smallest key. As `BTreeMap::lower_bound`.
     ///
-    /// sluicedb's tables implement it. The default, for other implementors
-    /// of this trait, is an error, as redb's default is `unimplemented!()`.
+    /// The default builds the cursor from two [`range`](Self::range)s;
+    /// sluicedb's tables build them from their stored bytes directly.
     fn lower_bound<'a>(&self, bound: Bound<impl Borrow<K::SelfType<'a>>>) -> Result<Cursor<'_, K, V>, StorageError> {
-        let _ = bound;
-        Err(StorageError::Internal(
-            "lower_bound is not implemented for this table type".into(),
-        ))
+        // Included(x): x is after the gap; Excluded(x): before it.
+        let split = encode_bound::<K>(&bound);
+        let inclusive = matches!(split, Bound::Included(_));
+        cursor_at(
+            |lo, hi| typed_range(self, lo, hi),
+            as_ref_bound(&split),
+            inclusive,
+            true,
+        )
     }
 
     /// A [`Cursor`] at the gap after the greatest key within `bound`:
     /// `Included(x)`, the greatest key `<= x`; `Excluded(x)`, the greatest
     /// key `< x`; `Unbounded`, the greatest key. As `BTreeMap::upper_bound`.
     ///
-    /// sluicedb's tables implement it; the default is an error, as for
-    /// [`lower_bound`](Self::lower_bound).
+    /// The default builds the cursor from two [`range`](Self::range)s, as
+    /// [`lower_bound`](Self::lower_bound)'s does.
     fn upper_bound<'a>(&self, bound: Bound<impl Borrow<K::SelfType<'a>>>) -> Result<Cursor<'_, K, V>, StorageError> {
-        let _ = bound;
-        Err(StorageError::Internal(
-            "upper_bound is not implemented for this table type".into(),
-        ))
+        // Included(x): x is before the gap; Excluded(x): after it.
+        let split = encode_bound::<K>(&bound);
+        let inclusive = matches!(split, Bound::Excluded(_));
+        cursor_at(
+            |lo, hi| typed_range(self, lo, hi),
+            as_ref_bound(&split),
+            inclusive,
+            false,
+        )
     }
+}
+
+/// `table`'s range between two encoded bounds, through its typed
+/// [`ReadableTable::range`] (the keys decoded for it).
+fn typed_range<'t, K: Key + 'static, V: Value + 'static, T: ReadableTable<K, V> + ?Sized>(
+    table: &'t T,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> Result<Range<'t, K, V>, StorageError> {
+    table.range::<K::SelfType<'_>>((lower.map(K::from_bytes), upper.map(K::from_bytes)))
 }
 
 /// The two ranges around a cursor's gap: entries at or after `split`
 /// (`after_inclusive`: whether the split key itself is after the gap), and
 /// those before it.
 fn cursor_at<'t, K: Key + 'static, V: Value + 'static>(
-    table: &impl RawTable,
+    range: impl Fn(Bound<&[u8]>, Bound<&[u8]>) -> Result<Range<'t, K, V>, StorageError>,
     split: Bound<&[u8]>,
     after_inclusive: bool,
     empty_side_is_before: bool,
@@ -376,7 +396,7 @@ fn cursor_at<'t, K: Key + 'static, V: Value + 'static>(
         Bound::Included(k) | Bound::Excluded(k) => Some(k),
         Bound::Unbounded => None,
     }) else {
-        let all = Range::new(table.raw_range(Bound::Unbounded, Bound::Unbounded)?);
+        let all = range(Bound::Unbounded, Bound::Unbounded)?;
         return Ok(if empty_side_is_before {
             Cursor::new(Some(all), None)
         } else {
@@ -388,8 +408,8 @@ fn cursor_at<'t, K: Key + 'static, V: Value + 'static>(
     } else {
         (Bound::Excluded(key), Bound::Included(key))
     };
-    let after = Range::new(table.raw_range(after_lo, Bound::Unbounded)?);
-    let before = Range::new(table.raw_range(Bound::Unbounded, before_hi)?);
+    let after = range(after_lo, Bound::Unbounded)?;
+    let before = range(Bound::Unbounded, before_hi)?;
     Ok(Cursor::new(Some(after), Some(before)))
 }
 
@@ -446,7 +466,7 @@ macro_rules! readable {
                 // Included(x): x is after the gap; Excluded(x): before it.
                 let split = encode_bound::<K>(&bound);
                 let inclusive = matches!(split, Bound::Included(_));
-                cursor_at(self, as_ref_bound(&split), inclusive, true)
+                cursor_at(|lo, hi| Ok(Range::new(self.raw_range(lo, hi)?)), as_ref_bound(&split), inclusive, true)
             }
 
             fn upper_bound<'a>(
@@ -456,7 +476,7 @@ macro_rules! readable {
                 // Included(x): x is before the gap; Excluded(x): after it.
                 let split = encode_bound::<K>(&bound);
                 let inclusive = matches!(split, Bound::Excluded(_));
-                cursor_at(self, as_ref_bound(&split), inclusive, false)
+                cursor_at(|lo, hi| Ok(Range::new(self.raw_range(lo, hi)?)), as_ref_bound(&split), inclusive, false)
             }
 
         }
