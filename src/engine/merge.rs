@@ -218,19 +218,25 @@ impl Clone for MergedRange<'_> {
     }
 }
 
-/// Whether `key` lies between two bounds in `cmp`'s order.
-pub(crate) fn within_bounds(cmp: Comparator, key: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
-    let above = match lower {
-        Bound::Included(k) => cmp(key, k).is_ge(),
-        Bound::Excluded(k) => cmp(key, k).is_gt(),
-        Bound::Unbounded => true,
-    };
-    let below = match upper {
+/// The part of `items` (sorted in `cmp`'s order) between two bounds, found
+/// by binary search.
+pub(crate) fn within_bounds(
+    items: &[Item],
+    cmp: Comparator,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> std::ops::Range<usize> {
+    let start = items.partition_point(|(key, _)| match lower {
+        Bound::Included(k) => cmp(key, k).is_lt(),
+        Bound::Excluded(k) => cmp(key, k).is_le(),
+        Bound::Unbounded => false,
+    });
+    let end = items.partition_point(|(key, _)| match upper {
         Bound::Included(k) => cmp(key, k).is_le(),
         Bound::Excluded(k) => cmp(key, k).is_lt(),
         Bound::Unbounded => true,
-    };
-    above && below
+    });
+    start..end.max(start)
 }
 
 impl Iterator for MergedRange<'_> {

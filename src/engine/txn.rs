@@ -573,15 +573,15 @@ impl WriteTxn {
         );
         let (state, view, seq) = (self.state.clone(), self.views[slot].clone(), self.seq);
         let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| {
-            // A clone asks for narrower bounds than `own` was copied for.
+            // A clone asks for narrower bounds than `own` was copied for
+            // (`own` is in key order: its part in them is a slice).
             let own = own.clone();
-            let mut indices: Vec<usize> = (0..own.len())
-                .filter(|&i| within_bounds(cmp, &own[i].0, lower, upper))
-                .collect();
-            if direction == Direction::Backward {
-                indices.reverse();
-            }
-            let mut sources: Vec<Source<'static>> = vec![Box::new(indices.into_iter().map(move |i| Ok(own[i].clone())))];
+            let part = within_bounds(&own, cmp, lower, upper);
+            let indices: Box<dyn Iterator<Item = usize>> = match direction {
+                Direction::Forward => Box::new(part),
+                Direction::Backward => Box::new(part.rev()),
+            };
+            let mut sources: Vec<Source<'static>> = vec![Box::new(indices.map(move |i| Ok(own[i].clone())))];
             if let Some(view) = &view {
                 sources.extend(state.sources(view, seq, lower, upper, direction)?);
             }
