@@ -3,7 +3,10 @@
 //! across commits and checkpoints. A pop loop starts each search past the
 //! keys earlier pops removed (issue 13: it walked every tombstone again,
 //! quadratic); any put at or beyond a popped key must bring it back into the
-//! search.
+//! search. A pop loop keeps one walk of the snapshot per direction for the
+//! whole transaction (`engine::pop`): deleting the table and restoring a
+//! savepoint mid-loop, which take back the transaction's own writes that
+//! walk relies on, are in the mix.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +23,11 @@ enum Op {
     PopLast,
     Commit,
     Checkpoint,
+    /// Commits, then takes an ephemeral savepoint at the start of the next
+    /// transaction (the only place one may be taken).
+    Savepoint,
+    Restore,
+    DeleteTable,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -30,6 +38,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::PopLast),
         1 => Just(Op::Commit),
         1 => Just(Op::Checkpoint),
+        1 => Just(Op::Savepoint),
+        1 => Just(Op::Restore),
+        1 => Just(Op::DeleteTable),
     ]
 }
 
@@ -40,15 +51,29 @@ fn run(ops: &[Op]) {
         .create(dir.path().join("db"))
         .unwrap();
     let mut model: BTreeMap<u16, u32> = BTreeMap::new();
+    let mut savepoint: Option<(sluicedb::Savepoint, BTreeMap<u16, u32>)> = None;
     let mut txn = db.begin_write().unwrap();
     for op in ops {
         match op {
-            Op::Commit | Op::Checkpoint => {
+            Op::Commit | Op::Checkpoint | Op::Savepoint => {
                 txn.commit().unwrap();
                 if matches!(op, Op::Checkpoint) {
                     db.checkpoint().unwrap();
                 }
                 txn = db.begin_write().unwrap();
+                if matches!(op, Op::Savepoint) {
+                    savepoint = Some((txn.ephemeral_savepoint().unwrap(), model.clone()));
+                }
+            }
+            Op::Restore => {
+                if let Some((point, at)) = &savepoint {
+                    txn.restore_savepoint(point).unwrap();
+                    model = at.clone();
+                }
+            }
+            Op::DeleteTable => {
+                txn.delete_table(T).unwrap();
+                model.clear();
             }
             _ => {
                 let mut t = txn.open_table(T).unwrap();

@@ -22,7 +22,7 @@ use crate::error::Result;
 pub(crate) type Item = (ValueBytes, Option<ValueBytes>);
 
 /// A layer's entries in one direction, already deduplicated per key.
-pub(crate) type Source<'a> = Box<dyn Iterator<Item = Result<Item>> + 'a>;
+pub(crate) type Source<'a> = Box<dyn Iterator<Item = Result<Item>> + Send + 'a>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -33,7 +33,8 @@ pub(crate) enum Direction {
 /// Builds a direction's sources between two bounds (the range's own, or
 /// narrower: a clone resumes where its original stands), highest priority
 /// first.
-pub(crate) type SourceFactory<'a> = Arc<dyn Fn(Direction, Bound<&[u8]>, Bound<&[u8]>) -> Result<Vec<Source<'a>>> + 'a>;
+pub(crate) type SourceFactory<'a> =
+    Arc<dyn Fn(Direction, Bound<&[u8]>, Bound<&[u8]>) -> Result<Vec<Source<'a>>> + Send + Sync + 'a>;
 
 /// A k-way merge in one direction.
 struct Merge<'a> {

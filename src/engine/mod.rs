@@ -11,6 +11,7 @@ mod inserter;
 mod memtable;
 mod merge;
 mod pending;
+mod pop;
 mod publication;
 mod recovery;
 mod skiplist;

@@ -16,6 +16,7 @@ use super::batch::TableDef;
 use super::core::{Durability, Engine, Inner, RecoveryReport, apply_metadata, insert_run, panic_message};
 use super::inserter::Job;
 use super::pending::HANDOFF_OPS;
+use super::pop::PopCursor;
 use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, within_bounds};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id};
@@ -147,6 +148,7 @@ impl Engine {
             seq,
             writes: WriteSet::default(),
             views: Vec::new(),
+            pop_cursors: Vec::new(),
             durability: Durability::Immediate,
             holds_slot: true,
         }
@@ -305,6 +307,9 @@ pub struct WriteTxn {
     /// Each write-set table's view of the layers below: none for new tables,
     /// and none until a typed open gave an existing table its key order.
     views: Vec<Option<TableView>>,
+    /// Per write-set table, the pop loops' walks of the snapshot, forward
+    /// and backward (`engine::pop`).
+    pop_cursors: Vec<[Option<PopCursor>; 2]>,
     durability: Durability,
     holds_slot: bool,
 }
@@ -475,6 +480,7 @@ impl WriteTxn {
         };
         self.writes.delete(name, slot);
         self.views[slot] = None;
+        self.drop_pop_cursors(Some(slot));
         Ok(true)
     }
 
@@ -577,7 +583,7 @@ impl WriteTxn {
             // (`own` is in key order: its part in them is a slice).
             let own = own.clone();
             let part = within_bounds(&own, cmp, lower, upper);
-            let indices: Box<dyn Iterator<Item = usize>> = match direction {
+            let indices: Box<dyn Iterator<Item = usize> + Send> = match direction {
                 Direction::Forward => Box::new(part),
                 Direction::Backward => Box::new(part.rev()),
             };
@@ -600,14 +606,53 @@ impl WriteTxn {
         self.pop(table, false)
     }
 
+    /// Forgets the pop cursors of one table (`None`: of every table), whose
+    /// own writes no longer shadow what the cursors passed: the table was
+    /// deleted, or a savepoint restored (`engine::pop`'s invariant).
+    fn drop_pop_cursors(&mut self, slot: Option<TableSlot>) {
+        match slot {
+            Some(slot) => {
+                if let Some(cursors) = self.pop_cursors.get_mut(slot) {
+                    *cursors = Default::default();
+                }
+            }
+            None => self.pop_cursors.clear(),
+        }
+    }
+
+    /// A pop from either end: the table's pop cursor for that direction
+    /// (made on the first pop) merged with the transaction's own writes.
     fn pop(&mut self, table: TableRef, front: bool) -> Result<Option<(Vec<u8>, ValueBytes)>> {
         let slot = self.slot(table)?;
+        let Some(cmp) = self.writes.tables[slot].cmp else {
+            return Err(foreign_handle());
+        };
         let Some((lower, upper)) = self.writes.unpopped(slot) else {
             return Ok(None);
         };
-        let mut range = self.range(table, borrowed(&lower), borrowed(&upper))?;
-        let found = if front { range.next() } else { range.next_back() }.transpose()?;
-        drop(range);
+        let (lower, upper) = (borrowed(&lower), borrowed(&upper));
+        let (direction, end) = if front {
+            (Direction::Forward, 0)
+        } else {
+            (Direction::Backward, 1)
+        };
+        if self.pop_cursors.len() <= slot {
+            self.pop_cursors.resize_with(slot + 1, Default::default);
+        }
+        if self.pop_cursors[slot][end].is_none() {
+            let (state, view, seq) = (self.state.clone(), self.views[slot].clone(), self.seq);
+            let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| match &view {
+                Some(view) => state.sources(view, seq, lower, upper, direction),
+                None => Ok(Vec::new()),
+            });
+            let snapshot = MergedRange::new(factory, cmp, lower, upper);
+            self.pop_cursors[slot][end] = Some(PopCursor::new(snapshot, direction));
+        }
+        let (near, far) = if front { (lower, upper) } else { (upper, lower) };
+        let found = match &mut self.pop_cursors[slot][end] {
+            Some(cursor) => cursor.next(cmp, near, far, self.writes.source(slot, lower, upper, direction))?,
+            None => None,
+        };
         let Some((key, value)) = found else {
             return Ok(None);
         };
@@ -964,6 +1009,7 @@ impl WriteTxn {
     /// Records that a savepoint was restored in this transaction.
     pub fn mark_restored(&mut self) {
         self.writes.restored = true;
+        self.drop_pop_cursors(None);
     }
 
     /// Records that this transaction created or deleted a persistent
