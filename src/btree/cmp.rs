@@ -34,6 +34,18 @@ pub(crate) fn byte_order(a: &[u8], b: &[u8]) -> Ordering {
     a.cmp(b)
 }
 
+/// A key's first eight bytes as a big-endian word, zero-padded: two keys
+/// whose words differ are in the words' byte order (a shorter key's padding
+/// sorts where its end does); equal words say nothing. Search structures
+/// keep it beside a key so that most comparisons read no key bytes.
+#[inline]
+pub(crate) fn prefix_word(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = key.len().min(8);
+    word[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(word)
+}
+
 /// Whether `cmp` is [`bytewise`], so that keys it calls equal are equal
 /// bytes. Compares function addresses: were `bytewise` ever to get a second
 /// address this would say `false`, which only costs a filter; two functions

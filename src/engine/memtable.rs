@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
 use super::skiplist::{GROUP, Point, SkipList, Writer};
-use crate::btree::{Comparator, byte_order, is_bytewise};
+use crate::btree::{Comparator, byte_order, is_bytewise, prefix_word};
 
 /// A skip-list key. Every key of one table carries that table's comparator.
 /// Probes for range scans may instead sit before or after every key of a
@@ -92,14 +92,7 @@ pub(crate) enum Edge {
 
 impl MemKey {
     pub(crate) fn probe(table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Self {
-        let prefix = if is_bytewise(cmp) {
-            let mut word = [0u8; 8];
-            let n = key.len().min(8);
-            word[..n].copy_from_slice(&key[..n]);
-            u64::from_be_bytes(word)
-        } else {
-            0
-        };
+        let prefix = if is_bytewise(cmp) { prefix_word(key) } else { 0 };
         Self {
             table,
             prefix,

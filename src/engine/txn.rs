@@ -514,18 +514,11 @@ impl WriteTxn {
 
     /// The value of `key`, this transaction's writes included.
     pub fn get(&self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
-        self.lookup(table, key, false)
-    }
-
-    /// [`get`](Self::get); `for_insert` asks the tree filter first (see
-    /// [`State::get_for_insert`]).
-    fn lookup(&self, table: TableRef, key: &[u8], for_insert: bool) -> Result<Option<ValueBytes>> {
         let slot = self.slot(table)?;
         if let Some(own) = self.writes.get(slot, key) {
             return Ok(own);
         }
         match &self.views[slot] {
-            Some(view) if for_insert => self.state.get_for_insert(view, key, self.seq),
             Some(view) => self.state.get(view, key, self.seq),
             None => Ok(None),
         }
@@ -550,18 +543,22 @@ impl WriteTxn {
         if value.len() > crate::btree::MAX_VALUE_LEN {
             return Err(StorageError::ValueTooLarge(value.len()));
         }
-        let old = self.lookup(table, key, true)?;
-        self.writes.put(table.slot, key, Some(value), old.is_some());
-        Ok(old)
+        let slot = self.slot(table)?;
+        let (state, view, seq) = (&self.state, &self.views[slot], self.seq);
+        self.writes.write(slot, key, Some(value), || match view {
+            Some(view) => state.get_for_insert(view, key, seq),
+            None => Ok(None),
+        })
     }
 
     /// Deletes `key`; returns its value.
     pub fn remove(&mut self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
-        let old = self.get(table, key)?;
-        if old.is_some() {
-            self.writes.put(table.slot, key, None, true);
-        }
-        Ok(old)
+        let slot = self.slot(table)?;
+        let (state, view, seq) = (&self.state, &self.views[slot], self.seq);
+        self.writes.write(slot, key, None, || match view {
+            Some(view) => state.get(view, key, seq),
+            None => Ok(None),
+        })
     }
 
     /// Entries between two bounds, this transaction's writes included. The
@@ -657,7 +654,8 @@ impl WriteTxn {
             return Ok(None);
         };
         let key = key.into_vec();
-        self.writes.put(slot, &key, None, true);
+        // The entry is visible (the pop just found it): a tombstone hides it.
+        self.writes.write(slot, &key, None, || Ok(Some(value.clone())))?;
         self.writes.note_popped(slot, key.clone(), front);
         Ok(Some((key, value)))
     }

@@ -2,24 +2,40 @@
 //! net changes to the name -> table map.
 
 use std::cmp::Ordering;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::batch::{Batch, DataOp, TableDef, new_table_id};
 use super::merge::{Direction, Item, Source};
-use crate::btree::{Comparator, ValueBytes, byte_order, is_bytewise};
+use crate::btree::{Comparator, ValueBytes, byte_order, is_bytewise, prefix_word};
 
 /// A key ordered by its table's comparator.
 pub(crate) struct OrdKey {
+    /// For a byte-ordered table, the key's [`prefix_word`] (zero for other
+    /// orders): unequal words decide, so most comparisons of a write-set
+    /// search read no key buffer (measured: a one-transaction load of 1M
+    /// random keys spent a fifth of its time dereferencing keys in the
+    /// map's nodes).
+    prefix: u64,
     pub(crate) key: Vec<u8>,
     pub(crate) cmp: Comparator,
+}
+
+impl OrdKey {
+    pub(crate) fn new(key: Vec<u8>, cmp: Comparator) -> Self {
+        let prefix = if is_bytewise(cmp) { prefix_word(&key) } else { 0 };
+        Self { prefix, key, cmp }
+    }
 }
 
 impl Ord for OrdKey {
     fn cmp(&self, other: &Self) -> Ordering {
         // Byte order inline rather than through the pointer.
         if is_bytewise(self.cmp) {
-            byte_order(&self.key, &other.key)
+            self.prefix
+                .cmp(&other.prefix)
+                .then_with(|| byte_order(&self.key, &other.key))
         } else {
             (self.cmp)(&self.key, &other.key)
         }
@@ -75,6 +91,18 @@ impl TxnTable {
     fn order(&self) -> Comparator {
         self.cmp
             .expect("a table's keys are only touched after a typed open_table fixed its order")
+    }
+
+    /// A value written at `key` is visible again, so the pops' bounds must
+    /// not pass it.
+    fn unpop(&mut self, key: &[u8]) {
+        let cmp = self.order();
+        if self.popped_front.as_ref().is_some_and(|k| cmp(key, k).is_le()) {
+            self.popped_front = None;
+        }
+        if self.popped_back.as_ref().is_some_and(|k| cmp(key, k).is_ge()) {
+            self.popped_back = None;
+        }
     }
 }
 
@@ -186,28 +214,54 @@ impl WriteSet {
         self.changed.insert(to.to_vec());
     }
 
-    /// Writes `key` (a tombstone for `None`). `existed` says whether the key
-    /// had a value before (the caller looked it up), for the entry count.
-    pub(crate) fn put(&mut self, slot: TableSlot, key: &[u8], value: Option<&[u8]>, existed: bool) {
+    /// Writes `key` (a tombstone for `None`) and returns the value the write
+    /// replaces: the transaction's own, or, where it has none, what `below`
+    /// reads in the layers beneath (its snapshot). A tombstone over nothing
+    /// is not written: there is nothing for it to hide. One search of the
+    /// write set for both (measured: looking the key up and then putting it
+    /// took two, and the lookup copied the key; a one-transaction load
+    /// spent 38% of its time in that lookup).
+    pub(crate) fn write(
+        &mut self,
+        slot: TableSlot,
+        key: &[u8],
+        value: Option<&[u8]>,
+        below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
+    ) -> crate::error::Result<Option<ValueBytes>> {
         let table = &mut self.tables[slot];
-        table.count_change += i64::from(value.is_some()) - i64::from(existed);
         let cmp = table.order();
+        let new = value.map(<[u8]>::to_vec);
+        let old = match table.writes.entry(OrdKey::new(key.to_vec(), cmp)) {
+            Entry::Occupied(mut entry) => {
+                if new.is_none() && entry.get().is_none() {
+                    return Ok(None);
+                }
+                if is_bytewise(cmp) {
+                    std::mem::replace(entry.get_mut(), new).map(ValueBytes::owned)
+                } else {
+                    // `insert` would keep the old key's bytes; under a
+                    // custom order equal keys may differ, and the newest
+                    // write's bytes are the key's from now on (as in the
+                    // memtable and the tree).
+                    let (_, old) = entry.remove_entry();
+                    table.writes.insert(OrdKey::new(key.to_vec(), cmp), new);
+                    old.map(ValueBytes::owned)
+                }
+            }
+            Entry::Vacant(entry) => {
+                let old = below()?;
+                if new.is_none() && old.is_none() {
+                    return Ok(None);
+                }
+                entry.insert(new);
+                old
+            }
+        };
+        table.count_change += i64::from(value.is_some()) - i64::from(old.is_some());
         if value.is_some() {
-            if table.popped_front.as_ref().is_some_and(|k| cmp(key, k).is_le()) {
-                table.popped_front = None;
-            }
-            if table.popped_back.as_ref().is_some_and(|k| cmp(key, k).is_ge()) {
-                table.popped_back = None;
-            }
+            table.unpop(key);
         }
-        let key = OrdKey { key: key.to_vec(), cmp };
-        if !is_bytewise(cmp) {
-            // `insert` would keep the old key's bytes; under a custom order
-            // equal keys may differ, and the newest write's bytes are the
-            // key's from now on (as in the memtable and the tree).
-            table.writes.remove(&key);
-        }
-        table.writes.insert(key, value.map(<[u8]>::to_vec));
+        Ok(old)
     }
 
     /// Records that a pop from the front (or back) removed `key`, the first
@@ -245,10 +299,7 @@ impl WriteSet {
         let table = &self.tables[slot];
         table
             .writes
-            .get(&OrdKey {
-                key: key.to_vec(),
-                cmp: table.order(),
-            })
+            .get(&OrdKey::new(key.to_vec(), table.order()))
             .map(|v| v.as_ref().map(|v| ValueBytes::owned(v.clone())))
     }
 
@@ -267,8 +318,8 @@ impl WriteSet {
         let table = &self.tables[slot];
         let cmp = table.order();
         let wrap = |b: Bound<&[u8]>| match b {
-            Bound::Included(k) => Bound::Included(OrdKey { key: k.to_vec(), cmp }),
-            Bound::Excluded(k) => Bound::Excluded(OrdKey { key: k.to_vec(), cmp }),
+            Bound::Included(k) => Bound::Included(OrdKey::new(k.to_vec(), cmp)),
+            Bound::Excluded(k) => Bound::Excluded(OrdKey::new(k.to_vec(), cmp)),
             Bound::Unbounded => Bound::Unbounded,
         };
         let (lower, upper) = (wrap(lower), wrap(upper));
