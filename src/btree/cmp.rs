@@ -34,6 +34,14 @@ pub(crate) fn byte_order(a: &[u8], b: &[u8]) -> Ordering {
     a.cmp(b)
 }
 
+/// `cmp(a, b)`, with byte order inlined rather than called through the
+/// pointer (measured: 3.5% of a short scan went to calls of [`bytewise`]
+/// from the merge).
+#[inline]
+pub(crate) fn compare(cmp: Comparator, a: &[u8], b: &[u8]) -> Ordering {
+    if is_bytewise(cmp) { byte_order(a, b) } else { cmp(a, b) }
+}
+
 /// A key's first eight bytes as a big-endian word, zero-padded: two keys
 /// whose words differ are in the words' byte order (a shorter key's padding
 /// sorts where its end does); equal words say nothing. Search structures

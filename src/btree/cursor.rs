@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
 
-use super::cmp::{Comparator, byte_order, is_bytewise};
+use super::cmp::{Comparator, compare};
 use super::node::{Node, expect_node};
 use super::value::{ValueBytes, load};
 use crate::error::{Result, StorageError};
@@ -448,11 +448,7 @@ impl RangeIter<'_> {
             return false;
         };
         let key = Node::new(page).key(*index);
-        let order = if is_bytewise(self.cmp) {
-            byte_order(key, bound)
-        } else {
-            (self.cmp)(key, bound)
-        };
+        let order = compare(self.cmp, key, bound);
         order == wanted || (inclusive && order.is_eq())
     }
 

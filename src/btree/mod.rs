@@ -16,7 +16,7 @@ pub use apply::Op;
 pub(crate) use apply::check_key;
 pub use catalog::TreeInfo;
 pub use check::Report;
-pub(crate) use cmp::{byte_order, prefix_word};
+pub(crate) use cmp::{byte_order, compare, prefix_word};
 pub use cmp::{Comparator, bytewise, is_bytewise};
 pub(crate) use cursor::PinnedNode;
 pub use cursor::{RangeIter, TreeEntry};

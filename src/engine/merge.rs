@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
 use super::skiplist::{Entry, Position};
-use crate::btree::{Comparator, ValueBytes};
+use crate::btree::{Comparator, ValueBytes, compare};
 use crate::error::Result;
 
 /// One layer's view of a key: a value, or a tombstone (`None`). The key is
@@ -66,7 +66,7 @@ impl<'a> Merge<'a> {
             let better = match best.and_then(|b| self.heads[b].as_ref()) {
                 None => true,
                 Some((best_key, _)) => {
-                    let order = (self.cmp)(key, best_key);
+                    let order = compare(self.cmp, key, best_key);
                     if self.direction == Direction::Forward {
                         order.is_lt()
                     } else {
@@ -86,7 +86,7 @@ impl<'a> Merge<'a> {
                 continue;
             }
             let same = match (&self.heads[i], &self.heads[best]) {
-                (Some((k, _)), Some((winner, _))) => (self.cmp)(k, winner).is_eq(),
+                (Some((k, _)), Some((winner, _))) => compare(self.cmp, k, winner).is_eq(),
                 _ => false,
             };
             if same {
@@ -154,7 +154,7 @@ impl<'a> MergedRange<'a> {
                 &self.front_last
             };
             if let Some(other) = other {
-                let order = (self.cmp)(&key, other);
+                let order = compare(self.cmp, &key, other);
                 let crossed = if direction == Direction::Forward {
                     !order.is_lt()
                 } else {
@@ -328,7 +328,7 @@ impl MemSource {
                 // engine_pending_commits).
                 let mut next = step(entry);
                 let same_key = |e: &Entry<'_, MemKey, MemValue>| {
-                    e.key().table == entry.key().table && (self.cmp)(&e.key().key, &entry.key().key).is_eq()
+                    e.key().table == entry.key().table && compare(self.cmp, &e.key().key, &entry.key().key).is_eq()
                 };
                 while let Some(newer) = next.filter(same_key) {
                     next = step(newer);
@@ -359,7 +359,7 @@ impl MemSource {
         let mut visible: Option<Entry<'_, MemKey, MemValue>> = None;
         let mut last = first;
         let mut next = Some(first);
-        while let Some(entry) = next.filter(|e| within(e) && (self.cmp)(&e.key().key, &first.key().key).is_eq()) {
+        while let Some(entry) = next.filter(|e| within(e) && compare(self.cmp, &e.key().key, &first.key().key).is_eq()) {
             if entry.key().seq <= self.seq && (visible.is_none() || !forward) {
                 visible = Some(entry);
             }

@@ -8,7 +8,7 @@ use std::ops::Bound;
 
 use super::batch::{Batch, DataOp, TableDef, new_table_id};
 use super::merge::{Direction, Item, Source};
-use crate::btree::{Comparator, ValueBytes, byte_order, is_bytewise, prefix_word};
+use crate::btree::{Comparator, ValueBytes, compare, is_bytewise, prefix_word};
 
 /// A key ordered by its table's comparator.
 pub(crate) struct OrdKey {
@@ -32,13 +32,10 @@ impl OrdKey {
 impl Ord for OrdKey {
     fn cmp(&self, other: &Self) -> Ordering {
         // Byte order inline rather than through the pointer.
-        if is_bytewise(self.cmp) {
-            self.prefix
-                .cmp(&other.prefix)
-                .then_with(|| byte_order(&self.key, &other.key))
-        } else {
-            (self.cmp)(&self.key, &other.key)
-        }
+        // Zero for other orders: equal, so `compare` decides.
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| compare(self.cmp, &self.key, &other.key))
     }
 }
 
