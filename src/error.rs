@@ -15,10 +15,13 @@ pub enum StorageError {
     /// structure points outside the file, or the format is unknown.
     #[error("database corrupted: {0}")]
     Corrupted(String),
-    /// A value exceeded the largest storable size (the argument is its length).
-    #[error("value of {0} bytes exceeds the maximum value size")]
+    /// A value exceeded the largest storable size, or a key exceeded even
+    /// that (as redb reports an item too large for the database; the
+    /// argument is its length).
+    #[error("item of {0} bytes exceeds the maximum value size")]
     ValueTooLarge(usize),
-    /// A key exceeded the largest storable size (the argument is its length).
+    /// A key exceeded the largest key size, 1 KiB (the argument is its
+    /// length).
     #[error("key of {0} bytes exceeds the maximum key size")]
     KeyTooLarge(usize),
     /// An operating-system I/O error. The operation that meets an I/O error

@@ -37,6 +37,10 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
 
 /// Checks the limits of one operation before anything is written.
 pub(crate) fn check_op(key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    // A key too large for any item gets redb's error for one.
+    if key.len() > MAX_VALUE_LEN {
+        return Err(StorageError::ValueTooLarge(key.len()));
+    }
     if key.len() > MAX_KEY_LEN {
         return Err(StorageError::KeyTooLarge(key.len()));
     }
