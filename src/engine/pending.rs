@@ -30,7 +30,7 @@ use std::sync::Arc;
 use super::batch::DataOp;
 use super::memtable::Lookup;
 use super::merge::{Direction, Item, Source};
-use crate::btree::{Comparator, ValueBytes};
+use crate::btree::{Comparator, ValueBytes, compare};
 
 /// Commits with at least this many writes go through the inserter thread;
 /// smaller ones insert inline (a hand-off costs a thread wake-up, tens of
@@ -85,7 +85,7 @@ impl PendingRun {
             return Lookup::Absent;
         };
         let ops = &self.ops[range];
-        match ops.binary_search_by(|op| cmp(&op.key, key)) {
+        match ops.binary_search_by(|op| compare(cmp, &op.key, key)) {
             Ok(i) => Lookup::Found(ops[i].value.as_deref().map(std::sync::Arc::from)),
             Err(_) => Lookup::Absent,
         }
@@ -107,13 +107,13 @@ impl PendingRun {
         let (cmp, range) = self.table(table)?;
         let ops = &self.ops[range.clone()];
         let start = match lower {
-            Bound::Included(k) => ops.partition_point(|op| cmp(&op.key, k).is_lt()),
-            Bound::Excluded(k) => ops.partition_point(|op| cmp(&op.key, k).is_le()),
+            Bound::Included(k) => ops.partition_point(|op| compare(cmp, &op.key, k).is_lt()),
+            Bound::Excluded(k) => ops.partition_point(|op| compare(cmp, &op.key, k).is_le()),
             Bound::Unbounded => 0,
         };
         let end = match upper {
-            Bound::Included(k) => ops.partition_point(|op| cmp(&op.key, k).is_le()),
-            Bound::Excluded(k) => ops.partition_point(|op| cmp(&op.key, k).is_lt()),
+            Bound::Included(k) => ops.partition_point(|op| compare(cmp, &op.key, k).is_le()),
+            Bound::Excluded(k) => ops.partition_point(|op| compare(cmp, &op.key, k).is_lt()),
             Bound::Unbounded => ops.len(),
         };
         let range = (range.start + start)..(range.start + end.max(start));
