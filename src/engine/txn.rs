@@ -574,7 +574,7 @@ impl WriteTxn {
                 .source(slot, lower, upper, Direction::Forward)
                 .collect::<Result<_>>()?,
         );
-        let (state, view, seq) = (self.state.clone(), self.views[slot].clone(), self.seq);
+        let below = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq);
         let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| {
             // A clone asks for narrower bounds than `own` was copied for
             // (`own` is in key order: its part in them is a slice).
@@ -585,9 +585,7 @@ impl WriteTxn {
                 Direction::Backward => Box::new(part.rev()),
             };
             let mut sources: Vec<Source<'static>> = vec![Box::new(indices.map(move |i| Ok(own[i].clone())))];
-            if let Some(view) = &view {
-                sources.extend(state.sources(view, seq, lower, upper, direction)?);
-            }
+            sources.extend(below(direction, lower, upper)?);
             Ok(sources)
         });
         Ok(MergedRange::new(factory, cmp, lower, upper))
@@ -637,11 +635,7 @@ impl WriteTxn {
             self.pop_cursors.resize_with(slot + 1, Default::default);
         }
         if self.pop_cursors[slot][end].is_none() {
-            let (state, view, seq) = (self.state.clone(), self.views[slot].clone(), self.seq);
-            let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| match &view {
-                Some(view) => state.sources(view, seq, lower, upper, direction),
-                None => Ok(Vec::new()),
-            });
+            let factory = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq);
             let snapshot = MergedRange::new(factory, cmp, lower, upper);
             self.pop_cursors[slot][end] = Some(PopCursor::new(snapshot, direction));
         }
@@ -796,6 +790,16 @@ fn commit_at_durable_checkpoint(writer: TreeWriter<'_>) -> Result<u64> {
     writer.commit(seq)
 }
 
+/// The sources of a table's range in a snapshot (the pending run, the
+/// memtables, the overlay, the tree) at `seq`; none for a table the
+/// snapshot does not have (`view` is `None`).
+fn snapshot_sources(state: Arc<State>, view: Option<TableView>, seq: u64) -> SourceFactory<'static> {
+    Arc::new(move |direction, lower, upper| match &view {
+        Some(view) => state.sources(view, seq, lower, upper, direction),
+        None => Ok(Vec::new()),
+    })
+}
+
 fn borrowed(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match b {
         Bound::Included(k) => Bound::Included(k),
@@ -915,12 +919,9 @@ impl ReadTxn {
 
     /// Entries between two bounds; the range holds the snapshot.
     pub fn range(&self, table: &ReadTable, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
-        let state = self.state.clone();
         let view = self.view(table)?.clone();
-        let seq = self.seq;
         let cmp = view.cmp;
-        let factory: SourceFactory<'static> =
-            Arc::new(move |direction, lower, upper| state.sources(&view, seq, lower, upper, direction));
+        let factory = snapshot_sources(self.state.clone(), Some(view), self.seq);
         Ok(MergedRange::new(factory, cmp, lower, upper))
     }
 }

@@ -31,8 +31,8 @@ impl OrdKey {
 
 impl Ord for OrdKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Byte order inline rather than through the pointer.
-        // Zero for other orders: equal, so `compare` decides.
+        // Unequal prefix words decide byte order; for other orders both are
+        // zero, so the comparator decides (byte order inlined: `compare`).
         self.prefix
             .cmp(&other.prefix)
             .then_with(|| compare(self.cmp, &self.key, &other.key))
@@ -94,10 +94,10 @@ impl TxnTable {
     /// not pass it.
     fn unpop(&mut self, key: &[u8]) {
         let cmp = self.order();
-        if self.popped_front.as_ref().is_some_and(|k| cmp(key, k).is_le()) {
+        if self.popped_front.as_ref().is_some_and(|k| compare(cmp, key, k).is_le()) {
             self.popped_front = None;
         }
-        if self.popped_back.as_ref().is_some_and(|k| cmp(key, k).is_ge()) {
+        if self.popped_back.as_ref().is_some_and(|k| compare(cmp, key, k).is_ge()) {
             self.popped_back = None;
         }
     }
