@@ -20,6 +20,12 @@ use sluicedb::btree::bytewise;
 use sluicedb::engine::{Durability, EngineOptions};
 
 const COMPACTIONS: u64 = 1_000;
+/// Flushes the race needs: the compactor goes on past `COMPACTIONS` until
+/// the writer's commits have caused this many (or it has stopped), since
+/// how many commits 1,000 compactions span depends on the machine (on an
+/// in-memory disk they took 0.1 s, which some runs' 200 µs sleeps
+/// stretched to a few dozen commits).
+const MIN_FLUSHES: u64 = 100;
 /// The writer stops here at the latest (see the writer).
 const MAX_COMMITS: u64 = 4_000;
 
@@ -41,9 +47,10 @@ fn readers_see_every_published_commit_while_compaction_races_flushes() {
     let db = Arc::new(disk.open(options()));
     let committed = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
+    let writer_stopped = Arc::new(AtomicBool::new(false));
 
     let writer = {
-        let (db, committed, done) = (db.clone(), committed.clone(), done.clone());
+        let (db, committed, done, stopped) = (db.clone(), committed.clone(), done.clone(), writer_stopped.clone());
         std::thread::spawn(move || {
             // Paced, so that flushes keep coming while compaction runs; and
             // count-bounded, so an engine whose checkpoints starve under
@@ -60,13 +67,16 @@ fn readers_see_every_published_commit_while_compaction_races_flushes() {
                 w.commit().unwrap();
                 committed.store(i, Ordering::Release);
             }
+            stopped.store(true, Ordering::Release);
         })
     };
     let compactor = {
-        let (db, done) = (db.clone(), done.clone());
+        let (db, done, stopped) = (db.clone(), done.clone(), writer_stopped.clone());
         std::thread::spawn(move || {
-            for _ in 0..COMPACTIONS {
+            let mut compactions = 0;
+            while compactions < COMPACTIONS || (db.stats().flushes < MIN_FLUSHES && !stopped.load(Ordering::Acquire)) {
                 db.compact().unwrap();
+                compactions += 1;
             }
             done.store(true, Ordering::Release);
         })
@@ -111,6 +121,6 @@ fn readers_see_every_published_commit_while_compaction_races_flushes() {
     writer.join().unwrap();
     compactor.join().unwrap();
     let stats = db.stats();
-    assert!(stats.flushes >= 100, "too little racing: {stats:?}");
+    assert!(stats.flushes >= MIN_FLUSHES, "too little racing: {stats:?}");
     db.check_integrity().unwrap();
 }
