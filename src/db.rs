@@ -221,6 +221,17 @@ impl Builder {
         self
     }
 
+    /// Commits whose log record would reach this many bytes (default
+    /// 64 MiB) skip the WAL and the memtable: they are written straight
+    /// into the tree and checkpointed, which costs a checkpoint of the
+    /// commits before them but keeps a bulk load out of memory and out of
+    /// the way of the writers after it. Such a commit is durable when it
+    /// returns, whatever its `Durability`.
+    pub fn set_tree_commit_size(&mut self, bytes: usize) -> &mut Self {
+        self.options.tree_commit_bytes = bytes;
+        self
+    }
+
     /// The longest a `Durability::None` commit may stay unsynced.
     pub fn set_sync_interval(&mut self, interval: Duration) -> &mut Self {
         self.options.sync_interval = interval;

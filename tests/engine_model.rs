@@ -1,6 +1,8 @@
 //! Property test of the engine against a `BTreeMap` oracle: commits of both
 //! durabilities, pipelined commits, aborts, reads at old snapshots, flushes
-//! and checkpoints (tiny memtables force them), clean reopens and crashes.
+//! and checkpoints (tiny memtables force them), clean reopens and crashes;
+//! once with every commit through the WAL and the memtable, once with the
+//! bigger commits straight into the tree (`EngineOptions::tree_commit_bytes`).
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::ops::Bound;
 use common::engine::{CrashOracle, Disk, small_options};
 use common::{key, numeric};
 use proptest::prelude::*;
-use sluicedb::engine::{Durability, Engine, ReadTxn};
+use sluicedb::engine::{Durability, Engine, EngineOptions, ReadTxn};
 use sluicedb::io::TearMode;
 
 type Model = BTreeMap<u16, Vec<u8>>;
@@ -112,11 +114,35 @@ fn read_all(txn: &ReadTxn) -> Model {
     forward
 }
 
-/// Runs `ops`; returns how many memtable flushes the engines performed.
-fn run(ops: &[Op]) -> u64 {
-    let mut flushes = 0;
+/// Commits of more than a few puts go straight into the tree.
+fn tree_commit_options() -> EngineOptions {
+    EngineOptions {
+        tree_commit_bytes: 600,
+        ..small_options()
+    }
+}
+
+/// What the engines of one run did.
+#[derive(Default)]
+struct Counts {
+    flushes: u64,
+    tree_commits: u64,
+    commits: u64,
+}
+
+impl Counts {
+    fn add(&mut self, stats: sluicedb::engine::Stats) {
+        self.flushes += stats.flushes;
+        self.tree_commits += stats.tree_commits;
+        self.commits += stats.commits;
+    }
+}
+
+/// Runs `ops` on engines opened with `options`.
+fn run(ops: &[Op], options: EngineOptions) -> Counts {
+    let mut counts = Counts::default();
     let mut disk = Disk::new();
-    let mut engine: Option<Engine> = Some(disk.open(small_options()));
+    let mut engine: Option<Engine> = Some(disk.open(options));
     // `committed`: every commit so far; `durable`: what a crash may recover,
     // from the last commit known durable (Immediate commits, waited pipelined
     // ones, checkpoints) through each unwaited commit after it.
@@ -185,13 +211,13 @@ fn run(ops: &[Op]) -> u64 {
                 snapshots.clear();
                 if let Op::Crash(seed) = op {
                     disk = disk.crashed(TearMode::Random(*seed));
-                    flushes += engine.take().unwrap().stats().flushes;
+                    counts.add(engine.take().unwrap().stats());
                 } else {
-                    flushes += engine.take().unwrap().stats().flushes;
+                    counts.add(engine.take().unwrap().stats());
                     // A clean close drains the WAL: everything is durable.
                     durable.durable(committed.clone());
                 }
-                let reopened = disk.open(small_options());
+                let reopened = disk.open(options);
                 let state = read_all(&reopened.begin_read().unwrap());
                 if matches!(op, Op::Reopen) {
                     assert_eq!(state, committed, "clean reopen lost commits");
@@ -217,25 +243,53 @@ fn run(ops: &[Op]) -> u64 {
             assert_eq!(&read_all(snapshot), model, "a snapshot changed");
         }
     }
-    flushes + engine.map_or(0, |e| e.stats().flushes)
+    if let Some(engine) = engine {
+        counts.add(engine.stats());
+    }
+    counts
+}
+
+fn long_run() -> Vec<Op> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..3000)
+        .map(|_| op().new_tree(&mut runner).unwrap().current())
+        .collect()
 }
 
 /// One long deterministic run that must cross every stage many times.
 #[test]
 fn a_long_run_flushes_checkpoints_and_recovers() {
-    use proptest::strategy::ValueTree;
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let ops: Vec<Op> = (0..3000)
-        .map(|_| op().new_tree(&mut runner).unwrap().current())
-        .collect();
-    let flushes = run(&ops);
-    assert!(flushes > 5, "only {flushes} flushes: the test does not reach the tree");
+    let counts = run(&long_run(), small_options());
+    assert!(
+        counts.flushes > 5,
+        "only {} flushes: the test does not reach the tree",
+        counts.flushes
+    );
+}
+
+/// The same run with the bigger commits written straight into the tree,
+/// between commits through the WAL.
+#[test]
+fn a_long_run_with_tree_commits_recovers() {
+    let counts = run(&long_run(), tree_commit_options());
+    assert!(
+        counts.tree_commits >= 20 && counts.commits >= counts.tree_commits + 20,
+        "too few of each kind of commit: {} through the tree of {}",
+        counts.tree_commits,
+        counts.commits
+    );
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
     fn engine_matches_model(ops in proptest::collection::vec(op(), 1..250)) {
-        run(&ops);
+        run(&ops, small_options());
+    }
+
+    #[test]
+    fn engine_with_tree_commits_matches_model(ops in proptest::collection::vec(op(), 1..250)) {
+        run(&ops, tree_commit_options());
     }
 }

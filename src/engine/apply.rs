@@ -37,7 +37,8 @@ use super::memtable::{MemKey, MemValue, Memtable};
 use super::skiplist::Entry;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
 use super::tree_filter::FilterTargets;
-use crate::btree::{TreeWriter, bytewise};
+use super::batch::TableDef;
+use crate::btree::{Comparator, TreeWriter, bytewise};
 use crate::error::Result;
 use crate::io::Failure;
 
@@ -223,21 +224,13 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     let filters = inner.tree_filters.targets();
     let mut writer = inner.trees.writer()?;
     let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
-    for (_, name, def) in mem.bindings(u64::MAX) {
-        match def {
-            Some(def) => {
-                writer.insert(TABLES_TREE, bytewise, &name, &encode_def(&def))?;
-            }
-            None => {
-                writer.remove(TABLES_TREE, bytewise, &name)?;
-            }
-        }
-    }
+    let bindings = mem.bindings(u64::MAX);
     let dropped: HashSet<u64> = mem.dropped(u64::MAX).into_iter().collect();
-    for &id in &dropped {
-        writer.delete_tree(&data_tree_name(id))?;
-        writer.delete_tree(&staging_tree_name(id))?;
-    }
+    apply_names(
+        &mut writer,
+        bindings.iter().map(|(_, name, def)| (&name[..], def.as_ref())),
+        &dropped,
+    )?;
     let mut entries = mem.map().iter().peekable();
     while let Some(first) = entries.peek() {
         let table = first.key().table;
@@ -256,8 +249,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
             continue;
         }
         let ops: Vec<(&[u8], Option<&[u8]>)> = group.iter().map(|e| (&e.key().key[..], e.value().as_deref())).collect();
-        add_puts(&filters, table, &ops);
-        writer.apply(&data_tree_name(table), cmp, &ops)?;
+        apply_table(&mut writer, &filters, table, cmp, &ops)?;
     }
     drop(entries);
     inner.check_poison()?;
@@ -288,7 +280,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
 /// Applies the deferred records of every table whose key order this process
 /// now knows to its tree and deletes its staging tree, in the writer's
 /// commit; returns those tables.
-fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>, filters: &FilterTargets) -> Result<Vec<u64>> {
+pub(crate) fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>, filters: &FilterTargets) -> Result<Vec<u64>> {
     let deferred = inner.current_state().deferred.clone();
     let mut absorbed = Vec::new();
     for (&id, table) in deferred.iter() {
@@ -298,24 +290,55 @@ fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>, filters: &FilterT
             .iter()
             .map(|(k, v)| (&k[..], v.as_ref().map(|v| v.as_bytes())))
             .collect();
-        add_puts(filters, id, &ops);
-        writer.apply(&data_tree_name(id), cmp, &ops)?;
+        apply_table(writer, filters, id, cmp, &ops)?;
         writer.delete_tree(&staging_tree_name(id))?;
         absorbed.push(id);
     }
     Ok(absorbed)
 }
 
-/// Adds the keys `ops` put into `table`'s tree to the tree filters, before
-/// the commit that holds them is published.
-fn add_puts(filters: &FilterTargets, table: u64, ops: &[(&[u8], Option<&[u8]>)]) {
+/// Writes one table's net changes (sorted by `cmp`) into its tree, and the
+/// keys they put into the tree filters, before the commit that holds them
+/// is published (a filter that missed a key would hide it from readers).
+pub(crate) fn apply_table(
+    writer: &mut TreeWriter<'_>,
+    filters: &FilterTargets,
+    table: u64,
+    cmp: Comparator,
+    ops: &[(&[u8], Option<&[u8]>)],
+) -> Result<()> {
     for (key, _) in ops.iter().filter(|(_, value)| value.is_some()) {
         filters.add(table, key);
     }
+    writer.apply(&data_tree_name(table), cmp, ops)
+}
+
+/// Writes the table map's changes (each name bound to a table, `Some`, or
+/// unbound, `None`), then deletes the trees of the `dropped` tables.
+pub(crate) fn apply_names<'a>(
+    writer: &mut TreeWriter<'_>,
+    bindings: impl IntoIterator<Item = (&'a [u8], Option<&'a TableDef>)>,
+    dropped: &HashSet<u64>,
+) -> Result<()> {
+    for (name, def) in bindings {
+        match def {
+            Some(def) => {
+                writer.insert(TABLES_TREE, bytewise, name, &encode_def(def))?;
+            }
+            None => {
+                writer.remove(TABLES_TREE, bytewise, name)?;
+            }
+        }
+    }
+    for &id in dropped {
+        writer.delete_tree(&data_tree_name(id))?;
+        writer.delete_tree(&staging_tree_name(id))?;
+    }
+    Ok(())
 }
 
 /// `deferred` without the tables in `gone`.
-fn without(deferred: &DeferredTables, gone: &[u64]) -> DeferredTables {
+pub(crate) fn without(deferred: &DeferredTables, gone: &[u64]) -> DeferredTables {
     if !gone.iter().any(|id| deferred.contains_key(id)) {
         return deferred.clone();
     }

@@ -100,7 +100,8 @@ impl Batch {
     }
 
     /// The exact length of [`encode`](Self::encode)'s output.
-    fn encoded_len(&self) -> usize {
+    /// The length [`encode`](Self::encode) produces.
+    pub(crate) fn encoded_len(&self) -> usize {
         let bindings: usize = self
             .bindings
             .iter()

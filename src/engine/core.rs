@@ -83,6 +83,13 @@ pub struct EngineOptions {
     /// fails alone with `StorageError::ValueTooLarge`. At most (and by
     /// default) [`crate::wal::MAX_PAYLOAD`].
     pub max_commit_bytes: usize,
+    /// A commit whose WAL payload would be at least this many bytes goes
+    /// straight into the tree instead of through the WAL and the memtable
+    /// (`engine::tree_commit`): a bulk load then costs one pass over the
+    /// tree and one checkpoint, and leaves no memtable behind for the apply
+    /// thread to flush while later writers wait. Default 64 MiB, the
+    /// default memtable size: a commit that big would fill a memtable alone.
+    pub tree_commit_bytes: usize,
     /// Whether recovery may discard valid WAL records behind damage in the
     /// middle of the log (keeping the prefix before it). Off, such damage
     /// is a `Corrupted` error at open; a torn tail never needs it.
@@ -94,6 +101,7 @@ impl Default for EngineOptions {
         Self {
             cache_bytes: 1 << 30,
             memtable_bytes: 64 << 20,
+            tree_commit_bytes: 64 << 20,
             max_frozen_bytes: 256 << 20,
             max_wal_queue_bytes: crate::wal::DEFAULT_MAX_QUEUE_BYTES,
             sync_interval: Duration::from_millis(20),
@@ -125,6 +133,8 @@ pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
     pub(crate) checkpoints: AtomicU64,
     pub(crate) flushes: AtomicU64,
+    /// Commits applied straight to the tree (`engine::tree_commit`).
+    pub(crate) tree_commits: AtomicU64,
     pub(crate) stalls: AtomicU64,
     pub(crate) slowdowns: AtomicU64,
     /// The highest sequence flushed into the tree.
@@ -483,6 +493,18 @@ impl Inner {
         })
     }
 
+    /// Checks that the journal gave a commit the sequence its writer
+    /// expected; poisons the engine if not (sequences would no longer
+    /// match the commit order).
+    pub(crate) fn check_assigned(&self, appended: u64, seq: u64) -> Result<()> {
+        if appended == seq {
+            return Ok(());
+        }
+        let cause = format!("WAL assigned sequence {appended}, the writer expected {seq}");
+        self.poison_with(Failure::Other(cause.clone()));
+        Err(StorageError::Poisoned(cause))
+    }
+
     /// The failure `error` reports. `PreviousIo` names no cause: the latch
     /// below that refused holds it.
     pub(crate) fn failure_of(&self, error: &StorageError) -> Failure {
@@ -599,16 +621,38 @@ impl Inner {
 
     /// Advances publication as far as the rule allows.
     pub(crate) fn refresh_publication(&self) {
-        let durable = self.journal.durable_seq();
-        let mut p = self.publication.lock();
-        let advanced = p.advance(durable);
-        self.publish_hint.store(p.next_blocker(), Ordering::Release);
+        let (_publication, advanced) = self.advance_publication();
         if let Some(target) = advanced {
             self.update_state(|s| State {
                 seq: target,
                 ..s.clone()
             });
         }
+    }
+
+    /// Advances publication and swaps in `change`'s state in one step, so
+    /// no reader sees the new state under the old sequence or the reverse
+    /// (a tree commit's data, published with its sequence).
+    pub(crate) fn publish_with(&self, change: impl FnOnce(&State) -> State) {
+        let (_publication, advanced) = self.advance_publication();
+        self.update_state(|s| {
+            let next = change(s);
+            State {
+                seq: advanced.unwrap_or(next.seq),
+                ..next
+            }
+        });
+    }
+
+    /// Applies the durable watermark to publication; returns the new
+    /// published sequence if it advanced, and the publication lock, held
+    /// until the caller has published it.
+    fn advance_publication(&self) -> (MutexGuard<'_, Publication>, Option<u64>) {
+        let durable = self.journal.durable_seq();
+        let mut p = self.publication.lock();
+        let advanced = p.advance(durable);
+        self.publish_hint.store(p.next_blocker(), Ordering::Release);
+        (p, advanced)
     }
 
     /// The state readers should see now.

@@ -16,6 +16,7 @@ mod publication;
 mod recovery;
 mod skiplist;
 mod state;
+mod tree_commit;
 mod tree_filter;
 mod txn;
 mod writeset;

@@ -20,10 +20,10 @@ use super::pop::PopCursor;
 use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, within_bounds};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id};
+use super::tree_commit;
 use super::writeset::{Origin, TableSlot, WriteSet};
 use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
-use crate::io::Failure;
 
 /// Engine counters, as [`Database::stats`](crate::Database::stats) reports them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,6 +52,9 @@ pub struct Stats {
     pub flushes: u64,
     /// Checkpoints taken.
     pub checkpoints: u64,
+    /// Commits too big for the WAL path that went straight into the tree
+    /// (see `EngineOptions::tree_commit_bytes`); counted in `commits` too.
+    pub tree_commits: u64,
     /// Writers blocked until a flush made room.
     pub stalls: u64,
     /// Writers slowed because frozen memtables neared their limit.
@@ -202,6 +205,7 @@ impl Engine {
             apply_lag: last.saturating_sub(counters.flushed_seq.load(Ordering::Relaxed)),
             flushes: counters.flushes.load(Ordering::Relaxed),
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
+            tree_commits: counters.tree_commits.load(Ordering::Relaxed),
             stalls: counters.stalls.load(Ordering::Relaxed),
             slowdowns: counters.slowdowns.load(Ordering::Relaxed),
             published_seq: state.seq,
@@ -711,21 +715,22 @@ impl WriteTxn {
         let batch = self.writes.take_batch(seq);
         // A transaction touches few tables: a short list beats a hash map.
         let orders = self.writes.comparators(seq);
-        let payload = batch.encode();
+        let len = batch.encoded_len();
         // Refused before the WAL sees it: this commit fails, the database
         // does not (an append error, by contrast, is an I/O failure).
-        if payload.len() > inner.options.max_commit_bytes.min(crate::wal::MAX_PAYLOAD) {
-            return Err(StorageError::ValueTooLarge(payload.len()));
+        if len > inner.options.max_commit_bytes.min(crate::wal::MAX_PAYLOAD) {
+            return Err(StorageError::ValueTooLarge(len));
         }
+        if len >= inner.options.tree_commit_bytes {
+            let new_orders: Vec<_> = self.writes.new_table_orders(seq).collect();
+            tree_commit::commit(inner, seq, batch, &orders, &new_orders)?;
+            return Ok(seq);
+        }
+        let payload = batch.encode();
         let commits = inner.lock_commits();
         let appended = inner.journal.append(&payload);
         drop(payload);
-        let appended = inner.poison_on(appended)?;
-        if appended != seq {
-            let cause = format!("WAL assigned sequence {appended}, the writer expected {seq}");
-            inner.poison_with(Failure::Other(cause.clone()));
-            return Err(StorageError::Poisoned(cause));
-        }
+        inner.check_assigned(inner.poison_on(appended)?, seq)?;
         // The previous big commit is in the memtable before this one
         // touches it (and its pending run is gone from the state).
         inner.wait_for_inserter()?;
@@ -1122,7 +1127,7 @@ impl Engine {
 
 /// [`Engine::checkpoint`], for holders of the engine's shared state (a
 /// [`Checkpointer`]).
-fn checkpoint(inner: &Inner) -> Result<()> {
+pub(crate) fn checkpoint(inner: &Inner) -> Result<()> {
     inner.check_poison()?;
     // Not the writer slot: a write transaction open on this very thread
     // must not deadlock a checkpoint (redb allows it). The commit lock is

@@ -1,0 +1,143 @@
+//! Commits too big for the WAL path go straight into the tree.
+//!
+//! A transaction whose WAL payload would reach
+//! `EngineOptions::tree_commit_bytes` (a bulk load) is neither logged nor
+//! inserted into the memtable. Through the WAL it would sit in memory three
+//! times at once (its write set, its record, the memtable) and leave a
+//! memtable far above the flush size for the apply thread to merge while the
+//! writers after it wait; through the tree it costs one sorted pass over the
+//! tree and one checkpoint.
+//!
+//! Protocol, for commit `N` (the writer slot is held, so `N` is the journal's
+//! next sequence and no other commit can start):
+//! 1. Checkpoint: every commit below `N` is flushed into the tree, which is
+//!    made durable (`Engine::checkpoint`).
+//! 2. One tree commit writes `N`: the records of deferred tables whose order
+//!    is now known first (as a flush does: they are older), then `N`'s table
+//!    map changes, then its data, one sorted batch per table; made durable
+//!    with `checkpoint_seq = N` (pages, fsync, slot, fsync).
+//! 3. An empty WAL record takes sequence `N` in the log and is synced, so
+//!    the log's sequences stay contiguous.
+//! 4. Publication of `N` and the state holding the new tree are swapped in
+//!    one step (`Inner::publish_with`).
+//!
+//! Crash: until step 2's commit slot is durable nothing of `N` survives, and
+//! nothing of it was acknowledged. After it, recovery starts from checkpoint
+//! `N`, skips every WAL record (all at or below `N`) and the journal goes on
+//! at `N + 1` in a fresh segment (`Journal::open`), whether or not step 3's
+//! record reached the disk.
+//!
+//! Invariants:
+//! - The tree never shows a reader a commit above the reader's sequence:
+//!   readers hold the tree snapshot of their state, and the new one is
+//!   published together with `N` (step 4).
+//! - A tree commit is durable when it returns, whatever durability the
+//!   transaction asked for.
+//! - It never runs with anything of an earlier commit outside the tree
+//!   (checked after step 1: an `Internal` error, the database untouched).
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::Durability;
+use super::apply::{absorb_deferred, apply_names, apply_table, without};
+use super::batch::Batch;
+use super::core::{Inner, panic_message};
+use super::pending::PendingRun;
+use super::state::State;
+use crate::btree::Comparator;
+use crate::error::{Result, StorageError};
+
+/// Commits `batch` as sequence `seq` through the tree (see the module
+/// docs); `orders` gives every written table's comparator, `new_orders`
+/// those of the tables the commit creates, registered before it is
+/// published.
+/// REQUIRES: the writer slot, `seq` the journal's next sequence, and not
+/// the commit lock (step 1 waits for the apply thread, which takes it).
+pub(crate) fn commit(
+    inner: &Arc<Inner>,
+    seq: u64,
+    batch: Batch,
+    orders: &[(u64, Comparator)],
+    new_orders: &[(u64, Comparator)],
+) -> Result<()> {
+    // Step 1.
+    super::txn::checkpoint(inner)?;
+    {
+        let state = inner.current_state();
+        let flushed = inner.counters.flushed_seq.load(Ordering::Acquire);
+        if !state.frozen.is_empty()
+            || !state.active.is_empty()
+            || state.pending.is_some()
+            || inner.journal.last_seq() + 1 != seq
+            || flushed + 1 != seq
+        {
+            return Err(StorageError::Internal(format!(
+                "commit {seq} through the tree found earlier commits outside the tree (flushed through {flushed})"
+            )));
+        }
+    }
+
+    // Step 2.
+    let Batch {
+        bindings, dropped, ops, ..
+    } = batch;
+    let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
+    let run = PendingRun::new(seq, ops, &cmp_of)
+        .map_err(|table| StorageError::Internal(format!("commit {seq} writes to table {table} of unknown key order")))?;
+    let puts = run.ops.iter().filter(|op| op.value.is_some()).count() as u64;
+    let dropped: HashSet<u64> = dropped.into_iter().collect();
+    let written = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u64>> {
+        inner.tree_filters.rebuild_if_full(inner, puts)?;
+        let filters = inner.tree_filters.targets();
+        let mut writer = inner.trees.writer()?;
+        let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
+        apply_names(
+            &mut writer,
+            bindings.iter().map(|(name, def)| (&name[..], def.as_ref())),
+            &dropped,
+        )?;
+        for (cmp, ops) in run.runs() {
+            let table = ops[0].table;
+            let ops: Vec<(&[u8], Option<&[u8]>)> = ops.iter().map(|op| (&op.key[..], op.value.as_deref())).collect();
+            apply_table(&mut writer, &filters, table, cmp, &ops)?;
+        }
+        inner.check_poison()?;
+        writer.commit(seq)?;
+        Ok(absorbed)
+    }))
+    .unwrap_or_else(|panic| {
+        Err(StorageError::corrupted(format!(
+            "a key comparator panicked while commit {seq} was written to the tree: {}",
+            panic_message(&*panic)
+        )))
+    });
+    // Nothing is published yet, but the tree writer's failure may have left
+    // the file half-written: the engine stops, as after a failed flush.
+    let absorbed = inner.poison_on(written)?;
+
+    // Step 3.
+    let commits = inner.lock_commits();
+    let appended = inner.journal.append(&Batch::default().encode());
+    inner.check_assigned(inner.poison_on(appended)?, seq)?;
+    for &(id, cmp) in new_orders {
+        inner.register(id, cmp);
+    }
+    inner.committed(seq, Durability::Immediate);
+    inner.counters.flushed_seq.store(seq, Ordering::Release);
+    inner.counters.tree_commits.fetch_add(1, Ordering::Relaxed);
+    drop(commits);
+    inner.poison_on(inner.journal.wait_for_sync(seq))?;
+
+    // Step 4.
+    let gone: Vec<u64> = absorbed.into_iter().chain(dropped).collect();
+    inner.publish_with(|s| State {
+        deferred: without(&s.deferred, &gone),
+        tree: inner.trees.snapshot(),
+        tree_filter: inner.tree_filters.current(),
+        ..s.clone()
+    });
+    Ok(())
+}
