@@ -234,6 +234,7 @@ impl TreeStore {
         // Every page this writer writes belongs to its commit (the free list
         // of a durable commit included): stamp them with its id.
         self.shared.pages.set_write_generation(state.txn + 1);
+        self.shared.pages.set_cache_writes(true);
         Ok(TreeWriter {
             shared: &self.shared,
             state,
@@ -453,6 +454,13 @@ impl TreeWriter<'_> {
     /// caller may compare against it before choosing what to commit.
     pub fn durable_checkpoint_seq(&self) -> u64 {
         self.state.durable.checkpoint_seq
+    }
+
+    /// Pages this writer writes from now on bypass the page cache (a bulk
+    /// write: see `PageStore::set_cache_writes`); readers load them from the
+    /// file when they need them.
+    pub fn bypass_cache(&mut self) {
+        self.shared.pages.set_cache_writes(false);
     }
 
     /// The transaction id the next commit will get.

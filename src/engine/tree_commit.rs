@@ -93,6 +93,9 @@ pub(crate) fn commit(
         inner.tree_filters.rebuild_if_full(inner, puts)?;
         let filters = inner.tree_filters.targets();
         let mut writer = inner.trees.writer()?;
+        // A bulk load bigger than the cache would evict every page readers
+        // use and hold the whole load in memory beside its write set.
+        writer.bypass_cache();
         let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
         apply_names(
             &mut writer,

@@ -33,8 +33,9 @@ type Slot = Mutex<Option<Page>>;
 /// No lock is held across I/O.
 pub(crate) struct PageCache {
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
-    /// Ids of the cached pages in insertion order, for FIFO eviction: exactly
-    /// the slots that hold a page.
+    /// Ids of the cached pages in insertion order, for FIFO eviction: every
+    /// slot that holds a page, and the ids of pages forgotten since (their
+    /// slots empty).
     resident: Mutex<VecDeque<u64>>,
     capacity: usize,
 }
@@ -59,6 +60,15 @@ impl PageCache {
 
     pub(crate) fn get(&self, id: u64) -> Option<Page> {
         self.slot(id)?.lock().clone()
+    }
+
+    /// Drops page `id` from the cache. Its id stays in the eviction queue
+    /// until its turn comes (removing it there would cost a search), so the
+    /// cache holds up to that many pages fewer meanwhile.
+    pub(crate) fn forget(&self, id: u64) {
+        if let Some(slot) = self.slot(id) {
+            slot.lock().take();
+        }
     }
 
     pub(crate) fn insert(&self, id: u64, page: Page) {
@@ -97,6 +107,27 @@ mod tests {
         let far = (MAX_CHUNKS as u64) << CHUNK_BITS;
         cache.insert(far, Page::from(vec![1u8; 8]));
         assert!(cache.get(far).is_none(), "ids past the table are not cached");
+    }
+
+    #[test]
+    fn a_forgotten_page_is_gone_and_its_queue_place_harmless() {
+        let cache = PageCache::new(4 * 4096, 4096);
+        for id in 0..4u64 {
+            cache.insert(id, Page::from(vec![id as u8; 8]));
+        }
+        cache.forget(1);
+        assert!(cache.get(1).is_none(), "a forgotten page was served");
+        cache.insert(1, Page::from(vec![42u8; 8]));
+        assert_eq!(cache.get(1).unwrap()[0], 42);
+        // Id 1 is queued twice now: its first turn evicts it early, which
+        // costs a reload, never a wrong page.
+        for id in 4..8u64 {
+            cache.insert(id, Page::from(vec![id as u8; 8]));
+        }
+        for id in 4..8u64 {
+            assert_eq!(cache.get(id).unwrap()[0], id as u8);
+        }
+        assert!(cache.resident.lock().len() <= 4, "the queue outgrew the capacity");
     }
 
     #[test]

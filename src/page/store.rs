@@ -29,7 +29,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -142,6 +142,9 @@ pub(crate) struct PageStore {
     /// Whether open chose a slot while the other failed its checksum (torn
     /// or damaged), so that the chosen commit's pages may have been reused.
     fell_back: bool,
+    /// Whether written pages enter the cache (see
+    /// [`set_cache_writes`](Self::set_cache_writes)).
+    cache_writes: AtomicBool,
 }
 
 impl PageStore {
@@ -236,6 +239,7 @@ impl PageStore {
             validate: options.validate,
             current_slot: Mutex::new(current_slot),
             write_generation: AtomicU64::new(generation),
+            cache_writes: AtomicBool::new(true),
             max_generation: AtomicU64::new(generation),
             fell_back: false,
         }
@@ -320,7 +324,9 @@ impl PageStore {
         Ok(Page::from(buf))
     }
 
-    /// Seals `buf` with its checksum, writes it (no sync), and caches it.
+    /// Seals `buf` with its checksum, writes it (no sync), and caches it
+    /// unless writes bypass the cache (then whatever the cache held for `id`
+    /// is dropped: the id's old contents are gone).
     ///
     /// REQUIRES: no live snapshot and no durable commit can reach page `id`
     /// (the allocator's invariant).
@@ -332,8 +338,21 @@ impl PageStore {
         buf[..8].copy_from_slice(&sum.to_le_bytes());
         self.backend.write(self.offset(id)?, &buf)?;
         let page = Page::from(buf);
-        self.cache.insert(id, page.clone());
+        if self.cache_writes.load(Ordering::Relaxed) {
+            self.cache.insert(id, page.clone());
+        } else {
+            self.cache.forget(id);
+        }
         Ok(page)
+    }
+
+    /// Whether pages written from now on enter the cache (they do unless a
+    /// writer turns it off; every new tree writer turns it back on). A bulk
+    /// write turns it off so that it does not evict the pages readers use,
+    /// nor hold the whole load in memory: its pages are read back from the
+    /// file when someone needs them.
+    pub(crate) fn set_cache_writes(&self, on: bool) {
+        self.cache_writes.store(on, Ordering::Relaxed);
     }
 
     /// Writes raw bytes over the run of pages starting at `start` (overflow
