@@ -108,6 +108,9 @@ fn options(b: u8) -> EngineOptions {
         segment_bytes: [2u64 << 10, 16 << 10][usize::from(b >> 2 & 1)],
         checkpoint_wal_bytes: [4u64 << 10, 1 << 30][usize::from(b >> 3 & 1)],
         checkpoint_interval: Duration::from_secs(3600),
+        // Half the runs send every commit of more than a few writes
+        // straight into the tree (engine::tree_commit).
+        tree_commit_bytes: [64usize << 20, 1 << 10][usize::from(b >> 4 & 1)],
         resolver,
         ..EngineOptions::default()
     }

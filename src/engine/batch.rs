@@ -22,6 +22,7 @@
 //! since sequence numbers never go backwards, so an id is never reused by a
 //! later table that the log could confuse with an earlier one.
 
+use super::keybuf::KeyBuf;
 use crate::error::{Result, StorageError};
 
 /// Tables one transaction may create.
@@ -43,7 +44,7 @@ pub(crate) struct TableDef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DataOp {
     pub(crate) table: u64,
-    pub(crate) key: Vec<u8>,
+    pub(crate) key: KeyBuf,
     pub(crate) value: Option<Vec<u8>>,
 }
 
@@ -144,7 +145,7 @@ impl Batch {
             let kind = r.u8()?;
             let table = r.u64()?;
             let len = r.u32()? as usize;
-            let key = r.take(len)?.to_vec();
+            let key = KeyBuf::from(r.take(len)?);
             let value = match kind {
                 1 => {
                     let len = r.u32()? as usize;
@@ -153,7 +154,11 @@ impl Batch {
                 2 => None,
                 other => return Err(bad(&format!("operation kind {other}"))),
             };
-            batch.ops.push(DataOp { table, key, value });
+            batch.ops.push(DataOp {
+                table,
+                key,
+                value,
+            });
         }
         for _ in 0..r.u32()? {
             let table = r.u64()?;
@@ -221,12 +226,12 @@ mod tests {
             ops: vec![
                 DataOp {
                     table: 5,
-                    key: b"k".to_vec(),
+                    key: KeyBuf::from(&b"k"[..]),
                     value: Some(b"v".to_vec()),
                 },
                 DataOp {
                     table: 5,
-                    key: b"gone".to_vec(),
+                    key: KeyBuf::from(&b"gone"[..]),
                     value: None,
                 },
             ],

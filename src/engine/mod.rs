@@ -8,6 +8,7 @@ mod core;
 mod deferred;
 mod filter;
 mod inserter;
+mod keybuf;
 mod memtable;
 mod merge;
 mod pending;

@@ -121,7 +121,7 @@ impl PendingRun {
         let item = move |i: usize| -> crate::error::Result<Item> {
             let op = &run.ops[i];
             Ok((
-                ValueBytes::owned(op.key.clone()),
+                ValueBytes::owned(op.key.to_vec()),
                 op.value.as_ref().map(|v| ValueBytes::owned(v.clone())),
             ))
         };

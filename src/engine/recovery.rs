@@ -82,7 +82,7 @@ impl Recovered {
             } else if seq > self.staged_through.get(&op.table).copied().unwrap_or(0) {
                 self.deferred.entry(op.table).or_default().push(DeferredOp {
                     seq,
-                    key: op.key,
+                    key: op.key.to_vec(),
                     value: op.value,
                 });
             }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::batch::{Batch, DataOp, TableDef, new_table_id};
+use super::keybuf::KeyBuf;
 use super::merge::{Direction, Item, Source};
 use crate::btree::{Comparator, ValueBytes, compare, is_bytewise, prefix_word};
 
@@ -18,14 +19,18 @@ pub(crate) struct OrdKey {
     /// random keys spent a fifth of its time dereferencing keys in the
     /// map's nodes).
     prefix: u64,
-    pub(crate) key: Vec<u8>,
+    pub(crate) key: KeyBuf,
     pub(crate) cmp: Comparator,
 }
 
 impl OrdKey {
-    pub(crate) fn new(key: Vec<u8>, cmp: Comparator) -> Self {
-        let prefix = if is_bytewise(cmp) { prefix_word(&key) } else { 0 };
-        Self { prefix, key, cmp }
+    pub(crate) fn new(key: &[u8], cmp: Comparator) -> Self {
+        let prefix = if is_bytewise(cmp) { prefix_word(key) } else { 0 };
+        Self {
+            prefix,
+            key: KeyBuf::from(key),
+            cmp,
+        }
     }
 }
 
@@ -228,7 +233,7 @@ impl WriteSet {
         let table = &mut self.tables[slot];
         let cmp = table.order();
         let new = value.map(<[u8]>::to_vec);
-        let old = match table.writes.entry(OrdKey::new(key.to_vec(), cmp)) {
+        let old = match table.writes.entry(OrdKey::new(key, cmp)) {
             Entry::Occupied(mut entry) => {
                 if new.is_none() && entry.get().is_none() {
                     return Ok(None);
@@ -241,7 +246,7 @@ impl WriteSet {
                     // write's bytes are the key's from now on (as in the
                     // memtable and the tree).
                     let (_, old) = entry.remove_entry();
-                    table.writes.insert(OrdKey::new(key.to_vec(), cmp), new);
+                    table.writes.insert(OrdKey::new(key, cmp), new);
                     old.map(ValueBytes::owned)
                 }
             }
@@ -296,7 +301,7 @@ impl WriteSet {
         let table = &self.tables[slot];
         table
             .writes
-            .get(&OrdKey::new(key.to_vec(), table.order()))
+            .get(&OrdKey::new(key, table.order()))
             .map(|v| v.as_ref().map(|v| ValueBytes::owned(v.clone())))
     }
 
@@ -315,8 +320,8 @@ impl WriteSet {
         let table = &self.tables[slot];
         let cmp = table.order();
         let wrap = |b: Bound<&[u8]>| match b {
-            Bound::Included(k) => Bound::Included(OrdKey::new(k.to_vec(), cmp)),
-            Bound::Excluded(k) => Bound::Excluded(OrdKey::new(k.to_vec(), cmp)),
+            Bound::Included(k) => Bound::Included(OrdKey::new(k, cmp)),
+            Bound::Excluded(k) => Bound::Excluded(OrdKey::new(k, cmp)),
             Bound::Unbounded => Bound::Unbounded,
         };
         let (lower, upper) = (wrap(lower), wrap(upper));
@@ -329,7 +334,7 @@ impl WriteSet {
             }
         }
         let item = |(k, v): (&OrdKey, &Option<Vec<u8>>)| -> crate::error::Result<Item> {
-            Ok((ValueBytes::owned(k.key.clone()), v.as_ref().map(|v| ValueBytes::owned(v.clone()))))
+            Ok((ValueBytes::owned(k.key.to_vec()), v.as_ref().map(|v| ValueBytes::owned(v.clone()))))
         };
         let range = table.writes.range((lower, upper));
         match direction {
