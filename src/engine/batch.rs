@@ -22,7 +22,7 @@
 //! since sequence numbers never go backwards, so an id is never reused by a
 //! later table that the log could confuse with an earlier one.
 
-use super::keybuf::KeyBuf;
+use super::key_bytes::KeyBytes;
 use crate::error::{Result, StorageError};
 
 /// Tables one transaction may create.
@@ -44,7 +44,7 @@ pub(crate) struct TableDef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DataOp {
     pub(crate) table: u64,
-    pub(crate) key: KeyBuf,
+    pub(crate) key: KeyBytes,
     pub(crate) value: Option<Vec<u8>>,
 }
 
@@ -60,9 +60,15 @@ pub(crate) struct Batch {
 
 impl Batch {
     pub(crate) fn encode(&self) -> Vec<u8> {
+        self.encode_sized(self.encoded_len())
+    }
+
+    /// [`encode`](Self::encode), given its length (the committer has it
+    /// already: it decides the commit's path).
+    pub(crate) fn encode_sized(&self, len: usize) -> Vec<u8> {
         // Sized up front: growing from empty reallocated several times per
         // record (8% of a single-key commit).
-        let mut out = Vec::with_capacity(self.encoded_len());
+        let mut out = Vec::with_capacity(len);
         out.extend_from_slice(&(self.bindings.len() as u32).to_le_bytes());
         for (name, def) in &self.bindings {
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
@@ -101,7 +107,6 @@ impl Batch {
     }
 
     /// The exact length of [`encode`](Self::encode)'s output.
-    /// The length [`encode`](Self::encode) produces.
     pub(crate) fn encoded_len(&self) -> usize {
         let bindings: usize = self
             .bindings
@@ -145,7 +150,7 @@ impl Batch {
             let kind = r.u8()?;
             let table = r.u64()?;
             let len = r.u32()? as usize;
-            let key = KeyBuf::from(r.take(len)?);
+            let key = KeyBytes::new(r.take(len)?);
             let value = match kind {
                 1 => {
                     let len = r.u32()? as usize;
@@ -154,11 +159,7 @@ impl Batch {
                 2 => None,
                 other => return Err(bad(&format!("operation kind {other}"))),
             };
-            batch.ops.push(DataOp {
-                table,
-                key,
-                value,
-            });
+            batch.ops.push(DataOp { table, key, value });
         }
         for _ in 0..r.u32()? {
             let table = r.u64()?;
@@ -226,12 +227,12 @@ mod tests {
             ops: vec![
                 DataOp {
                     table: 5,
-                    key: KeyBuf::from(&b"k"[..]),
+                    key: KeyBytes::new(b"k"),
                     value: Some(b"v".to_vec()),
                 },
                 DataOp {
                     table: 5,
-                    key: KeyBuf::from(&b"gone"[..]),
+                    key: KeyBytes::new(b"gone"),
                     value: None,
                 },
             ],

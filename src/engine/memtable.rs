@@ -27,6 +27,7 @@ use parking_lot::Mutex;
 use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
 use super::skiplist::{GROUP, Point, SkipList, Writer};
+use super::key_bytes::KeyBytes;
 use crate::btree::{Comparator, byte_order, is_bytewise, prefix_word};
 
 /// A skip-list key. Every key of one table carries that table's comparator.
@@ -44,42 +45,6 @@ pub(crate) struct MemKey {
     pub(crate) key: KeyBytes,
     pub(crate) seq: u64,
     pub(crate) cmp: Comparator,
-}
-
-/// Keys up to this long live inside the skip-list node.
-const INLINE_KEY: usize = 30;
-
-/// A key's bytes: inside the node when short (most keys), so that each
-/// comparison on a skip-list walk costs one cache miss, not two.
-pub(crate) enum KeyBytes {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
-}
-
-impl KeyBytes {
-    fn new(key: &[u8]) -> Self {
-        if key.len() <= INLINE_KEY {
-            let mut bytes = [0; INLINE_KEY];
-            bytes[..key.len()].copy_from_slice(key);
-            Self::Inline {
-                len: key.len() as u8,
-                bytes,
-            }
-        } else {
-            Self::Heap(key.into())
-        }
-    }
-}
-
-impl std::ops::Deref for KeyBytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Self::Inline { len, bytes } => &bytes[..*len as usize],
-            Self::Heap(bytes) => bytes,
-        }
-    }
 }
 
 /// Where a probe sits within its table; stored entries are always `Key`.

@@ -8,7 +8,7 @@ mod core;
 mod deferred;
 mod filter;
 mod inserter;
-mod keybuf;
+mod key_bytes;
 mod memtable;
 mod merge;
 mod pending;

@@ -51,7 +51,7 @@ use crate::btree::Comparator;
 use crate::error::{Result, StorageError};
 
 /// Commits `batch` as sequence `seq` through the tree (see the module
-/// docs); `orders` gives every written table's comparator, `new_orders`
+/// docs); `cmp_of` gives every written table's comparator, `new_orders`
 /// those of the tables the commit creates, registered before it is
 /// published.
 /// REQUIRES: the writer slot, `seq` the journal's next sequence, and not
@@ -60,7 +60,7 @@ pub(crate) fn commit(
     inner: &Arc<Inner>,
     seq: u64,
     batch: Batch,
-    orders: &[(u64, Comparator)],
+    cmp_of: &dyn Fn(u64) -> Option<Comparator>,
     new_orders: &[(u64, Comparator)],
 ) -> Result<()> {
     // Step 1.
@@ -84,8 +84,7 @@ pub(crate) fn commit(
     let Batch {
         bindings, dropped, ops, ..
     } = batch;
-    let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
-    let run = PendingRun::new(seq, ops, &cmp_of)
+    let run = PendingRun::new(seq, ops, cmp_of)
         .map_err(|table| StorageError::Internal(format!("commit {seq} writes to table {table} of unknown key order")))?;
     let puts = run.ops.iter().filter(|op| op.value.is_some()).count() as u64;
     let dropped: HashSet<u64> = dropped.into_iter().collect();

@@ -715,6 +715,7 @@ impl WriteTxn {
         let batch = self.writes.take_batch(seq);
         // A transaction touches few tables: a short list beats a hash map.
         let orders = self.writes.comparators(seq);
+        let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
         let len = batch.encoded_len();
         // Refused before the WAL sees it: this commit fails, the database
         // does not (an append error, by contrast, is an I/O failure).
@@ -723,10 +724,10 @@ impl WriteTxn {
         }
         if len >= inner.options.tree_commit_bytes {
             let new_orders: Vec<_> = self.writes.new_table_orders(seq).collect();
-            tree_commit::commit(inner, seq, batch, &orders, &new_orders)?;
+            tree_commit::commit(inner, seq, batch, &cmp_of, &new_orders)?;
             return Ok(seq);
         }
-        let payload = batch.encode();
+        let payload = batch.encode_sized(len);
         let commits = inner.lock_commits();
         let appended = inner.journal.append(&payload);
         drop(payload);
@@ -735,7 +736,6 @@ impl WriteTxn {
         // touches it (and its pending run is gone from the state).
         inner.wait_for_inserter()?;
         let active = inner.current_state().active.clone();
-        let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
         // The record is in the WAL: a failure from here on (a panicking user
         // comparator, a table of unknown order) leaves the memtable partly
         // applied, which must never be published. Poison; reopening replays

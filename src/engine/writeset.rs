@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::batch::{Batch, DataOp, TableDef, new_table_id};
-use super::keybuf::KeyBuf;
+use super::key_bytes::KeyBytes;
 use super::merge::{Direction, Item, Source};
 use crate::btree::{Comparator, ValueBytes, compare, is_bytewise, prefix_word};
 
@@ -19,7 +19,7 @@ pub(crate) struct OrdKey {
     /// random keys spent a fifth of its time dereferencing keys in the
     /// map's nodes).
     prefix: u64,
-    pub(crate) key: KeyBuf,
+    pub(crate) key: KeyBytes,
     pub(crate) cmp: Comparator,
 }
 
@@ -28,7 +28,7 @@ impl OrdKey {
         let prefix = if is_bytewise(cmp) { prefix_word(key) } else { 0 };
         Self {
             prefix,
-            key: KeyBuf::from(key),
+            key: KeyBytes::new(key),
             cmp,
         }
     }

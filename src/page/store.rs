@@ -143,7 +143,10 @@ pub(crate) struct PageStore {
     /// or damaged), so that the chosen commit's pages may have been reused.
     fell_back: bool,
     /// Whether written pages enter the cache (see
-    /// [`set_cache_writes`](Self::set_cache_writes)).
+    /// [`set_cache_writes`](Self::set_cache_writes)). Invariant: only the
+    /// holder of the tree writer lock writes pages and sets this, and every
+    /// new writer sets it back on (`TreeStore::writer`), so one writer's
+    /// bypass never outlives it into the next writer's pages.
     cache_writes: AtomicBool,
 }
 
