@@ -398,18 +398,21 @@ pub(crate) fn apply_metadata(
 /// Inserts a run's writes into the memtable, one thread, in the run's key
 /// order: the skip list's splice makes each insert a short search from the
 /// previous one. REQUIRES: the memtable's single writer (the commit lock
-/// held by the caller, or the inserter's job).
-pub(crate) fn insert_run(mem: &Memtable, run: &PendingRun) {
+/// held by the caller, or the inserter's job). Then starts a build of the
+/// memtable's seek index if one is due ([`Memtable::maintain`]).
+pub(crate) fn insert_run(mem: &Arc<Memtable>, run: &PendingRun) {
     let mut inserter = mem.inserter();
     for (cmp, ops) in run.runs() {
         let table = ops[0].table;
         inserter.insert_sorted(table, cmp, run.seq, ops.iter().map(|op| (&op.key[..], op.value.as_deref())));
     }
+    drop(inserter);
+    mem.maintain();
 }
 
 /// [`apply_metadata`] and [`insert_run`] in one: the whole batch, inline.
 pub(crate) fn apply_batch(
-    mem: &Memtable,
+    mem: &Arc<Memtable>,
     seq: u64,
     batch: Batch,
     cmp_of: &dyn Fn(u64) -> Option<Comparator>,

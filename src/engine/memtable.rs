@@ -21,12 +21,13 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
-use super::skiplist::{GROUP, Point, SkipList, Writer};
+use super::skiplist::{GROUP, Point, SeekKey, SkipList, Writer};
 use super::key_bytes::KeyBytes;
 use crate::btree::{Comparator, byte_order, is_bytewise, prefix_word};
 
@@ -105,6 +106,20 @@ impl Ord for MemKey {
     }
 }
 
+impl SeekKey for MemKey {
+    /// The table, then the key's first eight bytes (byte order only: zero
+    /// for other orders, whose keys the index then compares in full); a
+    /// table's start and end probes sit at either end of its words.
+    fn summary(&self) -> (u64, u64) {
+        let word = match self.edge {
+            Edge::Start => 0,
+            Edge::Key => self.prefix,
+            Edge::End => u64::MAX,
+        };
+        (self.table, word)
+    }
+}
+
 impl PartialOrd for MemKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -126,7 +141,7 @@ pub(crate) type Binding = (u64, Vec<u8>, Option<TableDef>);
 /// A value or a tombstone. Shared (`Arc`), so a read hands out the value
 /// without copying it: a point read that hits the memtable costs a reference
 /// count, not an allocation and a copy of the value.
-pub(crate) type MemValue = Option<std::sync::Arc<[u8]>>;
+pub(crate) type MemValue = Option<Arc<[u8]>>;
 
 /// The largest key filter a memtable gets (that of a 2 GiB memtable), so a
 /// huge configured size cannot allocate an absurd filter.
@@ -190,6 +205,20 @@ impl Memtable {
         Inserter {
             mem: self,
             writer: self.map.writer(),
+        }
+    }
+
+    /// Starts a build of the skip list's seek index on a thread of its own
+    /// when one is due (the list reached a few thousand entries, or doubled
+    /// since the last build): range reads then seek through a sorted array
+    /// instead of the list's upper levels. The writer never waits for it;
+    /// if no thread can be started, seeks walk the list as before.
+    pub(crate) fn maintain(self: &Arc<Self>) {
+        if self.map.claim_seek_build() {
+            let mem = self.clone();
+            let _ = std::thread::Builder::new()
+                .name("sluicedb-seek".into())
+                .spawn(move || mem.map.build_seek_index());
         }
     }
 
