@@ -175,6 +175,23 @@ pub enum TableError {
     /// expected (`open_multimap_table` and the other multimap methods).
     #[error("{0} is not a multimap table")]
     TableIsNotMultimap(String),
+    /// A key or value type has the name the table was created with but
+    /// another fixed width (`Value::fixed_width`): its stored bytes would
+    /// not decode as the new definition. `width` is the stored one;
+    /// `alignment` is always 1 (sluicedb stores values unaligned, as redb
+    /// does).
+    #[error(
+        "Current definition of {} does not match stored definition (width={width:?}, alignment={alignment})",
+        name.name()
+    )]
+    TypeDefinitionChanged {
+        /// The type.
+        name: crate::TypeName,
+        /// Its stored alignment.
+        alignment: usize,
+        /// Its stored fixed width (`None`: variable).
+        width: Option<usize>,
+    },
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -245,6 +262,19 @@ pub enum Error {
     /// See [`TableError::TableIsNotMultimap`].
     #[error("{0} is not a multimap table")]
     TableIsNotMultimap(String),
+    /// See [`TableError::TypeDefinitionChanged`].
+    #[error(
+        "Current definition of {} does not match stored definition (width={width:?}, alignment={alignment})",
+        name.name()
+    )]
+    TypeDefinitionChanged {
+        /// The type.
+        name: crate::TypeName,
+        /// Its stored alignment.
+        alignment: usize,
+        /// Its stored fixed width (`None`: variable).
+        width: Option<usize>,
+    },
     /// See [`CompactionError::TransactionInProgress`].
     #[error("a transaction is in progress")]
     TransactionInProgress,
@@ -313,6 +343,9 @@ impl From<TableError> for Error {
             TableError::TableAlreadyOpen(t, at) => Error::TableAlreadyOpen(t, at),
             TableError::TableIsMultimap(t) => Error::TableIsMultimap(t),
             TableError::TableIsNotMultimap(t) => Error::TableIsNotMultimap(t),
+            TableError::TypeDefinitionChanged { name, alignment, width } => {
+                Error::TypeDefinitionChanged { name, alignment, width }
+            }
             TableError::Storage(s) => Error::Storage(s),
         }
     }

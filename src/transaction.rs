@@ -187,12 +187,24 @@ impl Drop for PoisonOnUnwind<'_> {
     }
 }
 
-/// The error for opening an ordinary table whose stored metadata `stored`
-/// differs from the requested one: the kind first, then the types.
-fn meta_mismatch(name: &str, stored: &[u8]) -> TableError {
-    match check_kind(name, stored, false) {
-        Err(e) => e,
-        Ok(()) => type_mismatch(name, stored),
+/// `Ok` if a table stored with metadata `stored` may be opened with the
+/// definition whose metadata is `current`; otherwise the error to report:
+/// the wrong kind first ([`check_kind`]), then other types
+/// ([`TableError::TableTypeMismatch`], naming the stored ones), then a
+/// type whose fixed width changed ([`TableError::TypeDefinitionChanged`]).
+fn check_types(name: &str, stored: &[u8], current: &TableMeta) -> Result<(), TableError> {
+    check_kind(name, stored, current.multimap)?;
+    let Some(meta) = TableMeta::decode(stored) else {
+        return Err(type_mismatch(name, stored));
+    };
+    match meta.admits(current) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(type_mismatch(name, stored)),
+        Err((type_name, width)) => Err(TableError::TypeDefinitionChanged {
+            name: TypeName::new(type_name),
+            alignment: 1,
+            width,
+        }),
     }
 }
 
@@ -291,10 +303,8 @@ impl WriteTransaction {
         self.ensure_closed(name)?;
         let meta = TableMeta::of::<K, V>();
         let table = self.with_txn(|txn| -> Result<_, TableError> {
-            if let Some(stored) = txn.table_meta(name.as_bytes())?
-                && TableMeta::decode(&stored).as_ref() != Some(&meta)
-            {
-                return Err(meta_mismatch(name, &stored));
+            if let Some(stored) = txn.table_meta(name.as_bytes())? {
+                check_types(name, &stored, &meta)?;
             }
             Ok(txn.open_table(name.as_bytes(), &meta.encode(), comparator::<K>())?)
         })?;
@@ -383,10 +393,7 @@ impl WriteTransaction {
         let meta = TableMeta::of_multimap::<K, V>();
         let table = self.with_txn(|txn| -> Result<_, TableError> {
             if let Some(stored) = txn.table_meta(name.as_bytes())? {
-                check_kind(name, &stored, true)?;
-                if TableMeta::decode(&stored).as_ref() != Some(&meta) {
-                    return Err(type_mismatch(name, &stored));
-                }
+                check_types(name, &stored, &meta)?;
             }
             Ok(txn.open_table(name.as_bytes(), &meta.encode(), crate::multimap::comparator::<K, V>())?)
         })?;
@@ -603,11 +610,7 @@ impl ReadTransaction {
         let Some(stored) = self.txn.table_meta(name.as_bytes())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
         };
-        check_kind(name, &stored, meta.multimap)?;
-        if TableMeta::decode(&stored).as_ref() != Some(meta) {
-            return Err(type_mismatch(name, &stored));
-        }
-        Ok(())
+        check_types(name, &stored, meta)
     }
 
     /// The ordinary (not multimap) tables in this snapshot.

@@ -21,12 +21,15 @@ use crate::btree::{Comparator, bytewise};
 /// ```
 /// use sluicedb::TableMeta;
 ///
-/// let meta = TableMeta::decode(b"u64\0&str\0b").unwrap();
+/// let meta = TableMeta::decode(b"u64\0&str\0b\0w8,-").unwrap();
 /// assert_eq!((meta.key_type.as_str(), meta.value_type.as_str(), meta.bytewise), ("u64", "&str", true));
 /// assert!(!meta.multimap);
-/// assert_eq!(meta.encode(), b"u64\0&str\0b");
-/// let multimap = TableMeta::decode(b"u64\0u64\0c\0m").unwrap();
+/// assert_eq!(meta.widths, Some((Some(8), None)));
+/// assert_eq!(meta.encode(), b"u64\0&str\0b\0w8,-");
+/// let multimap = TableMeta::decode(b"u64\0u64\0c\0m\0w8,8").unwrap();
 /// assert!(multimap.multimap && !multimap.bytewise);
+/// // Written before widths were recorded:
+/// assert_eq!(TableMeta::decode(b"u64\0&str\0b").unwrap().widths, None);
 /// assert_eq!(TableMeta::decode(b"not metadata"), None);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +45,11 @@ pub struct TableMeta {
     /// its engine keys are encoded (key, value) pairs, its engine values
     /// empty, and its order is never byte order.
     pub multimap: bool,
+    /// The key and value types' fixed widths (`Value::fixed_width`; `None`
+    /// inside: variable), which `open_table` also compares: a type renamed
+    /// nowhere but resized would misread every stored entry. `None` for
+    /// tables created before sluicedb recorded widths (not compared).
+    pub widths: Option<(Option<usize>, Option<usize>)>,
 }
 
 impl TableMeta {
@@ -51,6 +59,7 @@ impl TableMeta {
             value_type: V::type_name().name().to_string(),
             bytewise: K::order_is_bytewise(),
             multimap: false,
+            widths: Some((K::fixed_width(), V::fixed_width())),
         }
     }
 
@@ -62,17 +71,21 @@ impl TableMeta {
             value_type: V::type_name().name().to_string(),
             bytewise: false,
             multimap: true,
+            widths: Some((K::fixed_width(), V::fixed_width())),
         }
     }
 
     /// `key type \0 value type \0 order`, where order is `b` (bytewise) or
-    /// `c`, then `\0m` for a multimap table. An ordinary table's metadata
-    /// keeps the three fields it had before multimap tables existed, so
-    /// older files read unchanged and older readers still read ordinary
-    /// tables.
+    /// `c`, then `\0m` for a multimap table, then `\0w` and the key and
+    /// value widths (decimal, or `-` for variable) separated by a comma.
+    /// Each addition is optional on decode, so older files read unchanged.
     pub fn encode(&self) -> Vec<u8> {
+        let width = |w: Option<usize>| w.map_or("-".to_string(), |w| w.to_string());
+        let widths = self.widths.map_or(String::new(), |(key, value)| {
+            format!("\0w{},{}", width(key), width(value))
+        });
         format!(
-            "{}\0{}\0{}{}",
+            "{}\0{}\0{}{}{widths}",
             self.key_type,
             self.value_type,
             if self.bytewise { "b" } else { "c" },
@@ -84,12 +97,16 @@ impl TableMeta {
     /// Decodes what [`encode`](Self::encode) wrote; `None` for anything else.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
-        let mut parts = text.split('\0');
+        let mut parts = text.split('\0').peekable();
         let (key_type, value_type, order) = (parts.next()?, parts.next()?, parts.next()?);
-        let multimap = match parts.next() {
-            None => false,
-            Some("m") => true,
-            Some(_) => return None,
+        let multimap = parts.next_if_eq(&"m").is_some();
+        let widths = match parts.next() {
+            None => None,
+            Some(widths) => {
+                let (key, value) = widths.strip_prefix('w')?.split_once(',')?;
+                let width = |w: &str| if w == "-" { Some(None) } else { w.parse().ok().map(Some) };
+                Some((width(key)?, width(value)?))
+            }
         };
         // A multimap table's order is the pair order, never byte order: a
         // `b` with `m` is not something `encode` writes (and `resolve` must
@@ -102,7 +119,28 @@ impl TableMeta {
             value_type: value_type.into(),
             bytewise: order == "b",
             multimap,
+            widths,
         })
+    }
+
+    /// Whether a table stored with this metadata holds the types of
+    /// `current` (the metadata of the definition it is opened with): the
+    /// same kind, type names and order, and, where both record them, the
+    /// same widths. `Err` names the first type whose width changed and its
+    /// stored width.
+    pub(crate) fn admits(&self, current: &Self) -> Result<bool, (&str, Option<usize>)> {
+        let same_types = self.key_type == current.key_type
+            && self.value_type == current.value_type
+            && self.bytewise == current.bytewise
+            && self.multimap == current.multimap;
+        if !same_types {
+            return Ok(false);
+        }
+        match (self.widths, current.widths) {
+            (Some((key, _)), Some((now, _))) if key != now => Err((&self.key_type, key)),
+            (Some((_, value)), Some((_, now))) if value != now => Err((&self.value_type, value)),
+            _ => Ok(true),
+        }
     }
 }
 

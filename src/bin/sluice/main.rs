@@ -660,6 +660,7 @@ fn put(path: &Path, table: &str, key: &str, value: &str, create: bool, encoding:
                 value_type: t.into(),
                 bytewise: true,
                 multimap: false,
+                widths: Some((None, None)),
             };
             TableInfo::new(
                 table.as_bytes().to_vec(),
