@@ -512,4 +512,141 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn seeks_through_the_index_match_a_model_across_tables_orders_and_edges() {
+        fn reversed(a: &[u8], b: &[u8]) -> Ordering {
+            b.cmp(a)
+        }
+        fn mix(i: u64) -> u64 {
+            let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        let cmps: [Comparator; 3] = [bytewise, reversed, bytewise];
+        let alphabet = [0u8, 1, 0x80, 0xff];
+        let key_of = |r: u64| -> Vec<u8> {
+            let len = [0usize, 1, 3, 7, 8, 9, 12][(r % 7) as usize];
+            let mut k: Vec<u8> = (0..len).map(|i| alphabet[((r >> (8 + 2 * i)) & 3) as usize]).collect();
+            if r.is_multiple_of(5) && k.len() >= 8 {
+                k[..8].copy_from_slice(&[0xff; 8]);
+            }
+            k
+        };
+        let m = Arc::new(Memtable::new(1 << 24));
+        let mut model: Vec<(u64, Vec<u8>, u64)> = Vec::new();
+        for i in 0..3000u64 {
+            let r = mix(i);
+            let table = 1 + r % 3;
+            let cmp = cmps[(table - 1) as usize];
+            let key = key_of(r >> 3);
+            let seq = 1 + i;
+            m.insert(table, cmp, &key, seq, Some(b"v"));
+            model.push((table, key, seq));
+            if r.is_multiple_of(13) {
+                m.map().build_seek_index();
+            }
+        }
+        let order = |a: &(u64, Vec<u8>, u64), b: &(u64, Vec<u8>, u64)| {
+            a.0.cmp(&b.0).then_with(|| cmps[(a.0 - 1) as usize](&a.1, &b.1)).then(b.2.cmp(&a.2))
+        };
+        model.sort_by(order);
+        let got: Vec<(u64, Vec<u8>, u64)> = m.map().iter().map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq)).collect();
+        assert_eq!(got, model);
+        for p in 0..3000u64 {
+            let r = mix(p + 1_000_000);
+            let table = 1 + r % 4;
+            let cmp = cmps[((table - 1) % 3) as usize];
+            let key = key_of(r >> 3);
+            let seq = [0, 1500, u64::MAX][(r >> 40) as usize % 3];
+            let probe = match (r >> 50) % 4 {
+                0 => MemKey::edge(table, cmp, Edge::Start),
+                1 => MemKey::edge(table, cmp, Edge::End),
+                _ => MemKey::probe(table, cmp, &key, seq),
+            };
+            for inclusive in [true, false] {
+                let b = if inclusive { Bound::Included(&probe) } else { Bound::Excluded(&probe) };
+                let lb = m.map().lower_bound(b).map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq));
+                let want = model
+                    .iter()
+                    .find(|k| {
+                        let o = MemKey::probe(k.0, cmps[(k.0 - 1) as usize], &k.1, k.2).cmp(&probe);
+                        o == Ordering::Greater || (inclusive && o == Ordering::Equal)
+                    })
+                    .cloned();
+                assert_eq!(lb, want, "lower {inclusive} probe {p}");
+                let ub = m.map().upper_bound(b).map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq));
+                let want = model
+                    .iter()
+                    .rev()
+                    .find(|k| {
+                        let o = MemKey::probe(k.0, cmps[(k.0 - 1) as usize], &k.1, k.2).cmp(&probe);
+                        o == Ordering::Less || (inclusive && o == Ordering::Equal)
+                    })
+                    .cloned();
+                assert_eq!(ub, want, "upper {inclusive} probe {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_seek_summary_never_contradicts_the_key_order() {
+        fn reversed(a: &[u8], b: &[u8]) -> Ordering {
+            b.cmp(a)
+        }
+        let alphabet = [0u8, 1, 0x80, 0xff];
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in [1usize, 2, 7, 8, 9, 12] {
+            for &a in &alphabet {
+                for &b in &alphabet {
+                    let mut key = vec![a; len];
+                    key[len - 1] = b;
+                    keys.push(key);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        for table in [1u64, 2, u64::MAX] {
+            for cmp in [bytewise as Comparator, reversed] {
+                let t = if cmp as usize == bytewise as *const () as usize { table } else { table.wrapping_add(10) };
+                all.push(MemKey::edge(t, cmp, Edge::Start));
+                all.push(MemKey::edge(t, cmp, Edge::End));
+                for k in &keys {
+                    for seq in [0, 5, u64::MAX] {
+                        all.push(MemKey::probe(t, cmp, k, seq));
+                    }
+                }
+            }
+        }
+        for a in &all {
+            for b in &all {
+                if a < b {
+                    assert!(a.summary() <= b.summary());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_point_read_in_a_custom_order_table_stays_short_past_the_index() {
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        fn counted(a: &[u8], b: &[u8]) -> Ordering {
+            CALLS.fetch_add(1, AtomicOrdering::Relaxed);
+            a.cmp(b)
+        }
+        let n = 12_000u64;
+        let m = Memtable::new(1 << 26);
+        for i in 0..n {
+            m.insert(1, counted, &i.to_be_bytes(), i + 1, Some(b"v"));
+            // As `Memtable::maintain` does after each commit, inline.
+            if m.map().claim_seek_build() {
+                m.map().build_seek_index();
+            }
+        }
+        CALLS.store(0, AtomicOrdering::Relaxed);
+        assert!(matches!(m.get(1, counted, &(n - 1).to_be_bytes(), u64::MAX), Lookup::Found(Some(_))));
+        let calls = CALLS.load(AtomicOrdering::Relaxed);
+        assert!(calls < 200, "a point read of the newest key called the comparator {calls} times");
+    }
 }

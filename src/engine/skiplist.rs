@@ -34,7 +34,9 @@
 //!   runs it on a thread of its own, so the writer never waits for the
 //!   walk). A seek binary-searches the array for the indexed nodes on
 //!   either side of its key and walks only the levels up to [`SEEK_LEVEL`]
-//!   between them; nodes linked since the build are passed on the way.
+//!   between them; nodes linked since the build are passed on the way,
+//!   up to [`SEEK_WALK_LIMIT`] of them (beyond, the search starts from the
+//!   top and the index is marked stale, to be rebuilt sooner).
 //!   Measured on lists of 16-byte keys and 160-byte values, fully indexed:
 //!   a random seek 2.7-3.0 -> 1.4-1.7 us at 300K nodes, 4.2-5.4 -> 1.5-2.3
 //!   us at 1M; 300K random single inserts 2.0-2.3 -> 1.35-1.6 us each.
@@ -139,6 +141,14 @@ const SEEK_LEVEL: usize = 1;
 /// mostly cached anyway. (Tiny in tests, so they exercise the index.)
 const FIRST_SEEK_BUILD: usize = if cfg!(test) { 48 } else { 4096 };
 
+/// Steps a search that starts from the seek index may take at
+/// [`SEEK_LEVEL`] before it searches from the top instead. More means many
+/// nodes were linked there since the index was built (an appended run, a
+/// hot key's versions), which the upper levels skip and the index does
+/// not: the walk would grow with them. Such a search also marks the index
+/// stale, so the next build comes sooner ([`SkipList::claim_seek_build`]).
+const SEEK_WALK_LIMIT: usize = 12;
+
 /// A key the seek index can place without reading its node.
 pub(crate) trait SeekKey: Ord {
     /// Two words that never contradict the key order: `a < b` implies
@@ -188,6 +198,8 @@ pub(crate) struct SkipList<K, V> {
     /// The length the last claimed build started at
     /// ([`SkipList::claim_seek_build`]).
     seek_claimed: AtomicUsize,
+    /// A search from the seek index gave up (see [`SEEK_WALK_LIMIT`]).
+    seek_stale: AtomicBool,
     writer: Mutex<WriterState<K, V>>,
     _owns: PhantomData<(K, V)>,
 }
@@ -325,6 +337,7 @@ impl<K: SeekKey, V> SkipList<K, V> {
             seek: AtomicPtr::new(ptr::null_mut()),
             seek_built: Mutex::new(Vec::new()),
             seek_claimed: AtomicUsize::new(0),
+            seek_stale: AtomicBool::new(false),
             writer: Mutex::new(WriterState {
                 arena: Arena::default(),
                 prev: [ptr::null(); MAX_HEIGHT],
@@ -394,13 +407,37 @@ impl<K: SeekKey, V> SkipList<K, V> {
     }
 
     /// The last node whose key is below `key` (`inclusive`: at or below),
-    /// or null for the head.
-    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    /// or null for the head. Starts between the seek index's nodes around
+    /// the key when that walk stays short, else from the top.
     fn last_before(&self, key: &K, inclusive: bool) -> Link<K, V> {
-        // `at` is below the key; `stop` (null: none known) is a node a
-        // lower level would stop at again: known to be past the key.
-        let (mut at, mut stop, top) = self.search_start(key, inclusive);
+        if let Some((at, stop)) = self.seek_bracket(key, inclusive) {
+            if let Some(found) = self.descend(key, inclusive, at, stop, SEEK_LEVEL + 1, SEEK_WALK_LIMIT) {
+                return found;
+            }
+            self.mark_seek_stale();
+        }
+        let levels = self.height.load(AtomicOrdering::Relaxed);
+        self.descend(key, inclusive, ptr::null(), ptr::null(), levels, usize::MAX)
+            .expect("an unbounded walk always ends")
+    }
+
+    /// Walks levels `top - 1` down to 0 from `at` (below the key, linked at
+    /// those levels; null: the head) to the last node below `key`
+    /// (`inclusive`: at or below); `stop` (null: none known) is a node
+    /// known to be past the key, which a walk stops at without comparing.
+    /// `None` if the walk at the first level takes more than `limit` steps.
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn descend(
+        &self,
+        key: &K,
+        inclusive: bool,
+        mut at: Link<K, V>,
+        mut stop: Link<K, V>,
+        top: usize,
+        limit: usize,
+    ) -> Option<Link<K, V>> {
         for level in (0..top).rev() {
+            let mut steps = 0;
             loop {
                 let next = self.next_of(at, level);
                 if next.is_null() || next == stop {
@@ -410,29 +447,50 @@ impl<K: SeekKey, V> SkipList<K, V> {
                 let order = unsafe { (*next).key.cmp(key) };
                 if order == Ordering::Less || (inclusive && order == Ordering::Equal) {
                     at = next;
+                    steps += 1;
+                    if steps > limit && level == top - 1 {
+                        return None;
+                    }
                 } else {
                     stop = next;
                     break;
                 }
             }
         }
-        at
+        Some(at)
+    }
+
+    /// Notes that a search from the seek index gave up. Read first, so that
+    /// searches of a list already marked write nothing shared.
+    fn mark_seek_stale(&self) {
+        if !self.seek_stale.load(AtomicOrdering::Relaxed) {
+            self.seek_stale.store(true, AtomicOrdering::Relaxed);
+        }
     }
 
     /// Whether a seek index is due: the list has reached
     /// [`FIRST_SEEK_BUILD`] nodes without one, or has doubled since the last
-    /// build began. `true` claims the build: the caller then runs
+    /// build began, or grown by an eighth since then with the index marked
+    /// stale ([`SEEK_WALK_LIMIT`]). `true` claims the build: the caller then runs
     /// [`build_seek_index`](Self::build_seek_index), on any thread (it walks
     /// the list as a reader, so the writer never waits for it).
     pub(crate) fn claim_seek_build(&self) -> bool {
         let len = self.len.load(AtomicOrdering::Relaxed);
         let claimed = self.seek_claimed.load(AtomicOrdering::Relaxed);
-        len >= FIRST_SEEK_BUILD
-            && len >= 2 * claimed
+        // A stale index (a search gave up on it) is rebuilt once the list
+        // has grown by an eighth: a background walk of a quarter of the
+        // nodes per eighth linked, two nodes per insert at most.
+        let growth = if self.seek_stale.load(AtomicOrdering::Relaxed) { claimed / 8 } else { claimed };
+        let due = len >= FIRST_SEEK_BUILD
+            && len >= claimed + growth.max(1)
             && self
                 .seek_claimed
                 .compare_exchange(claimed, len, AtomicOrdering::Relaxed, AtomicOrdering::Relaxed)
-                .is_ok()
+                .is_ok();
+        if due {
+            self.seek_stale.store(false, AtomicOrdering::Relaxed);
+        }
+        due
     }
 
     /// Builds and publishes a seek index of every node linked at
@@ -454,18 +512,6 @@ impl<K: SeekKey, V> SkipList<K, V> {
         let index = Box::into_raw(Box::new(SeekIndex { entries }));
         built.push(index);
         self.seek.store(index, AtomicOrdering::Release);
-    }
-
-    /// Where a search for the last node below `key` (`inclusive`: at or
-    /// below) may start: a node below it (null: the head), a node past it
-    /// (null: none known) and the number of levels to walk from there. By
-    /// the seek index, its nodes on either side of the key and the levels
-    /// up to [`SEEK_LEVEL`]; without one, the head and every level.
-    fn search_start(&self, key: &K, inclusive: bool) -> (Link<K, V>, Link<K, V>, usize) {
-        match self.seek_bracket(key, inclusive) {
-            Some((at, stop)) => (at, stop, SEEK_LEVEL + 1),
-            None => (ptr::null(), ptr::null(), self.height.load(AtomicOrdering::Relaxed)),
-        }
     }
 
     /// The seek index's last node below `key` (`inclusive`: at or below;
@@ -890,43 +936,68 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     /// the new node's height; else, for a node no taller than the levels
     /// the seek index serves, between the indexed nodes around its key
     /// (the splice is then exact only up to those levels); else from the
-    /// head.
-    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    /// head (also when the walk from the index grows long: the index is
+    /// then marked stale).
     fn link(&mut self, key: K, value: V) -> Link<K, V> {
         let list = self.list;
-        let state = &mut *self.state;
-        let height = state.random_height();
+        let height = self.state.random_height();
         let levels = list.height.load(AtomicOrdering::Relaxed);
-        let exact = std::mem::take(&mut state.splice_levels);
-        let bracket = if height <= exact { state.lowest_bracket(&key, exact) } else { MAX_HEIGHT };
-        // `at` is below the key and linked at every level walked; `stop`
-        // (null: none known) is at or above it, reached by pointer, not by
-        // a comparison.
-        let (mut at, mut stop, top, exact) = if bracket != MAX_HEIGHT {
-            (state.prev[bracket], state.next[bracket], bracket.min(levels), exact)
-        } else if let Some((at, stop)) = (height <= SEEK_LEVEL + 1).then(|| list.seek_bracket(&key, false)).flatten() {
-            (at, stop, SEEK_LEVEL + 1, SEEK_LEVEL + 1)
+        let exact = std::mem::take(&mut self.state.splice_levels);
+        let bracket = if height <= exact { self.state.lowest_bracket(&key, exact) } else { MAX_HEIGHT };
+        let indexed = (bracket == MAX_HEIGHT && height <= SEEK_LEVEL + 1)
+            .then(|| list.seek_bracket(&key, false))
+            .flatten();
+        let exact = if bracket != MAX_HEIGHT {
+            let (at, stop) = (self.state.prev[bracket], self.state.next[bracket]);
+            self.search(&key, at, stop, bracket.min(levels), usize::MAX);
+            exact
+        } else if let Some((at, stop)) = indexed
+            && self.search(&key, at, stop, SEEK_LEVEL + 1, SEEK_WALK_LIMIT)
+        {
+            SEEK_LEVEL + 1
         } else {
-            for level in levels..MAX_HEIGHT {
-                state.prev[level] = ptr::null();
-                state.next[level] = ptr::null();
+            if indexed.is_some() {
+                list.mark_seek_stale();
             }
-            (ptr::null(), ptr::null(), levels, MAX_HEIGHT)
+            for level in levels..MAX_HEIGHT {
+                self.state.prev[level] = ptr::null();
+                self.state.next[level] = ptr::null();
+            }
+            self.search(&key, ptr::null(), ptr::null(), levels, usize::MAX);
+            MAX_HEIGHT
         };
+        let node = self.link_searched(key, value, height);
+        self.state.splice_levels = exact;
+        node
+    }
+
+    /// Fills the splice's pairs at levels `top - 1` down to 0 around `key`
+    /// (placed before equal keys), walking from `at` (below the key, linked
+    /// at those levels; null: the head); `stop` (null: none known) is at or
+    /// above the key, reached by pointer, not by a comparison. `false` if
+    /// the walk at the first level took more than `limit` steps (the pairs
+    /// are then unfinished).
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn search(&mut self, key: &K, mut at: Link<K, V>, mut stop: Link<K, V>, top: usize, limit: usize) -> bool {
+        let list = self.list;
+        let state = &mut *self.state;
         for level in (0..top).rev() {
+            let mut steps = 0;
             let mut next = list.next_of(at, level);
             // SAFETY: non-null links point to live nodes of this list.
-            while !next.is_null() && next != stop && unsafe { (*next).key.cmp(&key) } == Ordering::Less {
+            while !next.is_null() && next != stop && unsafe { (*next).key.cmp(key) } == Ordering::Less {
                 at = next;
+                steps += 1;
+                if steps > limit && level == top - 1 {
+                    return false;
+                }
                 next = list.next_of(at, level);
             }
             state.prev[level] = at;
             state.next[level] = next;
             stop = next;
         }
-        let node = self.link_searched(key, value, height);
-        self.state.splice_levels = exact;
-        node
+        true
     }
 
     /// Links a new node of `height` levels for `key -> value` between the
@@ -976,6 +1047,7 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
 }
 
 impl<K: SeekKey, V> WriterState<K, V> {
+
     /// The lowest level below `levels` (where the splice is exact) whose
     /// remembered pair brackets `key` (`prev < key <= next`), or
     /// `MAX_HEIGHT` if none does. Brackets nest: once a level brackets the
@@ -1650,5 +1722,250 @@ mod tests {
             let want = model.range(probe..).next().copied();
             assert_eq!(list.lower_bound(Bound::Included(&Counted(probe))).map(|e| e.key().0), want);
         }
+    }
+
+    thread_local!(static COMPARED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+    #[derive(PartialEq, Eq, Debug)]
+    struct CountedKey(u64);
+    impl PartialOrd for CountedKey {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for CountedKey {
+        fn cmp(&self, other: &Self) -> Ordering {
+            COMPARED.set(COMPARED.get() + 1);
+            self.0.cmp(&other.0)
+        }
+    }
+    impl SeekKey for CountedKey {
+        fn summary(&self) -> (u64, u64) {
+            (0, self.0)
+        }
+    }
+
+    /// Ascending appends (one insert per commit, the index rebuilt as the
+    /// memtable's `maintain` would). The newest part of the list lies past
+    /// the last indexed node: a seek there must not walk level 1 through
+    /// every node appended since the build (found in review: O(n) before
+    /// `SEEK_WALK_LIMIT`), nor may a step backwards.
+    #[test]
+    fn a_seek_into_a_run_appended_since_the_index_costs_no_more_than_from_the_top() {
+        let n = 12_000u64; // builds at 48, 96, ..., 6144; the next is due at 12288
+        let list: SkipList<CountedKey, u64> = SkipList::new();
+        for k in 0..n {
+            list.writer().insert(CountedKey(k), k);
+            reindex(&list);
+        }
+        COMPARED.set(0);
+        let got = list.lower_bound(Bound::Included(&CountedKey(n - 1))).map(|e| e.key().0);
+        let seek = COMPARED.get();
+        assert_eq!(got, Some(n - 1));
+        // The same seek without an index (the walk from the top of the list).
+        let plain: SkipList<CountedKey, u64> = SkipList::new();
+        for k in 0..n {
+            plain.writer().insert(CountedKey(k), k);
+        }
+        COMPARED.set(0);
+        plain.lower_bound(Bound::Included(&CountedKey(n - 1)));
+        let from_top = COMPARED.get();
+        // Reverse iteration over the last 100 entries: each step is a seek.
+        COMPARED.set(0);
+        let back: Vec<u64> = list.iter().rev().take(100).map(|e| e.key().0).collect();
+        assert_eq!(back.len(), 100);
+        let rev100 = COMPARED.get();
+        assert!(
+            seek <= 4 * from_top,
+            "a seek into the appended tail cost {seek} comparisons (from the top: {from_top}); 100 reverse steps cost {rev100}"
+        );
+    }
+
+    /// Two ascending streams (two tables, two key prefixes) written by
+    /// alternating single-key commits: no insert is bracketed by the splice
+    /// (the previous one was in the other stream), so most start from the
+    /// seek index, whose gap around each stream fills with the stream's
+    /// new nodes: they must not walk them all.
+    #[test]
+    fn interleaved_ascending_single_inserts_cost_about_what_they_cost_without_an_index() {
+        let per_stream = 6_000u64; // 12K nodes: the newest half unindexed
+        let run = |index: bool| {
+            let list: SkipList<CountedKey, u64> = SkipList::new();
+            let mut last_cost = 0;
+            for i in 0..per_stream {
+                if i == per_stream - 500 {
+                    COMPARED.set(0);
+                }
+                list.writer().insert(CountedKey(2 * i), 0);
+                list.writer().insert(CountedKey(1_000_000_000 + 2 * i), 0);
+                if index {
+                    reindex(&list);
+                }
+            }
+            last_cost += COMPARED.get();
+            let keys: Vec<u64> = list.iter().map(|e| e.key().0).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]));
+            last_cost / 1000
+        };
+        let with_index = run(true);
+        let without = run(false);
+        assert!(
+            with_index <= 4 * without.max(1),
+            "an insert cost {with_index} comparisons with the seek index, {without} without"
+        );
+    }
+
+    /// Every level of the list is in key order.
+    #[expect(unsafe_code, reason = "walks live nodes of the list")]
+    fn assert_levels_ordered<K: SeekKey + std::fmt::Debug, V>(list: &SkipList<K, V>) {
+        for level in 0..MAX_HEIGHT {
+            let mut at = list.next_of(ptr::null(), level);
+            let mut prev: Link<K, V> = ptr::null();
+            while !at.is_null() {
+                if !prev.is_null() {
+                    // SAFETY: both are live nodes of the list.
+                    unsafe { assert!((*prev).key <= (*at).key, "level {level} out of order: {:?} then {:?}", (*prev).key, (*at).key) };
+                }
+                prev = at;
+                at = list.next_of(at, level);
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_inserts_with_index_builds_at_any_time_keep_every_level_ordered() {
+        for seed in 0..scaled(30) {
+            let list: SkipList<Versioned, u64> = SkipList::new();
+            let mut model: Vec<Versioned> = Vec::new();
+            let mut serial = 0u64;
+            let space = [16u64, 200, 5000][(seed % 3) as usize];
+            for step in 0..scaled(1500) {
+                let r = mix(seed * 100_000 + step);
+                match r % 10 {
+                    0..=5 => {
+                        serial += 1;
+                        // Duplicates of whole keys too (same point and version).
+                        let v = if r.is_multiple_of(97) { 1 } else { serial };
+                        let key = ((r >> 8) % space, std::cmp::Reverse(v));
+                        let at = model.partition_point(|k| *k < key);
+                        model.insert(at, key);
+                        list.writer().insert(key, v);
+                    }
+                    6..=7 => {
+                        let size = 1 + (r >> 8) as usize % GROUP;
+                        let mut keys: Vec<Versioned> = (0..size as u64)
+                            .map(|i| {
+                                serial += 1;
+                                ((mix(r + i) % space), std::cmp::Reverse(serial))
+                            })
+                            .collect();
+                        keys.sort();
+                        let mut group: Vec<(Versioned, u64, Option<u64>)> = keys.iter().map(|&k| (k, 0, None)).collect();
+                        for k in keys {
+                            let at = model.partition_point(|m| *m < k);
+                            model.insert(at, k);
+                        }
+                        list.writer().insert_group(&mut group, same_point);
+                    }
+                    8 => list.build_seek_index(),
+                    _ => reindex(&list),
+                }
+            }
+            assert_levels_ordered(&list);
+            let got: Vec<Versioned> = list.iter().map(|e| *e.key()).collect();
+            assert_eq!(got, model, "seed {seed}");
+            for probe in 0..scaled(400) {
+                let p = (mix(probe + 5) % (space + 2), std::cmp::Reverse(mix(probe) % (serial + 2)));
+                let lb = list.lower_bound(Bound::Included(&p)).map(|e| *e.key());
+                assert_eq!(lb, model.iter().find(|k| **k >= p).copied());
+                let lbx = list.lower_bound(Bound::Excluded(&p)).map(|e| *e.key());
+                assert_eq!(lbx, model.iter().find(|k| **k > p).copied());
+                let ub = list.upper_bound(Bound::Included(&p)).map(|e| *e.key());
+                let want_ub = model.iter().rev().find(|k| **k <= p).copied();
+                // upper_bound returns the first of equal keys (no back links)
+                assert_eq!(ub, want_ub.map(|w| *model.iter().find(|k| **k == w).unwrap()));
+                let ubx = list.upper_bound(Bound::Excluded(&p)).map(|e| *e.key());
+                let want_ubx = model.iter().rev().find(|k| **k < p).copied();
+                assert_eq!(ubx, want_ubx.map(|w| *model.iter().find(|k| **k == w).unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn comparator_panics_in_index_started_inserts_leave_every_level_ordered() {
+        use std::cell::Cell;
+        thread_local!(static PANIC_AT: Cell<u64> = const { Cell::new(u64::MAX) });
+        #[derive(PartialEq, Eq, Debug)]
+        struct Touchy(u64);
+        impl PartialOrd for Touchy {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for Touchy {
+            fn cmp(&self, other: &Self) -> Ordering {
+                if self.0 == PANIC_AT.get() || other.0 == PANIC_AT.get() {
+                    panic!("comparator panic");
+                }
+                self.0.cmp(&other.0)
+            }
+        }
+        impl SeekKey for Touchy {
+            fn summary(&self) -> (u64, u64) {
+                (0, self.0 >> 6)
+            }
+        }
+        let list: SkipList<Touchy, u64> = SkipList::new();
+        let mut model = std::collections::BTreeSet::new();
+        for i in 0..4000u64 {
+            let r = mix(i);
+            let k = r % 100_000 * 2;
+            if r.is_multiple_of(11) {
+                PANIC_AT.set(k + 1);
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.writer().insert(Touchy(k + 1), 0)));
+                if res.is_ok() {
+                    model.insert(k + 1);
+                }
+                PANIC_AT.set(u64::MAX);
+            } else if r.is_multiple_of(7) {
+                let mut ks: Vec<u64> = (0..4).map(|j| mix(r + j) % 100_000 * 2).filter(|k| !model.contains(k)).collect();
+                ks.sort();
+                ks.dedup();
+                let mut g: Vec<(Touchy, u64, Option<u64>)> = ks.iter().map(|&k| (Touchy(k), 0, None)).collect();
+                model.extend(ks);
+                list.writer().insert_group(&mut g, |a, b| a == b);
+            } else if model.insert(k) {
+                list.writer().insert(Touchy(k), 0);
+            }
+            if r.is_multiple_of(5) {
+                list.build_seek_index();
+            }
+        }
+        let keys: Vec<u64> = list.iter().map(|e| e.key().0).collect();
+        assert_eq!(keys, model.iter().copied().collect::<Vec<_>>());
+        assert_levels_ordered(&list);
+    }
+
+    /// One hot key updated many times since the last build (its versions
+    /// sort newest first): a read at an old snapshot must not walk every
+    /// version.
+    #[test]
+    fn an_old_version_of_a_hot_key_is_found_without_walking_every_version() {
+        let list: SkipList<CountedKey, u64> = SkipList::new();
+        // 4000 cold keys, indexed (builds at 48 .. 3072; next due at 6144).
+        for i in 0..4000u64 {
+            list.writer().insert(CountedKey(mix(i) % 1000 * 1_000_000_000), 0);
+            reindex(&list);
+        }
+        // Hot key 500 (a point with no cold version), 2000 versions: key = point*1e9 + (1e9 - version).
+        for v in 1..=2000u64 {
+            list.writer().insert(CountedKey(500 * 1_000_000_000 + 1 + (999_999_999 - v)), v);
+            reindex(&list);
+        }
+        COMPARED.set(0);
+        // The version visible at snapshot 5.
+        let got = list.lower_bound(Bound::Included(&CountedKey(500 * 1_000_000_000 + 1 + (999_999_999 - 5)))).map(|e| *e.value());
+        assert_eq!(got, Some(5));
+        let cost = COMPARED.get();
+        assert!(cost < 200, "an old-snapshot read of a hot key cost {cost} comparisons");
     }
 }
