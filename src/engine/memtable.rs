@@ -431,13 +431,14 @@ mod tests {
         assert_eq!(m.max_seq(), 12);
     }
 
-    #[test]
-    fn key_order_is_table_then_bytes_then_newest_first() {
-        fn reversed(a: &[u8], b: &[u8]) -> Ordering {
-            b.cmp(a)
-        }
-        // Keys around the eight-byte word: empty, short, zero bytes that
-        // look like padding, equal words with different tails.
+    /// The reverse of byte order: a user-defined order.
+    fn reversed(a: &[u8], b: &[u8]) -> Ordering {
+        b.cmp(a)
+    }
+
+    /// Keys around the eight-byte word: empty, short, zero bytes that look
+    /// like padding, equal words with different tails.
+    fn edge_keys() -> Vec<Vec<u8>> {
         let alphabet = [0u8, 1, 0x80, 0xff];
         let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
         for len in [1usize, 2, 7, 8, 9, 12] {
@@ -449,6 +450,12 @@ mod tests {
                 }
             }
         }
+        keys
+    }
+
+    #[test]
+    fn key_order_is_table_then_bytes_then_newest_first() {
+        let keys = edge_keys();
         for cmp in [bytewise as Comparator, reversed] {
             let mem_keys: Vec<(u64, &[u8], u64)> = keys
                 .iter()
@@ -515,9 +522,6 @@ mod tests {
 
     #[test]
     fn seeks_through_the_index_match_a_model_across_tables_orders_and_edges() {
-        fn reversed(a: &[u8], b: &[u8]) -> Ordering {
-            b.cmp(a)
-        }
         fn mix(i: u64) -> u64 {
             let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -592,20 +596,7 @@ mod tests {
 
     #[test]
     fn the_seek_summary_never_contradicts_the_key_order() {
-        fn reversed(a: &[u8], b: &[u8]) -> Ordering {
-            b.cmp(a)
-        }
-        let alphabet = [0u8, 1, 0x80, 0xff];
-        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
-        for len in [1usize, 2, 7, 8, 9, 12] {
-            for &a in &alphabet {
-                for &b in &alphabet {
-                    let mut key = vec![a; len];
-                    key[len - 1] = b;
-                    keys.push(key);
-                }
-            }
-        }
+        let keys = edge_keys();
         let mut all = Vec::new();
         for table in [1u64, 2, u64::MAX] {
             for cmp in [bytewise as Comparator, reversed] {

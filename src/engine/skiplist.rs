@@ -1617,30 +1617,37 @@ mod tests {
         assert!(reader.join().unwrap() > 0);
     }
 
+    thread_local!(static PANIC_AT: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) });
+
+    /// A key whose comparison panics when either side is `PANIC_AT`; the
+    /// `Arc` counts the keys alive. Its summary groups 64 keys, so seeks
+    /// through the index also compare in full.
+    #[derive(PartialEq, Eq, Debug)]
+    struct Touchy(u64, Arc<()>);
+
+    impl PartialOrd for Touchy {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+
+    impl Ord for Touchy {
+        fn cmp(&self, other: &Self) -> Ordering {
+            if self.0 == PANIC_AT.get() || other.0 == PANIC_AT.get() {
+                panic!("comparator panic");
+            }
+            self.0.cmp(&other.0)
+        }
+    }
+
+    impl SeekKey for Touchy {
+        fn summary(&self) -> (u64, u64) {
+            (0, self.0 >> 6)
+        }
+    }
+
     #[test]
     fn a_panicking_comparison_leaves_the_list_usable_and_drops_everything() {
-        use std::cell::Cell;
-        thread_local!(static PANIC_AT: Cell<u64> = const { Cell::new(u64::MAX) });
-        #[derive(PartialEq, Eq)]
-        struct Touchy(u64, Arc<()>);
-        impl PartialOrd for Touchy {
-            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-        impl Ord for Touchy {
-            fn cmp(&self, other: &Self) -> Ordering {
-                if self.0 == PANIC_AT.get() || other.0 == PANIC_AT.get() {
-                    panic!("comparator panic");
-                }
-                self.0.cmp(&other.0)
-            }
-        }
-        impl SeekKey for Touchy {
-            fn summary(&self) -> (u64, u64) {
-                (0, 0)
-            }
-        }
         let alive = Arc::new(());
         let list: SkipList<Touchy, Vec<u8>> = SkipList::new();
         for i in 0..scaled(500) {
@@ -1892,28 +1899,7 @@ mod tests {
 
     #[test]
     fn comparator_panics_in_index_started_inserts_leave_every_level_ordered() {
-        use std::cell::Cell;
-        thread_local!(static PANIC_AT: Cell<u64> = const { Cell::new(u64::MAX) });
-        #[derive(PartialEq, Eq, Debug)]
-        struct Touchy(u64);
-        impl PartialOrd for Touchy {
-            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-        impl Ord for Touchy {
-            fn cmp(&self, other: &Self) -> Ordering {
-                if self.0 == PANIC_AT.get() || other.0 == PANIC_AT.get() {
-                    panic!("comparator panic");
-                }
-                self.0.cmp(&other.0)
-            }
-        }
-        impl SeekKey for Touchy {
-            fn summary(&self) -> (u64, u64) {
-                (0, self.0 >> 6)
-            }
-        }
+        let alive = Arc::new(());
         let list: SkipList<Touchy, u64> = SkipList::new();
         let mut model = std::collections::BTreeSet::new();
         for i in 0..4000u64 {
@@ -1921,7 +1907,7 @@ mod tests {
             let k = r % 100_000 * 2;
             if r.is_multiple_of(11) {
                 PANIC_AT.set(k + 1);
-                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.writer().insert(Touchy(k + 1), 0)));
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| list.writer().insert(Touchy(k + 1, alive.clone()), 0)));
                 if res.is_ok() {
                     model.insert(k + 1);
                 }
@@ -1930,11 +1916,11 @@ mod tests {
                 let mut ks: Vec<u64> = (0..4).map(|j| mix(r + j) % 100_000 * 2).filter(|k| !model.contains(k)).collect();
                 ks.sort();
                 ks.dedup();
-                let mut g: Vec<(Touchy, u64, Option<u64>)> = ks.iter().map(|&k| (Touchy(k), 0, None)).collect();
+                let mut g: Vec<(Touchy, u64, Option<u64>)> = ks.iter().map(|&k| (Touchy(k, alive.clone()), 0, None)).collect();
                 model.extend(ks);
                 list.writer().insert_group(&mut g, |a, b| a == b);
             } else if model.insert(k) {
-                list.writer().insert(Touchy(k), 0);
+                list.writer().insert(Touchy(k, alive.clone()), 0);
             }
             if r.is_multiple_of(5) {
                 list.build_seek_index();
