@@ -209,8 +209,9 @@ impl Memtable {
     }
 
     /// Starts a build of the skip list's seek index on a thread of its own
-    /// when one is due (the list reached a few thousand entries, or doubled
-    /// since the last build): range reads then seek through a sorted array
+    /// when one is due (`SkipList::claim_seek_build`: a few thousand
+    /// entries, then each doubling, or each eighth more once a search has
+    /// found the index stale): range reads then seek through a sorted array
     /// instead of the list's upper levels. The writer never waits for it;
     /// if no thread can be started, seeks walk the list as before.
     pub(crate) fn maintain(self: &Arc<Self>) {
@@ -600,7 +601,7 @@ mod tests {
         let mut all = Vec::new();
         for table in [1u64, 2, u64::MAX] {
             for cmp in [bytewise as Comparator, reversed] {
-                let t = if cmp as usize == bytewise as *const () as usize { table } else { table.wrapping_add(10) };
+                let t = if is_bytewise(cmp) { table } else { table.wrapping_add(10) };
                 all.push(MemKey::edge(t, cmp, Edge::Start));
                 all.push(MemKey::edge(t, cmp, Edge::End));
                 for k in &keys {

@@ -43,7 +43,7 @@
 //!   Indexing every node (level 0) seeks faster still (0.9-1.1 us) but its
 //!   build walks four times the nodes (100 ms at 300K) for four times the
 //!   memory; level 2 saves less than half the walk.
-
+//!
 //! # Invariants
 //! - Keys are in ascending order at every level; a node linked at level `i`
 //!   is linked at every level below `i`.
@@ -411,13 +411,13 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// the key when that walk stays short, else from the top.
     fn last_before(&self, key: &K, inclusive: bool) -> Link<K, V> {
         if let Some((at, stop)) = self.seek_bracket(key, inclusive) {
-            if let Some(found) = self.descend(key, inclusive, at, stop, SEEK_LEVEL + 1, SEEK_WALK_LIMIT) {
+            if let Some(found) = self.descend(key, inclusive, at, stop, SEEK_LEVEL + 1, SEEK_WALK_LIMIT, |_, _, _| {}) {
                 return found;
             }
             self.mark_seek_stale();
         }
         let levels = self.height.load(AtomicOrdering::Relaxed);
-        self.descend(key, inclusive, ptr::null(), ptr::null(), levels, usize::MAX)
+        self.descend(key, inclusive, ptr::null(), ptr::null(), levels, usize::MAX, |_, _, _| {})
             .expect("an unbounded walk always ends")
     }
 
@@ -425,8 +425,12 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// those levels; null: the head) to the last node below `key`
     /// (`inclusive`: at or below); `stop` (null: none known) is a node
     /// known to be past the key, which a walk stops at without comparing.
-    /// `None` if the walk at the first level takes more than `limit` steps.
+    /// `record(level, last node below, the node after it)` hears where
+    /// each level ended (the writer's splice). `None` if the walk at the
+    /// first level takes more than `limit` steps. Readers and the writer
+    /// search with this one walk.
     #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    #[expect(clippy::too_many_arguments, reason = "one walk for readers and the writer")]
     fn descend(
         &self,
         key: &K,
@@ -435,27 +439,27 @@ impl<K: SeekKey, V> SkipList<K, V> {
         mut stop: Link<K, V>,
         top: usize,
         limit: usize,
+        mut record: impl FnMut(usize, Link<K, V>, Link<K, V>),
     ) -> Option<Link<K, V>> {
+        let below = |node: Link<K, V>| {
+            // SAFETY: the walk passes only non-null links, which point to
+            // live nodes of this list.
+            let order = unsafe { (*node).key.cmp(key) };
+            order == Ordering::Less || (inclusive && order == Ordering::Equal)
+        };
         for level in (0..top).rev() {
             let mut steps = 0;
-            loop {
-                let next = self.next_of(at, level);
-                if next.is_null() || next == stop {
-                    break;
+            let mut next = self.next_of(at, level);
+            while !next.is_null() && next != stop && below(next) {
+                at = next;
+                steps += 1;
+                if steps > limit && level == top - 1 {
+                    return None;
                 }
-                // SAFETY: non-null links point to live nodes of this list.
-                let order = unsafe { (*next).key.cmp(key) };
-                if order == Ordering::Less || (inclusive && order == Ordering::Equal) {
-                    at = next;
-                    steps += 1;
-                    if steps > limit && level == top - 1 {
-                        return None;
-                    }
-                } else {
-                    stop = next;
-                    break;
-                }
+                next = self.next_of(at, level);
             }
+            record(level, at, next);
+            stop = next;
         }
         Some(at)
     }
@@ -972,32 +976,17 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     }
 
     /// Fills the splice's pairs at levels `top - 1` down to 0 around `key`
-    /// (placed before equal keys), walking from `at` (below the key, linked
-    /// at those levels; null: the head); `stop` (null: none known) is at or
-    /// above the key, reached by pointer, not by a comparison. `false` if
-    /// the walk at the first level took more than `limit` steps (the pairs
-    /// are then unfinished).
-    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
-    fn search(&mut self, key: &K, mut at: Link<K, V>, mut stop: Link<K, V>, top: usize, limit: usize) -> bool {
-        let list = self.list;
+    /// (placed before equal keys) by [`SkipList::descend`] from `at` and
+    /// `stop`. `false` if the walk at the first level took more than
+    /// `limit` steps (the pairs are then unfinished).
+    fn search(&mut self, key: &K, at: Link<K, V>, stop: Link<K, V>, top: usize, limit: usize) -> bool {
         let state = &mut *self.state;
-        for level in (0..top).rev() {
-            let mut steps = 0;
-            let mut next = list.next_of(at, level);
-            // SAFETY: non-null links point to live nodes of this list.
-            while !next.is_null() && next != stop && unsafe { (*next).key.cmp(key) } == Ordering::Less {
-                at = next;
-                steps += 1;
-                if steps > limit && level == top - 1 {
-                    return false;
-                }
-                next = list.next_of(at, level);
-            }
-            state.prev[level] = at;
-            state.next[level] = next;
-            stop = next;
-        }
-        true
+        self.list
+            .descend(key, false, at, stop, top, limit, |level, at, next| {
+                state.prev[level] = at;
+                state.next[level] = next;
+            })
+            .is_some()
     }
 
     /// Links a new node of `height` levels for `key -> value` between the
@@ -1047,7 +1036,6 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
 }
 
 impl<K: SeekKey, V> WriterState<K, V> {
-
     /// The lowest level below `levels` (where the splice is exact) whose
     /// remembered pair brackets `key` (`prev < key <= next`), or
     /// `MAX_HEIGHT` if none does. Brackets nest: once a level brackets the
