@@ -13,14 +13,18 @@
 use std::fmt::Debug;
 use std::fs::File;
 use std::io;
+use std::ops::Bound;
 
 use parking_lot::RwLock;
 
 use crate::error::DatabaseError;
 
-/// Storage for a database's data, as redb's `StorageBackend` (without
-/// redb's byte-range lock methods: sluicedb opens a database in one process
-/// only, so it never locks through a backend).
+/// Storage for a database's data, as redb's `StorageBackend`.
+///
+/// The byte-range lock methods are redb's, with its defaults
+/// ([`BackendError::Unsupported`]); sluicedb itself never calls them (it
+/// opens a database in one process only, under a whole-file lock), so a
+/// backend needs them only for its own users.
 #[expect(clippy::len_without_is_empty, reason = "redb's trait, item for item")]
 pub trait StorageBackend: 'static + Debug + Send + Sync {
     /// The current length of the storage.
@@ -43,6 +47,47 @@ pub trait StorageBackend: 'static + Debug + Send + Sync {
     /// when opening it fails.
     fn close(&self) -> Result<(), io::Error> {
         Ok(())
+    }
+
+    /// Tries to take an exclusive lock on the bytes from `start` to `end`:
+    /// `Ok(true)` if taken, `Ok(false)` if a conflicting lock is held.
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        let _ = (start, end);
+        Err(BackendError::Unsupported)
+    }
+
+    /// Tries to take a shared lock on the bytes from `start` to `end`:
+    /// `Ok(true)` if taken, `Ok(false)` if a conflicting lock is held.
+    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        let _ = (start, end);
+        Err(BackendError::Unsupported)
+    }
+
+    /// Takes an exclusive lock on the bytes from `start` to `end`, waiting
+    /// for conflicting locks to be released.
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        let _ = (start, end);
+        Err(BackendError::Unsupported)
+    }
+
+    /// Takes a shared lock on the bytes from `start` to `end`, waiting for
+    /// conflicting locks to be released.
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        let _ = (start, end);
+        Err(BackendError::Unsupported)
+    }
+
+    /// Releases the lock taken over exactly this range.
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        let _ = (start, end);
+        Err(BackendError::Unsupported)
+    }
+
+    /// Whether an exclusive lock on the bytes from `start` to `end` would
+    /// conflict with a lock held elsewhere.
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        let _ = (start, end);
+        Err(BackendError::Unsupported)
     }
 
     /// sluicedb's extension, not redb's: the [`FileBackend`] this backend
@@ -117,15 +162,174 @@ impl StorageBackend for FileBackend {
         std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
     }
 
-    /// Releases the file lock the database took, even if the caller keeps
-    /// another handle to the same open file (a lock belongs to the open
-    /// file, not to this handle).
+    /// Releases the file lock the database took and every byte-range lock
+    /// taken through this backend, even if the caller keeps another handle
+    /// to the same open file (a lock belongs to the open file, not to this
+    /// handle).
     fn close(&self) -> Result<(), io::Error> {
+        #[cfg(target_os = "linux")]
+        range_lock::fcntl(&self.file, libc::F_OFD_SETLK, libc::F_UNLCK, (0, 0))?;
         self.file.unlock()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        range_lock::try_lock(&self.file, libc::F_WRLCK, range_lock::span(start, end)?)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        range_lock::try_lock(&self.file, libc::F_RDLCK, range_lock::span(start, end)?)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        let span = range_lock::span(start, end)?;
+        range_lock::fcntl(&self.file, libc::F_OFD_SETLKW, libc::F_WRLCK, span)?;
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        let span = range_lock::span(start, end)?;
+        range_lock::fcntl(&self.file, libc::F_OFD_SETLKW, libc::F_RDLCK, span)?;
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        let span = range_lock::span(start, end)?;
+        range_lock::fcntl(&self.file, libc::F_OFD_SETLK, libc::F_UNLCK, span)?;
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        let span = range_lock::span(start, end)?;
+        let found = range_lock::fcntl(&self.file, libc::F_OFD_GETLK, libc::F_WRLCK, span)?;
+        Ok(found.l_type != libc::F_UNLCK as libc::c_short)
     }
 
     fn as_file_backend(&self) -> Option<&FileBackend> {
         Some(self)
+    }
+}
+
+/// An error of a [`StorageBackend`]'s lock methods, as redb's.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The storage operation failed (`ErrorKind::InvalidInput` for a range
+    /// that is empty or does not fit the file's offsets).
+    Io(io::Error),
+    /// The backend failed with an error that is not an I/O error.
+    Other(Box<dyn std::error::Error + Send + Sync>),
+    /// The backend does not support the operation.
+    Unsupported,
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(err) => write!(f, "storage backend I/O error: {err}"),
+            Self::Other(err) => write!(f, "storage backend error: {err}"),
+            Self::Unsupported => f.write_str("the storage backend does not support this operation"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(err) => Some(err),
+            Self::Other(err) => Some(err.as_ref()),
+            Self::Unsupported => None,
+        }
+    }
+}
+
+impl From<io::Error> for BackendError {
+    fn from(err: io::Error) -> Self {
+        Self::Io(err)
+    }
+}
+
+/// [`FileBackend`]'s byte-range locks: Linux open-file-description locks
+/// (`fcntl(F_OFD_*)`), which belong to the open file, so two backends on
+/// two opens of one file conflict even in one process (classic POSIX
+/// record locks would not), and are released when that open file closes.
+#[cfg(target_os = "linux")]
+mod range_lock {
+    use std::fs::File;
+    use std::io;
+    use std::ops::Bound;
+    use std::os::fd::AsRawFd;
+
+    use super::BackendError;
+
+    /// `(first byte, length)` of a range as `fcntl` takes it (length 0:
+    /// to the end of any file); an empty range, or one past the largest
+    /// offset (`i64::MAX`), is `InvalidInput`.
+    pub(super) fn span(start: Bound<u64>, end: Bound<u64>) -> Result<(i64, i64), BackendError> {
+        let invalid = || BackendError::Io(io::Error::new(io::ErrorKind::InvalidInput, "invalid lock range"));
+        let first = match start {
+            Bound::Included(at) => at,
+            Bound::Excluded(at) => at.checked_add(1).ok_or_else(invalid)?,
+            Bound::Unbounded => 0,
+        };
+        let first = i64::try_from(first).map_err(|_| invalid())?;
+        let past = match end {
+            Bound::Included(at) => Some(at.checked_add(1).ok_or_else(invalid)?),
+            Bound::Excluded(at) => Some(at),
+            Bound::Unbounded => None,
+        };
+        let Some(past) = past else {
+            return Ok((first, 0));
+        };
+        let past = i64::try_from(past).map_err(|_| invalid())?;
+        if past <= first {
+            return Err(invalid());
+        }
+        Ok((first, past - first))
+    }
+
+    /// `fcntl(file, command)` with a lock of `kind` over `span`; the lock
+    /// structure as the call left it (`F_OFD_GETLK` fills it in).
+    #[expect(unsafe_code, reason = "the fcntl system call, on a descriptor the file keeps open")]
+    pub(super) fn fcntl(
+        file: &File,
+        command: libc::c_int,
+        kind: libc::c_int,
+        span: (i64, i64),
+    ) -> io::Result<libc::flock> {
+        // SAFETY: `flock` is plain data, valid when zeroed (l_pid must be
+        // 0 for the OFD commands).
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = kind as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = span.0;
+        lock.l_len = span.1;
+        loop {
+            // SAFETY: a valid descriptor (the file outlives the call) and
+            // a pointer to a live `flock`, as these commands take.
+            if unsafe { libc::fcntl(file.as_raw_fd(), command, &mut lock) } != -1 {
+                return Ok(lock);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// A lock of `kind` without waiting: `Ok(false)` if a conflicting lock
+    /// is held.
+    pub(super) fn try_lock(file: &File, kind: libc::c_int, span: (i64, i64)) -> Result<bool, BackendError> {
+        match fcntl(file, libc::F_OFD_SETLK, kind, span) {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
 }
 

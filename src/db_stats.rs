@@ -8,10 +8,14 @@ use crate::btree::TreeShape;
 /// Storage figures of the data file's trees, as redb's `DatabaseStats`.
 ///
 /// They describe the B+trees in the data file as of the transaction's
-/// snapshot: commits not yet flushed from the memtables (and the
-/// transaction's own writes) are not in them until a flush
-/// ([`Database::checkpoint`](crate::Database::checkpoint) flushes
-/// everything). The WAL is not counted; [`Stats`](crate::Stats) reports it.
+/// snapshot, with the entries not yet flushed into them (commits in the
+/// memtables, the transaction's own writes) counted as the pages they will
+/// take, as [`TableStats`](crate::TableStats) counts them; a table with a
+/// handle open is counted as of the transaction's start, as redb does.
+/// `stored_bytes` is exact; the page figures are exact once a flush has
+/// written everything ([`Database::checkpoint`](crate::Database::checkpoint)).
+/// Savepoints' tables and the catalog of tables count as metadata. The WAL
+/// is not counted; [`Stats`](crate::Stats) reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DatabaseStats {
     tree_height: u32,
@@ -30,7 +34,7 @@ fn pages(shape: &TreeShape) -> u64 {
 
 impl DatabaseStats {
     /// From the user tables' trees and the engine's own trees (its table
-    /// catalog), as [`engine::WriteTxn::tree_shapes`](crate::engine::WriteTxn::tree_shapes)
+    /// catalog), as [`engine::WriteTxn::table_shapes`](crate::engine::WriteTxn::table_shapes)
     /// returns them.
     pub(crate) fn new(tables: &[TreeShape], own: &TreeShape) -> Self {
         let page_size = tables.first().map_or(own.page_size, |t| t.page_size);

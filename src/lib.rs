@@ -91,7 +91,7 @@ internal_layer! {
     wal;
 }
 
-pub use backends::StorageBackend;
+pub use backends::{BackendError, StorageBackend};
 pub use backup::BackupReport;
 pub use cursor::Cursor;
 pub use db::{Builder, CacheStats, Database, ReadableDatabase, RepairSession};

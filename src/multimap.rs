@@ -488,14 +488,12 @@ impl<K: Key + 'static, V: Key + 'static> ReadableTableMetadata for MultimapTable
 /// the stored bytes (each pair's key and value, as redb counts them, not the
 /// pair encoding's header).
 fn multimap_stats(table: &impl RawMultimap, shape: crate::btree::TreeShape) -> Result<TableStats, StorageError> {
-    let mut stored = 0u64;
-    for item in table.raw_range(Bound::Unbounded, Bound::Unbounded)? {
-        let (pair, _) = item?;
-        let (key, value) = pair::split_pair(&pair)
+    let range = table.raw_range(Bound::Unbounded, Bound::Unbounded)?;
+    TableStats::from_scan(shape, range, |pair, _| {
+        let (key, value) = pair::split_pair(pair)
             .ok_or_else(|| StorageError::Corrupted("a multimap entry is not a (key, value) pair".into()))?;
-        stored += (key.len() + value.len()) as u64;
-    }
-    Ok(TableStats::new(shape, stored))
+        Ok((key.len() + value.len()) as u64)
+    })
 }
 
 impl<K: Key + 'static, V: Key + 'static> ReadableMultimapTable<K, V> for MultimapTable<'_, K, V> {

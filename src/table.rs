@@ -226,10 +226,14 @@ pub(crate) trait RawTable {
 /// sluicedb keeps a table in two places: its B+tree in the data file, and
 /// the commits not yet flushed into it (memtables, and a write
 /// transaction's own writes). [`stored_bytes`](Self::stored_bytes) counts
-/// every entry the table handle sees; the page figures describe the tree in
-/// the data file as of the handle's snapshot, so they lag recent commits
-/// until a flush ([`Database::checkpoint`](crate::Database::checkpoint)
-/// flushes everything).
+/// every entry the table handle sees, exactly. The page figures are the
+/// tree's in the data file as of the handle's snapshot, with the entries
+/// not yet flushed into it counted as the pages they will take (an
+/// estimate, see [`TreeShape::projected`](crate::btree::TreeShape::projected)):
+/// a table with entries has a tree height of at least 1 whether or not a
+/// flush reached it, and the figures are exact once one has
+/// ([`Database::checkpoint`](crate::Database::checkpoint) flushes
+/// everything).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableStats {
     tree_height: u32,
@@ -241,32 +245,42 @@ pub struct TableStats {
 }
 
 impl TableStats {
-    /// From the tree's shape and the bytes of every visible entry.
-    pub(crate) fn new(shape: crate::btree::TreeShape, stored_bytes: u64) -> Self {
+    /// From one scan of every entry the table handle sees: `range`, over
+    /// the table's tree shaped `shape`; `stored` gives the bytes an entry
+    /// (engine key and value) counts for the user.
+    pub(crate) fn from_scan(
+        shape: crate::btree::TreeShape,
+        range: MergedRange<'static>,
+        stored: impl Fn(&[u8], &[u8]) -> crate::Result<u64>,
+    ) -> crate::Result<Self> {
+        let mut stored_bytes = 0;
+        let shape = crate::engine::project(shape, range, |key, value| {
+            stored_bytes += stored(key, value)?;
+            Ok(())
+        })?;
         let pages = shape.leaf_pages + shape.branch_pages + shape.overflow_pages;
         let used = shape.stored_bytes + shape.branch_key_bytes;
-        Self {
+        Ok(Self {
             tree_height: u32::try_from(shape.height).unwrap_or(u32::MAX),
             leaf_pages: shape.leaf_pages,
             branch_pages: shape.branch_pages,
             stored_bytes,
             metadata_bytes: shape.branch_key_bytes,
             fragmented_bytes: (pages * shape.page_size as u64).saturating_sub(used),
-        }
+        })
     }
 
-    /// Levels of the table's tree in the data file (0 while none of it was
-    /// flushed).
+    /// Levels of the table's tree (0 for an empty table).
     pub fn tree_height(&self) -> u32 {
         self.tree_height
     }
 
-    /// Leaf pages of the table's tree in the data file.
+    /// Leaf pages of the table's tree.
     pub fn leaf_pages(&self) -> u64 {
         self.leaf_pages
     }
 
-    /// Branch pages of the table's tree in the data file.
+    /// Branch pages of the table's tree.
     pub fn branch_pages(&self) -> u64 {
         self.branch_pages
     }
@@ -288,14 +302,12 @@ impl TableStats {
     }
 }
 
-/// [`TableStats`] of a table: the tree's shape, and one scan for the bytes.
+/// [`TableStats`] of a table: the tree's shape, and one scan.
 fn table_stats(table: &impl RawTable) -> Result<TableStats, StorageError> {
-    let mut stored = 0u64;
-    for item in table.raw_range(Bound::Unbounded, Bound::Unbounded)? {
-        let (key, value) = item?;
-        stored += (key.len() + value.as_bytes().len()) as u64;
-    }
-    Ok(TableStats::new(table.raw_shape()?, stored))
+    let range = table.raw_range(Bound::Unbounded, Bound::Unbounded)?;
+    TableStats::from_scan(table.raw_shape()?, range, |key, value| {
+        Ok((key.len() + value.len()) as u64)
+    })
 }
 
 /// The size of a table.

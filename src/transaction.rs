@@ -557,10 +557,14 @@ impl WriteTransaction {
     pub fn set_quick_repair(&mut self, enabled: bool) {
         let _ = enabled;
     }
-    /// Storage figures of the data file as this transaction reads it, as
-    /// redb's (see [`DatabaseStats`] for what they cover).
+    /// Storage figures of the database as this transaction sees it, as
+    /// redb's (see [`DatabaseStats`] for what they cover). A table with a
+    /// handle open is counted as of the transaction's start, as redb counts
+    /// it; the rest with this transaction's writes.
     pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
-        let (tables, own) = self.with_txn(|txn| txn.tree_shapes())?;
+        let open = self.open.lock().clone();
+        let is_open = |name: &[u8]| std::str::from_utf8(name).is_ok_and(|name| open.contains_key(name));
+        let (tables, own) = self.with_txn(|txn| txn.table_shapes(savepoint::is_reserved, is_open))?;
         Ok(DatabaseStats::new(&tables, &own))
     }
 }

@@ -1,6 +1,9 @@
 //! `WriteTransaction::stats` and `DatabaseStats` (issue 14, item 4): the
 //! figures of the data file's trees, which sum the tables' `TableStats`
-//! once a checkpoint flushed every commit.
+//! once a checkpoint flushed every commit; before that, with the unflushed
+//! commits and the transaction's own writes counted as the tables'
+//! `TableStats` count them, except a table with a handle open, counted as
+//! of the transaction's start (as redb counts it).
 
 use sluicedb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
@@ -44,5 +47,46 @@ fn database_stats_sum_the_flushed_tables() {
         total,
         stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes()
     );
+    txn.abort().unwrap();
+}
+
+#[test]
+fn database_stats_count_unflushed_commits_and_own_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(B).unwrap().insert("hello", "world").unwrap();
+    txn.commit().unwrap();
+
+    // Committed, not flushed.
+    let txn = db.begin_write().unwrap();
+    let stats = txn.stats().unwrap();
+    assert_eq!(stats.stored_bytes(), 10);
+    assert_eq!((stats.tree_height(), stats.leaf_pages()), (1, 1));
+    // The catalog of tables is metadata, flushed or not.
+    assert!(stats.metadata_bytes() > 0 && stats.fragmented_bytes() > 0);
+
+    // The transaction's own writes count once their handle is closed; an
+    // open handle's table is counted as of the transaction's start.
+    let mut a = txn.open_table(A).unwrap();
+    for i in 0..1000 {
+        a.insert(i, i).unwrap();
+    }
+    assert_eq!(txn.stats().unwrap().stored_bytes(), 10);
+    drop(a);
+    assert_eq!(txn.stats().unwrap().stored_bytes(), 10 + 1000 * 16);
+    let mut b = txn.open_table(B).unwrap();
+    b.insert("hi", "there").unwrap();
+    assert_eq!(txn.stats().unwrap().stored_bytes(), 10 + 1000 * 16);
+    drop(b);
+    assert_eq!(txn.stats().unwrap().stored_bytes(), 10 + 1000 * 16 + 7);
+    txn.commit().unwrap();
+
+    // The same figures once flushed, but for the page estimate.
+    db.checkpoint().unwrap();
+    let txn = db.begin_write().unwrap();
+    let flushed = txn.stats().unwrap();
+    assert_eq!(flushed.stored_bytes(), 10 + 1000 * 16 + 7);
+    assert!(flushed.leaf_pages() >= 2, "{flushed:?}");
     txn.abort().unwrap();
 }

@@ -1,8 +1,10 @@
 //! `ReadableTableMetadata::stats` and `TableStats` (issue 14, item 3):
 //! `stored_bytes` counts the key and value bytes of every entry the handle
 //! sees (unflushed commits and a write transaction's own writes included);
-//! the page figures describe the table's tree in the data file, so they
-//! appear once a checkpoint flushed it, and add up with the stored bytes.
+//! the page figures describe the table's tree in the data file with the
+//! entries not yet flushed into it counted as the pages they will take (an
+//! estimate, exact once a checkpoint flushed them), and add up with the
+//! stored bytes.
 
 use sluicedb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition, TableStats};
 
@@ -65,4 +67,63 @@ fn an_empty_table_has_empty_stats() {
     let txn = db.begin_write().unwrap();
     let stats = txn.open_table(T).unwrap().stats().unwrap();
     assert_eq!(stats, TableStats::default());
+}
+
+#[test]
+fn unflushed_entries_count_as_the_pages_a_flush_gives_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let value = vec![3u8; 40];
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(T).unwrap();
+        t.insert(0, value.as_slice()).unwrap();
+        // One entry in the write set: a one-leaf tree.
+        let one = t.stats().unwrap();
+        assert_eq!((one.tree_height(), one.leaf_pages(), one.branch_pages()), (1, 1, 0));
+        for i in 1..20_000u64 {
+            t.insert(i, value.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+
+    // In the memtable: the estimate packs whole leaves, a lower bound.
+    let unflushed = read_stats(&db);
+    assert_eq!(unflushed.stored_bytes(), expected_bytes(20_000, 40));
+    db.checkpoint().unwrap();
+    let flushed = read_stats(&db);
+    assert_eq!(flushed.stored_bytes(), unflushed.stored_bytes());
+    assert_eq!(
+        unflushed.tree_height(),
+        flushed.tree_height(),
+        "{unflushed:?} {flushed:?}"
+    );
+    assert!(
+        unflushed.leaf_pages() <= flushed.leaf_pages() && flushed.leaf_pages() <= 2 * unflushed.leaf_pages(),
+        "{unflushed:?} {flushed:?}"
+    );
+    assert!(unflushed.branch_pages() >= 1 && flushed.branch_pages() >= 1);
+
+    // A flushed table with no pending writes reports its tree as it is:
+    // another handle, another snapshot, the same figures.
+    assert_eq!(read_stats(&db), flushed);
+    // Writes on top of the tree add to it; removals wait for the flush.
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(T).unwrap();
+        for i in 20_000..30_000u64 {
+            t.insert(i, value.as_slice()).unwrap();
+        }
+        let grown = t.stats().unwrap();
+        assert!(grown.leaf_pages() > flushed.leaf_pages(), "{grown:?}");
+        for i in 0..30_000u64 {
+            t.remove(i).unwrap();
+        }
+        let emptied = t.stats().unwrap();
+        assert_eq!(emptied.stored_bytes(), 0);
+        assert_eq!(emptied.leaf_pages(), flushed.leaf_pages(), "{emptied:?}");
+    }
+    txn.commit().unwrap();
+    db.checkpoint().unwrap();
+    assert_eq!(read_stats(&db), TableStats::default());
 }

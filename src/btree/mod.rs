@@ -21,6 +21,6 @@ pub use cmp::{Comparator, bytewise, is_bytewise};
 pub(crate) use cursor::PinnedNode;
 pub use cursor::{RangeIter, TreeEntry};
 pub use node::MAX_KEY_LEN;
-pub use shape::TreeShape;
+pub use shape::{Census, TreeShape};
 pub use store::{Relocation, Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
 pub use value::{MAX_VALUE_LEN, ValueBytes};

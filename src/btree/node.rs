@@ -45,6 +45,24 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// Values longer than this are stored in an overflow run of pages.
 pub(crate) const MAX_INLINE_VALUE: usize = 1024;
 
+/// Bytes a leaf entry takes in its node, its offset slot included, when its
+/// value takes `value_field` bytes there (see [`value_field_len`]).
+pub(crate) const fn leaf_entry_len(key_len: usize, value_field: usize) -> usize {
+    OFFSET_LEN + LEAF_ENTRY_HEADER + key_len + value_field
+}
+
+/// Bytes a `len`-byte value takes in its leaf: itself, or the reference to
+/// its overflow pages when it is longer than [`MAX_INLINE_VALUE`].
+pub(crate) const fn value_field_len(len: usize) -> usize {
+    if len > MAX_INLINE_VALUE { OVERFLOW_REF_LEN } else { len }
+}
+
+/// Bytes a branch entry with a `key_len`-byte separator takes in its node,
+/// its offset slot included.
+pub(crate) const fn branch_entry_len(key_len: usize) -> usize {
+    OFFSET_LEN + BRANCH_ENTRY_HEADER + key_len
+}
+
 /// Where a leaf entry's value lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LeafValue<'a> {
@@ -295,7 +313,7 @@ impl Entry for LeafEntry<'_> {
             LeafValue::Inline(v) => v.len(),
             LeafValue::Overflow(_) => OVERFLOW_REF_LEN,
         };
-        OFFSET_LEN + LEAF_ENTRY_HEADER + self.key.len() + v
+        leaf_entry_len(self.key.len(), v)
     }
 
     fn encode(&self, out: &mut [u8]) {
@@ -334,7 +352,7 @@ impl Entry for BranchEntry {
     }
 
     fn encoded_len(&self) -> usize {
-        OFFSET_LEN + BRANCH_ENTRY_HEADER + self.key.len()
+        branch_entry_len(self.key.len())
     }
 
     fn encode(&self, out: &mut [u8]) {

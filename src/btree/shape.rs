@@ -3,7 +3,9 @@
 //! walk over the tree's pages.
 
 use super::cursor::MAX_DEPTH;
-use super::node::{LeafValue, expect_node};
+use super::node::{
+    Entry, LeafEntry, LeafValue, NODE_HEADER_LEN, branch_entry_len, expect_node, leaf_entry_len, value_field_len,
+};
 use crate::error::{Result, StorageError};
 use crate::page::{PageId, PageStore};
 
@@ -20,6 +22,9 @@ pub struct TreeShape {
     pub overflow_pages: u64,
     /// Bytes of the keys and values stored (in leaves and overflow pages).
     pub stored_bytes: u64,
+    /// Bytes the leaves' entries take, their offset slots and headers
+    /// included (what [`projected`](Self::projected) compares).
+    pub leaf_bytes: u64,
     /// Bytes of the keys stored in branch pages.
     pub branch_key_bytes: u64,
     /// Bytes per page.
@@ -48,8 +53,10 @@ fn walk(store: &PageStore, id: PageId, depth: usize, shape: &mut TreeShape) -> R
     if node.is_leaf() {
         shape.leaf_pages += 1;
         for i in 0..node.count() {
-            shape.stored_bytes += node.key(i).len() as u64;
-            shape.stored_bytes += match node.value(i) {
+            let (key, value) = (node.key(i), node.value(i));
+            shape.leaf_bytes += LeafEntry { key, value }.encoded_len() as u64;
+            shape.stored_bytes += key.len() as u64;
+            shape.stored_bytes += match value {
                 LeafValue::Inline(bytes) => bytes.len() as u64,
                 LeafValue::Overflow(r) => {
                     shape.overflow_pages += r.pages(store.page_size());
@@ -66,4 +73,133 @@ fn walk(store: &PageStore, id: PageId, depth: usize, shape: &mut TreeShape) -> R
         height = height.max(walk(store, node.child(i), depth + 1, shape)?);
     }
     Ok(height + 1)
+}
+
+/// What a scan of a table's visible entries finds, in the terms of
+/// [`TreeShape`]: the input of [`TreeShape::projected`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Entries seen.
+    pub entries: u64,
+    /// Bytes of their keys.
+    pub key_bytes: u64,
+    /// Bytes of their keys and values.
+    pub stored_bytes: u64,
+    /// Bytes they take in leaves (as [`TreeShape::leaf_bytes`] counts).
+    pub leaf_bytes: u64,
+    /// Overflow pages their long values take.
+    pub overflow_pages: u64,
+}
+
+impl Census {
+    /// Counts one entry.
+    pub fn add(&mut self, key: &[u8], value_len: usize, page_size: usize) {
+        self.entries += 1;
+        self.key_bytes += key.len() as u64;
+        self.stored_bytes += (key.len() + value_len) as u64;
+        self.leaf_bytes += leaf_entry_len(key.len(), value_field_len(value_len)) as u64;
+        if value_field_len(value_len) != value_len {
+            self.overflow_pages += (value_len as u64).div_ceil(page_size as u64);
+        }
+    }
+}
+
+impl TreeShape {
+    /// This tree's shape with the entries a flush has not yet written into
+    /// it counted as the pages they will take. `census` is a scan of every
+    /// entry the table holds (tree, memtables, a transaction's own writes);
+    /// what it finds beyond what the tree's leaves hold is packed into the
+    /// fewest leaf pages it fits, under as many branch levels as those
+    /// leaves need at the fan-out the keys' average length allows. An
+    /// estimate (a flush merges entries into the leaves they sort into, not
+    /// into new ones), and exact when nothing is waiting for a flush.
+    pub fn projected(mut self, census: &Census) -> TreeShape {
+        let extra_leaf_bytes = census.leaf_bytes.saturating_sub(self.leaf_bytes);
+        let usable = self.page_size.saturating_sub(NODE_HEADER_LEN).max(1) as u64;
+        let extra_leaves = extra_leaf_bytes.div_ceil(usable);
+        if extra_leaves == 0 && (self.height > 0 || census.entries == 0) {
+            return self;
+        }
+        self.leaf_pages += extra_leaves.max(1);
+        self.overflow_pages = self.overflow_pages.max(census.overflow_pages);
+        self.stored_bytes = self.stored_bytes.max(census.stored_bytes);
+        self.leaf_bytes = self.leaf_bytes.max(census.leaf_bytes);
+        // Branch levels over all the leaves, at the fan-out of separators
+        // as long as the average key.
+        let average_key = census.key_bytes.checked_div(census.entries).unwrap_or(0) as usize;
+        let fan_out = (usable / branch_entry_len(average_key) as u64).max(2);
+        let (mut level, mut height, mut branches) = (self.leaf_pages, 1, 0);
+        while level > 1 {
+            level = level.div_ceil(fan_out);
+            branches += level;
+            height += 1;
+        }
+        self.height = self.height.max(height);
+        self.branch_pages = self.branch_pages.max(branches);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: usize = 4096;
+
+    fn census(entries: u64, key_len: usize, value_len: usize) -> Census {
+        let mut census = Census::default();
+        for _ in 0..entries {
+            census.add(&vec![7; key_len], value_len, PAGE);
+        }
+        census
+    }
+
+    fn empty() -> TreeShape {
+        TreeShape {
+            page_size: PAGE,
+            ..TreeShape::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_table_projects_to_an_empty_tree() {
+        assert_eq!(empty().projected(&Census::default()), empty());
+    }
+
+    #[test]
+    fn unflushed_entries_fill_leaves_under_branches() {
+        let small = empty().projected(&census(3, 5, 5));
+        assert_eq!((small.height, small.leaf_pages, small.branch_pages), (1, 1, 0));
+        assert_eq!(small.stored_bytes, 30);
+        // Entries of empty keys and values still make a leaf.
+        assert_eq!(empty().projected(&census(1, 0, 0)).height, 1);
+
+        // 100K entries of 8 + 8 bytes: 24 bytes each in a leaf (slot and
+        // header included), 4072 usable bytes per 4 KiB page: 590 leaves.
+        // Separators of 8 bytes take 20: 203 children per branch, so 3
+        // branches over the leaves and a root above them.
+        let big = empty().projected(&census(100_000, 8, 8));
+        assert_eq!((big.height, big.leaf_pages, big.branch_pages), (3, 590, 4));
+
+        // Long values go to overflow pages, as the tree stores them.
+        let long = empty().projected(&census(2, 8, 5000));
+        assert_eq!(long.overflow_pages, 4);
+        assert_eq!(long.stored_bytes, 2 * 5008);
+    }
+
+    #[test]
+    fn a_flushed_table_keeps_its_shape() {
+        let census = census(10, 8, 8);
+        let tree = TreeShape {
+            height: 2,
+            leaf_pages: 3,
+            branch_pages: 1,
+            stored_bytes: census.stored_bytes,
+            leaf_bytes: census.leaf_bytes,
+            ..empty()
+        };
+        assert_eq!(tree.projected(&census), tree);
+        // Removals waiting for a flush leave the tree's pages counted.
+        assert_eq!(tree.projected(&Census::default()), tree);
+    }
 }

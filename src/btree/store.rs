@@ -391,9 +391,10 @@ impl Snapshot {
 }
 
 impl Snapshot {
-    /// The pages and bytes `tree` uses in this snapshot (for `TableStats`).
-    pub fn shape(&self, tree: &TreeInfo) -> Result<super::TreeShape> {
-        super::shape::shape(&self.inner.shared.pages, tree.root)
+    /// The pages and bytes `tree` uses in this snapshot (for `TableStats`);
+    /// `None`, a table with no tree yet, has the shape of an empty tree.
+    pub fn shape(&self, tree: Option<&TreeInfo>) -> Result<super::TreeShape> {
+        super::shape::shape(&self.inner.shared.pages, tree.map_or(0, |t| t.root))
     }
 
     /// The smallest entry of `tree`.

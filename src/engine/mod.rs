@@ -27,3 +27,4 @@ pub use core::{
 };
 pub use merge::MergedRange;
 pub use txn::{PendingCommit, ReadTable, ReadTxn, SavepointPin, Stats, TableRef, WriteTxn};
+pub(crate) use txn::project;

@@ -19,10 +19,10 @@ use super::pending::HANDOFF_OPS;
 use super::pop::PopCursor;
 use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, within_bounds};
-use super::state::{State, TABLES_TREE, TableView, data_tree_id};
+use super::state::{State, TABLES_TREE, TableView, data_tree_id, data_tree_name};
 use super::tree_commit;
 use super::writeset::{Origin, TableSlot, WriteSet};
-use crate::btree::{Comparator, Report, TreeInfo, TreeWriter, ValueBytes, bytewise, is_bytewise};
+use crate::btree::{Census, Comparator, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 
 /// Engine counters, as [`Database::stats`](crate::Database::stats) reports them.
@@ -326,6 +326,33 @@ pub struct TableRef {
     txn: u64,
 }
 
+/// `shape` projected over a census of `range`, every entry of its table
+/// (see [`TreeShape::projected`]); `each` sees every entry too.
+pub(crate) fn project(
+    shape: TreeShape,
+    range: MergedRange<'static>,
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<TreeShape> {
+    let mut census = Census::default();
+    for item in range {
+        let (key, value) = item?;
+        census.add(&key, value.as_bytes().len(), shape.page_size);
+        each(&key, value.as_bytes())?;
+    }
+    Ok(shape.projected(&census))
+}
+
+/// Adds `shape`'s pages and bytes to `sum` (its height: the taller).
+fn add_shape(sum: &mut TreeShape, shape: &TreeShape) {
+    sum.height = sum.height.max(shape.height);
+    sum.leaf_pages += shape.leaf_pages;
+    sum.branch_pages += shape.branch_pages;
+    sum.overflow_pages += shape.overflow_pages;
+    sum.stored_bytes += shape.stored_bytes;
+    sum.leaf_bytes += shape.leaf_bytes;
+    sum.branch_key_bytes += shape.branch_key_bytes;
+}
+
 /// Identities of transactions, for refusing a handle from another one.
 fn next_txn_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -354,40 +381,105 @@ impl WriteTxn {
     /// The shape of `table`'s tree in the data file as this transaction
     /// reads it (its own writes and the memtables are not in it). Added for
     /// `TableStats`.
-    pub fn table_shape(&self, table: TableRef) -> Result<crate::btree::TreeShape> {
+    pub fn table_shape(&self, table: TableRef) -> Result<TreeShape> {
         let slot = self.slot(table)?;
-        match self
-            .views
-            .get(slot)
-            .and_then(|v| v.as_ref())
-            .and_then(|v| v.tree.as_ref())
-        {
-            Some(tree) => self.state.tree.shape(tree),
-            None => Ok(crate::btree::TreeShape::default()),
-        }
+        let tree = self.views.get(slot).and_then(|v| v.as_ref()).and_then(|v| v.tree.as_ref());
+        self.state.tree.shape(tree)
     }
 
-    /// The shapes of every tree in the data file as this transaction reads
-    /// it: `(user tables' trees, each; the engine's own trees, summed)`.
-    /// Added for `DatabaseStats`.
-    pub fn tree_shapes(&self) -> Result<(Vec<crate::btree::TreeShape>, crate::btree::TreeShape)> {
+    /// The shapes behind `DatabaseStats`: `(each user table's as this
+    /// transaction sees it, everything else summed)`. A table's shape is
+    /// its tree's projected over the entries not yet flushed into it (this
+    /// transaction's writes included; see [`TreeShape::projected`]), one
+    /// scan of the table each; a table whose key order this process does
+    /// not know (a custom order not opened since the reopen) is counted as
+    /// its tree holds it. The rest are the tables `is_metadata` names (the
+    /// API's bookkeeping: savepoints), the catalog of tables (projected
+    /// over every table's definition) and the engine's other trees. A table
+    /// `is_open` names is counted as the transaction's snapshot holds it.
+    pub fn table_shapes(
+        &self,
+        is_metadata: impl Fn(&[u8]) -> bool,
+        is_open: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<TreeShape>, TreeShape)> {
+        let mut own = self.state.tree.shape(None)?;
+        let mut catalog = Census::default();
         let mut tables = Vec::new();
-        let mut own = crate::btree::TreeShape::default();
-        for (name, tree) in self.state.tree.list_trees()? {
-            let shape = self.state.tree.shape(&tree)?;
-            if data_tree_id(&name).is_some() {
-                tables.push(shape);
+        for (name, meta) in self.list_tables()? {
+            catalog.add(&name, size_of::<u64>() + meta.len(), own.page_size);
+            // Tables this transaction has not touched stay untouched (a
+            // savepoint needs a clean transaction).
+            let shape = match self.writes.binding(&name) {
+                // As redb does, a table with a handle open is counted as of
+                // the transaction's start (a table it created: not at all).
+                Some(Some(slot)) if is_open(&name) => match self.writes.tables[slot].origin {
+                    Origin::Existing(id) => self.snapshot_shape(TableDef {
+                        id,
+                        meta: self.writes.tables[slot].meta.clone(),
+                    })?,
+                    Origin::New(_) => continue,
+                },
+                Some(Some(slot)) => self.projected_shape(slot)?,
+                Some(None) => continue,
+                None => match self.state.lookup_table(&name, self.seq)? {
+                    Some(def) => self.snapshot_shape(def)?,
+                    None => continue,
+                },
+            };
+            if is_metadata(&name) {
+                add_shape(&mut own, &shape);
             } else {
-                own.height = own.height.max(shape.height);
-                own.leaf_pages += shape.leaf_pages;
-                own.branch_pages += shape.branch_pages;
-                own.overflow_pages += shape.overflow_pages;
-                own.stored_bytes += shape.stored_bytes;
-                own.branch_key_bytes += shape.branch_key_bytes;
-                own.page_size = shape.page_size;
+                tables.push(shape);
             }
         }
+        let trees = self.state.tree.list_trees()?;
+        if !trees.iter().any(|(name, _)| name == TABLES_TREE) {
+            add_shape(&mut own, &self.state.tree.shape(None)?.projected(&catalog));
+        }
+        for (name, tree) in trees {
+            if data_tree_id(&name).is_some() {
+                continue;
+            }
+            let mut shape = self.state.tree.shape(Some(&tree))?;
+            if name == TABLES_TREE {
+                shape = shape.projected(&catalog);
+            }
+            add_shape(&mut own, &shape);
+        }
         Ok((tables, own))
+    }
+
+    /// The shape of the table in `slot`, projected over its unflushed
+    /// entries when this process knows its key order.
+    fn projected_shape(&self, slot: TableSlot) -> Result<TreeShape> {
+        let table = &self.writes.tables[slot];
+        let (Some(cmp), view) = (table.cmp, &self.views[slot]) else {
+            // No typed open gave it an order here, so no writes of its own.
+            return match table.origin {
+                Origin::Existing(id) => self.snapshot_shape(TableDef {
+                    id,
+                    meta: table.meta.clone(),
+                }),
+                Origin::New(_) => self.state.tree.shape(None),
+            };
+        };
+        let shape = self.state.tree.shape(view.as_ref().and_then(|v| v.tree.as_ref()))?;
+        let range = self.slot_range(slot, cmp, view.clone(), Bound::Unbounded, Bound::Unbounded)?;
+        project(shape, range, |_, _| Ok(()))
+    }
+
+    /// The shape of table `def` as this transaction's snapshot holds it,
+    /// projected as [`projected_shape`](Self::projected_shape) does.
+    fn snapshot_shape(&self, def: TableDef) -> Result<TreeShape> {
+        let tree = self.state.tree.tree(&data_tree_name(def.id))?;
+        let shape = self.state.tree.shape(tree.as_ref())?;
+        let Some(cmp) = self.order_of(def.id, &def.meta) else {
+            return Ok(shape);
+        };
+        let view = self.state.view(def, cmp)?;
+        let factory = snapshot_sources(self.state.clone(), Some(view), self.seq);
+        let range = MergedRange::new(factory, cmp, Bound::Unbounded, Bound::Unbounded);
+        project(shape, range, |_, _| Ok(()))
     }
 
     /// A handle that checkpoints this transaction's engine (see
@@ -573,12 +665,28 @@ impl WriteTxn {
         let Some(cmp) = self.writes.tables[slot].cmp else {
             return Err(foreign_handle());
         };
-        let own: Arc<Vec<Item>> = Arc::new(
-            self.writes
+        self.slot_range(slot, cmp, self.views[slot].clone(), lower, upper)
+    }
+
+    /// [`range`](Self::range) of the table in `slot`, read in order `cmp`
+    /// through `view` of the layers below.
+    fn slot_range(
+        &self,
+        slot: TableSlot,
+        cmp: Comparator,
+        view: Option<TableView>,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<MergedRange<'static>> {
+        // A table no typed open gave its order has no writes of its own.
+        let own: Arc<Vec<Item>> = Arc::new(match self.writes.tables[slot].cmp {
+            Some(_) => self
+                .writes
                 .source(slot, lower, upper, Direction::Forward)
                 .collect::<Result<_>>()?,
-        );
-        let below = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq);
+            None => Vec::new(),
+        });
+        let below = snapshot_sources(self.state.clone(), view, self.seq);
         let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| {
             // A clone asks for narrower bounds than `own` was copied for
             // (`own` is in key order: its part in them is a slice).
@@ -898,11 +1006,8 @@ impl ReadTxn {
     /// The view of a table opened in this transaction's snapshot.
     /// The shape of `table`'s tree in the data file as of this snapshot
     /// (the memtables are not in it). Added for `TableStats`.
-    pub fn table_shape(&self, table: &ReadTable) -> Result<crate::btree::TreeShape> {
-        match &self.view(table)?.tree {
-            Some(tree) => self.state.tree.shape(tree),
-            None => Ok(crate::btree::TreeShape::default()),
-        }
+    pub fn table_shape(&self, table: &ReadTable) -> Result<TreeShape> {
+        self.state.tree.shape(self.view(table)?.tree.as_ref())
     }
 
     fn view<'t>(&self, table: &'t ReadTable) -> Result<&'t TableView> {
