@@ -14,10 +14,12 @@
 //! - `REGISTRY` (byte order) holds, per persistent savepoint, `b'p' ++ id`
 //!   (big-endian) → its record (sequence, and its tables with their ids and
 //!   metadata); `b'n' ++ 0` → the highest persistent id handed out; and per
-//!   restore of savepoint `X`, `b'r' ++ X` → `N`: every
-//!   savepoint with an id strictly between `X` and `N` is invalid (they were
-//!   created after `X`, and a restore of `X` put the database on another
-//!   timeline).
+//!   restore of savepoint `X` while another ephemeral savepoint lives,
+//!   `b'r' ++ X` → `N`: every savepoint with an id strictly between `X` and
+//!   `N` is invalid (they were created after `X`, and a restore of `X` put
+//!   the database on another timeline). Without such a savepoint the record
+//!   is not written: the restore deletes the newer persistent savepoints,
+//!   and no id it would cover is ever handed out again in this process.
 //! - `hidden_name(id, name)` holds the contents of table `name` at the
 //!   savepoint's sequence.
 //!
@@ -526,7 +528,16 @@ pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), S
         delete_record(txn, id)?;
     }
     // Every id handed out so far and above the restored one is invalid from
-    // this commit on; `end` itself is burned, never handed out.
+    // this commit on. The newer persistent savepoints are gone (above), and
+    // ids handed out from now on are above `end`, so only a live ephemeral
+    // savepoint other than this one can hold such an id: with none, the
+    // record would guard nothing, and is not written (a restore then leaves
+    // no trace in the file, as in redb).
+    let others = txn.live_ephemeral_savepoints() - u64::from(matches!(savepoint.kind, Kind::Ephemeral { .. }));
+    if others == 0 {
+        return Ok(());
+    }
+    // `end` itself is burned, never handed out.
     let end = txn.next_savepoint_id(registry_now.floor());
     let Some(reg) = registry(txn, true)? else {
         return Err(StorageError::Internal("the savepoint registry was not created".into()).into());

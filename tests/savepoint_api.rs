@@ -339,6 +339,42 @@ fn a_committed_restore_invalidates_newer_savepoints_and_an_aborted_one_does_not(
 }
 
 #[test]
+fn a_restore_with_no_other_savepoint_alive_leaves_nothing_behind() {
+    let (_dir, db) = create();
+    put(&db, 1, 1);
+    let txn = db.begin_write().unwrap();
+    let savepoint = txn.ephemeral_savepoint().unwrap();
+    txn.commit().unwrap();
+    let metadata = || {
+        let txn = db.begin_write().unwrap();
+        let bytes = txn.stats().unwrap().metadata_bytes();
+        txn.abort().unwrap();
+        bytes
+    };
+    let before = metadata();
+    put(&db, 2, 2);
+    let mut txn = db.begin_write().unwrap();
+    txn.restore_savepoint(&savepoint).unwrap();
+    txn.commit().unwrap();
+    drop(savepoint);
+    // No invalidation record: nothing alive could be invalidated.
+    assert_eq!(metadata(), before);
+
+    // Savepoints made after it work, and the restore held.
+    let txn = db.begin_write().unwrap();
+    let later = txn.ephemeral_savepoint().unwrap();
+    txn.commit().unwrap();
+    put(&db, 3, 3);
+    let mut txn = db.begin_write().unwrap();
+    txn.restore_savepoint(&later).unwrap();
+    txn.commit().unwrap();
+    let read = db.begin_read().unwrap();
+    let t = read.open_table(NUMBERS).unwrap();
+    assert_eq!(t.get(1).unwrap().unwrap().value(), 1);
+    assert!(t.get(2).unwrap().is_none() && t.get(3).unwrap().is_none());
+}
+
+#[test]
 fn a_backup_holds_the_data_without_the_savepoints() {
     let (dir, db) = create();
     let txn = db.begin_write().unwrap();

@@ -1144,6 +1144,11 @@ impl WriteTxn {
         self.writes.pins.push(pin);
     }
 
+    /// Live ephemeral savepoints of this engine.
+    pub fn live_ephemeral_savepoints(&self) -> u64 {
+        self.inner.savepoint_pins[SavepointPin::EPHEMERAL].load(Ordering::Relaxed)
+    }
+
     /// Hands out the next savepoint id: above every id this process gave
     /// out and above `floor` (the highest id the database has stored).
     pub fn next_savepoint_id(&self, floor: u64) -> u64 {
