@@ -398,7 +398,7 @@ impl WriteTxn {
     /// over every table's definition) and the engine's other trees. A table
     /// `is_open` names is counted as the transaction's snapshot holds it.
     pub fn table_shapes(
-        &self,
+        &mut self,
         is_metadata: impl Fn(&[u8]) -> bool,
         is_open: impl Fn(&[u8]) -> bool,
     ) -> Result<(Vec<TreeShape>, TreeShape)> {
@@ -451,7 +451,7 @@ impl WriteTxn {
 
     /// The shape of the table in `slot`, projected over its unflushed
     /// entries when this process knows its key order.
-    fn projected_shape(&self, slot: TableSlot) -> Result<TreeShape> {
+    fn projected_shape(&mut self, slot: TableSlot) -> Result<TreeShape> {
         let table = &self.writes.tables[slot];
         let (Some(cmp), view) = (table.cmp, &self.views[slot]) else {
             // No typed open gave it an order here, so no writes of its own.
@@ -660,7 +660,7 @@ impl WriteTxn {
     /// Entries between two bounds, this transaction's writes included. The
     /// range owns what it reads (the transaction's writes in range are copied),
     /// so it does not borrow the transaction.
-    pub fn range(&self, table: TableRef, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
+    pub fn range(&mut self, table: TableRef, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
         let slot = self.slot(table)?;
         let Some(cmp) = self.writes.tables[slot].cmp else {
             return Err(foreign_handle());
@@ -671,7 +671,7 @@ impl WriteTxn {
     /// [`range`](Self::range) of the table in `slot`, read in order `cmp`
     /// through `view` of the layers below.
     fn slot_range(
-        &self,
+        &mut self,
         slot: TableSlot,
         cmp: Comparator,
         view: Option<TableView>,
