@@ -122,7 +122,7 @@ impl PendingRun {
             let op = &run.ops[i];
             Ok((
                 ValueBytes::owned(op.key.to_vec()),
-                op.value.as_ref().map(|v| ValueBytes::owned(v.clone())),
+                op.value.as_ref().map(|v| ValueBytes::owned(v.to_vec())),
             ))
         };
         Some(match direction {

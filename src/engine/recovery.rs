@@ -83,7 +83,7 @@ impl Recovered {
                 self.deferred.entry(op.table).or_default().push(DeferredOp {
                     seq,
                     key: op.key.to_vec(),
-                    value: op.value,
+                    value: op.value.map(|v| v.to_vec()),
                 });
             }
         }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Bound;
 
-use super::batch::{Batch, DataOp, TableDef, new_table_id};
+use super::batch::{Batch, DataOp, OpValue, TableDef, new_table_id};
 use super::key_bytes::KeyBytes;
 use super::merge::{Direction, Item, Source};
 use crate::btree::{Comparator, ValueBytes, compare, is_bytewise, prefix_word};
@@ -46,12 +46,26 @@ impl OrdKey {
 /// bytes there, so hashing the bytes cannot find them.
 #[derive(Default)]
 struct Tail {
-    entries: Vec<(KeyBytes, Option<Vec<u8>>)>,
+    entries: Vec<(KeyBytes, Option<Packed>)>,
     /// Hash of a key -> the last entry with that hash; `chain[i]` is the
     /// entry before `i` with the same hash (`NONE`: none).
     index: HashMap<u64, u32, BuildHasherDefault<HashIsKey>>,
     chain: Vec<u32>,
+    /// The entries' values, packed (see [`OpValue`]); a value rewritten in
+    /// the tail leaves its old bytes behind until the commit.
+    chunks: Vec<Vec<u8>>,
 }
+
+/// Where a tail entry's value lies: `chunks[chunk][start..start + len]`.
+#[derive(Clone, Copy)]
+struct Packed {
+    chunk: u32,
+    start: u32,
+    len: u32,
+}
+
+/// Bytes per chunk of packed values; a longer value gets a chunk of its own.
+const CHUNK: usize = 1 << 20;
 
 const NONE: u32 = u32::MAX;
 
@@ -91,12 +105,39 @@ impl Tail {
         None
     }
 
-    fn push(&mut self, hash: u64, key: &[u8], value: Option<Vec<u8>>) {
+    fn push(&mut self, hash: u64, key: &[u8], value: Option<&[u8]>) {
         // More than 4G writes to one table in one transaction go to the map.
         let at = u32::try_from(self.entries.len()).expect("checked by `has_room`");
         let before = self.index.insert(hash, at).unwrap_or(NONE);
         self.chain.push(before);
+        let value = value.map(|v| self.pack(v));
         self.entries.push((KeyBytes::new(key), value));
+    }
+
+    /// Copies `value` into the last chunk, or a new one if it does not fit.
+    fn pack(&mut self, value: &[u8]) -> Packed {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= value.len());
+        if !fits {
+            self.chunks.push(Vec::with_capacity(CHUNK.max(value.len())));
+        }
+        let chunk = self.chunks.len() - 1;
+        let bytes = &mut self.chunks[chunk];
+        let start = bytes.len();
+        bytes.extend_from_slice(value);
+        // Values are at most `MAX_VALUE_LEN` (128 MiB) and chunks hold
+        // `CHUNK` bytes or one value: offsets and lengths fit a `u32`.
+        Packed {
+            chunk: chunk as u32,
+            start: start as u32,
+            len: value.len() as u32,
+        }
+    }
+
+    fn bytes(&self, at: Packed) -> &[u8] {
+        &self.chunks[at.chunk as usize][at.start as usize..][..at.len as usize]
     }
 
     fn has_room(&self) -> bool {
@@ -113,7 +154,7 @@ impl Tail {
     /// along its cycle: sorting the 64-byte entries themselves moved each
     /// about log2(n) times (a fifth of a 1M-key commit), and gathering into
     /// a new vector held two copies of a big transaction at once.
-    fn take_sorted(&mut self) -> Vec<(KeyBytes, Option<Vec<u8>>)> {
+    fn take_sorted(&mut self) -> Vec<(KeyBytes, Option<OpValue>)> {
         self.index = HashMap::default();
         self.chain = Vec::new();
         let mut entries = std::mem::take(&mut self.entries);
@@ -140,7 +181,19 @@ impl Tail {
                 at = source;
             }
         }
+        let chunks: Vec<std::sync::Arc<Vec<u8>>> =
+            std::mem::take(&mut self.chunks).into_iter().map(std::sync::Arc::new).collect();
         entries
+            .into_iter()
+            .map(|(key, value)| {
+                let value = value.map(|at| OpValue::Shared {
+                    chunk: chunks[at.chunk as usize].clone(),
+                    start: at.start,
+                    len: at.len,
+                });
+                (key, value)
+            })
+            .collect()
     }
 }
 
@@ -185,7 +238,7 @@ pub(crate) struct TxnTable {
     /// and nothing reads or writes its keys until it has one: no other order
     /// is ever assumed for it.
     pub(crate) cmp: Option<Comparator>,
-    pub(crate) writes: BTreeMap<OrdKey, Option<Vec<u8>>>,
+    pub(crate) writes: BTreeMap<OrdKey, Option<OpValue>>,
     /// Writes not sorted into `writes` yet (byte-ordered tables only).
     tail: Tail,
     /// How the transaction changed the table's entry count.
@@ -347,41 +400,42 @@ impl WriteSet {
     ) -> crate::error::Result<Option<ValueBytes>> {
         let table = &mut self.tables[slot];
         let cmp = table.order();
-        let new = value.map(<[u8]>::to_vec);
         let old = if is_bytewise(cmp) && table.tail.has_room() {
             let hash = Tail::hash(key);
-            let own = match table.tail.find(hash, key) {
-                Some(at) => Some(&mut table.tail.entries[at].1),
-                None if table.writes.is_empty() => None,
-                None => table.writes.get_mut(&OrdKey::new(key, cmp)),
-            };
-            match own {
-                Some(own) => {
-                    if new.is_none() && own.is_none() {
-                        return Ok(None);
-                    }
-                    std::mem::replace(own, new).map(ValueBytes::owned)
+            if let Some(at) = table.tail.find(hash, key) {
+                let own = table.tail.entries[at].1;
+                if value.is_none() && own.is_none() {
+                    return Ok(None);
                 }
-                None => {
-                    let old = below()?;
-                    if new.is_none() && old.is_none() {
-                        return Ok(None);
-                    }
-                    table.tail.push(hash, key, new);
-                    old
+                let old = own.map(|own| ValueBytes::owned(table.tail.bytes(own).to_vec()));
+                table.tail.entries[at].1 = value.map(|v| table.tail.pack(v));
+                old
+            } else if let Some(own) = table.writes.get_mut(&OrdKey::new(key, cmp)) {
+                if value.is_none() && own.is_none() {
+                    return Ok(None);
                 }
+                let new = value.map(|v| OpValue::Owned(v.to_vec()));
+                std::mem::replace(own, new).map(|old| ValueBytes::owned(old.to_vec()))
+            } else {
+                let old = below()?;
+                if value.is_none() && old.is_none() {
+                    return Ok(None);
+                }
+                table.tail.push(hash, key, value);
+                old
             }
         } else {
             if !table.tail.is_empty() {
                 Self::settle_table(table);
             }
+            let new = value.map(|v| OpValue::Owned(v.to_vec()));
             match table.writes.entry(OrdKey::new(key, cmp)) {
                 Entry::Occupied(mut entry) => {
                     if new.is_none() && entry.get().is_none() {
                         return Ok(None);
                     }
-                    if is_bytewise(cmp) {
-                        std::mem::replace(entry.get_mut(), new).map(ValueBytes::owned)
+                    let old = if is_bytewise(cmp) {
+                        std::mem::replace(entry.get_mut(), new)
                     } else {
                         // `insert` would keep the old key's bytes; under a
                         // custom order equal keys may differ, and the newest
@@ -389,8 +443,9 @@ impl WriteSet {
                         // memtable and the tree).
                         let (_, old) = entry.remove_entry();
                         table.writes.insert(OrdKey::new(key, cmp), new);
-                        old.map(ValueBytes::owned)
-                    }
+                        old
+                    };
+                    old.map(|old| ValueBytes::owned(old.to_vec()))
                 }
                 Entry::Vacant(entry) => {
                     let old = below()?;
@@ -447,11 +502,14 @@ impl WriteSet {
         } else {
             table.tail.find(Tail::hash(key), key)
         };
-        let own = match in_tail {
-            Some(at) => &table.tail.entries[at].1,
-            None => table.writes.get(&OrdKey::new(key, table.order()))?,
-        };
-        Some(own.as_ref().map(|v| ValueBytes::owned(v.clone())))
+        Some(match in_tail {
+            Some(at) => table.tail.entries[at].1.map(|v| ValueBytes::owned(table.tail.bytes(v).to_vec())),
+            None => table
+                .writes
+                .get(&OrdKey::new(key, table.order()))?
+                .as_ref()
+                .map(|v| ValueBytes::owned(v.to_vec())),
+        })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -498,8 +556,8 @@ impl WriteSet {
                 return Box::new(std::iter::empty());
             }
         }
-        let item = |(k, v): (&OrdKey, &Option<Vec<u8>>)| -> crate::error::Result<Item> {
-            Ok((ValueBytes::owned(k.key.to_vec()), v.as_ref().map(|v| ValueBytes::owned(v.clone()))))
+        let item = |(k, v): (&OrdKey, &Option<OpValue>)| -> crate::error::Result<Item> {
+            Ok((ValueBytes::owned(k.key.to_vec()), v.as_ref().map(|v| ValueBytes::owned(v.to_vec()))))
         };
         let range = table.writes.range((lower, upper));
         match direction {
@@ -598,7 +656,7 @@ mod tests {
     fn the_tail_finds_keys_that_share_a_hash() {
         let mut tail = Tail::default();
         for key in [&b"a"[..], b"bb", b"ccc"] {
-            tail.push(7, key, Some(key.to_vec()));
+            tail.push(7, key, Some(key));
         }
         tail.push(8, b"d", None);
         for (at, key) in [&b"a"[..], b"bb", b"ccc"].into_iter().enumerate() {
@@ -683,7 +741,7 @@ mod tests {
             }
             let batch = writes.take_batch(1);
             let got: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-                batch.ops.into_iter().map(|op| (op.key.to_vec(), op.value)).collect();
+                batch.ops.into_iter().map(|op| (op.key.to_vec(), op.value.map(|v| v.to_vec()))).collect();
             let expected: Vec<_> = model.into_iter().collect();
             assert_eq!(got, expected, "round {round}");
         }
