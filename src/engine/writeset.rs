@@ -154,7 +154,7 @@ impl Tail {
     /// along its cycle: sorting the 64-byte entries themselves moved each
     /// about log2(n) times (a fifth of a 1M-key commit), and gathering into
     /// a new vector held two copies of a big transaction at once.
-    fn take_sorted(&mut self) -> Vec<(KeyBytes, Option<OpValue>)> {
+    fn take_sorted(&mut self) -> impl ExactSizeIterator<Item = (KeyBytes, Option<OpValue>)> + use<> {
         self.index = HashMap::default();
         self.chain = Vec::new();
         let mut entries = std::mem::take(&mut self.entries);
@@ -183,17 +183,16 @@ impl Tail {
         }
         let chunks: Vec<std::sync::Arc<Vec<u8>>> =
             std::mem::take(&mut self.chunks).into_iter().map(std::sync::Arc::new).collect();
-        entries
-            .into_iter()
-            .map(|(key, value)| {
-                let value = value.map(|at| OpValue::Shared {
-                    chunk: chunks[at.chunk as usize].clone(),
-                    start: at.start,
-                    len: at.len,
-                });
-                (key, value)
-            })
-            .collect()
+        // Converted as the caller consumes them: a second vector of all the
+        // entries would hold a big transaction twice.
+        entries.into_iter().map(move |(key, value)| {
+            let value = value.map(|at| OpValue::Shared {
+                chunk: chunks[at.chunk as usize].clone(),
+                start: at.start,
+                len: at.len,
+            });
+            (key, value)
+        })
     }
 }
 
@@ -519,7 +518,7 @@ impl WriteSet {
     /// Sorts a table's [`Tail`] into its ordered map.
     fn settle_table(table: &mut TxnTable) {
         let cmp = table.order();
-        let sorted = table.tail.take_sorted().into_iter();
+        let sorted = table.tail.take_sorted();
         let sorted = sorted.map(|(key, value)| (OrdKey::from_bytes(key, cmp), value));
         if table.writes.is_empty() {
             // Built from sorted input in one pass.
@@ -603,7 +602,7 @@ impl WriteSet {
                 // Only a tail: its sorted entries are the table's ops.
                 let tail = table.tail.take_sorted();
                 ops.reserve(tail.len());
-                ops.extend(tail.into_iter().map(|(key, value)| DataOp { table: id, key, value }));
+                ops.extend(tail.map(|(key, value)| DataOp { table: id, key, value }));
                 continue;
             }
             if !table.tail.is_empty() {
@@ -665,7 +664,7 @@ mod tests {
         assert_eq!(tail.find(8, b"d"), Some(3));
         assert_eq!(tail.find(7, b"d"), None);
         assert_eq!(tail.find(9, b"a"), None);
-        let sorted: Vec<Vec<u8>> = tail.take_sorted().into_iter().map(|(k, _)| k.to_vec()).collect();
+        let sorted: Vec<Vec<u8>> = tail.take_sorted().map(|(k, _)| k.to_vec()).collect();
         assert_eq!(sorted, [&b"a"[..], b"bb", b"ccc", b"d"]);
         assert!(tail.is_empty() && tail.find(7, b"a").is_none());
     }
