@@ -30,7 +30,7 @@ use std::sync::Arc;
 use super::batch::DataOp;
 use super::memtable::Lookup;
 use super::merge::{Direction, Item, Source};
-use crate::btree::{Comparator, ValueBytes, compare};
+use crate::btree::{Comparator, ValueBytes, compare, is_bytewise, prefix_word};
 
 /// Commits with at least this many writes go through the inserter thread;
 /// smaller ones insert inline (a hand-off costs a thread wake-up, tens of
@@ -44,6 +44,13 @@ pub(crate) struct PendingRun {
     pub(crate) ops: Vec<DataOp>,
     /// Per table: its comparator and its ops' index range.
     tables: Vec<(u64, Comparator, std::ops::Range<usize>)>,
+    /// Each op's key's [`prefix_word`], for byte-ordered tables (zero for
+    /// others): a lookup binary-searches these 8-byte words, one cache line
+    /// per eight ops, and reads a key only where words tie. Searching the
+    /// 64-byte ops themselves missed the cache at every step: the next
+    /// transaction looks up every key it writes here first (measured: 8% of
+    /// the writer's time in batch overwrites of a 1M-key table).
+    prefixes: Vec<u64>,
 }
 
 impl PendingRun {
@@ -58,7 +65,21 @@ impl PendingRun {
                 _ => tables.push((op.table, cmp_of(op.table).ok_or(op.table)?, i..i + 1)),
             }
         }
-        Ok(Self { seq, ops, tables })
+        let prefixes = tables
+            .iter()
+            .flat_map(|(_, cmp, range)| {
+                let bytewise = is_bytewise(*cmp);
+                ops[range.clone()]
+                    .iter()
+                    .map(move |op| if bytewise { prefix_word(&op.key) } else { 0 })
+            })
+            .collect();
+        Ok(Self {
+            seq,
+            ops,
+            tables,
+            prefixes,
+        })
     }
 
     /// Each table's comparator, in the order of the ops.
@@ -84,8 +105,20 @@ impl PendingRun {
         let Some((cmp, range)) = self.table(table) else {
             return Lookup::Absent;
         };
-        let ops = &self.ops[range];
-        match ops.binary_search_by(|op| compare(cmp, &op.key, key)) {
+        let (ops, prefixes) = (&self.ops[range.clone()], &self.prefixes[range]);
+        let found = if is_bytewise(cmp) {
+            // Equal words narrow the search to the ops whose keys share the
+            // first eight bytes; byte order decides among those.
+            let word = prefix_word(key);
+            let from = prefixes.partition_point(|&p| p < word);
+            let to = from + prefixes[from..].partition_point(|&p| p == word);
+            ops[from..to]
+                .binary_search_by(|op| compare(cmp, &op.key, key))
+                .map(|i| from + i)
+        } else {
+            ops.binary_search_by(|op| compare(cmp, &op.key, key))
+        };
+        match found {
             Ok(i) => Lookup::Found(ops[i].value.as_deref().map(std::sync::Arc::from)),
             Err(_) => Lookup::Absent,
         }
@@ -129,5 +162,57 @@ impl PendingRun {
             Direction::Forward => Box::new(range.map(item)),
             Direction::Backward => Box::new(range.rev().map(item)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::{Comparator, bytewise};
+    use crate::engine::key_bytes::KeyBytes;
+
+    fn reversed(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        b.cmp(a)
+    }
+
+    /// Keys sharing their first eight bytes (and shorter ones, which pad
+    /// with zeros), in two tables: one byte-ordered, one in reverse order.
+    #[test]
+    fn lookups_find_every_op_and_nothing_else() {
+        let mut keys: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            b"abcdefgh".to_vec(),
+            b"abcdefgh\0".to_vec(),
+            b"abcdefgha".to_vec(),
+            b"abcdefghb".to_vec(),
+            b"abcdefgi".to_vec(),
+            vec![0xFF; 12],
+        ];
+        keys.sort();
+        let op = |table, key: &[u8]| DataOp {
+            table,
+            key: KeyBytes::new(key),
+            value: Some(key.to_vec().into()),
+        };
+        let mut ops: Vec<DataOp> = keys.iter().map(|k| op(1, k)).collect();
+        ops.extend(keys.iter().rev().map(|k| op(2, k)));
+        let cmp_of = |table: u64| -> Option<Comparator> { Some(if table == 1 { bytewise } else { reversed }) };
+        let run = PendingRun::new(5, ops, &cmp_of).unwrap();
+        for table in [1, 2] {
+            for key in &keys {
+                match run.get(table, key, 5) {
+                    Lookup::Found(Some(value)) => assert_eq!(&value[..], &key[..]),
+                    _ => panic!("table {table}: {key:?} not found"),
+                }
+            }
+            for absent in [&b"abcdefg"[..], b"abcdefgh\0\0", b"b", b"a\0\0"] {
+                assert!(matches!(run.get(table, absent, 5), Lookup::Absent), "{absent:?}");
+            }
+            // Not visible to an older snapshot.
+            assert!(matches!(run.get(table, b"a", 4), Lookup::Absent));
+        }
+        assert!(matches!(run.get(3, b"a", 5), Lookup::Absent));
     }
 }
