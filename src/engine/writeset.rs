@@ -67,6 +67,15 @@ struct Packed {
 /// Bytes per chunk of packed values; a longer value gets a chunk of its own.
 const CHUNK: usize = 1 << 20;
 
+/// The bytes `at` names in `chunks`.
+fn packed_bytes(chunks: &[Vec<u8>], at: Packed) -> &[u8] {
+    &chunks[at.chunk as usize][at.start as usize..][..at.len as usize]
+}
+
+/// A tail this short is settled by inserting into the map (see
+/// [`Tail::drain_small`]).
+const SMALL_TAIL: usize = 32;
+
 const NONE: u32 = u32::MAX;
 
 /// A hasher for keys that are hashes already (xxh3 of the key bytes).
@@ -137,7 +146,7 @@ impl Tail {
     }
 
     fn bytes(&self, at: Packed) -> &[u8] {
-        &self.chunks[at.chunk as usize][at.start as usize..][..at.len as usize]
+        packed_bytes(&self.chunks, at)
     }
 
     fn has_room(&self) -> bool {
@@ -146,6 +155,29 @@ impl Tail {
 
     fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The entries, their values copied out, leaving the tail empty with
+    /// its buffers (index, chain, first chunk) kept for reuse. For a tail of
+    /// at most [`SMALL_TAIL`] entries: sorting and sharing chunks costs
+    /// several allocations, a map insert each costs none of them.
+    fn drain_small(&mut self) -> Vec<(KeyBytes, Option<OpValue>)> {
+        let chunks = &self.chunks;
+        let drained = self
+            .entries
+            .drain(..)
+            .map(|(key, value)| {
+                let value = value.map(|at| OpValue::Owned(packed_bytes(chunks, at).to_vec()));
+                (key, value)
+            })
+            .collect();
+        self.index.clear();
+        self.chain.clear();
+        self.chunks.truncate(1);
+        if let Some(chunk) = self.chunks.first_mut() {
+            chunk.clear();
+        }
+        drained
     }
 
     /// The entries in key order, leaving the tail empty. Sorts 16-byte
@@ -518,6 +550,14 @@ impl WriteSet {
     /// Sorts a table's [`Tail`] into its ordered map.
     fn settle_table(table: &mut TxnTable) {
         let cmp = table.order();
+        if table.tail.entries.len() <= SMALL_TAIL {
+            // A few writes between ordered reads (a pop loop's tombstones):
+            // straight into the map, the tail's buffers kept for the next.
+            for (key, value) in table.tail.drain_small() {
+                table.writes.insert(OrdKey::from_bytes(key, cmp), value);
+            }
+            return;
+        }
         let sorted = table.tail.take_sorted();
         let sorted = sorted.map(|(key, value)| (OrdKey::from_bytes(key, cmp), value));
         if table.writes.is_empty() {
@@ -683,19 +723,23 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        for round in 0..20 {
+        // Small key spaces settle a few writes at a time (into the map);
+        // large ones settle long tails (sorted, then merged into the map).
+        for round in 0..24 {
+            let (keys, ranges): (u64, u64) = if round % 2 == 0 { (64, 1) } else { (4096, 50) };
             let mut writes = WriteSet::default();
             let slot = writes.create(b"t", b"", bytewise);
             // What the layers below the transaction hold.
-            let below: BTreeMap<Vec<u8>, Vec<u8>> = (0..64u64)
+            let below: BTreeMap<Vec<u8>, Vec<u8>> = (0..keys)
                 .filter(|i| i % 3 == 0)
                 .map(|i| (i.to_be_bytes()[6..].to_vec(), vec![1; (i % 5) as usize]))
                 .collect();
             let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
             for step in 0..2000 {
-                let key = (next() % 64).to_be_bytes()[6..].to_vec();
-                match next() % 10 {
-                    0..=5 => {
+                let key = (next() % keys).to_be_bytes()[6..].to_vec();
+                let op = next() % (10 * ranges);
+                match op {
+                    _ if op < 6 * ranges => {
                         let value = (next() % 4 != 0).then(|| vec![step as u8; (next() % 40) as usize]);
                         let got = writes
                             .write(slot, &key, value.as_deref(), || {
@@ -721,7 +765,7 @@ mod tests {
                         let got = got.map(|v| v.as_bytes().to_vec());
                         assert_eq!(got, expected, "round {round} step {step}");
                     }
-                    6..=8 => {
+                    _ if op < 10 * ranges - 1 => {
                         let got = writes.get(slot, &key).map(|v| v.map(|v| v.as_bytes().to_vec()));
                         assert_eq!(got, model.get(&key).cloned(), "round {round} step {step}");
                     }
