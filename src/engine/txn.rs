@@ -761,7 +761,7 @@ impl WriteTxn {
         };
         let key = key.into_vec();
         // The entry is visible (the pop just found it): a tombstone hides it.
-        self.writes.write(slot, &key, None, || Ok(Some(value.clone())))?;
+        self.writes.write_ordered(slot, &key, None, || Ok(Some(value.clone())))?;
         self.writes.note_popped(slot, key.clone(), front);
         Ok(Some((key, value)))
     }

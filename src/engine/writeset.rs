@@ -429,9 +429,34 @@ impl WriteSet {
         value: Option<&[u8]>,
         below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
     ) -> crate::error::Result<Option<ValueBytes>> {
+        self.write_to(slot, key, value, below, true)
+    }
+
+    /// [`write`](Self::write) for a loop of ordered reads and writes (a pop
+    /// loop: each pop reads the table in order, then removes what it
+    /// found): straight into the ordered map, where the next read needs it,
+    /// one search instead of a tail entry settled at the next read.
+    pub(crate) fn write_ordered(
+        &mut self,
+        slot: TableSlot,
+        key: &[u8],
+        value: Option<&[u8]>,
+        below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
+    ) -> crate::error::Result<Option<ValueBytes>> {
+        self.write_to(slot, key, value, below, false)
+    }
+
+    fn write_to(
+        &mut self,
+        slot: TableSlot,
+        key: &[u8],
+        value: Option<&[u8]>,
+        below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
+        to_tail: bool,
+    ) -> crate::error::Result<Option<ValueBytes>> {
         let table = &mut self.tables[slot];
         let cmp = table.order();
-        let old = if is_bytewise(cmp) && table.tail.has_room() {
+        let old = if to_tail && is_bytewise(cmp) && table.tail.has_room() {
             let hash = Tail::hash(key);
             if let Some(at) = table.tail.find(hash, key) {
                 let own = table.tail.entries[at].1;
@@ -741,11 +766,13 @@ mod tests {
                 match op {
                     _ if op < 6 * ranges => {
                         let value = (next() % 4 != 0).then(|| vec![step as u8; (next() % 40) as usize]);
-                        let got = writes
-                            .write(slot, &key, value.as_deref(), || {
-                                Ok(below.get(&key).map(|v| ValueBytes::owned(v.clone())))
-                            })
-                            .unwrap();
+                        let below_value = || Ok(below.get(&key).map(|v| ValueBytes::owned(v.clone())));
+                        let got = if next() % 4 == 0 {
+                            writes.write_ordered(slot, &key, value.as_deref(), below_value)
+                        } else {
+                            writes.write(slot, &key, value.as_deref(), below_value)
+                        }
+                        .unwrap();
                         let expected = match model.get(&key) {
                             Some(own) => {
                                 let old = own.clone();
