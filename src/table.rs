@@ -229,7 +229,8 @@ pub(crate) trait RawTable {
 /// every entry the table handle sees, exactly. The page figures are the
 /// tree's in the data file as of the handle's snapshot, with the entries
 /// not yet flushed into it counted as the pages they will take (an
-/// estimate, see [`TreeShape::projected`](crate::btree::TreeShape::projected)):
+/// estimate: their bytes packed into whole leaves under the branch levels
+/// those leaves need):
 /// a table with entries has a tree height of at least 1 whether or not a
 /// flush reached it, and the figures are exact once one has
 /// ([`Database::checkpoint`](crate::Database::checkpoint) flushes
