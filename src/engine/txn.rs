@@ -21,7 +21,7 @@ use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, within_bounds};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id, data_tree_name};
 use super::tree_commit;
-use super::writeset::{Origin, TableSlot, WriteSet};
+use super::writeset::{Origin, Place, TableSlot, WriteSet};
 use crate::btree::{Census, Comparator, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 
@@ -641,7 +641,7 @@ impl WriteTxn {
         }
         let slot = self.slot(table)?;
         let (state, view, seq) = (&self.state, &self.views[slot], self.seq);
-        self.writes.write(slot, key, Some(value), || match view {
+        self.writes.write(slot, key, Some(value), Place::Tail, || match view {
             Some(view) => state.get_for_insert(view, key, seq),
             None => Ok(None),
         })
@@ -651,7 +651,7 @@ impl WriteTxn {
     pub fn remove(&mut self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
         let slot = self.slot(table)?;
         let (state, view, seq) = (&self.state, &self.views[slot], self.seq);
-        self.writes.write(slot, key, None, || match view {
+        self.writes.write(slot, key, None, Place::Tail, || match view {
             Some(view) => state.get(view, key, seq),
             None => Ok(None),
         })
@@ -761,7 +761,7 @@ impl WriteTxn {
         };
         let key = key.into_vec();
         // The entry is visible (the pop just found it): a tombstone hides it.
-        self.writes.write_ordered(slot, &key, None, || Ok(Some(value.clone())))?;
+        self.writes.write(slot, &key, None, Place::Map, || Ok(Some(value.clone())))?;
         self.writes.note_popped(slot, key.clone(), front);
         Ok(Some((key, value)))
     }

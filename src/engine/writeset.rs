@@ -304,6 +304,19 @@ impl TxnTable {
     }
 }
 
+/// Where [`WriteSet::write`] puts a key the transaction has not written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// A byte-ordered table's tail (found by hash, sorted in later): for
+    /// writes that no ordered read follows at once.
+    Tail,
+    /// The ordered map, where the next ordered read needs it: for a loop of
+    /// ordered reads and writes (a pop loop: each pop reads the table in
+    /// order, then removes what it found), one search instead of a tail
+    /// entry settled at the next read.
+    Map,
+}
+
 /// A lower and an upper bound on keys, owned.
 pub(crate) type OwnedBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
@@ -421,42 +434,19 @@ impl WriteSet {
     /// is not written: there is nothing for it to hide. One search of the
     /// write set for both (measured: looking the key up and then putting it
     /// took two, and the lookup copied the key; a one-transaction load
-    /// spent 38% of its time in that lookup).
+    /// spent 38% of its time in that lookup). A key the transaction has not
+    /// written goes where `place` says.
     pub(crate) fn write(
         &mut self,
         slot: TableSlot,
         key: &[u8],
         value: Option<&[u8]>,
+        place: Place,
         below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
-    ) -> crate::error::Result<Option<ValueBytes>> {
-        self.write_to(slot, key, value, below, true)
-    }
-
-    /// [`write`](Self::write) for a loop of ordered reads and writes (a pop
-    /// loop: each pop reads the table in order, then removes what it
-    /// found): straight into the ordered map, where the next read needs it,
-    /// one search instead of a tail entry settled at the next read.
-    pub(crate) fn write_ordered(
-        &mut self,
-        slot: TableSlot,
-        key: &[u8],
-        value: Option<&[u8]>,
-        below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
-    ) -> crate::error::Result<Option<ValueBytes>> {
-        self.write_to(slot, key, value, below, false)
-    }
-
-    fn write_to(
-        &mut self,
-        slot: TableSlot,
-        key: &[u8],
-        value: Option<&[u8]>,
-        below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
-        to_tail: bool,
     ) -> crate::error::Result<Option<ValueBytes>> {
         let table = &mut self.tables[slot];
         let cmp = table.order();
-        let old = if to_tail && is_bytewise(cmp) && table.tail.has_room() {
+        let old = if place == Place::Tail && is_bytewise(cmp) && table.tail.has_room() {
             let hash = Tail::hash(key);
             if let Some(at) = table.tail.find(hash, key) {
                 let own = table.tail.entries[at].1;
@@ -767,12 +757,8 @@ mod tests {
                     _ if op < 6 * ranges => {
                         let value = (next() % 4 != 0).then(|| vec![step as u8; (next() % 40) as usize]);
                         let below_value = || Ok(below.get(&key).map(|v| ValueBytes::owned(v.clone())));
-                        let got = if next() % 4 == 0 {
-                            writes.write_ordered(slot, &key, value.as_deref(), below_value)
-                        } else {
-                            writes.write(slot, &key, value.as_deref(), below_value)
-                        }
-                        .unwrap();
+                        let place = if next() % 4 == 0 { Place::Map } else { Place::Tail };
+                        let got = writes.write(slot, &key, value.as_deref(), place, below_value).unwrap();
                         let expected = match model.get(&key) {
                             Some(own) => {
                                 let old = own.clone();
