@@ -250,8 +250,10 @@ fn snapshot_read(read: &ReadTxn, name: &[u8], cmp: Comparator, probes: [Vec<u8>;
 /// Reads a table through a write transaction.
 fn txn_read(txn: &mut WriteTxn, name: &[u8], meta: &[u8], cmp: Comparator, probes: [Vec<u8>; 2], how: u8) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let table = txn.open_table(name, meta, cmp)?;
-    let txn = &*txn;
-    observe(&|k| txn.get(table, k), &|lo, hi| txn.range(table, lo, hi), cmp, probes, how)
+    // A write transaction's range takes it mutably (it sorts its own
+    // writes in first); `observe` calls one closure at a time.
+    let txn = std::cell::RefCell::new(txn);
+    observe(&|k| txn.borrow().get(table, k), &|lo, hi| txn.borrow_mut().range(table, lo, hi), cmp, probes, how)
 }
 
 struct Run {
