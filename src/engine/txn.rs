@@ -406,6 +406,7 @@ impl WriteTxn {
         let mut catalog = Census::default();
         let mut tables = Vec::new();
         for (name, meta) in self.list_tables()? {
+            // The catalog's entry: name -> `encode_def` (id, then metadata).
             catalog.add(&name, size_of::<u64>() + meta.len(), own.page_size);
             // Tables this transaction has not touched stay untouched (a
             // savepoint needs a clean transaction).
@@ -432,19 +433,14 @@ impl WriteTxn {
                 tables.push(shape);
             }
         }
+        // The catalog, flushed or not; the engine's other trees as they are.
         let trees = self.state.tree.list_trees()?;
-        if !trees.iter().any(|(name, _)| name == TABLES_TREE) {
-            add_shape(&mut own, &self.state.tree.shape(None)?.projected(&catalog));
-        }
-        for (name, tree) in trees {
-            if data_tree_id(&name).is_some() {
-                continue;
+        let catalog_tree = trees.iter().find(|(name, _)| name == TABLES_TREE).map(|(_, tree)| tree);
+        add_shape(&mut own, &self.state.tree.shape(catalog_tree)?.projected(&catalog));
+        for (name, tree) in &trees {
+            if data_tree_id(name).is_none() && name != TABLES_TREE {
+                add_shape(&mut own, &self.state.tree.shape(Some(tree))?);
             }
-            let mut shape = self.state.tree.shape(Some(&tree))?;
-            if name == TABLES_TREE {
-                shape = shape.projected(&catalog);
-            }
-            add_shape(&mut own, &shape);
         }
         Ok((tables, own))
     }
