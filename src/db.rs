@@ -18,9 +18,13 @@ pub trait ReadableDatabase {
     /// A snapshot of everything published so far. Never blocks on a writer.
     fn begin_read(&self) -> Result<ReadTransaction, TransactionError>;
 
-    /// The page cache's counters, as redb's. sluicedb does not count cache
-    /// hits and misses (redb counts them only with its `cache_metrics`
-    /// feature), so every counter is zero.
+    /// The page cache's counters since the database opened, as redb's
+    /// (which counts them only with its `cache_metrics` feature; sluicedb
+    /// always does): page reads served from the cache and from storage,
+    /// page writes that replaced a cached page or entered the cache anew,
+    /// pages evicted, and the bytes of pages held now. Reads of the tree's
+    /// upper levels that point lookups keep decoded beside the cache are not
+    /// page reads and are not counted.
     fn cache_stats(&self) -> CacheStats;
 }
 
@@ -36,6 +40,18 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    pub(crate) fn of(engine: &Engine) -> Self {
+        let c = engine.inner.trees.cache_stats();
+        Self {
+            evictions: c.evictions,
+            read_hits: c.read_hits,
+            read_misses: c.read_misses,
+            write_hits: c.write_hits,
+            write_misses: c.write_misses,
+            used_bytes: c.used_bytes,
+        }
+    }
+
     /// Pages evicted from the cache.
     pub fn evictions(&self) -> u64 {
         self.evictions
@@ -694,7 +710,7 @@ impl ReadableDatabase for Database {
     }
 
     fn cache_stats(&self) -> CacheStats {
-        CacheStats::default()
+        CacheStats::of(&self.engine)
     }
 }
 

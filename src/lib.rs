@@ -75,6 +75,7 @@ mod db_stats;
 mod entry;
 mod error;
 mod guards;
+mod heap;
 mod multimap;
 mod page;
 mod read_only;

@@ -96,7 +96,7 @@ impl ReadableDatabase for ReadOnlyDatabase {
     }
 
     fn cache_stats(&self) -> crate::CacheStats {
-        crate::CacheStats::default()
+        crate::CacheStats::of(&self.engine)
     }
 }
 

@@ -81,6 +81,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn free_page(&mut self, page: PageId) {
+        self.store.forget_cached(page);
         if self.fresh.remove(&page) {
             self.alloc.release_unpublished(page);
         } else {

@@ -245,6 +245,11 @@ impl TreeStore {
         })
     }
 
+    /// The page cache's counters.
+    pub(crate) fn cache_stats(&self) -> crate::page::CacheCounters {
+        self.shared.pages.cache_stats()
+    }
+
     /// Allocator figures: `(pages in the file, pages free now)`.
     pub fn page_counts(&self) -> (u64, usize) {
         let state = self.shared.writer.lock();

@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -34,11 +35,62 @@ type Slot = Mutex<Option<Page>>;
 pub(crate) struct PageCache {
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
     /// Ids of the cached pages in insertion order, for FIFO eviction: every
-    /// slot that holds a page, and the ids of pages forgotten since (their
-    /// slots empty).
+    /// slot that holds a page, and ids whose page was forgotten since (their
+    /// slots empty, or holding a later page of the same id, which then has
+    /// two places in the queue). Pruned of ids with empty slots once it
+    /// holds twice as many ids as the cache holds pages.
     resident: Mutex<VecDeque<u64>>,
     capacity: usize,
+    /// Pages the slots hold.
+    cached: AtomicUsize,
+    /// Bytes of pages `forget` has freed since it last returned free heap
+    /// memory to the system (`crate::heap`: the pages were loaded by readers'
+    /// threads, their replacements are written by the flush's).
+    forgotten: AtomicUsize,
+    page_size: usize,
+    counters: Counters,
 }
+
+/// What [`PageCache::stats`] reports, counted as the cache works.
+#[derive(Default)]
+struct Counters {
+    /// Hits are counted on every read, so by each thread on a line of its
+    /// own (one shared counter made concurrent readers trade its cache line
+    /// on every page).
+    read_hits: [Striped; STRIPES],
+    read_misses: AtomicU64,
+    write_hits: AtomicU64,
+    write_misses: AtomicU64,
+    evictions: AtomicU64,
+}
+
+const STRIPES: usize = 8;
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Striped(AtomicU64);
+
+/// This thread's stripe of a striped counter.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
+    STRIPE.with(|s| *s)
+}
+
+/// The page cache's counters since the database opened, and what it holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CacheCounters {
+    pub(crate) read_hits: u64,
+    pub(crate) read_misses: u64,
+    pub(crate) write_hits: u64,
+    pub(crate) write_misses: u64,
+    pub(crate) evictions: u64,
+    pub(crate) used_bytes: usize,
+}
+
+/// `forget` returns free heap memory to the system after freeing this many
+/// bytes of pages.
+const RELEASE_EVERY: usize = 8 << 20;
 
 impl PageCache {
     pub(crate) fn new(capacity_bytes: usize, page_size: usize) -> Self {
@@ -49,6 +101,23 @@ impl PageCache {
             // one wants (every read reaches the backend, as redb's tests
             // that inject read failures rely on).
             capacity: capacity_bytes / page_size,
+            cached: AtomicUsize::new(0),
+            forgotten: AtomicUsize::new(0),
+            page_size,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The counters and the bytes of pages held now.
+    pub(crate) fn stats(&self) -> CacheCounters {
+        let c = &self.counters;
+        CacheCounters {
+            read_hits: c.read_hits.iter().map(|s| s.0.load(Ordering::Relaxed)).sum(),
+            read_misses: c.read_misses.load(Ordering::Relaxed),
+            write_hits: c.write_hits.load(Ordering::Relaxed),
+            write_misses: c.write_misses.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            used_bytes: self.cached.load(Ordering::Relaxed) * self.page_size,
         }
     }
 
@@ -58,34 +127,62 @@ impl PageCache {
         Some(&chunk[id as usize & (CHUNK_LEN - 1)])
     }
 
+    /// The cached page `id`, counted as a read hit or miss.
     pub(crate) fn get(&self, id: u64) -> Option<Page> {
-        self.slot(id)?.lock().clone()
+        let page = self.slot(id)?.lock().clone();
+        match page {
+            Some(_) => self.counters.read_hits[stripe()].0.fetch_add(1, Ordering::Relaxed),
+            None => self.counters.read_misses.fetch_add(1, Ordering::Relaxed),
+        };
+        page
     }
 
     /// Drops page `id` from the cache. Its id stays in the eviction queue
-    /// until its turn comes (removing it there would cost a search), so the
-    /// cache holds up to that many pages fewer meanwhile.
+    /// until its turn comes or the queue is pruned (removing it now would
+    /// cost a search).
     pub(crate) fn forget(&self, id: u64) {
-        if let Some(slot) = self.slot(id) {
-            slot.lock().take();
+        let Some(page) = self.slot(id).and_then(|slot| slot.lock().take()) else {
+            return;
+        };
+        self.cached.fetch_sub(1, Ordering::Relaxed);
+        let len = page.len();
+        drop(page);
+        if self.forgotten.fetch_add(len, Ordering::Relaxed) + len >= RELEASE_EVERY {
+            self.forgotten.store(0, Ordering::Relaxed);
+            crate::heap::release_free_memory();
         }
     }
 
-    pub(crate) fn insert(&self, id: u64, page: Page) {
+    /// Caches `page` as `id`, a read's (`written` false) or a write's.
+    pub(crate) fn insert(&self, id: u64, page: Page, written: bool) {
         let Some(slot) = self.slot(id) else { return };
         let replaced = slot.lock().replace(page);
+        if written {
+            let counter = if replaced.is_some() {
+                &self.counters.write_hits
+            } else {
+                &self.counters.write_misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         if replaced.is_some() {
             return;
         }
         let mut resident = self.resident.lock();
+        let cached = self.cached.fetch_add(1, Ordering::Relaxed) + 1;
         resident.push_back(id);
-        while resident.len() > self.capacity {
+        let mut cached = cached;
+        while cached > self.capacity {
             let Some(victim) = resident.pop_front() else {
                 break;
             };
-            if let Some(slot) = self.slot(victim) {
-                slot.lock().take();
+            if self.slot(victim).and_then(|slot| slot.lock().take()).is_some() {
+                cached = self.cached.fetch_sub(1, Ordering::Relaxed) - 1;
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        if resident.len() > 2 * cached.max(1024) {
+            resident.retain(|&id| self.slot(id).is_some_and(|slot| slot.lock().is_some()));
         }
     }
 }
@@ -98,14 +195,14 @@ mod tests {
     fn evicts_oldest_beyond_capacity_and_replaces_in_place() {
         let cache = PageCache::new(16 * 4096, 4096);
         for id in 0..20u64 {
-            cache.insert(id, Page::from(vec![id as u8; 8]));
+            cache.insert(id, Page::from(vec![id as u8; 8]), false);
         }
         assert!(cache.get(3).is_none(), "oldest pages evicted");
         assert_eq!(cache.get(19).unwrap()[0], 19);
-        cache.insert(19, Page::from(vec![99u8; 8]));
+        cache.insert(19, Page::from(vec![99u8; 8]), false);
         assert_eq!(cache.get(19).unwrap()[0], 99);
         let far = (MAX_CHUNKS as u64) << CHUNK_BITS;
-        cache.insert(far, Page::from(vec![1u8; 8]));
+        cache.insert(far, Page::from(vec![1u8; 8]), false);
         assert!(cache.get(far).is_none(), "ids past the table are not cached");
     }
 
@@ -113,27 +210,52 @@ mod tests {
     fn a_forgotten_page_is_gone_and_its_queue_place_harmless() {
         let cache = PageCache::new(4 * 4096, 4096);
         for id in 0..4u64 {
-            cache.insert(id, Page::from(vec![id as u8; 8]));
+            cache.insert(id, Page::from(vec![id as u8; 8]), false);
         }
         cache.forget(1);
         assert!(cache.get(1).is_none(), "a forgotten page was served");
-        cache.insert(1, Page::from(vec![42u8; 8]));
+        cache.insert(1, Page::from(vec![42u8; 8]), false);
         assert_eq!(cache.get(1).unwrap()[0], 42);
         // Id 1 is queued twice now: its first turn evicts it early, which
         // costs a reload, never a wrong page.
         for id in 4..8u64 {
-            cache.insert(id, Page::from(vec![id as u8; 8]));
+            cache.insert(id, Page::from(vec![id as u8; 8]), false);
         }
         for id in 4..8u64 {
             assert_eq!(cache.get(id).unwrap()[0], id as u8);
         }
-        assert!(cache.resident.lock().len() <= 4, "the queue outgrew the capacity");
+        assert_eq!(
+            cache.stats().used_bytes,
+            4 * 4096,
+            "the cache holds more than its capacity"
+        );
+    }
+
+    #[test]
+    fn forgotten_ids_leave_the_queue_and_the_counters_follow() {
+        let cache = PageCache::new(1 << 30, 4096);
+        // A flush's churn: every page forgotten and a new one cached, round
+        // after round, far below the capacity (no eviction ever prunes).
+        for round in 0..10u64 {
+            for id in 0..2000u64 {
+                cache.forget(round * 2000 + id);
+                cache.insert((round + 1) * 2000 + id, Page::from(vec![0u8; 8]), true);
+            }
+        }
+        let queued = cache.resident.lock().len();
+        assert!(queued <= 2 * 2048 + 1, "the queue kept {queued} ids for 2000 pages");
+        let stats = cache.stats();
+        assert_eq!(stats.used_bytes, 2000 * 4096);
+        assert_eq!((stats.write_misses, stats.write_hits, stats.evictions), (20_000, 0, 0));
+        assert!(cache.get(20_000).is_some() && cache.get(0).is_none());
+        let stats = cache.stats();
+        assert_eq!((stats.read_hits, stats.read_misses), (1, 1));
     }
 
     #[test]
     fn a_zero_byte_cache_holds_nothing() {
         let cache = PageCache::new(0, 4096);
-        cache.insert(1, Page::from(vec![1u8; 8]));
+        cache.insert(1, Page::from(vec![1u8; 8]), false);
         assert!(cache.get(1).is_none());
         assert!(cache.resident.lock().is_empty());
     }

@@ -9,6 +9,7 @@ mod header;
 mod store;
 
 pub(crate) use allocator::Allocator;
+pub(crate) use cache::CacheCounters;
 // MAGIC: `db.rs` tells a foreign file from a damaged database by it.
 pub(crate) use header::{MAGIC, Slot, fresh_db_id};
 pub(crate) use store::{

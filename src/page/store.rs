@@ -294,7 +294,7 @@ impl PageStore {
             return Ok(page);
         }
         let page = self.read_page_uncached(id)?;
-        self.cache.insert(id, page.clone());
+        self.cache.insert(id, page.clone(), false);
         Ok(page)
     }
 
@@ -342,11 +342,25 @@ impl PageStore {
         self.backend.write(self.offset(id)?, &buf)?;
         let page = Page::from(buf);
         if self.cache_writes.load(Ordering::Relaxed) {
-            self.cache.insert(id, page.clone());
+            self.cache.insert(id, page.clone(), true);
         } else {
             self.cache.forget(id);
         }
         Ok(page)
+    }
+
+    /// Drops page `id` from the cache: a writer no longer references it, so
+    /// the newest tree will not read it again. A reader of an older commit
+    /// that still reaches it reads it from the file, unchanged until the
+    /// allocator reuses it (never while such a reader lives). Without this a
+    /// flush that rewrites most leaves would hold both generations of them.
+    pub(crate) fn forget_cached(&self, id: PageId) {
+        self.cache.forget(id);
+    }
+
+    /// The page cache's counters.
+    pub(crate) fn cache_stats(&self) -> super::cache::CacheCounters {
+        self.cache.stats()
     }
 
     /// Whether pages written from now on enter the cache (they do unless a
