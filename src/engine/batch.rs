@@ -95,6 +95,20 @@ impl std::fmt::Debug for OpValue {
     }
 }
 
+/// Encoded bytes of one operation (see the module docs).
+pub(crate) fn op_len(key_len: usize, value_len: Option<usize>) -> usize {
+    1 + 8 + 4 + key_len + value_len.map_or(0, |len| 4 + len)
+}
+
+/// Encoded bytes of a batch but for its operations.
+pub(crate) fn frame_len(bindings: &[(Vec<u8>, Option<TableDef>)], dropped: &[u64], counts: &[(u64, i64)]) -> usize {
+    let bindings: usize = bindings
+        .iter()
+        .map(|(name, def)| 2 + name.len() + 1 + def.as_ref().map_or(0, |def| 8 + 4 + def.meta.len()))
+        .sum();
+    4 + bindings + 4 + 8 * dropped.len() + 4 + 4 + 16 * counts.len()
+}
+
 /// A decoded transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Batch {
@@ -155,17 +169,12 @@ impl Batch {
 
     /// The exact length of [`encode`](Self::encode)'s output.
     pub(crate) fn encoded_len(&self) -> usize {
-        let bindings: usize = self
-            .bindings
-            .iter()
-            .map(|(name, def)| 2 + name.len() + 1 + def.as_ref().map_or(0, |def| 8 + 4 + def.meta.len()))
-            .sum();
         let ops: usize = self
             .ops
             .iter()
-            .map(|op| 1 + 8 + 4 + op.key.len() + op.value.as_ref().map_or(0, |v| 4 + v.len()))
+            .map(|op| op_len(op.key.len(), op.value.as_ref().map(|v| v.len())))
             .sum();
-        4 + bindings + 4 + 8 * self.dropped.len() + 4 + ops + 4 + 16 * self.counts.len()
+        frame_len(&self.bindings, &self.dropped, &self.counts) + ops
     }
 
     /// Decodes a payload; any inconsistency is corruption (the WAL checksum

@@ -44,10 +44,10 @@ use std::sync::atomic::Ordering;
 use super::Durability;
 use super::apply::{absorb_deferred, apply_names, apply_table, without};
 use super::batch::Batch;
+use super::writeset::Commit;
 use super::core::{Inner, panic_message};
-use super::pending::PendingRun;
 use super::state::State;
-use crate::btree::Comparator;
+use crate::btree::{Comparator, Op};
 use crate::error::{Result, StorageError};
 
 /// Ops a tree commit applies to a table in one pass. Consecutive slices of
@@ -55,19 +55,12 @@ use crate::error::{Result, StorageError};
 /// the path to the leaf where one slice ends and the next begins.
 const APPLY_SLICE: usize = 16 * 1024;
 
-/// Commits `batch` as sequence `seq` through the tree (see the module
-/// docs); `cmp_of` gives every written table's comparator, `new_orders`
-/// those of the tables the commit creates, registered before it is
-/// published.
+/// Commits `commit` as sequence `seq` through the tree (see the module
+/// docs); `new_orders` gives the key orders of the tables the commit
+/// creates, registered before it is published.
 /// REQUIRES: the writer slot, `seq` the journal's next sequence, and not
 /// the commit lock (step 1 waits for the apply thread, which takes it).
-pub(crate) fn commit(
-    inner: &Arc<Inner>,
-    seq: u64,
-    batch: Batch,
-    cmp_of: &dyn Fn(u64) -> Option<Comparator>,
-    new_orders: &[(u64, Comparator)],
-) -> Result<()> {
+pub(crate) fn commit(inner: &Arc<Inner>, seq: u64, commit: Commit, new_orders: &[(u64, Comparator)]) -> Result<()> {
     // Step 1.
     super::txn::checkpoint(inner)?;
     {
@@ -86,14 +79,14 @@ pub(crate) fn commit(
     }
 
     // Step 2.
-    let Batch {
-        bindings, dropped, ops, ..
-    } = batch;
-    let run = PendingRun::new(seq, ops, cmp_of)
-        .map_err(|table| StorageError::Internal(format!("commit {seq} writes to table {table} of unknown key order")))?;
-    let puts = run.ops.iter().filter(|op| op.value.is_some()).count() as u64;
+    let puts = commit.puts();
+    let Commit {
+        bindings,
+        dropped,
+        tables,
+        ..
+    } = commit;
     let dropped: HashSet<u64> = dropped.into_iter().collect();
-    let mut run = Some(run);
     let written = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u64>> {
         inner.tree_filters.rebuild_if_full(inner, puts)?;
         let filters = inner.tree_filters.targets();
@@ -107,18 +100,21 @@ pub(crate) fn commit(
             bindings.iter().map(|(name, def)| (&name[..], def.as_ref())),
             &dropped,
         )?;
-        for (cmp, ops) in run.iter().flat_map(PendingRun::runs) {
-            let table = ops[0].table;
-            // In slices: the tree pass holds a borrowed view of each op (and
-            // of each entry of a new tree), which for a whole bulk load was
-            // 90 bytes per key beside the load itself.
-            for part in ops.chunks(APPLY_SLICE) {
-                let part: Vec<(&[u8], Option<&[u8]>)> =
-                    part.iter().map(|op| (&op.key[..], op.value.as_deref())).collect();
+        // Each table's writes straight from the write set, in slices: the
+        // tree pass holds a borrowed view of each write (and of each entry
+        // of a new tree), which for a whole bulk load was 90 bytes per key
+        // beside the load itself; and a table's writes are freed once in.
+        for (table, cmp, writes) in tables {
+            let mut items = writes.iter();
+            loop {
+                let part: Vec<Op<'_>> = items.by_ref().take(APPLY_SLICE).collect();
+                if part.is_empty() {
+                    break;
+                }
                 apply_table(&mut writer, &filters, table, cmp, &part)?;
             }
         }
-        free_now(run.take());
+        settle_freed();
         inner.check_poison()?;
         writer.commit(seq)?;
         Ok(absorbed)
@@ -157,20 +153,18 @@ pub(crate) fn commit(
     Ok(())
 }
 
-/// Frees a tree commit's written keys and values before its durable
-/// commit, and has the allocator settle them now. glibc keeps freed small
-/// chunks aside (fastbins, the unsorted bin) until an allocation it cannot
-/// serve from them sorts and coalesces them all. After a 1M-key commit that
-/// took 0.3-0.45 s, and it landed on the next writer's first allocation:
-/// the 1,000 single-key commits after a 1M-key load ran at 2K/s instead of
-/// 5-6K/s. One allocation of that kind here takes the cost inside the big
-/// commit, whose caller expects it to be slow, instead of the small commit
-/// after it (the engine's promise: a big transaction does not stall the
-/// writers that follow). Elsewhere it is one short-lived allocation.
-fn free_now(run: Option<PendingRun>) {
+/// Has the allocator settle a tree commit's freed keys and values before
+/// its durable commit. glibc keeps freed small chunks aside (fastbins, the
+/// unsorted bin) until an allocation it cannot serve from them sorts and
+/// coalesces them all. After a 1M-key commit that took 0.3-0.45 s, and it
+/// landed on the next writer's first allocation: the 1,000 single-key
+/// commits after a 1M-key load ran at 2K/s instead of 5-6K/s. Settling here
+/// takes the cost inside the big commit, whose caller expects it to be slow,
+/// instead of the small commit after it (the engine's promise: a big
+/// transaction does not stall the writers that follow).
+fn settle_freed() {
     /// Above glibc's small-request sizes (1 KiB), so it coalesces first.
     const SETTLE_BYTES: usize = 4096;
-    drop(run);
     std::hint::black_box(Vec::<u8>::with_capacity(SETTLE_BYTES));
     // The load was allocated on the writer's thread; the memtables after it
     // grow on others, which could not reuse its memory (`crate::heap`).

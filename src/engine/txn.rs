@@ -816,11 +816,8 @@ impl WriteTxn {
     fn append_and_apply(&mut self) -> Result<u64> {
         let inner = &self.inner;
         let seq = inner.journal.last_seq() + 1;
-        let batch = self.writes.take_batch(seq);
-        // A transaction touches few tables: a short list beats a hash map.
-        let orders = self.writes.comparators(seq);
-        let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
-        let len = batch.encoded_len();
+        let commit = self.writes.take_commit(seq);
+        let len = commit.encoded_len();
         // Refused before the WAL sees it: this commit fails, the database
         // does not (an append error, by contrast, is an I/O failure).
         if len > inner.options.max_commit_bytes.min(crate::wal::MAX_PAYLOAD) {
@@ -828,9 +825,14 @@ impl WriteTxn {
         }
         if len >= inner.options.tree_commit_bytes {
             let new_orders: Vec<_> = self.writes.new_table_orders(seq).collect();
-            tree_commit::commit(inner, seq, batch, &cmp_of, &new_orders)?;
+            tree_commit::commit(inner, seq, commit, &new_orders)?;
             return Ok(seq);
         }
+        let batch = commit.into_batch();
+        debug_assert_eq!(batch.encoded_len(), len, "a commit's length and its batch's disagree");
+        // A transaction touches few tables: a short list beats a hash map.
+        let orders = self.writes.comparators(seq);
+        let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
         let payload = batch.encode_sized(len);
         let commits = inner.lock_commits();
         let appended = inner.journal.append(&payload);

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Bound;
 
-use super::batch::{Batch, DataOp, OpValue, TableDef, new_table_id};
+use super::batch::{Batch, DataOp, OpValue, TableDef, frame_len, new_table_id, op_len};
 use super::key_bytes::KeyBytes;
 use super::merge::{Direction, Item, Source};
-use crate::btree::{Comparator, ValueBytes, compare, is_bytewise, prefix_word};
+use crate::btree::{Comparator, Op, ValueBytes, compare, is_bytewise, prefix_word};
 
 /// A key ordered by its table's comparator.
 pub(crate) struct OrdKey {
@@ -186,7 +186,7 @@ impl Tail {
     /// along its cycle: sorting the 64-byte entries themselves moved each
     /// about log2(n) times (a fifth of a 1M-key commit), and gathering into
     /// a new vector held two copies of a big transaction at once.
-    fn take_sorted(&mut self) -> impl ExactSizeIterator<Item = (KeyBytes, Option<OpValue>)> + use<> {
+    fn take_sorted(&mut self) -> SortedTail {
         self.index = HashMap::default();
         self.chain = Vec::new();
         let mut entries = std::mem::take(&mut self.entries);
@@ -213,11 +213,33 @@ impl Tail {
                 at = source;
             }
         }
-        let chunks: Vec<std::sync::Arc<Vec<u8>>> =
-            std::mem::take(&mut self.chunks).into_iter().map(std::sync::Arc::new).collect();
-        // Converted as the caller consumes them: a second vector of all the
-        // entries would hold a big transaction twice.
-        entries.into_iter().map(move |(key, value)| {
+        SortedTail {
+            entries,
+            chunks: std::mem::take(&mut self.chunks),
+        }
+    }
+}
+
+/// A tail's entries in key order, their values still in its chunks.
+pub(crate) struct SortedTail {
+    entries: Vec<(KeyBytes, Option<Packed>)>,
+    chunks: Vec<Vec<u8>>,
+}
+
+impl SortedTail {
+    /// The entries, borrowed in order.
+    fn iter(&self) -> impl Iterator<Item = Op<'_>> {
+        self.entries
+            .iter()
+            .map(|(key, value)| (&key[..], value.map(|at| packed_bytes(&self.chunks, at))))
+    }
+
+    /// The entries as owned ops, their values sharing the chunks. Converted
+    /// as the caller consumes them: a second vector of all the entries
+    /// would hold a big transaction twice.
+    fn into_ops(self) -> impl ExactSizeIterator<Item = (KeyBytes, Option<OpValue>)> {
+        let chunks: Vec<std::sync::Arc<Vec<u8>>> = self.chunks.into_iter().map(std::sync::Arc::new).collect();
+        self.entries.into_iter().map(move |(key, value)| {
             let value = value.map(|at| OpValue::Shared {
                 chunk: chunks[at.chunk as usize].clone(),
                 start: at.start,
@@ -251,6 +273,85 @@ impl PartialEq for OrdKey {
 }
 
 impl Eq for OrdKey {}
+
+/// One table's writes at commit, in its key order.
+pub(crate) enum TableWrites {
+    Tail(SortedTail),
+    Map(BTreeMap<OrdKey, Option<OpValue>>),
+}
+
+impl TableWrites {
+    /// The writes, borrowed in order: a value, or `None` for a removal.
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = Op<'_>> + '_> {
+        match self {
+            Self::Tail(tail) => Box::new(tail.iter()),
+            Self::Map(map) => Box::new(map.iter().map(|(key, value)| (&key.key[..], value.as_deref()))),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Tail(tail) => tail.entries.len(),
+            Self::Map(map) => map.len(),
+        }
+    }
+
+    fn into_ops(self, table: u64, ops: &mut Vec<DataOp>) {
+        ops.reserve(self.len());
+        match self {
+            Self::Tail(tail) => ops.extend(tail.into_ops().map(|(key, value)| DataOp { table, key, value })),
+            Self::Map(map) => ops.extend(map.into_iter().map(|(key, value)| DataOp {
+                table,
+                key: key.key,
+                value,
+            })),
+        }
+    }
+}
+
+/// A transaction's changes as it commits: a [`Batch`] whose writes are
+/// still where the write set kept them, per table.
+pub(crate) struct Commit {
+    pub(crate) bindings: Vec<(Vec<u8>, Option<TableDef>)>,
+    pub(crate) dropped: Vec<u64>,
+    pub(crate) counts: Vec<(u64, i64)>,
+    /// Each written table's id, key order and writes.
+    pub(crate) tables: Vec<(u64, Comparator, TableWrites)>,
+}
+
+impl Commit {
+    /// The length of the WAL record [`into_batch`](Self::into_batch)
+    /// encodes to, without building it.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let ops: usize = self
+            .tables
+            .iter()
+            .flat_map(|(_, _, writes)| writes.iter())
+            .map(|(key, value)| op_len(key.len(), value.map(<[u8]>::len)))
+            .sum();
+        frame_len(&self.bindings, &self.dropped, &self.counts) + ops
+    }
+
+    /// The writes that put a value.
+    pub(crate) fn puts(&self) -> u64 {
+        let puts = self.tables.iter().flat_map(|(_, _, writes)| writes.iter());
+        puts.filter(|(_, value)| value.is_some()).count() as u64
+    }
+
+    /// The changes as one WAL batch.
+    pub(crate) fn into_batch(self) -> Batch {
+        let mut ops = Vec::new();
+        for (id, _, writes) in self.tables {
+            writes.into_ops(id, &mut ops);
+        }
+        Batch {
+            bindings: self.bindings,
+            dropped: self.dropped,
+            ops,
+            counts: self.counts,
+        }
+    }
+}
 
 /// Where a table in the transaction came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -573,7 +674,7 @@ impl WriteSet {
             }
             return;
         }
-        let sorted = table.tail.take_sorted();
+        let sorted = table.tail.take_sorted().into_ops();
         let sorted = sorted.map(|(key, value)| (OrdKey::from_bytes(key, cmp), value));
         if table.writes.is_empty() {
             // Built from sorted input in one pass.
@@ -628,11 +729,12 @@ impl WriteSet {
         }
     }
 
-    /// The transaction as one WAL batch, committed with sequence `seq`.
-    /// The commit's batch, moving the writes out (the transaction is being
-    /// committed: no copy of each key and value, and no second copy of a
-    /// big transaction in memory).
-    pub(crate) fn take_batch(&mut self, seq: u64) -> Batch {
+    /// The transaction's changes, committed with sequence `seq`, moving the
+    /// writes out (the transaction is being committed: no copy of each key
+    /// and value, and no second copy of a big transaction in memory). Each
+    /// table's writes stay in their sorted tail or map, so a commit through
+    /// the tree reads them where they are.
+    pub(crate) fn take_commit(&mut self, seq: u64) -> Commit {
         let bindings = self
             .changed
             .iter()
@@ -645,7 +747,7 @@ impl WriteSet {
             })
             .collect();
         let live: BTreeSet<TableSlot> = self.names.values().filter_map(|s| *s).collect();
-        let mut ops = Vec::new();
+        let mut tables = Vec::new();
         let mut counts = Vec::new();
         for slot in live {
             let id = self.table_id(slot, seq);
@@ -653,31 +755,25 @@ impl WriteSet {
                 counts.push((id, self.tables[slot].count_change));
             }
             let table = &mut self.tables[slot];
-            if table.writes.is_empty() {
-                // Only a tail: its sorted entries are the table's ops.
-                let tail = table.tail.take_sorted();
-                ops.reserve(tail.len());
-                ops.extend(tail.map(|(key, value)| DataOp { table: id, key, value }));
-                continue;
-            }
-            if !table.tail.is_empty() {
-                Self::settle_table(table);
-            }
-            let writes = std::mem::take(&mut table.writes);
-            ops.reserve(writes.len());
-            for (key, value) in writes {
-                ops.push(DataOp {
-                    table: id,
-                    key: key.key,
-                    value,
-                });
-            }
+            let writes = if table.writes.is_empty() {
+                if table.tail.is_empty() {
+                    continue;
+                }
+                // Only a tail: sorted, it is the table's writes.
+                TableWrites::Tail(table.tail.take_sorted())
+            } else {
+                if !table.tail.is_empty() {
+                    Self::settle_table(table);
+                }
+                TableWrites::Map(std::mem::take(&mut table.writes))
+            };
+            tables.push((id, table.order(), writes));
         }
-        Batch {
+        Commit {
             bindings,
             dropped: self.dropped.clone(),
-            ops,
             counts,
+            tables,
         }
     }
 
@@ -719,7 +815,7 @@ mod tests {
         assert_eq!(tail.find(8, b"d"), Some(3));
         assert_eq!(tail.find(7, b"d"), None);
         assert_eq!(tail.find(9, b"a"), None);
-        let sorted: Vec<Vec<u8>> = tail.take_sorted().map(|(k, _)| k.to_vec()).collect();
+        let sorted: Vec<Vec<u8>> = tail.take_sorted().iter().map(|(k, _)| k.to_vec()).collect();
         assert_eq!(sorted, [&b"a"[..], b"bb", b"ccc", b"d"]);
         assert!(tail.is_empty() && tail.find(7, b"a").is_none());
     }
@@ -795,10 +891,21 @@ mod tests {
                     }
                 }
             }
-            let batch = writes.take_batch(1);
+            // The commit as a tree commit reads it, then as its WAL batch.
+            let commit = writes.take_commit(1);
+            let expected: Vec<_> = model.into_iter().collect();
+            let in_place: Vec<(Vec<u8>, Option<Vec<u8>>)> = commit
+                .tables
+                .iter()
+                .flat_map(|(_, _, writes)| writes.iter())
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                .collect();
+            assert_eq!(in_place, expected, "round {round}");
+            let len = commit.encoded_len();
+            let batch = commit.into_batch();
+            assert_eq!(batch.encoded_len(), len, "round {round}");
             let got: Vec<(Vec<u8>, Option<Vec<u8>>)> =
                 batch.ops.into_iter().map(|op| (op.key.to_vec(), op.value.map(|v| v.to_vec()))).collect();
-            let expected: Vec<_> = model.into_iter().collect();
             assert_eq!(got, expected, "round {round}");
         }
     }
