@@ -33,12 +33,11 @@ use parking_lot::{Condvar, Mutex};
 use super::core::nanos_since;
 use super::core::{Inner, panic_message};
 use super::deferred::staging_tree_name;
-use super::memtable::{MemKey, MemValue, Memtable};
-use super::skiplist::Entry;
+use super::memtable::Memtable;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
 use super::tree_filter::FilterTargets;
 use super::batch::TableDef;
-use crate::btree::{Comparator, TreeWriter, bytewise};
+use crate::btree::{Comparator, Op, TreeWriter, bytewise};
 use crate::error::Result;
 use crate::io::Failure;
 
@@ -235,21 +234,31 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     while let Some(first) = entries.peek() {
         let table = first.key().table;
         let cmp = first.key().cmp;
-        // Newest version first within a key: keep the first of each key.
-        let mut group: Vec<Entry<'_, MemKey, MemValue>> = Vec::new();
-        while let Some(entry) = entries.next_if(|e| e.key().table == table) {
-            let duplicate = group
-                .last()
-                .is_some_and(|prev| cmp(&prev.key().key, &entry.key().key).is_eq());
-            if !duplicate {
-                group.push(entry);
+        let keep = !dropped.contains(&table);
+        // In slices, as a tree commit (`APPLY_SLICE`): a view of every
+        // write of a big memtable at once was 32 bytes per write beside it.
+        let mut ops: Vec<Op<'_>> = Vec::new();
+        let mut last: Option<&[u8]> = None;
+        loop {
+            let entry = entries.next_if(|e| e.key().table == table);
+            if let Some(entry) = entry {
+                let key = &entry.key().key[..];
+                // Newest version first within a key: keep the first of each key.
+                if last.is_none_or(|last| cmp(last, key).is_ne()) {
+                    last = Some(key);
+                    if keep {
+                        ops.push((key, entry.value().as_deref()));
+                    }
+                }
+            }
+            if ops.len() == APPLY_SLICE || (entry.is_none() && !ops.is_empty()) {
+                apply_table(&mut writer, &filters, table, cmp, &ops)?;
+                ops.clear();
+            }
+            if entry.is_none() {
+                break;
             }
         }
-        if dropped.contains(&table) {
-            continue;
-        }
-        let ops: Vec<(&[u8], Option<&[u8]>)> = group.iter().map(|e| (&e.key().key[..], e.value().as_deref())).collect();
-        apply_table(&mut writer, &filters, table, cmp, &ops)?;
     }
     drop(entries);
     inner.check_poison()?;
@@ -296,6 +305,12 @@ pub(crate) fn absorb_deferred(inner: &Inner, writer: &mut TreeWriter<'_>, filter
     }
     Ok(absorbed)
 }
+
+/// Writes a flush or a tree commit applies to a table in one pass.
+/// Consecutive slices of sorted writes touch consecutive leaves, so slicing
+/// costs only the rewrite of the path to the leaf where one slice ends and
+/// the next begins.
+pub(crate) const APPLY_SLICE: usize = 16 * 1024;
 
 /// Writes one table's net changes (sorted by `cmp`) into its tree, and the
 /// keys they put into the tree filters, before the commit that holds them

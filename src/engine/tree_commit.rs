@@ -42,18 +42,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Durability;
-use super::apply::{absorb_deferred, apply_names, apply_table, without};
+use super::apply::{APPLY_SLICE, absorb_deferred, apply_names, apply_table, without};
 use super::batch::Batch;
 use super::writeset::Commit;
 use super::core::{Inner, panic_message};
 use super::state::State;
 use crate::btree::{Comparator, Op};
 use crate::error::{Result, StorageError};
-
-/// Ops a tree commit applies to a table in one pass. Consecutive slices of
-/// sorted ops touch consecutive leaves, so slicing costs only the rewrite of
-/// the path to the leaf where one slice ends and the next begins.
-const APPLY_SLICE: usize = 16 * 1024;
 
 /// Commits `commit` as sequence `seq` through the tree (see the module
 /// docs); `new_orders` gives the key orders of the tables the commit

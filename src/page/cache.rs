@@ -141,10 +141,21 @@ impl PageCache {
     /// until its turn comes or the queue is pruned (removing it now would
     /// cost a search).
     pub(crate) fn forget(&self, id: u64) {
-        let Some(page) = self.slot(id).and_then(|slot| slot.lock().take()) else {
-            return;
-        };
+        if let Some(page) = self.take(id) {
+            self.free(page);
+        }
+    }
+
+    /// Drops page `id` from the cache and returns it.
+    pub(crate) fn take(&self, id: u64) -> Option<Page> {
+        let page = self.slot(id).and_then(|slot| slot.lock().take())?;
         self.cached.fetch_sub(1, Ordering::Relaxed);
+        Some(page)
+    }
+
+    /// Frees a page taken from the cache, returning free heap memory to the
+    /// system now and then (see `forgotten`).
+    pub(crate) fn free(&self, page: Page) {
         let len = page.len();
         drop(page);
         if self.forgotten.fetch_add(len, Ordering::Relaxed) + len >= RELEASE_EVERY {

@@ -148,7 +148,20 @@ pub(crate) struct PageStore {
     /// new writer sets it back on (`TreeStore::writer`), so one writer's
     /// bypass never outlives it into the next writer's pages.
     cache_writes: AtomicBool,
+    /// Pages a writer dropped from the cache (copied on write, so the
+    /// newest tree no longer has them) that no one else held: the next
+    /// pages it writes reuse their memory. A flush rewrites the leaves the
+    /// readers cached on the apply thread; with a fresh allocation per page
+    /// the readers' freed pages stayed resident in their threads' malloc
+    /// arenas beside the flush's (`crate::heap`).
+    spare: Mutex<Vec<Page>>,
 }
+
+/// Spare pages kept at most (4 MiB of 4 KiB pages). A writer frees about as
+/// many pages as it writes, but in bursts: a flush frees the leaves under
+/// one parent after writing their replacements, so 64 spares let half the
+/// freed pages go (measured on a flush of 200K writes into a 1M-key tree).
+const MAX_SPARE: usize = 1024;
 
 impl PageStore {
     /// Writes a new, empty database image: the header and an empty commit in
@@ -243,6 +256,7 @@ impl PageStore {
             current_slot: Mutex::new(current_slot),
             write_generation: AtomicU64::new(generation),
             cache_writes: AtomicBool::new(true),
+            spare: Mutex::new(Vec::new()),
             max_generation: AtomicU64::new(generation),
             fell_back: false,
         }
@@ -340,7 +354,7 @@ impl PageStore {
         let sum = xxh3_64_with_seed(&buf[8..], id);
         buf[..8].copy_from_slice(&sum.to_le_bytes());
         self.backend.write(self.offset(id)?, &buf)?;
-        let page = Page::from(buf);
+        let page = self.seal_into_page(buf);
         if self.cache_writes.load(Ordering::Relaxed) {
             self.cache.insert(id, page.clone(), true);
         } else {
@@ -355,7 +369,28 @@ impl PageStore {
     /// allocator reuses it (never while such a reader lives). Without this a
     /// flush that rewrites most leaves would hold both generations of them.
     pub(crate) fn forget_cached(&self, id: PageId) {
-        self.cache.forget(id);
+        let Some(page) = self.cache.take(id) else { return };
+        let mut spare = self.spare.lock();
+        if spare.len() < MAX_SPARE && Arc::strong_count(&page) == 1 {
+            spare.push(page);
+        } else {
+            drop(spare);
+            self.cache.free(page);
+        }
+    }
+
+    /// `buf` as a page: copied into a spare page's memory if there is one
+    /// no one else holds (see `spare`), else into a new allocation.
+    fn seal_into_page(&self, buf: Vec<u8>) -> Page {
+        let spare = self.spare.lock().pop();
+        if let Some(mut page) = spare
+            && let Some(bytes) = Arc::get_mut(&mut page)
+            && bytes.len() == buf.len()
+        {
+            bytes.copy_from_slice(&buf);
+            return page;
+        }
+        Page::from(buf)
     }
 
     /// The page cache's counters.
