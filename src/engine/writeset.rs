@@ -3,8 +3,7 @@
 
 use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::batch::{Batch, DataOp, OpValue, TableDef, frame_len, new_table_id, op_len};
@@ -46,17 +45,37 @@ impl OrdKey {
 /// bytes there, so hashing the bytes cannot find them.
 #[derive(Default)]
 struct Tail {
-    entries: Vec<(KeyBytes, Option<Packed>)>,
-    /// Hash of a key -> the last entry with that hash; `chain[i]` is the
-    /// entry before `i` with the same hash (`NONE`: none).
-    index: HashMap<u64, u32, BuildHasherDefault<HashIsKey>>,
-    chain: Vec<u32>,
-    /// The entries' values, packed (see [`OpValue`]); a value rewritten in
-    /// the tail leaves its old bytes behind until the commit.
+    entries: Vec<TailEntry>,
+    /// Open addressing over the entries, by key hash, probed linearly, at
+    /// most half full: 0 for an empty slot, else the entry's position plus
+    /// one in the low [`POSITION_BITS`] bits under the top bits of the
+    /// key's hash (so most probes of another key read no key).
+    slots: Vec<u32>,
+    /// The entries' keys and values, packed (see [`OpValue`]); a value
+    /// rewritten in the tail leaves its old bytes behind until the commit.
     chunks: Vec<Vec<u8>>,
 }
 
-/// Where a tail entry's value lies: `chunks[chunk][start..start + len]`.
+/// A tail entry: 24 bytes, its key and value in the tail's chunks. A
+/// 16-byte key and a 100-byte value took 48 bytes of entry, 16 of hash map
+/// (and its growth) and 4 of chain beside the 100 bytes of value; now 24
+/// beside the 116 bytes of key and value, and 4 or 8 of slots.
+#[derive(Clone, Copy)]
+struct TailEntry {
+    key: Packed,
+    /// `len == REMOVED` for a removal.
+    value: Packed,
+}
+
+impl TailEntry {
+    fn value(&self) -> Option<Packed> {
+        (self.value.len != REMOVED).then_some(self.value)
+    }
+}
+
+const REMOVED: u32 = u32::MAX;
+
+/// Where a tail's key or value lies: `chunks[chunk][start..start + len]`.
 #[derive(Clone, Copy)]
 struct Packed {
     chunk: u32,
@@ -64,7 +83,8 @@ struct Packed {
     len: u32,
 }
 
-/// Bytes per chunk of packed values; a longer value gets a chunk of its own.
+/// Bytes per chunk of packed keys and values; a longer value gets a chunk
+/// of its own.
 const CHUNK: usize = 1 << 20;
 
 /// The bytes `at` names in `chunks`.
@@ -76,103 +96,138 @@ fn packed_bytes(chunks: &[Vec<u8>], at: Packed) -> &[u8] {
 /// [`Tail::drain_small`]).
 const SMALL_TAIL: usize = 32;
 
-const NONE: u32 = u32::MAX;
-
-/// A hasher for keys that are hashes already (xxh3 of the key bytes).
-#[derive(Default)]
-struct HashIsKey(u64);
-
-impl Hasher for HashIsKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (the map's keys are `u64`).
-        self.0 = xxhash_rust::xxh3::xxh3_64(bytes);
-    }
-
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-}
+/// Bits of a slot holding an entry's position plus one: a tail holds fewer
+/// than 2^26 entries (more writes to one table go to the ordered map).
+const POSITION_BITS: u32 = 26;
+const POSITION_MASK: u32 = (1 << POSITION_BITS) - 1;
 
 impl Tail {
     fn hash(key: &[u8]) -> u64 {
         xxhash_rust::xxh3::xxh3_64(key)
     }
 
+    /// The slot `hash` probes first, and the tag its slots carry.
+    fn home(&self, hash: u64) -> (usize, u32) {
+        let mask = self.slots.len() - 1;
+        ((hash as usize) & mask, ((hash >> 58) as u32) << POSITION_BITS)
+    }
+
+    fn key(&self, at: usize) -> &[u8] {
+        packed_bytes(&self.chunks, self.entries[at].key)
+    }
+
+    fn value(&self, at: usize) -> Option<&[u8]> {
+        self.entries[at].value().map(|v| packed_bytes(&self.chunks, v))
+    }
+
     /// The entry holding `key` (hashed `hash`).
     fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        let mut at = *self.index.get(&hash)?;
-        while at != NONE {
-            if *self.entries[at as usize].0 == *key {
-                return Some(at as usize);
-            }
-            at = self.chain[at as usize];
+        if self.slots.is_empty() {
+            return None;
         }
-        None
+        let (mut pos, tag) = self.home(hash);
+        loop {
+            let slot = self.slots[pos];
+            if slot == 0 {
+                return None;
+            }
+            if slot & !POSITION_MASK == tag {
+                let at = (slot & POSITION_MASK) as usize - 1;
+                if self.key(at) == key {
+                    return Some(at);
+                }
+            }
+            pos = (pos + 1) & (self.slots.len() - 1);
+        }
     }
 
+    /// Takes a free slot for entry `at` (hashed `hash`).
+    fn place(&mut self, hash: u64, at: usize) {
+        let (mut pos, tag) = self.home(hash);
+        while self.slots[pos] != 0 {
+            pos = (pos + 1) & (self.slots.len() - 1);
+        }
+        self.slots[pos] = tag | (at as u32 + 1);
+    }
+
+    /// Appends `key`, which the tail does not hold.
     fn push(&mut self, hash: u64, key: &[u8], value: Option<&[u8]>) {
-        // More than 4G writes to one table in one transaction go to the map.
-        let at = u32::try_from(self.entries.len()).expect("checked by `has_room`");
-        let before = self.index.insert(hash, at).unwrap_or(NONE);
-        self.chain.push(before);
-        let value = value.map(|v| self.pack(v));
-        self.entries.push((KeyBytes::new(key), value));
+        if (self.entries.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let key = self.pack(key);
+        let value = self.pack_value(value);
+        self.entries.push(TailEntry { key, value });
+        self.place(hash, self.entries.len() - 1);
     }
 
-    /// Copies `value` into the last chunk, or a new one if it does not fit.
-    fn pack(&mut self, value: &[u8]) -> Packed {
+    /// Doubles the slots and places every entry again.
+    fn grow(&mut self) {
+        self.slots = vec![0; (self.slots.len() * 2).max(64)];
+        for at in 0..self.entries.len() {
+            self.place(Self::hash(self.key(at)), at);
+        }
+    }
+
+    fn set_value(&mut self, at: usize, value: Option<&[u8]>) {
+        self.entries[at].value = self.pack_value(value);
+    }
+
+    fn pack_value(&mut self, value: Option<&[u8]>) -> Packed {
+        value.map_or(
+            Packed {
+                chunk: 0,
+                start: 0,
+                len: REMOVED,
+            },
+            |v| self.pack(v),
+        )
+    }
+
+    /// Copies `bytes` into the last chunk, or a new one if they do not fit.
+    fn pack(&mut self, bytes: &[u8]) -> Packed {
         let fits = self
             .chunks
             .last()
-            .is_some_and(|c| c.capacity() - c.len() >= value.len());
+            .is_some_and(|c| c.capacity() - c.len() >= bytes.len());
         if !fits {
-            self.chunks.push(Vec::with_capacity(CHUNK.max(value.len())));
+            self.chunks.push(Vec::with_capacity(CHUNK.max(bytes.len())));
         }
         let chunk = self.chunks.len() - 1;
-        let bytes = &mut self.chunks[chunk];
-        let start = bytes.len();
-        bytes.extend_from_slice(value);
+        let buf = &mut self.chunks[chunk];
+        let start = buf.len();
+        buf.extend_from_slice(bytes);
         // Values are at most `MAX_VALUE_LEN` (128 MiB) and chunks hold
         // `CHUNK` bytes or one value: offsets and lengths fit a `u32`.
         Packed {
             chunk: chunk as u32,
             start: start as u32,
-            len: value.len() as u32,
+            len: bytes.len() as u32,
         }
     }
 
-    fn bytes(&self, at: Packed) -> &[u8] {
-        packed_bytes(&self.chunks, at)
+    fn has_room(&self) -> bool {
+        self.entries.len() < POSITION_MASK as usize
     }
 
-    fn has_room(&self) -> bool {
-        self.entries.len() < NONE as usize
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 
     fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// The entries, their values copied out, leaving the tail empty with
-    /// its buffers (index, chain, first chunk) kept for reuse. For a tail of
-    /// at most [`SMALL_TAIL`] entries: sorting and sharing chunks costs
-    /// several allocations, a map insert each costs none of them.
+    /// The entries, their keys and values copied out, leaving the tail
+    /// empty with its buffers (slots, first chunk) kept for reuse. For a
+    /// tail of at most [`SMALL_TAIL`] entries: sorting and sharing chunks
+    /// costs several allocations, a map insert each costs none of them.
     fn drain_small(&mut self) -> Vec<(KeyBytes, Option<OpValue>)> {
-        let chunks = &self.chunks;
-        let drained = self
-            .entries
-            .drain(..)
-            .map(|(key, value)| {
-                let value = value.map(|at| OpValue::Owned(packed_bytes(chunks, at).to_vec()));
-                (key, value)
-            })
+        let drained = (0..self.entries.len())
+            .map(|at| (KeyBytes::new(self.key(at)), self.value(at).map(|v| OpValue::Owned(v.to_vec()))))
             .collect();
-        self.index.clear();
-        self.chain.clear();
+        self.entries.clear();
+        self.slots.fill(0);
         self.chunks.truncate(1);
         if let Some(chunk) = self.chunks.first_mut() {
             chunk.clear();
@@ -183,29 +238,32 @@ impl Tail {
     /// The entries in key order, leaving the tail empty. Sorts 16-byte
     /// (prefix word, position) pairs, the keys read only where prefixes tie,
     /// then moves the entries into that order in place, each once per swap
-    /// along its cycle: sorting the 64-byte entries themselves moved each
-    /// about log2(n) times (a fifth of a 1M-key commit), and gathering into
-    /// a new vector held two copies of a big transaction at once.
+    /// along its cycle: sorting the entries themselves moved each about
+    /// log2(n) times (a fifth of a 1M-key commit), and gathering into a new
+    /// vector held two copies of a big transaction at once. The slots go
+    /// first, so the sort's pairs take their place in memory.
     fn take_sorted(&mut self) -> SortedTail {
-        self.index = HashMap::default();
-        self.chain = Vec::new();
+        self.slots = Vec::new();
         let mut entries = std::mem::take(&mut self.entries);
+        let chunks = std::mem::take(&mut self.chunks);
+        let key = |e: &TailEntry| packed_bytes(&chunks, e.key);
         let mut order: Vec<(u64, u32)> = entries
             .iter()
             .enumerate()
-            .map(|(at, (key, _))| (prefix_word(key), at as u32))
+            .map(|(at, e)| (prefix_word(key(e)), at as u32))
             .collect();
         order.sort_unstable_by(|&(pa, a), &(pb, b)| {
             pa.cmp(&pb)
-                .then_with(|| entries[a as usize].0[..].cmp(&entries[b as usize].0[..]))
+                .then_with(|| key(&entries[a as usize]).cmp(key(&entries[b as usize])))
         });
-        // Position i takes the entry at `from[i]`; done positions are NONE.
+        // Position i takes the entry at `from[i]`; done positions are DONE.
+        const DONE: u32 = u32::MAX;
         let mut from: Vec<u32> = order.into_iter().map(|(_, at)| at).collect();
         for start in 0..from.len() {
             let mut at = start;
-            while from[at] != NONE {
+            while from[at] != DONE {
                 let source = from[at] as usize;
-                from[at] = NONE;
+                from[at] = DONE;
                 if source == start {
                     break;
                 }
@@ -213,25 +271,23 @@ impl Tail {
                 at = source;
             }
         }
-        SortedTail {
-            entries,
-            chunks: std::mem::take(&mut self.chunks),
-        }
+        SortedTail { entries, chunks }
     }
 }
 
 /// A tail's entries in key order, their values still in its chunks.
 pub(crate) struct SortedTail {
-    entries: Vec<(KeyBytes, Option<Packed>)>,
+    entries: Vec<TailEntry>,
     chunks: Vec<Vec<u8>>,
 }
 
 impl SortedTail {
     /// The entries, borrowed in order.
     fn iter(&self) -> impl Iterator<Item = Op<'_>> {
-        self.entries
-            .iter()
-            .map(|(key, value)| (&key[..], value.map(|at| packed_bytes(&self.chunks, at))))
+        self.entries.iter().map(|e| {
+            let value = e.value().map(|at| packed_bytes(&self.chunks, at));
+            (packed_bytes(&self.chunks, e.key), value)
+        })
     }
 
     /// The entries as owned ops, their values sharing the chunks. Converted
@@ -239,8 +295,9 @@ impl SortedTail {
     /// would hold a big transaction twice.
     fn into_ops(self) -> impl ExactSizeIterator<Item = (KeyBytes, Option<OpValue>)> {
         let chunks: Vec<std::sync::Arc<Vec<u8>>> = self.chunks.into_iter().map(std::sync::Arc::new).collect();
-        self.entries.into_iter().map(move |(key, value)| {
-            let value = value.map(|at| OpValue::Shared {
+        self.entries.into_iter().map(move |e| {
+            let key = KeyBytes::new(&chunks[e.key.chunk as usize][e.key.start as usize..][..e.key.len as usize]);
+            let value = e.value().map(|at| OpValue::Shared {
                 chunk: chunks[at.chunk as usize].clone(),
                 start: at.start,
                 len: at.len,
@@ -550,12 +607,12 @@ impl WriteSet {
         let old = if place == Place::Tail && is_bytewise(cmp) && table.tail.has_room() {
             let hash = Tail::hash(key);
             if let Some(at) = table.tail.find(hash, key) {
-                let own = table.tail.entries[at].1;
+                let own = table.tail.value(at);
                 if value.is_none() && own.is_none() {
                     return Ok(None);
                 }
-                let old = own.map(|own| ValueBytes::owned(table.tail.bytes(own).to_vec()));
-                table.tail.entries[at].1 = value.map(|v| table.tail.pack(v));
+                let old = own.map(|own| ValueBytes::owned(own.to_vec()));
+                table.tail.set_value(at, value);
                 old
             } else if let Some(own) = table.writes.get_mut(&OrdKey::new(key, cmp)) {
                 if value.is_none() && own.is_none() {
@@ -650,7 +707,7 @@ impl WriteSet {
             table.tail.find(Tail::hash(key), key)
         };
         Some(match in_tail {
-            Some(at) => table.tail.entries[at].1.map(|v| ValueBytes::owned(table.tail.bytes(v).to_vec())),
+            Some(at) => table.tail.value(at).map(|v| ValueBytes::owned(v.to_vec())),
             None => table
                 .writes
                 .get(&OrdKey::new(key, table.order()))?
@@ -666,7 +723,7 @@ impl WriteSet {
     /// Sorts a table's [`Tail`] into its ordered map.
     fn settle_table(table: &mut TxnTable) {
         let cmp = table.order();
-        if table.tail.entries.len() <= SMALL_TAIL {
+        if table.tail.len() <= SMALL_TAIL {
             // A few writes between ordered reads (a pop loop's tombstones):
             // straight into the map, the tail's buffers kept for the next.
             for (key, value) in table.tail.drain_small() {
@@ -813,8 +870,10 @@ mod tests {
             assert_eq!(tail.find(7, key), Some(at));
         }
         assert_eq!(tail.find(8, b"d"), Some(3));
-        assert_eq!(tail.find(7, b"d"), None);
-        assert_eq!(tail.find(9, b"a"), None);
+        assert_eq!(tail.find(7, b"e"), None, "a key never written");
+        assert_eq!(tail.find(8, b"bb"), Some(1), "a probe from a later slot");
+        // Past the cluster: an empty slot ends the probe.
+        assert_eq!(tail.find(60, b"a"), None);
         let sorted: Vec<Vec<u8>> = tail.take_sorted().iter().map(|(k, _)| k.to_vec()).collect();
         assert_eq!(sorted, [&b"a"[..], b"bb", b"ccc", b"d"]);
         assert!(tail.is_empty() && tail.find(7, b"a").is_none());
