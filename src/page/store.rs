@@ -461,3 +461,51 @@ fn read_error(e: io::Error, eof_message: String) -> StorageError {
         StorageError::from(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::MemoryBackend;
+
+    fn leaf(page_size: usize, fill: u8) -> Vec<u8> {
+        let mut buf = new_page(page_size, PageKind::Leaf, 0);
+        buf[PAGE_HEADER_LEN..].fill(fill);
+        buf
+    }
+
+    /// A page a writer drops becomes a spare only when no one else holds
+    /// it, and a page written into a spare's memory reads back as written,
+    /// from the cache and from the file, while the dropped page's holder
+    /// keeps its own bytes.
+    #[test]
+    fn written_pages_reuse_dropped_pages_no_one_holds() {
+        let options = StoreOptions {
+            validate: |_| Ok(()),
+            ..StoreOptions::default()
+        };
+        let (store, _) = PageStore::create(Box::new(MemoryBackend::new()), options, 1).unwrap();
+        let size = store.page_size();
+        store.write_page(1, leaf(size, 1)).unwrap();
+        store.write_page(2, leaf(size, 2)).unwrap();
+        let held = store.read_page(2).unwrap();
+        store.forget_cached(1);
+        store.forget_cached(2);
+        assert_eq!(store.spare.lock().len(), 1, "only the page no one holds is a spare");
+        let spare = Arc::as_ptr(&store.spare.lock()[0]);
+        let written = store.write_page(3, leaf(size, 3)).unwrap();
+        assert_eq!(Arc::as_ptr(&written), spare, "the new page did not reuse the spare");
+        assert!(store.spare.lock().is_empty());
+        assert!(written[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
+        assert!(store.read_page(3).unwrap()[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
+        assert!(
+            store.read_page_uncached(3).unwrap()[PAGE_HEADER_LEN..]
+                .iter()
+                .all(|&b| b == 3)
+        );
+        assert!(
+            held[PAGE_HEADER_LEN..].iter().all(|&b| b == 2),
+            "a holder's page changed"
+        );
+        assert!(store.read_page(1).unwrap()[PAGE_HEADER_LEN..].iter().all(|&b| b == 1));
+    }
+}
