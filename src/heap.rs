@@ -5,10 +5,10 @@
 //! another allocated: a page a reader loaded is dropped when a flush on the
 //! apply thread replaces it, and a bulk load's write set, built by the
 //! writer, is dropped after its tree commit while the next memtables grow on
-//! other threads. Without help each arena keeps its free memory resident, so
-//! a flush that rewrites the tree the readers cached held both generations of
-//! it (a peak of 300 MiB against 188 MiB with the help, in the peak-RSS
-//! scenario of `design/benchmarks.md`). [`release_free_memory`] is that help,
+//! other threads. Without help each arena keeps its free memory resident:
+//! after a 1M-key tree commit, 107 MiB freed by the writer stayed resident
+//! while the memtables after it grew elsewhere (`design/format.md`, "The
+//! cache's memory", for the pages). [`release_free_memory`] is that help,
 //! called after freeing a lot at once.
 
 /// Hands the free memory of every heap arena back to the system (glibc's

@@ -14,7 +14,8 @@
 //!    made durable (`Engine::checkpoint`).
 //! 2. One tree commit writes `N`: the records of deferred tables whose order
 //!    is now known first (as a flush does: they are older), then `N`'s table
-//!    map changes, then its data, one sorted batch per table; made durable
+//!    map changes, then its data, each table's sorted writes read where the
+//!    write set keeps them and applied in slices of `APPLY_SLICE`; made durable
 //!    with `checkpoint_seq = N` (pages, fsync, slot, fsync).
 //! 3. An empty WAL record takes sequence `N` in the log and is synced, so
 //!    the log's sequences stay contiguous.

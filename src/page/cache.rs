@@ -148,7 +148,16 @@ impl PageCache {
 
     /// Drops page `id` from the cache and returns it.
     pub(crate) fn take(&self, id: u64) -> Option<Page> {
-        let page = self.slot(id).and_then(|slot| slot.lock().take())?;
+        self.take_from(self.slot(id)?)
+    }
+
+    /// Empties `slot`. `cached` moves under the slot's lock, here and in
+    /// `insert`, so a slot's decrement always follows its increment and the
+    /// count never dips below zero while a reader caches a page the writer
+    /// is dropping.
+    fn take_from(&self, slot: &Slot) -> Option<Page> {
+        let mut held = slot.lock();
+        let page = held.take()?;
         self.cached.fetch_sub(1, Ordering::Relaxed);
         Some(page)
     }
@@ -167,7 +176,14 @@ impl PageCache {
     /// Caches `page` as `id`, a read's (`written` false) or a write's.
     pub(crate) fn insert(&self, id: u64, page: Page, written: bool) {
         let Some(slot) = self.slot(id) else { return };
-        let replaced = slot.lock().replace(page);
+        let replaced = {
+            let mut held = slot.lock();
+            let replaced = held.replace(page);
+            if replaced.is_none() {
+                self.cached.fetch_add(1, Ordering::Relaxed);
+            }
+            replaced
+        };
         if written {
             let counter = if replaced.is_some() {
                 &self.counters.write_hits
@@ -180,19 +196,16 @@ impl PageCache {
             return;
         }
         let mut resident = self.resident.lock();
-        let cached = self.cached.fetch_add(1, Ordering::Relaxed) + 1;
         resident.push_back(id);
-        let mut cached = cached;
-        while cached > self.capacity {
+        while self.cached.load(Ordering::Relaxed) > self.capacity {
             let Some(victim) = resident.pop_front() else {
                 break;
             };
-            if self.slot(victim).and_then(|slot| slot.lock().take()).is_some() {
-                cached = self.cached.fetch_sub(1, Ordering::Relaxed) - 1;
+            if self.slot(victim).and_then(|slot| self.take_from(slot)).is_some() {
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if resident.len() > 2 * cached.max(1024) {
+        if resident.len() > 2 * self.cached.load(Ordering::Relaxed).max(1024) {
             resident.retain(|&id| self.slot(id).is_some_and(|slot| slot.lock().is_some()));
         }
     }
