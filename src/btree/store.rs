@@ -250,6 +250,11 @@ impl TreeStore {
         self.shared.pages.cache_stats()
     }
 
+    /// The size of a page of the file, in bytes.
+    pub fn page_size(&self) -> usize {
+        self.shared.pages.page_size()
+    }
+
     /// Allocator figures: `(pages in the file, pages free now)`.
     pub fn page_counts(&self) -> (u64, usize) {
         let state = self.shared.writer.lock();
@@ -674,6 +679,13 @@ impl TreeWriter<'_> {
     /// nothing is published and the writer's changes are dropped, as by
     /// [`abort`](Self::abort).
     pub fn commit(mut self, checkpoint_seq: u64) -> Result<u64> {
+        self.commit_and_continue(checkpoint_seq)
+    }
+
+    /// [`commit`](Self::commit), keeping the writer: its next changes go on
+    /// top of this commit. A long writer (a flush) commits durably part way
+    /// so that the pages it has replaced can be reused before it ends.
+    pub fn commit_and_continue(&mut self, checkpoint_seq: u64) -> Result<u64> {
         // Invariant (BRIEF §1, sequences never go backwards): the durable
         // `checkpoint_seq` only grows. Recovery replays the WAL after it and
         // WAL segments at or below it are deleted, so a smaller value would
@@ -693,6 +705,19 @@ impl TreeWriter<'_> {
 
     /// Discards every change since the last commit.
     pub fn abort(self) {}
+
+    /// Makes the pages that commits retired free for this writer as far as
+    /// live snapshots allow (commits do it; a snapshot let go since the
+    /// last one may allow more).
+    pub fn reclaim(&mut self) {
+        let oldest = self.shared.oldest_reader();
+        self.state.alloc.reclaim(oldest);
+    }
+
+    /// Pages this writer has written since its last commit.
+    pub fn written_pages(&self) -> usize {
+        self.fresh.len()
+    }
 
     fn publish(&mut self, checkpoint_seq: Option<u64>) -> Result<u64> {
         self.fold_changes()?;

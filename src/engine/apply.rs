@@ -22,7 +22,7 @@
 //! checkpoint waiting for this thread gets the error itself), and reopening
 //! recovers from the last checkpoint and the WAL.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,6 +33,7 @@ use parking_lot::{Condvar, Mutex};
 use super::core::nanos_since;
 use super::core::{Inner, panic_message};
 use super::deferred::staging_tree_name;
+use super::flush_marker::{FLUSH_MARKER_TREE, FlushMarker};
 use super::memtable::Memtable;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
 use super::tree_filter::FilterTargets;
@@ -230,11 +231,13 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
         bindings.iter().map(|(_, name, def)| (&name[..], def.as_ref())),
         &dropped,
     )?;
+    let mut parts = PartCommits::start(inner, &mut writer, &mem, bindings.is_empty() && dropped.is_empty() && absorbed.is_empty())?;
     let mut entries = mem.map().iter().peekable();
     while let Some(first) = entries.peek() {
         let table = first.key().table;
         let cmp = first.key().cmp;
         let keep = !dropped.contains(&table);
+        parts.begin_table(&writer, table)?;
         // In slices, as a tree commit (`APPLY_SLICE`): a view of every
         // write of a big memtable at once was 32 bytes per write beside it.
         let mut ops: Vec<Op<'_>> = Vec::new();
@@ -251,9 +254,10 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
                     }
                 }
             }
-            if ops.len() == APPLY_SLICE || (entry.is_none() && !ops.is_empty()) {
+            if ops.len() == parts.slice_len() || (entry.is_none() && !ops.is_empty()) {
                 apply_table(&mut writer, &filters, table, cmp, &ops)?;
                 ops.clear();
+                parts.commit_if_due(inner, &mut writer)?;
             }
             if entry.is_none() {
                 break;
@@ -262,6 +266,9 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     }
     drop(entries);
     inner.check_poison()?;
+    // The tree now holds all of `M`: its counts are exact (flush_marker,
+    // invariant 2; and 3 for a marker recovery found).
+    FlushMarker::clear(&mut writer)?;
     writer.non_durable_commit()?;
 
     // Step 3: publish the state without the memtable (and without the
@@ -274,6 +281,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
         deferred: without(&s.deferred, &gone),
         tree: inner.trees.snapshot(),
         tree_filter: inner.tree_filters.current(),
+        count_ahead: None,
         ..s.clone()
     });
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
@@ -284,6 +292,95 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
         .fetch_add(nanos_since(started), Ordering::Relaxed);
     inner.apply.notify_progress();
     Ok(Some(mem))
+}
+
+/// A flush's durable commits part way through its memtable
+/// (`engine::flush_marker`).
+struct PartCommits {
+    enabled: bool,
+    /// The last sequence of the memtable being flushed.
+    through: u64,
+    /// Each table's tree count when the flush reached it.
+    start_len: HashMap<u64, u64>,
+    /// Pages the writer may write before the next part commit.
+    pages_per_part: usize,
+}
+
+impl PartCommits {
+    /// Enabled for a flush of plain writes (`plain`: no table created,
+    /// dropped or absorbed, whose counts the marker does not describe)
+    /// whose tree holds no marker. Makes the tree durable at the last
+    /// flushed sequence first if it is not (flush_marker, invariant 1).
+    fn start(inner: &Inner, writer: &mut TreeWriter<'_>, mem: &Memtable, plain: bool) -> Result<Self> {
+        let enabled = plain && writer.tree(FLUSH_MARKER_TREE)?.is_none();
+        if enabled {
+            let flushed = inner.counters.flushed_seq.load(Ordering::Acquire);
+            if writer.durable_checkpoint_seq() < flushed {
+                writer.commit_and_continue(flushed)?;
+            }
+        }
+        let page_size = inner.trees.page_size().max(1);
+        Ok(Self {
+            enabled,
+            through: mem.max_seq(),
+            start_len: HashMap::new(),
+            pages_per_part: (inner.options.flush_commit_bytes / page_size as u64).max(1) as usize,
+        })
+    }
+
+    /// Writes per apply: a slice of `n` sorted writes rewrites at most `n`
+    /// leaves, so a part commit can come no later than a quarter of a part
+    /// past its due point.
+    fn slice_len(&self) -> usize {
+        if self.enabled {
+            (self.pages_per_part / 4).clamp(64, APPLY_SLICE)
+        } else {
+            APPLY_SLICE
+        }
+    }
+
+    fn begin_table(&mut self, writer: &TreeWriter<'_>, table: u64) -> Result<()> {
+        if self.enabled {
+            let len = writer.tree(&data_tree_name(table))?.map_or(0, |info| info.len);
+            self.start_len.insert(table, len);
+        }
+        Ok(())
+    }
+
+    /// Once the writer has written `pages_per_part` pages: the marker, a
+    /// durable commit at the unchanged checkpoint, and a state with the new
+    /// tree, so that the pages this part replaced are reused by the next.
+    fn commit_if_due(&mut self, inner: &Inner, writer: &mut TreeWriter<'_>) -> Result<()> {
+        if !self.enabled || writer.written_pages() < self.pages_per_part {
+            return Ok(());
+        }
+        let mut ahead = HashMap::new();
+        for (&table, &start) in &self.start_len {
+            let now = writer.tree(&data_tree_name(table))?.map_or(0, |info| info.len);
+            ahead.insert(table, now as i64 - start as i64);
+        }
+        let marker = FlushMarker {
+            through: self.through,
+            ahead,
+        };
+        marker.write(writer)?;
+        inner.check_poison()?;
+        writer.commit_and_continue(writer.durable_checkpoint_seq())?;
+        // The memtable stays in the state: it still answers for every key
+        // it holds, and its counts are taken back out of the tree's.
+        let ahead = Arc::new(marker.ahead);
+        inner.update_state(|s| State {
+            tree: inner.trees.snapshot(),
+            tree_filter: inner.tree_filters.current(),
+            count_ahead: Some(ahead.clone()),
+            ..s.clone()
+        });
+        // The previous state, and its pin on the pages this part replaced,
+        // is gone unless a reader holds it: those pages serve the next part.
+        writer.reclaim();
+        inner.counters.part_commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// Applies the deferred records of every table whose key order this process

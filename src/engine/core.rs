@@ -36,6 +36,7 @@ use super::memtable::{Memtable, entry_charge};
 use super::pending::PendingRun;
 use super::publication::Publication;
 use super::recovery::Recovered;
+use super::flush_marker::FlushMarker;
 use super::state::State;
 use super::tree_filter::TreeFilters;
 use crate::btree::{Comparator, TreeStore, TreeStoreOptions, fresh_db_id};
@@ -71,8 +72,14 @@ pub struct EngineOptions {
     /// WAL segment size.
     pub segment_bytes: u64,
     /// A checkpoint is taken once this many WAL bytes were written since the
-    /// last one: it bounds the log replayed at reopen.
+    /// last one: it bounds the log replayed at reopen, and (below a
+    /// memtable's worth) makes every flush a checkpoint, so the WAL
+    /// segments it covers go at once.
     pub checkpoint_wal_bytes: u64,
+    /// A flush commits durably each time it has written this many bytes of
+    /// pages, so that the pages it replaced are reused by its next ones
+    /// instead of the file growing by a whole tree (`engine::flush_marker`).
+    pub flush_commit_bytes: u64,
     /// ... or once this much time has passed with unflushed commits.
     pub checkpoint_interval: Duration,
     /// Key order of tables not opened since the process started, from
@@ -105,8 +112,9 @@ impl Default for EngineOptions {
             max_frozen_bytes: 256 << 20,
             max_wal_queue_bytes: crate::wal::DEFAULT_MAX_QUEUE_BYTES,
             sync_interval: Duration::from_millis(20),
-            segment_bytes: 64 << 20,
-            checkpoint_wal_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
+            checkpoint_wal_bytes: 16 << 20,
+            flush_commit_bytes: 16 << 20,
             checkpoint_interval: Duration::from_secs(30),
             resolver: |_| None,
             max_commit_bytes: crate::wal::MAX_PAYLOAD,
@@ -133,6 +141,8 @@ pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
     pub(crate) checkpoints: AtomicU64,
     pub(crate) flushes: AtomicU64,
+    /// Durable commits flushes made part way (`engine::flush_marker`).
+    pub(crate) part_commits: AtomicU64,
     /// Commits applied straight to the tree (`engine::tree_commit`).
     pub(crate) tree_commits: AtomicU64,
     pub(crate) stalls: AtomicU64,
@@ -236,6 +246,10 @@ impl Engine {
         };
         let checkpoint = trees.durable_checkpoint_seq();
         let mut recovered = Recovered::load(&trees.snapshot(), options.resolver)?;
+        // A flush that committed part way and crashed (`engine::flush_marker`,
+        // invariant 3): no memtable may end inside the one it was flushing.
+        let marker = FlushMarker::load(&trees.snapshot())?;
+        let no_freeze_through = marker.as_ref().map_or(0, |m| m.through);
         let mut active = Arc::new(Memtable::new(options.memtable_bytes));
         let mut frozen: Vec<Arc<Memtable>> = Vec::new();
         let journal_options = JournalOptions {
@@ -249,7 +263,7 @@ impl Engine {
             Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {
                 let batch = recovered.route(seq, Batch::decode(payload)?)?;
                 apply_batch(&active, seq, batch, &|id| recovered.comparators.get(&id).copied())?;
-                if active.bytes() >= options.memtable_bytes {
+                if active.bytes() >= options.memtable_bytes && seq > no_freeze_through {
                     frozen.insert(
                         0,
                         std::mem::replace(&mut active, Arc::new(Memtable::new(options.memtable_bytes))),
@@ -261,14 +275,21 @@ impl Engine {
         // WAL held move into the data file.
         recovered.stage(&trees, checkpoint)?;
         let last = journal.last_seq().max(checkpoint);
+        let deferred = recovered.deferred_tables();
+        let count_ahead = marker.map(|marker| {
+            let mut ahead = marker.ahead;
+            ahead.retain(|id, _| !deferred.contains_key(id));
+            Arc::new(ahead)
+        });
         let state = State {
             seq: last,
             pending: None,
             active,
             frozen,
-            deferred: Arc::new(recovered.deferred_tables()),
+            deferred: Arc::new(deferred),
             tree: trees.snapshot(),
             tree_filter: None,
+            count_ahead,
         };
         let report = RecoveryReport {
             replayed_records: recovery.replayed,

@@ -7,6 +7,7 @@ mod batch;
 mod core;
 mod deferred;
 mod filter;
+mod flush_marker;
 mod inserter;
 mod key_bytes;
 mod memtable;

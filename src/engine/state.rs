@@ -21,6 +21,7 @@ use super::merge::{Direction, MemSource, Source};
 use super::pending::PendingRun;
 use super::tree_filter::TreeFilter;
 use super::filter::key_hash;
+use super::flush_marker::CountAhead;
 use crate::btree::{Comparator, PinnedNode, Snapshot, TreeInfo, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 
@@ -74,6 +75,11 @@ pub(crate) struct State {
     /// The tree filter current when this state was made: it answers only
     /// for the tree commits it covers (`engine::tree_filter`).
     pub(crate) tree_filter: Option<Arc<TreeFilter>>,
+    /// While a flush is part way through a memtable, or after recovery
+    /// found that one was: by how much each table's tree count is ahead of
+    /// its count at the checkpoint, which the memtables count again
+    /// (`engine::flush_marker`).
+    pub(crate) count_ahead: Option<CountAhead>,
 }
 
 /// A table resolved in a state: enough to read it without further lookups.
@@ -89,8 +95,9 @@ pub(crate) struct TableView {
     pub(crate) root: Option<Arc<PinnedNode>>,
     /// Recovered records not yet absorbed into the tree, in `cmp`'s order.
     pub(crate) overlay: Option<Overlay>,
-    /// How the overlay changes the tree's entry count.
-    pub(crate) overlay_count: i64,
+    /// Added to the tree's entry count: how the overlay changes it, less
+    /// what a partly flushed memtable already put in the tree.
+    pub(crate) count_adjust: i64,
 }
 
 impl State {
@@ -143,13 +150,18 @@ impl State {
                 (Some(deferred.overlay(cmp)), deferred.count_change(cmp, in_tree)?)
             }
         };
+        let ahead = self
+            .count_ahead
+            .as_ref()
+            .and_then(|ahead| ahead.get(&def.id).copied())
+            .unwrap_or(0);
         Ok(TableView {
             def,
             cmp,
             tree,
             root,
             overlay,
-            overlay_count,
+            count_adjust: overlay_count - ahead,
         })
     }
 
@@ -225,12 +237,12 @@ impl State {
     }
 
     /// The number of entries in `table` at `seq`, without counting: the
-    /// tree's count, moved by the deferred overlay and by every memtable's
-    /// recorded count changes at or below `seq`.
+    /// tree's count, adjusted (`TableView::count_adjust`), moved by every
+    /// memtable's recorded count changes at or below `seq`.
     pub(crate) fn len(&self, table: &TableView, seq: u64) -> Result<u64> {
         let tree = table.tree.as_ref().map_or(0, |info| info.len() as i64);
         let memtables: i64 = self.memtables().map(|m| m.count_change(table.def.id, seq)).sum();
-        let total = tree + table.overlay_count + memtables;
+        let total = tree + table.count_adjust + memtables;
         u64::try_from(total)
             .map_err(|_| StorageError::corrupted(format!("table {} would hold {total} entries", table.def.id)))
     }

@@ -52,6 +52,10 @@ pub struct Stats {
     pub flushes: u64,
     /// Checkpoints taken.
     pub checkpoints: u64,
+    /// Durable commits flushes made part way through a memtable, so that
+    /// the pages they replaced could be reused before they ended (see
+    /// `EngineOptions::flush_commit_bytes`).
+    pub flush_part_commits: u64,
     /// Commits too big for the WAL path that went straight into the tree
     /// (see `EngineOptions::tree_commit_bytes`); counted in `commits` too.
     pub tree_commits: u64,
@@ -205,6 +209,7 @@ impl Engine {
             apply_lag: last.saturating_sub(counters.flushed_seq.load(Ordering::Relaxed)),
             flushes: counters.flushes.load(Ordering::Relaxed),
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
+            flush_part_commits: counters.part_commits.load(Ordering::Relaxed),
             tree_commits: counters.tree_commits.load(Ordering::Relaxed),
             stalls: counters.stalls.load(Ordering::Relaxed),
             slowdowns: counters.slowdowns.load(Ordering::Relaxed),

@@ -24,6 +24,9 @@ pub fn small_options() -> EngineOptions {
         max_frozen_bytes: 256 << 10,
         segment_bytes: 8 << 10,
         checkpoint_wal_bytes: 64 << 10,
+        // Flushes commit part way every few pages (`engine::flush_marker`),
+        // so every crash and model test goes through those commits.
+        flush_commit_bytes: 16 << 10,
         resolver,
         ..EngineOptions::default()
     }
