@@ -688,6 +688,21 @@ fn main() {
             compressed.iter().for_each(|e| drop(step("rocksdb-lz4", e, plan)));
             run.space(space);
         }
+        // What each engine's users can give back: its own compaction, once.
+        drop(compressed);
+        let mut without = Vec::new();
+        for (name, engine, _) in &mut run.engines {
+            let engine = Arc::get_mut(engine).unwrap_or_else(|| panic!("{name} is still shared"));
+            if !engine.compact() {
+                without.push(name.clone());
+            }
+        }
+        let note = if without.is_empty() {
+            String::new()
+        } else {
+            format!(" ({}: no compaction in place)", without.join(", "))
+        };
+        run.space(&format!("space after compact(){note}"));
     }
     one_txn_rows(&mut run, &engine_names, shared);
     if run.wanted("reopen") {

@@ -42,6 +42,13 @@ pub trait Engine: Send + Sync {
     /// Removes and hands back (copied out) the entries whose key `take`
     /// selects, in one durable transaction; returns `(visited, taken)`.
     fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize);
+    /// Gives free space back as this engine's users would (sluicedb's and
+    /// redb's `compact`, RocksDB's `compact_range` over every key); returns
+    /// false where there is no compaction in place (LMDB's is a copy to a
+    /// new file, `mdb_env_copy2` with `MDB_CP_COMPACT`).
+    fn compact(&mut self) -> bool {
+        false
+    }
 }
 
 /// Reads from one snapshot (or none, for RocksDB's plain reads).
@@ -271,6 +278,11 @@ impl Engine for Sluice {
         txn.commit().unwrap();
         (visited, taken.len())
     }
+
+    fn compact(&mut self) -> bool {
+        self.db.compact().unwrap();
+        true
+    }
 }
 
 struct SluiceReader {
@@ -446,6 +458,11 @@ impl Engine for Rocks {
         self.db.write_opt(batch, &Self::write_options(true)).unwrap();
         (visited, taken.len())
     }
+
+    fn compact(&mut self) -> bool {
+        self.db.compact_range::<&[u8], &[u8]>(None, None);
+        true
+    }
 }
 
 struct RocksReader<'a> {
@@ -606,6 +623,11 @@ impl Engine for Redb {
         }
         txn.commit().unwrap();
         (visited, taken.len())
+    }
+
+    fn compact(&mut self) -> bool {
+        self.db.compact().unwrap();
+        true
     }
 }
 
