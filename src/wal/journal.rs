@@ -217,7 +217,7 @@ struct Io {
 /// many bytes (or the configured segment size, if smaller), each next one to twice the
 /// last, up to the configured size. A small database then shows a small WAL
 /// (`ls`, redb's benchmark and backups count a sparse file's length), while a
-/// busy one soon appends inside 64 MiB segments whose size never changes
+/// busy one soon appends inside full-size segments whose size never changes
 /// (cheaper syncs).
 pub const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
 
