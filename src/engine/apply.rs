@@ -6,7 +6,10 @@
 //!    so the tree never shows readers anything they could not already see.
 //! 2. Merge `M` into the tree as one sorted batch per table (name bindings and
 //!    dropped tables first) and publish the new root with
-//!    `non_durable_commit`: nothing is synced.
+//!    `non_durable_commit`: nothing is synced. A flush of plain writes also
+//!    commits durably every `flush_commit_bytes` of pages it writes, at the
+//!    unchanged checkpoint, so the pages it replaced are reused by its next
+//!    ones (`engine::flush_marker` says how the counts stay exact).
 //! 3. Swap in a state without `M` and with the new tree. Readers holding the
 //!    old state keep reading `M` and the old root, both still pinned.
 //! 4. Keep a reference to `M` until it is the last one, then free `M` here:
