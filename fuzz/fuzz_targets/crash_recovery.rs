@@ -111,6 +111,9 @@ fn options(b: u8) -> EngineOptions {
         // Half the runs send every commit of more than a few writes
         // straight into the tree (engine::tree_commit).
         tree_commit_bytes: [64usize << 20, 1 << 10][usize::from(b >> 4 & 1)],
+        // Half the runs' flushes commit durably every two pages
+        // (engine::flush_marker), so crashes land between part commits.
+        flush_commit_bytes: [16u64 << 20, 8 << 10][usize::from(b >> 5 & 1)],
         resolver,
         ..EngineOptions::default()
     }
