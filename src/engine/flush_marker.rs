@@ -29,7 +29,8 @@
 //!    ([`State::count_ahead`](super::state::State)) and replays the WAL
 //!    without freezing a memtable at or below `through`, so the first flush
 //!    after the open covers all of `M` and leaves exact counts (it is not a
-//!    chunked one: a marker in its starting tree forbids that, invariant 1).
+//!    flush with part commits: a marker in its starting tree forbids that,
+//!    invariant 1).
 //!    Tables whose records recovery defers (an unknown key order) count by
 //!    presence in the tree (`engine::deferred`), so their entries are
 //!    dropped from the marker's corrections.
