@@ -34,6 +34,11 @@
 //!    Tables whose records recovery defers (an unknown key order) count by
 //!    presence in the tree (`engine::deferred`), so their entries are
 //!    dropped from the marker's corrections.
+//!
+//! Not covered: a WAL repair (`repair_wal`) that discards records of `M`
+//! cannot take out of the tree what the part commits already put there;
+//! the tree keeps those writes of the discarded commits (repair is the
+//! mode that gives up records to open at all).
 
 use std::collections::HashMap;
 use std::sync::Arc;
