@@ -68,15 +68,15 @@ impl FlushMarker {
     /// Replaces the marker in the writer's next commit.
     pub(crate) fn write(&self, writer: &mut TreeWriter<'_>) -> Result<()> {
         writer.delete_tree(FLUSH_MARKER_TREE)?;
-        let mut entries: Vec<([u8; 8], [u8; 8])> = self
+        let entries: Vec<([u8; 8], [u8; 8])> = self
             .ahead
             .iter()
             .map(|(&id, &n)| (id.to_be_bytes(), n.to_le_bytes()))
             .collect();
-        entries.sort_unstable();
         let through = self.through.to_le_bytes();
         let mut ops: Vec<(&[u8], Option<&[u8]>)> = entries.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
         ops.push((THROUGH_KEY, Some(&through[..])));
+        // `apply` takes its writes in key order.
         ops.sort_unstable_by(|a, b| a.0.cmp(b.0));
         writer.apply(FLUSH_MARKER_TREE, bytewise, &ops)
     }
