@@ -112,6 +112,7 @@ pub trait StorageBackend: 'static + Debug + Send + Sync {
 pub struct FileBackend {
     file: File,
     path: Option<std::path::PathBuf>,
+    write_behind: crate::io::WriteBehind,
 }
 
 impl FileBackend {
@@ -119,7 +120,11 @@ impl FileBackend {
     /// for writing unless the database is opened read-only).
     pub fn new(file: File) -> Result<Self, DatabaseError> {
         let path = path_of(&file);
-        Ok(Self { file, path })
+        Ok(Self {
+            file,
+            path,
+            write_behind: crate::io::WriteBehind::default(),
+        })
     }
 
     /// The file's path, if known (see the type's docs).
@@ -155,11 +160,16 @@ impl StorageBackend for FileBackend {
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
+        self.write_behind.synced();
         self.file.sync_data()
     }
 
+    /// Writes `data`, then starts the write-back of what has gathered
+    /// unsynced past a MiB, as the engine's own file backend does
+    /// (`crate::io::FileBackend`: the write-behind).
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
+        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)?;
+        self.write_behind.wrote(&self.file, data.len())
     }
 
     /// Releases the file lock the database took and every byte-range lock

@@ -18,6 +18,7 @@ pub use crash::{CrashBackend, TearMode};
 pub use crash_dir::CrashLogDir;
 pub use failure::Failure;
 pub use file::FileBackend;
+pub(crate) use file::WriteBehind;
 pub use log_dir::{FsLogDir, LogDir, MemLogDir, sync_dir};
 pub use memory::MemoryBackend;
 
