@@ -17,12 +17,17 @@
 //! covers; otherwise it descends as if there were no filter. Each filter
 //! keeps the range of commits it covers, `valid_from ..= valid_through`:
 //!
-//! * A filter is built from a tree snapshot `S` by the builder thread, which
-//!   adds every key of `S`. It is installed (as `next`) by the apply thread,
-//!   the only thread that adds keys to the data trees, between two flushes,
-//!   and `S` is taken at that moment, so every flush that commits after `S`
-//!   adds its keys to it (below). Once the scan ends it covers `S` and every
-//!   later commit: `valid_from = S`.
+//! * A filter is installed (as `next`) by the apply thread, the only thread
+//!   that adds keys to the data trees, between two flushes, with a tree
+//!   snapshot `S` taken at that moment, so every flush that commits after
+//!   `S` adds its keys to it (below). The builder thread then reads every
+//!   key of `S`'s data trees into it: in chunks of a few thousand keys,
+//!   each from a fresh snapshot `S_i` and resuming after the last key read
+//!   (`scan_trees`), so no snapshot pins the pages the flushes retire
+//!   meanwhile. Once the scan ends it covers every commit from the newest
+//!   snapshot it read on, `valid_from = max(S, S_i)`: a key of such a
+//!   commit was in its chunk's range at `S_i` (read) or was put there by a
+//!   flush after `S` (added by the flush).
 //! * Every flush adds the keys it puts to the current filter and to the one
 //!   being built, before its tree commit is published. Keys are never
 //!   removed (a removed key stays a false positive until the next rebuild).
@@ -53,7 +58,7 @@ use parking_lot::Mutex;
 use super::core::Inner;
 use super::filter::{KeyFilter, key_hash};
 use super::state::{State, data_tree_id};
-use crate::btree::bytewise;
+use crate::btree::{Snapshot, TreeEntry, TreeInfo, bytewise};
 use crate::error::Result;
 
 /// Filter bits per key of capacity.
@@ -165,9 +170,10 @@ impl TreeFilters {
         let trees: Vec<_> = snapshot
             .list_trees()?
             .into_iter()
-            .filter_map(|(name, info)| Some((data_tree_id(&name)?, info)))
+            .filter_map(|(name, info)| Some((data_tree_id(&name)?, name, info)))
+            .map(|(table, name, info)| (name, table, info))
             .collect();
-        let entries: u64 = trees.iter().map(|(_, info)| info.len()).sum();
+        let entries: u64 = trees.iter().map(|(_, _, info)| info.len()).sum();
         let capacity = ((entries + incoming) * 3 / 2).max(MIN_CAPACITY);
         let filter = Arc::new(TreeFilter::new(capacity));
         slots.next = Some(filter.clone());
@@ -175,29 +181,15 @@ impl TreeFilters {
 
         let inner = inner.clone();
         let build = move || {
-            let filters = &inner.tree_filters;
-            for (table, info) in trees {
-                // Unbounded: the walk compares no keys, whatever the order.
-                let Ok(entries) = snapshot.range(&info, bytewise, Bound::Unbounded, Bound::Unbounded) else {
-                    return;
-                };
-                for entry in entries {
-                    if filters.stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    // A read error leaves the filter unbuilt (never used);
-                    // the tree's own readers will meet and report it.
-                    let Ok(entry) = entry else { return };
-                    filter.add(key_hash(table, entry.key()));
-                }
+            if let Some(valid_from) = scan_trees(&inner, &filter, snapshot, trees) {
+                filter.valid_from.store(valid_from, Ordering::Release);
+                let filters = &inner.tree_filters;
+                filters.promote(inner.trees.snapshot().txn());
+                inner.update_state(|s| State {
+                    tree_filter: filters.current(),
+                    ..s.clone()
+                });
             }
-            filter.valid_from.store(snapshot.txn(), Ordering::Release);
-            drop(snapshot);
-            filters.promote(inner.trees.snapshot().txn());
-            inner.update_state(|s| State {
-                tree_filter: filters.current(),
-                ..s.clone()
-            });
         };
         let mut builder = self.builder.lock();
         if let Some(done) = builder.take() {
@@ -229,6 +221,73 @@ impl TreeFilters {
             let _ = thread.join();
         }
     }
+}
+
+/// Keys a rebuild reads from one tree snapshot before it takes a fresh one.
+const SCAN_CHUNK: usize = 4096;
+
+/// A rebuild's scan: adds to `filter` every key of `trees` (the data trees
+/// of `first`, the snapshot taken as `filter` was installed). Returns the
+/// first tree commit the filter then covers, or `None` if the scan stopped
+/// (a read error, which the tree's own readers will meet and report, or
+/// the engine closing): the filter is then never used.
+///
+/// A table whose comparator is known is read in chunks of [`SCAN_CHUNK`]
+/// keys, each from a fresh snapshot, resuming after the last key read: one
+/// snapshot held for the whole scan (tens of seconds at 10M keys) would keep
+/// every page the flushes retire meanwhile from reuse, and the file grows
+/// by that much. The filter then covers every commit from the newest
+/// snapshot read on: a key in such a commit was in its chunk's range when
+/// that chunk was read (and added), or a flush put it there later, and
+/// every flush since `first` adds its keys to this filter. A table whose
+/// comparator this process has not learned (not opened since the database
+/// was) is read whole from `first`, the one order-free walk.
+fn scan_trees(inner: &Inner, filter: &TreeFilter, first: Snapshot, trees: Vec<(Vec<u8>, u64, TreeInfo)>) -> Option<u64> {
+    let stop = &inner.tree_filters.stop;
+    let add_all = |entries: &mut dyn Iterator<Item = Result<TreeEntry>>, table: u64, limit: usize| -> Option<(usize, Option<Vec<u8>>)> {
+        let mut read = 0;
+        let mut last = None;
+        for entry in entries.take(limit) {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let entry = entry.ok()?;
+            filter.add(key_hash(table, entry.key()));
+            read += 1;
+            if read == limit {
+                last = Some(entry.key().to_vec());
+            }
+        }
+        Some((read, last))
+    };
+    let (ordered, unordered): (Vec<_>, Vec<_>) = trees
+        .into_iter()
+        .map(|(name, table, info)| (name, table, info, inner.comparator(table)))
+        .partition(|tree| tree.3.is_some());
+    for (_, table, info, _) in unordered {
+        // Unbounded: the walk compares no keys, whatever the order.
+        let mut entries = first.range(&info, bytewise, Bound::Unbounded, Bound::Unbounded).ok()?;
+        add_all(&mut entries, table, usize::MAX)?;
+    }
+    let mut valid_from = first.txn();
+    drop(first);
+    for (name, table, _, cmp) in ordered {
+        let cmp = cmp.expect("partitioned by a known comparator");
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let snapshot = inner.trees.snapshot();
+            valid_from = valid_from.max(snapshot.txn());
+            // Dropped since `first`: its keys are in no later commit.
+            let Some(info) = snapshot.tree(&name).ok()? else { break };
+            let lower = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut entries = snapshot.range(&info, cmp, lower, Bound::Unbounded).ok()?;
+            match add_all(&mut entries, table, SCAN_CHUNK)? {
+                (_, Some(last)) => after = Some(last),
+                (_, None) => break,
+            }
+        }
+    }
+    Some(valid_from)
 }
 
 #[cfg(test)]
