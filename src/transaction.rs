@@ -192,7 +192,11 @@ impl Drop for PoisonOnUnwind<'_> {
 /// the wrong kind first ([`check_kind`]), then other types
 /// ([`TableError::TableTypeMismatch`], naming the stored ones), then a
 /// type whose fixed width changed ([`TableError::TypeDefinitionChanged`]).
-fn check_types(name: &str, stored: &[u8], current: &TableMeta) -> Result<(), TableError> {
+fn check_types(name: &str, stored: &[u8], current: &TableMeta, encoded: &[u8]) -> Result<(), TableError> {
+    // The same types, as nearly every open finds: no decoding.
+    if stored == encoded {
+        return Ok(());
+    }
     check_kind(name, stored, current.multimap)?;
     let Some(meta) = TableMeta::decode(stored) else {
         return Err(type_mismatch(name, stored));
@@ -302,11 +306,12 @@ impl WriteTransaction {
         let name = definition.name();
         self.ensure_closed(name)?;
         let meta = TableMeta::of::<K, V>();
+        let encoded = meta.encode();
         let table = self.with_txn(|txn| -> Result<_, TableError> {
             if let Some(stored) = txn.table_meta(name.as_bytes())? {
-                check_types(name, &stored, &meta)?;
+                check_types(name, &stored, &meta, &encoded)?;
             }
-            Ok(txn.open_table(name.as_bytes(), &meta.encode(), comparator::<K>())?)
+            Ok(txn.open_table(name.as_bytes(), &encoded, comparator::<K>())?)
         })?;
         self.open.lock().insert(name.to_string(), Location::caller());
         Ok(Table::new(self, table, name.to_string()))
@@ -391,11 +396,12 @@ impl WriteTransaction {
         let name = definition.name();
         self.ensure_closed(name)?;
         let meta = TableMeta::of_multimap::<K, V>();
+        let encoded = meta.encode();
         let table = self.with_txn(|txn| -> Result<_, TableError> {
             if let Some(stored) = txn.table_meta(name.as_bytes())? {
-                check_types(name, &stored, &meta)?;
+                check_types(name, &stored, &meta, &encoded)?;
             }
-            Ok(txn.open_table(name.as_bytes(), &meta.encode(), crate::multimap::comparator::<K, V>())?)
+            Ok(txn.open_table(name.as_bytes(), &encoded, crate::multimap::comparator::<K, V>())?)
         })?;
         self.open.lock().insert(name.to_string(), Location::caller());
         Ok(MultimapTable::new(self, table, name.to_string()))
@@ -614,7 +620,7 @@ impl ReadTransaction {
         let Some(stored) = self.txn.table_meta(name.as_bytes())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
         };
-        check_types(name, &stored, meta)
+        check_types(name, &stored, meta, &meta.encode())
     }
 
     /// The ordinary (not multimap) tables in this snapshot.

@@ -28,6 +28,7 @@ use crate::btree::{Comparator, bytewise};
 /// assert_eq!(meta.encode(), b"u64\0&str\0b\0w8,-");
 /// let multimap = TableMeta::decode(b"u64\0u64\0c\0m\0w8,8").unwrap();
 /// assert!(multimap.multimap && !multimap.bytewise);
+/// assert_eq!(multimap.encode(), b"u64\0u64\0c\0m\0w8,8");
 /// // Written before widths were recorded:
 /// assert_eq!(TableMeta::decode(b"u64\0&str\0b").unwrap().widths, None);
 /// assert_eq!(TableMeta::decode(b"not metadata"), None);
@@ -80,18 +81,28 @@ impl TableMeta {
     /// value widths (decimal, or `-` for variable) separated by a comma.
     /// Each addition is optional on decode, so older files read unchanged.
     pub fn encode(&self) -> Vec<u8> {
-        let width = |w: Option<usize>| w.map_or("-".to_string(), |w| w.to_string());
-        let widths = self.widths.map_or(String::new(), |(key, value)| {
-            format!("\0w{},{}", width(key), width(value))
-        });
-        format!(
-            "{}\0{}\0{}{}{widths}",
-            self.key_type,
-            self.value_type,
-            if self.bytewise { "b" } else { "c" },
-            if self.multimap { "\0m" } else { "" }
-        )
-        .into_bytes()
+        use std::io::Write;
+        // Written piece by piece: every typed `open_table` encodes.
+        let mut out = Vec::with_capacity(self.key_type.len() + self.value_type.len() + 16);
+        out.extend_from_slice(self.key_type.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.value_type.as_bytes());
+        out.push(0);
+        out.push(if self.bytewise { b'b' } else { b'c' });
+        if self.multimap {
+            out.extend_from_slice(b"\0m");
+        }
+        if let Some((key, value)) = self.widths {
+            let width = |out: &mut Vec<u8>, w: Option<usize>| match w {
+                Some(w) => write!(out, "{w}").expect("writing to a Vec cannot fail"),
+                None => out.push(b'-'),
+            };
+            out.extend_from_slice(b"\0w");
+            width(&mut out, key);
+            out.push(b',');
+            width(&mut out, value);
+        }
+        out
     }
 
     /// Decodes what [`encode`](Self::encode) wrote; `None` for anything else.
