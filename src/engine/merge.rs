@@ -367,6 +367,11 @@ impl MemSource {
             next = if forward { list.after(entry) } else { list.before(entry) };
         }
         self.at = Some(list.position(last));
+        // The next group's first node is `next`, just read; the one after it
+        // is what the next call waits for: start loading it now.
+        if let Some(next) = next.filter(|_| forward) {
+            list.prefetch_after(next);
+        }
         Some(visible.map(|e| {
             (
                 ValueBytes::owned(e.key().key.to_vec()),

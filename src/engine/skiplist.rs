@@ -639,6 +639,15 @@ impl<K: SeekKey, V> SkipList<K, V> {
         self.entry(unsafe { Node::next(entry.node, 0) }.load(AtomicOrdering::Acquire))
     }
 
+    /// Starts loading the node after `entry` into the CPU cache: a scan
+    /// that calls this as it leaves `entry` (whose links it has just read)
+    /// overlaps that node's cache miss with its own work on `entry`.
+    #[expect(unsafe_code, reason = "entries are live nodes of this list")]
+    pub(crate) fn prefetch_after(&self, entry: Entry<'_, K, V>) {
+        // SAFETY: an entry borrowed from this list is one of its live nodes.
+        prefetch(unsafe { Node::next(entry.node, 0) }.load(AtomicOrdering::Acquire));
+    }
+
     /// The entry before `entry` (found by key: there are no back links).
     pub(crate) fn before(&self, entry: Entry<'_, K, V>) -> Option<Entry<'_, K, V>> {
         self.entry(self.last_before(entry.key(), false))
