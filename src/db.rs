@@ -677,8 +677,10 @@ impl Database {
     /// Closes the database explicitly: makes every commit durable (the
     /// `Durability::None` ones too), checkpoints it into the data file, and
     /// returns any error on the way, which dropping the handle can only
-    /// swallow. After `Ok`, the data file alone holds every commit and the
-    /// next open replays nothing.
+    /// swallow. After `Ok`, the data file alone holds every commit: the
+    /// WAL's segments are deleted (unless a write transaction still alive
+    /// commits after the checkpoint), so the file can be copied or moved
+    /// by itself, and the next open replays nothing.
     ///
     /// Refused with [`DatabaseError::TransactionInProgress`] while a write
     /// transaction is being built, as redb's (the handle is dropped then;
@@ -698,6 +700,7 @@ impl Database {
         self.checkpoint_on_drop = false;
         self.engine.sync()?;
         self.engine.checkpoint()?;
+        self.engine.retire_log()?;
         // The apply thread is stopped and joined by the drop; a failure the
         // background work latched before then is reported, not swallowed.
         self.engine.inner.check_poison()
@@ -733,7 +736,9 @@ impl Drop for Database {
         // it. A poisoned engine is left for the next open to recover.
         if (self.checkpoint_on_drop || self.volatile_wal) && self.engine.inner.check_poison().is_ok() {
             let _ = self.engine.sync();
-            let _ = self.engine.checkpoint();
+            if self.engine.checkpoint().is_ok() {
+                let _ = self.engine.retire_log();
+            }
         }
         // As redb's: live read transactions read nothing more (see
         // `Closing`); a live write transaction finishes first.

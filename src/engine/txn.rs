@@ -189,6 +189,15 @@ impl Engine {
         checkpoint(&self.inner)
     }
 
+    /// After a checkpoint that covered every commit, as a close makes:
+    /// deletes the whole WAL, so the data file alone holds the database
+    /// ([`Journal::retire_through`](crate::wal::Journal::retire_through)).
+    /// `Ok(false)` if a commit came after the checkpoint (it stays logged).
+    pub fn retire_log(&self) -> Result<bool> {
+        let checkpoint_seq = self.inner.trees.durable_checkpoint_seq();
+        self.inner.journal.retire_through(checkpoint_seq)
+    }
+
     /// The engine's counters.
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;

@@ -581,6 +581,18 @@ impl Journal {
         self.inner.truncate_through(checkpoint_seq)
     }
 
+    /// Empties the log when every record is at or below `checkpoint_seq`
+    /// (a durable checkpoint) and none is queued: deletes every segment,
+    /// the active one too, and the next append starts a segment at
+    /// `checkpoint_seq + 1`. For a close: the data file alone then holds
+    /// the database, which can be copied or replaced as one file (a log left
+    /// beside a data file that was replaced belongs to another database,
+    /// and opening the pair is refused). `Ok(false)` if records remain.
+    /// Failed deletes are counted as [`truncate_through`](Self::truncate_through)'s.
+    pub fn retire_through(&self, checkpoint_seq: u64) -> Result<bool> {
+        self.inner.retire_through(checkpoint_seq)
+    }
+
     /// The journal's counters.
     pub fn metrics(&self) -> JournalMetrics {
         let mut metrics = self.inner.metrics.lock().clone();
@@ -918,6 +930,46 @@ impl Inner {
         }
         self.metrics.lock().segments_deleted += deleted as u64;
         Ok(deleted)
+    }
+
+    fn retire_through(&self, checkpoint_seq: u64) -> Result<bool> {
+        self.truncate_through(checkpoint_seq)?;
+        // Lock order: `io`, then `queue` (as `write_pending`). Holding `io`,
+        // nothing is written meanwhile; an append that comes later finds no
+        // active segment and starts one (`write_pending`).
+        let mut io = self.io.lock();
+        {
+            let queue = self.queue.lock();
+            let last_appended = queue.next_seq - 1;
+            // Durable too: a waiter for an unsynced record would otherwise
+            // ask a sync of a segment that is gone.
+            let durable = self.durable_seq.load(Ordering::Acquire) >= last_appended;
+            if queue.records > 0 || !io.pending.is_empty() || last_appended > checkpoint_seq || !durable {
+                return Ok(false);
+            }
+        }
+        // Closes the active segment; it and every segment left are now
+        // wholly at or below the checkpoint.
+        io.segment = None;
+        let segments = std::mem::take(&mut *self.segments.lock());
+        let mut kept = Vec::new();
+        for (first, name) in segments {
+            match self.dir.remove(&name) {
+                Ok(()) => self.metrics.lock().segments_deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Housekeeping, as in `truncate_through`: recovery skips a
+                // segment wholly at or below the checkpoint.
+                Err(e) => {
+                    let mut metrics = self.metrics.lock();
+                    metrics.segment_delete_failures += 1;
+                    metrics.last_delete_error = Some(format!("removing WAL segment {name}: {e}"));
+                    kept.push((first, name));
+                }
+            }
+        }
+        let retired = kept.is_empty();
+        *self.segments.lock() = kept;
+        Ok(retired)
     }
 
     fn run_sync_thread(self: Arc<Self>) {
