@@ -237,7 +237,9 @@ fn a_crash_during_the_copy_never_leaves_a_wrong_entry() {
             if attempted > cut {
                 let copy = Database::builder()
                     .create_with_backends(CrashBackend::from_bytes(data.crash_image(mode)), CrashLogDir::new())
-                    .unwrap_or_else(|e| panic!("a copy cut at {data_cut:?}/{wal_cut:?} reported Ok but does not open: {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("a copy cut at {data_cut:?}/{wal_cut:?} reported Ok but does not open: {e}")
+                    });
                 assert_eq!(
                     contents(&copy),
                     snapshot,

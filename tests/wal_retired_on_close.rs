@@ -60,7 +60,10 @@ fn a_closed_database_is_its_data_file_alone() {
     let db = Database::create(&path).unwrap();
     commit(&db, 0..500, Durability::Immediate);
     commit(&db, 500..600, Durability::None);
-    assert!(!segments(&path).is_empty(), "commits are logged while the database is open");
+    assert!(
+        !segments(&path).is_empty(),
+        "commits are logged while the database is open"
+    );
     db.close().unwrap();
     assert_eq!(segments(&path), Vec::<String>::new(), "the close deleted the WAL");
 
@@ -141,7 +144,11 @@ fn a_power_cut_while_the_log_is_deleted_loses_nothing() {
     let want: BTreeMap<u64, u64> = expected(0..1000).into_iter().chain(expected(1000..1100)).collect();
     for k in 0..ops {
         let (_, _, found) = run(Some(k));
-        assert_eq!(found.unwrap(), want, "power cut after {k} of the close's {ops} log operations");
+        assert_eq!(
+            found.unwrap(),
+            want,
+            "power cut after {k} of the close's {ops} log operations"
+        );
     }
 }
 

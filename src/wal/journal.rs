@@ -904,32 +904,41 @@ impl Inner {
         let mut deleted = 0;
         // Segment 0 holds records first..next_first-1; the last is active.
         while segments.len() >= 2 && segments[1].0 <= checkpoint_seq.saturating_add(1) {
-            match self.dir.remove(&segments[0].1) {
-                Ok(()) => {}
-                // Already gone: an earlier attempt unlinked it and then
-                // failed to sync the directory. Should the unlink be undone
-                // by a crash, recovery skips the file (see below).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                // Deleting is housekeeping, not durability: every record in
-                // the segment is in the data file (the checkpoint is durable)
-                // and recovery skips a segment wholly at or below the
-                // checkpoint (`reader::read_log`). So unlike a failed write or
-                // sync (invariant 3) a failed unlink does not fail the
-                // journal: the segment stays listed, the failure is counted,
-                // and the next checkpoint retries. Deletion stops at the first
-                // failure, so leftovers are always the oldest segments.
-                Err(e) => {
-                    let mut metrics = self.metrics.lock();
-                    metrics.segment_delete_failures += 1;
-                    metrics.last_delete_error = Some(format!("removing WAL segment {}: {e}", segments[0].1));
-                    break;
-                }
+            // Deletion stops at the first failure, so leftovers are always
+            // the oldest segments.
+            if !self.remove_segment(&segments[0].1) {
+                break;
             }
             segments.remove(0);
             deleted += 1;
         }
         self.metrics.lock().segments_deleted += deleted as u64;
         Ok(deleted)
+    }
+
+    /// Deletes a segment wholly at or below a durable checkpoint; `false`
+    /// (counted in the metrics) if that failed.
+    ///
+    /// Deleting is housekeeping, not durability: every record in the
+    /// segment is in the data file and recovery skips a segment wholly at
+    /// or below the checkpoint (`reader::read_log`). So unlike a failed
+    /// write or sync (invariant 3) a failed unlink does not fail the
+    /// journal: the caller keeps the segment listed, and the next
+    /// checkpoint retries.
+    fn remove_segment(&self, name: &str) -> bool {
+        match self.dir.remove(name) {
+            Ok(()) => true,
+            // Already gone: an earlier attempt unlinked it and then failed
+            // to sync the directory. Should the unlink be undone by a
+            // crash, recovery skips the file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => {
+                let mut metrics = self.metrics.lock();
+                metrics.segment_delete_failures += 1;
+                metrics.last_delete_error = Some(format!("removing WAL segment {name}: {e}"));
+                false
+            }
+        }
     }
 
     fn retire_through(&self, checkpoint_seq: u64) -> Result<bool> {
@@ -951,25 +960,11 @@ impl Inner {
         // Closes the active segment; it and every segment left are now
         // wholly at or below the checkpoint.
         io.segment = None;
-        let segments = std::mem::take(&mut *self.segments.lock());
-        let mut kept = Vec::new();
-        for (first, name) in segments {
-            match self.dir.remove(&name) {
-                Ok(()) => self.metrics.lock().segments_deleted += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                // Housekeeping, as in `truncate_through`: recovery skips a
-                // segment wholly at or below the checkpoint.
-                Err(e) => {
-                    let mut metrics = self.metrics.lock();
-                    metrics.segment_delete_failures += 1;
-                    metrics.last_delete_error = Some(format!("removing WAL segment {name}: {e}"));
-                    kept.push((first, name));
-                }
-            }
-        }
-        let retired = kept.is_empty();
-        *self.segments.lock() = kept;
-        Ok(retired)
+        let mut segments = self.segments.lock();
+        let before = segments.len();
+        segments.retain(|(_, name)| !self.remove_segment(name));
+        self.metrics.lock().segments_deleted += (before - segments.len()) as u64;
+        Ok(segments.is_empty())
     }
 
     fn run_sync_thread(self: Arc<Self>) {
