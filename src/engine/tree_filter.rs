@@ -244,9 +244,10 @@ const SCAN_CHUNK: usize = 4096;
 /// was) is read whole from `first`, the one order-free walk.
 fn scan_trees(inner: &Inner, filter: &TreeFilter, first: Snapshot, trees: Vec<(Vec<u8>, u64, TreeInfo)>) -> Option<u64> {
     let stop = &inner.tree_filters.stop;
-    let add_all = |entries: &mut dyn Iterator<Item = Result<TreeEntry>>, table: u64, limit: usize| -> Option<(usize, Option<Vec<u8>>)> {
+    // Adds up to `limit` keys; `Some(last key)` if it stopped at the limit,
+    // `Some(None)` at the end, `None` if the scan must stop.
+    let add = |entries: &mut dyn Iterator<Item = Result<TreeEntry>>, table: u64, limit: usize| -> Option<Option<Vec<u8>>> {
         let mut read = 0;
-        let mut last = None;
         for entry in entries.take(limit) {
             if stop.load(Ordering::Relaxed) {
                 return None;
@@ -255,24 +256,25 @@ fn scan_trees(inner: &Inner, filter: &TreeFilter, first: Snapshot, trees: Vec<(V
             filter.add(key_hash(table, entry.key()));
             read += 1;
             if read == limit {
-                last = Some(entry.key().to_vec());
+                return Some(Some(entry.key().to_vec()));
             }
         }
-        Some((read, last))
+        Some(None)
     };
-    let (ordered, unordered): (Vec<_>, Vec<_>) = trees
-        .into_iter()
-        .map(|(name, table, info)| (name, table, info, inner.comparator(table)))
-        .partition(|tree| tree.3.is_some());
-    for (_, table, info, _) in unordered {
-        // Unbounded: the walk compares no keys, whatever the order.
-        let mut entries = first.range(&info, bytewise, Bound::Unbounded, Bound::Unbounded).ok()?;
-        add_all(&mut entries, table, usize::MAX)?;
+    let mut ordered = Vec::new();
+    for (name, table, info) in trees {
+        match inner.comparator(table) {
+            Some(cmp) => ordered.push((name, table, cmp)),
+            None => {
+                // Unbounded: the walk compares no keys, whatever the order.
+                let mut entries = first.range(&info, bytewise, Bound::Unbounded, Bound::Unbounded).ok()?;
+                add(&mut entries, table, usize::MAX)?;
+            }
+        }
     }
     let mut valid_from = first.txn();
     drop(first);
-    for (name, table, _, cmp) in ordered {
-        let cmp = cmp.expect("partitioned by a known comparator");
+    for (name, table, cmp) in ordered {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let snapshot = inner.trees.snapshot();
@@ -281,9 +283,9 @@ fn scan_trees(inner: &Inner, filter: &TreeFilter, first: Snapshot, trees: Vec<(V
             let Some(info) = snapshot.tree(&name).ok()? else { break };
             let lower = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
             let mut entries = snapshot.range(&info, cmp, lower, Bound::Unbounded).ok()?;
-            match add_all(&mut entries, table, SCAN_CHUNK)? {
-                (_, Some(last)) => after = Some(last),
-                (_, None) => break,
+            after = add(&mut entries, table, SCAN_CHUNK)?;
+            if after.is_none() {
+                break;
             }
         }
     }
