@@ -902,7 +902,9 @@ impl Inner {
         self.check_failed()?;
         let mut segments = self.segments.lock();
         let mut deleted = 0;
-        // Segment 0 holds records first..next_first-1; the last is active.
+        // Segment 0 holds records first..next_first-1; the last is active
+        // (after `retire_through`, a leftover it failed to delete, whose
+        // records all lie below the next segment's first one).
         while segments.len() >= 2 && segments[1].0 <= checkpoint_seq.saturating_add(1) {
             // Deletion stops at the first failure, so leftovers are always
             // the oldest segments.
