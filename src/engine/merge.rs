@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
-use super::skiplist::{Entry, Position};
+use super::skiplist::{Entry, Position, prefetch};
 use crate::btree::{Comparator, ValueBytes, compare};
 use crate::error::Result;
 
@@ -368,9 +368,14 @@ impl MemSource {
         }
         self.at = Some(list.position(last));
         // The next group's first node is `next`, just read; the one after it
-        // is what the next call waits for: start loading it now.
+        // and `next`'s value (a separate allocation, whose reference count
+        // the next call increments) are what that call waits for: start
+        // loading them now.
         if let Some(next) = next.filter(|_| forward) {
             list.prefetch_after(next);
+            if let Some(value) = next.value() {
+                prefetch(Arc::as_ptr(value).cast::<u8>());
+            }
         }
         Some(visible.map(|e| {
             (
