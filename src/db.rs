@@ -680,7 +680,10 @@ impl Database {
     /// swallow. After `Ok`, the data file alone holds every commit: the
     /// WAL's segments are deleted (unless a write transaction still alive
     /// commits after the checkpoint), so the file can be copied or moved
-    /// by itself, and the next open replays nothing.
+    /// by itself, and the next open replays nothing. Each copy that is
+    /// opened and written starts a WAL of its own: a copy put back beside
+    /// another copy's WAL is refused with an error rather than mixed with
+    /// it (`design/wal.md`, "Log identity").
     ///
     /// Refused with [`DatabaseError::TransactionInProgress`] while a write
     /// transaction is being built, as redb's (the handle is dropped then;

@@ -124,6 +124,8 @@ struct WriterState {
     durable: Slot,
     /// Pages of the durable commit's free-list chain.
     freelist_chain: Vec<PageId>,
+    /// The log id the next durable commit records (`Slot::log_id`).
+    log_id: u32,
 }
 
 struct Shared {
@@ -178,6 +180,7 @@ impl TreeStore {
             catalog,
             durable: slot,
             freelist_chain: chain,
+            log_id: slot.log_id,
         };
         Ok(Self {
             shared: Arc::new(Shared {
@@ -199,6 +202,12 @@ impl TreeStore {
     /// The newest durable commit's checkpoint sequence.
     pub fn durable_checkpoint_seq(&self) -> u64 {
         self.shared.writer.lock().durable.checkpoint_seq
+    }
+
+    /// The log id of the newest durable commit (`Slot::log_id`: 0 for
+    /// none).
+    pub fn log_id(&self) -> u32 {
+        self.shared.writer.lock().durable.log_id
     }
 
     /// The backend's first failure, if any: the store then refuses all work.
@@ -472,6 +481,12 @@ impl TreeWriter<'_> {
     /// file when they need them.
     pub fn bypass_cache(&mut self) {
         self.shared.pages.set_cache_writes(false);
+    }
+
+    /// Records `log_id` as the WAL the file's commits continue in, from
+    /// the next durable commit on (see `Slot::log_id`).
+    pub fn set_log_id(&mut self, log_id: u32) {
+        self.state.log_id = log_id;
     }
 
     /// The transaction id the next commit will get.
@@ -780,6 +795,7 @@ impl TreeWriter<'_> {
             catalog_len: state.catalog.len,
             freelist_head: head,
             page_count: state.alloc.page_count(),
+            log_id: state.log_id,
         };
         pages.commit_slot(&slot)?;
         state.durable = slot;

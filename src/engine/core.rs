@@ -224,6 +224,30 @@ pub struct RecoveryReport {
     pub deferred_records: u64,
 }
 
+/// The log the database's commits continue in (`Slot::log_id`; the
+/// journal writes it into every segment and refuses segments of another).
+/// An open that finds no WAL on a disk that keeps it starts a new log, with
+/// an id that it makes durable in the data file (a commit at the unchanged
+/// checkpoint) before any segment of it can exist. So every copy of a data
+/// file that goes its own way writes a log of its own, and a copy put back
+/// beside another copy's log is refused rather than replaying it (a state
+/// neither copy ever held). A WAL that cannot outlive the process (in
+/// memory: read-only opens, single-backend databases) keeps the file's id.
+fn continued_log(trees: &TreeStore, wal: &impl LogDir, checkpoint: u64) -> Result<u32> {
+    let current = trees.log_id();
+    if !wal.outlives_process() || !crate::wal::list_segments(wal)?.is_empty() {
+        return Ok(current);
+    }
+    // Random (the database id's generator), never 0 (none) nor the id a
+    // copy of this file may still be writing.
+    let fresh = fresh_db_id() as u32;
+    let log_id = if fresh == 0 || fresh == current { current.wrapping_add(1).max(1) } else { fresh };
+    let mut writer = trees.writer()?;
+    writer.set_log_id(log_id);
+    writer.commit(checkpoint)?;
+    Ok(log_id)
+}
+
 /// The engine under a database: owns the tree store, the journal and the
 /// background apply thread.
 pub struct Engine {
@@ -245,6 +269,7 @@ impl Engine {
             TreeStore::open(data, tree_options)?
         };
         let checkpoint = trees.durable_checkpoint_seq();
+        let log_id = continued_log(&trees, &wal, checkpoint)?;
         let mut recovered = Recovered::load(&trees.snapshot(), options.resolver)?;
         // A flush that committed part way and crashed (`engine::flush_marker`,
         // invariant 3): no memtable may end inside the one it was flushing.
@@ -257,6 +282,7 @@ impl Engine {
             sync_interval: options.sync_interval,
             repair: options.repair_wal,
             max_queue_bytes: options.max_wal_queue_bytes,
+            log_id,
             ..JournalOptions::default()
         };
         let (journal, recovery): (Journal, Recovery) =

@@ -18,7 +18,8 @@
 //!     24     8  number of trees in the catalog
 //!     32     8  first page of the free-page list (0 = none)
 //!     40     8  page count: pages at or above it are not part of the database
-//!     48     8  reserved, zero
+//!     48     8  log id: the WAL these commits continue in (0: none recorded;
+//!               a u32, renewed by every writable open that finds no WAL)
 //!     56     8  xxh3-64 of bytes 0..56, seeded with the slot's index
 //! ```
 //!
@@ -217,6 +218,12 @@ pub(crate) struct Slot {
     pub(crate) catalog_len: u64,
     pub(crate) freelist_head: u64,
     pub(crate) page_count: u64,
+    /// The identity of the WAL this file's commits continue in (the
+    /// segments' `log_id`, `wal::record::SegmentHeader`): renewed by every
+    /// writable open that finds no WAL, so two copies of one file never
+    /// write logs that pass for each other's. 0: none recorded (a file from
+    /// before log ids; any segment is accepted).
+    pub(crate) log_id: u32,
 }
 
 impl Slot {
@@ -229,7 +236,7 @@ impl Slot {
             self.catalog_len,
             self.freelist_head,
             self.page_count,
-            0,
+            u64::from(self.log_id),
         ];
         for (i, field) in fields.iter().enumerate() {
             buf[i * 8..i * 8 + 8].copy_from_slice(&field.to_le_bytes());
@@ -255,16 +262,15 @@ impl Slot {
             catalog_len: u64_at(buf, 24),
             freelist_head: u64_at(buf, 32),
             page_count: u64_at(buf, 40),
+            log_id: 0,
         };
-        let reserved = u64_at(buf, 48);
-        let checked = if reserved != 0 {
-            Err(format!("reserved field holds {reserved:#x}, not zero"))
-        } else {
-            slot.check(page_size)
+        let log_id = u64_at(buf, 48);
+        let checked = match u32::try_from(log_id) {
+            Ok(log_id) => slot.check(page_size).map(|()| Self { log_id, ..slot }),
+            Err(_) => Err(format!("log id {log_id:#x} does not fit 32 bits")),
         };
         Some(
             checked
-                .map(|()| slot)
                 .map_err(|msg| StorageError::corrupted(format!("commit slot {index} has a valid checksum but {msg}"))),
         )
     }
@@ -401,6 +407,7 @@ mod tests {
             catalog_len: 2,
             freelist_head: 5,
             page_count: 12,
+            log_id: 0xabcd,
         };
         let bytes = slot.encode(1);
         assert_eq!(Slot::decode(&bytes, 1, 4096).unwrap().unwrap(), slot);
@@ -422,6 +429,7 @@ mod tests {
             catalog_len: 2,
             freelist_head: 5,
             page_count: 12,
+            log_id: 0,
         };
         let bad = [
             Slot {
@@ -469,10 +477,18 @@ mod tests {
             ..good
         };
         assert!(Slot::decode(&limit.encode(0), 0, 4096).unwrap().is_ok());
-        let mut reserved = good.encode(0);
-        reserved[48] = 1;
-        let sum = xxh3_64_with_seed(&reserved[..SLOT_CHECKSUM_OFFSET], 0);
-        reserved[SLOT_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
-        assert!(Slot::decode(&reserved, 0, 4096).unwrap().is_err());
+        let with_log = Slot {
+            log_id: u32::MAX,
+            ..good
+        };
+        assert_eq!(Slot::decode(&with_log.encode(0), 0, 4096).unwrap().unwrap(), with_log);
+        let mut wide = good.encode(0);
+        wide[52] = 1;
+        let sum = xxh3_64_with_seed(&wide[..SLOT_CHECKSUM_OFFSET], 0);
+        wide[SLOT_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
+        assert!(
+            Slot::decode(&wide, 0, 4096).unwrap().is_err(),
+            "a log id past 32 bits is impossible"
+        );
     }
 }

@@ -58,7 +58,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::metrics::JournalMetrics;
-use super::reader::{LaterRecord, LogEnd, Stop, read_log};
+use super::reader::{LaterRecord, LogEnd, Owner, Stop, read_log};
 use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_record};
 use super::segment::{ActiveSegment, segment_name};
 use crate::error::{Result, StorageError};
@@ -97,6 +97,12 @@ pub struct JournalOptions {
     /// Default [`DEFAULT_MAX_QUEUE_BYTES`] (64 MiB). 0 means "one record at
     /// a time" (every append waits for the previous ones to be written).
     pub max_queue_bytes: usize,
+    /// The log this journal continues: new segments record it, and
+    /// [`Journal::open`] refuses a segment that records another (a copy of
+    /// the data file that went its own way wrote it). The engine passes the
+    /// data file's (its commit slot's `log_id`, renewed by every writable
+    /// open that finds no WAL). Default 0: none, every segment is accepted.
+    pub log_id: u32,
 }
 
 /// The default [`JournalOptions::max_queue_bytes`]: 64 MiB.
@@ -121,6 +127,7 @@ impl Default for JournalOptions {
             sync_interval: Duration::from_millis(20),
             repair: false,
             max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+            log_id: 0,
         }
     }
 }
@@ -256,26 +263,27 @@ struct Inner {
 /// middle of the log is the same error as for `open` without repair.
 ///
 /// Starts no thread and takes no lock on the log, so it suits inspection
-/// tools and tests that check a crash image.
+/// tools and tests that check a crash image. Segments of any log id are
+/// read (see [`JournalOptions::log_id`]).
 pub fn scan(
     dir: &impl LogDir,
     db_id: u128,
     after: u64,
     visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<Recovery> {
-    scan_log(dir, db_id, after, false, visit).map(|(recovery, _)| recovery)
+    scan_log(dir, Owner { db_id, log_id: 0 }, after, false, visit).map(|(recovery, _)| recovery)
 }
 
 /// [`scan`], plus what opening acts on: the reader's findings.
 fn scan_log(
     dir: &impl LogDir,
-    db_id: u128,
+    owner: Owner,
     after: u64,
     repair: bool,
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<(Recovery, LogEnd)> {
     let mut replayed = 0;
-    let mut end = read_log(dir, db_id, after, |seq, payload| {
+    let mut end = read_log(dir, owner, after, |seq, payload| {
         replayed += 1;
         visit(seq, payload)
     })?;
@@ -362,7 +370,11 @@ impl Journal {
         options: JournalOptions,
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
-        let (recovery, end) = scan_log(&dir, db_id, after, options.repair, replay)?;
+        let owner = Owner {
+            db_id,
+            log_id: options.log_id,
+        };
+        let (recovery, end) = scan_log(&dir, owner, after, options.repair, replay)?;
         let last = recovery.last_seq.max(after);
         // `after` comes from the data file and `last_seq` from the log:
         // both are checked before any arithmetic (u64::MAX is never assigned,
@@ -837,7 +849,11 @@ impl Inner {
             // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
             let first = io.written_seq + 1;
             let size = io.next_segment_size;
-            let segment = ActiveSegment::create(self.dir.as_ref(), self.db_id, first, size)?;
+            let owner = Owner {
+                db_id: self.db_id,
+                log_id: self.options.log_id,
+            };
+            let segment = ActiveSegment::create(self.dir.as_ref(), owner, first, size)?;
             io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);
             self.segments.lock().push((first, segment_name(first)));
             let mut metrics = self.metrics.lock();
@@ -1064,6 +1080,7 @@ mod tests {
         use super::super::record::SegmentHeader;
         let mut bytes = SegmentHeader {
             db_id: DB,
+            log_id: 0,
             first_seq: first,
         }
         .encode()

@@ -91,12 +91,22 @@ pub(crate) struct LogEnd {
     pub(crate) cut: Option<(String, u64)>,
 }
 
+/// Whose log a reader accepts: segments of this database (`db_id`, from
+/// the data file's header) and of the log its commits continue in
+/// (`log_id`, from its newest commit slot; 0 accepts any, as does a segment
+/// that records none).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owner {
+    pub(crate) db_id: u128,
+    pub(crate) log_id: u32,
+}
+
 /// Reads every valid record of the log in `dir`, calling `visit` for those
 /// after `after` in sequence order, and classifies whatever follows the last
 /// one (see `design/wal.md`, Recovery).
 pub(crate) fn read_log(
     dir: &dyn LogDir,
-    db_id: u128,
+    owner: Owner,
     after: u64,
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<LogEnd> {
@@ -145,7 +155,7 @@ pub(crate) fn read_log(
         end.discarded_bytes = 0;
         let file = dir.open(&name)?;
         let mut bytes = SegmentBytes::new(file.as_ref())?;
-        match check_header(&mut bytes, &name, first_seq, db_id)? {
+        match check_header(&mut bytes, &name, first_seq, owner)? {
             Ok(()) => {}
             Err(why) => {
                 end.stop = Some(stop(0, StopReason::BadHeader(why.to_string())));
@@ -234,7 +244,7 @@ pub(crate) fn read_log(
     past.extend(segments.map(|(_, name)| name));
     let want = expected.unwrap_or(0);
     for name in past {
-        search_past_segment(dir, db_id, &name, want, &mut end)?;
+        search_past_segment(dir, owner, &name, want, &mut end)?;
         end.discard.push(name);
     }
     Ok(end)
@@ -246,8 +256,9 @@ fn check_header(
     bytes: &mut SegmentBytes<'_>,
     name: &str,
     first_seq: u64,
-    db_id: u128,
+    owner: Owner,
 ) -> Result<std::result::Result<(), &'static str>> {
+    let Owner { db_id, log_id } = owner;
     let header = match SegmentHeader::decode(bytes.get(0, SEGMENT_HEADER_LEN)?) {
         Ok(header) => header,
         Err(HeaderError::Version(v)) => {
@@ -263,6 +274,14 @@ fn check_header(
             header.db_id
         )));
     }
+    if header.log_id != 0 && log_id != 0 && header.log_id != log_id {
+        return Err(StorageError::corrupted(format!(
+            "WAL segment {name} belongs to another copy of this database (log {:#010x}; the data file \
+             continues log {log_id:#010x}): the data file was replaced by a copy that was written \
+             elsewhere; move the WAL directory away to open the data file alone",
+            header.log_id
+        )));
+    }
     if header.first_seq != first_seq {
         return Err(StorageError::corrupted(format!(
             "WAL segment {name} says it starts at sequence {}",
@@ -276,11 +295,11 @@ fn check_header(
 /// A valid header alone is proof: a segment is created only once every
 /// record before it is durable (journal invariant 4), and its header is
 /// durable before any record is written to it (invariant 6).
-fn search_past_segment(dir: &dyn LogDir, db_id: u128, name: &str, want: u64, end: &mut LogEnd) -> Result<()> {
+fn search_past_segment(dir: &dyn LogDir, owner: Owner, name: &str, want: u64, end: &mut LogEnd) -> Result<()> {
     let file = dir.open(name)?;
     let mut bytes = SegmentBytes::new(file.as_ref())?;
     let first_seq = super::segment::parse_name(name).unwrap_or(0);
-    let valid_header = check_header(&mut bytes, name, first_seq, db_id)?.is_ok();
+    let valid_header = check_header(&mut bytes, name, first_seq, owner)?.is_ok();
     // Its records start at its first sequence number (its name's).
     let found = bytes.search(SEGMENT_HEADER_LEN, want.max(first_seq), name)?;
     end.discarded_records += found.records;

@@ -5,7 +5,8 @@
 //! offset  size  field
 //!      0     8  magic "SLUICWAL"
 //!      8     4  format version (WAL_VERSION)
-//!     12     4  reserved, zero
+//!     12     4  log id: the log the data file's commits continue in (its
+//!               commit slot names it); 0: none recorded, any is accepted
 //!     16    16  database id: the data file's, so a segment of another
 //!               database is rejected
 //!     32     8  sequence number of the segment's first record
@@ -37,6 +38,13 @@ pub const MAX_PAYLOAD: usize = u32::MAX as usize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
     pub(crate) db_id: u128,
+    /// The log this segment belongs to: the data file records the log its
+    /// commits continue in (`Slot::log_id`), and every writable open that
+    /// finds no WAL starts a new one. Two copies of one data file (the same
+    /// `db_id`) that each went on writing thus write different logs, and a
+    /// copy put back beside the other's log is refused instead of replaying
+    /// it. 0: none (a segment from before log ids, or of an in-memory log).
+    pub(crate) log_id: u32,
     pub(crate) first_seq: u64,
 }
 
@@ -54,6 +62,7 @@ impl SegmentHeader {
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
         buf[..8].copy_from_slice(&SEGMENT_MAGIC);
         buf[8..12].copy_from_slice(&WAL_VERSION.to_le_bytes());
+        buf[12..16].copy_from_slice(&self.log_id.to_le_bytes());
         buf[16..32].copy_from_slice(&self.db_id.to_le_bytes());
         buf[32..40].copy_from_slice(&self.first_seq.to_le_bytes());
         let sum = xxh3_64(&buf[..40]);
@@ -77,6 +86,7 @@ impl SegmentHeader {
         }
         Ok(Self {
             db_id: u128::from_le_bytes(buf[16..32].try_into().unwrap_or_default()),
+            log_id: u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]),
             first_seq: le_u64(&buf[32..40]),
         })
     }
@@ -218,6 +228,7 @@ mod tests {
     fn segment_header_round_trips_and_names_versions() {
         let h = SegmentHeader {
             db_id: 77,
+            log_id: 0xfeed_beef,
             first_seq: 1000,
         };
         let bytes = h.encode();

@@ -3,6 +3,7 @@
 use crate::error::{Result, StorageError};
 use crate::io::{LogDir, StorageBackend};
 
+use super::reader::Owner;
 use super::record::SegmentHeader;
 
 const SUFFIX: &str = ".wal";
@@ -52,7 +53,7 @@ impl ActiveSegment {
     /// torn header only with no record behind it, and recovery may treat a
     /// valid record behind a bad header as damage, not as a crash (see
     /// `reader::search_past_segment`). One extra sync per segment.
-    pub(crate) fn create(dir: &dyn LogDir, db_id: u128, first_seq: u64, size: u64) -> Result<Self> {
+    pub(crate) fn create(dir: &dyn LogDir, owner: Owner, first_seq: u64, size: u64) -> Result<Self> {
         let name = segment_name(first_seq);
         let file = match dir.create(&name) {
             // Only an interrupted create of this same segment leaves this
@@ -68,7 +69,12 @@ impl ActiveSegment {
             }
             created => created?,
         };
-        let header = SegmentHeader { db_id, first_seq }.encode();
+        let header = SegmentHeader {
+            db_id: owner.db_id,
+            log_id: owner.log_id,
+            first_seq,
+        }
+        .encode();
         file.write(0, &header)?;
         file.preallocate(size)?;
         file.sync_data()?;
