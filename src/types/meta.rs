@@ -80,13 +80,15 @@ impl TableMeta {
     /// `c`, then `\0m` for a multimap table, then `\0w` and the key and
     /// value widths (decimal, or `-` for variable) separated by a comma.
     /// Each addition is optional on decode, so older files read unchanged.
+    /// A NUL inside a type name is written as the bytes `FF 30` (`FF` never
+    /// occurs in UTF-8), so no two pairs of names encode alike.
     pub fn encode(&self) -> Vec<u8> {
         use std::io::Write;
         // Written piece by piece: every typed `open_table` encodes.
         let mut out = Vec::with_capacity(self.key_type.len() + self.value_type.len() + 16);
-        out.extend_from_slice(self.key_type.as_bytes());
+        push_name(&mut out, &self.key_type);
         out.push(0);
-        out.extend_from_slice(self.value_type.as_bytes());
+        push_name(&mut out, &self.value_type);
         out.push(0);
         out.push(if self.bytewise { b'b' } else { b'c' });
         if self.multimap {
@@ -107,9 +109,11 @@ impl TableMeta {
 
     /// Decodes what [`encode`](Self::encode) wrote; `None` for anything else.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
+        let mut fields = bytes.splitn(3, |&b| b == 0);
+        let (key_type, value_type) = (read_name(fields.next()?)?, read_name(fields.next()?)?);
+        let text = std::str::from_utf8(fields.next()?).ok()?;
         let mut parts = text.split('\0').peekable();
-        let (key_type, value_type, order) = (parts.next()?, parts.next()?, parts.next()?);
+        let order = parts.next()?;
         let multimap = parts.next_if_eq(&"m").is_some();
         let widths = match parts.next() {
             None => None,
@@ -126,8 +130,8 @@ impl TableMeta {
             return None;
         }
         Some(Self {
-            key_type: key_type.into(),
-            value_type: value_type.into(),
+            key_type,
+            value_type,
             bytewise: order == "b",
             multimap,
             widths,
@@ -168,4 +172,52 @@ pub(crate) fn comparator<K: Key>() -> Comparator {
 /// recovered records (`engine::deferred`); nothing needs registering.
 pub(crate) fn resolve(meta: &[u8]) -> Option<Comparator> {
     TableMeta::decode(meta)?.bytewise.then_some(bytewise as Comparator)
+}
+
+/// The escape of a NUL inside a type name ([`TableMeta::encode`]).
+const NUL_ESCAPE: [u8; 2] = [0xFF, b'0'];
+
+fn push_name(out: &mut Vec<u8>, name: &str) {
+    for (i, piece) in name.split('\0').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(&NUL_ESCAPE);
+        }
+        out.extend_from_slice(piece.as_bytes());
+    }
+}
+
+fn read_name(field: &[u8]) -> Option<String> {
+    let mut name = Vec::with_capacity(field.len());
+    let mut bytes = field.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            0xFF if bytes.next() == Some(&NUL_ESCAPE[1]) => name.push(0),
+            0xFF => return None,
+            b => name.push(b),
+        }
+    }
+    String::from_utf8(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_nul_round_trip_and_never_encode_alike() {
+        let meta = |key: &str, value: &str| TableMeta {
+            key_type: key.into(),
+            value_type: value.into(),
+            bytewise: false,
+            multimap: false,
+            widths: Some((None, Some(8))),
+        };
+        let (one, other) = (meta("a\0b", "c"), meta("a", "b\0c"));
+        assert_ne!(one.encode(), other.encode());
+        for m in [one, other, meta("\0", "\0\0"), meta("", "")] {
+            assert_eq!(TableMeta::decode(&m.encode()), Some(m.clone()), "{m:?}");
+        }
+        // A lone escape byte is not something `encode` writes.
+        assert_eq!(TableMeta::decode(b"a\xFF\0b\0c"), None);
+    }
 }
