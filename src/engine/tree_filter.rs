@@ -340,3 +340,6 @@ mod tests {
         assert_eq!(filters.targets().0.len(), 1, "the retired filter gets no more keys");
     }
 }
+
+#[cfg(test)]
+mod chunked_rebuild_tests;
