@@ -78,6 +78,7 @@ mod guards;
 mod heap;
 mod multimap;
 mod page;
+mod prefetch;
 mod read_only;
 mod savepoint;
 mod sync;

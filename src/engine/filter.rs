@@ -70,7 +70,7 @@ impl KeyFilter {
     /// Prefetches the block a key with this [`key_hash`] sets its bits in.
     pub(crate) fn prefetch(&self, hash: u64) {
         let (base, _) = self.locate(hash);
-        super::skiplist::prefetch(&self.words[base]);
+        crate::prefetch::prefetch(&self.words[base]);
     }
 
     /// `false` only if no key with this [`key_hash`] was inserted.

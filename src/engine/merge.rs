@@ -11,7 +11,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
-use super::skiplist::{Entry, Position, prefetch};
+use super::skiplist::{Entry, Position};
+use crate::prefetch::prefetch;
 use crate::btree::{Comparator, ValueBytes, compare};
 use crate::error::Result;
 

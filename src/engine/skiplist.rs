@@ -161,19 +161,7 @@ pub(crate) trait SeekKey: Ord {
 /// Keys whose searches [`Writer::insert_group`] interleaves.
 pub(crate) const GROUP: usize = 8;
 
-/// Asks the CPU to start loading the cache line at `p` (a hint: any
-/// address, null included, is safe; it never faults).
-#[inline(always)]
-#[expect(unsafe_code, reason = "a prefetch instruction")]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: prefetching reads nothing the program sees and cannot fault.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = p;
-}
+use crate::prefetch::prefetch;
 
 /// A position in the list: a node, or the head (null) before every node.
 type Link<K, V> = *const Node<K, V>;
