@@ -147,8 +147,8 @@ pub(crate) type MemValue = Option<Arc<[u8]>>;
 /// huge configured size cannot allocate an absurd filter.
 const MAX_FILTER_BYTES: usize = 32 << 20;
 
-/// The point index gets a slot per this many bytes of capacity (16 bytes
-/// each: 1/8 of the capacity), within these bounds. A full 64 MiB memtable
+/// The point index gets a slot per this many bytes of capacity (8 bytes
+/// each: 1/16 of the capacity), within these bounds. A full 64 MiB memtable
 /// of 24-byte keys and 150-byte values holds about 280K entries; its index
 /// takes up to 393K (three quarters of 512K slots), and entries past that
 /// are found by searching the skip list.
