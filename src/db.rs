@@ -435,7 +435,7 @@ impl Builder {
         refuse_foreign(&first_bytes(&file)?)?;
         let wal = crate::read_only::copy_log(&wal_dir(path))?;
         let data = crate::read_only::Overlay::new(file).map_err(io)?;
-        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?);
+        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.read_only_options())?);
         db.live.unlock_on_close(lock_file);
         Ok(db)
     }
@@ -468,11 +468,19 @@ impl Builder {
         let backend = crate::backends::Adapted(backend);
         refuse_foreign(&first_bytes(&backend)?)?;
         let data = crate::read_only::Overlay::new(backend).map_err(io)?;
-        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.options)?);
+        let db = ReadOnlyDatabase::new(Engine::open(data, wal, self.read_only_options())?);
         if let Some(file) = lock_file {
             db.live.unlock_on_close(file);
         }
         Ok(db)
+    }
+
+    /// The engine options of a read-only open: nothing written at open.
+    fn read_only_options(&self) -> EngineOptions {
+        EngineOptions {
+            read_only: true,
+            ..self.options
+        }
     }
 
     /// Calls the repair callback if recovery repaired the log (see
@@ -680,10 +688,10 @@ impl Database {
     /// swallow. After `Ok`, the data file alone holds every commit: the
     /// WAL's segments are deleted (unless a write transaction still alive
     /// commits after the checkpoint), so the file can be copied or moved
-    /// by itself, and the next open replays nothing. Each copy that is
-    /// opened and written starts a WAL of its own: a copy put back beside
-    /// another copy's WAL is refused with an error rather than mixed with
-    /// it (`design/wal.md`, "Log identity").
+    /// by itself, and the next open replays nothing. Every writable open
+    /// starts a WAL of its own: a copy put back beside another copy's WAL
+    /// is refused with an error rather than mixed with it
+    /// (`design/wal.md`, "Log identity").
     ///
     /// Refused with [`DatabaseError::TransactionInProgress`] while a write
     /// transaction is being built, as redb's (the handle is dropped then;

@@ -104,7 +104,7 @@ fn payload(committer: usize, i: usize) -> Vec<u8> {
 /// Every record a restart on `image` replays after `checkpoint`.
 fn recover(image: CrashLogDir, checkpoint: u64) -> BTreeMap<u64, Vec<u8>> {
     let mut records = BTreeMap::new();
-    wal::scan(&image, DB, checkpoint, |seq, p| {
+    wal::scan(&image, DB, (0, 0), checkpoint, |seq, p| {
         records.insert(seq, p.to_vec());
         Ok(())
     })

@@ -124,8 +124,9 @@ struct WriterState {
     durable: Slot,
     /// Pages of the durable commit's free-list chain.
     freelist_chain: Vec<PageId>,
-    /// The log id the next durable commit records (`Slot::log_id`).
-    log_id: u32,
+    /// The log ids the next durable commit records (`Slot::log_id` and
+    /// `previous_log_id`).
+    log_ids: (u32, u32),
 }
 
 struct Shared {
@@ -180,7 +181,7 @@ impl TreeStore {
             catalog,
             durable: slot,
             freelist_chain: chain,
-            log_id: slot.log_id,
+            log_ids: (slot.log_id, slot.previous_log_id),
         };
         Ok(Self {
             shared: Arc::new(Shared {
@@ -204,10 +205,12 @@ impl TreeStore {
         self.shared.writer.lock().durable.checkpoint_seq
     }
 
-    /// The log id of the newest durable commit (`Slot::log_id`: 0 for
-    /// none).
-    pub fn log_id(&self) -> u32 {
-        self.shared.writer.lock().durable.log_id
+    /// The log ids of the newest durable commit: the log its commits
+    /// continue in and the one before it (`Slot::log_id`,
+    /// `previous_log_id`; 0 for none).
+    pub fn log_ids(&self) -> (u32, u32) {
+        let durable = self.shared.writer.lock().durable;
+        (durable.log_id, durable.previous_log_id)
     }
 
     /// The backend's first failure, if any: the store then refuses all work.
@@ -483,10 +486,11 @@ impl TreeWriter<'_> {
         self.shared.pages.set_cache_writes(false);
     }
 
-    /// Records `log_id` as the WAL the file's commits continue in, from
-    /// the next durable commit on (see `Slot::log_id`).
-    pub fn set_log_id(&mut self, log_id: u32) {
-        self.state.log_id = log_id;
+    /// Records `current` as the WAL the file's commits continue in, and
+    /// `previous` as the one before it, from the next durable commit on
+    /// (see `Slot::log_id`).
+    pub fn set_log_ids(&mut self, current: u32, previous: u32) {
+        self.state.log_ids = (current, previous);
     }
 
     /// The transaction id the next commit will get.
@@ -795,7 +799,8 @@ impl TreeWriter<'_> {
             catalog_len: state.catalog.len,
             freelist_head: head,
             page_count: state.alloc.page_count(),
-            log_id: state.log_id,
+            log_id: state.log_ids.0,
+            previous_log_id: state.log_ids.1,
         };
         pages.commit_slot(&slot)?;
         state.durable = slot;

@@ -101,6 +101,11 @@ pub struct EngineOptions {
     /// middle of the log (keeping the prefix before it). Off, such damage
     /// is a `Corrupted` error at open; a torn tail never needs it.
     pub repair_wal: bool,
+    /// Opened for a read-only database: the open writes nothing to the
+    /// data file (no new log id, see `continued_log`; a read-only open's
+    /// WAL is an in-memory copy of the log on disk, and its commits, which
+    /// the read-only API never makes, would reach no disk).
+    pub read_only: bool,
 }
 
 impl Default for EngineOptions {
@@ -119,6 +124,7 @@ impl Default for EngineOptions {
             resolver: |_| None,
             max_commit_bytes: crate::wal::MAX_PAYLOAD,
             repair_wal: false,
+            read_only: false,
         }
     }
 }
@@ -224,28 +230,45 @@ pub struct RecoveryReport {
     pub deferred_records: u64,
 }
 
-/// The log the database's commits continue in (`Slot::log_id`; the
-/// journal writes it into every segment and refuses segments of another).
-/// An open that finds no WAL on a disk that keeps it starts a new log, with
-/// an id that it makes durable in the data file (a commit at the unchanged
-/// checkpoint) before any segment of it can exist. So every copy of a data
-/// file that goes its own way writes a log of its own, and a copy put back
-/// beside another copy's log is refused rather than replaying it (a state
-/// neither copy ever held). A WAL that cannot outlive the process (in
-/// memory: read-only opens, single-backend databases) keeps the file's id.
-fn continued_log(trees: &TreeStore, wal: &impl LogDir, checkpoint: u64) -> Result<u32> {
-    let current = trees.log_id();
-    if !wal.outlives_process() || !crate::wal::list_segments(wal)?.is_empty() {
-        return Ok(current);
+/// The logs the database's commits continue in: `(current, previous)`
+/// (`Slot::log_id`, `previous_log_id`). The journal writes the current one
+/// into every segment, and recovery refuses a record after the checkpoint
+/// in a segment of neither. Every writable open starts a new log: it draws
+/// a new id and makes it durable in the data file, with the old current id
+/// as the previous one (a commit at the unchanged checkpoint), before any
+/// segment of the new log can exist. So every copy of a data file that goes
+/// its own way (copied alone or with its WAL, on disk or beside an
+/// in-memory WAL) writes a log of its own, and a copy put back beside
+/// another copy's log is refused rather than replaying it (a state neither
+/// copy ever held), while the records this open replays, from the log it
+/// found, are still read after a crash (the old id stays accepted only if
+/// the open found segments of it). The exception: while a segment of
+/// the previous log remains (a crash came before a checkpoint retired it),
+/// a new log would leave it unreadable, so the open keeps the ids. A
+/// read-only open writes nothing and keeps them too.
+fn continued_log(trees: &TreeStore, wal: &impl LogDir, checkpoint: u64, read_only: bool) -> Result<(u32, u32)> {
+    let (current, previous) = trees.log_ids();
+    if read_only {
+        return Ok((current, previous));
     }
-    // Random (the database id's generator), never 0 (none) nor the id a
-    // copy of this file may still be writing.
-    let fresh = fresh_db_id() as u32;
-    let log_id = if fresh == 0 || fresh == current { current.wrapping_add(1).max(1) } else { fresh };
+    let found = crate::wal::segment_log_ids(wal)?;
+    if previous != 0 && found.contains(&previous) {
+        return Ok((current, previous));
+    }
+    // The current log stays readable only if this open found some of it:
+    // a data file copied without its log (its segments elsewhere) must not
+    // accept that log, which its original goes on writing.
+    let kept = if found.contains(&current) { current } else { 0 };
+    // Random (the database id's generator), never 0 (none) nor an id this
+    // file or a copy of it may still be writing.
+    let mut log_id = fresh_db_id() as u32;
+    while log_id == 0 || log_id == current || log_id == previous {
+        log_id = log_id.wrapping_add(1);
+    }
     let mut writer = trees.writer()?;
-    writer.set_log_id(log_id);
+    writer.set_log_ids(log_id, kept);
     writer.commit(checkpoint)?;
-    Ok(log_id)
+    Ok((log_id, kept))
 }
 
 /// The engine under a database: owns the tree store, the journal and the
@@ -269,7 +292,7 @@ impl Engine {
             TreeStore::open(data, tree_options)?
         };
         let checkpoint = trees.durable_checkpoint_seq();
-        let log_id = continued_log(&trees, &wal, checkpoint)?;
+        let (log_id, previous_log_id) = continued_log(&trees, &wal, checkpoint, options.read_only)?;
         let mut recovered = Recovered::load(&trees.snapshot(), options.resolver)?;
         // A flush that committed part way and crashed (`engine::flush_marker`,
         // invariant 3): no memtable may end inside the one it was flushing.
@@ -283,6 +306,7 @@ impl Engine {
             repair: options.repair_wal,
             max_queue_bytes: options.max_wal_queue_bytes,
             log_id,
+            previous_log_id,
             ..JournalOptions::default()
         };
         let (journal, recovery): (Journal, Recovery) =

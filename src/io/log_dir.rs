@@ -29,14 +29,6 @@ pub trait LogDir: Send + Sync + 'static {
     /// Removes a file.
     fn remove(&self, name: &str) -> io::Result<()>;
 
-    /// Whether the files outlive the process (a directory on disk, or a
-    /// test's simulation of one). A log that cannot outlive its process
-    /// (an in-memory WAL) is never met by another copy of its data file, so
-    /// opening over it renews no log id (see `wal::record::SegmentHeader`).
-    fn outlives_process(&self) -> bool {
-        true
-    }
-
     /// Cuts a file to `len` bytes, durably (recovery's explicit repair of a
     /// damaged log keeps a segment's valid prefix this way).
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
@@ -135,10 +127,6 @@ fn not_found(name: &str) -> io::Error {
 impl LogDir for MemLogDir {
     fn list(&self) -> io::Result<Vec<String>> {
         Ok(self.files.lock().keys().cloned().collect())
-    }
-
-    fn outlives_process(&self) -> bool {
-        false
     }
 
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {

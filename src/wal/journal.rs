@@ -98,11 +98,15 @@ pub struct JournalOptions {
     /// a time" (every append waits for the previous ones to be written).
     pub max_queue_bytes: usize,
     /// The log this journal continues: new segments record it, and
-    /// [`Journal::open`] refuses a segment that records another (a copy of
-    /// the data file that went its own way wrote it). The engine passes the
-    /// data file's (its commit slot's `log_id`, renewed by every writable
-    /// open that finds no WAL). Default 0: none, every segment is accepted.
+    /// [`Journal::open`] refuses a record after the checkpoint in a segment
+    /// that records neither it nor [`previous_log_id`](Self::previous_log_id)
+    /// (a copy of the data file that went its own way wrote it). The
+    /// engine passes the data file's (its commit slot's, renewed by every
+    /// writable open). Default 0: none, every segment is accepted.
     pub log_id: u32,
+    /// The log before [`log_id`](Self::log_id), whose segments are still
+    /// read (the open that started the new log may have replayed them).
+    pub previous_log_id: u32,
 }
 
 /// The default [`JournalOptions::max_queue_bytes`]: 64 MiB.
@@ -128,6 +132,7 @@ impl Default for JournalOptions {
             repair: false,
             max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             log_id: 0,
+            previous_log_id: 0,
         }
     }
 }
@@ -263,15 +268,22 @@ struct Inner {
 /// middle of the log is the same error as for `open` without repair.
 ///
 /// Starts no thread and takes no lock on the log, so it suits inspection
-/// tools and tests that check a crash image. Segments of any log id are
-/// read (see [`JournalOptions::log_id`]).
+/// tools and tests that check a crash image. `log_ids` are the data
+/// file's, the current log and the one before it (see
+/// [`JournalOptions::log_id`]; `(0, 0)` reads segments of any log).
 pub fn scan(
     dir: &impl LogDir,
     db_id: u128,
+    log_ids: (u32, u32),
     after: u64,
     visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<Recovery> {
-    scan_log(dir, Owner { db_id, log_id: 0 }, after, false, visit).map(|(recovery, _)| recovery)
+    let owner = Owner {
+        db_id,
+        log_id: log_ids.0,
+        previous_log_id: log_ids.1,
+    };
+    scan_log(dir, owner, after, false, visit).map(|(recovery, _)| recovery)
 }
 
 /// [`scan`], plus what opening acts on: the reader's findings.
@@ -373,6 +385,7 @@ impl Journal {
         let owner = Owner {
             db_id,
             log_id: options.log_id,
+            previous_log_id: options.previous_log_id,
         };
         let (recovery, end) = scan_log(&dir, owner, after, options.repair, replay)?;
         let last = recovery.last_seq.max(after);
@@ -852,6 +865,7 @@ impl Inner {
             let owner = Owner {
                 db_id: self.db_id,
                 log_id: self.options.log_id,
+                previous_log_id: self.options.previous_log_id,
             };
             let segment = ActiveSegment::create(self.dir.as_ref(), owner, first, size)?;
             io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);

@@ -92,13 +92,22 @@ pub(crate) struct LogEnd {
 }
 
 /// Whose log a reader accepts: segments of this database (`db_id`, from
-/// the data file's header) and of the log its commits continue in
-/// (`log_id`, from its newest commit slot; 0 accepts any, as does a segment
-/// that records none).
+/// the data file's header) and of the log its commits continue in or the
+/// one before it (`log_id`, `previous_log_id`, from its newest commit slot;
+/// a `log_id` of 0 accepts any, as does a segment that records none).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Owner {
     pub(crate) db_id: u128,
+    /// The log new segments record.
     pub(crate) log_id: u32,
+    pub(crate) previous_log_id: u32,
+}
+
+impl Owner {
+    /// Whether a segment that records `log_id` belongs to another log.
+    fn refuses(&self, log_id: u32) -> bool {
+        log_id != 0 && self.log_id != 0 && log_id != self.log_id && log_id != self.previous_log_id
+    }
 }
 
 /// Reads every valid record of the log in `dir`, calling `visit` for those
@@ -155,15 +164,15 @@ pub(crate) fn read_log(
         end.discarded_bytes = 0;
         let file = dir.open(&name)?;
         let mut bytes = SegmentBytes::new(file.as_ref())?;
-        match check_header(&mut bytes, &name, first_seq, owner)? {
-            Ok(()) => {}
+        let foreign = match check_header(&mut bytes, &name, first_seq, owner)? {
+            Ok(foreign) => foreign,
             Err(why) => {
                 end.stop = Some(stop(0, StopReason::BadHeader(why.to_string())));
                 expected.get_or_insert(first_seq);
                 past.push(name);
                 break;
             }
-        }
+        };
         if first_seq > after.saturating_add(1) && expected.is_none() {
             return Err(StorageError::corrupted(format!(
                 "WAL records {}..{first_seq} are missing: the oldest segment starts after the checkpoint",
@@ -177,6 +186,9 @@ pub(crate) fn read_log(
             let truncated = match decode_record(bytes.loaded(pos), next) {
                 Decoded::Record { seq, payload, len } => {
                     if seq > after {
+                        if let Some(found) = foreign {
+                            return Err(foreign_log(&name, found, owner));
+                        }
                         visit(seq, payload)?;
                         end.replayed_bytes += len as u64;
                     }
@@ -251,14 +263,16 @@ pub(crate) fn read_log(
 }
 
 /// Checks a segment's header: `Ok(Err(why))` if it is not (or no longer) a
-/// valid header, an error if it is valid but not this log's.
+/// valid header, an error if it is valid but of another database, of
+/// another format or misnamed; `Ok(Ok(foreign))` otherwise, `foreign` when
+/// it belongs to another log of this database ([`foreign_log`]).
 fn check_header(
     bytes: &mut SegmentBytes<'_>,
     name: &str,
     first_seq: u64,
     owner: Owner,
-) -> Result<std::result::Result<(), &'static str>> {
-    let Owner { db_id, log_id } = owner;
+) -> Result<std::result::Result<Option<u32>, &'static str>> {
+    let db_id = owner.db_id;
     let header = match SegmentHeader::decode(bytes.get(0, SEGMENT_HEADER_LEN)?) {
         Ok(header) => header,
         Err(HeaderError::Version(v)) => {
@@ -274,21 +288,29 @@ fn check_header(
             header.db_id
         )));
     }
-    if header.log_id != 0 && log_id != 0 && header.log_id != log_id {
-        return Err(StorageError::corrupted(format!(
-            "WAL segment {name} belongs to another copy of this database (log {:#010x}; the data file \
-             continues log {log_id:#010x}): the data file was replaced by a copy that was written \
-             elsewhere; move the WAL directory away to open the data file alone",
-            header.log_id
-        )));
-    }
     if header.first_seq != first_seq {
         return Err(StorageError::corrupted(format!(
             "WAL segment {name} says it starts at sequence {}",
             header.first_seq
         )));
     }
-    Ok(Ok(()))
+    Ok(Ok(owner.refuses(header.log_id).then_some(header.log_id)))
+}
+
+/// The error for a record after the checkpoint in a segment of log
+/// `found`, where the data file continues log `owner.log_id` (after
+/// `owner.previous_log_id`): another copy
+/// of this data file wrote it (`design/wal.md`, "Log identity"). Only such
+/// a record is refused: a segment of another log holding nothing after the
+/// checkpoint (a delete whose directory sync was lost, brought back by a
+/// crash; a copy's leftover) adds nothing, and is deleted as any leftover.
+fn foreign_log(name: &str, found: u32, owner: Owner) -> StorageError {
+    StorageError::corrupted(format!(
+        "WAL segment {name} belongs to another copy of this database (log {found:#010x}; the data file \
+         continues log {:#010x}): the data file was replaced by a copy that was written elsewhere; \
+         move the WAL directory away to open the data file alone",
+        owner.log_id
+    ))
 }
 
 /// Searches a segment past the stop point for records at or after `want`.
@@ -299,7 +321,12 @@ fn search_past_segment(dir: &dyn LogDir, owner: Owner, name: &str, want: u64, en
     let file = dir.open(name)?;
     let mut bytes = SegmentBytes::new(file.as_ref())?;
     let first_seq = super::segment::parse_name(name).unwrap_or(0);
-    let valid_header = check_header(&mut bytes, name, first_seq, owner)?.is_ok();
+    // Past the stop, so its records would come after the checkpoint.
+    let valid_header = match check_header(&mut bytes, name, first_seq, owner)? {
+        Ok(Some(found)) => return Err(foreign_log(name, found, owner)),
+        Ok(None) => true,
+        Err(_) => false,
+    };
     // Its records start at its first sequence number (its name's).
     let found = bytes.search(SEGMENT_HEADER_LEN, want.max(first_seq), name)?;
     end.discarded_records += found.records;
@@ -431,4 +458,22 @@ impl<'a> SegmentBytes<'a> {
         let end = (at + ZERO_TAIL_PROBE).max(self.loaded.len());
         Ok(self.get(at, end - at)?.iter().all(|&b| b == 0))
     }
+}
+
+/// The log id each segment in `dir` records, for the segments whose header
+/// reads as valid (an open decides from them whether it may start a new
+/// log: `engine::core::continued_log`).
+pub(crate) fn segment_log_ids(dir: &dyn LogDir) -> Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    for (_, name) in list_segments(dir)? {
+        let file = dir.open(&name)?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN];
+        if file.len()? >= SEGMENT_HEADER_LEN as u64 {
+            file.read(0, &mut header)?;
+            if let Ok(header) = SegmentHeader::decode(&header) {
+                ids.push(header.log_id);
+            }
+        }
+    }
+    Ok(ids)
 }

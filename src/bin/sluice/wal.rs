@@ -63,7 +63,7 @@ pub(crate) fn wal(path: &Path, summary: bool) -> CliResult {
     let dir = FsLogDir::open(&dir_path)?;
     let (mut records, mut bytes) = (0u64, 0u64);
     let mut listing = Vec::new();
-    let result = scan(&dir, db_id, checkpoint, |seq, payload| {
+    let result = scan(&dir, db_id, trees.log_ids(), checkpoint, |seq, payload| {
         records += 1;
         bytes += payload.len() as u64;
         if summary {
