@@ -259,6 +259,7 @@ impl Slot {
         if sum != xxh3_64_with_seed(&buf[..SLOT_CHECKSUM_OFFSET], index as u64) {
             return None;
         }
+        let log_ids = u64_at(buf, 48);
         let slot = Self {
             txn_id: u64_at(buf, 0),
             checkpoint_seq: u64_at(buf, 8),
@@ -266,8 +267,8 @@ impl Slot {
             catalog_len: u64_at(buf, 24),
             freelist_head: u64_at(buf, 32),
             page_count: u64_at(buf, 40),
-            log_id: u64_at(buf, 48) as u32,
-            previous_log_id: (u64_at(buf, 48) >> 32) as u32,
+            log_id: log_ids as u32,
+            previous_log_id: (log_ids >> 32) as u32,
         };
         let checked = slot.check(page_size).map(|()| slot);
         Some(

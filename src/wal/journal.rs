@@ -237,7 +237,8 @@ struct Inner {
     dir: Box<dyn LogDir>,
     /// The sequence number of the first record appended since open.
     first_seq: u64,
-    db_id: u128,
+    /// The database and log ids new segments record and recovery read.
+    owner: Owner,
     options: JournalOptions,
     queue: Mutex<Queue>,
     /// Wakes the sync thread: records queued, a sync wanted, shutdown.
@@ -278,12 +279,7 @@ pub fn scan(
     after: u64,
     visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<Recovery> {
-    let owner = Owner {
-        db_id,
-        log_id: log_ids.0,
-        previous_log_id: log_ids.1,
-    };
-    scan_log(dir, owner, after, false, visit).map(|(recovery, _)| recovery)
+    scan_log(dir, Owner::new(db_id, log_ids), after, false, visit).map(|(recovery, _)| recovery)
 }
 
 /// [`scan`], plus what opening acts on: the reader's findings.
@@ -382,11 +378,7 @@ impl Journal {
         options: JournalOptions,
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
-        let owner = Owner {
-            db_id,
-            log_id: options.log_id,
-            previous_log_id: options.previous_log_id,
-        };
+        let owner = Owner::new(db_id, (options.log_id, options.previous_log_id));
         let (recovery, end) = scan_log(&dir, owner, after, options.repair, replay)?;
         let last = recovery.last_seq.max(after);
         // `after` comes from the data file and `last_seq` from the log:
@@ -413,7 +405,7 @@ impl Journal {
         let inner = Arc::new(Inner {
             dir: Box::new(dir),
             first_seq: next_seq,
-            db_id,
+            owner,
             options,
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
@@ -862,12 +854,7 @@ impl Inner {
             // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
             let first = io.written_seq + 1;
             let size = io.next_segment_size;
-            let owner = Owner {
-                db_id: self.db_id,
-                log_id: self.options.log_id,
-                previous_log_id: self.options.previous_log_id,
-            };
-            let segment = ActiveSegment::create(self.dir.as_ref(), owner, first, size)?;
+            let segment = ActiveSegment::create(self.dir.as_ref(), self.owner, first, size)?;
             io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);
             self.segments.lock().push((first, segment_name(first)));
             let mut metrics = self.metrics.lock();

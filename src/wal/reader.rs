@@ -104,6 +104,15 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
+    /// The owner of database `db_id`'s log with ids `(current, previous)`.
+    pub(crate) fn new(db_id: u128, (log_id, previous_log_id): (u32, u32)) -> Self {
+        Self {
+            db_id,
+            log_id,
+            previous_log_id,
+        }
+    }
+
     /// Whether a segment that records `log_id` belongs to another log.
     fn refuses(&self, log_id: u32) -> bool {
         log_id != 0 && self.log_id != 0 && log_id != self.log_id && log_id != self.previous_log_id
