@@ -367,8 +367,9 @@ impl Builder {
     /// sluicedb keeps a WAL beside the data, which a single backend has no
     /// room for; so here the WAL lives in memory and durability comes from
     /// the backend alone, as in redb: a `Durability::Immediate` commit
-    /// returns once a checkpoint has made it durable in the backend (two
-    /// syncs per commit, as redb's), [`Database::sync`] checkpoints, and
+    /// is written to the backend's tree and returns (and becomes visible to
+    /// readers) once it is durable there (two syncs per commit, as redb's),
+    /// [`Database::sync`] checkpoints, and
     /// dropping the database checkpoints (so `Durability::None` commits
     /// reach the backend then, at the latest). A crash loses at most the
     /// commits since the last checkpoint that were not acknowledged as

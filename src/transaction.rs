@@ -455,13 +455,17 @@ impl WriteTransaction {
     /// now, durable within the sync interval).
     pub fn commit(self) -> Result<(), CommitError> {
         self.check_committable()?;
-        let txn = self.txn.into_inner();
+        let mut txn = self.txn.into_inner();
         let checkpoint = (self.checkpoint_on_commit && matches!(txn.durability(), Durability::Immediate))
             .then(|| txn.checkpointer());
+        if checkpoint.is_some() {
+            // The WAL is volatile: the commit is durable once the data file
+            // holds it, and visible only then.
+            txn.commit_through_tree();
+        }
         txn.commit()?;
         if let Some(checkpoint) = checkpoint {
-            // The WAL is volatile: the commit is durable once the data file
-            // holds it.
+            // What is left: the non-durable commits before an empty one.
             checkpoint.checkpoint()?;
         }
         Ok(())

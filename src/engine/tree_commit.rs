@@ -2,7 +2,10 @@
 //!
 //! A transaction whose WAL payload would reach
 //! `EngineOptions::tree_commit_bytes` (a bulk load) is neither logged nor
-//! inserted into the memtable. Through the WAL it would sit in memory three
+//! inserted into the memtable. Nor is a durable commit of a database whose
+//! WAL is volatile (`WriteTxn::commit_through_tree`): there the data file
+//! is the only durable copy, and readers must not see a commit before it is
+//! durable, as step 4 ensures. Through the WAL it would sit in memory three
 //! times at once (its write set, its record, the memtable) and leave a
 //! memtable far above the flush size for the apply thread to merge while the
 //! writers after it wait; through the tree it costs one sorted pass over the
@@ -53,10 +56,19 @@ use crate::error::{Result, StorageError};
 
 /// Commits `commit` as sequence `seq` through the tree (see the module
 /// docs); `new_orders` gives the key orders of the tables the commit
-/// creates, registered before it is published.
+/// creates, registered before it is published. A `bulk` commit (one too
+/// big for the WAL) bypasses the page cache and settles its freed memory;
+/// a small one (`WriteTxn::commit_through_tree`) keeps the pages it writes
+/// cached for the reads after it.
 /// REQUIRES: the writer slot, `seq` the journal's next sequence, and not
 /// the commit lock (step 1 waits for the apply thread, which takes it).
-pub(crate) fn commit(inner: &Arc<Inner>, seq: u64, commit: Commit, new_orders: &[(u64, Comparator)]) -> Result<()> {
+pub(crate) fn commit(
+    inner: &Arc<Inner>,
+    seq: u64,
+    commit: Commit,
+    new_orders: &[(u64, Comparator)],
+    bulk: bool,
+) -> Result<()> {
     // Step 1.
     super::txn::checkpoint(inner)?;
     {
@@ -89,7 +101,9 @@ pub(crate) fn commit(inner: &Arc<Inner>, seq: u64, commit: Commit, new_orders: &
         let mut writer = inner.trees.writer()?;
         // A bulk load bigger than the cache would evict every page readers
         // use and hold the whole load in memory beside its write set.
-        writer.bypass_cache();
+        if bulk {
+            writer.bypass_cache();
+        }
         let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
         apply_names(
             &mut writer,
@@ -110,7 +124,9 @@ pub(crate) fn commit(inner: &Arc<Inner>, seq: u64, commit: Commit, new_orders: &
                 apply_table(&mut writer, &filters, table, cmp, &part)?;
             }
         }
-        settle_freed();
+        if bulk {
+            settle_freed();
+        }
         inner.check_poison()?;
         writer.commit(seq)?;
         Ok(absorbed)

@@ -157,6 +157,7 @@ impl Engine {
             views: Vec::new(),
             pop_cursors: Vec::new(),
             durability: Durability::Immediate,
+            through_tree: false,
             holds_slot: true,
         }
     }
@@ -329,6 +330,8 @@ pub struct WriteTxn {
     /// and backward (`engine::pop`).
     pop_cursors: Vec<[Option<PopCursor>; 2]>,
     durability: Durability,
+    /// Commit through the tree whatever the size (`engine::tree_commit`).
+    through_tree: bool,
     holds_slot: bool,
 }
 
@@ -390,6 +393,15 @@ impl WriteTxn {
     /// The durability `commit` will use.
     pub fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// Makes `commit` write this transaction straight into the tree and
+    /// publish it once the data file holds it durably, whatever its size
+    /// (`engine::tree_commit`). For a database whose WAL is volatile
+    /// (`Builder::create_with_backend`), where a commit is durable only in
+    /// the data file: readers must not see it before.
+    pub(crate) fn commit_through_tree(&mut self) {
+        self.through_tree = true;
     }
 
     /// The shape of `table`'s tree in the data file as this transaction
@@ -837,9 +849,10 @@ impl WriteTxn {
         if len > inner.options.max_commit_bytes.min(crate::wal::MAX_PAYLOAD) {
             return Err(StorageError::ValueTooLarge(len));
         }
-        if len >= inner.options.tree_commit_bytes {
+        let bulk = len >= inner.options.tree_commit_bytes;
+        if bulk || self.through_tree {
             let new_orders: Vec<_> = self.writes.new_table_orders(seq).collect();
-            tree_commit::commit(inner, seq, commit, &new_orders)?;
+            tree_commit::commit(inner, seq, commit, &new_orders, bulk)?;
             return Ok(seq);
         }
         let batch = commit.into_batch();
