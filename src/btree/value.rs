@@ -14,8 +14,8 @@ use crate::page::{Page, PageStore};
 /// The largest value sluicedb stores: 128 MiB.
 pub const MAX_VALUE_LEN: usize = 128 << 20;
 
-/// A value read from a tree or a memtable: a slice of a cached page or a
-/// memtable's shared value (no copy), or an owned buffer for overflow values.
+/// A value read from a tree or a memtable: a slice of a cached page (no
+/// copy), or an owned buffer (overflow values, and values found in memory).
 #[derive(Clone)]
 pub struct ValueBytes {
     repr: Repr,
@@ -32,11 +32,6 @@ impl ValueBytes {
         Self {
             repr: Repr::InPage { page, start, len },
         }
-    }
-
-    /// A whole shared buffer (a memtable's value): no copy.
-    pub(crate) fn shared(bytes: &Page) -> Self {
-        Self::in_page(bytes.clone(), 0, bytes.len())
     }
 
     pub(crate) fn owned(bytes: Vec<u8>) -> Self {

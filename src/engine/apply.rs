@@ -253,7 +253,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
                 if last.is_none_or(|last| cmp(last, key).is_ne()) {
                     last = Some(key);
                     if keep {
-                        ops.push((key, entry.value().as_deref()));
+                        ops.push((key, entry.bytes()));
                     }
                 }
             }

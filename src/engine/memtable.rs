@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 
 use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
-use super::skiplist::{GROUP, Point, SeekKey, SkipList, Writer};
+use super::skiplist::{ArenaBytes, GROUP, Point, SeekKey, SkipList, Writer};
 use super::key_bytes::KeyBytes;
 use crate::btree::{Comparator, byte_order, is_bytewise, prefix_word};
 
@@ -138,10 +138,9 @@ impl Eq for MemKey {}
 /// `(seq, name, table)`.
 pub(crate) type Binding = (u64, Vec<u8>, Option<TableDef>);
 
-/// A value or a tombstone. Shared (`Arc`), so a read hands out the value
-/// without copying it: a point read that hits the memtable costs a reference
-/// count, not an allocation and a copy of the value.
-pub(crate) type MemValue = Option<Arc<[u8]>>;
+/// A value or a tombstone, its bytes in the skip list's arena
+/// ([`ArenaBytes`]; read with `Entry::bytes`).
+pub(crate) type MemValue = Option<ArenaBytes>;
 
 /// The largest key filter a memtable gets (that of a 2 GiB memtable), so a
 /// huge configured size cannot allocate an absurd filter.
@@ -174,12 +173,12 @@ pub(crate) struct Memtable {
     max_seq: AtomicU64,
 }
 
-/// What a memtable says about one key at a snapshot.
-pub(crate) enum Lookup {
+/// What a memtable (or a pending run) says about one key at a snapshot.
+pub(crate) enum Lookup<'a> {
     /// No version at or below the snapshot.
     Absent,
     /// The newest version: a value or a tombstone.
-    Found(MemValue),
+    Found(Option<&'a [u8]>),
 }
 
 impl Memtable {
@@ -291,7 +290,7 @@ impl Memtable {
     }
 
     /// The newest version of `key` at or below `seq`.
-    pub(crate) fn get(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Lookup {
+    pub(crate) fn get(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Lookup<'_> {
         // An empty memtable (the fresh one after a flush) costs one load,
         // not a filter probe and a skip-list walk.
         if self.is_empty() {
@@ -303,7 +302,7 @@ impl Memtable {
                 return Lookup::Absent;
             }
             match self.map.point(hash, |k| k.is_version_of(table, key)) {
-                Point::Newest(entry) if entry.key().seq <= seq => return Lookup::Found(entry.value().clone()),
+                Point::Newest(entry) if entry.key().seq <= seq => return Lookup::Found(entry.bytes()),
                 Point::Absent => return Lookup::Absent,
                 // Newer than the snapshot (search for the version it sees),
                 // or not in the index.
@@ -313,7 +312,7 @@ impl Memtable {
         let probe = MemKey::probe(table, cmp, key, seq);
         match self.map.lower_bound(Bound::Included(&probe)) {
             Some(entry) if entry.key().table == table && cmp(&entry.key().key, key).is_eq() => {
-                Lookup::Found(entry.value().clone())
+                Lookup::Found(entry.bytes())
             }
             _ => Lookup::Absent,
         }
@@ -391,7 +390,8 @@ impl Inserter<'_> {
                 // Point lookups in other orders search the list (keys equal
                 // to the comparator may differ in their bytes, and their
                 // hash): only byte-ordered keys are indexed.
-                group.push((MemKey::probe(table, cmp, key, seq), value.map(Into::into), indexed.then_some(hash)));
+                let value = value.map(|value| self.writer.store(value));
+                group.push((MemKey::probe(table, cmp, key, seq), value, indexed.then_some(hash)));
             }
             for &hash in &hashes[..group.len()] {
                 self.mem.filter.insert(hash);

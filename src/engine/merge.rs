@@ -369,19 +369,18 @@ impl MemSource {
         }
         self.at = Some(list.position(last));
         // The next group's first node is `next`, just read; the one after it
-        // and `next`'s value (a separate allocation, whose reference count
-        // the next call increments) are what that call waits for: start
-        // loading them now.
+        // and `next`'s value (in the arena, not beside the node) are what
+        // that call waits for: start loading them now.
         if let Some(next) = next.filter(|_| forward) {
             list.prefetch_after(next);
-            if let Some(value) = next.value() {
-                prefetch(Arc::as_ptr(value).cast::<u8>());
+            if let Some(value) = next.bytes() {
+                prefetch(value.as_ptr());
             }
         }
         Some(visible.map(|e| {
             (
                 ValueBytes::owned(e.key().key.to_vec()),
-                e.value().as_ref().map(ValueBytes::shared),
+                e.bytes().map(|value| ValueBytes::owned(value.to_vec())),
             )
         }))
     }

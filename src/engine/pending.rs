@@ -98,7 +98,7 @@ impl PendingRun {
     }
 
     /// What the run says about `key` of `table` at snapshot `seq`.
-    pub(crate) fn get(&self, table: u64, key: &[u8], seq: u64) -> Lookup {
+    pub(crate) fn get(&self, table: u64, key: &[u8], seq: u64) -> Lookup<'_> {
         if seq < self.seq {
             return Lookup::Absent;
         }
@@ -119,7 +119,7 @@ impl PendingRun {
             ops.binary_search_by(|op| compare(cmp, &op.key, key))
         };
         match found {
-            Ok(i) => Lookup::Found(ops[i].value.as_deref().map(std::sync::Arc::from)),
+            Ok(i) => Lookup::Found(ops[i].value.as_deref()),
             Err(_) => Lookup::Absent,
         }
     }

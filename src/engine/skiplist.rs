@@ -131,6 +131,31 @@ impl<K, V> Node<K, V> {
     }
 }
 
+/// Bytes a list's writer copied into the list's arena ([`Writer::store`]),
+/// for a value of that list's entries: read back through
+/// [`Entry::bytes`], they live, unmoved and unchanged, as long as the list.
+/// A value in the arena costs its length: an `Arc<[u8]>` per value cost
+/// 16 bytes of reference counts and 8 to 24 of allocator overhead beside
+/// it, an allocator call per insert, and one more per entry when a flushed
+/// memtable was dropped.
+///
+/// Only the writer of the list whose entries hold it makes one (the memtable
+/// stores each value through the writer it links the entry with), so the
+/// bytes outlive every entry that names them.
+#[derive(Clone, Copy)]
+pub(crate) struct ArenaBytes {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the bytes are immutable once stored; sharing or sending the
+// handle is sharing a `&[u8]` into memory its list owns.
+#[expect(unsafe_code, reason = "a handle to immutable bytes of an arena")]
+unsafe impl Send for ArenaBytes {}
+// SAFETY: as for `Send`.
+#[expect(unsafe_code, reason = "a handle to immutable bytes of an arena")]
+unsafe impl Sync for ArenaBytes {}
+
 /// The level whose nodes the seek index holds: nodes at least this many
 /// levels above the bottom (height > `SEEK_LEVEL`, one in 4^`SEEK_LEVEL`).
 /// A seek walks this level and the ones below it.
@@ -760,6 +785,24 @@ pub(crate) struct Writer<'a, K, V> {
 }
 
 impl<K: SeekKey, V> Writer<'_, K, V> {
+    /// Copies `bytes` into the list's arena, for the value of an entry this
+    /// writer links into this list (see [`ArenaBytes`]).
+    #[expect(unsafe_code, reason = "copies into memory the arena just handed out")]
+    pub(crate) fn store(&mut self, bytes: &[u8]) -> ArenaBytes {
+        if bytes.is_empty() {
+            return ArenaBytes {
+                ptr: NonNull::dangling(),
+                len: 0,
+            };
+        }
+        let layout = Layout::from_size_align(bytes.len(), 1).expect("a value is at most 128 MiB");
+        let ptr = self.state.arena.alloc(layout);
+        // SAFETY: the arena handed out `bytes.len()` fresh bytes at `ptr`,
+        // which nothing else points to yet.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len()) };
+        ArenaBytes { ptr, len: bytes.len() }
+    }
+
     /// Inserts `key -> value`. Cheapest when keys come in ascending order
     /// (see the module's splice).
     ///
@@ -1135,6 +1178,20 @@ impl<'a, K, V> Entry<'a, K, V> {
     pub(crate) fn value(&self) -> &'a V {
         // SAFETY: as for `key`.
         unsafe { &(*self.node).value }
+    }
+}
+
+impl<'a, K> Entry<'a, K, Option<ArenaBytes>> {
+    /// The entry's value bytes (`None`: a tombstone).
+    #[expect(unsafe_code, reason = "arena bytes live as long as their list")]
+    pub(crate) fn bytes(&self) -> Option<&'a [u8]> {
+        self.value().map(|value| {
+            // SAFETY: the value was stored in this list's arena by its
+            // writer (`ArenaBytes`), which frees nothing before the list
+            // goes, and the entry borrows the list for 'a; a zero-length
+            // value's dangling pointer is valid for an empty slice.
+            unsafe { std::slice::from_raw_parts(value.ptr.as_ptr(), value.len) }
+        })
     }
 }
 

@@ -208,12 +208,16 @@ impl State {
     }
 
     fn lookup(&self, table: &TableView, key: &[u8], seq: u64, filtered: bool) -> Result<Option<ValueBytes>> {
+        // A value found in memory is copied out (it lives in the run or the
+        // memtable's arena): a small copy, and tree reads of values too
+        // big for a leaf copy them too.
+        let owned = |value: Option<&[u8]>| value.map(|value| ValueBytes::owned(value.to_vec()));
         if let Some(Lookup::Found(value)) = self.pending.as_ref().map(|run| run.get(table.def.id, key, seq)) {
-            return Ok(value.as_ref().map(ValueBytes::shared));
+            return Ok(owned(value));
         }
         for mem in self.memtables() {
             if let Lookup::Found(value) = mem.get(table.def.id, table.cmp, key, seq) {
-                return Ok(value.as_ref().map(ValueBytes::shared));
+                return Ok(owned(value));
             }
         }
         if let Some(found) = table.overlay.as_ref().and_then(|o| overlay_get(o, table.cmp, key)) {

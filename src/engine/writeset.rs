@@ -83,8 +83,11 @@ struct Packed {
     len: u32,
 }
 
-/// Bytes per chunk of packed keys and values; a longer value gets a chunk
-/// of its own.
+/// Bytes of the first chunk of packed keys and values; each later chunk
+/// doubles, up to [`CHUNK`], and a longer value gets a chunk of its own. A
+/// one-write transaction (most of them) then allocates a few KiB, not the
+/// MiB that glibc had to carve from and give back to its heap every time.
+const FIRST_CHUNK: usize = 4 << 10;
 const CHUNK: usize = 1 << 20;
 
 /// The bytes `at` names in `chunks`.
@@ -191,7 +194,8 @@ impl Tail {
             .last()
             .is_some_and(|c| c.capacity() - c.len() >= bytes.len());
         if !fits {
-            self.chunks.push(Vec::with_capacity(CHUNK.max(bytes.len())));
+            let next = self.chunks.last().map_or(FIRST_CHUNK, |c| (c.capacity() * 2).min(CHUNK));
+            self.chunks.push(Vec::with_capacity(next.max(bytes.len())));
         }
         let chunk = self.chunks.len() - 1;
         let buf = &mut self.chunks[chunk];
