@@ -203,7 +203,7 @@ mod tests {
         for table in [1, 2] {
             for key in &keys {
                 match run.get(table, key, 5) {
-                    Lookup::Found(Some(value)) => assert_eq!(&value[..], &key[..]),
+                    Lookup::Found(Some(value)) => assert_eq!(value, &key[..]),
                     _ => panic!("table {table}: {key:?} not found"),
                 }
             }
