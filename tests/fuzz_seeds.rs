@@ -18,20 +18,43 @@ fn corpus(target: &str) -> PathBuf {
         .join(target)
 }
 
-/// WAL segments (database id 7, as the target expects): a few records, and
-/// the same with a torn tail.
-fn wal_seeds() -> Vec<(String, Vec<u8>)> {
+/// A WAL segment of five records (database id 7, as the target expects)
+/// written under `log_id`.
+fn wal_segment(log_id: u32) -> Vec<u8> {
     let dir = CrashLogDir::new();
-    let (journal, _) = Journal::open(dir.clone(), 7, 0, JournalOptions::default(), |_, _| Ok(())).unwrap();
+    let options = JournalOptions {
+        log_id,
+        ..JournalOptions::default()
+    };
+    let (journal, _) = Journal::open(dir.clone(), 7, 0, options, |_, _| Ok(())).unwrap();
     for i in 0..5u8 {
         let seq = journal.append(&vec![i; 10 + 40 * i as usize]).unwrap();
         journal.wait_for_sync(seq).unwrap();
     }
     let name = journal.segments()[0].clone();
     drop(journal);
-    let whole = dir.file_bytes(&name).unwrap();
+    dir.file_bytes(&name).unwrap()
+}
+
+/// WAL segments: a few records, and the same with a torn tail (no log id:
+/// an even length, which the target opens without ids); the same records
+/// under the target's log id and under another's (odd lengths, which it
+/// opens with its ids: one replays, the other is refused as foreign).
+fn wal_seeds() -> Vec<(String, Vec<u8>)> {
+    let whole = wal_segment(0);
     let torn = whole[..whole.len() - 30].to_vec();
-    vec![("seed-five-records".into(), whole), ("seed-torn-tail".into(), torn)]
+    let odd = |mut bytes: Vec<u8>| {
+        if bytes.len() % 2 == 0 {
+            bytes.push(0);
+        }
+        bytes
+    };
+    vec![
+        ("seed-five-records".into(), whole),
+        ("seed-torn-tail".into(), torn),
+        ("seed-own-log".into(), odd(wal_segment(0x5EED_0001))),
+        ("seed-foreign-log".into(), odd(wal_segment(0x0BAD_0001))),
+    ]
 }
 
 /// Small databases: empty, one tree, several trees with an overflow value and

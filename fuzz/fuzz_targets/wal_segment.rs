@@ -9,6 +9,12 @@
 //!    where they say: open must refuse exactly when a valid record (or a
 //!    later segment) follows the damage, and then repair to exactly the
 //!    records before it; otherwise it must replay exactly those records.
+//!
+//! Both run with the log ids a database's journal has (`JournalOptions`
+//! `log_id`, `previous_log_id`): in 1 the bytes' segment header may name
+//! another log, which open and repair may refuse (a foreign log is never
+//! replayed, nor repaired away); in 2 the log is written under one id and
+//! reopened under it, or under a newer id that keeps it as the previous.
 
 #![no_main]
 
@@ -18,6 +24,10 @@ use sluicedb::io::{CrashLogDir, TearMode};
 use sluicedb::wal::{Journal, JournalOptions};
 
 const DB: u128 = 7;
+/// The log ids of the raw segment's journal (a header the fuzzer writes
+/// may name either, or another).
+const LOG: u32 = 0x5EED_0001;
+const PREVIOUS_LOG: u32 = 0x5EED_0000;
 
 fuzz_target!(|data: &[u8]| {
     raw_segment(data);
@@ -36,17 +46,33 @@ fn open(dir: &CrashLogDir, options: JournalOptions) -> Result<(Journal, Vec<Vec<
     Ok((journal, records))
 }
 
+/// Whether a refusal is of a segment of another log.
+fn foreign(e: &StorageError) -> bool {
+    matches!(e, StorageError::Corrupted(msg) if msg.contains("belongs to another copy"))
+}
+
 fn raw_segment(data: &[u8]) {
     let dir = CrashLogDir::new();
     dir.put_file("00000000000000000001.wal", data.to_vec());
-    let (journal, records) = match open(&dir, JournalOptions::default()) {
+    // With ids (a database's journal) for an odd length, else none (every
+    // segment accepted, as for a legacy file): the length, unlike any one
+    // byte, leaves a valid segment's header free to name any log.
+    let ids = data.len() % 2 == 1;
+    let options = JournalOptions {
+        log_id: if ids { LOG } else { 0 },
+        previous_log_id: if ids { PREVIOUS_LOG } else { 0 },
+        ..JournalOptions::default()
+    };
+    let (journal, records) = match open(&dir, options) {
         Ok(opened) => opened,
+        Err(e) if ids && foreign(&e) => return,
         Err(StorageError::Corrupted(_)) => {
-            let repair = JournalOptions {
-                repair: true,
-                ..JournalOptions::default()
-            };
-            open(&dir, repair).expect("repair opens what open refused")
+            let repair = JournalOptions { repair: true, ..options };
+            match open(&dir, repair) {
+                Ok(opened) => opened,
+                Err(e) if ids && foreign(&e) => return,
+                Err(e) => panic!("repair did not open what open refused: {e}"),
+            }
         }
         Err(e) => panic!("unexpected error: {e}"),
     };
@@ -60,9 +86,23 @@ fn damaged_log(data: &[u8]) {
     let [size, shape, lo, hi, bit, body @ ..] = data else {
         return;
     };
+    // Written under log 1 + (size % 3) (0: none); reopened under the same
+    // id, or (odd `bit`) under a newer one that keeps it as the previous,
+    // as the next writable open of its database would.
+    let log_id = u32::from(*size % 3);
     let options = JournalOptions {
         segment_size: 128 + u64::from(*size) * 8,
+        log_id,
         ..JournalOptions::default()
+    };
+    let reopen = if bit & 0x80 != 0 && log_id != 0 {
+        JournalOptions {
+            log_id: log_id + 10,
+            previous_log_id: log_id,
+            ..options
+        }
+    } else {
+        options
     };
     // Records are chunks of the body; a sync every few makes groups.
     let chunk = 1 + usize::from(shape % 48);
@@ -118,17 +158,17 @@ fn damaged_log(data: &[u8]) {
             assert_eq!(got, want, "a record came back changed");
         }
     };
-    match open(&dir, options) {
+    match open(&dir, reopen) {
         Ok((_, records)) => {
             assert!(!later, "damage at {name}:{at} with valid records after it was not refused");
             expect_prefix(&records);
         }
         Err(StorageError::Corrupted(msg)) => {
             assert!(later, "damage at the very end refused: {msg}");
-            let repair = JournalOptions { repair: true, ..options };
+            let repair = JournalOptions { repair: true, ..reopen };
             let (_, records) = open(&dir, repair).expect("repair opens");
             expect_prefix(&records);
-            let (_, records) = open(&dir, options).expect("a repaired log opens plainly");
+            let (_, records) = open(&dir, reopen).expect("a repaired log opens plainly");
             expect_prefix(&records);
         }
         Err(e) => panic!("unexpected error: {e}"),
