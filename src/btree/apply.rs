@@ -17,10 +17,11 @@ use std::collections::{HashMap, HashSet};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::catalog::TreeInfo;
-use super::cmp::Comparator;
+use super::cmp::{Comparator, is_bytewise};
 use super::cursor::MAX_DEPTH;
 use super::node::{
     BranchEntry, Entry, LeafEntry, LeafValue, MAX_INLINE_VALUE, MAX_KEY_LEN, Node, OverflowRef, encode, expect_node,
+    separator_len,
     pack,
 };
 use super::value::MAX_VALUE_LEN;
@@ -109,19 +110,38 @@ impl Ctx<'_> {
     }
 
     /// Writes `entries` as one or more nodes at `level` (0 = leaves).
+    ///
+    /// Each node after the first is referenced by a separator: its first
+    /// key, or for leaves of a byte-ordered tree the shortest prefix of it
+    /// above the previous leaf's last key ([`shortest_separator`]), which
+    /// the branch format allows (`node.rs`: a lower bound of the child,
+    /// above every key of the previous one). Long keys that differ early
+    /// then fill branches with a few bytes each, not whole keys. The first
+    /// node keeps its first key: the key below it is in a sibling this call
+    /// does not see. Branch levels pass their children's separators up
+    /// unchanged (a branch's last separator is no upper bound of its last
+    /// child, so none can be shortened against it).
     fn write_nodes<E: Entry>(&mut self, level: u8, entries: &[E]) -> Result<Children> {
         let page_size = self.store.page_size();
+        let shorten = level == 0 && is_bytewise(self.cmp);
         let mut out = Vec::new();
+        let mut previous_last: Option<&[u8]> = None;
         for group in pack(entries, page_size) {
             let entries = &entries[group];
             let (buf, used) = encode(page_size, level, entries);
             let id = self.alloc_page();
             self.store.write_page(id, buf)?;
+            let first = entries[0].key();
+            let key = match previous_last {
+                Some(last) if shorten => shortest_separator(last, first),
+                _ => first,
+            };
             out.push(BranchEntry {
-                key: entries[0].key().to_vec(),
+                key: key.to_vec(),
                 child: id,
                 fill: Some(used),
             });
+            previous_last = entries.last().map(Entry::key);
         }
         Ok(out)
     }
@@ -231,6 +251,13 @@ fn partition<'o, 'a>(node: Node<'_>, cmp: Comparator, mut ops: &'o [Op<'a>]) -> 
         ops = rest;
     }
     parts
+}
+
+/// The shortest prefix of `next` that sorts above `last` in byte order
+/// ([`separator_len`]). REQUIRES: `last < next` in byte order.
+fn shortest_separator<'k>(last: &[u8], next: &'k [u8]) -> &'k [u8] {
+    debug_assert!(last < next, "separator of keys out of order");
+    &next[..separator_len(last, next)]
 }
 
 fn kept(node: Node<'_>, i: usize) -> BranchEntry {

@@ -57,6 +57,15 @@ pub(crate) const fn value_field_len(len: usize) -> usize {
     if len > MAX_INLINE_VALUE { OVERFLOW_REF_LEN } else { len }
 }
 
+/// Bytes of the shortest separator between two neighbouring keys of a
+/// byte-ordered tree (`last < next`): `next` up to and including the first
+/// byte where the two differ, which sorts above `last` and at or below
+/// `next` (a branch key's bounds, above).
+pub(crate) fn separator_len(last: &[u8], next: &[u8]) -> usize {
+    let shared = last.iter().zip(next).take_while(|(a, b)| a == b).count();
+    (shared + 1).min(next.len())
+}
+
 /// Bytes a branch entry with a `key_len`-byte separator takes in its node,
 /// its offset slot included.
 pub(crate) const fn branch_entry_len(key_len: usize) -> usize {
@@ -417,6 +426,22 @@ pub(crate) fn expect_node(page: &Page, id: PageId) -> Result<Node<'_>, StorageEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn separators_sort_between_their_neighbours() {
+        for (last, next, want) in [
+            (&b"abc"[..], &b"abd"[..], &b"abd"[..]),
+            (b"abc", b"b", b"b"),
+            (b"ab", b"abc", b"abc"),
+            (b"", b"a", b"a"),
+            (b"apple-pie", b"banana-split", b"b"),
+            (b"a\xff\xff", b"b\x00", b"b"),
+        ] {
+            let sep = &next[..separator_len(last, next)];
+            assert_eq!(sep, want, "between {last:?} and {next:?}");
+            assert!(last < sep && sep <= next, "{sep:?} is not between {last:?} and {next:?}");
+        }
+    }
 
     #[test]
     fn leaf_round_trip_and_search() {

@@ -4,7 +4,8 @@
 
 use super::cursor::MAX_DEPTH;
 use super::node::{
-    Entry, LeafEntry, LeafValue, NODE_HEADER_LEN, branch_entry_len, expect_node, leaf_entry_len, value_field_len,
+    Entry, LeafEntry, LeafValue, NODE_HEADER_LEN, branch_entry_len, expect_node, leaf_entry_len, separator_len,
+    value_field_len,
 };
 use crate::error::{Result, StorageError};
 use crate::page::{PageId, PageStore};
@@ -89,6 +90,10 @@ pub struct Census {
     pub leaf_bytes: u64,
     /// Overflow pages their long values take.
     pub overflow_pages: u64,
+    /// Neighbouring pairs measured by [`add_separator`](Self::add_separator),
+    /// and the bytes of their shortest separators.
+    pub separators: u64,
+    pub separator_bytes: u64,
 }
 
 impl Census {
@@ -101,6 +106,16 @@ impl Census {
         if value_field_len(value_len) != value_len {
             self.overflow_pages += (value_len as u64).div_ceil(page_size as u64);
         }
+    }
+}
+
+impl Census {
+    /// Counts the shortest separator of two neighbouring keys of a
+    /// byte-ordered tree (`last < next`), as a leaf boundary between them
+    /// would store it (`btree::apply::shortest_separator`).
+    pub fn add_separator(&mut self, last: &[u8], next: &[u8]) {
+        self.separators += 1;
+        self.separator_bytes += separator_len(last, next) as u64;
     }
 }
 
@@ -125,9 +140,14 @@ impl TreeShape {
         self.stored_bytes = self.stored_bytes.max(census.stored_bytes);
         self.leaf_bytes = self.leaf_bytes.max(census.leaf_bytes);
         // Branch levels over all the leaves, at the fan-out of separators
-        // as long as the average key.
-        let average_key = census.key_bytes.checked_div(census.entries).unwrap_or(0) as usize;
-        let fan_out = (usable / branch_entry_len(average_key) as u64).max(2);
+        // as long as the average separator measured (byte order), else the
+        // average key.
+        let average_separator = census
+            .separator_bytes
+            .checked_div(census.separators)
+            .or_else(|| census.key_bytes.checked_div(census.entries))
+            .unwrap_or(0) as usize;
+        let fan_out = (usable / branch_entry_len(average_separator) as u64).max(2);
         let (mut level, mut height, mut branches) = (self.leaf_pages, 1, 0);
         while level > 1 {
             level = level.div_ceil(fan_out);

@@ -114,6 +114,11 @@ pub struct MergedRange<'a> {
 }
 
 impl<'a> MergedRange<'a> {
+    /// The key order it merges in.
+    pub(crate) fn order(&self) -> Comparator {
+        self.cmp
+    }
+
     pub(crate) fn new(factory: SourceFactory<'a>, cmp: Comparator, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Self {
         Self {
             factory,

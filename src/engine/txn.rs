@@ -351,9 +351,19 @@ pub(crate) fn project(
     mut each: impl FnMut(&[u8], &[u8]) -> Result<()>,
 ) -> Result<TreeShape> {
     let mut census = Census::default();
+    // Byte-ordered trees shorten their leaves' separators (`btree::apply`):
+    // the census measures them between neighbouring keys.
+    let shortened = is_bytewise(range.order());
+    let mut previous: Option<ValueBytes> = None;
     for item in range {
         let (key, value) = item?;
         census.add(&key, value.as_bytes().len(), shape.page_size);
+        if shortened {
+            if let Some(previous) = &previous {
+                census.add_separator(previous, &key);
+            }
+            previous = Some(key.clone());
+        }
         each(&key, value.as_bytes())?;
     }
     Ok(shape.projected(&census))
