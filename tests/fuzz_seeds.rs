@@ -44,7 +44,7 @@ fn wal_seeds() -> Vec<(String, Vec<u8>)> {
     let whole = wal_segment(0);
     let torn = whole[..whole.len() - 30].to_vec();
     let odd = |mut bytes: Vec<u8>| {
-        if bytes.len() % 2 == 0 {
+        if bytes.len().is_multiple_of(2) {
             bytes.push(0);
         }
         bytes

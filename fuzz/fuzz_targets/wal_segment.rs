@@ -57,7 +57,7 @@ fn raw_segment(data: &[u8]) {
     // With ids (a database's journal) for an odd length, else none (every
     // segment accepted, as for a legacy file): the length, unlike any one
     // byte, leaves a valid segment's header free to name any log.
-    let ids = data.len() % 2 == 1;
+    let ids = !data.len().is_multiple_of(2);
     let options = JournalOptions {
         log_id: if ids { LOG } else { 0 },
         previous_log_id: if ids { PREVIOUS_LOG } else { 0 },
