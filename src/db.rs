@@ -402,6 +402,7 @@ impl Builder {
         }
         let backend = crate::backends::Adapted(backend);
         refuse_foreign(&first_bytes(&backend)?)?;
+        clear_torn_creation(&backend)?;
         let mut db = self.create_with_backends(backend, crate::io::MemLogDir::new())?;
         db.volatile_wal = true;
         Ok(db)
@@ -536,6 +537,27 @@ fn refuse_foreign(first: &[u8]) -> Result<(), DatabaseError> {
     let same = first.iter().zip(MAGIC).take_while(|(a, b)| **a == *b).count();
     if first[same..].iter().any(|&b| b != 0) {
         return Err(not_a_database("not a sluicedb database (bad magic number)"));
+    }
+    Ok(())
+}
+
+/// Empties a single backend that a power cut left as a creation's first
+/// extension and nothing more: a redb-shaped backend grows (`set_len`)
+/// before it writes past its end, so a creation cut between the two leaves
+/// up to a page of zeros, which no open recognises. Nothing was ever
+/// acknowledged in it and its WAL was in memory, so it is created again.
+/// (A data file with a WAL directory that is all zeros stays refused: its
+/// WAL may hold commits; `tests/defect_torn_creation.rs`.)
+fn clear_torn_creation(backend: &dyn crate::io::StorageBackend) -> Result<(), DatabaseError> {
+    let len = backend.len().map_err(io)?;
+    if len == 0 || len > crate::page::MIN_PAGE_SIZE as u64 {
+        return Ok(());
+    }
+    let mut bytes = vec![0u8; len as usize];
+    backend.read(0, &mut bytes).map_err(io)?;
+    if bytes.iter().all(|&b| b == 0) {
+        backend.set_len(0).map_err(io)?;
+        backend.sync_data().map_err(io)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ mod store;
 pub(crate) use allocator::Allocator;
 pub(crate) use cache::CacheCounters;
 // MAGIC: `db.rs` tells a foreign file from a damaged database by it.
-pub(crate) use header::{MAGIC, Slot, fresh_db_id};
+pub(crate) use header::{MAGIC, MIN_PAGE_SIZE, Slot, fresh_db_id};
 pub(crate) use store::{
     PAGE_HEADER_LEN, Page, PageId, PageKind, PageStore, StoreOptions, new_page, page_count_field, page_generation,
     page_kind,
