@@ -12,7 +12,7 @@ pub const WRITE_BEHIND_BYTES: u64 = 1 << 20;
 /// A [`StorageBackend`] over a regular file, using positioned reads and writes
 /// (`pread`/`pwrite`), so readers never share a file cursor.
 ///
-/// **Write-behind.** After every [`WRITE_BEHIND_BYTES`] written since the last
+/// **Write-behind.** After every MiB (`WRITE_BEHIND_BYTES`) written since the last
 /// sync it waits for the write-back it started before, then starts writing
 /// back the file's dirty pages (`sync_file_range` with `WAIT_BEFORE |
 /// WRITE`, on Linux; elsewhere nothing): RocksDB's `bytes_per_sync`. Left to
