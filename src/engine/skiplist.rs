@@ -11,10 +11,11 @@
 //!   brackets it and descends from there, instead of walking from the top of
 //!   the list (RocksDB's `InlineSkipList` splice, reimplemented here). A key
 //!   out of order just climbs further: order is never required, only cheap.
-//! - **An arena.** Nodes are bump-allocated in chunks and never freed one by
+//! - **An arena.** Nodes, and the value bytes the writer stores beside them
+//!   ([`ArenaBytes`]), are bump-allocated in chunks and never freed one by
 //!   one: no allocator call per insert, no epoch or reference count per node,
 //!   and dropping a full memtable frees a few hundred chunks, not hundreds of
-//!   thousands of nodes.
+//!   thousands of nodes and values.
 //! - **Plain stores.** With a single writer, linking a node is a store per
 //!   level (release), not a compare-and-swap loop.
 //! - **A point index** (optional, [`SkipList::with_point_index`]). A search
@@ -51,7 +52,9 @@
 //!   release store that links it at level 0, and it is linked bottom-up: a
 //!   reader that reaches a node through any level sees it complete.
 //! - Nodes are never unlinked or moved while the list lives, so a reader's
-//!   `&Node` stays valid for the borrow of the list.
+//!   `&Node` stays valid for the borrow of the list; so are the bytes of an
+//!   [`ArenaBytes`], which only this list's writer makes for this list's
+//!   entries, written before the release store that links their node.
 //! - The splice is exact (each `prev[i]` is immediately followed by `next[i]`
 //!   at level `i`) at every level below `splice_levels`, and those pairs
 //!   are one search's path (each level's `prev` at or after the one above
