@@ -90,9 +90,10 @@ pub struct Census {
     pub leaf_bytes: u64,
     /// Overflow pages their long values take.
     pub overflow_pages: u64,
-    /// Neighbouring pairs measured by [`add_separator`](Self::add_separator),
-    /// and the bytes of their shortest separators.
+    /// Neighbouring pairs of keys measured by
+    /// [`add_separator`](Self::add_separator) (byte-ordered trees only).
     pub separators: u64,
+    /// Bytes of those pairs' shortest separators.
     pub separator_bytes: u64,
 }
 

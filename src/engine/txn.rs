@@ -358,13 +358,12 @@ pub(crate) fn project(
     for item in range {
         let (key, value) = item?;
         census.add(&key, value.as_bytes().len(), shape.page_size);
-        if shortened {
-            if let Some(previous) = &previous {
-                census.add_separator(previous, &key);
-            }
-            previous = Some(key.clone());
+        if let Some(previous) = previous.as_ref().filter(|_| shortened) {
+            census.add_separator(previous, &key);
         }
         each(&key, value.as_bytes())?;
+        // Kept for the next separator (moved, not copied).
+        previous = shortened.then_some(key);
     }
     Ok(shape.projected(&census))
 }
