@@ -283,7 +283,10 @@ pub(crate) enum Point<'a, K, V> {
     Newest(Entry<'a, K, V>),
     /// The list holds no version of the key.
     Absent,
-    /// The index cannot tell (it has none, or it filled up): search.
+    /// The key is not in the index, which filled up: the writer left out
+    /// keys inserted since (the caller may know them another way), so search.
+    Unindexed,
+    /// The index cannot tell (the list has none, or it gave up): search.
     Unknown,
 }
 
@@ -427,7 +430,7 @@ impl<K: SeekKey, V> SkipList<K, V> {
         if index.complete.load(AtomicOrdering::Acquire) {
             Point::Absent
         } else {
-            Point::Unknown
+            Point::Unindexed
         }
     }
 
@@ -1008,6 +1011,17 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
         }
     }
 
+    /// Keys the point index can still take before it leaves new ones out
+    /// (0 without an index, or once it has given up). A key already in it
+    /// takes no slot for its newer versions.
+    pub(crate) fn index_room(&self) -> usize {
+        let index = &self.list.index;
+        if index.slots.is_empty() || index.disabled.load(AtomicOrdering::Relaxed) {
+            return 0;
+        }
+        index.limit().saturating_sub(self.state.indexed)
+    }
+
     /// Prefetches the point index slot a key with this hash starts its probe at.
     pub(crate) fn prefetch_index(&self, hash: u64) {
         let index = &self.list.index;
@@ -1446,7 +1460,7 @@ mod tests {
             let newest = model.iter().find(|&&(k, _)| k == point).map(|e| e.1);
             match list.point(mix(point), |k| k.0 == point) {
                 Point::Newest(entry) => assert_eq!(Some(*entry.value()), newest, "point {point}"),
-                Point::Unknown => {}
+                Point::Unindexed | Point::Unknown => {}
                 Point::Absent => panic!("point {point} said absent"),
             }
         }
@@ -1650,9 +1664,13 @@ mod tests {
                             assert_eq!(*entry.value(), entry.key().1.0);
                         }
                         Point::Absent => assert!(!newest.contains_key(&probe), "point {probe} said absent"),
-                        Point::Unknown => assert!(!indexed_all, "a complete index said unknown"),
+                        Point::Unindexed => assert!(!indexed_all, "a complete index said unindexed"),
+                        Point::Unknown => panic!("an index that never gave up said unknown"),
                     }
                 }
+                // Room left: the 24 slots (three quarters of 32) less the
+                // points indexed, whatever their versions.
+                assert_eq!(list.writer().index_room(), 24usize.saturating_sub(newest.len().min(24)));
             }
         }
         // A list without an index always says unknown.
@@ -1681,7 +1699,7 @@ mod tests {
                             assert!(entry.key().1.0 >= floor, "a published version was missed");
                         }
                         Point::Absent => assert_eq!(floor, 0, "a published point said absent"),
-                        Point::Unknown => panic!("the index has room for every point"),
+                        Point::Unindexed | Point::Unknown => panic!("the index has room for every point"),
                     }
                     probes += 1;
                 }
