@@ -42,18 +42,32 @@ pub(crate) struct MemKey {
     /// two integers (measured: the key comparison was half of a memtable
     /// point read). Zero for other orders, which then compare in full.
     prefix: u64,
-    pub(crate) edge: Edge,
     pub(crate) key: KeyBytes,
-    pub(crate) seq: u64,
+    /// The sequence in the low [`SEQ_BITS`], the [`Edge`] above them: one
+    /// word, not two (an edge beside the words took eight bytes of every
+    /// skip-list node with its padding).
+    seq_edge: u64,
     pub(crate) cmp: Comparator,
 }
 
+/// Bits of [`MemKey::seq_edge`] holding the sequence. Sequences count
+/// commits from 1: a process would need 2^62 of them to reach the edge bits;
+/// a probe's "every version" (`u64::MAX`) is clamped to the largest.
+const SEQ_BITS: u32 = 62;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+
+// Eight words: the table, the prefix, four of the key, the sequence and the
+// comparator (with 64-bit pointers).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<MemKey>() == 64);
+
 /// Where a probe sits within its table; stored entries are always `Key`.
+/// The discriminants are the bits above [`SEQ_BITS`], in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Edge {
-    Start,
-    Key,
-    End,
+    Start = 0,
+    Key = 1,
+    End = 2,
 }
 
 impl MemKey {
@@ -62,26 +76,37 @@ impl MemKey {
         Self {
             table,
             prefix,
-            edge: Edge::Key,
             key: KeyBytes::new(key),
-            seq,
+            seq_edge: (Edge::Key as u64) << SEQ_BITS | seq.min(SEQ_MASK),
             cmp,
         }
     }
 
     /// Whether this is a version of `key` in `table` (by bytes).
     fn is_version_of(&self, table: u64, key: &[u8]) -> bool {
-        self.table == table && self.edge == Edge::Key && *self.key == *key
+        self.table == table && self.edge_of() == Edge::Key && *self.key == *key
     }
 
     pub(crate) fn edge(table: u64, cmp: Comparator, edge: Edge) -> Self {
         Self {
             table,
             prefix: 0,
-            edge,
             key: KeyBytes::new(&[]),
-            seq: 0,
+            seq_edge: (edge as u64) << SEQ_BITS,
             cmp,
+        }
+    }
+
+    /// The commit that wrote this version (a probe's: the newest it sees).
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq_edge & SEQ_MASK
+    }
+
+    fn edge_of(&self) -> Edge {
+        match self.seq_edge >> SEQ_BITS {
+            0 => Edge::Start,
+            1 => Edge::Key,
+            _ => Edge::End,
         }
     }
 }
@@ -90,7 +115,7 @@ impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> Ordering {
         self.table
             .cmp(&other.table)
-            .then_with(|| match (self.edge, other.edge) {
+            .then_with(|| match (self.edge_of(), other.edge_of()) {
                 (Edge::Key, Edge::Key) => {
                     // Unequal words decide byte order: a shorter key's zero
                     // padding sorts before any byte, as its end does.
@@ -99,7 +124,8 @@ impl Ord for MemKey {
                         Ordering::Equal => (self.cmp)(&self.key, &other.key),
                         unequal => unequal,
                     };
-                    order.then_with(|| other.seq.cmp(&self.seq))
+                    // Same edge bits: the words order as the sequences.
+                    order.then_with(|| other.seq_edge.cmp(&self.seq_edge))
                 }
                 (a, b) => a.cmp(&b),
             })
@@ -111,7 +137,7 @@ impl SeekKey for MemKey {
     /// for other orders, whose keys the index then compares in full); a
     /// table's start and end probes sit at either end of its words.
     fn summary(&self) -> (u64, u64) {
-        let word = match self.edge {
+        let word = match self.edge_of() {
             Edge::Start => 0,
             Edge::Key => self.prefix,
             Edge::End => u64::MAX,
@@ -310,7 +336,7 @@ impl Memtable {
         if is_bytewise(cmp) {
             let hash = key_hash(table, key);
             match self.map.point(hash, |k| k.is_version_of(table, key)) {
-                Point::Newest(entry) if entry.key().seq <= seq => return Lookup::Found(entry.bytes()),
+                Point::Newest(entry) if entry.key().seq() <= seq => return Lookup::Found(entry.bytes()),
                 Point::Absent => return Lookup::Absent,
                 // Not in the full index: every key left out of it is in the
                 // filter (made before the index filled, `Inserter`).
@@ -619,7 +645,7 @@ mod tests {
             a.0.cmp(&b.0).then_with(|| cmps[(a.0 - 1) as usize](&a.1, &b.1)).then(b.2.cmp(&a.2))
         };
         model.sort_by(order);
-        let got: Vec<(u64, Vec<u8>, u64)> = m.map().iter().map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq)).collect();
+        let got: Vec<(u64, Vec<u8>, u64)> = m.map().iter().map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq())).collect();
         assert_eq!(got, model);
         for p in 0..3000u64 {
             let r = mix(p + 1_000_000);
@@ -634,7 +660,7 @@ mod tests {
             };
             for inclusive in [true, false] {
                 let b = if inclusive { Bound::Included(&probe) } else { Bound::Excluded(&probe) };
-                let lb = m.map().lower_bound(b).map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq));
+                let lb = m.map().lower_bound(b).map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq()));
                 let want = model
                     .iter()
                     .find(|k| {
@@ -643,7 +669,7 @@ mod tests {
                     })
                     .cloned();
                 assert_eq!(lb, want, "lower {inclusive} probe {p}");
-                let ub = m.map().upper_bound(b).map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq));
+                let ub = m.map().upper_bound(b).map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq()));
                 let want = model
                     .iter()
                     .rev()

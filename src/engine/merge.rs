@@ -366,7 +366,7 @@ impl MemSource {
         let mut last = first;
         let mut next = Some(first);
         while let Some(entry) = next.filter(|e| within(e) && compare(self.cmp, &e.key().key, &first.key().key).is_eq()) {
-            if entry.key().seq <= self.seq && (visible.is_none() || !forward) {
+            if entry.key().seq() <= self.seq && (visible.is_none() || !forward) {
                 visible = Some(entry);
             }
             last = entry;
