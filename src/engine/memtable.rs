@@ -29,7 +29,7 @@ use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
 use super::skiplist::{ArenaBytes, GROUP, Point, SeekKey, SkipList, Writer};
 use super::key_bytes::KeyBytes;
-use crate::btree::{Comparator, byte_order, is_bytewise, prefix_word};
+use crate::btree::{Comparator, byte_order, is_bytewise};
 
 /// A skip-list key. Every key of one table carries that table's comparator.
 /// Probes for range scans may instead sit before or after every key of a
@@ -37,11 +37,11 @@ use crate::btree::{Comparator, byte_order, is_bytewise, prefix_word};
 pub(crate) struct MemKey {
     pub(crate) table: u64,
     /// For a byte-ordered table, the key's first eight bytes as a
-    /// big-endian word (zero-padded): two keys whose words differ are
-    /// ordered by them, so most comparisons of a skip-list walk settle on
-    /// two integers (measured: the key comparison was half of a memtable
-    /// point read). Zero for other orders, which then compare in full.
-    prefix: u64,
+    /// big-endian word (`KeyBytes::head_word`, kept inside the key's
+    /// slot) come first: two keys whose words differ are ordered by them,
+    /// so most comparisons of a skip-list walk settle on two integers
+    /// (measured: the key comparison was half of a memtable point read).
+    /// Other orders compare in full.
     pub(crate) key: KeyBytes,
     /// The sequence in the low [`SEQ_BITS`], the [`Edge`] above them: one
     /// word, not two (an edge beside the words took eight bytes of every
@@ -56,10 +56,10 @@ pub(crate) struct MemKey {
 const SEQ_BITS: u32 = 62;
 const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
 
-// Eight words: the table, the prefix, four of the key, the sequence and the
-// comparator (with 64-bit pointers).
+// Seven words: the table, four of the key, the sequence and the comparator
+// (with 64-bit pointers).
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<MemKey>() == 64);
+const _: () = assert!(std::mem::size_of::<MemKey>() == 56);
 
 /// Where a probe sits within its table; stored entries are always `Key`.
 /// The discriminants are the bits above [`SEQ_BITS`], in this order.
@@ -72,10 +72,8 @@ pub(crate) enum Edge {
 
 impl MemKey {
     pub(crate) fn probe(table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Self {
-        let prefix = if is_bytewise(cmp) { prefix_word(key) } else { 0 };
         Self {
             table,
-            prefix,
             key: KeyBytes::new(key),
             seq_edge: (Edge::Key as u64) << SEQ_BITS | seq.min(SEQ_MASK),
             cmp,
@@ -90,7 +88,6 @@ impl MemKey {
     pub(crate) fn edge(table: u64, cmp: Comparator, edge: Edge) -> Self {
         Self {
             table,
-            prefix: 0,
             key: KeyBytes::new(&[]),
             seq_edge: (edge as u64) << SEQ_BITS,
             cmp,
@@ -119,10 +116,13 @@ impl Ord for MemKey {
                 (Edge::Key, Edge::Key) => {
                     // Unequal words decide byte order: a shorter key's zero
                     // padding sorts before any byte, as its end does.
-                    let order = match self.prefix.cmp(&other.prefix) {
-                        Ordering::Equal if is_bytewise(self.cmp) => byte_order(&self.key, &other.key),
-                        Ordering::Equal => (self.cmp)(&self.key, &other.key),
-                        unequal => unequal,
+                    let order = if is_bytewise(self.cmp) {
+                        match self.key.head_word().cmp(&other.key.head_word()) {
+                            Ordering::Equal => byte_order(&self.key, &other.key),
+                            unequal => unequal,
+                        }
+                    } else {
+                        (self.cmp)(&self.key, &other.key)
                     };
                     // Same edge bits: the words order as the sequences.
                     order.then_with(|| other.seq_edge.cmp(&self.seq_edge))
@@ -139,7 +139,8 @@ impl SeekKey for MemKey {
     fn summary(&self) -> (u64, u64) {
         let word = match self.edge_of() {
             Edge::Start => 0,
-            Edge::Key => self.prefix,
+            Edge::Key if is_bytewise(self.cmp) => self.key.head_word(),
+            Edge::Key => 0,
             Edge::End => u64::MAX,
         };
         (self.table, word)
