@@ -109,26 +109,46 @@ impl MemKey {
 }
 
 impl Ord for MemKey {
+    /// Most comparisons of a walk settle on two words: the tables, then
+    /// (for two keys of a byte-ordered table) their first eight bytes. That
+    /// path stays small enough to inline into the walks; the rest is
+    /// [`MemKey::cmp_rest`], out of line (measured with cachegrind: one
+    /// function for both paths spilled registers on every call, +10%
+    /// instructions in a commit-and-read probe).
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.table
-            .cmp(&other.table)
-            .then_with(|| match (self.edge_of(), other.edge_of()) {
-                (Edge::Key, Edge::Key) => {
-                    // Unequal words decide byte order: a shorter key's zero
-                    // padding sorts before any byte, as its end does.
-                    let order = if is_bytewise(self.cmp) {
-                        match self.key.head_word().cmp(&other.key.head_word()) {
-                            Ordering::Equal => byte_order(&self.key, &other.key),
-                            unequal => unequal,
-                        }
-                    } else {
-                        (self.cmp)(&self.key, &other.key)
-                    };
-                    // Same edge bits: the words order as the sequences.
-                    order.then_with(|| other.seq_edge.cmp(&self.seq_edge))
-                }
-                (a, b) => a.cmp(&b),
-            })
+        if self.table != other.table {
+            return self.table.cmp(&other.table);
+        }
+        const KEY: u64 = Edge::Key as u64;
+        if (self.seq_edge >> SEQ_BITS, other.seq_edge >> SEQ_BITS) == (KEY, KEY) && is_bytewise(self.cmp) {
+            // Unequal words decide byte order: a shorter key's zero padding
+            // sorts before any byte, as its end does.
+            let order = self.key.head_word().cmp(&other.key.head_word());
+            if order.is_ne() {
+                return order;
+            }
+        }
+        self.cmp_rest(other)
+    }
+}
+
+impl MemKey {
+    /// [`Ord::cmp`] of two keys of one table, in full.
+    #[inline(never)]
+    fn cmp_rest(&self, other: &Self) -> Ordering {
+        match (self.edge_of(), other.edge_of()) {
+            (Edge::Key, Edge::Key) => {
+                let order = if is_bytewise(self.cmp) {
+                    byte_order(&self.key, &other.key)
+                } else {
+                    (self.cmp)(&self.key, &other.key)
+                };
+                // Same edge bits: the words order as the sequences.
+                order.then_with(|| other.seq_edge.cmp(&self.seq_edge))
+            }
+            (a, b) => a.cmp(&b),
+        }
     }
 }
 
