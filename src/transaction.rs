@@ -1,6 +1,5 @@
 //! Read and write transactions over typed tables.
 
-use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -163,8 +162,11 @@ pub struct WriteTransaction {
     /// (the lock makes it `Sync`, as redb's, so its tables are `Send`).
     txn: Mutex<engine::WriteTxn>,
     /// The tables open in this transaction, with where each was opened
-    /// (for [`TableError::TableAlreadyOpen`]).
-    open: Mutex<HashMap<String, &'static Location<'static>>>,
+    /// (for [`TableError::TableAlreadyOpen`]). A list: a transaction has a
+    /// table or two open, and hashing the name three times per open (a
+    /// lookup, an insert, a removal) cost more than the open's other work
+    /// but the table lookup.
+    open: Mutex<Vec<(String, &'static Location<'static>)>>,
     _live: LiveToken,
     /// Whether a durable commit also checkpoints: set for databases whose
     /// WAL is volatile (see `Builder::create_with_backend`).
@@ -255,7 +257,7 @@ impl WriteTransaction {
     pub(crate) fn new(txn: engine::WriteTxn, live: LiveToken) -> Self {
         Self {
             txn: Mutex::new(txn),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Vec::new()),
             _live: live.writer_child(),
             checkpoint_on_commit: false,
             poisoned: AtomicBool::new(false),
@@ -286,11 +288,14 @@ impl WriteTransaction {
     }
 
     pub(crate) fn close_table(&self, name: &str) {
-        self.open.lock().remove(name);
+        let mut open = self.open.lock();
+        if let Some(at) = open.iter().position(|(open, _)| open == name) {
+            open.swap_remove(at);
+        }
     }
 
     fn ensure_closed(&self, name: &str) -> Result<(), TableError> {
-        if let Some(location) = self.open.lock().get(name) {
+        if let Some((_, location)) = self.open.lock().iter().find(|(open, _)| open == name) {
             return Err(TableError::TableAlreadyOpen(name.to_string(), location));
         }
         Ok(())
@@ -307,13 +312,12 @@ impl WriteTransaction {
         self.ensure_closed(name)?;
         let meta = TableMeta::of::<K, V>();
         let encoded = meta.encode();
-        let table = self.with_txn(|txn| -> Result<_, TableError> {
-            if let Some(stored) = txn.table_meta(name.as_bytes())? {
-                check_types(name, &stored, &meta, &encoded)?;
-            }
-            Ok(txn.open_table(name.as_bytes(), &encoded, comparator::<K>())?)
+        let table = self.with_txn(|txn| {
+            txn.open_table_checked(name.as_bytes(), &encoded, comparator::<K>(), |stored| {
+                check_types(name, stored, &meta, &encoded)
+            })
         })?;
-        self.open.lock().insert(name.to_string(), Location::caller());
+        self.open.lock().push((name.to_string(), Location::caller()));
         Ok(Table::new(self, table, name.to_string()))
     }
 
@@ -397,13 +401,15 @@ impl WriteTransaction {
         self.ensure_closed(name)?;
         let meta = TableMeta::of_multimap::<K, V>();
         let encoded = meta.encode();
-        let table = self.with_txn(|txn| -> Result<_, TableError> {
-            if let Some(stored) = txn.table_meta(name.as_bytes())? {
-                check_types(name, &stored, &meta, &encoded)?;
-            }
-            Ok(txn.open_table(name.as_bytes(), &encoded, crate::multimap::comparator::<K, V>())?)
+        let table = self.with_txn(|txn| {
+            txn.open_table_checked(
+                name.as_bytes(),
+                &encoded,
+                crate::multimap::comparator::<K, V>(),
+                |stored| check_types(name, stored, &meta, &encoded),
+            )
         })?;
-        self.open.lock().insert(name.to_string(), Location::caller());
+        self.open.lock().push((name.to_string(), Location::caller()));
         Ok(MultimapTable::new(self, table, name.to_string()))
     }
 
@@ -573,7 +579,7 @@ impl WriteTransaction {
     /// it; the rest with this transaction's writes.
     pub fn stats(&self) -> Result<DatabaseStats, StorageError> {
         let open = self.open.lock().clone();
-        let is_open = |name: &[u8]| std::str::from_utf8(name).is_ok_and(|name| open.contains_key(name));
+        let is_open = |name: &[u8]| open.iter().any(|(open, _)| open.as_bytes() == name);
         let (tables, own) = self.with_txn(|txn| txn.table_shapes(savepoint::is_reserved, is_open))?;
         Ok(DatabaseStats::new(&tables, &own))
     }

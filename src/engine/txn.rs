@@ -574,6 +574,32 @@ impl WriteTxn {
             .map(|slot| self.writes.tables[slot].meta.clone()))
     }
 
+    /// Opens a table as [`open_table`](Self::open_table) does, but an
+    /// existing table whose stored metadata differs from `meta` in its bytes
+    /// is opened only if `accept(stored)` agrees (its error is returned
+    /// otherwise, and the table's key order is then not fixed to `cmp`).
+    /// One lookup of the name, and no copy of the stored metadata when it
+    /// matches, as nearly every open finds: a typed `open_table` is part of
+    /// every single-write commit.
+    pub fn open_table_checked<E: From<StorageError>>(
+        &mut self,
+        name: &[u8],
+        meta: &[u8],
+        cmp: Comparator,
+        accept: impl FnOnce(&[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<TableRef, E> {
+        crate::btree::check_key(name)?;
+        let Some(slot) = self.resolve(name, None)? else {
+            return Ok(self.open_table(name, meta, cmp)?);
+        };
+        let stored = &self.writes.tables[slot].meta;
+        if stored[..] != *meta {
+            accept(stored)?;
+        }
+        self.fix_order(slot, cmp)?;
+        Ok(self.handle(slot))
+    }
+
     /// Opens a table, creating it with `meta` and key order `cmp` if missing.
     pub fn open_table(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> Result<TableRef> {
         crate::btree::check_key(name)?;

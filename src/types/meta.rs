@@ -56,8 +56,8 @@ pub struct TableMeta {
 impl TableMeta {
     pub(crate) fn of<K: Key, V: crate::Value>() -> Self {
         Self {
-            key_type: K::type_name().name().to_string(),
-            value_type: V::type_name().name().to_string(),
+            key_type: K::type_name().into_name(),
+            value_type: V::type_name().into_name(),
             bytewise: K::order_is_bytewise(),
             multimap: false,
             widths: Some((K::fixed_width(), V::fixed_width())),
@@ -68,8 +68,8 @@ impl TableMeta {
     /// the pair order of `crate::multimap::pair`, never byte order.
     pub(crate) fn of_multimap<K: Key, V: Key>() -> Self {
         Self {
-            key_type: K::type_name().name().to_string(),
-            value_type: V::type_name().name().to_string(),
+            key_type: K::type_name().into_name(),
+            value_type: V::type_name().into_name(),
             bytewise: false,
             multimap: true,
             widths: Some((K::fixed_width(), V::fixed_width())),
@@ -83,7 +83,6 @@ impl TableMeta {
     /// A NUL inside a type name is written as the bytes `FF 30` (`FF` never
     /// occurs in UTF-8), so no two pairs of names encode alike.
     pub fn encode(&self) -> Vec<u8> {
-        use std::io::Write;
         // Written piece by piece: every typed `open_table` encodes.
         let mut out = Vec::with_capacity(self.key_type.len() + self.value_type.len() + 16);
         push_name(&mut out, &self.key_type);
@@ -96,7 +95,7 @@ impl TableMeta {
         }
         if let Some((key, value)) = self.widths {
             let width = |out: &mut Vec<u8>, w: Option<usize>| match w {
-                Some(w) => write!(out, "{w}").expect("writing to a Vec cannot fail"),
+                Some(w) => push_decimal(out, w),
                 None => out.push(b'-'),
             };
             out.extend_from_slice(b"\0w");
@@ -177,7 +176,30 @@ pub(crate) fn resolve(meta: &[u8]) -> Option<Comparator> {
 /// The escape of a NUL inside a type name ([`TableMeta::encode`]).
 const NUL_ESCAPE: [u8; 2] = [0xFF, b'0'];
 
+/// Appends `n` in decimal, without `write!`'s formatting machinery: a
+/// fixed-width type's metadata holds its widths, encoded on every typed
+/// `open_table`.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 fn push_name(out: &mut Vec<u8>, name: &str) {
+    // Type names hold no NUL but by design: copy them whole (the split
+    // below cost ~160 instructions per name, on every typed open).
+    if !name.as_bytes().contains(&0) {
+        out.extend_from_slice(name.as_bytes());
+        return;
+    }
     for (i, piece) in name.split('\0').enumerate() {
         if i > 0 {
             out.extend_from_slice(&NUL_ESCAPE);
@@ -219,5 +241,22 @@ mod tests {
         }
         // A lone escape byte is not something `encode` writes.
         assert_eq!(TableMeta::decode(b"a\xFF\0b\0c"), None);
+    }
+
+    #[test]
+    fn widths_encode_in_decimal_as_formatting_would() {
+        for n in [0, 1, 9, 10, 99, 100, 4096, 123_456_789, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        let meta = TableMeta {
+            key_type: "u64".into(),
+            value_type: "[u8;16]".into(),
+            bytewise: true,
+            multimap: false,
+            widths: Some((Some(8), None)),
+        };
+        assert_eq!(meta.encode(), b"u64\0[u8;16]\0b\0w8,-");
     }
 }

@@ -27,6 +27,11 @@ impl TypeName {
     pub fn name(&self) -> &str {
         &self.0
     }
+
+    /// The name, moved out (no copy).
+    pub(crate) fn into_name(self) -> String {
+        self.0
+    }
 }
 
 impl std::fmt::Display for TypeName {
