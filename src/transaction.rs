@@ -310,11 +310,10 @@ impl WriteTransaction {
     ) -> Result<Table<'txn, K, V>, TableError> {
         let name = definition.name();
         self.ensure_closed(name)?;
-        let meta = TableMeta::of::<K, V>();
-        let encoded = meta.encode();
+        let typed = TableMeta::typed::<K, V>();
         let table = self.with_txn(|txn| {
-            txn.open_table_checked(name.as_bytes(), &encoded, comparator::<K>(), |stored| {
-                check_types(name, stored, &meta, &encoded)
+            txn.open_table_checked(name.as_bytes(), &typed.encoded, comparator::<K>(), |stored| {
+                check_types(name, stored, &typed.meta, &typed.encoded)
             })
         })?;
         self.open.lock().push((name.to_string(), Location::caller()));
@@ -399,14 +398,13 @@ impl WriteTransaction {
     ) -> Result<MultimapTable<'txn, K, V>, TableError> {
         let name = definition.name();
         self.ensure_closed(name)?;
-        let meta = TableMeta::of_multimap::<K, V>();
-        let encoded = meta.encode();
+        let typed = TableMeta::typed_multimap::<K, V>();
         let table = self.with_txn(|txn| {
             txn.open_table_checked(
                 name.as_bytes(),
-                &encoded,
+                &typed.encoded,
                 crate::multimap::comparator::<K, V>(),
-                |stored| check_types(name, stored, &meta, &encoded),
+                |stored| check_types(name, stored, &typed.meta, &typed.encoded),
             )
         })?;
         self.open.lock().push((name.to_string(), Location::caller()));
