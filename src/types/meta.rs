@@ -295,6 +295,19 @@ mod tests {
     }
 
     #[test]
+    fn typed_metadata_is_made_once_per_pair_of_types_and_kind() {
+        let (a, b) = (TableMeta::typed::<u64, &str>(), TableMeta::typed::<u64, &str>());
+        assert!(Arc::ptr_eq(&a, &b), "the second open reuses the first's");
+        assert_eq!(a.meta, TableMeta::of::<u64, &str>());
+        assert_eq!(a.encoded, a.meta.encode());
+        let other = TableMeta::typed::<u64, u32>();
+        assert_eq!(other.meta, TableMeta::of::<u64, u32>());
+        let multimap = TableMeta::typed_multimap::<u64, &str>();
+        assert!(!Arc::ptr_eq(&a, &multimap));
+        assert_eq!(multimap.meta, TableMeta::of_multimap::<u64, &str>());
+    }
+
+    #[test]
     fn widths_encode_in_decimal_as_formatting_would() {
         for n in [0, 1, 9, 10, 99, 100, 4096, 123_456_789, usize::MAX] {
             let mut out = Vec::new();
