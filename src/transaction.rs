@@ -14,7 +14,7 @@ use crate::multimap::{
 };
 use crate::savepoint::{self, Savepoint};
 use crate::table::{ReadOnlyTable, ReadOnlyUntypedTable, Table, TableDefinition, TableHandle, UntypedTableHandle};
-use crate::types::{Key, TableMeta, TypeName, Value, comparator};
+use crate::types::{Key, TableMeta, TypeName, TypedMeta, Value, comparator};
 
 /// One share of a database's count of live transactions.
 ///
@@ -194,11 +194,12 @@ impl Drop for PoisonOnUnwind<'_> {
 /// the wrong kind first ([`check_kind`]), then other types
 /// ([`TableError::TableTypeMismatch`], naming the stored ones), then a
 /// type whose fixed width changed ([`TableError::TypeDefinitionChanged`]).
-fn check_types(name: &str, stored: &[u8], current: &TableMeta, encoded: &[u8]) -> Result<(), TableError> {
+fn check_types(name: &str, stored: &[u8], current: &TypedMeta) -> Result<(), TableError> {
     // The same types, as nearly every open finds: no decoding.
-    if stored == encoded {
+    if stored == current.encoded {
         return Ok(());
     }
+    let current = &current.meta;
     check_kind(name, stored, current.multimap)?;
     let Some(meta) = TableMeta::decode(stored) else {
         return Err(type_mismatch(name, stored));
@@ -313,7 +314,7 @@ impl WriteTransaction {
         let typed = TableMeta::typed::<K, V>();
         let table = self.with_txn(|txn| {
             txn.open_table_checked(name.as_bytes(), &typed.encoded, comparator::<K>(), |stored| {
-                check_types(name, stored, &typed.meta, &typed.encoded)
+                check_types(name, stored, &typed)
             })
         })?;
         self.open.lock().push((name.to_string(), Location::caller()));
@@ -404,7 +405,7 @@ impl WriteTransaction {
                 name.as_bytes(),
                 &typed.encoded,
                 crate::multimap::comparator::<K, V>(),
-                |stored| check_types(name, stored, &typed.meta, &typed.encoded),
+                |stored| check_types(name, stored, &typed),
             )
         })?;
         self.open.lock().push((name.to_string(), Location::caller()));
@@ -615,20 +616,20 @@ impl ReadTransaction {
         let name = definition.name();
         // The types are checked before the open, which fixes the table's
         // key order in this process: a wrong type's order must never stick.
-        self.check_meta(name, &TableMeta::of::<K, V>())?;
+        self.check_meta(name, &TableMeta::typed::<K, V>())?;
         let Some(table) = self.txn.open_table(name.as_bytes(), comparator::<K>())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
         };
         Ok(ReadOnlyTable::new(self.txn.clone(), table, self.live.clone()))
     }
 
-    /// `Ok` if table `name` exists with metadata `meta`; otherwise the
+    /// `Ok` if table `name` exists with metadata `typed`; otherwise the
     /// error `open_table` or `open_multimap_table` reports.
-    fn check_meta(&self, name: &str, meta: &TableMeta) -> Result<(), TableError> {
+    fn check_meta(&self, name: &str, typed: &TypedMeta) -> Result<(), TableError> {
         let Some(stored) = self.txn.table_meta(name.as_bytes())? else {
             return Err(TableError::TableDoesNotExist(name.to_string()));
         };
-        check_types(name, &stored, meta, &meta.encode())
+        check_types(name, &stored, typed)
     }
 
     /// The ordinary (not multimap) tables in this snapshot.
@@ -646,7 +647,7 @@ impl ReadTransaction {
     ) -> Result<ReadOnlyMultimapTable<K, V>, TableError> {
         self.live.check_open()?;
         let name = definition.name();
-        self.check_meta(name, &TableMeta::of_multimap::<K, V>())?;
+        self.check_meta(name, &TableMeta::typed_multimap::<K, V>())?;
         let Some(table) = self
             .txn
             .open_table(name.as_bytes(), crate::multimap::comparator::<K, V>())?

@@ -24,11 +24,10 @@ pub(crate) struct OrdKey {
 
 impl OrdKey {
     pub(crate) fn new(key: &[u8], cmp: Comparator) -> Self {
-        Self::from_bytes(KeyBytes::new(key), cmp)
-    }
-
-    fn from_bytes(key: KeyBytes, cmp: Comparator) -> Self {
-        Self { key, cmp }
+        Self {
+            key: KeyBytes::new(key),
+            cmp,
+        }
     }
 }
 
@@ -738,12 +737,12 @@ impl WriteSet {
             // A few writes between ordered reads (a pop loop's tombstones):
             // straight into the map, the tail's buffers kept for the next.
             for (key, value) in table.tail.drain_small() {
-                table.writes.insert(OrdKey::from_bytes(key, cmp), value);
+                table.writes.insert(OrdKey { key, cmp }, value);
             }
             return;
         }
         let sorted = table.tail.take_sorted().into_ops();
-        let sorted = sorted.map(|(key, value)| (OrdKey::from_bytes(key, cmp), value));
+        let sorted = sorted.map(|(key, value)| (OrdKey { key, cmp }, value));
         if table.writes.is_empty() {
             // Built from sorted input in one pass.
             table.writes = sorted.collect();

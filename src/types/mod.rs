@@ -8,4 +8,4 @@ mod traits;
 pub use traits::{Key, MutInPlaceValue, TypeName, Value};
 
 pub use meta::TableMeta;
-pub(crate) use meta::{comparator, resolve};
+pub(crate) use meta::{TypedMeta, comparator, resolve};
