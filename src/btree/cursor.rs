@@ -134,7 +134,7 @@ fn get_under(
         let node = expect_node(&page, id)?;
         if node.is_leaf() {
             return match node.search(key, cmp) {
-                Ok(i) => load(store, &page, node.value(i), node.inline_value_range(i)).map(Some),
+                Ok(i) => load(store, &page, node.leaf_entry(i).1).map(Some),
                 Err(_) => Ok(None),
             };
         }
@@ -144,24 +144,18 @@ fn get_under(
     Err(too_deep())
 }
 
-/// One entry yielded by a range: the key borrowed from its page, the value.
+/// One entry yielded by a range: its key and value, each a copy when short
+/// or a slice of its page.
 #[derive(Clone)]
 pub struct TreeEntry {
-    page: Page,
-    index: usize,
+    key: ValueBytes,
     value: ValueBytes,
 }
 
 impl TreeEntry {
     /// The entry's key.
     pub fn key(&self) -> &[u8] {
-        Node::new(&self.page).key(self.index)
-    }
-
-    /// The entry's key as a slice of its page (shares the page, no copy).
-    pub fn key_bytes(&self) -> ValueBytes {
-        let range = Node::new(&self.page).key_range(self.index);
-        ValueBytes::in_page(self.page.clone(), range.start, range.len())
+        &self.key
     }
 
     /// The entry's value.
@@ -169,13 +163,9 @@ impl TreeEntry {
         &self.value
     }
 
-    /// The key (as [`key_bytes`](Self::key_bytes)) and the value, taking
-    /// the entry's own references to its page instead of counting new
-    /// ones: a scan yields every entry this way, and each reference
-    /// counted and dropped is an atomic write to the page's count.
+    /// The key and the value.
     pub fn into_key_value(self) -> (ValueBytes, ValueBytes) {
-        let range = Node::new(&self.page).key_range(self.index);
-        (ValueBytes::in_page(self.page, range.start, range.len()), self.value)
+        (self.key, self.value)
     }
 }
 
@@ -317,12 +307,10 @@ impl Cursor {
         let Some((page, index)) = self.path.last() else {
             return Ok(None);
         };
-        let node = Node::new(page);
-        let value = load(store, page, node.value(*index), node.inline_value_range(*index))?;
+        let (key, value) = Node::new(page).leaf_entry(*index);
         Ok(Some(TreeEntry {
-            page: page.clone(),
-            index: *index,
-            value,
+            key: ValueBytes::in_page(page, key.start, key.len()),
+            value: load(store, page, value)?,
         }))
     }
 }

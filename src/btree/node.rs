@@ -72,6 +72,14 @@ pub(crate) const fn branch_entry_len(key_len: usize) -> usize {
     OFFSET_LEN + BRANCH_ENTRY_HEADER + key_len
 }
 
+/// Where a leaf entry's value is: a byte range of its page, or an overflow
+/// run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ValueAt {
+    Inline(std::ops::Range<usize>),
+    Overflow(OverflowRef),
+}
+
 /// Where a leaf entry's value lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LeafValue<'a> {
@@ -171,12 +179,24 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// The byte range of leaf entry `i`'s inline value within the page.
-    pub(crate) fn inline_value_range(&self, i: usize) -> Option<(usize, usize)> {
+    /// Leaf only: where entry `i`'s key lies in the page and where its
+    /// value does, decoded from the entry's header once (a scan reads both
+    /// for every entry).
+    pub(crate) fn leaf_entry(&self, i: usize) -> (std::ops::Range<usize>, ValueAt) {
         let at = self.entry(i);
         let k = u16_at(self.page, at);
         let word = u32_at(self.page, at + 2);
-        (word & OVERFLOW_FLAG == 0).then_some((at + LEAF_ENTRY_HEADER + k, word as usize))
+        let body = at + LEAF_ENTRY_HEADER + k;
+        let value = if word & OVERFLOW_FLAG != 0 {
+            ValueAt::Overflow(OverflowRef {
+                start: u64_at(self.page, body),
+                len: u64_at(self.page, body + 8),
+                checksum: u64_at(self.page, body + 16),
+            })
+        } else {
+            ValueAt::Inline(body..body + word as usize)
+        };
+        (at + LEAF_ENTRY_HEADER..body, value)
     }
 
     /// Branch only.

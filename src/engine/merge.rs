@@ -47,10 +47,16 @@ struct Merge<'a> {
 
 impl<'a> Merge<'a> {
     fn new(mut sources: Vec<Source<'a>>, direction: Direction, cmp: Comparator) -> Result<Self> {
-        let heads = sources
-            .iter_mut()
-            .map(|s| s.next().transpose())
-            .collect::<Result<_>>()?;
+        // A lone source (a flushed table: the tree alone) has nothing to
+        // merge with: `next` passes its entries through, holding no head.
+        let heads = if sources.len() == 1 {
+            Vec::new()
+        } else {
+            sources
+                .iter_mut()
+                .map(|s| s.next().transpose())
+                .collect::<Result<_>>()?
+        };
         Ok(Self {
             sources,
             heads,
@@ -61,6 +67,9 @@ impl<'a> Merge<'a> {
 
     /// The next key and its newest layer's entry (possibly a tombstone).
     fn next(&mut self) -> Result<Option<Item>> {
+        if let [only] = self.sources.as_mut_slice() {
+            return only.next().transpose();
+        }
         let mut best: Option<usize> = None;
         for (i, head) in self.heads.iter().enumerate() {
             let Some((key, _)) = head else { continue };
@@ -384,8 +393,8 @@ impl MemSource {
         }
         Some(visible.map(|e| {
             (
-                ValueBytes::owned(e.key().key.to_vec()),
-                e.bytes().map(|value| ValueBytes::owned(value.to_vec())),
+                ValueBytes::copy_of(&e.key().key),
+                e.bytes().map(ValueBytes::copy_of),
             )
         }))
     }

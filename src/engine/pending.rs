@@ -154,8 +154,8 @@ impl PendingRun {
         let item = move |i: usize| -> crate::error::Result<Item> {
             let op = &run.ops[i];
             Ok((
-                ValueBytes::owned(op.key.to_vec()),
-                op.value.as_ref().map(|v| ValueBytes::owned(v.to_vec())),
+                ValueBytes::copy_of(&op.key),
+                op.value.as_ref().map(|v| ValueBytes::copy_of(v)),
             ))
         };
         Some(match direction {

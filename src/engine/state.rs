@@ -211,7 +211,7 @@ impl State {
         // A value found in memory is copied out (it lives in the run or the
         // memtable's arena): a small copy, and tree reads of values too
         // big for a leaf copy them too.
-        let owned = |value: Option<&[u8]>| value.map(|value| ValueBytes::owned(value.to_vec()));
+        let owned = |value: Option<&[u8]>| value.map(ValueBytes::copy_of);
         if let Some(Lookup::Found(value)) = self.pending.as_ref().map(|run| run.get(table.def.id, key, seq)) {
             return Ok(owned(value));
         }

@@ -621,7 +621,7 @@ impl WriteSet {
                 if value.is_none() && own.is_none() {
                     return Ok(None);
                 }
-                let old = own.map(|own| ValueBytes::owned(own.to_vec()));
+                let old = own.map(ValueBytes::copy_of);
                 table.tail.set_value(at, value);
                 old
             } else if let Some(own) = table.writes.get_mut(&OrdKey::new(key, cmp)) {
@@ -629,7 +629,7 @@ impl WriteSet {
                     return Ok(None);
                 }
                 let new = value.map(|v| OpValue::Owned(v.to_vec()));
-                std::mem::replace(own, new).map(|old| ValueBytes::owned(old.to_vec()))
+                std::mem::replace(own, new).map(|old| ValueBytes::copy_of(&old))
             } else {
                 let old = below()?;
                 if value.is_none() && old.is_none() {
@@ -659,7 +659,7 @@ impl WriteSet {
                         table.writes.insert(OrdKey::new(key, cmp), new);
                         old
                     };
-                    old.map(|old| ValueBytes::owned(old.to_vec()))
+                    old.map(|old| ValueBytes::copy_of(&old))
                 }
                 Entry::Vacant(entry) => {
                     let old = below()?;
@@ -717,12 +717,12 @@ impl WriteSet {
             table.tail.find(Tail::hash(key), key)
         };
         Some(match in_tail {
-            Some(at) => table.tail.value(at).map(|v| ValueBytes::owned(v.to_vec())),
+            Some(at) => table.tail.value(at).map(ValueBytes::copy_of),
             None => table
                 .writes
                 .get(&OrdKey::new(key, table.order()))?
                 .as_ref()
-                .map(|v| ValueBytes::owned(v.to_vec())),
+                .map(|v| ValueBytes::copy_of(v)),
         })
     }
 
@@ -779,7 +779,7 @@ impl WriteSet {
             }
         }
         let item = |(k, v): (&OrdKey, &Option<OpValue>)| -> crate::error::Result<Item> {
-            Ok((ValueBytes::owned(k.key.to_vec()), v.as_ref().map(|v| ValueBytes::owned(v.to_vec()))))
+            Ok((ValueBytes::copy_of(&k.key), v.as_ref().map(|v| ValueBytes::copy_of(v))))
         };
         let range = table.writes.range((lower, upper));
         match direction {
