@@ -22,7 +22,7 @@ pub const MAX_VALUE_LEN: usize = 128 << 20;
 /// atomic increment of its reference count when the bytes are handed out
 /// and a decrement when they are dropped (the two were the hottest
 /// instructions of a scan of 16-byte keys), an owned buffer an allocation
-/// and a free, and a copy of up to [`INLINE_LEN`] bytes a few word moves.
+/// and a free, and a copy of up to 24 bytes a few word moves.
 #[derive(Clone)]
 pub struct ValueBytes {
     repr: Repr,
