@@ -29,7 +29,7 @@
 use crate::error::StorageError;
 use crate::page::{Page, PageId, PageKind};
 
-use super::cmp::{Comparator, byte_order, is_bytewise};
+use super::cmp::{Comparator, byte_order, is_bytewise, prefix_word};
 
 pub(crate) const NODE_HEADER_LEN: usize = crate::page::PAGE_HEADER_LEN;
 /// The page header's byte 9: the node's height above the leaves.
@@ -108,7 +108,11 @@ pub(crate) struct Node<'a> {
 }
 
 fn u16_at(b: &[u8], at: usize) -> usize {
-    u16::from_le_bytes([b[at], b[at + 1]]) as usize
+    // One bounds check for both bytes.
+    match b.get(at..at + 2) {
+        Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]) as usize,
+        _ => panic!("u16 at {at} past a page of {} bytes", b.len()),
+    }
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -206,8 +210,6 @@ impl<'a> Node<'a> {
 
     /// The first index whose key is not less than `key` (`Ok` if equal).
     pub(crate) fn search(&self, key: &[u8], cmp: Comparator) -> Result<usize, usize> {
-        // Byte order is compared inline rather than through the pointer.
-        let bytewise = is_bytewise(cmp);
         // Where a key's length and bytes sit in an entry, decided once for
         // the node rather than per probe (as `key_range` does).
         let (len_at, header) = if self.is_leaf() {
@@ -215,13 +217,24 @@ impl<'a> Node<'a> {
         } else {
             (8, BRANCH_ENTRY_HEADER)
         };
+        // Byte order is compared inline rather than through the pointer,
+        // on each probe's first eight bytes as one word first (read from
+        // the page whole and masked to the key's length: branch keys are
+        // separators of a few bytes), the key's own word computed once.
+        let key_word = is_bytewise(cmp).then(|| prefix_word(key));
         let (mut lo, mut hi) = (0, self.count());
         while lo < hi {
             let mid = (lo + hi) / 2;
             let at = self.entry(mid);
             let start = at + header;
-            let probe = &self.page[start..start + u16_at(self.page, at + len_at)];
-            let order = if bytewise { byte_order(probe, key) } else { cmp(probe, key) };
+            let len = u16_at(self.page, at + len_at);
+            let order = match key_word {
+                Some(key_word) => match self.word_at(start, len).cmp(&key_word) {
+                    std::cmp::Ordering::Equal => byte_order(&self.page[start..start + len], key),
+                    unequal => unequal,
+                },
+                None => cmp(&self.page[start..start + len], key),
+            };
             match order {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
@@ -229,6 +242,19 @@ impl<'a> Node<'a> {
             }
         }
         Err(lo)
+    }
+
+    /// [`prefix_word`] of the `len` bytes at `start`: the eight bytes there
+    /// read whole and masked to `len` when the page holds eight.
+    #[inline]
+    fn word_at(&self, start: usize, len: usize) -> u64 {
+        match self.page.get(start..start + 8) {
+            Some(&[a, b, c, d, e, f, g, h]) => {
+                let word = u64::from_be_bytes([a, b, c, d, e, f, g, h]);
+                if len >= 8 { word } else { word & !(u64::MAX >> (8 * len)) }
+            }
+            _ => prefix_word(&self.page[start..start + len]),
+        }
     }
 
     /// The child of a branch to descend into for `key`.
@@ -484,6 +510,62 @@ mod tests {
         let cmp = crate::btree::cmp::bytewise;
         assert_eq!(node.search(&10u32.to_be_bytes(), cmp), Ok(5));
         assert_eq!(node.search(&11u32.to_be_bytes(), cmp), Err(6));
+    }
+
+    #[test]
+    fn search_agrees_with_byte_order_for_short_keys_and_zero_bytes() {
+        // Keys of 0 to 11 bytes over a small alphabet with zeros, so that a
+        // key and a longer one padded with zeros share a masked word, in a
+        // branch (separators are short) and in a leaf; the last entries
+        // sit at the page's end, where no whole word can be read.
+        let alphabet = [0u8, 1, 0x80, 0xff];
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..12usize {
+            for (i, &a) in alphabet.iter().enumerate() {
+                let mut key = vec![0; len];
+                key[len - 1] = a;
+                key[(len - 1) / 2] = alphabet[(i + 1) % alphabet.len()];
+                keys.push(key.clone());
+                key[0] = a;
+                keys.push(key);
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let mut probes = keys.clone();
+        probes.extend(keys.iter().map(|k| [k.as_slice(), &[0]].concat()));
+        probes.extend(keys.iter().map(|k| [k.as_slice(), &[0x7f]].concat()));
+        let branch: Vec<BranchEntry> = keys
+            .iter()
+            .map(|k| BranchEntry {
+                key: k.clone(),
+                child: 9,
+                fill: None,
+            })
+            .collect();
+        let leaf: Vec<LeafEntry> = keys
+            .iter()
+            .map(|k| LeafEntry {
+                key: k,
+                value: LeafValue::Inline(b""),
+            })
+            .collect();
+        // Pages exactly as long as their entries: the last keys end at the
+        // page's end.
+        let (_, branch_len) = encode(4096, 1, &branch);
+        let (_, leaf_len) = encode(4096, 0, &leaf);
+        let (branch_page, _) = encode(branch_len, 1, &branch);
+        let (leaf_page, _) = encode(leaf_len, 0, &leaf);
+        for page in [&branch_page, &leaf_page] {
+            validate(page).unwrap();
+            let node = Node::new(page);
+            for cmp in [crate::btree::cmp::bytewise as Comparator, |a: &[u8], b: &[u8]| a.cmp(b)] {
+                for probe in &probes {
+                    let want = keys.binary_search(probe);
+                    assert_eq!(node.search(probe, cmp), want, "{probe:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -325,7 +325,8 @@ pub struct WriteTxn {
     writes: WriteSet,
     /// Each write-set table's view of the layers below: none for new tables,
     /// and none until a typed open gave an existing table its key order.
-    views: Vec<Option<TableView>>,
+    /// Each open table's view of the layers below, shared with its ranges.
+    views: Vec<Option<Arc<TableView>>>,
     /// Per write-set table, the pop loops' walks of the snapshot, forward
     /// and backward (`engine::pop`).
     pop_cursors: Vec<[Option<PopCursor>; 2]>,
@@ -508,7 +509,7 @@ impl WriteTxn {
             return Ok(shape);
         };
         let view = self.state.view(def, cmp)?;
-        let factory = snapshot_sources(self.state.clone(), Some(view), self.seq);
+        let factory = snapshot_sources(self.state.clone(), Some(Arc::new(view)), self.seq);
         let range = MergedRange::new(factory, cmp, Bound::Unbounded, Bound::Unbounded);
         project(shape, range, |_, _| Ok(()))
     }
@@ -563,7 +564,7 @@ impl WriteTxn {
             id,
             meta: table.meta.clone(),
         };
-        self.views[slot] = Some(self.state.view(def, cmp)?);
+        self.views[slot] = Some(Arc::new(self.state.view(def, cmp)?));
         Ok(())
     }
 
@@ -731,7 +732,7 @@ impl WriteTxn {
         &mut self,
         slot: TableSlot,
         cmp: Comparator,
-        view: Option<TableView>,
+        view: Option<Arc<TableView>>,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
     ) -> Result<MergedRange<'static>> {
@@ -966,7 +967,7 @@ fn commit_at_durable_checkpoint(writer: TreeWriter<'_>) -> Result<u64> {
 /// The sources of a table's range in a snapshot (the pending run, the
 /// memtables, the overlay, the tree) at `seq`; none for a table the
 /// snapshot does not have (`view` is `None`).
-fn snapshot_sources(state: Arc<State>, view: Option<TableView>, seq: u64) -> SourceFactory<'static> {
+fn snapshot_sources(state: Arc<State>, view: Option<Arc<TableView>>, seq: u64) -> SourceFactory<'static> {
     Arc::new(move |direction, lower, upper| match &view {
         Some(view) => state.sources(view, seq, lower, upper, direction),
         None => Ok(Vec::new()),
@@ -996,7 +997,9 @@ pub struct ReadTxn {
 #[derive(Clone)]
 pub struct ReadTable {
     state: Arc<State>,
-    view: TableView,
+    /// Shared with every range read from it (a clone per range copied
+    /// the table's metadata).
+    view: Arc<TableView>,
 }
 
 impl ReadTable {
@@ -1022,7 +1025,7 @@ impl ReadTxn {
         let cmp = self.inner.register(def.id, cmp);
         Ok(Some(ReadTable {
             state: self.state.clone(),
-            view: self.state.view(def, cmp)?,
+            view: Arc::new(self.state.view(def, cmp)?),
         }))
     }
 
@@ -1070,7 +1073,7 @@ impl ReadTxn {
         self.state.tree.shape(self.view(table)?.tree.as_ref())
     }
 
-    fn view<'t>(&self, table: &'t ReadTable) -> Result<&'t TableView> {
+    fn view<'t>(&self, table: &'t ReadTable) -> Result<&'t Arc<TableView>> {
         if !Arc::ptr_eq(&table.state, &self.state) {
             return Err(foreign_handle());
         }
@@ -1089,9 +1092,9 @@ impl ReadTxn {
 
     /// Entries between two bounds; the range holds the snapshot.
     pub fn range(&self, table: &ReadTable, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
-        let view = self.view(table)?.clone();
+        let view = self.view(table)?;
         let cmp = view.cmp;
-        let factory = snapshot_sources(self.state.clone(), Some(view), self.seq);
+        let factory = snapshot_sources(self.state.clone(), Some(view.clone()), self.seq);
         Ok(MergedRange::new(factory, cmp, lower, upper))
     }
 }
