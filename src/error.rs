@@ -20,7 +20,7 @@ pub enum StorageError {
     /// argument is its length).
     #[error("item of {0} bytes exceeds the maximum value size")]
     ValueTooLarge(usize),
-    /// A key exceeded the largest key size, 1 KiB (the argument is its
+    /// A key exceeded the largest key size, 2000 bytes (the argument is its
     /// length).
     #[error("key of {0} bytes exceeds the maximum key size")]
     KeyTooLarge(usize),

@@ -40,8 +40,14 @@ const BRANCH_ENTRY_HEADER: usize = size_of::<u64>() + size_of::<u16>();
 pub(crate) const OVERFLOW_REF_LEN: usize = 3 * size_of::<u64>();
 const OVERFLOW_FLAG: u32 = 1 << 31;
 
-/// The largest key, so that every entry fits a 4 KiB page with room to spare.
-pub const MAX_KEY_LEN: usize = 1024;
+/// The largest key: two branch entries of keys this long fit the smallest
+/// page (4 KiB), so every level of the tree has at most half the nodes of
+/// the level below, and a leaf entry of one with the largest inline value
+/// fits a page.
+pub const MAX_KEY_LEN: usize = 2000;
+
+const _: () = assert!(2 * branch_entry_len(MAX_KEY_LEN) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
+const _: () = assert!(leaf_entry_len(MAX_KEY_LEN, MAX_INLINE_VALUE) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
 /// Values longer than this are stored in an overflow run of pages.
 pub(crate) const MAX_INLINE_VALUE: usize = 1024;
 
