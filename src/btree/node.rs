@@ -45,11 +45,11 @@ const OVERFLOW_FLAG: u32 = 1 << 31;
 /// the level below, and a leaf entry of one with the largest inline value
 /// fits a page.
 pub const MAX_KEY_LEN: usize = 2000;
+/// Values longer than this are stored in an overflow run of pages.
+pub(crate) const MAX_INLINE_VALUE: usize = 1024;
 
 const _: () = assert!(2 * branch_entry_len(MAX_KEY_LEN) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
 const _: () = assert!(leaf_entry_len(MAX_KEY_LEN, MAX_INLINE_VALUE) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
-/// Values longer than this are stored in an overflow run of pages.
-pub(crate) const MAX_INLINE_VALUE: usize = 1024;
 
 /// Bytes a leaf entry takes in its node, its offset slot included, when its
 /// value takes `value_field` bytes there (see [`value_field_len`]).

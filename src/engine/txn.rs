@@ -323,9 +323,9 @@ pub struct WriteTxn {
     /// Reads see every commit up to here, durable or not.
     seq: u64,
     writes: WriteSet,
-    /// Each write-set table's view of the layers below: none for new tables,
-    /// and none until a typed open gave an existing table its key order.
-    /// Each open table's view of the layers below, shared with its ranges.
+    /// Each write-set table's view of the layers below, shared with its
+    /// ranges: none for new tables, and none until a typed open gave an
+    /// existing table its key order.
     views: Vec<Option<Arc<TableView>>>,
     /// Per write-set table, the pop loops' walks of the snapshot, forward
     /// and backward (`engine::pop`).
