@@ -5,63 +5,29 @@
 //! order and in a custom order (whose separators are whole keys). Every
 //! state is compared with a model and the file's integrity is checked.
 
-use std::cmp::Ordering;
+mod common;
+
 use std::collections::BTreeMap;
 
-use sluicedb::{
-    Database, Key, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TypeName, Value,
-};
+use common::keys::Reversed;
+use sluicedb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 const BYTES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bytes");
+/// Reverse byte order: a custom order, so the tree keeps whole keys in its
+/// branches.
 const REVERSED: TableDefinition<Reversed, &[u8]> = TableDefinition::new("reversed");
 
-/// Bytes in reverse byte order: a custom order, so the tree keeps whole keys
-/// in its branches.
-#[derive(Debug)]
-struct Reversed;
-
-impl Value for Reversed {
-    type SelfType<'a> = &'a [u8];
-    type AsBytes<'a> = &'a [u8];
-
-    fn fixed_width() -> Option<usize> {
-        None
-    }
-
-    fn from_bytes<'a>(data: &'a [u8]) -> &'a [u8]
-    where
-        Self: 'a,
-    {
-        data
-    }
-
-    fn as_bytes<'a, 'b: 'a>(value: &'a &'b [u8]) -> &'a [u8]
-    where
-        Self: 'b,
-    {
-        value
-    }
-
-    fn type_name() -> TypeName {
-        TypeName::new("api_long_keys::Reversed")
-    }
-}
-
-impl Key for Reversed {
-    fn compare(a: &[u8], b: &[u8]) -> Ordering {
-        b.cmp(a)
-    }
-}
-
-/// Key `i`: 1,500 to 2,000 bytes, all but the last eight the same for
-/// neighbours, so the shortest separator between two is most of a key.
+/// Key `i`: 1,500 to 2,000 ASCII bytes, all but the last sixteen the same
+/// for neighbours, so the shortest separator between two is most of a key.
 fn key(i: u32) -> Vec<u8> {
     let len = 1500 + (i as usize * 37) % 501;
-    let mut key = vec![b'k'; len];
-    let at = len - 8;
-    key[at..at + 4].copy_from_slice(&i.to_be_bytes());
-    key[at + 4..].copy_from_slice(&(i * 7).to_be_bytes());
+    let mut key = vec![b'k'; len - 16];
+    key.extend_from_slice(format!("{i:08x}{:08x}", i * 7).as_bytes());
     key
+}
+
+fn text(key: &[u8]) -> &str {
+    std::str::from_utf8(key).expect("keys are ASCII")
 }
 
 /// Values that sit inline (short, and the longest that does) and one that
@@ -88,11 +54,11 @@ fn write(db: &Database, model: &mut Model, keys: impl Iterator<Item = u32>, roun
             if remove {
                 let old = model.remove(&k);
                 assert_eq!(bytes.remove(k.as_slice()).unwrap().map(|v| v.value().to_vec()), old);
-                assert_eq!(reversed.remove(k.as_slice()).unwrap().map(|v| v.value().to_vec()), old);
+                assert_eq!(reversed.remove(text(&k)).unwrap().map(|v| v.value().to_vec()), old);
             } else {
                 let v = value(i, round);
                 bytes.insert(k.as_slice(), v.as_slice()).unwrap();
-                reversed.insert(k.as_slice(), v.as_slice()).unwrap();
+                reversed.insert(text(&k), v.as_slice()).unwrap();
                 model.insert(k, v);
             }
         }
@@ -119,7 +85,7 @@ fn check(db: &Database, model: &Model) {
     let backward: Vec<Vec<u8>> = reversed
         .iter()
         .unwrap()
-        .map(|e| e.unwrap().0.value().to_vec())
+        .map(|e| e.unwrap().0.value().as_bytes().to_vec())
         .collect();
     assert!(
         backward.iter().eq(model.keys().rev()),
@@ -132,7 +98,7 @@ fn check(db: &Database, model: &Model) {
             "entry {i}"
         );
         assert_eq!(
-            reversed.get(k.as_slice()).unwrap().unwrap().value(),
+            reversed.get(text(k)).unwrap().unwrap().value(),
             v.as_slice(),
             "entry {i}"
         );
