@@ -42,6 +42,8 @@ struct Inline([u8; INLINE_LEN]);
 
 #[derive(Clone)]
 enum Repr {
+    /// `len` bytes at the start of `bytes`; the rest of `bytes` is
+    /// whatever followed them where they were copied from, never read.
     Inline { len: usize, bytes: Inline },
     InPage { page: Page, start: u32, len: u32 },
     Owned(Vec<u8>),
@@ -51,18 +53,8 @@ impl ValueBytes {
     /// `len` bytes of `page` from `start`: copied when short, else shared
     /// with the page (one reference more).
     pub(crate) fn in_page(page: &Page, start: usize, len: usize) -> Self {
-        let bytes = &page[start..start + len];
         if len <= INLINE_LEN {
-            // A whole window when the page has one: a fixed-size copy is a
-            // few word moves, where a copy of `len` bytes calls `memcpy`.
-            let mut inline = Inline([0; INLINE_LEN]);
-            match page.get(start..start + INLINE_LEN) {
-                Some(window) => inline.0.copy_from_slice(window),
-                None => inline.0[..len].copy_from_slice(bytes),
-            }
-            return Self {
-                repr: Repr::Inline { len, bytes: inline },
-            };
+            return Self::inline(&page[start..], len);
         }
         Self {
             // Pages are far smaller than 4 GiB.
@@ -83,20 +75,26 @@ impl ValueBytes {
 
     /// A copy of `bytes`: inline when short, else in a buffer of its own.
     pub(crate) fn copy_of(bytes: &[u8]) -> Self {
-        Self::inline(bytes).unwrap_or_else(|| Self::owned(bytes.to_vec()))
+        if bytes.len() <= INLINE_LEN {
+            Self::inline(bytes, bytes.len())
+        } else {
+            Self::owned(bytes.to_vec())
+        }
     }
 
-    fn inline(bytes: &[u8]) -> Option<Self> {
-        (bytes.len() <= INLINE_LEN).then(|| {
-            let mut inline = Inline([0; INLINE_LEN]);
-            inline.0[..bytes.len()].copy_from_slice(bytes);
-            Self {
-                repr: Repr::Inline {
-                    len: bytes.len(),
-                    bytes: inline,
-                },
-            }
-        })
+    /// The first `len` (at most [`INLINE_LEN`]) bytes of `source`, inline.
+    /// When `source` runs on for a whole window, the window is copied: a
+    /// fixed-size copy is a few word moves, where a copy of `len` bytes
+    /// calls `memcpy`.
+    fn inline(source: &[u8], len: usize) -> Self {
+        let mut inline = Inline([0; INLINE_LEN]);
+        match source.first_chunk::<INLINE_LEN>() {
+            Some(window) => inline.0 = *window,
+            None => inline.0[..len].copy_from_slice(&source[..len]),
+        }
+        Self {
+            repr: Repr::Inline { len, bytes: inline },
+        }
     }
 
     /// The value's bytes.
