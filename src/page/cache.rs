@@ -14,8 +14,8 @@
 //! this replaced (see design/format.md).
 
 use std::collections::VecDeque;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -29,26 +29,58 @@ const MAX_CHUNKS: usize = 1 << 14;
 
 type Slot = Mutex<Option<Page>>;
 
-/// Thread safety: each slot has its own lock, held for a pointer copy; the
-/// eviction queue has one lock, taken only when a page enters the cache.
-/// No lock is held across I/O.
+/// Thread safety: each slot has its own lock, held for a pointer copy; each
+/// shard of the eviction order has one, taken only when a page of the shard
+/// enters the cache. No lock is held across I/O or while a page is freed.
 pub(crate) struct PageCache {
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
-    /// Ids of the cached pages in insertion order, for FIFO eviction: every
-    /// slot that holds a page, and ids whose page was forgotten since (their
-    /// slots empty, or holding a later page of the same id, which then has
-    /// two places in the queue). Pruned of ids with empty slots once it
-    /// holds twice as many ids as the cache holds pages.
-    resident: Mutex<VecDeque<u64>>,
-    capacity: usize,
+    /// The eviction order, in shards by page id (see [`Shard`]).
+    shards: Box<[Shard]>,
     /// Pages the slots hold.
     cached: AtomicUsize,
     /// Bytes of pages `forget` has freed since it last returned free heap
     /// memory to the system (`crate::heap`: the pages were loaded by readers'
     /// threads, their replacements are written by the flush's).
     forgotten: AtomicUsize,
+    /// Page memory to reuse (see [`recycle`](Self::recycle)).
+    spare: Mutex<Vec<Page>>,
     page_size: usize,
     counters: Counters,
+}
+
+/// Spare pages kept at most (4 MiB of 4 KiB pages). A writer frees about as
+/// many pages as it writes, but in bursts: a flush frees the leaves under
+/// one parent after writing their replacements. With room for 64, half the
+/// freed pages of a flush of 200K writes into a 1M-key tree found none and
+/// were freed; with 1024, one in fourteen.
+const MAX_SPARE: usize = 1024;
+
+/// Pages of cache below which it has a single shard, and per shard above.
+const SHARD_PAGES: usize = 256;
+/// The most shards the eviction order is split into.
+const MAX_SHARDS: usize = 16;
+/// Ids a shard's queue keeps before it is pruned, whatever it holds.
+const PRUNE_FLOOR: usize = 64;
+
+/// A share of the cache's capacity with its own FIFO eviction order: the
+/// pages whose id falls in it (id modulo the shard count: dense ids spread
+/// evenly). One queue for the whole cache was the hottest lock of a scan
+/// that ran beside a flush (10M keys: the scanning thread blocked in
+/// `insert` ~2,000 times a second, the flush's ~1,300, each waiting while
+/// the other evicted and freed pages under it).
+#[repr(align(64))]
+struct Shard {
+    /// Ids of the shard's cached pages in insertion order: every slot of the
+    /// shard that holds a page, and ids whose page was forgotten since (their
+    /// slots empty, or holding a later page of the same id, which then has
+    /// two places in the queue). Pruned of ids with empty slots once it
+    /// holds twice as many ids as the shard holds pages.
+    queue: Mutex<VecDeque<u64>>,
+    /// Pages the shard's slots hold; moves with `cached`, under the slot's
+    /// lock.
+    held: AtomicUsize,
+    /// Pages the shard may hold.
+    capacity: usize,
 }
 
 /// What [`PageCache::stats`] reports, counted as the cache works.
@@ -94,15 +126,24 @@ const RELEASE_EVERY: usize = 8 << 20;
 
 impl PageCache {
     pub(crate) fn new(capacity_bytes: usize, page_size: usize) -> Self {
+        // No floor: a cache of zero pages is what a caller who asks for one
+        // wants (every read reaches the backend, as redb's tests that inject
+        // read failures rely on).
+        let capacity = capacity_bytes / page_size;
+        let count = (capacity / SHARD_PAGES).clamp(1, MAX_SHARDS);
+        let shards = (0..count)
+            .map(|i| Shard {
+                queue: Mutex::new(VecDeque::new()),
+                held: AtomicUsize::new(0),
+                capacity: capacity / count + usize::from(i < capacity % count),
+            })
+            .collect();
         Self {
             chunks: (0..MAX_CHUNKS).map(|_| OnceLock::new()).collect(),
-            resident: Mutex::new(VecDeque::new()),
-            // No floor: a cache of zero pages is what a caller who asks for
-            // one wants (every read reaches the backend, as redb's tests
-            // that inject read failures rely on).
-            capacity: capacity_bytes / page_size,
+            shards,
             cached: AtomicUsize::new(0),
             forgotten: AtomicUsize::new(0),
+            spare: Mutex::new(Vec::new()),
             page_size,
             counters: Counters::default(),
         }
@@ -119,6 +160,10 @@ impl PageCache {
             evictions: c.evictions.load(Ordering::Relaxed),
             used_bytes: self.cached.load(Ordering::Relaxed) * self.page_size,
         }
+    }
+
+    fn shard(&self, id: u64) -> &Shard {
+        &self.shards[(id % self.shards.len() as u64) as usize]
     }
 
     fn slot(&self, id: u64) -> Option<&Slot> {
@@ -142,29 +187,49 @@ impl PageCache {
     /// cost a search).
     pub(crate) fn forget(&self, id: u64) {
         if let Some(page) = self.take(id) {
-            self.free(page);
+            self.recycle(page);
         }
     }
 
     /// Drops page `id` from the cache and returns it.
     pub(crate) fn take(&self, id: u64) -> Option<Page> {
-        self.take_from(self.slot(id)?)
+        self.take_from(id, self.slot(id)?)
     }
 
-    /// Empties `slot`. `cached` moves under the slot's lock, here and in
-    /// `insert`, so a slot's decrement always follows its increment and the
-    /// count never dips below zero while a reader caches a page the writer
-    /// is dropping.
-    fn take_from(&self, slot: &Slot) -> Option<Page> {
+    /// Empties `slot`, page `id`'s. `cached` and the shard's `held` move
+    /// under the slot's lock, here and in `insert`, so a slot's decrement
+    /// always follows its increment and the counts never dip below zero
+    /// while a reader caches a page the writer is dropping.
+    fn take_from(&self, id: u64, slot: &Slot) -> Option<Page> {
         let mut held = slot.lock();
         let page = held.take()?;
         self.cached.fetch_sub(1, Ordering::Relaxed);
+        self.shard(id).held.fetch_sub(1, Ordering::Relaxed);
         Some(page)
     }
 
-    /// Frees a page taken from the cache, returning free heap memory to the
-    /// system now and then (see `forgotten`).
-    pub(crate) fn free(&self, page: Page) {
+    /// Takes a page out of use: its memory becomes a spare that the next
+    /// page read or written reuses (see [`spare_page`](Self::spare_page)),
+    /// if no one else holds it and there is room; else it is freed, and
+    /// every [`RELEASE_EVERY`] bytes freed the heap's free memory is
+    /// returned to the system.
+    ///
+    /// Why spares: pages move between threads. Readers load pages the
+    /// apply thread's flush replaces, a reader evicts pages the flush
+    /// wrote, and glibc's malloc never moves free memory between the
+    /// arenas of threads: with an allocation per page and a free on
+    /// another thread, the freed pages stayed resident in one arena beside
+    /// the fresh ones of the other (`crate::heap`), and a scan beside a
+    /// flush blocked on the other thread's arena lock in `free` more than
+    /// anywhere else (10M keys).
+    pub(crate) fn recycle(&self, mut page: Page) {
+        if page.len() == self.page_size && Arc::get_mut(&mut page).is_some() {
+            let mut spare = self.spare.lock();
+            if spare.len() < MAX_SPARE {
+                spare.push(page);
+                return;
+            }
+        }
         let len = page.len();
         drop(page);
         if self.forgotten.fetch_add(len, Ordering::Relaxed) + len >= RELEASE_EVERY {
@@ -173,14 +238,22 @@ impl PageCache {
         }
     }
 
+    /// A spare page's memory (see [`recycle`](Self::recycle)), which no one
+    /// else holds: its bytes are stale, for the caller to overwrite whole.
+    pub(crate) fn spare_page(&self) -> Option<Page> {
+        self.spare.lock().pop()
+    }
+
     /// Caches `page` as `id`, a read's (`written` false) or a write's.
     pub(crate) fn insert(&self, id: u64, page: Page, written: bool) {
         let Some(slot) = self.slot(id) else { return };
+        let shard = self.shard(id);
         let replaced = {
             let mut held = slot.lock();
             let replaced = held.replace(page);
             if replaced.is_none() {
                 self.cached.fetch_add(1, Ordering::Relaxed);
+                shard.held.fetch_add(1, Ordering::Relaxed);
             }
             replaced
         };
@@ -195,19 +268,40 @@ impl PageCache {
         if replaced.is_some() {
             return;
         }
-        let mut resident = self.resident.lock();
-        resident.push_back(id);
-        while self.cached.load(Ordering::Relaxed) > self.capacity {
-            let Some(victim) = resident.pop_front() else {
-                break;
-            };
-            if self.slot(victim).and_then(|slot| self.take_from(slot)).is_some() {
-                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        // Evicted pages are recycled after the queue's lock is released: a
+        // free may wait for another thread's heap arena.
+        let mut evicted = Vec::new();
+        {
+            let mut queue = shard.queue.lock();
+            queue.push_back(id);
+            while shard.held.load(Ordering::Relaxed) > shard.capacity {
+                let Some(victim) = queue.pop_front() else {
+                    break;
+                };
+                if let Some(page) = self.slot(victim).and_then(|slot| self.take_from(victim, slot)) {
+                    self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                    evicted.push(page);
+                }
+            }
+            if queue.len() > 2 * shard.held.load(Ordering::Relaxed).max(PRUNE_FLOOR) {
+                queue.retain(|&id| self.slot(id).is_some_and(|slot| slot.lock().is_some()));
             }
         }
-        if resident.len() > 2 * self.cached.load(Ordering::Relaxed).max(1024) {
-            resident.retain(|&id| self.slot(id).is_some_and(|slot| slot.lock().is_some()));
+        for page in evicted {
+            self.recycle(page);
         }
+    }
+
+    /// Where the spare pages' bytes lie (tests).
+    #[cfg(test)]
+    pub(crate) fn spares(&self) -> Vec<*const [u8]> {
+        self.spare.lock().iter().map(Arc::as_ptr).collect()
+    }
+
+    /// Ids the eviction queues hold (tests).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.shards.iter().map(|s| s.queue.lock().len()).sum()
     }
 }
 
@@ -266,7 +360,7 @@ mod tests {
                 cache.insert((round + 1) * 2000 + id, Page::from(vec![0u8; 8]), true);
             }
         }
-        let queued = cache.resident.lock().len();
+        let queued = cache.queued();
         assert!(queued <= 2 * 2048 + 1, "the queue kept {queued} ids for 2000 pages");
         let stats = cache.stats();
         assert_eq!(stats.used_bytes, 2000 * 4096);
@@ -276,11 +370,40 @@ mod tests {
         assert_eq!((stats.read_hits, stats.read_misses), (1, 1));
     }
 
+    /// A cache large enough to be sharded holds exactly its capacity
+    /// (shares that do not divide evenly included) and, for ids inserted in
+    /// order, the newest of them, as one queue would.
+    #[test]
+    fn shards_split_the_capacity_exactly_and_evict_the_oldest() {
+        for pages in [4096usize, 4100] {
+            let cache = PageCache::new(pages * 4096, 4096);
+            assert_eq!(cache.shards.len(), MAX_SHARDS);
+            assert_eq!(cache.shards.iter().map(|s| s.capacity).sum::<usize>(), pages);
+            let n = 10_000u64;
+            for id in 0..n {
+                cache.insert(id, Page::from(vec![id as u8; 8]), false);
+            }
+            assert_eq!(cache.stats().used_bytes, pages * 4096);
+            assert_eq!(cache.stats().evictions, n - pages as u64);
+            // Shares of 256 or 257 pages: each keeps its own newest ids.
+            let kept = (0..n).filter(|&id| cache.get(id).is_some()).count();
+            assert_eq!(kept, pages);
+            assert!(
+                (n - 4096..n).all(|id| cache.get(id).is_some()),
+                "a recent page was evicted"
+            );
+            assert!(
+                (0..n - 4112).all(|id| cache.get(id).is_none()),
+                "an old page outlived newer ones"
+            );
+        }
+    }
+
     #[test]
     fn a_zero_byte_cache_holds_nothing() {
         let cache = PageCache::new(0, 4096);
         cache.insert(1, Page::from(vec![1u8; 8]), false);
         assert!(cache.get(1).is_none());
-        assert!(cache.resident.lock().is_empty());
+        assert_eq!(cache.queued(), 0);
     }
 }

@@ -148,21 +148,7 @@ pub(crate) struct PageStore {
     /// new writer sets it back on (`TreeStore::writer`), so one writer's
     /// bypass never outlives it into the next writer's pages.
     cache_writes: AtomicBool,
-    /// Pages a writer dropped from the cache (copied on write, so the
-    /// newest tree no longer has them) that no one else held: the next
-    /// pages it writes reuse their memory. A flush rewrites the leaves the
-    /// readers cached on the apply thread; with a fresh allocation per page
-    /// the readers' freed pages stayed resident in their threads' malloc
-    /// arenas beside the flush's (`crate::heap`).
-    spare: Mutex<Vec<Page>>,
 }
-
-/// Spare pages kept at most (4 MiB of 4 KiB pages). A writer frees about as
-/// many pages as it writes, but in bursts: a flush frees the leaves under
-/// one parent after writing their replacements. With room for 64, half the
-/// freed pages of a flush of 200K writes into a 1M-key tree found none and
-/// were freed; with 1024, one in fourteen.
-const MAX_SPARE: usize = 1024;
 
 impl PageStore {
     /// Writes a new, empty database image: the header and an empty commit in
@@ -257,7 +243,6 @@ impl PageStore {
             current_slot: Mutex::new(current_slot),
             write_generation: AtomicU64::new(generation),
             cache_writes: AtomicBool::new(true),
-            spare: Mutex::new(Vec::new()),
             max_generation: AtomicU64::new(generation),
             fell_back: false,
         }
@@ -319,9 +304,15 @@ impl PageStore {
         if id == 0 {
             return Err(StorageError::corrupted("a tree points at page 0 (the header)"));
         }
-        let mut buf = vec![0u8; self.page_size];
+        // Into a spare page's memory when there is one (no allocation, no
+        // copy; `PageCache::recycle`), else a new page read in place.
+        let mut page = self
+            .cache
+            .spare_page()
+            .unwrap_or_else(|| std::iter::repeat_n(0u8, self.page_size).collect());
+        let buf = Arc::get_mut(&mut page).expect("a spare or new page is held by no one else");
         self.backend
-            .read(self.offset(id)?, &mut buf)
+            .read(self.offset(id)?, buf)
             .map_err(|e| read_error(e, format!("page {id} lies beyond the end of the file")))?;
         let stored = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
         if stored != xxh3_64_with_seed(&buf[8..], id) {
@@ -330,7 +321,7 @@ impl PageStore {
         if PageKind::from_byte(buf[KIND_OFFSET]).is_none() {
             return Err(StorageError::corrupted(format!("page {id} has an unknown kind")));
         }
-        let generation = page_generation(&buf);
+        let generation = page_generation(buf);
         let max = self.max_generation.load(Ordering::Relaxed);
         if generation > max {
             return Err(StorageError::corrupted(format!(
@@ -338,8 +329,8 @@ impl PageStore {
                  can reach ({max}): a newer commit was lost (damaged commit slot?) and its pages reused"
             )));
         }
-        (self.validate)(&buf).map_err(|msg| StorageError::corrupted(format!("page {id}: {msg}")))?;
-        Ok(Page::from(buf))
+        (self.validate)(buf).map_err(|msg| StorageError::corrupted(format!("page {id}: {msg}")))?;
+        Ok(page)
     }
 
     /// Seals `buf` with its checksum, writes it (no sync), and caches it
@@ -370,20 +361,13 @@ impl PageStore {
     /// allocator reuses it (never while such a reader lives). Without this a
     /// flush that rewrites most leaves would hold both generations of them.
     pub(crate) fn forget_cached(&self, id: PageId) {
-        let Some(page) = self.cache.take(id) else { return };
-        let mut spare = self.spare.lock();
-        if spare.len() < MAX_SPARE && Arc::strong_count(&page) == 1 {
-            spare.push(page);
-        } else {
-            drop(spare);
-            self.cache.free(page);
-        }
+        self.cache.forget(id);
     }
 
     /// `buf` as a page: copied into a spare page's memory if there is one
-    /// no one else holds (see `spare`), else into a new allocation.
+    /// (`PageCache::recycle`), else into a new allocation.
     fn seal_into_page(&self, buf: Vec<u8>) -> Page {
-        let spare = self.spare.lock().pop();
+        let spare = self.cache.spare_page();
         if let Some(mut page) = spare
             && let Some(bytes) = Arc::get_mut(&mut page)
             && bytes.len() == buf.len()
@@ -491,11 +475,11 @@ mod tests {
         let held = store.read_page(2).unwrap();
         store.forget_cached(1);
         store.forget_cached(2);
-        assert_eq!(store.spare.lock().len(), 1, "only the page no one holds is a spare");
-        let spare = Arc::as_ptr(&store.spare.lock()[0]);
+        let spares = store.cache.spares();
+        assert_eq!(spares.len(), 1, "only the page no one holds is a spare");
         let written = store.write_page(3, leaf(size, 3)).unwrap();
-        assert_eq!(Arc::as_ptr(&written), spare, "the new page did not reuse the spare");
-        assert!(store.spare.lock().is_empty());
+        assert_eq!(Arc::as_ptr(&written), spares[0], "the new page did not reuse the spare");
+        assert!(store.cache.spares().is_empty());
         assert!(written[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
         assert!(store.read_page(3).unwrap()[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
         assert!(
@@ -508,5 +492,44 @@ mod tests {
             "a holder's page changed"
         );
         assert!(store.read_page(1).unwrap()[PAGE_HEADER_LEN..].iter().all(|&b| b == 1));
+    }
+
+    /// A page evicted from a full cache becomes a spare, and the next page
+    /// read from the file is read into its memory and verified there: the
+    /// read returns its own bytes, and a reader still holding the evicted
+    /// page keeps it (no spare then).
+    #[test]
+    fn reads_reuse_evicted_pages_no_one_holds() {
+        let options = StoreOptions {
+            validate: |_| Ok(()),
+            cache_bytes: 2 * 4096,
+            ..StoreOptions::default()
+        };
+        let (store, _) = PageStore::create(Box::new(MemoryBackend::new()), options, 1).unwrap();
+        let size = store.page_size();
+        assert_eq!(size, 4096);
+        for id in 1..=4 {
+            store.write_page(id, leaf(size, id as u8)).unwrap();
+        }
+        // Writing 3 evicted 1 (a spare), writing 4 reused that spare and
+        // evicted 2 (the spare now).
+        let spares = store.cache.spares();
+        assert_eq!(spares.len(), 1, "an evicted page no one holds is a spare");
+        let read = store.read_page(1).unwrap();
+        assert!(
+            spares.contains(&Arc::as_ptr(&read)),
+            "the read allocated instead of reusing a spare"
+        );
+        assert!(
+            read[PAGE_HEADER_LEN..].iter().all(|&b| b == 1),
+            "the reused page kept stale bytes"
+        );
+        // Reading 1 evicted 3 (a spare); reading 2 reuses it and evicts 4,
+        // which `held` keeps: freed from the cache's side, never a spare.
+        let held = store.read_page(4).unwrap();
+        store.read_page(2).unwrap();
+        assert!(store.cache.spares().is_empty(), "a page someone holds became a spare");
+        assert!(held[PAGE_HEADER_LEN..].iter().all(|&b| b == 4));
+        assert!(store.read_page(3).unwrap()[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
     }
 }
