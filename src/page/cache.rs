@@ -66,7 +66,7 @@ const PRUNE_FLOOR: usize = 64;
 /// pages whose id falls in it (id modulo the shard count: dense ids spread
 /// evenly). One queue for the whole cache was the hottest lock of a scan
 /// that ran beside a flush (10M keys: the scanning thread blocked in
-/// `insert` ~2,000 times a second, the flush's ~1,300, each waiting while
+/// `insert` ~2,000 times a second, the flush's ~1,500, each waiting while
 /// the other evicted and freed pages under it).
 #[repr(align(64))]
 struct Shard {
