@@ -422,10 +422,9 @@ pub(crate) fn apply_table(
     cmp: Comparator,
     ops: &[(&[u8], Option<&[u8]>)],
 ) -> Result<()> {
-    filters.add_all(
-        table,
-        ops.iter().filter(|(_, value)| value.is_some()).map(|(key, _)| *key),
-    );
+    for (key, _) in ops.iter().filter(|(_, value)| value.is_some()) {
+        filters.add(table, key);
+    }
     writer.apply(&data_tree_name(table), cmp, ops)
 }
 

@@ -128,53 +128,16 @@ pub(crate) struct FilterTargets(Vec<Arc<TreeFilter>>);
 
 impl FilterTargets {
     /// Adds a key put into `table`'s tree.
-    #[cfg(test)]
     pub(crate) fn add(&self, table: u64, key: &[u8]) {
-        self.add_all(table, std::iter::once(key));
-    }
-
-    /// Adds keys put into `table`'s tree, all of them before it returns.
-    ///
-    /// A window ahead: each key's block is prefetched in every filter when
-    /// its hash is computed and written [`AHEAD`] keys later, so the
-    /// blocks' cache misses overlap. One at a time, a flush waited for a
-    /// miss per key (a filter of a 10M-key tree is 7.5 MiB): a fifth of
-    /// the apply thread's samples during a 4M-key load, in
-    /// `KeyFilter::insert`.
-    pub(crate) fn add_all<'k>(&self, table: u64, keys: impl IntoIterator<Item = &'k [u8]>) {
         if self.0.is_empty() {
             return;
         }
-        let mut window = [0u64; AHEAD];
-        let mut added = 0usize;
-        for key in keys {
-            let hash = key_hash(table, key);
-            let slot = &mut window[added % AHEAD];
-            if added >= AHEAD {
-                for filter in &self.0 {
-                    filter.bits.insert(*slot);
-                }
-            }
-            for filter in &self.0 {
-                filter.bits.prefetch(hash);
-            }
-            *slot = hash;
-            added += 1;
-        }
-        for i in added.saturating_sub(AHEAD)..added {
-            for filter in &self.0 {
-                filter.bits.insert(window[i % AHEAD]);
-            }
-        }
+        let hash = key_hash(table, key);
         for filter in &self.0 {
-            filter.added.fetch_add(added as u64, Ordering::Relaxed);
+            filter.add(hash);
         }
     }
 }
-
-/// Keys [`FilterTargets::add_all`] hashes and prefetches ahead of the one it
-/// writes.
-const AHEAD: usize = 8;
 
 impl TreeFilters {
     /// The filter for lookups in states made from now on.
@@ -375,29 +338,6 @@ mod tests {
         assert_eq!(first.valid_through.load(Ordering::Acquire), 8);
         assert!(first.may_contain(9, key_hash(1, b"never added")));
         assert_eq!(filters.targets().0.len(), 1, "the retired filter gets no more keys");
-    }
-
-    /// Every key `add_all` is given reaches every target before it returns,
-    /// however many: fewer than its window, as many, and more (the window's
-    /// wrap and its drain), and `added` counts them once each.
-    #[test]
-    fn adding_keys_a_window_ahead_adds_every_one_to_every_target() {
-        for n in [0usize, 1, AHEAD - 1, AHEAD, AHEAD + 1, 1000] {
-            let both = [Arc::new(TreeFilter::new(1 << 16)), Arc::new(TreeFilter::new(1 << 16))];
-            let targets = FilterTargets(both.to_vec());
-            let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("key {i}").into_bytes()).collect();
-            targets.add_all(3, keys.iter().map(Vec::as_slice));
-            for filter in &both {
-                assert_eq!(filter.added.load(Ordering::Relaxed), n as u64);
-                for key in &keys {
-                    assert!(filter.bits.may_contain(key_hash(3, key)), "{n} keys: a key is missing");
-                }
-            }
-            // The filter is not saturated: a key never added is absent from
-            // at least one of a few hundred probes.
-            let strangers = (0..300).filter(|i| !both[0].bits.may_contain(key_hash(3, format!("other {i}").as_bytes())));
-            assert!(strangers.count() > 0, "{n} keys: the filter says yes to everything");
-        }
     }
 }
 
