@@ -38,9 +38,9 @@ pub(crate) struct PageCache {
     shards: Box<[Shard]>,
     /// Pages the slots hold.
     cached: AtomicUsize,
-    /// Bytes of pages `forget` has freed since it last returned free heap
-    /// memory to the system (`crate::heap`: the pages were loaded by readers'
-    /// threads, their replacements are written by the flush's).
+    /// Bytes of pages `recycle` has freed (no spare slot, or held elsewhere
+    /// until then) since it last returned free heap memory to the system
+    /// (`crate::heap`: pages move between readers' threads and the flush's).
     forgotten: AtomicUsize,
     /// Page memory to reuse (see [`recycle`](Self::recycle)).
     spare: Mutex<Vec<Page>>,
@@ -120,7 +120,7 @@ pub(crate) struct CacheCounters {
     pub(crate) used_bytes: usize,
 }
 
-/// `forget` returns free heap memory to the system after freeing this many
+/// `recycle` returns free heap memory to the system after freeing this many
 /// bytes of pages.
 const RELEASE_EVERY: usize = 8 << 20;
 
@@ -192,7 +192,7 @@ impl PageCache {
     }
 
     /// Drops page `id` from the cache and returns it.
-    pub(crate) fn take(&self, id: u64) -> Option<Page> {
+    fn take(&self, id: u64) -> Option<Page> {
         self.take_from(id, self.slot(id)?)
     }
 

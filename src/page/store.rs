@@ -298,8 +298,9 @@ impl PageStore {
         Ok(page)
     }
 
-    /// Reads and verifies a page without touching the cache (integrity checks
-    /// use this so they see the bytes on disk).
+    /// Reads and verifies a page without entering it in the cache (integrity
+    /// checks use this so they see the bytes on disk); its memory may be a
+    /// spare the cache lends (`PageCache::spare_page`).
     pub(crate) fn read_page_uncached(&self, id: PageId) -> Result<Page> {
         if id == 0 {
             return Err(StorageError::corrupted("a tree points at page 0 (the header)"));
