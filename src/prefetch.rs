@@ -1,8 +1,6 @@
 //! A cache prefetch hint, for code that knows which memory it reads next
-//! (the skip list's next node, a key filter's block, a memtable value).
-//! A B-tree node's next binary-search probes were tried (both candidates
-//! prefetched at each step): no measurable change in point reads or scans
-//! on this VM, so node search does without.
+//! (the skip list's next node, a key filter's block, a memtable value, a
+//! B-tree node's whole page before its search: `Node::prefetch`).
 
 /// Asks the CPU to start loading the cache line at `p` (a hint: any
 /// address, null included, is safe; it never faults).

@@ -132,6 +132,7 @@ fn get_under(
 ) -> Result<Option<ValueBytes>> {
     for _ in 0..depth {
         let node = expect_node(&page, id)?;
+        node.prefetch();
         if node.is_leaf() {
             return match node.search(key, cmp) {
                 Ok(i) => load(store, &page, node.leaf_entry(i).1).map(Some),
@@ -203,6 +204,7 @@ impl Cursor {
             }
             let page = store.read_page(id)?;
             let node = expect_node(&page, id)?;
+            node.prefetch();
             let i = if edge == Edge::First { 0 } else { node.count() - 1 };
             let next = (!node.is_leaf()).then(|| node.child(i));
             self.path.push((page, i));
@@ -240,6 +242,9 @@ impl Cursor {
                 None => store.read_page(id)?,
             };
             let node = expect_node(&page, id)?;
+            if pinned.is_none() {
+                node.prefetch();
+            }
             if !node.is_leaf() {
                 let i = node.child_index(key, cmp);
                 let child = node.child(i);
