@@ -59,12 +59,23 @@ impl KeyFilter {
         (block * BLOCK_WORDS, bits)
     }
 
-    /// Adds the key whose [`key_hash`] is `hash`.
-    pub(crate) fn insert(&self, hash: u64) {
+    /// Adds the key whose [`key_hash`] is `hash`; `false` if its bits were
+    /// all set already (a key added before, or one the filter would have
+    /// called present anyway), when the filter is left unchanged. Only a
+    /// missing bit costs a locked read-modify-write: a rewritten key costs
+    /// plain loads of its one line.
+    pub(crate) fn insert(&self, hash: u64) -> bool {
         let (base, bits) = self.locate(hash);
+        let mut added = false;
         for bit in bits {
-            self.words[base + (bit / 64) as usize].fetch_or(1 << (bit % 64), Ordering::Relaxed);
+            let word = &self.words[base + (bit / 64) as usize];
+            let mask = 1 << (bit % 64);
+            if word.load(Ordering::Relaxed) & mask == 0 {
+                word.fetch_or(mask, Ordering::Relaxed);
+                added = true;
+            }
         }
+        added
     }
 
     /// Prefetches the block a key with this [`key_hash`] sets its bits in.
@@ -108,6 +119,19 @@ mod tests {
         // The table id is part of the key.
         let other_table = (0..keys).filter(|i| filter.may_contain(key_hash(2, &i.to_be_bytes()))).count();
         assert!((other_table as f64) < keys as f64 * 0.03);
+    }
+
+    #[test]
+    fn a_key_added_again_changes_nothing_and_says_so() {
+        let filter = KeyFilter::with_bytes(4096);
+        let bits = |f: &KeyFilter| f.words.iter().map(|w| w.load(Ordering::Relaxed)).collect::<Vec<_>>();
+        let hash = key_hash(1, b"key");
+        assert!(filter.insert(hash), "a first key sets bits");
+        let after_first = bits(&filter);
+        assert!(after_first.iter().any(|&w| w != 0));
+        assert!(!filter.insert(hash), "the same key again sets none");
+        assert_eq!(bits(&filter), after_first);
+        assert!(filter.insert(key_hash(1, b"another key")));
     }
 
     #[test]
