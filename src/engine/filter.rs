@@ -14,7 +14,11 @@
 //! # Thread safety
 //! The inserting thread (the committer or the inserter; see the memtable's
 //! thread safety) sets bits with `fetch_or` (relaxed) before inserting each
-//! entry into the skip list. A commit whose insert another thread may still
+//! entry into the skip list. A bit its load finds set already (by this
+//! thread, or by another inserting into a tree filter beside it) is left
+//! alone: any reader that later synchronizes with this thread sees that
+//! bit too (a load that happens after one which read a write reads that
+//! write or a later one), and bits are only ever set. A commit whose insert another thread may still
 //! be doing is answered by the state's pending run before any memtable is
 //! asked; every earlier commit's inserts finished before the reader could
 //! learn its sequence (through the commit lock and the inserter's idle
