@@ -69,20 +69,18 @@ pub(crate) struct PinnedNode {
     /// above the leaves and for a leaf (whose children the cache serves).
     children: Box<[OnceLock<Arc<PinnedNode>>]>,
     /// About how many nodes its level holds: 1 for the root, else its
-    /// parent's estimate times the parent's children.
+    /// parent's estimate times the parent's children. Decides whether the
+    /// level is cold ([`COLD_LEVEL_BYTES`]).
     level_nodes: u64,
-    /// Whether its level outgrows the CPU's caches ([`COLD_LEVEL_BYTES`]):
-    /// a search then prefetches the page whole first, as a search of a
-    /// page from the cache does (`Node::prefetch`).
-    cold: bool,
 }
 
 /// Bytes of pages at one pinned level beyond which its nodes are taken as
 /// cold: about a server core's L2 cache. A point read at 10M keys of 16
-/// bytes passes a level of ~2,000 nodes above the leaves (8 MiB), where
-/// prefetching the node made reads 10-17% faster; at 1M keys that level
-/// holds ~230 (under 1 MiB), where the same prefetch made them 4-9%
-/// slower (both trees four levels high, so the height cannot decide).
+/// bytes passes a level estimated at 2,100-4,000 nodes above the leaves
+/// (8-16 MiB), where prefetching the node made reads 10-17% faster; at 1M
+/// keys that level holds 170-200 (under 1 MiB), where the same prefetch
+/// made them 4-9% slower (both trees four levels high, so the height
+/// cannot decide).
 const COLD_LEVEL_BYTES: u64 = 2 << 20;
 
 impl PinnedNode {
@@ -100,19 +98,24 @@ impl PinnedNode {
         } else {
             Box::default()
         };
-        let cold = level_nodes.saturating_mul(page.len() as u64) > COLD_LEVEL_BYTES;
         Ok(Self {
             id,
             page,
             children,
             level_nodes,
-            cold,
         })
     }
 
-    /// Prefetches the page if its level is cold (see [`COLD_LEVEL_BYTES`]).
+    /// Whether its level's pages outgrow the CPU's caches
+    /// ([`COLD_LEVEL_BYTES`]).
+    fn is_cold(&self) -> bool {
+        self.level_nodes.saturating_mul(self.page.len() as u64) > COLD_LEVEL_BYTES
+    }
+
+    /// Prefetches the page whole when its level is cold, as a search of a
+    /// page from the cache does (`Node::prefetch`).
     fn prefetch_if_cold(&self) {
-        if self.cold {
+        if self.is_cold() {
             Node::new(&self.page).prefetch();
         }
     }
@@ -559,9 +562,9 @@ mod tests {
         let page: Page = bytes.into();
         let budget_nodes = COLD_LEVEL_BYTES / page.len() as u64;
         let pinned = |nodes| PinnedNode::at_level(7, page.clone(), nodes).unwrap();
-        assert!(!pinned(1).cold, "a root is never cold");
-        assert!(!pinned(budget_nodes).cold);
-        assert!(pinned(budget_nodes + 1).cold);
-        assert!(pinned(u64::MAX).cold, "the estimate saturates");
+        assert!(!pinned(1).is_cold(), "a root is never cold");
+        assert!(!pinned(budget_nodes).is_cold());
+        assert!(pinned(budget_nodes + 1).is_cold());
+        assert!(pinned(u64::MAX).is_cold(), "the estimate saturates");
     }
 }
