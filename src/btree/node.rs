@@ -10,9 +10,9 @@
 //!
 //! leaf entry
 //!      0     2  key length k
-//!      2     4  value word: bit 31 set = overflow; else the inline value length v
-//!      6     k  key
-//!    6+k     v  inline value, or a 24-byte overflow reference:
+//!      2     2  value word: bit 15 set = overflow; else the inline value length v
+//!      4     k  key
+//!    4+k     v  inline value, or a 24-byte overflow reference:
 //!               first page u64, length u64, xxh3-64 of the value u64
 //!
 //! branch entry
@@ -35,10 +35,14 @@ pub(crate) const NODE_HEADER_LEN: usize = crate::page::PAGE_HEADER_LEN;
 /// The page header's byte 9: the node's height above the leaves.
 const LEVEL_OFFSET: usize = 9;
 const OFFSET_LEN: usize = size_of::<u16>();
-const LEAF_ENTRY_HEADER: usize = size_of::<u16>() + size_of::<u32>();
+/// Two bytes of key length and two of value word: an inline value is at
+/// most [`MAX_INLINE_VALUE`] bytes, so its length needs no more (a four-byte
+/// word made a leaf of 16-byte keys and 100-byte values hold 32 entries, not
+/// 33: 3% of the tree, in the cache and on disk).
+const LEAF_ENTRY_HEADER: usize = size_of::<u16>() + size_of::<u16>();
 const BRANCH_ENTRY_HEADER: usize = size_of::<u64>() + size_of::<u16>();
 pub(crate) const OVERFLOW_REF_LEN: usize = 3 * size_of::<u64>();
-const OVERFLOW_FLAG: u32 = 1 << 31;
+const OVERFLOW_FLAG: usize = 1 << 15;
 
 /// The largest key: two branch entries of keys this long fit the smallest
 /// page (4 KiB), so every level of the tree has at most half the nodes of
@@ -50,6 +54,7 @@ pub(crate) const MAX_INLINE_VALUE: usize = 1024;
 
 const _: () = assert!(2 * branch_entry_len(MAX_KEY_LEN) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
 const _: () = assert!(leaf_entry_len(MAX_KEY_LEN, MAX_INLINE_VALUE) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
+const _: () = assert!(MAX_INLINE_VALUE < OVERFLOW_FLAG, "an inline length never reaches the overflow bit");
 
 /// Bytes a leaf entry takes in its node, its offset slot included, when its
 /// value takes `value_field` bytes there (see [`value_field_len`]).
@@ -119,10 +124,6 @@ fn u16_at(b: &[u8], at: usize) -> usize {
         Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]) as usize,
         _ => panic!("u16 at {at} past a page of {} bytes", b.len()),
     }
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -199,7 +200,7 @@ impl<'a> Node<'a> {
     pub(crate) fn value(&self, i: usize) -> LeafValue<'a> {
         let at = self.entry(i);
         let k = u16_at(self.page, at);
-        let word = u32_at(self.page, at + 2);
+        let word = u16_at(self.page, at + 2);
         let body = at + LEAF_ENTRY_HEADER + k;
         if word & OVERFLOW_FLAG != 0 {
             LeafValue::Overflow(OverflowRef {
@@ -208,7 +209,7 @@ impl<'a> Node<'a> {
                 checksum: u64_at(self.page, body + 16),
             })
         } else {
-            LeafValue::Inline(&self.page[body..body + word as usize])
+            LeafValue::Inline(&self.page[body..body + word])
         }
     }
 
@@ -218,7 +219,7 @@ impl<'a> Node<'a> {
     pub(crate) fn leaf_entry(&self, i: usize) -> (std::ops::Range<usize>, ValueAt) {
         let at = self.entry(i);
         let k = u16_at(self.page, at);
-        let word = u32_at(self.page, at + 2);
+        let word = u16_at(self.page, at + 2);
         let body = at + LEAF_ENTRY_HEADER + k;
         let value = if word & OVERFLOW_FLAG != 0 {
             ValueAt::Overflow(OverflowRef {
@@ -227,7 +228,7 @@ impl<'a> Node<'a> {
                 checksum: u64_at(self.page, body + 16),
             })
         } else {
-            ValueAt::Inline(body..body + word as usize)
+            ValueAt::Inline(body..body + word)
         };
         (at + LEAF_ENTRY_HEADER..body, value)
     }
@@ -327,12 +328,8 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
         }
         let end = if kind == PageKind::Leaf {
             let k = u16_at(page, at);
-            let word = u32_at(page, at + 2);
-            let v = if word & OVERFLOW_FLAG != 0 {
-                OVERFLOW_REF_LEN
-            } else {
-                word as usize
-            };
+            let word = u16_at(page, at + 2);
+            let v = if word & OVERFLOW_FLAG != 0 { OVERFLOW_REF_LEN } else { word };
             let end = at + header + k + v;
             if word & OVERFLOW_FLAG != 0 && end <= page.len() {
                 check_overflow_ref(node, i, page.len())?;
@@ -407,11 +404,12 @@ impl Entry for LeafEntry<'_> {
         let (head, body) = out.split_at_mut(LEAF_ENTRY_HEADER + k);
         match self.value {
             LeafValue::Inline(v) => {
-                head[2..6].copy_from_slice(&(v.len() as u32).to_le_bytes());
+                debug_assert!(v.len() <= MAX_INLINE_VALUE);
+                head[2..4].copy_from_slice(&(v.len() as u16).to_le_bytes());
                 body[..v.len()].copy_from_slice(v);
             }
             LeafValue::Overflow(r) => {
-                head[2..6].copy_from_slice(&OVERFLOW_FLAG.to_le_bytes());
+                head[2..4].copy_from_slice(&(OVERFLOW_FLAG as u16).to_le_bytes());
                 body[..8].copy_from_slice(&r.start.to_le_bytes());
                 body[8..16].copy_from_slice(&r.len.to_le_bytes());
                 body[16..24].copy_from_slice(&r.checksum.to_le_bytes());
@@ -449,12 +447,31 @@ impl Entry for BranchEntry {
 /// Splits `entries` into consecutive groups that each fit a page, using as
 /// few pages as possible and spreading the bytes evenly, so a rewrite never
 /// leaves a nearly empty last node.
+///
+/// The fewest pages come from filling each page as far as it goes (for a
+/// sequence cut into consecutive groups, no cut does better); the bytes
+/// are then spread by cutting again at an even share of them per page. The
+/// page count cannot be estimated from the bytes alone: entries do not
+/// split, so 100 entries of 122 bytes need four 4 KiB pages although their
+/// bytes would fill three, and an estimate of three made the last page
+/// hold one entry.
 pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::Range<usize>> {
     let capacity = page_size - NODE_HEADER_LEN;
+    let fewest = cut(entries, capacity, capacity);
+    if fewest.len() <= 1 {
+        return fewest;
+    }
     let total: usize = entries.iter().map(Entry::encoded_len).sum();
-    let pages = total.div_ceil(capacity).max(1);
-    let target = total.div_ceil(pages);
-    let mut groups = Vec::with_capacity(pages);
+    let even = cut(entries, capacity, total.div_ceil(fewest.len()));
+    // An even share can cost a page where entries of very different sizes
+    // meet a cut badly; the fewest pages then win.
+    if even.len() <= fewest.len() { even } else { fewest }
+}
+
+/// Cuts `entries` into consecutive groups of at most `capacity` bytes, each
+/// closed once it holds `target` bytes.
+fn cut<E: Entry>(entries: &[E], capacity: usize, target: usize) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
     let (mut start, mut used) = (0, 0);
     for (i, e) in entries.iter().enumerate() {
         let len = e.encoded_len();
@@ -531,7 +548,7 @@ mod tests {
         let groups = pack(&entries, 4096);
         assert_eq!(groups.len(), 1);
         let (page, used) = encode(4096, 0, &entries);
-        assert_eq!(used, NODE_HEADER_LEN + 50 * (2 + 6 + 4 + 5));
+        assert_eq!(used, NODE_HEADER_LEN + 50 * (2 + 4 + 4 + 5));
         validate(&page).unwrap();
         let node = Node::new(&page);
         assert_eq!(node.count(), 50);
@@ -609,10 +626,36 @@ mod tests {
             })
             .collect();
         let groups = pack(&entries, 4096);
-        // 100 entries of 124 bytes: 12 400 bytes need four 4 KiB pages.
-        assert_eq!(groups.len(), 4);
-        for g in &groups {
-            assert!(g.len() >= 24 && g.len() <= 32, "{g:?}");
+        // 100 entries of 122 bytes: their 12 200 bytes would fill three
+        // pages of 4072 usable bytes, but a page holds 33 entries (4026
+        // bytes), so four pages, of 25 entries each.
+        assert_eq!(groups, [0..25, 25..50, 50..75, 75..100]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn packing_fits_every_page_and_uses_the_fewest(
+            lens in proptest::collection::vec((1usize..300, 0usize..=MAX_INLINE_VALUE), 1..400),
+        ) {
+            let keys: Vec<Vec<u8>> = lens.iter().map(|&(k, _)| vec![1; k]).collect();
+            let value = [2u8; MAX_INLINE_VALUE];
+            let entries: Vec<LeafEntry> = keys
+                .iter()
+                .zip(&lens)
+                .map(|(key, &(_, v))| LeafEntry { key, value: LeafValue::Inline(&value[..v]) })
+                .collect();
+            let capacity = 4096 - NODE_HEADER_LEN;
+            let groups = pack(&entries, 4096);
+            let mut next = 0;
+            for g in &groups {
+                proptest::prop_assert_eq!(g.start, next);
+                proptest::prop_assert!(!g.is_empty());
+                let bytes: usize = entries[g.clone()].iter().map(Entry::encoded_len).sum();
+                proptest::prop_assert!(bytes <= capacity, "{} bytes in {:?}", bytes, g);
+                next = g.end;
+            }
+            proptest::prop_assert_eq!(next, entries.len());
+            proptest::prop_assert_eq!(groups.len(), cut(&entries, capacity, capacity).len());
         }
     }
 

@@ -195,12 +195,12 @@ mod tests {
         // Entries of empty keys and values still make a leaf.
         assert_eq!(empty().projected(&census(1, 0, 0)).height, 1);
 
-        // 100K entries of 8 + 8 bytes: 24 bytes each in a leaf (slot and
-        // header included), 4072 usable bytes per 4 KiB page: 590 leaves.
+        // 100K entries of 8 + 8 bytes: 22 bytes each in a leaf (slot and
+        // header included), 4072 usable bytes per 4 KiB page: 541 leaves.
         // Separators of 8 bytes take 20: 203 children per branch, so 3
         // branches over the leaves and a root above them.
         let big = empty().projected(&census(100_000, 8, 8));
-        assert_eq!((big.height, big.leaf_pages, big.branch_pages), (3, 590, 4));
+        assert_eq!((big.height, big.leaf_pages, big.branch_pages), (3, 541, 4));
 
         // Long values go to overflow pages, as the tree stores them.
         let long = empty().projected(&census(2, 8, 5000));
