@@ -3,6 +3,7 @@
 //! random order from a fixed seed), and the comparison itself.
 
 pub mod compare;
+pub mod raft_mem;
 pub mod raft_rocks;
 
 /// Key length of the standard data set (RocksDB db_bench's default).

@@ -1,10 +1,13 @@
 //! Replicated single-key writes on a three-node openraft cluster
 //! (sluicedb-raft's in-process router), with each node's log and state
-//! machine on sluicedb (`sluicedb_raft`) or on RocksDB (`raft_rocks`, written
-//! the same way), in the same process and run. Two RocksDB stores: `rocksdb`
-//! syncs appends on a flusher thread (pipelined, as sluicedb-raft does);
-//! `rocksdb-sync` syncs each append's `WriteBatch` inside `append`, as
-//! openraft 0.9's own RocksDB store does.
+//! machine on sluicedb (`sluicedb_raft`), on RocksDB (`raft_rocks`, written
+//! the same way) or in memory (`raft_mem`), in the same process and run.
+//! Stores: `memory` keeps everything in memory and reports each append
+//! flushed at once (no durability: the ceiling any store could reach on this
+//! host with openraft 0.9); `sluicedb`; `rocksdb` syncs appends on a flusher
+//! thread (pipelined, as sluicedb-raft does); `rocksdb-sync` syncs each
+//! append's `WriteBatch` inside `append`, as openraft 0.9's own RocksDB
+//! store does.
 //!
 //! Two phases per store: one client writing one key at a time (latency),
 //! then `--clients` concurrent clients (throughput; openraft batches their
@@ -14,7 +17,7 @@
 //!
 //! Run: `cargo run --release -p sluicedb-bench --bin raft [-- --quick]`
 //! (options: `--writes N` for the concurrent phase, `--serial-writes N`,
-//! `--clients N`, `--rounds N`, `--store sluicedb|rocksdb|rocksdb-sync|all`, `--snapshot-every N` (0: never); TMPDIR chooses the disk, default the current
+//! `--clients N`, `--rounds N`, `--store memory|sluicedb|rocksdb|rocksdb-sync|all`, `--snapshot-every N` (0: never); TMPDIR chooses the disk, default the current
 //! directory's).
 
 use std::collections::BTreeMap;
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use sluicedb_bench::raft_mem;
 use sluicedb_bench::raft_rocks::{self, AppendSync};
 use sluicedb_bench::{bench_dir, key, value};
 use sluicedb_raft::router::Router;
@@ -33,16 +37,18 @@ const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Store {
+    Memory,
     Sluicedb,
     Rocksdb,
     RocksdbSync,
 }
 
-const ALL: [Store; 3] = [Store::RocksdbSync, Store::Rocksdb, Store::Sluicedb];
+const ALL: [Store; 4] = [Store::Memory, Store::RocksdbSync, Store::Rocksdb, Store::Sluicedb];
 
 impl Store {
     fn name(self) -> &'static str {
         match self {
+            Store::Memory => "memory",
             Store::Sluicedb => "sluicedb",
             Store::Rocksdb => "rocksdb",
             Store::RocksdbSync => "rocksdb-sync",
@@ -90,11 +96,12 @@ fn args() -> Result<Args, Error> {
             }
             "--store" => {
                 args.stores = match argv.get(i + 1).map(String::as_str) {
+                    Some("memory") => vec![Store::Memory],
                     Some("sluicedb") => vec![Store::Sluicedb],
                     Some("rocksdb") => vec![Store::Rocksdb],
                     Some("rocksdb-sync") => vec![Store::RocksdbSync],
                     Some("all") => ALL.to_vec(),
-                    _ => return Err("--store takes sluicedb, rocksdb, rocksdb-sync or all".into()),
+                    _ => return Err("--store takes memory, sluicedb, rocksdb, rocksdb-sync or all".into()),
                 };
                 i += 2;
                 continue;
@@ -150,6 +157,12 @@ impl Cluster {
         let mut rafts = BTreeMap::new();
         for id in 1..=3u64 {
             let raft = match store {
+                Store::Memory => {
+                    let (log_store, state_machine) = raft_mem::open();
+                    let raft = Raft::new(id, config.clone(), router.clone(), log_store, state_machine).await?;
+                    router.add(id, raft.clone());
+                    raft
+                }
                 Store::Sluicedb => {
                     let path = dir.path().join(format!("node-{id}.sluice"));
                     router.start(id, &path, config.clone()).await?.raft
@@ -326,9 +339,9 @@ fn print(phase: &str, results: &[(u64, Store, Row)]) {
             println!("| {} | median | {w:.0} | {p50:.2} ms | {p99:.2} ms |", store.name());
         }
     }
-    for rocks in [Store::Rocksdb, Store::RocksdbSync] {
-        if let (Some(s), Some(r)) = (medians(Store::Sluicedb), medians(rocks)) {
-            println!("sluicedb / {} median writes/s: {:.2}x", rocks.name(), s.0 / r.0);
+    for other in [Store::Memory, Store::Rocksdb, Store::RocksdbSync] {
+        if let (Some(s), Some(r)) = (medians(Store::Sluicedb), medians(other)) {
+            println!("sluicedb / {} median writes/s: {:.2}x", other.name(), s.0 / r.0);
         }
     }
 }
@@ -342,6 +355,7 @@ async fn main() -> Result<(), Error> {
     );
     println!("sluicedb: sluicedb_raft::open defaults (one Database per node, commit_pipelined + flusher thread)");
     println!("rocksdb: {}", raft_rocks::SETTINGS);
+    println!("memory: {}", raft_mem::SETTINGS);
     let mut serial = Vec::new();
     let mut concurrent = Vec::new();
     for round in 0..args.rounds {

@@ -1,0 +1,297 @@
+//! An openraft 0.9 log store and key-value state machine held entirely in
+//! memory, for the replicated-writes benchmark (`src/bin/raft.rs`): the
+//! ceiling, with storage costing nothing.
+//!
+//! No durability; the upper bound any store could reach on this host with
+//! openraft 0.9. Nothing is written to disk, a restart loses everything, and
+//! `append` reports its entries flushed before it returns. It is not a
+//! store to use, only the measure of what openraft, the in-process router
+//! and the benchmark cost by themselves.
+//!
+//! Otherwise its semantics are `raft_rocks`'s (and so sluicedb-raft's): the
+//! log is a `BTreeMap` from index to the typed [`Entry`] (no encoding), the
+//! vote, committed id and last purged id are plain fields, the state machine
+//! is a `BTreeMap<String, String>` with its applied id and membership, and a
+//! snapshot is the key-value pairs serialized as `raft_rocks` does (JSON of
+//! the ordered `(key, value)` list), kept in memory as the current snapshot.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+};
+use sluicedb_raft::{Request, Response, SnapshotData, TypeConfig};
+
+type NodeId = u64;
+type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+
+/// The settings of every node's in-memory store, for the report.
+pub const SETTINGS: &str = "one in-memory store per node (log: BTreeMap of typed entries behind a Mutex; \
+     kv: BTreeMap<String, String>); append calls the flush callback before returning; \
+     no durability: the ceiling of openraft 0.9 on this host";
+
+/// A fresh node's in-memory log store and state machine.
+pub fn open() -> (MemLogStore, MemStateMachine) {
+    (MemLogStore::default(), MemStateMachine::default())
+}
+
+/// Locks `mutex`, taking the data of a poisoned one (every update below
+/// leaves it consistent before anything can panic).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// --- the log store ----------------------------------------------------------
+
+#[derive(Default)]
+struct Log {
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    last_purged: Option<LogId<NodeId>>,
+}
+
+/// The Raft log and vote in memory. Clones share the log.
+#[derive(Clone, Default)]
+pub struct MemLogStore {
+    log: Arc<Mutex<Log>>,
+}
+
+impl RaftLogReader<TypeConfig> for MemLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        // From the start bound on, while inside the range: unlike
+        // `BTreeMap::range`, an empty or inverted range is no panic.
+        let start = range.start_bound().cloned();
+        let log = lock(&self.log);
+        Ok(log
+            .entries
+            .range((start, Bound::Unbounded))
+            .take_while(|(index, _)| range.contains(*index))
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for MemLogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let log = lock(&self.log);
+        let last = log.entries.last_key_value().map(|(_, entry)| entry.log_id);
+        Ok(LogState {
+            last_log_id: last.or(log.last_purged),
+            last_purged_log_id: log.last_purged,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        lock(&self.log).vote = Some(*vote);
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(lock(&self.log).vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        lock(&self.log).committed = committed;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        Ok(lock(&self.log).committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        {
+            let mut log = lock(&self.log);
+            for entry in entries {
+                log.entries.insert(entry.log_id.index, entry);
+            }
+        }
+        // Nothing to make durable: "flushed" as soon as stored.
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        lock(&self.log).entries.split_off(&log_id.index);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut log = lock(&self.log);
+        log.entries = match log_id.index.checked_add(1) {
+            Some(first_kept) => log.entries.split_off(&first_kept),
+            None => BTreeMap::new(),
+        };
+        log.last_purged = Some(log_id);
+        Ok(())
+    }
+}
+
+// --- the state machine ------------------------------------------------------
+
+#[derive(Default)]
+struct State {
+    kv: BTreeMap<String, String>,
+    applied: Option<LogId<NodeId>>,
+    membership: Membership,
+    /// The current snapshot: its meta and serialized data.
+    snapshot: Option<(Meta, Vec<u8>)>,
+    snapshot_counter: u64,
+}
+
+impl State {
+    /// Makes `(meta, data)` the current snapshot unless it would move the
+    /// current one backwards (a newer one may have been installed during a
+    /// build).
+    fn store_snapshot(&mut self, meta: &Meta, data: &[u8]) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_none_or(|(stored, _)| stored.last_log_id <= meta.last_log_id)
+        {
+            self.snapshot = Some((meta.clone(), data.to_vec()));
+        }
+    }
+}
+
+/// The replicated key-value state machine in memory. Clones share the state.
+#[derive(Clone, Default)]
+pub struct MemStateMachine {
+    state: Arc<Mutex<State>>,
+}
+
+/// Builds snapshots of the state machine it was taken from.
+pub struct MemSnapshotBuilder {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemStateMachine {
+    /// Reads `key` from the applied state.
+    pub fn get(&self, key: &str) -> Option<String> {
+        lock(&self.state).kv.get(key).cloned()
+    }
+
+    fn install(&self, meta: &Meta, data: &[u8]) -> Result<(), AnyError> {
+        let pairs: Vec<(String, String)> =
+            serde_json::from_slice(data).map_err(|e| AnyError::error(format!("decoding snapshot data: {e}")))?;
+        let mut state = lock(&self.state);
+        state.kv = pairs.into_iter().collect();
+        state.applied = meta.last_log_id;
+        state.membership = meta.last_membership.clone();
+        // Installed snapshots replace the current one unconditionally, as
+        // raft_rocks's install does.
+        state.snapshot = Some((meta.clone(), data.to_vec()));
+        Ok(())
+    }
+}
+
+impl MemSnapshotBuilder {
+    /// Copies the key-value pairs, applied id and membership at one instant,
+    /// serializes them, stores the result as current and returns it.
+    fn build(&self) -> Result<Snapshot<TypeConfig>, AnyError> {
+        let (applied, membership, pairs) = {
+            let state = lock(&self.state);
+            let pairs: Vec<(String, String)> = state.kv.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (state.applied, state.membership.clone(), pairs)
+        };
+        let data = serde_json::to_vec(&pairs).map_err(|e| AnyError::error(format!("encoding snapshot data: {e}")))?;
+        let mut state = lock(&self.state);
+        state.snapshot_counter += 1;
+        let counter = state.snapshot_counter;
+        let snapshot_id = match applied {
+            Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
+            None => format!("--{counter}"),
+        };
+        let meta = Meta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        state.store_snapshot(&meta, &data);
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for MemSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        self.build().map_err(|e| StorageIOError::write_snapshot(None, e).into())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for MemStateMachine {
+    type SnapshotBuilder = MemSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
+        let state = lock(&self.state);
+        Ok((state.applied, state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut state = lock(&self.state);
+        let mut responses = Vec::new();
+        for entry in entries {
+            state.applied = Some(entry.log_id);
+            let previous = match entry.payload {
+                EntryPayload::Blank => None,
+                EntryPayload::Normal(Request::Set { key, value }) => state.kv.insert(key, value),
+                EntryPayload::Normal(Request::Delete { key }) => state.kv.remove(&key),
+                EntryPayload::Membership(m) => {
+                    state.membership = Membership::new(Some(entry.log_id), m);
+                    None
+                }
+            };
+            responses.push(Response { previous });
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        MemSnapshotBuilder {
+            state: self.state.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<SnapshotData>) -> Result<(), StorageError<NodeId>> {
+        self.install(meta, snapshot.get_ref())
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e).into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(lock(&self.state).snapshot.as_ref().map(|(meta, data)| Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(Cursor::new(data.clone())),
+        }))
+    }
+}
