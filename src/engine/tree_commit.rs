@@ -53,6 +53,7 @@ use super::core::{Inner, panic_message};
 use super::state::State;
 use crate::btree::{Comparator, Op};
 use crate::error::{Result, StorageError};
+use crate::wal::SyncBy;
 
 /// Commits `commit` as sequence `seq` through the tree (see the module
 /// docs); `new_orders` gives the key orders of the tables the commit
@@ -143,7 +144,8 @@ pub(crate) fn commit(
 
     // Step 3.
     let commits = inner.lock_commits();
-    let appended = inner.journal.append(&Batch::default().encode());
+    // Waited for below, so the sync thread need not be woken for it.
+    let appended = inner.journal.append_with(&Batch::default().encode(), SyncBy::Caller);
     inner.check_assigned(inner.poison_on(appended)?, seq)?;
     for &(id, cmp) in new_orders {
         inner.register(id, cmp);

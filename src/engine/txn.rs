@@ -24,6 +24,7 @@ use super::tree_commit;
 use super::writeset::{Origin, Place, TableSlot, WriteSet};
 use crate::btree::{Census, Comparator, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
+use crate::wal::SyncBy;
 
 /// Engine counters, as [`Database::stats`](crate::Database::stats) reports them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -843,7 +844,11 @@ impl WriteTxn {
             .tables
             .iter()
             .any(|table| table.cmp.is_some_and(|cmp| !is_bytewise(cmp)));
-        let pending = self.commit_pipelined()?;
+        let sync = match durability {
+            Durability::Immediate => SyncBy::Caller,
+            Durability::None => SyncBy::Interval,
+        };
+        let pending = self.commit_with(sync)?;
         let seq = pending.sequence();
         match durability {
             Durability::Immediate => pending.wait()?,
@@ -857,14 +862,20 @@ impl WriteTxn {
 
     /// Commits without waiting: returns as soon as the next writer may start.
     /// The returned [`PendingCommit`] says when the commit is durable.
-    pub fn commit_pipelined(mut self) -> Result<PendingCommit> {
+    pub fn commit_pipelined(self) -> Result<PendingCommit> {
+        self.commit_with(SyncBy::Interval)
+    }
+
+    /// Commits without waiting; `sync` says who sees to the record's
+    /// durability: the caller that waits for it next, or the sync thread.
+    fn commit_with(mut self, sync: SyncBy) -> Result<PendingCommit> {
         let inner = self.inner.clone();
         inner.check_poison()?;
         let seq = if self.writes.is_empty() {
             // Nothing to log; durable once everything before it is.
             inner.journal.last_seq()
         } else {
-            self.append_and_apply()?
+            self.append_and_apply(sync)?
         };
         self.release();
         inner.refresh_publication();
@@ -875,7 +886,7 @@ impl WriteTxn {
     /// through the inserter thread for a big one (`engine::pending`).
     /// REQUIRES: the writer slot, so this transaction's sequence is the
     /// journal's next and nobody else inserts into the active memtable.
-    fn append_and_apply(&mut self) -> Result<u64> {
+    fn append_and_apply(&mut self, sync: SyncBy) -> Result<u64> {
         let inner = &self.inner;
         let seq = inner.journal.last_seq() + 1;
         let commit = self.writes.take_commit(seq);
@@ -898,7 +909,7 @@ impl WriteTxn {
         let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
         let payload = batch.encode_sized(len);
         let commits = inner.lock_commits();
-        let appended = inner.journal.append(&payload);
+        let appended = inner.journal.append_with(&payload, sync);
         drop(payload);
         inner.check_assigned(inner.poison_on(appended)?, seq)?;
         // The previous big commit is in the memtable before this one
