@@ -189,6 +189,9 @@ pub(crate) type Binding = (u64, Vec<u8>, Option<TableDef>);
 /// ([`ArenaBytes`]; read with `Entry::bytes`).
 pub(crate) type MemValue = Option<ArenaBytes>;
 
+// One word in every skip-list node: a tombstone is the null pointer.
+const _: () = assert!(std::mem::size_of::<MemValue>() == std::mem::size_of::<usize>());
+
 /// The largest key filter a memtable gets (that of a 2 GiB memtable), so a
 /// huge configured size cannot allocate an absurd filter.
 const MAX_FILTER_BYTES: usize = 32 << 20;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
 use super::skiplist::{Entry, Position};
-use crate::prefetch::prefetch;
 use crate::btree::{Comparator, ValueBytes, compare};
 use crate::error::Result;
 
@@ -387,9 +386,7 @@ impl MemSource {
         // that call waits for: start loading them now.
         if let Some(next) = next.filter(|_| forward) {
             list.prefetch_after(next);
-            if let Some(value) = next.bytes() {
-                prefetch(value.as_ptr());
-            }
+            next.prefetch_bytes();
         }
         Some(visible.map(|e| {
             (

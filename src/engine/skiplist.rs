@@ -149,10 +149,45 @@ impl<K, V> Node<K, V> {
 /// Only the writer of the list whose entries hold it makes one (the memtable
 /// stores each value through the writer it links the entry with), so the
 /// bytes outlive every entry that names them.
+///
+/// One word: the bytes are stored after their length as a LEB128 varint
+/// (one byte below 128, at most four for the largest value), and the handle
+/// points at the length. A pointer and a length took 16 bytes of every
+/// skip-list node, eight of them in tombstones, which have no bytes; the
+/// length now sits beside the bytes it describes, read with them.
 #[derive(Clone, Copy)]
 pub(crate) struct ArenaBytes {
-    ptr: NonNull<u8>,
-    len: usize,
+    /// The length's first byte; the bytes follow the length.
+    at: NonNull<u8>,
+}
+
+/// The stored form of an empty value (its length, zero), shared by all.
+static EMPTY_BYTES: u8 = 0;
+
+impl ArenaBytes {
+    /// The stored bytes.
+    ///
+    /// # Safety
+    /// The handle came from [`Writer::store`] of a list that is still alive.
+    #[expect(unsafe_code, reason = "reads bytes the list's arena holds")]
+    unsafe fn get<'a>(self) -> &'a [u8] {
+        let mut at = self.at.as_ptr().cast_const();
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            // SAFETY: `store` wrote a whole varint at `at`, then the bytes;
+            // the arena (or the static empty value) keeps them.
+            let byte = unsafe { *at };
+            at = at.wrapping_add(1);
+            len |= usize::from(byte & 0x7F) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        // SAFETY: as above: `len` bytes follow the varint.
+        unsafe { std::slice::from_raw_parts(at, len) }
+    }
 }
 
 // SAFETY: the bytes are immutable once stored; sharing or sending the
@@ -801,16 +836,30 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     pub(crate) fn store(&mut self, bytes: &[u8]) -> ArenaBytes {
         if bytes.is_empty() {
             return ArenaBytes {
-                ptr: NonNull::dangling(),
-                len: 0,
+                at: NonNull::from(&EMPTY_BYTES),
             };
         }
-        let layout = Layout::from_size_align(bytes.len(), 1).expect("a value is at most 128 MiB");
-        let ptr = self.state.arena.alloc(layout);
-        // SAFETY: the arena handed out `bytes.len()` fresh bytes at `ptr`,
-        // which nothing else points to yet.
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len()) };
-        ArenaBytes { ptr, len: bytes.len() }
+        let mut varint = [0u8; 10];
+        let mut width = 0;
+        let mut len = bytes.len();
+        loop {
+            let low = (len & 0x7F) as u8;
+            len >>= 7;
+            varint[width] = if len == 0 { low } else { low | 0x80 };
+            width += 1;
+            if len == 0 {
+                break;
+            }
+        }
+        let layout = Layout::from_size_align(width + bytes.len(), 1).expect("a value is at most 128 MiB");
+        let at = self.state.arena.alloc(layout);
+        // SAFETY: the arena handed out `width + bytes.len()` fresh bytes at
+        // `at`, which nothing else points to yet.
+        unsafe {
+            ptr::copy_nonoverlapping(varint.as_ptr(), at.as_ptr(), width);
+            ptr::copy_nonoverlapping(bytes.as_ptr(), at.as_ptr().add(width), bytes.len());
+        }
+        ArenaBytes { at }
     }
 
     /// Inserts `key -> value`. Cheapest when keys come in ascending order
@@ -1210,10 +1259,18 @@ impl<'a, K> Entry<'a, K, Option<ArenaBytes>> {
         self.value().map(|value| {
             // SAFETY: the value was stored in this list's arena by its
             // writer (`ArenaBytes`), which frees nothing before the list
-            // goes, and the entry borrows the list for 'a; a zero-length
-            // value's dangling pointer is valid for an empty slice.
-            unsafe { std::slice::from_raw_parts(value.ptr.as_ptr(), value.len) }
+            // goes, and the entry borrows the list for 'a.
+            unsafe { value.get() }
         })
+    }
+
+    /// Starts loading the entry's value bytes (and their length before
+    /// them) into the cache, without waiting for them as [`Entry::bytes`]
+    /// would.
+    pub(crate) fn prefetch_bytes(&self) {
+        if let Some(value) = self.value() {
+            prefetch(value.at.as_ptr().cast_const());
+        }
     }
 }
 
@@ -1352,6 +1409,31 @@ mod tests {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    #[test]
+    fn stored_bytes_read_back_whatever_the_width_of_their_length() {
+        let list: SkipList<u64, Option<ArenaBytes>> = SkipList::new();
+        let lens = [0usize, 1, 127, 128, 300, 16_383, 16_384, 100_000, 2_097_151, 2_097_152];
+        {
+            let mut writer = list.writer();
+            for (i, &len) in lens.iter().enumerate() {
+                let bytes: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
+                let stored = writer.store(&bytes);
+                writer.insert(i as u64, Some(stored));
+            }
+            writer.insert(lens.len() as u64, None);
+        }
+        for entry in list.iter() {
+            let i = *entry.key() as usize;
+            match lens.get(i) {
+                Some(&len) => {
+                    let expected: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
+                    assert_eq!(entry.bytes(), Some(&expected[..]), "length {len}");
+                }
+                None => assert_eq!(entry.bytes(), None, "a tombstone has no bytes"),
+            }
+        }
     }
 
     /// Builds a seek index when the list asks for one, as the memtable's
