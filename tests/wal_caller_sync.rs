@@ -6,6 +6,8 @@
 //!   thread, which syncs both without anyone waiting (liveness);
 //! - a caller record nobody waits for is synced at shutdown.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use sluicedb::io::{CrashLogDir, TearMode};
@@ -14,14 +16,7 @@ use sluicedb::wal::{Journal, JournalOptions, SyncBy};
 const DB: u128 = 11;
 
 fn replayed(dir: CrashLogDir) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    let (journal, _) = Journal::open(dir, DB, 0, JournalOptions::default(), |seq, _| {
-        seqs.push(seq);
-        Ok(())
-    })
-    .unwrap();
-    drop(journal);
-    seqs
+    common::wal::replayed(dir, DB)
 }
 
 /// Waits until `seq` is durable without asking for a sync: liveness, not

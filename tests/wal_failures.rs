@@ -3,6 +3,8 @@
 //! `PreviousIo`); ENOSPC on a write does the same; a panic in the sync thread
 //! degrades it to synchronous mode without hanging anyone or losing data.
 
+mod common;
+
 use std::io::ErrorKind;
 use std::sync::Arc;
 
@@ -13,14 +15,7 @@ use sluicedb::wal::{Journal, JournalOptions};
 const DB: u128 = 7;
 
 fn replayed(dir: CrashLogDir) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    let (journal, _) = Journal::open(dir, DB, 0, JournalOptions::default(), |seq, _| {
-        seqs.push(seq);
-        Ok(())
-    })
-    .unwrap();
-    drop(journal);
-    seqs
+    common::wal::replayed(dir, DB)
 }
 
 /// Appends from `threads` threads until the journal refuses; returns the

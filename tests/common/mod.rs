@@ -77,3 +77,4 @@ pub mod bomb;
 pub mod engine;
 pub mod failing;
 pub mod keys;
+pub mod wal;
