@@ -33,24 +33,6 @@ pub(crate) fn get(store: &PageStore, root: PageId, cmp: Comparator, key: &[u8]) 
     get_under(store, root, store.read_page(root)?, cmp, key, MAX_DEPTH)
 }
 
-/// Looks up `key` under `root`, whose page the caller already holds (a
-/// table view keeps its root page: every lookup passes through it, and
-/// reading it here takes no lock and touches no shared reference count).
-pub(crate) fn get_with_root(
-    store: &PageStore,
-    root: PageId,
-    root_page: &Page,
-    cmp: Comparator,
-    key: &[u8],
-) -> Result<Option<ValueBytes>> {
-    let node = expect_node(root_page, root)?;
-    if node.is_leaf() {
-        return get_under(store, root, root_page.clone(), cmp, key, 1);
-    }
-    let child = node.child(node.child_index(key, cmp));
-    get_under(store, child, store.read_page(child)?, cmp, key, MAX_DEPTH - 1)
-}
-
 /// An inner node of one commit's tree, kept for the commit's lifetime with
 /// the nodes below it that point lookups have reached (`Snapshot::pinned_root`).
 ///
@@ -146,19 +128,55 @@ pub(crate) fn get_pinned(
     cmp: Comparator,
     key: &[u8],
 ) -> Result<Option<ValueBytes>> {
+    finish_pinned(store, walk_pinned(store, root, pinned, cmp, key)?, cmp, key)
+}
+
+/// Where a point lookup's walk through the pinned nodes ends.
+pub(crate) enum PinnedPath<'a> {
+    /// The key's leaf is pinned (its id and page).
+    Leaf(PageId, &'a Page),
+    /// The path continues at this page, below the pinned nodes; its
+    /// page-cache slot is being loaded.
+    Below(PageId),
+}
+
+/// The first half of [`get_pinned`]: the walk through the pinned nodes
+/// (cache-resident but for the cold levels), which starts loading the
+/// cache slot of the first page below them. A caller with other misses to
+/// wait for (the memtables') takes them between the halves.
+pub(crate) fn walk_pinned<'a>(
+    store: &PageStore,
+    root: PageId,
+    pinned: &'a PinnedNode,
+    cmp: Comparator,
+    key: &[u8],
+) -> Result<PinnedPath<'a>> {
     let (mut id, mut at) = (root, pinned);
     for _ in 0..MAX_DEPTH {
         at.prefetch_if_cold();
-        if at.children.is_empty() {
-            return get_with_root(store, id, &at.page, cmp, key);
-        }
         let node = expect_node(&at.page, id)?;
+        if at.children.is_empty() {
+            if node.is_leaf() {
+                return Ok(PinnedPath::Leaf(id, &at.page));
+            }
+            let child = node.child(node.child_index(key, cmp));
+            store.prefetch_cached(child);
+            return Ok(PinnedPath::Below(child));
+        }
         let index = node.child_index(key, cmp);
         let child = node.child(index);
         at = at.child(store, index, child)?;
         id = child;
     }
     Err(too_deep())
+}
+
+/// The second half of [`get_pinned`]: from where [`walk_pinned`] stopped.
+pub(crate) fn finish_pinned(store: &PageStore, path: PinnedPath<'_>, cmp: Comparator, key: &[u8]) -> Result<Option<ValueBytes>> {
+    match path {
+        PinnedPath::Leaf(id, page) => get_under(store, id, page.clone(), cmp, key, 1),
+        PinnedPath::Below(id) => get_under(store, id, store.read_page(id)?, cmp, key, MAX_DEPTH - 1),
+    }
 }
 
 /// Descends from `page` (page `id`) at most `depth` levels.

@@ -383,6 +383,29 @@ impl Snapshot {
         cursor::get_pinned(self.pages(), tree.root, root, cmp, key)
     }
 
+    /// [`get_pinned`](Self::get_pinned) in two halves, for a caller with
+    /// other misses to wait for between them: the walk through the pinned
+    /// nodes, which starts loading the next page's cache slot ...
+    pub(crate) fn walk_pinned<'a>(
+        &self,
+        tree: &TreeInfo,
+        root: &'a PinnedNode,
+        cmp: Comparator,
+        key: &[u8],
+    ) -> Result<cursor::PinnedPath<'a>> {
+        cursor::walk_pinned(self.pages(), tree.root, root, cmp, key)
+    }
+
+    /// ... and the rest of the lookup from where that walk stopped.
+    pub(crate) fn finish_pinned(
+        &self,
+        path: cursor::PinnedPath<'_>,
+        cmp: Comparator,
+        key: &[u8],
+    ) -> Result<Option<ValueBytes>> {
+        cursor::finish_pinned(self.pages(), path, cmp, key)
+    }
+
     /// Entries of `tree` between two bounds, in either direction.
     pub fn range(
         &self,

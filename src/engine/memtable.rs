@@ -350,6 +350,20 @@ impl Memtable {
         self.max_seq() == 0
     }
 
+    /// Starts loading what a [`get`](Self::get) of a byte-ordered key with
+    /// this [`key_hash`] reads first (the point index's slot, and the key
+    /// filter's block once there is one), so that its misses overlap the
+    /// caller's other work.
+    pub(crate) fn prefetch_get(&self, hash: u64) {
+        if self.is_empty() {
+            return;
+        }
+        self.map.prefetch_point(hash);
+        if let Some(filter) = self.filter.get() {
+            filter.prefetch(hash);
+        }
+    }
+
     /// The newest version of `key` at or below `seq`.
     pub(crate) fn get(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Lookup<'_> {
         // An empty memtable (the fresh one after a flush) costs one load,

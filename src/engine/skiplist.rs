@@ -440,6 +440,15 @@ impl<K: SeekKey, V> SkipList<K, V> {
         }
     }
 
+    /// Starts loading the point index's slot for `hash` into the cache:
+    /// the miss a [`point`](Self::point) lookup would otherwise start with.
+    pub(crate) fn prefetch_point(&self, hash: u64) {
+        let index = &self.index;
+        if !index.slots.is_empty() {
+            prefetch(&index.slots[hash as usize & index.mask()]);
+        }
+    }
+
     /// The newest entry of the key whose hash is `hash`, by the point index:
     /// `is_key` tells whether an entry is a version of that key (the same
     /// predicate the writer's `same_key` applies, with the same hash).
@@ -1077,10 +1086,7 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
 
     /// Prefetches the point index slot a key with this hash starts its probe at.
     pub(crate) fn prefetch_index(&self, hash: u64) {
-        let index = &self.list.index;
-        if !index.slots.is_empty() {
-            prefetch(&index.slots[hash as usize & index.mask()]);
-        }
+        self.list.prefetch_point(hash);
     }
 
     /// Links a new node for `key -> value`; returns it. The search starts

@@ -109,6 +109,12 @@ impl TreeFilter {
         }
     }
 
+    /// Starts loading the block [`may_contain`](Self::may_contain) reads
+    /// for `hash`.
+    pub(crate) fn prefetch(&self, hash: u64) {
+        self.bits.prefetch(hash);
+    }
+
     /// `false` only if tree commit `tree_txn` holds no key whose
     /// [`key_hash`] is `hash`.
     pub(crate) fn may_contain(&self, tree_txn: u64, hash: u64) -> bool {

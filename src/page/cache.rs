@@ -172,6 +172,14 @@ impl PageCache {
         Some(&chunk[id as usize & (CHUNK_LEN - 1)])
     }
 
+    /// Starts loading the slot of page `id` into the cache, for a
+    /// [`get`](Self::get) soon after.
+    pub(crate) fn prefetch(&self, id: u64) {
+        if let Some(slot) = self.slot(id) {
+            crate::prefetch::prefetch(slot);
+        }
+    }
+
     /// The cached page `id`, counted as a read hit or miss.
     pub(crate) fn get(&self, id: u64) -> Option<Page> {
         let page = self.slot(id)?.lock().clone();

@@ -288,6 +288,12 @@ impl PageStore {
             .ok_or_else(|| StorageError::corrupted(format!("page {id} lies beyond any possible file")))
     }
 
+    /// Starts loading what a [`read_page`](Self::read_page) of a cached
+    /// page `id` reads first (its cache slot).
+    pub(crate) fn prefetch_cached(&self, id: PageId) {
+        self.cache.prefetch(id);
+    }
+
     /// The page `id`, verified against its checksum.
     pub(crate) fn read_page(&self, id: PageId) -> Result<Page> {
         if let Some(page) = self.cache.get(id) {
