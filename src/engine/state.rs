@@ -232,7 +232,9 @@ impl State {
         // walking it for nothing).
         let path = match (&table.tree, &table.root) {
             (Some(_), Some(_)) if filtered && !self.tree_may_contain(table, key) => None,
-            (Some(info), Some(root)) => Some(self.tree.walk_pinned(info, root, table.cmp, key)?),
+            // Its error waits until the tree is needed: a key a memtable
+            // holds is read as before even if a page below is damaged.
+            (Some(info), Some(root)) => Some(self.tree.walk_pinned(info, root, table.cmp, key)),
             // Not flushed yet, or flushed empty (no root page).
             _ => None,
         };
@@ -248,7 +250,7 @@ impl State {
             return Ok(found);
         }
         match path {
-            Some(path) => self.tree.finish_pinned(path, table.cmp, key),
+            Some(path) => self.tree.finish_pinned(path?, table.cmp, key),
             None => Ok(None),
         }
     }
