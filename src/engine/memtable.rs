@@ -364,15 +364,24 @@ impl Memtable {
         }
     }
 
-    /// The newest version of `key` at or below `seq`.
+    /// The newest version of `key` at or below `seq` (the engine calls
+    /// [`get_hashed`](Self::get_hashed) with the hash it already has).
+    #[cfg(test)]
     pub(crate) fn get(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64) -> Lookup<'_> {
+        self.get_hashed(table, cmp, key, seq, is_bytewise(cmp).then(|| key_hash(table, key)))
+    }
+
+    /// The newest version of `key` at or below `seq`, with the key's
+    /// [`key_hash`] computed by the caller, who probes several memtables
+    /// and the tree filter with it: `Some` exactly for a byte-ordered `cmp`.
+    pub(crate) fn get_hashed(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, hash: Option<u64>) -> Lookup<'_> {
+        debug_assert_eq!(hash.is_some(), is_bytewise(cmp), "a hash exactly for byte-ordered keys");
         // An empty memtable (the fresh one after a flush) costs one load,
         // not a filter probe and a skip-list walk.
         if self.is_empty() {
             return Lookup::Absent;
         }
-        if is_bytewise(cmp) {
-            let hash = key_hash(table, key);
+        if let Some(hash) = hash {
             match self.map.point(hash, |k| k.is_version_of(table, key)) {
                 Point::Newest(entry) if entry.key().seq() <= seq => return Lookup::Found(entry.bytes()),
                 Point::Absent => return Lookup::Absent,

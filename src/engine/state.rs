@@ -218,8 +218,8 @@ impl State {
         // first, they overlap, with the walk through the pinned nodes
         // (cached) as well (byte-ordered keys only: other orders search
         // the skip list and skip the filter).
-        if is_bytewise(table.cmp) {
-            let hash = key_hash(table.def.id, key);
+        let hash = is_bytewise(table.cmp).then(|| key_hash(table.def.id, key));
+        if let Some(hash) = hash {
             for mem in self.memtables() {
                 mem.prefetch_get(hash);
             }
@@ -231,7 +231,7 @@ impl State {
         // no-sync row's single-key commits of new keys were 6% slower
         // walking it for nothing).
         let path = match (&table.tree, &table.root) {
-            (Some(_), Some(_)) if filtered && !self.tree_may_contain(table, key) => None,
+            (Some(_), Some(_)) if filtered && !self.tree_may_contain(hash) => None,
             // Its error waits until the tree is needed: a key a memtable
             // holds is read as before even if a page below is damaged.
             (Some(info), Some(root)) => Some(self.tree.walk_pinned(info, root, table.cmp, key)),
@@ -242,7 +242,7 @@ impl State {
             return Ok(owned(value));
         }
         for mem in self.memtables() {
-            if let Lookup::Found(value) = mem.get(table.def.id, table.cmp, key, seq) {
+            if let Lookup::Found(value) = mem.get_hashed(table.def.id, table.cmp, key, seq, hash) {
                 return Ok(owned(value));
             }
         }
@@ -255,11 +255,12 @@ impl State {
         }
     }
 
-    /// `false` only if the state's tree cannot hold `key` in `table`, as
-    /// its tree filter proves.
-    fn tree_may_contain(&self, table: &TableView, key: &[u8]) -> bool {
-        match &self.tree_filter {
-            Some(filter) if is_bytewise(table.cmp) => filter.may_contain(self.tree.txn(), key_hash(table.def.id, key)),
+    /// `false` only if the state's tree cannot hold the key whose
+    /// [`key_hash`] is `hash` (`None`: a key of another order, which the
+    /// filter does not cover).
+    fn tree_may_contain(&self, hash: Option<u64>) -> bool {
+        match (&self.tree_filter, hash) {
+            (Some(filter), Some(hash)) => filter.may_contain(self.tree.txn(), hash),
             _ => true,
         }
     }

@@ -173,7 +173,8 @@ impl PageCache {
     }
 
     /// Starts loading the slot of page `id` into the cache, for a
-    /// [`get`](Self::get) soon after.
+    /// [`get`](Self::get) soon after (making the slot's chunk if it has
+    /// none yet, as that `get` would).
     pub(crate) fn prefetch(&self, id: u64) {
         if let Some(slot) = self.slot(id) {
             crate::prefetch::prefetch(slot);

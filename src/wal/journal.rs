@@ -226,7 +226,11 @@ struct Queue {
     /// When the oldest queued record was appended.
     oldest: Option<Instant>,
     /// The sync thread was woken to time the queued records' sync interval
-    /// (by the first of them appended with [`SyncBy::Interval`]).
+    /// (by the first of them appended with [`SyncBy::Interval`]). Cleared
+    /// with `oldest` when the queue is taken (`take_queue`), so each queue
+    /// generation wakes the sync thread once at most, and a
+    /// [`SyncBy::Interval`] record is never queued behind only records that
+    /// did not wake it.
     interval_armed: bool,
     /// A waiter wants everything appended so far made durable now.
     sync_wanted: bool,
