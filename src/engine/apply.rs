@@ -283,6 +283,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
         frozen: s.frozen.iter().filter(|m| !Arc::ptr_eq(m, &mem)).cloned().collect(),
         deferred: without(&s.deferred, &gone),
         tree: inner.trees.snapshot(),
+        tree_seq: s.tree_seq.max(max_seq),
         tree_filter: inner.tree_filters.current(),
         count_ahead: None,
         ..s.clone()
@@ -374,6 +375,7 @@ impl PartCommits {
         let ahead = Arc::new(marker.ahead);
         inner.update_state(|s| State {
             tree: inner.trees.snapshot(),
+            tree_seq: s.tree_seq.max(self.through),
             tree_filter: inner.tree_filters.current(),
             count_ahead: Some(ahead.clone()),
             ..s.clone()

@@ -177,6 +177,10 @@ pub(crate) struct Inner {
     pub(crate) trees: TreeStore,
     pub(crate) journal: Journal,
     pub(crate) state: RwLock<Arc<State>>,
+    /// Counts the published states whose tree differs from the one before
+    /// (a flush, a part of one, a tree commit, a compaction): a read table
+    /// asks for the current state only when this has moved.
+    pub(crate) tree_generation: AtomicU64,
     writer: Mutex<bool>,
     writer_free: Condvar,
     /// Serializes inserts into the active memtable with freezing it: held by
@@ -338,6 +342,7 @@ impl Engine {
             frozen,
             deferred: Arc::new(deferred),
             tree: trees.snapshot(),
+            tree_seq: last,
             tree_filter: None,
             count_ahead,
         };
@@ -355,6 +360,7 @@ impl Engine {
             trees,
             journal,
             state: RwLock::new(Arc::new(state)),
+            tree_generation: AtomicU64::new(0),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
             commit_lock: Mutex::new(()),
@@ -594,7 +600,13 @@ impl Inner {
 
     pub(crate) fn update_state(&self, f: impl FnOnce(&State) -> State) {
         let mut state = self.state.write();
-        *state = Arc::new(f(&state));
+        let next = f(&state);
+        if next.tree.txn() != state.tree.txn() {
+            // Under the state lock: whoever sees the new count and then
+            // reads the state gets this one or a newer.
+            self.tree_generation.fetch_add(1, Ordering::Release);
+        }
+        *state = Arc::new(next);
     }
 
     /// Takes the writer slot, waiting for the current writer; applies

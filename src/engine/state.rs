@@ -72,6 +72,13 @@ pub(crate) struct State {
     /// Older than every memtable, newer than the tree.
     pub(crate) deferred: DeferredTables,
     pub(crate) tree: Snapshot,
+    /// No entry of `tree` has a sequence above this: the last sequence of
+    /// every memtable written to it (in whole or in part), of every tree
+    /// commit, and of the WAL at open. A reader at this sequence or above
+    /// reads the same data through this state as through any earlier one,
+    /// which is what lets a read table's ranges follow flushes
+    /// (`ReadTable`'s range view).
+    pub(crate) tree_seq: u64,
     /// The tree filter current when this state was made: it answers only
     /// for the tree commits it covers (`engine::tree_filter`).
     pub(crate) tree_filter: Option<Arc<TreeFilter>>,

@@ -161,6 +161,7 @@ pub(crate) fn commit(
     inner.publish_with(|s| State {
         deferred: without(&s.deferred, &gone),
         tree: inner.trees.snapshot(),
+        tree_seq: s.tree_seq.max(seq),
         tree_filter: inner.tree_filters.current(),
         ..s.clone()
     });

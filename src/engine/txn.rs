@@ -25,6 +25,7 @@ use super::writeset::{Origin, Place, TableSlot, WriteSet};
 use crate::btree::{Census, Comparator, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 use crate::wal::SyncBy;
+use parking_lot::Mutex;
 
 /// Engine counters, as [`Database::stats`](crate::Database::stats) reports them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1005,18 +1006,90 @@ pub struct ReadTxn {
 /// A table opened in a read transaction. It pins the snapshot it was opened
 /// in (the pages its view points at stay unreused while it lives) and reads
 /// only through a transaction sharing that snapshot.
-#[derive(Clone)]
 pub struct ReadTable {
     state: Arc<State>,
     /// Shared with every range read from it (a clone per range copied
     /// the table's metadata).
     view: Arc<TableView>,
+    /// What its ranges read: see [`ReadTable::range_view`].
+    ranges: Mutex<RangeView>,
+}
+
+/// A state and the table's view in it, and the tree generation
+/// (`Inner::tree_generation`) it was last checked against.
+struct RangeView {
+    state: Arc<State>,
+    view: Arc<TableView>,
+    generation: u64,
+}
+
+impl Clone for ReadTable {
+    fn clone(&self) -> Self {
+        let ranges = self.ranges.lock();
+        Self {
+            state: self.state.clone(),
+            view: self.view.clone(),
+            ranges: Mutex::new(RangeView {
+                state: ranges.state.clone(),
+                view: ranges.view.clone(),
+                generation: ranges.generation,
+            }),
+        }
+    }
 }
 
 impl ReadTable {
+    fn new(inner: &Inner, state: Arc<State>, view: TableView) -> Self {
+        let view = Arc::new(view);
+        Self {
+            ranges: Mutex::new(RangeView {
+                state: state.clone(),
+                view: view.clone(),
+                generation: inner.tree_generation.load(Ordering::Acquire),
+            }),
+            state,
+            view,
+        }
+    }
+
     /// The metadata the table was created with.
     pub fn meta(&self) -> &[u8] {
         &self.view.def.meta
+    }
+
+    /// Whether this table's ranges have moved to a newer state than its
+    /// snapshot's (see [`ReadTable::range_view`]); for tests.
+    pub fn ranges_moved(&self) -> bool {
+        !Arc::ptr_eq(&self.ranges.lock().state, &self.state)
+    }
+
+    /// The state and view a range at `seq` (the table's snapshot) reads:
+    /// the newest published state whose tree holds nothing above `seq`
+    /// (`State::tree_seq`), once one is published. Such a state shows the
+    /// same data at `seq` as the snapshot's, through fewer sources: a
+    /// reader that began while a memtable was being flushed otherwise
+    /// merged that memtable into every range for as long as it lived
+    /// (measured: a seek and ten entries ran at 0.30x redb against 0.47x
+    /// without the frozen memtable). Once the tree has moved past `seq`,
+    /// the last state taken stays. Point reads and counts keep the
+    /// snapshot's own state: their memtable probes are a hash each.
+    fn range_view(&self, inner: &Inner, seq: u64) -> (Arc<State>, Arc<TableView>) {
+        let mut ranges = self.ranges.lock();
+        let generation = inner.tree_generation.load(Ordering::Acquire);
+        if generation != ranges.generation {
+            ranges.generation = generation;
+            let newest = inner.current_state();
+            if newest.tree_seq <= seq && !Arc::ptr_eq(&newest, &ranges.state) {
+                // A view that cannot be made (a page that fails to read)
+                // leaves the range on the state it had, which still holds
+                // everything it reads.
+                if let Ok(view) = newest.view(ranges.view.def.clone(), ranges.view.cmp) {
+                    ranges.view = Arc::new(view);
+                    ranges.state = newest;
+                }
+            }
+        }
+        (ranges.state.clone(), ranges.view.clone())
     }
 }
 
@@ -1034,10 +1107,7 @@ impl ReadTxn {
             return Ok(None);
         };
         let cmp = self.inner.register(def.id, cmp);
-        Ok(Some(ReadTable {
-            state: self.state.clone(),
-            view: Arc::new(self.state.view(def, cmp)?),
-        }))
+        Ok(Some(ReadTable::new(&self.inner, self.state.clone(), self.state.view(def, cmp)?)))
     }
 
     /// The metadata table `name` was created with, if it exists in this
@@ -1103,9 +1173,10 @@ impl ReadTxn {
 
     /// Entries between two bounds; the range holds the snapshot.
     pub fn range(&self, table: &ReadTable, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
-        let view = self.view(table)?;
+        self.view(table)?;
+        let (state, view) = table.range_view(&self.inner, self.seq);
         let cmp = view.cmp;
-        let factory = snapshot_sources(self.state.clone(), Some(view.clone()), self.seq);
+        let factory = snapshot_sources(state, Some(view), self.seq);
         Ok(MergedRange::new(factory, cmp, lower, upper))
     }
 }

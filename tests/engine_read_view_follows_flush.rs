@@ -1,0 +1,232 @@
+//! A read table's ranges move to a newer state once a flush has put what
+//! its snapshot's memtables held into the tree, and only while the tree
+//! holds nothing newer than the snapshot (`ReadTable::range_view`). Every
+//! range, before and after such a move, shows exactly the snapshot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use common::engine::{Disk, small_options};
+use sluicedb::btree::bytewise;
+use sluicedb::engine::{Durability, Engine, EngineOptions, ReadTable, ReadTxn};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Keys of the random test: enough that a flush rewrites many leaves, in
+/// several part commits.
+const KEYS: u64 = 3000;
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key{i:06}").into_bytes()
+}
+
+/// One commit of `writes` (`None`: remove), applied to `model` too.
+fn commit(db: &Engine, model: &mut Model, writes: &[(u64, Option<u64>)]) {
+    let mut txn = db.begin_write().unwrap();
+    txn.set_durability(Durability::None);
+    let t = txn.open_table(b"t", b"bytes", bytewise).unwrap();
+    for &(k, v) in writes {
+        match v {
+            Some(v) => {
+                let value = format!("value{v:0>60}").into_bytes();
+                txn.insert(t, &key(k), &value).unwrap();
+                model.insert(key(k), value);
+            }
+            None => {
+                txn.remove(t, &key(k)).unwrap();
+                model.remove(&key(k));
+            }
+        }
+    }
+    txn.commit().unwrap();
+}
+
+/// A reader and the data its snapshot must show.
+struct Reader {
+    txn: ReadTxn,
+    table: ReadTable,
+    model: Model,
+}
+
+impl Reader {
+    fn begin(db: &Engine, model: &Model) -> Self {
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(b"t", bytewise).unwrap().expect("the table exists");
+        Self {
+            txn,
+            table,
+            model: model.clone(),
+        }
+    }
+
+    /// Compares the whole table forward, and `[lo, hi)` backward, with the
+    /// model.
+    fn check(&self, lo: u64, hi: u64) {
+        let read = |lower: Bound<&[u8]>, upper: Bound<&[u8]>, backward: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let range = self.txn.range(&self.table, lower, upper).unwrap();
+            let entries = range.map(|e| {
+                let (k, v) = e.unwrap();
+                (k.to_vec(), v.to_vec())
+            });
+            if backward {
+                entries.rev().collect()
+            } else {
+                entries.collect()
+            }
+        };
+        let all: Vec<_> = self.model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(
+            read(Bound::Unbounded, Bound::Unbounded, false),
+            all,
+            "a full range left the snapshot"
+        );
+        let (lo, hi) = (key(lo), key(hi));
+        let part: Vec<_> = self
+            .model
+            .range(lo.clone()..hi.clone())
+            .rev()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(
+            read(Bound::Included(&lo[..]), Bound::Excluded(&hi[..]), true),
+            part,
+            "a backward range left the snapshot"
+        );
+    }
+}
+
+/// Memtables large enough that nothing is flushed but by `checkpoint`.
+fn options() -> EngineOptions {
+    EngineOptions {
+        memtable_bytes: 16 << 20,
+        ..small_options()
+    }
+}
+
+#[test]
+fn ranges_move_to_the_tree_that_holds_their_snapshot_and_no_further() {
+    let db = Disk::new().open(options());
+    let mut model = Model::new();
+    commit(&db, &mut model, &(0..500).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let reader = Reader::begin(&db, &model);
+    reader.check(100, 200);
+    assert!(!reader.table.ranges_moved(), "nothing was flushed yet");
+
+    // The flush puts exactly the snapshot's memtable into the tree.
+    db.checkpoint().unwrap();
+    reader.check(100, 200);
+    assert!(
+        reader.table.ranges_moved(),
+        "the ranges still read the flushed memtable"
+    );
+
+    // Newer commits, in the memtable and then in the tree, stay unseen.
+    let newer: Vec<_> = (0..500)
+        .step_by(3)
+        .map(|i| (i, if i % 2 == 0 { None } else { Some(i + 1000) }))
+        .chain((500..600).map(|i| (i, Some(i))))
+        .collect();
+    commit(&db, &mut model, &newer);
+    reader.check(0, 600);
+    db.checkpoint().unwrap();
+    reader.check(0, 600);
+    assert!(reader.table.ranges_moved());
+
+    // A reader of the newer commits sees them, before and after a flush.
+    let later = Reader::begin(&db, &model);
+    later.check(0, 600);
+    assert_ne!(later.model, reader.model, "the test wrote nothing new");
+    commit(&db, &mut model, &[(1, None), (700, Some(7))]);
+    db.checkpoint().unwrap();
+    later.check(0, 800);
+    reader.check(0, 800);
+}
+
+#[test]
+fn ranges_stay_on_the_snapshot_when_the_tree_moves_past_it() {
+    let db = Disk::new().open(options());
+    let mut model = Model::new();
+    commit(&db, &mut model, &(0..300).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let reader = Reader::begin(&db, &model);
+    // Overwrites, removals and new keys after the snapshot, then a flush
+    // that puts them in the tree along with the snapshot's own.
+    let mut newer = model.clone();
+    commit(
+        &db,
+        &mut newer,
+        &(0..400)
+            .map(|i| (i, if i % 5 == 0 { None } else { Some(i * 7) }))
+            .collect::<Vec<_>>(),
+    );
+    db.checkpoint().unwrap();
+    reader.check(50, 250);
+    assert!(
+        !reader.table.ranges_moved(),
+        "the ranges moved to a tree holding commits newer than their snapshot"
+    );
+}
+
+/// Many readers, each held across a random number of commits, with small
+/// memtables frozen and flushed (in parts) by the background thread as the
+/// commits come: whatever state each range reads, it shows its snapshot.
+#[test]
+fn ranges_of_long_readers_show_their_snapshot_through_flushes() {
+    let db = Disk::new().open(small_options());
+    let mut model = Model::new();
+    let mut readers: Vec<Reader> = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut moved = 0;
+    for round in 0..300 {
+        let writes: Vec<_> = (0..next() % 40 + 1)
+            .map(|_| {
+                let k = next() % KEYS;
+                (k, (next() % 4 != 0).then_some(round * 1000 + k))
+            })
+            .collect();
+        commit(&db, &mut model, &writes);
+        if round % 37 == 0 {
+            db.checkpoint().unwrap();
+        }
+        if next() % 5 == 0 {
+            readers.push(Reader::begin(&db, &model));
+        }
+        if readers.len() > 6 || (!readers.is_empty() && next() % 9 == 0) {
+            let gone = readers.remove((next() % readers.len() as u64) as usize);
+            moved += usize::from(gone.table.ranges_moved());
+        }
+        for reader in &readers {
+            let lo = next() % KEYS;
+            reader.check(lo, lo + next() % 100);
+        }
+    }
+    assert!(moved > 0, "no reader's ranges ever moved: the test covers nothing new");
+}
+
+/// A commit large enough to go straight into the tree (`tree_commit`) moves
+/// the tree past every older snapshot, without a flush.
+#[test]
+fn ranges_stay_on_the_snapshot_past_a_tree_commit() {
+    let db = Disk::new().open(EngineOptions {
+        tree_commit_bytes: 4 << 10,
+        ..options()
+    });
+    let mut model = Model::new();
+    commit(&db, &mut model, &(0..20).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let reader = Reader::begin(&db, &model);
+    let mut newer = model.clone();
+    let big: Vec<_> = (0..300)
+        .map(|i| (i, if i % 4 == 0 { None } else { Some(i + 5) }))
+        .collect();
+    commit(&db, &mut newer, &big);
+    assert_eq!(db.stats().tree_commits, 1, "the big commit went through the memtable");
+    reader.check(0, 300);
+    assert!(!reader.table.ranges_moved());
+}
