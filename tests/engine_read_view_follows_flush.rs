@@ -230,3 +230,40 @@ fn ranges_stay_on_the_snapshot_past_a_tree_commit() {
     reader.check(0, 300);
     assert!(!reader.table.ranges_moved());
 }
+
+/// A table deleted, then recreated under its name, after the snapshot: a
+/// reader whose ranges moved to a state holding the deletion (in a
+/// memtable not yet flushed) still reads the table as its snapshot had it.
+#[test]
+fn ranges_keep_a_table_deleted_after_the_snapshot() {
+    let db = Disk::new().open(small_options());
+    let mut model = Model::new();
+    // Far more than a 16 KiB memtable: the next transaction freezes it.
+    commit(&db, &mut model, &(0..2000).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let reader = Reader::begin(&db, &model);
+    let flushes = db.stats().flushes;
+    let mut txn = db.begin_write().unwrap();
+    txn.set_durability(Durability::None);
+    assert!(txn.delete_table(b"t").unwrap());
+    txn.commit().unwrap();
+    let mut recreated = Model::new();
+    commit(&db, &mut recreated, &[(5, Some(50)), (5000, Some(5))]);
+    // The flush of the snapshot's memtable, in the background.
+    let started = std::time::Instant::now();
+    while db.stats().flushes == flushes {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the frozen memtable was never flushed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    reader.check(0, 2000);
+    assert!(
+        reader.table.ranges_moved(),
+        "the ranges did not move to the state holding the deletion"
+    );
+    Reader::begin(&db, &recreated).check(0, 6000);
+    db.checkpoint().unwrap();
+    reader.check(0, 2000);
+    Reader::begin(&db, &recreated).check(0, 6000);
+}
