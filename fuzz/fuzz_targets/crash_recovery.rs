@@ -18,7 +18,8 @@
 //! checkpoints while they run), checkpoints and compactions on this thread
 //! (with a write transaction open or not) and on another thread while commits
 //! continue, reads (gets, ranges forward, backward and from both ends) through
-//! a snapshot and through the write transaction, power cuts a few operations
+//! a snapshot and through the write transaction, a snapshot and its tables
+//! held across later operations and read again, power cuts a few operations
 //! ahead, crashes in which every unsynced write is dropped, kept or torn, and
 //! clean closes.
 //!
@@ -30,7 +31,9 @@
 //! - after a clean close, it is exactly the last committed state, even when
 //!   unsynced writes of the data file are then torn;
 //! - a snapshot shows a committed state no older than the last one it was
-//!   bound to show; a write transaction shows exactly the model;
+//!   bound to show, and the same state however long it is held (its
+//!   tables' ranges may move to a newer engine state after a flush:
+//!   `ReadTable`); a write transaction shows exactly the model;
 //! - the integrity check passes after every reopen;
 //! - with no power cut pending, no operation fails.
 //!
@@ -50,7 +53,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use sluicedb::StorageError;
 use sluicedb::btree::{Comparator, ValueBytes, bytewise};
-use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, PendingCommit, ReadTxn, WriteTxn};
+use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, PendingCommit, ReadTable, ReadTxn, WriteTxn};
 use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -246,8 +249,30 @@ fn c_probes(a: u8) -> [Vec<u8>; 2] {
 
 /// Reads a table through a snapshot (empty if missing).
 fn snapshot_read(read: &ReadTxn, name: &[u8], cmp: Comparator, probes: [Vec<u8>; 2], how: u8) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let Some(table) = read.open_table(name, cmp)? else { return Ok(Vec::new()) };
-    observe(&|k| read.get(&table, k), &|lo, hi| read.range(&table, lo, hi), cmp, probes, how)
+    let table = read.open_table(name, cmp)?;
+    table_read(read, table.as_ref(), cmp, probes, how)
+}
+
+/// Reads a table opened in `read` (empty if it was missing).
+fn table_read(
+    read: &ReadTxn,
+    table: Option<&ReadTable>,
+    cmp: Comparator,
+    probes: [Vec<u8>; 2],
+    how: u8,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let Some(table) = table else { return Ok(Vec::new()) };
+    observe(&|k| read.get(table, k), &|lo, hi| read.range(table, lo, hi), cmp, probes, how)
+}
+
+/// A snapshot kept across later operations, its tables opened, and what it
+/// showed when it was taken.
+struct Held {
+    read: ReadTxn,
+    t: Option<ReadTable>,
+    /// `None`: `ci` was not read.
+    c: Option<Option<ReadTable>>,
+    seen: (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<(Vec<u8>, Vec<u8>)>>),
 }
 
 /// Reads a table through a write transaction.
@@ -278,6 +303,8 @@ struct Run {
     /// A checkpoint or compaction on another thread, and the newest state
     /// committed before it began.
     background: Option<(usize, JoinHandle<Result<()>>)>,
+    /// A snapshot held since an earlier check.
+    held: Option<Held>,
     /// A power cut may have happened since the last open: failures allowed.
     armed: bool,
     /// Something failed: only a reopen gets further.
@@ -511,8 +538,23 @@ impl Run {
         }
     }
 
-    /// A snapshot shows a committed state no older than `visible`.
+    /// A snapshot shows a committed state no older than `visible`; a held
+    /// one, the state it showed when it was taken.
     fn snapshot_check(&mut self, how: u8) {
+        if let Some(held) = self.held.take() {
+            let t = table_read(&held.read, held.t.as_ref(), bytewise, t_probes(how), how >> 1);
+            let c = match &held.c {
+                Some(c) => table_read(&held.read, c.as_ref(), case_insensitive, c_probes(how), how >> 2).map(Some),
+                None => Ok(None),
+            };
+            match (t, c) {
+                (Ok(t), Ok(c)) => assert_eq!((t, c), held.seen, "a held snapshot changed"),
+                (Err(e), _) | (_, Err(e)) => return self.failed("held snapshot read", e),
+            }
+            if how & 0x40 == 0 {
+                self.held = Some(held);
+            }
+        }
         let with_c = how & 1 == 1;
         let db = self.db.clone().expect("an open engine");
         // One snapshot for both tables: two could straddle a publication.
@@ -520,16 +562,31 @@ impl Run {
             Ok(read) => read,
             Err(e) => return self.failed("begin_read", e),
         };
-        let t = snapshot_read(&read, T, bytewise, t_probes(how), how >> 1);
-        let c = if with_c {
-            snapshot_read(&read, C, case_insensitive, c_probes(how), how >> 2).map(Some)
-        } else {
-            Ok(None)
+        let opened = read.open_table(T, bytewise).and_then(|t| {
+            let c = if with_c { Some(read.open_table(C, case_insensitive)?) } else { None };
+            Ok((t, c))
+        });
+        let (t_table, c_table) = match opened {
+            Ok(opened) => opened,
+            Err(e) => return self.failed("snapshot open", e),
+        };
+        let t = table_read(&read, t_table.as_ref(), bytewise, t_probes(how), how >> 1);
+        let c = match &c_table {
+            Some(c) => table_read(&read, c.as_ref(), case_insensitive, c_probes(how), how >> 2).map(Some),
+            None => Ok(None),
         };
         let (t, c) = match (t, c) {
             (Ok(t), Ok(c)) => (t, c),
             (Err(e), _) | (_, Err(e)) => return self.failed("snapshot read", e),
         };
+        if how & 0x80 != 0 && self.held.is_none() {
+            self.held = Some(Held {
+                read,
+                t: t_table,
+                c: c_table,
+                seen: (t.clone(), c.clone()),
+            });
+        }
         let found = (self.visible..self.history.len()).find(|&i| {
             let s = &self.history[i];
             t_entries(s) == t && c.as_ref().is_none_or(|c| c_entries(s) == *c)
@@ -573,6 +630,7 @@ impl Run {
     /// recovery, checked against the model.
     fn reopen(&mut self, clean: bool, a: u8) {
         self.txn = None;
+        self.held = None;
         self.join_background();
         for (index, p) in self.pending.drain(..) {
             if p.is_durable() {
@@ -671,6 +729,7 @@ fuzz_target!(|data: &[u8]| {
         deletes: 0,
         pending: Vec::new(),
         background: None,
+        held: None,
         armed: false,
         dead: false,
     };
