@@ -122,6 +122,18 @@ fn ranges_move_to_the_tree_that_holds_their_snapshot_and_no_further() {
         "the ranges still read the flushed memtable"
     );
 
+    // A table opened after the flush, in the same snapshot, moves too.
+    let late = Reader {
+        txn: reader.txn.clone(),
+        table: reader.txn.open_table(b"t", bytewise).unwrap().unwrap(),
+        model: reader.model.clone(),
+    };
+    late.check(300, 400);
+    assert!(
+        late.table.ranges_moved(),
+        "a table opened after the flush read the flushed memtable"
+    );
+
     // Newer commits, in the memtable and then in the tree, stay unseen.
     let newer: Vec<_> = (0..500)
         .step_by(3)

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use parking_lot::Mutex;
+
 use super::batch::TABLES_PER_TXN;
 use super::batch::TableDef;
 use super::core::{Durability, Engine, Inner, RecoveryReport, apply_metadata, insert_run, panic_message};
@@ -25,7 +27,6 @@ use super::writeset::{Origin, Place, TableSlot, WriteSet};
 use crate::btree::{Census, Comparator, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 use crate::wal::SyncBy;
-use parking_lot::Mutex;
 
 /// Engine counters, as [`Database::stats`](crate::Database::stats) reports them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -168,11 +169,15 @@ impl Engine {
     /// one `Arc` clone. It never waits for a writer and never changes.
     pub fn begin_read(&self) -> Result<ReadTxn> {
         self.inner.check_poison()?;
+        // Read before the state: a tree published in between only makes
+        // the first range look for a newer state (`ReadTable::range_view`).
+        let generation = self.inner.tree_generation.load(Ordering::Acquire);
         let state = self.inner.read_state();
         Ok(ReadTxn {
             inner: self.inner.clone(),
             seq: state.seq,
             state,
+            generation,
         })
     }
 
@@ -1001,7 +1006,14 @@ pub struct ReadTxn {
     inner: Arc<Inner>,
     state: Arc<State>,
     seq: u64,
+    /// The tree generation read before `state` was (`UNCHECKED` when not
+    /// known): its tables' ranges look for a newer state once it moves.
+    generation: u64,
 }
+
+/// A tree generation no engine reaches: a table opened with it checks for
+/// a newer state at its first range.
+const UNCHECKED: u64 = u64::MAX;
 
 /// A table opened in a read transaction. It pins the snapshot it was opened
 /// in (the pages its view points at stay unreused while it lives) and reads
@@ -1039,13 +1051,15 @@ impl Clone for ReadTable {
 }
 
 impl ReadTable {
-    fn new(inner: &Inner, state: Arc<State>, view: TableView) -> Self {
+    /// A table of `state`, a snapshot current at tree generation
+    /// `generation` (or earlier).
+    fn new(state: Arc<State>, view: TableView, generation: u64) -> Self {
         let view = Arc::new(view);
         Self {
             ranges: Mutex::new(RangeView {
                 state: state.clone(),
                 view: view.clone(),
-                generation: inner.tree_generation.load(Ordering::Acquire),
+                generation,
             }),
             state,
             view,
@@ -1079,7 +1093,9 @@ impl ReadTable {
         if generation != ranges.generation {
             ranges.generation = generation;
             let newest = inner.current_state();
-            if newest.tree_seq <= seq && !Arc::ptr_eq(&newest, &ranges.state) {
+            // A newer state with the same tree reads through the same
+            // sources: only a moved tree is worth a new view.
+            if newest.tree_seq <= seq && newest.tree.txn() != ranges.state.tree.txn() {
                 // A view that cannot be made (a page that fails to read)
                 // leaves the range on the state it had, which still holds
                 // everything it reads.
@@ -1107,7 +1123,7 @@ impl ReadTxn {
             return Ok(None);
         };
         let cmp = self.inner.register(def.id, cmp);
-        Ok(Some(ReadTable::new(&self.inner, self.state.clone(), self.state.view(def, cmp)?)))
+        Ok(Some(ReadTable::new(self.state.clone(), self.state.view(def, cmp)?, self.generation)))
     }
 
     /// The metadata table `name` was created with, if it exists in this
@@ -1236,6 +1252,7 @@ impl WriteTxn {
             inner: self.inner.clone(),
             state: self.state.clone(),
             seq: self.seq,
+            generation: UNCHECKED,
         }
     }
 
