@@ -97,6 +97,14 @@ impl Reader {
     }
 }
 
+/// An engine with `options` and keys `0..keys` committed, and its model.
+fn loaded(options: EngineOptions, keys: u64) -> (Engine, Model) {
+    let db = Disk::new().open(options);
+    let mut model = Model::new();
+    commit(&db, &mut model, &(0..keys).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    (db, model)
+}
+
 /// Memtables large enough that nothing is flushed but by `checkpoint`.
 fn options() -> EngineOptions {
     EngineOptions {
@@ -107,9 +115,7 @@ fn options() -> EngineOptions {
 
 #[test]
 fn ranges_move_to_the_tree_that_holds_their_snapshot_and_no_further() {
-    let db = Disk::new().open(options());
-    let mut model = Model::new();
-    commit(&db, &mut model, &(0..500).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let (db, mut model) = loaded(options(), 500);
     let reader = Reader::begin(&db, &model);
     reader.check(100, 200);
     assert!(!reader.table.ranges_moved(), "nothing was flushed yet");
@@ -158,9 +164,7 @@ fn ranges_move_to_the_tree_that_holds_their_snapshot_and_no_further() {
 
 #[test]
 fn ranges_stay_on_the_snapshot_when_the_tree_moves_past_it() {
-    let db = Disk::new().open(options());
-    let mut model = Model::new();
-    commit(&db, &mut model, &(0..300).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let (db, model) = loaded(options(), 300);
     let reader = Reader::begin(&db, &model);
     // Overwrites, removals and new keys after the snapshot, then a flush
     // that puts them in the tree along with the snapshot's own.
@@ -226,12 +230,13 @@ fn ranges_of_long_readers_show_their_snapshot_through_flushes() {
 /// the tree past every older snapshot, without a flush.
 #[test]
 fn ranges_stay_on_the_snapshot_past_a_tree_commit() {
-    let db = Disk::new().open(EngineOptions {
-        tree_commit_bytes: 4 << 10,
-        ..options()
-    });
-    let mut model = Model::new();
-    commit(&db, &mut model, &(0..20).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let (db, model) = loaded(
+        EngineOptions {
+            tree_commit_bytes: 4 << 10,
+            ..options()
+        },
+        20,
+    );
     let reader = Reader::begin(&db, &model);
     let mut newer = model.clone();
     let big: Vec<_> = (0..300)
@@ -248,10 +253,8 @@ fn ranges_stay_on_the_snapshot_past_a_tree_commit() {
 /// memtable not yet flushed) still reads the table as its snapshot had it.
 #[test]
 fn ranges_keep_a_table_deleted_after_the_snapshot() {
-    let db = Disk::new().open(small_options());
-    let mut model = Model::new();
     // Far more than a 16 KiB memtable: the next transaction freezes it.
-    commit(&db, &mut model, &(0..2000).map(|i| (i, Some(i))).collect::<Vec<_>>());
+    let (db, model) = loaded(small_options(), 2000);
     let reader = Reader::begin(&db, &model);
     let flushes = db.stats().flushes;
     let mut txn = db.begin_write().unwrap();

@@ -265,6 +265,19 @@ fn table_read(
     observe(&|k| read.get(table, k), &|lo, hi| read.range(table, lo, hi), cmp, probes, how)
 }
 
+/// What a snapshot shows of `t`, and of `ci` when it was opened.
+type Seen = (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<(Vec<u8>, Vec<u8>)>>);
+
+/// Reads `t` and, when it was opened (`c` is `Some`), `ci` through `read`.
+fn tables_read(read: &ReadTxn, t: Option<&ReadTable>, c: Option<Option<&ReadTable>>, how: u8) -> Result<Seen> {
+    let t = table_read(read, t, bytewise, t_probes(how), how >> 1)?;
+    let c = match c {
+        Some(c) => Some(table_read(read, c, case_insensitive, c_probes(how), how >> 2)?),
+        None => None,
+    };
+    Ok((t, c))
+}
+
 /// A snapshot kept across later operations, its tables opened, and what it
 /// showed when it was taken.
 struct Held {
@@ -272,7 +285,7 @@ struct Held {
     t: Option<ReadTable>,
     /// `None`: `ci` was not read.
     c: Option<Option<ReadTable>>,
-    seen: (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<(Vec<u8>, Vec<u8>)>>),
+    seen: Seen,
 }
 
 /// Reads a table through a write transaction.
@@ -542,14 +555,9 @@ impl Run {
     /// one, the state it showed when it was taken.
     fn snapshot_check(&mut self, how: u8) {
         if let Some(held) = self.held.take() {
-            let t = table_read(&held.read, held.t.as_ref(), bytewise, t_probes(how), how >> 1);
-            let c = match &held.c {
-                Some(c) => table_read(&held.read, c.as_ref(), case_insensitive, c_probes(how), how >> 2).map(Some),
-                None => Ok(None),
-            };
-            match (t, c) {
-                (Ok(t), Ok(c)) => assert_eq!((t, c), held.seen, "a held snapshot changed"),
-                (Err(e), _) | (_, Err(e)) => return self.failed("held snapshot read", e),
+            match tables_read(&held.read, held.t.as_ref(), held.c.as_ref().map(Option::as_ref), how) {
+                Ok(seen) => assert_eq!(seen, held.seen, "a held snapshot changed"),
+                Err(e) => return self.failed("held snapshot read", e),
             }
             if how & 0x40 == 0 {
                 self.held = Some(held);
@@ -570,14 +578,9 @@ impl Run {
             Ok(opened) => opened,
             Err(e) => return self.failed("snapshot open", e),
         };
-        let t = table_read(&read, t_table.as_ref(), bytewise, t_probes(how), how >> 1);
-        let c = match &c_table {
-            Some(c) => table_read(&read, c.as_ref(), case_insensitive, c_probes(how), how >> 2).map(Some),
-            None => Ok(None),
-        };
-        let (t, c) = match (t, c) {
-            (Ok(t), Ok(c)) => (t, c),
-            (Err(e), _) | (_, Err(e)) => return self.failed("snapshot read", e),
+        let (t, c) = match tables_read(&read, t_table.as_ref(), c_table.as_ref().map(Option::as_ref), how) {
+            Ok(seen) => seen,
+            Err(e) => return self.failed("snapshot read", e),
         };
         if how & 0x80 != 0 && self.held.is_none() {
             self.held = Some(Held {

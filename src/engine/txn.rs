@@ -294,7 +294,8 @@ impl Engine {
         // The state pins the tree it shows; move it to the relocated one so
         // the old pages can be reused, then let a durable commit trim them.
         // The snapshot is taken under the state lock: a flush that published
-        // a newer tree in between is never replaced by an older one.
+        // a newer tree in between is never replaced by an older one. The
+        // relocated tree holds the same entries, so `tree_seq` stays.
         inner.update_state(|s| State {
             tree: inner.trees.snapshot(),
             ..s.clone()
@@ -1087,6 +1088,11 @@ impl ReadTable {
     /// without the frozen memtable). Once the tree has moved past `seq`,
     /// the last state taken stays. Point reads and counts keep the
     /// snapshot's own state: their memtable probes are a hash each.
+    ///
+    /// Lock order: this table's lock, then the engine's state lock (nothing
+    /// takes them the other way). The new view is made under the table's
+    /// lock, once per tree change at most: a range of the same table on
+    /// another thread waits for it rather than make its own.
     fn range_view(&self, inner: &Inner, seq: u64) -> (Arc<State>, Arc<TableView>) {
         let mut ranges = self.ranges.lock();
         let generation = inner.tree_generation.load(Ordering::Acquire);
