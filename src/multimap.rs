@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use crate::btree::{Comparator, ValueBytes};
 use crate::engine::MergedRange;
@@ -394,12 +395,12 @@ pub trait ReadableMultimapTable<K: Key + 'static, V: Key + 'static>: ReadableTab
 pub struct MultimapTable<'txn, K: Key + 'static, V: Key + 'static> {
     txn: &'txn WriteTransaction,
     table: crate::engine::TableRef,
-    name: String,
+    name: Arc<str>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
-    pub(crate) fn new(txn: &'txn WriteTransaction, table: crate::engine::TableRef, name: String) -> Self {
+    pub(crate) fn new(txn: &'txn WriteTransaction, table: crate::engine::TableRef, name: Arc<str>) -> Self {
         Self {
             txn,
             table,

@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use crate::btree::ValueBytes;
 use crate::cursor::Cursor;
@@ -501,12 +502,12 @@ macro_rules! readable {
 pub struct Table<'txn, K: Key + 'static, V: Value + 'static> {
     txn: &'txn WriteTransaction,
     table: crate::engine::TableRef,
-    name: String,
+    name: Arc<str>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
-    pub(crate) fn new(txn: &'txn WriteTransaction, table: crate::engine::TableRef, name: String) -> Self {
+    pub(crate) fn new(txn: &'txn WriteTransaction, table: crate::engine::TableRef, name: Arc<str>) -> Self {
         Self {
             txn,
             table,

@@ -166,7 +166,7 @@ pub struct WriteTransaction {
     /// table or two open, and hashing the name three times per open (a
     /// lookup, an insert, a removal) cost more than the open's other work
     /// but the table lookup.
-    open: Mutex<Vec<(String, &'static Location<'static>)>>,
+    open: Mutex<Vec<(Arc<str>, &'static Location<'static>)>>,
     _live: LiveToken,
     /// Whether a durable commit also checkpoints: set for databases whose
     /// WAL is volatile (see `Builder::create_with_backend`).
@@ -290,13 +290,22 @@ impl WriteTransaction {
 
     pub(crate) fn close_table(&self, name: &str) {
         let mut open = self.open.lock();
-        if let Some(at) = open.iter().position(|(open, _)| open == name) {
+        if let Some(at) = open.iter().position(|(open, _)| **open == *name) {
             open.swap_remove(at);
         }
     }
 
+    /// Notes table `name` open (opened at `location`) until its handle
+    /// calls [`close_table`](Self::close_table); returns the name for the
+    /// handle, shared with the note.
+    fn mark_open(&self, name: &str, location: &'static Location<'static>) -> Arc<str> {
+        let name: Arc<str> = Arc::from(name);
+        self.open.lock().push((name.clone(), location));
+        name
+    }
+
     fn ensure_closed(&self, name: &str) -> Result<(), TableError> {
-        if let Some((_, location)) = self.open.lock().iter().find(|(open, _)| open == name) {
+        if let Some((_, location)) = self.open.lock().iter().find(|(open, _)| **open == *name) {
             return Err(TableError::TableAlreadyOpen(name.to_string(), location));
         }
         Ok(())
@@ -317,8 +326,7 @@ impl WriteTransaction {
                 check_types(name, stored, &typed)
             })
         })?;
-        self.open.lock().push((name.to_string(), Location::caller()));
-        Ok(Table::new(self, table, name.to_string()))
+        Ok(Table::new(self, table, self.mark_open(name, Location::caller())))
     }
 
     /// Deletes a table and all its entries; returns whether it existed.
@@ -408,8 +416,11 @@ impl WriteTransaction {
                 |stored| check_types(name, stored, &typed),
             )
         })?;
-        self.open.lock().push((name.to_string(), Location::caller()));
-        Ok(MultimapTable::new(self, table, name.to_string()))
+        Ok(MultimapTable::new(
+            self,
+            table,
+            self.mark_open(name, Location::caller()),
+        ))
     }
 
     /// Deletes a multimap table and all its values; returns whether it

@@ -37,7 +37,7 @@ pub(crate) fn new_table_id(seq: u64, n: u64) -> u64 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TableDef {
     pub(crate) id: u64,
-    pub(crate) meta: Vec<u8>,
+    pub(crate) meta: std::sync::Arc<[u8]>,
 }
 
 /// One put or delete.
@@ -192,7 +192,7 @@ impl Batch {
                     let len = r.u32()? as usize;
                     Some(TableDef {
                         id,
-                        meta: r.take(len)?.to_vec(),
+                        meta: r.take(len)?.into(),
                     })
                 }
                 other => return Err(bad(&format!("binding flag {other}"))),
@@ -274,7 +274,7 @@ mod tests {
                     b"a".to_vec(),
                     Some(TableDef {
                         id: new_table_id(9, 1),
-                        meta: b"u64".to_vec(),
+                        meta: b"u64".as_slice().into(),
                     }),
                 ),
                 (b"b".to_vec(), None),

@@ -884,7 +884,7 @@ pub fn checkpointed_tables(snapshot: &crate::btree::Snapshot) -> Result<Vec<Chec
         .map(|entry| {
             let entry = entry?;
             let def = super::state::decode_def(entry.value().as_bytes())?;
-            Ok((entry.key().to_vec(), def.id, def.meta))
+            Ok((entry.key().to_vec(), def.id, def.meta.to_vec()))
         })
         .collect()
 }

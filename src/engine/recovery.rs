@@ -37,7 +37,7 @@ impl Recovered {
         if let Some(info) = tree.tree(TABLES_TREE)? {
             for entry in tree.range(&info, bytewise, Bound::Unbounded, Bound::Unbounded)? {
                 let def = decode_def(entry?.value().as_bytes())?;
-                metas.insert(def.id, def.meta);
+                metas.insert(def.id, def.meta.to_vec());
             }
         }
         let mut deferred: BTreeMap<u64, Vec<DeferredOp>> = BTreeMap::new();
@@ -67,7 +67,7 @@ impl Recovered {
     /// have a comparator in `self.comparators`.
     pub(crate) fn route(&mut self, seq: u64, mut batch: Batch) -> Result<Batch> {
         for def in batch.bindings.iter().filter_map(|(_, d)| d.as_ref()) {
-            self.metas.insert(def.id, def.meta.clone());
+            self.metas.insert(def.id, def.meta.to_vec());
         }
         for id in &batch.dropped {
             // Its data is gone, deferred records included; the flush that

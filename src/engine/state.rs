@@ -51,7 +51,7 @@ pub(crate) fn decode_def(bytes: &[u8]) -> Result<TableDef> {
         .ok_or_else(|| StorageError::corrupted("table entry too short"))?;
     Ok(TableDef {
         id: u64::from_le_bytes(*id),
-        meta: meta.to_vec(),
+        meta: meta.into(),
     })
 }
 

@@ -265,7 +265,7 @@ impl Engine {
             .current_state()
             .tree_tables()?
             .into_iter()
-            .map(|(_, def)| (def.id, def.meta))
+            .map(|(_, def)| (def.id, def.meta.to_vec()))
             .collect();
         let order_of = |name: &[u8], _: &TreeInfo| -> Option<Comparator> {
             if name == TABLES_TREE || staging_table_id(name).is_some() {
@@ -580,7 +580,7 @@ impl WriteTxn {
     pub fn table_meta(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self
             .resolve(name, None)?
-            .map(|slot| self.writes.tables[slot].meta.clone()))
+            .map(|slot| self.writes.tables[slot].meta.to_vec()))
     }
 
     /// Opens a table as [`open_table`](Self::open_table) does, but an
@@ -663,11 +663,11 @@ impl WriteTxn {
             .state
             .list_tables(self.seq)?
             .into_iter()
-            .map(|(n, d)| (n, d.meta))
+            .map(|(n, d)| (n, d.meta.to_vec()))
             .collect();
         for (name, binding) in self.writes.bindings() {
             match binding {
-                Some(slot) => tables.insert(name.clone(), self.writes.tables[*slot].meta.clone()),
+                Some(slot) => tables.insert(name.clone(), self.writes.tables[*slot].meta.to_vec()),
                 None => tables.remove(name),
             };
         }
@@ -1138,7 +1138,7 @@ impl ReadTxn {
     /// *before* opening: an open with the wrong types must not register
     /// their comparator as the table's order.
     pub fn table_meta(&self, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.state.lookup_table(name, self.seq)?.map(|def| def.meta))
+        Ok(self.state.lookup_table(name, self.seq)?.map(|def| def.meta.to_vec()))
     }
 
     /// The key order of table `name` as this process knows it, without
@@ -1165,7 +1165,7 @@ impl ReadTxn {
             .state
             .list_tables(self.seq)?
             .into_iter()
-            .map(|(n, d)| (n, d.meta))
+            .map(|(n, d)| (n, d.meta.to_vec()))
             .collect())
     }
 
@@ -1334,7 +1334,7 @@ impl WriteTxn {
                 Origin::Existing(id) => Some(id),
                 Origin::New(_) => None,
             };
-            (id, table.meta.clone())
+            (id, table.meta.to_vec())
         }))
     }
 
@@ -1367,7 +1367,7 @@ impl WriteTxn {
 impl ReadTxn {
     /// The table bound to `name` in this snapshot: `(id, metadata)`.
     pub fn table_def(&self, name: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
-        Ok(self.state.lookup_table(name, self.seq)?.map(|d| (d.id, d.meta)))
+        Ok(self.state.lookup_table(name, self.seq)?.map(|d| (d.id, d.meta.to_vec())))
     }
 }
 

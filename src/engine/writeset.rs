@@ -98,6 +98,9 @@ fn packed_bytes(chunks: &[Vec<u8>], at: Packed) -> &[u8] {
 /// [`Tail::drain_small`]).
 const SMALL_TAIL: usize = 32;
 
+/// Entries a tail holds before it hashes them (see [`Tail::push`]).
+const UNHASHED_TAIL: usize = 8;
+
 /// Bits of a slot holding an entry's position plus one: a tail holds fewer
 /// than 2^26 entries (more writes to one table go to the ordered map).
 const POSITION_BITS: u32 = 26;
@@ -125,7 +128,7 @@ impl Tail {
     /// The entry holding `key` (hashed `hash`).
     fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         if self.slots.is_empty() {
-            return None;
+            return (0..self.entries.len()).find(|&at| self.key(at) == key);
         }
         let (mut pos, tag) = self.home(hash);
         loop {
@@ -152,15 +155,23 @@ impl Tail {
         self.slots[pos] = tag | (at as u32 + 1);
     }
 
-    /// Appends `key`, which the tail does not hold.
+    /// Appends `key`, which the tail does not hold. A tail without slots
+    /// takes its first [`UNHASHED_TAIL`] entries unhashed ([`find`] scans
+    /// them), so a one-write transaction (most of them) allocates no slots;
+    /// either every entry has a slot or none has.
+    ///
+    /// [`find`]: Self::find
     fn push(&mut self, hash: u64, key: &[u8], value: Option<&[u8]>) {
-        if (self.entries.len() + 1) * 2 > self.slots.len() {
+        let hashed = !self.slots.is_empty() || self.entries.len() >= UNHASHED_TAIL;
+        if hashed && (self.entries.len() + 1) * 2 > self.slots.len() {
             self.grow();
         }
         let key = self.pack(key);
         let value = self.pack_value(value);
         self.entries.push(TailEntry { key, value });
-        self.place(hash, self.entries.len() - 1);
+        if hashed {
+            self.place(hash, self.entries.len() - 1);
+        }
     }
 
     /// Doubles the slots and places every entry again.
@@ -250,6 +261,11 @@ impl Tail {
         let mut entries = std::mem::take(&mut self.entries);
         let chunks = std::mem::take(&mut self.chunks);
         let key = |e: &TailEntry| packed_bytes(&chunks, e.key);
+        // Written in order already (one write, an ascending load): nothing
+        // to sort, and no sort buffers.
+        if entries.is_sorted_by(|a, b| key(a) < key(b)) {
+            return SortedTail { entries, chunks };
+        }
         let mut order: Vec<(u64, u32)> = entries
             .iter()
             .enumerate()
@@ -431,7 +447,7 @@ pub(crate) enum Origin {
 
 pub(crate) struct TxnTable {
     pub(crate) origin: Origin,
-    pub(crate) meta: Vec<u8>,
+    pub(crate) meta: std::sync::Arc<[u8]>,
     /// The key order, once a typed `open_table` gave it. A table the
     /// transaction only named (metadata lookup, rename, delete) has none,
     /// and nothing reads or writes its keys until it has one: no other order
@@ -561,7 +577,7 @@ impl WriteSet {
     pub(crate) fn create(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> TableSlot {
         self.tables.push(TxnTable {
             origin: Origin::New(self.created),
-            meta: meta.to_vec(),
+            meta: meta.into(),
             cmp: Some(cmp),
             writes: BTreeMap::new(),
             tail: Tail::default(),
@@ -875,21 +891,60 @@ mod tests {
     #[test]
     fn the_tail_finds_keys_that_share_a_hash() {
         let mut tail = Tail::default();
+        // Past the unhashed entries, so the keys below get slots.
+        let fillers: Vec<Vec<u8>> = (0..UNHASHED_TAIL).map(|i| format!("f{i}").into_bytes()).collect();
+        for key in &fillers {
+            tail.push(Tail::hash(key), key, None);
+        }
+        let base = UNHASHED_TAIL;
         for key in [&b"a"[..], b"bb", b"ccc"] {
             tail.push(7, key, Some(key));
         }
         tail.push(8, b"d", None);
+        assert!(!tail.slots.is_empty());
         for (at, key) in [&b"a"[..], b"bb", b"ccc"].into_iter().enumerate() {
-            assert_eq!(tail.find(7, key), Some(at));
+            assert_eq!(tail.find(7, key), Some(base + at));
         }
-        assert_eq!(tail.find(8, b"d"), Some(3));
+        assert_eq!(tail.find(8, b"d"), Some(base + 3));
         assert_eq!(tail.find(7, b"e"), None, "a key never written");
-        assert_eq!(tail.find(8, b"bb"), Some(1), "a probe from a later slot");
+        assert_eq!(tail.find(8, b"bb"), Some(base + 1), "a probe from a later slot");
         // Past the cluster: an empty slot ends the probe.
         assert_eq!(tail.find(60, b"a"), None);
+        for (at, key) in fillers.iter().enumerate() {
+            assert_eq!(tail.find(Tail::hash(key), key), Some(at), "placed when the slots were made");
+        }
         let sorted: Vec<Vec<u8>> = tail.take_sorted().iter().map(|(k, _)| k.to_vec()).collect();
-        assert_eq!(sorted, [&b"a"[..], b"bb", b"ccc", b"d"]);
+        let mut expected: Vec<Vec<u8>> = [&b"a"[..], b"bb", b"ccc", b"d"].map(<[u8]>::to_vec).into();
+        expected.extend(fillers);
+        expected.sort();
+        assert_eq!(sorted, expected);
         assert!(tail.is_empty() && tail.find(7, b"a").is_none());
+    }
+
+    /// A short tail has no slots and is scanned; the entry that makes it
+    /// long enough places every entry, and one already in order is taken
+    /// as it is.
+    #[test]
+    fn a_short_tail_is_scanned_until_it_is_hashed() {
+        let mut tail = Tail::default();
+        let keys: Vec<Vec<u8>> = (0..2 * UNHASHED_TAIL as u8).rev().map(|i| vec![i]).collect();
+        for (n, key) in keys.iter().enumerate() {
+            assert_eq!(tail.find(Tail::hash(key), key), None);
+            tail.push(Tail::hash(key), key, Some(key));
+            assert_eq!(tail.slots.is_empty(), n < UNHASHED_TAIL, "after {} entries", n + 1);
+            for (at, key) in keys[..=n].iter().enumerate() {
+                assert_eq!(tail.find(Tail::hash(key), key), Some(at));
+            }
+        }
+        let sorted: Vec<Vec<u8>> = tail.take_sorted().iter().map(|(k, _)| k.to_vec()).collect();
+        let mut expected = keys.clone();
+        expected.sort();
+        assert_eq!(sorted, expected);
+        for key in &expected {
+            tail.push(Tail::hash(key), key, None);
+        }
+        let in_order: Vec<Vec<u8>> = tail.take_sorted().iter().map(|(k, _)| k.to_vec()).collect();
+        assert_eq!(in_order, expected);
     }
 
     /// Writes, point reads, ordered reads (which sort the tail in) and the
