@@ -2,6 +2,9 @@
 //! must fail with an error naming the segment, the offset and the sequences,
 //! and never silently drop the acknowledged records behind the damage.
 
+mod common;
+
+use common::Rng;
 use sluicedb::StorageError;
 use sluicedb::io::{CrashLogDir, TearMode};
 use sluicedb::wal::{Journal, JournalOptions, Recovery};
@@ -133,22 +136,6 @@ fn a_torn_last_write_opens_silently_with_the_prefix() {
     assert_eq!(recovery.discarded_records, 0);
     assert_eq!(recovery.discarded_bytes, 32 - 7, "the torn record's bytes");
     assert_eq!(journal.append(b"next").unwrap(), 200);
-}
-
-/// A tiny deterministic generator for the property test.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// Where each record lies: `(segment, offset, length)`, in sequence order,

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::core::nanos_since;
-use super::core::{Inner, panic_message};
+use super::core::{Inner, UnpublishedTree, panic_message};
 use super::deferred::staging_tree_name;
 use super::flush_marker::{FLUSH_MARKER_TREE, FlushMarker};
 use super::memtable::Memtable;
@@ -272,12 +272,14 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     // The tree now holds all of `M`: its counts are exact (flush_marker,
     // invariant 2; and 3 for a marker recovery found).
     FlushMarker::clear(&mut writer)?;
+    // The commit below lets the writer go before step 3 publishes it.
+    let unpublished = UnpublishedTree::new(inner);
     writer.non_durable_commit()?;
 
     // Step 3: publish the state without the memtable (and without the
-    // absorbed and dropped tables' deferred records). The tree snapshot is
-    // taken under the state lock, so a newer tree published meanwhile (by a
-    // compaction) is never replaced by an older one.
+    // absorbed and dropped tables' deferred records). The snapshot is this
+    // flush's commit: a compaction does not take the writer while
+    // `unpublished` counts it (`Engine::compact`).
     let gone: Vec<u64> = absorbed.into_iter().chain(dropped.iter().copied()).collect();
     inner.update_state(|s| State {
         frozen: s.frozen.iter().filter(|m| !Arc::ptr_eq(m, &mem)).cloned().collect(),
@@ -288,6 +290,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
         count_ahead: None,
         ..s.clone()
     });
+    drop(unpublished);
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
     inner

@@ -181,6 +181,13 @@ pub(crate) struct Inner {
     /// (a flush, a part of one, a tree commit, a compaction): a read table
     /// asks for the current state only when this has moved.
     pub(crate) tree_generation: AtomicU64,
+    /// Tree commits with content that no published state shows yet: a tree
+    /// commit from its step 2 to its publication, a flush from its last
+    /// commit to its publication (both release the tree writer in between;
+    /// part commits publish before they let it go). A compaction takes the
+    /// writer only when this is zero, so the tree it relocates and publishes
+    /// holds nothing unpublished ([`UnpublishedTree`]).
+    pub(crate) unpublished_trees: AtomicU64,
     writer: Mutex<bool>,
     writer_free: Condvar,
     /// Serializes inserts into the active memtable with freezing it: held by
@@ -361,6 +368,7 @@ impl Engine {
             journal,
             state: RwLock::new(Arc::new(state)),
             tree_generation: AtomicU64::new(0),
+            unpublished_trees: AtomicU64::new(0),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
             commit_lock: Mutex::new(()),
@@ -887,4 +895,24 @@ pub fn checkpointed_tables(snapshot: &crate::btree::Snapshot) -> Result<Vec<Chec
             Ok((entry.key().to_vec(), def.id, def.meta.to_vec()))
         })
         .collect()
+}
+
+/// Counts one tree commit in [`Inner::unpublished_trees`] from before it is
+/// made until the state showing it is published, or the commit fails (a
+/// failure after the commit poisons the engine first, so a waiting
+/// compaction stops on the poison rather than publish the tree).
+pub(crate) struct UnpublishedTree<'a>(&'a AtomicU64);
+
+impl<'a> UnpublishedTree<'a> {
+    /// REQUIRES: taken before the tree commit it counts.
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        inner.unpublished_trees.fetch_add(1, Ordering::SeqCst);
+        Self(&inner.unpublished_trees)
+    }
+}
+
+impl Drop for UnpublishedTree<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }

@@ -49,7 +49,7 @@ use super::Durability;
 use super::apply::{APPLY_SLICE, absorb_deferred, apply_names, apply_table, without};
 use super::batch::Batch;
 use super::writeset::Commit;
-use super::core::{Inner, panic_message};
+use super::core::{Inner, UnpublishedTree, panic_message};
 use super::state::State;
 use crate::btree::{Comparator, Op};
 use crate::error::{Result, StorageError};
@@ -96,6 +96,9 @@ pub(crate) fn commit(
         ..
     } = commit;
     let dropped: HashSet<u64> = dropped.into_iter().collect();
+    // From step 2's commit to step 4's publication the store holds `seq`
+    // and no state shows it: compaction waits (`Engine::compact`).
+    let unpublished = UnpublishedTree::new(inner);
     let written = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u64>> {
         inner.tree_filters.rebuild_if_full(inner, puts)?;
         let filters = inner.tree_filters.targets();
@@ -165,6 +168,7 @@ pub(crate) fn commit(
         tree_filter: inner.tree_filters.current(),
         ..s.clone()
     });
+    drop(unpublished);
     Ok(())
 }
 

@@ -287,21 +287,45 @@ impl Engine {
         let inner = &self.inner;
         self.checkpoint()?;
         let before = inner.trees.backend().len()?;
-        inner.poison_on(inner.trees.writer().and_then(|mut w| {
-            w.relocate_all()?;
-            commit_at_durable_checkpoint(w)
+        let mut writer = self.writer_at_published_tree()?;
+        inner.poison_on(writer.relocate_all().and_then(|_| {
+            let seq = writer.durable_checkpoint_seq();
+            writer.commit_and_continue(seq)
         }))?;
         // The state pins the tree it shows; move it to the relocated one so
         // the old pages can be reused, then let a durable commit trim them.
-        // The snapshot is taken under the state lock: a flush that published
-        // a newer tree in between is never replaced by an older one. The
-        // relocated tree holds the same entries, so `tree_seq` stays.
+        // The writer is still held, so the store's newest commit is the
+        // relocation, and it holds the same entries as the tree the state
+        // showed: `seq` and `tree_seq` stay.
         inner.update_state(|s| State {
             tree: inner.trees.snapshot(),
             ..s.clone()
         });
+        drop(writer);
         inner.poison_on(inner.trees.writer().and_then(commit_at_durable_checkpoint))?;
         Ok(inner.trees.backend().len()? < before)
+    }
+
+    /// The tree writer, taken when no tree commit waits for publication
+    /// ([`Inner::unpublished_trees`]). A tree commit and a flush release the
+    /// writer before they publish the state that shows their commit (a tree
+    /// commit waits for its WAL sync in between); a compaction in that gap
+    /// would publish their tree under the older state's sequence, and
+    /// readers would see a commit that is not published, and perhaps not
+    /// durable. So it waits for the publication, holding nothing meanwhile.
+    /// (Commits that change no entry, a checkpoint's or compaction's trim,
+    /// publish nothing and need not be waited for.)
+    fn writer_at_published_tree(&self) -> Result<TreeWriter<'_>> {
+        let inner = &self.inner;
+        loop {
+            inner.check_poison()?;
+            let writer = inner.poison_on(inner.trees.writer())?;
+            if inner.unpublished_trees.load(Ordering::SeqCst) == 0 {
+                return Ok(writer);
+            }
+            drop(writer);
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
     }
 
     /// Bytes in the data file.

@@ -19,6 +19,23 @@ pub fn key(k: u16) -> [u8; 2] {
     k.to_le_bytes()
 }
 
+/// A tiny deterministic generator (xorshift64) for randomized tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform enough below `n` (at least 1).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
 pub type Model = BTreeMap<u16, Vec<u8>>;
 
 pub const TREE: &[u8] = b"numbers";
