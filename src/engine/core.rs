@@ -724,11 +724,19 @@ impl Inner {
         }
     }
 
-    /// Advances publication and swaps in `change`'s state in one step, so
-    /// no reader sees the new state under the old sequence or the reverse
-    /// (a tree commit's data, published with its sequence).
-    pub(crate) fn publish_with(&self, change: impl FnOnce(&State) -> State) {
-        let (_publication, advanced) = self.advance_publication();
+    /// Records commit `seq` (as [`committed`](Self::committed)), advances
+    /// publication and swaps in `change`'s state, all under the publication
+    /// lock, so no reader sees the new state under the old sequence or the
+    /// reverse (a tree commit's data, published with its sequence). Recorded
+    /// any earlier, `seq` could be published without its state by whoever
+    /// refreshes publication first (a `sync`, a `PendingCommit::wait`, a
+    /// reader) once its WAL record is durable. REQUIRES: the writer slot.
+    pub(crate) fn commit_and_publish_with(&self, seq: u64, durability: Durability, change: impl FnOnce(&State) -> State) {
+        let mut publication = self.publication.lock();
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        publication.commit(seq, durability);
+        let advanced = publication.advance(self.journal.durable_seq());
+        self.publish_hint.store(publication.next_blocker(), Ordering::Release);
         self.update_state(|s| {
             let next = change(s);
             State {

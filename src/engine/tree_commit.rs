@@ -22,8 +22,13 @@
 //!    with `checkpoint_seq = N` (pages, fsync, slot, fsync).
 //! 3. An empty WAL record takes sequence `N` in the log and is synced, so
 //!    the log's sequences stay contiguous.
-//! 4. Publication of `N` and the state holding the new tree are swapped in
-//!    one step (`Inner::publish_with`).
+//! 4. `N` is recorded as committed, published, and the state holding the
+//!    new tree swapped in, in one step under the publication lock
+//!    (`Inner::commit_and_publish_with`). Recorded in step 3, as it was
+//!    until the twenty-second session's review, `N` was published with the
+//!    old tree by whoever refreshed publication once step 3's record was
+//!    durable (a `sync`, a `PendingCommit::wait`, a reader): a reader at
+//!    `N` read `N - 1` (`tests/defect_tree_commit_published_early.rs`).
 //!
 //! Crash: until step 2's commit slot is durable nothing of `N` survives, and
 //! nothing of it was acknowledged. After it, recovery starts from checkpoint
@@ -153,15 +158,14 @@ pub(crate) fn commit(
     for &(id, cmp) in new_orders {
         inner.register(id, cmp);
     }
-    inner.committed(seq, Durability::Immediate);
     inner.counters.flushed_seq.store(seq, Ordering::Release);
     inner.counters.tree_commits.fetch_add(1, Ordering::Relaxed);
     drop(commits);
     inner.poison_on(inner.journal.wait_for_sync(seq))?;
 
-    // Step 4.
+    // Step 4: `seq` is recorded as committed only here, with its tree.
     let gone: Vec<u64> = absorbed.into_iter().chain(dropped).collect();
-    inner.publish_with(|s| State {
+    inner.commit_and_publish_with(seq, Durability::Immediate, |s| State {
         deferred: without(&s.deferred, &gone),
         tree: inner.trees.snapshot(),
         tree_seq: s.tree_seq.max(seq),
