@@ -76,8 +76,8 @@ fn key(tag: u8, id: u64) -> [u8; 9] {
 /// [`WriteTransaction::get_persistent_savepoint`](crate::WriteTransaction::get_persistent_savepoint).
 pub struct Savepoint {
     id: u64,
-    /// The engine instance it belongs to.
-    engine: usize,
+    /// The engine instance it belongs to (`WriteTxn::engine_instance`).
+    engine: u64,
     kind: Kind,
 }
 
@@ -327,7 +327,7 @@ pub(crate) fn ephemeral(txn: &mut WriteTxn, live: LiveToken) -> Result<Savepoint
     let floor = read_registry(txn)?.floor();
     Ok(Savepoint {
         id: txn.next_savepoint_id(floor),
-        engine: txn.engine_address(),
+        engine: txn.engine_instance(),
         kind: Kind::Ephemeral {
             snapshot: txn.start_snapshot(),
             _live: live,
@@ -406,7 +406,7 @@ pub(crate) fn get_persistent(txn: &mut WriteTxn, id: u64) -> Result<Savepoint, S
     }
     Ok(Savepoint {
         id,
-        engine: txn.engine_address(),
+        engine: txn.engine_instance(),
         kind: Kind::Persistent,
     })
 }
@@ -454,7 +454,7 @@ enum Source<'a> {
 /// still the same table get only the differences. Invalidates the
 /// savepoints created after this one.
 pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), SavepointError> {
-    if savepoint.engine != txn.engine_address() {
+    if savepoint.engine != txn.engine_instance() {
         return Err(SavepointError::InvalidSavepoint);
     }
     let registry_now = read_registry(txn)?;

@@ -188,6 +188,9 @@ pub(crate) struct Inner {
     /// writer only when this is zero, so the tree it relocates and publishes
     /// holds nothing unpublished ([`UnpublishedTree`]).
     pub(crate) unpublished_trees: AtomicU64,
+    /// This engine instance among every one this process opens; never
+    /// reused, unlike the instance's address once it is freed.
+    pub(crate) instance: u64,
     writer: Mutex<bool>,
     writer_free: Condvar,
     /// Serializes inserts into the active memtable with freezing it: held by
@@ -369,6 +372,10 @@ impl Engine {
             state: RwLock::new(Arc::new(state)),
             tree_generation: AtomicU64::new(0),
             unpublished_trees: AtomicU64::new(0),
+            instance: {
+                static INSTANCES: AtomicU64 = AtomicU64::new(0);
+                INSTANCES.fetch_add(1, Ordering::Relaxed)
+            },
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
             commit_lock: Mutex::new(()),

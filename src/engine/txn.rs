@@ -1292,9 +1292,11 @@ impl WriteTxn {
         Arc::ptr_eq(&self.inner, &snapshot.inner)
     }
 
-    /// An address identifying this engine instance while it lives.
-    pub fn engine_address(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
+    /// This engine instance's id, unique in the process: a handle that
+    /// names it can never be taken for another database, or for a later
+    /// open of the same one (an address could: freed, it is reused).
+    pub fn engine_instance(&self) -> u64 {
+        self.inner.instance
     }
 
     /// Names the transaction resolved, created, deleted or renamed.

@@ -34,6 +34,11 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+
+    /// True about `pct` times in a hundred.
+    pub fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
 }
 
 pub type Model = BTreeMap<u16, Vec<u8>>;
@@ -94,4 +99,5 @@ pub mod bomb;
 pub mod engine;
 pub mod failing;
 pub mod keys;
+pub mod savepoints;
 pub mod wal;
