@@ -5,7 +5,9 @@
 //! the checkpoint before it. After reopen: every acknowledged commit, each
 //! key's newest value, `len()` exact (the replayed records must not count
 //! again what the partial flush put in the tree), the integrity check
-//! clean; again after the next flush and after a clean reopen. Also: readers
+//! clean; again after the next flush and after a clean reopen. The same
+//! with the table in a custom order that recovery does not know (its
+//! records deferred until the flush learns the order). Also: readers
 //! during such a flush see the same contents and count throughout.
 
 mod common;
@@ -16,11 +18,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::engine::{Disk, small_options};
-use sluicedb::btree::{TreeStore, TreeStoreOptions, bytewise};
+use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions};
 use sluicedb::io::TearMode;
 
 type Model = BTreeMap<u64, Vec<u8>>;
+
+/// The table's key order: its metadata and comparator.
+#[derive(Clone, Copy)]
+struct Order {
+    meta: &'static [u8],
+    cmp: Comparator,
+}
+
+const BYTES: Order = Order {
+    meta: b"bytes",
+    cmp: bytewise,
+};
+
+/// Reverse byte order, under metadata the engine's resolver does not know:
+/// recovery defers the table's records until an open names the order.
+const REVERSE: Order = Order {
+    meta: b"rev",
+    cmp: |a, b| b.cmp(a),
+};
 
 /// A memtable that holds every commit until the checkpoint, and a flush
 /// that commits every two pages.
@@ -51,9 +72,9 @@ fn value(key: u64, version: u64) -> Vec<u8> {
 
 /// Applies `(key, Some(value))` puts and `(key, None)` removals in one
 /// durable commit, to the engine and the model.
-fn commit(db: &Engine, model: &mut Model, ops: &[(u64, Option<Vec<u8>>)]) {
+fn commit(db: &Engine, order: Order, model: &mut Model, ops: &[(u64, Option<Vec<u8>>)]) {
     let mut w = db.begin_write().unwrap();
-    let t = w.open_table(b"t", b"bytes", bytewise).unwrap();
+    let t = w.open_table(b"t", order.meta, order.cmp).unwrap();
     for (key, value) in ops {
         match value {
             Some(v) => {
@@ -72,11 +93,11 @@ fn commit(db: &Engine, model: &mut Model, ops: &[(u64, Option<Vec<u8>>)]) {
 
 /// A checkpointed tree of `KEYS` keys, then a memtable that overwrites a
 /// third of them, removes a third and adds new ones; returns the model.
-fn fill(db: &Engine) -> Model {
+fn fill(db: &Engine, order: Order) -> Model {
     let mut model = Model::new();
     for chunk in (0..KEYS).collect::<Vec<_>>().chunks(200) {
         let ops: Vec<_> = chunk.iter().map(|&k| (k, Some(value(k, 0)))).collect();
-        commit(db, &mut model, &ops);
+        commit(db, order, &mut model, &ops);
     }
     db.checkpoint().unwrap();
     for round in 0..10u64 {
@@ -87,18 +108,19 @@ fn fill(db: &Engine) -> Model {
                 _ => (k, Some(value(k, round + 1))),
             })
             .collect();
-        commit(db, &mut model, &ops);
+        commit(db, order, &mut model, &ops);
     }
     model
 }
 
-/// Checks contents, count and integrity against the model.
-fn check(db: &Engine, model: &Model, what: &str) {
+/// Checks contents (in the table's order), count and integrity against the
+/// model.
+fn check(db: &Engine, order: Order, model: &Model, what: &str) {
     db.check_integrity()
         .unwrap_or_else(|e| panic!("{what}: integrity: {e}"));
     let txn = db.begin_read().unwrap();
-    let t = txn.open_table(b"t", bytewise).unwrap().expect("table");
-    let found: Model = txn
+    let t = txn.open_table(b"t", order.cmp).unwrap().expect("table");
+    let listed: Vec<(u64, Vec<u8>)> = txn
         .range(&t, Bound::Unbounded, Bound::Unbounded)
         .unwrap()
         .map(|entry| {
@@ -106,6 +128,11 @@ fn check(db: &Engine, model: &Model, what: &str) {
             (u64::from_be_bytes(k[..].try_into().unwrap()), v.as_bytes().to_vec())
         })
         .collect();
+    let in_order = listed
+        .windows(2)
+        .all(|w| (order.cmp)(&w[0].0.to_be_bytes(), &w[1].0.to_be_bytes()).is_lt());
+    assert!(in_order, "{what}: entries out of the table's order");
+    let found: Model = listed.into_iter().collect();
     assert!(found == *model, "{what}: contents differ from the acknowledged commits");
     assert_eq!(txn.len(&t).unwrap(), model.len() as u64, "{what}: len()");
 }
@@ -116,24 +143,26 @@ fn has_marker(disk: &Disk) -> bool {
     store.snapshot().tree(b"sluice.flushing").unwrap().is_some()
 }
 
-#[test]
-fn power_cuts_inside_a_flush_with_part_commits_lose_and_double_count_nothing() {
+/// Cuts the power at every `step`th data-file operation of a flush that
+/// commits in parts, and checks each image through recovery, the next
+/// flush and a clean reopen.
+fn power_cuts_inside_a_flush(order: Order, step: usize) {
     let span = {
         let disk = Disk::new();
         let db = disk.open(options());
-        let model = fill(&db);
+        let model = fill(&db, order);
         let (data, parts) = (disk.data.ops(), db.stats().flush_part_commits);
         db.checkpoint().unwrap();
         let made = db.stats().flush_part_commits - parts;
         assert!(made >= 5, "the flush made only {made} part commits");
-        check(&db, &model, "uncut");
+        check(&db, order, &model, "uncut");
         disk.data.ops() - data
     };
-    let mut with_marker = 0;
-    for n in 0..=span {
+    let (mut with_marker, mut deferred) = (0, 0);
+    for n in (0..=span).step_by(step) {
         let disk = Disk::new();
         let db = disk.open(options());
-        let model = fill(&db);
+        let model = fill(&db, order);
         disk.data.cut_power_after(disk.data.ops() + n);
         let _ = db.checkpoint();
         drop(db);
@@ -145,22 +174,38 @@ fn power_cuts_inside_a_flush_with_part_commits_lose_and_double_count_nothing() {
         let crashed = disk.crashed(mode);
         with_marker += has_marker(&crashed) as u32;
         let db = crashed.open(reopen_options());
-        check(&db, &model, &what);
+        deferred += (db.stats().recovery.deferred_records > 0) as u32;
+        check(&db, order, &model, &what);
         db.checkpoint().unwrap();
-        check(&db, &model, &format!("{what}, flushed again"));
+        check(&db, order, &model, &format!("{what}, flushed again"));
         drop(db);
         assert!(!has_marker(&crashed), "{what}: the marker outlived a complete flush");
         let db = crashed.open(reopen_options());
-        check(&db, &model, &format!("{what}, reopened"));
+        check(&db, order, &model, &format!("{what}, reopened"));
     }
     assert!(with_marker > 0, "no cut fell between part commits");
+    if order.meta == REVERSE.meta {
+        assert!(deferred > 0, "recovery never deferred the custom-order table");
+    }
+}
+
+#[test]
+fn power_cuts_inside_a_flush_with_part_commits_lose_and_double_count_nothing() {
+    power_cuts_inside_a_flush(BYTES, 1);
+}
+
+/// Every second operation: the flush's stretches are as in the byte-order
+/// test; the order and the deferred records are what this adds.
+#[test]
+fn power_cuts_inside_a_flush_of_a_custom_order_table() {
+    power_cuts_inside_a_flush(REVERSE, 2);
 }
 
 #[test]
 fn readers_during_a_flush_with_part_commits_see_one_state() {
     let disk = Disk::new();
     let db = Arc::new(disk.open(options()));
-    let model = Arc::new(fill(&db));
+    let model = Arc::new(fill(&db, BYTES));
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let (db, model, done) = (db.clone(), model.clone(), done.clone());
@@ -188,5 +233,5 @@ fn readers_during_a_flush_with_part_commits_see_one_state() {
     done.store(true, Ordering::Release);
     assert!(reader.join().unwrap() > 0);
     assert!(db.stats().flush_part_commits > parts, "the flush made no part commit");
-    check(&db, &model, "after the flush");
+    check(&db, BYTES, &model, "after the flush");
 }

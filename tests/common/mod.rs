@@ -98,6 +98,7 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
 pub mod bomb;
 pub mod engine;
 pub mod failing;
+pub mod faulty;
 pub mod keys;
 pub mod savepoints;
 pub mod wal;
