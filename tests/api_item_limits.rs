@@ -7,6 +7,8 @@
 use sluicedb::{Database, ReadableTableMetadata, StorageError, TableDefinition};
 
 const T: TableDefinition<&[u8], &[u8]> = TableDefinition::new("t");
+/// The largest key, 20 KiB (`design/format.md`, "Nodes").
+const MAX_KEY_LEN: usize = 20 << 10;
 
 #[test]
 fn oversized_keys_and_values_are_refused_with_redbs_errors() {
@@ -16,10 +18,10 @@ fn oversized_keys_and_values_are_refused_with_redbs_errors() {
     {
         let mut table = txn.open_table(T).unwrap();
         let small = [7u8; 16];
-        let long_key = vec![1u8; 2001];
+        let long_key = vec![1u8; MAX_KEY_LEN + 1];
         assert!(matches!(
             table.insert(long_key.as_slice(), &small[..]),
-            Err(StorageError::KeyTooLarge(2001))
+            Err(StorageError::KeyTooLarge(n)) if n == MAX_KEY_LEN + 1
         ));
         let huge = vec![0u8; (128 << 20) + 1];
         assert!(
@@ -29,7 +31,7 @@ fn oversized_keys_and_values_are_refused_with_redbs_errors() {
             matches!(table.insert(huge.as_slice(), &small[..]), Err(StorageError::ValueTooLarge(n)) if n == huge.len())
         );
         assert!(table.is_empty().unwrap());
-        let longest = vec![2u8; 2000];
+        let longest = vec![2u8; MAX_KEY_LEN];
         table.insert(longest.as_slice(), &small[..]).unwrap();
         assert_eq!(table.len().unwrap(), 1);
     }

@@ -81,6 +81,23 @@ impl Ctx<'_> {
         page
     }
 
+    /// A node's first page, and its run's when it spans more (`pages`).
+    fn alloc_node(&mut self, pages: u64) -> PageId {
+        if pages == 1 {
+            return self.alloc_page();
+        }
+        let start = self.alloc.alloc_run(pages);
+        self.fresh.extend(start..start + pages);
+        start
+    }
+
+    /// Frees the node at `id`, which spans `pages` pages.
+    pub(crate) fn free_node(&mut self, id: PageId, pages: u64) {
+        for page in id..id + pages {
+            self.free_page(page);
+        }
+    }
+
     pub(crate) fn free_page(&mut self, page: PageId) {
         self.store.forget_cached(page);
         if self.fresh.remove(&page) {
@@ -129,7 +146,7 @@ impl Ctx<'_> {
         for group in pack(entries, page_size) {
             let entries = &entries[group];
             let (buf, used) = encode(page_size, level, entries);
-            let id = self.alloc_page();
+            let id = self.alloc_node((buf.len() / page_size) as u64);
             self.store.write_page(id, buf)?;
             let first = entries[0].key();
             let key = match previous_last {
@@ -193,7 +210,7 @@ fn collapse(ctx: &mut Ctx<'_>, mut root: PageId) -> Result<PageId> {
             return Ok(root);
         }
         let child = node.child(0);
-        ctx.free_page(root);
+        ctx.free_node(root, node.span());
         root = child;
     }
 }
@@ -216,20 +233,22 @@ fn apply_node(ctx: &mut Ctx<'_>, id: PageId, ops: &[Op<'_>], depth: usize) -> Re
     }
     let page = ctx.store.read_page(id)?;
     let node = expect_node(&page, id)?;
-    let outcome = if node.is_leaf() {
+    if node.is_leaf() {
         // Only a root is a leaf reached this way; leaves under a branch are
-        // merged in runs by `apply_leaf_parent`.
-        match merge_leaves(ctx, &[id], &[ops])? {
+        // merged in runs by `apply_leaf_parent`. Either frees what it
+        // replaces.
+        return Ok(match merge_leaves(ctx, &[id], &[ops])? {
             Some(children) => Outcome::Replaced(children),
             None => Outcome::Unchanged,
-        }
-    } else if node.level() == 1 {
+        });
+    }
+    let outcome = if node.level() == 1 {
         apply_leaf_parent(ctx, node, ops)?
     } else {
         apply_branch(ctx, node, ops, depth)?
     };
     if matches!(outcome, Outcome::Replaced(_)) {
-        ctx.free_page(id);
+        ctx.free_node(id, node.span());
     }
     Ok(outcome)
 }
@@ -307,9 +326,6 @@ fn apply_leaf_parent(ctx: &mut Ctx<'_>, node: Node<'_>, ops: &[Op<'_>]) -> Resul
         let ids: Vec<PageId> = (i..run_end).map(|j| node.child(j)).collect();
         match merge_leaves(ctx, &ids, &parts[i..run_end])? {
             Some(new) => {
-                for &id in &ids {
-                    ctx.free_page(id);
-                }
                 children.extend(new);
                 changed = true;
             }
@@ -331,8 +347,8 @@ fn finish_branch(ctx: &mut Ctx<'_>, mut children: Children, changed: bool, level
     Ok(Outcome::Replaced(ctx.write_nodes(level, &children)?))
 }
 
-/// Merges consecutive leaves `ids` with their operations `parts` and writes
-/// the result; `None` if nothing changed. The caller frees the old leaves.
+/// Merges consecutive leaves `ids` with their operations `parts`, writes
+/// the result and frees the old leaves; `None` if nothing changed.
 fn merge_leaves(ctx: &mut Ctx<'_>, ids: &[PageId], parts: &[&[Op<'_>]]) -> Result<Option<Children>> {
     let cmp = ctx.cmp;
     let pages: Vec<Page> = ids.iter().map(|&id| ctx.store.read_page(id)).collect::<Result<_>>()?;
@@ -385,7 +401,11 @@ fn merge_leaves(ctx: &mut Ctx<'_>, ids: &[PageId], parts: &[&[Op<'_>]]) -> Resul
     if !changed {
         return Ok(None);
     }
-    ctx.write_nodes(0, &merged).map(Some)
+    let written = ctx.write_nodes(0, &merged)?;
+    for (page, &id) in pages.iter().zip(ids) {
+        ctx.free_node(id, Node::new(page).span());
+    }
+    Ok(Some(written))
 }
 
 /// Merges each freshly written child that is less than a quarter full with a
@@ -440,8 +460,8 @@ fn rewrite_pair(ctx: &mut Ctx<'_>, left: PageId, right: PageId, level: u8) -> Re
             .collect();
         ctx.write_nodes(level, &entries)?
     };
-    ctx.free_page(left);
-    ctx.free_page(right);
+    ctx.free_node(left, nodes[0].span());
+    ctx.free_node(right, nodes[1].span());
     for child in &mut out {
         child.fill = None;
     }
@@ -471,7 +491,7 @@ pub(crate) fn free_tree(ctx: &mut Ctx<'_>, root: PageId) -> Result<()> {
                 stack.push((node.child(i), depth + 1));
             }
         }
-        ctx.free_page(id);
+        ctx.free_node(id, node.span());
     }
     Ok(())
 }
@@ -515,7 +535,7 @@ impl RelocationPlan {
         }
         let page = store.read_page(id)?;
         let node = expect_node(&page, id)?;
-        let mut max = id;
+        let mut max = id + node.span() - 1;
         for i in 0..node.count() {
             if !node.is_leaf() {
                 max = max.max(self.walk(store, node.child(i), catalog, depth + 1)?);
@@ -543,7 +563,7 @@ impl RelocationPlan {
             max = max.max(tree_max);
         }
         self.max_under.insert(id, max);
-        self.items.push((max, 1));
+        self.items.push((max, node.span()));
         Ok(max)
     }
 
@@ -634,7 +654,7 @@ fn relocate_node(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, id: PageId, catalog:
         }
         write_below(ctx, r, node.level(), &entries)?
     };
-    ctx.free_page(id);
+    ctx.free_node(id, node.span());
     Ok(new_id)
 }
 
@@ -703,24 +723,39 @@ fn move_run(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, old: &OverflowRef, bytes:
     }))
 }
 
-/// Writes one node (its entries fit one page: they did before, and moving
-/// changes only page numbers) to the lowest free page below the limit.
+/// Writes one node (its entries fit one node: they did before, and moving
+/// changes only page numbers) to the lowest free page below the limit, or
+/// for a node longer than a page the first free run below it. A node that
+/// finds no such run is written where a run is free, as an overflow run
+/// that finds none stays where it is: the file then shrinks less.
 fn write_below<E: Entry>(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, level: u8, entries: &[E]) -> Result<PageId> {
     let page_size = ctx.store.page_size();
     if pack(entries, page_size).len() != 1 {
         return Err(StorageError::Internal(
-            "a relocated node no longer fits one page".into(),
+            "a relocated node no longer fits one node".into(),
         ));
     }
     let (buf, _) = encode(page_size, level, entries);
-    let id = ctx.alloc.alloc_below(r.limit).ok_or_else(|| {
-        StorageError::Internal(format!(
-            "compaction ran out of free pages below its target of {} pages",
-            r.limit
-        ))
-    })?;
-    ctx.fresh.insert(id);
+    let pages = (buf.len() / page_size) as u64;
+    let id = if pages > 1 {
+        match ctx.alloc.alloc_run_below(pages, r.limit) {
+            Some(start) => {
+                ctx.fresh.extend(start..start + pages);
+                start
+            }
+            None => ctx.alloc_node(pages),
+        }
+    } else {
+        let id = ctx.alloc.alloc_below(r.limit).ok_or_else(|| {
+            StorageError::Internal(format!(
+                "compaction ran out of free pages below its target of {} pages",
+                r.limit
+            ))
+        })?;
+        ctx.fresh.insert(id);
+        id
+    };
     ctx.store.write_page(id, buf)?;
-    r.written += 1;
+    r.written += pages;
     Ok(id)
 }

@@ -65,6 +65,9 @@ impl Walk<'_> {
         let page = self.store.read_page_uncached(id)?;
         check_generation(&page, id, self.generation)?;
         let node = expect_node(&page, id)?;
+        for page in id + 1..id + node.span() {
+            self.mark(page)?;
+        }
         if let Some(cmp) = cmp {
             for i in 0..node.count() {
                 let key = node.key(i);

@@ -27,7 +27,7 @@
 //! modified in place: a change rewrites the node to a new page.
 
 use crate::error::StorageError;
-use crate::page::{Page, PageId, PageKind};
+use crate::page::{MAX_NODE_BYTES, Page, PageId, PageKind};
 
 use super::cmp::{Comparator, byte_order, is_bytewise, prefix_word};
 
@@ -44,16 +44,19 @@ const BRANCH_ENTRY_HEADER: usize = size_of::<u64>() + size_of::<u16>();
 pub(crate) const OVERFLOW_REF_LEN: usize = 3 * size_of::<u64>();
 const OVERFLOW_FLAG: usize = 1 << 15;
 
-/// The largest key: two branch entries of keys this long fit the smallest
-/// page (4 KiB), so every level of the tree has at most half the nodes of
-/// the level below, and a leaf entry of one with the largest inline value
-/// fits a page.
-pub const MAX_KEY_LEN: usize = 2000;
+/// The largest key, 20 KiB. A node whose entries do not fit one page spans
+/// a run of pages (`page::store`, "Nodes longer than a page"), up to
+/// [`MAX_NODE_BYTES`]: three branch entries of keys this long fit that, so
+/// the packer can always give a branch node at least two entries (every
+/// level of the tree then has at most half the nodes of the level below;
+/// see [`pack`]), and a leaf entry of one with the largest inline value
+/// fits it alone.
+pub const MAX_KEY_LEN: usize = 20 << 10;
 /// Values longer than this are stored in an overflow run of pages.
 pub(crate) const MAX_INLINE_VALUE: usize = 1024;
 
-const _: () = assert!(2 * branch_entry_len(MAX_KEY_LEN) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
-const _: () = assert!(leaf_entry_len(MAX_KEY_LEN, MAX_INLINE_VALUE) <= crate::page::MIN_PAGE_SIZE - NODE_HEADER_LEN);
+const _: () = assert!(3 * branch_entry_len(MAX_KEY_LEN) <= MAX_NODE_BYTES - NODE_HEADER_LEN);
+const _: () = assert!(leaf_entry_len(MAX_KEY_LEN, MAX_INLINE_VALUE) <= MAX_NODE_BYTES - NODE_HEADER_LEN);
 const _: () = assert!(MAX_INLINE_VALUE < OVERFLOW_FLAG, "an inline length never reaches the overflow bit");
 
 /// Bytes a leaf entry takes in its node, its offset slot included, when its
@@ -149,6 +152,12 @@ impl<'a> Node<'a> {
 
     pub(crate) fn count(&self) -> usize {
         crate::page::page_count_field(self.page)
+    }
+
+    /// Pages the node occupies: one, but for a node of keys too long for
+    /// one page.
+    pub(crate) fn span(&self) -> u64 {
+        crate::page::page_span(self.page) as u64
     }
 
     fn entry(&self, i: usize) -> usize {
@@ -332,7 +341,7 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
             let v = if word & OVERFLOW_FLAG != 0 { OVERFLOW_REF_LEN } else { word };
             let end = at + header + k + v;
             if word & OVERFLOW_FLAG != 0 && end <= page.len() {
-                check_overflow_ref(node, i, page.len())?;
+                check_overflow_ref(node, i, page.len() / crate::page::page_span(page))?;
             }
             end
         } else {
@@ -371,6 +380,10 @@ fn check_overflow_ref(node: Node<'_>, i: usize, page_size: usize) -> Result<(), 
 
 /// An entry about to be written into a node.
 pub(crate) trait Entry {
+    /// The fewest entries a node of these holds (when there are that
+    /// many): a branch needs two, or a level of them could have as many
+    /// nodes as the level below and a tree would never stop growing.
+    const MIN_PER_NODE: usize;
     fn key(&self) -> &[u8];
     /// Bytes the entry takes in a node, its offset slot included.
     fn encoded_len(&self) -> usize;
@@ -385,6 +398,8 @@ pub(crate) struct LeafEntry<'a> {
 }
 
 impl Entry for LeafEntry<'_> {
+    const MIN_PER_NODE: usize = 1;
+
     fn key(&self) -> &[u8] {
         self.key
     }
@@ -429,6 +444,8 @@ pub(crate) struct BranchEntry {
 }
 
 impl Entry for BranchEntry {
+    const MIN_PER_NODE: usize = 2;
+
     fn key(&self) -> &[u8] {
         &self.key
     }
@@ -455,6 +472,13 @@ impl Entry for BranchEntry {
 /// split, so 100 entries of 122 bytes need four 4 KiB pages although their
 /// bytes would fill three, and an estimate of three made the last page
 /// hold one entry.
+///
+/// Entries too long to share a page (keys longer than about a third of
+/// one) make groups that do not fit a page; [`encode`] lays such a group
+/// over a run of pages. A leaf group is then that entry alone; a branch
+/// group has at least two entries ([`Entry::MIN_PER_NODE`]) and at most
+/// three when it is longer than a page, which [`MAX_KEY_LEN`] keeps within
+/// [`MAX_NODE_BYTES`].
 pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::Range<usize>> {
     let capacity = page_size - NODE_HEADER_LEN;
     let fewest = cut(entries, capacity, capacity);
@@ -469,13 +493,15 @@ pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::R
 }
 
 /// Cuts `entries` into consecutive groups of at most `capacity` bytes, each
-/// closed once it holds `target` bytes.
+/// closed once it holds `target` bytes; a group holds at least
+/// `E::MIN_PER_NODE` entries whatever their bytes, and a short last group
+/// takes entries from the one before it (or joins it).
 fn cut<E: Entry>(entries: &[E], capacity: usize, target: usize) -> Vec<std::ops::Range<usize>> {
-    let mut groups = Vec::new();
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
     let (mut start, mut used) = (0, 0);
     for (i, e) in entries.iter().enumerate() {
         let len = e.encoded_len();
-        if i > start && (used + len > capacity || used >= target) {
+        if i - start >= E::MIN_PER_NODE && (used + len > capacity || used >= target) {
             groups.push(start..i);
             start = i;
             used = 0;
@@ -485,14 +511,33 @@ fn cut<E: Entry>(entries: &[E], capacity: usize, target: usize) -> Vec<std::ops:
     if start < entries.len() {
         groups.push(start..entries.len());
     }
+    if let [.., before, last] = &mut groups[..]
+        && last.len() < E::MIN_PER_NODE
+    {
+        let short = E::MIN_PER_NODE - last.len();
+        if before.len() >= E::MIN_PER_NODE + short {
+            // The group before has entries to spare (and fits a page, as a
+            // group of more than the minimum does): its last move over.
+            before.end -= short;
+            last.start -= short;
+        } else {
+            before.end = last.end;
+            groups.pop();
+        }
+    }
     groups
 }
 
 /// Encodes one node at `level` (0 = leaf) holding `entries` (which fit, per
 /// [`pack`]).
+/// A node longer than a page (see [`pack`]) spans as many pages as it
+/// needs.
 pub(crate) fn encode<E: Entry>(page_size: usize, level: u8, entries: &[E]) -> (Vec<u8>, usize) {
     let kind = if level == 0 { PageKind::Leaf } else { PageKind::Branch };
-    let mut buf = crate::page::new_page(page_size, kind, entries.len() as u16);
+    let bytes = NODE_HEADER_LEN + entries.iter().map(Entry::encoded_len).sum::<usize>();
+    assert!(bytes <= MAX_NODE_BYTES.max(page_size), "a node of {bytes} bytes");
+    let pages = bytes.div_ceil(page_size).max(1);
+    let mut buf = crate::page::new_run(page_size, pages, kind, entries.len() as u16);
     buf[LEVEL_OFFSET] = level;
     let mut at = NODE_HEADER_LEN + entries.len() * OFFSET_LEN;
     for (i, e) in entries.iter().enumerate() {

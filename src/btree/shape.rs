@@ -52,7 +52,7 @@ fn walk(store: &PageStore, id: PageId, depth: usize, shape: &mut TreeShape) -> R
     let page = store.read_page(id)?;
     let node = expect_node(&page, id)?;
     if node.is_leaf() {
-        shape.leaf_pages += 1;
+        shape.leaf_pages += node.span();
         for i in 0..node.count() {
             let (key, value) = (node.key(i), node.value(i));
             shape.leaf_bytes += LeafEntry { key, value }.encoded_len() as u64;
@@ -67,7 +67,7 @@ fn walk(store: &PageStore, id: PageId, depth: usize, shape: &mut TreeShape) -> R
         }
         return Ok(1);
     }
-    shape.branch_pages += 1;
+    shape.branch_pages += node.span();
     let mut height = 0;
     for i in 0..node.count() {
         shape.branch_key_bytes += node.key(i).len() as u64;

@@ -212,8 +212,9 @@ impl PageCache {
     fn take_from(&self, id: u64, slot: &Slot) -> Option<Page> {
         let mut held = slot.lock();
         let page = held.take()?;
-        self.cached.fetch_sub(1, Ordering::Relaxed);
-        self.shard(id).held.fetch_sub(1, Ordering::Relaxed);
+        let pages = self.pages_of(&page);
+        self.cached.fetch_sub(pages, Ordering::Relaxed);
+        self.shard(id).held.fetch_sub(pages, Ordering::Relaxed);
         Some(page)
     }
 
@@ -253,16 +254,28 @@ impl PageCache {
         self.spare.lock().pop()
     }
 
+    /// The pages `page` counts for against the capacity: one, or a node's
+    /// run (`page::store`, "Nodes longer than a page").
+    fn pages_of(&self, page: &Page) -> usize {
+        (page.len() / self.page_size).max(1)
+    }
+
     /// Caches `page` as `id`, a read's (`written` false) or a write's.
     pub(crate) fn insert(&self, id: u64, page: Page, written: bool) {
         let Some(slot) = self.slot(id) else { return };
         let shard = self.shard(id);
+        let pages = self.pages_of(&page);
         let replaced = {
             let mut held = slot.lock();
             let replaced = held.replace(page);
-            if replaced.is_none() {
-                self.cached.fetch_add(1, Ordering::Relaxed);
-                shard.held.fetch_add(1, Ordering::Relaxed);
+            // A page replacing another under its id may span more or fewer
+            // pages (an id freed and reused for a node of another length).
+            let before = replaced.as_ref().map_or(0, |old| self.pages_of(old));
+            if pages != before {
+                self.cached.fetch_add(pages, Ordering::Relaxed);
+                self.cached.fetch_sub(before, Ordering::Relaxed);
+                shard.held.fetch_add(pages, Ordering::Relaxed);
+                shard.held.fetch_sub(before, Ordering::Relaxed);
             }
             replaced
         };

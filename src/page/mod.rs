@@ -13,6 +13,6 @@ pub(crate) use cache::CacheCounters;
 // MAGIC: `db.rs` tells a foreign file from a damaged database by it.
 pub(crate) use header::{MAGIC, MIN_PAGE_SIZE, Slot, fresh_db_id};
 pub(crate) use store::{
-    PAGE_HEADER_LEN, Page, PageId, PageKind, PageStore, StoreOptions, new_page, page_count_field, page_generation,
-    page_kind,
+    MAX_NODE_BYTES, PAGE_HEADER_LEN, Page, PageId, PageKind, PageStore, StoreOptions, new_run, page_count_field,
+    page_generation, page_kind, page_span,
 };

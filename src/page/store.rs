@@ -7,13 +7,24 @@
 //!      8     1  kind (PageKind)
 //!      9     1  kind-specific (a node's level), else zero
 //!     10     2  entry count
-//!     12     4  reserved, zero
+//!     12     2  extra pages: a node spans this many pages after its first
+//!               (zero for every page but a node holding keys too long for
+//!               one page; see "Nodes longer than a page" below)
+//!     14     2  reserved, zero
 //!     16     8  generation: the transaction id of the commit that wrote it
 //!     24     -  kind-specific body
 //! ```
 //!
 //! Seeding the checksum with the page id also catches a page written to the
 //! wrong place. A never-written (zero) page fails its checksum.
+//!
+//! Nodes longer than a page: a leaf or branch whose entries do not fit one
+//! page (a key longer than about a page, `btree::node`) occupies a run of
+//! consecutive pages, at most [`MAX_NODE_BYTES`] in all, read and written
+//! as one buffer: the checksum at its start covers bytes 8 to the end of
+//! the run, and the cache holds the run under its first page's id. Every
+//! other page is one page long, and its extra-pages field is zero (files
+//! written before runs existed have zero there too).
 //!
 //! Invariant (generations): a commit's tree holds no page whose generation is
 //! above the commit's transaction id, since pages are copied on write and a
@@ -51,6 +62,7 @@ pub(crate) type Page = Arc<[u8]>;
 pub(crate) const PAGE_HEADER_LEN: usize = 24;
 const KIND_OFFSET: usize = 8;
 const COUNT_OFFSET: usize = 10;
+const EXTRA_PAGES_OFFSET: usize = 12;
 const GENERATION_OFFSET: usize = 16;
 
 /// What a page holds, from its byte 8.
@@ -73,12 +85,30 @@ impl PageKind {
     }
 }
 
+/// The most bytes a node may span: its entry offsets are `u16`s.
+pub(crate) const MAX_NODE_BYTES: usize = 1 << 16;
+
 /// A fresh page buffer with its kind and count set.
 pub(crate) fn new_page(page_size: usize, kind: PageKind, count: u16) -> Vec<u8> {
-    let mut buf = vec![0u8; page_size];
+    new_run(page_size, 1, kind, count)
+}
+
+/// A fresh buffer of `pages` consecutive pages (REQUIRES: at least one, and
+/// more only for a node of at most [`MAX_NODE_BYTES`]) with its kind, count
+/// and extra-pages field set.
+pub(crate) fn new_run(page_size: usize, pages: usize, kind: PageKind, count: u16) -> Vec<u8> {
+    debug_assert!(pages == 1 || (kind != PageKind::FreeList && pages * page_size <= MAX_NODE_BYTES));
+    let mut buf = vec![0u8; page_size * pages];
     buf[KIND_OFFSET] = kind as u8;
     buf[COUNT_OFFSET..COUNT_OFFSET + 2].copy_from_slice(&count.to_le_bytes());
+    let extra = u16::try_from(pages - 1).unwrap_or(u16::MAX);
+    buf[EXTRA_PAGES_OFFSET..EXTRA_PAGES_OFFSET + 2].copy_from_slice(&extra.to_le_bytes());
     buf
+}
+
+/// How many pages `page` spans (one, but for a node longer than a page).
+pub(crate) fn page_span(page: &[u8]) -> usize {
+    1 + u16::from_le_bytes([page[EXTRA_PAGES_OFFSET], page[EXTRA_PAGES_OFFSET + 1]]) as usize
 }
 
 pub(crate) fn page_kind(page: &[u8]) -> PageKind {
@@ -321,6 +351,11 @@ impl PageStore {
         self.backend
             .read(self.offset(id)?, buf)
             .map_err(|e| read_error(e, format!("page {id} lies beyond the end of the file")))?;
+        if page_span(buf) > 1 {
+            let run = self.read_rest_of_run(id, buf)?;
+            self.cache.recycle(std::mem::replace(&mut page, run));
+        }
+        let buf: &[u8] = &page;
         let stored = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
         if stored != xxh3_64_with_seed(&buf[8..], id) {
             return Err(StorageError::corrupted(format!("page {id} checksum mismatch")));
@@ -340,14 +375,36 @@ impl PageStore {
         Ok(page)
     }
 
+    /// The whole run of the node whose first page, `first`, was read into
+    /// memory as page `id`: its extra pages read after it. The span is
+    /// checked before anything is allocated for it (the checksum, checked
+    /// after, covers the span field too).
+    fn read_rest_of_run(&self, id: PageId, first: &[u8]) -> Result<Page> {
+        let pages = page_span(first);
+        let kind = PageKind::from_byte(first[KIND_OFFSET]);
+        if !matches!(kind, Some(PageKind::Leaf | PageKind::Branch)) || pages * self.page_size > MAX_NODE_BYTES {
+            return Err(StorageError::corrupted(format!(
+                "page {id} claims a run of {pages} pages, which no node spans"
+            )));
+        }
+        let mut run = vec![0u8; pages * self.page_size];
+        run[..self.page_size].copy_from_slice(first);
+        let rest_at = self.offset(id)? + self.page_size as u64;
+        self.backend
+            .read(rest_at, &mut run[self.page_size..])
+            .map_err(|e| read_error(e, format!("the run at page {id} lies beyond the end of the file")))?;
+        Ok(Page::from(run))
+    }
+
     /// Seals `buf` with its checksum, writes it (no sync), and caches it
     /// unless writes bypass the cache (then whatever the cache held for `id`
     /// is dropped: the id's old contents are gone).
     ///
     /// REQUIRES: no live snapshot and no durable commit can reach page `id`
     /// (the allocator's invariant).
+    /// `buf` is one page, or a node's run of them (see the module docs).
     pub(crate) fn write_page(&self, id: PageId, mut buf: Vec<u8>) -> Result<Page> {
-        debug_assert_eq!(buf.len(), self.page_size);
+        debug_assert_eq!(buf.len(), self.page_size * page_span(&buf));
         let generation = self.write_generation.load(Ordering::Relaxed);
         buf[GENERATION_OFFSET..GENERATION_OFFSET + 8].copy_from_slice(&generation.to_le_bytes());
         let sum = xxh3_64_with_seed(&buf[8..], id);
