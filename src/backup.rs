@@ -75,6 +75,52 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+fn taken_error(path: &Path) -> StorageError {
+    StorageError::Io(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("backup destination {} exists", path.display()),
+    ))
+}
+
+/// Refuses a destination whose file or `-wal` directory exists, as
+/// anything (a dangling symbolic link too: `symlink_metadata` does not
+/// follow it).
+fn refuse_taken(dest: &Path) -> Result<(), StorageError> {
+    for taken in [dest.to_path_buf(), wal_dir(dest)] {
+        if std::fs::symlink_metadata(&taken).is_ok() {
+            return Err(taken_error(&taken));
+        }
+    }
+    Ok(())
+}
+
+fn in_progress(partial: &Path, e: io::Error) -> StorageError {
+    match e.kind() {
+        io::ErrorKind::AlreadyExists => invalid(format!(
+            "another backup to this destination is in progress ({} exists and is locked)",
+            partial.display()
+        )),
+        _ => StorageError::Io(e),
+    }
+}
+
+/// Removes the partial file of a backup that crashed or failed: one that
+/// nobody holds locked. A locked one belongs to a backup running now, and
+/// is left alone (an error for this one).
+fn remove_stale_partial(partial: &Path) -> Result<(), StorageError> {
+    match OpenOptions::new().read(true).write(true).open(partial) {
+        Ok(file) => {
+            if lock(&file).is_err() {
+                return Err(in_progress(partial, io::ErrorKind::AlreadyExists.into()));
+            }
+            std::fs::remove_file(partial)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Database {
     /// Writes a consistent, compact copy of this database to `dest` (a new
     /// path: refused if it or its `-wal` directory exists) from one read
@@ -94,30 +140,24 @@ impl Database {
         progress: impl FnMut(u64),
     ) -> Result<BackupReport, StorageError> {
         let dest = dest.as_ref();
-        for taken in [dest.to_path_buf(), wal_dir(dest)] {
-            if taken.exists() {
-                return Err(StorageError::Io(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("backup destination {} exists", taken.display()),
-                )));
-            }
-        }
+        refuse_taken(dest)?;
         let partial = with_suffix(dest, ".backup-partial");
         let partial_wal = wal_dir(&partial);
-        // Stale partial files are from a backup that crashed or failed: no
-        // database ever lives there.
-        if partial.exists() {
-            std::fs::remove_file(&partial)?;
-        }
-        if partial_wal.exists() {
-            std::fs::remove_dir_all(&partial_wal)?;
-        }
+        remove_stale_partial(&partial)?;
+        // `create_new`: of two backups to one destination, one gets the
+        // file and the other an error, never the first one's copy.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&partial)?;
+            .open(&partial)
+            .map_err(|e| in_progress(&partial, e))?;
         lock(&file).map_err(|e| invalid(format!("cannot lock {}: {e}", partial.display())))?;
+        // Holding the partial file, this backup owns its WAL directory too:
+        // one there now is a failed backup's.
+        if partial_wal.exists() {
+            std::fs::remove_dir_all(&partial_wal)?;
+        }
         let report = {
             let wal = FsLogDir::open(&partial_wal)?;
             let data = FileBackend::new(file.try_clone()?);
@@ -126,8 +166,17 @@ impl Database {
         // The copy is checkpointed and closed: its data file alone holds it.
         std::fs::remove_dir_all(&partial_wal)?;
         file.sync_all()?;
+        // Published by a link, not a rename: a link never replaces what
+        // appeared at `dest` meanwhile (a rename would, silently). A crash
+        // between the link and the unlink leaves `dest` complete and a
+        // stale partial file, which the next backup removes.
+        refuse_taken(dest)?;
+        std::fs::hard_link(&partial, dest).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => taken_error(dest),
+            _ => StorageError::Io(e),
+        })?;
         drop(file);
-        std::fs::rename(&partial, dest)?;
+        std::fs::remove_file(&partial)?;
         sync_dir(&parent_dir(dest))?;
         Ok(report)
     }

@@ -20,7 +20,7 @@ pub enum StorageError {
     /// argument is its length).
     #[error("item of {0} bytes exceeds the maximum value size")]
     ValueTooLarge(usize),
-    /// A key exceeded the largest key size, 2000 bytes (the argument is its
+    /// A key exceeded the largest key size, 20 KiB (the argument is its
     /// length).
     #[error("key of {0} bytes exceeds the maximum key size")]
     KeyTooLarge(usize),
@@ -308,9 +308,34 @@ pub enum Error {
     /// See [`CommitError::TransactionPoisoned`].
     #[error("transaction was poisoned by a panic or a leaked table")]
     TransactionPoisoned,
+    /// See [`CursorError::UnorderedKey`].
+    #[error("the key does not sort strictly between the entries adjacent to the cursor")]
+    UnorderedKey,
     /// See [`TransactionError::ReadTransactionStillInUse`].
     #[error("the read transaction is still in use")]
     ReadTransactionStillInUse(Box<crate::ReadTransaction>),
+}
+
+/// Why a [`CursorMut`](crate::CursorMut) insert failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CursorError {
+    /// The key does not sort strictly between the entries around the
+    /// cursor's gap.
+    #[error("the key does not sort strictly between the entries adjacent to the cursor")]
+    UnorderedKey,
+    /// The storage failed, or the key or value is too large.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<CursorError> for Error {
+    fn from(err: CursorError) -> Error {
+        match err {
+            CursorError::UnorderedKey => Error::UnorderedKey,
+            CursorError::Storage(storage) => storage.into(),
+        }
+    }
 }
 
 impl From<DatabaseError> for Error {

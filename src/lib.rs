@@ -70,6 +70,7 @@ macro_rules! internal_layer {
 pub mod backends;
 mod backup;
 mod cursor;
+mod cursor_mut;
 mod db;
 mod db_stats;
 mod entry;
@@ -96,14 +97,15 @@ internal_layer! {
 pub use backends::{BackendError, StorageBackend};
 pub use backup::BackupReport;
 pub use cursor::Cursor;
+pub use cursor_mut::CursorMut;
 pub use db::{Builder, CacheStats, Database, ReadableDatabase, RepairSession};
 pub use db_stats::DatabaseStats;
 pub use engine::{Durability, PendingCommit, Stats};
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::SavepointError;
 pub use error::{
-    CommitError, CompactionError, DatabaseError, Error, Result, SetDurabilityError, StorageError, TableError,
-    TransactionError,
+    CommitError, CompactionError, CursorError, DatabaseError, Error, Result, SetDurabilityError, StorageError,
+    TableError, TransactionError,
 };
 pub use guards::{AccessGuardMut, AccessGuardMutInPlace};
 pub use multimap::{

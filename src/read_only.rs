@@ -70,6 +70,15 @@ impl ReadOnlyDatabase {
         }
     }
 
+    /// The engine under this database, for tools that work below the typed
+    /// API (the `sluice` CLI's inspecting commands). Internal: only with the
+    /// `internals` feature, outside the stable API.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Closes the database. Nothing is written, so nothing can fail to be;
     /// a failure the engine latched while it ran is reported.
     pub fn close(self) -> Result<(), DatabaseError> {
@@ -101,11 +110,22 @@ impl ReadableDatabase for ReadOnlyDatabase {
 }
 
 /// An in-memory copy of the WAL directory `dir` (empty if there is none):
-/// recovery reads the same records and writes nothing to disk.
+/// recovery reads the same records and writes nothing to disk. Something
+/// else at that path (a file, a dangling link) is an error, as it is for a
+/// writable open: read past, it would hide the commits in the real log.
 pub(crate) fn copy_log(dir: &std::path::Path) -> Result<MemLogDir, StorageError> {
     let copy = MemLogDir::new();
-    if !dir.is_dir() {
-        return Ok(copy);
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(copy),
+        Err(e) => return Err(e.into()),
+        Ok(_) if !dir.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is not a WAL directory", dir.display()),
+            )
+            .into());
+        }
+        Ok(_) => {}
     }
     // `FsLogDir::open` creates only a missing directory; this one exists.
     let fs = crate::io::FsLogDir::open(dir)?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::btree::ValueBytes;
 use crate::cursor::Cursor;
+use crate::cursor_mut::CursorMut;
 use crate::engine::MergedRange;
 use crate::entry::Entry;
 use crate::error::StorageError;
@@ -528,6 +529,28 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
             .txn
             .with_txn(|txn| txn.insert(self.table, key.as_ref(), value.as_ref()))?;
         Ok(old.map(AccessGuard::new))
+    }
+
+    /// A [`CursorMut`] at the gap before the smallest key within `bound`:
+    /// `Included(x)`, the smallest key `>= x`; `Excluded(x)`, the smallest
+    /// key `> x`; `Unbounded`, the smallest key. As redb's (and
+    /// `BTreeMap::lower_bound_mut`).
+    pub fn lower_bound_mut<'a>(
+        &mut self,
+        bound: Bound<impl Borrow<K::SelfType<'a>>>,
+    ) -> Result<CursorMut<'_, K, V>, StorageError> {
+        Ok(CursorMut::new(self.txn, self.table, encode_bound::<K>(&bound), true))
+    }
+
+    /// A [`CursorMut`] at the gap after the greatest key within `bound`:
+    /// `Included(x)`, the greatest key `<= x`; `Excluded(x)`, the greatest
+    /// key `< x`; `Unbounded`, the greatest key. As redb's (and
+    /// `BTreeMap::upper_bound_mut`).
+    pub fn upper_bound_mut<'a>(
+        &mut self,
+        bound: Bound<impl Borrow<K::SelfType<'a>>>,
+    ) -> Result<CursorMut<'_, K, V>, StorageError> {
+        Ok(CursorMut::new(self.txn, self.table, encode_bound::<K>(&bound), false))
     }
 
     /// Removes `key`; returns its value.

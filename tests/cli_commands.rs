@@ -217,6 +217,51 @@ fn dump_load_dump_is_byte_identical_in_both_formats() {
         1,
     );
     assert!(err.contains("truncated"), "{err}");
+    // ... and loads nothing: not even a database is made (a load that
+    // committed the tables before the cut was found by the twenty-third
+    // session's review). So is a dump with a bad line after whole tables,
+    // into an existing database, and from standard input.
+    assert!(!dir.path().join("cut-db").exists(), "a refused load made a database");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let bad = lines.len() - 3;
+    lines[bad] = " zz zz";
+    let damaged: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("bad.hex"), &damaged).unwrap();
+    let target = dir.path().join("copy-hex");
+    let before = ok(&["dump", target.to_str().unwrap(), "--format", "hex"]);
+    let err = fails(
+        &[
+            "load",
+            target.to_str().unwrap(),
+            "-i",
+            dir.path().join("bad.hex").to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains(&format!("dump line {}", bad + 1)), "{err}");
+    let after = ok(&["dump", target.to_str().unwrap(), "--format", "hex"]);
+    assert_eq!(before, after, "a refused load changed the database");
+    let piped = {
+        let _serial = serial();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["load", dir.path().join("piped-db").to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(damaged.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(piped.status.code(), Some(1));
+    assert!(
+        !dir.path().join("piped-db").exists(),
+        "a refused load from stdin made a database"
+    );
+    assert!(
+        !dir.path().join("piped-db.load-spool").exists(),
+        "the spooled dump stayed"
+    );
     std::fs::write(dir.path().join("junk"), "hello\n").unwrap();
     let err = fails(
         &[

@@ -169,8 +169,99 @@ fn every_subcommand_has_help_with_examples() {
             "{cmd} --help lacks examples"
         );
     }
-    let out = sluice(&["frobnicate"]);
-    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    // A usage error is status 1, as every error but `check`'s findings.
+    refuses(&["frobnicate"], 1, "frobnicate");
     let out = sluice(&[]);
     assert!(!out.status.success());
+}
+
+/// Found by the twenty-third session's review: a mistyped flag exited 2,
+/// which is `check`'s "damage found", with clap's several lines; `dump -o`
+/// onto the database truncated it; `put --hex` wrote a one-byte key into a
+/// `u64` table.
+#[test]
+fn usage_errors_overwrites_and_wrong_widths_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    make(&db);
+    let path = db.to_str().unwrap();
+    refuses(&["check", path, "--bogus"], 1, "--bogus");
+    refuses(&["check"], 1, "sluice --help");
+    let before = std::fs::read(&db).unwrap();
+    refuses(&["dump", path, "-o", path], 1, "would overwrite the database");
+    let wal_file = dir.path().join("db-wal").join("dump.txt");
+    std::fs::create_dir_all(dir.path().join("db-wal")).unwrap();
+    refuses(
+        &["dump", path, "-o", wal_file.to_str().unwrap()],
+        1,
+        "would overwrite the database",
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the database changed");
+    refuses(&["put", path, "t", "01", "02", "--hex"], 1, "8 bytes wide");
+    let out = sluice(&["put", path, "t", "0000000000000007", "0000000000000009", "--hex"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sluice(&["get", path, "t", "7"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains('9'), "{out:?}");
+}
+
+/// Every file under `dir` with its bytes.
+fn files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(files(&path));
+        } else {
+            all.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+/// The commands that only read open the database read-only: not one byte
+/// of the data file or the WAL changes, for a closed database and for one
+/// whose process left commits in the WAL (a writable open recorded a new
+/// log in the data file and replayed the WAL into it: found by the
+/// twenty-third session's review).
+#[test]
+fn inspecting_commands_change_no_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    make(&db);
+    {
+        let _serial = serial();
+        let handle = Database::open(&db).unwrap();
+        let txn = handle.begin_write().unwrap();
+        txn.open_table(T).unwrap().insert(3, 4).unwrap();
+        txn.commit().unwrap();
+        handle.close_without_checkpoint();
+    }
+    let path = db.to_str().unwrap();
+    let before = files(dir.path());
+    let dump = dir.path().join("out").join("dump.txt");
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    for args in [
+        vec!["stat", path],
+        vec!["stat", path, "--json"],
+        vec!["tables", path],
+        vec!["get", path, "t", "3"],
+        vec!["scan", path, "t"],
+        vec!["check", path],
+        vec!["dump", path, "-o", dump.to_str().unwrap()],
+    ] {
+        let out = sluice(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut after = files(dir.path());
+        after.remove(&dump);
+        assert!(after == before, "{args:?} changed the database's files");
+    }
+    let out = sluice(&["get", path, "t", "3"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains('4'),
+        "the WAL's commit is shown: {out:?}"
+    );
 }

@@ -103,3 +103,36 @@ fn read_only_open_with_a_backend_leaves_it_unchanged() {
     drop(db);
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
+
+/// Something other than a directory at `<path>-wal` (a file, a dangling
+/// link) is an error, as for a writable open, not an empty log: read past,
+/// it hid every commit of the real log (found by the twenty-third
+/// session's review).
+#[test]
+fn a_wal_path_that_is_not_a_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Database::create(&path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(T).unwrap().insert(1, 1).unwrap();
+    txn.commit().unwrap();
+    db.close().unwrap();
+    let wal = dir.path().join("db-wal");
+    // The close checkpointed everything: the (empty) WAL directory can go.
+    if wal.exists() {
+        std::fs::remove_dir_all(&wal).unwrap();
+    }
+    std::fs::write(&wal, b"not a directory").unwrap();
+    assert!(ReadOnlyDatabase::open(&path).is_err(), "a file at the WAL path");
+    assert!(Database::open(&path).is_err(), "the writable open agrees");
+    std::fs::remove_file(&wal).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &wal).unwrap();
+    assert!(
+        ReadOnlyDatabase::open(&path).is_err(),
+        "a dangling link at the WAL path"
+    );
+    std::fs::remove_file(&wal).unwrap();
+    let db = ReadOnlyDatabase::open(&path).unwrap();
+    let r = db.begin_read().unwrap();
+    assert_eq!(r.open_table(T).unwrap().get(1).unwrap().map(|v| v.value()), Some(1));
+}

@@ -13,7 +13,7 @@ mod value;
 
 pub(crate) use crate::page::fresh_db_id;
 pub use apply::Op;
-pub(crate) use apply::check_key;
+pub(crate) use apply::{check_key, check_op};
 pub use catalog::TreeInfo;
 pub use check::Report;
 pub(crate) use cmp::{byte_order, compare, prefix_word};

@@ -51,6 +51,9 @@ struct Control {
     requested: u64,
     completed: u64,
     shutdown: bool,
+    /// The apply thread has returned (told to stop, or stopped by a
+    /// failure): nobody serves requests but their askers (`checkpoint_inline`).
+    exited: bool,
 }
 
 /// How the apply thread is asked for work and reports progress.
@@ -61,6 +64,9 @@ pub(crate) struct ApplyControl {
     work: Condvar,
     /// Signalled after every flush and checkpoint.
     progress: Condvar,
+    /// Serializes the checkpoints that askers run themselves once the
+    /// apply thread has exited.
+    inline: Mutex<()>,
 }
 
 impl ApplyControl {
@@ -88,19 +94,23 @@ impl ApplyControl {
         control.requested
     }
 
-    /// Waits until checkpoint `ticket` completed, or `give_up` says stop.
-    /// `give_up` runs without the control lock held: it may poison the
-    /// engine, which takes that lock to wake everyone.
-    pub(crate) fn wait_checkpoint(&self, ticket: u64, give_up: impl Fn() -> Result<()>) -> Result<()> {
+    /// Waits until checkpoint `ticket` completed (`true`), or the apply
+    /// thread has exited without it (`false`: see [`checkpoint_inline`]), or
+    /// `give_up` says stop. `give_up` runs without the control lock held: it
+    /// may poison the engine, which takes that lock to wake everyone.
+    pub(crate) fn wait_checkpoint(&self, ticket: u64, give_up: impl Fn() -> Result<()>) -> Result<bool> {
         loop {
             {
                 let mut control = self.control.lock();
                 if control.completed >= ticket {
-                    return Ok(());
+                    return Ok(true);
+                }
+                if control.exited {
+                    return Ok(false);
                 }
                 self.progress.wait_for(&mut control, Duration::from_millis(100));
                 if control.completed >= ticket {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
             give_up()?;
@@ -122,7 +132,37 @@ impl ApplyControl {
 /// still holds.
 const RETIRE_POLL: Duration = Duration::from_millis(10);
 
+/// Marks the apply thread exited when it returns or unwinds.
+struct Exiting<'a>(&'a ApplyControl);
+
+impl Drop for Exiting<'_> {
+    fn drop(&mut self) {
+        self.0.control.lock().exited = true;
+        self.0.progress.notify_all();
+    }
+}
+
+/// Serves checkpoint request `ticket` on the asking thread, once the apply
+/// thread has exited: a transaction that outlived the engine's handle
+/// commits a big transaction (whose step 1 is a checkpoint) or makes a
+/// commit durable on a volatile WAL. Flushes every frozen memtable, then
+/// checkpoints, as the apply thread's step would.
+pub(crate) fn checkpoint_inline(inner: &Arc<Inner>, ticket: u64) -> Result<()> {
+    let _alone = inner.apply.inline.lock();
+    if inner.apply.control.lock().completed >= ticket {
+        return Ok(());
+    }
+    inner.check_poison()?;
+    while flush_oldest(inner)?.is_some() {}
+    checkpoint(inner)?;
+    let mut control = inner.apply.control.lock();
+    control.completed = control.completed.max(ticket);
+    inner.apply.progress.notify_all();
+    Ok(())
+}
+
 pub(crate) fn run(inner: Arc<Inner>) {
+    let _exiting = Exiting(&inner.apply);
     let mut last_checkpoint = Instant::now();
     // Flushed memtables, freed here once nobody else holds them (step 4).
     let mut retired: Vec<Arc<Memtable>> = Vec::new();

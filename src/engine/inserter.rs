@@ -50,12 +50,20 @@ impl Inserter {
     /// returned since the last hand-off.
     ///
     /// [`wait_idle`]: Self::wait_idle
-    pub(crate) fn submit(&self, job: Job) {
+    /// `Err` with the job when the thread has been told to stop (the
+    /// engine's handle is gone and a transaction that outlived it commits):
+    /// the caller inserts it itself. A job taken before that is done before
+    /// the thread stops.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
         let mut slot = self.slot.lock();
+        if slot.shutdown {
+            return Err(job);
+        }
         debug_assert!(slot.job.is_none() && !slot.busy, "one job at a time");
         slot.submitted_seq = job.run.seq;
         slot.job = Some(job);
         self.work.notify_one();
+        Ok(())
     }
 
     /// Waits until no job is queued or running; `Err` with the cause if one

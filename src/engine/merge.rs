@@ -107,6 +107,23 @@ impl<'a> Merge<'a> {
     }
 }
 
+/// The first entry in `direction` that `sources` (highest priority first)
+/// show, tombstones skipped: one step of a merge, for a caller that wants
+/// an edge of a range and not the range (`WriteTxn::edge`).
+pub(crate) fn first_visible(
+    sources: Vec<Source<'_>>,
+    direction: Direction,
+    cmp: Comparator,
+) -> Result<Option<(ValueBytes, ValueBytes)>> {
+    let mut merge = Merge::new(sources, direction, cmp)?;
+    while let Some((key, value)) = merge.next()? {
+        if let Some(value) = value {
+            return Ok(Some((key, value)));
+        }
+    }
+    Ok(None)
+}
+
 /// A double-ended iterator over one table's entries between two bounds,
 /// merged across a transaction's writes, the memtables and the tree.
 pub struct MergedRange<'a> {

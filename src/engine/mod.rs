@@ -27,5 +27,6 @@ pub use core::{
     CheckpointedTable, Durability, Engine, EngineOptions, RecordSummary, RecoveryReport, Resolver, checkpointed_tables,
 };
 pub use merge::MergedRange;
+pub(crate) use merge::Direction;
 pub use txn::{PendingCommit, ReadTable, ReadTxn, SavepointPin, Stats, TableRef, WriteTxn};
 pub(crate) use txn::project;

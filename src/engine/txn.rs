@@ -20,7 +20,7 @@ use super::inserter::Job;
 use super::pending::HANDOFF_OPS;
 use super::pop::PopCursor;
 use super::deferred::staging_table_id;
-use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, within_bounds};
+use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, first_visible, within_bounds};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id, data_tree_name};
 use super::tree_commit;
 use super::writeset::{Origin, Place, TableSlot, WriteSet};
@@ -758,6 +758,29 @@ impl WriteTxn {
         self.slot_range(slot, cmp, self.views[slot].clone(), lower, upper)
     }
 
+    /// The first entry of `table` between two bounds in `direction` (the
+    /// lowest for `Forward`, the highest for `Backward`), the transaction's
+    /// own writes included. Unlike the first item of a [`range`](Self::range),
+    /// which copies the transaction's writes within its bounds, this reads
+    /// them in place: a cursor that asks for the neighbours of its position
+    /// at every step costs a seek per layer, not a copy of the writes.
+    pub(crate) fn edge(
+        &mut self,
+        table: TableRef,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        direction: Direction,
+    ) -> Result<Option<(ValueBytes, ValueBytes)>> {
+        let slot = self.slot(table)?;
+        let Some(cmp) = self.writes.tables[slot].cmp else {
+            return Err(foreign_handle());
+        };
+        let below = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq);
+        let mut sources = vec![self.writes.source(slot, lower, upper, direction)];
+        sources.extend(below(direction, lower, upper)?);
+        first_visible(sources, direction, cmp)
+    }
+
     /// [`range`](Self::range) of the table in `slot`, read in order `cmp`
     /// through `view` of the layers below.
     fn slot_range(
@@ -952,16 +975,24 @@ impl WriteTxn {
         // applied, which must never be published. Poison; reopening replays
         // the record whole.
         let run = Arc::new(inner.poison_on(apply_metadata(&active, seq, batch, &cmp_of))?);
-        if run.ops.len() >= HANDOFF_OPS {
+        let mut inline = Some(run);
+        let mut handed_back = false;
+        if let Some(run) = inline.take_if(|run| run.ops.len() >= HANDOFF_OPS) {
             inner.update_state(|s| State {
                 pending: Some(run.clone()),
                 ..s.clone()
             });
-            inner.inserter.submit(Job {
+            if let Err(job) = inner.inserter.submit(Job {
                 mem: active.clone(),
                 run,
-            });
-        } else {
+            }) {
+                // The engine's handle was dropped: no thread inserts it, so
+                // this one does, and clears the run as that thread would.
+                inline = Some(job.run);
+                handed_back = true;
+            }
+        }
+        if let Some(run) = inline {
             let inserted = catch_unwind(AssertUnwindSafe(|| insert_run(&active, &run))).map_err(|panic| {
                 StorageError::corrupted(format!(
                     "a key comparator panicked while commit {seq} was applied: {}",
@@ -969,6 +1000,9 @@ impl WriteTxn {
                 ))
             });
             inner.poison_on(inserted)?;
+            if handed_back {
+                inner.clear_pending(&run);
+            }
         }
         // Existing tables registered their order at their typed open.
         for (id, cmp) in self.writes.new_table_orders(seq) {
@@ -1431,7 +1465,7 @@ impl Engine {
 
 /// [`Engine::checkpoint`], for holders of the engine's shared state (a
 /// [`Checkpointer`]).
-pub(crate) fn checkpoint(inner: &Inner) -> Result<()> {
+pub(crate) fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     inner.check_poison()?;
     // Not the writer slot: a write transaction open on this very thread
     // must not deadlock a checkpoint (redb allows it). The commit lock is
@@ -1441,7 +1475,13 @@ pub(crate) fn checkpoint(inner: &Inner) -> Result<()> {
     let ticket = inner.apply.request_checkpoint();
     // A failure from here on stopped this checkpoint: its error, not
     // `PreviousIo` (redb's `close` returns `Io` whichever sync fails).
-    inner.apply.wait_checkpoint(ticket, || inner.check_poison_in_flight())
+    if !inner.apply.wait_checkpoint(ticket, || inner.check_poison_in_flight())? {
+        // The apply thread has exited: stopped by a failure (reported as
+        // it happened, as above), or gone with the engine's handle.
+        inner.check_poison_in_flight()?;
+        super::apply::checkpoint_inline(inner, ticket)?;
+    }
+    Ok(())
 }
 
 /// Checkpoints the engine a write transaction belongs to. Added for

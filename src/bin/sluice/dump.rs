@@ -2,8 +2,10 @@
 //!
 //! Both formats hold the same things in the same order: a header line, then
 //! per table (by name) a table line with its name and raw metadata, then its
-//! entries in key order, then an end line with the counts (so a truncated
-//! dump is refused on load, not half loaded). Keys and values are hex, so
+//! entries in key order, then an end line with the counts. A load reads
+//! the dump twice (standard input is spooled to a file beside the
+//! database): the first pass writes nothing, so a truncated or damaged
+//! dump is refused whole, not half loaded. Keys and values are hex, so
 //! any bytes round-trip: a dump loaded into a new database dumps to the
 //! same bytes.
 //!
@@ -101,8 +103,8 @@ impl<W: Write> Writer<W> {
     }
 }
 
-pub(crate) fn dump(db: &Database, only: Option<&str>, format: Format, output: Option<&Path>) -> CliResult {
-    let read = db.engine().begin_read()?;
+pub(crate) fn dump(engine: &Engine, only: Option<&str>, format: Format, output: Option<&Path>) -> CliResult {
+    let read = engine.begin_read()?;
     let mut tables = Vec::new();
     for (name, meta) in read.list_tables()? {
         if only.is_some_and(|t| t.as_bytes() != name.as_slice()) {
@@ -285,15 +287,35 @@ fn load_order(name: &[u8], meta: &[u8]) -> CliResult<Comparator> {
     }
 }
 
-pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
-    let source: Box<dyn BufRead> = match input {
-        Some(p) => Box::new(std::io::BufReader::with_capacity(
-            1 << 20,
-            std::fs::File::open(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?,
-        )),
-        None => Box::new(std::io::stdin().lock()),
-    };
-    let mut lines = source.lines();
+/// A dump read from standard input, kept in a file beside the database
+/// until the load ends, so that it can be read twice.
+struct Spool(std::path::PathBuf);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn spool_stdin(db: &Path) -> CliResult<Spool> {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".load-spool");
+    let spool = Spool(db.with_file_name(name));
+    let _ = std::fs::remove_file(&spool.0);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&spool.0)
+        .map_err(|e| CliError::new(format!("{}: {e}", spool.0.display())))?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)?;
+    Ok(spool)
+}
+
+/// Reads the dump at `path`: its format from the header line, then every
+/// other line, parsed, to `each` with its line number.
+fn read_dump(path: &Path, mut each: impl FnMut(usize, Line) -> CliResult) -> CliResult {
+    let file = std::fs::File::open(path).map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    let mut lines = std::io::BufReader::with_capacity(1 << 20, file).lines();
     let first = lines
         .next()
         .transpose()?
@@ -311,46 +333,98 @@ pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
             "not a sluice dump: the first line must be `sluice-dump 1 hex` or {\"sluice_dump\":1,...}",
         ));
     };
+    for (n, line) in lines.enumerate() {
+        let line = line?;
+        let parsed = parse_line(format, &line).map_err(|e| CliError::new(format!("dump line {}: {e}", n + 2)))?;
+        each(n + 2, parsed)?;
+    }
+    Ok(())
+}
+
+/// The first pass of a load, which writes nothing: every line parses, no
+/// entry comes before a table line or anything after the end line, the end
+/// line's counts are the dump's, and every table can be loaded. Returns the
+/// tables with their metadata.
+fn check_dump(path: &Path) -> CliResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut tables: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let (mut entries, mut ended) = (0u64, false);
+    read_dump(path, |n, line| {
+        let at = |e: String| CliError::new(format!("dump line {n}: {e}"));
+        if ended {
+            return Err(at("text after the end line".into()));
+        }
+        match line {
+            Line::Table { name, meta } => {
+                load_order(&name, &meta)?;
+                tables.push((name, meta));
+            }
+            Line::Entry { .. } if tables.is_empty() => return Err(at("an entry before any table line".into())),
+            Line::Entry { .. } => entries += 1,
+            Line::End { tables: t, entries: e } => {
+                if (t, e) != (tables.len() as u64, entries) {
+                    return Err(at(format!(
+                        "the end line counts {t} tables and {e} entries, the dump held {} and {entries}",
+                        tables.len()
+                    )));
+                }
+                ended = true;
+            }
+        }
+        Ok(())
+    })?;
+    if !ended {
+        return Err(CliError::new(format!(
+            "the dump is truncated (no end line after {} tables and {entries} entries): nothing was loaded",
+            tables.len()
+        )));
+    }
+    Ok(tables)
+}
+
+/// Loads a dump in two passes: the first reads it whole and writes nothing
+/// (`check_dump`), so a truncated or damaged dump, or one whose table
+/// exists here with other types, is refused before anything is loaded; the
+/// second loads it in batches, each table in key order.
+pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
+    let spool;
+    let dump = match input {
+        Some(p) => p,
+        None => {
+            spool = spool_stdin(path)?;
+            spool.0.as_path()
+        }
+    };
+    let dump_tables = check_dump(dump)?;
     if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
         crate::probe(path)?;
     }
     let db = Database::builder().create(path).map_err(|e| open_error(path, e))?;
     let engine = db.engine();
+    let existing = engine.begin_read()?.list_tables()?;
+    for (name, meta) in &dump_tables {
+        if existing.iter().any(|(n, stored)| n == name && stored != meta) {
+            return Err(CliError::new(format!(
+                "table {:?} exists with other types than the dump's: nothing was loaded",
+                String::from_utf8_lossy(name)
+            )));
+        }
+    }
     let bar = progress_spinner("loading");
     let mut current: Option<Loading<'_>> = None;
     let (mut tables, mut entries) = (0u64, 0u64);
-    let mut ended = false;
-    for (n, line) in lines.enumerate() {
-        let line = line?;
-        let at = |e: String| CliError::new(format!("dump line {}: {e}", n + 2));
-        if ended {
-            return Err(at("text after the end line".into()));
-        }
-        match parse_line(format, &line).map_err(at)? {
+    read_dump(dump, |_, line| {
+        match line {
             Line::Table { name, meta } => {
                 if let Some(mut done) = current.take() {
                     done.commit()?;
                 }
                 let order = load_order(&name, &meta)?;
-                let existing = engine
-                    .begin_read()?
-                    .list_tables()?
-                    .into_iter()
-                    .find(|(n, _)| *n == name);
-                if let Some((_, stored)) = existing
-                    && stored != meta
-                {
-                    return Err(at(format!(
-                        "table {:?} exists with other types than the dump's",
-                        String::from_utf8_lossy(&name)
-                    )));
-                }
                 current = Some(Loading::begin(engine, name, meta, order)?);
                 tables += 1;
             }
             Line::Entry { key, value } => {
                 let Some(loading) = current.as_mut() else {
-                    return Err(at("an entry before any table line".into()));
+                    return Err(CliError::new("the dump changed while it was loaded"));
                 };
                 loading.insert(&key, &value)?;
                 entries += 1;
@@ -358,24 +432,12 @@ pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
                     bar.set_position(entries);
                 }
             }
-            Line::End { tables: t, entries: e } => {
-                if (t, e) != (tables, entries) {
-                    return Err(at(format!(
-                        "the end line counts {t} tables and {e} entries, the dump held {tables} and {entries}"
-                    )));
-                }
-                ended = true;
-            }
+            Line::End { .. } => {}
         }
-    }
+        Ok(())
+    })?;
     if let Some(mut done) = current.take() {
         done.commit()?;
-    }
-    if !ended {
-        // What was read is committed but not checkpointed; say so plainly.
-        return Err(CliError::new(format!(
-            "the dump is truncated (no end line): {tables} tables and {entries} entries were loaded before its end"
-        )));
     }
     db.close().map_err(|e| CliError::new(e.to_string()))?;
     bar.finish_and_clear();

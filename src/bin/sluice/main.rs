@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions};
 use sluicedb::engine::{Durability, ReadTxn};
 use sluicedb::io::FileBackend;
-use sluicedb::{Database, DatabaseError, StorageError};
+use sluicedb::{Database, DatabaseError, ReadOnlyDatabase, StorageError};
 
 use codec::{Codec, to_hex};
 use sluicedb::TableMeta;
@@ -247,7 +247,22 @@ impl From<std::io::Error> for CliError {
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line and status 1, as every other error: status 2 is
+            // `check`'s "damage found", which a mistyped flag must not say.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("sluice: {} (see `sluice --help`)", first.trim_start_matches("error: "));
+            return ExitCode::from(1);
+        }
+    };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -300,8 +315,11 @@ fn run(command: Command) -> CliResult {
             output,
         } => {
             let format = dump::Format::parse(&format)?;
-            let db = open(&path)?;
-            dump::dump(&db, table.as_deref(), format, output.as_deref())
+            if let Some(output) = &output {
+                refuse_output_onto(&path, output)?;
+            }
+            let db = inspect(&path)?;
+            dump::dump(db.engine(), table.as_deref(), format, output.as_deref())
         }
         Command::Load { path, input } => dump::load(&path, input.as_deref()),
         Command::Compact { path } => compact(&path),
@@ -352,7 +370,19 @@ pub(crate) fn probe(path: &Path) -> CliResult<TreeStore> {
     })
 }
 
-/// Opens the database at `path` for a command.
+/// Opens the database at `path` read-only for a command that only reads:
+/// nothing is written to the data file or the WAL (a writable open records
+/// a new log in the data file and replays the WAL into it), and a damaged
+/// file gets no WAL directory beside it.
+pub(crate) fn inspect(path: &Path) -> CliResult<ReadOnlyDatabase> {
+    probe(path)?;
+    Database::builder()
+        .set_cache_size(CLI_CACHE_BYTES)
+        .open_read_only(path)
+        .map_err(|e| open_error(path, e))
+}
+
+/// Opens the database at `path` for a command that writes.
 pub(crate) fn open(path: &Path) -> CliResult<Database> {
     probe(path)?;
     // A command leaves the WAL as it found it (`checkpoint` and `compact`
@@ -400,10 +430,12 @@ pub(crate) struct Column {
     pub(crate) type_name: Option<String>,
     /// Whether the codec follows the recorded type (not a hex fallback).
     pub(crate) typed: bool,
+    /// The recorded type's width, if it has a fixed one.
+    pub(crate) width: Option<usize>,
 }
 
 impl Column {
-    fn new(type_name: Option<&str>, encoding: Encoding) -> Self {
+    fn new(type_name: Option<&str>, width: Option<usize>, encoding: Encoding) -> Self {
         let typed = if encoding.hex {
             None
         } else {
@@ -413,10 +445,26 @@ impl Column {
             typed: typed.is_some(),
             codec: typed.unwrap_or(Codec::Hex),
             type_name: type_name.map(str::to_string),
+            width,
         }
     }
 
+    /// The bytes `text` stands for; refused unless they are as wide as a
+    /// fixed-width type's (given as hex, they could be any length, and a
+    /// program reading the table would take them for another value).
     pub(crate) fn parse(&self, what: &str, text: &str) -> CliResult<Vec<u8>> {
+        let bytes = self.parse_any(what, text)?;
+        match self.width {
+            Some(width) if bytes.len() != width => Err(CliError::new(format!(
+                "bad {what}: {} bytes, but the table's {what} type {} is {width} bytes wide",
+                bytes.len(),
+                self.type_name.as_deref().unwrap_or("?")
+            ))),
+            _ => Ok(bytes),
+        }
+    }
+
+    fn parse_any(&self, what: &str, text: &str) -> CliResult<Vec<u8>> {
         self.codec.parse(text).map_err(|e| {
             let hint = match (&self.type_name, self.typed) {
                 (Some(t), false) if Codec::for_type(t).is_none() => {
@@ -433,9 +481,10 @@ impl Column {
 impl TableInfo {
     pub(crate) fn new(name: Vec<u8>, meta: Vec<u8>, order: Option<Comparator>, encoding: Encoding) -> Self {
         let decoded = TableMeta::decode(&meta);
+        let widths = decoded.as_ref().and_then(|m| m.widths).unwrap_or((None, None));
         Self {
-            key: Column::new(decoded.as_ref().map(|m| m.key_type.as_str()), encoding),
-            value: Column::new(decoded.as_ref().map(|m| m.value_type.as_str()), encoding),
+            key: Column::new(decoded.as_ref().map(|m| m.key_type.as_str()), widths.0, encoding),
+            value: Column::new(decoded.as_ref().map(|m| m.value_type.as_str()), widths.1, encoding),
             name,
             meta,
             order,
@@ -480,6 +529,35 @@ fn count_entries(read: &ReadTxn, info: &TableInfo) -> CliResult<Option<u64>> {
     Ok(Some(read.len(&table)?))
 }
 
+/// Refuses an output file that is the database at `db` or lies in its WAL
+/// directory: creating it would truncate what the command reads.
+fn refuse_output_onto(db: &Path, output: &Path) -> CliResult {
+    use std::os::unix::fs::MetadataExt;
+    let same_file = match (std::fs::metadata(db), std::fs::metadata(output)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    let mut wal = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    wal.push("-wal");
+    let wal = db.with_file_name(wal);
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let in_wal = match (std::fs::canonicalize(parent), std::fs::canonicalize(&wal)) {
+        (Ok(p), Ok(w)) => p.starts_with(w),
+        _ => false,
+    };
+    if same_file || in_wal {
+        return Err(CliError::new(format!(
+            "{}: the output would overwrite the database it reads ({})",
+            output.display(),
+            db.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `(apparent bytes, allocated bytes, files)` of the database's WAL
 /// directory.
 fn wal_disk_bytes(path: &Path) -> (u64, u64, u64) {
@@ -499,13 +577,13 @@ fn wal_disk_bytes(path: &Path) -> (u64, u64, u64) {
 }
 
 fn stat(path: &Path, json: bool) -> CliResult {
-    let db = open(path)?;
+    let db = inspect(path)?;
     let engine = db.engine();
     let read = engine.begin_read()?;
     let file_bytes = engine.file_len()?;
     let (wal_bytes, wal_allocated, wal_files) = wal_disk_bytes(path);
     let tables = read.list_tables()?;
-    let s = db.stats();
+    let s = engine.stats();
     let r = &s.recovery;
     if json {
         let value = serde_json::json!({
@@ -573,7 +651,7 @@ fn stat(path: &Path, json: bool) -> CliResult {
 }
 
 fn tables(path: &Path) -> CliResult {
-    let db = open(path)?;
+    let db = inspect(path)?;
     let read = db.engine().begin_read()?;
     let mut out = std::io::stdout().lock();
     let mut lines = vec![[
@@ -624,7 +702,7 @@ pub(crate) fn pipe(e: std::io::Error) -> CliError {
 }
 
 fn get(path: &Path, table: &str, key: &str, encoding: Encoding) -> CliResult {
-    let db = open(path)?;
+    let db = inspect(path)?;
     let read = db.engine().begin_read()?;
     let info = find_table(&read, table, encoding)?;
     let order = info.require_order()?;
@@ -711,7 +789,7 @@ fn scan(
     limit: Option<u64>,
     encoding: Encoding,
 ) -> CliResult {
-    let db = open(path)?;
+    let db = inspect(path)?;
     let read = db.engine().begin_read()?;
     let info = find_table(&read, table, encoding)?;
     let order = info.require_order()?;
@@ -755,11 +833,7 @@ fn check(path: &Path) -> CliResult {
     if let Err(e) = probe(path) {
         return Err(finding(e.message));
     }
-    let db = match Database::builder()
-        .set_cache_size(CLI_CACHE_BYTES)
-        .set_checkpoint_on_drop(false)
-        .open(path)
-    {
+    let db = match Database::builder().set_cache_size(CLI_CACHE_BYTES).open_read_only(path) {
         Ok(db) => db,
         Err(DatabaseError::Storage(e @ StorageError::Corrupted(_))) => return Err(finding(e.to_string())),
         Err(e) => return Err(open_error(path, e)),
@@ -768,7 +842,7 @@ fn check(path: &Path) -> CliResult {
         e @ StorageError::Corrupted(_) => finding(e.to_string()),
         other => CliError::from(other),
     })?;
-    let recovery = db.stats().recovery;
+    let recovery = db.engine().stats().recovery;
     println!(
         "sound: {} trees, {} entries, {} of {} pages reachable",
         report.trees, report.entries, report.reachable_pages, report.file_pages
