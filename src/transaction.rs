@@ -472,17 +472,25 @@ impl WriteTransaction {
     pub fn commit(self) -> Result<(), CommitError> {
         self.check_committable()?;
         let mut txn = self.txn.into_inner();
-        let checkpoint = (self.checkpoint_on_commit && matches!(txn.durability(), Durability::Immediate))
-            .then(|| txn.checkpointer());
-        if checkpoint.is_some() {
+        let durable = matches!(txn.durability(), Durability::Immediate);
+        let checkpointer = self.checkpoint_on_commit.then(|| txn.checkpointer());
+        if checkpointer.is_some() && durable {
             // The WAL is volatile: the commit is durable once the data file
             // holds it, and visible only then.
             txn.commit_through_tree();
         }
         txn.commit()?;
-        if let Some(checkpoint) = checkpoint {
-            // What is left: the non-durable commits before an empty one.
-            checkpoint.checkpoint()?;
+        if let Some(checkpointer) = checkpointer
+            && (durable || checkpointer.background_stopped())
+        {
+            // Durable: what is left, the non-durable commits before an
+            // empty one. Any durability once the database's handle is gone
+            // (nothing else will checkpoint the volatile WAL, and the
+            // commit would die with this process's memory). A commit that
+            // ends while the handle's drop runs, after its checkpoint and
+            // before its threads are told to stop, can still be lost, as a
+            // non-durable commit may be.
+            checkpointer.checkpoint()?;
         }
         Ok(())
     }

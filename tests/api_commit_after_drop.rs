@@ -8,10 +8,13 @@
 //! left its run with a thread that had stopped. The committing thread now
 //! does both itself once those threads are gone.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::failing::FailingBackend;
 use sluicedb::backends::FileBackend;
 use sluicedb::{CommitError, Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -99,4 +102,21 @@ fn a_durable_commit_on_a_single_backend_after_the_handle_is_dropped_is_kept() {
         .create_with_backend(FileBackend::new(file()).unwrap())
         .unwrap();
     check(&db, 1, 40);
+}
+
+/// On a single backend without a path the WAL lives in memory: a
+/// `Durability::None` commit after the handle's drop is checkpointed by
+/// the commit itself, as the drop would have (before, it returned `Ok` and
+/// died with the process's memory: found by the same review).
+#[test]
+fn a_nondurable_commit_on_a_memory_backend_after_the_handle_is_dropped_is_kept() {
+    let backend = FailingBackend::new();
+    let db = Database::builder().create_with_backend(backend.clone()).unwrap();
+    let mut txn = db.begin_write().unwrap();
+    txn.set_durability(sluicedb::Durability::None).unwrap();
+    write(&txn, 3, 40);
+    drop(db);
+    commit(txn).unwrap();
+    let db = Database::builder().create_with_backend(backend).unwrap();
+    check(&db, 3, 40);
 }

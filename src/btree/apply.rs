@@ -607,7 +607,23 @@ fn catalog_entry(store: &PageStore, value: LeafValue<'_>) -> Result<TreeInfo> {
 struct Relocation<'p> {
     plan: &'p RelocationPlan,
     limit: u64,
+    /// The file's page count before: a node is never written at or past it.
+    end: u64,
     written: u64,
+}
+
+/// Why a relocation stopped.
+enum Stop {
+    Storage(StorageError),
+    /// A node longer than a page found no free run anywhere in the file:
+    /// moving it would grow the file.
+    WouldGrow,
+}
+
+impl From<StorageError> for Stop {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
 }
 
 /// Moves every page at or above `limit` into free pages below it, rewriting
@@ -619,25 +635,42 @@ struct Relocation<'p> {
 /// guarantees the free pages below it suffice; should they not, this fails
 /// with `Internal` rather than allocate elsewhere. An overflow run that finds
 /// no free run below `limit` stays where it is (the file then shrinks less).
-/// Originals are retired (or released at once if this writer made them).
-pub(crate) fn relocate(ctx: &mut Ctx<'_>, plan: &RelocationPlan, limit: u64, root: PageId) -> Result<(PageId, u64)> {
+/// A node longer than a page that finds no free run below `limit` takes the
+/// first free run before the file's end; if there is none, `Ok(None)`: the
+/// relocation would grow the file, and the caller abandons it (the plan
+/// counts free pages, not runs). Originals are retired (or released at once
+/// if this writer made them).
+pub(crate) fn relocate(
+    ctx: &mut Ctx<'_>,
+    plan: &RelocationPlan,
+    limit: u64,
+    root: PageId,
+) -> Result<Option<(PageId, u64)>> {
     let mut r = Relocation {
         plan,
         limit,
+        end: ctx.alloc.page_count(),
         written: 0,
     };
-    let root = relocate_node(ctx, &mut r, root, true, 0)?;
-    Ok((root, r.written))
+    match relocate_node(ctx, &mut r, root, true, 0) {
+        Ok(root) => Ok(Some((root, r.written))),
+        Err(Stop::WouldGrow) => Ok(None),
+        Err(Stop::Storage(e)) => Err(e),
+    }
 }
 
-fn relocate_node(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, id: PageId, catalog: bool, depth: usize) -> Result<PageId> {
+fn relocate_node(
+    ctx: &mut Ctx<'_>,
+    r: &mut Relocation<'_>,
+    id: PageId,
+    catalog: bool,
+    depth: usize,
+) -> std::result::Result<PageId, Stop> {
     if id == 0 || r.plan.max_under.get(&id).is_none_or(|&max| max < r.limit) {
         return Ok(id);
     }
     if depth >= MAX_DEPTH {
-        return Err(StorageError::corrupted(
-            "tree deeper than any valid tree (a page cycle?)",
-        ));
+        return Err(StorageError::corrupted("tree deeper than any valid tree (a page cycle?)").into());
     }
     let page = ctx.store.read_page(id)?;
     let node = expect_node(&page, id)?;
@@ -658,7 +691,12 @@ fn relocate_node(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, id: PageId, catalog:
     Ok(new_id)
 }
 
-fn relocate_leaf(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, node: Node<'_>, catalog: bool) -> Result<PageId> {
+fn relocate_leaf(
+    ctx: &mut Ctx<'_>,
+    r: &mut Relocation<'_>,
+    node: Node<'_>,
+    catalog: bool,
+) -> std::result::Result<PageId, Stop> {
     // Catalog entries whose tree moved get new bytes; they must outlive
     // the entries that borrow them.
     let mut new_infos: Vec<Option<Vec<u8>>> = vec![None; node.count()];
@@ -728,23 +766,26 @@ fn move_run(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, old: &OverflowRef, bytes:
 /// for a node longer than a page the first free run below it. A node that
 /// finds no such run is written where a run is free, as an overflow run
 /// that finds none stays where it is: the file then shrinks less.
-fn write_below<E: Entry>(ctx: &mut Ctx<'_>, r: &mut Relocation<'_>, level: u8, entries: &[E]) -> Result<PageId> {
+fn write_below<E: Entry>(
+    ctx: &mut Ctx<'_>,
+    r: &mut Relocation<'_>,
+    level: u8,
+    entries: &[E],
+) -> std::result::Result<PageId, Stop> {
     let page_size = ctx.store.page_size();
     if pack(entries, page_size).len() != 1 {
-        return Err(StorageError::Internal(
-            "a relocated node no longer fits one node".into(),
-        ));
+        return Err(StorageError::Internal("a relocated node no longer fits one node".into()).into());
     }
     let (buf, _) = encode(page_size, level, entries);
     let pages = (buf.len() / page_size) as u64;
     let id = if pages > 1 {
-        match ctx.alloc.alloc_run_below(pages, r.limit) {
-            Some(start) => {
-                ctx.fresh.extend(start..start + pages);
-                start
-            }
-            None => ctx.alloc_node(pages),
-        }
+        let run = ctx
+            .alloc
+            .alloc_run_below(pages, r.limit)
+            .or_else(|| ctx.alloc.alloc_run_below(pages, r.end))
+            .ok_or(Stop::WouldGrow)?;
+        ctx.fresh.extend(run..run + pages);
+        run
     } else {
         let id = ctx.alloc.alloc_below(r.limit).ok_or_else(|| {
             StorageError::Internal(format!(

@@ -677,8 +677,27 @@ impl TreeWriter<'_> {
             });
         };
         let old_root = self.catalog.root;
+        // What this writer holds unpublished before the relocation: nothing,
+        // as compaction follows a checkpoint; so an abandoned relocation is
+        // undone by releasing every fresh page and forgetting what it
+        // retired (the catalog root stays the old one).
+        let (fresh_before, retired_before) = (self.fresh.len(), self.retired.len());
         let mut ctx = self.ctx(bytewise);
-        let (root, written) = apply::relocate(&mut ctx, &plan, target, old_root)?;
+        let Some((root, written)) = apply::relocate(&mut ctx, &plan, target, old_root)? else {
+            if fresh_before != 0 {
+                return Err(StorageError::Internal(
+                    "a relocation to abandon followed unpublished writes".into(),
+                ));
+            }
+            for page in self.fresh.drain() {
+                self.state.alloc.release_unpublished(page);
+            }
+            self.retired.truncate(retired_before);
+            return Ok(Relocation {
+                pages_written: 0,
+                target_pages: page_count,
+            });
+        };
         self.catalog.root = root;
         Ok(Relocation {
             pages_written: written,

@@ -86,6 +86,13 @@ impl ApplyControl {
         self.wake_all();
     }
 
+    /// Whether the apply thread was told to stop, or has exited: it will
+    /// flush and checkpoint nothing more.
+    pub(crate) fn has_stopped(&self) -> bool {
+        let control = self.control.lock();
+        control.shutdown || control.exited
+    }
+
     /// Asks for a checkpoint; returns the ticket to wait for.
     pub(crate) fn request_checkpoint(&self) -> u64 {
         let mut control = self.control.lock();

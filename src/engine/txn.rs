@@ -1494,4 +1494,11 @@ impl Checkpointer {
     pub(crate) fn checkpoint(&self) -> Result<()> {
         checkpoint(&self.0)
     }
+
+    /// Whether the engine's background threads have stopped (its handle
+    /// was dropped): nothing will checkpoint a commit unless its committer
+    /// does.
+    pub(crate) fn background_stopped(&self) -> bool {
+        self.0.apply.has_stopped()
+    }
 }
