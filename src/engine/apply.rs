@@ -160,8 +160,12 @@ pub(crate) fn checkpoint_inline(inner: &Arc<Inner>, ticket: u64) -> Result<()> {
         return Ok(());
     }
     inner.check_poison()?;
-    while flush_oldest(inner)?.is_some() {}
-    checkpoint(inner)?;
+    // A failure here poisons the engine, as it would on the apply thread: a
+    // flush stopped part way leaves nothing else to trust.
+    inner.poison_on((|| {
+        while flush_oldest(inner)?.is_some() {}
+        checkpoint(inner)
+    })())?;
     let mut control = inner.apply.control.lock();
     control.completed = control.completed.max(ticket);
     inner.apply.progress.notify_all();
