@@ -199,10 +199,11 @@ impl<'a, K: Key + 'static, V: Value + 'static> CursorMut<'a, K, V> {
         key: impl Borrow<K::SelfType<'k>>,
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<(), CursorError> {
-        let key = K::as_bytes(key.borrow());
-        self.insert(key.as_ref(), V::as_bytes(value.borrow()).as_ref())?;
-        self.gap = Gap::After(key.as_ref().to_vec());
-        Ok(())
+        self.insert(
+            K::as_bytes(key.borrow()).as_ref(),
+            V::as_bytes(value.borrow()).as_ref(),
+            true,
+        )
     }
 
     /// Inserts an entry into the gap; the cursor then points at the gap
@@ -213,14 +214,17 @@ impl<'a, K: Key + 'static, V: Value + 'static> CursorMut<'a, K, V> {
         key: impl Borrow<K::SelfType<'k>>,
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<(), CursorError> {
-        let key = K::as_bytes(key.borrow());
-        self.insert(key.as_ref(), V::as_bytes(value.borrow()).as_ref())?;
-        self.gap = Gap::Before(key.as_ref().to_vec());
-        Ok(())
+        self.insert(
+            K::as_bytes(key.borrow()).as_ref(),
+            V::as_bytes(value.borrow()).as_ref(),
+            false,
+        )
     }
 
-    /// Inserts `key` if it sorts strictly between the gap's neighbours.
-    fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), CursorError> {
+    /// Inserts `key` if it sorts strictly between the gap's neighbours; the
+    /// gap then lies after it (`before`: the entry is before the gap) or
+    /// before it.
+    fn insert(&mut self, key: &[u8], value: &[u8], before: bool) -> Result<(), CursorError> {
         crate::btree::check_op(key, Some(value))?;
         let below = self
             .prev_raw()?
@@ -232,6 +236,11 @@ impl<'a, K: Key + 'static, V: Value + 'static> CursorMut<'a, K, V> {
             return Err(CursorError::UnorderedKey);
         }
         self.txn.with_txn(|txn| txn.insert(self.table, key, value))?;
+        self.gap = if before {
+            Gap::After(key.to_vec())
+        } else {
+            Gap::Before(key.to_vec())
+        };
         Ok(())
     }
 

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::Rng;
-use common::keys::{CrashDisk, Reversed};
+use common::keys::{CrashDisk, Reversed, long_key as key, text};
 use sluicedb::io::TearMode;
 use sluicedb::{
     Builder, Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError,
@@ -23,20 +23,6 @@ const BYTES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bytes");
 const REVERSED: TableDefinition<Reversed, &[u8]> = TableDefinition::new("reversed");
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-
-/// A key of `len` bytes (ASCII, as the custom-order type wants UTF-8): a
-/// long shared prefix, so neighbours differ late and separators are about
-/// as long as the keys, then `id` in hex.
-fn key(len: usize, id: u64) -> Vec<u8> {
-    let id = format!("{id:016x}");
-    let mut k = vec![b'k'; len.saturating_sub(id.len())];
-    k.extend_from_slice(&id.as_bytes()[id.len() - len.min(id.len())..]);
-    k
-}
-
-fn text(key: &[u8]) -> &str {
-    std::str::from_utf8(key).unwrap()
-}
 
 fn value(id: u64, len: usize) -> Vec<u8> {
     (0..len).map(|i| (id as usize + i) as u8).collect()

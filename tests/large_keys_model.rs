@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::Rng;
-use common::keys::{CrashDisk, Reversed};
+use common::keys::{CrashDisk, Reversed, long_key as key, text};
 use sluicedb::io::TearMode;
 use sluicedb::{
     Builder, Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
@@ -26,17 +26,6 @@ const REV: TableDefinition<Reversed, &[u8]> = TableDefinition::new("rev");
 const MM: MultimapTableDefinition<&[u8], &[u8]> = MultimapTableDefinition::new("mm");
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-
-fn key(len: usize, id: u64) -> Vec<u8> {
-    let id = format!("{id:016x}");
-    let mut k = vec![b'k'; len.saturating_sub(id.len())];
-    k.extend_from_slice(&id.as_bytes()[id.len() - len.min(id.len())..]);
-    k
-}
-
-fn text(k: &[u8]) -> &str {
-    std::str::from_utf8(k).unwrap()
-}
 
 fn builder() -> Builder {
     let mut b = Database::builder();

@@ -128,3 +128,18 @@ pub fn run_in_child_process(name: &str, arg: &str) {
 pub fn child_arg() -> Option<String> {
     std::env::var("SLUICE_CHILD").ok()
 }
+
+/// A key of `len` bytes for the long-key tests (ASCII, as `Reversed`
+/// wants UTF-8): a long shared prefix, so neighbours differ late and
+/// separators are about as long as the keys, then `id` in hex.
+pub fn long_key(len: usize, id: u64) -> Vec<u8> {
+    let id = format!("{id:016x}");
+    let mut k = vec![b'k'; len.saturating_sub(id.len())];
+    k.extend_from_slice(&id.as_bytes()[id.len() - len.min(id.len())..]);
+    k
+}
+
+/// A `long_key` as the `&str` a `Reversed` table takes.
+pub fn text(key: &[u8]) -> &str {
+    std::str::from_utf8(key).unwrap()
+}
