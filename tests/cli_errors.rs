@@ -48,6 +48,21 @@ fn make(path: &Path) {
     db.close().unwrap();
 }
 
+/// A database whose table `t` spans pages: 5000 entries, checkpointed.
+fn make_pages(path: &Path) {
+    let _serial = serial();
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(T).unwrap();
+        for i in 0..5000 {
+            t.insert(i, i).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    db.close().unwrap();
+}
+
 #[test]
 fn missing_directory_foreign_and_empty_paths() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,19 +134,7 @@ fn bad_tables_formats_and_keys() {
 fn check_exits_2_on_damage() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    {
-        let _serial = serial();
-        let db = Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut t = txn.open_table(T).unwrap();
-            for i in 0..5000 {
-                t.insert(i, i).unwrap();
-            }
-        }
-        txn.commit().unwrap();
-        db.close().unwrap();
-    }
+    make_pages(&path);
     let out = sluice(&["check", path.to_str().unwrap()]);
     assert!(out.status.success());
     // Flip bytes in the middle of a page past the header.
@@ -264,4 +267,74 @@ fn inspecting_commands_change_no_byte() {
         String::from_utf8_lossy(&out.stdout).contains('4'),
         "the WAL's commit is shown: {out:?}"
     );
+}
+
+/// The commands that write look for damage read-only before a writable
+/// open (which records a new log in the data file and replays the WAL into
+/// it): `compact`, `checkpoint`, `backup` and `load` into the database
+/// check the whole file, `put` and `del` their key's path, and each
+/// refuses with exit 2 without changing a byte (found by the
+/// twenty-third session's review: they opened the file writable first).
+#[test]
+fn writing_commands_refuse_a_damaged_database_and_write_nothing() {
+    use sluicedb::{ReadOnlyDatabase, ReadableDatabase};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    make_pages(&db);
+    {
+        // A commit left in the WAL, for the writable open to replay.
+        let _serial = serial();
+        let handle = Database::open(&db).unwrap();
+        let txn = handle.begin_write().unwrap();
+        txn.open_table(T).unwrap().insert(9000, 1).unwrap();
+        txn.commit().unwrap();
+        handle.close_without_checkpoint();
+    }
+    // Bytes flipped in a page halfway into the file: a leaf.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let middle = bytes.len() / 4096 / 2 * 4096;
+    for b in &mut bytes[middle + 100..middle + 140] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    // Which keys the damaged page holds, and which it does not.
+    let (damaged, sound) = {
+        let _serial = serial();
+        let ro = ReadOnlyDatabase::open(&db).unwrap();
+        let read = ro.begin_read().unwrap();
+        let t = read.open_table(T).unwrap();
+        let damaged = (0..5000)
+            .find(|&i| t.get(i).is_err())
+            .expect("a key on the damaged page");
+        let sound = (0..5000).find(|&i| t.get(i).is_ok()).expect("a key elsewhere");
+        (damaged, sound)
+    };
+    let path = db.to_str().unwrap();
+    let dump = dir.path().join("small.dump");
+    {
+        let small = dir.path().join("small");
+        make(&small);
+        let out = sluice(&["dump", small.to_str().unwrap(), "-o", dump.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let copy = dir.path().join("copy");
+    let before = files(dir.path());
+    let (damaged, sound) = (damaged.to_string(), sound.to_string());
+    for args in [
+        vec!["compact", path],
+        vec!["checkpoint", path],
+        vec!["backup", path, copy.to_str().unwrap()],
+        vec!["load", path, "-i", dump.to_str().unwrap()],
+        vec!["put", path, "t", &damaged, "7"],
+        vec!["del", path, "t", &damaged],
+    ] {
+        refuses(&args, 2, "refusing to");
+        assert!(files(dir.path()) == before, "{args:?} changed a file");
+    }
+    assert!(!copy.exists(), "a backup of a damaged database was made");
+    // A key whose path is sound can still be written.
+    let out = sluice(&["put", path, "t", &sound, "7"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sluice(&["get", path, "t", &sound]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7");
 }

@@ -396,7 +396,7 @@ pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
     };
     let dump_tables = check_dump(dump)?;
     if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-        crate::probe(path)?;
+        crate::verify_before(path, "load into")?;
     }
     let db = Database::builder().create(path).map_err(|e| open_error(path, e))?;
     let engine = db.engine();

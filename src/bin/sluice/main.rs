@@ -4,7 +4,8 @@
 //!
 //! Exit status: 0 on success; 1 on an error (bad input, a missing database
 //! or table, a database another process holds, I/O); 2 when `check` finds
-//! damage. Errors are one line on stderr, never a panic.
+//! damage, or a writing command finds it before writing (and so writes
+//! nothing). Errors are one line on stderr, never a panic.
 
 mod codec;
 mod dump;
@@ -16,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions};
-use sluicedb::engine::{Durability, ReadTxn};
+use sluicedb::btree::{Comparator, Report, TreeStore, TreeStoreOptions};
+use sluicedb::engine::{Durability, ReadTxn, RecoveryReport};
 use sluicedb::io::FileBackend;
 use sluicedb::{Database, DatabaseError, ReadOnlyDatabase, StorageError};
 
@@ -36,7 +37,10 @@ const CLI_CACHE_BYTES: usize = 64 << 20;
     long_about = "Inspect and maintain sluicedb databases.\n\n\
         Every command but `wal` opens the database as a program would (taking its file lock and \
         replaying its WAL), so it fails cleanly while another process has the database open.\n\n\
-        Exit status: 0 success, 1 error, 2 `check` found damage.",
+        Writing commands look for damage read-only first and write nothing if they find it: \
+        `compact`, `checkpoint`, `backup` and `load` into an existing database check the whole file, \
+        `put` and `del` the key's path.\n\n\
+        Exit status: 0 success, 1 error, 2 damage found (by `check`, or by a writing command before it wrote).",
     after_help = "Examples:\n  sluice stat my.db\n  sluice tables my.db\n  sluice get my.db users alice\n  \
         sluice dump my.db > my.dump && sluice load copy.db < my.dump\n  sluice backup my.db my-backup.db"
 )]
@@ -324,7 +328,7 @@ fn run(command: Command) -> CliResult {
         Command::Load { path, input } => dump::load(&path, input.as_deref()),
         Command::Compact { path } => compact(&path),
         Command::Checkpoint { path } => {
-            let db = open(&path)?;
+            let db = open_verified(&path, "checkpoint")?;
             db.checkpoint()?;
             println!("checkpointed: {} WAL bytes left", wal_disk_bytes(&path).0);
             Ok(())
@@ -382,7 +386,68 @@ pub(crate) fn inspect(path: &Path) -> CliResult<ReadOnlyDatabase> {
         .map_err(|e| open_error(path, e))
 }
 
-/// Opens the database at `path` for a command that writes.
+/// Checks the whole database at `path` read-only (the WAL as recovery
+/// would read it, then every page of every tree): the integrity check
+/// `sluice check` runs, without writing a byte. A path that is no database
+/// is refused as by [`probe`]; damage is a [`finding`]. The report and
+/// what recovery saw.
+fn verify(path: &Path) -> CliResult<(Report, RecoveryReport)> {
+    probe(path)?;
+    let db = match Database::builder().set_cache_size(CLI_CACHE_BYTES).open_read_only(path) {
+        Ok(db) => db,
+        Err(DatabaseError::Storage(e @ StorageError::Corrupted(_))) => return Err(finding(e.to_string())),
+        Err(e) => return Err(open_error(path, e)),
+    };
+    let report = db.engine().check_integrity().map_err(|e| match e {
+        e @ StorageError::Corrupted(_) => finding(e.to_string()),
+        other => CliError::from(other),
+    })?;
+    Ok((report, db.engine().stats().recovery))
+}
+
+/// Damage found: exit code 2 (`check`'s), whichever command found it.
+fn finding(what: String) -> CliError {
+    CliError {
+        message: format!("check found damage: {what}"),
+        code: 2,
+    }
+}
+
+/// Opens the database at `path` for a command that rewrites it as a whole
+/// (`compact`, `checkpoint`, `backup`, `load` into an existing file): the
+/// whole file is verified read-only first ([`verify`]), so damage is
+/// reported, and the file left as it was, before a writable open records a
+/// new log in it, replays the WAL into it or moves a page.
+pub(crate) fn open_verified(path: &Path, verb: &str) -> CliResult<Database> {
+    verify_before(path, verb)?;
+    open(path)
+}
+
+/// [`verify`] before `verb` writes to the database at `path`, its damage
+/// the reason `verb` did not.
+pub(crate) fn verify_before(path: &Path, verb: &str) -> CliResult {
+    verify(path).map(drop).map_err(|e| refusal(path, verb, e))
+}
+
+/// `e`, found before `verb` wrote anything, as the reason it did not.
+/// Damage keeps `check`'s exit code 2, and the message says where to look.
+fn refusal(path: &Path, verb: &str, e: CliError) -> CliError {
+    match e.code {
+        2 => CliError {
+            message: format!(
+                "refusing to {verb} {}: nothing was written ({}); `sluice check` reports the damage",
+                path.display(),
+                e.message
+            ),
+            code: 2,
+        },
+        _ => e,
+    }
+}
+
+/// Opens the database at `path` for a command that writes. Commands that
+/// rewrite the whole file use [`open_verified`]; `put` and `del` read
+/// their key through a read-only handle first ([`read_before_write`]).
 pub(crate) fn open(path: &Path) -> CliResult<Database> {
     probe(path)?;
     // A command leaves the WAL as it found it (`checkpoint` and `compact`
@@ -720,18 +785,49 @@ fn get(path: &Path, table: &str, key: &str, encoding: Encoding) -> CliResult {
 }
 
 fn put(path: &Path, table: &str, key: &str, value: &str, create: bool, encoding: Encoding) -> CliResult {
-    let db = if create && !path.exists() {
-        Database::builder()
+    let (db, info, key, value) = if create && !path.exists() {
+        let db = Database::builder()
             .set_cache_size(CLI_CACHE_BYTES)
             .create(path)
-            .map_err(|e| open_error(path, e))?
+            .map_err(|e| open_error(path, e))?;
+        let read = db.engine().begin_read()?;
+        let (info, key, value) = put_target(&read, table, key, value, create, encoding)?;
+        drop(read);
+        (db, info, key, value)
     } else {
-        open(path)?
+        // Planned through a read-only handle: a bad table, key or value,
+        // or damage on the key's path, is refused before the writable open.
+        let (info, key, value) = {
+            let ro = inspect(path)?;
+            let read = ro.engine().begin_read()?;
+            let target = put_target(&read, table, key, value, create, encoding)?;
+            read_before_write(&read, &target.0, &target.1).map_err(|e| refusal(path, "put", e))?;
+            target
+        };
+        (open(path)?, info, key, value)
     };
-    let engine = db.engine();
-    let read = engine.begin_read()?;
+    let order = info.require_order()?;
+    let mut txn = db.engine().begin_write()?;
+    txn.set_durability(Durability::Immediate);
+    let handle = txn.open_table(&info.name, &info.meta, order)?;
+    txn.insert(handle, &key, &value)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// What `put` writes: the table (a new one of UTF-8 or hex byte strings
+/// when `create` allows and it is missing), and the key and value parsed
+/// for it.
+fn put_target(
+    read: &ReadTxn,
+    table: &str,
+    key: &str,
+    value: &str,
+    create: bool,
+    encoding: Encoding,
+) -> CliResult<(TableInfo, Vec<u8>, Vec<u8>)> {
     let info = match read.table_order(table.as_bytes())? {
-        Some(_) => find_table(&read, table, encoding)?,
+        Some(_) => find_table(read, table, encoding)?,
         None if create => {
             let t = if encoding.hex { "&[u8]" } else { "&str" };
             let meta = TableMeta {
@@ -754,24 +850,44 @@ fn put(path: &Path, table: &str, key: &str, value: &str, create: bool, encoding:
             )));
         }
     };
-    let order = info.require_order()?;
+    info.require_order()?;
     let key = info.key.parse("key", key)?;
     let value = info.value.parse("value", value)?;
-    let mut txn = engine.begin_write()?;
-    txn.set_durability(Durability::Immediate);
-    let handle = txn.open_table(&info.name, &info.meta, order)?;
-    txn.insert(handle, &key, &value)?;
-    txn.commit()?;
-    Ok(())
+    Ok((info, key, value))
+}
+
+/// Reads `key` of the table `info` names through the read-only `read`
+/// before a command writes it: damage on the key's path through the tree
+/// is found (exit 2, as `check`'s findings) before a writable open records
+/// a new log in the file and replays the WAL into it. Whether the key is
+/// present (a table not yet made holds nothing).
+fn read_before_write(read: &ReadTxn, info: &TableInfo, key: &[u8]) -> CliResult<bool> {
+    let Some(handle) = read.open_table(&info.name, info.require_order()?)? else {
+        return Ok(false);
+    };
+    match read.get(&handle, key) {
+        Ok(value) => Ok(value.is_some()),
+        Err(e @ StorageError::Corrupted(_)) => Err(finding(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn del(path: &Path, table: &str, key: &str, encoding: Encoding) -> CliResult {
+    // Planned through a read-only handle, as `put`: a missing key or
+    // damage on its path is refused before the writable open.
+    let (info, key) = {
+        let ro = inspect(path)?;
+        let read = ro.engine().begin_read()?;
+        let info = find_table(&read, table, encoding)?;
+        let key = info.key.parse("key", key)?;
+        if !read_before_write(&read, &info, &key).map_err(|e| refusal(path, "delete from", e))? {
+            return Err(CliError::new(format!("key not found in table {table:?}")));
+        }
+        (info, key)
+    };
     let db = open(path)?;
     let engine = db.engine();
-    let read = engine.begin_read()?;
-    let info = find_table(&read, table, encoding)?;
     let order = info.require_order()?;
-    let key = info.key.parse("key", key)?;
     let mut txn = engine.begin_write()?;
     let handle = txn.open_table(&info.name, &info.meta, order)?;
     if txn.remove(handle, &key)?.is_none() {
@@ -823,26 +939,12 @@ fn scan(
 }
 
 fn check(path: &Path) -> CliResult {
-    let finding = |what: String| CliError {
-        message: format!("check found damage: {what}"),
-        code: 2,
-    };
     check_path(path)?;
-    // A file that is no database at all is a finding too, and opening it
-    // would leave a WAL directory beside it: probed read-only first.
+    // For `check` a file that is no database at all is a finding too.
     if let Err(e) = probe(path) {
         return Err(finding(e.message));
     }
-    let db = match Database::builder().set_cache_size(CLI_CACHE_BYTES).open_read_only(path) {
-        Ok(db) => db,
-        Err(DatabaseError::Storage(e @ StorageError::Corrupted(_))) => return Err(finding(e.to_string())),
-        Err(e) => return Err(open_error(path, e)),
-    };
-    let report = db.engine().check_integrity().map_err(|e| match e {
-        e @ StorageError::Corrupted(_) => finding(e.to_string()),
-        other => CliError::from(other),
-    })?;
-    let recovery = db.engine().stats().recovery;
+    let (report, recovery) = verify(path)?;
     println!(
         "sound: {} trees, {} entries, {} of {} pages reachable",
         report.trees, report.entries, report.reachable_pages, report.file_pages
@@ -854,7 +956,7 @@ fn check(path: &Path) -> CliResult {
 }
 
 fn compact(path: &Path) -> CliResult {
-    let mut db = open(path)?;
+    let mut db = open_verified(path, "compact")?;
     let before = db.engine().file_len()?;
     db.compact().map_err(|e| CliError::new(e.to_string()))?;
     let after = db.engine().file_len()?;
@@ -863,7 +965,7 @@ fn compact(path: &Path) -> CliResult {
 }
 
 fn backup(path: &Path, dest: &Path) -> CliResult {
-    let db = open(path)?;
+    let db = open_verified(path, "back up")?;
     let bar = progress_spinner("copying");
     let report = db
         .backup_with_progress(dest, |n| bar.set_position(n))
