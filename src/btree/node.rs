@@ -20,7 +20,18 @@
 //!      8     2  key length k
 //!     10     k  key: a lower bound of every key under the child, and greater
 //!               than every key under the previous child
+//!
+//! fixed-width leaf: every key k bytes, every value inline and v bytes
+//! (page header bytes 14..16 hold k + 1; 0 in every other node)
+//!     24     2  value length v
+//!     26  count*(k+v)  the entries, key then value, in key order
 //! ```
+//!
+//! A leaf is written fixed-width whenever its entries allow (fixed-size
+//! keys and values, as integer keys and fixed records make): entry `i` is
+//! found by arithmetic, and the six bytes of offset and lengths each entry
+//! of a slotted leaf carries are not stored (a leaf of 16-byte keys and
+//! 100-byte values holds 35 entries instead of 33).
 //!
 //! Search in a branch takes the last entry whose key is at most the target
 //! (the first entry when the target is below all keys). Nodes are never
@@ -43,6 +54,13 @@ const LEAF_ENTRY_HEADER: usize = size_of::<u16>() + size_of::<u16>();
 const BRANCH_ENTRY_HEADER: usize = size_of::<u64>() + size_of::<u16>();
 pub(crate) const OVERFLOW_REF_LEN: usize = 3 * size_of::<u64>();
 const OVERFLOW_FLAG: usize = 1 << 15;
+/// The page header's bytes 14..16: a fixed-width leaf's key length plus
+/// one; 0 in a slotted leaf and in a branch.
+const FIXED_KEY_OFFSET: usize = 14;
+/// Where a fixed-width leaf keeps its value length (u16), and where its
+/// entries start.
+const FIXED_VALUE_OFFSET: usize = NODE_HEADER_LEN;
+const FIXED_ENTRIES: usize = FIXED_VALUE_OFFSET + size_of::<u16>();
 
 /// The largest key, 20 KiB. A node whose entries do not fit one page spans
 /// a run of pages (`page::store`, "Nodes longer than a page"), up to
@@ -119,6 +137,9 @@ impl OverflowRef {
 #[derive(Clone, Copy)]
 pub(crate) struct Node<'a> {
     page: &'a [u8],
+    /// A fixed-width leaf's key and value lengths (see the module's
+    /// layout); `None` for a slotted node.
+    fixed: Option<(u16, u16)>,
 }
 
 fn u16_at(b: &[u8], at: usize) -> usize {
@@ -138,7 +159,22 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 impl<'a> Node<'a> {
     /// REQUIRES: `page` passed [`validate`] (the page store runs it on load).
     pub(crate) fn new(page: &'a [u8]) -> Self {
-        Self { page }
+        let fixed = match u16_at(page, FIXED_KEY_OFFSET) {
+            0 => None,
+            key => Some((key as u16 - 1, u16_at(page, FIXED_VALUE_OFFSET) as u16)),
+        };
+        Self { page, fixed }
+    }
+
+    /// Whether this is a fixed-width leaf (see the module's layout).
+    pub(crate) fn is_fixed_width(&self) -> bool {
+        self.fixed.is_some()
+    }
+
+    /// Where entry `i` of a fixed-width leaf of `(key, value)` lengths starts.
+    #[inline]
+    fn fixed_entry(i: usize, (key, value): (u16, u16)) -> usize {
+        FIXED_ENTRIES + i * (key as usize + value as usize)
     }
 
     pub(crate) fn is_leaf(&self) -> bool {
@@ -195,6 +231,10 @@ impl<'a> Node<'a> {
     /// Where entry `i`'s key lies in the page.
     #[inline]
     pub(crate) fn key_range(&self, i: usize) -> std::ops::Range<usize> {
+        if let Some(fixed) = self.fixed {
+            let at = Self::fixed_entry(i, fixed);
+            return at..at + fixed.0 as usize;
+        }
         let at = self.entry(i);
         if self.is_leaf() {
             let k = u16_at(self.page, at);
@@ -207,6 +247,10 @@ impl<'a> Node<'a> {
 
     /// Leaf only.
     pub(crate) fn value(&self, i: usize) -> LeafValue<'a> {
+        if let Some(fixed @ (key, value)) = self.fixed {
+            let at = Self::fixed_entry(i, fixed) + key as usize;
+            return LeafValue::Inline(&self.page[at..at + value as usize]);
+        }
         let at = self.entry(i);
         let k = u16_at(self.page, at);
         let word = u16_at(self.page, at + 2);
@@ -226,6 +270,11 @@ impl<'a> Node<'a> {
     /// value does, decoded from the entry's header once (a scan reads both
     /// for every entry).
     pub(crate) fn leaf_entry(&self, i: usize) -> (std::ops::Range<usize>, ValueAt) {
+        if let Some(fixed @ (key, value)) = self.fixed {
+            let at = Self::fixed_entry(i, fixed);
+            let body = at + key as usize;
+            return (at..body, ValueAt::Inline(body..body + value as usize));
+        }
         let at = self.entry(i);
         let k = u16_at(self.page, at);
         let word = u16_at(self.page, at + 2);
@@ -264,9 +313,13 @@ impl<'a> Node<'a> {
         let (mut lo, mut hi) = (0, self.count());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let at = self.entry(mid);
-            let start = at + header;
-            let len = u16_at(self.page, at + len_at);
+            let (start, len) = match self.fixed {
+                Some(fixed) => (Self::fixed_entry(mid, fixed), fixed.0 as usize),
+                None => {
+                    let at = self.entry(mid);
+                    (at + header, u16_at(self.page, at + len_at))
+                }
+            };
             let order = match key_word {
                 Some(key_word) => match self.word_at(start, len).cmp(&key_word) {
                     std::cmp::Ordering::Equal => byte_order(&self.page[start..start + len], key),
@@ -320,6 +373,18 @@ pub(crate) fn validate(page: &[u8]) -> Result<(), String> {
     }
     if (kind == PageKind::Leaf) != (node.level() == 0) {
         return Err(format!("{kind:?} node at level {}", node.level()));
+    }
+    if let Some((key, value)) = node.fixed {
+        if kind != PageKind::Leaf {
+            return Err(format!("a {kind:?} node laid out as a fixed-width leaf"));
+        }
+        if value as usize > MAX_INLINE_VALUE {
+            return Err(format!("fixed-width leaf of {value}-byte values, longer than a leaf holds"));
+        }
+        if Node::fixed_entry(n, (key, value)) > page.len() {
+            return Err(format!("{n} fixed-width entries run past the page end"));
+        }
+        return Ok(());
     }
     let data_start = NODE_HEADER_LEN + n * OFFSET_LEN;
     if data_start > page.len() {
@@ -385,9 +450,14 @@ pub(crate) trait Entry {
     /// nodes as the level below and a tree would never stop growing.
     const MIN_PER_NODE: usize;
     fn key(&self) -> &[u8];
-    /// Bytes the entry takes in a node, its offset slot included.
+    /// Bytes the entry takes in a slotted node, its offset slot included.
     fn encoded_len(&self) -> usize;
     fn encode(&self, out: &mut [u8]);
+    /// The value, if the entry may share a fixed-width leaf with others of
+    /// its key and value lengths (a leaf entry whose value is inline).
+    fn inline_value(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A leaf entry borrowed from an old page or from the batch being applied.
@@ -402,6 +472,13 @@ impl Entry for LeafEntry<'_> {
 
     fn key(&self) -> &[u8] {
         self.key
+    }
+
+    fn inline_value(&self) -> Option<&[u8]> {
+        match self.value {
+            LeafValue::Inline(v) => Some(v),
+            LeafValue::Overflow(_) => None,
+        }
     }
 
     fn encoded_len(&self) -> usize {
@@ -485,11 +562,66 @@ pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::R
     if fewest.len() <= 1 {
         return fewest;
     }
-    let total: usize = entries.iter().map(Entry::encoded_len).sum();
+    let total: usize = fewest.iter().map(|g| Fill::of(&entries[g.clone()]).bytes()).sum();
     let even = cut(entries, capacity, total.div_ceil(fewest.len()));
     // An even share can cost a page where entries of very different sizes
     // meet a cut badly; the fewest pages then win.
     if even.len() <= fewest.len() { even } else { fewest }
+}
+
+/// The bytes of a node's entries (the page header aside), taken in one at
+/// a time: fixed-width while every entry is a leaf entry with an inline
+/// value of the first one's key and value lengths, slotted from the first
+/// that is not.
+#[derive(Clone, Copy)]
+struct Fill {
+    count: usize,
+    /// The bytes as a slotted node.
+    slotted: usize,
+    /// The key and value lengths every entry so far shares.
+    shape: Shape,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Empty,
+    Fixed(usize, usize),
+    Mixed,
+}
+
+impl Fill {
+    const EMPTY: Self = Self {
+        count: 0,
+        slotted: 0,
+        shape: Shape::Empty,
+    };
+
+    fn of<E: Entry>(entries: &[E]) -> Self {
+        entries.iter().fold(Self::EMPTY, Self::with)
+    }
+
+    fn with<E: Entry>(self, e: &E) -> Self {
+        let own = match e.inline_value() {
+            Some(v) => Shape::Fixed(e.key().len(), v.len()),
+            None => Shape::Mixed,
+        };
+        Self {
+            count: self.count + 1,
+            slotted: self.slotted + e.encoded_len(),
+            shape: match self.shape {
+                Shape::Empty => own,
+                same if same == own => same,
+                _ => Shape::Mixed,
+            },
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self.shape {
+            Shape::Fixed(key, value) => FIXED_ENTRIES - NODE_HEADER_LEN + self.count * (key + value),
+            Shape::Empty | Shape::Mixed => self.slotted,
+        }
+    }
 }
 
 /// Cuts `entries` into consecutive groups of at most `capacity` bytes, each
@@ -498,15 +630,16 @@ pub(crate) fn pack<E: Entry>(entries: &[E], page_size: usize) -> Vec<std::ops::R
 /// takes entries from the one before it (or joins it).
 fn cut<E: Entry>(entries: &[E], capacity: usize, target: usize) -> Vec<std::ops::Range<usize>> {
     let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-    let (mut start, mut used) = (0, 0);
+    let mut start = 0;
+    let mut fill = Fill::EMPTY;
     for (i, e) in entries.iter().enumerate() {
-        let len = e.encoded_len();
-        if i - start >= E::MIN_PER_NODE && (used + len > capacity || used >= target) {
+        let mut next = fill.with(e);
+        if i - start >= E::MIN_PER_NODE && (next.bytes() > capacity || fill.bytes() >= target) {
             groups.push(start..i);
             start = i;
-            used = 0;
+            next = Fill::EMPTY.with(e);
         }
-        used += len;
+        fill = next;
     }
     if start < entries.len() {
         groups.push(start..entries.len());
@@ -534,11 +667,23 @@ fn cut<E: Entry>(entries: &[E], capacity: usize, target: usize) -> Vec<std::ops:
 /// needs.
 pub(crate) fn encode<E: Entry>(page_size: usize, level: u8, entries: &[E]) -> (Vec<u8>, usize) {
     let kind = if level == 0 { PageKind::Leaf } else { PageKind::Branch };
-    let bytes = NODE_HEADER_LEN + entries.iter().map(Entry::encoded_len).sum::<usize>();
+    let fill = Fill::of(entries);
+    let bytes = NODE_HEADER_LEN + fill.bytes();
     assert!(bytes <= MAX_NODE_BYTES.max(page_size), "a node of {bytes} bytes");
     let pages = bytes.div_ceil(page_size).max(1);
     let mut buf = crate::page::new_run(page_size, pages, kind, entries.len() as u16);
     buf[LEVEL_OFFSET] = level;
+    if let Shape::Fixed(key, value) = fill.shape {
+        buf[FIXED_KEY_OFFSET..FIXED_KEY_OFFSET + 2].copy_from_slice(&(key as u16 + 1).to_le_bytes());
+        buf[FIXED_VALUE_OFFSET..FIXED_ENTRIES].copy_from_slice(&(value as u16).to_le_bytes());
+        let mut at = FIXED_ENTRIES;
+        for e in entries {
+            buf[at..at + key].copy_from_slice(e.key());
+            buf[at + key..at + key + value].copy_from_slice(e.inline_value().unwrap_or_default());
+            at += key + value;
+        }
+        return (buf, at);
+    }
     let mut at = NODE_HEADER_LEN + entries.len() * OFFSET_LEN;
     for (i, e) in entries.iter().enumerate() {
         let slot = NODE_HEADER_LEN + i * OFFSET_LEN;
@@ -592,15 +737,33 @@ mod tests {
             .collect();
         let groups = pack(&entries, 4096);
         assert_eq!(groups.len(), 1);
+        // One key length and one value length: fixed-width, no offsets or
+        // entry headers.
         let (page, used) = encode(4096, 0, &entries);
-        assert_eq!(used, NODE_HEADER_LEN + 50 * (2 + 4 + 4 + 5));
-        validate(&page).unwrap();
-        let node = Node::new(&page);
-        assert_eq!(node.count(), 50);
-        assert_eq!(node.value(7), LeafValue::Inline(b"value"));
-        let cmp = crate::btree::cmp::bytewise;
-        assert_eq!(node.search(&10u32.to_be_bytes(), cmp), Ok(5));
-        assert_eq!(node.search(&11u32.to_be_bytes(), cmp), Err(6));
+        assert_eq!(used, FIXED_ENTRIES + 50 * (4 + 5));
+        assert_eq!(u16_at(&page, FIXED_KEY_OFFSET), 4 + 1);
+        // One longer value: slotted.
+        let mut mixed = entries.clone();
+        mixed[3].value = LeafValue::Inline(b"values");
+        let (slotted, slotted_used) = encode(4096, 0, &mixed);
+        assert_eq!(slotted_used, NODE_HEADER_LEN + 50 * (2 + 4 + 4 + 5) + 1);
+        assert_eq!(u16_at(&slotted, FIXED_KEY_OFFSET), 0);
+        for (page, entries) in [(&page, &entries), (&slotted, &mixed)] {
+            validate(page).unwrap();
+            let node = Node::new(page);
+            assert_eq!(node.count(), 50);
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(node.key(i), e.key);
+                assert_eq!(node.value(i), e.value);
+                let (key, ValueAt::Inline(value)) = node.leaf_entry(i) else {
+                    panic!("an inline value")
+                };
+                assert_eq!((&page[key], LeafValue::Inline(&page[value])), (e.key, e.value));
+            }
+            let cmp = crate::btree::cmp::bytewise;
+            assert_eq!(node.search(&10u32.to_be_bytes(), cmp), Ok(5));
+            assert_eq!(node.search(&11u32.to_be_bytes(), cmp), Err(6));
+        }
     }
 
     #[test]
@@ -641,13 +804,25 @@ mod tests {
                 value: LeafValue::Inline(b""),
             })
             .collect();
+        // The keys of one length (5 bytes): a fixed-width leaf.
+        let fixed_keys: Vec<Vec<u8>> = keys.iter().filter(|k| k.len() == 5).cloned().collect();
+        let fixed: Vec<LeafEntry> = fixed_keys
+            .iter()
+            .map(|k| LeafEntry {
+                key: k,
+                value: LeafValue::Inline(b"vv"),
+            })
+            .collect();
         // Pages exactly as long as their entries: the last keys end at the
         // page's end.
         let (_, branch_len) = encode(4096, 1, &branch);
         let (_, leaf_len) = encode(4096, 0, &leaf);
+        let (_, fixed_len) = encode(4096, 0, &fixed);
         let (branch_page, _) = encode(branch_len, 1, &branch);
         let (leaf_page, _) = encode(leaf_len, 0, &leaf);
-        for page in [&branch_page, &leaf_page] {
+        let (fixed_page, _) = encode(fixed_len, 0, &fixed);
+        assert_ne!(u16_at(&fixed_page, FIXED_KEY_OFFSET), 0, "a fixed-width leaf");
+        for (page, keys) in [(&branch_page, &keys), (&leaf_page, &keys), (&fixed_page, &fixed_keys)] {
             validate(page).unwrap();
             let node = Node::new(page);
             for cmp in [crate::btree::cmp::bytewise as Comparator, |a: &[u8], b: &[u8]| a.cmp(b)] {
@@ -661,20 +836,62 @@ mod tests {
 
     #[test]
     fn packing_spreads_bytes_evenly() {
-        let value = [7u8; 100];
+        let value = [7u8; 101];
         let keys: Vec<[u8; 16]> = (0u128..100).map(|i| i.to_be_bytes()).collect();
+        // Values of 99 and 101 bytes in turn: slotted leaves.
         let entries: Vec<LeafEntry> = keys
             .iter()
-            .map(|k| LeafEntry {
+            .enumerate()
+            .map(|(i, k)| LeafEntry {
                 key: k,
-                value: LeafValue::Inline(&value),
+                value: LeafValue::Inline(&value[..99 + 2 * (i % 2)]),
             })
             .collect();
         let groups = pack(&entries, 4096);
-        // 100 entries of 122 bytes: their 12 200 bytes would fill three
-        // pages of 4072 usable bytes, but a page holds 33 entries (4026
-        // bytes), so four pages, of 25 entries each.
+        // 100 entries of 122 bytes on average: their 12 200 bytes would
+        // fill three pages of 4072 usable bytes, but a page holds 33
+        // entries (4027 bytes), so four pages, of 25 entries each.
         assert_eq!(groups, [0..25, 25..50, 50..75, 75..100]);
+        // All values of 100 bytes: fixed-width leaves of 116-byte entries,
+        // 35 to a page at most (4062 bytes of 4072), so three pages, evened
+        // out.
+        let fixed: Vec<LeafEntry> = keys
+            .iter()
+            .map(|k| LeafEntry {
+                key: k,
+                value: LeafValue::Inline(&value[..100]),
+            })
+            .collect();
+        assert_eq!(pack(&fixed, 4096), [0..34, 34..68, 68..100]);
+    }
+
+    /// `pack`'s groups cover `entries` in order, each fits a page, there
+    /// are as few as a fill of each page makes, and each encodes to a node
+    /// that validates and reads back its entries.
+    fn check_packing(entries: &[LeafEntry]) -> Result<(), proptest::test_runner::TestCaseError> {
+        let capacity = 4096 - NODE_HEADER_LEN;
+        let groups = pack(entries, 4096);
+        let mut next = 0;
+        for g in &groups {
+            proptest::prop_assert_eq!(g.start, next);
+            proptest::prop_assert!(!g.is_empty());
+            let group = &entries[g.clone()];
+            let bytes = Fill::of(group).bytes();
+            proptest::prop_assert!(bytes <= capacity, "{} bytes in {:?}", bytes, g);
+            let (page, used) = encode(4096, 0, group);
+            proptest::prop_assert_eq!(used, NODE_HEADER_LEN + bytes);
+            proptest::prop_assert!(validate(&page).is_ok());
+            let node = Node::new(&page);
+            proptest::prop_assert_eq!(node.count(), group.len());
+            for (i, e) in group.iter().enumerate() {
+                proptest::prop_assert_eq!(node.key(i), e.key);
+                proptest::prop_assert_eq!(node.value(i), e.value);
+            }
+            next = g.end;
+        }
+        proptest::prop_assert_eq!(next, entries.len());
+        proptest::prop_assert_eq!(groups.len(), cut(entries, capacity, capacity).len());
+        Ok(())
     }
 
     proptest::proptest! {
@@ -689,20 +906,37 @@ mod tests {
                 .zip(&lens)
                 .map(|(key, &(_, v))| LeafEntry { key, value: LeafValue::Inline(&value[..v]) })
                 .collect();
-            let capacity = 4096 - NODE_HEADER_LEN;
-            let groups = pack(&entries, 4096);
-            let mut next = 0;
-            for g in &groups {
-                proptest::prop_assert_eq!(g.start, next);
-                proptest::prop_assert!(!g.is_empty());
-                let bytes: usize = entries[g.clone()].iter().map(Entry::encoded_len).sum();
-                proptest::prop_assert!(bytes <= capacity, "{} bytes in {:?}", bytes, g);
-                next = g.end;
+            check_packing(&entries)?;
+        }
+
+        #[test]
+        fn packing_fixed_width_runs_fits_and_reads_back(
+            runs in proptest::collection::vec((1usize..300, 0usize..=MAX_INLINE_VALUE, 1usize..120), 1..5),
+        ) {
+            // Runs of entries of one key and value length each: the groups
+            // within a run are fixed-width leaves, those across runs slotted.
+            let value = [2u8; MAX_INLINE_VALUE];
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            let mut values: Vec<&[u8]> = Vec::new();
+            for &(k, v, n) in &runs {
+                for i in 0..n {
+                    let mut key = vec![(keys.len() % 251) as u8; k];
+                    key[0] = (i % 7) as u8;
+                    keys.push(key);
+                    values.push(&value[..v]);
+                }
             }
-            proptest::prop_assert_eq!(next, entries.len());
-            proptest::prop_assert_eq!(groups.len(), cut(&entries, capacity, capacity).len());
+            let entries: Vec<LeafEntry> = keys
+                .iter()
+                .zip(&values)
+                .map(|(key, v)| LeafEntry { key, value: LeafValue::Inline(v) })
+                .collect();
+            check_packing(&entries)?;
         }
     }
+
+    /// The page header's entry count (`page::store`).
+    const COUNT_OFFSET_IN_TESTS: usize = 10;
 
     #[test]
     fn validation_rejects_out_of_bounds_offsets() {
@@ -711,6 +945,47 @@ mod tests {
             value: LeafValue::Inline(b"v"),
         }];
         let (mut page, _) = encode(4096, 0, &entries);
+        // A fixed-width leaf of 1-byte keys and values: more entries than
+        // its page holds, then values longer than a leaf's.
+        assert_eq!(u16_at(&page, FIXED_KEY_OFFSET), 2);
+        validate(&page).unwrap();
+        page[COUNT_OFFSET_IN_TESTS..COUNT_OFFSET_IN_TESTS + 2].copy_from_slice(&3000u16.to_le_bytes());
+        assert!(validate(&page).is_err());
+        page[COUNT_OFFSET_IN_TESTS..COUNT_OFFSET_IN_TESTS + 2].copy_from_slice(&1u16.to_le_bytes());
+        page[FIXED_VALUE_OFFSET..FIXED_ENTRIES].copy_from_slice(&2000u16.to_le_bytes());
+        assert!(validate(&page).is_err());
+        // A branch laid out as a fixed-width leaf.
+        let (mut branch, _) = encode(
+            4096,
+            1,
+            &[
+                BranchEntry {
+                    key: b"a".to_vec(),
+                    child: 5,
+                    fill: None,
+                },
+                BranchEntry {
+                    key: b"b".to_vec(),
+                    child: 6,
+                    fill: None,
+                },
+            ],
+        );
+        validate(&branch).unwrap();
+        branch[FIXED_KEY_OFFSET] = 2;
+        assert!(validate(&branch).is_err());
+        // A slotted leaf whose offset points past its page.
+        let (mut page, _) = encode(
+            4096,
+            0,
+            &[
+                entries[0],
+                LeafEntry {
+                    key: b"kk",
+                    value: LeafValue::Inline(b"v"),
+                },
+            ],
+        );
         page[NODE_HEADER_LEN..NODE_HEADER_LEN + 2].copy_from_slice(&4095u16.to_le_bytes());
         assert!(validate(&page).is_err());
     }

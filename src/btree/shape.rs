@@ -23,8 +23,9 @@ pub struct TreeShape {
     pub overflow_pages: u64,
     /// Bytes of the keys and values stored (in leaves and overflow pages).
     pub stored_bytes: u64,
-    /// Bytes the leaves' entries take, their offset slots and headers
-    /// included (what [`projected`](Self::projected) compares).
+    /// Bytes the leaves' entries take: a fixed-width leaf's keys and values,
+    /// a slotted leaf's entries with their offset slots and headers (what
+    /// [`projected`](Self::projected) compares).
     pub leaf_bytes: u64,
     /// Bytes of the keys stored in branch pages.
     pub branch_key_bytes: u64,
@@ -55,7 +56,10 @@ fn walk(store: &PageStore, id: PageId, depth: usize, shape: &mut TreeShape) -> R
         shape.leaf_pages += node.span();
         for i in 0..node.count() {
             let (key, value) = (node.key(i), node.value(i));
-            shape.leaf_bytes += LeafEntry { key, value }.encoded_len() as u64;
+            shape.leaf_bytes += match value {
+                LeafValue::Inline(v) if node.is_fixed_width() => key.len() + v.len(),
+                _ => LeafEntry { key, value }.encoded_len(),
+            } as u64;
             shape.stored_bytes += key.len() as u64;
             shape.stored_bytes += match value {
                 LeafValue::Inline(bytes) => bytes.len() as u64,
@@ -86,8 +90,16 @@ pub struct Census {
     pub key_bytes: u64,
     /// Bytes of their keys and values.
     pub stored_bytes: u64,
-    /// Bytes they take in leaves (as [`TreeShape::leaf_bytes`] counts).
+    /// Bytes they take in leaves (as [`TreeShape::leaf_bytes`] counts):
+    /// their key and value bytes alone while every entry has one key length
+    /// and one inline value length (fixed-width leaves), else with each
+    /// entry's offset and header.
     pub leaf_bytes: u64,
+    /// Bytes they would take in slotted leaves.
+    slotted_bytes: u64,
+    /// The key and value lengths of every entry so far, if they share one
+    /// and the values are inline (`None` also before the first entry).
+    fixed_width: Option<(usize, usize)>,
     /// Overflow pages their long values take.
     pub overflow_pages: u64,
     /// Neighbouring pairs of keys measured by
@@ -103,7 +115,17 @@ impl Census {
         self.entries += 1;
         self.key_bytes += key.len() as u64;
         self.stored_bytes += (key.len() + value_len) as u64;
-        self.leaf_bytes += leaf_entry_len(key.len(), value_field_len(value_len)) as u64;
+        self.slotted_bytes += leaf_entry_len(key.len(), value_field_len(value_len)) as u64;
+        let own = (value_field_len(value_len) == value_len).then_some((key.len(), value_len));
+        if self.entries == 1 {
+            self.fixed_width = own;
+        } else if self.fixed_width != own {
+            self.fixed_width = None;
+        }
+        self.leaf_bytes = match self.fixed_width {
+            Some((k, v)) => self.entries * (k + v) as u64,
+            None => self.slotted_bytes,
+        };
         if value_field_len(value_len) != value_len {
             self.overflow_pages += (value_len as u64).div_ceil(page_size as u64);
         }
@@ -195,12 +217,21 @@ mod tests {
         // Entries of empty keys and values still make a leaf.
         assert_eq!(empty().projected(&census(1, 0, 0)).height, 1);
 
-        // 100K entries of 8 + 8 bytes: 22 bytes each in a leaf (slot and
-        // header included), 4072 usable bytes per 4 KiB page: 541 leaves.
-        // Separators of 8 bytes take 20: 203 children per branch, so 3
-        // branches over the leaves and a root above them.
+        // 100K entries of 8 + 8 bytes: 16 bytes each in a fixed-width
+        // leaf, 4072 usable bytes per 4 KiB page: 393 leaves. Separators
+        // of 8 bytes take 20: 203 children per branch, so 2 branches over
+        // the leaves and a root above them.
         let big = empty().projected(&census(100_000, 8, 8));
-        assert_eq!((big.height, big.leaf_pages, big.branch_pages), (3, 541, 4));
+        assert_eq!((big.height, big.leaf_pages, big.branch_pages), (3, 393, 3));
+        // Values of 8 and 9 bytes in turn: slotted leaves, 22.5 bytes an
+        // entry (slot and header included): 553 leaves, 3 branches over
+        // them and a root.
+        let mut mixed = Census::default();
+        for i in 0..100_000 {
+            mixed.add(&[7; 8], 8 + i % 2, PAGE);
+        }
+        let mixed = empty().projected(&mixed);
+        assert_eq!((mixed.height, mixed.leaf_pages, mixed.branch_pages), (3, 553, 4));
 
         // Long values go to overflow pages, as the tree stores them.
         let long = empty().projected(&census(2, 8, 5000));

@@ -46,8 +46,10 @@ use crate::error::{Result, StorageError};
 pub(crate) const MAGIC: [u8; 8] = *b"SLUICEDB";
 /// The on-disk format this build writes and reads.
 /// Version 2 added the page generation (page header bytes 16..24); version 3
-/// gave a leaf entry a two-byte value word (`btree::node`), not four.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// gave a leaf entry a two-byte value word (`btree::node`), not four;
+/// version 4 added fixed-width leaves (page header bytes 14..16, which a
+/// version-3 build would ignore and misread the leaf).
+pub(crate) const FORMAT_VERSION: u32 = 4;
 
 const VERSION_OFFSET: usize = MAGIC.len();
 const PAGE_SIZE_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
