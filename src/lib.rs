@@ -82,6 +82,7 @@ mod page;
 mod prefetch;
 mod read_only;
 mod savepoint;
+mod striped;
 mod sync;
 mod table;
 mod transaction;

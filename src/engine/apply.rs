@@ -289,7 +289,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     let mut entries = mem.map().iter().peekable();
     while let Some(first) = entries.peek() {
         let table = first.key().table;
-        let cmp = first.key().cmp;
+        let cmp = first.key().comparator();
         let keep = !dropped.contains(&table);
         parts.begin_table(&writer, table)?;
         // In slices, as a tree commit (`APPLY_SLICE`): a view of every

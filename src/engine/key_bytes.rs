@@ -14,23 +14,25 @@
 //! 32 bytes, 8-aligned
 //! offset  inline key            boxed key (longer than INLINE)
 //!      0  the key, zero-padded  the key's first 8 bytes
-//!      8  (to byte 30)          pointer to the whole key
+//!      8  (to byte 29)          pointer to the whole key
 //!     16                        its length
-//!     30  length (0..=30)       BOXED
-//!     31  0                     0
+//!     29  length (0..=29)       BOXED
+//!     30  tag (2 bytes)         tag
 //! ```
 //!
 //! Either way the first eight bytes are the key's, zero-padded
 //! ([`KeyBytes::head_word`]): the word byte-ordered comparisons settle on
 //! first, which the memtable and the write set used to keep in a field of
-//! their own beside the key (eight bytes of every skip-list node).
+//! their own beside the key (eight bytes of every skip-list node). The
+//! tag is the owner's: the memtable keeps its key's order there
+//! (`memtable::MemKey`), which took a word of every node of its own.
 
 use std::fmt;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
 /// The longest key kept inline.
-pub(crate) const INLINE: usize = 30;
+pub(crate) const INLINE: usize = 29;
 
 /// The length byte of a boxed key.
 const BOXED: u8 = u8::MAX;
@@ -40,7 +42,7 @@ const BOXED: u8 = u8::MAX;
 struct Inline {
     bytes: [u8; INLINE],
     len: u8,
-    spare: u8,
+    tag: [u8; 2],
 }
 
 #[repr(C)]
@@ -50,14 +52,14 @@ struct Boxed {
     /// From `Box::<[u8]>::into_raw`, freed by `KeyBytes`'s drop.
     ptr: NonNull<u8>,
     len: usize,
-    spare: [u8; 6],
+    spare: [u8; 5],
     /// [`BOXED`], where an inline key keeps its length.
     marker: u8,
-    spare2: u8,
+    tag: [u8; 2],
 }
 
-/// Both layouts put the key's first eight bytes at 0 and the length byte at
-/// 30, so either can be read from whichever was written.
+/// Both layouts put the key's first eight bytes at 0, the length byte at
+/// 29 and the tag at 30, so either can be read from whichever was written.
 #[repr(C)]
 union Repr {
     inline: Inline,
@@ -66,6 +68,7 @@ union Repr {
 
 const _: () = assert!(std::mem::size_of::<Repr>() == 32);
 const _: () = assert!(std::mem::offset_of!(Inline, len) == std::mem::offset_of!(Boxed, marker));
+const _: () = assert!(std::mem::offset_of!(Inline, tag) == std::mem::offset_of!(Boxed, tag));
 
 /// Owned key bytes: inline up to [`INLINE`] bytes, boxed beyond.
 pub(crate) struct KeyBytes {
@@ -82,6 +85,12 @@ unsafe impl Sync for KeyBytes {}
 
 impl KeyBytes {
     pub(crate) fn new(key: &[u8]) -> Self {
+        Self::tagged(key, 0)
+    }
+
+    /// `key`'s bytes with `tag` beside them (see [`tag`](Self::tag)).
+    pub(crate) fn tagged(key: &[u8], tag: u16) -> Self {
+        let tag = tag.to_ne_bytes();
         if key.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..key.len()].copy_from_slice(key);
@@ -90,7 +99,7 @@ impl KeyBytes {
                     inline: Inline {
                         bytes,
                         len: key.len() as u8,
-                        spare: 0,
+                        tag,
                     },
                 },
             };
@@ -104,20 +113,28 @@ impl KeyBytes {
                     head,
                     ptr: NonNull::new(raw.cast::<u8>()).expect("a box is never null"),
                     len: key.len(),
-                    spare: [0; 6],
+                    spare: [0; 5],
                     marker: BOXED,
-                    spare2: 0,
+                    tag,
                 },
             },
         }
     }
 
     /// The length byte: an inline key's length, or [`BOXED`].
-    #[expect(unsafe_code, reason = "reads the byte both layouts keep at offset 30")]
+    #[expect(unsafe_code, reason = "reads the byte both layouts keep at offset 29")]
     fn len_byte(&self) -> u8 {
-        // SAFETY: both variants initialize the byte at offset 30 as a `u8`
+        // SAFETY: both variants initialize the byte at offset 29 as a `u8`
         // (`Inline::len`, `Boxed::marker`; asserted above).
         unsafe { self.repr.inline.len }
+    }
+
+    /// The tag the key was made with (0 for [`new`](Self::new)).
+    #[expect(unsafe_code, reason = "reads the bytes both layouts keep at offset 30")]
+    pub(crate) fn tag(&self) -> u16 {
+        // SAFETY: both variants initialize the two bytes at offset 30 as
+        // `[u8; 2]` (`Inline::tag`, `Boxed::tag`; asserted above).
+        u16::from_ne_bytes(unsafe { self.repr.inline.tag })
     }
 
     /// The key's first eight bytes as a big-endian word, zero-padded:
@@ -166,7 +183,7 @@ impl Drop for KeyBytes {
 
 impl Clone for KeyBytes {
     fn clone(&self) -> Self {
-        Self::new(self)
+        Self::tagged(self, self.tag())
     }
 }
 
@@ -190,7 +207,7 @@ mod tests {
     use crate::btree::prefix_word;
 
     #[test]
-    fn keys_read_back_inline_and_boxed_with_their_head_word() {
+    fn keys_read_back_inline_and_boxed_with_their_head_word_and_tag() {
         for len in [0, 1, 7, 8, 9, INLINE - 1, INLINE, INLINE + 1, 1000] {
             let key: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5a).collect();
             let bytes = KeyBytes::new(&key);
@@ -201,6 +218,10 @@ mod tests {
             drop(bytes);
             assert_eq!(&*copy, &key[..], "a clone owns its own bytes");
             assert_eq!(copy.len_byte() == BOXED, len > INLINE);
+            assert_eq!(copy.tag(), 0, "length {len}");
+            let tagged = KeyBytes::tagged(&key, 0xbeef);
+            assert_eq!((&*tagged, tagged.head_word(), tagged.tag()), (&key[..], prefix_word(&key), 0xbeef), "length {len}");
+            assert_eq!(tagged.clone().tag(), 0xbeef, "a clone keeps the tag");
         }
     }
 }

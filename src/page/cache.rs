@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use super::store::Page;
+use crate::striped::Striped;
 
 const CHUNK_BITS: u32 = 16;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
@@ -89,24 +90,11 @@ struct Counters {
     /// Hits are counted on every read, so by each thread on a line of its
     /// own (one shared counter made concurrent readers trade its cache line
     /// on every page).
-    read_hits: [Striped; STRIPES],
+    read_hits: Striped,
     read_misses: AtomicU64,
     write_hits: AtomicU64,
     write_misses: AtomicU64,
     evictions: AtomicU64,
-}
-
-const STRIPES: usize = 8;
-
-#[derive(Default)]
-#[repr(align(64))]
-struct Striped(AtomicU64);
-
-/// This thread's stripe of a striped counter.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local!(static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
-    STRIPE.with(|s| *s)
 }
 
 /// The page cache's counters since the database opened, and what it holds.
@@ -153,7 +141,7 @@ impl PageCache {
     pub(crate) fn stats(&self) -> CacheCounters {
         let c = &self.counters;
         CacheCounters {
-            read_hits: c.read_hits.iter().map(|s| s.0.load(Ordering::Relaxed)).sum(),
+            read_hits: c.read_hits.sum(Ordering::Relaxed),
             read_misses: c.read_misses.load(Ordering::Relaxed),
             write_hits: c.write_hits.load(Ordering::Relaxed),
             write_misses: c.write_misses.load(Ordering::Relaxed),
@@ -185,7 +173,7 @@ impl PageCache {
     pub(crate) fn get(&self, id: u64) -> Option<Page> {
         let page = self.slot(id)?.lock().clone();
         match page {
-            Some(_) => self.counters.read_hits[stripe()].0.fetch_add(1, Ordering::Relaxed),
+            Some(_) => self.counters.read_hits.mine().fetch_add(1, Ordering::Relaxed),
             None => self.counters.read_misses.fetch_add(1, Ordering::Relaxed),
         };
         page
