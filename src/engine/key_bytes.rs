@@ -224,4 +224,24 @@ mod tests {
             assert_eq!(tagged.clone().tag(), 0xbeef, "a clone keeps the tag");
         }
     }
+
+
+
+    #[test]
+    fn every_length_around_inline_keeps_bytes_head_and_tag() {
+        for len in 0..=70usize {
+            for tag in [0u16, 1, 0x00ff, 0xff00, 0xffff] {
+                let key: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(37) | 0x80).collect();
+                let k = KeyBytes::tagged(&key, tag);
+                assert_eq!((&*k, k.head_word(), k.tag()), (&key[..], prefix_word(&key), tag), "len {len} tag {tag:#x}");
+                assert_eq!(k.len_byte() == BOXED, len > INLINE);
+                let c = k.clone();
+                drop(k);
+                assert_eq!((&*c, c.head_word(), c.tag()), (&key[..], prefix_word(&key), tag), "clone len {len}");
+                let zeros = vec![0u8; len];
+                let z = KeyBytes::tagged(&zeros, tag);
+                assert_eq!((&*z, z.tag()), (&zeros[..], tag));
+            }
+        }
+    }
 }

@@ -886,4 +886,80 @@ mod tests {
         let calls = CALLS.load(AtomicOrdering::Relaxed);
         assert!(calls < 200, "a point read of the newest key called the comparator {calls} times");
     }
+
+
+
+    fn rev(a: &[u8], b: &[u8]) -> Ordering {
+        b.cmp(a)
+    }
+    fn by_len(a: &[u8], b: &[u8]) -> Ordering {
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    }
+
+    /// Keys of lengths around the inline limit (27..=33) and long ones, in
+    /// byte-ordered and custom-ordered tables, several versions each, with
+    /// seek indexes built between inserts: full scans, lower bounds and
+    /// point gets agree with a model.
+    #[test]
+    fn keys_around_the_inline_limit_order_in_every_table_order() {
+        let m = Memtable::new(64 << 20);
+        let tables: [(u64, Comparator); 3] = [(1, bytewise), (2, rev), (3, by_len)];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // (table, order, key, seq, value), as inserted.
+        type Version = (u64, Comparator, Vec<u8>, u64, Vec<u8>);
+        let mut model: Vec<Version> = Vec::new();
+        let mut seq: u64 = 0;
+        for round in 0..6 {
+            for &(table, cmp) in &tables {
+                let mut keys = std::collections::BTreeSet::new();
+                for _ in 0..900 {
+                    let len = [0usize, 1, 7, 8, 9, 27, 28, 29, 30, 31, 32, 33, 64][(next() % 13) as usize];
+                    let head = next() % 3;
+                    let mut key: Vec<u8> = (0..len).map(|i| if i < 8 { head as u8 } else { (next() % 4) as u8 }).collect();
+                    if len > 0 && next() % 4 == 0 {
+                        *key.last_mut().unwrap() = 0;
+                    }
+                    keys.insert(key);
+                }
+                let mut keys: Vec<Vec<u8>> = keys.into_iter().collect();
+                keys.sort_by(|a, b| cmp(a, b));
+                seq += 1;
+                let mut ins = m.inserter();
+                let values: Vec<Vec<u8>> = keys.iter().map(|k| [k.as_slice(), &seq.to_le_bytes()].concat()).collect();
+                ins.insert_sorted(table, cmp, seq, keys.iter().zip(&values).map(|(k, v)| (&k[..], Some(&v[..]))));
+                drop(ins);
+                m.note_seq(seq);
+                for (k, v) in keys.into_iter().zip(values) {
+                    model.push((table, cmp, k, seq, v));
+                }
+            }
+            if round % 2 == 1 {
+                m.map().build_seek_index();
+            }
+        }
+        // Model order: table, key by its table's order, newest first.
+        model.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| (a.1)(&a.2, &b.2)).then_with(|| b.3.cmp(&a.3)));
+        let scanned: Vec<(u64, Vec<u8>, u64)> = m.map().iter().map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq())).collect();
+        let expected: Vec<(u64, Vec<u8>, u64)> = model.iter().map(|e| (e.0, e.2.clone(), e.3)).collect();
+        assert_eq!(scanned.len(), expected.len());
+        assert!(scanned == expected, "full scan order");
+        for e in model.iter().step_by(7) {
+            let (table, cmp, key) = (e.0, e.1, &e.2);
+            let newest = model.iter().filter(|m| m.0 == table && cmp(&m.2, key).is_eq()).map(|m| (m.3, m.4.clone())).max().unwrap();
+            match m.get(table, cmp, key, u64::MAX >> 2) {
+                Lookup::Found(Some(v)) => assert_eq!(v, &newest.1[..], "get {table} {key:?}"),
+                _ => panic!("get {table} {key:?} missing"),
+            }
+            let probe = MemKey::probe(table, cmp, key, u64::MAX >> 2);
+            let lb = m.map().lower_bound(Bound::Included(&probe)).map(|e| (e.key().table, e.key().key.to_vec(), e.key().seq()));
+            assert_eq!(lb, Some((table, key.clone(), newest.0)), "lower bound {table} {key:?}");
+            assert_eq!(m.map().lower_bound(Bound::Included(&probe)).unwrap().key().comparator() as usize, cmp as usize);
+        }
+    }
 }

@@ -1106,4 +1106,65 @@ mod tests {
             assert_eq!(got, expected, "round {round}");
         }
     }
+
+
+
+    fn rng(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Random tails of every small size and around powers of two, keys short,
+    /// zero-padded twins, shared heads: take_sorted's iter and into_ops both
+    /// give byte order with every value beside its key.
+    #[test]
+    fn take_sorted_matches_a_model_at_every_small_size() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let sizes: Vec<usize> = (0..70).chain([127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4097]).collect();
+        for round in 0..4 {
+            for &n in &sizes {
+                let mut keys = std::collections::BTreeSet::new();
+                let mut tries = 0;
+                while keys.len() < n && tries < 50 * n + 50 {
+                    tries += 1;
+                    let len = (rng(&mut x) % [12, 9, 12, 40][round]) as usize;
+                    let alphabet = [2u64, 3, 256, 256][round];
+                    let mut key: Vec<u8> = (0..len).map(|_| (rng(&mut x) % alphabet) as u8).collect();
+                    if round == 3 {
+                        key.splice(0..0, [0xab; 7]);
+                    }
+                    keys.insert(key);
+                }
+                let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+                let mut shuffled = keys.clone();
+                for i in (1..shuffled.len()).rev() {
+                    let j = (rng(&mut x) % (i as u64 + 1)) as usize;
+                    shuffled.swap(i, j);
+                }
+                let mut tail = Tail::default();
+                for (i, key) in shuffled.iter().enumerate() {
+                    let value = [key.as_slice(), b"="].concat();
+                    tail.push(Tail::hash(key), key, (!i.is_multiple_of(5)).then_some(&value[..]));
+                }
+                let n = keys.len();
+                let at: std::collections::HashMap<&Vec<u8>, usize> = shuffled.iter().enumerate().map(|(i, k)| (k, i)).collect();
+                let expected: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+                    .iter()
+                    .map(|k| {
+                        let i = at[k];
+                        (k.clone(), (!i.is_multiple_of(5)).then(|| [k.as_slice(), b"="].concat()))
+                    })
+                    .collect();
+                let sorted = tail.take_sorted();
+                let via_iter: Vec<(Vec<u8>, Option<Vec<u8>>)> = sorted.iter().map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect();
+                assert_eq!(via_iter, expected, "iter, n {n} round {round}");
+                let ops = sorted.into_ops();
+                assert_eq!(ops.len(), n);
+                let via_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = ops.map(|(k, v)| (k.to_vec(), v.map(|v| v.to_vec()))).collect();
+                assert_eq!(via_ops, expected, "into_ops, n {n} round {round}");
+            }
+        }
+    }
 }
