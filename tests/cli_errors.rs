@@ -207,6 +207,17 @@ fn usage_errors_overwrites_and_wrong_widths_are_refused() {
     assert!(String::from_utf8_lossy(&out.stdout).contains('9'), "{out:?}");
 }
 
+/// Commits `key -> value` to the database at `path` and closes it without
+/// a checkpoint, as a process that exits would: the commit is in the WAL.
+fn commit_left_in_the_wal(path: &Path, key: u64, value: u64) {
+    let _serial = serial();
+    let handle = Database::open(path).unwrap();
+    let txn = handle.begin_write().unwrap();
+    txn.open_table(T).unwrap().insert(key, value).unwrap();
+    txn.commit().unwrap();
+    handle.close_without_checkpoint();
+}
+
 /// Every file under `dir` with its bytes.
 fn files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
     let mut all = std::collections::BTreeMap::new();
@@ -231,14 +242,7 @@ fn inspecting_commands_change_no_byte() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     make(&db);
-    {
-        let _serial = serial();
-        let handle = Database::open(&db).unwrap();
-        let txn = handle.begin_write().unwrap();
-        txn.open_table(T).unwrap().insert(3, 4).unwrap();
-        txn.commit().unwrap();
-        handle.close_without_checkpoint();
-    }
+    commit_left_in_the_wal(&db, 3, 4);
     let path = db.to_str().unwrap();
     let before = files(dir.path());
     let dump = dir.path().join("out").join("dump.txt");
@@ -281,15 +285,8 @@ fn writing_commands_refuse_a_damaged_database_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     make_pages(&db);
-    {
-        // A commit left in the WAL, for the writable open to replay.
-        let _serial = serial();
-        let handle = Database::open(&db).unwrap();
-        let txn = handle.begin_write().unwrap();
-        txn.open_table(T).unwrap().insert(9000, 1).unwrap();
-        txn.commit().unwrap();
-        handle.close_without_checkpoint();
-    }
+    // A commit left in the WAL, for the writable open to replay.
+    commit_left_in_the_wal(&db, 9000, 1);
     // Bytes flipped in a page halfway into the file: a leaf.
     let mut bytes = std::fs::read(&db).unwrap();
     let middle = bytes.len() / 4096 / 2 * 4096;

@@ -725,16 +725,20 @@ mod tests {
         }
     }
 
+    /// Leaf entries of `keys`, each with the inline `value`.
+    fn inline_entries<'a, K: AsRef<[u8]>>(keys: &'a [K], value: &'a [u8]) -> Vec<LeafEntry<'a>> {
+        keys.iter()
+            .map(|k| LeafEntry {
+                key: k.as_ref(),
+                value: LeafValue::Inline(value),
+            })
+            .collect()
+    }
+
     #[test]
     fn leaf_round_trip_and_search() {
         let keys: Vec<Vec<u8>> = (0u32..50).map(|i| (i * 2).to_be_bytes().to_vec()).collect();
-        let entries: Vec<LeafEntry> = keys
-            .iter()
-            .map(|k| LeafEntry {
-                key: k,
-                value: LeafValue::Inline(b"value"),
-            })
-            .collect();
+        let entries = inline_entries(&keys, b"value");
         let groups = pack(&entries, 4096);
         assert_eq!(groups.len(), 1);
         // One key length and one value length: fixed-width, no offsets or
@@ -797,22 +801,10 @@ mod tests {
                 fill: None,
             })
             .collect();
-        let leaf: Vec<LeafEntry> = keys
-            .iter()
-            .map(|k| LeafEntry {
-                key: k,
-                value: LeafValue::Inline(b""),
-            })
-            .collect();
+        let leaf = inline_entries(&keys, b"");
         // The keys of one length (5 bytes): a fixed-width leaf.
         let fixed_keys: Vec<Vec<u8>> = keys.iter().filter(|k| k.len() == 5).cloned().collect();
-        let fixed: Vec<LeafEntry> = fixed_keys
-            .iter()
-            .map(|k| LeafEntry {
-                key: k,
-                value: LeafValue::Inline(b"vv"),
-            })
-            .collect();
+        let fixed = inline_entries(&fixed_keys, b"vv");
         // Pages exactly as long as their entries: the last keys end at the
         // page's end.
         let (_, branch_len) = encode(4096, 1, &branch);
@@ -855,13 +847,7 @@ mod tests {
         // All values of 100 bytes: fixed-width leaves of 116-byte entries,
         // 35 to a page at most (4062 bytes of 4072), so three pages, evened
         // out.
-        let fixed: Vec<LeafEntry> = keys
-            .iter()
-            .map(|k| LeafEntry {
-                key: k,
-                value: LeafValue::Inline(&value[..100]),
-            })
-            .collect();
+        let fixed = inline_entries(&keys, &value[..100]);
         assert_eq!(pack(&fixed, 4096), [0..34, 34..68, 68..100]);
     }
 

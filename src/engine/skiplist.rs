@@ -623,11 +623,19 @@ impl<K: SeekKey, V> SkipList<K, V> {
         let index = Box::into_raw(Box::new(SeekIndex { entries }));
         built.push(index);
         self.seek.store(index, AtomicOrdering::SeqCst);
-        self.free_replaced_seek_indexes(&mut built);
+        let freed = self.free_replaced_seek_indexes(&mut built);
+        drop(built);
+        // The indexes were built on the builds' threads, and glibc keeps
+        // what a thread's arena frees resident: measured, freeing alone
+        // gave back nothing. Outside the lock: the trim walks every arena.
+        if freed {
+            crate::heap::release_free_memory();
+        }
     }
 
     /// Frees the seek indexes in `built` before its newest, if no search is
-    /// inside one; else leaves them to the next build, or the list's drop.
+    /// inside one (then `true`); else leaves them to the next build, or the
+    /// list's drop.
     ///
     /// Why none can be in use after this sees no searches: a search counts
     /// itself in `seek_readers` before it loads `seek`, and the newest
@@ -636,12 +644,12 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// loads the newest index or a later one; a search counted before is
     /// seen here until it is done with what it loaded.
     #[expect(unsafe_code, reason = "frees indexes no search can reach")]
-    fn free_replaced_seek_indexes(&self, built: &mut Vec<*mut SeekIndex<K, V>>) {
+    fn free_replaced_seek_indexes(&self, built: &mut Vec<*mut SeekIndex<K, V>>) -> bool {
         let Some((&newest, replaced)) = built.split_last() else {
-            return;
+            return false;
         };
         if replaced.is_empty() || self.seek_readers.sum(AtomicOrdering::SeqCst) != 0 {
-            return;
+            return false;
         }
         for &index in replaced {
             // SAFETY: from `Box::into_raw` in `build_seek_index`, freed once
@@ -650,10 +658,7 @@ impl<K: SeekKey, V> SkipList<K, V> {
         }
         built.clear();
         built.push(newest);
-        // The indexes were built on the builds' threads, and glibc keeps
-        // what a thread's arena frees resident: measured, freeing alone
-        // gave back nothing.
-        crate::heap::release_free_memory();
+        true
     }
 
     /// The seek index's last node below `key` (`inclusive`: at or below;
