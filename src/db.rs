@@ -349,6 +349,7 @@ impl Builder {
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
         let engine = Engine::open(data, wal, self.options)?;
         self.run_repair_callback(&engine)?;
+        crate::savepoint::drop_orphan_pins(&engine)?;
         if self.check_integrity_on_open {
             engine.check_integrity()?;
         }
@@ -650,6 +651,9 @@ impl Database {
         if self.live.others_live() {
             return Err(CompactionError::TransactionInProgress);
         }
+        // No savepoint exists: a pin left is an orphan (its deletion was not
+        // committed with `commit`), and would keep its pages in place.
+        crate::savepoint::drop_orphan_pins(&self.engine)?;
         Ok(self.engine.compact()?)
     }
 

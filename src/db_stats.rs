@@ -14,8 +14,11 @@ use crate::btree::TreeShape;
 /// handle open is counted as of the transaction's start, as redb does.
 /// `stored_bytes` is exact; the page figures are exact once a flush has
 /// written everything ([`Database::checkpoint`](crate::Database::checkpoint)).
-/// Savepoints' tables and the catalog of tables count as metadata. The WAL
-/// is not counted; [`Stats`](crate::Stats) reports it.
+/// The catalog of tables (and the copies of persistent savepoints written
+/// by older versions) count as metadata; the pages persistent savepoints
+/// keep beyond the current trees count as allocated and fragmented, as
+/// redb counts them. The WAL is not counted; [`Stats`](crate::Stats)
+/// reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DatabaseStats {
     tree_height: u32,
@@ -59,6 +62,19 @@ impl DatabaseStats {
             fragmented_bytes: (allocated * page_size as u64).saturating_sub(stored + branch_keys + own_used),
             page_size,
         }
+    }
+
+    /// Adds the pages persistent savepoints keep: `pinned` pages in all,
+    /// `shared` of them reached by the transaction's tree snapshot. The
+    /// trees as projected keep at most `shared` of those (fewer once their
+    /// unflushed removals are flushed), so this counts the pinned pages
+    /// beyond the projection: exact once a flush has written everything,
+    /// as the other page figures.
+    pub(crate) fn with_pinned_pages(mut self, pinned: u64, shared: u64) -> Self {
+        let kept_only_by_savepoints = pinned - shared.min(pinned).min(self.allocated_pages);
+        self.allocated_pages += kept_only_by_savepoints;
+        self.fragmented_bytes += kept_only_by_savepoints * self.page_size as u64;
+        self
     }
 
     /// Levels of the deepest table's tree.

@@ -1,5 +1,5 @@
-//! Savepoints: ephemeral (a pinned read snapshot) and persistent (a copy of
-//! the tables kept in reserved tables of the same file). See
+//! Savepoints: ephemeral (a pinned read snapshot) and persistent (a pinned
+//! durable commit of the data file: `TreeWriter::pin_durable`). See
 //! `design/savepoints.md`.
 //!
 //! Both kinds capture the committed state as of their transaction's start,
@@ -20,17 +20,25 @@
 //!   the database on another timeline). Without such a savepoint the record
 //!   is not written: the restore deletes the newer persistent savepoints,
 //!   and no id it would cover is ever handed out again in this process.
-//! - `hidden_name(id, name)` holds the contents of table `name` at the
-//!   savepoint's sequence.
+//! - A persistent savepoint's contents are the durable commit its tree pin
+//!   (same id) keeps: the engine checkpoints the transaction's start state
+//!   and pins that commit (`WriteTxn::pin_start_tree`). Records of version
+//!   1, written before pins, name copies instead: `hidden_name(id, name)`
+//!   holds the contents of table `name` at the savepoint's sequence; they
+//!   are still restored and deleted.
 //!
 //! Invariants:
 //! - Savepoint ids only grow, across restarts too: a new id is above every id
 //!   this process gave out and above every id (and range end) the registry
 //!   stores (`floor`). So a range recorded by a restore never covers a
 //!   savepoint created after that restore.
-//! - A persistent savepoint, its tables and a restore's invalidation range are
+//! - A persistent savepoint's record and a restore's invalidation range are
 //!   written in the transaction's write set: they exist exactly when that
 //!   transaction commits, and survive a crash exactly as its commit does.
+//!   Its tree pin is durable before the commit, so it outlives it: a pin
+//!   with no record (a transaction that aborted, crashed, or deleted its
+//!   savepoint without a durable commit) keeps pages and nothing else, and
+//!   is dropped at the next open ([`drop_orphan_pins`]).
 //! - Creating a savepoint requires a clean transaction (no user table
 //!   resolved, created, deleted or renamed; no restore), so `S` is also what
 //!   the transaction itself sees.
@@ -48,7 +56,10 @@ use crate::types::TableMeta;
 const RESERVED: u8 = 0xFF;
 const REGISTRY: &[u8] = b"\xffsluice.savepoints";
 const HIDDEN_PREFIX: &[u8] = b"\xffsluice.savepoint.";
-const RECORD_VERSION: u8 = 1;
+/// A record whose contents are copies in hidden tables (written before pins).
+const RECORD_COPIED: u8 = 1;
+/// A record whose contents are the tree pin of the same id.
+const RECORD_PINNED: u8 = 2;
 
 /// Whether `name` is reserved for savepoints (never a user table's).
 pub(crate) fn is_reserved(name: &[u8]) -> bool {
@@ -89,7 +100,8 @@ enum Kind {
         _live: LiveToken,
         _pin: SavepointPin,
     },
-    /// Its contents are in the database's reserved tables.
+    /// Its contents are its tree pin (or, for an old record, copies in the
+    /// database's reserved tables).
     Persistent,
 }
 
@@ -115,11 +127,13 @@ struct SavedTable {
 struct Record {
     seq: u64,
     tables: Vec<SavedTable>,
+    /// Its contents are its tree pin (else copies in hidden tables).
+    pinned: bool,
 }
 
 impl Record {
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![RECORD_VERSION];
+        let mut out = vec![if self.pinned { RECORD_PINNED } else { RECORD_COPIED }];
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&(self.tables.len() as u64).to_le_bytes());
         for t in &self.tables {
@@ -143,9 +157,11 @@ impl Record {
             rest = tail;
             Ok(head)
         };
-        if take(1)? != [RECORD_VERSION] {
-            return Err(bad());
-        }
+        let pinned = match take(1)? {
+            [RECORD_COPIED] => false,
+            [RECORD_PINNED] => true,
+            _ => return Err(bad()),
+        };
         // `take(8)` gives exactly eight bytes.
         let read_u64 = |b: &[u8]| -> u64 { u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) };
         let seq = read_u64(take(8)?);
@@ -162,7 +178,7 @@ impl Record {
         if !rest.is_empty() {
             return Err(bad());
         }
-        Ok(Record { seq, tables })
+        Ok(Record { seq, tables, pinned })
     }
 }
 
@@ -336,8 +352,9 @@ pub(crate) fn ephemeral(txn: &mut WriteTxn, live: LiveToken) -> Result<Savepoint
     })
 }
 
-/// Copies the transaction's start state into reserved tables and records
-/// it; the savepoint exists once the transaction commits.
+/// Pins the transaction's start state (checkpointed, then its durable
+/// commit kept: `WriteTxn::pin_start_tree`) and records it; the savepoint
+/// exists once the transaction commits.
 pub(crate) fn persistent(txn: &mut WriteTxn) -> Result<u64, SavepointError> {
     if txn.durability() != Durability::Immediate {
         return Err(SavepointError::ImmediateDurabilityRequired);
@@ -347,22 +364,18 @@ pub(crate) fn persistent(txn: &mut WriteTxn) -> Result<u64, SavepointError> {
     }
     let floor = read_registry(txn)?.floor();
     let snapshot = txn.start_snapshot();
-    // Every order is known before anything is written.
-    let tables = snapshot_tables(txn, &snapshot, false)?;
-    let id = txn.next_savepoint_id(floor);
-    for (table, cmp) in &tables {
-        let Some(source) = snapshot.open_table(&table.name, *cmp)? else {
-            continue;
-        };
-        let copy = txn.open_table(&hidden_name(id, &table.name), &table.meta, *cmp)?;
-        for entry in snapshot.range(&source, Bound::Unbounded, Bound::Unbounded)? {
-            let (k, v) = entry?;
-            txn.insert(copy, &k, v.as_bytes())?;
+    let mut tables = Vec::new();
+    for (name, _) in snapshot.list_tables()? {
+        if let Some((id, meta)) = snapshot.table_def(&name)?.filter(|_| !is_reserved(&name)) {
+            tables.push(SavedTable { name, id, meta });
         }
     }
+    let id = txn.next_savepoint_id(floor);
+    txn.pin_start_tree(id)?;
     let record = Record {
         seq: snapshot.sequence(),
-        tables: tables.into_iter().map(|(t, _)| t).collect(),
+        tables,
+        pinned: true,
     };
     let Some(reg) = registry(txn, true)? else {
         return Err(StorageError::Internal("the savepoint registry was not created".into()).into());
@@ -373,6 +386,32 @@ pub(crate) fn persistent(txn: &mut WriteTxn) -> Result<u64, SavepointError> {
     txn.pin_pending_persistent();
     txn.mark_persistent_modified();
     Ok(id)
+}
+
+/// Drops the tree pins no persistent savepoint records (their savepoint
+/// was never committed, or was deleted without a durable commit): at open,
+/// and before a compaction, which cannot move pinned pages.
+pub(crate) fn drop_orphan_pins(engine: &Engine) -> Result<(), StorageError> {
+    let pins = engine.tree_pin_ids()?;
+    if pins.is_empty() {
+        return Ok(());
+    }
+    let read = engine.begin_read()?;
+    let mut recorded = BTreeSet::new();
+    if let Some(table) = read.open_table(REGISTRY, crate::btree::bytewise)? {
+        let (lower, upper) = ([b'p'], [b'q']);
+        for entry in read.range(&table, Bound::Included(&lower), Bound::Excluded(&upper))? {
+            let (k, _) = entry?;
+            if let Some(id) = k.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) {
+                recorded.insert(id);
+            }
+        }
+    }
+    drop(read);
+    for id in pins.into_iter().filter(|id| !recorded.contains(id)) {
+        engine.drop_tree_pin(id)?;
+    }
+    Ok(())
 }
 
 /// Refuses compaction while a savepoint exists, as redb does: a persistent
@@ -432,8 +471,12 @@ fn delete_record(txn: &mut WriteTxn, id: u64) -> Result<bool, StorageError> {
         return Ok(false);
     };
     txn.remove(reg, &key(b'p', id))?;
-    for table in &record.tables {
-        txn.delete_table(&hidden_name(id, &table.name))?;
+    if record.pinned {
+        txn.unpin_after_commit(id);
+    } else {
+        for table in &record.tables {
+            txn.delete_table(&hidden_name(id, &table.name))?;
+        }
     }
     Ok(true)
 }
@@ -461,6 +504,7 @@ pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), S
     if registry_now.is_invalidated(savepoint.id) {
         return Err(SavepointError::InvalidSavepoint);
     }
+    let pinned;
     let (source, targets) = match &savepoint.kind {
         Kind::Ephemeral { snapshot, .. } => {
             if !txn.same_engine(snapshot) {
@@ -472,14 +516,20 @@ pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), S
             let Some(record) = read_record(txn, savepoint.id)? else {
                 return Err(SavepointError::InvalidSavepoint);
             };
-            let mut targets = Vec::new();
-            for table in record.tables {
-                let hidden = hidden_name(savepoint.id, &table.name);
-                let known = txn.table_order(&hidden)?.flatten();
-                let cmp = order_or_current(txn, &table, known)?;
-                targets.push((table, cmp));
+            if record.pinned {
+                let Some(pin) = txn.tree_pin(savepoint.id)? else {
+                    return Err(StorageError::Corrupted(format!(
+                        "persistent savepoint {} has no pinned commit",
+                        savepoint.id
+                    ))
+                    .into());
+                };
+                pinned = txn.pinned_snapshot(&pin)?;
+                let targets = snapshot_tables(txn, &pinned, true)?;
+                (Source::Snapshot(&pinned), targets)
+            } else {
+                copied_targets(txn, savepoint.id, record)?
             }
-            (Source::Hidden(savepoint.id), targets)
         }
     };
     let newer: Vec<u64> = registry_now
@@ -546,6 +596,23 @@ pub(crate) fn restore(txn: &mut WriteTxn, savepoint: &Savepoint) -> Result<(), S
     Ok(())
 }
 
+/// An old (copied) record's tables, each with its order, read from its
+/// hidden tables.
+fn copied_targets<'a>(
+    txn: &mut WriteTxn,
+    id: u64,
+    record: Record,
+) -> Result<(Source<'a>, Vec<(SavedTable, Comparator)>), StorageError> {
+    let mut targets = Vec::new();
+    for table in record.tables {
+        let hidden = hidden_name(id, &table.name);
+        let known = txn.table_order(&hidden)?.flatten();
+        let cmp = order_or_current(txn, &table, known)?;
+        targets.push((table, cmp));
+    }
+    Ok((Source::Hidden(id), targets))
+}
+
 /// Writes into `table` only what makes it equal `target`: a merge of the
 /// two ordered scans (a removal for a key only in the table, an insert for
 /// a key missing or different).
@@ -599,6 +666,12 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_reject_garbage() {
+        for pinned in [false, true] {
+            record_round_trips(pinned);
+        }
+    }
+
+    fn record_round_trips(pinned: bool) {
         let record = Record {
             seq: 42,
             tables: vec![
@@ -613,8 +686,12 @@ mod tests {
                     meta: Vec::new(),
                 },
             ],
+            pinned,
         };
         let bytes = record.encode();
+        let mut unknown = bytes.clone();
+        unknown[0] = 3;
+        assert!(Record::decode(&unknown).is_err());
         assert_eq!(Record::decode(&bytes).unwrap(), record);
         for cut in 0..bytes.len() {
             assert!(Record::decode(&bytes[..cut]).is_err());

@@ -599,7 +599,8 @@ impl WriteTransaction {
         let open = self.open.lock().clone();
         let is_open = |name: &[u8]| open.iter().any(|(open, _)| open.as_bytes() == name);
         let (tables, own) = self.with_txn(|txn| txn.table_shapes(savepoint::is_reserved, is_open))?;
-        Ok(DatabaseStats::new(&tables, &own))
+        let (pinned, shared) = self.with_txn(|txn| txn.pinned_pages())?;
+        Ok(DatabaseStats::new(&tables, &own).with_pinned_pages(pinned, shared))
     }
 }
 

@@ -166,27 +166,15 @@ pub(crate) fn verify_commit(store: &Arc<PageStore>, catalog_root: PageId, genera
     Ok(())
 }
 
-/// Checks the commit `generation` whose catalog is `catalog`, against the
-/// allocator's account of free pages and the durable free-list chain.
-pub(crate) fn run(
+/// Walks the commit whose catalog is `catalog`: the catalog, then every
+/// tree it names, checked in its order where `cmp_for` knows it. Returns
+/// the number of trees and of entries.
+fn walk_commit(
     store: &Arc<PageStore>,
-    generation: u64,
+    walk: &mut Walk<'_>,
     catalog: &TreeInfo,
-    alloc: &Allocator,
-    chain: &[PageId],
     cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Option<Comparator>,
-) -> Result<Report> {
-    let page_count = alloc.page_count();
-    let mut walk = Walk {
-        store,
-        seen: HashSet::new(),
-        page_count,
-        generation,
-    };
-    let mut report = Report {
-        file_pages: page_count,
-        ..Report::default()
-    };
+) -> Result<(u64, u64)> {
     let mut trees = Vec::new();
     if catalog.root != 0 {
         let (n, _) = walk.tree(catalog.root, Some(bytewise), None, None, 0)?;
@@ -202,8 +190,8 @@ pub(crate) fn run(
             trees.push((entry.key().to_vec(), TreeInfo::decode(entry.value().as_bytes())?));
         }
     }
+    let mut entries = 0;
     for (name, info) in &trees {
-        report.trees += 1;
         if info.root == 0 {
             if info.len != 0 {
                 return Err(StorageError::corrupted("empty tree with a nonzero count"));
@@ -218,9 +206,38 @@ pub(crate) fn run(
                 info.len
             )));
         }
-        report.entries += n;
+        entries += n;
     }
-    report.reachable_pages = walk.seen.len() as u64;
+    Ok((trees.len() as u64, entries))
+}
+
+/// Checks the commit `generation` whose catalog is `catalog`, against the
+/// allocator's account of free pages and the durable free-list chain; then
+/// every pinned commit (`pins`: its transaction id and catalog) as a commit
+/// of its own, whose pages must all be pinned and none free.
+pub(crate) fn run(
+    store: &Arc<PageStore>,
+    generation: u64,
+    catalog: &TreeInfo,
+    alloc: &Allocator,
+    chain: &[PageId],
+    pins: &[(u64, TreeInfo)],
+    cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Option<Comparator>,
+) -> Result<Report> {
+    let page_count = alloc.page_count();
+    let mut walk = Walk {
+        store,
+        seen: HashSet::new(),
+        page_count,
+        generation,
+    };
+    let (trees, entries) = walk_commit(store, &mut walk, catalog, cmp_for)?;
+    let report = Report {
+        file_pages: page_count,
+        trees,
+        entries,
+        reachable_pages: walk.seen.len() as u64,
+    };
     for &page in chain {
         walk.mark(page)?;
     }
@@ -235,6 +252,21 @@ pub(crate) fn run(
         return Err(StorageError::corrupted(format!(
             "{leaked} pages are neither in use nor free"
         )));
+    }
+    let free: HashSet<PageId> = alloc.free_pages().collect();
+    for (txn, catalog) in pins {
+        let mut pinned = Walk {
+            store,
+            seen: HashSet::new(),
+            page_count,
+            generation: *txn,
+        };
+        walk_commit(store, &mut pinned, catalog, cmp_for)?;
+        if let Some(page) = pinned.seen.iter().find(|&&p| free.contains(&p) || !alloc.pinned(p)) {
+            return Err(StorageError::corrupted(format!(
+                "page {page} of the commit pinned at {txn} is not kept for it"
+            )));
+        }
     }
     Ok(report)
 }

@@ -22,5 +22,5 @@ pub(crate) use cursor::PinnedNode;
 pub use cursor::{RangeIter, TreeEntry};
 pub use node::MAX_KEY_LEN;
 pub use shape::{Census, TreeShape};
-pub use store::{Relocation, Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
+pub use store::{PINS_TREE, PinnedCommit, Relocation, Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
 pub use value::{MAX_VALUE_LEN, ValueBytes};

@@ -80,6 +80,33 @@ fn walk(store: &PageStore, id: PageId, depth: usize, shape: &mut TreeShape) -> R
     Ok(height + 1)
 }
 
+/// Appends to `out` every page of the tree under `root` (0: none): its
+/// nodes, every page of nodes that span several, and its overflow runs.
+pub(crate) fn pages(store: &PageStore, root: PageId, out: &mut Vec<PageId>) -> Result<()> {
+    let mut stack = vec![(root, 0)];
+    while let Some((id, depth)) = stack.pop() {
+        if id == 0 {
+            continue;
+        }
+        if depth >= MAX_DEPTH {
+            return Err(StorageError::corrupted("tree too deep (a page cycle?)"));
+        }
+        let page = store.read_page(id)?;
+        let node = expect_node(&page, id)?;
+        out.extend(id..id + node.span());
+        if node.is_leaf() {
+            for i in 0..node.count() {
+                if let LeafValue::Overflow(r) = node.value(i) {
+                    out.extend(r.start..r.start + r.pages(store.page_size()));
+                }
+            }
+        } else {
+            stack.extend((0..node.count()).map(|i| (node.child(i), depth + 1)));
+        }
+    }
+    Ok(())
+}
+
 /// What a scan of a table's visible entries finds, in the terms of
 /// [`TreeShape`]: the input of [`TreeShape::projected`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -146,14 +173,16 @@ impl TreeShape {
     /// This tree's shape with the entries a flush has not yet written into
     /// it counted as the pages they will take. `census` is a scan of every
     /// entry the table holds (tree, memtables, a transaction's own writes);
-    /// what it finds beyond what the tree's leaves hold is packed into the
-    /// fewest leaf pages it fits, under as many branch levels as those
-    /// leaves need at the fan-out the keys' average length allows. An
-    /// estimate (a flush merges entries into the leaves they sort into, not
-    /// into new ones), and exact when nothing is waiting for a flush.
+    /// what it finds beyond what the tree's leaves hold goes first into the
+    /// room those leaves have left (a flush merges entries into the leaves
+    /// they sort into), then into the fewest new leaf pages it fits, under
+    /// as many branch levels as the leaves need at the fan-out the keys'
+    /// average length allows. An estimate (a leaf's room is spread over
+    /// its key range), and exact when nothing is waiting for a flush.
     pub fn projected(mut self, census: &Census) -> TreeShape {
-        let extra_leaf_bytes = census.leaf_bytes.saturating_sub(self.leaf_bytes);
         let usable = self.page_size.saturating_sub(NODE_HEADER_LEN).max(1) as u64;
+        let room = (self.leaf_pages * usable).saturating_sub(self.leaf_bytes);
+        let extra_leaf_bytes = census.leaf_bytes.saturating_sub(self.leaf_bytes + room);
         let extra_leaves = extra_leaf_bytes.div_ceil(usable);
         if extra_leaves == 0 && (self.height > 0 || census.entries == 0) {
             return self;

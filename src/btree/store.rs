@@ -36,7 +36,86 @@ use super::value::ValueBytes;
 use crate::error::{Result, StorageError};
 use crate::io::{Failure, StorageBackend};
 use crate::page::freelist;
-use crate::page::{Allocator, PageId, PageStore, Slot, StoreOptions};
+use crate::page::{Allocator, PageId, PageRanges, PageStore, Slot, StoreOptions};
+
+/// The catalog tree of pins: durable commits kept readable, their pages
+/// out of reuse, until unpinned (persistent savepoints,
+/// `design/savepoints.md`). Key: the pin's id (u64, big-endian); value:
+/// [`PinnedCommit`]'s encoding.
+pub const PINS_TREE: &[u8] = b"sluice.pins";
+
+/// A durable commit kept readable until [`TreeWriter::unpin`]: every page
+/// it reached (its `ranges`) stays out of reuse, across reopens too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedCommit {
+    /// The commit's transaction id.
+    pub txn: u64,
+    /// Its checkpoint sequence: the WAL records its trees hold.
+    pub checkpoint_seq: u64,
+    /// Its catalog.
+    pub catalog: TreeInfo,
+    ranges: PageRanges,
+}
+
+impl PinnedCommit {
+    /// `txn | checkpoint_seq | catalog root | catalog len | n | n x (start, end)`,
+    /// each a u64, little-endian.
+    fn encode(&self) -> Vec<u8> {
+        let fields = [
+            self.txn,
+            self.checkpoint_seq,
+            self.catalog.root,
+            self.catalog.len,
+            self.ranges.len() as u64,
+        ];
+        let mut out = Vec::with_capacity(8 * (fields.len() + 2 * self.ranges.len()));
+        for n in fields.into_iter().chain(self.ranges.iter().flat_map(|&(a, b)| [a, b])) {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
+    /// Checked against the file's page count: ranges sorted, disjoint,
+    /// non-empty, inside the file, and the catalog root among them.
+    fn decode(bytes: &[u8], page_count: u64) -> Result<Self> {
+        let bad = || StorageError::corrupted("malformed pin record");
+        if !bytes.len().is_multiple_of(8) {
+            return Err(bad());
+        }
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+            .collect();
+        let [txn, checkpoint_seq, root, len, n, rest @ ..] = &words[..] else {
+            return Err(bad());
+        };
+        if usize::try_from(*n).ok().and_then(|n| n.checked_mul(2)) != Some(rest.len()) {
+            return Err(bad());
+        }
+        let ranges: Vec<(u64, u64)> = rest.chunks_exact(2).map(|r| (r[0], r[1])).collect();
+        let mut floor = 1;
+        for &(start, end) in &ranges {
+            if start < floor || end <= start || end > page_count {
+                return Err(bad());
+            }
+            floor = end;
+        }
+        let pinned = PinnedCommit {
+            txn: *txn,
+            checkpoint_seq: *checkpoint_seq,
+            catalog: TreeInfo {
+                root: *root,
+                len: *len,
+                meta: Vec::new(),
+            },
+            ranges: ranges.into(),
+        };
+        if *root != 0 && !pinned.ranges.iter().any(|&(a, b)| (a..b).contains(root)) {
+            return Err(bad());
+        }
+        Ok(pinned)
+    }
+}
 
 /// Options for opening a [`TreeStore`].
 #[derive(Clone, Copy, Debug)]
@@ -165,7 +244,68 @@ impl TreeStore {
             super::check::verify_commit(&pages, slot.catalog_root, slot.txn_id)?;
         }
         let (free, chain) = freelist::read(&pages, slot.freelist_head, slot.page_count)?;
-        Self::from_parts(pages, slot, free, chain)
+        let store = Self::from_parts(pages, slot, free, chain)?;
+        // Before anything is allocated: the free list lists the pages pins
+        // hold (the durable commit does not reach them).
+        let pins = store.pins()?;
+        let mut state = store.shared.writer.lock();
+        for (id, pin) in pins {
+            state.alloc.pin(id, pin.ranges);
+        }
+        drop(state);
+        Ok(store)
+    }
+
+    /// The pins of the newest published commit, by id.
+    pub fn pins(&self) -> Result<Vec<(u64, PinnedCommit)>> {
+        let catalog = self.shared.published.lock().commit.catalog.clone();
+        let page_count = self.shared.writer.lock().alloc.page_count();
+        let Some(tree) = lookup_tree(&self.shared.pages, &catalog, PINS_TREE)? else {
+            return Ok(Vec::new());
+        };
+        RangeIter::new(self.shared.pages.clone(), tree.root, bytewise, Bound::Unbounded, Bound::Unbounded)?
+            .map(|entry| {
+                let entry = entry?;
+                let id = entry
+                    .key()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StorageError::corrupted("malformed pin id"))?;
+                Ok((id, PinnedCommit::decode(entry.value().as_bytes(), page_count)?))
+            })
+            .collect()
+    }
+
+    /// A snapshot of a pinned commit. It counts as a reader of that old
+    /// commit while it lives, so pages retired since wait for it too.
+    pub fn snapshot_of(&self, pin: &PinnedCommit) -> Snapshot {
+        let commit = Arc::new(Commit::new(pin.txn, pin.checkpoint_seq, pin.catalog.clone()));
+        *self.shared.published.lock().readers.entry(pin.txn).or_insert(0) += 1;
+        Snapshot {
+            inner: Arc::new(SnapshotInner {
+                shared: self.shared.clone(),
+                commit,
+            }),
+        }
+    }
+
+    /// Pages named by pins, and how many of them `snapshot` reaches (its
+    /// trees, their overflow runs, its catalog): what savepoints add to
+    /// the file beyond a commit is about the first less the second.
+    pub fn pinned_pages(&self, snapshot: &Snapshot) -> Result<(u64, u64)> {
+        let pinned = self.shared.writer.lock().alloc.pinned_count();
+        if pinned == 0 {
+            return Ok((0, 0));
+        }
+        let mut reached = Vec::new();
+        let catalog = &snapshot.inner.commit.catalog;
+        super::shape::pages(&self.shared.pages, catalog.root, &mut reached)?;
+        for (_, tree) in list_trees(&self.shared.pages, catalog)? {
+            super::shape::pages(&self.shared.pages, tree.root, &mut reached)?;
+        }
+        let state = self.shared.writer.lock();
+        let shared = reached.into_iter().filter(|&page| state.alloc.pinned(page)).count();
+        Ok((pinned, shared as u64))
     }
 
     fn from_parts(pages: Arc<PageStore>, slot: Slot, free: Vec<u64>, chain: Vec<PageId>) -> Result<Self> {
@@ -282,6 +422,7 @@ impl TreeStore {
         &self,
         cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Option<Comparator>,
     ) -> Result<super::check::Report> {
+        let pins: Vec<(u64, TreeInfo)> = self.pins()?.into_iter().map(|(_, pin)| (pin.txn, pin.catalog)).collect();
         let state = self.shared.writer.lock();
         super::check::run(
             &self.shared.pages,
@@ -289,6 +430,7 @@ impl TreeStore {
             &state.catalog,
             &state.alloc,
             &state.freelist_chain,
+            &pins,
             cmp_for,
         )
     }
@@ -662,6 +804,10 @@ impl TreeWriter<'_> {
     /// originals and trims the file to about the target. Pages held by
     /// snapshots still live then stay, and the file shrinks less.
     pub fn relocate_all(&mut self) -> Result<Relocation> {
+        // A pinned commit's pages must stay where its pin names them.
+        if self.state.alloc.pinned_count() > 0 {
+            return Err(StorageError::Internal("compaction with pinned commits (savepoints)".into()));
+        }
         self.fold_changes()?;
         let pages = &self.shared.pages;
         let page_count = self.state.alloc.page_count();
@@ -766,6 +912,85 @@ impl TreeWriter<'_> {
 
     /// Discards every change since the last commit.
     pub fn abort(self) {}
+
+    /// Pins the durable commit under `id` (see [`PinnedCommit`]): its pages
+    /// stay out of reuse until [`unpin`](Self::unpin), across reopens. The
+    /// pin's record is made durable by a commit at the same checkpoint
+    /// sequence before this returns.
+    ///
+    /// REQUIRES (else `Internal`, nothing pinned): the published commit is
+    /// the durable one and this writer has changed nothing, so the durable
+    /// commit is what every reader of the newest commit sees.
+    pub fn pin_durable(&mut self, id: u64) -> Result<PinnedCommit> {
+        let durable = self.state.durable;
+        if !self.at_durable() {
+            return Err(StorageError::Internal(
+                "a pin needs the writer at the durable commit, with no changes".into(),
+            ));
+        }
+        if self.tree(PINS_TREE)?.is_some() && self.get(PINS_TREE, bytewise, &id.to_be_bytes())?.is_some() {
+            return Err(StorageError::Internal(format!("pin {id} exists")));
+        }
+        let pin = PinnedCommit {
+            txn: durable.txn_id,
+            checkpoint_seq: durable.checkpoint_seq,
+            catalog: self.catalog.clone(),
+            ranges: self.state.alloc.durable_ranges(),
+        };
+        // Pinned before the record's commit retires any page of the commit.
+        self.state.alloc.pin(id, pin.ranges.clone());
+        let recorded = self
+            .apply(PINS_TREE, bytewise, &[(&id.to_be_bytes(), Some(&pin.encode()))])
+            .and_then(|()| self.commit_and_continue(durable.checkpoint_seq));
+        if let Err(e) = recorded {
+            // Not durable, or the store is failed and writes nothing more.
+            self.state.alloc.unpin(id);
+            return Err(e);
+        }
+        Ok(pin)
+    }
+
+    /// Drops pin `id` (returns whether it existed): its record goes with a
+    /// durable commit at the durable checkpoint sequence, then the pages
+    /// only it kept are free.
+    ///
+    /// REQUIRES: no reader of the pinned commit ([`TreeStore::snapshot_of`])
+    /// is left, and nothing that could still ask for it survives a crash
+    /// (the savepoint's deletion is durable). And, as for
+    /// [`pin_durable`](Self::pin_durable), the writer at the durable commit
+    /// with no changes (else `Internal`, nothing changed): a durable commit
+    /// of a published flush at the old checkpoint sequence would have
+    /// recovery count its entries twice.
+    pub fn unpin(&mut self, id: u64) -> Result<bool> {
+        if self.tree(PINS_TREE)?.is_none() || self.get(PINS_TREE, bytewise, &id.to_be_bytes())?.is_none() {
+            self.state.alloc.unpin(id);
+            return Ok(false);
+        }
+        if !self.at_durable() {
+            return Err(StorageError::Internal(
+                "an unpin needs the writer at the durable commit, with no changes".into(),
+            ));
+        }
+        self.apply(PINS_TREE, bytewise, &[(&id.to_be_bytes(), None)])?;
+        if self.tree(PINS_TREE)?.is_some_and(|tree| tree.len == 0) {
+            self.delete_tree(PINS_TREE)?;
+        }
+        let checkpoint_seq = self.state.durable.checkpoint_seq;
+        self.commit_and_continue(checkpoint_seq)?;
+        self.state.alloc.unpin(id);
+        Ok(true)
+    }
+
+    /// Pages kept only for pins: no longer reached by the newest commit.
+    pub fn held_pages(&self) -> usize {
+        self.state.alloc.held_count()
+    }
+
+    /// Whether the published commit is the durable one and this writer has
+    /// changed nothing since.
+    pub fn at_durable(&self) -> bool {
+        self.state.txn == self.state.durable.txn_id && self.changes.is_empty() && self.fresh.is_empty()
+    }
 
     /// Makes the pages that commits retired free for this writer as far as
     /// live snapshots allow (commits do it; a snapshot let go since the

@@ -24,7 +24,11 @@ use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, first_vi
 use super::state::{State, TABLES_TREE, TableView, data_tree_id, data_tree_name};
 use super::tree_commit;
 use super::writeset::{Origin, Place, TableSlot, WriteSet};
-use crate::btree::{Census, Comparator, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise};
+use super::memtable::Memtable;
+use super::recovery::Recovered;
+use crate::btree::{
+    Census, Comparator, PinnedCommit, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise,
+};
 use crate::error::{Result, StorageError};
 use crate::wal::SyncBy;
 
@@ -162,6 +166,8 @@ impl Engine {
             durability: Durability::Immediate,
             through_tree: false,
             holds_slot: true,
+            created_pins: Vec::new(),
+            dropped_pins: Vec::new(),
         }
     }
 
@@ -195,6 +201,17 @@ impl Engine {
     /// durable, and deletes the WAL segments it covers.
     pub fn checkpoint(&self) -> Result<()> {
         checkpoint(&self.inner)
+    }
+
+    /// The ids of the tree pins (persistent savepoints' pinned commits).
+    pub fn tree_pin_ids(&self) -> Result<Vec<u64>> {
+        Ok(self.inner.trees.pins()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Drops tree pin `id`, its savepoint gone for good (deleted by a
+    /// durable commit, or never committed).
+    pub fn drop_tree_pin(&self, id: u64) -> Result<()> {
+        unpin(&self.inner, id)
     }
 
     /// After a checkpoint that covered every commit, as a close makes:
@@ -366,6 +383,13 @@ pub struct WriteTxn {
     /// Commit through the tree whatever the size (`engine::tree_commit`).
     through_tree: bool,
     holds_slot: bool,
+    /// Tree pins made for this transaction's persistent savepoints: dropped
+    /// again if it ends without trying to commit (once a commit is tried,
+    /// its record may be in the WAL, and only a reopen can tell).
+    created_pins: Vec<u64>,
+    /// Tree pins whose savepoints this transaction deletes: dropped once
+    /// its commit is durable.
+    dropped_pins: Vec<u64>,
 }
 
 /// A table opened in a write transaction; usable only with that
@@ -890,7 +914,7 @@ impl WriteTxn {
     /// comparator is called for this commit no more (byte order is the
     /// engine's own: nothing to observe, so no wait). `commit_pipelined`
     /// never waits.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         let durability = self.durability;
         let inner = self.inner.clone();
         let user_order = self
@@ -902,11 +926,17 @@ impl WriteTxn {
             Durability::Immediate => SyncBy::Caller,
             Durability::None => SyncBy::Interval,
         };
+        let dropped_pins = std::mem::take(&mut self.dropped_pins);
         let pending = self.commit_with(sync)?;
         let seq = pending.sequence();
         match durability {
             Durability::Immediate => pending.wait()?,
             Durability::None => {}
+        }
+        if durability == Durability::Immediate {
+            for id in dropped_pins {
+                unpin(&inner, id)?;
+            }
         }
         if user_order {
             inner.wait_inserted(seq)?;
@@ -924,6 +954,9 @@ impl WriteTxn {
     /// durability: the caller that waits for it next, or the sync thread.
     fn commit_with(mut self, sync: SyncBy) -> Result<PendingCommit> {
         let inner = self.inner.clone();
+        // From here on the pins stay: this commit's record may reach the
+        // WAL. A reopen drops those whose savepoint did not.
+        self.created_pins.clear();
         inner.check_poison()?;
         let seq = if self.writes.is_empty() {
             // Nothing to log; durable once everything before it is.
@@ -1027,6 +1060,12 @@ impl WriteTxn {
 
 impl Drop for WriteTxn {
     fn drop(&mut self) {
+        // Ended without a commit: no savepoint of it exists anywhere. A
+        // failure leaves the pin to the next open (an orphan keeps pages,
+        // never loses any).
+        for id in std::mem::take(&mut self.created_pins) {
+            let _ = unpin(&self.inner, id);
+        }
         self.release();
     }
 }
@@ -1320,6 +1359,72 @@ impl WriteTxn {
         }
     }
 
+    /// Pins the tree at this transaction's start state under `id` (a
+    /// persistent savepoint): checkpoints every commit so far, so the
+    /// durable tree holds exactly that state, then pins that commit
+    /// (`TreeWriter::pin_durable`). The pin is dropped again if the
+    /// transaction ends without trying to commit.
+    pub fn pin_start_tree(&mut self, id: u64) -> Result<PinnedCommit> {
+        checkpoint(&self.inner)?;
+        let mut writer = self.inner.trees.writer()?;
+        // The writer slot is this transaction's: no commit came since it
+        // began, so the checkpoint covered exactly its start state.
+        if writer.durable_checkpoint_seq() != self.seq || !writer.at_durable() {
+            return Err(StorageError::Internal(format!(
+                "a savepoint's checkpoint reached {} for a transaction at {}",
+                writer.durable_checkpoint_seq(),
+                self.seq
+            )));
+        }
+        let pin = writer.pin_durable(id)?;
+        self.created_pins.push(id);
+        show_own_tree_change(&self.inner);
+        Ok(pin)
+    }
+
+    /// Tree pin `id`, if it exists.
+    pub fn tree_pin(&self, id: u64) -> Result<Option<PinnedCommit>> {
+        Ok(self.inner.trees.pins()?.into_iter().find(|(pin, _)| *pin == id).map(|(_, pin)| pin))
+    }
+
+    /// Pages named by tree pins, and how many of them this transaction's
+    /// tree snapshot reaches (`TreeStore::pinned_pages`).
+    pub fn pinned_pages(&self) -> Result<(u64, u64)> {
+        self.inner.trees.pinned_pages(&self.state.tree)
+    }
+
+    /// Drops tree pin `id` once this transaction's commit is durable
+    /// (only [`commit`](Self::commit) with `Durability::Immediate` does;
+    /// otherwise the next open drops it, its savepoint gone).
+    pub fn unpin_after_commit(&mut self, id: u64) {
+        self.dropped_pins.push(id);
+    }
+
+    /// A read snapshot of pinned commit `pin`: its trees, with the records
+    /// its staging trees hold for tables of then unknown order, at its
+    /// checkpoint sequence.
+    pub fn pinned_snapshot(&self, pin: &PinnedCommit) -> Result<ReadTxn> {
+        let tree = self.inner.trees.snapshot_of(pin);
+        let deferred = Recovered::load(&tree, self.inner.options.resolver)?.deferred_tables();
+        let state = State {
+            seq: pin.checkpoint_seq,
+            pending: None,
+            active: Arc::new(Memtable::new(self.inner.options.memtable_bytes)),
+            frozen: Vec::new(),
+            deferred: Arc::new(deferred),
+            tree,
+            tree_seq: pin.checkpoint_seq,
+            tree_filter: None,
+            count_ahead: None,
+        };
+        Ok(ReadTxn {
+            inner: self.inner.clone(),
+            state: Arc::new(state),
+            seq: pin.checkpoint_seq,
+            generation: UNCHECKED,
+        })
+    }
+
     /// Whether `snapshot` was taken from this transaction's database (the
     /// same engine instance, not a reopened one).
     pub fn same_engine(&self, snapshot: &ReadTxn) -> bool {
@@ -1482,6 +1587,39 @@ pub(crate) fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
         super::apply::checkpoint_inline(inner, ticket)?;
     }
     Ok(())
+}
+
+/// Drops tree pin `id` (`TreeWriter::unpin`) at a durable commit: after a
+/// checkpoint, so that no flush is published and not yet durable. A flush
+/// that slips in between is checkpointed too, a few times at most; then
+/// the pin is left for the next open to drop.
+pub(crate) fn unpin(inner: &Arc<Inner>, id: u64) -> Result<()> {
+    for _ in 0..3 {
+        checkpoint(inner)?;
+        let mut writer = inner.trees.writer()?;
+        if writer.at_durable() {
+            if writer.unpin(id)? {
+                show_own_tree_change(inner);
+            }
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// After a tree commit that changed only the engine's own trees (a pin's
+/// record): new transactions' state shows the store's newest tree, unless
+/// a flush or tree commit waits for its publication (its tree holds data
+/// the state does not account for yet: that publication will show this
+/// change too). The data is the same, so `seq` and `tree_seq` stay.
+/// REQUIRES: the tree writer held, so no tree commit starts meanwhile.
+fn show_own_tree_change(inner: &Inner) {
+    if inner.unpublished_trees.load(Ordering::SeqCst) == 0 {
+        inner.update_state(|s| State {
+            tree: inner.trees.snapshot(),
+            ..s.clone()
+        });
+    }
 }
 
 /// Checkpoints the engine a write transaction belongs to. Added for

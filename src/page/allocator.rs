@@ -24,11 +24,28 @@
 //!    so their pages are coalesced, and the bucket waits for the largest of
 //!    their transaction ids: conservative, never early.
 //!
+//! **Pins** (persistent savepoints, `design/savepoints.md`): a pin names
+//! the pages a durable commit reached when it was taken, as sorted ranges.
+//! A pinned page that passes both gates is *held* instead of freed: it
+//! stays out of the free set until every pin naming it is dropped. Held
+//! pages are not reachable from the durable commit, so the on-disk free
+//! list lists them (`free_after_restart`); a reopened store pins them again
+//! from the pins it finds in its catalog before anything is allocated.
+//!
 //! The page store's commit protocol (`PageStore::commit`) and the tree
 //! writer's commit (`TreeWriter::commit`) are the two callers that must agree
 //! with this.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Sorted, disjoint page ranges `[start, end)`: the pages one pin keeps.
+pub(crate) type PageRanges = Arc<[(u64, u64)]>;
+
+fn in_ranges(ranges: &[(u64, u64)], page: u64) -> bool {
+    let i = ranges.partition_point(|&(_, end)| end <= page);
+    ranges.get(i).is_some_and(|&(start, _)| start <= page)
+}
 
 #[derive(Debug, Default)]
 struct Freed {
@@ -56,6 +73,10 @@ pub(crate) struct Allocator {
     /// Allocated since the last durable commit.
     since_durable: HashSet<u64>,
     durable_txn: u64,
+    /// Pins by id (see the module docs).
+    pins: BTreeMap<u64, PageRanges>,
+    /// Past both gates but pinned: free once no pin names them.
+    held: BTreeSet<u64>,
 }
 
 impl Allocator {
@@ -70,7 +91,97 @@ impl Allocator {
             waiting_durable_txn: 0,
             since_durable: HashSet::new(),
             durable_txn,
+            pins: BTreeMap::new(),
+            held: BTreeSet::new(),
         }
+    }
+
+    fn is_pinned(&self, page: u64) -> bool {
+        self.pins.values().any(|ranges| in_ranges(ranges, page))
+    }
+
+    /// Pages past both gates: free, or held while a pin names them.
+    fn release(&mut self, pages: impl IntoIterator<Item = u64>) {
+        if self.pins.is_empty() {
+            self.free.extend(pages);
+            return;
+        }
+        for page in pages {
+            if self.is_pinned(page) {
+                self.held.insert(page);
+            } else {
+                self.free.insert(page);
+            }
+        }
+    }
+
+    /// Keeps the pages in `ranges` from reuse until [`unpin`](Self::unpin)
+    /// of `id`; free pages among them (a reopened store's) are held now.
+    pub(crate) fn pin(&mut self, id: u64, ranges: PageRanges) {
+        let caught: Vec<u64> = self
+            .free
+            .iter()
+            .copied()
+            .filter(|&page| in_ranges(&ranges, page))
+            .collect();
+        for page in caught {
+            self.free.remove(&page);
+            self.held.insert(page);
+        }
+        self.pins.insert(id, ranges);
+    }
+
+    /// Drops pin `id`; the held pages no other pin names are free.
+    pub(crate) fn unpin(&mut self, id: u64) {
+        if self.pins.remove(&id).is_none() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.release(held);
+    }
+
+    /// What a pin of the last durable commit would keep: every page below
+    /// the page count that is neither free after a restart nor held
+    /// (the pages the commit reaches, and its free list's own pages).
+    ///
+    /// REQUIRES: nothing allocated since the last durable commit.
+    pub(crate) fn durable_ranges(&self) -> PageRanges {
+        // Sorted; held pages included.
+        let skip = self.free_after_restart();
+        let mut ranges = Vec::new();
+        let mut start = 1;
+        for page in skip.into_iter().chain([self.page_count]) {
+            if page > start {
+                ranges.push((start, page));
+            }
+            start = start.max(page + 1);
+        }
+        ranges.into()
+    }
+
+    /// Pages held for pins (not reachable from the durable commit).
+    pub(crate) fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Pages named by any pin.
+    pub(crate) fn pinned_count(&self) -> u64 {
+        let mut all: Vec<(u64, u64)> = self.pins.values().flat_map(|r| r.iter().copied()).collect();
+        all.sort_unstable();
+        let (mut count, mut reach) = (0, 0);
+        for (start, end) in all {
+            let from = start.max(reach);
+            if end > from {
+                count += end - from;
+            }
+            reach = reach.max(end);
+        }
+        count
+    }
+
+    /// Whether a pin names `page`.
+    pub(crate) fn pinned(&self, page: u64) -> bool {
+        self.is_pinned(page)
     }
 
     pub(crate) fn page_count(&self) -> u64 {
@@ -183,7 +294,8 @@ impl Allocator {
 
     fn release_durable(&mut self) {
         if self.waiting_durable_txn <= self.durable_txn {
-            self.free.extend(self.waiting_durable.drain(..));
+            let pages = std::mem::take(&mut self.waiting_durable);
+            self.release(pages);
         }
     }
 
@@ -204,10 +316,11 @@ impl Allocator {
             let Some((txn, freed)) = self.waiting_readers.pop_front() else {
                 break;
             };
-            // Volatile pages were never in a durable commit: free now.
+            // Volatile pages were never in a durable commit: free now (no
+            // pin names them: pins name pages of durable commits).
             self.free.extend(freed.volatile);
             if txn <= self.durable_txn {
-                self.free.extend(freed.durable);
+                self.release(freed.durable);
             } else {
                 // Coalesced: the bucket waits for the newest of its commits.
                 self.waiting_durable.extend(freed.durable);
@@ -227,10 +340,11 @@ impl Allocator {
     }
 
     /// Every page the current durable commit does not reach: what a reopened
-    /// database may use freely. (After a restart no snapshot is live and only
-    /// the durable commit matters.)
+    /// database may use freely, once it has pinned again what its pins name.
+    /// (After a restart no snapshot is live and only the durable commit
+    /// matters.)
     pub(crate) fn free_after_restart(&self) -> Vec<u64> {
-        let mut pages: Vec<u64> = self.free.iter().copied().collect();
+        let mut pages: Vec<u64> = self.free.iter().chain(&self.held).copied().collect();
         for (_, freed) in &self.waiting_readers {
             pages.extend_from_slice(&freed.durable);
             pages.extend_from_slice(&freed.volatile);
@@ -311,6 +425,46 @@ mod tests {
         a.reclaim(None);
         assert_eq!(a.pending_entries(), 0);
         assert_eq!(a.free_after_restart().len() as u64, a.page_count() - 2);
+    }
+
+    #[test]
+    fn pinned_pages_are_held_until_unpinned_and_listed_free_on_disk() {
+        // Pages 1..=6 reached by the durable commit 1; 7 and 8 free.
+        let mut a = Allocator::new(9, [7, 8], 1);
+        let ranges = a.durable_ranges();
+        assert_eq!(&ranges[..], &[(1, 7)]);
+        a.pin(5, ranges);
+        a.retire(2, [2, 3]);
+        a.mark_durable(2);
+        a.reclaim(None);
+        assert_eq!(a.free_count(), 2, "pinned pages are held, not freed");
+        assert_eq!(a.held_count(), 2);
+        assert_eq!(a.free_after_restart(), vec![2, 3, 7, 8], "held pages are free on disk");
+        assert_eq!(a.alloc(), 7);
+        // Once commit 3 (which reaches page 7) is durable, a second pin of
+        // it names neither the held pages nor the free one.
+        a.mark_durable(3);
+        assert_eq!(&a.durable_ranges()[..], &[(1, 2), (4, 8)]);
+        a.unpin(5);
+        assert_eq!(a.held_count(), 0);
+        assert_eq!(a.free_pages().collect::<Vec<_>>(), vec![2, 3, 8]);
+    }
+
+    #[test]
+    fn a_pin_taken_at_open_holds_the_free_pages_it_names() {
+        let mut a = Allocator::new(10, [2, 3, 8], 1);
+        a.pin(1, vec![(1, 4)].into());
+        a.pin(2, vec![(3, 5)].into());
+        assert_eq!(a.free_pages().collect::<Vec<_>>(), vec![8]);
+        assert_eq!(a.pinned_count(), 4);
+        a.unpin(1);
+        assert_eq!(
+            a.free_pages().collect::<Vec<_>>(),
+            vec![2, 8],
+            "page 3 is still pinned by 2"
+        );
+        a.unpin(2);
+        assert_eq!(a.free_pages().collect::<Vec<_>>(), vec![2, 3, 8]);
     }
 
     mod model {

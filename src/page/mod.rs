@@ -8,7 +8,7 @@ pub(crate) mod freelist;
 mod header;
 mod store;
 
-pub(crate) use allocator::Allocator;
+pub(crate) use allocator::{Allocator, PageRanges};
 pub(crate) use cache::CacheCounters;
 // MAGIC: `db.rs` tells a foreign file from a damaged database by it.
 pub(crate) use header::{MAGIC, MIN_PAGE_SIZE, Slot, fresh_db_id};
