@@ -256,24 +256,14 @@ impl TreeStore {
         Ok(store)
     }
 
-    /// The pins of the newest published commit, by id.
+    /// The pins of the newest published commit, by id (read through a
+    /// snapshot, so no page it reads is reused meanwhile).
     pub fn pins(&self) -> Result<Vec<(u64, PinnedCommit)>> {
-        let catalog = self.shared.published.lock().commit.catalog.clone();
+        let snapshot = self.snapshot();
+        // Pinned pages are never free, so never trimmed: the file's page
+        // count now bounds every range a pin of any commit names.
         let page_count = self.shared.writer.lock().alloc.page_count();
-        let Some(tree) = lookup_tree(&self.shared.pages, &catalog, PINS_TREE)? else {
-            return Ok(Vec::new());
-        };
-        RangeIter::new(self.shared.pages.clone(), tree.root, bytewise, Bound::Unbounded, Bound::Unbounded)?
-            .map(|entry| {
-                let entry = entry?;
-                let id = entry
-                    .key()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StorageError::corrupted("malformed pin id"))?;
-                Ok((id, PinnedCommit::decode(entry.value().as_bytes(), page_count)?))
-            })
-            .collect()
+        read_pins(&self.shared.pages, &snapshot.inner.commit.catalog, page_count)
     }
 
     /// A snapshot of a pinned commit. It counts as a reader of that old
@@ -422,8 +412,11 @@ impl TreeStore {
         &self,
         cmp_for: &dyn Fn(&[u8], &TreeInfo) -> Option<Comparator>,
     ) -> Result<super::check::Report> {
-        let pins: Vec<(u64, TreeInfo)> = self.pins()?.into_iter().map(|(_, pin)| (pin.txn, pin.catalog)).collect();
         let state = self.shared.writer.lock();
+        let pins: Vec<(u64, TreeInfo)> = read_pins(&self.shared.pages, &state.catalog, state.alloc.page_count())?
+            .into_iter()
+            .map(|(_, pin)| (pin.txn, pin.catalog))
+            .collect();
         super::check::run(
             &self.shared.pages,
             state.txn,
@@ -597,6 +590,26 @@ impl Snapshot {
             .next_back()
             .transpose()
     }
+}
+
+/// The pins recorded in the commit whose catalog is `catalog`.
+/// REQUIRES: no page that commit reaches is reused while this runs (a
+/// snapshot of it, or the writer lock with it the writer's commit).
+fn read_pins(pages: &Arc<PageStore>, catalog: &TreeInfo, page_count: u64) -> Result<Vec<(u64, PinnedCommit)>> {
+    let Some(tree) = lookup_tree(pages, catalog, PINS_TREE)? else {
+        return Ok(Vec::new());
+    };
+    RangeIter::new(pages.clone(), tree.root, bytewise, Bound::Unbounded, Bound::Unbounded)?
+        .map(|entry| {
+            let entry = entry?;
+            let id = entry
+                .key()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StorageError::corrupted("malformed pin id"))?;
+            Ok((id, PinnedCommit::decode(entry.value().as_bytes(), page_count)?))
+        })
+        .collect()
 }
 
 fn lookup_tree(pages: &PageStore, catalog: &TreeInfo, name: &[u8]) -> Result<Option<TreeInfo>> {
