@@ -2,15 +2,17 @@
 //! `MultimapTable` API).
 //!
 //! A multimap table is an ordinary engine table whose engine keys are the
-//! encoded pairs (key, value) and whose engine values are empty (`pair`
-//! has the layout and the order). So it rides the WAL, the memtable, flush,
-//! checkpoint and recovery unchanged: inserting a pair is putting one engine
-//! key, removing it is deleting one, and a key's values are the engine range
-//! between two probes that bracket that key's pairs. Its order is never byte
-//! order, so recovery defers its records until the table is opened with its
-//! types, as for any custom-order table (`engine::deferred`). See
-//! `design/multimap.md`.
+//! encoded pairs (key, first value of a chunk) and whose engine values hold
+//! the chunk's other values (`pair` has the layout and the order; a key
+//! shorter than `pair::CHUNKED_KEY_LEN` has one value per chunk and empty
+//! engine values, `chunks` writes the others). So it rides the WAL, the
+//! memtable, flush, checkpoint and recovery unchanged, and a key's values
+//! are the engine range between two probes that bracket that key's chunks.
+//! Its order is never byte order, so recovery defers its records until the
+//! table is opened with its types, as for any custom-order table
+//! (`engine::deferred`). See `design/multimap.md`.
 
+mod chunks;
 mod pair;
 
 use std::borrow::Borrow;
@@ -207,14 +209,71 @@ struct Pair {
     value: Vec<u8>,
 }
 
-fn parse(item: crate::Result<(ValueBytes, ValueBytes)>) -> Result<Pair, StorageError> {
-    let (bytes, _) = item?;
-    let (key, value) =
-        pair::split_pair(&bytes).ok_or_else(|| StorageError::corrupted("a multimap table holds a malformed pair"))?;
-    Ok(Pair {
-        key: key.to_vec(),
-        value: value.to_vec(),
-    })
+/// The pairs of one engine entry (a chunk), ascending.
+fn chunk_pairs(item: crate::Result<(ValueBytes, ValueBytes)>) -> Result<VecDeque<Pair>, StorageError> {
+    let (engine_key, rest) = item?;
+    let malformed = || StorageError::corrupted("a multimap table holds a malformed pair");
+    let (key, first) = pair::split_pair(&engine_key).ok_or_else(malformed)?;
+    let rest = pair::decode_rest(rest.as_bytes()).ok_or_else(malformed)?;
+    Ok(std::iter::once(first)
+        .chain(rest)
+        .map(|value| Pair {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        })
+        .collect())
+}
+
+/// The pairs of a range of chunks, from either end.
+///
+/// Invariant: the pairs not yet yielded are, in order, `front`, the pairs
+/// of the chunks `inner` has left, `back`.
+struct Pairs {
+    inner: MergedRange<'static>,
+    front: VecDeque<Pair>,
+    back: VecDeque<Pair>,
+}
+
+impl Pairs {
+    fn new(inner: MergedRange<'static>) -> Self {
+        Self {
+            inner,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Result<Pair, StorageError>> {
+        if let Some(pair) = self.front.pop_front() {
+            return Some(Ok(pair));
+        }
+        match self.inner.next() {
+            Some(item) => match chunk_pairs(item) {
+                Ok(pairs) => {
+                    self.front = pairs;
+                    self.front.pop_front().map(Ok)
+                }
+                Err(e) => Some(Err(e)),
+            },
+            None => self.back.pop_front().map(Ok),
+        }
+    }
+
+    fn next_back(&mut self) -> Option<Result<Pair, StorageError>> {
+        if let Some(pair) = self.back.pop_back() {
+            return Some(Ok(pair));
+        }
+        match self.inner.next_back() {
+            Some(item) => match chunk_pairs(item) {
+                Ok(pairs) => {
+                    self.back = pairs;
+                    self.back.pop_back().map(Ok)
+                }
+                Err(e) => Some(Err(e)),
+            },
+            None => self.front.pop_back().map(Ok),
+        }
+    }
 }
 
 /// A double-ended iterator over the keys of a multimap table in a range,
@@ -225,7 +284,7 @@ fn parse(item: crate::Result<(ValueBytes, ValueBytes)>) -> Result<Pair, StorageE
 /// first pair of the next key from the front, read while finding where the
 /// previous key's values ended; `back` likewise from the back.
 pub struct MultimapRange<'a, K: Key + 'static, V: Key + 'static> {
-    inner: MergedRange<'static>,
+    inner: Pairs,
     front: Option<Pair>,
     back: Option<Pair>,
     /// Set when the range may outlive its table (the read-only table's
@@ -240,7 +299,7 @@ pub type MultimapEntry<'a, K, V> = (AccessGuard<'a, K>, MultimapValue<'a, V>);
 impl<'a, K: Key + 'static, V: Key + 'static> MultimapRange<'a, K, V> {
     fn new(inner: MergedRange<'static>, live: Option<LiveToken>) -> Self {
         Self {
-            inner,
+            inner: Pairs::new(inner),
             front: None,
             back: None,
             _live: live,
@@ -251,7 +310,7 @@ impl<'a, K: Key + 'static, V: Key + 'static> MultimapRange<'a, K, V> {
     /// The next unyielded pair from the front (see the invariant).
     fn pull_front(&mut self) -> Option<Result<Pair, StorageError>> {
         match self.inner.next() {
-            Some(item) => Some(parse(item)),
+            Some(item) => Some(item),
             None => self.back.take().map(Ok),
         }
     }
@@ -259,7 +318,7 @@ impl<'a, K: Key + 'static, V: Key + 'static> MultimapRange<'a, K, V> {
     /// The next unyielded pair from the back (see the invariant).
     fn pull_back(&mut self) -> Option<Result<Pair, StorageError>> {
         match self.inner.next_back() {
-            Some(item) => Some(parse(item)),
+            Some(item) => Some(item),
             None => self.front.take().map(Ok),
         }
     }
@@ -318,8 +377,10 @@ impl<K: Key + 'static, V: Key + 'static> DoubleEndedIterator for MultimapRange<'
     }
 }
 
-/// The engine bounds of the pairs whose keys lie in `range`: the probes
-/// bracket each bound key's pairs, so every bound is exclusive.
+/// The engine bounds of the chunks whose keys lie in `range`: the probes
+/// bracket each bound key's chunks, so every bound is exclusive, and an
+/// unbounded start leaves out the count entry (`pair::EXTRA`), which sorts
+/// before every chunk.
 fn pair_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>>>(
     range: &impl RangeBounds<KR>,
 ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
@@ -327,7 +388,7 @@ fn pair_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>>>(
     let lower = match range.start_bound() {
         Bound::Included(k) => Bound::Excluded(pair::low(&bytes(k))),
         Bound::Excluded(k) => Bound::Excluded(pair::high(&bytes(k))),
-        Bound::Unbounded => Bound::Unbounded,
+        Bound::Unbounded => Bound::Excluded(pair::EXTRA.to_vec()),
     };
     let upper = match range.end_bound() {
         Bound::Included(k) => Bound::Excluded(pair::high(&bytes(k))),
@@ -348,15 +409,27 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 /// Byte-level access shared by both multimap table kinds.
 trait RawMultimap {
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>>;
-    fn raw_len(&self) -> crate::Result<u64>;
+    /// The engine's entry count (chunks, and the count entry if any).
+    fn raw_entries(&self) -> crate::Result<u64>;
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>>;
+
+    /// The number of (key, value) pairs: one per chunk, and one per value
+    /// its engine value holds (`pair::EXTRA`, which is itself an entry).
+    fn raw_len(&self) -> crate::Result<u64> {
+        let entries = self.raw_entries()?;
+        Ok(match self.raw_get(pair::EXTRA)? {
+            Some(extra) => (entries + chunks::read_extra(Some(extra))?).saturating_sub(1),
+            None => entries,
+        })
+    }
 
     /// The values of the key encoded as `key`, ascending.
     fn raw_values<'x, V: Key + 'static>(&self, key: &[u8]) -> Result<MultimapValue<'x, V>, StorageError> {
         let (low, high) = (pair::low(key), pair::high(key));
-        let values = self
-            .raw_range(Bound::Excluded(&low), Bound::Excluded(&high))?
-            .map(|item| parse(item).map(|p| p.value))
-            .collect::<Result<_, _>>()?;
+        let mut values = VecDeque::new();
+        for item in self.raw_range(Bound::Excluded(&low), Bound::Excluded(&high))? {
+            values.extend(chunk_pairs(item)?.into_iter().map(|p| p.value));
+        }
         Ok(MultimapValue::new(values))
     }
 
@@ -415,12 +488,22 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
         key: impl Borrow<K::SelfType<'k>>,
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<bool, StorageError> {
-        let pair = pair::pair(K::as_bytes(key.borrow()).as_ref(), V::as_bytes(value.borrow()).as_ref());
+        let (key, value) = (K::as_bytes(key.borrow()), V::as_bytes(value.borrow()));
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let pair = pair::pair(key, value);
         // The engine compares pairs with the user's `K::compare` and
-        // `V::compare`: a panic there poisons the transaction, as redb's.
+        // `V::compare`: a panic there poisons the transaction, as redb's
+        // (and part of a chunk's rewrite must never commit).
         let _poison = PoisonOnUnwind(self.txn);
-        let old = self.txn.with_txn(|txn| txn.insert(self.table, &pair, &[]))?;
-        Ok(old.is_some())
+        if key.len() < pair::CHUNKED_KEY_LEN {
+            let old = self.txn.with_txn(|txn| txn.insert(self.table, &pair, &[]))?;
+            return Ok(old.is_some());
+        }
+        // The value may join a chunk: checked here, as the engine would
+        // check the pair as a key of its own.
+        crate::btree::check_key(&pair)?;
+        self.txn
+            .with_txn(|txn| chunks::insert::<V>(txn, self.table, key, value))
     }
 
     /// Removes `value` from `key`'s values; returns whether it was there.
@@ -429,11 +512,18 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
         key: impl Borrow<K::SelfType<'k>>,
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<bool, StorageError> {
-        let pair = pair::pair(K::as_bytes(key.borrow()).as_ref(), V::as_bytes(value.borrow()).as_ref());
+        let (key, value) = (K::as_bytes(key.borrow()), V::as_bytes(value.borrow()));
+        let (key, value) = (key.as_ref(), value.as_ref());
         // As in `insert`: a panicking user comparator poisons.
         let _poison = PoisonOnUnwind(self.txn);
-        let old = self.txn.with_txn(|txn| txn.remove(self.table, &pair))?;
-        Ok(old.is_some())
+        if key.len() < pair::CHUNKED_KEY_LEN {
+            let old = self
+                .txn
+                .with_txn(|txn| txn.remove(self.table, &pair::pair(key, value)))?;
+            return Ok(old.is_some());
+        }
+        self.txn
+            .with_txn(|txn| chunks::remove::<V>(txn, self.table, key, value))
     }
 
     /// Removes every value of `key`; returns them, ascending.
@@ -442,12 +532,10 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
         // As in `insert`; here a panic may also leave the key's values
         // partly removed, which must never commit.
         let _poison = PoisonOnUnwind(self.txn);
-        let values: MultimapValue<'_, V> = self.raw_values(key.as_ref())?;
-        for value in &values.values {
-            let pair = pair::pair(key.as_ref(), value);
-            self.txn.with_txn(|txn| txn.remove(self.table, &pair))?;
-        }
-        Ok(values)
+        let values = self
+            .txn
+            .with_txn(|txn| chunks::remove_all(txn, self.table, key.as_ref()))?;
+        Ok(MultimapValue::new(values.into()))
     }
 }
 
@@ -468,8 +556,12 @@ impl<K: Key + 'static, V: Key + 'static> RawMultimap for MultimapTable<'_, K, V>
         self.txn.with_txn(|txn| txn.range(self.table, lower, upper))
     }
 
-    fn raw_len(&self) -> crate::Result<u64> {
+    fn raw_entries(&self) -> crate::Result<u64> {
         self.txn.with_txn(|txn| txn.len(self.table))
+    }
+
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self.txn.with_txn(|txn| txn.get(self.table, key))
     }
 }
 
@@ -486,14 +578,19 @@ impl<K: Key + 'static, V: Key + 'static> ReadableTableMetadata for MultimapTable
 }
 
 /// [`TableStats`] of a multimap table: the tree's shape, and one scan for
-/// the stored bytes (each pair's key and value, as redb counts them, not the
-/// pair encoding's header).
+/// the stored bytes (each chunk's key once and its values, as redb counts
+/// a key and its values, not the encoding's headers; the count entry
+/// counts nothing).
 fn multimap_stats(table: &impl RawMultimap, shape: crate::btree::TreeShape) -> Result<TableStats, StorageError> {
     let range = table.raw_range(Bound::Unbounded, Bound::Unbounded)?;
-    TableStats::from_scan(shape, range, |pair, _| {
-        let (key, value) = pair::split_pair(pair)
-            .ok_or_else(|| StorageError::Corrupted("a multimap entry is not a (key, value) pair".into()))?;
-        Ok((key.len() + value.len()) as u64)
+    TableStats::from_scan(shape, range, |engine_key, rest| {
+        if engine_key == pair::EXTRA {
+            return Ok(0);
+        }
+        let malformed = || StorageError::Corrupted("a multimap entry is not a (key, value) pair".into());
+        let (key, first) = pair::split_pair(engine_key).ok_or_else(malformed)?;
+        let rest = pair::decode_rest(rest).ok_or_else(malformed)?;
+        Ok((key.len() + first.len() + rest.iter().map(|v| v.len()).sum::<usize>()) as u64)
     })
 }
 
@@ -706,8 +803,12 @@ impl RawMultimap for ReadOnlyUntypedMultimapTable {
         self.txn.range(self.table()?, lower, upper)
     }
 
-    fn raw_len(&self) -> crate::Result<u64> {
+    fn raw_entries(&self) -> crate::Result<u64> {
         self.txn.len(self.table()?)
+    }
+
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self.txn.get(self.table()?, key)
     }
 }
 
@@ -735,8 +836,12 @@ impl<K: Key + 'static, V: Key + 'static> RawMultimap for ReadOnlyMultimapTable<K
         self.txn.range(&self.table, lower, upper)
     }
 
-    fn raw_len(&self) -> crate::Result<u64> {
+    fn raw_entries(&self) -> crate::Result<u64> {
         self.txn.len(&self.table)
+    }
+
+    fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>> {
+        self.txn.get(&self.table, key)
     }
 }
 

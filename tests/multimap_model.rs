@@ -4,7 +4,8 @@
 //! reopens and small memtables (so pairs cross the memtable, flush and the
 //! tree). The key type's order is not byte order (reversed strings), so the
 //! pair comparator's key part is exercised and, after each reopen, the table's
-//! records go through recovery's deferral until the typed open.
+//! records go through recovery's deferral until the typed open. Two keys are
+//! long enough for their values to be gathered in chunks.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use common::keys::{CrashDisk, Reversed};
+use common::multimap::{Staged, check_committed};
 use proptest::prelude::*;
 use sluicedb::{
     Builder, Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, TableDefinition,
@@ -21,7 +23,18 @@ use sluicedb::{
 
 const TABLE: MultimapTableDefinition<Reversed, u16> = MultimapTableDefinition::new("multi");
 
-const KEYS: [&str; 6] = ["", "a", "ab", "b", "kiwi", "zz"];
+/// Short keys (a value each per engine entry) and keys of 64 bytes and more
+/// (their values gathered in chunks), neighbours in the table's order.
+const KEYS: [&str; 8] = [
+    "",
+    "a",
+    "ab",
+    "b",
+    "kiwi",
+    "zz",
+    "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
+    "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqb",
+];
 
 /// Keys in the table's order (reversed strings), each with its values.
 type Model = BTreeMap<Reverse<String>, BTreeSet<u16>>;
@@ -190,12 +203,11 @@ fn run(ops: &[Op]) {
     let builder = builder();
     let disk = CrashDisk::new();
     let mut db: Database = disk.open(&builder);
-    let (mut working, mut committed) = (Model::new(), Model::new());
-    let mut txn: Option<sluicedb::WriteTransaction> = None;
+    let mut s = Staged::new(Model::new());
     for op in ops {
         match op {
             Op::Insert(k, v) | Op::Remove(k, v) => {
-                let txn = txn.get_or_insert_with(|| db.begin_write().unwrap());
+                let (txn, working) = s.begin(&db);
                 let mut table = txn.open_multimap_table(TABLE).unwrap();
                 let values = working.entry(Reverse(KEYS[*k].to_string())).or_default();
                 if matches!(op, Op::Insert(..)) {
@@ -203,10 +215,11 @@ fn run(ops: &[Op]) {
                 } else {
                     assert_eq!(table.remove(KEYS[*k], v).unwrap(), values.remove(v));
                 }
+                drop(table);
                 working.retain(|_, vs| !vs.is_empty());
             }
             Op::RemoveAll(k) => {
-                let txn = txn.get_or_insert_with(|| db.begin_write().unwrap());
+                let (txn, working) = s.begin(&db);
                 let mut table = txn.open_multimap_table(TABLE).unwrap();
                 let expected: Vec<u16> = working
                     .remove(&Reverse(KEYS[*k].to_string()))
@@ -219,49 +232,36 @@ fn run(ops: &[Op]) {
                     .collect();
                 assert_eq!(removed, expected);
             }
-            Op::Get(k) => match &txn {
+            Op::Get(k) => match &s.txn {
                 // The write transaction sees its own writes.
-                Some(t) => check_get(&t.open_multimap_table(TABLE).unwrap(), &working, *k),
+                Some(t) => check_get(&t.open_multimap_table(TABLE).unwrap(), &s.working, *k),
                 None => {
                     let read = db.begin_read().unwrap();
                     if let Ok(table) = read.open_multimap_table(TABLE) {
-                        check_get(&table, &committed, *k);
+                        check_get(&table, &s.committed, *k);
                     }
                 }
             },
-            Op::Range(lower, upper, rev) => match &txn {
-                Some(t) => check_range(&t.open_multimap_table(TABLE).unwrap(), &working, lower, upper, *rev),
+            Op::Range(lower, upper, rev) => match &s.txn {
+                Some(t) => check_range(&t.open_multimap_table(TABLE).unwrap(), &s.working, lower, upper, *rev),
                 None => {
                     let read = db.begin_read().unwrap();
                     if let Ok(table) = read.open_multimap_table(TABLE) {
-                        check_range(&table, &committed, lower, upper, *rev);
-                        check_both_ends(&table, &committed);
+                        check_range(&table, &s.committed, lower, upper, *rev);
+                        check_both_ends(&table, &s.committed);
                     }
                 }
             },
-            Op::Commit | Op::CommitNoSync => {
-                let Some(mut t) = txn.take() else { continue };
-                if matches!(op, Op::CommitNoSync) {
-                    t.set_durability(Durability::None).unwrap();
-                }
-                t.commit().unwrap();
-                committed = working.clone();
-            }
-            Op::Abort => {
-                if let Some(t) = txn.take() {
-                    t.abort().unwrap();
-                }
-                working = committed.clone();
-            }
+            Op::Commit => s.commit(None),
+            Op::CommitNoSync => s.commit(Some(Durability::None)),
+            Op::Abort => s.abort(),
             Op::Checkpoint => db.checkpoint().unwrap(),
             Op::Compact => {
-                drop(txn.take());
-                working = committed.clone();
+                s.drop_txn();
                 db.compact().unwrap();
             }
             Op::Reopen(wrong_kind_first) => {
-                drop(txn.take());
-                working = committed.clone();
+                s.drop_txn();
                 drop(db);
                 db = disk.open(&builder);
                 // Checked before the table is opened: its records are
@@ -277,15 +277,11 @@ fn run(ops: &[Op]) {
             }
         }
     }
-    drop(txn);
-    let read = db.begin_read().unwrap();
-    if let Ok(table) = read.open_multimap_table(TABLE) {
-        check_all(&table, &committed);
-    } else {
-        assert!(committed.is_empty());
-    }
-    drop(read);
-    assert!(db.check_integrity().unwrap());
+    s.drop_txn();
+    let committed = &s.committed;
+    check_committed(&mut db, TABLE, committed.is_empty(), |table| {
+        check_all(table, committed)
+    });
 }
 
 proptest! {

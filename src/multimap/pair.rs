@@ -1,7 +1,19 @@
-//! The engine key of one (key, value) pair of a multimap table, and the
-//! order the engine keeps those keys in.
+//! The engine entries of a multimap table, and the order the engine keeps
+//! them in.
 //!
-//! Layout of an engine key (its engine value is always empty):
+//! An engine entry is a **chunk**: one or more values of one key. Its
+//! engine key is the pair (key, first value); its engine value holds the
+//! values after the first, in `V`'s order ([`encode_rest`]: each a u32
+//! length, little-endian, then its bytes; empty for a chunk of one value,
+//! which is the layout of every pair written before chunks). A key shorter
+//! than [`CHUNKED_KEY_LEN`] keeps one value per chunk (repeating a short key
+//! costs less than rewriting a chunk per insert); a longer key gathers its
+//! values in chunks of up to [`REST_BYTES`], so it is stored once per chunk,
+//! not once per value. One more entry, [`EXTRA`], counts the values held in
+//! chunks' engine values, so that the number of pairs is the engine's entry
+//! count plus it, less one for itself.
+//!
+//! Layout of an engine key:
 //!
 //! ```text
 //! offset 0           u8   kind: 0 = LOW probe, 1 = PAIR, 2 = HIGH probe
@@ -49,6 +61,45 @@ fn encode(kind: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
     out.extend_from_slice(key);
     out.extend_from_slice(value);
     out
+}
+
+/// Keys at least this long gather their values in chunks.
+pub(crate) const CHUNKED_KEY_LEN: usize = 64;
+
+/// A chunk's engine value grows to at most this many bytes before it is
+/// split (so it stays inline in its leaf: `btree::node`).
+pub(crate) const REST_BYTES: usize = 1024;
+
+/// The engine key of the count of values held in chunks' engine values (a
+/// u64, little-endian; absent means 0). It does not parse as a pair, so it
+/// sorts before every pair and probe ([`pair_cmp`]).
+pub(crate) const EXTRA: &[u8] = b"\xffextra values";
+
+/// A chunk's engine value: the values after its first, each with its
+/// length.
+pub(crate) fn encode_rest<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for value in values {
+        out.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// The values [`encode_rest`] wrote; `None` for bytes it did not write.
+pub(crate) fn decode_rest(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut values = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+        if len > rest.len() {
+            return None;
+        }
+        let (value, rest) = rest.split_at(len);
+        values.push(value);
+        bytes = rest;
+    }
+    Some(values)
 }
 
 /// The engine key of the pair (`key`, `value`).
@@ -115,6 +166,21 @@ pub(crate) fn pair_cmp<K: Key, V: Key>(a: &[u8], b: &[u8]) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rests_round_trip_and_reject_garbage() {
+        let values: [&[u8]; 3] = [b"", b"a", b"bcd"];
+        let bytes = encode_rest(values);
+        assert_eq!(decode_rest(&bytes).unwrap(), values);
+        assert_eq!(decode_rest(b"").unwrap(), Vec::<&[u8]>::new());
+        for cut in 1..bytes.len() {
+            if cut != 4 && cut != 9 {
+                assert_eq!(decode_rest(&bytes[..cut]), None, "cut at {cut}");
+            }
+        }
+        assert!(split(EXTRA).is_none(), "the count entry is no pair");
+        assert_eq!(pair_cmp::<u64, u64>(EXTRA, &low(b"")), Ordering::Less);
+    }
 
     #[test]
     fn pairs_split_back_and_probes_bracket_their_key() {

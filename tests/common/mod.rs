@@ -100,5 +100,6 @@ pub mod engine;
 pub mod failing;
 pub mod faulty;
 pub mod keys;
+pub mod multimap;
 pub mod savepoints;
 pub mod wal;

@@ -1,0 +1,236 @@
+//! Writes to the chunks of keys at least [`CHUNKED_KEY_LEN`] long (see
+//! `pair`'s module docs for the layout).
+//!
+//! Invariants, for every such key:
+//! - its chunks hold its values, each once, in `V`'s order: the first
+//!   value of each chunk (in its engine key) is above every value of the
+//!   chunks before it, and a chunk's other values (its engine value) lie
+//!   between its first and the next chunk's first;
+//! - no chunk's engine value exceeds [`REST_BYTES`] unless it holds a single
+//!   value (a split leaves every part with at least one value);
+//! - [`EXTRA`] counts the values held in engine values, over all keys.
+//!
+//! A rewritten chunk keeps the key bytes it was stored with: under a key
+//! order where different bytes compare equal, the first spelling stored
+//! stays.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+
+use super::pair::{self, CHUNKED_KEY_LEN, EXTRA, REST_BYTES};
+use crate::btree::ValueBytes;
+use crate::engine::{TableRef, WriteTxn};
+use crate::error::StorageError;
+use crate::types::Key;
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+fn malformed() -> StorageError {
+    StorageError::corrupted("a multimap table holds a malformed pair")
+}
+
+/// A stored chunk: its exact engine key, its key's bytes as stored, its
+/// first value and the others.
+struct Chunk {
+    engine_key: Vec<u8>,
+    key: Vec<u8>,
+    first: Vec<u8>,
+    rest: Vec<Vec<u8>>,
+}
+
+impl Chunk {
+    fn parse(engine_key: &[u8], value: &ValueBytes) -> Result<Self> {
+        let (key, first) = pair::split_pair(engine_key).ok_or_else(malformed)?;
+        let rest = pair::decode_rest(value.as_bytes()).ok_or_else(malformed)?;
+        Ok(Self {
+            engine_key: engine_key.to_vec(),
+            key: key.to_vec(),
+            first: first.to_vec(),
+            rest: rest.into_iter().map(<[u8]>::to_vec).collect(),
+        })
+    }
+}
+
+/// The first chunk from one end of the engine range between two bounds.
+fn chunk_at(
+    txn: &mut WriteTxn,
+    table: TableRef,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    last: bool,
+) -> Result<Option<Chunk>> {
+    let mut range = txn.range(table, lower, upper)?;
+    let item = if last { range.next_back() } else { range.next() };
+    item.transpose()?
+        .map(|(k, v)| Chunk::parse(k.as_bytes(), &v))
+        .transpose()
+}
+
+/// The chunk of `key` whose first value is the greatest at or below `value`.
+fn floor(txn: &mut WriteTxn, table: TableRef, key: &[u8], value: &[u8]) -> Result<Option<Chunk>> {
+    let (low, target) = (pair::low(key), pair::pair(key, value));
+    chunk_at(txn, table, Bound::Excluded(&low), Bound::Included(&target), true)
+}
+
+/// Where a chunk grew: at its end, at its front (a new first value), or
+/// elsewhere. A chunk that grew at an end and must split keeps the other
+/// end's values together, so values added in order fill whole chunks (as a
+/// B-tree splits its rightmost leaf on appends), where halves would leave
+/// every chunk half full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grew {
+    AtEnd,
+    AtFront,
+    Inside,
+}
+
+/// Stores `first` and `rest` (ascending) as chunks of `key`, split until
+/// each engine value fits [`REST_BYTES`]; returns how many values went into
+/// engine values.
+fn write(
+    txn: &mut WriteTxn,
+    table: TableRef,
+    key: &[u8],
+    first: &[u8],
+    mut rest: Vec<Vec<u8>>,
+    grew: Grew,
+) -> Result<u64> {
+    let encoded = pair::encode_rest(rest.iter().map(Vec::as_slice));
+    if encoded.len() <= REST_BYTES || rest.is_empty() {
+        txn.insert(table, &pair::pair(key, first), &encoded)?;
+        return Ok(rest.len() as u64);
+    }
+    let at = match grew {
+        Grew::AtEnd => rest.len() - 1,
+        // The first value alone on the left; the right starts at rest[0].
+        Grew::AtFront => 0,
+        Grew::Inside => rest.len() / 2,
+    };
+    let right = rest.split_off(at);
+    let Some((right_first, right_rest)) = right.split_first() else {
+        return Err(StorageError::Internal("a chunk split without values".into()));
+    };
+    Ok(write(txn, table, key, first, rest, Grew::Inside)?
+        + write(txn, table, key, right_first, right_rest.to_vec(), Grew::Inside)?)
+}
+
+/// Moves [`EXTRA`] by `now - before`.
+fn count_rest(txn: &mut WriteTxn, table: TableRef, before: u64, now: u64) -> Result<()> {
+    if before == now {
+        return Ok(());
+    }
+    let extra = read_extra(txn.get(table, EXTRA)?)?;
+    let extra = (extra + now)
+        .checked_sub(before)
+        .ok_or_else(|| StorageError::corrupted("a multimap table's value count is below its chunks'"))?;
+    txn.insert(table, EXTRA, &extra.to_le_bytes())?;
+    Ok(())
+}
+
+/// The value of [`EXTRA`] (absent: 0).
+pub(crate) fn read_extra(value: Option<ValueBytes>) -> Result<u64> {
+    value
+        .map(|v| {
+            v.as_bytes()
+                .try_into()
+                .map(u64::from_le_bytes)
+                .map_err(|_| StorageError::corrupted("a multimap table's value count is malformed"))
+        })
+        .transpose()
+        .map(|n| n.unwrap_or(0))
+}
+
+/// Adds `value` to `key`'s values; whether it was there already.
+/// REQUIRES: `key` at least [`CHUNKED_KEY_LEN`] bytes; `pair(key, value)`
+/// within the engine's key limit (checked by the caller).
+pub(crate) fn insert<V: Key>(txn: &mut WriteTxn, table: TableRef, key: &[u8], value: &[u8]) -> Result<bool> {
+    debug_assert!(key.len() >= CHUNKED_KEY_LEN);
+    if let Some(mut chunk) = floor(txn, table, key, value)? {
+        if V::compare(&chunk.first, value) == Ordering::Equal {
+            return Ok(true);
+        }
+        let at = match chunk.rest.binary_search_by(|r| V::compare(r, value)) {
+            Ok(_) => return Ok(true),
+            Err(at) => at,
+        };
+        let before = chunk.rest.len() as u64;
+        let grew = if at == chunk.rest.len() {
+            Grew::AtEnd
+        } else {
+            Grew::Inside
+        };
+        chunk.rest.insert(at, value.to_vec());
+        let now = write(txn, table, &chunk.key, &chunk.first, chunk.rest, grew)?;
+        count_rest(txn, table, before, now)?;
+        return Ok(false);
+    }
+    // Below every value of `key`: the new first of its first chunk, if any.
+    let (target, high) = (pair::pair(key, value), pair::high(key));
+    match chunk_at(txn, table, Bound::Excluded(&target), Bound::Excluded(&high), false)? {
+        Some(chunk) => {
+            let before = chunk.rest.len() as u64;
+            txn.remove(table, &chunk.engine_key)?;
+            let mut rest = Vec::with_capacity(chunk.rest.len() + 1);
+            rest.push(chunk.first);
+            rest.extend(chunk.rest);
+            let now = write(txn, table, &chunk.key, value, rest, Grew::AtFront)?;
+            count_rest(txn, table, before, now)?;
+        }
+        None => {
+            txn.insert(table, &target, &[])?;
+        }
+    }
+    Ok(false)
+}
+
+/// Removes `value` from `key`'s values; whether it was there.
+/// REQUIRES: `key` at least [`CHUNKED_KEY_LEN`] bytes.
+pub(crate) fn remove<V: Key>(txn: &mut WriteTxn, table: TableRef, key: &[u8], value: &[u8]) -> Result<bool> {
+    debug_assert!(key.len() >= CHUNKED_KEY_LEN);
+    let Some(mut chunk) = floor(txn, table, key, value)? else {
+        return Ok(false);
+    };
+    let before = chunk.rest.len() as u64;
+    let now = if V::compare(&chunk.first, value) == Ordering::Equal {
+        txn.remove(table, &chunk.engine_key)?;
+        if chunk.rest.is_empty() {
+            0
+        } else {
+            let first = chunk.rest.remove(0);
+            write(txn, table, &chunk.key, &first, chunk.rest, Grew::Inside)?
+        }
+    } else {
+        let Ok(at) = chunk.rest.binary_search_by(|r| V::compare(r, value)) else {
+            return Ok(false);
+        };
+        chunk.rest.remove(at);
+        txn.insert(
+            table,
+            &chunk.engine_key,
+            &pair::encode_rest(chunk.rest.iter().map(Vec::as_slice)),
+        )?;
+        before - 1
+    };
+    count_rest(txn, table, before, now)?;
+    Ok(true)
+}
+
+/// Removes every chunk of `key` (of any length); returns its values,
+/// ascending.
+pub(crate) fn remove_all(txn: &mut WriteTxn, table: TableRef, key: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let (low, high) = (pair::low(key), pair::high(key));
+    let chunks: Vec<Chunk> = txn
+        .range(table, Bound::Excluded(&low), Bound::Excluded(&high))?
+        .map(|item| item.and_then(|(k, v)| Chunk::parse(k.as_bytes(), &v)))
+        .collect::<Result<_>>()?;
+    let mut values = Vec::new();
+    let mut before = 0;
+    for chunk in chunks {
+        txn.remove(table, &chunk.engine_key)?;
+        before += chunk.rest.len() as u64;
+        values.push(chunk.first);
+        values.extend(chunk.rest);
+    }
+    count_rest(txn, table, before, 0)?;
+    Ok(values)
+}
