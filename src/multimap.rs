@@ -4,8 +4,9 @@
 //! A multimap table is an ordinary engine table whose engine keys are the
 //! encoded pairs (key, first value of a chunk) and whose engine values hold
 //! the chunk's other values (`pair` has the layout and the order; a key
-//! shorter than `pair::CHUNKED_KEY_LEN` has one value per chunk and empty
-//! engine values, `chunks` writes the others). So it rides the WAL, the
+//! shorter than `pair::CHUNKED_KEY_LEN`, or of a type not ordered by its
+//! bytes, has one value per chunk and empty engine values, `chunks` writes
+//! the others). So it rides the WAL, the
 //! memtable, flush, checkpoint and recovery unchanged, and a key's values
 //! are the engine range between two probes that bracket that key's chunks.
 //! Its order is never byte order, so recovery defers its records until the
@@ -495,13 +496,10 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
         // `V::compare`: a panic there poisons the transaction, as redb's
         // (and part of a chunk's rewrite must never commit).
         let _poison = PoisonOnUnwind(self.txn);
-        if key.len() < pair::CHUNKED_KEY_LEN {
+        if !chunks::chunked::<K>(key) {
             let old = self.txn.with_txn(|txn| txn.insert(self.table, &pair, &[]))?;
             return Ok(old.is_some());
         }
-        // The value may join a chunk: checked here, as the engine would
-        // check the pair as a key of its own.
-        crate::btree::check_key(&pair)?;
         self.txn
             .with_txn(|txn| chunks::insert::<V>(txn, self.table, key, value))
     }
@@ -516,7 +514,7 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
         let (key, value) = (key.as_ref(), value.as_ref());
         // As in `insert`: a panicking user comparator poisons.
         let _poison = PoisonOnUnwind(self.txn);
-        if key.len() < pair::CHUNKED_KEY_LEN {
+        if !chunks::chunked::<K>(key) {
             let old = self
                 .txn
                 .with_txn(|txn| txn.remove(self.table, &pair::pair(key, value)))?;

@@ -259,10 +259,13 @@ impl TreeStore {
     /// The pins of the newest published commit, by id (read through a
     /// snapshot, so no page it reads is reused meanwhile).
     pub fn pins(&self) -> Result<Vec<(u64, PinnedCommit)>> {
-        let snapshot = self.snapshot();
-        // Pinned pages are never free, so never trimmed: the file's page
-        // count now bounds every range a pin of any commit names.
-        let page_count = self.shared.writer.lock().alloc.page_count();
+        // Both under the writer lock, so the page count is the snapshot's
+        // commit's: a pin dropped and its pages trimmed in between would
+        // otherwise look like a record naming pages past the file's end.
+        let (snapshot, page_count) = {
+            let state = self.shared.writer.lock();
+            (self.snapshot(), state.alloc.page_count())
+        };
         read_pins(&self.shared.pages, &snapshot.inner.commit.catalog, page_count)
     }
 

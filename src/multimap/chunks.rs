@@ -1,5 +1,6 @@
-//! Writes to the chunks of keys at least [`CHUNKED_KEY_LEN`] long (see
-//! `pair`'s module docs for the layout).
+//! Writes to the chunks of keys at least [`CHUNKED_KEY_LEN`] long whose
+//! type orders by bytes (see `pair`'s module docs for the layout, and
+//! [`chunked`] for why byte order).
 //!
 //! Invariants, for every such key:
 //! - its chunks hold its values, each once, in `V`'s order: the first
@@ -10,41 +11,49 @@
 //!   value (a split leaves every part with at least one value);
 //! - [`EXTRA`] counts the values held in engine values, over all keys.
 //!
-//! A rewritten chunk keeps the key bytes it was stored with: under a key
-//! order where different bytes compare equal, the first spelling stored
-//! stays.
+//! An insert of a value equal to a stored one under a different spelling
+//! (a custom `V` order) stores the new spelling, as an engine put does for
+//! the one-value-per-entry layout. Every write is checked against the
+//! engine's limits before the first one is made, so a refused insert
+//! changes nothing.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
 
 use super::pair::{self, CHUNKED_KEY_LEN, EXTRA, REST_BYTES};
-use crate::btree::ValueBytes;
+use crate::btree::{ValueBytes, check_key};
 use crate::engine::{TableRef, WriteTxn};
 use crate::error::StorageError;
 use crate::types::Key;
 
 type Result<T> = std::result::Result<T, StorageError>;
 
+/// Whether the values of `key` (encoded, of type `K`) go in chunks. Only
+/// for byte-ordered key types: there, keys equal under `K::compare` are
+/// the same bytes, so every spelling of a key takes the same layout. (A
+/// custom order may call keys of different lengths equal; the layout must
+/// not differ between them.)
+pub(crate) fn chunked<K: Key>(key: &[u8]) -> bool {
+    key.len() >= CHUNKED_KEY_LEN && K::order_is_bytewise()
+}
+
 fn malformed() -> StorageError {
     StorageError::corrupted("a multimap table holds a malformed pair")
 }
 
-/// A stored chunk: its exact engine key, its key's bytes as stored, its
-/// first value and the others.
+/// A stored chunk: its exact engine key, its first value and the others.
 struct Chunk {
     engine_key: Vec<u8>,
-    key: Vec<u8>,
     first: Vec<u8>,
     rest: Vec<Vec<u8>>,
 }
 
 impl Chunk {
     fn parse(engine_key: &[u8], value: &ValueBytes) -> Result<Self> {
-        let (key, first) = pair::split_pair(engine_key).ok_or_else(malformed)?;
+        let (_, first) = pair::split_pair(engine_key).ok_or_else(malformed)?;
         let rest = pair::decode_rest(value.as_bytes()).ok_or_else(malformed)?;
         Ok(Self {
             engine_key: engine_key.to_vec(),
-            key: key.to_vec(),
             first: first.to_vec(),
             rest: rest.into_iter().map(<[u8]>::to_vec).collect(),
         })
@@ -84,21 +93,13 @@ enum Grew {
     Inside,
 }
 
-/// Stores `first` and `rest` (ascending) as chunks of `key`, split until
-/// each engine value fits [`REST_BYTES`]; returns how many values went into
-/// engine values.
-fn write(
-    txn: &mut WriteTxn,
-    table: TableRef,
-    key: &[u8],
-    first: &[u8],
-    mut rest: Vec<Vec<u8>>,
-    grew: Grew,
-) -> Result<u64> {
-    let encoded = pair::encode_rest(rest.iter().map(Vec::as_slice));
-    if encoded.len() <= REST_BYTES || rest.is_empty() {
-        txn.insert(table, &pair::pair(key, first), &encoded)?;
-        return Ok(rest.len() as u64);
+/// `first` and `rest` (ascending) as the parts of chunks, split until each
+/// engine value fits [`REST_BYTES`] (or holds one value).
+fn split(first: Vec<u8>, mut rest: Vec<Vec<u8>>, grew: Grew, parts: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>) {
+    let encoded: usize = rest.iter().map(|v| size_of::<u32>() + v.len()).sum();
+    if encoded <= REST_BYTES || rest.is_empty() {
+        parts.push((first, rest));
+        return;
     }
     let at = match grew {
         Grew::AtEnd => rest.len() - 1,
@@ -106,12 +107,42 @@ fn write(
         Grew::AtFront => 0,
         Grew::Inside => rest.len() / 2,
     };
-    let right = rest.split_off(at);
-    let Some((right_first, right_rest)) = right.split_first() else {
-        return Err(StorageError::Internal("a chunk split without values".into()));
-    };
-    Ok(write(txn, table, key, first, rest, Grew::Inside)?
-        + write(txn, table, key, right_first, right_rest.to_vec(), Grew::Inside)?)
+    let mut right = rest.split_off(at);
+    let right_first = right.remove(0);
+    split(first, rest, Grew::Inside, parts);
+    split(right_first, right, Grew::Inside, parts);
+}
+
+/// Stores `first` and `rest` (ascending) as chunks of `key` ([`split`]),
+/// after removing the engine entry `replaces` if given; returns how many
+/// values went into engine values. Nothing is written unless every part
+/// passes the engine's key limit.
+fn write(
+    txn: &mut WriteTxn,
+    table: TableRef,
+    key: &[u8],
+    replaces: Option<&[u8]>,
+    (first, rest): (Vec<u8>, Vec<Vec<u8>>),
+    grew: Grew,
+) -> Result<u64> {
+    let mut parts = Vec::new();
+    split(first, rest, grew, &mut parts);
+    let keyed: Vec<(Vec<u8>, Vec<Vec<u8>>)> = parts
+        .into_iter()
+        .map(|(first, rest)| (pair::pair(key, &first), rest))
+        .collect();
+    for (engine_key, _) in &keyed {
+        check_key(engine_key)?;
+    }
+    if let Some(old) = replaces {
+        txn.remove(table, old)?;
+    }
+    let mut in_rests = 0;
+    for (engine_key, rest) in keyed {
+        txn.insert(table, &engine_key, &pair::encode_rest(rest.iter().map(Vec::as_slice)))?;
+        in_rests += rest.len() as u64;
+    }
+    Ok(in_rests)
 }
 
 /// Moves [`EXTRA`] by `now - before`.
@@ -141,39 +172,63 @@ pub(crate) fn read_extra(value: Option<ValueBytes>) -> Result<u64> {
 }
 
 /// Adds `value` to `key`'s values; whether it was there already.
-/// REQUIRES: `key` at least [`CHUNKED_KEY_LEN`] bytes; `pair(key, value)`
-/// within the engine's key limit (checked by the caller).
+/// REQUIRES: [`chunked`] holds for `key`.
 pub(crate) fn insert<V: Key>(txn: &mut WriteTxn, table: TableRef, key: &[u8], value: &[u8]) -> Result<bool> {
     debug_assert!(key.len() >= CHUNKED_KEY_LEN);
+    check_key(&pair::pair(key, value))?;
     if let Some(mut chunk) = floor(txn, table, key, value)? {
+        let before = chunk.rest.len() as u64;
         if V::compare(&chunk.first, value) == Ordering::Equal {
+            if chunk.first != value {
+                // The new spelling of an equal value: the chunk's new key.
+                let now = write(
+                    txn,
+                    table,
+                    key,
+                    Some(&chunk.engine_key),
+                    (value.to_vec(), chunk.rest),
+                    Grew::Inside,
+                )?;
+                count_rest(txn, table, before, now)?;
+            }
             return Ok(true);
         }
-        let at = match chunk.rest.binary_search_by(|r| V::compare(r, value)) {
-            Ok(_) => return Ok(true),
-            Err(at) => at,
+        let (existed, grew) = match chunk.rest.binary_search_by(|r| V::compare(r, value)) {
+            Ok(at) if chunk.rest[at] == value => return Ok(true),
+            Ok(at) => {
+                chunk.rest[at] = value.to_vec();
+                (true, Grew::Inside)
+            }
+            Err(at) => {
+                let grew = if at == chunk.rest.len() {
+                    Grew::AtEnd
+                } else {
+                    Grew::Inside
+                };
+                chunk.rest.insert(at, value.to_vec());
+                (false, grew)
+            }
         };
-        let before = chunk.rest.len() as u64;
-        let grew = if at == chunk.rest.len() {
-            Grew::AtEnd
-        } else {
-            Grew::Inside
-        };
-        chunk.rest.insert(at, value.to_vec());
-        let now = write(txn, table, &chunk.key, &chunk.first, chunk.rest, grew)?;
+        let now = write(txn, table, key, None, (chunk.first, chunk.rest), grew)?;
         count_rest(txn, table, before, now)?;
-        return Ok(false);
+        return Ok(existed);
     }
     // Below every value of `key`: the new first of its first chunk, if any.
     let (target, high) = (pair::pair(key, value), pair::high(key));
     match chunk_at(txn, table, Bound::Excluded(&target), Bound::Excluded(&high), false)? {
         Some(chunk) => {
             let before = chunk.rest.len() as u64;
-            txn.remove(table, &chunk.engine_key)?;
             let mut rest = Vec::with_capacity(chunk.rest.len() + 1);
             rest.push(chunk.first);
             rest.extend(chunk.rest);
-            let now = write(txn, table, &chunk.key, value, rest, Grew::AtFront)?;
+            let now = write(
+                txn,
+                table,
+                key,
+                Some(&chunk.engine_key),
+                (value.to_vec(), rest),
+                Grew::AtFront,
+            )?;
             count_rest(txn, table, before, now)?;
         }
         None => {
@@ -184,7 +239,7 @@ pub(crate) fn insert<V: Key>(txn: &mut WriteTxn, table: TableRef, key: &[u8], va
 }
 
 /// Removes `value` from `key`'s values; whether it was there.
-/// REQUIRES: `key` at least [`CHUNKED_KEY_LEN`] bytes.
+/// REQUIRES: [`chunked`] holds for `key`.
 pub(crate) fn remove<V: Key>(txn: &mut WriteTxn, table: TableRef, key: &[u8], value: &[u8]) -> Result<bool> {
     debug_assert!(key.len() >= CHUNKED_KEY_LEN);
     let Some(mut chunk) = floor(txn, table, key, value)? else {
@@ -192,12 +247,19 @@ pub(crate) fn remove<V: Key>(txn: &mut WriteTxn, table: TableRef, key: &[u8], va
     };
     let before = chunk.rest.len() as u64;
     let now = if V::compare(&chunk.first, value) == Ordering::Equal {
-        txn.remove(table, &chunk.engine_key)?;
         if chunk.rest.is_empty() {
+            txn.remove(table, &chunk.engine_key)?;
             0
         } else {
             let first = chunk.rest.remove(0);
-            write(txn, table, &chunk.key, &first, chunk.rest, Grew::Inside)?
+            write(
+                txn,
+                table,
+                key,
+                Some(&chunk.engine_key),
+                (first, chunk.rest),
+                Grew::Inside,
+            )?
         }
     } else {
         let Ok(at) = chunk.rest.binary_search_by(|r| V::compare(r, value)) else {
