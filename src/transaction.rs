@@ -249,7 +249,8 @@ fn check_kind(name: &str, stored: &[u8], multimap: bool) -> Result<(), TableErro
 fn names_of_kind(tables: Vec<(Vec<u8>, Vec<u8>)>, multimap: bool) -> impl Iterator<Item = String> {
     tables
         .into_iter()
-        // Savepoints' hidden tables are nobody's to list.
+        // Savepoints' reserved tables (their registry, and older versions'
+        // copies) are nobody's to list.
         .filter(move |(name, meta)| is_multimap(meta) == multimap && !savepoint::is_reserved(name))
         .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
 }
@@ -525,9 +526,10 @@ impl WriteTransaction {
     /// transaction's start and returns its id. It exists once this
     /// transaction commits, survives restarts and crashes, and lasts until
     /// [`delete_persistent_savepoint`](Self::delete_persistent_savepoint).
-    /// sluicedb copies the tables into reserved tables of the same file (see
-    /// `design/savepoints.md`): this costs a copy of the data, written with
-    /// this commit.
+    /// sluicedb checkpoints the state and keeps that durable commit's pages
+    /// from reuse until the savepoint is deleted (see
+    /// `design/savepoints.md`): this costs one checkpoint, and no copy of
+    /// the data.
     ///
     /// [`SavepointError::InvalidSavepoint`](crate::SavepointError::InvalidSavepoint) if this transaction has opened,
     /// deleted or renamed a table, or restored a savepoint;
