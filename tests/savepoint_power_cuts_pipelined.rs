@@ -11,28 +11,15 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::keys::{CaseInsensitive, CrashDisk};
+use common::keys::CrashDisk;
+use common::mixed::{A, CI, LM, Mixed, current, restored};
 use sluicedb::io::TearMode;
-use sluicedb::{
-    Builder, Database, MultimapTableDefinition, ReadableMultimapTable, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
-};
-
-const A: TableDefinition<u64, u64> = TableDefinition::new("a");
-const CI: TableDefinition<CaseInsensitive, u64> = TableDefinition::new("ci");
-const LM: MultimapTableDefinition<&[u8], u64> = MultimapTableDefinition::new("lm");
-
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Tables {
-    a: BTreeMap<u64, u64>,
-    ci: BTreeMap<String, u64>,
-    lm: BTreeMap<Vec<u8>, Vec<u64>>,
-}
+use sluicedb::{Builder, Database};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Full {
-    db: Tables,
-    sps: BTreeMap<u64, Tables>,
+    db: Mixed,
+    sps: BTreeMap<u64, Mixed>,
 }
 
 fn lkey(i: u64) -> Vec<u8> {
@@ -41,53 +28,12 @@ fn lkey(i: u64) -> Vec<u8> {
     k
 }
 
-fn read(txn: &WriteTransaction) -> Tables {
-    let mut s = Tables::default();
-    let a = txn.open_table(A).unwrap();
-    s.a = a
-        .iter()
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|(k, v)| (k.value(), v.value()))
-        .collect();
-    assert_eq!(a.len().unwrap(), s.a.len() as u64);
-    drop(a);
-    let ci = txn.open_table(CI).unwrap();
-    s.ci = ci
-        .iter()
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|(k, v)| (k.value().to_string(), v.value()))
-        .collect();
-    drop(ci);
-    let lm = txn.open_multimap_table(LM).unwrap();
-    let mut n = 0;
-    for e in lm.iter().unwrap() {
-        let (k, vs) = e.unwrap();
-        let vs: Vec<u64> = vs.map(|v| v.unwrap().value()).collect();
-        n += vs.len() as u64;
-        s.lm.insert(k.value().to_vec(), vs);
-    }
-    assert_eq!(lm.len().unwrap(), n);
-    s
-}
-
 fn observe(db: &Database) -> Full {
     let txn = db.begin_write().unwrap();
-    let tables = read(&txn);
     let ids: Vec<u64> = txn.list_persistent_savepoints().unwrap().collect();
     txn.abort().unwrap();
-    let mut sps = BTreeMap::new();
-    for id in ids {
-        let mut txn = db.begin_write().unwrap();
-        drop(txn.open_table(CI).unwrap());
-        drop(txn.open_multimap_table(LM).unwrap());
-        let sp = txn.get_persistent_savepoint(id).unwrap();
-        txn.restore_savepoint(&sp).unwrap();
-        sps.insert(id, read(&txn));
-        txn.abort().unwrap();
-    }
-    Full { db: tables, sps }
+    let sps = ids.into_iter().map(|id| (id, restored(db, id))).collect();
+    Full { db: current(db), sps }
 }
 
 fn change(db: &Database, r: u64) {
@@ -98,7 +44,7 @@ fn change(db: &Database, r: u64) {
             if (k + r).is_multiple_of(4) {
                 a.remove(k).unwrap();
             } else {
-                a.insert(k, k * 10 + r).unwrap();
+                a.insert(k, (k * 10 + r).to_le_bytes().as_slice()).unwrap();
             }
         }
         let mut ci = txn.open_table(CI).unwrap();

@@ -9,76 +9,15 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::keys::CaseInsensitive;
+use common::mixed::{A, CI, LM, current, restored};
 use sluicedb::{
-    Builder, Database, Durability, MultimapTableDefinition, ReadOnlyDatabase, ReadableDatabase, ReadableMultimapTable,
-    ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+    Builder, Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata,
 };
-
-const A: TableDefinition<u64, &[u8]> = TableDefinition::new("a");
-const CI: TableDefinition<CaseInsensitive, u64> = TableDefinition::new("ci");
-const LM: MultimapTableDefinition<&[u8], u64> = MultimapTableDefinition::new("lm");
-
-#[derive(Debug, Clone, PartialEq, Default)]
-struct State {
-    a: BTreeMap<u64, Vec<u8>>,
-    ci: BTreeMap<String, u64>,
-    lm: BTreeMap<Vec<u8>, Vec<u64>>,
-    lm_len: u64,
-}
 
 fn lkey(i: u64) -> Vec<u8> {
     let mut k = vec![b'L'; 90];
     k[89] = b'0' + (i % 10) as u8;
     k
-}
-
-fn read_state(txn: &WriteTransaction) -> State {
-    let mut s = State::default();
-    let a = txn.open_table(A).unwrap();
-    for e in a.iter().unwrap() {
-        let (k, v) = e.unwrap();
-        s.a.insert(k.value(), v.value().to_vec());
-    }
-    assert_eq!(a.len().unwrap(), s.a.len() as u64);
-    drop(a);
-    let ci = txn.open_table(CI).unwrap();
-    for e in ci.iter().unwrap() {
-        let (k, v) = e.unwrap();
-        s.ci.insert(k.value().to_string(), v.value());
-    }
-    assert_eq!(ci.len().unwrap(), s.ci.len() as u64);
-    drop(ci);
-    let lm = txn.open_multimap_table(LM).unwrap();
-    let mut n = 0;
-    for e in lm.iter().unwrap() {
-        let (k, vs) = e.unwrap();
-        let vs: Vec<u64> = vs.map(|v| v.unwrap().value()).collect();
-        n += vs.len() as u64;
-        s.lm.insert(k.value().to_vec(), vs);
-    }
-    s.lm_len = lm.len().unwrap();
-    assert_eq!(s.lm_len, n, "multimap len() vs its pairs");
-    s
-}
-
-fn current(db: &Database) -> State {
-    let txn = db.begin_write().unwrap();
-    let s = read_state(&txn);
-    txn.abort().unwrap();
-    s
-}
-
-fn restored(db: &Database, id: u64) -> State {
-    let mut txn = db.begin_write().unwrap();
-    // Make the orders known (as a process that reopened must).
-    drop(txn.open_table(CI).unwrap());
-    drop(txn.open_multimap_table(LM).unwrap());
-    let sp = txn.get_persistent_savepoint(id).unwrap();
-    txn.restore_savepoint(&sp).unwrap();
-    let s = read_state(&txn);
-    txn.abort().unwrap();
-    s
 }
 
 /// Round `r` of changes: overwrite, delete, grow the chunked multimap,

@@ -100,6 +100,7 @@ pub mod engine;
 pub mod failing;
 pub mod faulty;
 pub mod keys;
+pub mod mixed;
 pub mod multimap;
 pub mod savepoints;
 pub mod wal;
