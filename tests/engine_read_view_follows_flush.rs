@@ -1,6 +1,6 @@
 //! A read table's ranges move to a newer state once a flush has put what
 //! its snapshot's memtables held into the tree, and only while the tree
-//! holds nothing newer than the snapshot (`ReadTable::range_view`). Every
+//! holds nothing newer than the snapshot (`ReadTable::range_sources`). Every
 //! range, before and after such a move, shows exactly the snapshot.
 
 mod common;

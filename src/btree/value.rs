@@ -108,6 +108,21 @@ impl ValueBytes {
     }
 
     /// The value's bytes, owned.
+    /// Makes this hold `other`'s bytes, for a holder of the last of a
+    /// stream of keys: a short key is copied inline, a longer one into a
+    /// buffer made once and reused for every later key (no allocation, and
+    /// no reference count on a shared page, per key).
+    pub(crate) fn assign(&mut self, other: &ValueBytes) {
+        match (&mut self.repr, &other.repr) {
+            (Repr::Owned(buffer), _) => {
+                buffer.clear();
+                buffer.extend_from_slice(other);
+            }
+            (_, Repr::Inline { .. }) => *self = other.clone(),
+            _ => *self = Self::owned(other.to_vec()),
+        }
+    }
+
     pub fn into_vec(self) -> Vec<u8> {
         match self.repr {
             Repr::Owned(bytes) => bytes,
@@ -181,6 +196,26 @@ mod tests {
         assert_eq!(ValueBytes::copy_of(b"").as_bytes(), b"");
         assert_eq!(ValueBytes::copy_of(&page[..100]).into_vec(), &page[..100]);
         assert_eq!(short.into_vec(), &page[10..10 + INLINE_LEN]);
+    }
+
+    #[test]
+    fn assign_holds_each_key_whatever_its_kind_and_keeps_its_buffer() {
+        let page: Page = (0..=255u8).collect::<Vec<_>>().into();
+        let short = ValueBytes::in_page(&page, 10, 16);
+        let in_page = ValueBytes::in_page(&page, 40, 100);
+        let owned = ValueBytes::copy_of(&[7; 60]);
+        let mut last = ValueBytes::copy_of(&[]);
+        last.assign(&short);
+        assert_eq!(last.as_bytes(), &page[10..26]);
+        last.assign(&in_page);
+        assert_eq!(last.as_bytes(), &page[40..140]);
+        assert_eq!(std::sync::Arc::strong_count(&page), 2, "a long key is copied, not shared");
+        let buffer = last.as_bytes().as_ptr();
+        for key in [&owned, &short, &in_page] {
+            last.assign(key);
+            assert_eq!(last.as_bytes(), key.as_bytes());
+            assert_eq!(last.as_bytes().as_ptr(), buffer, "the buffer is reused");
+        }
     }
 
     #[test]

@@ -133,8 +133,9 @@ pub struct MergedRange<'a> {
     upper: Bound<Vec<u8>>,
     front: Option<Merge<'a>>,
     back: Option<Merge<'a>>,
-    front_last: Option<Vec<u8>>,
-    back_last: Option<Vec<u8>>,
+    /// The last key each direction returned (see [`ValueBytes::assign`]).
+    front_last: Option<ValueBytes>,
+    back_last: Option<ValueBytes>,
     done: bool,
 }
 
@@ -196,15 +197,12 @@ impl<'a> MergedRange<'a> {
                 }
             }
             let Some(value) = value else { continue };
-            // Kept in a buffer reused across steps: no allocation per entry.
             let last = if direction == Direction::Forward {
                 &mut self.front_last
             } else {
                 &mut self.back_last
             };
-            let last = last.get_or_insert_with(Vec::new);
-            last.clear();
-            last.extend_from_slice(&key);
+            last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(&key);
             return Ok(Some((key, value)));
         }
     }
@@ -232,8 +230,8 @@ impl Clone for MergedRange<'_> {
     /// next, from either end. It reads the same snapshot through sources of
     /// its own, from bounds narrowed to the keys not yet returned.
     fn clone(&self) -> Self {
-        let resume = |last: &Option<Vec<u8>>, bound: &Bound<Vec<u8>>| match last {
-            Some(key) => Bound::Excluded(key.clone()),
+        let resume = |last: &Option<ValueBytes>, bound: &Bound<Vec<u8>>| match last {
+            Some(key) => Bound::Excluded(key.to_vec()),
             None => bound.clone(),
         };
         Self {

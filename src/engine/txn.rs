@@ -176,7 +176,7 @@ impl Engine {
     pub fn begin_read(&self) -> Result<ReadTxn> {
         self.inner.check_poison()?;
         // Read before the state: a tree published in between only makes
-        // the first range look for a newer state (`ReadTable::range_view`).
+        // the first range look for a newer state (`ReadTable::range_sources`).
         let generation = self.inner.tree_generation.load(Ordering::Acquire);
         let state = self.inner.read_state();
         Ok(ReadTxn {
@@ -1124,7 +1124,7 @@ pub struct ReadTable {
     /// Shared with every range read from it (a clone per range copied
     /// the table's metadata).
     view: Arc<TableView>,
-    /// What its ranges read: see [`ReadTable::range_view`].
+    /// What its ranges read: see [`ReadTable::range_sources`].
     ranges: Mutex<RangeView>,
 }
 
@@ -1134,6 +1134,21 @@ struct RangeView {
     state: Arc<State>,
     view: Arc<TableView>,
     generation: u64,
+    /// The sources of a range of `view` in `state` at a sequence, made at
+    /// the first range after the view changes and shared by the ranges
+    /// after it (made per range, it was an allocation of every short scan).
+    factory: Option<(u64, SourceFactory<'static>)>,
+}
+
+impl RangeView {
+    fn new(state: Arc<State>, view: Arc<TableView>, generation: u64) -> Self {
+        Self {
+            state,
+            view,
+            generation,
+            factory: None,
+        }
+    }
 }
 
 impl Clone for ReadTable {
@@ -1142,11 +1157,7 @@ impl Clone for ReadTable {
         Self {
             state: self.state.clone(),
             view: self.view.clone(),
-            ranges: Mutex::new(RangeView {
-                state: ranges.state.clone(),
-                view: ranges.view.clone(),
-                generation: ranges.generation,
-            }),
+            ranges: Mutex::new(RangeView::new(ranges.state.clone(), ranges.view.clone(), ranges.generation)),
         }
     }
 }
@@ -1157,11 +1168,7 @@ impl ReadTable {
     fn new(state: Arc<State>, view: TableView, generation: u64) -> Self {
         let view = Arc::new(view);
         Self {
-            ranges: Mutex::new(RangeView {
-                state: state.clone(),
-                view: view.clone(),
-                generation,
-            }),
+            ranges: Mutex::new(RangeView::new(state.clone(), view.clone(), generation)),
             state,
             view,
         }
@@ -1173,13 +1180,13 @@ impl ReadTable {
     }
 
     /// Whether this table's ranges have moved to a newer state than its
-    /// snapshot's (see [`ReadTable::range_view`]); for tests.
+    /// snapshot's (see [`ReadTable::range_sources`]); for tests.
     pub fn ranges_moved(&self) -> bool {
         !Arc::ptr_eq(&self.ranges.lock().state, &self.state)
     }
 
-    /// The state and view a range at `seq` (the table's snapshot) reads:
-    /// the newest published state whose tree holds nothing above `seq`
+    /// The sources (and key order) of a range at `seq`, the table's
+    /// snapshot. They read the newest published state whose tree holds nothing above `seq`
     /// (`State::tree_seq`), once one is published. Such a state shows the
     /// same data at `seq` as the snapshot's, through fewer sources: a
     /// reader that began while a memtable was being flushed otherwise
@@ -1193,7 +1200,7 @@ impl ReadTable {
     /// takes them the other way). The new view is made under the table's
     /// lock, once per tree change at most: a range of the same table on
     /// another thread waits for it rather than make its own.
-    fn range_view(&self, inner: &Inner, seq: u64) -> (Arc<State>, Arc<TableView>) {
+    fn range_sources(&self, inner: &Inner, seq: u64) -> (SourceFactory<'static>, Comparator) {
         let mut ranges = self.ranges.lock();
         let generation = inner.tree_generation.load(Ordering::Acquire);
         if generation != ranges.generation {
@@ -1206,12 +1213,19 @@ impl ReadTable {
                 // leaves the range on the state it had, which still holds
                 // everything it reads.
                 if let Ok(view) = newest.view(ranges.view.def.clone(), ranges.view.cmp) {
-                    ranges.view = Arc::new(view);
-                    ranges.state = newest;
+                    *ranges = RangeView::new(newest, Arc::new(view), generation);
                 }
             }
         }
-        (ranges.state.clone(), ranges.view.clone())
+        let factory = match &ranges.factory {
+            Some((made_at, factory)) if *made_at == seq => factory.clone(),
+            _ => {
+                let factory = snapshot_sources(ranges.state.clone(), Some(ranges.view.clone()), seq);
+                ranges.factory = Some((seq, factory.clone()));
+                factory
+            }
+        };
+        (factory, ranges.view.cmp)
     }
 }
 
@@ -1296,9 +1310,7 @@ impl ReadTxn {
     /// Entries between two bounds; the range holds the snapshot.
     pub fn range(&self, table: &ReadTable, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
         self.view(table)?;
-        let (state, view) = table.range_view(&self.inner, self.seq);
-        let cmp = view.cmp;
-        let factory = snapshot_sources(state, Some(view), self.seq);
+        let (factory, cmp) = table.range_sources(&self.inner, self.seq);
         Ok(MergedRange::new(factory, cmp, lower, upper))
     }
 }
