@@ -5,6 +5,8 @@
 //! no page header; its xxh3-64 checksum lives in the leaf entry that points at
 //! it, so the value is verified as a whole on every read.
 
+use std::sync::Arc;
+
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::node::{OverflowRef, ValueAt};
@@ -15,8 +17,10 @@ use crate::page::{Page, PageStore};
 pub const MAX_VALUE_LEN: usize = 128 << 20;
 
 /// A value read from a tree or a memtable: a copy held inline when it is
-/// short, else a slice of a cached page (no copy) or an owned buffer
-/// (overflow values, and long values found in memory).
+/// short, else a slice of a cached page (no copy), a slice of memory an
+/// owner keeps alive (a memtable's arena, as a range reads it: no copy), or
+/// an owned buffer (overflow values, and other long values found in
+/// memory).
 ///
 /// Short bytes are copied rather than shared: sharing a page costs an
 /// atomic increment of its reference count when the bytes are handed out
@@ -47,7 +51,25 @@ enum Repr {
     Inline { len: usize, bytes: Inline },
     InPage { page: Page, start: u32, len: u32 },
     Owned(Vec<u8>),
+    /// `_owner` is held, never read: it keeps the bytes alive.
+    Shared { _owner: Arc<dyn Send + Sync>, bytes: SharedSlice },
 }
+
+/// Bytes that a [`Repr::Shared`]'s owner keeps alive and unchanged (the
+/// contract of [`ValueBytes::shared`]).
+#[derive(Clone, Copy)]
+struct SharedSlice {
+    start: *const u8,
+    len: usize,
+}
+
+// SAFETY: a `SharedSlice` only reads immutable bytes that its value's owner
+// keeps alive; the owner is itself `Send + Sync`.
+#[expect(unsafe_code, reason = "a handle to immutable bytes an owner keeps")]
+unsafe impl Send for SharedSlice {}
+// SAFETY: as for `Send`.
+#[expect(unsafe_code, reason = "a handle to immutable bytes an owner keeps")]
+unsafe impl Sync for SharedSlice {}
 
 impl ValueBytes {
     /// `len` bytes of `page` from `start`: copied when short, else shared
@@ -74,6 +96,30 @@ impl ValueBytes {
     }
 
     /// A copy of `bytes`: inline when short, else in a buffer of its own.
+    /// `bytes` without a copy (a short one is still copied inline),
+    /// holding `owner` for as long as the value lives.
+    /// The owner is asked for only when the bytes are too long to copy
+    /// inline.
+    ///
+    /// # Safety
+    /// `bytes` must stay valid and unchanged for as long as the owner
+    /// lives (as a memtable's arena bytes do for as long as the memtable).
+    #[expect(unsafe_code, reason = "the caller vouches for the bytes' lifetime")]
+    pub(crate) unsafe fn shared(owner: impl FnOnce() -> Arc<dyn Send + Sync>, bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE_LEN {
+            return Self::inline(bytes, bytes.len());
+        }
+        Self {
+            repr: Repr::Shared {
+                _owner: owner(),
+                bytes: SharedSlice {
+                    start: bytes.as_ptr(),
+                    len: bytes.len(),
+                },
+            },
+        }
+    }
+
     pub(crate) fn copy_of(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE_LEN {
             Self::inline(bytes, bytes.len())
@@ -104,6 +150,10 @@ impl ValueBytes {
             Repr::Inline { len, bytes } => &bytes.0[..*len],
             Repr::InPage { page, start, len } => &page[*start as usize..(*start + *len) as usize],
             Repr::Owned(bytes) => bytes,
+            #[expect(unsafe_code, reason = "bytes an owner keeps alive")]
+            // SAFETY: `shared`'s caller vouched that the bytes stay valid
+            // and unchanged while `owner`, held here, lives.
+            Repr::Shared { bytes, .. } => unsafe { std::slice::from_raw_parts(bytes.start, bytes.len) },
         }
     }
 
@@ -126,7 +176,7 @@ impl ValueBytes {
     pub fn into_vec(self) -> Vec<u8> {
         match self.repr {
             Repr::Owned(bytes) => bytes,
-            Repr::Inline { .. } | Repr::InPage { .. } => self.as_bytes().to_vec(),
+            Repr::Inline { .. } | Repr::InPage { .. } | Repr::Shared { .. } => self.as_bytes().to_vec(),
         }
     }
 }
@@ -216,6 +266,23 @@ mod tests {
             assert_eq!(last.as_bytes(), key.as_bytes());
             assert_eq!(last.as_bytes().as_ptr(), buffer, "the buffer is reused");
         }
+    }
+
+    #[test]
+    fn shared_bytes_keep_their_owner_alive_and_short_ones_are_copied() {
+        let owner: Arc<Vec<u8>> = Arc::new((0..200u8).collect());
+        let as_owner = || owner.clone() as Arc<dyn Send + Sync>;
+        // SAFETY: the bytes are the owner's, never changed.
+        #[expect(unsafe_code, reason = "the test's owner holds the bytes")]
+        let (long, short) = unsafe { (ValueBytes::shared(as_owner, &owner[10..110]), ValueBytes::shared(as_owner, &owner[..5])) };
+        assert_eq!(Arc::strong_count(&owner), 2, "only the long bytes hold the owner");
+        let copy = long.clone();
+        assert_eq!(Arc::strong_count(&owner), 3);
+        assert_eq!(long.as_bytes(), &owner[10..110]);
+        assert_eq!(short.as_bytes(), &owner[..5]);
+        drop((long, short));
+        assert_eq!(copy.into_vec(), &owner[10..110]);
+        assert_eq!(Arc::strong_count(&owner), 1);
     }
 
     #[test]

@@ -298,6 +298,13 @@ pub(crate) struct MemSource {
     /// group read); `None` before the first.
     at: Option<Position<MemKey, MemValue>>,
     exhausted: bool,
+    /// What the long values this source hands out hold: the memtable,
+    /// through a reference count of this source's own. They share the
+    /// arena's bytes instead of copying them (a copy was an allocation, a
+    /// copy and a free per value), and their counting stays on this
+    /// reader's core (one count shared by every reader's values would
+    /// bounce between cores).
+    owner: Option<Arc<dyn Send + Sync>>,
 }
 
 impl MemSource {
@@ -331,6 +338,7 @@ impl MemSource {
             direction,
             at: None,
             exhausted: false,
+            owner: None,
         }
     }
 
@@ -403,10 +411,20 @@ impl MemSource {
             list.prefetch_after(next);
             next.prefetch_bytes();
         }
+        let (mem, owner) = (&self.mem, &mut self.owner);
         Some(visible.map(|e| {
             (
                 ValueBytes::copy_of(&e.key().key),
-                e.bytes().map(ValueBytes::copy_of),
+                e.bytes().map(|bytes| {
+                    let owner = || owner.get_or_insert_with(|| Arc::new(mem.clone())).clone();
+                    #[expect(unsafe_code, reason = "a value shared with the arena that holds it")]
+                    // SAFETY: a memtable's arena bytes stay valid and
+                    // unchanged while the memtable lives, and the owner
+                    // holds the memtable.
+                    unsafe {
+                        ValueBytes::shared(owner, bytes)
+                    }
+                }),
             )
         }))
     }
@@ -432,5 +450,33 @@ impl Iterator for MemSource {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::bytewise;
+
+    #[test]
+    fn long_memtable_values_hold_their_memtable_and_short_ones_are_copies() {
+        let mem = Arc::new(Memtable::new(1 << 20));
+        let long = [7u8; 100];
+        mem.insert(1, bytewise, b"a", 1, Some(b"short"));
+        mem.insert(1, bytewise, b"b", 2, Some(&long));
+        mem.insert(1, bytewise, b"c", 3, None);
+        let weak = Arc::downgrade(&mem);
+        let source = MemSource::new(mem, 1, bytewise, 10, Bound::Unbounded, Bound::Unbounded, Direction::Forward);
+        let items: Vec<Item> = source.map(|item| item.unwrap()).collect();
+        let seen: Vec<(&[u8], Option<&[u8]>)> = items.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
+        assert_eq!(seen, [(&b"a"[..], Some(&b"short"[..])), (b"b", Some(&long[..])), (b"c", None)]);
+        // The source is gone: only the long value holds the memtable.
+        assert!(weak.upgrade().is_some());
+        let (short, long_value) = (items[0].1.clone().unwrap(), items[1].1.clone().unwrap());
+        drop(items);
+        assert!(weak.upgrade().is_some(), "a long value keeps its memtable");
+        drop(long_value);
+        assert!(weak.upgrade().is_none(), "a short value is a copy");
+        assert_eq!(&short[..], b"short");
     }
 }
