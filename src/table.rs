@@ -113,6 +113,12 @@ impl TableHandle for &str {
 type Marker<'a, T> = PhantomData<(&'a (), fn() -> T)>;
 
 /// A stored key or value, read with [`value`](Self::value).
+///
+/// A guard may hold the memory its bytes came from rather than a copy of
+/// them: the cached page of the tree, or, for a long value a range read
+/// from recent writes, the write buffer (memtable) that holds it, until
+/// the guard drops. Copy what you keep for long (`value().to_vec()` for
+/// bytes) rather than keep guards.
 pub struct AccessGuard<'a, V: Value + 'static> {
     bytes: ValueBytes,
     _types: Marker<'a, V>,
