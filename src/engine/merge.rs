@@ -393,16 +393,22 @@ impl MemSource {
         // first (the first visible one wins), backward oldest first (each
         // later visible one replaces). A comparator may call different
         // bytes equal: the reader sees the bytes of the version it sees.
+        // The versions after `first` need no bounds check: a bound's probe
+        // sorts before or after every version of its key, so they lie
+        // within the bounds with it.
         let mut visible: Option<Entry<'_, MemKey, MemValue>> = None;
-        let mut last = first;
-        let mut next = Some(first);
-        while let Some(entry) = next.filter(|e| within(e) && compare(self.cmp, &e.key().key, &first.key().key).is_eq()) {
+        let mut entry = first;
+        let next = loop {
             if entry.key().seq() <= self.seq && (visible.is_none() || !forward) {
                 visible = Some(entry);
             }
-            last = entry;
-            next = if forward { list.after(entry) } else { list.before(entry) };
-        }
+            let next = if forward { list.after(entry) } else { list.before(entry) };
+            match next {
+                Some(version) if version.key().same_key_as(first.key()) => entry = version,
+                _ => break next,
+            }
+        };
+        let last = entry;
         self.at = Some(list.position(last));
         // The next group's first node is `next`, just read; the one after it
         // and `next`'s value (in the arena, not beside the node) are what
