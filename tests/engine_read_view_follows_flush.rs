@@ -333,3 +333,47 @@ fn ranges_keep_a_table_deleted_after_the_snapshot() {
     reader.check(0, 2000);
     Reader::begin(&db, &recreated).check(0, 6000);
 }
+
+/// A reader that begins while the inserter thread still moves a big commit
+/// into the memtable reads that commit from its pending run; once the run
+/// is all in the memtable, the reader's ranges move to the state without
+/// it (one source fewer), and show the same snapshot before and after.
+#[test]
+fn ranges_leave_a_pending_run_once_the_memtable_holds_it() {
+    // A memtable and a WAL that hold every commit (no flush, no
+    // checkpoint): only the pending run moves.
+    let options = EngineOptions {
+        resolver: small_options().resolver,
+        checkpoint_wal_bytes: u64::MAX,
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        ..EngineOptions::default()
+    };
+    let db = Engine::open(Arc::new(MemoryBackend::new()), MemLogDir::new(), options).unwrap();
+    // Commits big enough that their insert outlasts the reader's start.
+    let keys = 20 * KEYS;
+    let mut model = Model::new();
+    let mut caught = 0;
+    for round in 0..4u64 {
+        // A big commit (well above the hand-off threshold) over every key.
+        let writes: Vec<(u64, Option<u64>)> = (0..keys).map(|k| (k, Some(round * keys + k))).collect();
+        commit(&db, &mut model, &writes);
+        let reader = Reader::begin(&db, &model);
+        if !reader.table.ranges_read_a_pending_run() {
+            continue;
+        }
+        caught += 1;
+        reader.check(0, keys);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while reader.table.ranges_read_a_pending_run() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the ranges never left the pending run"
+            );
+            std::thread::yield_now();
+            reader.check(keys / 2, keys / 2 + 10);
+        }
+        assert!(reader.table.ranges_moved());
+        reader.check(0, keys);
+    }
+    assert!(caught > 0, "no reader began while a pending run was in the state");
+}

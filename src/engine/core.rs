@@ -177,10 +177,11 @@ pub(crate) struct Inner {
     pub(crate) trees: TreeStore,
     pub(crate) journal: Journal,
     pub(crate) state: RwLock<Arc<State>>,
-    /// Counts the published states whose tree differs from the one before
-    /// (a flush, a part of one, a tree commit, a compaction): a read table
-    /// asks for the current state only when this has moved.
-    pub(crate) tree_generation: AtomicU64,
+    /// Counts the published states that read through fewer or other
+    /// sources than the one before: a new tree (a flush, a part of one, a
+    /// tree commit, a compaction) or a pending run gone into the memtable.
+    /// A read table asks for the current state only when this has moved.
+    pub(crate) view_generation: AtomicU64,
     /// Tree commits with content that no published state shows yet: a tree
     /// commit from its step 2 to its publication, a flush from its last
     /// commit to its publication (both release the tree writer in between;
@@ -370,7 +371,7 @@ impl Engine {
             trees,
             journal,
             state: RwLock::new(Arc::new(state)),
-            tree_generation: AtomicU64::new(0),
+            view_generation: AtomicU64::new(0),
             unpublished_trees: AtomicU64::new(0),
             instance: {
                 static INSTANCES: AtomicU64 = AtomicU64::new(0);
@@ -619,7 +620,7 @@ impl Inner {
         if next.tree.txn() != state.tree.txn() {
             // Under the state lock: whoever sees the new count and then
             // reads the state gets this one or a newer.
-            self.tree_generation.fetch_add(1, Ordering::Release);
+            self.view_generation.fetch_add(1, Ordering::Release);
         }
         *state = Arc::new(next);
     }
@@ -804,6 +805,8 @@ impl Inner {
                 pending: None,
                 ..(**state).clone()
             });
+            // Under the state lock, as in `update_state`.
+            self.view_generation.fetch_add(1, Ordering::Release);
         }
     }
 

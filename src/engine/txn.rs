@@ -175,9 +175,9 @@ impl Engine {
     /// one `Arc` clone. It never waits for a writer and never changes.
     pub fn begin_read(&self) -> Result<ReadTxn> {
         self.inner.check_poison()?;
-        // Read before the state: a tree published in between only makes
-        // the first range look for a newer state (`ReadTable::range_sources`).
-        let generation = self.inner.tree_generation.load(Ordering::Acquire);
+        // Read before the state: a state published in between only makes
+        // the first range look for a newer one (`ReadTable::range_sources`).
+        let generation = self.inner.view_generation.load(Ordering::Acquire);
         let state = self.inner.read_state();
         Ok(ReadTxn {
             inner: self.inner.clone(),
@@ -1107,12 +1107,12 @@ pub struct ReadTxn {
     inner: Arc<Inner>,
     state: Arc<State>,
     seq: u64,
-    /// The tree generation read before `state` was (`UNCHECKED` when not
+    /// The view generation read before `state` was (`UNCHECKED` when not
     /// known): its tables' ranges look for a newer state once it moves.
     generation: u64,
 }
 
-/// A tree generation no engine reaches: a table opened with it checks for
+/// A view generation no engine reaches: a table opened with it checks for
 /// a newer state at its first range.
 const UNCHECKED: u64 = u64::MAX;
 
@@ -1128,8 +1128,8 @@ pub struct ReadTable {
     ranges: Mutex<RangeView>,
 }
 
-/// A state and the table's view in it, and the tree generation
-/// (`Inner::tree_generation`) it was last checked against.
+/// A state and the table's view in it, and the view generation
+/// (`Inner::view_generation`) it was last checked against.
 struct RangeView {
     state: Arc<State>,
     view: Arc<TableView>,
@@ -1163,7 +1163,7 @@ impl Clone for ReadTable {
 }
 
 impl ReadTable {
-    /// A table of `state`, a snapshot current at tree generation
+    /// A table of `state`, a snapshot current at view generation
     /// `generation` (or earlier).
     fn new(state: Arc<State>, view: TableView, generation: u64) -> Self {
         let view = Arc::new(view);
@@ -1179,6 +1179,12 @@ impl ReadTable {
         &self.view.def.meta
     }
 
+    /// Whether this table's ranges read a pending run (a big commit not
+    /// yet all in the memtable, `engine::pending`); for tests.
+    pub fn ranges_read_a_pending_run(&self) -> bool {
+        self.ranges.lock().state.pending.is_some()
+    }
+
     /// Whether this table's ranges have moved to a newer state than its
     /// snapshot's (see [`ReadTable::range_sources`]); for tests.
     pub fn ranges_moved(&self) -> bool {
@@ -1192,7 +1198,8 @@ impl ReadTable {
     /// reader that began while a memtable was being flushed otherwise
     /// merged that memtable into every range for as long as it lived
     /// (measured: a seek and ten entries ran at 0.30x redb against 0.47x
-    /// without the frozen memtable). Once the tree has moved past `seq`,
+    /// without the frozen memtable), and one that began while the inserter
+    /// thread took in a big commit merged its pending run. Once the tree has moved past `seq`,
     /// the last state taken stays. Point reads and counts keep the
     /// snapshot's own state: their memtable probes are a hash each.
     ///
@@ -1202,13 +1209,16 @@ impl ReadTable {
     /// another thread waits for it rather than make its own.
     fn range_sources(&self, inner: &Inner, seq: u64) -> (SourceFactory<'static>, Comparator) {
         let mut ranges = self.ranges.lock();
-        let generation = inner.tree_generation.load(Ordering::Acquire);
+        let generation = inner.view_generation.load(Ordering::Acquire);
         if generation != ranges.generation {
             ranges.generation = generation;
             let newest = inner.current_state();
-            // A newer state with the same tree reads through the same
-            // sources: only a moved tree is worth a new view.
-            if newest.tree_seq <= seq && newest.tree.txn() != ranges.state.tree.txn() {
+            // A newer state with the same tree and the same pending run
+            // reads through the same sources: only a moved tree, or a
+            // pending run gone into the memtable, is worth a new view.
+            let fewer = newest.tree.txn() != ranges.state.tree.txn()
+                || (ranges.state.pending.is_some() && newest.pending.is_none());
+            if newest.tree_seq <= seq && fewer {
                 // A view that cannot be made (a page that fails to read)
                 // leaves the range on the state it had, which still holds
                 // everything it reads.
