@@ -69,6 +69,9 @@ impl<'a> Merge<'a> {
         if let [only] = self.sources.as_mut_slice() {
             return only.next().transpose();
         }
+        if self.heads.len() == 2 {
+            return self.next_of_two();
+        }
         let mut best: Option<usize> = None;
         for (i, head) in self.heads.iter().enumerate() {
             let Some((key, _)) = head else { continue };
@@ -104,6 +107,30 @@ impl<'a> Merge<'a> {
         }
         let item = std::mem::replace(&mut self.heads[best], self.sources[best].next().transpose()?);
         Ok(item)
+    }
+
+    /// [`next`](Self::next) of two sources (a memtable and the tree, the
+    /// common case): one comparison of the two heads decides both which
+    /// comes first and whether the lower layer's is shadowed (the k-way
+    /// loop compares twice).
+    fn next_of_two(&mut self) -> Result<Option<Item>> {
+        let order = match (&self.heads[0], &self.heads[1]) {
+            (Some((a, _)), Some((b, _))) => {
+                let order = compare(self.cmp, a, b);
+                if self.direction == Direction::Forward { order } else { order.reverse() }
+            }
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => return Ok(None),
+        };
+        // The first source is the newer layer: it wins a tie, and the
+        // second's version of that key is shadowed.
+        if order.is_eq() {
+            self.heads[1] = self.sources[1].next().transpose()?;
+        }
+        let best = usize::from(order.is_gt());
+        let next = self.sources[best].next().transpose()?;
+        Ok(std::mem::replace(&mut self.heads[best], next))
     }
 }
 
