@@ -95,11 +95,9 @@ impl ValueBytes {
         }
     }
 
-    /// A copy of `bytes`: inline when short, else in a buffer of its own.
     /// `bytes` without a copy (a short one is still copied inline),
-    /// holding `owner` for as long as the value lives.
-    /// The owner is asked for only when the bytes are too long to copy
-    /// inline.
+    /// holding an owner for as long as the value lives. The owner is asked
+    /// for only when the bytes are too long to copy inline.
     ///
     /// # Safety
     /// `bytes` must stay valid and unchanged for as long as the owner
@@ -120,6 +118,7 @@ impl ValueBytes {
         }
     }
 
+    /// A copy of `bytes`: inline when short, else in a buffer of its own.
     pub(crate) fn copy_of(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE_LEN {
             Self::inline(bytes, bytes.len())
@@ -157,7 +156,6 @@ impl ValueBytes {
         }
     }
 
-    /// The value's bytes, owned.
     /// Makes this hold `other`'s bytes, for a holder of the last of a
     /// stream of keys: a short key is copied inline, a longer one into a
     /// buffer made once and reused for every later key (no allocation, and
@@ -173,6 +171,7 @@ impl ValueBytes {
         }
     }
 
+    /// The value's bytes, owned.
     pub fn into_vec(self) -> Vec<u8> {
         match self.repr {
             Repr::Owned(bytes) => bytes,
