@@ -112,6 +112,12 @@ impl State {
         std::iter::once(&self.active).chain(self.frozen.iter())
     }
 
+    /// The in-memory layers a range of this state merges above the tree:
+    /// the pending run and the memtables that hold anything (`sources`).
+    pub(crate) fn memory_layers(&self) -> usize {
+        usize::from(self.pending.is_some()) + self.memtables().filter(|m| !m.is_empty()).count()
+    }
+
     pub(crate) fn frozen_bytes(&self) -> usize {
         self.frozen.iter().map(|m| m.bytes()).sum()
     }

@@ -1213,11 +1213,12 @@ impl ReadTable {
         if generation != ranges.generation {
             ranges.generation = generation;
             let newest = inner.current_state();
-            // A newer state with the same tree and the same pending run
-            // reads through the same sources: only a moved tree, or a
-            // pending run gone into the memtable, is worth a new view.
+            // A newer state with the same tree reads through the same
+            // sources or more (a memtable of newer commits only): only a
+            // moved tree, or a pending run gone into the memtable with no
+            // layer added, is worth a new view.
             let fewer = newest.tree.txn() != ranges.state.tree.txn()
-                || (ranges.state.pending.is_some() && newest.pending.is_none());
+                || newest.memory_layers() < ranges.state.memory_layers();
             if newest.tree_seq <= seq && fewer {
                 // A view that cannot be made (a page that fails to read)
                 // leaves the range on the state it had, which still holds
