@@ -1192,15 +1192,15 @@ impl ReadTable {
     }
 
     /// The sources (and key order) of a range at `seq`, the table's
-    /// snapshot. They read the newest published state whose tree holds nothing above `seq`
-    /// (`State::tree_seq`), once one is published. Such a state shows the
-    /// same data at `seq` as the snapshot's, through fewer sources: a
-    /// reader that began while a memtable was being flushed otherwise
-    /// merged that memtable into every range for as long as it lived
-    /// (measured: a seek and ten entries ran at 0.30x redb against 0.47x
-    /// without the frozen memtable), and one that began while the inserter
-    /// thread took in a big commit merged its pending run. Once the tree has moved past `seq`,
-    /// the last state taken stays. Point reads and counts keep the
+    /// snapshot. They read the newest published state whose tree holds
+    /// nothing above `seq` (`State::tree_seq`), once one is published. Such
+    /// a state shows the same data at `seq` as the snapshot's, through
+    /// fewer sources: a reader that began while a memtable was being
+    /// flushed otherwise merged that memtable into every range for as long
+    /// as it lived (measured: a seek and ten entries ran at 0.30x redb
+    /// against 0.47x without the frozen memtable), and one that began while
+    /// the inserter thread took in a big commit merged its pending run.
+    /// Once the tree has moved past `seq`, the last state taken stays. Point reads and counts keep the
     /// snapshot's own state: their memtable probes are a hash each.
     ///
     /// Lock order: this table's lock, then the engine's state lock (nothing
