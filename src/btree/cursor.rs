@@ -223,6 +223,7 @@ impl TreeEntry {
     }
 
     /// The key and the value.
+    #[inline]
     pub fn into_key_value(self) -> (ValueBytes, ValueBytes) {
         (self.key, self.value)
     }
@@ -348,6 +349,7 @@ impl Cursor {
 
     /// Moves one entry forward (`Edge::First`) or backward (`Edge::Last`);
     /// empties the path when it runs off the tree.
+    #[inline]
     fn step(&mut self, store: &PageStore, direction: Edge) -> Result<()> {
         while let Some((page, i)) = self.path.last_mut() {
             let count = Node::new(page).count();
@@ -371,6 +373,7 @@ impl Cursor {
         Ok(())
     }
 
+    #[inline]
     fn entry(&self, store: &PageStore) -> Result<Option<TreeEntry>> {
         let Some((page, index)) = self.path.last() else {
             return Ok(None);
@@ -454,14 +457,21 @@ impl RangeIter<'_> {
     }
 
     /// Positions `direction`'s cursor at its bound, if not yet done.
+    #[inline]
     fn position(&mut self, direction: Edge) -> Result<()> {
+        let positioned = match direction {
+            Edge::First => self.front.is_some(),
+            Edge::Last => self.back.is_some(),
+        };
+        if positioned { Ok(()) } else { self.seek_bound(direction) }
+    }
+
+    /// Positions `direction`'s cursor at its bound: the first step's seek.
+    fn seek_bound(&mut self, direction: Edge) -> Result<()> {
         let (slot, bound) = match direction {
             Edge::First => (&mut self.front, &self.lower),
             Edge::Last => (&mut self.back, &self.upper),
         };
-        if slot.is_some() {
-            return Ok(());
-        }
         let mut cursor = Cursor::default();
         match bound {
             Bound::Unbounded => cursor.descend(&self.store, self.root, direction)?,
@@ -478,6 +488,7 @@ impl RangeIter<'_> {
     }
 
     /// Whether a cursor ran out, or the two have passed each other.
+    #[inline]
     fn crossed(&self) -> bool {
         match (&self.front, &self.back) {
             (Some(front), Some(back)) => {
@@ -490,6 +501,7 @@ impl RangeIter<'_> {
 
     /// With one cursor only: whether the entry under it lies within the
     /// opposite bound (the upper one going forward).
+    #[inline]
     fn within_far_bound(&self, cursor: &Cursor, direction: Edge) -> bool {
         let (bound, wanted) = match direction {
             Edge::First => (&self.upper, Ordering::Less),
@@ -508,6 +520,7 @@ impl RangeIter<'_> {
         order == wanted || (inclusive && order.is_eq())
     }
 
+    #[inline]
     fn advance(&mut self, direction: Edge) -> Option<Result<TreeEntry>> {
         if self.done {
             return None;
@@ -554,12 +567,14 @@ impl RangeIter<'_> {
 impl Iterator for RangeIter<'_> {
     type Item = Result<TreeEntry>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.advance(Edge::First)
     }
 }
 
 impl DoubleEndedIterator for RangeIter<'_> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         self.advance(Edge::Last)
     }

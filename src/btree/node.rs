@@ -142,12 +142,20 @@ pub(crate) struct Node<'a> {
     fixed: Option<(u16, u16)>,
 }
 
+#[inline]
 fn u16_at(b: &[u8], at: usize) -> usize {
     // One bounds check for both bytes.
     match b.get(at..at + 2) {
         Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]) as usize,
-        _ => panic!("u16 at {at} past a page of {} bytes", b.len()),
+        _ => past_the_page(at, b.len()),
     }
+}
+
+/// A read past a verified page: a bug, not bad input.
+#[cold]
+#[inline(never)]
+fn past_the_page(at: usize, len: usize) -> ! {
+    panic!("u16 at {at} past a page of {len} bytes")
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -158,6 +166,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 impl<'a> Node<'a> {
     /// REQUIRES: `page` passed [`validate`] (the page store runs it on load).
+    #[inline]
     pub(crate) fn new(page: &'a [u8]) -> Self {
         let fixed = match u16_at(page, FIXED_KEY_OFFSET) {
             0 => None,
@@ -177,6 +186,7 @@ impl<'a> Node<'a> {
         FIXED_ENTRIES + i * (key as usize + value as usize)
     }
 
+    #[inline]
     pub(crate) fn is_leaf(&self) -> bool {
         crate::page::page_kind(self.page) == PageKind::Leaf
     }
@@ -186,6 +196,7 @@ impl<'a> Node<'a> {
         self.page[LEVEL_OFFSET]
     }
 
+    #[inline]
     pub(crate) fn count(&self) -> usize {
         crate::page::page_count_field(self.page)
     }
@@ -269,6 +280,7 @@ impl<'a> Node<'a> {
     /// Leaf only: where entry `i`'s key lies in the page and where its
     /// value does, decoded from the entry's header once (a scan reads both
     /// for every entry).
+    #[inline]
     pub(crate) fn leaf_entry(&self, i: usize) -> (std::ops::Range<usize>, ValueAt) {
         if let Some(fixed @ (key, value)) = self.fixed {
             let at = Self::fixed_entry(i, fixed);

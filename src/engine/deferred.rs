@@ -207,8 +207,8 @@ pub(crate) fn overlay_source<'a>(
     };
     let indices = start..end.max(start);
     match direction {
-        Direction::Forward => Box::new(indices.map(move |i| Ok(overlay[i].clone()))),
-        Direction::Backward => Box::new(indices.rev().map(move |i| Ok(overlay[i].clone()))),
+        Direction::Forward => Source::boxed(indices.map(move |i| Ok(overlay[i].clone()))),
+        Direction::Backward => Source::boxed(indices.rev().map(move |i| Ok(overlay[i].clone()))),
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
 use super::skiplist::{Entry, Position};
-use crate::btree::{Comparator, ValueBytes, compare};
+use crate::btree::{Comparator, RangeIter, ValueBytes, compare};
 use crate::error::Result;
 
 /// One layer's view of a key: a value, or a tombstone (`None`). The key is
@@ -22,7 +22,66 @@ use crate::error::Result;
 pub(crate) type Item = (ValueBytes, Option<ValueBytes>);
 
 /// A layer's entries in one direction, already deduplicated per key.
-pub(crate) type Source<'a> = Box<dyn Iterator<Item = Result<Item>> + Send + 'a>;
+///
+/// The tree's and the memtables' layers, which every range of a table
+/// reads, are variants of their own: a merge calls them directly, and the
+/// compiler can inline them into it, where an iterator behind a pointer is
+/// an indirect call per entry and a move of the entry through memory.
+pub(crate) enum Source<'a> {
+    Tree(TreeSource<'a>),
+    Memtable(MemSource),
+    Other(Box<dyn Iterator<Item = Result<Item>> + Send + 'a>),
+}
+
+impl<'a> Source<'a> {
+    /// Any other layer's entries (a transaction's writes, a pending run, an
+    /// overlay).
+    pub(crate) fn boxed(entries: impl Iterator<Item = Result<Item>> + Send + 'a) -> Self {
+        Self::Other(Box::new(entries))
+    }
+}
+
+impl Iterator for Source<'_> {
+    type Item = Result<Item>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Tree(tree) => tree.next(),
+            Self::Memtable(mem) => mem.next(),
+            Self::Other(entries) => entries.next(),
+        }
+    }
+}
+
+/// The tree's layer of a range: its entries in one direction, none a
+/// tombstone.
+pub(crate) struct TreeSource<'a> {
+    range: RangeIter<'a>,
+    direction: Direction,
+}
+
+impl<'a> TreeSource<'a> {
+    pub(crate) fn new(range: RangeIter<'a>, direction: Direction) -> Self {
+        Self { range, direction }
+    }
+}
+
+impl Iterator for TreeSource<'_> {
+    type Item = Result<Item>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = match self.direction {
+            Direction::Forward => self.range.next(),
+            Direction::Backward => self.range.next_back(),
+        }?;
+        Some(entry.map(|entry| {
+            let (key, value) = entry.into_key_value();
+            (key, Some(value))
+        }))
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {

@@ -159,8 +159,8 @@ impl PendingRun {
             ))
         };
         Some(match direction {
-            Direction::Forward => Box::new(range.map(item)),
-            Direction::Backward => Box::new(range.rev().map(item)),
+            Direction::Forward => Source::boxed(range.map(item)),
+            Direction::Backward => Source::boxed(range.rev().map(item)),
         })
     }
 }

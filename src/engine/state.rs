@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use super::batch::TableDef;
 use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
-use super::merge::{Direction, MemSource, Source};
+use super::merge::{Direction, MemSource, Source, TreeSource};
 use super::pending::PendingRun;
 use super::tree_filter::TreeFilter;
 use super::filter::key_hash;
@@ -307,7 +307,7 @@ impl State {
             if mem.is_empty() {
                 continue;
             }
-            sources.push(Box::new(MemSource::new(
+            sources.push(Source::Memtable(MemSource::new(
                 mem.clone(),
                 table.def.id,
                 table.cmp,
@@ -325,16 +325,7 @@ impl State {
                 Some(root) => self.tree.range_pinned(info, root.clone(), table.cmp, lower, upper)?,
                 None => self.tree.range(info, table.cmp, lower, upper)?,
             };
-            let items = move |entry: Result<crate::btree::TreeEntry>| {
-                entry.map(|e| {
-                    let (key, value) = e.into_key_value();
-                    (key, Some(value))
-                })
-            };
-            match direction {
-                Direction::Forward => sources.push(Box::new(range.map(items))),
-                Direction::Backward => sources.push(Box::new(range.rev().map(items))),
-            }
+            sources.push(Source::Tree(TreeSource::new(range, direction)));
         }
         Ok(sources)
     }

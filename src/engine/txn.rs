@@ -833,7 +833,7 @@ impl WriteTxn {
                 Direction::Forward => Box::new(part),
                 Direction::Backward => Box::new(part.rev()),
             };
-            let mut sources: Vec<Source<'static>> = vec![Box::new(indices.map(move |i| Ok(own[i].clone())))];
+            let mut sources: Vec<Source<'static>> = vec![Source::boxed(indices.map(move |i| Ok(own[i].clone())))];
             sources.extend(below(direction, lower, upper)?);
             Ok(sources)
         });

@@ -828,7 +828,7 @@ impl WriteSet {
             let order = l.cmp(u);
             let both_inclusive = matches!((&lower, &upper), (Bound::Included(_), Bound::Included(_)));
             if order.is_gt() || (order.is_eq() && !both_inclusive) {
-                return Box::new(std::iter::empty());
+                return Source::boxed(std::iter::empty());
             }
         }
         let item = |(k, v): (&OrdKey, &Option<OpValue>)| -> crate::error::Result<Item> {
@@ -836,8 +836,8 @@ impl WriteSet {
         };
         let range = table.writes.range((lower, upper));
         match direction {
-            Direction::Forward => Box::new(range.map(item)),
-            Direction::Backward => Box::new(range.rev().map(item)),
+            Direction::Forward => Source::boxed(range.map(item)),
+            Direction::Backward => Source::boxed(range.rev().map(item)),
         }
     }
 

@@ -111,6 +111,7 @@ pub(crate) fn page_span(page: &[u8]) -> usize {
     1 + u16::from_le_bytes([page[EXTRA_PAGES_OFFSET], page[EXTRA_PAGES_OFFSET + 1]]) as usize
 }
 
+#[inline]
 pub(crate) fn page_kind(page: &[u8]) -> PageKind {
     // Verified at read time (`PageStore::read_page`).
     PageKind::from_byte(page[KIND_OFFSET]).unwrap_or(PageKind::Leaf)
@@ -125,6 +126,7 @@ pub(crate) fn page_generation(page: &[u8]) -> u64 {
     )
 }
 
+#[inline]
 pub(crate) fn page_count_field(page: &[u8]) -> usize {
     u16::from_le_bytes([page[COUNT_OFFSET], page[COUNT_OFFSET + 1]]) as usize
 }
