@@ -60,6 +60,9 @@ enum Repr {
     /// `len` bytes at the start of `bytes`; the rest of `bytes` is
     /// whatever followed them where they were copied from, never read.
     Inline { len: usize, bytes: Inline },
+    /// Offsets in words (the variant is no bigger than `Inline` anyway):
+    /// 32-bit halves were stored one by one and then loaded as one word
+    /// by the moves of the value, which stalls the load.
     InPage { page: Page, start: usize, len: usize },
     Owned(Vec<u8>),
     /// `_owner` is held, never read: it keeps the bytes alive.
