@@ -1,6 +1,7 @@
 //! Thread-safety markers and `ReadTransaction::close` as redb 4.6's: a
 //! write transaction is `Sync` (so its tables are `Send`), read
-//! transactions and tables are `Send + Sync`, errors are `Send + Sync`;
+//! transactions and tables are `Send + Sync`, their ranges `Send`, errors
+//! are `Send + Sync`;
 //! `close` refuses while a table or owned guard of the transaction lives,
 //! handing the transaction back.
 
@@ -31,6 +32,11 @@ fn handles_have_redbs_thread_safety() {
     let table = txn.open_table(T).unwrap();
     require_sync(&table);
     require_send(&table);
+    // A range may move to another thread (its merge holds the
+    // tree's and the memtables' sources by value).
+    let range = table.range(0..).unwrap();
+    require_send(&range);
+    drop(range);
     require_sync(&txn);
     require_error::<Error>();
     require_error::<TransactionError>();
