@@ -30,7 +30,7 @@ pub(crate) fn get(store: &PageStore, root: PageId, cmp: Comparator, key: &[u8]) 
     if root == 0 {
         return Ok(None);
     }
-    get_under(store, root, store.read_page(root)?, cmp, key, MAX_DEPTH)
+    get_under(store, root, store.read_page_prefetched(root)?, cmp, key, MAX_DEPTH)
 }
 
 /// An inner node of one commit's tree, kept for the commit's lifetime with
@@ -95,7 +95,7 @@ impl PinnedNode {
     }
 
     /// Prefetches the page whole when its level is cold, as a search of a
-    /// page from the cache does (`Node::prefetch`).
+    /// page from the cache does (`PageStore::read_page_prefetched`).
     fn prefetch_if_cold(&self) {
         if self.is_cold() {
             Node::new(&self.page).prefetch();
@@ -175,11 +175,12 @@ pub(crate) fn walk_pinned<'a>(
 pub(crate) fn finish_pinned(store: &PageStore, path: PinnedPath<'_>, cmp: Comparator, key: &[u8]) -> Result<Option<ValueBytes>> {
     match path {
         PinnedPath::Leaf(id, page) => get_under(store, id, page.clone(), cmp, key, 1),
-        PinnedPath::Below(id) => get_under(store, id, store.read_page(id)?, cmp, key, MAX_DEPTH - 1),
+        PinnedPath::Below(id) => get_under(store, id, store.read_page_prefetched(id)?, cmp, key, MAX_DEPTH - 1),
     }
 }
 
-/// Descends from `page` (page `id`) at most `depth` levels.
+/// Descends from `page` (page `id`, its lines asked for: read with
+/// `read_page_prefetched`, or pinned) at most `depth` levels.
 fn get_under(
     store: &PageStore,
     mut id: PageId,
@@ -190,7 +191,6 @@ fn get_under(
 ) -> Result<Option<ValueBytes>> {
     for _ in 0..depth {
         let node = expect_node(&page, id)?;
-        node.prefetch();
         if node.is_leaf() {
             return match node.search(key, cmp) {
                 Ok(i) => load(store, &page, node.leaf_entry(i).1).map(Some),
@@ -198,7 +198,7 @@ fn get_under(
             };
         }
         id = node.child(node.child_index(key, cmp));
-        page = store.read_page(id)?;
+        page = store.read_page_prefetched(id)?;
     }
     Err(too_deep())
 }
@@ -303,12 +303,9 @@ impl Cursor {
                     at.prefetch_if_cold();
                     at.page.clone()
                 }
-                None => store.read_page(id)?,
+                None => store.read_page_prefetched(id)?,
             };
             let node = expect_node(&page, id)?;
-            if pinned.is_none() {
-                node.prefetch();
-            }
             if !node.is_leaf() {
                 let i = node.child_index(key, cmp);
                 let child = node.child(i);

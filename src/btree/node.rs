@@ -211,8 +211,10 @@ impl<'a> Node<'a> {
         u16_at(self.page, NODE_HEADER_LEN + i * OFFSET_LEN)
     }
 
-    /// Asks the CPU to load every cache line of the page at once. Called on
-    /// a page that came from the page cache, before its search: a binary
+    /// Asks the CPU to load every cache line of the page at once, before
+    /// its search (for a page from the page cache, `PageStore::
+    /// read_page_prefetched` does this before it takes the page's
+    /// reference count; this serves pinned pages): a binary
     /// search of a cold page misses the cache at every probe, one after
     /// the other, where these loads overlap (and the entries a scan steps
     /// through next arrive with them). Measured at 1M keys, flushed:
@@ -222,16 +224,7 @@ impl<'a> Node<'a> {
     /// still waited for its own miss.
     #[inline]
     pub(crate) fn prefetch(&self) {
-        const LINE: usize = 64;
-        // From the line holding the first byte to the one holding the last
-        // (a page buffer need not start on a line boundary). Prefetching an
-        // address never faults, so the pointers need not be dereferenceable.
-        let start = self.page.as_ptr();
-        let before = start.addr() % LINE;
-        let first = start.wrapping_sub(before);
-        for offset in (0..before + self.page.len()).step_by(LINE) {
-            crate::prefetch::prefetch(first.wrapping_add(offset));
-        }
+        crate::prefetch::prefetch_bytes(self.page);
     }
 
     #[inline]

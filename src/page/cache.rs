@@ -171,7 +171,27 @@ impl PageCache {
 
     /// The cached page `id`, counted as a read hit or miss.
     pub(crate) fn get(&self, id: u64) -> Option<Page> {
-        let page = self.slot(id)?.lock().clone();
+        self.get_with(id, false)
+    }
+
+    /// The cached page `id`, as [`get`](Self::get), with every line of the
+    /// page asked for before its reference count is taken. The count's
+    /// atomic increment is usually the first touch of the page: it waits
+    /// for that line, and the loads after it wait for the increment, so
+    /// prefetches issued once `get` returns start a cache miss late. For a
+    /// caller about to search the page (`Node::prefetch`).
+    pub(crate) fn get_prefetched(&self, id: u64) -> Option<Page> {
+        self.get_with(id, true)
+    }
+
+    #[inline]
+    fn get_with(&self, id: u64, prefetch: bool) -> Option<Page> {
+        let held = self.slot(id)?.lock();
+        if let (true, Some(page)) = (prefetch, held.as_ref()) {
+            crate::prefetch::prefetch_bytes(page);
+        }
+        let page = held.clone();
+        drop(held);
         match page {
             Some(_) => self.counters.read_hits.mine().fetch_add(1, Ordering::Relaxed),
             None => self.counters.read_misses.fetch_add(1, Ordering::Relaxed),

@@ -328,7 +328,24 @@ impl PageStore {
 
     /// The page `id`, verified against its checksum.
     pub(crate) fn read_page(&self, id: PageId) -> Result<Page> {
-        if let Some(page) = self.cache.get(id) {
+        self.read_page_with(id, false)
+    }
+
+    /// The page `id`, as [`read_page`](Self::read_page), with its lines
+    /// asked for before a search of it (`PageCache::get_prefetched`); a
+    /// page read from the file is in the CPU's cache already.
+    pub(crate) fn read_page_prefetched(&self, id: PageId) -> Result<Page> {
+        self.read_page_with(id, true)
+    }
+
+    #[inline]
+    fn read_page_with(&self, id: PageId, prefetch: bool) -> Result<Page> {
+        let cached = if prefetch {
+            self.cache.get_prefetched(id)
+        } else {
+            self.cache.get(id)
+        };
+        if let Some(page) = cached {
             return Ok(page);
         }
         let page = self.read_page_uncached(id)?;
