@@ -13,13 +13,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::engine::{Disk, small_options};
+use common::engine::{Disk, commit_u64, read_u64, small_options};
 use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
-use sluicedb::engine::{Durability, Engine, EngineOptions};
+use sluicedb::engine::{Engine, EngineOptions};
 use sluicedb::io::TearMode;
 
 type Model = BTreeMap<u64, Vec<u8>>;
@@ -73,22 +72,7 @@ fn value(key: u64, version: u64) -> Vec<u8> {
 /// Applies `(key, Some(value))` puts and `(key, None)` removals in one
 /// durable commit, to the engine and the model.
 fn commit(db: &Engine, order: Order, model: &mut Model, ops: &[(u64, Option<Vec<u8>>)]) {
-    let mut w = db.begin_write().unwrap();
-    let t = w.open_table(b"t", order.meta, order.cmp).unwrap();
-    for (key, value) in ops {
-        match value {
-            Some(v) => {
-                w.insert(t, &key.to_be_bytes(), v).unwrap();
-                model.insert(*key, v.clone());
-            }
-            None => {
-                w.remove(t, &key.to_be_bytes()).unwrap();
-                model.remove(key);
-            }
-        }
-    }
-    w.set_durability(Durability::Immediate);
-    w.commit().unwrap();
+    commit_u64(db, order.meta, order.cmp, model, ops);
 }
 
 /// A checkpointed tree of `KEYS` keys, then a memtable that overwrites a
@@ -118,23 +102,14 @@ fn fill(db: &Engine, order: Order) -> Model {
 fn check(db: &Engine, order: Order, model: &Model, what: &str) {
     db.check_integrity()
         .unwrap_or_else(|e| panic!("{what}: integrity: {e}"));
-    let txn = db.begin_read().unwrap();
-    let t = txn.open_table(b"t", order.cmp).unwrap().expect("table");
-    let listed: Vec<(u64, Vec<u8>)> = txn
-        .range(&t, Bound::Unbounded, Bound::Unbounded)
-        .unwrap()
-        .map(|entry| {
-            let (k, v) = entry.unwrap();
-            (u64::from_be_bytes(k[..].try_into().unwrap()), v.as_bytes().to_vec())
-        })
-        .collect();
+    let (listed, len) = read_u64(db, order.cmp);
     let in_order = listed
         .windows(2)
         .all(|w| (order.cmp)(&w[0].0.to_be_bytes(), &w[1].0.to_be_bytes()).is_lt());
     assert!(in_order, "{what}: entries out of the table's order");
     let found: Model = listed.into_iter().collect();
     assert!(found == *model, "{what}: contents differ from the acknowledged commits");
-    assert_eq!(txn.len(&t).unwrap(), model.len() as u64, "{what}: len()");
+    assert_eq!(len, model.len() as u64, "{what}: len()");
 }
 
 /// Whether a data-file image holds a flush's marker (a partial flush).

@@ -37,7 +37,8 @@ use super::core::nanos_since;
 use super::core::{Inner, UnpublishedTree, panic_message};
 use super::deferred::staging_tree_name;
 use super::flush_marker::{FLUSH_MARKER_TREE, FlushMarker};
-use super::memtable::Memtable;
+use super::memtable::{MemKey, MemValue, Memtable};
+use super::skiplist::SkipList;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
 use super::tree_filter::FilterTargets;
 use super::batch::TableDef;
@@ -163,7 +164,7 @@ pub(crate) fn checkpoint_inline(inner: &Arc<Inner>, ticket: u64) -> Result<()> {
     // A failure here poisons the engine, as it would on the apply thread: a
     // flush stopped part way leaves nothing else to trust.
     inner.poison_on((|| {
-        while flush_oldest(inner)?.is_some() {}
+        while !flush_oldest(inner)?.is_empty() {}
         checkpoint(inner)
     })())?;
     let mut control = inner.apply.control.lock();
@@ -236,11 +237,14 @@ fn step(inner: &Arc<Inner>, ticket: u64, last_checkpoint: &mut Instant, retired:
     // writes new ones keep arriving, and a loop until none is left would
     // starve every checkpoint (by volume, by time and on request) below.
     let frozen = inner.current_state().frozen.len();
-    for _ in 0..frozen {
-        match flush_oldest(inner)? {
-            Some(mem) => retired.push(mem),
-            None => break,
+    let mut flushed = 0;
+    while flushed < frozen {
+        let mems = flush_oldest(inner)?;
+        if mems.is_empty() {
+            break;
         }
+        flushed += mems.len();
+        retired.extend(mems);
     }
     let wal_bytes = inner.journal.metrics().bytes;
     let by_volume = wal_bytes - inner.counters.wal_bytes_at_checkpoint.load(Ordering::Relaxed)
@@ -256,15 +260,34 @@ fn step(inner: &Arc<Inner>, ticket: u64, last_checkpoint: &mut Instant, retired:
     Ok(())
 }
 
-/// Flushes the oldest frozen memtable, if there is one, and returns it.
-fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
+/// Flushes the oldest frozen memtable, with the frozen memtables after it
+/// when it and they are plain (no table created, renamed or dropped in
+/// them), and returns them (none: nothing was frozen).
+///
+/// Why together: at 10M keys a flush of one 64 MiB memtable rewrites more
+/// than half of the tree's leaves, and a batch load freezes memtables
+/// about as fast as one flush runs, so a backlog builds behind it
+/// (`design/benchmarks.md`, twenty-ninth session). Flushed in one pass,
+/// newest version first across them, a leaf is rewritten once for all of
+/// them. The memtables flushed together are, to the protocol, one
+/// memtable `M` whose last sequence is the newest one's
+/// (`engine::flush_marker`): every one stays in the state until step 3
+/// publishes the tree without all of them.
+fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
     let state = inner.current_state();
-    let Some(mem) = state.frozen.last().cloned() else {
-        return Ok(None);
-    };
+    // Oldest first (`frozen` lists the newest first).
+    let mut frozen = state.frozen.iter().rev();
+    let mut mems: Vec<Arc<Memtable>> = frozen.next().into_iter().cloned().collect();
+    if mems.first().is_some_and(|oldest| is_plain(oldest)) {
+        mems.extend(frozen.take_while(|mem| is_plain(mem)).cloned());
+    }
     drop(state);
+    let Some(newest) = mems.last().cloned() else {
+        return Ok(Vec::new());
+    };
+    let oldest = mems[0].clone();
     let started = Instant::now();
-    let max_seq = mem.max_seq();
+    let max_seq = newest.max_seq();
     // Step 1: durable and published.
     inner.journal.wait_for_sync(max_seq)?;
     inner.refresh_publication();
@@ -272,21 +295,28 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     // Step 2: one batch per table, after the recovered records of tables
     // whose order is now known (engine::deferred: they are older than any
     // memtable entry of their table, so they go in first).
-    // Room in the tree filter for this memtable's keys (64 bytes is below
+    // Room in the tree filter for these memtables' keys (64 bytes is below
     // any entry's charge, so this overestimates them).
-    inner.tree_filters.rebuild_if_full(inner, (mem.bytes() / 64) as u64)?;
+    let bytes: usize = mems.iter().map(|mem| mem.bytes()).sum();
+    inner.tree_filters.rebuild_if_full(inner, (bytes / 64) as u64)?;
     let filters = inner.tree_filters.targets();
     let mut writer = inner.trees.writer()?;
     let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
-    let bindings = mem.bindings(u64::MAX);
-    let dropped: HashSet<u64> = mem.dropped(u64::MAX).into_iter().collect();
+    // Only the oldest may have bindings or drops (it is then alone).
+    let bindings = oldest.bindings(u64::MAX);
+    let dropped: HashSet<u64> = oldest.dropped(u64::MAX).into_iter().collect();
     apply_names(
         &mut writer,
         bindings.iter().map(|(_, name, def)| (&name[..], def.as_ref())),
         &dropped,
     )?;
-    let mut parts = PartCommits::start(inner, &mut writer, &mem, bindings.is_empty() && dropped.is_empty() && absorbed.is_empty())?;
-    let mut entries = mem.map().iter().peekable();
+    let mut parts = PartCommits::start(
+        inner,
+        &mut writer,
+        max_seq,
+        bindings.is_empty() && dropped.is_empty() && absorbed.is_empty(),
+    )?;
+    let mut entries = MergedEntries::new(mems.iter().map(|mem| mem.map())).peekable();
     while let Some(first) = entries.peek() {
         let table = first.key().table;
         let cmp = first.key().comparator();
@@ -327,13 +357,18 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     let unpublished = UnpublishedTree::new(inner);
     writer.non_durable_commit()?;
 
-    // Step 3: publish the state without the memtable (and without the
+    // Step 3: publish the state without the memtables (and without the
     // absorbed and dropped tables' deferred records). The snapshot is this
     // flush's commit: a compaction does not take the writer while
     // `unpublished` counts it (`Engine::compact`).
     let gone: Vec<u64> = absorbed.into_iter().chain(dropped.iter().copied()).collect();
     inner.update_state(|s| State {
-        frozen: s.frozen.iter().filter(|m| !Arc::ptr_eq(m, &mem)).cloned().collect(),
+        frozen: s
+            .frozen
+            .iter()
+            .filter(|m| !mems.iter().any(|flushed| Arc::ptr_eq(m, flushed)))
+            .cloned()
+            .collect(),
         deferred: without(&s.deferred, &gone),
         tree: inner.trees.snapshot(),
         tree_seq: s.tree_seq.max(max_seq),
@@ -343,13 +378,57 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Option<Arc<Memtable>>> {
     });
     drop(unpublished);
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
-    inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
+    inner.counters.flushes.fetch_add(mems.len() as u64, Ordering::Relaxed);
+    inner.counters.flush_passes.fetch_add(1, Ordering::Relaxed);
     inner
         .counters
         .flush_nanos
         .fetch_add(nanos_since(started), Ordering::Relaxed);
     inner.apply.notify_progress();
-    Ok(Some(mem))
+    Ok(mems)
+}
+
+/// Whether `mem` creates, renames or drops no table (a flush may take it
+/// with others).
+fn is_plain(mem: &Memtable) -> bool {
+    mem.bindings(u64::MAX).is_empty() && mem.dropped(u64::MAX).is_empty()
+}
+
+/// The entries of several memtables in one order (`MemKey`'s: table, key,
+/// newest version first), for a flush of them in one pass. A key's
+/// versions in different memtables have different sequences, so the first
+/// of a key is its newest across all of them.
+struct MergedEntries<'a> {
+    ranges: Vec<MemRange<'a>>,
+    heads: Vec<Option<MemEntry<'a>>>,
+}
+
+type MemRange<'a> = super::skiplist::Range<'a, MemKey, MemValue>;
+type MemEntry<'a> = super::skiplist::Entry<'a, MemKey, MemValue>;
+
+impl<'a> MergedEntries<'a> {
+    fn new(maps: impl Iterator<Item = &'a SkipList<MemKey, MemValue>>) -> Self {
+        let mut ranges: Vec<MemRange<'a>> = maps.map(|map| map.iter()).collect();
+        let heads = ranges.iter_mut().map(Iterator::next).collect();
+        Self { ranges, heads }
+    }
+}
+
+impl<'a> Iterator for MergedEntries<'a> {
+    type Item = MemEntry<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut least: Option<usize> = None;
+        for (i, head) in self.heads.iter().enumerate() {
+            let Some(head) = head else { continue };
+            if least.is_none_or(|at| self.heads[at].as_ref().is_some_and(|best| head.key() < best.key())) {
+                least = Some(i);
+            }
+        }
+        let at = least?;
+        let next = self.ranges[at].next();
+        std::mem::replace(&mut self.heads[at], next)
+    }
 }
 
 /// A flush's durable commits part way through its memtable
@@ -369,7 +448,7 @@ impl PartCommits {
     /// dropped or absorbed, whose counts the marker does not describe)
     /// whose tree holds no marker. Makes the tree durable at the last
     /// flushed sequence first if it is not (flush_marker, invariant 1).
-    fn start(inner: &Inner, writer: &mut TreeWriter<'_>, mem: &Memtable, plain: bool) -> Result<Self> {
+    fn start(inner: &Inner, writer: &mut TreeWriter<'_>, through: u64, plain: bool) -> Result<Self> {
         let enabled = plain && writer.tree(FLUSH_MARKER_TREE)?.is_none();
         if enabled {
             let flushed = inner.counters.flushed_seq.load(Ordering::Acquire);
@@ -380,7 +459,7 @@ impl PartCommits {
         let page_size = inner.trees.page_size().max(1);
         Ok(Self {
             enabled,
-            through: mem.max_seq(),
+            through,
             start_len: HashMap::new(),
             pages_per_part: (inner.options.flush_commit_bytes / page_size as u64).max(1) as usize,
         })

@@ -147,6 +147,8 @@ pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
     pub(crate) checkpoints: AtomicU64,
     pub(crate) flushes: AtomicU64,
+    /// Flush passes (`Stats::flush_passes`).
+    pub(crate) flush_passes: AtomicU64,
     /// Durable commits flushes made part way (`engine::flush_marker`).
     pub(crate) part_commits: AtomicU64,
     /// Commits applied straight to the tree (`engine::tree_commit`).

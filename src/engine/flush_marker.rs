@@ -8,6 +8,10 @@
 //! of pages written (`engine::apply`), and the leaves it replaced are
 //! reused by its next slices.
 //!
+//! (`M` below may be several frozen memtables flushed in one pass,
+//! `engine::apply::flush_oldest`: to this record they are one memtable,
+//! whose last sequence is the newest one's.)
+//!
 //! Such a commit holds part of the memtable `M` in the tree while the
 //! commit slot still names the checkpoint before `M` (the WAL is replayed
 //! from there, and replaying a key's newest version over itself changes

@@ -57,6 +57,12 @@ pub struct Stats {
     pub apply_lag: u64,
     /// Memtables flushed into the tree.
     pub flushes: u64,
+    /// Passes that flushed them: a pass applies the oldest frozen memtable
+    /// together with the frozen ones after it when none of them creates,
+    /// renames or drops a table, so a backlog costs one rewrite of the
+    /// leaves, not one per memtable. `flushes` above this count is
+    /// memtables that shared a pass.
+    pub flush_passes: u64,
     /// Checkpoints taken.
     pub checkpoints: u64,
     /// Durable commits flushes made part way through a memtable, so that
@@ -242,6 +248,7 @@ impl Engine {
             frozen_bytes: state.frozen_bytes() as u64,
             apply_lag: last.saturating_sub(counters.flushed_seq.load(Ordering::Relaxed)),
             flushes: counters.flushes.load(Ordering::Relaxed),
+            flush_passes: counters.flush_passes.load(Ordering::Relaxed),
             checkpoints: counters.checkpoints.load(Ordering::Relaxed),
             flush_part_commits: counters.part_commits.load(Ordering::Relaxed),
             tree_commits: counters.tree_commits.load(Ordering::Relaxed),

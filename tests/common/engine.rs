@@ -2,10 +2,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use sluicedb::btree::{Comparator, bytewise};
-use sluicedb::engine::{Engine, EngineOptions};
+use sluicedb::engine::{Durability, Engine, EngineOptions};
 use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
 
 /// Resolves the test tables' key orders from their metadata.
@@ -114,4 +116,48 @@ impl<S: PartialEq> CrashOracle<S> {
     pub fn allows(&self, state: &S) -> bool {
         *state == self.durable || self.unwaited.contains(state)
     }
+}
+
+/// Puts (`(key, Some(value))`) and removals (`(key, None)`) of big-endian
+/// `u64` keys in one durable commit to table `t` (metadata `meta`, order
+/// `cmp`), applied to `model` as well.
+pub fn commit_u64(
+    db: &Engine,
+    meta: &[u8],
+    cmp: Comparator,
+    model: &mut BTreeMap<u64, Vec<u8>>,
+    ops: &[(u64, Option<Vec<u8>>)],
+) {
+    let mut w = db.begin_write().unwrap();
+    let t = w.open_table(b"t", meta, cmp).unwrap();
+    for (key, value) in ops {
+        match value {
+            Some(v) => {
+                w.insert(t, &key.to_be_bytes(), v).unwrap();
+                model.insert(*key, v.clone());
+            }
+            None => {
+                w.remove(t, &key.to_be_bytes()).unwrap();
+                model.remove(key);
+            }
+        }
+    }
+    w.set_durability(Durability::Immediate);
+    w.commit().unwrap();
+}
+
+/// Table `t`'s entries in its order (big-endian `u64` keys) and its
+/// `len()`, read in one transaction.
+pub fn read_u64(db: &Engine, cmp: Comparator) -> (Vec<(u64, Vec<u8>)>, u64) {
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(b"t", cmp).unwrap().expect("table");
+    let listed = txn
+        .range(&t, Bound::Unbounded, Bound::Unbounded)
+        .unwrap()
+        .map(|entry| {
+            let (k, v) = entry.unwrap();
+            (u64::from_be_bytes(k[..].try_into().unwrap()), v.as_bytes().to_vec())
+        })
+        .collect();
+    (listed, txn.len(&t).unwrap())
 }

@@ -675,6 +675,7 @@ fn stat(path: &Path, json: bool) -> CliResult {
             "fsync_p99_us": s.fsync_p99_us,
             "fsync_max_us": s.fsync_max_us,
             "flushes": s.flushes,
+            "flush_passes": s.flush_passes,
             "flush_part_commits": s.flush_part_commits,
             "flush_ms": s.flush_time.as_secs_f64() * 1e3,
             "checkpoints": s.checkpoints,
