@@ -6,15 +6,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use common::engine::{Disk, small_options};
-use parking_lot::{Condvar, Mutex};
+use common::engine::{Disk, HeldWrites, small_options};
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Durability, Engine, EngineOptions, ReadTable, ReadTxn};
-use sluicedb::io::{MemLogDir, MemoryBackend, StorageBackend};
+use sluicedb::io::{MemLogDir, MemoryBackend};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -252,38 +250,6 @@ fn ranges_stay_on_the_snapshot_past_a_tree_commit() {
     assert!(!reader.table.ranges_moved());
 }
 
-/// A data file whose writes wait while `held` is set: the apply thread's
-/// flush then stops at its first page, and a test can commit beside a
-/// frozen memtable that is not flushed yet.
-struct HeldWrites {
-    file: MemoryBackend,
-    held: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl StorageBackend for HeldWrites {
-    fn len(&self) -> io::Result<u64> {
-        self.file.len()
-    }
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read(offset, buf)
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let (held, released) = &*self.held;
-        let mut held = held.lock();
-        while *held {
-            released.wait(&mut held);
-        }
-        drop(held);
-        self.file.write(offset, data)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-}
-
 /// A table deleted, then recreated under its name, after the snapshot: a
 /// reader whose ranges moved to a state holding the deletion (in a
 /// memtable not yet flushed) still reads the table as its snapshot had it.
@@ -294,13 +260,9 @@ impl StorageBackend for HeldWrites {
 /// flush that never came).
 #[test]
 fn ranges_keep_a_table_deleted_after_the_snapshot() {
-    let held = Arc::new((Mutex::new(false), Condvar::new()));
-    let data = HeldWrites {
-        file: MemoryBackend::new(),
-        held: held.clone(),
-    };
-    let db = Engine::open(data, MemLogDir::new(), small_options()).unwrap();
-    *held.0.lock() = true;
+    let data = HeldWrites::new(Arc::new(MemoryBackend::new()));
+    let db = Engine::open(data.clone(), MemLogDir::new(), small_options()).unwrap();
+    data.hold(true);
     let mut model = Model::new();
     commit(&db, &mut model, &(0..2000).map(|i| (i, Some(i))).collect::<Vec<_>>());
     let reader = Reader::begin(&db, &model);
@@ -312,8 +274,7 @@ fn ranges_keep_a_table_deleted_after_the_snapshot() {
     let mut recreated = Model::new();
     commit(&db, &mut recreated, &[(5, Some(50)), (5000, Some(5))]);
     assert_eq!(db.stats().flushes, flushes, "a flush wrote through the held data file");
-    *held.0.lock() = false;
-    held.1.notify_all();
+    data.hold(false);
     // The flush of the snapshot's memtable, in the background.
     let started = std::time::Instant::now();
     while db.stats().flushes == flushes {

@@ -12,67 +12,17 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::engine::{Disk, commit_u64, read_u64, small_options};
-use parking_lot::{Condvar, Mutex};
+use common::engine::{Disk, HeldWrites, commit_u64, read_u64, small_options};
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Engine, EngineOptions};
-use sluicedb::io::{CrashBackend, StorageBackend, TearMode};
+use sluicedb::io::{CrashBackend, TearMode};
 
 type Model = BTreeMap<u64, Vec<u8>>;
 
 const KEYS: u64 = 1500;
-
-/// A data file whose writes wait while its gate is closed.
-#[derive(Clone)]
-struct Gated {
-    inner: Arc<CrashBackend>,
-    closed: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl Gated {
-    fn new(inner: Arc<CrashBackend>) -> Self {
-        Self {
-            inner,
-            closed: Arc::new((Mutex::new(false), Condvar::new())),
-        }
-    }
-
-    fn set_closed(&self, closed: bool) {
-        *self.closed.0.lock() = closed;
-        self.closed.1.notify_all();
-    }
-}
-
-impl StorageBackend for Gated {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read(offset, buf)
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut closed = self.closed.0.lock();
-        while *closed {
-            self.closed.1.wait(&mut closed);
-        }
-        drop(closed);
-        self.inner.write(offset, data)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-}
 
 /// Small memtables, room for many frozen ones, flushes that commit every
 /// two pages, and no checkpoint but the test's.
@@ -106,10 +56,10 @@ fn check(db: &Engine, model: &Model, what: &str) {
 
 /// A checkpointed tree, then, with the data file's writes held, rounds of
 /// overwrites, removals and new keys that freeze at least five memtables
-/// behind the flush the first one started. Returns the model and the gate
-/// (closed).
-fn backlog(disk: &Disk) -> (Engine, Gated, Model) {
-    let gated = Gated::new(disk.data.clone());
+/// behind the flush the first one started. Returns the model and the held
+/// data file (held).
+fn backlog(disk: &Disk) -> (Engine, HeldWrites<Arc<CrashBackend>>, Model) {
+    let gated = HeldWrites::new(disk.data.clone());
     let db = Engine::open(gated.clone(), disk.wal.clone(), options()).unwrap();
     let mut model = Model::new();
     for chunk in (0..KEYS).collect::<Vec<_>>().chunks(100) {
@@ -117,7 +67,7 @@ fn backlog(disk: &Disk) -> (Engine, Gated, Model) {
         commit(&db, &mut model, &ops);
     }
     db.checkpoint().unwrap();
-    gated.set_closed(true);
+    gated.hold(true);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut round = 1;
     while db.stats().frozen_memtables < 5 {
@@ -140,7 +90,7 @@ fn a_backlog_of_frozen_memtables_is_flushed_in_one_pass() {
     let disk = Disk::new();
     let (db, gated, model) = backlog(&disk);
     let before = db.stats();
-    gated.set_closed(false);
+    gated.hold(false);
     db.checkpoint().unwrap();
     let after = db.stats();
     let (flushes, passes) = (after.flushes - before.flushes, after.flush_passes - before.flush_passes);
@@ -165,7 +115,7 @@ fn power_cuts_inside_a_merged_flush_lose_nothing() {
         let disk = Disk::new();
         let (db, gated, _) = backlog(&disk);
         let start = disk.data.ops();
-        gated.set_closed(false);
+        gated.hold(false);
         db.checkpoint().unwrap();
         disk.data.ops() - start
     };
@@ -174,7 +124,7 @@ fn power_cuts_inside_a_merged_flush_lose_nothing() {
         let disk = Disk::new();
         let (db, gated, model) = backlog(&disk);
         disk.data.cut_power_after(disk.data.ops() + n);
-        gated.set_closed(false);
+        gated.hold(false);
         let _ = db.checkpoint();
         drop(db);
         let mode = [TearMode::DropAll, TearMode::Random(n), TearMode::KeepAll][(n % 3) as usize];

@@ -3,12 +3,15 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use parking_lot::{Condvar, Mutex};
+
 use sluicedb::btree::{Comparator, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions};
-use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
+use sluicedb::io::{CrashBackend, CrashLogDir, StorageBackend, TearMode};
 
 /// Resolves the test tables' key orders from their metadata.
 pub fn resolver(meta: &[u8]) -> Option<Comparator> {
@@ -160,4 +163,53 @@ pub fn read_u64(db: &Engine, cmp: Comparator) -> (Vec<(u64, Vec<u8>)>, u64) {
         })
         .collect();
     (listed, txn.len(&t).unwrap())
+}
+
+/// A data file whose writes wait while they are held
+/// ([`HeldWrites::hold`]): the apply thread's flush then stops at its first
+/// page, and a test can commit beside frozen memtables that are not
+/// flushed yet. Clones share the hold.
+#[derive(Clone)]
+pub struct HeldWrites<B> {
+    file: B,
+    held: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl<B> HeldWrites<B> {
+    pub fn new(file: B) -> Self {
+        Self {
+            file,
+            held: Arc::new((Mutex::new(false), Condvar::new())),
+        }
+    }
+
+    /// Holds every write from now on (`true`), or lets them go (`false`).
+    pub fn hold(&self, held: bool) {
+        *self.held.0.lock() = held;
+        self.held.1.notify_all();
+    }
+}
+
+impl<B: StorageBackend> StorageBackend for HeldWrites<B> {
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read(offset, buf)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let (held, released) = &*self.held;
+        let mut held = held.lock();
+        while *held {
+            released.wait(&mut held);
+        }
+        drop(held);
+        self.file.write(offset, data)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
 }
