@@ -557,9 +557,7 @@ pub(crate) fn apply_table(
     cmp: Comparator,
     ops: &[(&[u8], Option<&[u8]>)],
 ) -> Result<()> {
-    for (key, _) in ops.iter().filter(|(_, value)| value.is_some()) {
-        filters.add(table, key);
-    }
+    filters.add_all(table, ops.iter().filter(|(_, value)| value.is_some()).map(|&(key, _)| key));
     writer.apply(&data_tree_name(table), cmp, ops)
 }
 

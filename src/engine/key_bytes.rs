@@ -129,6 +129,12 @@ impl KeyBytes {
         unsafe { self.repr.inline.len }
     }
 
+    /// Whether the bytes live in a box of their own (longer than
+    /// [`INLINE`]): only then does dropping the key free anything.
+    pub(crate) fn is_boxed(&self) -> bool {
+        self.len_byte() == BOXED
+    }
+
     /// The tag the key was made with (0 for [`new`](Self::new)).
     #[expect(unsafe_code, reason = "reads the bytes both layouts keep at offset 30")]
     pub(crate) fn tag(&self) -> u16 {
@@ -170,7 +176,7 @@ impl Deref for KeyBytes {
 impl Drop for KeyBytes {
     #[expect(unsafe_code, reason = "frees the box a boxed key owns")]
     fn drop(&mut self) {
-        if self.len_byte() == BOXED {
+        if self.is_boxed() {
             // SAFETY: the pointer and length came from `Box::into_raw` of a
             // boxed slice this key owns; it is freed once, here.
             unsafe {

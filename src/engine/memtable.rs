@@ -251,6 +251,11 @@ impl SeekKey for MemKey {
         };
         (self.table, word)
     }
+
+    /// A key longer than `KeyBytes`' inline bytes owns a box.
+    fn owns_memory(&self) -> bool {
+        self.key.is_boxed()
+    }
 }
 
 impl PartialOrd for MemKey {

@@ -224,6 +224,14 @@ pub(crate) trait SeekKey: Ord {
     /// compared in full (a summary of `(0, 0)` for every key is correct,
     /// and makes every index probe read its node).
     fn summary(&self) -> (u64, u64);
+
+    /// Whether dropping this key frees memory of its own. The list walks
+    /// its nodes at drop to drop their keys only if one linked key said so
+    /// (or its values need dropping): a walk of a full memtable misses the
+    /// cache at every node, and most keys (short, inline) free nothing.
+    fn owns_memory(&self) -> bool {
+        std::mem::needs_drop::<Self>()
+    }
 }
 
 /// Keys whose searches [`Writer::insert_group`] interleaves.
@@ -404,6 +412,9 @@ struct WriterState<K, V> {
     rng: u64,
     /// Point index slots filled.
     indexed: usize,
+    /// Some key linked so far owns memory ([`SeekKey::owns_memory`]): the
+    /// list's drop must visit every node.
+    keys_own_memory: bool,
 }
 
 // SAFETY: the writer state is only touched under the list's mutex; its raw
@@ -443,6 +454,7 @@ impl<K: SeekKey, V> SkipList<K, V> {
                 splice_levels: MAX_HEIGHT,
                 rng: 0x2545_F491_4F6C_DD1D,
                 indexed: 0,
+                keys_own_memory: false,
             }),
             _owns: PhantomData,
         }
@@ -872,7 +884,7 @@ impl<K, V> Drop for SkipList<K, V> {
             // and is freed once, here, with no reader left.
             drop(unsafe { Box::from_raw(index) });
         }
-        if std::mem::needs_drop::<K>() || std::mem::needs_drop::<V>() {
+        if self.writer.get_mut().keys_own_memory || std::mem::needs_drop::<V>() {
             let mut at = self.head[0].load(AtomicOrdering::Relaxed);
             while !at.is_null() {
                 // SAFETY: `&mut self`: no reader or writer is left; each node
@@ -1212,6 +1224,7 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
             // says so: levels at or above the old height hold null pairs).
             list.height.store(height, AtomicOrdering::Relaxed);
         }
+        state.keys_own_memory |= key.owns_memory();
         let layout = Node::<K, V>::layout(height);
         let node = state.arena.alloc(layout).cast::<Node<K, V>>().as_ptr();
         // SAFETY: `node` is fresh arena memory laid out for a node of this
@@ -1962,6 +1975,38 @@ mod tests {
         assert_eq!(keys.len() as u64, scaled(500) + 1);
         drop(list);
         assert_eq!(Arc::strong_count(&alive), 1, "every key was dropped once");
+    }
+
+    /// A key that owns memory only when it holds an `Arc`.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct MaybeOwned(u64, Option<Arc<()>>);
+
+    impl SeekKey for MaybeOwned {
+        fn summary(&self) -> (u64, u64) {
+            (0, self.0)
+        }
+
+        fn owns_memory(&self) -> bool {
+            self.1.is_some()
+        }
+    }
+
+    #[test]
+    fn the_drop_visits_the_nodes_once_one_key_owns_memory() {
+        let alive = Arc::new(());
+        let inline: SkipList<MaybeOwned, u64> = SkipList::new();
+        let mixed: SkipList<MaybeOwned, u64> = SkipList::new();
+        for i in 0..scaled(300) {
+            inline.writer().insert(MaybeOwned(mix(i), None), i);
+            let owner = (i == scaled(150)).then(|| alive.clone());
+            mixed.writer().insert(MaybeOwned(mix(i), owner), i);
+        }
+        assert!(!inline.writer.lock().keys_own_memory, "no key owns memory: the drop frees only the arena");
+        assert!(mixed.writer.lock().keys_own_memory);
+        assert_eq!(Arc::strong_count(&alive), 2);
+        drop(inline);
+        drop(mixed);
+        assert_eq!(Arc::strong_count(&alive), 1, "the key that owned memory was dropped");
     }
 
     #[test]

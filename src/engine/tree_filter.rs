@@ -141,18 +141,44 @@ pub(crate) struct TreeFilters {
     stop: Arc<AtomicBool>,
 }
 
+/// Keys whose filter blocks [`FilterTargets::add_all`] prefetches before it
+/// adds the first of them: enough misses in flight to fill the core's line
+/// fill buffers, few enough that the first block is still cached when read.
+const ADD_AHEAD: usize = 16;
+
 /// What a flush adds its keys to: the current filter and the one being built.
 pub(crate) struct FilterTargets(Vec<Arc<TreeFilter>>);
 
 impl FilterTargets {
-    /// Adds a key put into `table`'s tree.
-    pub(crate) fn add(&self, table: u64, key: &[u8]) {
+    /// Adds keys put into `table`'s tree. Hashes [`ADD_AHEAD`] keys and
+    /// prefetches their blocks before adding them: a flush's keys land on
+    /// random lines of a filter of megabytes, and one at a time their cache
+    /// misses added up (`KeyFilter::insert` was 6.5% of a profile of
+    /// 1000-key overwrite batches at 1M keys, nearly all of it one load).
+    pub(crate) fn add_all<'k>(&self, table: u64, keys: impl IntoIterator<Item = &'k [u8]>) {
         if self.0.is_empty() {
             return;
         }
-        let hash = key_hash(table, key);
-        for filter in &self.0 {
-            filter.add(hash);
+        let mut keys = keys.into_iter();
+        let mut hashes = [0; ADD_AHEAD];
+        loop {
+            let mut ahead = 0;
+            for key in keys.by_ref().take(ADD_AHEAD) {
+                let hash = key_hash(table, key);
+                for filter in &self.0 {
+                    filter.prefetch(hash);
+                }
+                hashes[ahead] = hash;
+                ahead += 1;
+            }
+            if ahead == 0 {
+                return;
+            }
+            for &hash in &hashes[..ahead] {
+                for filter in &self.0 {
+                    filter.add(hash);
+                }
+            }
         }
     }
 }
@@ -359,8 +385,12 @@ mod tests {
         filters.slots.lock().next = Some(second.clone());
         let targets = filters.targets();
         assert_eq!(targets.0.len(), 2, "the current filter and the one being built");
-        targets.add(1, b"k");
-        assert!(first.bits.may_contain(key_hash(1, b"k")) && second.bits.may_contain(key_hash(1, b"k")));
+        let keys: Vec<Vec<u8>> = (0..40u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        targets.add_all(1, keys.iter().map(Vec::as_slice));
+        for key in &keys {
+            let hash = key_hash(1, key);
+            assert!(first.bits.may_contain(hash) && second.bits.may_contain(hash), "every key, past each prefetched group");
+        }
         second.valid_from.store(6, Ordering::Release);
         filters.promote(8);
         assert!(Arc::ptr_eq(&filters.current().unwrap(), &second));
