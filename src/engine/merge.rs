@@ -124,10 +124,22 @@ impl<'a> Merge<'a> {
     }
 
     /// The next key and its newest layer's entry (possibly a tombstone).
-    fn next(&mut self) -> Result<Option<Item>> {
+    /// `Option<Result<_>>`, as the sources give it: a lone source's entry
+    /// passes through unchanged (turning each entry into a
+    /// `Result<Option<_>>` and back moved it through memory twice more,
+    /// with loads wider than the stores that wrote it).
+    #[inline(always)]
+    fn next(&mut self) -> Option<Result<Item>> {
         if let [only] = self.sources.as_mut_slice() {
-            return only.next().transpose();
+            return only.next();
         }
+        self.next_merged().transpose()
+    }
+
+    /// [`next`](Self::next) of two or more sources: a call of its own, so
+    /// that a lone source's path inlined into the caller stays small.
+    #[inline(never)]
+    fn next_merged(&mut self) -> Result<Option<Item>> {
         if self.heads.len() == 2 {
             return self.next_of_two();
         }
@@ -202,7 +214,7 @@ pub(crate) fn first_visible(
     cmp: Comparator,
 ) -> Result<Option<(ValueBytes, ValueBytes)>> {
     let mut merge = Merge::new(sources, direction, cmp)?;
-    while let Some((key, value)) = merge.next()? {
+    while let Some((key, value)) = merge.next().transpose()? {
         if let Some(value) = value {
             return Ok(Some((key, value)));
         }
@@ -245,25 +257,32 @@ impl<'a> MergedRange<'a> {
         }
     }
 
-    fn step(&mut self, direction: Direction) -> Result<Option<(ValueBytes, ValueBytes)>> {
+    /// The next visible entry in `direction`, `None` at the end. The
+    /// iterator's own `Option<Result<_>>` all the way from the sources: an
+    /// entry is moved once per layer, not repacked at each.
+    fn step(&mut self, direction: Direction) -> Option<Result<(ValueBytes, ValueBytes)>> {
         let slot = if direction == Direction::Forward {
             &mut self.front
         } else {
             &mut self.back
         };
         if slot.is_none() {
-            let sources = (self.factory)(direction, self.lower.as_ref().map(Vec::as_slice), self.upper.as_ref().map(Vec::as_slice))?;
-            *slot = Some(Merge::new(sources, direction, self.cmp)?);
+            let lower = self.lower.as_ref().map(Vec::as_slice);
+            let upper = self.upper.as_ref().map(Vec::as_slice);
+            match (self.factory)(direction, lower, upper).and_then(|sources| Merge::new(sources, direction, self.cmp)) {
+                Ok(merge) => *slot = Some(merge),
+                Err(e) => return Some(Err(e)),
+            }
         }
         loop {
             let merge = if direction == Direction::Forward {
                 self.front.as_mut()
             } else {
                 self.back.as_mut()
-            };
-            let Some(merge) = merge else { return Ok(None) };
-            let Some((key, value)) = merge.next()? else {
-                return Ok(None);
+            }?;
+            let (key, value) = match merge.next()? {
+                Ok(item) => item,
+                Err(e) => return Some(Err(e)),
             };
             // Stop where the other direction has already been.
             let other = if direction == Direction::Forward {
@@ -279,7 +298,7 @@ impl<'a> MergedRange<'a> {
                     !order.is_gt()
                 };
                 if crossed {
-                    return Ok(None);
+                    return None;
                 }
             }
             let Some(value) = value else { continue };
@@ -289,25 +308,21 @@ impl<'a> MergedRange<'a> {
                 &mut self.back_last
             };
             last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(&key);
-            return Ok(Some((key, value)));
+            return Some(Ok((key, value)));
         }
     }
 
+    /// [`step`](Self::step), and the end for good after `None` or an error.
+    #[inline]
     fn advance(&mut self, direction: Direction) -> Option<Result<(ValueBytes, ValueBytes)>> {
         if self.done {
             return None;
         }
-        match self.step(direction) {
-            Ok(Some(item)) => Some(Ok(item)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
+        let item = self.step(direction);
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
         }
+        item
     }
 }
 
