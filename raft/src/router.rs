@@ -10,14 +10,22 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use std::time::Duration;
+
+use openraft::error::{
+    ClientWriteError, ForwardReason, ForwardToLeader, RPCError, RaftError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::storage::RaftStateMachine;
+use openraft::type_config::TypeConfigExt;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, Config, Raft};
 
-use crate::{LogStore, StateMachine, TypeConfig};
+use crate::{LogStore, Request, StateMachine, TypeConfig};
 
 type NodeId = u64;
 type Rpc<T> = Result<T, RPCError<TypeConfig>>;
@@ -148,6 +156,34 @@ impl<SM: RaftStateMachine<TypeConfig>> RaftNetworkV2<TypeConfig> for Connection<
         raft.install_full_snapshot(vote, snapshot)
             .await
             .map_err(|e| down(e).into())
+    }
+}
+
+/// How long [`client_write`] retries a leader whose lease is not valid.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// `raft.client_write(request)`, retried while `raft` is a leader without a
+/// valid lease.
+///
+/// openraft 0.10 refuses a write (`ForwardToLeader` with
+/// [`ForwardReason::LeaseExpired`]) at a leader that has not heard from a
+/// quorum within its lease: right after it is elected, before the first
+/// heartbeat round is acknowledged, and when it has lost touch with the
+/// quorum. The entry was never appended, so retrying cannot duplicate it.
+/// Any other error, or a lease still invalid after 10 seconds, is returned.
+pub async fn client_write<SM: RaftStateMachine<TypeConfig>>(
+    raft: &Raft<TypeConfig, SM>,
+    request: Request,
+) -> Result<ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>> {
+    let deadline = TypeConfig::now() + LEASE_WAIT;
+    loop {
+        match raft.client_write(request.clone()).await {
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
+                reason: ForwardReason::LeaseExpired,
+                ..
+            }))) if TypeConfig::now() < deadline => TypeConfig::sleep(Duration::from_millis(10)).await,
+            result => return result,
+        }
     }
 }
 
