@@ -50,12 +50,13 @@ pub(crate) const LAST_PURGED: &str = "last_purged";
 pub const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
 
 /// The state machine's metadata: [`APPLIED`], [`MEMBERSHIP`],
-/// [`SNAPSHOT_META`], [`SNAPSHOT_COUNTER`].
+/// [`SNAPSHOT_META`]. (Databases written with openraft 0.9 also hold a
+/// `snapshot_counter`, which 0.10's id-less snapshot meta no longer needs;
+/// it is left alone.)
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_sm_meta");
 pub(crate) const APPLIED: &str = "applied";
 pub(crate) const MEMBERSHIP: &str = "membership";
 pub(crate) const SNAPSHOT_META: &str = "snapshot_meta";
-pub(crate) const SNAPSHOT_COUNTER: &str = "snapshot_counter";
 
 /// The current snapshot's bytes, in chunks of [`SNAPSHOT_CHUNK`] bytes keyed
 /// by chunk number.

@@ -11,8 +11,8 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::{
-    APPLIED, KV, MEMBERSHIP, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_COUNTER, SNAPSHOT_META,
-    SnapshotData, TypeConfig, any, decode, encode, snapshot,
+    APPLIED, KV, MEMBERSHIP, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_META, SnapshotData,
+    TypeConfig, any, decode, encode, snapshot,
 };
 
 type LogId = LogIdOf<TypeConfig>;
@@ -211,27 +211,19 @@ impl SnapshotBuilder {
         let data = encoder.finish();
 
         let txn = self.db.begin_write().map_err(any)?;
-        let (counter, stored) = {
+        let stored: Option<Meta> = {
             let meta = txn.open_table(SM_META).map_err(any)?;
-            let counter: u64 = match meta.get(SNAPSHOT_COUNTER).map_err(any)? {
-                Some(v) => decode(SNAPSHOT_COUNTER, v.value())?,
-                None => 0,
-            };
-            let stored: Option<Meta> = match meta.get(SNAPSHOT_META).map_err(any)? {
+            match meta.get(SNAPSHOT_META).map_err(any)? {
                 Some(v) => Some(decode(SNAPSHOT_META, v.value())?),
                 None => None,
-            };
-            (counter + 1, stored)
+            }
         };
+        // openraft 0.10's snapshot meta has no snapshot id (0.9's was built
+        // from a counter kept here, which is gone with it).
         let meta = Meta {
             last_log_id: applied,
             last_membership: membership,
         };
-        {
-            let mut sm_meta = txn.open_table(SM_META).map_err(any)?;
-            let bytes = encode(SNAPSHOT_COUNTER, &counter)?;
-            sm_meta.insert(SNAPSHOT_COUNTER, bytes.as_slice()).map_err(any)?;
-        }
         // Invariant: the stored snapshot never moves backwards. A snapshot
         // installed from the leader while this one was being built may be
         // newer; it stays current.
