@@ -228,10 +228,7 @@ impl MemSnapshotBuilder {
             last_membership: membership,
         };
         state.store_snapshot(&meta, &data);
-        Ok(Snapshot {
-            meta,
-            snapshot: data,
-        })
+        Ok(Snapshot { meta, snapshot: data })
     }
 }
 

@@ -284,11 +284,7 @@ impl RocksLogStore {
 
     /// Writes `entries` as one batch (synced if `sync`); returns whether
     /// there were any.
-    fn append_entries<I: IntoIterator<Item = Entry>>(
-        &self,
-        entries: I,
-        sync: bool,
-    ) -> Result<bool, io::Error> {
+    fn append_entries<I: IntoIterator<Item = Entry>>(&self, entries: I, sync: bool) -> Result<bool, io::Error> {
         let log = cf(&self.db, CF_LOG)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
@@ -303,13 +299,7 @@ impl RocksLogStore {
 
     /// Removes `[from, to)` from the log, with `last_purged` in the same batch
     /// when given.
-    fn remove_entries(
-        &self,
-        from: u64,
-        to: u64,
-        last_purged: Option<&LogId>,
-        sync: bool,
-    ) -> Result<(), io::Error> {
+    fn remove_entries(&self, from: u64, to: u64, last_purged: Option<&LogId>, sync: bool) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf(&self.db, CF_LOG)?, index_key(from), index_key(to));
         if let Some(id) = last_purged {
@@ -509,10 +499,7 @@ impl RocksStateMachine {
             .get_cf(cf(&self.db, CF_SM_META)?, SNAPSHOT_DATA)
             .map_err(any)?
             .unwrap_or_default();
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: data,
-        }))
+        Ok(Some(Snapshot { meta, snapshot: data }))
     }
 }
 
@@ -553,10 +540,7 @@ impl RocksSnapshotBuilder {
         }
         // Synced: openraft purges the log behind a built snapshot.
         write(&self.db, batch, true)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: data,
-        })
+        Ok(Snapshot { meta, snapshot: data })
     }
 }
 
