@@ -185,7 +185,10 @@ impl SnapshotBuilder {
     /// Streams the key-value table of one read snapshot into snapshot bytes:
     /// the data, the applied log id and the membership all come from the
     /// same read transaction, so they agree whatever is applied meanwhile.
-    fn build(&self) -> Result<Snapshot, io::Error> {
+    ///
+    /// Returns the snapshot and the pending commit that stores it as current;
+    /// the caller waits for it before handing the snapshot out.
+    fn build(&self) -> Result<(Snapshot, PendingCommit), io::Error> {
         let read = self.db.begin_read().map_err(any)?;
         let (applied, membership) = {
             let meta = read.open_table(SM_META).map_err(any)?;
@@ -210,7 +213,12 @@ impl SnapshotBuilder {
         drop(read);
         let data = encoder.finish();
 
-        let txn = self.db.begin_write().map_err(any)?;
+        // `Durability::None` and pipelined like every other commit here, not
+        // `Immediate`: sluicedb publishes commits in order and an Immediate
+        // one only once durable, so an Immediate commit here would hide the
+        // log appends committed behind it until its sync ends, and openraft
+        // 0.10 reads an append's entries right after `append` returns.
+        let txn = begin(&self.db)?;
         let stored: Option<Meta> = {
             let meta = txn.open_table(SM_META).map_err(any)?;
             match meta.get(SNAPSHOT_META).map_err(any)? {
@@ -230,18 +238,20 @@ impl SnapshotBuilder {
         if stored.is_none_or(|s| s.last_log_id <= meta.last_log_id) {
             store_snapshot(&txn, &meta, &data)?;
         }
-        // Durable before the snapshot is handed out: openraft purges the log
-        // behind a built snapshot.
-        txn.commit().map_err(any)?;
-        Ok(Snapshot { meta, snapshot: data })
+        let pending = txn.commit_pipelined().map_err(any)?;
+        Ok((Snapshot { meta, snapshot: data }, pending))
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
+    /// Durable before the snapshot is handed out (the commit is awaited):
+    /// openraft purges the log behind a built snapshot.
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        self.build()
+        let (snapshot, pending) = self.build()?;
+        pending.await.map_err(any)?;
+        Ok(snapshot)
     }
 }
 
