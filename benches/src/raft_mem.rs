@@ -1,9 +1,9 @@
-//! An openraft 0.9 log store and key-value state machine held entirely in
+//! An openraft 0.10 log store and key-value state machine held entirely in
 //! memory, for the replicated-writes benchmark (`src/bin/raft.rs`): the
 //! ceiling, with storage costing nothing.
 //!
 //! No durability; the upper bound any store could reach on this host with
-//! openraft 0.9. Nothing is written to disk, a restart loses everything, and
+//! openraft 0.10. Nothing is written to disk, a restart loses everything, and
 //! `append` reports its entries flushed before it returns. It is not a
 //! store to use, only the measure of what openraft, the in-process router
 //! and the benchmark cost by themselves.
@@ -17,25 +17,27 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::Cursor;
+use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
-use openraft::{
-    AnyError, Entry, EntryPayload, LogId, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder, Snapshot,
-    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
-};
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
+use openraft::{EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder};
 use sluicedb_raft::{Request, Response, SnapshotData, TypeConfig};
 
-type NodeId = u64;
-type Membership = StoredMembership<NodeId, openraft::BasicNode>;
-type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+type Entry = EntryOf<TypeConfig>;
+type LogId = LogIdOf<TypeConfig>;
+type Vote = VoteOf<TypeConfig>;
+type Membership = StoredMembershipOf<TypeConfig>;
+type Meta = SnapshotMetaOf<TypeConfig>;
+type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;
 
 /// The settings of every node's in-memory store, for the report.
 pub const SETTINGS: &str = "one in-memory store per node (log: BTreeMap of typed entries behind a Mutex; \
      kv: BTreeMap<String, String>); append calls the flush callback before returning; \
-     no durability: the ceiling of openraft 0.9 on this host";
+     no durability: the ceiling of openraft 0.10 on this host";
 
 /// A fresh node's in-memory log store and state machine.
 pub fn open() -> (MemLogStore, MemStateMachine) {
@@ -52,10 +54,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[derive(Default)]
 struct Log {
-    entries: BTreeMap<u64, Entry<TypeConfig>>,
-    vote: Option<Vote<NodeId>>,
-    committed: Option<LogId<NodeId>>,
-    last_purged: Option<LogId<NodeId>>,
+    entries: BTreeMap<u64, Entry>,
+    vote: Option<Vote>,
+    committed: Option<LogId>,
+    last_purged: Option<LogId>,
 }
 
 /// The Raft log and vote in memory. Clones share the log.
@@ -65,10 +67,14 @@ pub struct MemLogStore {
 }
 
 impl RaftLogReader<TypeConfig> for MemLogStore {
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(lock(&self.log).vote)
+    }
+
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+    ) -> Result<Vec<Entry>, io::Error> {
         // From the start bound on, while inside the range: unlike
         // `BTreeMap::range`, an empty or inverted range is no panic.
         let start = range.start_bound().cloned();
@@ -85,7 +91,7 @@ impl RaftLogReader<TypeConfig> for MemLogStore {
 impl RaftLogStorage<TypeConfig> for MemLogStore {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let log = lock(&self.log);
         let last = log.entries.last_key_value().map(|(_, entry)| entry.log_id);
         Ok(LogState {
@@ -98,27 +104,23 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         lock(&self.log).vote = Some(*vote);
         Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        Ok(lock(&self.log).vote)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         lock(&self.log).committed = committed;
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
         Ok(lock(&self.log).committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         {
@@ -128,16 +130,21 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
             }
         }
         // Nothing to make durable: "flushed" as soon as stored.
-        callback.log_io_completed(Ok(()));
+        callback.io_completed(Ok(()));
         Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        lock(&self.log).entries.split_off(&log_id.index);
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let mut log = lock(&self.log);
+        match last_log_id.and_then(|id| id.index.checked_add(1)) {
+            Some(first_removed) => drop(log.entries.split_off(&first_removed)),
+            None if last_log_id.is_none() => log.entries.clear(),
+            None => {}
+        }
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut log = lock(&self.log);
         log.entries = match log_id.index.checked_add(1) {
             Some(first_kept) => log.entries.split_off(&first_kept),
@@ -153,11 +160,10 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
 #[derive(Default)]
 struct State {
     kv: BTreeMap<String, String>,
-    applied: Option<LogId<NodeId>>,
+    applied: Option<LogId>,
     membership: Membership,
     /// The current snapshot: its meta and serialized data.
     snapshot: Option<(Meta, Vec<u8>)>,
-    snapshot_counter: u64,
 }
 
 impl State {
@@ -192,9 +198,9 @@ impl MemStateMachine {
         lock(&self.state).kv.get(key).cloned()
     }
 
-    fn install(&self, meta: &Meta, data: &[u8]) -> Result<(), AnyError> {
+    fn install(&self, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
         let pairs: Vec<(String, String)> =
-            serde_json::from_slice(data).map_err(|e| AnyError::error(format!("decoding snapshot data: {e}")))?;
+            serde_json::from_slice(data).map_err(|e| io::Error::other(format!("decoding snapshot data: {e}")))?;
         let mut state = lock(&self.state);
         state.kv = pairs.into_iter().collect();
         state.applied = meta.last_log_id;
@@ -209,68 +215,71 @@ impl MemStateMachine {
 impl MemSnapshotBuilder {
     /// Copies the key-value pairs, applied id and membership at one instant,
     /// serializes them, stores the result as current and returns it.
-    fn build(&self) -> Result<Snapshot<TypeConfig>, AnyError> {
+    fn build(&self) -> Result<Snapshot, io::Error> {
         let (applied, membership, pairs) = {
             let state = lock(&self.state);
             let pairs: Vec<(String, String)> = state.kv.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             (state.applied, state.membership.clone(), pairs)
         };
-        let data = serde_json::to_vec(&pairs).map_err(|e| AnyError::error(format!("encoding snapshot data: {e}")))?;
+        let data = serde_json::to_vec(&pairs).map_err(|e| io::Error::other(format!("encoding snapshot data: {e}")))?;
         let mut state = lock(&self.state);
-        state.snapshot_counter += 1;
-        let counter = state.snapshot_counter;
-        let snapshot_id = match applied {
-            Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
-            None => format!("--{counter}"),
-        };
         let meta = Meta {
             last_log_id: applied,
             last_membership: membership,
-            snapshot_id,
         };
         state.store_snapshot(&meta, &data);
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        Ok(Snapshot { meta, snapshot: data })
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for MemSnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        self.build().map_err(|e| StorageIOError::write_snapshot(None, e).into())
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        self.build()
     }
 }
 
 impl RaftStateMachine<TypeConfig> for MemStateMachine {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = MemSnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), io::Error> {
         let state = lock(&self.state);
         Ok((state.applied, state.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let mut state = lock(&self.state);
-        let mut responses = Vec::new();
-        for entry in entries {
-            state.applied = Some(entry.log_id);
-            let previous = match entry.payload {
-                EntryPayload::Blank => None,
-                EntryPayload::Normal(Request::Set { key, value }) => state.kv.insert(key, value),
-                EntryPayload::Normal(Request::Delete { key }) => state.kv.remove(&key),
-                EntryPayload::Membership(m) => {
-                    state.membership = Membership::new(Some(entry.log_id), m);
-                    None
-                }
-            };
-            responses.push(Response { previous });
+        let mut batch = Vec::new();
+        while let Some(item) = entries.next().await {
+            batch.push(item?);
         }
-        Ok(responses)
+        let mut responses = Vec::with_capacity(batch.len());
+        {
+            let mut state = lock(&self.state);
+            for (entry, responder) in batch {
+                state.applied = Some(entry.log_id);
+                let previous = match entry.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Normal(Request::Set { key, value }) => state.kv.insert(key, value),
+                    EntryPayload::Normal(Request::Delete { key }) => state.kv.remove(&key),
+                    EntryPayload::Membership(m) => {
+                        state.membership = Membership::new(Some(entry.log_id), m);
+                        None
+                    }
+                };
+                responses.push((Response { previous }, responder));
+            }
+        }
+        for (response, responder) in responses {
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -279,19 +288,14 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: SnapshotData) -> Result<(), io::Error> {
+        self.install(meta, &snapshot)
     }
 
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<SnapshotData>) -> Result<(), StorageError<NodeId>> {
-        self.install(meta, snapshot.get_ref())
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e).into())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         Ok(lock(&self.state).snapshot.as_ref().map(|(meta, data)| Snapshot {
             meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(data.clone())),
+            snapshot: data.clone(),
         }))
     }
 }

@@ -1,4 +1,4 @@
-//! An openraft 0.9 log store and key-value state machine on RocksDB, written
+//! An openraft 0.10 log store and key-value state machine on RocksDB, written
 //! the same way as `sluicedb-raft`'s stores, for the replicated-writes
 //! benchmark (`src/bin/raft.rs`). It lives here, not in `raft/`, so RocksDB's
 //! C++ stays out of every build but the benchmark's.
@@ -11,7 +11,7 @@
 //! | `raft_log` | index (`u64` big-endian, so byte order is index order) → entry (JSON) |
 //! | `raft_log_meta` | `vote`, `committed`, `last_purged` → JSON |
 //! | `kv` | key → value (UTF-8) |
-//! | `raft_sm_meta` | `applied`, `membership`, `snapshot_meta`, `snapshot_data`, `snapshot_counter` |
+//! | `raft_sm_meta` | `applied`, `membership`, `snapshot_meta`, `snapshot_data` |
 //!
 //! Durability follows openraft's RocksDB example and matches sluicedb-raft
 //! call for call:
@@ -22,10 +22,13 @@
 //!   thread that syncs the WAL (`flush_wal(true)`, the sync a
 //!   `WriteOptions::set_sync(true)` write would do) and then calls it: the
 //!   sync is off the caller's path, as sluicedb-raft's `PendingCommit` is.
+//!   With openraft 0.10 several appends can be in flight; the flusher
+//!   drains every callback queued, syncs once and calls them all, the group
+//!   commit sluicedb does.
 //!   [`AppendSync::Inline`] (`rocksdb-sync`) writes the batch with
-//!   `set_sync(true)` and calls the callback before returning, as openraft
-//!   0.9's own RocksDB store does: the append without pipelining.
-//! * `save_vote`, `truncate`, a built or installed snapshot: a `WriteBatch`
+//!   `set_sync(true)` and calls the callback before returning, as openraft's
+//!   own RocksDB example store does: the append without pipelining.
+//! * `save_vote`, `truncate_after`, a built or installed snapshot: a `WriteBatch`
 //!   written with `set_sync(true)`, durable before the call returns.
 //! * `save_committed`, `purge`, `apply`: a `WriteBatch` without sync, durable
 //!   with the next sync (the same argument as design/raft.md: a lost one is
@@ -33,25 +36,27 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::io::Cursor;
+use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
-use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
-use openraft::{
-    AnyError, Entry, EntryPayload, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftSnapshotBuilder,
-    Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
-};
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
+use openraft::{EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder};
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluicedb_raft::{Request, Response, SnapshotData, TypeConfig};
 
-type NodeId = u64;
-type Membership = StoredMembership<NodeId, openraft::BasicNode>;
-type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+type Entry = EntryOf<TypeConfig>;
+type LogId = LogIdOf<TypeConfig>;
+type Vote = VoteOf<TypeConfig>;
+type Membership = StoredMembershipOf<TypeConfig>;
+type Meta = SnapshotMetaOf<TypeConfig>;
+type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;
 
 const CF_LOG: &str = "raft_log";
 const CF_LOG_META: &str = "raft_log_meta";
@@ -65,7 +70,6 @@ const APPLIED: &str = "applied";
 const MEMBERSHIP: &str = "membership";
 const SNAPSHOT_META: &str = "snapshot_meta";
 const SNAPSHOT_DATA: &str = "snapshot_data";
-const SNAPSHOT_COUNTER: &str = "snapshot_counter";
 
 /// The settings of every node's RocksDB, for the report.
 pub const SETTINGS: &str = "one DB per node, column families raft_log / raft_log_meta / kv / raft_sm_meta; \
@@ -114,31 +118,31 @@ pub fn open(path: &Path, append_sync: AppendSync) -> Result<(RocksLogStore, Rock
     Ok((log_store, RocksStateMachine { db }))
 }
 
-fn any<E: std::error::Error + 'static>(e: E) -> AnyError {
-    AnyError::new(&e)
+fn any<E: Into<Box<dyn std::error::Error + Send + Sync>>>(e: E) -> io::Error {
+    io::Error::other(e)
 }
 
-fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, AnyError> {
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, io::Error> {
     db.cf_handle(name)
-        .ok_or_else(|| AnyError::error(format!("column family {name} is missing")))
+        .ok_or_else(|| io::Error::other(format!("column family {name} is missing")))
 }
 
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, AnyError> {
-    serde_json::from_slice(bytes).map_err(|e| AnyError::error(format!("decoding {what}: {e}")))
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, io::Error> {
+    serde_json::from_slice(bytes).map_err(|e| io::Error::other(format!("decoding {what}: {e}")))
 }
 
-fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, AnyError> {
-    serde_json::to_vec(value).map_err(|e| AnyError::error(format!("encoding {what}: {e}")))
+fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, io::Error> {
+    serde_json::to_vec(value).map_err(|e| io::Error::other(format!("encoding {what}: {e}")))
 }
 
-fn get<T: DeserializeOwned>(db: &DB, family: &str, key: &str) -> Result<Option<T>, AnyError> {
+fn get<T: DeserializeOwned>(db: &DB, family: &str, key: &str) -> Result<Option<T>, io::Error> {
     match db.get_pinned_cf(cf(db, family)?, key).map_err(any)? {
         Some(bytes) => Ok(Some(decode(key, &bytes)?)),
         None => Ok(None),
     }
 }
 
-fn write(db: &DB, batch: WriteBatch, sync: bool) -> Result<(), AnyError> {
+fn write(db: &DB, batch: WriteBatch, sync: bool) -> Result<(), io::Error> {
     let mut options = WriteOptions::default();
     options.set_sync(sync);
     db.write_opt(batch, &options).map_err(any)
@@ -148,10 +152,10 @@ fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-fn index_of(key: &[u8]) -> Result<u64, AnyError> {
+fn index_of(key: &[u8]) -> Result<u64, io::Error> {
     let bytes: [u8; 8] = key
         .try_into()
-        .map_err(|_| AnyError::error(format!("log key of {} bytes, not 8", key.len())))?;
+        .map_err(|_| io::Error::other(format!("log key of {} bytes, not 8", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -165,13 +169,13 @@ fn index_of(key: &[u8]) -> Result<u64, AnyError> {
 /// those callbacks in order (the group commit sluicedb's sync thread does).
 struct Flusher {
     /// `None` only while dropping (closing the channel ends the thread).
-    tx: Mutex<Option<mpsc::Sender<LogFlushed<TypeConfig>>>>,
+    tx: Mutex<Option<mpsc::Sender<IOFlushed<TypeConfig>>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Flusher {
     fn start(db: Arc<DB>) -> Self {
-        let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
+        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         let thread = thread::Builder::new()
             .name("rocks-raft-flush".into())
             .spawn(move || {
@@ -180,7 +184,7 @@ impl Flusher {
                     ready.extend(rx.try_iter());
                     let result = db.flush_wal(true).map_err(|e| e.to_string());
                     for callback in ready {
-                        callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+                        callback.io_completed(result.clone().map_err(io::Error::other));
                     }
                 }
             })
@@ -192,7 +196,7 @@ impl Flusher {
     }
 
     /// Queues `callback` for the next sync; if the thread is gone, syncs here.
-    fn submit(&self, db: &DB, callback: LogFlushed<TypeConfig>) {
+    fn submit(&self, db: &DB, callback: IOFlushed<TypeConfig>) {
         let sender = match self.tx.lock() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -202,7 +206,7 @@ impl Flusher {
             _ => Some(callback),
         };
         if let Some(callback) = undelivered {
-            callback.log_io_completed(db.flush_wal(true).map_err(std::io::Error::other));
+            callback.io_completed(db.flush_wal(true).map_err(io::Error::other));
         }
     }
 }
@@ -227,7 +231,7 @@ pub struct RocksLogStore {
 }
 
 impl RocksLogStore {
-    fn read_entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry<TypeConfig>>, AnyError> {
+    fn read_entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry>, io::Error> {
         let start = match range.0 {
             Bound::Included(i) => i,
             Bound::Excluded(i) => i.saturating_add(1),
@@ -244,11 +248,11 @@ impl RocksLogStore {
             if !range.contains(&index) {
                 break;
             }
-            let entry: Entry<TypeConfig> = decode("log entry", &bytes)?;
-            if entry.get_log_id().index != index {
-                return Err(AnyError::error(format!(
+            let entry: Entry = decode("log entry", &bytes)?;
+            if entry.log_id.index != index {
+                return Err(io::Error::other(format!(
                     "log entry stored at index {index} has log id {}",
-                    entry.get_log_id()
+                    entry.log_id
                 )));
             }
             entries.push(entry);
@@ -256,12 +260,12 @@ impl RocksLogStore {
         Ok(entries)
     }
 
-    fn log_state(&self) -> Result<LogState<TypeConfig>, AnyError> {
-        let last_purged: Option<LogId<NodeId>> = get(&self.db, CF_LOG_META, LAST_PURGED)?.flatten();
+    fn log_state(&self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged: Option<LogId> = get(&self.db, CF_LOG_META, LAST_PURGED)?.flatten();
         let last = match self.db.iterator_cf(cf(&self.db, CF_LOG)?, IteratorMode::End).next() {
             Some(item) => {
                 let (_, bytes) = item.map_err(any)?;
-                let entry: Entry<TypeConfig> = decode("log entry", &bytes)?;
+                let entry: Entry = decode("log entry", &bytes)?;
                 Some(entry.log_id)
             }
             None => None,
@@ -272,7 +276,7 @@ impl RocksLogStore {
         })
     }
 
-    fn put_meta<T: Serialize>(&self, key: &str, value: &T, sync: bool) -> Result<(), AnyError> {
+    fn put_meta<T: Serialize>(&self, key: &str, value: &T, sync: bool) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
         batch.put_cf(cf(&self.db, CF_LOG_META)?, key, encode(key, value)?);
         write(&self.db, batch, sync)
@@ -280,11 +284,7 @@ impl RocksLogStore {
 
     /// Writes `entries` as one batch (synced if `sync`); returns whether
     /// there were any.
-    fn append_entries<I: IntoIterator<Item = Entry<TypeConfig>>>(
-        &self,
-        entries: I,
-        sync: bool,
-    ) -> Result<bool, AnyError> {
+    fn append_entries<I: IntoIterator<Item = Entry>>(&self, entries: I, sync: bool) -> Result<bool, io::Error> {
         let log = cf(&self.db, CF_LOG)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
@@ -299,13 +299,7 @@ impl RocksLogStore {
 
     /// Removes `[from, to)` from the log, with `last_purged` in the same batch
     /// when given.
-    fn remove_entries(
-        &self,
-        from: u64,
-        to: u64,
-        last_purged: Option<&LogId<NodeId>>,
-        sync: bool,
-    ) -> Result<(), AnyError> {
+    fn remove_entries(&self, from: u64, to: u64, last_purged: Option<&LogId>, sync: bool) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf(&self.db, CF_LOG)?, index_key(from), index_key(to));
         if let Some(id) = last_purged {
@@ -319,47 +313,43 @@ impl RaftLogReader<TypeConfig> for RocksLogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+    ) -> Result<Vec<Entry>, io::Error> {
         let range = (range.start_bound().cloned(), range.end_bound().cloned());
         self.read_entries(range)
-            .map_err(|e| StorageIOError::read_logs(e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        get(&self.db, CF_LOG_META, VOTE)
     }
 }
 
 impl RaftLogStorage<TypeConfig> for RocksLogStore {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
-        self.log_state().map_err(|e| StorageIOError::read_logs(e).into())
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        self.log_state()
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         self.put_meta(VOTE, vote, true)
-            .map_err(|e| StorageIOError::write_vote(e).into())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        get(&self.db, CF_LOG_META, VOTE).map_err(|e| StorageIOError::read_vote(e).into())
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         self.put_meta(COMMITTED, &committed, false)
-            .map_err(|e| StorageIOError::write(e).into())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        let committed: Option<Option<LogId<NodeId>>> =
-            get(&self.db, CF_LOG_META, COMMITTED).map_err(StorageIOError::read)?;
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let committed: Option<Option<LogId>> = get(&self.db, CF_LOG_META, COMMITTED)?;
         Ok(committed.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let inline = self.append_sync == AppendSync::Inline;
@@ -369,24 +359,23 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
                 Ok(())
             }
             Ok(_) => {
-                callback.log_io_completed(Ok(()));
+                callback.io_completed(Ok(()));
                 Ok(())
             }
             Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(e).into())
+                callback.io_completed(Err(io::Error::other(e.to_string())));
+                Err(e)
             }
         }
     }
 
-    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.remove_entries(log_id.index, u64::MAX, None, true)
-            .map_err(|e| StorageIOError::write_logs(e).into())
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
+        self.remove_entries(from, u64::MAX, None, true)
     }
 
-    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.remove_entries(0, log_id.index.saturating_add(1), Some(&log_id), false)
-            .map_err(|e| StorageIOError::write_logs(e).into())
     }
 }
 
@@ -404,7 +393,7 @@ pub struct RocksSnapshotBuilder {
 }
 
 /// Stores `data` as the current snapshot, with `meta`, in `batch`.
-fn store_snapshot(db: &DB, batch: &mut WriteBatch, meta: &Meta, data: &[u8]) -> Result<(), AnyError> {
+fn store_snapshot(db: &DB, batch: &mut WriteBatch, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
     let sm_meta = cf(db, CF_SM_META)?;
     batch.put_cf(sm_meta, SNAPSHOT_META, encode(SNAPSHOT_META, meta)?);
     batch.put_cf(sm_meta, SNAPSHOT_DATA, data);
@@ -413,14 +402,14 @@ fn store_snapshot(db: &DB, batch: &mut WriteBatch, meta: &Meta, data: &[u8]) -> 
 
 impl RocksStateMachine {
     /// Reads `key` from the applied state.
-    pub fn get(&self, key: &str) -> Result<Option<String>, AnyError> {
+    pub fn get(&self, key: &str) -> Result<Option<String>, io::Error> {
         match self.db.get_pinned_cf(cf(&self.db, CF_KV)?, key).map_err(any)? {
             Some(v) => Ok(Some(String::from_utf8(v.to_vec()).map_err(any)?)),
             None => Ok(None),
         }
     }
 
-    fn applied_state(&self) -> Result<(Option<LogId<NodeId>>, Membership), AnyError> {
+    fn applied_state(&self) -> Result<(Option<LogId>, Membership), io::Error> {
         let applied = get(&self.db, CF_SM_META, APPLIED)?.flatten();
         let membership = get(&self.db, CF_SM_META, MEMBERSHIP)?.unwrap_or_default();
         Ok((applied, membership))
@@ -428,10 +417,11 @@ impl RocksStateMachine {
 
     /// Applies `entries` as one unsynced batch: the key-value changes, the
     /// last applied log id and the last membership together.
-    fn apply_batch<I>(&self, entries: I) -> Result<Vec<Response>, AnyError>
-    where
-        I: IntoIterator<Item = Entry<TypeConfig>>,
-    {
+    #[allow(clippy::type_complexity)]
+    fn apply_batch(
+        &self,
+        entries: Vec<EntryResponder<TypeConfig>>,
+    ) -> Result<Vec<(Response, Option<openraft::storage::ApplyResponder<TypeConfig>>)>, io::Error> {
         let kv = cf(&self.db, CF_KV)?;
         let mut batch = WriteBatch::default();
         // Values this batch has set (Some) or removed (None), so a key written
@@ -440,7 +430,7 @@ impl RocksStateMachine {
         let mut responses = Vec::new();
         let mut last_applied = None;
         let mut membership = None;
-        for entry in entries {
+        for (entry, responder) in entries {
             last_applied = Some(entry.log_id);
             let previous = match entry.payload {
                 EntryPayload::Blank => None,
@@ -461,7 +451,7 @@ impl RocksStateMachine {
                     None
                 }
             };
-            responses.push(Response { previous });
+            responses.push((Response { previous }, responder));
         }
         if last_applied.is_none() {
             return Ok(responses);
@@ -475,14 +465,14 @@ impl RocksStateMachine {
         Ok(responses)
     }
 
-    fn current(&self, pending: &HashMap<String, Option<String>>, key: &str) -> Result<Option<String>, AnyError> {
+    fn current(&self, pending: &HashMap<String, Option<String>>, key: &str) -> Result<Option<String>, io::Error> {
         match pending.get(key) {
             Some(value) => Ok(value.clone()),
             None => self.get(key),
         }
     }
 
-    fn install(&self, meta: &Meta, data: &[u8]) -> Result<(), AnyError> {
+    fn install(&self, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
         let pairs: Vec<(String, String)> = decode("snapshot data", data)?;
         let kv = cf(&self.db, CF_KV)?;
         let mut batch = WriteBatch::default();
@@ -500,7 +490,7 @@ impl RocksStateMachine {
         write(&self.db, batch, true)
     }
 
-    fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, AnyError> {
+    fn current_snapshot(&self) -> Result<Option<Snapshot>, io::Error> {
         let Some(meta) = get::<Meta>(&self.db, CF_SM_META, SNAPSHOT_META)? else {
             return Ok(None);
         };
@@ -509,21 +499,18 @@ impl RocksStateMachine {
             .get_cf(cf(&self.db, CF_SM_META)?, SNAPSHOT_DATA)
             .map_err(any)?
             .unwrap_or_default();
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        Ok(Some(Snapshot { meta, snapshot: data }))
     }
 }
 
 impl RocksSnapshotBuilder {
     /// Reads the key-value pairs, applied id and membership from one RocksDB
     /// snapshot, stores the result as current (synced) and returns it.
-    fn build(&self) -> Result<Snapshot<TypeConfig>, AnyError> {
+    fn build(&self) -> Result<Snapshot, io::Error> {
         let (applied, membership, data) = {
             let view = self.db.snapshot();
             let sm_meta = cf(&self.db, CF_SM_META)?;
-            let applied: Option<LogId<NodeId>> = match view.get_cf(sm_meta, APPLIED).map_err(any)? {
+            let applied: Option<LogId> = match view.get_cf(sm_meta, APPLIED).map_err(any)? {
                 Some(v) => decode(APPLIED, &v)?,
                 None => None,
             };
@@ -540,23 +527,12 @@ impl RocksSnapshotBuilder {
             }
             (applied, membership, encode("snapshot data", &pairs)?)
         };
-        let counter = get::<u64>(&self.db, CF_SM_META, SNAPSHOT_COUNTER)?.unwrap_or(0) + 1;
         let stored: Option<Meta> = get(&self.db, CF_SM_META, SNAPSHOT_META)?;
-        let snapshot_id = match applied {
-            Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
-            None => format!("--{counter}"),
-        };
         let meta = Meta {
             last_log_id: applied,
             last_membership: membership,
-            snapshot_id,
         };
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            cf(&self.db, CF_SM_META)?,
-            SNAPSHOT_COUNTER,
-            encode(SNAPSHOT_COUNTER, &counter)?,
-        );
         // Invariant: the stored snapshot never moves backwards (a newer one
         // may have been installed during the build).
         if stored.is_none_or(|s| s.last_log_id <= meta.last_log_id) {
@@ -564,50 +540,51 @@ impl RocksSnapshotBuilder {
         }
         // Synced: openraft purges the log behind a built snapshot.
         write(&self.db, batch, true)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        Ok(Snapshot { meta, snapshot: data })
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for RocksSnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        self.build().map_err(|e| StorageIOError::write_snapshot(None, e).into())
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        self.build()
     }
 }
 
 impl RaftStateMachine<TypeConfig> for RocksStateMachine {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = RocksSnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
-        RocksStateMachine::applied_state(self).map_err(|e| StorageIOError::read_state_machine(e).into())
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), io::Error> {
+        RocksStateMachine::applied_state(self)
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        self.apply_batch(entries)
-            .map_err(|e| StorageIOError::write_state_machine(e).into())
+        let mut batch = Vec::new();
+        while let Some(item) = entries.next().await {
+            batch.push(item?);
+        }
+        for (response, responder) in self.apply_batch(batch)? {
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         RocksSnapshotBuilder { db: self.db.clone() }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: SnapshotData) -> Result<(), io::Error> {
+        self.install(meta, &snapshot)
     }
 
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<SnapshotData>) -> Result<(), StorageError<NodeId>> {
-        self.install(meta, snapshot.get_ref())
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e).into())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         self.current_snapshot()
-            .map_err(|e| StorageIOError::read_snapshot(None, e).into())
     }
 }

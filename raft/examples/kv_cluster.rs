@@ -16,9 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::{BasicNode, Config, LogId, RaftLogReader, SnapshotPolicy, storage::RaftLogStorage};
-use sluicedb_raft::Request;
-use sluicedb_raft::router::{Node, Router, StartError};
+use openraft::async_runtime::WatchReceiver;
+use openraft::type_config::alias::LogIdOf;
+use openraft::{BasicNode, Config, RaftLogReader, SnapshotPolicy, storage::RaftLogStorage};
+use sluicedb_raft::router::{Node, Router, StartError, client_write};
+use sluicedb_raft::{Request, TypeConfig};
+
+type LogId = LogIdOf<TypeConfig>;
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -45,7 +49,7 @@ fn db_path(dir: &Path, id: u64) -> PathBuf {
 /// Writes `key{from..to}` through the current leader.
 /// Writes `key{from}..key{to}` through the leader; returns the last write's
 /// log id (from its response: the leader's metrics may lag behind it).
-async fn write(nodes: &BTreeMap<u64, Node>, from: u64, to: u64) -> Result<Option<LogId<u64>>, StartError> {
+async fn write(nodes: &BTreeMap<u64, Node>, from: u64, to: u64) -> Result<Option<LogId>, StartError> {
     let mut last = None;
     for i in from..to {
         let leader = leader(nodes).await?;
@@ -53,13 +57,14 @@ async fn write(nodes: &BTreeMap<u64, Node>, from: u64, to: u64) -> Result<Option
             key: format!("key{i:04}"),
             value: format!("value{i}"),
         };
-        last = Some(nodes[&leader].raft.client_write(request).await?.log_id);
+        // Retried while a new leader's lease is not yet valid (openraft 0.10).
+        last = Some(client_write(&nodes[&leader].raft, request).await?.log_id);
     }
     Ok(last)
 }
 
 /// A log id as `term-leader-index`, or `none`.
-fn show(id: Option<LogId<u64>>) -> String {
+fn show(id: Option<LogId>) -> String {
     id.map_or_else(|| "none".to_string(), |id| id.to_string())
 }
 
@@ -105,14 +110,14 @@ async fn main() -> Result<(), StartError> {
     // Stop a follower.
     let victim = (1..=3).find(|id| *id != leader_id).ok_or("no follower")?;
     let stopped = nodes.remove(&victim).ok_or("victim not running")?;
-    let before = stopped.raft.metrics().borrow().last_applied;
+    let before = stopped.raft.metrics().borrow_watched().last_applied;
     router.stop(stopped).await?;
     println!("stopped node {victim} (it had applied up to {})", show(before));
 
     let last_write = write(&nodes, 50, 400).await?;
     let target = last_write.map(|id| id.index);
     let leader_id = leader(&nodes).await?;
-    let leader_metrics = nodes[&leader_id].raft.metrics().borrow().clone();
+    let leader_metrics = nodes[&leader_id].raft.metrics().borrow_watched().clone();
     println!(
         "wrote key0050..key0399 (the last at {}) while node {victim} was down; leader node {leader_id}: \
          snapshot at {}, log purged up to {}",

@@ -20,11 +20,11 @@
 //! # }
 //! ```
 
-use std::io::Cursor;
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use openraft::{AnyError, BasicNode};
+use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use sluicedb::{Database, TableDefinition};
 
@@ -50,12 +50,13 @@ pub(crate) const LAST_PURGED: &str = "last_purged";
 pub const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
 
 /// The state machine's metadata: [`APPLIED`], [`MEMBERSHIP`],
-/// [`SNAPSHOT_META`], [`SNAPSHOT_COUNTER`].
+/// [`SNAPSHOT_META`]. (Databases written with openraft 0.9 also hold a
+/// `snapshot_counter`, which 0.10's id-less snapshot meta no longer needs;
+/// it is left alone.)
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_sm_meta");
 pub(crate) const APPLIED: &str = "applied";
 pub(crate) const MEMBERSHIP: &str = "membership";
 pub(crate) const SNAPSHOT_META: &str = "snapshot_meta";
-pub(crate) const SNAPSHOT_COUNTER: &str = "snapshot_counter";
 
 /// The current snapshot's bytes, in chunks of [`SNAPSHOT_CHUNK`] bytes keyed
 /// by chunk number.
@@ -77,6 +78,16 @@ pub enum Request {
         /// The key.
         key: String,
     },
+}
+
+/// openraft 0.10 logs entries with `Display`.
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Set { key, value } => write!(f, "set {key}={value}"),
+            Request::Delete { key } => write!(f, "delete {key}"),
+        }
+    }
 }
 
 /// The state machine's answer to one entry.
@@ -117,21 +128,24 @@ pub fn open_database(db: Arc<Database>) -> Result<(LogStore<TypeConfig>, StateMa
     Ok((LogStore::new(db.clone()), StateMachine::new(db)))
 }
 
-/// Any error as openraft's error source.
-pub(crate) fn any<E: std::error::Error + 'static>(e: E) -> AnyError {
-    AnyError::new(&e)
+/// Any error as the `io::Error` openraft 0.10's storage traits return.
+pub(crate) fn any<E: Into<Box<dyn std::error::Error + Send + Sync>>>(e: E) -> io::Error {
+    io::Error::other(e)
 }
 
 /// Decodes a JSON value read from disk: a damaged value is an error, never
 /// a panic.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, AnyError> {
-    serde_json::from_slice(bytes).map_err(|e| AnyError::error(format!("decoding {what}: {e}")))
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, io::Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("decoding {what}: {e}")))
 }
 
 /// Encodes a value for disk.
-pub(crate) fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, AnyError> {
-    serde_json::to_vec(value).map_err(|e| AnyError::error(format!("encoding {what}: {e}")))
+pub(crate) fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, io::Error> {
+    serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("encoding {what}: {e}")))
 }
 
-/// The snapshot data type openraft streams between nodes.
-pub type SnapshotData = Cursor<Vec<u8>>;
+/// The snapshot data openraft hands between nodes: the bytes of
+/// `snapshot.rs`'s format, whole (openraft 0.10 sends a full snapshot in one
+/// `full_snapshot` call, so no seekable reader is needed).
+pub type SnapshotData = Vec<u8>;

@@ -1,16 +1,16 @@
 //! [`LogStore`]: openraft's `RaftLogStorage` and `RaftLogReader` on sluicedb.
 
 use std::fmt::Debug;
+use std::io;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
-use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{
-    AnyError, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError,
-    Vote,
-};
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::type_config::alias::{LogIdOf, VoteOf};
+use openraft::{LogState, OptionalSend, RaftLogReader, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, WriteTransaction};
@@ -18,7 +18,7 @@ use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, WriteTrans
 use crate::{COMMITTED, LAST_PURGED, LOG, LOG_META, VOTE, any, decode, encode};
 
 /// One append waiting for its commit to become durable.
-type Flush<C> = (PendingCommit, LogFlushed<C>);
+type Flush<C> = (PendingCommit, IOFlushed<C>);
 
 /// The Raft log and vote over a sluicedb [`Database`].
 ///
@@ -62,8 +62,8 @@ impl<C: RaftTypeConfig> Flusher<C> {
             .name("sluicedb-raft-flush".into())
             .spawn(move || {
                 for (pending, callback) in rx {
-                    let result = pending.wait().map_err(std::io::Error::other);
-                    callback.log_io_completed(result);
+                    let result = pending.wait().map_err(io::Error::other);
+                    callback.io_completed(result);
                 }
             })
             .ok();
@@ -76,7 +76,7 @@ impl<C: RaftTypeConfig> Flusher<C> {
     /// Queues `callback` for when `pending` is durable. If the thread could
     /// not be started (or has gone), waits here instead: the callback is
     /// never lost.
-    fn submit(&self, pending: PendingCommit, callback: LogFlushed<C>) {
+    fn submit(&self, pending: PendingCommit, callback: IOFlushed<C>) {
         let sender = match self.tx.lock() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -89,7 +89,7 @@ impl<C: RaftTypeConfig> Flusher<C> {
             _ => Some((pending, callback)),
         };
         if let Some((pending, callback)) = undelivered {
-            callback.log_io_completed(pending.wait().map_err(std::io::Error::other));
+            callback.io_completed(pending.wait().map_err(io::Error::other));
         }
     }
 }
@@ -123,13 +123,13 @@ impl<C: RaftTypeConfig> LogStore<C> {
 
     /// A write transaction whose commit is visible at once. Every commit here
     /// says how long it waits for durability itself (see design/raft.md).
-    fn begin(&self) -> Result<WriteTransaction, AnyError> {
+    fn begin(&self) -> Result<WriteTransaction, io::Error> {
         let mut txn = self.db.begin_write().map_err(any)?;
         txn.set_durability(Durability::None).map_err(any)?;
         Ok(txn)
     }
 
-    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AnyError> {
+    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, io::Error> {
         let txn = self.db.begin_read().map_err(any)?;
         let table = txn.open_table(LOG_META).map_err(any)?;
         match table.get(key).map_err(any)? {
@@ -139,7 +139,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
     }
 
     /// Writes one metadata value and commits; returns the pending commit.
-    fn write_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<PendingCommit, AnyError> {
+    fn write_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<PendingCommit, io::Error> {
         let bytes = encode(key, value)?;
         let txn = self.begin()?;
         {
@@ -155,7 +155,7 @@ where
     C: RaftTypeConfig,
     C::Entry: Serialize + DeserializeOwned,
 {
-    fn read_entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, AnyError> {
+    fn read_entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, io::Error> {
         let txn = self.db.begin_read().map_err(any)?;
         let table = txn.open_table(LOG).map_err(any)?;
         let mut entries = Vec::new();
@@ -163,22 +163,25 @@ where
             let (index, bytes) = item.map_err(any)?;
             let entry: C::Entry = decode("log entry", bytes.value())?;
             // The key and the entry's own id must agree, or the log is damaged.
-            if entry.get_log_id().index != index.value() {
-                return Err(AnyError::error(format!(
-                    "log entry stored at index {} has log id {}",
-                    index.value(),
-                    entry.get_log_id()
-                )));
+            if entry.index() != index.value() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "log entry stored at index {} has log id {}",
+                        index.value(),
+                        entry.log_id()
+                    ),
+                ));
             }
             entries.push(entry);
         }
         Ok(entries)
     }
 
-    fn log_state(&self) -> Result<LogState<C>, AnyError> {
+    fn log_state(&self) -> Result<LogState<C>, io::Error> {
         let txn = self.db.begin_read().map_err(any)?;
         let meta = txn.open_table(LOG_META).map_err(any)?;
-        let last_purged: Option<LogId<C::NodeId>> = match meta.get(LAST_PURGED).map_err(any)? {
+        let last_purged: Option<LogIdOf<C>> = match meta.get(LAST_PURGED).map_err(any)? {
             Some(value) => decode(LAST_PURGED, value.value())?,
             None => None,
         };
@@ -187,7 +190,7 @@ where
             Some(item) => {
                 let (_, bytes) = item.map_err(any)?;
                 let entry: C::Entry = decode("log entry", bytes.value())?;
-                Some(entry.get_log_id().clone())
+                Some(entry.log_id())
             }
             None => None,
         };
@@ -199,14 +202,14 @@ where
 
     /// Appends `entries` in one transaction and commits it pipelined: the
     /// entries are readable when this returns, durable when the commit is.
-    fn append_entries<I: IntoIterator<Item = C::Entry>>(&self, entries: I) -> Result<Option<PendingCommit>, AnyError> {
+    fn append_entries<I: IntoIterator<Item = C::Entry>>(&self, entries: I) -> Result<Option<PendingCommit>, io::Error> {
         let txn = self.begin()?;
         let mut any_entry = false;
         {
             let mut table = txn.open_table(LOG).map_err(any)?;
             for entry in entries {
                 let bytes = encode("log entry", &entry)?;
-                table.insert(entry.get_log_id().index, bytes.as_slice()).map_err(any)?;
+                table.insert(entry.index(), bytes.as_slice()).map_err(any)?;
                 any_entry = true;
             }
         }
@@ -222,8 +225,8 @@ where
     fn remove_entries(
         &self,
         range: (Bound<u64>, Bound<u64>),
-        last_purged: Option<&LogId<C::NodeId>>,
-    ) -> Result<PendingCommit, AnyError> {
+        last_purged: Option<&LogIdOf<C>>,
+    ) -> Result<PendingCommit, io::Error> {
         let purged = last_purged.map(|id| encode(LAST_PURGED, &Some(id))).transpose()?;
         let txn = self.begin()?;
         {
@@ -250,9 +253,12 @@ where
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+    ) -> Result<Vec<C::Entry>, io::Error> {
         self.read_entries(bounds(&range))
-            .map_err(|e| StorageIOError::read_logs(e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
+        self.read_meta(VOTE)
     }
 }
 
@@ -263,8 +269,8 @@ where
 {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
-        self.log_state().map_err(|e| StorageIOError::read_logs(e).into())
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
+        self.log_state()
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -272,33 +278,26 @@ where
     }
 
     /// Durable before it returns: the commit is awaited.
-    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        let pending = self
-            .write_meta(VOTE, vote)
-            .map_err(|e| StorageError::from(StorageIOError::write_vote(e)))?;
-        pending.await.map_err(|e| StorageIOError::write_vote(any(e)).into())
-    }
-
-    async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
-        self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(e).into())
+    async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
+        self.write_meta(VOTE, vote)?.await.map_err(any)
     }
 
     /// Not awaited: a committed id lost in a crash only makes openraft
     /// re-apply from an earlier point (see design/raft.md).
-    async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {
-        self.write_meta(COMMITTED, &committed)
-            .map(drop)
-            .map_err(|e| StorageIOError::write(e).into())
+    async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        self.write_meta(COMMITTED, &committed).map(drop)
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
-        let committed: Option<Option<LogId<C::NodeId>>> = self.read_meta(COMMITTED).map_err(StorageIOError::read)?;
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
+        let committed: Option<Option<LogIdOf<C>>> = self.read_meta(COMMITTED)?;
         Ok(committed.flatten())
     }
 
     /// Commits pipelined and returns: the flusher thread calls `callback`
-    /// once the commit is durable.
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>
+    /// once the commit is durable. openraft 0.10 does not wait for the
+    /// callback before its next append, so several appends can be in
+    /// flight, and sluicedb's group commit syncs them together.
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -309,32 +308,32 @@ where
                 Ok(())
             }
             Ok(None) => {
-                callback.log_io_completed(Ok(()));
+                callback.io_completed(Ok(()));
                 Ok(())
             }
             Err(e) => {
-                let message = e.to_string();
-                callback.log_io_completed(Err(std::io::Error::other(message)));
-                Err(StorageIOError::write_logs(e).into())
+                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(e)
             }
         }
     }
 
-    /// Removes `[log_id.index, ..)` in one transaction and waits for it to be
-    /// durable, so a restart never shows entries this node has discarded.
-    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        let pending = self
-            .remove_entries((Bound::Included(log_id.index), Bound::Unbounded), None)
-            .map_err(|e| StorageError::from(StorageIOError::write_logs(e)))?;
-        pending.await.map_err(|e| StorageIOError::write_logs(any(e)).into())
+    /// Removes `(last_log_id.index, ..)` (the whole log for `None`) in one
+    /// transaction and waits for it to be durable, so a restart never shows
+    /// entries this node has discarded.
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        let from = match last_log_id {
+            Some(id) => Bound::Excluded(id.index),
+            None => Bound::Unbounded,
+        };
+        self.remove_entries((from, Bound::Unbounded), None)?.await.map_err(any)
     }
 
     /// Removes `[.., log_id.index]` and records `log_id` as last purged, in
     /// one transaction. Not awaited: a purge lost in a crash leaves applied
     /// entries in the log, which is harmless, and the two stay consistent.
-    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+    async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
         self.remove_entries((Bound::Unbounded, Bound::Included(log_id.index)), Some(&log_id))
             .map(drop)
-            .map_err(|e| StorageIOError::write_logs(e).into())
     }
 }

@@ -6,50 +6,73 @@
 //! example and tests "kill" a node.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+use std::time::Duration;
+
+use openraft::error::{
+    ClientWriteError, ForwardReason, ForwardToLeader, RPCError, RaftError, ReplicationClosed, StreamingError,
+    Unreachable,
 };
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::storage::RaftStateMachine;
+use openraft::type_config::TypeConfigExt;
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, Config, Raft};
 
-use crate::{LogStore, StateMachine, TypeConfig};
+use crate::{LogStore, Request, StateMachine, TypeConfig};
 
 type NodeId = u64;
-type Rpc<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+type Rpc<T> = Result<T, RPCError<TypeConfig>>;
 
-/// The nodes reachable in this process, by id. Cloning shares the table.
-#[derive(Clone, Default)]
-pub struct Router {
-    nodes: Arc<Mutex<BTreeMap<NodeId, Raft<TypeConfig>>>>,
+/// The nodes reachable in this process, by id, each a [`Raft`] over state
+/// machine `SM` (openraft 0.10's `Raft` names its state machine type, for
+/// the snapshot data it hands around). Cloning shares the table.
+pub struct Router<SM: RaftStateMachine<TypeConfig> = StateMachine> {
+    nodes: Arc<Mutex<BTreeMap<NodeId, Raft<TypeConfig, SM>>>>,
 }
 
-impl Router {
+impl<SM: RaftStateMachine<TypeConfig>> Clone for Router<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            nodes: self.nodes.clone(),
+        }
+    }
+}
+
+impl<SM: RaftStateMachine<TypeConfig>> Default for Router<SM> {
+    fn default() -> Self {
+        Self { nodes: Arc::default() }
+    }
+}
+
+impl<SM: RaftStateMachine<TypeConfig>> Router<SM> {
     /// An empty router.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Makes `raft` reachable as node `id` (replacing any previous one).
-    pub fn add(&self, id: NodeId, raft: Raft<TypeConfig>) {
+    pub fn add(&self, id: NodeId, raft: Raft<TypeConfig, SM>) {
         self.table().insert(id, raft);
     }
 
     /// Makes node `id` unreachable; returns its handle.
-    pub fn remove(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
+    pub fn remove(&self, id: NodeId) -> Option<Raft<TypeConfig, SM>> {
         self.table().remove(&id)
     }
 
     /// Node `id`'s handle, if reachable.
-    pub fn get(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
+    pub fn get(&self, id: NodeId) -> Option<Raft<TypeConfig, SM>> {
         self.table().get(&id).cloned()
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Raft<TypeConfig>>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Raft<TypeConfig, SM>>> {
         // A panic while holding the lock cannot leave the map half-changed:
         // every critical section is one map operation.
         match self.nodes.lock() {
@@ -60,9 +83,9 @@ impl Router {
 }
 
 /// A connection from one node to `target`.
-pub struct Connection {
+pub struct Connection<SM: RaftStateMachine<TypeConfig> = StateMachine> {
     target: NodeId,
-    router: Router,
+    router: Router<SM>,
 }
 
 #[derive(Debug)]
@@ -76,18 +99,23 @@ impl std::fmt::Display for Down {
 
 impl std::error::Error for Down {}
 
-impl Connection {
-    fn target(&self) -> Result<Raft<TypeConfig>, Unreachable> {
+impl<SM: RaftStateMachine<TypeConfig>> Connection<SM> {
+    fn target(&self) -> Result<Raft<TypeConfig, SM>, Unreachable<TypeConfig>> {
         self.router
             .get(self.target)
             .ok_or_else(|| Unreachable::new(&Down(self.target)))
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for Router {
-    type Network = Connection;
+/// A target that answers with a fatal error is shutting down: unreachable.
+fn down<E: std::error::Error + 'static>(e: E) -> Unreachable<TypeConfig> {
+    Unreachable::new(&e)
+}
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection {
+impl<SM: RaftStateMachine<TypeConfig>> RaftNetworkFactory<TypeConfig> for Router<SM> {
+    type Network = Connection<SM>;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection<SM> {
         Connection {
             target,
             router: self.clone(),
@@ -95,34 +123,67 @@ impl RaftNetworkFactory<TypeConfig> for Router {
     }
 }
 
-impl RaftNetwork<TypeConfig> for Connection {
+impl<SM: RaftStateMachine<TypeConfig>> RaftNetworkV2<TypeConfig> for Connection<SM> {
+    type SnapshotData = SM::SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Rpc<AppendEntriesResponse<NodeId>> {
+    ) -> Rpc<AppendEntriesResponse<TypeConfig>> {
         let raft = self.target()?;
-        raft.append_entries(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        raft.append_entries(rpc).await.map_err(|e| down(e).into())
     }
 
-    async fn install_snapshot(
+    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, _option: RPCOption) -> Rpc<VoteResponse<TypeConfig>> {
+        let raft = self.target()?;
+        raft.vote(rpc).await.map_err(|e| down(e).into())
+    }
+
+    async fn pre_vote(&mut self, rpc: VoteRequest<TypeConfig>, _option: RPCOption) -> Rpc<VoteResponse<TypeConfig>> {
+        let raft = self.target()?;
+        raft.pre_vote(rpc).await.map_err(|e| down(e).into())
+    }
+
+    async fn full_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SM::SnapshotData>,
+        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
-    ) -> Rpc<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let raft = self.target()?;
-        raft.install_snapshot(rpc)
+        raft.install_full_snapshot(vote, snapshot)
             .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            .map_err(|e| down(e).into())
     }
+}
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, _option: RPCOption) -> Rpc<VoteResponse<NodeId>> {
-        let raft = self.target()?;
-        raft.vote(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+/// How long [`client_write`] retries a leader whose lease is not valid.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// `raft.client_write(request)`, retried while `raft` is a leader without a
+/// valid lease.
+///
+/// openraft 0.10 refuses a write (`ForwardToLeader` with
+/// [`ForwardReason::LeaseExpired`]) at a leader that has not heard from a
+/// quorum within its lease: right after it is elected, before the first
+/// heartbeat round is acknowledged, and when it has lost touch with the
+/// quorum. The entry was never appended, so retrying cannot duplicate it.
+/// Any other error, or a lease still invalid after 10 seconds, is returned.
+pub async fn client_write<SM: RaftStateMachine<TypeConfig>>(
+    raft: &Raft<TypeConfig, SM>,
+    request: Request,
+) -> Result<ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>> {
+    let deadline = TypeConfig::now() + LEASE_WAIT;
+    loop {
+        match raft.client_write(request.clone()).await {
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
+                reason: ForwardReason::LeaseExpired,
+                ..
+            }))) if TypeConfig::now() < deadline => TypeConfig::sleep(Duration::from_millis(10)).await,
+            result => return result,
+        }
     }
 }
 
@@ -132,7 +193,7 @@ pub struct Node {
     /// The node's id.
     pub id: NodeId,
     /// The node's Raft handle.
-    pub raft: Raft<TypeConfig>,
+    pub raft: Raft<TypeConfig, StateMachine>,
     /// The node's state machine, to read what it has applied.
     pub state_machine: StateMachine,
 }
@@ -140,7 +201,7 @@ pub struct Node {
 /// Why a node could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
-impl Router {
+impl Router<StateMachine> {
     /// Opens (or creates) node `id`'s database at `path`, starts its Raft
     /// and makes it reachable.
     pub async fn start(&self, id: NodeId, path: &Path, config: Arc<Config>) -> Result<Node, StartError> {

@@ -7,7 +7,7 @@
 //! Snapshot bytes arrive from another node: decoding checks every length
 //! and the UTF-8 of every string, and fails with an error, never a panic.
 
-use openraft::AnyError;
+use std::io;
 
 const MAGIC: &[u8; 8] = b"SLRSNAP1";
 
@@ -25,10 +25,14 @@ impl Encoder {
         Self { out, count: 0 }
     }
 
-    pub(crate) fn push(&mut self, key: &str, value: &str) -> Result<(), AnyError> {
+    pub(crate) fn push(&mut self, key: &str, value: &str) -> Result<(), io::Error> {
         for part in [key, value] {
-            let len = u32::try_from(part.len())
-                .map_err(|_| AnyError::error(format!("snapshot string of {} bytes is too long", part.len())))?;
+            let len = u32::try_from(part.len()).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("snapshot string of {} bytes is too long", part.len()),
+                )
+            })?;
             self.out.extend_from_slice(&len.to_le_bytes());
             self.out.extend_from_slice(part.as_bytes());
         }
@@ -43,11 +47,14 @@ impl Encoder {
 }
 
 /// Reads the pairs back from snapshot bytes.
-pub(crate) fn decode(data: &[u8]) -> Result<Vec<(&str, &str)>, AnyError> {
+pub(crate) fn decode(data: &[u8]) -> Result<Vec<(&str, &str)>, io::Error> {
     let mut rest = data;
     let magic = take(&mut rest, MAGIC.len())?;
     if magic != MAGIC {
-        return Err(AnyError::error("snapshot data does not start with SLRSNAP1"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "snapshot data does not start with SLRSNAP1",
+        ));
     }
     let count = u64::from_le_bytes(array(take(&mut rest, 8)?)?);
     let mut pairs = Vec::new();
@@ -57,34 +64,36 @@ pub(crate) fn decode(data: &[u8]) -> Result<Vec<(&str, &str)>, AnyError> {
         pairs.push((key, value));
     }
     if !rest.is_empty() {
-        return Err(AnyError::error(format!(
-            "snapshot data has {} bytes after its {count} pairs",
-            rest.len()
-        )));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("snapshot data has {} bytes after its {count} pairs", rest.len()),
+        ));
     }
     Ok(pairs)
 }
 
-fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], AnyError> {
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], io::Error> {
     if rest.len() < n {
-        return Err(AnyError::error(format!(
-            "snapshot data truncated: needed {n} more bytes, {} left",
-            rest.len()
-        )));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("snapshot data truncated: needed {n} more bytes, {} left", rest.len()),
+        ));
     }
     let (head, tail) = rest.split_at(n);
     *rest = tail;
     Ok(head)
 }
 
-fn array<const N: usize>(bytes: &[u8]) -> Result<[u8; N], AnyError> {
-    <[u8; N]>::try_from(bytes).map_err(|_| AnyError::error("snapshot length field of the wrong width"))
+fn array<const N: usize>(bytes: &[u8]) -> Result<[u8; N], io::Error> {
+    <[u8; N]>::try_from(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "snapshot length field of the wrong width"))
 }
 
-fn string<'a>(rest: &mut &'a [u8]) -> Result<&'a str, AnyError> {
+fn string<'a>(rest: &mut &'a [u8]) -> Result<&'a str, io::Error> {
     let len = u32::from_le_bytes(array(take(rest, 4)?)?);
     let bytes = take(rest, len as usize)?;
-    std::str::from_utf8(bytes).map_err(|e| AnyError::error(format!("snapshot string is not UTF-8: {e}")))
+    std::str::from_utf8(bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot string is not UTF-8: {e}")))
 }
 
 #[cfg(test)]

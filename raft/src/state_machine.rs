@@ -1,24 +1,24 @@
 //! [`StateMachine`]: openraft's `RaftStateMachine` and `RaftSnapshotBuilder`
 //! for a key-value store on sluicedb.
 
-use std::io::Cursor;
+use std::io;
 use std::sync::Arc;
 
-use openraft::storage::RaftStateMachine;
-use openraft::{
-    AnyError, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
-};
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{ApplyResponder, EntryResponder, RaftStateMachine};
+use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::{
-    APPLIED, KV, MEMBERSHIP, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_COUNTER, SNAPSHOT_META,
-    SnapshotData, TypeConfig, any, decode, encode, snapshot,
+    APPLIED, KV, MEMBERSHIP, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_META, SnapshotData,
+    TypeConfig, any, decode, encode, snapshot,
 };
 
-type NodeId = u64;
-type Membership = StoredMembership<NodeId, openraft::BasicNode>;
-type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+type LogId = LogIdOf<TypeConfig>;
+type Membership = StoredMembershipOf<TypeConfig>;
+type Meta = SnapshotMetaOf<TypeConfig>;
+type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;
 
 /// The replicated key-value state machine: the user's `kv` table, with the
 /// last applied log id and membership in `raft_sm_meta`, written in the same
@@ -34,14 +34,14 @@ pub struct SnapshotBuilder {
     db: Arc<Database>,
 }
 
-fn begin(db: &Database) -> Result<WriteTransaction, AnyError> {
+fn begin(db: &Database) -> Result<WriteTransaction, io::Error> {
     let mut txn = db.begin_write().map_err(any)?;
     txn.set_durability(Durability::None).map_err(any)?;
     Ok(txn)
 }
 
 /// Reads the applied state from any snapshot-consistent view.
-fn applied_state_in(db: &Database) -> Result<(Option<LogId<NodeId>>, Membership), AnyError> {
+fn applied_state_in(db: &Database) -> Result<(Option<LogId>, Membership), io::Error> {
     let txn = db.begin_read().map_err(any)?;
     let meta = txn.open_table(SM_META).map_err(any)?;
     let applied = match meta.get(APPLIED).map_err(any)? {
@@ -57,7 +57,7 @@ fn applied_state_in(db: &Database) -> Result<(Option<LogId<NodeId>>, Membership)
 
 /// Stores `data` as the current snapshot, with `meta`, in `txn`: the old
 /// snapshot's chunks go in the same commit.
-fn store_snapshot(txn: &WriteTransaction, meta: &Meta, data: &[u8]) -> Result<(), AnyError> {
+fn store_snapshot(txn: &WriteTransaction, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
     let meta_bytes = encode(SNAPSHOT_META, meta)?;
     let mut chunks = txn.open_table(SNAPSHOT).map_err(any)?;
     chunks.retain(|_, _| false).map_err(any)?;
@@ -89,22 +89,30 @@ impl StateMachine {
 
     /// Applies `entries` in one transaction: the key-value changes, the last
     /// applied log id and the last membership go in one commit, so a crash
-    /// keeps all of a batch or none of it.
-    fn apply_batch<I>(&self, entries: I) -> Result<(Vec<Response>, Option<PendingCommit>), AnyError>
-    where
-        I: IntoIterator<Item = openraft::Entry<TypeConfig>>,
-    {
-        let mut entries = entries.into_iter().peekable();
-        if entries.peek().is_none() {
+    /// keeps all of a batch or none of it. Returns each entry's response
+    /// with its responder (`None` where no client waits), to be sent once
+    /// the commit is visible.
+    #[allow(clippy::type_complexity)]
+    fn apply_batch(
+        &self,
+        entries: Vec<EntryResponder<TypeConfig>>,
+    ) -> Result<
+        (
+            Vec<(Response, Option<ApplyResponder<TypeConfig>>)>,
+            Option<PendingCommit>,
+        ),
+        io::Error,
+    > {
+        if entries.is_empty() {
             return Ok((Vec::new(), None));
         }
         let txn = begin(&self.db)?;
-        let mut responses = Vec::new();
+        let mut responses = Vec::with_capacity(entries.len());
         let mut last_applied = None;
         let mut membership = None;
         {
             let mut kv = txn.open_table(KV).map_err(any)?;
-            for entry in entries {
+            for (entry, responder) in entries {
                 last_applied = Some(entry.log_id);
                 let previous = match entry.payload {
                     EntryPayload::Blank => None,
@@ -116,11 +124,11 @@ impl StateMachine {
                         kv.remove(key.as_str()).map_err(any)?.map(|v| v.value().to_string())
                     }
                     EntryPayload::Membership(m) => {
-                        membership = Some(Membership::new(Some(entry.log_id), m));
+                        membership = Some(Membership::new(last_applied, m));
                         None
                     }
                 };
-                responses.push(Response { previous });
+                responses.push((Response { previous }, responder));
             }
         }
         {
@@ -135,7 +143,7 @@ impl StateMachine {
         Ok((responses, Some(txn.commit_pipelined().map_err(any)?)))
     }
 
-    fn install(&self, meta: &Meta, data: &[u8]) -> Result<PendingCommit, AnyError> {
+    fn install(&self, meta: &Meta, data: &[u8]) -> Result<PendingCommit, io::Error> {
         let pairs = snapshot::decode(data)?;
         let applied = encode(APPLIED, &meta.last_log_id)?;
         let membership = encode(MEMBERSHIP, &meta.last_membership)?;
@@ -156,7 +164,7 @@ impl StateMachine {
         txn.commit_pipelined().map_err(any)
     }
 
-    fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, AnyError> {
+    fn current_snapshot(&self) -> Result<Option<Snapshot>, io::Error> {
         let txn = self.db.begin_read().map_err(any)?;
         let sm_meta = txn.open_table(SM_META).map_err(any)?;
         let Some(meta) = sm_meta.get(SNAPSHOT_META).map_err(any)? else {
@@ -169,10 +177,7 @@ impl StateMachine {
             let (_, chunk) = item.map_err(any)?;
             data.extend_from_slice(chunk.value());
         }
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        Ok(Some(Snapshot { meta, snapshot: data }))
     }
 }
 
@@ -180,11 +185,14 @@ impl SnapshotBuilder {
     /// Streams the key-value table of one read snapshot into snapshot bytes:
     /// the data, the applied log id and the membership all come from the
     /// same read transaction, so they agree whatever is applied meanwhile.
-    fn build(&self) -> Result<Snapshot<TypeConfig>, AnyError> {
+    ///
+    /// Returns the snapshot and the pending commit that stores it as current;
+    /// the caller waits for it before handing the snapshot out.
+    fn build(&self) -> Result<(Snapshot, PendingCommit), io::Error> {
         let read = self.db.begin_read().map_err(any)?;
         let (applied, membership) = {
             let meta = read.open_table(SM_META).map_err(any)?;
-            let applied: Option<LogId<NodeId>> = match meta.get(APPLIED).map_err(any)? {
+            let applied: Option<LogId> = match meta.get(APPLIED).map_err(any)? {
                 Some(v) => decode(APPLIED, v.value())?,
                 None => None,
             };
@@ -205,98 +213,90 @@ impl SnapshotBuilder {
         drop(read);
         let data = encoder.finish();
 
-        let txn = self.db.begin_write().map_err(any)?;
-        let (counter, stored) = {
+        // `Durability::None` and pipelined like every other commit here, not
+        // `Immediate`: sluicedb publishes commits in order and an Immediate
+        // one only once durable, so an Immediate commit here would hide the
+        // log appends committed behind it until its sync ends, and openraft
+        // 0.10 reads an append's entries right after `append` returns.
+        let txn = begin(&self.db)?;
+        let stored: Option<Meta> = {
             let meta = txn.open_table(SM_META).map_err(any)?;
-            let counter: u64 = match meta.get(SNAPSHOT_COUNTER).map_err(any)? {
-                Some(v) => decode(SNAPSHOT_COUNTER, v.value())?,
-                None => 0,
-            };
-            let stored: Option<Meta> = match meta.get(SNAPSHOT_META).map_err(any)? {
+            match meta.get(SNAPSHOT_META).map_err(any)? {
                 Some(v) => Some(decode(SNAPSHOT_META, v.value())?),
                 None => None,
-            };
-            (counter + 1, stored)
+            }
         };
-        let snapshot_id = match applied {
-            Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
-            None => format!("--{counter}"),
-        };
+        // openraft 0.10's snapshot meta has no snapshot id (0.9's was built
+        // from a counter kept here, which is gone with it).
         let meta = Meta {
             last_log_id: applied,
             last_membership: membership,
-            snapshot_id,
         };
-        {
-            let mut sm_meta = txn.open_table(SM_META).map_err(any)?;
-            let bytes = encode(SNAPSHOT_COUNTER, &counter)?;
-            sm_meta.insert(SNAPSHOT_COUNTER, bytes.as_slice()).map_err(any)?;
-        }
         // Invariant: the stored snapshot never moves backwards. A snapshot
         // installed from the leader while this one was being built may be
         // newer; it stays current.
         if stored.is_none_or(|s| s.last_log_id <= meta.last_log_id) {
             store_snapshot(&txn, &meta, &data)?;
         }
-        // Durable before the snapshot is handed out: openraft purges the log
-        // behind a built snapshot.
-        txn.commit().map_err(any)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        let pending = txn.commit_pipelined().map_err(any)?;
+        Ok((Snapshot { meta, snapshot: data }, pending))
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        self.build().map_err(|e| StorageIOError::write_snapshot(None, e).into())
+    type SnapshotData = SnapshotData;
+
+    /// Durable before the snapshot is handed out (the commit is awaited):
+    /// openraft purges the log behind a built snapshot.
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let (snapshot, pending) = self.build()?;
+        pending.await.map_err(any)?;
+        Ok(snapshot)
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
-        applied_state_in(&self.db).map_err(|e| StorageIOError::read_state_machine(e).into())
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), io::Error> {
+        applied_state_in(&self.db)
     }
 
-    /// One transaction per batch, committed pipelined and not awaited: a
-    /// batch lost in a crash is re-applied from the log, which holds it
-    /// until a durable snapshot covers it (see design/raft.md).
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    /// One transaction for the entries openraft has ready, committed
+    /// pipelined and not awaited: a batch lost in a crash is re-applied from
+    /// the log, which holds it until a durable snapshot covers it (see
+    /// design/raft.md). The responses go out once the commit is visible.
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let (responses, _pending) = self
-            .apply_batch(entries)
-            .map_err(|e| StorageError::from(StorageIOError::write_state_machine(e)))?;
-        Ok(responses)
+        // Drain what the stream has ready into one batch; the stream ends
+        // once openraft's batch is through.
+        let mut batch = Vec::new();
+        while let Some(item) = entries.next().await {
+            batch.push(item?);
+        }
+        let (responses, _pending) = self.apply_batch(batch)?;
+        for (response, responder) in responses {
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder { db: self.db.clone() }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
     /// One transaction replaces the key-value table, the applied state and
     /// the stored snapshot; awaited, so the snapshot is durable on return.
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<SnapshotData>) -> Result<(), StorageError<NodeId>> {
-        let signature = Some(meta.signature());
-        let pending = self
-            .install(meta, snapshot.get_ref())
-            .map_err(|e| StorageError::from(StorageIOError::write_snapshot(signature.clone(), e)))?;
-        pending
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(signature, any(e)).into())
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: SnapshotData) -> Result<(), io::Error> {
+        self.install(meta, &snapshot)?.await.map_err(any)
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         self.current_snapshot()
-            .map_err(|e| StorageIOError::read_snapshot(None, e).into())
     }
 }

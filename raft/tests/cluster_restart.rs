@@ -10,7 +10,7 @@ use std::time::Duration;
 use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, RaftLogReader, SnapshotPolicy};
 use sluicedb_raft::Request;
-use sluicedb_raft::router::{Node, Router};
+use sluicedb_raft::router::{Node, Router, client_write};
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 
@@ -38,9 +38,8 @@ async fn write(nodes: &BTreeMap<u64, Node>, keys: std::ops::Range<u64>) -> u64 {
             key: format!("k{i:04}"),
             value: format!("v{i}"),
         };
-        last = nodes[&leader]
-            .raft
-            .client_write(request)
+        // Retried while a new leader's lease is not yet valid (openraft 0.10).
+        last = client_write(&nodes[&leader].raft, request)
             .await
             .expect("the write commits")
             .log_id

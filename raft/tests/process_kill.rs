@@ -1,7 +1,9 @@
 //! Crash safety through Raft: a child process runs a three-node cluster (in
 //! one process, on three sluicedb databases) and writes through the leader.
-//! It prints each follower append that was acknowledged (openraft 0.9 answers
-//! an AppendEntries only after the follower's flush callback fired) and each
+//! It prints each follower append that was acknowledged (openraft 0.10 answers
+//! an AppendEntries only after the follower's flush callback fired: its
+//! engine responds on `Condition::IOFlushed`, though the follower's core
+//! no longer waits for the callback before its next append) and each
 //! client write that committed. The parent SIGKILLs the child in the middle of
 //! the writes, then reopens every database: each node's log has no hole and
 //! reaches every index that node acknowledged as flushed; restarted, the
@@ -14,16 +16,16 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
+use std::future::Future;
+
+use openraft::error::{RPCError, ReplicationClosed, StreamingError};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, Config, RaftLogReader, SnapshotPolicy};
-use sluicedb_raft::router::{Connection, Node, Router};
-use sluicedb_raft::{Request, TypeConfig};
+use sluicedb_raft::router::{Connection, Node, Router, client_write};
+use sluicedb_raft::{Request, SnapshotData, TypeConfig};
 
 /// The log and applied state of a node, for a failure's message.
 fn describe(node: &Node) -> String {
@@ -53,7 +55,7 @@ fn describe(node: &Node) -> String {
 const CHILD: &str = "SLUICEDB_RAFT_KILL_CHILD";
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 
-type Rpc<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+type Rpc<T> = Result<T, RPCError<TypeConfig>>;
 
 fn config() -> Arc<Config> {
     let config = Config {
@@ -92,12 +94,14 @@ impl RaftNetworkFactory<TypeConfig> for Observed {
     }
 }
 
-impl RaftNetwork<TypeConfig> for ObservedConnection {
+impl RaftNetworkV2<TypeConfig> for ObservedConnection {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Rpc<AppendEntriesResponse<u64>> {
+    ) -> Rpc<AppendEntriesResponse<TypeConfig>> {
         let last = rpc.entries.last().map(|e| e.log_id.index);
         let response = self.inner.append_entries(rpc, option).await;
         if let (Some(last), Ok(AppendEntriesResponse::Success)) = (last, &response) {
@@ -106,16 +110,22 @@ impl RaftNetwork<TypeConfig> for ObservedConnection {
         response
     }
 
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Rpc<InstallSnapshotResponse<u64>, InstallSnapshotError> {
-        self.inner.install_snapshot(rpc, option).await
+    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Rpc<VoteResponse<TypeConfig>> {
+        self.inner.vote(rpc, option).await
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Rpc<VoteResponse<u64>> {
-        self.inner.vote(rpc, option).await
+    async fn pre_vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Rpc<VoteResponse<TypeConfig>> {
+        self.inner.pre_vote(rpc, option).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotData>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        self.inner.full_snapshot(vote, snapshot, cancel, option).await
     }
 }
 
@@ -163,7 +173,7 @@ async fn child(dir: PathBuf) {
                     key: key.clone(),
                     value: key.clone(),
                 };
-                raft.client_write(request).await.expect("write commits");
+                client_write(&raft, request).await.expect("write commits");
                 println!("write {key}");
             }
         }));
@@ -285,16 +295,17 @@ fn sigkill_during_writes_keeps_every_flushed_entry_and_converges() {
         // metrics may not show it applied yet when `client_write` returns
         // (reading them here once made the nodes look caught up at an
         // older index, and the test blamed the store).
-        let target = nodes[&leader]
-            .raft
-            .client_write(Request::Set {
+        let target = client_write(
+            &nodes[&leader].raft,
+            Request::Set {
                 key: "after".into(),
                 value: "restart".into(),
-            })
-            .await
-            .expect("a write after the restart commits")
-            .log_id
-            .index;
+            },
+        )
+        .await
+        .expect("a write after the restart commits")
+        .log_id
+        .index;
         for node in nodes.values() {
             node.raft
                 .wait(TIMEOUT)

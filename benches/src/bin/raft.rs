@@ -4,9 +4,9 @@
 //! the same way) or in memory (`raft_mem`), in the same process and run.
 //! Stores: `memory` keeps everything in memory and reports each append
 //! flushed at once (no durability: the ceiling any store could reach on this
-//! host with openraft 0.9); `sluicedb`; `rocksdb` syncs appends on a flusher
+//! host with openraft 0.10); `sluicedb`; `rocksdb` syncs appends on a flusher
 //! thread (pipelined, as sluicedb-raft does); `rocksdb-sync` syncs each
-//! append's `WriteBatch` inside `append`, as openraft 0.9's own RocksDB
+//! append's `WriteBatch` inside `append`, as openraft's own RocksDB example
 //! store does.
 //!
 //! Two phases per store: one client writing one key at a time (latency),
@@ -21,14 +21,16 @@
 //! directory's).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use sluicedb_bench::raft_mem;
 use sluicedb_bench::raft_rocks::{self, AppendSync};
 use sluicedb_bench::{bench_dir, key, value};
-use sluicedb_raft::router::Router;
+use sluicedb_raft::router::{Router, client_write};
 use sluicedb_raft::{Request, TypeConfig};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -142,44 +144,29 @@ fn config(snapshot_every: u64) -> Result<Arc<Config>, Error> {
     Ok(Arc::new(config.validate()?))
 }
 
-/// A running three-node cluster on one store type.
-struct Cluster {
-    router: Router,
-    rafts: BTreeMap<u64, Raft<TypeConfig>>,
+/// A running three-node cluster on one store type (openraft 0.10's `Raft`
+/// names its state machine type, so the cluster does too).
+struct Cluster<SM: RaftStateMachine<TypeConfig>> {
+    router: Router<SM>,
+    rafts: BTreeMap<u64, Raft<TypeConfig, SM>>,
     _dir: tempfile::TempDir,
 }
 
-impl Cluster {
-    async fn start(store: Store, snapshot_every: u64) -> Result<Self, Error> {
+impl<SM: RaftStateMachine<TypeConfig>> Cluster<SM> {
+    /// Starts nodes 1..=3 on the stores `open(id, dir)` returns.
+    async fn start<LS, F>(snapshot_every: u64, mut open: F) -> Result<Self, Error>
+    where
+        LS: RaftLogStorage<TypeConfig>,
+        F: FnMut(u64, &Path) -> Result<(LS, SM), Error>,
+    {
         let dir = bench_dir();
         let config = config(snapshot_every)?;
         let router = Router::new();
         let mut rafts = BTreeMap::new();
         for id in 1..=3u64 {
-            let raft = match store {
-                Store::Memory => {
-                    let (log_store, state_machine) = raft_mem::open();
-                    let raft = Raft::new(id, config.clone(), router.clone(), log_store, state_machine).await?;
-                    router.add(id, raft.clone());
-                    raft
-                }
-                Store::Sluicedb => {
-                    let path = dir.path().join(format!("node-{id}.sluice"));
-                    router.start(id, &path, config.clone()).await?.raft
-                }
-                Store::Rocksdb | Store::RocksdbSync => {
-                    let sync = if store == Store::Rocksdb {
-                        AppendSync::Background
-                    } else {
-                        AppendSync::Inline
-                    };
-                    let (log_store, state_machine) =
-                        raft_rocks::open(&dir.path().join(format!("node-{id}.rocks")), sync)?;
-                    let raft = Raft::new(id, config.clone(), router.clone(), log_store, state_machine).await?;
-                    router.add(id, raft.clone());
-                    raft
-                }
-            };
+            let (log_store, state_machine) = open(id, dir.path())?;
+            let raft = Raft::new(id, config.clone(), router.clone(), log_store, state_machine).await?;
+            router.add(id, raft.clone());
             rafts.insert(id, raft);
         }
         let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
@@ -193,7 +180,7 @@ impl Cluster {
         Ok(cluster)
     }
 
-    async fn leader(&self) -> Result<Raft<TypeConfig>, Error> {
+    async fn leader(&self) -> Result<Raft<TypeConfig, SM>, Error> {
         let metrics = self.rafts[&1]
             .wait(TIMEOUT)
             .metrics(|m| m.current_leader.is_some(), "a leader")
@@ -233,7 +220,12 @@ fn request(i: u64) -> Request {
 /// Writes keys `from..from + n` from `clients` concurrent clients (each
 /// waits for its write before the next); returns the elapsed time and every
 /// write's latency.
-async fn run(leader: &Raft<TypeConfig>, from: u64, n: u64, clients: u64) -> Result<(Duration, Vec<Duration>), Error> {
+async fn run<SM: RaftStateMachine<TypeConfig>>(
+    leader: &Raft<TypeConfig, SM>,
+    from: u64,
+    n: u64,
+    clients: u64,
+) -> Result<(Duration, Vec<Duration>), Error> {
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -243,7 +235,7 @@ async fn run(leader: &Raft<TypeConfig>, from: u64, n: u64, clients: u64) -> Resu
                 let mut i = c;
                 while i < n {
                     let t = Instant::now();
-                    raft.client_write(request(from + i)).await?;
+                    client_write(&raft, request(from + i)).await?;
                     latencies.push(t.elapsed());
                     i += clients;
                 }
@@ -277,7 +269,26 @@ fn row(elapsed: Duration, mut latencies: Vec<Duration>) -> Row {
 
 /// One store's two phases on a fresh cluster.
 async fn bench(store: Store, args: &Args) -> Result<(Row, Row), Error> {
-    let cluster = Cluster::start(store, args.snapshot_every).await?;
+    let every = args.snapshot_every;
+    match store {
+        Store::Memory => bench_on(Cluster::start(every, |_, _| Ok(raft_mem::open())).await?, args).await,
+        Store::Sluicedb => {
+            let open = |id, dir: &Path| Ok(sluicedb_raft::open(dir.join(format!("node-{id}.sluice")))?);
+            bench_on(Cluster::start(every, open).await?, args).await
+        }
+        Store::Rocksdb | Store::RocksdbSync => {
+            let sync = if store == Store::Rocksdb {
+                AppendSync::Background
+            } else {
+                AppendSync::Inline
+            };
+            let open = |id, dir: &Path| Ok(raft_rocks::open(&dir.join(format!("node-{id}.rocks")), sync)?);
+            bench_on(Cluster::start(every, open).await?, args).await
+        }
+    }
+}
+
+async fn bench_on<SM: RaftStateMachine<TypeConfig>>(cluster: Cluster<SM>, args: &Args) -> Result<(Row, Row), Error> {
     let leader = cluster.leader().await?;
     // Warm-up: the first writes pay for the leader's blank entry and the
     // followers' first appends.
@@ -288,7 +299,7 @@ async fn bench(store: Store, args: &Args) -> Result<(Row, Row), Error> {
     let concurrent = row(elapsed, latencies);
     // Every node converges on one more write: the run really replicated.
     // Its index comes from its response (the leader's metrics may lag).
-    let last = Some(leader.client_write(request(1 << 41)).await?.log_id.index);
+    let last = Some(client_write(&leader, request(1 << 41)).await?.log_id.index);
     for raft in cluster.rafts.values() {
         raft.wait(TIMEOUT)
             .applied_index_at_least(last, "followers catch up")
@@ -350,7 +361,7 @@ fn print(phase: &str, results: &[(u64, Store, Row)]) {
 async fn main() -> Result<(), Error> {
     let args = args()?;
     println!(
-        "three-node openraft 0.9 cluster, in-process router; {} serial writes (1 client), then {} writes from {} clients; {} round(s); 32-char keys, 100-char values",
+        "three-node openraft 0.10.0-alpha.37 cluster, in-process router; {} serial writes (1 client), then {} writes from {} clients; {} round(s); 32-char keys, 100-char values",
         args.serial_writes, args.writes, args.clients, args.rounds
     );
     println!("sluicedb: sluicedb_raft::open defaults (one Database per node, commit_pipelined + flusher thread)");
