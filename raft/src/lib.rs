@@ -117,6 +117,13 @@ pub fn open(path: impl AsRef<Path>) -> Result<(LogStore<TypeConfig>, StateMachin
 /// their tables if missing. Both share the database, so their commits share
 /// one WAL: a crash keeps a prefix of them, in commit order (design/raft.md
 /// relies on that).
+///
+/// Anything else that writes to `db` must not commit with
+/// `Durability::Immediate` (the default of `WriteTransaction::commit`): such
+/// a commit is published only once it is durable, and every commit behind
+/// it, the log's appends included, waits for it, while openraft reads an
+/// append's entries as soon as `append` returns. Commit with
+/// `commit_pipelined` and await the `PendingCommit` instead.
 pub fn open_database(db: Arc<Database>) -> Result<(LogStore<TypeConfig>, StateMachine), sluicedb::Error> {
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
