@@ -23,16 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
-use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
 use openraft::{EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder};
-use sluicedb_raft::{Request, Response, SnapshotData, TypeConfig};
-
-type Entry = EntryOf<TypeConfig>;
-type LogId = LogIdOf<TypeConfig>;
-type Vote = VoteOf<TypeConfig>;
-type Membership = StoredMembershipOf<TypeConfig>;
-type Meta = SnapshotMetaOf<TypeConfig>;
-type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;
+use sluicedb_raft::{
+    Entry, LogId, Membership, Request, Response, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote,
+};
 
 /// The settings of every node's in-memory store, for the report.
 pub const SETTINGS: &str = "one in-memory store per node (log: BTreeMap of typed entries behind a Mutex; \
@@ -163,14 +157,14 @@ struct State {
     applied: Option<LogId>,
     membership: Membership,
     /// The current snapshot: its meta and serialized data.
-    snapshot: Option<(Meta, Vec<u8>)>,
+    snapshot: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 impl State {
     /// Makes `(meta, data)` the current snapshot unless it would move the
     /// current one backwards (a newer one may have been installed during a
     /// build).
-    fn store_snapshot(&mut self, meta: &Meta, data: &[u8]) {
+    fn store_snapshot(&mut self, meta: &SnapshotMeta, data: &[u8]) {
         if self
             .snapshot
             .as_ref()
@@ -198,7 +192,7 @@ impl MemStateMachine {
         lock(&self.state).kv.get(key).cloned()
     }
 
-    fn install(&self, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
+    fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), io::Error> {
         let pairs: Vec<(String, String)> =
             serde_json::from_slice(data).map_err(|e| io::Error::other(format!("decoding snapshot data: {e}")))?;
         let mut state = lock(&self.state);
@@ -223,7 +217,7 @@ impl MemSnapshotBuilder {
         };
         let data = serde_json::to_vec(&pairs).map_err(|e| io::Error::other(format!("encoding snapshot data: {e}")))?;
         let mut state = lock(&self.state);
-        let meta = Meta {
+        let meta = SnapshotMeta {
             last_log_id: applied,
             last_membership: membership,
         };
@@ -288,7 +282,7 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
         self.install(meta, &snapshot)
     }
 

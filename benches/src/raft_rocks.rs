@@ -44,19 +44,13 @@ use std::thread;
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
-use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
 use openraft::{EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder};
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sluicedb_raft::{Request, Response, SnapshotData, TypeConfig};
-
-type Entry = EntryOf<TypeConfig>;
-type LogId = LogIdOf<TypeConfig>;
-type Vote = VoteOf<TypeConfig>;
-type Membership = StoredMembershipOf<TypeConfig>;
-type Meta = SnapshotMetaOf<TypeConfig>;
-type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;
+use sluicedb_raft::{
+    Entry, LogId, Membership, Request, Response, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote,
+};
 
 const CF_LOG: &str = "raft_log";
 const CF_LOG_META: &str = "raft_log_meta";
@@ -393,7 +387,7 @@ pub struct RocksSnapshotBuilder {
 }
 
 /// Stores `data` as the current snapshot, with `meta`, in `batch`.
-fn store_snapshot(db: &DB, batch: &mut WriteBatch, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
+fn store_snapshot(db: &DB, batch: &mut WriteBatch, meta: &SnapshotMeta, data: &[u8]) -> Result<(), io::Error> {
     let sm_meta = cf(db, CF_SM_META)?;
     batch.put_cf(sm_meta, SNAPSHOT_META, encode(SNAPSHOT_META, meta)?);
     batch.put_cf(sm_meta, SNAPSHOT_DATA, data);
@@ -472,7 +466,7 @@ impl RocksStateMachine {
         }
     }
 
-    fn install(&self, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
+    fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), io::Error> {
         let pairs: Vec<(String, String)> = decode("snapshot data", data)?;
         let kv = cf(&self.db, CF_KV)?;
         let mut batch = WriteBatch::default();
@@ -491,7 +485,7 @@ impl RocksStateMachine {
     }
 
     fn current_snapshot(&self) -> Result<Option<Snapshot>, io::Error> {
-        let Some(meta) = get::<Meta>(&self.db, CF_SM_META, SNAPSHOT_META)? else {
+        let Some(meta) = get::<SnapshotMeta>(&self.db, CF_SM_META, SNAPSHOT_META)? else {
             return Ok(None);
         };
         let data = self
@@ -527,8 +521,8 @@ impl RocksSnapshotBuilder {
             }
             (applied, membership, encode("snapshot data", &pairs)?)
         };
-        let stored: Option<Meta> = get(&self.db, CF_SM_META, SNAPSHOT_META)?;
-        let meta = Meta {
+        let stored: Option<SnapshotMeta> = get(&self.db, CF_SM_META, SNAPSHOT_META)?;
+        let meta = SnapshotMeta {
             last_log_id: applied,
             last_membership: membership,
         };
@@ -580,7 +574,7 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         RocksSnapshotBuilder { db: self.db.clone() }
     }
 
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
         self.install(meta, &snapshot)
     }
 

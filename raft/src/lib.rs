@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openraft::BasicNode;
+use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
 use serde::{Deserialize, Serialize};
 use sluicedb::{Database, TableDefinition};
 
@@ -156,3 +157,16 @@ pub(crate) fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, io:
 /// `snapshot.rs`'s format, whole (openraft 0.10 sends a full snapshot in one
 /// `full_snapshot` call, so no seekable reader is needed).
 pub type SnapshotData = Vec<u8>;
+
+/// A log entry of [`TypeConfig`].
+pub type Entry = EntryOf<TypeConfig>;
+/// A log id of [`TypeConfig`].
+pub type LogId = LogIdOf<TypeConfig>;
+/// A vote of [`TypeConfig`].
+pub type Vote = VoteOf<TypeConfig>;
+/// A membership, with the log id of the entry that set it.
+pub type Membership = StoredMembershipOf<TypeConfig>;
+/// A snapshot's metadata (its last log id and membership).
+pub type SnapshotMeta = SnapshotMetaOf<TypeConfig>;
+/// A snapshot: its metadata and its [`SnapshotData`].
+pub type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;

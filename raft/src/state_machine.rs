@@ -6,19 +6,13 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{ApplyResponder, EntryResponder, RaftStateMachine};
-use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::{
-    APPLIED, KV, MEMBERSHIP, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_META, SnapshotData,
-    TypeConfig, any, decode, encode, snapshot,
+    APPLIED, KV, LogId, MEMBERSHIP, Membership, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_META,
+    Snapshot, SnapshotData, SnapshotMeta, TypeConfig, any, decode, encode, snapshot,
 };
-
-type LogId = LogIdOf<TypeConfig>;
-type Membership = StoredMembershipOf<TypeConfig>;
-type Meta = SnapshotMetaOf<TypeConfig>;
-type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;
 
 /// The replicated key-value state machine: the user's `kv` table, with the
 /// last applied log id and membership in `raft_sm_meta`, written in the same
@@ -57,7 +51,7 @@ fn applied_state_in(db: &Database) -> Result<(Option<LogId>, Membership), io::Er
 
 /// Stores `data` as the current snapshot, with `meta`, in `txn`: the old
 /// snapshot's chunks go in the same commit.
-fn store_snapshot(txn: &WriteTransaction, meta: &Meta, data: &[u8]) -> Result<(), io::Error> {
+fn store_snapshot(txn: &WriteTransaction, meta: &SnapshotMeta, data: &[u8]) -> Result<(), io::Error> {
     let meta_bytes = encode(SNAPSHOT_META, meta)?;
     let mut chunks = txn.open_table(SNAPSHOT).map_err(any)?;
     chunks.retain(|_, _| false).map_err(any)?;
@@ -143,7 +137,7 @@ impl StateMachine {
         Ok((responses, Some(txn.commit_pipelined().map_err(any)?)))
     }
 
-    fn install(&self, meta: &Meta, data: &[u8]) -> Result<PendingCommit, io::Error> {
+    fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<PendingCommit, io::Error> {
         let pairs = snapshot::decode(data)?;
         let applied = encode(APPLIED, &meta.last_log_id)?;
         let membership = encode(MEMBERSHIP, &meta.last_membership)?;
@@ -170,7 +164,7 @@ impl StateMachine {
         let Some(meta) = sm_meta.get(SNAPSHOT_META).map_err(any)? else {
             return Ok(None);
         };
-        let meta: Meta = decode(SNAPSHOT_META, meta.value())?;
+        let meta: SnapshotMeta = decode(SNAPSHOT_META, meta.value())?;
         let chunks = txn.open_table(SNAPSHOT).map_err(any)?;
         let mut data = Vec::new();
         for item in chunks.range::<u64>(..).map_err(any)? {
@@ -219,7 +213,7 @@ impl SnapshotBuilder {
         // log appends committed behind it until its sync ends, and openraft
         // 0.10 reads an append's entries right after `append` returns.
         let txn = begin(&self.db)?;
-        let stored: Option<Meta> = {
+        let stored: Option<SnapshotMeta> = {
             let meta = txn.open_table(SM_META).map_err(any)?;
             match meta.get(SNAPSHOT_META).map_err(any)? {
                 Some(v) => Some(decode(SNAPSHOT_META, v.value())?),
@@ -228,7 +222,7 @@ impl SnapshotBuilder {
         };
         // openraft 0.10's snapshot meta has no snapshot id (0.9's was built
         // from a counter kept here, which is gone with it).
-        let meta = Meta {
+        let meta = SnapshotMeta {
             last_log_id: applied,
             last_membership: membership,
         };
@@ -292,7 +286,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     /// One transaction replaces the key-value table, the applied state and
     /// the stored snapshot; awaited, so the snapshot is durable on return.
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
         self.install(meta, &snapshot)?.await.map_err(any)
     }
 
