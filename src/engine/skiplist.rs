@@ -69,6 +69,11 @@
 //! - A search that starts from the seek index leaves the splice exact
 //!   only up to [`SEEK_LEVEL`] (`splice_levels`); a node taller than the
 //!   exact levels, or a group of inserts, searches from the head.
+//! - `keys_own_memory` is set before a key that says it owns memory
+//!   ([`SeekKey::owns_memory`]) is written into a node (`link_searched`,
+//!   the only place nodes are made), so the drop, which skips its walk of
+//!   the nodes when the flag is clear and the values need no drop, never
+//!   leaks a key.
 //! - A point index slot, once filled, always names a node of its key (the
 //!   writer only replaces it with a newer version of the same key), written
 //!   before the slot's release store. A key is in the index or the index is
