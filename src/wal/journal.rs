@@ -283,11 +283,18 @@ struct Inner {
     failure: Mutex<Option<Failure>>,
     degraded: AtomicBool,
     metrics: Mutex<JournalMetrics>,
-    /// Records the last sync covered, and how long it took: how many
-    /// committers it woke, and what waiting for them may cost (see
-    /// `gather`).
+    /// Records the last sync covered, and how long it took (see `gather`).
     last_group: AtomicU64,
     last_sync_nanos: AtomicU64,
+    /// Committers parked in `wait_for_sync`. Changed and read only under
+    /// `waiters`, so `publish` counts exactly the committers its
+    /// notification reaches.
+    parked: AtomicU64,
+    /// Waiters the last publication woke: parked committers and futures'
+    /// wakers. These are the committers that may commit again at once;
+    /// records nobody waited for (pipelined commits, `Durability::None`)
+    /// bring nobody back (see `gather`).
+    last_woken: AtomicU64,
 }
 
 /// Reads the log in `dir` without changing anything: `visit` gets every
@@ -467,6 +474,8 @@ impl Journal {
             metrics: Mutex::new(JournalMetrics::default()),
             last_group: AtomicU64::new(0),
             last_sync_nanos: AtomicU64::new(0),
+            parked: AtomicU64::new(0),
+            last_woken: AtomicU64::new(0),
         });
         let thread_inner = inner.clone();
         let sync_thread = thread::Builder::new()
@@ -759,9 +768,11 @@ impl Inner {
             let mut waiters = self.waiters.lock();
             self.durable_seq.store(seq, Ordering::Release);
             self.synced.notify_all();
-            let (ready, waiting) = waiters.drain(..).partition(|(s, _)| *s <= seq);
+            let (ready, waiting): (Vec<_>, Vec<_>) = waiters.drain(..).partition(|(s, _)| *s <= seq);
             *waiters = waiting;
-            ready.into_iter().map(|(_, w): (u64, Waker)| w).collect()
+            let woken = self.parked.load(Ordering::Relaxed) + ready.len() as u64;
+            self.last_woken.store(woken, Ordering::Relaxed);
+            ready.into_iter().map(|(_, w)| w).collect()
         };
         ready.into_iter().for_each(Waker::wake);
     }
@@ -813,7 +824,9 @@ impl Inner {
                 && !self.failed.load(Ordering::Acquire)
                 && !self.degraded.load(Ordering::Acquire)
             {
+                self.parked.fetch_add(1, Ordering::Relaxed);
                 self.synced.wait(&mut waiters);
+                self.parked.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
@@ -1074,10 +1087,18 @@ impl Inner {
     /// that sync covered, yield until they are (or half of the last
     /// sync's duration has passed), so they share this sync instead of each
     /// starting their own. A lone committer never waits: its group was one.
+    ///
+    /// Only woken committers are waited for: a record nobody waited for
+    /// (a pipelined commit whose durability is reported by a callback, as
+    /// sluicedb-raft's appends are) brings no committer back, and waiting
+    /// for its like to arrive only delays the sync.
     fn gather(&self) {
         /// Bounds the yields whatever the clock says.
         const MAX_YIELDS: u32 = 256;
-        let want = self.last_group.load(Ordering::Relaxed);
+        let want = self.gather_target();
+        if want == 0 {
+            return;
+        }
         let budget = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed) / 2);
         let start = Instant::now();
         for _ in 0..MAX_YIELDS {
@@ -1086,6 +1107,14 @@ impl Inner {
                 return;
             }
         }
+    }
+
+    /// The records `gather` waits for: one per committer the last sync
+    /// woke, at most as many as it covered.
+    fn gather_target(&self) -> u64 {
+        self.last_group
+            .load(Ordering::Relaxed)
+            .min(self.last_woken.load(Ordering::Relaxed))
     }
 
     fn degrade(&self, panic: &(dyn Any + Send)) {
@@ -1168,6 +1197,73 @@ mod tests {
         plant(&dir, u64::MAX, &[u64::MAX]);
         let err = open_at(&dir, u64::MAX - 1).err().expect("refused");
         assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+    }
+
+    /// Waits until `seq` is durable, giving the sync thread time.
+    fn until_durable(journal: &Journal, seq: u64) {
+        for _ in 0..10_000 {
+            if journal.is_durable(seq) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        panic!("record {seq} never became durable");
+    }
+
+    /// Group commit waits only for committers a sync woke: records whose
+    /// durability nobody waited for (pipelined commits) bring nobody back,
+    /// so the next sync does not wait for their like; a waiting future
+    /// does count.
+    #[test]
+    fn gather_waits_only_for_the_committers_a_sync_woke() {
+        // Only asked-for syncs: none comes by the interval.
+        let options = JournalOptions {
+            sync_interval: Duration::from_secs(3600),
+            ..JournalOptions::default()
+        };
+        let (journal, _) = Journal::open(MemLogDir::new(), DB, 0, options, |_, _| Ok(())).unwrap();
+        journal.append(b"a").unwrap();
+        let b = journal.append(b"b").unwrap();
+        // Nobody waits: the sync thread is asked to sync, as for a
+        // pipelined commit whose durability a callback reports.
+        journal.inner.request_sync();
+        until_durable(&journal, b);
+        assert_eq!(journal.inner.last_group.load(Ordering::Relaxed), 2);
+        assert_eq!(journal.inner.last_woken.load(Ordering::Relaxed), 0);
+        assert_eq!(journal.inner.gather_target(), 0, "no committer to wait for");
+
+        // Two futures wait for the next two records: one sync wakes both.
+        struct Flag(AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let c = journal.append(b"c").unwrap();
+        let d = journal.append(b"d").unwrap();
+        let flags: Vec<Arc<Flag>> = (0..2).map(|_| Arc::new(Flag(AtomicBool::new(false)))).collect();
+        {
+            // Holding the log's I/O keeps the sync the first poll asks for
+            // from landing before the second future is registered.
+            let _io = journal.inner.io.lock();
+            for (seq, flag) in [c, d].into_iter().zip(&flags) {
+                let waker = Waker::from(flag.clone());
+                let polled = journal.poll_durable(seq, &mut Context::from_waker(&waker));
+                assert!(polled.is_pending(), "record {seq} is not synced yet");
+            }
+        }
+        until_durable(&journal, d);
+        // The sync thread wakes the futures just after publishing.
+        for _ in 0..10_000 {
+            if flags.iter().all(|f| f.0.load(Ordering::Acquire)) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(flags.iter().all(|f| f.0.load(Ordering::Acquire)), "both futures woken");
+        assert_eq!(journal.inner.last_group.load(Ordering::Relaxed), 2);
+        assert_eq!(journal.inner.last_woken.load(Ordering::Relaxed), 2);
+        assert_eq!(journal.inner.gather_target(), 2);
     }
 
     /// The class: whatever sequence numbers the data file's checkpoint and
