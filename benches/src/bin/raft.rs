@@ -4,7 +4,9 @@
 //! the same way) or in memory (`raft_mem`), in the same process and run.
 //! Stores: `memory` keeps everything in memory and reports each append
 //! flushed at once (no durability: the ceiling any store could reach on this
-//! host with openraft 0.10); `sluicedb`; `rocksdb` syncs appends on a flusher
+//! host with openraft 0.10); `memory-fsync` is that store plus the least a
+//! durable log does, one write and `fdatasync` of an append-only file per
+//! group of appends (the ceiling of a durable store on this host); `sluicedb`; `rocksdb` syncs appends on a flusher
 //! thread (pipelined, as sluicedb-raft does); `rocksdb-sync` syncs each
 //! append's `WriteBatch` inside `append`, as openraft's own RocksDB example
 //! store does.
@@ -40,17 +42,25 @@ const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Store {
     Memory,
+    MemoryFsync,
     Sluicedb,
     Rocksdb,
     RocksdbSync,
 }
 
-const ALL: [Store; 4] = [Store::Memory, Store::RocksdbSync, Store::Rocksdb, Store::Sluicedb];
+const ALL: [Store; 5] = [
+    Store::Memory,
+    Store::MemoryFsync,
+    Store::RocksdbSync,
+    Store::Rocksdb,
+    Store::Sluicedb,
+];
 
 impl Store {
     fn name(self) -> &'static str {
         match self {
             Store::Memory => "memory",
+            Store::MemoryFsync => "memory-fsync",
             Store::Sluicedb => "sluicedb",
             Store::Rocksdb => "rocksdb",
             Store::RocksdbSync => "rocksdb-sync",
@@ -99,11 +109,14 @@ fn args() -> Result<Args, Error> {
             "--store" => {
                 args.stores = match argv.get(i + 1).map(String::as_str) {
                     Some("memory") => vec![Store::Memory],
+                    Some("memory-fsync") => vec![Store::MemoryFsync],
                     Some("sluicedb") => vec![Store::Sluicedb],
                     Some("rocksdb") => vec![Store::Rocksdb],
                     Some("rocksdb-sync") => vec![Store::RocksdbSync],
                     Some("all") => ALL.to_vec(),
-                    _ => return Err("--store takes memory, sluicedb, rocksdb, rocksdb-sync or all".into()),
+                    _ => {
+                        return Err("--store takes memory, memory-fsync, sluicedb, rocksdb, rocksdb-sync or all".into());
+                    }
                 };
                 i += 2;
                 continue;
@@ -272,6 +285,10 @@ async fn bench(store: Store, args: &Args) -> Result<(Row, Row), Error> {
     let every = args.snapshot_every;
     match store {
         Store::Memory => bench_on(Cluster::start(every, |_, _| Ok(raft_mem::open())).await?, args).await,
+        Store::MemoryFsync => {
+            let open = |id, dir: &Path| Ok(raft_mem::open_synced(&dir.join(format!("node-{id}.log")))?);
+            bench_on(Cluster::start(every, open).await?, args).await
+        }
         Store::Sluicedb => {
             let open = |id, dir: &Path| Ok(sluicedb_raft::open(dir.join(format!("node-{id}.sluice")))?);
             bench_on(Cluster::start(every, open).await?, args).await
@@ -350,7 +367,7 @@ fn print(phase: &str, results: &[(u64, Store, Row)]) {
             println!("| {} | median | {w:.0} | {p50:.2} ms | {p99:.2} ms |", store.name());
         }
     }
-    for other in [Store::Memory, Store::Rocksdb, Store::RocksdbSync] {
+    for other in [Store::Memory, Store::MemoryFsync, Store::Rocksdb, Store::RocksdbSync] {
         if let (Some(s), Some(r)) = (medians(Store::Sluicedb), medians(other)) {
             println!("sluicedb / {} median writes/s: {:.2}x", other.name(), s.0 / r.0);
         }
@@ -367,6 +384,7 @@ async fn main() -> Result<(), Error> {
     println!("sluicedb: sluicedb_raft::open defaults (one Database per node, commit_pipelined + flusher thread)");
     println!("rocksdb: {}", raft_rocks::SETTINGS);
     println!("memory: {}", raft_mem::SETTINGS);
+    println!("memory-fsync: {}", raft_mem::SYNCED_SETTINGS);
     let mut serial = Vec::new();
     let mut concurrent = Vec::new();
     for round in 0..args.rounds {
