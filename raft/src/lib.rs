@@ -29,6 +29,7 @@ use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf,
 use serde::{Deserialize, Serialize};
 use sluicedb::{Database, TableDefinition};
 
+mod entry_cache;
 mod log_store;
 pub mod router;
 mod snapshot;
@@ -125,6 +126,12 @@ pub fn open(path: impl AsRef<Path>) -> Result<(LogStore<TypeConfig>, StateMachin
 /// it, the log's appends included, waits for it, while openraft reads an
 /// append's entries as soon as `append` returns. Commit with
 /// `commit_pipelined` and await the `PendingCommit` instead.
+///
+/// Call it once per database and clone the log store where more handles are
+/// needed: the log store keeps its newest entries in memory for the reads
+/// that follow their append, and clones share that cache, while a second
+/// store opened over the same database would not see the first one's
+/// appends there. Nothing else may write the `raft_log` table.
 pub fn open_database(db: Arc<Database>) -> Result<(LogStore<TypeConfig>, StateMachine), sluicedb::Error> {
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;

@@ -2,9 +2,8 @@
 
 use std::fmt::Debug;
 use std::io;
-use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 
 use openraft::entry::RaftEntry;
@@ -15,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, WriteTransaction};
 
+use crate::entry_cache::{self, EntryCache};
 use crate::{COMMITTED, LAST_PURGED, LOG, LOG_META, VOTE, any, decode, encode};
 
 /// One append waiting for its commit to become durable.
@@ -24,12 +24,16 @@ type Flush<C> = (PendingCommit, IOFlushed<C>);
 ///
 /// Entries live in the `raft_log` table keyed by index (big-endian, so byte
 /// order is index order); the vote, the committed log id and the last purged
-/// log id live in `raft_log_meta`. Cloning is cheap: clones share the
-/// database and the flusher thread, and serve as the log reader.
+/// log id live in `raft_log_meta`. The newest entries are also kept typed
+/// in memory (`entry_cache`), so replication and the state machine read
+/// what was just appended without a read transaction or decoding. Cloning
+/// is cheap: clones share the database, the cache and the flusher thread,
+/// and serve as the log reader.
 pub struct LogStore<C: RaftTypeConfig> {
     db: Arc<Database>,
     flusher: Arc<Flusher<C>>,
-    _types: PhantomData<fn() -> C>,
+    /// The newest entries, for the reads that follow their append.
+    cache: Arc<Mutex<EntryCache<C::Entry>>>,
 }
 
 impl<C: RaftTypeConfig> Clone for LogStore<C> {
@@ -37,7 +41,7 @@ impl<C: RaftTypeConfig> Clone for LogStore<C> {
         Self {
             db: self.db.clone(),
             flusher: self.flusher.clone(),
-            _types: PhantomData,
+            cache: self.cache.clone(),
         }
     }
 }
@@ -112,7 +116,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
         Self {
             db,
             flusher: Arc::new(Flusher::start()),
-            _types: PhantomData,
+            cache: Arc::new(Mutex::new(EntryCache::new(entry_cache::CAPACITY))),
         }
     }
 
@@ -153,7 +157,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
 impl<C> LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Clone + Serialize + DeserializeOwned,
 {
     fn read_entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, io::Error> {
         let txn = self.db.begin_read().map_err(any)?;
@@ -200,24 +204,33 @@ where
         })
     }
 
+    /// The entry cache; a panic while it was held left it consistent or
+    /// empty, so a poisoned lock is taken as is.
+    fn cache(&self) -> MutexGuard<'_, EntryCache<C::Entry>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Appends `entries` in one transaction and commits it pipelined: the
     /// entries are readable when this returns, durable when the commit is.
+    /// They enter the entry cache once the commit is visible.
     fn append_entries<I: IntoIterator<Item = C::Entry>>(&self, entries: I) -> Result<Option<PendingCommit>, io::Error> {
         let txn = self.begin()?;
-        let mut any_entry = false;
+        let mut appended = Vec::new();
         {
             let mut table = txn.open_table(LOG).map_err(any)?;
             for entry in entries {
                 let bytes = encode("log entry", &entry)?;
                 table.insert(entry.index(), bytes.as_slice()).map_err(any)?;
-                any_entry = true;
+                appended.push(entry);
             }
         }
-        if !any_entry {
+        let Some(first) = appended.first().map(|entry| entry.index()) else {
             txn.abort().map_err(any)?;
             return Ok(None);
-        }
-        Ok(Some(txn.commit_pipelined().map_err(any)?))
+        };
+        let pending = txn.commit_pipelined().map_err(any)?;
+        self.cache().append(first, appended);
+        Ok(Some(pending))
     }
 
     /// Removes the entries in `range` in one transaction, setting
@@ -228,6 +241,28 @@ where
         last_purged: Option<&LogIdOf<C>>,
     ) -> Result<PendingCommit, io::Error> {
         let purged = last_purged.map(|id| encode(LAST_PURGED, &Some(id))).transpose()?;
+        // The entries leave the cache before the table; if the removal
+        // fails, the cache forgets everything rather than guess.
+        {
+            let mut cache = self.cache();
+            match range {
+                (Bound::Excluded(last), Bound::Unbounded) => cache.truncate_from(last.saturating_add(1)),
+                (Bound::Unbounded, Bound::Included(through)) => cache.purge_through(through),
+                _ => cache.clear(),
+            }
+        }
+        let removed = self.commit_removal(range, purged);
+        if removed.is_err() {
+            self.cache().clear();
+        }
+        removed
+    }
+
+    fn commit_removal(
+        &self,
+        range: (Bound<u64>, Bound<u64>),
+        purged: Option<Vec<u8>>,
+    ) -> Result<PendingCommit, io::Error> {
         let txn = self.begin()?;
         {
             let mut table = txn.open_table(LOG).map_err(any)?;
@@ -248,13 +283,17 @@ fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
 impl<C> RaftLogReader<C> for LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Clone + Serialize + DeserializeOwned,
 {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, io::Error> {
-        self.read_entries(bounds(&range))
+        let (start, end) = bounds(&range);
+        if let Some(entries) = self.cache().get(start, end) {
+            return Ok(entries);
+        }
+        self.read_entries((start, end))
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
@@ -265,7 +304,7 @@ where
 impl<C> RaftLogStorage<C> for LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Clone + Serialize + DeserializeOwned,
 {
     type LogReader = Self;
 

@@ -19,7 +19,7 @@
 //!
 //! Run: `cargo run --release -p sluicedb-bench --bin raft [-- --quick]`
 //! (options: `--writes N` for the concurrent phase, `--serial-writes N`,
-//! `--clients N`, `--rounds N`, `--store memory|sluicedb|rocksdb|rocksdb-sync|all`, `--snapshot-every N` (0: never); TMPDIR chooses the disk, default the current
+//! `--clients N`, `--rounds N`, `--store memory|memory-fsync|sluicedb|rocksdb|rocksdb-sync|all`, `--snapshot-every N` (0: never); TMPDIR chooses the disk, default the current
 //! directory's).
 
 use std::collections::BTreeMap;
@@ -115,7 +115,9 @@ fn args() -> Result<Args, Error> {
                     Some("rocksdb-sync") => vec![Store::RocksdbSync],
                     Some("all") => ALL.to_vec(),
                     _ => {
-                        return Err("--store takes memory, memory-fsync, sluicedb, rocksdb, rocksdb-sync or all".into());
+                        return Err(
+                            "--store takes memory, memory-fsync, sluicedb, rocksdb, rocksdb-sync or all".into(),
+                        );
                     }
                 };
                 i += 2;
@@ -381,7 +383,9 @@ async fn main() -> Result<(), Error> {
         "three-node openraft 0.10.0-alpha.37 cluster, in-process router; {} serial writes (1 client), then {} writes from {} clients; {} round(s); 32-char keys, 100-char values",
         args.serial_writes, args.writes, args.clients, args.rounds
     );
-    println!("sluicedb: sluicedb_raft::open defaults (one Database per node, commit_pipelined + flusher thread)");
+    println!(
+        "sluicedb: sluicedb_raft::open defaults (one Database per node, commit_pipelined + flusher thread, entry cache of the newest 4096 entries)"
+    );
     println!("rocksdb: {}", raft_rocks::SETTINGS);
     println!("memory: {}", raft_mem::SETTINGS);
     println!("memory-fsync: {}", raft_mem::SYNCED_SETTINGS);
