@@ -8,10 +8,12 @@
 //!
 //! # Invariants
 //! - The cache holds consecutive indexes `first..first + len`, each the
-//!   entry the log table holds at that index.
-//! - A non-empty cache ends at the log's last entry: every append goes
-//!   through it, and truncations cut both. So a range the cache covers from
-//!   its start is answered in full, however far its end reaches.
+//!   entry the log table holds at that index. It answers only a range that
+//!   lies inside those indexes: the table may hold entries past the cache's
+//!   end (after a reopen, or an append that rewrote entries without a
+//!   truncation), so a range reaching further, or unbounded, reads the
+//!   table. openraft's reads are bounded by its own last log index: the
+//!   leader's replication and the state machine worker read within it.
 //! - Appends enter the cache after their commit is visible; removals leave
 //!   it before their commit, and a removal that fails empties it. A reader
 //!   that misses the cache reads the table, which is never behind it.
@@ -48,8 +50,9 @@ impl<E> EntryCache<E> {
     }
 
     /// Records `entries`, appended at consecutive indexes from `first`.
-    /// Anything cached at or after `first` is replaced; a gap before `first`
-    /// starts the cache afresh.
+    /// Anything cached at or after `first` is dropped first (the table may
+    /// still hold entries past the new ones; the cache then ends short of
+    /// them, which is allowed); a gap before `first` starts the cache afresh.
     pub(crate) fn append(&mut self, first: u64, entries: Vec<E>) {
         if entries.is_empty() {
             return;
@@ -91,8 +94,9 @@ impl<E> EntryCache<E> {
 }
 
 impl<E: Clone> EntryCache<E> {
-    /// The entries of the log within the bounds, if the cache can tell:
-    /// `None` unless the range starts at or after the first cached index.
+    /// The entries of the log within the bounds, if the cache holds the
+    /// whole range: `None` for a range that starts before the first cached
+    /// index, ends after the last, or is unbounded.
     pub(crate) fn get(&self, start: Bound<u64>, end: Bound<u64>) -> Option<Vec<E>> {
         if self.entries.is_empty() {
             return None;
@@ -102,18 +106,16 @@ impl<E: Clone> EntryCache<E> {
             Bound::Excluded(i) => i.checked_add(1)?,
             Bound::Unbounded => return None,
         };
-        if from < self.first {
-            return None;
-        }
-        // The cache ends where the log does: nothing lies past its end.
         let to = match end {
-            Bound::Included(i) => i.saturating_add(1),
+            Bound::Included(i) => i.checked_add(1)?,
             Bound::Excluded(i) => i,
-            Bound::Unbounded => u64::MAX,
-        }
-        .min(self.end());
+            Bound::Unbounded => return None,
+        };
         if from >= to {
             return Some(Vec::new());
+        }
+        if from < self.first || to > self.end() {
+            return None;
         }
         let (lo, hi) = ((from - self.first) as usize, (to - self.first) as usize);
         Some(self.entries.range(lo..hi).cloned().collect())
@@ -152,7 +154,7 @@ mod tests {
         let mut answered = 0;
         for step in 0..20_000u64 {
             let last = log.keys().next_back().copied().unwrap_or(0);
-            match next() % 8 {
+            match next() % 9 {
                 0..=3 => {
                     // Appends continue the log (openraft truncates before
                     // it overwrites), a few entries at a time.
@@ -162,6 +164,16 @@ mod tests {
                         log.insert(last + 1 + k as u64, *v);
                     }
                     cache.append(last + 1, entries);
+                }
+                8 => {
+                    // An append that rewrites entries inside the log with
+                    // no truncation first: the table keeps what follows.
+                    let from = last.saturating_sub(next() % 8).max(1);
+                    let entries: Vec<u64> = (0..2).map(|k| step * 10 + 5 + k).collect();
+                    for (k, v) in entries.iter().enumerate() {
+                        log.insert(from + k as u64, *v);
+                    }
+                    cache.append(from, entries);
                 }
                 4 => {
                     let from = last.saturating_sub(next() % 6);
@@ -176,14 +188,15 @@ mod tests {
                 6 if next() % 50 == 0 => cache.clear(),
                 _ => {}
             }
+            let last = log.keys().next_back().copied().unwrap_or(0);
             let lo = last.saturating_sub(next() % 12);
-            let hi = lo + next() % 12;
-            let starts = [Included(lo), Excluded(lo), Unbounded];
-            let ends = [Included(hi), Excluded(hi), Unbounded];
-            for (start, end) in starts.into_iter().zip(ends) {
-                if let Some(got) = cache.get(start, end) {
-                    assert_eq!(got, model_get(&log, start, end), "step {step}, {start:?}..{end:?}");
-                    answered += 1;
+            let hi = lo + next() % 14;
+            for start in [Included(lo), Excluded(lo), Unbounded] {
+                for end in [Included(hi), Excluded(hi), Unbounded] {
+                    if let Some(got) = cache.get(start, end) {
+                        assert_eq!(got, model_get(&log, start, end), "step {step}, {start:?}..{end:?}");
+                        answered += 1;
+                    }
                 }
             }
         }
@@ -194,12 +207,9 @@ mod tests {
     fn keeps_only_the_newest_entries_within_its_capacity() {
         let mut cache = EntryCache::new(4);
         cache.append(1, (1..=10u64).collect());
-        assert_eq!(cache.get(Included(7), Unbounded), Some(vec![7, 8, 9, 10]));
-        assert_eq!(cache.get(Included(6), Unbounded), None, "evicted");
-        assert_eq!(
-            cache.get(Included(11), Unbounded),
-            Some(vec![]),
-            "past the end of the log"
-        );
+        assert_eq!(cache.get(Included(7), Included(10)), Some(vec![7, 8, 9, 10]));
+        assert_eq!(cache.get(Included(6), Included(10)), None, "evicted");
+        assert_eq!(cache.get(Included(7), Included(11)), None, "past the cache's end");
+        assert_eq!(cache.get(Included(7), Unbounded), None, "unbounded");
     }
 }
