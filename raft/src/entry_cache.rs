@@ -10,7 +10,7 @@
 //! - The cache holds consecutive indexes `first..first + len`, each the
 //!   entry the log table holds at that index. It answers only a range that
 //!   lies inside those indexes: the table may hold entries past the cache's
-//!   end (after a reopen, or an append that rewrote entries without a
+//!   end (after an append that rewrote entries without a
 //!   truncation), so a range reaching further, or unbounded, reads the
 //!   table. openraft's reads are bounded by its own last log index: the
 //!   leader's replication and the state machine worker read within it.
