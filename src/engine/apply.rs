@@ -342,6 +342,12 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
                 apply_table(&mut writer, &filters, table, cmp, &ops)?;
                 ops.clear();
                 parts.commit_if_due(inner, &mut writer)?;
+                // Give way to the commit path while no writer is held back
+                // (`Inner::flush_may_yield`).
+                if inner.flush_may_yield() {
+                    inner.counters.flush_yields.fetch_add(1, Ordering::Relaxed);
+                    std::thread::yield_now();
+                }
             }
             if entry.is_none() {
                 break;

@@ -76,6 +76,10 @@ pub struct Stats {
     pub stalls: u64,
     /// Writers slowed because frozen memtables neared their limit.
     pub slowdowns: u64,
+    /// Times a flush yielded the core to the commit path between slices of
+    /// its work (it does while the frozen backlog is at most half its
+    /// budget).
+    pub flush_yields: u64,
     /// The sequence readers see.
     pub published_seq: u64,
     /// The highest durable sequence.
@@ -254,6 +258,7 @@ impl Engine {
             tree_commits: counters.tree_commits.load(Ordering::Relaxed),
             stalls: counters.stalls.load(Ordering::Relaxed),
             slowdowns: counters.slowdowns.load(Ordering::Relaxed),
+            flush_yields: counters.flush_yields.load(Ordering::Relaxed),
             published_seq: state.seq,
             durable_seq: inner.journal.durable_seq(),
             wal_degraded: wal.degraded,
