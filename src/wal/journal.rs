@@ -18,7 +18,10 @@
 //! - `segments`: the list of live segment files; taken when the sync thread
 //!   creates a segment and when a checkpoint deletes old ones.
 //! - `waiters`: futures' wakers; `durable_seq` advances under it, and parked
-//!   committers wait on `synced` with it, so no wake-up is lost.
+//!   committers wait on `synced` with it, so no wake-up is lost. The count
+//!   of parked committers (`parked`) changes only under it too, so a
+//!   publication counts exactly the committers it wakes (`last_woken`, the
+//!   target of the sync thread's `gather`).
 //!
 //! Lock order: `io` before `queue`, `segments` and `metrics`; `queue` is
 //! never held while taking another lock.
@@ -1199,15 +1202,16 @@ mod tests {
         assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
     }
 
-    /// Waits until `seq` is durable, giving the sync thread time.
-    fn until_durable(journal: &Journal, seq: u64) {
+    /// Waits (up to ten seconds) until `done` holds, giving the sync thread
+    /// time; panics naming `what` if it never does.
+    fn eventually(what: &str, done: impl Fn() -> bool) {
         for _ in 0..10_000 {
-            if journal.is_durable(seq) {
+            if done() {
                 return;
             }
             thread::sleep(Duration::from_millis(1));
         }
-        panic!("record {seq} never became durable");
+        panic!("{what} never happened");
     }
 
     /// Group commit waits only for committers a sync woke: records whose
@@ -1227,7 +1231,7 @@ mod tests {
         // Nobody waits: the sync thread is asked to sync, as for a
         // pipelined commit whose durability a callback reports.
         journal.inner.request_sync();
-        until_durable(&journal, b);
+        eventually("record b durable", || journal.is_durable(b));
         assert_eq!(journal.inner.last_group.load(Ordering::Relaxed), 2);
         assert_eq!(journal.inner.last_woken.load(Ordering::Relaxed), 0);
         assert_eq!(journal.inner.gather_target(), 0, "no committer to wait for");
@@ -1252,15 +1256,9 @@ mod tests {
                 assert!(polled.is_pending(), "record {seq} is not synced yet");
             }
         }
-        until_durable(&journal, d);
         // The sync thread wakes the futures just after publishing.
-        for _ in 0..10_000 {
-            if flags.iter().all(|f| f.0.load(Ordering::Acquire)) {
-                break;
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        assert!(flags.iter().all(|f| f.0.load(Ordering::Acquire)), "both futures woken");
+        eventually("both futures woken", || flags.iter().all(|f| f.0.load(Ordering::Acquire)));
+        assert!(journal.is_durable(d));
         assert_eq!(journal.inner.last_group.load(Ordering::Relaxed), 2);
         assert_eq!(journal.inner.last_woken.load(Ordering::Relaxed), 2);
         assert_eq!(journal.inner.gather_target(), 2);
