@@ -537,6 +537,47 @@ impl<'txn, K: Key + 'static, V: Value + 'static> Table<'txn, K, V> {
         Ok(old.map(AccessGuard::new))
     }
 
+    /// Inserts `value` under `key` without reading the value it replaces:
+    /// [`insert`](Self::insert) for a caller that does not want the old
+    /// value (RocksDB's `Put`, LMDB's `mdb_put`; redb has no such call).
+    ///
+    /// `insert` looks each key up in the database as it writes it, to return
+    /// what was there. `put` does not: the keys it writes are looked up
+    /// together when the table's entry count is next needed (the commit, or
+    /// [`len`](ReadableTableMetadata::len)), their cache misses overlapping
+    /// instead of following one another. Everything else is as `insert`:
+    /// reads in this transaction see the value at once, and the commit is
+    /// the same.
+    ///
+    /// ```
+    /// use sluicedb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+    ///
+    /// const SCORES: TableDefinition<&str, u64> = TableDefinition::new("scores");
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::create(dir.path().join("scores.sluice"))?;
+    /// let txn = db.begin_write()?;
+    /// {
+    ///     let mut scores = txn.open_table(SCORES)?;
+    ///     scores.put("ada", 30)?;
+    ///     scores.put("ada", 31)?;
+    ///     scores.put("grace", 40)?;
+    ///     assert_eq!(scores.get("ada")?.unwrap().value(), 31);
+    ///     assert_eq!(scores.len()?, 2);
+    /// }
+    /// txn.commit()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put<'k, 'v>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+        value: impl Borrow<V::SelfType<'v>>,
+    ) -> Result<(), StorageError> {
+        let key = K::as_bytes(key.borrow());
+        let value = V::as_bytes(value.borrow());
+        self.txn
+            .with_txn(|txn| txn.put(self.table, key.as_ref(), value.as_ref()))
+    }
+
     /// A [`CursorMut`] at the gap before the smallest key within `bound`:
     /// `Included(x)`, the smallest key `>= x`; `Excluded(x)`, the smallest
     /// key `> x`; `Unbounded`, the smallest key. As redb's (and

@@ -11,7 +11,8 @@
 //!   at all before the next crash, and whether by a reader or a writer, is
 //!   up to the input.
 //!
-//! Operations: puts, removes (their returned old values checked), range
+//! Operations: puts (blind or returning the old value, which is checked),
+//! removes (their returned old values checked), range
 //! removals, table deletion, commits of every durability, pipelined commits
 //! (waited on or not), aborts, bursts of `Durability::None` commits (with the
 //! input's tiny memtables and WAL budget the apply thread flushes and
@@ -393,11 +394,23 @@ impl Run {
     fn put_t(&mut self, a: u8, len: usize) {
         let Some(txn) = self.txn() else { return };
         let value = vec![a; len];
-        let result = txn.open_table(T, T_META, bytewise).and_then(|t| txn.insert(t, &[a % 64], &value));
+        // The top bit picks a blind put, which returns nothing (its key
+        // is counted at the commit or the next `len`, `txn_check`).
+        let blind = a & 0x80 != 0;
+        let result = txn.open_table(T, T_META, bytewise).and_then(|t| {
+            if blind {
+                txn.put(t, &[a % 64], &value).map(|()| None)
+            } else {
+                txn.insert(t, &[a % 64], &value)
+            }
+        });
         match result {
             Ok(old) => {
                 let old = old.map(|v| v.as_bytes().to_vec());
-                assert_eq!(old, self.working.t.insert(a % 64, value), "insert's old value");
+                let was = self.working.t.insert(a % 64, value);
+                if !blind {
+                    assert_eq!(old, was, "insert's old value");
+                }
             }
             Err(e) => self.failed("insert", e),
         }
@@ -588,6 +601,12 @@ impl Run {
             Ok(seen) => seen,
             Err(e) => return self.failed("snapshot read", e),
         };
+        // The entry count the commits recorded (blind puts' keys counted
+        // at their commit) against the entries the snapshot shows.
+        match t_table.as_ref().map_or(Ok(0), |table| read.len(table)) {
+            Ok(len) => assert_eq!(len, t.len() as u64, "a snapshot's len of t"),
+            Err(e) => return self.failed("snapshot len", e),
+        }
         if how & 0x80 != 0 && self.held.is_none() {
             self.held = Some(Held {
                 read,
@@ -618,14 +637,16 @@ impl Run {
         } else {
             Ok(None)
         };
-        match (t, c) {
-            (Ok(t), Ok(c)) => {
+        let t_len = txn.open_table(T, T_META, bytewise).and_then(|t| txn.len(t));
+        match (t, c, t_len) {
+            (Ok(t), Ok(c), Ok(t_len)) => {
                 assert_eq!(t, t_entries(&self.working), "the write transaction's view of t");
+                assert_eq!(t_len, t.len() as u64, "the write transaction's len of t");
                 if let Some(c) = c {
                     assert_eq!(c, c_entries(&self.working), "the write transaction's view of ci");
                 }
             }
-            (Err(e), _) | (_, Err(e)) => self.failed("write transaction read", e),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => self.failed("write transaction read", e),
         }
     }
 

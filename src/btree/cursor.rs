@@ -12,7 +12,7 @@ use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
 
 use super::cmp::{Comparator, compare};
-use super::node::{Node, expect_node};
+use super::node::{Node, expect_node, search_each};
 use super::value::{ValueBytes, load};
 use crate::error::{Result, StorageError};
 use crate::page::{Page, PageId, PageStore};
@@ -177,6 +177,84 @@ pub(crate) fn finish_pinned(store: &PageStore, path: PinnedPath<'_>, cmp: Compar
         PinnedPath::Leaf(id, page) => get_under(store, id, page.clone(), cmp, key, 1),
         PinnedPath::Below(id) => get_under(store, id, store.read_page_prefetched(id)?, cmp, key, MAX_DEPTH - 1),
     }
+}
+
+/// How many of `keys` (byte order, at most
+/// [`SEARCH_GROUP`](super::node::SEARCH_GROUP)) the tree under the pinned
+/// root `pinned` (page `root`) holds: [`get_pinned`] of each, the lookups
+/// taken a level at a time so that their cache misses overlap. At each
+/// level every key's node is searched together ([`search_each`]); below
+/// the pinned nodes, the pages' cache slots and then their first lines are
+/// asked for together before the leaves are searched. A key whose path
+/// leaves the pinned nodes above a branch (a tree deeper than its pinned
+/// nodes) finishes alone.
+pub(crate) fn count_found(store: &PageStore, root: PageId, pinned: &PinnedNode, keys: &[&[u8]]) -> Result<u64> {
+    // Each key's place: inside the pinned nodes, the page below them, or
+    // done (found or not in a tree of one pinned leaf).
+    enum At<'p> {
+        Pinned(PageId, &'p PinnedNode),
+        Below(PageId),
+        Done,
+    }
+    let mut at: Vec<At<'_>> = keys.iter().map(|_| At::Pinned(root, pinned)).collect();
+    let mut found = 0;
+    for _ in 0..MAX_DEPTH {
+        // The keys still inside the pinned nodes, with their nodes.
+        let mut inside = Vec::with_capacity(keys.len());
+        let mut nodes = Vec::with_capacity(keys.len());
+        for (k, place) in at.iter().enumerate() {
+            if let &At::Pinned(id, node) = place {
+                inside.push((k, node));
+                nodes.push((expect_node(&node.page, id)?, keys[k]));
+            }
+        }
+        if nodes.is_empty() {
+            break;
+        }
+        let mut results = [Err(0); super::node::SEARCH_GROUP];
+        search_each(&nodes, |i, result| results[i] = result);
+        for (((k, pinned), (node, _)), result) in inside.into_iter().zip(&nodes).zip(results) {
+            if node.is_leaf() {
+                found += u64::from(result.is_ok());
+                at[k] = At::Done;
+                continue;
+            }
+            let index = match result {
+                Ok(i) => i,
+                Err(i) => i.saturating_sub(1),
+            };
+            let child = node.child(index);
+            at[k] = if pinned.children.is_empty() {
+                store.prefetch_cached(child);
+                At::Below(child)
+            } else {
+                At::Pinned(child, pinned.child(store, index, child)?)
+            };
+        }
+    }
+    // The pages below the pinned nodes: their first lines together, then
+    // the leaves' searches together.
+    for place in &at {
+        if let At::Below(id) = place {
+            store.prefetch_cached_page_head(*id);
+        }
+    }
+    let mut leaves = Vec::with_capacity(keys.len());
+    for (place, &key) in at.iter().zip(keys) {
+        let At::Below(id) = *place else { continue };
+        let page = store.read_page(id)?;
+        if expect_node(&page, id)?.is_leaf() {
+            leaves.push((id, page, key));
+        } else {
+            found += u64::from(get_under(store, id, page, super::bytewise, key, MAX_DEPTH - 1)?.is_some());
+        }
+    }
+    let nodes = leaves
+        .iter()
+        .map(|(id, page, key)| Ok((expect_node(page, *id)?, *key)))
+        .collect::<Result<Vec<_>>>()?;
+    search_each(&nodes, |_, result| found += u64::from(result.is_ok()));
+    Ok(found)
 }
 
 /// Descends from `page` (page `id`, its lines asked for: read with

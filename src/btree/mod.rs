@@ -21,6 +21,7 @@ pub use cmp::{Comparator, bytewise, is_bytewise};
 pub(crate) use cursor::PinnedNode;
 pub use cursor::{RangeIter, TreeEntry};
 pub use node::MAX_KEY_LEN;
+pub(crate) use node::SEARCH_GROUP;
 pub use shape::{Census, TreeShape};
 pub use store::{PINS_TREE, PinnedCommit, Relocation, Snapshot, TreeStore, TreeStoreOptions, TreeWriter};
 pub use value::{MAX_VALUE_LEN, ValueBytes};

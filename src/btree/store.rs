@@ -534,6 +534,14 @@ impl Snapshot {
         cursor::walk_pinned(self.pages(), tree.root, root, cmp, key)
     }
 
+    /// How many of `keys` (byte order) `tree`, whose root is pinned as
+    /// `root`, holds: their lookups taken together, a level at a time, so
+    /// that their cache misses overlap (`cursor::count_found`). REQUIRES:
+    /// at most [`SEARCH_GROUP`](super::node::SEARCH_GROUP) keys.
+    pub(crate) fn count_found(&self, tree: &TreeInfo, root: &PinnedNode, keys: &[&[u8]]) -> Result<u64> {
+        cursor::count_found(self.pages(), tree.root, root, keys)
+    }
+
     /// ... and the rest of the lookup from where that walk stopped.
     pub(crate) fn finish_pinned(
         &self,

@@ -22,6 +22,7 @@ use super::pending::PendingRun;
 use super::tree_filter::TreeFilter;
 use super::filter::key_hash;
 use super::flush_marker::CountAhead;
+use super::key_bytes::KeyBytes;
 use crate::btree::{Comparator, PinnedNode, Snapshot, TreeInfo, ValueBytes, bytewise, is_bytewise};
 use crate::error::{Result, StorageError};
 
@@ -221,10 +222,6 @@ impl State {
     }
 
     fn lookup(&self, table: &TableView, key: &[u8], seq: u64, filtered: bool) -> Result<Option<ValueBytes>> {
-        // A value found in memory is copied out (it lives in the run or the
-        // memtable's arena): a small copy, and tree reads of values too
-        // big for a leaf copy them too.
-        let owned = |value: Option<&[u8]>| value.map(ValueBytes::copy_of);
         // The memtables' point index slots, the tree filter's block and the
         // cache slot of the tree's page below its pinned nodes are each a
         // likely miss, taken one after the other below. Asked for together
@@ -233,12 +230,7 @@ impl State {
         // the skip list and skip the filter).
         let hash = is_bytewise(table.cmp).then(|| key_hash(table.def.id, key));
         if let Some(hash) = hash {
-            for mem in self.memtables() {
-                mem.prefetch_get(hash);
-            }
-            if filtered && let Some(filter) = &self.tree_filter {
-                filter.prefetch(hash);
-            }
+            self.prefetch_lookup(hash, filtered);
         }
         // An insert's key the tree filter proves new skips the walk (the
         // no-sync row's single-key commits of new keys were 6% slower
@@ -251,21 +243,88 @@ impl State {
             // Not flushed yet, or flushed empty (no root page).
             _ => None,
         };
-        if let Some(Lookup::Found(value)) = self.pending.as_ref().map(|run| run.get(table.def.id, key, seq)) {
-            return Ok(owned(value));
-        }
-        for mem in self.memtables() {
-            if let Lookup::Found(value) = mem.get_hashed(table.def.id, table.cmp, key, seq, hash) {
-                return Ok(owned(value));
-            }
-        }
-        if let Some(found) = table.overlay.as_ref().and_then(|o| overlay_get(o, table.cmp, key)) {
+        if let Some(found) = self.lookup_in_memory(table, key, seq, hash) {
             return Ok(found);
         }
         match path {
             Some(path) => self.tree.finish_pinned(path?, table.cmp, key),
             None => Ok(None),
         }
+    }
+
+    /// Starts loading what a lookup of the key hashed `hash` reads first:
+    /// the memtables' point index slots and (`filtered`) the tree filter's
+    /// block.
+    fn prefetch_lookup(&self, hash: u64, filtered: bool) {
+        for mem in self.memtables() {
+            mem.prefetch_get(hash);
+        }
+        if filtered && let Some(filter) = &self.tree_filter {
+            filter.prefetch(hash);
+        }
+    }
+
+    /// What the layers above the tree hold for `key` at `seq` (`hash`: its
+    /// [`key_hash`], for byte-ordered keys): `None` if none has it, else
+    /// its value or `Some(None)` for a tombstone. A value found in memory
+    /// is copied out (it lives in the run or the memtable's arena): a
+    /// small copy, and tree reads of values too big for a leaf copy them
+    /// too.
+    fn lookup_in_memory(&self, table: &TableView, key: &[u8], seq: u64, hash: Option<u64>) -> Option<Option<ValueBytes>> {
+        let owned = |value: Option<&[u8]>| value.map(ValueBytes::copy_of);
+        if let Some(Lookup::Found(value)) = self.pending.as_ref().map(|run| run.get(table.def.id, key, seq)) {
+            return Some(owned(value));
+        }
+        for mem in self.memtables() {
+            if let Lookup::Found(value) = mem.get_hashed(table.def.id, table.cmp, key, seq, hash) {
+                return Some(owned(value));
+            }
+        }
+        table.overlay.as_ref().and_then(|o| overlay_get(o, table.cmp, key))
+    }
+
+    /// How many of `keys` (each once) have an entry in `table` at `seq`:
+    /// a [`get`](Self::get) of each, for a group of keys at a time, every
+    /// step of the lookup taken for the whole group before the next, so
+    /// that the group's cache misses (index slots and filter blocks, then
+    /// leaves' cache slots, then leaves) overlap instead of following one
+    /// another. For the keys blind puts wrote (`WriteTxn::put`).
+    pub(crate) fn count_present(&self, table: &TableView, keys: &[KeyBytes], seq: u64) -> Result<u64> {
+        const GROUP: usize = crate::btree::SEARCH_GROUP;
+        let mut present = 0;
+        let tree = match (&table.tree, &table.root) {
+            (Some(info), Some(root)) => Some((info, root)),
+            _ => None,
+        };
+        if !is_bytewise(table.cmp) {
+            for key in keys {
+                present += u64::from(self.get(table, key, seq)?.is_some());
+            }
+            return Ok(present);
+        }
+        let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        let mut in_tree = Vec::with_capacity(GROUP);
+        for group in keys.chunks(GROUP) {
+            let mut hashes = [0; GROUP];
+            for (hash, key) in hashes.iter_mut().zip(group) {
+                *hash = key_hash(table.def.id, key);
+                self.prefetch_lookup(*hash, true);
+            }
+            for (&key, &hash) in group.iter().zip(&hashes) {
+                if let Some(found) = self.lookup_in_memory(table, key, seq, Some(hash)) {
+                    present += u64::from(found.is_some());
+                } else if tree.is_some() && self.tree_may_contain(Some(hash)) {
+                    in_tree.push(key);
+                }
+            }
+            if let Some((info, root)) = tree
+                && !in_tree.is_empty()
+            {
+                present += self.tree.count_found(info, root, &in_tree)?;
+            }
+            in_tree.clear();
+        }
+        Ok(present)
     }
 
     /// `false` only if the state's tree cannot hold the key whose

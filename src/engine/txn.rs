@@ -23,7 +23,7 @@ use super::deferred::staging_table_id;
 use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, first_visible, within_bounds};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id, data_tree_name};
 use super::tree_commit;
-use super::writeset::{Origin, Place, TableSlot, WriteSet};
+use super::writeset::{Below, Origin, Place, TableSlot, WriteSet};
 use super::memtable::Memtable;
 use super::recovery::Recovered;
 use crate::btree::{
@@ -748,8 +748,9 @@ impl WriteTxn {
 
     /// The number of entries in a table, this transaction's writes included;
     /// O(number of memtables), never a scan.
-    pub fn len(&self, table: TableRef) -> Result<u64> {
+    pub fn len(&mut self, table: TableRef) -> Result<u64> {
         let slot = self.slot(table)?;
+        self.resolve_unread(Some(slot))?;
         let below = match &self.views[slot] {
             Some(view) => self.state.len(view, self.seq)?,
             None => 0,
@@ -767,19 +768,62 @@ impl WriteTxn {
         }
         let slot = self.slot(table)?;
         let (state, view, seq) = (&self.state, &self.views[slot], self.seq);
-        self.writes.write(slot, key, Some(value), Place::Tail, || match view {
-            Some(view) => state.get_for_insert(view, key, seq),
-            None => Ok(None),
+        self.writes.write(slot, key, Some(value), Place::Tail, || {
+            Ok(Below::Read(match view {
+                Some(view) => state.get_for_insert(view, key, seq)?,
+                None => None,
+            }))
         })
+    }
+
+    /// Puts `key` without reading what it replaces (a blind write): the
+    /// snapshot is not searched for the key now. The table's entry count
+    /// still needs to know whether the key was there: the keys put this way
+    /// are looked up together, their cache misses overlapping, when the
+    /// count is next needed (`len`, the commit).
+    pub fn put(&mut self, table: TableRef, key: &[u8], value: &[u8]) -> Result<()> {
+        crate::btree::check_key(key)?;
+        if value.len() > crate::btree::MAX_VALUE_LEN {
+            return Err(StorageError::ValueTooLarge(value.len()));
+        }
+        let slot = self.slot(table)?;
+        // A table with nothing beneath (created by this transaction) has
+        // nothing to read later either.
+        let below = if self.views[slot].is_some() { Below::Unread } else { Below::Read(None) };
+        self.writes.write(slot, key, Some(value), Place::Tail, || Ok(below))?;
+        Ok(())
+    }
+
+    /// Settles the entry counts of the tables that blind puts wrote (see
+    /// [`put`](Self::put)): looks their unread keys up in the snapshot.
+    fn resolve_unread(&mut self, slot: Option<TableSlot>) -> Result<()> {
+        let slots: Vec<TableSlot> = match slot {
+            Some(slot) => vec![slot],
+            None => self.writes.slots_with_unread().collect(),
+        };
+        for slot in slots {
+            let keys = self.writes.unread(slot);
+            if keys.is_empty() {
+                continue;
+            }
+            let view = self.views[slot]
+                .as_ref()
+                .expect("keys are put unread only over a table with a view");
+            let present = self.state.count_present(view, keys, self.seq)?;
+            self.writes.resolve_unread(slot, present);
+        }
+        Ok(())
     }
 
     /// Deletes `key`; returns its value.
     pub fn remove(&mut self, table: TableRef, key: &[u8]) -> Result<Option<ValueBytes>> {
         let slot = self.slot(table)?;
         let (state, view, seq) = (&self.state, &self.views[slot], self.seq);
-        self.writes.write(slot, key, None, Place::Tail, || match view {
-            Some(view) => state.get(view, key, seq),
-            None => Ok(None),
+        self.writes.write(slot, key, None, Place::Tail, || {
+            Ok(Below::Read(match view {
+                Some(view) => state.get(view, key, seq)?,
+                None => None,
+            }))
         })
     }
 
@@ -910,7 +954,7 @@ impl WriteTxn {
         };
         let key = key.into_vec();
         // The entry is visible (the pop just found it): a tombstone hides it.
-        self.writes.write(slot, &key, None, Place::Map, || Ok(Some(value.clone())))?;
+        self.writes.write(slot, &key, None, Place::Map, || Ok(Below::Read(Some(value.clone()))))?;
         self.writes.note_popped(slot, key.clone(), front);
         Ok(Some((key, value)))
     }
@@ -989,6 +1033,7 @@ impl WriteTxn {
     /// REQUIRES: the writer slot, so this transaction's sequence is the
     /// journal's next and nobody else inserts into the active memtable.
     fn append_and_apply(&mut self, sync: SyncBy) -> Result<u64> {
+        self.resolve_unread(None)?;
         let inner = &self.inner;
         let seq = inner.journal.last_seq() + 1;
         let commit = self.writes.take_commit(seq);

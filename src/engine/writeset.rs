@@ -493,8 +493,14 @@ pub(crate) struct TxnTable {
     pub(crate) writes: BTreeMap<OrdKey, Option<OpValue>>,
     /// Writes not sorted into `writes` yet (byte-ordered tables only).
     tail: Tail,
-    /// How the transaction changed the table's entry count.
+    /// How the transaction changed the table's entry count, counting each
+    /// key in `unread` as new.
     pub(crate) count_change: i64,
+    /// Keys blind puts wrote ([`Below::Unread`]) without reading what the
+    /// snapshot holds there: `count_change` counts them as new until
+    /// [`WriteSet::resolve_unread`] learns which the snapshot has. Each at
+    /// most once (a later write of the key finds it in the write set).
+    unread: Vec<KeyBytes>,
     /// Set by `pop_first`: no key at or below this one has a visible entry
     /// in the transaction (until a put at or below it). A loop of pops then
     /// starts each search past the tombstones the earlier pops left, instead
@@ -523,6 +529,16 @@ impl TxnTable {
             self.popped_back = None;
         }
     }
+}
+
+/// What lies beneath a key the transaction has not written, as
+/// [`WriteSet::write`] asks for it.
+pub(crate) enum Below {
+    /// The snapshot's value (`None`: it has no entry).
+    Read(Option<ValueBytes>),
+    /// Not read: a blind put (`WriteTxn::put`), which returns nothing. The
+    /// key is counted as new and noted for [`WriteSet::resolve_unread`].
+    Unread,
 }
 
 /// Where [`WriteSet::write`] puts a key the transaction has not written.
@@ -592,6 +608,7 @@ impl WriteSet {
             writes: BTreeMap::new(),
             tail: Tail::default(),
             count_change: 0,
+            unread: Vec::new(),
             popped_front: None,
             popped_back: None,
         });
@@ -619,6 +636,7 @@ impl WriteSet {
             writes: BTreeMap::new(),
             tail: Tail::default(),
             count_change: 0,
+            unread: Vec::new(),
             popped_front: None,
             popped_back: None,
         });
@@ -636,6 +654,7 @@ impl WriteSet {
         self.tables[slot].writes.clear();
         self.tables[slot].tail = Tail::default();
         self.tables[slot].count_change = 0;
+        self.tables[slot].unread.clear();
         self.tables[slot].popped_front = None;
         self.tables[slot].popped_back = None;
         self.names.insert(name.to_vec(), None);
@@ -651,8 +670,9 @@ impl WriteSet {
 
     /// Writes `key` (a tombstone for `None`) and returns the value the write
     /// replaces: the transaction's own, or, where it has none, what `below`
-    /// reads in the layers beneath (its snapshot). A tombstone over nothing
-    /// is not written: there is nothing for it to hide. One search of the
+    /// reads in the layers beneath (its snapshot; nothing for
+    /// [`Below::Unread`]). A tombstone over nothing is not written: there
+    /// is nothing for it to hide. One search of the
     /// write set for both (measured: looking the key up and then putting it
     /// took two, and the lookup copied the key; a one-transaction load
     /// spent 38% of its time in that lookup). A key the transaction has not
@@ -663,10 +683,21 @@ impl WriteSet {
         key: &[u8],
         value: Option<&[u8]>,
         place: Place,
-        below: impl FnOnce() -> crate::error::Result<Option<ValueBytes>>,
+        below: impl FnOnce() -> crate::error::Result<Below>,
     ) -> crate::error::Result<Option<ValueBytes>> {
         let table = &mut self.tables[slot];
         let cmp = table.order();
+        // Whether `key` joins the write set unread (see `TxnTable::unread`).
+        let mut unread = false;
+        let below = || -> crate::error::Result<Option<ValueBytes>> {
+            Ok(match below()? {
+                Below::Read(old) => old,
+                Below::Unread => {
+                    unread = true;
+                    None
+                }
+            })
+        };
         let old = if place == Place::Tail && is_bytewise(cmp) && table.tail.has_room() {
             let hash = Tail::hash(key);
             if let Some(at) = table.tail.find(hash, key) {
@@ -685,7 +716,7 @@ impl WriteSet {
                 std::mem::replace(own, new).map(|old| ValueBytes::copy_of(&old))
             } else {
                 let old = below()?;
-                if value.is_none() && old.is_none() {
+                if value.is_none() && old.is_none() && !unread {
                     return Ok(None);
                 }
                 table.tail.push(hash, key, value);
@@ -716,7 +747,7 @@ impl WriteSet {
                 }
                 Entry::Vacant(entry) => {
                     let old = below()?;
-                    if new.is_none() && old.is_none() {
+                    if new.is_none() && old.is_none() && !unread {
                         return Ok(None);
                     }
                     entry.insert(new);
@@ -725,6 +756,9 @@ impl WriteSet {
             }
         };
         table.count_change += i64::from(value.is_some()) - i64::from(old.is_some());
+        if unread {
+            table.unread.push(KeyBytes::new(key));
+        }
         if value.is_some() {
             table.unpop(key);
         }
@@ -755,9 +789,32 @@ impl WriteSet {
         Some((bound(&table.popped_front), bound(&table.popped_back)))
     }
 
-    /// How the transaction changed a table's entry count.
+    /// How the transaction changed a table's entry count. REQUIRES: no
+    /// unread keys ([`resolve_unread`](Self::resolve_unread) first).
     pub(crate) fn count_change(&self, slot: TableSlot) -> i64 {
+        debug_assert!(self.tables[slot].unread.is_empty(), "a count with unread keys in it");
         self.tables[slot].count_change
+    }
+
+    /// The keys of a table that blind puts wrote unread (see
+    /// [`Below::Unread`]), for [`resolve_unread`](Self::resolve_unread).
+    pub(crate) fn unread(&self, slot: TableSlot) -> &[KeyBytes] {
+        &self.tables[slot].unread
+    }
+
+    /// Settles the count of a table's unread keys: `present` of them have
+    /// an entry in the snapshot, which their puts replaced rather than
+    /// added to.
+    pub(crate) fn resolve_unread(&mut self, slot: TableSlot, present: u64) {
+        let table = &mut self.tables[slot];
+        debug_assert!(present <= table.unread.len() as u64);
+        table.count_change -= present as i64;
+        table.unread.clear();
+    }
+
+    /// The slots of the tables with unread keys.
+    pub(crate) fn slots_with_unread(&self) -> impl Iterator<Item = TableSlot> + '_ {
+        self.tables.iter().enumerate().filter(|(_, t)| !t.unread.is_empty()).map(|(slot, _)| slot)
     }
 
     /// The transaction's own entry for `key`: `None` if it has none,
@@ -874,6 +931,7 @@ impl WriteSet {
         let mut counts = Vec::with_capacity(live.len());
         for slot in live {
             let id = self.table_id(slot, seq);
+            debug_assert!(self.tables[slot].unread.is_empty(), "a commit with unread keys");
             if self.tables[slot].count_change != 0 {
                 counts.push((id, self.tables[slot].count_change));
             }
@@ -1049,7 +1107,17 @@ mod tests {
                 match op {
                     _ if op < 6 * ranges => {
                         let value = (next() % 4 != 0).then(|| vec![step as u8; (next() % 40) as usize]);
-                        let below_value = || Ok(below.get(&key).map(|v| ValueBytes::owned(v.clone())));
+                        // A put of a value is blind one time in three: it
+                        // reads nothing below and returns nothing (but its
+                        // own writes', which it has at hand).
+                        let blind = value.is_some() && next() % 3 == 0;
+                        let below_value = || {
+                            Ok(if blind {
+                                Below::Unread
+                            } else {
+                                Below::Read(below.get(&key).map(|v| ValueBytes::owned(v.clone())))
+                            })
+                        };
                         let place = if next() % 4 == 0 { Place::Map } else { Place::Tail };
                         let got = writes.write(slot, &key, value.as_deref(), place, below_value).unwrap();
                         let expected = match model.get(&key) {
@@ -1065,7 +1133,7 @@ mod tests {
                                 if !(value.is_none() && old.is_none()) {
                                     model.insert(key.clone(), value);
                                 }
-                                old
+                                if blind { None } else { old }
                             }
                         };
                         let got = got.map(|v| v.as_bytes().to_vec());
@@ -1088,6 +1156,17 @@ mod tests {
                     }
                 }
             }
+            // The count, once the unread keys are looked up below: the
+            // entries of `below` overlaid with the transaction's, less those
+            // of `below`.
+            let present = writes.unread(slot).iter().filter(|k| below.contains_key(&k[..])).count();
+            writes.resolve_unread(slot, present as u64);
+            let after = below
+                .keys()
+                .filter(|k| !model.contains_key(*k))
+                .count()
+                + model.values().filter(|v| v.is_some()).count();
+            assert_eq!(writes.count_change(slot), after as i64 - below.len() as i64, "round {round}");
             // The commit as a tree commit reads it, then as its WAL batch.
             let commit = writes.take_commit(1);
             let expected: Vec<_> = model.into_iter().collect();

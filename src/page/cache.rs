@@ -169,6 +169,20 @@ impl PageCache {
         }
     }
 
+    /// Starts loading the first line of the cached page `id` and its
+    /// reference count, which a [`get`](Self::get) soon after touches
+    /// first, without taking a reference (the slot's lock is held for the
+    /// prefetch only): a caller with several pages to read asks for them
+    /// all first, and their misses overlap.
+    pub(crate) fn prefetch_page_head(&self, id: u64) {
+        if let Some(slot) = self.slot(id)
+            && let Some(page) = slot.lock().as_ref()
+        {
+            crate::prefetch::prefetch(Arc::as_ptr(page).cast::<u8>().wrapping_sub(16));
+            crate::prefetch::prefetch(page.as_ptr());
+        }
+    }
+
     /// The cached page `id`, counted as a read hit or miss.
     pub(crate) fn get(&self, id: u64) -> Option<Page> {
         self.get_with(id, false)

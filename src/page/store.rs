@@ -326,6 +326,12 @@ impl PageStore {
         self.cache.prefetch(id);
     }
 
+    /// Starts loading the first line of cached page `id` (nothing if it is
+    /// not cached), without taking it.
+    pub(crate) fn prefetch_cached_page_head(&self, id: PageId) {
+        self.cache.prefetch_page_head(id);
+    }
+
     /// The page `id`, verified against its checksum.
     pub(crate) fn read_page(&self, id: PageId) -> Result<Page> {
         self.read_page_with(id, false)

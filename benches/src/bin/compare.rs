@@ -7,7 +7,7 @@
 //!     [--only W1,W2] [--engines sluicedb,rocksdb,redb,lmdb,rocksdb-lz4] [--seconds S] [--out DIR]
 //! ```
 //! Workloads (for `--only`): load, reads, scans, full-scan, flushed-reads,
-//! commits, pipelined, no-sync, read-while-write, overwrite, remove, and the
+//! commits, pipelined, no-sync, read-while-write, overwrite, remove, blind-overwrite, and the
 //! one-transaction rows (`one-txn` for all of them): ascending-load,
 //! bulk-load, commits-after-load, len, tombstone-scans, pop-first, retain,
 //! extract-if; reopen; and rss (each engine's peak resident memory, in a
@@ -49,7 +49,7 @@ const RSS_LINE: &str = "peak-rss-bytes ";
 const ENGINES: [&str; 5] = ["sluicedb", "rocksdb", "redb", "lmdb", "rocksdb-lz4"];
 
 /// The workloads `--only` may name, but for the one-transaction rows.
-const WORKLOADS: [&str; 13] = [
+const WORKLOADS: [&str; 14] = [
     "load",
     "reads",
     "scans",
@@ -61,6 +61,7 @@ const WORKLOADS: [&str; 13] = [
     "read-while-write",
     "overwrite",
     "remove",
+    "blind-overwrite",
     "reopen",
     "rss",
 ];
@@ -646,7 +647,7 @@ fn main() {
     );
     // Space rows compare engines on the same data, so they run on fresh
     // instances: the timed rows above add different numbers of keys to each.
-    if run.wanted("overwrite") || run.wanted("remove") {
+    if run.wanted("overwrite") || run.wanted("remove") || run.wanted("blind-overwrite") {
         let fresh: Vec<(String, Arc<dyn Engine>, tempfile::TempDir)> = engine_names
             .iter()
             .map(|n| {
@@ -669,24 +670,34 @@ fn main() {
             .map(|(_, e, _)| e.clone())
             .collect();
         type Workload = fn(&str, &Arc<dyn Engine>, Plan) -> Measurement;
-        let steps: [(&str, &str, &str, Workload); 2] = [
+        // The blind overwrites come last, so the rows and space figures
+        // before them are those of the runs that had no such row.
+        let steps: [(&str, &str, Option<&str>, Workload); 3] = [
             (
                 "overwrite",
                 "batch durable overwrites of 10% of keys",
-                "space after overwrite",
+                Some("space after overwrite"),
                 w::overwrite,
             ),
             (
                 "remove",
                 "batch durable removals of 10% of keys",
-                "space after removal",
+                Some("space after removal"),
                 w::removals,
+            ),
+            (
+                "blind-overwrite",
+                "batch durable overwrites of another 10% through a blind write (sluicedb `put`; redb has none: `insert`)",
+                None,
+                w::overwrite_blind,
             ),
         ];
         for (workload, description, space, step) in steps {
             run.timed(workload, description, None, |n, e| step(n, e, plan));
             compressed.iter().for_each(|e| drop(step("rocksdb-lz4", e, plan)));
-            run.space(space);
+            if let Some(space) = space {
+                run.space(space);
+            }
         }
         // What each engine's users can give back: its own compaction, once.
         drop(compressed);

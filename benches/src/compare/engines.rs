@@ -14,6 +14,13 @@ pub type Kv = ([u8; KEY_LEN], [u8; VALUE_LEN]);
 pub trait Engine: Send + Sync {
     /// Writes `kvs` as one transaction; durable (fsynced before returning) or not.
     fn write(&self, kvs: &[Kv], durable: bool);
+    /// [`write`](Self::write) through the engine's write that does not
+    /// return the value it replaces, where that is another call (sluicedb's
+    /// `put`); RocksDB's and LMDB's writes are blind already, and redb has
+    /// no blind write, so theirs is `write`.
+    fn write_blind(&self, kvs: &[Kv], durable: bool) {
+        self.write(kvs, durable);
+    }
     /// Deletes `keys` as one durable transaction.
     fn remove(&self, keys: &[[u8; KEY_LEN]]);
     /// Commits one key without waiting for its sync; returns a handle that
@@ -157,6 +164,22 @@ impl Sluice {
         Self { db }
     }
 
+    /// One transaction of `kvs` through `insert`, or `put` (`blind`).
+    fn write_with(&self, kvs: &[Kv], durable: bool, blind: bool) {
+        let txn = self.begin(durable);
+        {
+            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
+            for (k, v) in kvs {
+                if blind {
+                    table.put(k.as_slice(), v.as_slice()).unwrap();
+                } else {
+                    table.insert(k.as_slice(), v.as_slice()).unwrap();
+                }
+            }
+        }
+        txn.commit().unwrap();
+    }
+
     fn begin(&self, durable: bool) -> sluicedb::WriteTransaction {
         let mut txn = self.db.begin_write().unwrap();
         txn.set_durability(if durable {
@@ -171,14 +194,11 @@ impl Sluice {
 
 impl Engine for Sluice {
     fn write(&self, kvs: &[Kv], durable: bool) {
-        let txn = self.begin(durable);
-        {
-            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
-            for (k, v) in kvs {
-                table.insert(k.as_slice(), v.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
+        self.write_with(kvs, durable, false);
+    }
+
+    fn write_blind(&self, kvs: &[Kv], durable: bool) {
+        self.write_with(kvs, durable, true);
     }
 
     fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {

@@ -238,7 +238,17 @@ pub fn reads_while_writing(name: &str, engine: &Arc<dyn Engine>, plan: Plan, bas
 
 /// Overwrites a tenth of the keys (random), `plan.batch` per durable commit.
 pub fn overwrite(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measurement {
-    let mut rng = Rng::new(5);
+    overwrite_with(name, engine, plan, 5, false)
+}
+
+/// [`overwrite`] of another random tenth of the keys, through the engine's
+/// blind write (`Engine::write_blind`).
+pub fn overwrite_blind(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measurement {
+    overwrite_with(name, engine, plan, 6, true)
+}
+
+fn overwrite_with(name: &str, engine: &Arc<dyn Engine>, plan: Plan, seed: u64, blind: bool) -> Measurement {
+    let mut rng = Rng::new(seed);
     let n = (plan.keys / 10).max(plan.batch as u64);
     let start = Instant::now();
     let mut batch = Vec::with_capacity(plan.batch);
@@ -248,7 +258,11 @@ pub fn overwrite(name: &str, engine: &Arc<dyn Engine>, plan: Plan) -> Measuremen
         entry.1[0] ^= 0xFF;
         batch.push(entry);
         if batch.len() == plan.batch || i + 1 == n {
-            engine.write(&batch, true);
+            if blind {
+                engine.write_blind(&batch, true);
+            } else {
+                engine.write(&batch, true);
+            }
             batch.clear();
         }
     }
