@@ -305,11 +305,7 @@ impl<'a> Node<'a> {
     pub(crate) fn search(&self, key: &[u8], cmp: Comparator) -> Result<usize, usize> {
         // Where a key's length and bytes sit in an entry, decided once for
         // the node rather than per probe (as `key_range` does).
-        let (len_at, header) = if self.is_leaf() {
-            (0, LEAF_ENTRY_HEADER)
-        } else {
-            (8, BRANCH_ENTRY_HEADER)
-        };
+        let (len_at, header) = self.probe_layout();
         // Byte order is compared inline rather than through the pointer,
         // on each probe's first eight bytes as one word first (read from
         // the page whole and masked to the key's length: branch keys are
@@ -332,8 +328,19 @@ impl<'a> Node<'a> {
         Err(lo)
     }
 
+    /// Where an entry keeps its key's length and where its key starts,
+    /// from the entry's offset (a leaf's entries and a branch's differ).
+    #[inline]
+    fn probe_layout(&self) -> (usize, usize) {
+        if self.is_leaf() {
+            (0, LEAF_ENTRY_HEADER)
+        } else {
+            (8, BRANCH_ENTRY_HEADER)
+        }
+    }
+
     /// Where a search's probe of entry `mid` finds its key: start and
-    /// length (`len_at` and `header` as `search` decides them).
+    /// length (`len_at` and `header` from [`probe_layout`](Self::probe_layout)).
     #[inline]
     fn probe_key(&self, mid: usize, len_at: usize, header: usize) -> (usize, usize) {
         match self.fixed {
@@ -398,45 +405,55 @@ pub(crate) const SEARCH_GROUP: usize = 16;
 /// none of their pages cached: `cursor::count_found`). `found(i, result)`
 /// hears each node's result. REQUIRES: at most [`SEARCH_GROUP`] nodes.
 pub(crate) fn search_each(nodes: &[(Node<'_>, &[u8])], mut found: impl FnMut(usize, Result<usize, usize>)) {
+    /// One node's search: its key's word, its entries' layout
+    /// ([`Node::probe_layout`]) and the bounds still open; `lo` is
+    /// `usize::MAX` once the result is reported.
+    #[derive(Clone, Copy, Default)]
+    struct Search {
+        key_word: u64,
+        len_at: usize,
+        header: usize,
+        lo: usize,
+        hi: usize,
+    }
     assert!(nodes.len() <= SEARCH_GROUP, "{} nodes at once", nodes.len());
-    // Per node: the key's word, where its entries keep their keys' lengths
-    // and bytes (as `search` decides them), and the bounds still open
-    // (`lo == usize::MAX` once reported).
-    let mut searches = [(0u64, 0usize, 0usize, 0usize, 0usize); SEARCH_GROUP];
+    let mut searches = [Search::default(); SEARCH_GROUP];
     for ((node, key), search) in nodes.iter().zip(&mut searches) {
-        let (len_at, header) = if node.is_leaf() {
-            (0, LEAF_ENTRY_HEADER)
-        } else {
-            (8, BRANCH_ENTRY_HEADER)
+        let (len_at, header) = node.probe_layout();
+        *search = Search {
+            key_word: prefix_word(key),
+            len_at,
+            header,
+            lo: 0,
+            hi: node.count(),
         };
-        *search = (prefix_word(key), len_at, header, 0, node.count());
         node.prefetch_probe(node.count() / 2);
     }
     let mut going = nodes.len();
     while going > 0 {
-        for (i, ((node, key), (key_word, len_at, header, lo, hi))) in nodes.iter().zip(&mut searches).enumerate() {
-            if *lo == usize::MAX {
+        for (i, ((node, key), search)) in nodes.iter().zip(&mut searches).enumerate() {
+            if search.lo == usize::MAX {
                 continue;
             }
-            if *lo < *hi {
-                let mid = (*lo + *hi) / 2;
-                let (start, len) = node.probe_key(mid, *len_at, *header);
-                match node.probe_order(start, len, key, *key_word) {
-                    std::cmp::Ordering::Less => *lo = mid + 1,
-                    std::cmp::Ordering::Greater => *hi = mid,
+            if search.lo < search.hi {
+                let mid = (search.lo + search.hi) / 2;
+                let (start, len) = node.probe_key(mid, search.len_at, search.header);
+                match node.probe_order(start, len, key, search.key_word) {
+                    std::cmp::Ordering::Less => search.lo = mid + 1,
+                    std::cmp::Ordering::Greater => search.hi = mid,
                     std::cmp::Ordering::Equal => {
                         found(i, Ok(mid));
-                        (*lo, going) = (usize::MAX, going - 1);
+                        (search.lo, going) = (usize::MAX, going - 1);
                         continue;
                     }
                 }
-                if *lo < *hi {
-                    node.prefetch_probe((*lo + *hi) / 2);
+                if search.lo < search.hi {
+                    node.prefetch_probe((search.lo + search.hi) / 2);
                     continue;
                 }
             }
-            found(i, Err(*lo));
-            (*lo, going) = (usize::MAX, going - 1);
+            found(i, Err(search.lo));
+            (search.lo, going) = (usize::MAX, going - 1);
         }
     }
 }

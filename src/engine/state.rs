@@ -302,7 +302,6 @@ impl State {
             }
             return Ok(present);
         }
-        let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
         let mut in_tree = Vec::with_capacity(GROUP);
         for group in keys.chunks(GROUP) {
             let mut hashes = [0; GROUP];
@@ -310,7 +309,8 @@ impl State {
                 *hash = key_hash(table.def.id, key);
                 self.prefetch_lookup(*hash, true);
             }
-            for (&key, &hash) in group.iter().zip(&hashes) {
+            for (key, &hash) in group.iter().zip(&hashes) {
+                let key = &key[..];
                 if let Some(found) = self.lookup_in_memory(table, key, seq, Some(hash)) {
                     present += u64::from(found.is_some());
                 } else if tree.is_some() && self.tree_may_contain(Some(hash)) {

@@ -178,7 +178,9 @@ impl PageCache {
         if let Some(slot) = self.slot(id)
             && let Some(page) = slot.lock().as_ref()
         {
-            crate::prefetch::prefetch(Arc::as_ptr(page).cast::<u8>().wrapping_sub(16));
+            // An `Arc`'s two counts sit just before its data.
+            let counts = page.as_ptr().wrapping_sub(2 * size_of::<usize>());
+            crate::prefetch::prefetch(counts);
             crate::prefetch::prefetch(page.as_ptr());
         }
     }
