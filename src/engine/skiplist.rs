@@ -207,7 +207,7 @@ unsafe impl Sync for ArenaBytes {}
 /// The level whose nodes the seek index holds: nodes at least this many
 /// levels above the bottom (height > `SEEK_LEVEL`, one in 4^`SEEK_LEVEL`).
 /// A seek walks this level and the ones below it.
-const SEEK_LEVEL: usize = 1;
+const SEEK_LEVEL: usize = 0;
 
 /// Nodes in the list before its first seek index is built; the next build
 /// waits until the list has doubled. A smaller list's search is short and
@@ -221,6 +221,12 @@ const FIRST_SEEK_BUILD: usize = if cfg!(test) { 48 } else { 4096 };
 /// not: the walk would grow with them. Such a search also marks the index
 /// stale, so the next build comes sooner ([`SkipList::claim_seek_build`]).
 const SEEK_WALK_LIMIT: usize = 12;
+
+/// Indexed nodes a forward seek starts loading past its key: a range read
+/// reaches them next (each a key's last version: for a key without older
+/// versions, the key itself), and loaded together their cache misses
+/// overlap, where the walk meets them one after another.
+const SEEK_AHEAD: usize = 3;
 
 /// A key the seek index can place without reading its node.
 pub(crate) trait SeekKey: Ord {
@@ -236,6 +242,13 @@ pub(crate) trait SeekKey: Ord {
     /// cache at every node, and most keys (short, inline) free nothing.
     fn owns_memory(&self) -> bool {
         std::mem::needs_drop::<Self>()
+    }
+
+    /// Whether `self` and `next`, neighbours in the list, are versions of
+    /// one point (`false`, the default, for lists without versions). The
+    /// seek index names only the last node of such a run.
+    fn same_point(&self, _next: &Self) -> bool {
+        false
     }
 }
 
@@ -290,15 +303,259 @@ struct PointIndex<K, V> {
     disabled: AtomicBool,
 }
 
-/// The nodes linked at [`SEEK_LEVEL`] when it was built, in list order.
+/// The nodes linked at [`SEEK_LEVEL`] when it was built (less those
+/// followed by a version of their own key), in list order, searched by a
+/// short word of their summaries.
+///
+/// A summary is two words, `(a, b)`: the index keeps a run of entries per
+/// `a` (a memtable's table) and, of each entry's `b`, only the 32 bits
+/// after the prefix every `b` of its run shares. Those words keep the key
+/// order (equal words only tie), so a search compares them and reads a
+/// node only on a tie. Dropping the shared prefix keeps keys with a long
+/// common prefix (big-endian counters, say) apart in 32 bits.
+///
+/// The words are in lines of sixteen, one cache line each, and the first
+/// word of every line is copied into `fences`, a sixteenth of the size: a
+/// search of the fences stays in the cache (50 KB for the 200K keys of a
+/// full memtable) and then reads one line of words, where a binary search
+/// of every word missed the cache at each of its last steps.
 struct SeekIndex<K, V> {
-    entries: Vec<SeekEntry<K, V>>,
+    /// Each run of one summary's first word: that word, the run's end in
+    /// `words`, and the bits of the second word all of the run shares.
+    runs: Vec<SeekRun>,
+    fences: Vec<u32>,
+    words: Vec<WordLine>,
+    nodes: NodeRefs<K, V>,
 }
 
-struct SeekEntry<K, V> {
-    /// The node's `SeekKey::summary`.
-    summary: (u64, u64),
-    node: *const Node<K, V>,
+/// Every node's address is a multiple of this (its links are pointers).
+const NODE_ALIGN: usize = std::mem::align_of::<AtomicPtr<u8>>();
+
+/// The index's nodes: as four-byte distances (in words) from the lowest
+/// address when the nodes lie within 32 GiB of it, as they do in an arena
+/// of chunks from one allocator; else as pointers. A pointer each took
+/// two thirds of the index's memory.
+struct NodeRefs<K, V> {
+    /// The lowest node's address, its provenance exposed with every node's.
+    base: usize,
+    near: Vec<u32>,
+    /// Used instead of `near` when a node lies farther from `base`.
+    far: Vec<*const Node<K, V>>,
+}
+
+impl<K, V> NodeRefs<K, V> {
+    /// Room for `capacity` nodes whose addresses lie from `low` to `high`.
+    fn with_capacity(capacity: usize, low: usize, high: usize) -> Self {
+        let near = u32::try_from(high.saturating_sub(low) / NODE_ALIGN).is_ok();
+        Self {
+            base: low,
+            near: Vec::with_capacity(if near { capacity } else { 0 }),
+            far: Vec::with_capacity(if near { 0 } else { capacity }),
+        }
+    }
+
+    /// Adds `node`, unless its address cannot be told from `base` in four
+    /// bytes (a node linked since the caller learnt the addresses).
+    fn push(&mut self, node: Link<K, V>) -> bool {
+        if self.near.capacity() == 0 {
+            self.far.push(node);
+            return true;
+        }
+        let Some(span) = node.addr().checked_sub(self.base).and_then(|bytes| u32::try_from(bytes / NODE_ALIGN).ok()) else {
+            return false;
+        };
+        // Read back by address (`get`): the node's provenance must be
+        // exposed for that.
+        node.expose_provenance();
+        self.near.push(span);
+        true
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.near.len().max(self.far.len())
+    }
+
+    /// The `at`th node, or null past the last.
+    fn get(&self, at: usize) -> Link<K, V> {
+        match self.near.get(at) {
+            Some(&span) => ptr::with_exposed_provenance(self.base + span as usize * NODE_ALIGN),
+            None => self.far.get(at).copied().unwrap_or(ptr::null()),
+        }
+    }
+}
+
+/// Words of the seek index per cache line.
+const LINE_WORDS: usize = 16;
+
+#[repr(C, align(64))]
+struct WordLine([u32; LINE_WORDS]);
+
+struct SeekRun {
+    first: u64,
+    end: usize,
+    /// The run's second words all begin with the top `shared` bits of
+    /// `prefix` (0..=64).
+    prefix: u64,
+    shared: u32,
+}
+
+impl SeekRun {
+    /// The 32 bits of `word` after the run's shared prefix.
+    fn short(&self, word: u64) -> u32 {
+        (word.checked_shl(self.shared).unwrap_or(0) >> 32) as u32
+    }
+
+    /// Where `word` falls against the run's shared prefix: `Equal` when it
+    /// has it (its short word decides), else wholly before or after.
+    fn place(&self, word: u64) -> Ordering {
+        let rest = 64 - self.shared;
+        word.checked_shr(rest).unwrap_or(0).cmp(&self.prefix.checked_shr(rest).unwrap_or(0))
+    }
+}
+
+impl<K: SeekKey, V> SeekIndex<K, V> {
+    /// An index of the nodes `walk` yields (each with its key's summary,
+    /// in list order), walked twice: first for each run's shared prefix and
+    /// the nodes' addresses, then for the words. Nodes linked between the
+    /// walks are left out where they do not fit what the first learnt (any
+    /// sorted subset of the nodes is a correct index). Two walks, not one
+    /// walk and a copy of every summary and address: measured, the copies
+    /// freed after each build left 2-3 MB more resident at the peak of a
+    /// 1M-key run.
+    fn new<I: Iterator<Item = (Link<K, V>, (u64, u64))>>(walk: impl Fn() -> I) -> Self {
+        let mut runs: Vec<SeekRun> = Vec::new();
+        let (mut count, mut low, mut high) = (0, usize::MAX, 0);
+        for (node, (first, second)) in walk() {
+            if runs.last().is_none_or(|run| run.first != first) {
+                runs.push(SeekRun {
+                    first,
+                    end: 0,
+                    prefix: second,
+                    shared: 64,
+                });
+            }
+            // Summaries ascend: a run's first and latest second words bound
+            // every one between.
+            let run = runs.last_mut().expect("pushed above");
+            run.shared = (run.prefix ^ second).leading_zeros();
+            count += 1;
+            (low, high) = (low.min(node.addr()), high.max(node.addr()));
+        }
+        // Room for a few nodes linked meanwhile; the rest are left out.
+        let capacity = count + count / 16;
+        let mut nodes = NodeRefs::with_capacity(capacity, low, high);
+        let mut words: Vec<WordLine> = Vec::with_capacity(capacity.div_ceil(LINE_WORDS));
+        let (mut len, mut run) = (0, 0);
+        for (node, (first, second)) in walk() {
+            if len == capacity {
+                break;
+            }
+            while runs.get(run).is_some_and(|r| r.first < first) {
+                runs[run].end = len;
+                run += 1;
+            }
+            let Some(within) = runs.get(run).filter(|r| r.first == first && r.place(second).is_eq()) else {
+                continue;
+            };
+            let short = within.short(second);
+            if !nodes.push(node) {
+                continue;
+            }
+            if len % LINE_WORDS == 0 {
+                words.push(WordLine([u32::MAX; LINE_WORDS]));
+            }
+            words[len / LINE_WORDS].0[len % LINE_WORDS] = short;
+            len += 1;
+        }
+        for rest in &mut runs[run..] {
+            rest.end = len;
+        }
+        Self {
+            runs,
+            fences: words.iter().map(|line| line.0[0]).collect(),
+            words,
+            nodes,
+        }
+    }
+
+    fn word(&self, at: usize) -> u32 {
+        self.words[at / LINE_WORDS].0[at % LINE_WORDS]
+    }
+
+    /// How many entries lie below `key` (`inclusive`: at or below).
+    #[expect(unsafe_code, reason = "index entries point to live nodes of this list")]
+    fn below(&self, key: &K, inclusive: bool) -> usize {
+        let (first, second) = key.summary();
+        let run = self.runs.partition_point(|run| run.first < first);
+        let start = run.checked_sub(1).map_or(0, |before| self.runs[before].end);
+        let Some(run) = self.runs.get(run).filter(|run| run.first == first) else {
+            return start;
+        };
+        match run.place(second) {
+            Ordering::Less => start,
+            Ordering::Greater => run.end,
+            Ordering::Equal => {
+                let short = run.short(second);
+                let mut low = self.words_below(start, run.end, short);
+                let mut high = self.tie_end(low, run.end, short);
+                // The tie, read node by node.
+                while low < high {
+                    let mid = low + (high - low) / 2;
+                    // SAFETY: entries name live nodes of this list.
+                    let order = unsafe { (*self.nodes.get(mid)).key.cmp(key) };
+                    if order == Ordering::Less || (inclusive && order == Ordering::Equal) {
+                        low = mid + 1;
+                    } else {
+                        high = mid;
+                    }
+                }
+                low
+            }
+        }
+    }
+
+    /// The first entry of `start..end` (a run: its words ascend) whose
+    /// word is not below `short`, or `end`: a search of the fences, then of
+    /// one line.
+    fn words_below(&self, start: usize, end: usize, short: u32) -> usize {
+        if start == end {
+            return start;
+        }
+        let (first_line, last_line) = (start / LINE_WORDS, (end - 1) / LINE_WORDS);
+        // The lines after the first begin inside the run: the last of
+        // them whose first word is below `short` holds the answer, or
+        // ends right before it (else the first line does).
+        let line = first_line + self.fences[first_line + 1..=last_line].partition_point(|&fence| fence < short);
+        let from = start.max(line * LINE_WORDS);
+        let to = end.min((line + 1) * LINE_WORDS);
+        let words = &self.words[line].0[from % LINE_WORDS..from % LINE_WORDS + (to - from)];
+        from + words.iter().filter(|&&word| word < short).count()
+    }
+
+    /// The end of the entries from `low` (before `end`) whose word is
+    /// `short`: none, as a rule; a long tie (keys whose words are all
+    /// alike, in an order without summaries) is galloped over.
+    fn tie_end(&self, low: usize, end: usize, short: u32) -> usize {
+        if low == end || self.word(low) != short {
+            return low;
+        }
+        let mut step = 1;
+        while low + step < end && self.word(low + step) == short {
+            step *= 2;
+        }
+        // Between the last step still tied and the first past it.
+        let (mut tied, mut past) = (low + step / 2, end.min(low + step));
+        while tied + 1 < past {
+            let mid = tied + (past - tied) / 2;
+            if self.word(mid) == short {
+                tied = mid;
+            } else {
+                past = mid;
+            }
+        }
+        past
+    }
 }
 
 /// One slot, one word (0: empty): the top `64 - ADDR_BITS` bits of the key's hash,
@@ -534,7 +791,14 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// or null for the head. Starts between the seek index's nodes around
     /// the key when that walk stays short, else from the top.
     fn last_before(&self, key: &K, inclusive: bool) -> Link<K, V> {
-        if let Some((at, stop)) = self.seek_bracket(key, inclusive) {
+        self.last_before_reading(key, inclusive, 0)
+    }
+
+    /// [`last_before`](Self::last_before) for a forward read from there:
+    /// starts loading the `ahead` indexed nodes that follow the key, which
+    /// the read will reach (see [`SkipList::seek_bracket`]).
+    fn last_before_reading(&self, key: &K, inclusive: bool, ahead: usize) -> Link<K, V> {
+        if let Some((at, stop)) = self.seek_bracket(key, inclusive, ahead) {
             if let Some(found) = self.descend(key, inclusive, at, stop, SEEK_LEVEL + 1, SEEK_WALK_LIMIT, |_, _, _| {}) {
                 return found;
             }
@@ -621,23 +885,32 @@ impl<K: SeekKey, V> SkipList<K, V> {
         due
     }
 
-    /// Builds and publishes a seek index of every node linked at
-    /// [`SEEK_LEVEL`] (a walk of that level). Safe to run beside the
-    /// writer and readers; nodes linked during the walk may be left out,
-    /// which only lengthens the searches that pass them.
+    /// Builds and publishes a seek index of the nodes linked at
+    /// [`SEEK_LEVEL`] (a walk of that level), leaving out every node
+    /// followed by another version of its key ([`SeekKey::same_point`]):
+    /// a seek lands before a key's newest version from the last version of
+    /// the key before it, so naming that last one serves every version. Safe
+    /// to run beside the writer and readers; nodes linked during the walk
+    /// may be left out, which only lengthens the searches that pass them.
     #[expect(unsafe_code, reason = "links point to live nodes of this list")]
     pub(crate) fn build_seek_index(&self) {
         let mut built = self.seek_built.lock();
-        let expected = self.len.load(AtomicOrdering::Relaxed) >> (2 * SEEK_LEVEL);
-        let mut entries = Vec::with_capacity(expected + expected / 4);
-        let mut at = self.next_of(ptr::null(), SEEK_LEVEL);
-        while !at.is_null() {
-            // SAFETY: non-null links point to live nodes of this list.
-            let summary = unsafe { (*at).key.summary() };
-            entries.push(SeekEntry { summary, node: at });
-            at = self.next_of(at, SEEK_LEVEL);
-        }
-        let index = Box::into_raw(Box::new(SeekIndex { entries }));
+        let walk = || {
+            let mut at = self.next_of(ptr::null(), SEEK_LEVEL);
+            std::iter::from_fn(move || {
+                while !at.is_null() {
+                    let node = at;
+                    at = self.next_of(node, SEEK_LEVEL);
+                    // SAFETY: non-null links point to live nodes of this list.
+                    let (key, later) = unsafe { (&(*node).key, at.as_ref().map(|next| &next.key)) };
+                    if !later.is_some_and(|later| key.same_point(later)) {
+                        return Some((node, key.summary()));
+                    }
+                }
+                None
+            })
+        };
+        let index = Box::into_raw(Box::new(SeekIndex::new(walk)));
         built.push(index);
         self.seek.store(index, AtomicOrdering::SeqCst);
         let freed = self.free_replaced_seek_indexes(&mut built);
@@ -684,17 +957,17 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// search of the index by summary, reading a node only where summaries
     /// tie. (A search that panics in a comparison stays counted: the
     /// replaced indexes then wait for the list's drop.)
-    fn seek_bracket(&self, key: &K, inclusive: bool) -> Option<(Link<K, V>, Link<K, V>)> {
+    fn seek_bracket(&self, key: &K, inclusive: bool, ahead: usize) -> Option<(Link<K, V>, Link<K, V>)> {
         let readers = self.seek_readers.mine();
         readers.fetch_add(1, AtomicOrdering::SeqCst);
-        let bracket = self.seek_bracket_counted(key, inclusive);
+        let bracket = self.seek_bracket_counted(key, inclusive, ahead);
         readers.fetch_sub(1, AtomicOrdering::Release);
         bracket
     }
 
     /// [`seek_bracket`](Self::seek_bracket), counted in `seek_readers`.
     #[expect(unsafe_code, reason = "index entries point to live nodes of this list")]
-    fn seek_bracket_counted(&self, key: &K, inclusive: bool) -> Option<(Link<K, V>, Link<K, V>)> {
+    fn seek_bracket_counted(&self, key: &K, inclusive: bool, ahead: usize) -> Option<(Link<K, V>, Link<K, V>)> {
         let seek = self.seek.load(AtomicOrdering::SeqCst);
         if seek.is_null() {
             return None;
@@ -705,19 +978,13 @@ impl<K: SeekKey, V> SkipList<K, V> {
         // `free_replaced_seek_indexes`); its store ordered its entries (and
         // the nodes they name, all linked before it) before this load. The
         // nodes returned outlive the index: they live as long as the list.
-        let entries = unsafe { &(*seek).entries };
-        let summary = key.summary();
-        let below = entries.partition_point(|entry| match entry.summary.cmp(&summary) {
-            Ordering::Less => true,
-            Ordering::Greater => false,
-            Ordering::Equal => {
-                // SAFETY: entries name live nodes of this list.
-                let order = unsafe { (*entry.node).key.cmp(key) };
-                order == Ordering::Less || (inclusive && order == Ordering::Equal)
-            }
-        });
-        let at = below.checked_sub(1).map_or(ptr::null(), |i| entries[i].node);
-        let stop = entries.get(below).map_or(ptr::null(), |entry| entry.node);
+        let index = unsafe { &*seek };
+        let below = index.below(key, inclusive);
+        let at = below.checked_sub(1).map_or(ptr::null(), |i| index.nodes.get(i));
+        let stop = index.nodes.get(below);
+        for next in below..below + ahead {
+            prefetch(index.nodes.get(next));
+        }
         Some((at, stop))
     }
 
@@ -744,7 +1011,7 @@ impl<K: SeekKey, V> SkipList<K, V> {
             Bound::Excluded(key) => (key, true),
             Bound::Unbounded => return self.next_of(ptr::null(), 0),
         };
-        let mut at = self.last_before(key, inclusive);
+        let mut at = self.last_before_reading(key, inclusive, SEEK_AHEAD);
         // The writer may have linked a node below the bound right after
         // `at` since the search passed it (Miri found this): step over.
         loop {
@@ -1177,7 +1444,7 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
         let exact = std::mem::take(&mut self.state.splice_levels);
         let bracket = if height <= exact { self.state.lowest_bracket(&key, exact) } else { MAX_HEIGHT };
         let indexed = (bracket == MAX_HEIGHT && height <= SEEK_LEVEL + 1)
-            .then(|| list.seek_bracket(&key, false))
+            .then(|| list.seek_bracket(&key, false, 0))
             .flatten();
         let exact = if bracket != MAX_HEIGHT {
             let (at, stop) = (self.state.prev[bracket], self.state.next[bracket]);
@@ -1848,10 +2115,148 @@ mod tests {
         fn summary(&self) -> (u64, u64) {
             (self.0 >> 40, self.0 >> 4)
         }
+
+        fn same_point(&self, next: &Self) -> bool {
+            same_point(self, next)
+        }
     }
 
     fn same_point(a: &Versioned, b: &Versioned) -> bool {
         a.0 == b.0
+    }
+
+    /// A key of a table, summarised as the memtable summarises its keys.
+    type Tabled = (u64, u64);
+
+    impl SeekKey for Tabled {
+        fn summary(&self) -> (u64, u64) {
+            *self
+        }
+    }
+
+    #[test]
+    fn node_refs_give_back_each_address_near_or_far() {
+        let near: Vec<*const Node<u64, u64>> = [64usize, 8, 8 << 32, 24].iter().map(|&addr| ptr::without_provenance(addr)).collect();
+        let far: Vec<*const Node<u64, u64>> = [8usize, 16 << 32, 40].iter().map(|&addr| ptr::without_provenance(addr)).collect();
+        for (links, compact) in [(near, true), (far, false)] {
+            let (low, high) = (links.iter().map(|l| l.addr()).min().unwrap(), links.iter().map(|l| l.addr()).max().unwrap());
+            let mut refs = NodeRefs::with_capacity(links.len(), low, high);
+            for &link in &links {
+                assert!(refs.push(link));
+            }
+            assert_eq!(refs.near.is_empty(), !compact);
+            assert_eq!(refs.len(), links.len());
+            for (at, link) in links.iter().enumerate() {
+                assert_eq!(refs.get(at).addr(), link.addr());
+            }
+            assert!(refs.get(links.len()).is_null());
+            // An address below the base, or too far above it, is refused.
+            if compact {
+                assert!(!refs.push(ptr::without_provenance(0)));
+                assert!(!refs.push(ptr::without_provenance(64 << 32)));
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_short_words_count_the_entries_below_any_key_whatever_prefix_the_keys_share() {
+        // Per table, keys that share: nothing, 40 bits (a counter), all but
+        // the lowest bits (ties of the short words), everything (one key).
+        let shapes: [fn(u64) -> u64; 4] = [mix, |i| (0xABCD_u64 << 48) + i * 3, |i| (7 << 60) + (mix(i) & 0xFFF_FFFF), |_| 42];
+        for (seed, shape) in shapes.iter().enumerate() {
+            let list: SkipList<Tabled, u64> = SkipList::new();
+            let mut model = std::collections::BTreeSet::new();
+            {
+                let mut writer = list.writer();
+                for i in 0..scaled(2000) {
+                    let key = (mix(i ^ seed as u64) % 3 * 5, shape(mix(i + 1) % 5000));
+                    if model.insert(key) {
+                        writer.insert(key, i);
+                    }
+                }
+            }
+            list.build_seek_index();
+            // SAFETY: built above and never replaced: it lives with the list.
+            #[expect(unsafe_code, reason = "reading the index the test built")]
+            let index = unsafe { &*list.seek.load(AtomicOrdering::SeqCst) };
+            let indexed: Vec<Tabled> = model.iter().copied().collect();
+            assert_eq!(index.nodes.len(), indexed.len());
+            for case in 0..scaled(3000) {
+                let near = indexed[(mix(case) % indexed.len() as u64) as usize];
+                // A key of the list, a neighbour, or one of another table.
+                let probe = match case % 5 {
+                    0 => near,
+                    1 => (near.0, near.1.wrapping_add(1)),
+                    2 => (near.0, near.1.wrapping_sub(1)),
+                    3 => (mix(case) % 17, near.1),
+                    _ => (near.0, mix(case + 3)),
+                };
+                for inclusive in [false, true] {
+                    let want = indexed.partition_point(|key| *key < probe || (inclusive && *key == probe));
+                    assert_eq!(index.below(&probe, inclusive), want, "shape {seed}: {probe:?}, inclusive {inclusive}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seeks_among_versions_find_what_a_btreeset_finds_with_the_index_naming_last_versions() {
+        let list: SkipList<Versioned, u64> = SkipList::new();
+        let mut model = std::collections::BTreeSet::new();
+        {
+            let mut writer = list.writer();
+            for i in 0..scaled(3000) {
+                // Up to a dozen versions of each of 400 points, newer later.
+                let key = (mix(i) % 400, std::cmp::Reverse(i));
+                writer.insert(key, i);
+                model.insert(key);
+                if i == scaled(2000) {
+                    // Indexed two thirds in: later versions and points are
+                    // passed on the way.
+                    list.build_seek_index();
+                }
+            }
+        }
+        let seek = list.seek.load(AtomicOrdering::SeqCst);
+        assert!(!seek.is_null());
+        // SAFETY: built above and never replaced: it lives with the list.
+        #[expect(unsafe_code, reason = "reading the index the test built")]
+        let index = unsafe { &*seek };
+        // The index names each point's last version once (as of its build).
+        let mut points: Vec<u64> = (0..index.nodes.len())
+            .map(|at| {
+                // SAFETY: entries name live nodes of this list.
+                #[expect(unsafe_code, reason = "entries name live nodes of the list")]
+                unsafe {
+                    (*index.nodes.get(at)).key.0
+                }
+            })
+            .collect();
+        let named = points.len();
+        points.dedup();
+        assert_eq!(points.len(), named, "a point named twice");
+        assert!(named <= 400 && named > 300, "{named} points indexed");
+        for case in 0..scaled(3000) {
+            let point = mix(case) % 410;
+            // A point's edges (before its newest, after its oldest), or a
+            // version between.
+            let version = match case % 3 {
+                0 => u64::MAX,
+                1 => 0,
+                _ => mix(case + 1) % scaled(3000),
+            };
+            let probe = (point, std::cmp::Reverse(version));
+            for lower in [Bound::Included(&probe), Bound::Excluded(&probe)] {
+                let found = list.lower_bound(lower).map(|e| *e.key());
+                let want = model.range((lower, Bound::Unbounded)).next().copied();
+                assert_eq!(found, want, "case {case}: from {lower:?}");
+            }
+            for upper in [Bound::Included(&probe), Bound::Excluded(&probe)] {
+                let found = list.range(Bound::Unbounded, upper).next_back().map(|e| *e.key());
+                let want = model.range((Bound::Unbounded, upper)).next_back().copied();
+                assert_eq!(found, want, "case {case}: to {upper:?}");
+            }
+        }
     }
 
     #[test]
