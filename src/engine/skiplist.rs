@@ -28,22 +28,28 @@
 //! - **A seek index.** A seek (the start of every range read, and the
 //!   search of a single insert the splice does not bracket) cannot use the
 //!   point index, and its walk from the top of the list misses the cache at
-//!   nearly every node. A sorted array of the nodes linked at
-//!   [`SEEK_LEVEL`] (one in four), each with a summary of its key (two
-//!   words ordered as the keys are, [`SeekKey`]), is built beside the list
-//!   each time it doubles ([`SkipList::claim_seek_build`]; the memtable
-//!   runs it on a thread of its own, so the writer never waits for the
-//!   walk). A seek binary-searches the array for the indexed nodes on
-//!   either side of its key and walks only the levels up to [`SEEK_LEVEL`]
-//!   between them; nodes linked since the build are passed on the way,
-//!   up to [`SEEK_WALK_LIMIT`] of them (beyond, the search starts from the
-//!   top and the index is marked stale, to be rebuilt sooner).
-//!   Measured on lists of 16-byte keys and 160-byte values, fully indexed:
-//!   a random seek 2.7-3.0 -> 1.4-1.7 us at 300K nodes, 4.2-5.4 -> 1.5-2.3
-//!   us at 1M; 300K random single inserts 2.0-2.3 -> 1.35-1.6 us each.
-//!   Indexing every node (level 0) seeks faster still (0.9-1.1 us) but its
-//!   build walks four times the nodes (100 ms at 300K) for four times the
-//!   memory; level 2 saves less than half the walk.
+//!   nearly every node. A sorted array naming every key's last version
+//!   (the nodes at [`SEEK_LEVEL`], less those followed by another version
+//!   of their key, [`SeekKey::same_point`]), searched by a short word of
+//!   each key's summary (two words ordered as the keys are, [`SeekKey`]),
+//!   is built beside the list each time it doubles
+//!   ([`SkipList::claim_seek_build`]; the memtable runs it on a thread of
+//!   its own, so the writer never waits for the walk). A seek searches the
+//!   array for the indexed nodes on either side of its key ([`SeekIndex`]:
+//!   a fence array in the cache, then one cache line of words) and walks
+//!   level 0 between them; nodes linked since the build are passed on the
+//!   way, up to [`SEEK_WALK_LIMIT`] of them (beyond, the search starts from
+//!   the top and the index is marked stale, to be rebuilt sooner). A
+//!   forward seek also prefetches the indexed nodes after its key
+//!   ([`SEEK_AHEAD`]), which a range read meets next.
+//!   Measured on lists of 16-byte keys and 160-byte values, fully indexed
+//!   at level 1 (one node in four, an earlier form): a random seek 2.7-3.0
+//!   -> 1.4-1.7 us at 300K nodes, 4.2-5.4 -> 1.5-2.3 us at 1M; 300K random
+//!   single inserts 2.0-2.3 -> 1.35-1.6 us each. Every key in four-byte
+//!   words (thirty-fourth session): populated range reads of a 1M-key
+//!   table, seek + 10 next, 258K -> 290K/s, and with the prefetch 293K/s,
+//!   for about 8 bytes a key (the level-1 index of 24-byte entries took 6
+//!   bytes a node).
 //!
 //! # Invariants
 //! - Keys are in ascending order at every level; a node linked at level `i`
@@ -61,7 +67,11 @@
 //!   it): only this list's writer
 //!   links nodes, and every insert updates the splice it used.
 //! - Every seek index entry names a node linked at [`SEEK_LEVEL`], and the
-//!   entries are in list order; an index is immutable once published.
+//!   entries are in list order; within a run of one summary's first word
+//!   their short words ascend (each word is the 32 bits after the prefix
+//!   the run's second words share, so it keeps their order), and a
+//!   probe's word is compared only when it has that prefix. An index is
+//!   immutable once published.
 //!   Searches may still hold an older one: a replaced index is freed only
 //!   once no search is counted inside an index after its replacement was
 //!   published. Any sorted subset of those nodes is a correct index: a
