@@ -371,7 +371,11 @@ impl<K, V> NodeRefs<K, V> {
             self.far.push(node);
             return true;
         }
-        let Some(span) = node.addr().checked_sub(self.base).and_then(|bytes| u32::try_from(bytes / NODE_ALIGN).ok()) else {
+        let Some(bytes) = node.addr().checked_sub(self.base) else {
+            return false;
+        };
+        debug_assert_eq!(bytes % NODE_ALIGN, 0, "nodes are aligned for their links");
+        let Ok(span) = u32::try_from(bytes / NODE_ALIGN) else {
             return false;
         };
         // Read back by address (`get`): the node's provenance must be
