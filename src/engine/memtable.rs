@@ -159,9 +159,17 @@ impl MemKey {
             return false;
         }
         match self.order() {
-            KeyOrder::BYTEWISE => self.key.head_word() == other.key.head_word() && *self.key == *other.key,
+            KeyOrder::BYTEWISE => self.same_bytes_as(other),
             order => order.comparator()(&self.key, &other.key).is_eq(),
         }
+    }
+
+    /// Whether the two keys are the same table's and the same bytes (the
+    /// first words compared first, as most neighbours differ there). The
+    /// same key in byte order; in another order, a sufficient condition.
+    #[inline]
+    fn same_bytes_as(&self, other: &Self) -> bool {
+        self.table == other.table && self.key.head_word() == other.key.head_word() && *self.key == *other.key
     }
 
     pub(crate) fn edge(table: u64, cmp: Comparator, edge: Edge) -> Self {
@@ -264,7 +272,7 @@ impl SeekKey for MemKey {
     /// the calls). Keys an order calls equal with other bytes are then
     /// indexed apart, which only costs an entry.
     fn same_point(&self, next: &Self) -> bool {
-        self.table == next.table && self.key.head_word() == next.key.head_word() && *self.key == *next.key
+        self.same_bytes_as(next)
     }
 }
 

@@ -967,10 +967,12 @@ impl<K: SeekKey, V> SkipList<K, V> {
 
     /// The seek index's last node below `key` (`inclusive`: at or below;
     /// null: the head) and its first node past it (null: none), both linked
-    /// at [`SEEK_LEVEL`]; `None` before the first index is built. A binary
-    /// search of the index by summary, reading a node only where summaries
-    /// tie. (A search that panics in a comparison stays counted: the
-    /// replaced indexes then wait for the list's drop.)
+    /// at [`SEEK_LEVEL`]; `None` before the first index is built. A search
+    /// of the index's words ([`SeekIndex::below`]), reading a node only
+    /// where words tie; `ahead` more indexed nodes past the key are
+    /// prefetched for a forward read. (A search that panics in a
+    /// comparison stays counted: the replaced indexes then wait for the
+    /// list's drop.)
     fn seek_bracket(&self, key: &K, inclusive: bool, ahead: usize) -> Option<(Link<K, V>, Link<K, V>)> {
         let readers = self.seek_readers.mine();
         readers.fetch_add(1, AtomicOrdering::SeqCst);
