@@ -378,11 +378,14 @@ impl Memtable {
     }
 
     /// Starts a build of the skip list's seek index on a thread of its own
-    /// when one is due (`SkipList::claim_seek_build`: a few thousand
+    /// when one is due (`SkipList::claim_seek_build`: a search has asked
+    /// for the index since the last build, and the list has a few thousand
     /// entries, then each doubling, or each eighth more once a search has
     /// found the index stale): range reads then seek through a sorted array
-    /// instead of the list's upper levels. The writer never waits for it;
-    /// if no thread can be started, seeks walk the list as before.
+    /// instead of the list's upper levels. Called after each commit's
+    /// inserts and at the start of each range read of this memtable. The
+    /// writer never waits for it; if no thread can be started, seeks walk
+    /// the list as before.
     pub(crate) fn maintain(self: &Arc<Self>) {
         if self.map.claim_seek_build() {
             let mem = self.clone();
@@ -390,6 +393,14 @@ impl Memtable {
                 .name("sluicedb-seek".into())
                 .spawn(move || mem.map.build_seek_index());
         }
+    }
+
+    /// Maps in the memory its inserts are about to fill all over (the point
+    /// index's pages), so that those inserts, on the commit path, take no
+    /// page faults. For the memtable a freeze has just made active, called
+    /// by the apply thread before it flushes the frozen one.
+    pub(crate) fn prefault(&self) {
+        self.map.prefault_point_index();
     }
 
     /// One insert, charged and noted (see [`Memtable::inserter`] for many).
@@ -914,7 +925,9 @@ mod tests {
         let m = Memtable::new(1 << 26);
         for i in 0..n {
             m.insert(1, counted, &i.to_be_bytes(), i + 1, Some(b"v"));
-            // As `Memtable::maintain` does after each commit, inline.
+            // As `Memtable::maintain` does after each commit, inline, with
+            // the index asked for as a range read's seek would.
+            m.map().want_seek_index();
             if m.map().claim_seek_build() {
                 m.map().build_seek_index();
             }

@@ -450,8 +450,19 @@ impl MemSource {
         let list = self.mem.map();
         let forward = self.direction == Direction::Forward;
         let first = match self.at {
-            None if forward => list.lower_bound(bound_ref(&self.lower)),
-            None => list.upper_bound(bound_ref(&self.upper)),
+            None => {
+                let first = if forward {
+                    list.lower_bound(bound_ref(&self.lower))
+                } else {
+                    list.upper_bound(bound_ref(&self.upper))
+                };
+                // The seek asked for the list's seek index: build one if it
+                // is due. Builds follow searches, not inserts, so a list
+                // that grew under batch commits alone, with no index, gets
+                // one from its first range reads (`SkipList::claim_seek_build`).
+                self.mem.maintain();
+                first
+            }
             Some(at) => {
                 #[expect(unsafe_code, reason = "the position's list is kept alive by self.mem")]
                 // SAFETY: `at` came from this memtable's list, which
@@ -585,5 +596,30 @@ mod tests {
         drop(long_value);
         assert!(weak.upgrade().is_none(), "a short value is a copy");
         assert_eq!(&short[..], b"short");
+    }
+
+    #[test]
+    fn a_memtable_filled_by_batches_gets_its_seek_index_from_its_first_range_read() {
+        let mem = Arc::new(Memtable::new(1 << 24));
+        let keys: Vec<[u8; 8]> = (0..2_000u64).map(|i| (i * 7).to_be_bytes()).collect();
+        for (seq, batch) in keys.chunks(500).enumerate() {
+            let ops = batch.iter().map(|k| (&k[..], Some(&b"v"[..])));
+            mem.inserter().insert_sorted(1, bytewise, seq as u64 + 1, ops);
+            mem.maintain();
+        }
+        assert!(!mem.map().has_seek_index(), "batch inserts never search the index: none is built");
+        let lower = 700u64.to_be_bytes();
+        let source = MemSource::new(mem.clone(), 1, bytewise, 10, Bound::Included(&lower), Bound::Unbounded, Direction::Forward);
+        let read: Vec<u64> = source
+            .take(3)
+            .map(|item| u64::from_be_bytes(item.unwrap().0[..].try_into().unwrap()))
+            .collect();
+        assert_eq!(read, [700, 707, 714]);
+        // The read started a build on a thread of its own.
+        let start = std::time::Instant::now();
+        while !mem.map().has_seek_index() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(60), "no seek index after a range read");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }
