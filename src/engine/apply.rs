@@ -275,10 +275,6 @@ fn step(inner: &Arc<Inner>, ticket: u64, last_checkpoint: &mut Instant, retired:
 /// publishes the tree without all of them.
 fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
     let state = inner.current_state();
-    // A freeze has just made a fresh memtable active, and commits are
-    // filling it: its point index's pages are mapped in here, not by page
-    // faults in their inserts (`Memtable::prefault`).
-    state.active.prefault();
     // Oldest first (`frozen` lists the newest first).
     let mut frozen = state.frozen.iter().rev();
     let mut mems: Vec<Arc<Memtable>> = frozen.next().into_iter().cloned().collect();

@@ -395,14 +395,6 @@ impl Memtable {
         }
     }
 
-    /// Maps in the memory its inserts are about to fill all over (the point
-    /// index's pages), so that those inserts, on the commit path, take no
-    /// page faults. For the memtable a freeze has just made active, called
-    /// by the apply thread before it flushes the frozen one.
-    pub(crate) fn prefault(&self) {
-        self.map.prefault_point_index();
-    }
-
     /// One insert, charged and noted (see [`Memtable::inserter`] for many).
     #[cfg(test)]
     pub(crate) fn insert(&self, table: u64, cmp: Comparator, key: &[u8], seq: u64, value: Option<&[u8]>) {

@@ -655,15 +655,6 @@ impl<K, V> PointIndex<K, V> {
         }
     }
 
-    /// Maps in the table's pages ([`crate::heap::prefault`]). Zeroed, a
-    /// table's pages stay unmapped until a slot on them is filled, and
-    /// random keys fill slots on nearly every page within a few thousand
-    /// inserts: about a thousand page faults for the 4 MiB table of a 64 MiB
-    /// memtable, taken by the inserts of the commits that follow a freeze.
-    fn prefault(&self) {
-        crate::heap::prefault(&self.slots);
-    }
-
     /// Slots the writer may fill: three quarters, so probes stay short and
     /// an empty slot always ends them.
     fn limit(&self) -> usize {
@@ -895,12 +886,6 @@ impl<K: SeekKey, V> SkipList<K, V> {
         if !self.seek_wanted.load(AtomicOrdering::Relaxed) {
             self.seek_wanted.store(true, AtomicOrdering::Relaxed);
         }
-    }
-
-    /// Maps in the point index's pages now, for a list about to take many
-    /// inserts (see `PointIndex::prefault`).
-    pub(crate) fn prefault_point_index(&self) {
-        self.index.prefault();
     }
 
     /// Whether a seek index has been published.
