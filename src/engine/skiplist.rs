@@ -76,10 +76,14 @@
 //!   Searches may still hold an older one: a replaced index is freed only
 //!   once no search is counted inside an index after its replacement was
 //!   published. Any sorted subset of those nodes is a correct index: a
-//!   stale one only lengthens the walks.
+//!   stale one only lengthens the walks. An entry marked tall names a node
+//!   linked a level above [`SEEK_LEVEL`] too (the build reads the mark
+//!   from a link at that level); one not marked may be linked there as
+//!   well, which only lengthens that level's walks.
 //! - A search that starts from the seek index leaves the splice exact
-//!   only up to [`SEEK_LEVEL`] (`splice_levels`); a node taller than the
-//!   exact levels, or a group of inserts, searches from the head.
+//!   only up to the levels it walked (`splice_levels`): [`SEEK_LEVEL`],
+//!   or the level above for a node that tall, walked from a tall entry; a
+//!   node taller than that, or a group of inserts, searches from the head.
 //! - `keys_own_memory` is set before a key that says it owns memory
 //!   ([`SeekKey::owns_memory`]) is written into a node (`link_searched`,
 //!   the only place nodes are made), so the drop, which skips its walk of
@@ -239,6 +243,19 @@ const SEEK_WALK_LIMIT: usize = 12;
 /// overlap, where the walk meets them one after another.
 const SEEK_AHEAD: usize = 3;
 
+/// Where a single insert's search starts in the seek index
+/// ([`SkipList::insert_bracket`]): the indexed nodes around its key, and
+/// the indexed node before it linked a level up (null: none looked for,
+/// or none near).
+type InsertBracket<K, V> = (Link<K, V>, Link<K, V>, Link<K, V>);
+
+/// Entries a single insert of a node linked a level above the seek
+/// index's looks back for one linked there too, to walk that level from
+/// ([`SeekIndex::tall_before`]). One in four is, when the index is built;
+/// none among 64 has a chance of about 1e-8, and then the insert searches
+/// from the top.
+const TALL_LOOKBACK: usize = 64;
+
 /// A key the seek index can place without reading its node.
 pub(crate) trait SeekKey: Ord {
     /// Two words that never contradict the key order: `a < b` implies
@@ -341,6 +358,12 @@ struct SeekIndex<K, V> {
     fences: Vec<u32>,
     words: Vec<WordLine>,
     nodes: NodeRefs<K, V>,
+    /// One bit per entry: its node was linked a level above the index's
+    /// when the build's walk passed it (nodes linked there later read as
+    /// not). A single insert of a node that tall walks that level from the
+    /// last such entry before its key, not from the top of the list
+    /// ([`SeekIndex::tall_before`]).
+    tall: Vec<u64>,
 }
 
 /// Every node's address is a multiple of this (its links are pointers).
@@ -442,10 +465,10 @@ impl<K: SeekKey, V> SeekIndex<K, V> {
     /// walk and a copy of every summary and address: measured, the copies
     /// freed after each build left 2-3 MB more resident at the peak of a
     /// 1M-key run.
-    fn new<I: Iterator<Item = (Link<K, V>, (u64, u64))>>(walk: impl Fn() -> I) -> Self {
+    fn new<I: Iterator<Item = (Link<K, V>, (u64, u64), bool)>>(walk: impl Fn() -> I) -> Self {
         let mut runs: Vec<SeekRun> = Vec::new();
         let (mut count, mut low, mut high) = (0, usize::MAX, 0);
-        for (node, (first, second)) in walk() {
+        for (node, (first, second), _) in walk() {
             if runs.last().is_none_or(|run| run.first != first) {
                 runs.push(SeekRun {
                     first,
@@ -465,8 +488,9 @@ impl<K: SeekKey, V> SeekIndex<K, V> {
         let capacity = count + count / 16;
         let mut nodes = NodeRefs::with_capacity(capacity, low, high);
         let mut words: Vec<WordLine> = Vec::with_capacity(capacity.div_ceil(LINE_WORDS));
+        let mut tall_bits: Vec<u64> = Vec::with_capacity(capacity.div_ceil(64));
         let (mut len, mut run) = (0, 0);
-        for (node, (first, second)) in walk() {
+        for (node, (first, second), tall) in walk() {
             if len == capacity {
                 break;
             }
@@ -485,6 +509,10 @@ impl<K: SeekKey, V> SeekIndex<K, V> {
                 words.push(WordLine([u32::MAX; LINE_WORDS]));
             }
             words[len / LINE_WORDS].0[len % LINE_WORDS] = short;
+            if len % 64 == 0 {
+                tall_bits.push(0);
+            }
+            tall_bits[len / 64] |= u64::from(tall) << (len % 64);
             len += 1;
         }
         for rest in &mut runs[run..] {
@@ -495,6 +523,34 @@ impl<K: SeekKey, V> SeekIndex<K, V> {
             fences: words.iter().map(|line| line.0[0]).collect(),
             words,
             nodes,
+            tall: tall_bits,
+        }
+    }
+
+    /// The nodes around the `below`th entry: the one before it (null: the
+    /// head) and it (null: none).
+    fn bracket(&self, below: usize) -> (Link<K, V>, Link<K, V>) {
+        let at = below.checked_sub(1).map_or(ptr::null(), |i| self.nodes.get(i));
+        (at, self.nodes.get(below))
+    }
+
+    /// The last entry before `end` whose node was linked a level up
+    /// ([`tall`](Self::tall)), looking back at most `limit` entries.
+    fn tall_before(&self, end: usize, limit: usize) -> Option<usize> {
+        let floor = end.saturating_sub(limit);
+        let mut word = end / 64;
+        // Only the bits of the entries below `end` in its own word.
+        let mut bits = self.tall.get(word).map_or(0, |w| w & ((1u64 << (end % 64)) - 1));
+        loop {
+            if bits != 0 {
+                let found = word * 64 + 63 - bits.leading_zeros() as usize;
+                return (found >= floor).then_some(found);
+            }
+            if word * 64 <= floor {
+                return None;
+            }
+            word -= 1;
+            bits = self.tall[word];
         }
     }
 
@@ -685,8 +741,9 @@ struct WriterState<K, V> {
     next: [Link<K, V>; MAX_HEIGHT],
     /// The levels, from the bottom, at which the splice is exact (see the
     /// module's invariants): all (`MAX_HEIGHT`) after a search from the
-    /// head or a group, [`SEEK_LEVEL`]` + 1` after a search that started
-    /// from the seek index, 0 while an insert is under way (a panicking
+    /// head or a group, [`SEEK_LEVEL`]` + 1` (or `+ 2`, for a node that
+    /// tall) after a search that started from the seek index, 0 while an
+    /// insert is under way (a panicking
     /// comparator leaves no splice claiming to be exact).
     splice_levels: usize,
     /// xorshift64 state for node heights.
@@ -819,18 +876,18 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// the read will reach (see [`SkipList::seek_bracket`]).
     fn last_before_reading(&self, key: &K, inclusive: bool, ahead: usize) -> Link<K, V> {
         if let Some((at, stop)) = self.seek_bracket(key, inclusive, ahead) {
-            if let Some(found) = self.descend(key, inclusive, at, stop, SEEK_LEVEL + 1, SEEK_WALK_LIMIT, |_, _, _| {}) {
+            if let Some(found) = self.descend(key, inclusive, at, stop, 0..SEEK_LEVEL + 1, SEEK_WALK_LIMIT, |_, _, _| {}) {
                 return found;
             }
             self.mark_seek_stale();
         }
         let levels = self.height.load(AtomicOrdering::Relaxed);
-        self.descend(key, inclusive, ptr::null(), ptr::null(), levels, usize::MAX, |_, _, _| {})
+        self.descend(key, inclusive, ptr::null(), ptr::null(), 0..levels, usize::MAX, |_, _, _| {})
             .expect("an unbounded walk always ends")
     }
 
-    /// Walks levels `top - 1` down to 0 from `at` (below the key, linked at
-    /// those levels; null: the head) to the last node below `key`
+    /// Walks `levels` from the top one down from `at` (below the key, linked
+    /// at those levels; null: the head) to the last node below `key`
     /// (`inclusive`: at or below); `stop` (null: none known) is a node
     /// known to be past the key, which a walk stops at without comparing.
     /// `record(level, last node below, the node after it)` hears where
@@ -845,7 +902,7 @@ impl<K: SeekKey, V> SkipList<K, V> {
         inclusive: bool,
         mut at: Link<K, V>,
         mut stop: Link<K, V>,
-        top: usize,
+        levels: std::ops::Range<usize>,
         limit: usize,
         mut record: impl FnMut(usize, Link<K, V>, Link<K, V>),
     ) -> Option<Link<K, V>> {
@@ -855,13 +912,14 @@ impl<K: SeekKey, V> SkipList<K, V> {
             let order = unsafe { (*node).key.cmp(key) };
             order == Ordering::Less || (inclusive && order == Ordering::Equal)
         };
-        for level in (0..top).rev() {
+        let first = levels.end.saturating_sub(1);
+        for level in levels.rev() {
             let mut steps = 0;
             let mut next = self.next_of(at, level);
             while !next.is_null() && next != stop && below(next) {
                 at = next;
                 steps += 1;
-                if steps > limit && level == top - 1 {
+                if steps > limit && level == first {
                     return None;
                 }
                 next = self.next_of(at, level);
@@ -943,15 +1001,25 @@ impl<K: SeekKey, V> SkipList<K, V> {
     pub(crate) fn build_seek_index(&self) {
         let mut built = self.seek_built.lock();
         let walk = || {
+            // The next node linked a level up, which the walk meets in turn
+            // (a node linked there is linked here too, in the same order).
+            // Each read before the one at this level: nodes are linked
+            // bottom-up, so a node seen up there is already linked here,
+            // and the walk reaches it.
+            let mut above = self.next_of(ptr::null(), SEEK_LEVEL + 1);
             let mut at = self.next_of(ptr::null(), SEEK_LEVEL);
             std::iter::from_fn(move || {
                 while !at.is_null() {
                     let node = at;
+                    let tall = node == above;
+                    if tall {
+                        above = self.next_of(node, SEEK_LEVEL + 1);
+                    }
                     at = self.next_of(node, SEEK_LEVEL);
                     // SAFETY: non-null links point to live nodes of this list.
                     let (key, later) = unsafe { (&(*node).key, at.as_ref().map(|next| &next.key)) };
                     if !later.is_some_and(|later| key.same_point(later)) {
-                        return Some((node, key.summary()));
+                        return Some((node, key.summary(), tall));
                     }
                 }
                 None
@@ -1003,40 +1071,54 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// at [`SEEK_LEVEL`]; `None` before the first index is built. A search
     /// of the index's words ([`SeekIndex::below`]), reading a node only
     /// where words tie; `ahead` more indexed nodes past the key are
-    /// prefetched for a forward read. Notes that the index is wanted, which
-    /// lets the next build be claimed. (A search that panics in a
-    /// comparison stays counted: the replaced indexes then wait for the
-    /// list's drop.)
+    /// prefetched for a forward read.
     fn seek_bracket(&self, key: &K, inclusive: bool, ahead: usize) -> Option<(Link<K, V>, Link<K, V>)> {
+        self.in_seek_index(|index| {
+            let below = index.below(key, inclusive);
+            for next in below..below + ahead {
+                prefetch(index.nodes.get(next));
+            }
+            index.bracket(below)
+        })
+    }
+
+    /// For a single insert: [`seek_bracket`](Self::seek_bracket) of `key`
+    /// and, if `tall` (the new node is linked a level above the index's),
+    /// the last indexed node before the key that was linked at that level
+    /// when the index was built, among the [`TALL_LOOKBACK`] entries before
+    /// it (null: none there).
+    fn insert_bracket(&self, key: &K, tall: bool) -> Option<InsertBracket<K, V>> {
+        self.in_seek_index(|index| {
+            let below = index.below(key, false);
+            let (at, stop) = index.bracket(below);
+            let above = tall
+                .then(|| index.tall_before(below, TALL_LOOKBACK))
+                .flatten()
+                .map_or(ptr::null(), |i| index.nodes.get(i));
+            (at, stop, above)
+        })
+    }
+
+    /// Runs `search` in the seek index, counted in `seek_readers` (`None`
+    /// before the first index is built), and notes that the index is
+    /// wanted, which lets the next build be claimed. (A search that panics
+    /// in a comparison stays counted: the replaced indexes then wait for
+    /// the list's drop.)
+    #[expect(unsafe_code, reason = "a published index lives while a search is counted")]
+    fn in_seek_index<R>(&self, search: impl FnOnce(&SeekIndex<K, V>) -> R) -> Option<R> {
         self.want_seek_index();
         let readers = self.seek_readers.mine();
         readers.fetch_add(1, AtomicOrdering::SeqCst);
-        let bracket = self.seek_bracket_counted(key, inclusive, ahead);
-        readers.fetch_sub(1, AtomicOrdering::Release);
-        bracket
-    }
-
-    /// [`seek_bracket`](Self::seek_bracket), counted in `seek_readers`.
-    #[expect(unsafe_code, reason = "index entries point to live nodes of this list")]
-    fn seek_bracket_counted(&self, key: &K, inclusive: bool, ahead: usize) -> Option<(Link<K, V>, Link<K, V>)> {
         let seek = self.seek.load(AtomicOrdering::SeqCst);
-        if seek.is_null() {
-            return None;
-        }
         // SAFETY: a published index is immutable and lives until a build
         // sees no search counted in `seek_readers` after replacing it (this
-        // one is counted until it returns; see
+        // one is counted until `search` returns; see
         // `free_replaced_seek_indexes`); its store ordered its entries (and
         // the nodes they name, all linked before it) before this load. The
         // nodes returned outlive the index: they live as long as the list.
-        let index = unsafe { &*seek };
-        let below = index.below(key, inclusive);
-        let at = below.checked_sub(1).map_or(ptr::null(), |i| index.nodes.get(i));
-        let stop = index.nodes.get(below);
-        for next in below..below + ahead {
-            prefetch(index.nodes.get(next));
-        }
-        Some((at, stop))
+        let found = (!seek.is_null()).then(|| search(unsafe { &*seek }));
+        readers.fetch_sub(1, AtomicOrdering::Release);
+        found
     }
 
     /// The last node of the list, or null when empty.
@@ -1485,26 +1567,33 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     /// below the splice's bracket of the key, if the splice is exact up to
     /// the new node's height; else, for a node no taller than the levels
     /// the seek index serves, between the indexed nodes around its key
-    /// (the splice is then exact only up to those levels); else from the
-    /// head (also when the walk from the index grows long: the index is
-    /// then marked stale).
+    /// (the splice is then exact only up to those levels), and for a node
+    /// one level taller, that level's walk starts from the last indexed
+    /// node before the key that is linked there; else from the head (also
+    /// when a walk from the index grows long: the index is then marked
+    /// stale).
     fn link(&mut self, key: K, value: V) -> Link<K, V> {
         let list = self.list;
         let height = self.state.random_height();
         let levels = list.height.load(AtomicOrdering::Relaxed);
         let exact = std::mem::take(&mut self.state.splice_levels);
         let bracket = if height <= exact { self.state.lowest_bracket(&key, exact) } else { MAX_HEIGHT };
-        let indexed = (bracket == MAX_HEIGHT && height <= SEEK_LEVEL + 1)
-            .then(|| list.seek_bracket(&key, false, 0))
-            .flatten();
+        let tall = height == SEEK_LEVEL + 2;
+        let indexed = (bracket == MAX_HEIGHT && height <= SEEK_LEVEL + 2)
+            .then(|| list.insert_bracket(&key, tall))
+            .flatten()
+            // No node linked a level up near the key in the index: from
+            // the head, which says nothing of the index's age.
+            .filter(|&(_, _, above)| !tall || !above.is_null());
         let exact = if bracket != MAX_HEIGHT {
             let (at, stop) = (self.state.prev[bracket], self.state.next[bracket]);
-            self.search(&key, at, stop, bracket.min(levels), usize::MAX);
+            self.search(&key, at, stop, 0..bracket.min(levels), usize::MAX);
             exact
-        } else if let Some((at, stop)) = indexed
-            && self.search(&key, at, stop, SEEK_LEVEL + 1, SEEK_WALK_LIMIT)
+        } else if let Some((at, stop, above)) = indexed
+            && (!tall || self.search(&key, above, ptr::null(), SEEK_LEVEL + 1..SEEK_LEVEL + 2, SEEK_WALK_LIMIT))
+            && self.search(&key, at, stop, 0..SEEK_LEVEL + 1, SEEK_WALK_LIMIT)
         {
-            SEEK_LEVEL + 1
+            if tall { SEEK_LEVEL + 2 } else { SEEK_LEVEL + 1 }
         } else {
             if indexed.is_some() {
                 list.mark_seek_stale();
@@ -1513,7 +1602,7 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
                 self.state.prev[level] = ptr::null();
                 self.state.next[level] = ptr::null();
             }
-            self.search(&key, ptr::null(), ptr::null(), levels, usize::MAX);
+            self.search(&key, ptr::null(), ptr::null(), 0..levels, usize::MAX);
             MAX_HEIGHT
         };
         let node = self.link_searched(key, value, height);
@@ -1521,14 +1610,14 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
         node
     }
 
-    /// Fills the splice's pairs at levels `top - 1` down to 0 around `key`
-    /// (placed before equal keys) by [`SkipList::descend`] from `at` and
-    /// `stop`. `false` if the walk at the first level took more than
-    /// `limit` steps (the pairs are then unfinished).
-    fn search(&mut self, key: &K, at: Link<K, V>, stop: Link<K, V>, top: usize, limit: usize) -> bool {
+    /// Fills the splice's pairs at `levels` around `key` (placed before
+    /// equal keys) by [`SkipList::descend`] from `at` and `stop`. `false`
+    /// if the walk at the first level took more than `limit` steps (the
+    /// pairs are then unfinished).
+    fn search(&mut self, key: &K, at: Link<K, V>, stop: Link<K, V>, levels: std::ops::Range<usize>, limit: usize) -> bool {
         let state = &mut *self.state;
         self.list
-            .descend(key, false, at, stop, top, limit, |level, at, next| {
+            .descend(key, false, at, stop, levels, limit, |level, at, next| {
                 state.prev[level] = at;
                 state.next[level] = next;
             })
@@ -2586,6 +2675,65 @@ mod tests {
         fn summary(&self) -> (u64, u64) {
             (0, self.0)
         }
+    }
+
+    /// The build marks as tall exactly the indexed nodes linked a level up
+    /// (read from each node's height, kept in debug builds), and
+    /// `tall_before` finds the last mark within its lookback, as a scan of
+    /// the marks one by one does.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[expect(unsafe_code, reason = "reads the heights of live nodes of the list")]
+    fn the_index_marks_the_entries_linked_a_level_up() {
+        let list: SkipList<Versioned, u64> = SkipList::new();
+        for i in 0..scaled(3000) {
+            let r = mix(i);
+            // Versions of a few hundred points: older ones are left out.
+            list.writer().insert(((r >> 8) % 700, std::cmp::Reverse(i)), i);
+        }
+        reindex(&list);
+        // SAFETY: published and never freed while the list is borrowed here.
+        let index = unsafe { &*list.seek.load(AtomicOrdering::SeqCst) };
+        let len = index.nodes.len();
+        assert!(len > 100);
+        let marked = |i: usize| index.tall[i / 64] >> (i % 64) & 1 == 1;
+        let mut tall = 0;
+        for i in 0..len {
+            // SAFETY: index entries name live nodes of the list.
+            let height = unsafe { (*index.nodes.get(i)).height };
+            assert_eq!(marked(i), height > SEEK_LEVEL + 1, "entry {i} of height {height}");
+            tall += usize::from(marked(i));
+        }
+        assert!(tall > len / 8 && tall < len / 2, "{tall} of {len} entries tall");
+        for end in 0..=len {
+            for limit in [0, 1, 5, 63, 64, 65, 200] {
+                let scanned = (end.saturating_sub(limit)..end).rev().find(|&i| marked(i));
+                assert_eq!(index.tall_before(end, limit), scanned, "end {end}, limit {limit}");
+            }
+        }
+    }
+
+    /// Random single inserts, each a commit of one key: a node one level
+    /// taller than the index's (three in sixteen) walks that level from
+    /// the index's tall entry before its key instead of searching from the
+    /// top, so inserts through a fresh index cost a few comparisons each.
+    #[test]
+    fn single_inserts_one_level_taller_than_the_index_search_from_it() {
+        let list: SkipList<CountedKey, u64> = SkipList::new();
+        let n = scaled(20_000);
+        for i in 0..n {
+            list.writer().insert(CountedKey(mix(i) % (1 << 40) * 2), i);
+        }
+        reindex(&list);
+        let fresh = scaled(2_000);
+        COMPARED.set(0);
+        for i in 0..fresh {
+            list.writer().insert(CountedKey(mix(i + n) % (1 << 40) * 2 + 1), i);
+        }
+        let per_insert = COMPARED.get() as f64 / fresh as f64;
+        assert_levels_ordered(&list);
+        assert_eq!(list.iter().count() as u64, n + fresh);
+        assert!(per_insert < 6.0, "a single insert cost {per_insert:.1} comparisons");
     }
 
     /// Ascending appends (one insert per commit, the index rebuilt as the
