@@ -82,8 +82,10 @@
 //!   well, which only lengthens that level's walks.
 //! - A search that starts from the seek index leaves the splice exact
 //!   only up to the levels it walked (`splice_levels`): [`SEEK_LEVEL`],
-//!   or the level above for a node that tall, walked from a tall entry; a
-//!   node taller than that, or a group of inserts, searches from the head.
+//!   or the level above for a node that tall, walked from a tall entry
+//!   (exact at every level for a taller node, whose levels above those
+//!   are searched from the head); a group of inserts searches from the
+//!   head.
 //! - `keys_own_memory` is set before a key that says it owns memory
 //!   ([`SeekKey::owns_memory`]) is written into a node (`link_searched`,
 //!   the only place nodes are made), so the drop, which skips its walk of
@@ -1567,9 +1569,10 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     /// below the splice's bracket of the key, if the splice is exact up to
     /// the new node's height; else, for a node no taller than the levels
     /// the seek index serves, between the indexed nodes around its key
-    /// (the splice is then exact only up to those levels), and for a node
-    /// one level taller, that level's walk starts from the last indexed
-    /// node before the key that is linked there; else from the head (also
+    /// (the splice is then exact only up to those levels); for a taller
+    /// node, the level above starts from the last indexed node before the
+    /// key that is linked there, and any levels above that from the head
+    /// ([`search_indexed`](Self::search_indexed)); else from the head (also
     /// when a walk from the index grows long: the index is then marked
     /// stale).
     fn link(&mut self, key: K, value: V) -> Link<K, V> {
@@ -1578,8 +1581,8 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
         let levels = list.height.load(AtomicOrdering::Relaxed);
         let exact = std::mem::take(&mut self.state.splice_levels);
         let bracket = if height <= exact { self.state.lowest_bracket(&key, exact) } else { MAX_HEIGHT };
-        let tall = height == SEEK_LEVEL + 2;
-        let indexed = (bracket == MAX_HEIGHT && height <= SEEK_LEVEL + 2)
+        let tall = height > SEEK_LEVEL + 1;
+        let indexed = (bracket == MAX_HEIGHT)
             .then(|| list.insert_bracket(&key, tall))
             .flatten()
             // No node linked a level up near the key in the index: from
@@ -1589,25 +1592,47 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
             let (at, stop) = (self.state.prev[bracket], self.state.next[bracket]);
             self.search(&key, at, stop, 0..bracket.min(levels), usize::MAX);
             exact
-        } else if let Some((at, stop, above)) = indexed
-            && (!tall || self.search(&key, above, ptr::null(), SEEK_LEVEL + 1..SEEK_LEVEL + 2, SEEK_WALK_LIMIT))
-            && self.search(&key, at, stop, 0..SEEK_LEVEL + 1, SEEK_WALK_LIMIT)
+        } else if let Some(from) = indexed
+            && self.search_indexed(&key, from, height, levels)
         {
-            if tall { SEEK_LEVEL + 2 } else { SEEK_LEVEL + 1 }
+            // The levels searched: up to the node's height, or all.
+            if height <= SEEK_LEVEL + 2 { height.max(SEEK_LEVEL + 1) } else { MAX_HEIGHT }
         } else {
             if indexed.is_some() {
                 list.mark_seek_stale();
             }
-            for level in levels..MAX_HEIGHT {
-                self.state.prev[level] = ptr::null();
-                self.state.next[level] = ptr::null();
-            }
+            self.clear_above(levels);
             self.search(&key, ptr::null(), ptr::null(), 0..levels, usize::MAX);
             MAX_HEIGHT
         };
         let node = self.link_searched(key, value, height);
         self.state.splice_levels = exact;
         node
+    }
+
+    /// The search of a node of `height` from the seek index (`from`, its
+    /// [`SkipList::insert_bracket`]), in a list `levels` tall: levels
+    /// [`SEEK_LEVEL`] down from the indexed nodes around the key; for a
+    /// taller node, the level above from the tall entry before the key;
+    /// and for a taller one still, the levels above that from the head
+    /// (the list's top, mostly in the cache). `false` if a walk from the
+    /// index took more than [`SEEK_WALK_LIMIT`] steps.
+    fn search_indexed(&mut self, key: &K, (at, stop, above): InsertBracket<K, V>, height: usize, levels: usize) -> bool {
+        if height > SEEK_LEVEL + 2 {
+            self.clear_above(levels);
+            self.search(key, ptr::null(), ptr::null(), SEEK_LEVEL + 2..levels, usize::MAX);
+        }
+        (height <= SEEK_LEVEL + 1 || self.search(key, above, ptr::null(), SEEK_LEVEL + 1..SEEK_LEVEL + 2, SEEK_WALK_LIMIT))
+            && self.search(key, at, stop, 0..SEEK_LEVEL + 1, SEEK_WALK_LIMIT)
+    }
+
+    /// The splice's pairs at the levels the list does not have yet (at
+    /// and above `levels`): the head, then the end.
+    fn clear_above(&mut self, levels: usize) {
+        for level in levels..MAX_HEIGHT {
+            self.state.prev[level] = ptr::null();
+            self.state.next[level] = ptr::null();
+        }
     }
 
     /// Fills the splice's pairs at `levels` around `key` (placed before
@@ -2713,12 +2738,13 @@ mod tests {
         }
     }
 
-    /// Random single inserts, each a commit of one key: a node one level
-    /// taller than the index's (three in sixteen) walks that level from
-    /// the index's tall entry before its key instead of searching from the
-    /// top, so inserts through a fresh index cost a few comparisons each.
+    /// Random single inserts, each a commit of one key: a node taller than
+    /// the index's level (one in four) walks the level above from the
+    /// index's tall entry before its key, and only the levels above that
+    /// from the top, so inserts through a fresh index cost a few
+    /// comparisons each.
     #[test]
-    fn single_inserts_one_level_taller_than_the_index_search_from_it() {
+    fn single_inserts_of_taller_nodes_search_from_the_index() {
         let list: SkipList<CountedKey, u64> = SkipList::new();
         let n = scaled(20_000);
         for i in 0..n {
