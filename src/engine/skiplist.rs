@@ -2738,6 +2738,52 @@ mod tests {
         }
     }
 
+    /// Index builds beside a writer of random single inserts (which search
+    /// from whichever index is published): an entry marked tall always
+    /// names a node linked a level up, and once the writer is done a
+    /// build marks every such entry.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[expect(unsafe_code, reason = "reads the heights of live nodes of the list")]
+    fn tall_marks_built_beside_a_writer_are_never_wrong() {
+        let list: Arc<SkipList<u64, u64>> = Arc::new(SkipList::new());
+        let n = scaled(60_000);
+        let writer = {
+            let list = list.clone();
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    list.writer().insert(mix(i) % 1_000_000, i);
+                }
+            })
+        };
+        // Each entry marked tall is linked a level up; `exact`: and each
+        // entry linked a level up is marked.
+        let check = |exact: bool| {
+            let _search = list.seek_built.lock();
+            // SAFETY: the builds' lock is held: the published index is not
+            // freed meanwhile, and its entries name live nodes.
+            let index = unsafe { &*list.seek.load(AtomicOrdering::SeqCst) };
+            for i in 0..index.nodes.len() {
+                let marked = index.tall[i / 64] >> (i % 64) & 1 == 1;
+                // SAFETY: as above.
+                let height = unsafe { (*index.nodes.get(i)).height };
+                assert!(!marked || height > SEEK_LEVEL + 1, "entry {i} marked tall at height {height}");
+                assert!(!exact || marked == (height > SEEK_LEVEL + 1), "entry {i} of height {height} unmarked");
+            }
+        };
+        let mut builds = 0;
+        while !writer.is_finished() || builds == 0 {
+            list.build_seek_index();
+            check(false);
+            builds += 1;
+        }
+        writer.join().unwrap();
+        list.build_seek_index();
+        check(true);
+        assert_levels_ordered(&*list);
+        assert_eq!(list.iter().count() as u64, n);
+    }
+
     /// Random single inserts, each a commit of one key: a node taller than
     /// the index's level (one in four) walks the level above from the
     /// index's tall entry before its key, and only the levels above that
