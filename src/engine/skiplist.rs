@@ -63,10 +63,12 @@
 //!   [`ArenaBytes`], which only this list's writer makes for this list's
 //!   entries, written before the release store that links their node.
 //! - The splice is exact (each `prev[i]` is immediately followed by `next[i]`
-//!   at level `i`) at every level below `splice_levels`, and those pairs
-//!   are one search's path (each level's `prev` at or after the one above
-//!   it): only this list's writer
-//!   links nodes, and every insert updates the splice it used.
+//!   at level `i`) at every level below `splice_levels`, and each level's
+//!   `prev` is that level's last node below the key searched (so at or
+//!   after the one above it), whether one walk from the top found them or
+//!   a walk per level from the seek index did (`Writer::search_indexed`):
+//!   only this list's writer links nodes, and every insert updates the
+//!   splice it used.
 //! - Every seek index entry names a node linked at [`SEEK_LEVEL`], and the
 //!   entries are in list order; within a run of one summary's first word
 //!   their short words ascend (each word is the 32 bits after the prefix
@@ -1615,15 +1617,19 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     /// [`SEEK_LEVEL`] down from the indexed nodes around the key; for a
     /// taller node, the level above from the tall entry before the key;
     /// and for a taller one still, the levels above that from the head
-    /// (the list's top, mostly in the cache). `false` if a walk from the
-    /// index took more than [`SEEK_WALK_LIMIT`] steps.
+    /// (the list's top, mostly in the cache), only once the walks from the
+    /// index have succeeded. `false` if a walk from the index took more
+    /// than [`SEEK_WALK_LIMIT`] steps (the caller then searches every level
+    /// from the head).
     fn search_indexed(&mut self, key: &K, (at, stop, above): InsertBracket<K, V>, height: usize, levels: usize) -> bool {
-        if height > SEEK_LEVEL + 2 {
+        let from_index = (height <= SEEK_LEVEL + 1
+            || self.search(key, above, ptr::null(), SEEK_LEVEL + 1..SEEK_LEVEL + 2, SEEK_WALK_LIMIT))
+            && self.search(key, at, stop, 0..SEEK_LEVEL + 1, SEEK_WALK_LIMIT);
+        if from_index && height > SEEK_LEVEL + 2 {
             self.clear_above(levels);
             self.search(key, ptr::null(), ptr::null(), SEEK_LEVEL + 2..levels, usize::MAX);
         }
-        (height <= SEEK_LEVEL + 1 || self.search(key, above, ptr::null(), SEEK_LEVEL + 1..SEEK_LEVEL + 2, SEEK_WALK_LIMIT))
-            && self.search(key, at, stop, 0..SEEK_LEVEL + 1, SEEK_WALK_LIMIT)
+        from_index
     }
 
     /// The splice's pairs at the levels the list does not have yet (at
