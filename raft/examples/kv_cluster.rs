@@ -39,7 +39,7 @@ fn config() -> Result<Arc<Config>, StartError> {
         purge_batch_size: 1,
         ..Default::default()
     };
-    Ok(Arc::new(config.validate()?))
+    Ok(Arc::new(sluicedb_raft::configure(config).validate()?))
 }
 
 fn db_path(dir: &Path, id: u64) -> PathBuf {

@@ -11,11 +11,15 @@
 //! never waits for a sync. `design/raft.md` maps every openraft call onto
 //! sluicedb's commits and says what is durable when.
 //!
+//! Start openraft with a [`Config`] passed through [`configure`]: a leader
+//! that restarts must win an election before it leads again (see there).
+//!
 //! ```no_run
-//! # fn main() -> Result<(), sluicedb::Error> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let (log_store, state_machine) = sluicedb_raft::open("node-1.sluice")?;
-//! // openraft::Raft::new(1, config, network, log_store, state_machine)
-//! # let _ = (log_store, state_machine);
+//! let config = sluicedb_raft::configure(openraft::Config::default()).validate()?;
+//! // openraft::Raft::new(1, Arc::new(config), network, log_store, state_machine)
+//! # let _ = (log_store, state_machine, config);
 //! # Ok(())
 //! # }
 //! ```
@@ -24,8 +28,8 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use openraft::BasicNode;
 use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
+use openraft::{BasicNode, Config};
 use serde::{Deserialize, Serialize};
 use sluicedb::{Database, TableDefinition};
 
@@ -108,6 +112,33 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = BasicNode,
 );
+
+/// `config` with what these stores need of openraft: a leader that restarts
+/// campaigns for a new term instead of leading again in its old one
+/// (`enable_leader_restore = Some(false)`; openraft restores by default).
+///
+/// A leader's own appends are readable before they are durable ([`LogStore`]
+/// publishes an append at once and reports its flush later), and openraft
+/// sends them to the followers meanwhile: a quorum of followers can make an
+/// entry committed while the leader's copy is still unsynced. If the leader
+/// then crashes, its log comes back without that entry. Restored in its old
+/// term, it would append its next entry at the same index under the same log
+/// id; the followers would take it for the entry they hold, and the logs
+/// would diverge (the committed write gone from the leader, the new one from
+/// the followers). In a new term its log ids differ, and the followers, whose
+/// logs are longer, do not vote for it. `tests/leader_loses_unsynced_tail.rs`
+/// builds that crash.
+///
+/// [`router::Router::start_with`] refuses a config this was not applied to.
+pub fn configure(mut config: Config) -> Config {
+    config.enable_leader_restore = Some(false);
+    config
+}
+
+/// Whether `config` is safe for these stores (see [`configure`]).
+pub fn is_configured(config: &Config) -> bool {
+    config.enable_leader_restore == Some(false)
+}
 
 /// Opens (creating if missing) the database at `path` and returns the log
 /// store and state machine over it.

@@ -198,18 +198,34 @@ pub struct Node {
     pub state_machine: StateMachine,
 }
 
+/// A config that lets a restarted leader lead again in its old term is
+/// refused: see [`configure`](crate::configure).
+fn refuse_unconfigured(config: &Config) -> Result<(), StartError> {
+    if crate::is_configured(config) {
+        Ok(())
+    } else {
+        Err("the config must come through sluicedb_raft::configure (enable_leader_restore = false)".into())
+    }
+}
+
 /// Why a node could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Router<StateMachine> {
     /// Opens (or creates) node `id`'s database at `path`, starts its Raft
     /// and makes it reachable.
+    /// Fails, before opening anything, if `config` did not come through
+    /// [`configure`](crate::configure).
     pub async fn start(&self, id: NodeId, path: &Path, config: Arc<Config>) -> Result<Node, StartError> {
+        refuse_unconfigured(&config)?;
         let (log_store, state_machine) = crate::open(path)?;
         self.start_with(id, config, log_store, state_machine).await
     }
 
     /// Starts node `id` on stores already open, and makes it reachable.
+    ///
+    /// Fails if `config` did not come through [`configure`](crate::configure):
+    /// on these stores a restarted leader must campaign again.
     pub async fn start_with(
         &self,
         id: NodeId,
@@ -217,6 +233,7 @@ impl Router<StateMachine> {
         log_store: LogStore<TypeConfig>,
         state_machine: StateMachine,
     ) -> Result<Node, StartError> {
+        refuse_unconfigured(&config)?;
         let raft = Raft::new(id, config, self.clone(), log_store, state_machine.clone()).await?;
         self.add(id, raft.clone());
         Ok(Node {
@@ -232,5 +249,24 @@ impl Router<StateMachine> {
         self.remove(node.id);
         node.raft.shutdown().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_config_that_restores_leaders_is_refused_before_anything_opens() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("node.sluice");
+        let default = Arc::new(Config::default());
+        let refused = Router::new().start(1, &path, default).await;
+        assert!(refused.is_err_and(|e| e.to_string().contains("configure")));
+        assert!(!path.exists(), "no database was created");
+
+        let configured = Arc::new(crate::configure(Config::default()).validate().expect("valid"));
+        let node = Router::new().start(1, &path, configured).await.expect("starts");
+        node.raft.shutdown().await.expect("stops");
     }
 }

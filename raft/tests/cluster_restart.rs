@@ -61,7 +61,7 @@ async fn stopped_follower_restarts_from_disk_and_converges() {
         purge_batch_size: 1,
         ..Default::default()
     };
-    let config = Arc::new(config.validate().expect("a valid config"));
+    let config = Arc::new(sluicedb_raft::configure(config).validate().expect("a valid config"));
     let router = Router::new();
     let mut nodes = BTreeMap::new();
     for id in 1..=3 {

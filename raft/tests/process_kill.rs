@@ -67,7 +67,7 @@ fn config() -> Arc<Config> {
         snapshot_policy: SnapshotPolicy::Never,
         ..Default::default()
     };
-    Arc::new(config.validate().expect("a valid config"))
+    Arc::new(sluicedb_raft::configure(config).validate().expect("a valid config"))
 }
 
 fn db_path(dir: &Path, id: u64) -> PathBuf {

@@ -156,7 +156,7 @@ fn config(snapshot_every: u64) -> Result<Arc<Config>, Error> {
         },
         ..Default::default()
     };
-    Ok(Arc::new(config.validate()?))
+    Ok(Arc::new(sluicedb_raft::configure(config).validate()?))
 }
 
 /// A running three-node cluster on one store type (openraft 0.10's `Raft`
