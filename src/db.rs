@@ -116,9 +116,6 @@ pub struct Database {
     live: LiveToken,
     /// Whether dropping the handle checkpoints (see the `Drop` impl).
     checkpoint_on_drop: bool,
-    /// The WAL is in memory (`Builder::create_with_backend`): durable
-    /// commits, `sync` and the drop checkpoint instead.
-    volatile_wal: bool,
 }
 
 /// Configures and opens a [`Database`].
@@ -358,7 +355,6 @@ impl Builder {
             wal_path: None,
             live: LiveToken::new(),
             checkpoint_on_drop: self.checkpoint_on_drop,
-            volatile_wal: false,
         })
     }
 
@@ -374,8 +370,11 @@ impl Builder {
     /// dropping the database checkpoints (so `Durability::None` commits
     /// reach the backend then, at the latest). A crash loses at most the
     /// commits since the last checkpoint that were not acknowledged as
-    /// durable. [`WriteTransaction::commit_pipelined`] is not durable on its
-    /// own here: its commit reaches the backend with the next checkpoint.
+    /// durable. A [`WriteTransaction::commit_pipelined`] commit reaches the
+    /// backend with the next checkpoint, and waiting for its
+    /// [`PendingCommit`](crate::PendingCommit) (or awaiting it) takes that
+    /// checkpoint if none has yet: it returns once the commit is durable, as
+    /// everywhere.
     /// For the WAL's write speed, use [`create`](Self::create) with a path
     /// or [`create_with_backends`](Self::create_with_backends).
     ///
@@ -404,8 +403,8 @@ impl Builder {
         let backend = crate::backends::Adapted(backend);
         refuse_foreign(&first_bytes(&backend)?)?;
         clear_torn_creation(&backend)?;
-        let mut db = self.create_with_backends(backend, crate::io::MemLogDir::new())?;
-        db.volatile_wal = true;
+        let db = self.create_with_backends(backend, crate::io::MemLogDir::new())?;
+        db.engine.set_volatile_wal();
         Ok(db)
     }
 
@@ -597,6 +596,13 @@ impl Database {
         Builder::new().open(path)
     }
 
+    /// Whether the WAL is in memory (`Builder::create_with_backend`):
+    /// durable commits, `sync`, waiting for a `PendingCommit` and the drop
+    /// checkpoint instead.
+    fn volatile_wal(&self) -> bool {
+        self.engine.is_volatile_wal()
+    }
+
     /// A [`Builder`] for settings.
     pub fn builder() -> Builder {
         Builder::new()
@@ -606,7 +612,7 @@ impl Database {
     /// built (not while one waits for its sync).
     pub fn begin_write(&self) -> Result<WriteTransaction, TransactionError> {
         Ok(WriteTransaction::new(self.engine.begin_write()?, self.live.clone())
-            .with_checkpoint_on_commit(self.volatile_wal))
+            .with_checkpoint_on_commit(self.volatile_wal()))
     }
 
     /// Begins the write transaction without waiting:
@@ -614,7 +620,9 @@ impl Database {
     /// would wait, i.e. while another write transaction is being built.
     pub fn try_begin_write(&self) -> Result<WriteTransaction, TransactionError> {
         match self.engine.try_begin_write()? {
-            Some(txn) => Ok(WriteTransaction::new(txn, self.live.clone()).with_checkpoint_on_commit(self.volatile_wal)),
+            Some(txn) => {
+                Ok(WriteTransaction::new(txn, self.live.clone()).with_checkpoint_on_commit(self.volatile_wal()))
+            }
             None => Err(TransactionError::WouldBlock),
         }
     }
@@ -668,7 +676,7 @@ impl Database {
     /// checkpoint.
     pub fn sync(&self) -> Result<(), StorageError> {
         self.engine.sync()?;
-        if self.volatile_wal {
+        if self.volatile_wal() {
             self.engine.checkpoint()?;
         }
         Ok(())
@@ -772,7 +780,7 @@ impl Drop for Database {
         // holds the database (a volatile WAL, moreover, dies with the
         // engine). There is no one to report a failure to; `close` reports
         // it. A poisoned engine is left for the next open to recover.
-        if (self.checkpoint_on_drop || self.volatile_wal) && self.engine.inner.check_poison().is_ok() {
+        if (self.checkpoint_on_drop || self.volatile_wal()) && self.engine.inner.check_poison().is_ok() {
             let _ = self.engine.sync();
             if self.engine.checkpoint().is_ok() {
                 let _ = self.engine.retire_log();

@@ -499,7 +499,9 @@ impl WriteTransaction {
     /// Commits without waiting for durability: returns as soon as the next
     /// writer may start. The [`PendingCommit`] can be waited on, polled, or
     /// awaited; readers see the commit once it is durable (with
-    /// `Durability::Immediate`).
+    /// `Durability::Immediate`). On a database with a volatile WAL
+    /// ([`Builder::create_with_backend`](crate::Builder::create_with_backend))
+    /// waiting for it checkpoints.
     pub fn commit_pipelined(self) -> Result<PendingCommit, CommitError> {
         self.check_committable()?;
         Ok(self.txn.into_inner().commit_pipelined()?)

@@ -10,41 +10,15 @@
 //! commits"); a `Durability::None` one reaches the backend with the next
 //! durable commit, or not at all.
 
-use std::io;
+mod common;
+
 use std::sync::Arc;
 
+use common::Crashing;
 use sluicedb::io::{CrashBackend, TearMode};
-use sluicedb::{
-    Builder, Database, Durability, ReadableDatabase, ReadableTableMetadata, StorageBackend, TableDefinition,
-};
+use sluicedb::{Builder, Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 const T: TableDefinition<u64, u64> = TableDefinition::new("t");
-
-/// The crash-simulating backend, as a user's redb-shaped backend.
-#[derive(Debug)]
-struct Crashing(Arc<CrashBackend>);
-
-impl StorageBackend for Crashing {
-    fn len(&self) -> Result<u64, io::Error> {
-        sluicedb::io::StorageBackend::len(&*self.0)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        sluicedb::io::StorageBackend::read(&*self.0, offset, out)
-    }
-
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        sluicedb::io::StorageBackend::set_len(&*self.0, len)
-    }
-
-    fn sync_data(&self) -> Result<(), io::Error> {
-        sluicedb::io::StorageBackend::sync_data(&*self.0)
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        sluicedb::io::StorageBackend::write(&*self.0, offset, data)
-    }
-}
 
 fn open(backend: &Arc<CrashBackend>) -> Result<Database, sluicedb::DatabaseError> {
     Builder::new().create_with_backend(Crashing(backend.clone()))

@@ -196,6 +196,13 @@ pub(crate) struct Inner {
     /// This engine instance among every one this process opens; never
     /// reused, unlike the instance's address once it is freed.
     pub(crate) instance: u64,
+    /// The WAL does not survive the process (a memory log under a
+    /// redb-shaped backend, `Builder::create_with_backend`): only a
+    /// checkpoint makes a commit durable, so [`PendingCommit`] waits for
+    /// one ([`Engine::set_volatile_wal`]).
+    ///
+    /// [`PendingCommit`]: super::PendingCommit
+    pub(crate) volatile_wal: AtomicBool,
     writer: Mutex<bool>,
     writer_free: Condvar,
     /// Serializes inserts into the active memtable with freezing it: held by
@@ -381,6 +388,7 @@ impl Engine {
                 static INSTANCES: AtomicU64 = AtomicU64::new(0);
                 INSTANCES.fetch_add(1, Ordering::Relaxed)
             },
+            volatile_wal: AtomicBool::new(false),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
             commit_lock: Mutex::new(()),

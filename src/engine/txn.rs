@@ -207,6 +207,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Marks the WAL volatile (it does not survive the process): a
+    /// [`PendingCommit`] is then durable only once a checkpoint holds its
+    /// commit, and waiting for it checkpoints. For a memory log under a
+    /// redb-shaped backend.
+    pub fn set_volatile_wal(&self) {
+        self.inner.volatile_wal.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`set_volatile_wal`](Self::set_volatile_wal) was called.
+    pub fn is_volatile_wal(&self) -> bool {
+        self.inner.volatile_wal.load(Ordering::Relaxed)
+    }
+
     /// Flushes everything committed so far into the tree, makes the tree
     /// durable, and deletes the WAL segments it covers.
     pub fn checkpoint(&self) -> Result<()> {
@@ -1386,6 +1399,10 @@ impl ReadTxn {
 /// A commit that has been appended and applied but may not be durable yet.
 /// Wait for it with [`wait`](Self::wait), ask with
 /// [`is_durable`](Self::is_durable), or `.await` it (no runtime needed).
+///
+/// Durable means what survives a crash: the synced WAL, or, for a volatile
+/// WAL ([`Engine::set_volatile_wal`]), a checkpoint of the data file, which
+/// waiting then takes (so `wait` and `.await` block for it).
 pub struct PendingCommit {
     inner: Arc<Inner>,
     seq: u64,
@@ -1399,7 +1416,7 @@ impl PendingCommit {
 
     /// Whether the commit is durable; never blocks.
     pub fn is_durable(&self) -> bool {
-        self.inner.journal.is_durable(self.seq)
+        self.inner.journal.is_durable(self.seq) && !self.needs_checkpoint()
     }
 
     /// Blocks until the commit is durable (and therefore published).
@@ -1407,6 +1424,20 @@ impl PendingCommit {
         let result = self.inner.journal.wait_for_sync(self.seq);
         self.inner.poison_on(result)?;
         self.inner.refresh_publication();
+        self.checkpoint_if_volatile()
+    }
+
+    /// Whether only a checkpoint still to come makes the commit durable: a
+    /// volatile WAL's sync keeps nothing through a crash.
+    fn needs_checkpoint(&self) -> bool {
+        self.inner.volatile_wal.load(Ordering::Relaxed) && self.inner.trees.durable_checkpoint_seq() < self.seq
+    }
+
+    /// Once the WAL holds the commit: the checkpoint a volatile WAL needs.
+    fn checkpoint_if_volatile(&self) -> Result<()> {
+        if self.needs_checkpoint() {
+            checkpoint(&self.inner)?;
+        }
         Ok(())
     }
 }
@@ -1419,10 +1450,13 @@ impl Future for PendingCommit {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 let result = self.inner.poison_on(result);
-                if result.is_ok() {
-                    self.inner.refresh_publication();
+                if result.is_err() {
+                    return Poll::Ready(result);
                 }
-                Poll::Ready(result)
+                self.inner.refresh_publication();
+                // A volatile WAL's checkpoint blocks the polling thread, as
+                // `commit` does there.
+                Poll::Ready(self.checkpoint_if_volatile())
             }
         }
     }

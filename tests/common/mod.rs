@@ -104,3 +104,30 @@ pub mod mixed;
 pub mod multimap;
 pub mod savepoints;
 pub mod wal;
+
+/// A crash-simulating backend as a user's redb-shaped backend
+/// (`sluicedb::StorageBackend`, what `Builder::create_with_backend` takes).
+#[derive(Debug)]
+pub struct Crashing(pub std::sync::Arc<sluicedb::io::CrashBackend>);
+
+impl sluicedb::StorageBackend for Crashing {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        sluicedb::io::StorageBackend::len(&*self.0)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        sluicedb::io::StorageBackend::read(&*self.0, offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        sluicedb::io::StorageBackend::set_len(&*self.0, len)
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        sluicedb::io::StorageBackend::sync_data(&*self.0)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        sluicedb::io::StorageBackend::write(&*self.0, offset, data)
+    }
+}
