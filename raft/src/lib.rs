@@ -26,12 +26,12 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
 use openraft::{BasicNode, Config};
 use serde::{Deserialize, Serialize};
-use sluicedb::{Database, TableDefinition};
+use sluicedb::{Database, PendingCommit, TableDefinition};
 
 mod entry_cache;
 mod log_store;
@@ -171,7 +171,37 @@ pub fn open_database(db: Arc<Database>) -> Result<(LogStore<TypeConfig>, StateMa
     txn.open_table(SM_META)?;
     txn.open_table(SNAPSHOT)?;
     txn.commit()?;
-    Ok((LogStore::new(db.clone()), StateMachine::new(db)))
+    let committed = CommittedMark::default();
+    Ok((
+        LogStore::new(db.clone(), committed.clone()),
+        StateMachine::new(db, committed),
+    ))
+}
+
+/// The newest `save_committed` commit not yet waited for: the log store
+/// sets it, and the state machine waits for it before it applies
+/// (`StateMachine::apply`), so nothing is applied, and read, before the
+/// node durably knows it committed. Shared by one database's two stores.
+#[derive(Clone, Default)]
+pub(crate) struct CommittedMark(Arc<Mutex<Option<PendingCommit>>>);
+
+impl CommittedMark {
+    fn slot(&self) -> MutexGuard<'_, Option<PendingCommit>> {
+        // Each critical section is one `Option` move: a panic cannot leave
+        // it half-done.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `pending` saved a committed id (newer than any before).
+    pub(crate) fn set(&self, pending: PendingCommit) {
+        *self.slot() = Some(pending);
+    }
+
+    /// The newest commit that saved a committed id, if not yet taken: once
+    /// it is durable, so is every one before it.
+    pub(crate) fn take(&self) -> Option<PendingCommit> {
+        self.slot().take()
+    }
 }
 
 /// Any error as the `io::Error` openraft 0.10's storage traits return.

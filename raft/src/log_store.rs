@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, WriteTransaction};
 
 use crate::entry_cache::{self, EntryCache};
-use crate::{COMMITTED, LAST_PURGED, LOG, LOG_META, VOTE, any, decode, encode};
+use crate::{COMMITTED, CommittedMark, LAST_PURGED, LOG, LOG_META, VOTE, any, decode, encode};
 
 /// One append waiting for its commit to become durable.
 type Flush<C> = (PendingCommit, IOFlushed<C>);
@@ -34,6 +34,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     flusher: Arc<Flusher<C>>,
     /// The newest entries, for the reads that follow their append.
     cache: Arc<Mutex<EntryCache<C::Entry>>>,
+    /// Where `save_committed` leaves its commit for the state machine.
+    committed: CommittedMark,
 }
 
 impl<C: RaftTypeConfig> Clone for LogStore<C> {
@@ -42,6 +44,7 @@ impl<C: RaftTypeConfig> Clone for LogStore<C> {
             db: self.db.clone(),
             flusher: self.flusher.clone(),
             cache: self.cache.clone(),
+            committed: self.committed.clone(),
         }
     }
 }
@@ -112,11 +115,12 @@ impl<C: RaftTypeConfig> Drop for Flusher<C> {
 }
 
 impl<C: RaftTypeConfig> LogStore<C> {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: Arc<Database>, committed: CommittedMark) -> Self {
         Self {
             db,
             flusher: Arc::new(Flusher::start()),
             cache: Arc::new(Mutex::new(EntryCache::new(entry_cache::CAPACITY))),
+            committed,
         }
     }
 
@@ -321,10 +325,12 @@ where
         self.write_meta(VOTE, vote)?.await.map_err(any)
     }
 
-    /// Not awaited: a committed id lost in a crash only makes openraft
-    /// re-apply from an earlier point (see design/raft.md).
+    /// Not awaited here: openraft's core goes on at once. The state
+    /// machine waits for it before it applies what it commits (see
+    /// `StateMachine::apply` and design/raft.md).
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        self.write_meta(COMMITTED, &committed).map(drop)
+        self.committed.set(self.write_meta(COMMITTED, &committed)?);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {

@@ -10,8 +10,8 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use sluicedb::{Database, Durability, PendingCommit, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::{
-    APPLIED, KV, LogId, MEMBERSHIP, Membership, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK, SNAPSHOT_META,
-    Snapshot, SnapshotData, SnapshotMeta, TypeConfig, any, decode, encode, snapshot,
+    APPLIED, CommittedMark, KV, LogId, MEMBERSHIP, Membership, Request, Response, SM_META, SNAPSHOT, SNAPSHOT_CHUNK,
+    SNAPSHOT_META, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, any, decode, encode, snapshot,
 };
 
 /// The replicated key-value state machine: the user's `kv` table, with the
@@ -20,6 +20,8 @@ use crate::{
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
+    /// The log store's newest `save_committed`, waited for before applying.
+    committed: CommittedMark,
 }
 
 /// Builds a snapshot from a read snapshot of the state machine, without
@@ -64,8 +66,8 @@ fn store_snapshot(txn: &WriteTransaction, meta: &SnapshotMeta, data: &[u8]) -> R
 }
 
 impl StateMachine {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
-        Self { db }
+    pub(crate) fn new(db: Arc<Database>, committed: CommittedMark) -> Self {
+        Self { db, committed }
     }
 
     /// The database under this state machine.
@@ -261,6 +263,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// pipelined and not awaited: a batch lost in a crash is re-applied from
     /// the log, which holds it until a durable snapshot covers it (see
     /// design/raft.md). The responses go out once the commit is visible.
+    ///
+    /// First it waits until this node's newest saved `committed` id is
+    /// durable, and with it (one WAL, synced in order) the log entries
+    /// before it, the batch's among them. openraft applies an entry the
+    /// cluster has committed before this node's own copy is flushed, and a
+    /// batch applied then would be read (`get`, the client's response) and
+    /// lost in a crash, with nothing durable to re-apply it from: the
+    /// node's reads would go back in time. After the wait, a restart
+    /// re-applies at least every batch that was ever visible.
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
@@ -270,6 +281,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut batch = Vec::new();
         while let Some(item) = entries.next().await {
             batch.push(item?);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // openraft saves the committed id before it asks for the apply.
+        // Taken by an earlier batch, it was durable then.
+        if let Some(committed) = self.committed.take() {
+            committed.await.map_err(any)?;
         }
         let (responses, _pending) = self.apply_batch(batch)?;
         for (response, responder) in responses {
