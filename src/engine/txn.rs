@@ -1401,8 +1401,8 @@ impl ReadTxn {
 /// [`is_durable`](Self::is_durable), or `.await` it (no runtime needed).
 ///
 /// Durable means what survives a crash: the synced WAL, or, for a volatile
-/// WAL ([`Engine::set_volatile_wal`]), a checkpoint of the data file, which
-/// waiting then takes (so `wait` and `.await` block for it).
+/// WAL (`Builder::create_with_backend`), a checkpoint of the data file,
+/// which waiting then takes (so `wait` and `.await` block for it).
 pub struct PendingCommit {
     inner: Arc<Inner>,
     seq: u64,
