@@ -30,8 +30,12 @@
 //!   own RocksDB example store does: the append without pipelining.
 //! * `save_vote`, `truncate_after`, a built or installed snapshot: a `WriteBatch`
 //!   written with `set_sync(true)`, durable before the call returns.
-//! * `save_committed`, `purge`, `apply`: a `WriteBatch` without sync, durable
-//!   with the next sync (the same argument as design/raft.md: a lost one is
+//! * `apply` first waits until a flush that began after the last
+//!   `save_committed` has succeeded (asking the flusher for one if none
+//!   has), as sluicedb-raft's state machine waits for its committed id: so
+//!   reads never go back in time after a power cut.
+//! * `save_committed`, `purge`, `apply`'s own write: a `WriteBatch` without
+//!   sync, durable with the next sync (the same argument as design/raft.md: a lost one is
 //!   harmless, and RocksDB's WAL also keeps a prefix).
 
 use std::collections::HashMap;
@@ -39,11 +43,13 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::type_config::TypeConfigExt;
 use openraft::{EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder};
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::Serialize;
@@ -69,7 +75,8 @@ const SNAPSHOT_DATA: &str = "snapshot_data";
 pub const SETTINGS: &str = "one DB per node, column families raft_log / raft_log_meta / kv / raft_sm_meta; \
      append: one WriteBatch (WAL on, unsynced) then flush_wal(true) on a flusher thread before the callback \
      (rocksdb-sync: the WriteBatch with set_sync(true) inside append, callback after it); \
-     vote, truncate, snapshots: WriteBatch with set_sync(true); set_enable_pipelined_write(true); \
+     vote, truncate, snapshots: WriteBatch with set_sync(true); apply: once a flush after the committed id's write is done; \
+     set_enable_pipelined_write(true); \
      64 MiB write buffer; no compression; bloom filter 10 bits/key; LRU block cache 64 MiB; increase_parallelism(cores)";
 
 /// How `append` makes its batch durable.
@@ -104,12 +111,15 @@ pub fn open(path: &Path, append_sync: AppendSync) -> Result<(RocksLogStore, Rock
     table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 << 20));
     opts.set_block_based_table_factory(&table);
     let db = Arc::new(DB::open_cf(&opts, path, [CF_LOG, CF_LOG_META, CF_KV, CF_SM_META])?);
+    let flusher = Arc::new(Flusher::start(db.clone()));
+    let committed = Arc::new(AtomicU64::new(0));
     let log_store = RocksLogStore {
         db: db.clone(),
-        flusher: Arc::new(Flusher::start(db.clone())),
+        flusher: flusher.clone(),
         append_sync,
+        committed: committed.clone(),
     };
-    Ok((log_store, RocksStateMachine { db }))
+    Ok((log_store, RocksStateMachine { db, flusher, committed }))
 }
 
 fn any<E: Into<Box<dyn std::error::Error + Send + Sync>>>(e: E) -> io::Error {
@@ -165,18 +175,34 @@ struct Flusher {
     /// `None` only while dropping (closing the channel ends the thread).
     tx: Mutex<Option<mpsc::Sender<IOFlushed<TypeConfig>>>>,
     thread: Option<thread::JoinHandle<()>>,
+    progress: Arc<FlushProgress>,
+}
+
+/// The thread's flushes, numbered from 1: a write made before flush `n`
+/// began is durable once `finished >= n`.
+#[derive(Default)]
+struct FlushProgress {
+    begun: AtomicU64,
+    /// The newest flush that succeeded.
+    finished: AtomicU64,
 }
 
 impl Flusher {
     fn start(db: Arc<DB>) -> Self {
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        let progress = Arc::new(FlushProgress::default());
+        let counts = progress.clone();
         let thread = thread::Builder::new()
             .name("rocks-raft-flush".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut ready = vec![first];
                     ready.extend(rx.try_iter());
+                    let flush = counts.begun.fetch_add(1, Ordering::SeqCst) + 1;
                     let result = db.flush_wal(true).map_err(|e| e.to_string());
+                    if result.is_ok() {
+                        counts.finished.store(flush, Ordering::SeqCst);
+                    }
                     for callback in ready {
                         callback.io_completed(result.clone().map_err(io::Error::other));
                     }
@@ -186,7 +212,25 @@ impl Flusher {
         Self {
             tx: Mutex::new(Some(tx)),
             thread,
+            progress,
         }
+    }
+
+    /// The number of the first flush to begin from now on: it covers
+    /// every write made before this call.
+    fn next_flush(&self) -> u64 {
+        self.progress.begun.load(Ordering::SeqCst) + 1
+    }
+
+    /// Waits until flush `ticket` (or a later one) has succeeded, asking
+    /// the thread for one if it has not.
+    async fn wait_for(&self, db: &DB, ticket: u64) -> Result<(), io::Error> {
+        if self.progress.finished.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        let (tx, rx) = TypeConfig::oneshot();
+        self.submit(db, IOFlushed::signal(tx));
+        rx.await.map_err(any)?
     }
 
     /// Queues `callback` for the next sync; if the thread is gone, syncs here.
@@ -222,6 +266,9 @@ pub struct RocksLogStore {
     db: Arc<DB>,
     flusher: Arc<Flusher>,
     append_sync: AppendSync,
+    /// The flush that makes the newest saved committed id durable, for
+    /// the state machine (`Flusher::next_flush`).
+    committed: Arc<AtomicU64>,
 }
 
 impl RocksLogStore {
@@ -333,7 +380,9 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.put_meta(COMMITTED, &committed, false)
+        self.put_meta(COMMITTED, &committed, false)?;
+        self.committed.store(self.flusher.next_flush(), Ordering::SeqCst);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -379,6 +428,9 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 #[derive(Clone)]
 pub struct RocksStateMachine {
     db: Arc<DB>,
+    flusher: Arc<Flusher>,
+    /// The log store's `committed`: the flush an apply waits for.
+    committed: Arc<AtomicU64>,
 }
 
 /// Builds snapshots from a RocksDB snapshot of the state machine.
@@ -562,6 +614,15 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         while let Some(item) = entries.next().await {
             batch.push(item?);
         }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // As sluicedb-raft's state machine: nothing is applied (and read)
+        // before the committed id saved ahead of it is durable, and with it
+        // the batch's entries; usually a flush behind the appends has
+        // already covered it.
+        let ticket = self.committed.load(Ordering::SeqCst);
+        self.flusher.wait_for(&self.db, ticket).await?;
         for (response, responder) in self.apply_batch(batch)? {
             if let Some(responder) = responder {
                 responder.send(response);
