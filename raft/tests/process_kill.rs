@@ -9,21 +9,22 @@
 //! reaches every index that node acknowledged as flushed; restarted, the
 //! cluster converges and holds every committed write.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
 
 use std::future::Future;
 
+use common::TIMEOUT;
 use openraft::error::{RPCError, ReplicationClosed, StreamingError};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
-use openraft::{BasicNode, Config, RaftLogReader, SnapshotPolicy};
+use openraft::{BasicNode, RaftLogReader};
 use sluicedb_raft::router::{Connection, Node, Router, client_write};
 use sluicedb_raft::{Request, SnapshotData, TypeConfig};
 
@@ -53,22 +54,8 @@ fn describe(node: &Node) -> String {
 }
 
 const CHILD: &str = "SLUICEDB_RAFT_KILL_CHILD";
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 
 type Rpc<T> = Result<T, RPCError<TypeConfig>>;
-
-fn config() -> Arc<Config> {
-    let config = Config {
-        heartbeat_interval: 50,
-        // Long timeouts: the leader stays put while the child runs, so no
-        // acknowledged entry is legitimately truncated by a new leader.
-        election_timeout_min: 1500,
-        election_timeout_max: 3000,
-        snapshot_policy: SnapshotPolicy::Never,
-        ..Default::default()
-    };
-    Arc::new(sluicedb_raft::configure(config).validate().expect("a valid config"))
-}
 
 fn db_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("node-{id}.sluice"))
@@ -146,7 +133,7 @@ async fn child(dir: PathBuf) {
     let mut nodes = BTreeMap::new();
     for id in 1..=3 {
         let (log, sm) = sluicedb_raft::open(db_path(&dir, id)).expect("database opens");
-        let raft = openraft::Raft::new(id, config(), network.clone(), log, sm.clone())
+        let raft = openraft::Raft::new(id, common::config(), network.clone(), log, sm.clone())
             .await
             .expect("raft starts");
         router.add(id, raft.clone());
@@ -288,7 +275,10 @@ fn sigkill_during_writes_keeps_every_flushed_entry_and_converges() {
         let router = Router::new();
         let mut nodes = BTreeMap::new();
         for (id, (log, sm)) in stores {
-            nodes.insert(id, router.start_with(id, config(), log, sm).await.expect("restart"));
+            nodes.insert(
+                id,
+                router.start_with(id, common::config(), log, sm).await.expect("restart"),
+            );
         }
         let leader = leader(&nodes).await;
         // The index of this write, from its own response: the leader's
