@@ -5,87 +5,14 @@
 mod common;
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::engine::resolver;
-use parking_lot::{Condvar, Mutex};
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Engine, EngineOptions};
-use sluicedb::io::{LogDir, MemLogDir, MemoryBackend, StorageBackend};
-
-#[derive(Default)]
-struct Gate {
-    open: Mutex<bool>,
-    opened: Condvar,
-    syncs_started: AtomicU64,
-}
-
-impl Gate {
-    fn set(&self, open: bool) {
-        *self.open.lock() = open;
-        self.opened.notify_all();
-    }
-}
-
-/// A log directory whose fsyncs wait at the gate.
-#[derive(Clone)]
-struct GatedDir {
-    inner: MemLogDir,
-    gate: Arc<Gate>,
-}
-
-struct GatedFile {
-    inner: Box<dyn StorageBackend>,
-    gate: Arc<Gate>,
-}
-
-impl StorageBackend for GatedFile {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read(offset, buf)
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.inner.write(offset, data)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.gate.syncs_started.fetch_add(1, Ordering::SeqCst);
-        let mut open = self.gate.open.lock();
-        while !*open {
-            self.gate.opened.wait(&mut open);
-        }
-        self.inner.sync_data()
-    }
-}
-
-impl LogDir for GatedDir {
-    fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.list()
-    }
-    fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
-        Ok(Box::new(GatedFile {
-            inner: self.inner.create(name)?,
-            gate: self.gate.clone(),
-        }))
-    }
-    fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
-        Ok(Box::new(GatedFile {
-            inner: self.inner.open(name)?,
-            gate: self.gate.clone(),
-        }))
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-}
+use sluicedb::io::{HeldSyncs, MemLogDir, MemoryBackend};
 
 /// Runs `f` on another thread; fails the test if it does not finish (a
 /// broken pipeline would block it forever, not slow it down).
@@ -98,20 +25,17 @@ fn must_finish<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'st
 
 #[test]
 fn the_next_commit_is_built_and_appended_while_the_previous_one_syncs() {
-    let gate = Arc::new(Gate::default());
-    gate.set(true);
-    let dir = GatedDir {
-        inner: MemLogDir::new(),
-        gate: gate.clone(),
-    };
+    // A log directory whose fsyncs wait while held.
+    let dir = HeldSyncs::new(MemLogDir::new());
+    let gate = dir.clone();
     let options = EngineOptions {
         resolver,
         ..EngineOptions::default()
     };
     let db = Arc::new(Engine::open(MemoryBackend::new(), dir, options).unwrap());
-    gate.set(false);
+    gate.hold();
 
-    // Commit N: waits at the closed gate inside its fsync.
+    // Commit N: waits at the held gate inside its fsync.
     let first = {
         let db = db.clone();
         std::thread::spawn(move || {
@@ -121,7 +45,7 @@ fn the_next_commit_is_built_and_appended_while_the_previous_one_syncs() {
             w.commit().unwrap();
         })
     };
-    while gate.syncs_started.load(Ordering::SeqCst) == 0 {
+    while gate.syncs_started() == 0 {
         std::thread::yield_now();
     }
     let before = db.stats();
@@ -144,7 +68,7 @@ fn the_next_commit_is_built_and_appended_while_the_previous_one_syncs() {
     // Neither is visible to readers yet: both wait for durability.
     assert!(db.begin_read().unwrap().open_table(b"t", bytewise).unwrap().is_none());
 
-    gate.set(true);
+    gate.release();
     first.join().unwrap();
     pending.wait().unwrap();
     let txn = db.begin_read().unwrap();

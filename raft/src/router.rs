@@ -214,6 +214,7 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 impl Router<StateMachine> {
     /// Opens (or creates) node `id`'s database at `path`, starts its Raft
     /// and makes it reachable.
+    ///
     /// Fails, before opening anything, if `config` did not come through
     /// [`configure`](crate::configure).
     pub async fn start(&self, id: NodeId, path: &Path, config: Arc<Config>) -> Result<Node, StartError> {

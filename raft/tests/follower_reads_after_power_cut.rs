@@ -20,8 +20,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Machine, TIMEOUT, set, wait_applied};
-use openraft::{BasicNode, Raft};
+use common::{Machine, initialize, set, start_on_disk, wait_applied};
+use openraft::Raft;
 use sluicedb_raft::router::Router;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,29 +30,11 @@ async fn a_value_a_follower_served_is_still_there_after_its_power_cut() {
     let router = Router::new();
     let mut nodes = BTreeMap::new();
     for id in 1..=2 {
-        let path = dir.path().join(format!("node-{id}.sluice"));
-        nodes.insert(
-            id,
-            router
-                .start(id, &path, common::config())
-                .await
-                .expect("the node starts"),
-        );
+        nodes.insert(id, start_on_disk(&router, dir.path(), id).await);
     }
     let machine = Machine::new();
     nodes.insert(3, machine.start(&router, 3).await);
-    let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
-    nodes[&1]
-        .raft
-        .initialize(members)
-        .await
-        .expect("the cluster initializes");
-    nodes[&1]
-        .raft
-        .wait(TIMEOUT)
-        .metrics(|m| m.current_leader == Some(1), "node 1 leads")
-        .await
-        .expect("node 1 leads");
+    initialize(&nodes).await;
     let before = set(&nodes[&1], "before").await;
     wait_applied(&nodes[&3], before).await;
 

@@ -24,8 +24,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Machine, TIMEOUT, set, wait_applied};
-use openraft::BasicNode;
+use common::{Machine, TIMEOUT, initialize, set, start_on_disk, wait_applied};
 use sluicedb_raft::Request;
 use sluicedb_raft::router::{Router, client_write};
 
@@ -37,29 +36,9 @@ async fn a_leader_that_lost_a_committed_entry_it_never_synced_catches_up() {
     let mut nodes = BTreeMap::new();
     nodes.insert(1, machine.start(&router, 1).await);
     for id in 2..=3 {
-        let path = dir.path().join(format!("node-{id}.sluice"));
-        nodes.insert(
-            id,
-            router
-                .start(id, &path, common::config())
-                .await
-                .expect("the node starts"),
-        );
+        nodes.insert(id, start_on_disk(&router, dir.path(), id).await);
     }
-    let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
-    nodes[&1]
-        .raft
-        .initialize(members)
-        .await
-        .expect("the cluster initializes");
-    let leader = nodes[&1]
-        .raft
-        .wait(TIMEOUT)
-        .metrics(|m| m.current_leader.is_some(), "a leader")
-        .await
-        .expect("a leader is elected")
-        .current_leader;
-    assert_eq!(leader, Some(1), "the initializing node leads");
+    initialize(&nodes).await;
     let mut last = 0;
     for i in 0..20 {
         last = set(&nodes[&1], &format!("before-{i}")).await;

@@ -9,6 +9,7 @@ mod crash_dir;
 mod failure;
 mod fault;
 mod file;
+mod held_syncs;
 mod latch;
 mod log_dir;
 mod memory;
@@ -19,6 +20,7 @@ pub use crash_dir::CrashLogDir;
 pub use failure::Failure;
 pub use file::FileBackend;
 pub(crate) use file::WriteBehind;
+pub use held_syncs::HeldSyncs;
 pub use log_dir::{FsLogDir, LogDir, MemLogDir, sync_dir};
 pub use memory::MemoryBackend;
 

@@ -4,13 +4,14 @@
 
 #![allow(dead_code)]
 
-use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::{Config, SnapshotPolicy};
+use openraft::{BasicNode, Config, SnapshotPolicy};
 use sluicedb::Database;
-use sluicedb::io::{CrashBackend, CrashLogDir, LogDir, StorageBackend, TearMode};
+use sluicedb::io::{CrashBackend, CrashLogDir, HeldSyncs, TearMode};
 use sluicedb_raft::router::{Node, Router, client_write};
 use sluicedb_raft::{LogStore, Request, StateMachine, TypeConfig};
 
@@ -43,6 +44,29 @@ pub async fn set(node: &Node, key: &str) -> u64 {
         .index
 }
 
+/// Starts node `id` on a database file in `dir`, reachable through `router`.
+pub async fn start_on_disk(router: &Router, dir: &Path, id: u64) -> Node {
+    let path = dir.join(format!("node-{id}.sluice"));
+    router.start(id, &path, config()).await.expect("the node starts")
+}
+
+/// Makes `nodes` one cluster, initialized by node 1, and waits until node 1
+/// leads it.
+pub async fn initialize(nodes: &BTreeMap<u64, Node>) {
+    let members: BTreeMap<u64, BasicNode> = nodes.keys().map(|&id| (id, BasicNode::default())).collect();
+    nodes[&1]
+        .raft
+        .initialize(members)
+        .await
+        .expect("the cluster initializes");
+    nodes[&1]
+        .raft
+        .wait(TIMEOUT)
+        .metrics(|m| m.current_leader == Some(1), "node 1 leads")
+        .await
+        .expect("node 1 leads");
+}
+
 /// Waits until `node` has applied `index`.
 pub async fn wait_applied(node: &Node, index: u64) {
     node.raft
@@ -52,107 +76,11 @@ pub async fn wait_applied(node: &Node, index: u64) {
         .expect("the node applies the write");
 }
 
-/// Whether the WAL's syncs may run.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Syncs {
-    Run,
-    /// Held: a sync waits until the state changes.
-    Held,
-    /// The machine is gone: a sync fails.
-    Fail,
-}
-
-/// A switch shared by a [`GatedDir`]'s files.
-#[derive(Clone)]
-struct Gate(Arc<(Mutex<Syncs>, Condvar)>);
-
-impl Gate {
-    fn new() -> Self {
-        Self(Arc::new((Mutex::new(Syncs::Run), Condvar::new())))
-    }
-
-    fn state(&self) -> MutexGuard<'_, Syncs> {
-        self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set(&self, syncs: Syncs) {
-        *self.state() = syncs;
-        self.0.1.notify_all();
-    }
-
-    /// Waits while syncs are held; `Err` once they fail.
-    fn pass(&self) -> io::Result<()> {
-        let mut state = self.state();
-        while *state == Syncs::Held {
-            state = self.0.1.wait(state).unwrap_or_else(PoisonError::into_inner);
-        }
-        match *state {
-            Syncs::Fail => Err(io::Error::other("the power is off")),
-            Syncs::Run | Syncs::Held => Ok(()),
-        }
-    }
-}
-
-/// A crash-simulating WAL directory whose syncs a [`Gate`] holds back.
-#[derive(Clone)]
-struct GatedDir {
-    inner: CrashLogDir,
-    gate: Gate,
-}
-
-struct GatedFile {
-    inner: Box<dyn StorageBackend>,
-    gate: Gate,
-}
-
-impl StorageBackend for GatedFile {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read(offset, buf)
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.inner.write(offset, data)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.gate.pass()?;
-        self.inner.sync_data()
-    }
-}
-
-impl GatedDir {
-    fn gated(&self, inner: Box<dyn StorageBackend>) -> Box<dyn StorageBackend> {
-        Box::new(GatedFile {
-            inner,
-            gate: self.gate.clone(),
-        })
-    }
-}
-
-impl LogDir for GatedDir {
-    fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.list()
-    }
-    fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
-        Ok(self.gated(self.inner.create(name)?))
-    }
-    fn open(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
-        Ok(self.gated(self.inner.open(name)?))
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-}
-
 /// One node's simulated machine: its data file and WAL directory in memory,
 /// the WAL's syncs switchable.
 pub struct Machine {
     data: Arc<CrashBackend>,
-    wal: GatedDir,
+    wal: HeldSyncs<CrashLogDir>,
 }
 
 impl Machine {
@@ -164,10 +92,7 @@ impl Machine {
     fn from_disk(data: CrashBackend, wal: CrashLogDir) -> Self {
         Self {
             data: Arc::new(data),
-            wal: GatedDir {
-                inner: wal,
-                gate: Gate::new(),
-            },
+            wal: HeldSyncs::new(wal),
         }
     }
 
@@ -188,7 +113,7 @@ impl Machine {
 
     /// From now on the WAL's syncs wait (writes still land, unsynced).
     pub fn hold_syncs(&self) {
-        self.wal.gate.set(Syncs::Held);
+        self.wal.hold();
     }
 
     /// The power fails: returns the machine a restart finds (every write no
@@ -197,9 +122,9 @@ impl Machine {
     pub async fn power_cut(&self, router: &Router, node: Node) -> Machine {
         let after = Self::from_disk(
             CrashBackend::from_bytes(self.data.crash_image(TearMode::DropAll)),
-            self.wal.inner.crash(TearMode::DropAll),
+            self.wal.inner().crash(TearMode::DropAll),
         );
-        self.wal.gate.set(Syncs::Fail);
+        self.wal.fail();
         router.remove(node.id);
         // Its storage has failed: the shutdown may report that; either way
         // the node is gone.
