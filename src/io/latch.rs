@@ -92,6 +92,11 @@ impl<B: StorageBackend> StorageBackend for LatchedBackend<B> {
         self.guard("write", self.inner.write(offset, data))
     }
 
+    fn write_parts(&self, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+        self.check()?;
+        self.guard("write", self.inner.write_parts(offset, parts))
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.check()?;
         self.guard("set_len", self.inner.set_len(len))

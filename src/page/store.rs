@@ -180,7 +180,40 @@ pub(crate) struct PageStore {
     /// new writer sets it back on (`TreeStore::writer`), so one writer's
     /// bypass never outlives it into the next writer's pages.
     cache_writes: AtomicBool,
+    /// Page writes not yet passed to the backend (see [`Gathered`]).
+    gathered: Mutex<Gathered>,
+    /// The byte range `gathered` covers, `from..to` (empty when equal),
+    /// for a read to check without the lock. Set under it by the writer;
+    /// a reader of another thread never reads the pages a writer is
+    /// writing (no snapshot reaches them), so a stale view there only
+    /// costs a needless issue.
+    gathered_from: AtomicU64,
+    gathered_to: AtomicU64,
 }
+
+/// Consecutive pages written by [`PageStore::write_page`] while writes
+/// bypass the cache (a bulk load's tree commit), not yet passed to the
+/// backend: one backend write (`pwritev`) of up to [`GATHER_BYTES`]
+/// replaces a write per page. Measured on a one-transaction load of 1M
+/// ascending keys: its 29K page writes of 4 KiB took ~100 ms of its ~270 ms
+/// commit. Cached writes (flushes) are written at once: their pages are
+/// rarely consecutive, and the cache shares their memory.
+///
+/// Invariant: the backend sees every write in the order the store was
+/// asked for it. The gathered pages are issued before any other backend
+/// write, sync, size change or length, and before a read of any byte they
+/// cover; a write that does not continue them issues them first.
+#[derive(Default)]
+struct Gathered {
+    /// The byte offset of the first page.
+    from: u64,
+    bytes: u64,
+    pages: Vec<Vec<u8>>,
+}
+
+/// Bytes gathered at most before they are issued (`dd` here: 116 MiB in
+/// 256 KiB writes took 0.03 s, in 4 KiB writes 0.10 s).
+const GATHER_BYTES: u64 = 256 << 10;
 
 impl PageStore {
     /// Writes a new, empty database image: the header and an empty commit in
@@ -275,6 +308,9 @@ impl PageStore {
             current_slot: Mutex::new(current_slot),
             write_generation: AtomicU64::new(generation),
             cache_writes: AtomicBool::new(true),
+            gathered: Mutex::new(Gathered::default()),
+            gathered_from: AtomicU64::new(0),
+            gathered_to: AtomicU64::new(0),
             max_generation: AtomicU64::new(generation),
             fell_back: false,
         }
@@ -309,7 +345,11 @@ impl PageStore {
         self.backend.failure()
     }
 
+    /// The backend, with every page written so far passed to it (see
+    /// [`Gathered`]; a failure to pass them latches, and the store's next
+    /// call reports it).
     pub(crate) fn backend(&self) -> &dyn StorageBackend {
+        let _ = self.issue_gathered();
         self.backend.inner().as_ref()
     }
 
@@ -373,8 +413,10 @@ impl PageStore {
             .spare_page()
             .unwrap_or_else(|| std::iter::repeat_n(0u8, self.page_size).collect());
         let buf = Arc::get_mut(&mut page).expect("a spare or new page is held by no one else");
+        let offset = self.offset(id)?;
+        self.issue_before_read(offset, self.page_size as u64)?;
         self.backend
-            .read(self.offset(id)?, buf)
+            .read(offset, buf)
             .map_err(|e| read_error(e, format!("page {id} lies beyond the end of the file")))?;
         if page_span(buf) > 1 {
             let run = self.read_rest_of_run(id, buf)?;
@@ -415,6 +457,7 @@ impl PageStore {
         let mut run = vec![0u8; pages * self.page_size];
         run[..self.page_size].copy_from_slice(first);
         let rest_at = self.offset(id)? + self.page_size as u64;
+        self.issue_before_read(rest_at, run.len() as u64)?;
         self.backend
             .read(rest_at, &mut run[self.page_size..])
             .map_err(|e| read_error(e, format!("the run at page {id} lies beyond the end of the file")))?;
@@ -423,25 +466,85 @@ impl PageStore {
 
     /// Seals `buf` with its checksum, writes it (no sync), and caches it
     /// unless writes bypass the cache (then whatever the cache held for `id`
-    /// is dropped: the id's old contents are gone).
+    /// is dropped: the id's old contents are gone; and the write is gathered
+    /// with the pages around it, see [`Gathered`]).
     ///
     /// REQUIRES: no live snapshot and no durable commit can reach page `id`
     /// (the allocator's invariant).
     /// `buf` is one page, or a node's run of them (see the module docs).
-    pub(crate) fn write_page(&self, id: PageId, mut buf: Vec<u8>) -> Result<Page> {
+    pub(crate) fn write_page(&self, id: PageId, mut buf: Vec<u8>) -> Result<()> {
         debug_assert_eq!(buf.len(), self.page_size * page_span(&buf));
         let generation = self.write_generation.load(Ordering::Relaxed);
         buf[GENERATION_OFFSET..GENERATION_OFFSET + 8].copy_from_slice(&generation.to_le_bytes());
         let sum = xxh3_64_with_seed(&buf[8..], id);
         buf[..8].copy_from_slice(&sum.to_le_bytes());
-        self.backend.write(self.offset(id)?, &buf)?;
-        let page = self.seal_into_page(buf);
-        if self.cache_writes.load(Ordering::Relaxed) {
-            self.cache.insert(id, page.clone(), true);
-        } else {
+        let offset = self.offset(id)?;
+        if !self.cache_writes.load(Ordering::Relaxed) {
             self.cache.forget(id);
+            return self.gather(offset, buf);
         }
-        Ok(page)
+        if self.gathered_to.load(Ordering::Relaxed) != 0 {
+            self.issue_gathered()?;
+        }
+        self.backend.write(offset, &buf)?;
+        let page = self.seal_into_page(buf);
+        self.cache.insert(id, page, true);
+        Ok(())
+    }
+
+    /// Adds a page written at `offset` to the gathered ones, issuing them
+    /// first if it does not continue them or they are full.
+    fn gather(&self, offset: u64, page: Vec<u8>) -> Result<()> {
+        let mut gathered = self.gathered.lock();
+        let len = page.len() as u64;
+        if !gathered.pages.is_empty()
+            && (gathered.from + gathered.bytes != offset || gathered.bytes + len > GATHER_BYTES)
+        {
+            self.issue(&mut gathered)?;
+        }
+        if gathered.pages.is_empty() {
+            gathered.from = offset;
+            self.gathered_from.store(offset, Ordering::Relaxed);
+        }
+        gathered.pages.push(page);
+        gathered.bytes += len;
+        self.gathered_to
+            .store(gathered.from + gathered.bytes, Ordering::Release);
+        Ok(())
+    }
+
+    /// Passes the gathered pages to the backend, as one write.
+    fn issue(&self, gathered: &mut Gathered) -> Result<()> {
+        if gathered.pages.is_empty() {
+            return Ok(());
+        }
+        let parts: Vec<&[u8]> = gathered.pages.iter().map(Vec::as_slice).collect();
+        let result = self.backend.write_parts(gathered.from, &parts);
+        drop(parts);
+        // Issued or failed (the backend then latches the failure): either
+        // way they are not written again.
+        gathered.pages.clear();
+        gathered.bytes = 0;
+        self.gathered_to.store(0, Ordering::Relaxed);
+        self.gathered_from.store(0, Ordering::Relaxed);
+        Ok(result?)
+    }
+
+    /// Issues the gathered pages (see [`Gathered`]): before any other use
+    /// of the backend that must follow them.
+    fn issue_gathered(&self) -> Result<()> {
+        self.issue(&mut self.gathered.lock())
+    }
+
+    /// Issues the gathered pages if any of them lies in `len` bytes from
+    /// `offset`, which a read is about to read from the backend.
+    fn issue_before_read(&self, offset: u64, len: u64) -> Result<()> {
+        let to = self.gathered_to.load(Ordering::Acquire);
+        let from = self.gathered_from.load(Ordering::Relaxed);
+        if offset < to && from < offset + len {
+            self.issue_gathered()?;
+        }
+        Ok(())
     }
 
     /// Drops page `id` from the cache: a writer no longer references it, so
@@ -485,13 +588,16 @@ impl PageStore {
     /// values; their checksum lives in the referencing leaf). Same REQUIRES as
     /// [`write_page`](Self::write_page).
     pub(crate) fn write_run(&self, start: PageId, data: &[u8]) -> Result<()> {
+        self.issue_gathered()?;
         self.backend.write(self.offset(start)?, data)?;
         Ok(())
     }
 
     pub(crate) fn read_run(&self, start: PageId, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.backend.read(self.offset(start)?, &mut buf).map_err(|e| {
+        let offset = self.offset(start)?;
+        self.issue_before_read(offset, len as u64)?;
+        self.backend.read(offset, &mut buf).map_err(|e| {
             read_error(
                 e,
                 format!("overflow run at page {start} lies beyond the end of the file"),
@@ -509,6 +615,7 @@ impl PageStore {
     pub(crate) fn commit_slot(&self, slot: &Slot) -> Result<()> {
         let mut current = self.current_slot.lock();
         let next = 1 - *current;
+        self.issue_gathered()?;
         self.backend.sync_data()?;
         self.backend.write(SLOT_OFFSETS[next] as u64, &slot.encode(next))?;
         self.backend.sync_data()?;
@@ -518,11 +625,13 @@ impl PageStore {
 
     /// Resizes the file to `pages` pages (only ever over free pages).
     pub(crate) fn set_page_count(&self, pages: u64) -> Result<()> {
+        self.issue_gathered()?;
         self.backend.set_len(self.offset(pages)?)?;
         Ok(())
     }
 
     pub(crate) fn file_len(&self) -> Result<u64> {
+        self.issue_gathered()?;
         Ok(self.backend.len()?)
     }
 }
@@ -547,6 +656,81 @@ mod tests {
         buf
     }
 
+    /// A memory backend that counts the writes the store issues.
+    struct CountingBackend {
+        inner: MemoryBackend,
+        writes: Arc<AtomicU64>,
+    }
+
+    impl StorageBackend for CountingBackend {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.inner.read(offset, buf)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            self.inner.write(offset, data)
+        }
+        fn write_parts(&self, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            self.inner.write_parts(offset, parts)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.inner.sync_data()
+        }
+    }
+
+    /// Pages written past the cache go to the backend gathered, one write
+    /// per run of consecutive pages up to `GATHER_BYTES`; a read of a
+    /// gathered page, a write elsewhere, a rewrite of a gathered page and a
+    /// slot commit each find the backend holding every page written before.
+    #[test]
+    fn uncached_writes_are_gathered_and_issued_in_order() {
+        let writes = Arc::new(AtomicU64::new(0));
+        let backend = CountingBackend {
+            inner: MemoryBackend::new(),
+            writes: writes.clone(),
+        };
+        let (store, slot) = PageStore::create(Box::new(backend), StoreOptions::default(), 1).unwrap();
+        let size = store.page_size();
+        store.set_cache_writes(false);
+        let issued = || writes.swap(0, Ordering::Relaxed);
+        issued();
+        let per_write = GATHER_BYTES / size as u64;
+        for id in 1..=3 * per_write {
+            store.write_page(id, leaf(size, id as u8)).unwrap();
+        }
+        assert_eq!(issued(), 2, "two full runs issued, the third still gathered");
+        // A read of a gathered page issues them first.
+        let read = store.read_page_uncached(2 * per_write + 5).unwrap();
+        assert!(read[PAGE_HEADER_LEN..].iter().all(|&b| b == (2 * per_write + 5) as u8));
+        assert_eq!(issued(), 1);
+        // A read elsewhere issues nothing.
+        store.write_page(3 * per_write + 1, leaf(size, 1)).unwrap();
+        store.read_page_uncached(1).unwrap();
+        assert_eq!(issued(), 0);
+        // A page that does not continue the run issues it first; so does a
+        // rewrite of a gathered page, whose newer bytes win.
+        store.write_page(10, leaf(size, 0xaa)).unwrap();
+        assert_eq!(issued(), 1);
+        store.write_page(10, leaf(size, 0xbb)).unwrap();
+        assert_eq!(issued(), 1);
+        store.commit_slot(&slot).unwrap();
+        assert_eq!(issued(), 2, "the last page, then the slot");
+        let page = store.read_page_uncached(10).unwrap();
+        assert!(page[PAGE_HEADER_LEN..].iter().all(|&b| b == 0xbb));
+        assert!(store.file_len().unwrap() >= (3 * per_write + 2) * size as u64);
+        // Cached writes go straight to the backend.
+        store.set_cache_writes(true);
+        store.write_page(11, leaf(size, 0xcc)).unwrap();
+        assert_eq!(issued(), 1);
+    }
+
     /// A page a writer drops becomes a spare only when no one else holds
     /// it, and a page written into a spare's memory reads back as written,
     /// from the cache and from the file, while the dropped page's holder
@@ -566,7 +750,8 @@ mod tests {
         store.forget_cached(2);
         let spares = store.cache.spares();
         assert_eq!(spares.len(), 1, "only the page no one holds is a spare");
-        let written = store.write_page(3, leaf(size, 3)).unwrap();
+        store.write_page(3, leaf(size, 3)).unwrap();
+        let written = store.cache.get(3).expect("a written page is cached");
         assert_eq!(Arc::as_ptr(&written), spares[0], "the new page did not reuse the spare");
         assert!(store.cache.spares().is_empty());
         assert!(written[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
