@@ -64,11 +64,11 @@ const FIXED_ENTRIES: usize = FIXED_VALUE_OFFSET + size_of::<u16>();
 
 /// The largest key, 20 KiB. A node whose entries do not fit one page spans
 /// a run of pages (`page::store`, "Nodes longer than a page"), up to
-/// [`MAX_NODE_BYTES`]: three branch entries of keys this long fit that, so
-/// the packer can always give a branch node at least two entries (every
-/// level of the tree then has at most half the nodes of the level below;
-/// see [`pack`]), and a leaf entry of one with the largest inline value
-/// fits it alone.
+/// `MAX_NODE_BYTES` (64 KiB): three branch entries of keys this long fit
+/// that, so the packer can always give a branch node at least two entries
+/// (every level of the tree then has at most half the nodes of the level
+/// below; see `pack`), and a leaf entry of one with the largest inline
+/// value fits it alone.
 pub const MAX_KEY_LEN: usize = 20 << 10;
 /// Values longer than this are stored in an overflow run of pages.
 pub(crate) const MAX_INLINE_VALUE: usize = 1024;
