@@ -19,7 +19,7 @@ use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
 use super::merge::{Direction, MemSource, Source, TreeSource};
 use super::pending::PendingRun;
-use super::tree_filter::TreeFilter;
+use super::tree_filter::{FilterGate, TreeFilter};
 use super::filter::key_hash;
 use super::flush_marker::CountAhead;
 use super::key_bytes::KeyBytes;
@@ -210,18 +210,26 @@ impl State {
 
     /// The value of `key` in `table` at `seq`.
     pub(crate) fn get(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
-        self.lookup(table, key, seq, false)
+        self.lookup(table, key, seq, None)
     }
 
     /// [`get`](Self::get) for a write of a key that is likely new (`insert`'s
     /// old value): asks the tree filter before descending the tree. Reads
     /// do not: their keys are usually present, and for a present key the
     /// probe is one more cache miss that saves nothing.
-    pub(crate) fn get_for_insert(&self, table: &TableView, key: &[u8], seq: u64) -> Result<Option<ValueBytes>> {
-        self.lookup(table, key, seq, true)
+    /// Whether it asks is `gate`'s to say, from the filter's answers so
+    /// far (see [`FilterGate`]).
+    pub(crate) fn get_for_insert(
+        &self,
+        table: &TableView,
+        key: &[u8],
+        seq: u64,
+        gate: &FilterGate,
+    ) -> Result<Option<ValueBytes>> {
+        self.lookup(table, key, seq, Some(gate))
     }
 
-    fn lookup(&self, table: &TableView, key: &[u8], seq: u64, filtered: bool) -> Result<Option<ValueBytes>> {
+    fn lookup(&self, table: &TableView, key: &[u8], seq: u64, gate: Option<&FilterGate>) -> Result<Option<ValueBytes>> {
         // The memtables' point index slots, the tree filter's block and the
         // cache slot of the tree's page below its pinned nodes are each a
         // likely miss, taken one after the other below. Asked for together
@@ -229,6 +237,7 @@ impl State {
         // (cached) as well (byte-ordered keys only: other orders search
         // the skip list and skip the filter).
         let hash = is_bytewise(table.cmp).then(|| key_hash(table.def.id, key));
+        let filtered = gate.is_some_and(|gate| gate.ask());
         if let Some(hash) = hash {
             self.prefetch_lookup(hash, filtered);
         }
@@ -236,7 +245,7 @@ impl State {
         // no-sync row's single-key commits of new keys were 6% slower
         // walking it for nothing).
         let path = match (&table.tree, &table.root) {
-            (Some(_), Some(_)) if filtered && !self.tree_may_contain(hash) => None,
+            (Some(_), Some(_)) if filtered && self.tree_filter_proves_absent(hash, gate) => None,
             // Its error waits until the tree is needed: a key a memtable
             // holds is read as before even if a page below is damaged.
             (Some(info), Some(root)) => Some(self.tree.walk_pinned(info, root, table.cmp, key)),
@@ -313,7 +322,7 @@ impl State {
                 let key = &key[..];
                 if let Some(found) = self.lookup_in_memory(table, key, seq, Some(hash)) {
                     present += u64::from(found.is_some());
-                } else if tree.is_some() && self.tree_may_contain(Some(hash)) {
+                } else if tree.is_some() && !self.tree_filter_proves_absent(Some(hash), None) {
                     in_tree.push(key);
                 }
             }
@@ -330,11 +339,17 @@ impl State {
     /// `false` only if the state's tree cannot hold the key whose
     /// [`key_hash`] is `hash` (`None`: a key of another order, which the
     /// filter does not cover).
-    fn tree_may_contain(&self, hash: Option<u64>) -> bool {
-        match (&self.tree_filter, hash) {
-            (Some(filter), Some(hash)) => filter.may_contain(self.tree.txn(), hash),
-            _ => true,
+    /// Whether the tree filter proves the key hashed `hash` absent from
+    /// the tree; its answer, if it gave one, goes to `gate`.
+    fn tree_filter_proves_absent(&self, hash: Option<u64>, gate: Option<&FilterGate>) -> bool {
+        let (Some(filter), Some(hash)) = (&self.tree_filter, hash) else {
+            return false;
+        };
+        let absent = !filter.may_contain(self.tree.txn(), hash);
+        if let Some(gate) = gate {
+            gate.answered(absent);
         }
+        absent
     }
 
     /// The number of entries in `table` at `seq`, without counting: the

@@ -781,9 +781,10 @@ impl WriteTxn {
         }
         let slot = self.slot(table)?;
         let (state, view, seq) = (&self.state, &self.views[slot], self.seq);
+        let gate = &self.inner.tree_filters.gate;
         self.writes.write(slot, key, Some(value), Place::Tail, || {
             Ok(Below::Read(match view {
-                Some(view) => state.get_for_insert(view, key, seq)?,
+                Some(view) => state.get_for_insert(view, key, seq, gate)?,
                 None => None,
             }))
         })
