@@ -297,8 +297,9 @@ impl State {
     /// step of the lookup taken for the whole group before the next, so
     /// that the group's cache misses (index slots and filter blocks, then
     /// leaves' cache slots, then leaves) overlap instead of following one
-    /// another. For the keys blind puts wrote (`WriteTxn::put`).
-    pub(crate) fn count_present(&self, table: &TableView, keys: &[KeyBytes], seq: u64) -> Result<u64> {
+    /// another. For the keys blind puts wrote (`WriteTxn::put`); the tree
+    /// filter is asked as `gate` says (see [`FilterGate`]).
+    pub(crate) fn count_present(&self, table: &TableView, keys: &[KeyBytes], seq: u64, gate: &FilterGate) -> Result<u64> {
         const GROUP: usize = crate::btree::SEARCH_GROUP;
         let mut present = 0;
         let tree = match (&table.tree, &table.root) {
@@ -314,15 +315,16 @@ impl State {
         let mut in_tree = Vec::with_capacity(GROUP);
         for group in keys.chunks(GROUP) {
             let mut hashes = [0; GROUP];
+            let filtered = gate.ask();
             for (hash, key) in hashes.iter_mut().zip(group) {
                 *hash = key_hash(table.def.id, key);
-                self.prefetch_lookup(*hash, true);
+                self.prefetch_lookup(*hash, filtered);
             }
             for (key, &hash) in group.iter().zip(&hashes) {
                 let key = &key[..];
                 if let Some(found) = self.lookup_in_memory(table, key, seq, Some(hash)) {
                     present += u64::from(found.is_some());
-                } else if tree.is_some() && !self.tree_filter_proves_absent(Some(hash), None) {
+                } else if tree.is_some() && !(filtered && self.tree_filter_proves_absent(Some(hash), Some(gate))) {
                     in_tree.push(key);
                 }
             }

@@ -823,7 +823,7 @@ impl WriteTxn {
             let view = self.views[slot]
                 .as_ref()
                 .expect("keys are put unread only over a table with a view");
-            let present = self.state.count_present(view, keys, self.seq)?;
+            let present = self.state.count_present(view, keys, self.seq, &self.inner.tree_filters.gate)?;
             self.writes.resolve_unread(slot, present);
         }
         Ok(())
