@@ -33,7 +33,8 @@ impl OrdKey {
 
 /// A byte-ordered table's writes not yet sorted into its ordered map, in
 /// arrival order, each key once, none also in the map. A write finds its
-/// key here with one hash probe, and a new key is appended: a
+/// key here with one hash probe (or, past the hashed entries, a comparison
+/// with the last one; see below), and a new key is appended: a
 /// one-transaction load of 1M random keys spent two fifths of its time
 /// searching and growing the ordered map (`BTreeMap::entry`), a cache miss
 /// per node level per write. The first ordered read of the table (a range,
@@ -122,7 +123,8 @@ fn packed_bytes(chunks: &[Vec<u8>], at: Packed) -> &[u8] {
 /// [`Tail::drain_small`]).
 const SMALL_TAIL: usize = 32;
 
-/// Entries a tail holds before it hashes them (see [`Tail::push`]).
+/// Entries out of order a tail without slots holds before it hashes them
+/// (see [`Tail::push`]).
 const UNHASHED_TAIL: usize = 8;
 
 /// Bits of a slot holding an entry's position plus one: a tail holds fewer

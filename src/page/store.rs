@@ -536,7 +536,6 @@ impl PageStore {
         }
         let parts: Vec<&[u8]> = gathered.pages.iter().map(|page| &page[..]).collect();
         let result = self.backend.write_parts(gathered.from, &parts);
-        drop(parts);
         // Issued or failed (the backend then latches the failure): either
         // way they are not written again.
         gathered.pages.clear();
