@@ -182,14 +182,21 @@ pub(crate) struct PageStore {
     cache_writes: AtomicBool,
     /// Page writes not yet passed to the backend (see [`Gathered`]).
     gathered: Mutex<Gathered>,
-    /// The byte range `gathered` covers, `from..to` (empty when equal),
-    /// for a read to check without the lock. Set under it by the writer;
-    /// a reader of another thread never reads the pages a writer is
-    /// writing (no snapshot reaches them), so a stale view there only
-    /// costs a needless issue.
-    gathered_from: AtomicU64,
-    gathered_to: AtomicU64,
+    /// What `gathered` covers, for a read to check without the lock: its
+    /// first page id above [`RANGE_LEN_BITS`] bits of its length in bytes,
+    /// 0 when empty ([`u64::MAX`] for an id too large: then a read takes
+    /// the lock to check). One word, set under the lock, so a reader sees
+    /// one exact range: a reader of another thread never reads the pages
+    /// a writer is writing (no snapshot reaches them), so it never waits
+    /// for their write. (Two words, `from` and `to`, could be seen half
+    /// updated, and such a reader then waited behind a write held by a
+    /// test's data file: a hang found by a CI rehearsal.)
+    gathered_range: AtomicU64,
 }
+
+/// Bits of [`PageStore::gathered_range`] holding the gathered length in
+/// bytes (at most [`GATHER_BYTES`] plus one node run).
+const RANGE_LEN_BITS: u32 = 20;
 
 /// Consecutive pages written by [`PageStore::write_page`], not yet passed
 /// to the backend: one backend write (`pwritev`) of up to [`GATHER_BYTES`]
@@ -327,8 +334,7 @@ impl PageStore {
             write_generation: AtomicU64::new(generation),
             cache_writes: AtomicBool::new(true),
             gathered: Mutex::new(Gathered::default()),
-            gathered_from: AtomicU64::new(0),
-            gathered_to: AtomicU64::new(0),
+            gathered_range: AtomicU64::new(0),
             max_generation: AtomicU64::new(generation),
             fell_back: false,
         }
@@ -520,12 +526,16 @@ impl PageStore {
         }
         if gathered.pages.is_empty() {
             gathered.from = offset;
-            self.gathered_from.store(offset, Ordering::Relaxed);
         }
         gathered.pages.push(page);
         gathered.bytes += len;
-        self.gathered_to
-            .store(gathered.from + gathered.bytes, Ordering::Release);
+        let first = gathered.from / self.page_size as u64;
+        let range = if first < 1 << (u64::BITS - RANGE_LEN_BITS) && gathered.bytes < 1 << RANGE_LEN_BITS {
+            first << RANGE_LEN_BITS | gathered.bytes
+        } else {
+            u64::MAX
+        };
+        self.gathered_range.store(range, Ordering::Release);
         Ok(())
     }
 
@@ -540,8 +550,7 @@ impl PageStore {
         // way they are not written again.
         gathered.pages.clear();
         gathered.bytes = 0;
-        self.gathered_to.store(0, Ordering::Relaxed);
-        self.gathered_from.store(0, Ordering::Relaxed);
+        self.gathered_range.store(0, Ordering::Release);
         Ok(result?)
     }
 
@@ -554,12 +563,24 @@ impl PageStore {
     /// Issues the gathered pages if any of them lies in `len` bytes from
     /// `offset`, which a read is about to read from the backend.
     fn issue_before_read(&self, offset: u64, len: u64) -> Result<()> {
-        let to = self.gathered_to.load(Ordering::Acquire);
-        let from = self.gathered_from.load(Ordering::Relaxed);
-        if offset < to && from < offset + len {
-            self.issue_gathered()?;
+        let overlaps = |from: u64, bytes: u64| bytes > 0 && offset < from + bytes && from < offset + len;
+        match self.gathered_range.load(Ordering::Acquire) {
+            0 => Ok(()),
+            u64::MAX => {
+                let mut gathered = self.gathered.lock();
+                if overlaps(gathered.from, gathered.bytes) {
+                    self.issue(&mut gathered)?;
+                }
+                Ok(())
+            }
+            range => {
+                let from = (range >> RANGE_LEN_BITS) * self.page_size as u64;
+                if overlaps(from, range & ((1 << RANGE_LEN_BITS) - 1)) {
+                    self.issue_gathered()?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Drops page `id` from the cache: a writer no longer references it, so
