@@ -186,11 +186,14 @@ pub(crate) struct PageStore {
     /// first page id above [`RANGE_LEN_BITS`] bits of its length in bytes,
     /// 0 when empty ([`u64::MAX`] for an id too large: then a read takes
     /// the lock to check). One word, set under the lock, so a reader sees
-    /// one exact range: a reader of another thread never reads the pages
-    /// a writer is writing (no snapshot reaches them), so it never waits
-    /// for their write. (Two words, `from` and `to`, could be seen half
-    /// updated, and such a reader then waited behind a write held by a
-    /// test's data file: a hang found by a CI rehearsal.)
+    /// one exact range: it issues the pages (and waits for their write)
+    /// only if it reads one of them, which a reader of a commit published
+    /// before its slot commit may. The range it sees is this one or a later
+    /// one (it learned of the commit through a lock taken after the pages
+    /// were gathered), and a later one means these were issued. (Two words,
+    /// `from` and `to`, could be seen half updated: a reader then took the
+    /// lock needlessly and waited behind the writer's write, or missed an
+    /// overlap. A CI rehearsal hung in a test whose data file holds writes.)
     gathered_range: AtomicU64,
 }
 
