@@ -351,9 +351,11 @@ impl TreeStore {
         self.shared.pages.failure()
     }
 
-    /// The backend under the store (for tests that inspect crash images).
-    pub fn backend(&self) -> &dyn StorageBackend {
-        self.shared.pages.backend()
+    /// Bytes in the data file, once every page written so far has reached
+    /// it: an error if that write fails (it also latches the store), never
+    /// the length of a file that lacks them.
+    pub fn file_len(&self) -> Result<u64> {
+        self.shared.pages.file_len()
     }
 
     /// Pins the newest published commit for reading.

@@ -328,7 +328,7 @@ impl Engine {
     pub fn compact(&self) -> Result<bool> {
         let inner = &self.inner;
         self.checkpoint()?;
-        let before = inner.trees.backend().len()?;
+        let before = inner.trees.file_len()?;
         let mut writer = self.writer_at_published_tree()?;
         inner.poison_on(writer.relocate_all().and_then(|_| {
             let seq = writer.durable_checkpoint_seq();
@@ -345,7 +345,7 @@ impl Engine {
         });
         drop(writer);
         inner.poison_on(inner.trees.writer().and_then(commit_at_durable_checkpoint))?;
-        Ok(inner.trees.backend().len()? < before)
+        Ok(inner.trees.file_len()? < before)
     }
 
     /// The tree writer, taken when no tree commit waits for publication
@@ -372,7 +372,7 @@ impl Engine {
 
     /// Bytes in the data file.
     pub fn file_len(&self) -> Result<u64> {
-        Ok(self.inner.trees.backend().len()?)
+        self.inner.trees.file_len()
     }
 
     /// The database id shared by the data file and its WAL segments.

@@ -33,10 +33,6 @@ impl<B: StorageBackend> LatchedBackend<B> {
         }
     }
 
-    pub(crate) fn inner(&self) -> &B {
-        &self.inner
-    }
-
     /// The first failure, if the backend has failed.
     pub(crate) fn failure(&self) -> Option<Failure> {
         self.failed.lock().clone()

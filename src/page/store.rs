@@ -372,14 +372,6 @@ impl PageStore {
         self.backend.failure()
     }
 
-    /// The backend, with every page written so far passed to it (see
-    /// [`Gathered`]; a failure to pass them latches, and the store's next
-    /// call reports it).
-    pub(crate) fn backend(&self) -> &dyn StorageBackend {
-        let _ = self.issue_gathered();
-        self.backend.inner().as_ref()
-    }
-
     /// The byte offset of page `id`. A page id comes from disk (a slot, a
     /// branch, a free list), so the product is checked, not trusted.
     fn offset(&self, id: PageId) -> Result<u64> {
