@@ -284,8 +284,10 @@ pub(crate) trait SeekKey: Ord {
     }
 }
 
-/// Keys whose searches [`Writer::insert_group`] interleaves.
-pub(crate) const GROUP: usize = 8;
+/// Keys whose searches [`Writer::insert_group`] interleaves: 32 keep more
+/// cache misses in flight than 8 did (a batch of random keys into a list of
+/// 300K-800K nodes, 709-886 -> 509-608 ns a key; `design/pipeline.md`).
+pub(crate) const GROUP: usize = 32;
 
 use crate::prefetch::prefetch;
 use crate::striped::Striped;
