@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::engine::{Disk, commit_u64, read_u64, small_options};
+use common::engine::{Disk, commit_u64, flush_parts_options, flush_parts_reopen_options, read_u64};
 use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
-use sluicedb::engine::{Engine, EngineOptions};
+use sluicedb::engine::Engine;
 use sluicedb::io::TearMode;
 
 type Model = BTreeMap<u64, Vec<u8>>;
@@ -41,27 +41,6 @@ const REVERSE: Order = Order {
     meta: b"rev",
     cmp: |a, b| b.cmp(a),
 };
-
-/// A memtable that holds every commit until the checkpoint, and a flush
-/// that commits every two pages.
-fn options() -> EngineOptions {
-    EngineOptions {
-        memtable_bytes: 4 << 20,
-        max_frozen_bytes: 16 << 20,
-        checkpoint_wal_bytes: 64 << 20,
-        flush_commit_bytes: 8 << 10,
-        ..small_options()
-    }
-}
-
-/// Reopened with small memtables: recovery must not end one inside the
-/// memtable the crashed flush was writing (`flush_marker`, invariant 3).
-fn reopen_options() -> EngineOptions {
-    EngineOptions {
-        memtable_bytes: 16 << 10,
-        ..options()
-    }
-}
 
 const KEYS: u64 = 2000;
 
@@ -124,7 +103,7 @@ fn has_marker(disk: &Disk) -> bool {
 fn power_cuts_inside_a_flush(order: Order, step: usize) {
     let span = {
         let disk = Disk::new();
-        let db = disk.open(options());
+        let db = disk.open(flush_parts_options());
         let model = fill(&db, order);
         let (data, parts) = (disk.data.ops(), db.stats().flush_part_commits);
         db.checkpoint().unwrap();
@@ -136,7 +115,7 @@ fn power_cuts_inside_a_flush(order: Order, step: usize) {
     let (mut with_marker, mut deferred) = (0, 0);
     for n in (0..=span).step_by(step) {
         let disk = Disk::new();
-        let db = disk.open(options());
+        let db = disk.open(flush_parts_options());
         let model = fill(&db, order);
         disk.data.cut_power_after(disk.data.ops() + n);
         let _ = db.checkpoint();
@@ -148,14 +127,14 @@ fn power_cuts_inside_a_flush(order: Order, step: usize) {
         let what = format!("cut after {n} data operations, {mode:?}");
         let crashed = disk.crashed(mode);
         with_marker += has_marker(&crashed) as u32;
-        let db = crashed.open(reopen_options());
+        let db = crashed.open(flush_parts_reopen_options());
         deferred += (db.stats().recovery.deferred_records > 0) as u32;
         check(&db, order, &model, &what);
         db.checkpoint().unwrap();
         check(&db, order, &model, &format!("{what}, flushed again"));
         drop(db);
         assert!(!has_marker(&crashed), "{what}: the marker outlived a complete flush");
-        let db = crashed.open(reopen_options());
+        let db = crashed.open(flush_parts_reopen_options());
         check(&db, order, &model, &format!("{what}, reopened"));
     }
     assert!(with_marker > 0, "no cut fell between part commits");
@@ -179,7 +158,7 @@ fn power_cuts_inside_a_flush_of_a_custom_order_table() {
 #[test]
 fn readers_during_a_flush_with_part_commits_see_one_state() {
     let disk = Disk::new();
-    let db = Arc::new(disk.open(options()));
+    let db = Arc::new(disk.open(flush_parts_options()));
     let model = Arc::new(fill(&db, BYTES));
     let done = Arc::new(AtomicBool::new(false));
     let reader = {

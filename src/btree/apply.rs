@@ -150,7 +150,7 @@ impl Ctx<'_> {
             self.store.write_page(id, buf)?;
             let first = entries[0].key();
             let key = match previous_last {
-                Some(last) if shorten => shortest_separator(last, first),
+                Some(last) if shorten => shortest_separator(last, first)?,
                 _ => first,
             };
             out.push(BranchEntry {
@@ -273,10 +273,16 @@ fn partition<'o, 'a>(node: Node<'_>, cmp: Comparator, mut ops: &'o [Op<'a>]) -> 
 }
 
 /// The shortest prefix of `next` that sorts above `last` in byte order
-/// ([`separator_len`]). REQUIRES: `last < next` in byte order.
-fn shortest_separator<'k>(last: &[u8], next: &'k [u8]) -> &'k [u8] {
-    debug_assert!(last < next, "separator of keys out of order");
-    &next[..separator_len(last, next)]
+/// ([`separator_len`]). Keys out of order come only from a leaf whose
+/// checksum passed but whose keys are not sorted (a crafted or damaged
+/// page the merge read): an error, rather than a branch over them.
+fn shortest_separator<'k>(last: &[u8], next: &'k [u8]) -> Result<&'k [u8]> {
+    if last >= next {
+        return Err(StorageError::corrupted(
+            "a leaf's keys are out of order (a rewrite met them at a node boundary)",
+        ));
+    }
+    Ok(&next[..separator_len(last, next)])
 }
 
 fn kept(node: Node<'_>, i: usize) -> BranchEntry {

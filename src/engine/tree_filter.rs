@@ -64,7 +64,7 @@ use super::core::Inner;
 use super::filter::{KeyFilter, key_hash};
 use super::state::{State, data_tree_id};
 use crate::btree::{Snapshot, TreeEntry, TreeInfo, bytewise};
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 
 /// Filter bits per key of capacity.
 const BITS_PER_KEY: u64 = 8;
@@ -280,8 +280,21 @@ impl TreeFilters {
             .filter_map(|(name, info)| Some((data_tree_id(&name)?, name, info)))
             .map(|(table, name, info)| (name, table, info))
             .collect();
-        let entries: u64 = trees.iter().map(|(_, _, info)| info.len()).sum();
-        let capacity = ((entries + incoming) * 3 / 2).max(MIN_CAPACITY);
+        // The catalog's counts size an allocation: a crafted or damaged
+        // count (2^40) aborted the open on a failed allocation. A table of
+        // N distinct keys takes more than N bytes of the file once N
+        // passes 256 (keys of one byte), and a smaller one a page, so the
+        // file's length bounds any honest sum: a larger one is corruption.
+        let entries = trees
+            .iter()
+            .fold(0u64, |sum, (_, _, info)| sum.saturating_add(info.len()));
+        let file_bytes = inner.trees.file_len()?;
+        if entries > file_bytes {
+            return Err(StorageError::corrupted(format!(
+                "the catalog counts {entries} entries in the tables, more than a file of {file_bytes} bytes can hold"
+            )));
+        }
+        let capacity = ((entries + incoming).saturating_mul(3) / 2).max(MIN_CAPACITY);
         let filter = Arc::new(TreeFilter::new(capacity));
         slots.next = Some(filter.clone());
         drop(slots);

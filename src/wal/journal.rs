@@ -1073,9 +1073,11 @@ impl Inner {
                     return false;
                 }
                 q.sync_wanted = false;
-                match q.oldest {
-                    Some(t) => {
-                        self.work.wait_until(&mut q, t + self.options.sync_interval);
+                // An interval past the clock's range (`Duration::MAX`: "never
+                // on time alone") waits for a request, as with nothing queued.
+                match q.oldest.and_then(|t| t.checked_add(self.options.sync_interval)) {
+                    Some(deadline) => {
+                        self.work.wait_until(&mut q, deadline);
                     }
                     None => self.work.wait(&mut q),
                 }

@@ -37,6 +37,29 @@ pub fn small_options() -> EngineOptions {
     }
 }
 
+/// Flushes in parts: a memtable that holds every commit until the
+/// checkpoint, and a flush that commits every two pages (the crash tests
+/// of `engine::flush_marker`).
+pub fn flush_parts_options() -> EngineOptions {
+    EngineOptions {
+        memtable_bytes: 4 << 20,
+        max_frozen_bytes: 16 << 20,
+        checkpoint_wal_bytes: 64 << 20,
+        flush_commit_bytes: 8 << 10,
+        ..small_options()
+    }
+}
+
+/// [`flush_parts_options`] with small memtables, for the open after a
+/// crash: recovery must not end one inside the memtable the crashed flush
+/// was writing (`flush_marker`, invariant 3).
+pub fn flush_parts_reopen_options() -> EngineOptions {
+    EngineOptions {
+        memtable_bytes: 16 << 10,
+        ..flush_parts_options()
+    }
+}
+
 /// A data file and WAL directory that can crash.
 #[derive(Clone)]
 pub struct Disk {
