@@ -91,7 +91,9 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
 
 /// Inputs for `open_file`'s crafted mode (see the target's comment): the
 /// one-tree seed with its newest slot rewritten, once valid and opened
-/// through the engine, once with `checkpoint_seq = u64::MAX`.
+/// through the engine, once with `checkpoint_seq = u64::MAX`; and two
+/// images in its resealing mode, one through the tree store, one through
+/// the engine.
 fn crafted_seeds(files: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     let image = &files.iter().find(|(name, _)| name == "seed-one-tree").unwrap().1;
     let slot = &image[2048..2048 + 48];
@@ -107,6 +109,18 @@ fn crafted_seeds(files: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
             input[9..17].copy_from_slice(&seq.to_le_bytes());
         }
         input.extend_from_slice(header);
+        input.extend_from_slice(image);
+        out.push((name.to_string(), input));
+    }
+    // Resealing mode (flag bit 3): the images' own slots, every node page
+    // resealed after the fuzzer's changes.
+    for (name, flags, image) in [
+        ("seed-crafted-resealed-tree", 8u8, "seed-three-trees"),
+        ("seed-crafted-resealed-engine", 8 | 4, "seed-one-tree"),
+    ] {
+        let image = &files.iter().find(|(file, _)| file == image).unwrap().1;
+        let mut input = vec![flags];
+        input.resize(1 + 48 + 8, 0);
         input.extend_from_slice(image);
         out.push((name.to_string(), input));
     }

@@ -10,7 +10,9 @@
 //! offset  size  field
 //!      0     1  flags: bit 0 = which commit slot to craft; bit 1 = also
 //!               craft the header's version and page size; bit 2 = open
-//!               through the engine (WAL, memtable) instead of the tree store
+//!               through the engine (WAL, memtable) instead of the tree store;
+//!               bit 3 = craft no slot: reseal every page after the header
+//!               instead (below)
 //!      1    48  the slot's six u64 fields (txn, checkpoint_seq, catalog
 //!               root, catalog count, free-list head, page count)
 //!     49     8  header: version u32, page size u32 (used with bit 1)
@@ -19,6 +21,11 @@
 //!
 //! The target writes the fields into the image and recomputes the slot's
 //! (and header's) checksum, so every value reaches the code that uses it.
+//! With bit 3 the image's slots stay as they are and each page after the
+//! header gets its checksum recomputed: bytes flipped in a node page reach
+//! the code that parses it, as a crafted file's would (this found a
+//! catalog count that sized an allocation, and leaf keys out of order that
+//! a flush asserted on).
 
 #![no_main]
 
@@ -43,6 +50,10 @@ fn craft(data: &[u8]) -> Option<(Vec<u8>, bool)> {
     let flags = *data.first()?;
     let fields = data.get(1..PREFIX)?;
     let mut image = data.get(PREFIX..)?.to_vec();
+    if flags & 8 != 0 {
+        reseal_pages(&mut image);
+        return Some((image, flags & 4 != 0));
+    }
     let slot = SLOT_OFFSETS[usize::from(flags & 1)];
     if image.len() < slot + 64 {
         image.resize(slot + 64, 0);
@@ -57,6 +68,18 @@ fn craft(data: &[u8]) -> Option<(Vec<u8>, bool)> {
         image[32..40].copy_from_slice(&sum.to_le_bytes());
     }
     Some((image, flags & 4 != 0))
+}
+
+/// Page size of every seed (the format's default).
+const PAGE: usize = 4096;
+
+/// Recomputes the checksum of every whole page after page 0: the page's
+/// first eight bytes, xxh3 of the rest seeded with its page id.
+fn reseal_pages(image: &mut [u8]) {
+    for (id, page) in image.chunks_exact_mut(PAGE).enumerate().skip(1) {
+        let sum = xxh3_64_with_seed(&page[8..], id as u64);
+        page[..8].copy_from_slice(&sum.to_le_bytes());
+    }
 }
 
 fn tree_store(image: Vec<u8>) {

@@ -748,6 +748,25 @@ impl Inner {
         self.publication.lock().commit(seq, durability);
     }
 
+    /// Waits until commit `seq` is published, so that a read begun after
+    /// this returns sees it. Only an earlier `Immediate` commit still
+    /// waiting for its sync holds it back (the publication rule): this
+    /// waits for that sync, as redb's next commit would have waited for
+    /// the earlier one's to take the write lock.
+    pub(crate) fn wait_published(&self, seq: u64) -> Result<()> {
+        loop {
+            self.refresh_publication();
+            let blocker = {
+                let publication = self.publication.lock();
+                if publication.published >= seq {
+                    return Ok(());
+                }
+                publication.next_blocker()
+            };
+            self.poison_on(self.journal.wait_for_sync(blocker.min(seq)))?;
+        }
+    }
+
     /// Advances publication as far as the rule allows.
     pub(crate) fn refresh_publication(&self) {
         let (_publication, advanced) = self.advance_publication();

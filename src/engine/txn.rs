@@ -982,8 +982,12 @@ impl WriteTxn {
     /// transaction touched a table of a user-defined key order, `commit`
     /// also waits for that insert, so that once it returns the user's
     /// comparator is called for this commit no more (byte order is the
-    /// engine's own: nothing to observe, so no wait). `commit_pipelined`
-    /// never waits.
+    /// engine's own: nothing to observe, so no wait). A `Durability::None`
+    /// commit is visible to every read begun once `commit` returns: if
+    /// another thread's earlier `Immediate` commit is still syncing, it
+    /// waits for that sync, since the publication rule shows no commit
+    /// before it (`Inner::wait_published`). `commit_pipelined` never
+    /// waits.
     pub fn commit(mut self) -> Result<()> {
         let durability = self.durability;
         let inner = self.inner.clone();
@@ -1001,7 +1005,9 @@ impl WriteTxn {
         let seq = pending.sequence();
         match durability {
             Durability::Immediate => pending.wait()?,
-            Durability::None => {}
+            // Visible once `commit` returns, as redb's: published, though
+            // not durable (a read begun on any thread sees it).
+            Durability::None => inner.wait_published(seq)?,
         }
         if durability == Durability::Immediate {
             // The commit is durable: it is not failed by what follows. An
