@@ -32,9 +32,22 @@ use crate::table::{AccessGuard, OwnedAccessGuard, ReadableTableMetadata};
 use crate::transaction::{LiveToken, PoisonOnUnwind, WriteTransaction};
 use crate::types::Key;
 
-/// The engine order of a multimap table from `K` to `V`.
+/// The engine order of a multimap table from `K` to `V`: for byte-ordered
+/// `K` and `V`, [`bytewise_pair_order`], the same function a process that
+/// has not seen the types resolves such a table to (`TableMeta::bytewise_pair`).
 pub(crate) fn comparator<K: Key, V: Key>() -> Comparator {
-    pair::pair_cmp::<K, V>
+    if K::order_is_bytewise() && V::order_is_bytewise() {
+        bytewise_pair_order()
+    } else {
+        pair::pair_cmp::<K, V>
+    }
+}
+
+/// The pair order of every multimap table whose key and value types are
+/// ordered by their bytes: `K::compare` and `V::compare` are then byte
+/// comparison, whatever the types.
+pub(crate) fn bytewise_pair_order() -> Comparator {
+    pair::pair_cmp::<&[u8], &[u8]>
 }
 
 /// Names a multimap table and fixes its key and value types. A multimap

@@ -1,15 +1,14 @@
 //! Restoring a savepoint of a multimap table of built-in types (u64 -> u64)
-//! in a process that has not opened that table. A KNOWN GAP, so the tests
-//! are ignored: every multimap table is stored under the pair comparator
-//! `multimap::pair::pair_cmp::<K, V>`, never byte order, so a process knows
-//! it only once the user opens the table with its typed definition, and a
-//! restore (which merges the saved entries with the current ones in the
-//! table's order, `savepoint::make_equal`) is refused: "table \"m\" has a
-//! custom key order that this process does not know: open it through its
-//! typed definition first". redb restores it. When the table was deleted
-//! since the savepoint, following that advice means re-creating it first.
-//! A fix: record in a multimap table's metadata that both its types are
-//! byte-ordered, and resolve such tables to one byte-wise pair order.
+//! in a process that has not opened that table. A restore merges the saved
+//! entries with the current ones in the table's order
+//! (`savepoint::make_equal`), and a multimap table's pair order is never
+//! byte order: the restore was refused ("table \"m\" has a custom key order
+//! that this process does not know: open it through its typed definition
+//! first"), where redb restores it (and when the table was deleted since
+//! the savepoint, following that advice meant re-creating it first). A
+//! multimap table of byte-ordered types now records so in its metadata
+//! (`TableMeta::bytewise_pair`), and any process resolves it to the one
+//! byte-wise pair order.
 
 use sluicedb::{Database, MultimapTableDefinition, ReadableDatabase};
 
@@ -35,7 +34,6 @@ fn create(path: &std::path::Path) {
 /// A persistent savepoint restored after a reopen, the multimap table still
 /// there (only changed since).
 #[test]
-#[ignore = "known gap: a multimap table's order is unknown until it is opened (see the file's docs)"]
 fn persistent_savepoint_of_a_multimap_table_restores_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
@@ -61,7 +59,6 @@ fn persistent_savepoint_of_a_multimap_table_restores_after_reopen() {
 /// An ephemeral savepoint in one process: the multimap table (made by an
 /// earlier process) was deleted after the savepoint, never opened here.
 #[test]
-#[ignore = "known gap: a multimap table's order is unknown until it is opened (see the file's docs)"]
 fn ephemeral_savepoint_brings_back_a_deleted_multimap_table() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");

@@ -31,9 +31,11 @@ use crate::btree::{Comparator, bytewise};
 /// assert!(!meta.multimap);
 /// assert_eq!(meta.widths, Some((Some(8), None)));
 /// assert_eq!(meta.encode(), b"u64\0&str\0b\0w8,-");
-/// let multimap = TableMeta::decode(b"u64\0u64\0c\0m\0w8,8").unwrap();
-/// assert!(multimap.multimap && !multimap.bytewise);
-/// assert_eq!(multimap.encode(), b"u64\0u64\0c\0m\0w8,8");
+/// let multimap = TableMeta::decode(b"u64\0u64\0p\0m\0w8,8").unwrap();
+/// assert!(multimap.multimap && multimap.bytewise_pair && !multimap.bytewise);
+/// assert_eq!(multimap.encode(), b"u64\0u64\0p\0m\0w8,8");
+/// // A multimap table created before the pair's order was recorded:
+/// assert!(!TableMeta::decode(b"u64\0u64\0c\0m\0w8,8").unwrap().bytewise_pair);
 /// // Written before widths were recorded:
 /// assert_eq!(TableMeta::decode(b"u64\0&str\0b").unwrap().widths, None);
 /// assert_eq!(TableMeta::decode(b"not metadata"), None);
@@ -51,6 +53,12 @@ pub struct TableMeta {
     /// its engine keys are encoded (key, value) pairs, its engine values
     /// empty, and its order is never byte order.
     pub multimap: bool,
+    /// For a multimap table: whether its key and value types are both
+    /// ordered by their bytes. Its pair order is then one order whatever
+    /// the types, which a process knows without them (a savepoint restore
+    /// needs it for a table the process has not opened). `false` for other
+    /// tables, and for multimap tables created before it was recorded.
+    pub bytewise_pair: bool,
     /// The key and value types' fixed widths (`Value::fixed_width`; `None`
     /// inside: variable), which `open_table` also compares: a type renamed
     /// nowhere but resized would misread every stored entry. `None` for
@@ -65,6 +73,7 @@ impl TableMeta {
             value_type: V::type_name().into_name(),
             bytewise: K::order_is_bytewise(),
             multimap: false,
+            bytewise_pair: false,
             widths: Some((K::fixed_width(), V::fixed_width())),
         }
     }
@@ -89,12 +98,14 @@ impl TableMeta {
             value_type: V::type_name().into_name(),
             bytewise: false,
             multimap: true,
+            bytewise_pair: K::order_is_bytewise() && V::order_is_bytewise(),
             widths: Some((K::fixed_width(), V::fixed_width())),
         }
     }
 
-    /// `key type \0 value type \0 order`, where order is `b` (bytewise) or
-    /// `c`, then `\0m` for a multimap table, then `\0w` and the key and
+    /// `key type \0 value type \0 order`, where order is `b` (bytewise),
+    /// `p` (a multimap table's pair of byte-ordered types) or `c`, then
+    /// `\0m` for a multimap table, then `\0w` and the key and
     /// value widths (decimal, or `-` for variable) separated by a comma.
     /// Each addition is optional on decode, so older files read unchanged.
     /// A NUL inside a type name is written as the bytes `FF 30` (`FF` never
@@ -106,7 +117,13 @@ impl TableMeta {
         out.push(0);
         push_name(&mut out, &self.value_type);
         out.push(0);
-        out.push(if self.bytewise { b'b' } else { b'c' });
+        out.push(if self.bytewise {
+            b'b'
+        } else if self.multimap && self.bytewise_pair {
+            b'p'
+        } else {
+            b'c'
+        });
         if self.multimap {
             out.extend_from_slice(b"\0m");
         }
@@ -142,7 +159,12 @@ impl TableMeta {
         // A multimap table's order is the pair order, never byte order: a
         // `b` with `m` is not something `encode` writes (and `resolve` must
         // never hand byte order to a multimap table's records).
-        if parts.next().is_some() || !matches!(order, "b" | "c") || (multimap && order == "b") {
+        // Nor is a `p` without `m`.
+        if parts.next().is_some()
+            || !matches!(order, "b" | "c" | "p")
+            || (multimap && order == "b")
+            || (!multimap && order == "p")
+        {
             return None;
         }
         Some(Self {
@@ -150,6 +172,7 @@ impl TableMeta {
             value_type,
             bytewise: order == "b",
             multimap,
+            bytewise_pair: order == "p",
             widths,
         })
     }
@@ -157,7 +180,9 @@ impl TableMeta {
     /// Whether a table stored with this metadata holds the types of
     /// `current` (the metadata of the definition it is opened with): the
     /// same kind, type names and order, and, where both record them, the
-    /// same widths. `Err` names the first type whose width changed and its
+    /// same widths. A multimap table's `bytewise_pair` is not compared:
+    /// tables created before it was recorded say `false` for the same
+    /// types. `Err` names the first type whose width changed and its
     /// stored width.
     pub(crate) fn admits(&self, current: &Self) -> Result<bool, (&str, Option<usize>)> {
         let same_types = self.key_type == current.key_type
@@ -183,11 +208,19 @@ pub(crate) fn comparator<K: Key>() -> Comparator {
 }
 
 /// The key order of a table, from its metadata (the engine's resolver):
-/// byte order when the metadata says so; `None` (unknown until the table is
+/// byte order when the metadata says so, the byte-wise pair order of a
+/// multimap table of byte-ordered types; `None` (unknown until the table is
 /// opened with its key type) otherwise. The engine then defers the table's
 /// recovered records (`engine::deferred`); nothing needs registering.
 pub(crate) fn resolve(meta: &[u8]) -> Option<Comparator> {
-    TableMeta::decode(meta)?.bytewise.then_some(bytewise as Comparator)
+    let meta = TableMeta::decode(meta)?;
+    if meta.bytewise {
+        Some(bytewise)
+    } else if meta.multimap && meta.bytewise_pair {
+        Some(crate::multimap::bytewise_pair_order())
+    } else {
+        None
+    }
 }
 
 /// The escape of a NUL inside a type name ([`TableMeta::encode`]).
@@ -283,6 +316,7 @@ mod tests {
             value_type: value.into(),
             bytewise: false,
             multimap: false,
+            bytewise_pair: false,
             widths: Some((None, Some(8))),
         };
         let (one, other) = (meta("a\0b", "c"), meta("a", "b\0c"));
@@ -319,8 +353,38 @@ mod tests {
             value_type: "[u8;16]".into(),
             bytewise: true,
             multimap: false,
+            bytewise_pair: false,
             widths: Some((Some(8), None)),
         };
         assert_eq!(meta.encode(), b"u64\0[u8;16]\0b\0w8,-");
+    }
+
+    /// A multimap table's order letter: `p` only for a multimap table of
+    /// byte-ordered types (never decoded for an ordinary table), `c` for
+    /// any other, and what `resolve` makes of each.
+    #[test]
+    fn multimap_tables_of_byte_ordered_types_resolve_to_the_pair_order() {
+        let pair = TableMeta::of_multimap::<u64, &str>();
+        assert!(pair.bytewise_pair && pair.encode().windows(3).any(|w| w == b"\0p\0"));
+        let resolved = resolve(&pair.encode()).expect("a byte-ordered pair resolves");
+        let (a, b) = (crate::multimap::bytewise_pair_order(), resolved);
+        assert!(
+            std::ptr::fn_addr_eq(a, b),
+            "resolved to another order than the typed open uses"
+        );
+        // A tuple with a variable-width element before the last: its own order.
+        assert!(!<(&str, u8) as Key>::order_is_bytewise());
+        let custom = TableMeta::of_multimap::<(&str, u8), u64>();
+        assert!(!custom.bytewise_pair);
+        assert!(
+            resolve(&custom.encode()).is_none(),
+            "a custom key order is never guessed"
+        );
+        assert_eq!(TableMeta::decode(b"u64\0u64\0p\0w8,8"), None, "p without m");
+        let old = TableMeta::decode(b"u64\0u64\0c\0m\0w8,8").unwrap();
+        assert!(
+            old.admits(&TableMeta::of_multimap::<u64, u64>()).unwrap(),
+            "tables from before the letter open"
+        );
     }
 }

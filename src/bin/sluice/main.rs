@@ -484,8 +484,11 @@ pub(crate) struct TableInfo {
     pub(crate) meta: Vec<u8>,
     pub(crate) key: Column,
     pub(crate) value: Column,
-    /// The key order, if this process can know it (byte order).
+    /// The key order, if this process can know it (byte order; never for a
+    /// multimap table, whose pairs the commands do not read).
     pub(crate) order: Option<Comparator>,
+    /// Whether it is a multimap table.
+    pub(crate) multimap: bool,
 }
 
 /// How one column is shown and parsed.
@@ -547,18 +550,30 @@ impl TableInfo {
     pub(crate) fn new(name: Vec<u8>, meta: Vec<u8>, order: Option<Comparator>, encoding: Encoding) -> Self {
         let decoded = TableMeta::decode(&meta);
         let widths = decoded.as_ref().and_then(|m| m.widths).unwrap_or((None, None));
+        // A multimap table's engine keys are encoded pairs: the engine may
+        // know their order (`TableMeta::bytewise_pair`), but a command
+        // would read them as keys.
+        let multimap = decoded.as_ref().is_some_and(|m| m.multimap);
         Self {
             key: Column::new(decoded.as_ref().map(|m| m.key_type.as_str()), widths.0, encoding),
             value: Column::new(decoded.as_ref().map(|m| m.value_type.as_str()), widths.1, encoding),
             name,
             meta,
-            order,
+            order: order.filter(|_| !multimap),
+            multimap,
         }
     }
 
     /// The key order, or the error saying why the CLI cannot order this
     /// table.
     pub(crate) fn require_order(&self) -> CliResult<Comparator> {
+        if self.multimap {
+            return Err(CliError::new(format!(
+                "table {} is a multimap table; the command line does not read multimap tables: \
+                 read it from a program that knows its types",
+                display_name(&self.name)
+            )));
+        }
         self.order.ok_or_else(|| {
             CliError::new(format!(
                 "table {} has a custom key order (its key type {} is not ordered as bytes); \
@@ -836,6 +851,7 @@ fn put_target(
                 value_type: t.into(),
                 bytewise: true,
                 multimap: false,
+                bytewise_pair: false,
                 widths: Some((None, None)),
             };
             TableInfo::new(
