@@ -327,12 +327,24 @@ fn order_or_current(
         return Ok(cmp);
     }
     if let Some((_, meta)) = txn.table_identity(&table.name)?
-        && meta == table.meta
+        && same_types(&meta, &table.meta)
         && let Some(Some(cmp)) = txn.table_order(&table.name)?
     {
         return Ok(cmp);
     }
     Err(unknown_order(&table.name))
+}
+
+/// Whether two tables' metadata name the same types, so the same order:
+/// the same bytes, or typed metadata one [`TableMeta::admits`] of the other.
+/// (A multimap table's order letter differs between tables of the same
+/// types created before and after sluicedb recorded `bytewise_pair`.)
+fn same_types(a: &[u8], b: &[u8]) -> bool {
+    a == b
+        || matches!(
+            (TableMeta::decode(a), TableMeta::decode(b)),
+            (Some(a), Some(b)) if a.admits(&b) == Ok(true)
+        )
 }
 
 /// A savepoint of the transaction's start state, alive while the handle is.
