@@ -16,8 +16,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::engine::{Disk, commit_u64, flush_parts_options, flush_parts_reopen_options, read_u64};
-use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
+use common::engine::{
+    Disk, FLUSH_PARTS_KEYS, flush_parts_fill, flush_parts_options, flush_parts_reopen_options, has_flush_marker,
+    read_u64,
+};
+use sluicedb::btree::{Comparator, bytewise};
 use sluicedb::engine::Engine;
 use sluicedb::io::TearMode;
 
@@ -42,38 +45,9 @@ const REVERSE: Order = Order {
     cmp: |a, b| b.cmp(a),
 };
 
-const KEYS: u64 = 2000;
-
-fn value(key: u64, version: u64) -> Vec<u8> {
-    format!("key {key} version {version}").into_bytes()
-}
-
-/// Applies `(key, Some(value))` puts and `(key, None)` removals in one
-/// durable commit, to the engine and the model.
-fn commit(db: &Engine, order: Order, model: &mut Model, ops: &[(u64, Option<Vec<u8>>)]) {
-    commit_u64(db, order.meta, order.cmp, model, ops);
-}
-
-/// A checkpointed tree of `KEYS` keys, then a memtable that overwrites a
-/// third of them, removes a third and adds new ones; returns the model.
+/// The workload's checkpointed tree and memtable in `order`'s table.
 fn fill(db: &Engine, order: Order) -> Model {
-    let mut model = Model::new();
-    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(200) {
-        let ops: Vec<_> = chunk.iter().map(|&k| (k, Some(value(k, 0)))).collect();
-        commit(db, order, &mut model, &ops);
-    }
-    db.checkpoint().unwrap();
-    for round in 0..10u64 {
-        let ops: Vec<_> = (0..KEYS + 600)
-            .filter(|k| k % 10 == round)
-            .map(|k| match k % 3 {
-                0 => (k, None),
-                _ => (k, Some(value(k, round + 1))),
-            })
-            .collect();
-        commit(db, order, &mut model, &ops);
-    }
-    model
+    flush_parts_fill(db, order.meta, order.cmp)
 }
 
 /// Checks contents (in the table's order), count and integrity against the
@@ -89,12 +63,6 @@ fn check(db: &Engine, order: Order, model: &Model, what: &str) {
     let found: Model = listed.into_iter().collect();
     assert!(found == *model, "{what}: contents differ from the acknowledged commits");
     assert_eq!(len, model.len() as u64, "{what}: len()");
-}
-
-/// Whether a data-file image holds a flush's marker (a partial flush).
-fn has_marker(disk: &Disk) -> bool {
-    let store = TreeStore::open(disk.data.clone(), TreeStoreOptions::default()).unwrap();
-    store.snapshot().tree(b"sluice.flushing").unwrap().is_some()
 }
 
 /// Cuts the power at every `step`th data-file operation of a flush that
@@ -126,14 +94,17 @@ fn power_cuts_inside_a_flush(order: Order, step: usize) {
         let mode = [TearMode::DropAll, TearMode::Random(n), TearMode::KeepAll][(n % 3) as usize];
         let what = format!("cut after {n} data operations, {mode:?}");
         let crashed = disk.crashed(mode);
-        with_marker += has_marker(&crashed) as u32;
+        with_marker += has_flush_marker(&crashed) as u32;
         let db = crashed.open(flush_parts_reopen_options());
         deferred += (db.stats().recovery.deferred_records > 0) as u32;
         check(&db, order, &model, &what);
         db.checkpoint().unwrap();
         check(&db, order, &model, &format!("{what}, flushed again"));
         drop(db);
-        assert!(!has_marker(&crashed), "{what}: the marker outlived a complete flush");
+        assert!(
+            !has_flush_marker(&crashed),
+            "{what}: the marker outlived a complete flush"
+        );
         let db = crashed.open(flush_parts_reopen_options());
         check(&db, order, &model, &format!("{what}, reopened"));
     }
@@ -169,7 +140,7 @@ fn readers_during_a_flush_with_part_commits_see_one_state() {
                 let txn = db.begin_read().unwrap();
                 let t = txn.open_table(b"t", bytewise).unwrap().unwrap();
                 assert_eq!(txn.len(&t).unwrap(), model.len() as u64, "len() during the flush");
-                for key in (reads % 7..KEYS + 600).step_by(97) {
+                for key in (reads % 7..FLUSH_PARTS_KEYS + 600).step_by(97) {
                     let got = txn.get(&t, &key.to_be_bytes()).unwrap();
                     assert_eq!(
                         got.as_ref().map(|v| v.as_bytes()),

@@ -11,8 +11,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::engine::{Disk, commit_u64, flush_parts_options, flush_parts_reopen_options, read_u64};
-use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
+use common::engine::{
+    Disk, FLUSH_PARTS_KEYS, flush_parts_fill, flush_parts_options, flush_parts_reopen_options, flush_parts_value,
+    has_flush_marker, read_u64,
+};
+use sluicedb::btree::{Comparator, bytewise};
 use sluicedb::engine::{Durability, Engine};
 use sluicedb::io::TearMode;
 
@@ -20,37 +23,6 @@ type Model = BTreeMap<u64, Vec<u8>>;
 
 const META: &[u8] = b"bytes";
 const CMP: Comparator = bytewise;
-const KEYS: u64 = 2000;
-
-fn value(key: u64, version: u64) -> Vec<u8> {
-    format!("key {key} version {version}").into_bytes()
-}
-
-fn fill(db: &Engine) -> Model {
-    let mut model = Model::new();
-    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(200) {
-        let ops: Vec<_> = chunk.iter().map(|&k| (k, Some(value(k, 0)))).collect();
-        commit_u64(db, META, CMP, &mut model, &ops);
-    }
-    db.checkpoint().unwrap();
-    for round in 0..10u64 {
-        let ops: Vec<_> = (0..KEYS + 600)
-            .filter(|k| k % 10 == round)
-            .map(|k| match k % 3 {
-                0 => (k, None),
-                _ => (k, Some(value(k, round + 1))),
-            })
-            .collect();
-        commit_u64(db, META, CMP, &mut model, &ops);
-    }
-    model
-}
-
-fn has_marker(disk: &Disk) -> bool {
-    let store = TreeStore::open(disk.data.clone(), TreeStoreOptions::default()).unwrap();
-    store.snapshot().tree(b"sluice.flushing").unwrap().is_some()
-}
-
 /// Contents, count and integrity; `Err` describes the first difference.
 fn verify(db: &Engine, allowed: &[&Model]) -> Result<(), String> {
     db.check_integrity().map_err(|e| format!("integrity: {e}"))?;
@@ -90,11 +62,11 @@ fn second_run(disk: &Disk, model: &Model) -> (Model, Model) {
     };
     for round in 0..6u64 {
         let mut next = acked.clone();
-        let ops: Vec<_> = (0..KEYS + 900)
+        let ops: Vec<_> = (0..FLUSH_PARTS_KEYS + 900)
             .filter(|k| k % 6 == round)
             .map(|k| match k % 4 {
                 0 => (k, None),
-                _ => (k, Some(value(k, 100 + round))),
+                _ => (k, Some(flush_parts_value(k, 100 + round))),
             })
             .collect();
         let ok = (|| {
@@ -135,7 +107,7 @@ fn marker_images() -> Vec<(Disk, Model, String)> {
     let span = {
         let disk = Disk::new();
         let db = disk.open(flush_parts_options());
-        fill(&db);
+        flush_parts_fill(&db, META, CMP);
         let data = disk.data.ops();
         db.checkpoint().unwrap();
         disk.data.ops() - data
@@ -144,13 +116,13 @@ fn marker_images() -> Vec<(Disk, Model, String)> {
     for n in (0..=span).step_by(7) {
         let disk = Disk::new();
         let db = disk.open(flush_parts_options());
-        let model = fill(&db);
+        let model = flush_parts_fill(&db, META, CMP);
         disk.data.cut_power_after(disk.data.ops() + n);
         let _ = db.checkpoint();
         drop(db);
         let mode = [TearMode::DropAll, TearMode::Random(n), TearMode::KeepAll][(n % 3) as usize];
         let crashed = disk.crashed(mode);
-        if has_marker(&crashed) {
+        if has_flush_marker(&crashed) {
             images.push((crashed, model, format!("first cut after {n} data ops ({mode:?})")));
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use sluicedb::btree::{Comparator, bytewise};
+use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions};
 use sluicedb::io::{CrashBackend, CrashLogDir, StorageBackend, TearMode};
 
@@ -58,6 +58,45 @@ pub fn flush_parts_reopen_options() -> EngineOptions {
         memtable_bytes: 16 << 10,
         ..flush_parts_options()
     }
+}
+
+/// Keys [`flush_parts_fill`] loads.
+pub const FLUSH_PARTS_KEYS: u64 = 2000;
+
+/// The value of `key` at `version` in [`flush_parts_fill`]'s workload.
+pub fn flush_parts_value(key: u64, version: u64) -> Vec<u8> {
+    format!("key {key} version {version}").into_bytes()
+}
+
+/// A checkpointed tree of [`FLUSH_PARTS_KEYS`] keys in the table of `meta`
+/// and `cmp`, then a memtable that overwrites a third of them, removes a
+/// third and adds new ones (ten durable commits); returns the model. With
+/// [`flush_parts_options`], its flush commits in parts.
+pub fn flush_parts_fill(db: &Engine, meta: &[u8], cmp: Comparator) -> BTreeMap<u64, Vec<u8>> {
+    let mut model = BTreeMap::new();
+    for chunk in (0..FLUSH_PARTS_KEYS).collect::<Vec<_>>().chunks(200) {
+        let ops: Vec<_> = chunk.iter().map(|&k| (k, Some(flush_parts_value(k, 0)))).collect();
+        commit_u64(db, meta, cmp, &mut model, &ops);
+    }
+    db.checkpoint().unwrap();
+    for round in 0..10u64 {
+        let ops: Vec<_> = (0..FLUSH_PARTS_KEYS + 600)
+            .filter(|k| k % 10 == round)
+            .map(|k| match k % 3 {
+                0 => (k, None),
+                _ => (k, Some(flush_parts_value(k, round + 1))),
+            })
+            .collect();
+        commit_u64(db, meta, cmp, &mut model, &ops);
+    }
+    model
+}
+
+/// Whether the data file of `disk` holds a flush marker (a flush that
+/// committed in parts and has not finished: `engine::flush_marker`).
+pub fn has_flush_marker(disk: &Disk) -> bool {
+    let store = TreeStore::open(disk.data.clone(), TreeStoreOptions::default()).unwrap();
+    store.snapshot().tree(b"sluice.flushing").unwrap().is_some()
 }
 
 /// A data file and WAL directory that can crash.
