@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::engine::{Disk, HeldWrites, commit_u64, read_u64, small_options};
+use common::engine::{Disk, HeldWrites, Hold, commit_u64, read_u64, small_options};
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Engine, EngineOptions};
 use sluicedb::io::{CrashBackend, TearMode};
@@ -56,9 +56,9 @@ fn check(db: &Engine, model: &Model, what: &str) {
 
 /// A checkpointed tree, then, with the data file's writes held, rounds of
 /// overwrites, removals and new keys that freeze at least five memtables
-/// behind the flush the first one started. Returns the model and the held
-/// data file (held).
-fn backlog(disk: &Disk) -> (Engine, HeldWrites<Arc<CrashBackend>>, Model) {
+/// behind the flush the first one started. Returns the model and the data
+/// file's hold.
+fn backlog(disk: &Disk) -> (Engine, Hold<Arc<CrashBackend>>, Model) {
     let gated = HeldWrites::new(disk.data.clone());
     let db = Engine::open(gated.clone(), disk.wal.clone(), options()).unwrap();
     let mut model = Model::new();
@@ -67,7 +67,7 @@ fn backlog(disk: &Disk) -> (Engine, HeldWrites<Arc<CrashBackend>>, Model) {
         commit(&db, &mut model, &ops);
     }
     db.checkpoint().unwrap();
-    gated.hold(true);
+    let held = gated.hold();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut round = 1;
     while db.stats().frozen_memtables < 5 {
@@ -82,15 +82,15 @@ fn backlog(disk: &Disk) -> (Engine, HeldWrites<Arc<CrashBackend>>, Model) {
         commit(&db, &mut model, &ops);
         round += 1;
     }
-    (db, gated, model)
+    (db, held, model)
 }
 
 #[test]
 fn a_backlog_of_frozen_memtables_is_flushed_in_one_pass() {
     let disk = Disk::new();
-    let (db, gated, model) = backlog(&disk);
+    let (db, held, model) = backlog(&disk);
     let before = db.stats();
-    gated.hold(false);
+    held.release();
     db.checkpoint().unwrap();
     let after = db.stats();
     let (flushes, passes) = (after.flushes - before.flushes, after.flush_passes - before.flush_passes);
@@ -113,18 +113,18 @@ fn a_backlog_of_frozen_memtables_is_flushed_in_one_pass() {
 fn power_cuts_inside_a_merged_flush_lose_nothing() {
     let span = {
         let disk = Disk::new();
-        let (db, gated, _) = backlog(&disk);
+        let (db, held, _) = backlog(&disk);
         let start = disk.data.ops();
-        gated.hold(false);
+        held.release();
         db.checkpoint().unwrap();
         disk.data.ops() - start
     };
     assert!(span > 10, "the flush wrote {span} operations");
     for n in (0..=span).step_by(3) {
         let disk = Disk::new();
-        let (db, gated, model) = backlog(&disk);
+        let (db, held, model) = backlog(&disk);
         disk.data.cut_power_after(disk.data.ops() + n);
-        gated.hold(false);
+        held.release();
         let _ = db.checkpoint();
         drop(db);
         let mode = [TearMode::DropAll, TearMode::Random(n), TearMode::KeepAll][(n % 3) as usize];

@@ -245,10 +245,35 @@ impl<B> HeldWrites<B> {
         }
     }
 
-    /// Holds every write from now on (`true`), or lets them go (`false`).
-    pub fn hold(&self, held: bool) {
+    /// Holds every write until the returned guard is released or dropped.
+    /// Declared after the engine, the guard drops first when a test fails:
+    /// an engine dropped with its writes held would wait for them forever
+    /// and hide the failure behind a hang.
+    pub fn hold(&self) -> Hold<B>
+    where
+        B: Clone,
+    {
+        self.set_held(true);
+        Hold(self.clone())
+    }
+
+    fn set_held(&self, held: bool) {
         *self.held.0.lock() = held;
         self.held.1.notify_all();
+    }
+}
+
+/// Writes held by [`HeldWrites::hold`], let go when this is dropped.
+pub struct Hold<B>(HeldWrites<B>);
+
+impl<B> Hold<B> {
+    /// Lets the held writes go.
+    pub fn release(self) {}
+}
+
+impl<B> Drop for Hold<B> {
+    fn drop(&mut self) {
+        self.0.set_held(false);
     }
 }
 
