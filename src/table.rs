@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::btree::ValueBytes;
 use crate::cursor::Cursor;
 use crate::cursor_mut::CursorMut;
-use crate::engine::MergedRange;
+use crate::engine::{Direction, MergedRange};
 use crate::entry::Entry;
 use crate::error::StorageError;
 use crate::guards::{AccessGuardMut, AccessGuardMutInPlace, TableWriter};
@@ -225,6 +225,17 @@ pub(crate) fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 pub(crate) trait RawTable {
     fn raw_get(&self, key: &[u8]) -> crate::Result<Option<ValueBytes>>;
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>>;
+    /// The first entry of the whole table in `direction`: the first item of
+    /// a range over it, which a write table reads without the copy of its
+    /// transaction's writes a range makes (`WriteTxn::edge`).
+    fn raw_edge(&self, direction: Direction) -> crate::Result<Option<(ValueBytes, ValueBytes)>> {
+        let mut range = self.raw_range(Bound::Unbounded, Bound::Unbounded)?;
+        match direction {
+            Direction::Forward => range.next(),
+            Direction::Backward => range.next_back(),
+        }
+        .transpose()
+    }
     fn raw_len(&self) -> crate::Result<u64>;
     fn raw_shape(&self) -> crate::Result<crate::btree::TreeShape>;
 }
@@ -469,11 +480,11 @@ macro_rules! readable {
             }
 
             fn first(&self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
-                self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next().map(entry).transpose()
+                self.raw_edge(Direction::Forward)?.map(|e| entry(Ok(e))).transpose()
             }
 
             fn last(&self) -> Result<Option<Pair<'_, K, V>>, StorageError> {
-                self.raw_range(Bound::Unbounded, Bound::Unbounded)?.next_back().map(entry).transpose()
+                self.raw_edge(Direction::Backward)?.map(|e| entry(Ok(e))).transpose()
             }
 
             fn iter(&self) -> Result<Range<'_, K, V>, StorageError> {
@@ -785,6 +796,11 @@ impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
 
     fn raw_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> crate::Result<MergedRange<'static>> {
         self.txn.with_txn(|txn| txn.range(self.table, lower, upper))
+    }
+
+    fn raw_edge(&self, direction: Direction) -> crate::Result<Option<(ValueBytes, ValueBytes)>> {
+        self.txn
+            .with_txn(|txn| txn.edge(self.table, Bound::Unbounded, Bound::Unbounded, direction))
     }
 
     fn raw_len(&self) -> crate::Result<u64> {

@@ -71,6 +71,8 @@ enum Op {
     Remove(u16),
     PopFirst,
     PopLast,
+    /// `first` and `last` (read in place in a write transaction).
+    Edges,
     Retain(u16),
     RetainIn(Bound<u16>, Bound<u16>, u16),
     /// extract_if / extract_from_if, `steps` items pulled (true: front),
@@ -119,6 +121,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => key().prop_map(Op::Remove),
         3 => Just(Op::PopFirst),
         3 => Just(Op::PopLast),
+        2 => Just(Op::Edges),
         1 => (2u16..5).prop_map(Op::Retain),
         2 => (bound(), bound(), 2u16..5).prop_map(|(l, u, m)| Op::RetainIn(l, u, m)),
         3 => (prop::option::of((bound(), bound())), 2u16..5, prop::collection::vec(any::<bool>(), 0..8))
@@ -478,6 +481,12 @@ fn run<K: K16>(ops: &[Op]) {
                     Op::PopLast => {
                         let got = t.pop_last().unwrap().map(|(k, v)| (k.value(), v.value().to_vec()));
                         assert_eq!(got, m.pop_last(), "{ctx}");
+                    }
+                    Op::Edges => {
+                        let first = t.first().unwrap().map(|(k, v)| (k.value(), v.value().to_vec()));
+                        assert_eq!(first, m.first_key_value().map(|(k, v)| (*k, v.clone())), "{ctx}");
+                        let last = t.last().unwrap().map(|(k, v)| (k.value(), v.value().to_vec()));
+                        assert_eq!(last, m.last_key_value().map(|(k, v)| (*k, v.clone())), "{ctx}");
                     }
                     Op::Retain(md) => {
                         t.retain(|k, v| pred(*md, k, v)).unwrap();
