@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use common::engine::{Disk, HeldWrites, small_options};
+use common::engine::{Disk, HeldWrites, range_entries, small_options};
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Durability, Engine, EngineOptions, ReadTable, ReadTxn};
 use sluicedb::io::{MemLogDir, MemoryBackend};
@@ -84,17 +84,8 @@ impl Reader {
     /// Compares the whole table forward, and `[lo, hi)` backward, with the
     /// model.
     fn check(&self, lo: u64, hi: u64) {
-        let read = |lower: Bound<&[u8]>, upper: Bound<&[u8]>, backward: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
-            let range = self.txn.range(&self.table, lower, upper).unwrap();
-            let entries = range.map(|e| {
-                let (k, v) = e.unwrap();
-                (k.to_vec(), v.to_vec())
-            });
-            if backward {
-                entries.rev().collect()
-            } else {
-                entries.collect()
-            }
+        let read = |lower: Bound<&[u8]>, upper: Bound<&[u8]>, backward: bool| {
+            range_entries(self.txn.range(&self.table, lower, upper).unwrap(), backward)
         };
         let all: Vec<_> = self.model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         assert_eq!(

@@ -349,27 +349,6 @@ impl Clone for MergedRange<'_> {
     }
 }
 
-/// The part of `items` (sorted in `cmp`'s order) between two bounds, found
-/// by binary search.
-pub(crate) fn within_bounds(
-    items: &[Item],
-    cmp: Comparator,
-    lower: Bound<&[u8]>,
-    upper: Bound<&[u8]>,
-) -> std::ops::Range<usize> {
-    let start = items.partition_point(|(key, _)| match lower {
-        Bound::Included(k) => cmp(key, k).is_lt(),
-        Bound::Excluded(k) => cmp(key, k).is_le(),
-        Bound::Unbounded => false,
-    });
-    let end = items.partition_point(|(key, _)| match upper {
-        Bound::Included(k) => cmp(key, k).is_le(),
-        Bound::Excluded(k) => cmp(key, k).is_lt(),
-        Bound::Unbounded => true,
-    });
-    start..end.max(start)
-}
-
 impl Iterator for MergedRange<'_> {
     type Item = Result<(ValueBytes, ValueBytes)>;
 

@@ -20,10 +20,10 @@ use super::inserter::Job;
 use super::pending::HANDOFF_OPS;
 use super::pop::PopCursor;
 use super::deferred::staging_table_id;
-use super::merge::{Direction, Item, MergedRange, Source, SourceFactory, first_visible, within_bounds};
+use super::merge::{Direction, MergedRange, Source, SourceFactory, first_visible};
 use super::state::{State, TABLES_TREE, TableView, data_tree_id, data_tree_name};
 use super::tree_commit;
-use super::writeset::{Below, Origin, Place, TableSlot, WriteSet};
+use super::writeset::{Below, Origin, Place, SharedSource, TableSlot, WriteSet};
 use super::memtable::Memtable;
 use super::recovery::Recovered;
 use crate::btree::{
@@ -841,9 +841,11 @@ impl WriteTxn {
         })
     }
 
-    /// Entries between two bounds, this transaction's writes included. The
-    /// range owns what it reads (the transaction's writes in range are copied),
-    /// so it does not borrow the transaction.
+    /// Entries between two bounds, this transaction's writes included, as
+    /// they are now. The range owns what it reads (it shares the
+    /// transaction's writes, which a later write copies if the range still
+    /// holds them: `writeset::SharedSource`), so it does not borrow the
+    /// transaction.
     pub fn range(&mut self, table: TableRef, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<MergedRange<'static>> {
         let slot = self.slot(table)?;
         let Some(cmp) = self.writes.tables[slot].cmp else {
@@ -854,10 +856,10 @@ impl WriteTxn {
 
     /// The first entry of `table` between two bounds in `direction` (the
     /// lowest for `Forward`, the highest for `Backward`), the transaction's
-    /// own writes included. Unlike the first item of a [`range`](Self::range),
-    /// which copies the transaction's writes within its bounds, this reads
-    /// them in place: a cursor that asks for the neighbours of its position
-    /// at every step costs a seek per layer, not a copy of the writes.
+    /// own writes included: the first item of a [`range`](Self::range),
+    /// read through the writes directly (no shared reference taken, so the
+    /// next write never copies them): a cursor that asks for the neighbours
+    /// of its position at every step costs a seek per layer.
     pub(crate) fn edge(
         &mut self,
         table: TableRef,
@@ -885,25 +887,16 @@ impl WriteTxn {
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
     ) -> Result<MergedRange<'static>> {
-        // A table no typed open gave its order has no writes of its own.
-        let own: Arc<Vec<Item>> = Arc::new(match self.writes.tables[slot].cmp {
-            Some(_) => self
-                .writes
-                .source(slot, lower, upper, Direction::Forward)
-                .collect::<Result<_>>()?,
-            None => Vec::new(),
-        });
+        // The range reads the writes as they are now, shared, not copied
+        // (`SharedSource`). A table no typed open gave its order has no
+        // writes of its own.
+        let own = self.writes.tables[slot].cmp.map(|_| self.writes.shared(slot));
         let below = snapshot_sources(self.state.clone(), view, self.seq);
         let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| {
-            // A clone asks for narrower bounds than `own` was copied for
-            // (`own` is in key order: its part in them is a slice).
-            let own = own.clone();
-            let part = within_bounds(&own, cmp, lower, upper);
-            let indices: Box<dyn Iterator<Item = usize> + Send> = match direction {
-                Direction::Forward => Box::new(part),
-                Direction::Backward => Box::new(part.rev()),
-            };
-            let mut sources: Vec<Source<'static>> = vec![Source::boxed(indices.map(move |i| Ok(own[i].clone())))];
+            let mut sources: Vec<Source<'static>> = Vec::new();
+            if let Some(own) = &own {
+                sources.push(Source::boxed(SharedSource::new(own.clone(), cmp, lower, upper, direction)));
+            }
             sources.extend(below(direction, lower, upper)?);
             Ok(sources)
         });

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
-use sluicedb::engine::{Durability, Engine, EngineOptions};
+use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange};
 use sluicedb::io::{CrashBackend, CrashLogDir, StorageBackend, TearMode};
 
 /// Resolves the test tables' key orders from their metadata.
@@ -298,5 +298,19 @@ impl<B: StorageBackend> StorageBackend for HeldWrites<B> {
     }
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+/// Every entry of `range` as owned bytes, from its front (or, `backward`,
+/// from its back).
+pub fn range_entries(range: MergedRange<'_>, backward: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let entries = range.map(|e| {
+        let (k, v) = e.unwrap();
+        (k.to_vec(), v.to_vec())
+    });
+    if backward {
+        entries.rev().collect()
+    } else {
+        entries.collect()
     }
 }
