@@ -767,11 +767,7 @@ impl WriteSet {
                 let old = own.map(ValueBytes::copy_of);
                 table.tail.set_value(at, value);
                 old
-            } else if let Some(own) = table.writes.contains_key(&OrdKey::new(key, cmp)).then(|| {
-                Arc::make_mut(&mut table.writes)
-                    .get_mut(&OrdKey::new(key, cmp))
-                    .expect("the key is in the map")
-            }) {
+            } else if let Some(own) = own_write_mut(&mut table.writes, &OrdKey::new(key, cmp)) {
                 if value.is_none() && own.is_none() {
                     return Ok(None);
                 }
@@ -949,18 +945,11 @@ impl WriteSet {
         }
         let table = &self.tables[slot];
         let cmp = table.order();
-        let wrap = |b: Bound<&[u8]>| match b {
-            Bound::Included(k) => Bound::Included(OrdKey::new(k, cmp)),
-            Bound::Excluded(k) => Bound::Excluded(OrdKey::new(k, cmp)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let (lower, upper) = (wrap(lower), wrap(upper));
+        let (lower, upper) = (ord_bound(lower, cmp), ord_bound(upper, cmp));
         if inverted(&lower, &upper) {
             return Source::boxed(std::iter::empty());
         }
-        let item = |(k, v): (&OrdKey, &Option<OpValue>)| -> crate::error::Result<Item> {
-            Ok((ValueBytes::copy_of(&k.key), v.as_ref().map(|v| ValueBytes::copy_of(v))))
-        };
+        let item = |entry| Ok(item(entry));
         let range = table.writes.range((lower, upper));
         match direction {
             Direction::Forward => Source::boxed(range.map(item)),
@@ -1048,6 +1037,25 @@ impl WriteSet {
     }
 }
 
+/// The write of `key` in `writes`, to change in place: the map is copied
+/// first if a range still shares it (see [`TxnTable::writes`]), and only if
+/// it holds the key (a write that goes to the tail leaves it shared).
+fn own_write_mut<'a>(writes: &'a mut Arc<Writes>, key: &OrdKey) -> Option<&'a mut Option<OpValue>> {
+    if !writes.contains_key(key) {
+        return None;
+    }
+    Arc::make_mut(writes).get_mut(key)
+}
+
+fn ord_bound(bound: Bound<&[u8]>, cmp: Comparator) -> Bound<OrdKey> {
+    bound.map(|k| OrdKey::new(k, cmp))
+}
+
+/// A write as a range yields it (copied out of the map).
+fn item((key, value): (&OrdKey, &Option<OpValue>)) -> Item {
+    (ValueBytes::copy_of(&key.key), value.as_ref().map(|v| ValueBytes::copy_of(v)))
+}
+
 /// Whether a map range between two bounds is empty by its bounds alone (an
 /// inverted range, or one excluding its only key): `BTreeMap::range` panics
 /// on those.
@@ -1080,11 +1088,10 @@ impl SharedSource {
         upper: Bound<&[u8]>,
         direction: Direction,
     ) -> Self {
-        let wrap = |b: Bound<&[u8]>| b.map(|k| OrdKey::new(k, cmp));
         Self {
             writes,
-            lower: wrap(lower),
-            upper: wrap(upper),
+            lower: ord_bound(lower, cmp),
+            upper: ord_bound(upper, cmp),
             direction,
         }
     }
@@ -1102,8 +1109,8 @@ impl Iterator for SharedSource {
             Direction::Forward => range.next(),
             Direction::Backward => range.next_back(),
         }?;
-        let item = (ValueBytes::copy_of(&key.key), value.as_ref().map(|v| ValueBytes::copy_of(v)));
         let past = Bound::Excluded(key.clone());
+        let item = item((key, value));
         match self.direction {
             Direction::Forward => self.lower = past,
             Direction::Backward => self.upper = past,
