@@ -99,10 +99,13 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn free_page(&mut self, page: PageId) {
-        self.store.forget_cached(page);
         if self.fresh.remove(&page) {
+            // Never published: no reader has it.
+            self.store.forget_cached(page);
             self.alloc.release_unpublished(page);
         } else {
+            // Readers of earlier commits may still read it: it stays cached
+            // until none can (`Shared::reclaim` in `btree::store`).
             self.retired.push(page);
         }
     }

@@ -77,6 +77,11 @@ pub(crate) struct Allocator {
     pins: BTreeMap<u64, PageRanges>,
     /// Past both gates but pinned: free once no pin names them.
     held: BTreeSet<u64>,
+    /// Pages past the readers gate since the last
+    /// [`take_unreachable`](Self::take_unreachable): no snapshot reaches
+    /// them any more, so whatever the page cache holds under their ids is
+    /// dead (the tree writer drops it).
+    unreachable: Vec<u64>,
 }
 
 impl Allocator {
@@ -93,6 +98,7 @@ impl Allocator {
             durable_txn,
             pins: BTreeMap::new(),
             held: BTreeSet::new(),
+            unreachable: Vec::new(),
         }
     }
 
@@ -316,6 +322,7 @@ impl Allocator {
             let Some((txn, freed)) = self.waiting_readers.pop_front() else {
                 break;
             };
+            self.unreachable.extend(freed.volatile.iter().chain(&freed.durable));
             // Volatile pages were never in a durable commit: free now (no
             // pin names them: pins name pages of durable commits).
             self.free.extend(freed.volatile);
@@ -328,6 +335,13 @@ impl Allocator {
             }
         }
         self.release_durable();
+    }
+
+    /// The pages that have passed the readers gate since the last call (in
+    /// [`reclaim`](Self::reclaim)), whether free now or still waiting for a
+    /// durable commit or a pin: no reader reaches them any more.
+    pub(crate) fn take_unreachable(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.unreachable)
     }
 
     /// Gives back free pages at the end of the file; returns whether any were.

@@ -578,11 +578,10 @@ impl PageStore {
         }
     }
 
-    /// Drops page `id` from the cache: a writer no longer references it, so
-    /// the newest tree will not read it again. A reader of an older commit
-    /// that still reaches it reads it from the file, unchanged until the
-    /// allocator reuses it (never while such a reader lives). Without this a
-    /// flush that rewrites most leaves would hold both generations of them.
+    /// Drops page `id` from the cache: no tree will read it again (a page a
+    /// writer dropped before publishing it, or one no live snapshot
+    /// reaches). Without this a flush that rewrites most leaves would hold
+    /// both generations of them for as long as the cache has room.
     pub(crate) fn forget_cached(&self, id: PageId) {
         self.cache.forget(id);
     }
