@@ -61,6 +61,9 @@ pub(crate) struct Ctx<'s> {
     /// Published pages this writer no longer references; the allocator gets
     /// them at commit.
     pub(crate) retired: &'s mut Vec<PageId>,
+    /// Whether a retired page leaves the page cache at once, or once no
+    /// snapshot reaches it (`TreeWriter::forget_replaced_at_once`).
+    pub(crate) forget_at_once: bool,
     pub(crate) cmp: Comparator,
     /// Net change in the tree's entry count.
     pub(crate) len_delta: i64,
@@ -104,8 +107,12 @@ impl Ctx<'_> {
             self.store.forget_cached(page);
             self.alloc.release_unpublished(page);
         } else {
-            // Readers of earlier commits may still read it: it stays cached
-            // until none can (`Shared::reclaim` in `btree::store`).
+            // Readers of earlier commits may still read it: unless the
+            // writer was told none will, it stays cached until none can
+            // (`Shared::reclaim` in `btree::store`).
+            if self.forget_at_once {
+                self.store.forget_cached(page);
+            }
             self.retired.push(page);
         }
     }

@@ -300,7 +300,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
     let bytes: usize = mems.iter().map(|mem| mem.bytes()).sum();
     inner.tree_filters.rebuild_if_full(inner, (bytes / 64) as u64)?;
     let filters = inner.tree_filters.targets();
-    let mut writer = inner.trees.writer()?;
+    let mut writer = inner.tree_writer()?;
     let absorbed = absorb_deferred(inner, &mut writer, &filters)?;
     // Only the oldest may have bindings or drops (it is then alone).
     let bindings = oldest.bindings(u64::MAX);
@@ -339,6 +339,9 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
                 }
             }
             if ops.len() == parts.slice_len() || (entry.is_none() && !ops.is_empty()) {
+                // Asked again per slice: a reader that began meanwhile keeps
+                // the leaves it reads cached (`Inner::readers_absent`).
+                writer.forget_replaced_at_once(inner.readers_absent());
                 apply_table(&mut writer, &filters, table, cmp, &ops)?;
                 ops.clear();
                 parts.commit_if_due(inner, &mut writer)?;

@@ -39,7 +39,7 @@ use super::recovery::Recovered;
 use super::flush_marker::FlushMarker;
 use super::state::State;
 use super::tree_filter::TreeFilters;
-use crate::btree::{Comparator, TreeStore, TreeStoreOptions, fresh_db_id};
+use crate::btree::{Comparator, TreeStore, TreeStoreOptions, TreeWriter, fresh_db_id};
 use crate::error::{Result, StorageError};
 use crate::io::{Failure, LogDir, StorageBackend};
 use crate::wal::{Journal, JournalOptions, Recovery};
@@ -624,6 +624,24 @@ impl Inner {
 
     pub(crate) fn current_state(&self) -> Arc<State> {
         self.state.read().clone()
+    }
+
+    /// Whether no one but the engine holds a state or a tree snapshot:
+    /// no reader can read a page of an older tree, so a writer may drop
+    /// the pages it replaces from the page cache at once
+    /// (`TreeWriter::forget_replaced_at_once`). A reader that begins right
+    /// after may still read one: from the file, which is only slower.
+    pub(crate) fn readers_absent(&self) -> bool {
+        let state = self.state.read();
+        Arc::strong_count(&state) == 1 && state.tree.is_only_view()
+    }
+
+    /// The tree writer, told whether any reader may read the pages it
+    /// replaces ([`readers_absent`](Self::readers_absent)).
+    pub(crate) fn tree_writer(&self) -> Result<TreeWriter<'_>> {
+        let mut writer = self.trees.writer()?;
+        writer.forget_replaced_at_once(self.readers_absent());
+        Ok(writer)
     }
 
     pub(crate) fn update_state(&self, f: impl FnOnce(&State) -> State) {

@@ -107,7 +107,7 @@ pub(crate) fn commit(
     let written = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u64>> {
         inner.tree_filters.rebuild_if_full(inner, puts)?;
         let filters = inner.tree_filters.targets();
-        let mut writer = inner.trees.writer()?;
+        let mut writer = inner.tree_writer()?;
         // A bulk load bigger than the cache would evict every page readers
         // use and hold the whole load in memory beside its write set.
         if bulk {

@@ -330,6 +330,7 @@ impl Engine {
         self.checkpoint()?;
         let before = inner.trees.file_len()?;
         let mut writer = self.writer_at_published_tree()?;
+        writer.forget_replaced_at_once(inner.readers_absent());
         inner.poison_on(writer.relocate_all().and_then(|_| {
             let seq = writer.durable_checkpoint_seq();
             writer.commit_and_continue(seq)
