@@ -490,16 +490,19 @@ impl<K: SeekKey, V> SeekIndex<K, V> {
             count += 1;
             (low, high) = (low.min(node.addr()), high.max(node.addr()));
         }
-        // Room for a few nodes linked meanwhile; the rest are left out.
+        // Room for a few nodes linked meanwhile.
         let capacity = count + count / 16;
         let mut nodes = NodeRefs::with_capacity(capacity, low, high);
         let mut words: Vec<WordLine> = Vec::with_capacity(capacity.div_ceil(LINE_WORDS));
         let mut tall_bits: Vec<u64> = Vec::with_capacity(capacity.div_ceil(64));
         let (mut len, mut run) = (0, 0);
+        // Nodes linked beyond that room still go in (the vectors grow): a
+        // walk that stopped at its room left every key after that point
+        // out of the index, and each insert there then walked level 0
+        // from the last entry, gave up, and had the index rebuilt at an
+        // eighth's growth, which ran out of room the same way (single
+        // random no-sync inserts: `build_seek_index` took 14% of the CPU).
         for (node, (first, second), tall) in walk() {
-            if len == capacity {
-                break;
-            }
             while runs.get(run).is_some_and(|r| r.first < first) {
                 runs[run].end = len;
                 run += 1;
@@ -996,6 +999,37 @@ impl<K: SeekKey, V> SkipList<K, V> {
         due
     }
 
+    /// The entries of a seek index of the list as it is now, in order:
+    /// each node linked at [`SEEK_LEVEL`] that is not followed by another
+    /// version of its key, its key's summary, and whether it is linked a
+    /// level up too ([`SeekIndex::new`] walks it twice).
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn seek_walk(&self) -> impl Iterator<Item = (Link<K, V>, (u64, u64), bool)> + '_ {
+        // The next node linked a level up, which the walk meets in turn
+        // (a node linked there is linked here too, in the same order).
+        // Each read before the one at this level: nodes are linked
+        // bottom-up, so a node seen up there is already linked here,
+        // and the walk reaches it.
+        let mut above = self.next_of(ptr::null(), SEEK_LEVEL + 1);
+        let mut at = self.next_of(ptr::null(), SEEK_LEVEL);
+        std::iter::from_fn(move || {
+            while !at.is_null() {
+                let node = at;
+                let tall = node == above;
+                if tall {
+                    above = self.next_of(node, SEEK_LEVEL + 1);
+                }
+                at = self.next_of(node, SEEK_LEVEL);
+                // SAFETY: non-null links point to live nodes of this list.
+                let (key, later) = unsafe { (&(*node).key, at.as_ref().map(|next| &next.key)) };
+                if !later.is_some_and(|later| key.same_point(later)) {
+                    return Some((node, key.summary(), tall));
+                }
+            }
+            None
+        })
+    }
+
     /// Builds and publishes a seek index of the nodes linked at
     /// [`SEEK_LEVEL`] (a walk of that level), leaving out every node
     /// followed by another version of its key ([`SeekKey::same_point`]):
@@ -1003,35 +1037,9 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// the key before it, so naming that last one serves every version. Safe
     /// to run beside the writer and readers; nodes linked during the walk
     /// may be left out, which only lengthens the searches that pass them.
-    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
     pub(crate) fn build_seek_index(&self) {
         let mut built = self.seek_built.lock();
-        let walk = || {
-            // The next node linked a level up, which the walk meets in turn
-            // (a node linked there is linked here too, in the same order).
-            // Each read before the one at this level: nodes are linked
-            // bottom-up, so a node seen up there is already linked here,
-            // and the walk reaches it.
-            let mut above = self.next_of(ptr::null(), SEEK_LEVEL + 1);
-            let mut at = self.next_of(ptr::null(), SEEK_LEVEL);
-            std::iter::from_fn(move || {
-                while !at.is_null() {
-                    let node = at;
-                    let tall = node == above;
-                    if tall {
-                        above = self.next_of(node, SEEK_LEVEL + 1);
-                    }
-                    at = self.next_of(node, SEEK_LEVEL);
-                    // SAFETY: non-null links point to live nodes of this list.
-                    let (key, later) = unsafe { (&(*node).key, at.as_ref().map(|next| &next.key)) };
-                    if !later.is_some_and(|later| key.same_point(later)) {
-                        return Some((node, key.summary(), tall));
-                    }
-                }
-                None
-            })
-        };
-        let index = Box::into_raw(Box::new(SeekIndex::new(walk)));
+        let index = Box::into_raw(Box::new(SeekIndex::new(|| self.seek_walk())));
         built.push(index);
         self.seek.store(index, AtomicOrdering::SeqCst);
         let freed = self.free_replaced_seek_indexes(&mut built);
@@ -1977,6 +1985,37 @@ mod tests {
             0 => Bound::Included(key),
             1 => Bound::Excluded(key),
             _ => Bound::Unbounded,
+        }
+    }
+
+    /// A build's second walk meets the nodes linked since its first. Past
+    /// the room the first walk left for them, they still go in: a build
+    /// that stopped there left every later key out of the index, so each
+    /// insert among them walked level 0 from the last entry, gave up, and
+    /// had the index rebuilt (about 14% of the CPU of single random
+    /// no-sync inserts went to those builds).
+    #[test]
+    fn a_build_indexes_every_node_its_second_walk_meets() {
+        let n = scaled(4000);
+        let list: SkipList<u64, u64> = SkipList::new();
+        let mut writer = list.writer();
+        for key in 0..n {
+            writer.insert(key * 7919 % n, key);
+        }
+        drop(writer);
+        let entries: Vec<_> = list.seek_walk().collect();
+        assert_eq!(entries.len() as u64, n);
+        // As if half the nodes were linked between the two walks.
+        let walks = std::cell::Cell::new(0);
+        let index = SeekIndex::new(|| {
+            walks.set(walks.get() + 1);
+            let first = walks.get() == 1;
+            entries.iter().copied().enumerate().filter(move |(i, _)| !first || i % 2 == 0).map(|(_, entry)| entry)
+        });
+        assert_eq!(walks.get(), 2);
+        assert_eq!(index.nodes.len() as u64, n, "nodes linked between the walks were left out");
+        for key in 0..n {
+            assert_eq!(index.below(&key, false) as u64, key, "entries below {key}");
         }
     }
 
