@@ -706,6 +706,7 @@ impl TreeWriter<'_> {
     pub fn forget_replaced_at_once(&mut self, at_once: bool) {
         self.forget_at_once = at_once;
     }
+
     /// The newest durable commit's checkpoint sequence, read under the writer
     /// lock: no durable commit can change it while this writer lives, so a
     /// caller may compare against it before choosing what to commit.
