@@ -402,6 +402,26 @@ mod tests {
         assert_eq!(a.free_count(), 3);
     }
 
+    /// `take_unreachable` names a retired page once, as soon as no reader
+    /// can reach it, before it is free (the page cache drops it then, and
+    /// must have before the page is reused).
+    #[test]
+    fn pages_are_named_unreachable_once_the_readers_allow_and_before_reuse() {
+        let mut a = Allocator::new(10, [], 1);
+        a.retire(2, [3, 4]);
+        a.reclaim(Some(1));
+        assert!(a.take_unreachable().is_empty(), "a reader at commit 1 can reach them");
+        a.reclaim(Some(2));
+        let mut named = a.take_unreachable();
+        named.sort_unstable();
+        assert_eq!(named, [3, 4]);
+        assert_eq!(a.free_count(), 0, "unreachable, but commit 2 is not durable yet");
+        a.mark_durable(2);
+        a.reclaim(None);
+        assert!(a.take_unreachable().is_empty(), "each page is named once");
+        assert_eq!(a.free_count(), 2);
+    }
+
     #[test]
     fn volatile_pages_need_only_the_readers_gone() {
         let mut a = Allocator::new(1, [], 0);
