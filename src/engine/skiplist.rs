@@ -241,6 +241,10 @@ const FIRST_SEEK_BUILD: usize = if cfg!(test) { 48 } else { 4096 };
 /// stale, so the next build comes sooner ([`SkipList::claim_seek_build`]).
 const SEEK_WALK_LIMIT: usize = 12;
 
+/// How far ahead of a build's walk it loads the nodes the index it
+/// replaces names ([`SkipList::seek_walk`]).
+const BUILD_PREFETCH: usize = 16;
+
 /// Indexed nodes a forward seek starts loading past its key: a range read
 /// reaches them next (each a key's last version: for a key without older
 /// versions, the key itself), and loaded together their cache misses
@@ -1003,8 +1007,16 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// each node linked at [`SEEK_LEVEL`] that is not followed by another
     /// version of its key, its key's summary, and whether it is linked a
     /// level up too ([`SeekIndex::new`] walks it twice).
+    ///
+    /// `ahead`, the index this build replaces, names most of the nodes the
+    /// walk meets, in the order it meets them: as the walk passes one, it
+    /// starts loading the one [`BUILD_PREFETCH`] entries further on, so the
+    /// walk's cache misses, one per node, overlap.
     #[expect(unsafe_code, reason = "links point to live nodes of this list")]
-    fn seek_walk(&self) -> impl Iterator<Item = (Link<K, V>, (u64, u64), bool)> + '_ {
+    fn seek_walk<'a>(
+        &'a self,
+        ahead: Option<&'a SeekIndex<K, V>>,
+    ) -> impl Iterator<Item = (Link<K, V>, (u64, u64), bool)> + 'a {
         // The next node linked a level up, which the walk meets in turn
         // (a node linked there is linked here too, in the same order).
         // Each read before the one at this level: nodes are linked
@@ -1012,9 +1024,20 @@ impl<K: SeekKey, V> SkipList<K, V> {
         // and the walk reaches it.
         let mut above = self.next_of(ptr::null(), SEEK_LEVEL + 1);
         let mut at = self.next_of(ptr::null(), SEEK_LEVEL);
+        // The next entry of `ahead` the walk will meet.
+        let mut next_known = 0;
+        if let Some(ahead) = ahead {
+            (0..BUILD_PREFETCH).for_each(|i| prefetch(ahead.nodes.get(i)));
+        }
         std::iter::from_fn(move || {
             while !at.is_null() {
                 let node = at;
+                if let Some(ahead) = ahead
+                    && ahead.nodes.get(next_known) == node
+                {
+                    next_known += 1;
+                    prefetch(ahead.nodes.get(next_known + BUILD_PREFETCH));
+                }
                 let tall = node == above;
                 if tall {
                     above = self.next_of(node, SEEK_LEVEL + 1);
@@ -1037,9 +1060,16 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// the key before it, so naming that last one serves every version. Safe
     /// to run beside the writer and readers; nodes linked during the walk
     /// may be left out, which only lengthens the searches that pass them.
+    #[expect(unsafe_code, reason = "reads the index it replaces, which only a build frees")]
     pub(crate) fn build_seek_index(&self) {
         let mut built = self.seek_built.lock();
-        let index = Box::into_raw(Box::new(SeekIndex::new(|| self.seek_walk())));
+        let index = {
+            // SAFETY: a published index is freed only by a build, under
+            // the lock held here (`free_replaced_seek_indexes`), and this
+            // one is not used past this block.
+            let replaced = unsafe { self.seek.load(AtomicOrdering::SeqCst).as_ref() };
+            Box::into_raw(Box::new(SeekIndex::new(|| self.seek_walk(replaced))))
+        };
         built.push(index);
         self.seek.store(index, AtomicOrdering::SeqCst);
         let freed = self.free_replaced_seek_indexes(&mut built);
@@ -2003,7 +2033,7 @@ mod tests {
             writer.insert(key * 7919 % n, key);
         }
         drop(writer);
-        let entries: Vec<_> = list.seek_walk().collect();
+        let entries: Vec<_> = list.seek_walk(None).collect();
         assert_eq!(entries.len() as u64, n);
         // As if half the nodes were linked between the two walks.
         let walks = std::cell::Cell::new(0);
