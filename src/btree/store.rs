@@ -227,6 +227,10 @@ impl Shared {
     /// by every reader that began before a flush, under the cache's locks
     /// beside the flush's own inserts: two threads' point reads fell to a
     /// tenth of their rate for a quarter of a second after a flush).
+    ///
+    /// Every caller of `Allocator::reclaim` goes through here: a page the
+    /// allocator frees must leave the cache before the writer can
+    /// allocate it again (the allocator's module docs).
     fn reclaim(&self, state: &mut WriterState) {
         state.alloc.reclaim(self.oldest_reader());
         for page in state.alloc.take_unreachable() {
@@ -483,7 +487,7 @@ impl Snapshot {
     /// Whether this is the only live snapshot of the store, of any commit,
     /// and its holder the only one (no clone of it lives elsewhere): then
     /// no one else can read a page of any commit.
-    pub fn is_only_view(&self) -> bool {
+    pub(crate) fn is_only_view(&self) -> bool {
         if Arc::strong_count(&self.inner) != 1 {
             return false;
         }

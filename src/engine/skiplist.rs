@@ -77,7 +77,9 @@
 //!   immutable once published.
 //!   Searches may still hold an older one: a replaced index is freed only
 //!   once no search is counted inside an index after its replacement was
-//!   published. Any sorted subset of those nodes is a correct index: a
+//!   published, and only by a build, under `seek_built` (so a build may
+//!   read the published index it replaces, uncounted, for its walks'
+//!   prefetches: `SkipList::seek_walk`). Any sorted subset of those nodes is a correct index: a
 //!   stale one only lengthens the walks. An entry marked tall names a node
 //!   linked a level above [`SEEK_LEVEL`] too (the build reads the mark
 //!   from a link at that level); one not marked may be linked there as

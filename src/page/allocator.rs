@@ -32,6 +32,13 @@
 //! list lists them (`free_after_restart`); a reopened store pins them again
 //! from the pins it finds in its catalog before anything is allocated.
 //!
+//! **The page cache** may keep a retired page while a reader can reach it.
+//! Every page that passes the readers gate is named once by
+//! `take_unreachable`, and the tree writer drops it from the cache right
+//! after each `reclaim`, under the writer lock, before anything is
+//! allocated (`Shared::reclaim` in `btree::store`): a cached page is never
+//! older than what its id holds once the id is reused.
+//!
 //! The page store's commit protocol (`PageStore::commit`) and the tree
 //! writer's commit (`TreeWriter::commit`) are the two callers that must agree
 //! with this.
