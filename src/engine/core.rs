@@ -80,7 +80,11 @@ pub struct EngineOptions {
     /// pages, so that the pages it replaced are reused by its next ones
     /// instead of the file growing by a whole tree (`engine::flush_marker`).
     pub flush_commit_bytes: u64,
-    /// ... or once this much time has passed with unflushed commits.
+    /// A checkpoint is also taken once commits have stopped for this long
+    /// with some not yet in the tree: an idle database's, so that one left
+    /// alone ends with its data in the tree and its log empty (a busy one
+    /// checkpoints by volume). Measured from the last commit, not the last
+    /// checkpoint (`engine::apply`, `IdleTrigger`).
     pub checkpoint_interval: Duration,
     /// Key order of tables not opened since the process started, from
     /// their metadata; `None` defers their recovered records (see
