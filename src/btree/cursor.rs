@@ -295,6 +295,11 @@ impl TreeEntry {
         &self.key
     }
 
+    /// The entry's key as it was read.
+    pub(crate) fn key_bytes(&self) -> &ValueBytes {
+        &self.key
+    }
+
     /// The entry's value.
     pub fn value(&self) -> &ValueBytes {
         &self.value

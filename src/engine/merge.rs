@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
 use super::skiplist::{Entry, Position};
-use crate::btree::{Comparator, RangeIter, ValueBytes, compare};
+use crate::btree::{Comparator, RangeIter, TreeEntry, ValueBytes, compare};
 use crate::error::Result;
 
 /// One layer's view of a key: a value, or a tombstone (`None`). The key is
@@ -65,6 +65,15 @@ impl<'a> TreeSource<'a> {
     pub(crate) fn new(range: RangeIter<'a>, direction: Direction) -> Self {
         Self { range, direction }
     }
+
+    /// The next entry in this source's direction, as the tree gives it.
+    #[inline]
+    fn next_entry(&mut self) -> Option<Result<TreeEntry>> {
+        match self.direction {
+            Direction::Forward => self.range.next(),
+            Direction::Backward => self.range.next_back(),
+        }
+    }
 }
 
 impl Iterator for TreeSource<'_> {
@@ -72,10 +81,7 @@ impl Iterator for TreeSource<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let entry = match self.direction {
-            Direction::Forward => self.range.next(),
-            Direction::Backward => self.range.next_back(),
-        }?;
+        let entry = self.next_entry()?;
         Some(entry.map(|entry| {
             let (key, value) = entry.into_key_value();
             (key, Some(value))
@@ -274,6 +280,31 @@ impl<'a> MergedRange<'a> {
                 Err(e) => return Some(Err(e)),
             }
         }
+        // A lone tree (a flushed table) read from one end: its entries pass
+        // straight through, none a tombstone, no other end to meet.
+        let (merge, other, last) = if direction == Direction::Forward {
+            (self.front.as_mut(), &self.back, &mut self.front_last)
+        } else {
+            (self.back.as_mut(), &self.front, &mut self.back_last)
+        };
+        if other.is_none()
+            && let Some(merge) = merge
+            && let [Source::Tree(tree)] = merge.sources.as_mut_slice()
+        {
+            let entry = tree.next_entry()?;
+            return Some(entry.map(|entry| {
+                last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(entry.key_bytes());
+                entry.into_key_value()
+            }));
+        }
+        self.step_merged(direction)
+    }
+
+    /// [`step`](Self::step) through the merge: tombstones skipped, stopping
+    /// where the other end has been. A call of its own, so that the lone
+    /// tree's path stays small.
+    #[inline(never)]
+    fn step_merged(&mut self, direction: Direction) -> Option<Result<(ValueBytes, ValueBytes)>> {
         loop {
             let merge = if direction == Direction::Forward {
                 self.front.as_mut()
