@@ -139,15 +139,23 @@ impl<'a> Merge<'a> {
         if let [only] = self.sources.as_mut_slice() {
             return only.next();
         }
-        self.next_merged().transpose()
+        match self.winner() {
+            Ok(Some(winner)) => Some(self.take(winner)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
-    /// [`next`](Self::next) of two or more sources: a call of its own, so
-    /// that a lone source's path inlined into the caller stays small.
+    /// Which head of two or more sources comes next, once the lower layers'
+    /// versions of its key are skipped; `None` at the end. The entry stays
+    /// in its head: a caller looks at it in place ([`head`](Self::head))
+    /// and then takes it or skips it, so an entry is moved once, out of its
+    /// head, and not handed through every step of the merge (each move of
+    /// an entry just written stalled on loads wider than its stores).
     #[inline(never)]
-    fn next_merged(&mut self) -> Result<Option<Item>> {
+    fn winner(&mut self) -> Result<Option<usize>> {
         if self.heads.len() == 2 {
-            return self.next_of_two();
+            return self.winner_of_two();
         }
         let mut best: Option<usize> = None;
         for (i, head) in self.heads.iter().enumerate() {
@@ -179,18 +187,17 @@ impl<'a> Merge<'a> {
                 _ => false,
             };
             if same {
-                self.heads[i] = self.sources[i].next().transpose()?;
+                self.skip(i)?;
             }
         }
-        let item = std::mem::replace(&mut self.heads[best], self.sources[best].next().transpose()?);
-        Ok(item)
+        Ok(Some(best))
     }
 
-    /// [`next`](Self::next) of two sources (a memtable and the tree, the
-    /// common case): one comparison of the two heads decides both which
-    /// comes first and whether the lower layer's is shadowed (the k-way
-    /// loop compares twice).
-    fn next_of_two(&mut self) -> Result<Option<Item>> {
+    /// [`winner`](Self::winner) of two sources (a memtable and the tree,
+    /// the common case): one comparison of the two heads decides both
+    /// which comes first and whether the lower layer's is shadowed (the
+    /// k-way loop compares twice).
+    fn winner_of_two(&mut self) -> Result<Option<usize>> {
         let order = match (&self.heads[0], &self.heads[1]) {
             (Some((a, _)), Some((b, _))) => {
                 let order = compare(self.cmp, a, b);
@@ -203,11 +210,33 @@ impl<'a> Merge<'a> {
         // The first source is the newer layer: it wins a tie, and the
         // second's version of that key is shadowed.
         if order.is_eq() {
-            self.heads[1] = self.sources[1].next().transpose()?;
+            self.skip(1)?;
         }
-        let best = usize::from(order.is_gt());
-        let next = self.sources[best].next().transpose()?;
-        Ok(std::mem::replace(&mut self.heads[best], next))
+        Ok(Some(usize::from(order.is_gt())))
+    }
+
+    /// Head `i`'s entry. REQUIRES: `i` from [`winner`](Self::winner), not
+    /// taken or skipped since.
+    fn head(&self, i: usize) -> &Item {
+        self.heads[i].as_ref().expect("a winner's head holds an entry")
+    }
+
+    /// Drops head `i`'s entry for its source's next.
+    fn skip(&mut self, i: usize) -> Result<()> {
+        self.heads[i] = self.sources[i].next().transpose()?;
+        Ok(())
+    }
+
+    /// Head `i`'s entry, replaced by its source's next. REQUIRES: as
+    /// [`head`](Self::head).
+    fn take(&mut self, i: usize) -> Result<Item> {
+        let next = self.sources[i].next().transpose()?;
+        Ok(std::mem::replace(&mut self.heads[i], next).expect("a winner's head holds an entry"))
+    }
+
+    /// Whether it merges two or more sources (a lone one holds no heads).
+    fn is_merging(&self) -> bool {
+        self.sources.len() > 1
     }
 }
 
@@ -305,41 +334,55 @@ impl<'a> MergedRange<'a> {
     /// tree's path stays small.
     #[inline(never)]
     fn step_merged(&mut self, direction: Direction) -> Option<Result<(ValueBytes, ValueBytes)>> {
-        loop {
-            let merge = if direction == Direction::Forward {
-                self.front.as_mut()
-            } else {
-                self.back.as_mut()
-            }?;
-            let (key, value) = match merge.next()? {
-                Ok(item) => item,
-                Err(e) => return Some(Err(e)),
-            };
-            // Stop where the other direction has already been.
-            let other = if direction == Direction::Forward {
-                &self.back_last
-            } else {
-                &self.front_last
-            };
-            if let Some(other) = other {
-                let order = compare(self.cmp, &key, other);
-                let crossed = if direction == Direction::Forward {
-                    !order.is_lt()
-                } else {
-                    !order.is_gt()
+        let forward = direction == Direction::Forward;
+        let (merge, other, last) = if forward {
+            (self.front.as_mut()?, &self.back_last, &mut self.front_last)
+        } else {
+            (self.back.as_mut()?, &self.front_last, &mut self.back_last)
+        };
+        // Stop where the other direction has already been.
+        let crossed = |key: &ValueBytes| {
+            other.as_ref().is_some_and(|other| {
+                let order = compare(self.cmp, key, other);
+                if forward { !order.is_lt() } else { !order.is_gt() }
+            })
+        };
+        if !merge.is_merging() {
+            // A lone source read from both ends.
+            loop {
+                let (key, value) = match merge.next()? {
+                    Ok(item) => item,
+                    Err(e) => return Some(Err(e)),
                 };
-                if crossed {
+                if crossed(&key) {
                     return None;
                 }
+                let Some(value) = value else { continue };
+                last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(&key);
+                return Some(Ok((key, value)));
             }
-            let Some(value) = value else { continue };
-            let last = if direction == Direction::Forward {
-                &mut self.front_last
-            } else {
-                &mut self.back_last
+        }
+        loop {
+            let winner = match merge.winner() {
+                Ok(winner) => winner?,
+                Err(e) => return Some(Err(e)),
             };
-            last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(&key);
-            return Some(Ok((key, value)));
+            let (key, value) = merge.head(winner);
+            if crossed(key) {
+                return None;
+            }
+            if value.is_none() {
+                if let Err(e) = merge.skip(winner) {
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(key);
+            return Some(match merge.take(winner) {
+                Ok((key, Some(value))) => Ok((key, value)),
+                Ok((_, None)) => unreachable!("a tombstone is skipped above"),
+                Err(e) => Err(e),
+            });
         }
     }
 
