@@ -230,8 +230,12 @@ impl<'a> Merge<'a> {
     /// Head `i`'s entry, replaced by its source's next. REQUIRES: as
     /// [`head`](Self::head).
     fn take(&mut self, i: usize) -> Result<Item> {
-        let next = self.sources[i].next().transpose()?;
-        Ok(std::mem::replace(&mut self.heads[i], next).expect("a winner's head holds an entry"))
+        let taken = match self.sources[i].next() {
+            Some(Ok(next)) => self.heads[i].replace(next),
+            Some(Err(e)) => return Err(e),
+            None => self.heads[i].take(),
+        };
+        Ok(taken.expect("a winner's head holds an entry"))
     }
 
     /// Whether it merges two or more sources (a lone one holds no heads).
