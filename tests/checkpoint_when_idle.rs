@@ -11,22 +11,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::engine::{Disk, commit_u64, read_u64, small_options};
+use common::engine::{Disk, commit_u64, idle_timer_options, read_u64};
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Engine, EngineOptions};
 
 const INTERVAL: Duration = Duration::from_millis(400);
 
 fn options() -> EngineOptions {
-    EngineOptions {
-        checkpoint_interval: INTERVAL,
-        // Far above what the test writes: no checkpoint by volume, and no
-        // memtable frozen for its size.
-        checkpoint_wal_bytes: 64 << 20,
-        memtable_bytes: 64 << 20,
-        max_frozen_bytes: 256 << 20,
-        ..small_options()
-    }
+    idle_timer_options(INTERVAL)
 }
 
 /// Waits (at most `limit`; it asserts nothing about speed) until the

@@ -252,10 +252,13 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 if retired.iter().any(|mem| Arc::strong_count(mem) == 1) {
                     break None;
                 }
+                // At least a millisecond: an interval of zero ("checkpoint
+                // as soon as commits stop") must not spin this loop.
+                let quarter = (inner.options.checkpoint_interval / 4).max(Duration::from_millis(1));
                 let wait = if retired.is_empty() {
-                    inner.options.checkpoint_interval / 4
+                    quarter
                 } else {
-                    RETIRE_POLL.min(inner.options.checkpoint_interval / 4)
+                    RETIRE_POLL.min(quarter)
                 };
                 inner.apply.work.wait_for(&mut control, wait);
             }

@@ -37,6 +37,19 @@ pub fn small_options() -> EngineOptions {
     }
 }
 
+/// A timer that checkpoints once commits have stopped for `interval`, and
+/// no checkpoint by volume nor memtable frozen for its size within what a
+/// test writes: every checkpoint is the timer's or asked for.
+pub fn idle_timer_options(interval: std::time::Duration) -> EngineOptions {
+    EngineOptions {
+        checkpoint_interval: interval,
+        checkpoint_wal_bytes: 64 << 20,
+        memtable_bytes: 64 << 20,
+        max_frozen_bytes: 256 << 20,
+        ..small_options()
+    }
+}
+
 /// Flushes in parts: a memtable that holds every commit until the
 /// checkpoint, and a flush that commits every two pages (the crash tests
 /// of `engine::flush_marker`).
