@@ -314,7 +314,11 @@ impl<'a> MergedRange<'a> {
             }
         }
         // A lone tree (a flushed table) read from one end: its entries pass
-        // straight through, none a tombstone, no other end to meet.
+        // straight through, none a tombstone, no other end to meet. Relies
+        // on: an end's last key is set only by its own merge's steps, so
+        // while the other end's merge does not exist there is nothing to
+        // stop at; this end's last key is still kept, for the other end's
+        // first step and for a clone.
         let (merge, other, last) = if direction == Direction::Forward {
             (self.front.as_mut(), &self.back, &mut self.front_last)
         } else {
