@@ -573,9 +573,13 @@ impl Inserter<'_> {
     ) {
         let indexed = is_bytewise(cmp);
         let order = KeyOrder::of(cmp);
-        let mut group: Vec<(MemKey, MemValue, Option<u64>)> = Vec::with_capacity(GROUP);
-        let mut hashes = [0u64; GROUP];
         let mut ops = ops.peekable();
+        // Sized to the commit when it is smaller than a group: a single
+        // write's commit then allocates one entry, not a group's 2.3 KB,
+        // which is past glibc's per-thread cache (measured: single-key
+        // no-sync commits 1.8% less CPU, 3526 -> 3463 ns each).
+        let mut group: Vec<(MemKey, MemValue, Option<u64>)> = Vec::with_capacity(ops.size_hint().0.clamp(1, GROUP));
+        let mut hashes = [0u64; GROUP];
         while ops.peek().is_some() {
             // A group adds at most GROUP keys to the index: the filter is
             // made while the index still has room for all of them, so no
