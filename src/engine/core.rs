@@ -371,6 +371,7 @@ impl Engine {
             tree_seq: last,
             tree_filter: None,
             count_ahead,
+            tables: Arc::default(),
         };
         let report = RecoveryReport {
             replayed_records: recovery.replayed,

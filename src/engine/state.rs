@@ -56,6 +56,70 @@ pub(crate) fn decode_def(bytes: &[u8]) -> Result<TableDef> {
     })
 }
 
+/// What one tree commit says about tables, remembered: each table name's
+/// definition in the tables tree, and each table's tree with its pinned
+/// root. Every transaction's `open_table` asks for both (descents of the
+/// catalog and of the tables tree, and the pinned root's lock: about 40% of
+/// an `open_table`, which a single-write commit pays each time), and they
+/// change only when a flush, tree commit or compaction publishes a new
+/// tree. One memo serves every state of an engine; it holds the answers of
+/// one commit, the newest asked about, and answers a state of another
+/// commit by reading its tree (a commit never changes, and a newer one
+/// replaces the answers), so a state never gets another commit's answer.
+#[derive(Default)]
+pub(crate) struct TableMemo(parking_lot::Mutex<MemoOfCommit>);
+
+#[derive(Default)]
+struct MemoOfCommit {
+    /// The tree commit (`Snapshot::txn`) the answers are for.
+    txn: u64,
+    defs: HashMap<Box<[u8]>, Option<TableDef>>,
+    trees: HashMap<u64, TreeOfTable>,
+}
+
+/// A table's tree in a commit (none before its first flush) and its root,
+/// pinned (none for an empty tree).
+type TreeOfTable = (Option<TreeInfo>, Option<Arc<PinnedNode>>);
+
+impl TableMemo {
+    /// `read`'s answer for `tree`'s commit under `key` of `pick`'s map,
+    /// remembered.
+    fn get<K, V>(
+        &self,
+        tree: &Snapshot,
+        key: K,
+        pick: impl Fn(&mut MemoOfCommit) -> &mut HashMap<K, V>,
+        read: impl FnOnce() -> Result<V>,
+    ) -> Result<V>
+    where
+        K: std::hash::Hash + Eq,
+        V: Clone,
+    {
+        let txn = tree.txn();
+        {
+            let mut memo = self.0.lock();
+            if memo.txn == txn {
+                if let Some(known) = pick(&mut memo).get(&key) {
+                    return Ok(known.clone());
+                }
+            } else if memo.txn < txn {
+                *memo = MemoOfCommit {
+                    txn,
+                    ..MemoOfCommit::default()
+                };
+            }
+        }
+        // Read outside the lock (a page may come from the disk); whoever
+        // reads the same commit reads the same answer.
+        let answer = read()?;
+        let mut memo = self.0.lock();
+        if memo.txn == txn {
+            pick(&mut memo).insert(key, answer.clone());
+        }
+        Ok(answer)
+    }
+}
+
 /// Recovered records of tables whose key order is not known yet, by table
 /// id (see `engine::deferred`). Empty unless a crash left such records.
 pub(crate) type DeferredTables = Arc<HashMap<u64, Arc<DeferredTable>>>;
@@ -88,6 +152,8 @@ pub(crate) struct State {
     /// its count at the checkpoint, which the memtables count again
     /// (`engine::flush_marker`).
     pub(crate) count_ahead: Option<CountAhead>,
+    /// What `tree`'s commit says about tables, remembered ([`TableMemo`]).
+    pub(crate) tables: Arc<TableMemo>,
 }
 
 /// A table resolved in a state: enough to read it without further lookups.
@@ -137,21 +203,36 @@ impl State {
                 return Ok(binding);
             }
         }
-        let Some(tables) = self.tree.tree(TABLES_TREE)? else {
-            return Ok(None);
-        };
-        self.tree
-            .get(&tables, bytewise, name)?
-            .map(|v| decode_def(v.as_bytes()))
-            .transpose()
+        self.tables.get(
+            &self.tree,
+            Box::from(name),
+            |memo| &mut memo.defs,
+            || {
+                let Some(tables) = self.tree.tree(TABLES_TREE)? else {
+                    return Ok(None);
+                };
+                self.tree
+                    .get(&tables, bytewise, name)?
+                    .map(|v| decode_def(v.as_bytes()))
+                    .transpose()
+            },
+        )
     }
 
     pub(crate) fn view(&self, def: TableDef, cmp: Comparator) -> Result<TableView> {
-        let tree = self.tree.tree(&data_tree_name(def.id))?;
-        let root = match &tree {
-            Some(info) => self.tree.pinned_root(info)?,
-            None => None,
-        };
+        let (tree, root) = self.tables.get(
+            &self.tree,
+            def.id,
+            |memo| &mut memo.trees,
+            || {
+                let tree = self.tree.tree(&data_tree_name(def.id))?;
+                let root = match &tree {
+                    Some(info) => self.tree.pinned_root(info)?,
+                    None => None,
+                };
+                Ok((tree, root))
+            },
+        )?;
         let (overlay, overlay_count) = match self.deferred.get(&def.id) {
             None => (None, 0),
             Some(deferred) => {

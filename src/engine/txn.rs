@@ -1534,6 +1534,7 @@ impl WriteTxn {
             tree_seq: pin.checkpoint_seq,
             tree_filter: None,
             count_ahead: None,
+            tables: Arc::default(),
         };
         Ok(ReadTxn {
             inner: self.inner.clone(),

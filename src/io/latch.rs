@@ -1,4 +1,5 @@
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
@@ -23,6 +24,9 @@ pub(crate) struct LatchedBackend<B> {
     inner: B,
     /// The first failure (always [`Failure::Io`]); `None` while healthy.
     failed: Mutex<Option<Failure>>,
+    /// Set once `failed` holds the failure: the engine asks before every
+    /// transaction, and a healthy backend answers without the lock.
+    has_failed: AtomicBool,
 }
 
 impl<B: StorageBackend> LatchedBackend<B> {
@@ -30,15 +34,22 @@ impl<B: StorageBackend> LatchedBackend<B> {
         Self {
             inner,
             failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
         }
     }
 
     /// The first failure, if the backend has failed.
     pub(crate) fn failure(&self) -> Option<Failure> {
+        if !self.has_failed.load(Ordering::Acquire) {
+            return None;
+        }
         self.failed.lock().clone()
     }
 
     fn check(&self) -> io::Result<()> {
+        if !self.has_failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &*self.failed.lock() {
             None => Ok(()),
             Some(failure) => {
@@ -59,6 +70,7 @@ impl<B: StorageBackend> LatchedBackend<B> {
                     kind: e.kind(),
                     message: format!("{what}: {e}"),
                 });
+                self.has_failed.store(true, Ordering::Release);
             }
         }
         result

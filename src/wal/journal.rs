@@ -677,6 +677,11 @@ impl Journal {
 
     /// The first failure, if the journal has failed (it then refuses all work).
     pub fn failure(&self) -> Option<Failure> {
+        // Asked before every transaction: a healthy journal answers
+        // without its lock (`fail` stores the failure before the flag).
+        if !self.inner.failed.load(Ordering::Acquire) {
+            return None;
+        }
         self.inner.failure.lock().clone()
     }
 
