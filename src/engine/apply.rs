@@ -213,17 +213,72 @@ impl IdleTrigger {
     /// Whether the database has been idle for `interval` with commits that
     /// no checkpoint covers, `commits` being `Counters::commits` now.
     fn is_due(&mut self, commits: u64, interval: Duration) -> bool {
+        let quiet = self.quiet(commits);
+        self.at_checkpoint != Some(commits) && quiet >= interval
+    }
+
+    /// How long no commit has come, `commits` being `Counters::commits`
+    /// now (seen as [`is_due`](Self::is_due) sees it).
+    fn quiet(&mut self, commits: u64) -> Duration {
         if commits != self.seen {
             self.seen = commits;
             self.since = Instant::now();
         }
-        self.at_checkpoint != Some(commits) && self.since.elapsed() >= interval
+        self.since.elapsed()
     }
 
     /// A timed checkpoint covered the commits counted before its step
     /// began.
     fn checkpointed(&mut self, commits: u64) {
         self.at_checkpoint = Some(commits);
+    }
+}
+
+/// Frozen memtables a flush waits for while commits keep coming: it merges
+/// them into the tree in one pass (`flush_oldest` takes every plain frozen
+/// memtable), so a leaf that gains keys from both is rewritten once, not
+/// twice. Random writes into a tree much larger than a memtable rewrite
+/// nearly every leaf per pass, so the flush's work per key halves (RocksDB's
+/// `min_write_buffer_number_to_merge` is the same idea). Measured, four
+/// runs of `compare --only load,reads,scans,commits,pipelined,no-sync,
+/// overwrite,remove,blind-overwrite` alternating one and two: single-key
+/// no-sync writes 271K / 264K -> 319K / 300K per second, 1000-key durable
+/// overwrites 408K / 417K -> 509K / 481K, removals 369K / 407K -> 665K /
+/// 631K, batch writes' p99 3.62 / 3.56 -> 2.75 / 2.32 ms.
+const FLUSH_TOGETHER: usize = 2;
+
+/// A frozen memtable is flushed without waiting for another once no commit
+/// has come for this long: a burst of writes that ends leaves nothing
+/// frozen for long, and a reader soon has one memtable fewer to look in.
+const FLUSH_QUIET: Duration = Duration::from_millis(20);
+
+/// Whether the apply thread flushes the frozen memtables now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlushDue {
+    /// Nothing is frozen.
+    Nothing,
+    /// Frozen memtables wait for another, or for commits to pause
+    /// ([`FLUSH_QUIET`]).
+    WhenQuiet,
+    Now,
+}
+
+/// When `state`'s frozen memtables are flushed: once [`FLUSH_TOGETHER`]
+/// wait, or they hold half of the frozen-bytes budget (a small budget never
+/// waits, and writers are never slowed for a flush that has not begun), or
+/// no commit has come for [`FLUSH_QUIET`] (`quiet`: how long none has).
+fn flush_due(state: &State, max_frozen_bytes: usize, quiet: Duration) -> FlushDue {
+    flush_due_of(state.frozen.len(), state.frozen_bytes(), max_frozen_bytes, quiet)
+}
+
+/// [`flush_due`] of `frozen` memtables holding `frozen_bytes`.
+fn flush_due_of(frozen: usize, frozen_bytes: usize, max_frozen_bytes: usize, quiet: Duration) -> FlushDue {
+    if frozen == 0 {
+        FlushDue::Nothing
+    } else if frozen >= FLUSH_TOGETHER || frozen_bytes >= max_frozen_bytes / 2 || quiet >= FLUSH_QUIET {
+        FlushDue::Now
+    } else {
+        FlushDue::WhenQuiet
     }
 }
 
@@ -242,11 +297,11 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 if control.shutdown {
                     return;
                 }
-                let has_frozen = !inner.current_state().frozen.is_empty();
-                if has_frozen || control.requested > control.completed {
+                if control.requested > control.completed {
                     break Some(control.requested);
                 }
-                if idle.is_due(commits(), inner.options.checkpoint_interval) {
+                let flush = flush_due(&inner.current_state(), inner.options.max_frozen_bytes, idle.quiet(commits()));
+                if flush == FlushDue::Now || idle.is_due(commits(), inner.options.checkpoint_interval) {
                     break Some(control.requested);
                 }
                 if retired.iter().any(|mem| Arc::strong_count(mem) == 1) {
@@ -255,11 +310,14 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 // At least a millisecond: an interval of zero ("checkpoint
                 // as soon as commits stop") must not spin this loop.
                 let quarter = (inner.options.checkpoint_interval / 4).max(Duration::from_millis(1));
-                let wait = if retired.is_empty() {
+                let mut wait = if retired.is_empty() {
                     quarter
                 } else {
                     RETIRE_POLL.min(quarter)
                 };
+                if flush == FlushDue::WhenQuiet {
+                    wait = wait.min(FLUSH_QUIET / 4);
+                }
                 inner.apply.work.wait_for(&mut control, wait);
             }
         };
@@ -690,4 +748,31 @@ fn checkpoint(inner: &Inner) -> Result<()> {
         .wal_bytes_at_checkpoint
         .store(inner.journal.metrics().bytes, Ordering::Relaxed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+    const BUDGET: usize = 256 * MIB;
+    const BUSY: Duration = Duration::ZERO;
+
+    #[test]
+    fn a_frozen_memtable_waits_for_a_second_while_commits_come() {
+        assert_eq!(flush_due_of(0, 0, BUDGET, BUSY), FlushDue::Nothing);
+        assert_eq!(flush_due_of(0, 0, BUDGET, FLUSH_QUIET), FlushDue::Nothing, "nothing to flush");
+        assert_eq!(flush_due_of(1, 64 * MIB, BUDGET, BUSY), FlushDue::WhenQuiet);
+        assert_eq!(flush_due_of(1, 64 * MIB, BUDGET, FLUSH_QUIET / 2), FlushDue::WhenQuiet);
+        assert_eq!(flush_due_of(2, 128 * MIB, BUDGET, BUSY), FlushDue::Now, "two go in one pass");
+        assert_eq!(flush_due_of(3, 192 * MIB, BUDGET, BUSY), FlushDue::Now);
+    }
+
+    #[test]
+    fn a_lone_frozen_memtable_goes_once_commits_pause_or_it_fills_half_the_budget() {
+        assert_eq!(flush_due_of(1, 64 * MIB, BUDGET, FLUSH_QUIET), FlushDue::Now);
+        // One big transaction's memtable, or a small budget: at once.
+        assert_eq!(flush_due_of(1, 128 * MIB, BUDGET, BUSY), FlushDue::Now);
+        assert_eq!(flush_due_of(1, 64 * MIB, 64 * MIB, BUSY), FlushDue::Now);
+    }
 }
