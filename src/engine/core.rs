@@ -365,7 +365,7 @@ impl Engine {
             seq: last,
             pending: None,
             active,
-            frozen,
+            frozen: frozen.into(),
             deferred: Arc::new(deferred),
             tree: trees.snapshot(),
             tree_seq: last,
@@ -904,9 +904,7 @@ impl Inner {
             return;
         }
         self.update_state(|s| {
-            let mut frozen = Vec::with_capacity(s.frozen.len() + 1);
-            frozen.push(s.active.clone());
-            frozen.extend(s.frozen.iter().cloned());
+            let frozen = std::iter::once(s.active.clone()).chain(s.frozen.iter().cloned()).collect();
             State {
                 active: Arc::new(Memtable::new(self.options.memtable_bytes)),
                 frozen,

@@ -133,7 +133,9 @@ pub(crate) struct State {
     pub(crate) pending: Option<Arc<PendingRun>>,
     pub(crate) active: Arc<Memtable>,
     /// Frozen memtables waiting for flush, newest first.
-    pub(crate) frozen: Vec<Arc<Memtable>>,
+    /// Shared, not copied, by the states that follow until the next freeze
+    /// or flush: a state is made for every commit published.
+    pub(crate) frozen: Arc<[Arc<Memtable>]>,
     /// Older than every memtable, newer than the tree.
     pub(crate) deferred: DeferredTables,
     pub(crate) tree: Snapshot,

@@ -1528,7 +1528,7 @@ impl WriteTxn {
             seq: pin.checkpoint_seq,
             pending: None,
             active: Arc::new(Memtable::new(self.inner.options.memtable_bytes)),
-            frozen: Vec::new(),
+            frozen: Arc::new([]),
             deferred: Arc::new(deferred),
             tree,
             tree_seq: pin.checkpoint_seq,
