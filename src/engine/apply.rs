@@ -300,8 +300,9 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 if control.requested > control.completed {
                     break Some(control.requested);
                 }
-                let flush = flush_due(&inner.current_state(), inner.options.max_frozen_bytes, idle.quiet(commits()));
-                if flush == FlushDue::Now || idle.is_due(commits(), inner.options.checkpoint_interval) {
+                let now = commits();
+                let flush = flush_due(&inner.current_state(), inner.options.max_frozen_bytes, idle.quiet(now));
+                if flush == FlushDue::Now || idle.is_due(now, inner.options.checkpoint_interval) {
                     break Some(control.requested);
                 }
                 if retired.iter().any(|mem| Arc::strong_count(mem) == 1) {

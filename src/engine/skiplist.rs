@@ -409,7 +409,7 @@ impl<K, V> NodeRefs<K, V> {
     /// arena chunk the allocator placed below the others) turns every
     /// reference into a pointer: leaving it out of the index, as before,
     /// left its key to a walk, and whether it happened hung on where the
-    /// allocator put a chunk (a unit test failed one run in several).
+    /// allocator put a chunk (a unit test failed in one CI rehearsal).
     fn push(&mut self, node: Link<K, V>) {
         if self.near.capacity() == 0 {
             self.far.push(node);

@@ -66,6 +66,12 @@ pub(crate) fn decode_def(bytes: &[u8]) -> Result<TableDef> {
 /// one commit, the newest asked about, and answers a state of another
 /// commit by reading its tree (a commit never changes, and a newer one
 /// replaces the answers), so a state never gets another commit's answer.
+///
+/// Relies on: `Snapshot::txn` names one published commit of this engine's
+/// tree store and only grows (`TreeWriter::publish` numbers each commit one
+/// above the last; a reopen makes a new engine and a new memo). A pinned
+/// savepoint's snapshot reads through a memo of its own. The memo keeps the
+/// newest commit's pinned roots alive until a newer commit's state asks.
 #[derive(Default)]
 pub(crate) struct TableMemo(parking_lot::Mutex<MemoOfCommit>);
 
