@@ -327,6 +327,12 @@ enum Edge {
     Last,
 }
 
+/// How far past the entry a scan reads it asks for the leaf's bytes
+/// (`Cursor::entry`): about two entries of a 16-byte key and a 100-byte
+/// value. Measured, full scans of 1M keys (probe, three runs each): 256
+/// and 512 bytes alike, 128 no faster than none.
+const SCAN_AHEAD_BYTES: usize = 256;
+
 /// A root-to-leaf path; empty when exhausted.
 #[derive(Default)]
 struct Cursor {
@@ -459,6 +465,12 @@ impl Cursor {
             return Ok(None);
         };
         let (key, value) = Node::new(page).leaf_entry(*index);
+        // A scan reads the leaf from one end: start loading the entries a
+        // few steps on (the line 256 bytes past this key). The hardware's
+        // stream prefetch left a full scan waiting on the next entry's
+        // key a sixth of its time; a wrapping address past the page is
+        // only a hint.
+        crate::prefetch::prefetch(page.as_ptr().wrapping_add(key.start + SCAN_AHEAD_BYTES));
         Ok(Some(TreeEntry {
             key: ValueBytes::in_page(page, key.start, key.len()),
             value: load(store, page, value)?,

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
-use super::skiplist::{Entry, Position};
+use super::skiplist::{Entry, Lookahead, Position};
 use crate::btree::{Comparator, RangeIter, TreeEntry, ValueBytes, compare};
 use crate::error::Result;
 
@@ -459,6 +459,9 @@ pub(crate) struct MemSource {
     /// The last skip-list entry consumed (the last version of the last key
     /// group read); `None` before the first.
     at: Option<Position<MemKey, MemValue>>,
+    /// A long forward read's place in the seek index
+    /// (`SkipList::look_ahead`).
+    ahead: Lookahead,
     exhausted: bool,
     /// What the long values this source hands out hold: the memtable,
     /// through a reference count of this source's own. They share the
@@ -499,6 +502,7 @@ impl MemSource {
             upper,
             direction,
             at: None,
+            ahead: Lookahead::default(),
             exhausted: false,
             owner: None,
         }
@@ -589,6 +593,7 @@ impl MemSource {
         if let Some(next) = next.filter(|_| forward) {
             list.prefetch_after(next);
             next.prefetch_bytes();
+            list.look_ahead(next, &mut self.ahead, |e| e.prefetch_bytes());
         }
         let (mem, owner) = (&self.mem, &mut self.owner);
         Some(visible.map(|e| {

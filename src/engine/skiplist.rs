@@ -253,6 +253,24 @@ const BUILD_PREFETCH: usize = 16;
 /// overlap, where the walk meets them one after another.
 const SEEK_AHEAD: usize = 3;
 
+/// Steps a forward walk takes before it loads nodes ahead of it through the
+/// seek index ([`SkipList::look_ahead`]): a short range read (seek + 10
+/// next) has what [`SEEK_AHEAD`] loaded, and pays nothing more.
+const LOOKAHEAD_AFTER: usize = 16;
+
+/// How many indexed nodes past a long forward walk's position are being
+/// loaded ([`SkipList::look_ahead`]): the walk asks for
+/// [`LOOKAHEAD_BATCH`] more each time fewer than this many lie ahead.
+const LOOKAHEAD_DISTANCE: usize = 8;
+const LOOKAHEAD_BATCH: usize = 8;
+
+/// Starts loading `node`'s first two cache lines: its key and its level-0
+/// link, which a node placed across a line boundary splits.
+fn prefetch_node<K, V>(node: *const Node<K, V>) {
+    prefetch(node);
+    prefetch(node.cast::<u8>().wrapping_add(offset_of!(Node<K, V>, tower)));
+}
+
 /// Where a single insert's search starts in the seek index
 /// ([`SkipList::insert_bracket`]): the indexed nodes around its key, and
 /// the indexed node before it linked a level up (null: none looked for,
@@ -1274,6 +1292,53 @@ impl<K: SeekKey, V> SkipList<K, V> {
         prefetch(unsafe { Node::next(entry.node, 0) }.load(AtomicOrdering::Acquire));
     }
 
+    /// For a forward walk that has just reached `entry` (its `steps`th key,
+    /// counted in `ahead`): starts loading the nodes the walk reaches next,
+    /// as the seek index names them. Level 0 is a chain (a node's successor
+    /// is known only once the node is loaded), so a long scan of a
+    /// memtable whose nodes lie all over its arena waited for a cache miss
+    /// at every node; the index lists them in order, and loads issued
+    /// [`LOOKAHEAD_DISTANCE`] nodes ahead overlap. A hint only: a node
+    /// linked since the index was built is not named (the walk's place is
+    /// then found again, by key), and a stale address loads nothing used.
+    pub(crate) fn look_ahead(&self, entry: Entry<'_, K, V>, ahead: &mut Lookahead, load_value: impl Fn(Entry<'_, K, V>)) {
+        ahead.steps += 1;
+        if ahead.steps < LOOKAHEAD_AFTER {
+            return;
+        }
+        ahead.at += 1;
+        // More than the distance asked for past this node: nothing to do.
+        if ahead.requested > ahead.at + 1 + LOOKAHEAD_DISTANCE {
+            return;
+        }
+        self.in_seek_index(|index| {
+            let identity = ptr::from_ref(index).addr();
+            if identity != ahead.index {
+                ahead.index = identity;
+                ahead.at = index.below(entry.key(), false);
+                ahead.requested = ahead.at + 1;
+            } else if index.nodes.get(ahead.at) != entry.node {
+                // Nodes the index does not name were passed: `at` ran
+                // ahead. What was asked for stays asked for.
+                ahead.at = index.below(entry.key(), false);
+                ahead.requested = ahead.requested.max(ahead.at + 1);
+            }
+            let end = ahead.at + LOOKAHEAD_DISTANCE + LOOKAHEAD_BATCH;
+            let from = ahead.requested.max(ahead.at + 1);
+            for next in from..end {
+                prefetch_node(index.nodes.get(next));
+            }
+            // The nodes asked for a batch ago have arrived: their values
+            // (in the arena, apart from the node) can be asked for now.
+            for next in ahead.at + 1..from {
+                if let Some(entry) = self.entry(index.nodes.get(next)) {
+                    load_value(entry);
+                }
+            }
+            ahead.requested = end;
+        });
+    }
+
     /// The entry before `entry` (found by key: there are no back links).
     pub(crate) fn before(&self, entry: Entry<'_, K, V>) -> Option<Entry<'_, K, V>> {
         self.entry(self.last_before(entry.key(), false))
@@ -1312,6 +1377,20 @@ impl<K: SeekKey, V> SkipList<K, V> {
 /// An entry's place in its list, kept without a borrow (see
 /// [`SkipList::position`]); only its own list can turn it back into an
 /// entry, and the list's address says which list that is.
+/// A forward walk's place in the seek index, for
+/// [`SkipList::look_ahead`]. A new one (`default`) for each walk.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Lookahead {
+    /// Keys the walk has reached.
+    steps: usize,
+    /// The address of the index `at` counts in (0: none yet).
+    index: usize,
+    /// The index position of the walk's last key, if the index names it.
+    at: usize,
+    /// Index positions below this one have been loaded.
+    requested: usize,
+}
+
 pub(crate) struct Position<K, V> {
     list: usize,
     node: *const Node<K, V>,
@@ -2056,6 +2135,52 @@ mod tests {
         for key in 0..n {
             assert_eq!(index.below(&key, false) as u64, key, "entries below {key}");
         }
+    }
+
+    /// A long forward walk asks for the values of the nodes ahead of it,
+    /// never behind, whether the index names every node it meets or, with
+    /// nodes linked since the build, it has to find its place again.
+    #[test]
+    fn a_long_walk_loads_ahead_of_itself_with_a_fresh_or_a_stale_index() {
+        let n = scaled(4000);
+        let list: SkipList<u64, u64> = SkipList::new();
+        let mut writer = list.writer();
+        for key in 0..n {
+            writer.insert(2 * (key * 7919 % n), key);
+        }
+        drop(writer);
+        list.build_seek_index();
+        let walk = |expect_all: bool| {
+            let mut ahead = Lookahead::default();
+            let loaded = std::cell::RefCell::new(std::collections::BTreeSet::new());
+            let mut at = list.lower_bound(Bound::Unbounded);
+            let mut walked = 0;
+            while let Some(entry) = at {
+                let here = *entry.key();
+                list.look_ahead(entry, &mut ahead, |next| {
+                    let key = *next.key();
+                    assert!(key > here, "{key} loaded behind the walk at {here}");
+                    loaded.borrow_mut().insert(key);
+                });
+                walked += 1;
+                at = list.after(entry);
+            }
+            let loaded = loaded.into_inner();
+            assert_ne!(ahead.index, 0, "the walk never found the index");
+            if expect_all {
+                let reach = LOOKAHEAD_AFTER + LOOKAHEAD_DISTANCE + LOOKAHEAD_BATCH;
+                assert!(loaded.len() + reach >= walked, "{} of {walked} values loaded", loaded.len());
+            }
+            loaded.len()
+        };
+        walk(true);
+        // Odd keys linked since the build: the index names every other node.
+        let mut writer = list.writer();
+        for key in 0..n {
+            writer.insert(2 * key + 1, key);
+        }
+        drop(writer);
+        assert!(walk(false) as u64 >= n / 2, "a stale index still serves half the walk");
     }
 
     #[test]
