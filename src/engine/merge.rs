@@ -116,10 +116,21 @@ impl<'a> Merge<'a> {
         let heads = if sources.len() == 1 {
             Vec::new()
         } else {
-            sources
+            // The memtables' seeks first ask for the nodes they will read,
+            // so that those misses overlap each other and the tree's seek.
+            for source in &sources {
+                if let Source::Memtable(mem) = source {
+                    mem.prefetch_seek();
+                }
+            }
+            // The tree (last) seeks first, while they arrive.
+            let mut heads = sources
                 .iter_mut()
+                .rev()
                 .map(|s| s.next().transpose())
-                .collect::<Result<_>>()?
+                .collect::<Result<Vec<_>>>()?;
+            heads.reverse();
+            heads
         };
         Ok(Self {
             sources,
@@ -505,6 +516,14 @@ impl MemSource {
             ahead: Lookahead::default(),
             exhausted: false,
             owner: None,
+        }
+    }
+
+    /// Starts loading what this source's first step reads (forward only:
+    /// a backward seek walks from the top of the list).
+    fn prefetch_seek(&self) {
+        if self.direction == Direction::Forward && self.at.is_none() {
+            self.mem.map().prefetch_seek(bound_ref(&self.lower));
         }
     }
 

@@ -1153,6 +1153,25 @@ impl<K: SeekKey, V> SkipList<K, V> {
         })
     }
 
+    /// Starts loading the nodes a forward seek from `lower` reads (the
+    /// indexed nodes around the bound and [`SEEK_AHEAD`] past it), without
+    /// waiting for them: a range over several layers asks each memtable
+    /// for its nodes first, and their misses overlap the tree's seek
+    /// (`merge::Merge::new`).
+    pub(crate) fn prefetch_seek(&self, lower: Bound<&K>) {
+        let (key, inclusive) = match lower {
+            Bound::Included(key) => (key, false),
+            Bound::Excluded(key) => (key, true),
+            Bound::Unbounded => return,
+        };
+        self.in_seek_index(|index| {
+            let below = index.below(key, inclusive);
+            for at in below.saturating_sub(1)..below + SEEK_AHEAD {
+                prefetch_node(index.nodes.get(at));
+            }
+        });
+    }
+
     /// For a single insert: [`seek_bracket`](Self::seek_bracket) of `key`
     /// and, if `tall` (the new node is linked a level above the index's),
     /// the last indexed node before the key that was linked at that level
@@ -2181,6 +2200,36 @@ mod tests {
         }
         drop(writer);
         assert!(walk(false) as u64 >= n / 2, "a stale index still serves half the walk");
+    }
+
+    /// A seek's prefetch reads no node itself and never indexes past the
+    /// index's ends: bounds before the first key, past the last, on a key
+    /// and between keys, with and without an index, on an empty list.
+    #[test]
+    fn a_seek_prefetch_at_any_bound_leaves_the_seek_as_it_was() {
+        let list: SkipList<u64, u64> = SkipList::new();
+        list.prefetch_seek(Bound::Included(&5));
+        let mut writer = list.writer();
+        for key in 0..200u64 {
+            writer.insert(10 + 2 * key, key);
+        }
+        drop(writer);
+        for indexed in [false, true] {
+            if indexed {
+                list.build_seek_index();
+            }
+            for probe in [0u64, 9, 10, 11, 200, 408, 409, 1000] {
+                for bound in [Bound::Included(&probe), Bound::Excluded(&probe), Bound::Unbounded] {
+                    list.prefetch_seek(bound);
+                    let expected = match bound {
+                        Bound::Included(k) => (10..=408).step_by(2).find(|key| key >= k),
+                        Bound::Excluded(k) => (10..=408).step_by(2).find(|key| key > k),
+                        Bound::Unbounded => Some(10),
+                    };
+                    assert_eq!(list.lower_bound(bound).map(|e| *e.key()), expected, "{bound:?}");
+                }
+            }
+        }
     }
 
     #[test]
