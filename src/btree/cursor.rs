@@ -466,7 +466,7 @@ impl Cursor {
         };
         let (key, value) = Node::new(page).leaf_entry(*index);
         // A scan reads the leaf from one end: start loading the entries a
-        // few steps on (the line 256 bytes past this key). The hardware's
+        // few steps on (the line `SCAN_AHEAD_BYTES` past this key). The hardware's
         // stream prefetch left a full scan waiting on the next entry's
         // key a sixth of its time; a wrapping address past the page is
         // only a hint.

@@ -1349,6 +1349,9 @@ impl<K: SeekKey, V> SkipList<K, V> {
             }
             // The nodes asked for a batch ago have arrived: their values
             // (in the arena, apart from the node) can be asked for now.
+            // Reading those nodes relies on the index's invariant: it names
+            // only nodes linked (so complete) before it was built, and it
+            // lives while this search is counted (`in_seek_index`).
             for next in ahead.at + 1..from {
                 if let Some(entry) = self.entry(index.nodes.get(next)) {
                     load_value(entry);
@@ -1393,23 +1396,26 @@ impl<K: SeekKey, V> SkipList<K, V> {
     }
 }
 
-/// An entry's place in its list, kept without a borrow (see
-/// [`SkipList::position`]); only its own list can turn it back into an
-/// entry, and the list's address says which list that is.
 /// A forward walk's place in the seek index, for
 /// [`SkipList::look_ahead`]. A new one (`default`) for each walk.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Lookahead {
     /// Keys the walk has reached.
     steps: usize,
-    /// The address of the index `at` counts in (0: none yet).
+    /// The address of the index `at` counts in (0: none yet). An index
+    /// freed and another published at its address would pass for it; the
+    /// check of the node at `at` then finds the walk's place again, and at
+    /// worst a batch of loads is wasted.
     index: usize,
     /// The index position of the walk's last key, if the index names it.
     at: usize,
-    /// Index positions below this one have been loaded.
+    /// Index positions below this one have been asked for.
     requested: usize,
 }
 
+/// An entry's place in its list, kept without a borrow (see
+/// [`SkipList::position`]); only its own list can turn it back into an
+/// entry, and the list's address says which list that is.
 pub(crate) struct Position<K, V> {
     list: usize,
     node: *const Node<K, V>,
