@@ -512,6 +512,18 @@ impl<K, V> NodeRefs<K, V> {
         self.near.len().max(self.far.len())
     }
 
+    /// Starts loading the references of entries `at..at + LINE_WORDS`
+    /// (those a search that reads one line of words goes on to read).
+    fn prefetch_line(&self, at: usize) {
+        let first = match self.near.get(at) {
+            Some(span) => ptr::from_ref(span).cast::<u8>(),
+            None => self.far.get(at).map_or(ptr::null(), |node| ptr::from_ref(node).cast()),
+        };
+        // Their references span at most two lines.
+        prefetch(first);
+        prefetch(first.wrapping_add(64));
+    }
+
     /// The `at`th node, or null past the last.
     fn get(&self, at: usize) -> Link<K, V> {
         match self.near.get(at) {
@@ -699,6 +711,10 @@ impl<K: SeekKey, V> SeekIndex<K, V> {
         let line = first_line + self.fences[first_line + 1..=last_line].partition_point(|&fence| fence < short);
         let from = start.max(line * LINE_WORDS);
         let to = end.min((line + 1) * LINE_WORDS);
+        // The node references this line's words lead to: loaded with the
+        // words, not after them (a seek's chain of misses was the words'
+        // line, then the reference, then the node).
+        self.nodes.prefetch_line(from);
         let words = &self.words[line].0[from % LINE_WORDS..from % LINE_WORDS + (to - from)];
         from + words.iter().filter(|&&word| word < short).count()
     }
