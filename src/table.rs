@@ -201,24 +201,18 @@ impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for Range<'_, K, 
     }
 }
 
-/// The encoded bounds of a typed range.
-pub(crate) fn encode_bounds<'a, K: Key + 'static, KR: Borrow<K::SelfType<'a>>>(
-    range: &impl RangeBounds<KR>,
-) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let encode = |b: Bound<&KR>| match b {
-        Bound::Included(k) => Bound::Included(K::as_bytes(k.borrow()).as_ref().to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(K::as_bytes(k.borrow()).as_ref().to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    };
+/// The encoded bounds of a typed range, borrowing its keys where their
+/// encoding does (a `&[u8]` key is not copied: the sources that keep a
+/// bound copy it themselves).
+pub(crate) fn encode_bounds<'r, 'a: 'r, K: Key + 'static, KR: Borrow<K::SelfType<'a>> + 'r>(
+    range: &'r impl RangeBounds<KR>,
+) -> (Bound<K::AsBytes<'r>>, Bound<K::AsBytes<'r>>) {
+    let encode = |bound: Bound<&'r KR>| bound.map(|k| K::as_bytes(k.borrow()));
     (encode(range.start_bound()), encode(range.end_bound()))
 }
 
-pub(crate) fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(k) => Bound::Included(k),
-        Bound::Excluded(k) => Bound::Excluded(k),
-        Bound::Unbounded => Bound::Unbounded,
-    }
+pub(crate) fn as_ref_bound<B: AsRef<[u8]>>(b: &Bound<B>) -> Bound<&[u8]> {
+    b.as_ref().map(|k| k.as_ref())
 }
 
 /// Byte-level access shared by both table kinds.

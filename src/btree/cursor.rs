@@ -492,8 +492,8 @@ pub struct RangeIter<'a> {
     store: Arc<PageStore>,
     root: PageId,
     cmp: Comparator,
-    lower: Bound<Vec<u8>>,
-    upper: Bound<Vec<u8>>,
+    lower: Bound<ValueBytes>,
+    upper: Bound<ValueBytes>,
     front: Option<Cursor>,
     back: Option<Cursor>,
     done: bool,
@@ -504,12 +504,10 @@ pub struct RangeIter<'a> {
     _borrow: PhantomData<&'a ()>,
 }
 
-fn owned_bound(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
+/// A bound kept by the iterator: inline when the key is short, as most
+/// are (an allocation per range read otherwise).
+fn owned_bound(b: Bound<&[u8]>) -> Bound<ValueBytes> {
+    b.map(ValueBytes::copy_of)
 }
 
 impl RangeIter<'_> {

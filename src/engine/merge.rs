@@ -277,8 +277,9 @@ pub(crate) fn first_visible(
 pub struct MergedRange<'a> {
     factory: SourceFactory<'a>,
     cmp: Comparator,
-    lower: Bound<Vec<u8>>,
-    upper: Bound<Vec<u8>>,
+    /// The bounds, inline when short (`ValueBytes::copy_of`).
+    lower: Bound<ValueBytes>,
+    upper: Bound<ValueBytes>,
     front: Option<Merge<'a>>,
     back: Option<Merge<'a>>,
     /// The last key each direction returned (see [`ValueBytes::assign`]).
@@ -297,8 +298,8 @@ impl<'a> MergedRange<'a> {
         Self {
             factory,
             cmp,
-            lower: lower.map(<[u8]>::to_vec),
-            upper: upper.map(<[u8]>::to_vec),
+            lower: lower.map(ValueBytes::copy_of),
+            upper: upper.map(ValueBytes::copy_of),
             front: None,
             back: None,
             front_last: None,
@@ -317,8 +318,8 @@ impl<'a> MergedRange<'a> {
             &mut self.back
         };
         if slot.is_none() {
-            let lower = self.lower.as_ref().map(Vec::as_slice);
-            let upper = self.upper.as_ref().map(Vec::as_slice);
+            let lower = self.lower.as_ref().map(ValueBytes::as_bytes);
+            let upper = self.upper.as_ref().map(ValueBytes::as_bytes);
             match (self.factory)(direction, lower, upper).and_then(|sources| Merge::new(sources, direction, self.cmp)) {
                 Ok(merge) => *slot = Some(merge),
                 Err(e) => return Some(Err(e)),
@@ -424,8 +425,8 @@ impl Clone for MergedRange<'_> {
     /// next, from either end. It reads the same snapshot through sources of
     /// its own, from bounds narrowed to the keys not yet returned.
     fn clone(&self) -> Self {
-        let resume = |last: &Option<ValueBytes>, bound: &Bound<Vec<u8>>| match last {
-            Some(key) => Bound::Excluded(key.to_vec()),
+        let resume = |last: &Option<ValueBytes>, bound: &Bound<ValueBytes>| match last {
+            Some(key) => Bound::Excluded(ValueBytes::copy_of(key)),
             None => bound.clone(),
         };
         Self {
