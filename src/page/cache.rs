@@ -187,24 +187,27 @@ impl PageCache {
 
     /// The cached page `id`, counted as a read hit or miss.
     pub(crate) fn get(&self, id: u64) -> Option<Page> {
-        self.get_with(id, false)
+        self.get_with(id, 0)
     }
 
-    /// The cached page `id`, as [`get`](Self::get), with every line of the
-    /// page asked for before its reference count is taken. The count's
-    /// atomic increment is usually the first touch of the page: it waits
-    /// for that line, and the loads after it wait for the increment, so
-    /// prefetches issued once `get` returns start a cache miss late. For a
-    /// caller about to search the page (`Node::prefetch`).
-    pub(crate) fn get_prefetched(&self, id: u64) -> Option<Page> {
-        self.get_with(id, true)
+    /// The cached page `id`, as [`get`](Self::get), with the lines of its
+    /// first `head` bytes asked for before its reference count is taken.
+    /// The count's atomic increment is usually the first touch of the page:
+    /// it waits for that line, and the loads after it wait for the
+    /// increment, so prefetches issued once `get` returns start a cache
+    /// miss late. For a caller about to search the page, which asks for
+    /// the rest it needs once it can read the page's header
+    /// (`Node::prefetch_rest`).
+    pub(crate) fn get_prefetched(&self, id: u64, head: usize) -> Option<Page> {
+        self.get_with(id, head)
     }
 
+    /// The page, its first `head` bytes asked for (0: none).
     #[inline]
-    fn get_with(&self, id: u64, prefetch: bool) -> Option<Page> {
+    fn get_with(&self, id: u64, head: usize) -> Option<Page> {
         let held = self.slot(id)?.lock();
-        if let (true, Some(page)) = (prefetch, held.as_ref()) {
-            crate::prefetch::prefetch_bytes(page);
+        if let (1.., Some(page)) = (head, held.as_ref()) {
+            crate::prefetch::prefetch_bytes(&page[..head.min(page.len())]);
         }
         let page = held.clone();
         drop(held);

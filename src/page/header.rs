@@ -48,8 +48,10 @@ pub(crate) const MAGIC: [u8; 8] = *b"SLUICEDB";
 /// Version 2 added the page generation (page header bytes 16..24); version 3
 /// gave a leaf entry a two-byte value word (`btree::node`), not four;
 /// version 4 added fixed-width leaves (page header bytes 14..16, which a
-/// version-3 build would ignore and misread the leaf).
-pub(crate) const FORMAT_VERSION: u32 = 4;
+/// version-3 build would ignore and misread the leaf); version 5 stores a
+/// fixed-width leaf's keys together, before its values (a version-4 build
+/// would read a key where a value lies).
+pub(crate) const FORMAT_VERSION: u32 = 5;
 
 const VERSION_OFFSET: usize = MAGIC.len();
 const PAGE_SIZE_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();

@@ -393,20 +393,21 @@ impl PageStore {
 
     /// The page `id`, verified against its checksum.
     pub(crate) fn read_page(&self, id: PageId) -> Result<Page> {
-        self.read_page_with(id, false)
+        self.read_page_with(id, 0)
     }
 
-    /// The page `id`, as [`read_page`](Self::read_page), with its lines
-    /// asked for before a search of it (`PageCache::get_prefetched`); a
-    /// page read from the file is in the CPU's cache already.
-    pub(crate) fn read_page_prefetched(&self, id: PageId) -> Result<Page> {
-        self.read_page_with(id, true)
+    /// The page `id`, as [`read_page`](Self::read_page), with the lines of
+    /// its first `head` bytes asked for before a search of it
+    /// (`PageCache::get_prefetched`); a page read from the file is in the
+    /// CPU's cache already.
+    pub(crate) fn read_page_prefetched(&self, id: PageId, head: usize) -> Result<Page> {
+        self.read_page_with(id, head)
     }
 
     #[inline]
-    fn read_page_with(&self, id: PageId, prefetch: bool) -> Result<Page> {
-        let cached = if prefetch {
-            self.cache.get_prefetched(id)
+    fn read_page_with(&self, id: PageId, head: usize) -> Result<Page> {
+        let cached = if head > 0 {
+            self.cache.get_prefetched(id, head)
         } else {
             self.cache.get(id)
         };
