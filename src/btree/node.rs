@@ -162,6 +162,17 @@ struct Fixed {
 }
 
 impl Fixed {
+    /// The layout of `count` entries of `key`- and `value`-byte lengths:
+    /// the keys from [`FIXED_ENTRIES`], then the values.
+    #[inline]
+    fn new(key: u16, value: u16, count: usize) -> Self {
+        Self {
+            key,
+            value,
+            values: (FIXED_ENTRIES + count * key as usize) as u32,
+        }
+    }
+
     #[inline]
     fn key_at(self, i: usize) -> usize {
         FIXED_ENTRIES + i * self.key as usize
@@ -206,15 +217,11 @@ impl<'a> Node<'a> {
     pub(crate) fn new(page: &'a [u8]) -> Self {
         let fixed = match u16_at(page, FIXED_KEY_OFFSET) {
             0 => None,
-            key => {
-                let key = key as u16 - 1;
-                let count = crate::page::page_count_field(page);
-                Some(Fixed {
-                    key,
-                    value: u16_at(page, FIXED_VALUE_OFFSET) as u16,
-                    values: (FIXED_ENTRIES + count * key as usize) as u32,
-                })
-            }
+            key => Some(Fixed::new(
+                key as u16 - 1,
+                u16_at(page, FIXED_VALUE_OFFSET) as u16,
+                crate::page::page_count_field(page),
+            )),
         };
         Self { page, fixed }
     }
@@ -835,13 +842,13 @@ pub(crate) fn encode<E: Entry>(page_size: usize, level: u8, entries: &[E]) -> (V
         buf[FIXED_KEY_OFFSET..FIXED_KEY_OFFSET + 2].copy_from_slice(&(key as u16 + 1).to_le_bytes());
         buf[FIXED_VALUE_OFFSET..FIXED_ENTRIES].copy_from_slice(&(value as u16).to_le_bytes());
         // The keys, then the values.
-        let values = FIXED_ENTRIES + entries.len() * key;
+        let fixed = Fixed::new(key as u16, value as u16, entries.len());
         for (i, e) in entries.iter().enumerate() {
-            let (k, v) = (FIXED_ENTRIES + i * key, values + i * value);
+            let (k, v) = (fixed.key_at(i), fixed.value_at(i));
             buf[k..k + key].copy_from_slice(e.key());
             buf[v..v + value].copy_from_slice(e.inline_value().unwrap_or_default());
         }
-        return (buf, values + entries.len() * value);
+        return (buf, fixed.entries_end(entries.len()));
     }
     let mut at = NODE_HEADER_LEN + entries.len() * OFFSET_LEN;
     for (i, e) in entries.iter().enumerate() {

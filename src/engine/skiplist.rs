@@ -519,7 +519,8 @@ impl<K, V> NodeRefs<K, V> {
             Some(span) => ptr::from_ref(span).cast::<u8>(),
             None => self.far.get(at).map_or(ptr::null(), |node| ptr::from_ref(node).cast()),
         };
-        // Their references span at most two lines.
+        // The first two lines of them: all of the four-byte references,
+        // most of the pointers (a hint either way).
         prefetch(first);
         prefetch(first.wrapping_add(64));
     }
