@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::memtable::{Edge, MemKey, MemValue, Memtable};
-use super::skiplist::{Entry, Lookahead, Position};
+use super::skiplist::{Entry, Lookahead, Position, SeekStart};
 use crate::btree::{Comparator, RangeIter, TreeEntry, ValueBytes, compare};
 use crate::error::Result;
 
@@ -118,7 +118,7 @@ impl<'a> Merge<'a> {
         } else {
             // The memtables' seeks first ask for the nodes they will read,
             // so that those misses overlap each other and the tree's seek.
-            for source in &sources {
+            for source in &mut sources {
                 if let Source::Memtable(mem) = source {
                     mem.prefetch_seek();
                 }
@@ -471,6 +471,10 @@ pub(crate) struct MemSource {
     /// The last skip-list entry consumed (the last version of the last key
     /// group read); `None` before the first.
     at: Option<Position<MemKey, MemValue>>,
+    /// Where its first step's seek starts, once
+    /// [`prefetch_seek`](Self::prefetch_seek) has searched the seek index
+    /// for it.
+    start: Option<SeekStart<MemKey, MemValue>>,
     /// A long forward read's place in the seek index
     /// (`SkipList::look_ahead`).
     ahead: Lookahead,
@@ -514,6 +518,7 @@ impl MemSource {
             upper,
             direction,
             at: None,
+            start: None,
             ahead: Lookahead::default(),
             exhausted: false,
             owner: None,
@@ -522,9 +527,9 @@ impl MemSource {
 
     /// Starts loading what this source's first step reads (forward only:
     /// a backward seek walks from the top of the list).
-    fn prefetch_seek(&self) {
+    fn prefetch_seek(&mut self) {
         if self.direction == Direction::Forward && self.at.is_none() {
-            self.mem.map().prefetch_seek(bound_ref(&self.lower));
+            self.start = self.mem.map().prefetch_seek(bound_ref(&self.lower));
         }
     }
 
@@ -536,7 +541,14 @@ impl MemSource {
         let forward = self.direction == Direction::Forward;
         let first = match self.at {
             None => {
-                let first = if forward {
+                let first = if let Some(start) = self.start.filter(|_| forward) {
+                    #[expect(unsafe_code, reason = "the start's list is kept alive by self.mem")]
+                    // SAFETY: `start` came from this memtable's list, which
+                    // `self.mem` has kept alive since.
+                    unsafe {
+                        list.lower_bound_from(bound_ref(&self.lower), start)
+                    }
+                } else if forward {
                     list.lower_bound(bound_ref(&self.lower))
                 } else {
                     list.upper_bound(bound_ref(&self.upper))

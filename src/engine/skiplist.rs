@@ -990,7 +990,14 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// starts loading the `ahead` indexed nodes that follow the key, which
     /// the read will reach (see [`SkipList::seek_bracket`]).
     fn last_before_reading(&self, key: &K, inclusive: bool, ahead: usize) -> Link<K, V> {
-        if let Some((at, stop)) = self.seek_bracket(key, inclusive, ahead) {
+        self.last_before_from(key, inclusive, self.seek_bracket(key, inclusive, ahead))
+    }
+
+    /// [`last_before`](Self::last_before), starting between `bracket`'s
+    /// nodes (from [`seek_bracket`](Self::seek_bracket)) when that walk
+    /// stays short, else from the top.
+    fn last_before_from(&self, key: &K, inclusive: bool, bracket: Option<(Link<K, V>, Link<K, V>)>) -> Link<K, V> {
+        if let Some((at, stop)) = bracket {
             if let Some(found) = self.descend(key, inclusive, at, stop, 0..SEEK_LEVEL + 1, SEEK_WALK_LIMIT, |_, _, _| {}) {
                 return found;
             }
@@ -1233,18 +1240,27 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// waiting for them: a range over several layers asks each memtable
     /// for its nodes first, and their misses overlap the tree's seek
     /// (`merge::Merge::new`).
-    pub(crate) fn prefetch_seek(&self, lower: Bound<&K>) {
+    ///
+    /// Returns where the seek starts, for [`lower_bound_from`](Self::lower_bound_from)
+    /// (`None`: from the top, as without an index or an unbounded seek).
+    pub(crate) fn prefetch_seek(&self, lower: Bound<&K>) -> Option<SeekStart<K, V>> {
         let (key, inclusive) = match lower {
             Bound::Included(key) => (key, false),
             Bound::Excluded(key) => (key, true),
-            Bound::Unbounded => return,
+            Bound::Unbounded => return None,
         };
-        self.in_seek_index(|index| {
+        let (at, stop) = self.in_seek_index(|index| {
             let below = index.below(key, inclusive);
             for at in below.saturating_sub(1)..below + SEEK_AHEAD {
                 prefetch_node(index.nodes.get(at));
             }
-        });
+            index.bracket(below)
+        })?;
+        Some(SeekStart {
+            list: ptr::from_ref(self).addr(),
+            at,
+            stop,
+        })
     }
 
     /// For a single insert: [`seek_bracket`](Self::seek_bracket) of `key`
@@ -1302,14 +1318,24 @@ impl<K: SeekKey, V> SkipList<K, V> {
     }
 
     /// The first node within `lower`, or null.
-    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
     fn first_within(&self, lower: Bound<&K>) -> Link<K, V> {
+        self.first_within_from(lower, |key, inclusive| self.seek_bracket(key, inclusive, SEEK_AHEAD))
+    }
+
+    /// [`first_within`](Self::first_within), the walk starting between the
+    /// nodes `bracket` gives for the bound's key (`None`: from the top).
+    #[expect(unsafe_code, reason = "links point to live nodes of this list")]
+    fn first_within_from(
+        &self,
+        lower: Bound<&K>,
+        bracket: impl FnOnce(&K, bool) -> Option<(Link<K, V>, Link<K, V>)>,
+    ) -> Link<K, V> {
         let (key, inclusive) = match lower {
             Bound::Included(key) => (key, false),
             Bound::Excluded(key) => (key, true),
             Bound::Unbounded => return self.next_of(ptr::null(), 0),
         };
-        let mut at = self.last_before_reading(key, inclusive, SEEK_AHEAD);
+        let mut at = self.last_before_from(key, inclusive, bracket(key, inclusive));
         // The writer may have linked a node below the bound right after
         // `at` since the search passed it (Miri found this): step over.
         loop {
@@ -1346,6 +1372,23 @@ impl<K: SeekKey, V> SkipList<K, V> {
     /// bound.
     pub(crate) fn lower_bound(&self, lower: Bound<&K>) -> Option<Entry<'_, K, V>> {
         self.entry(self.first_within(lower))
+    }
+
+    /// [`lower_bound`](Self::lower_bound) of the bound a
+    /// [`prefetch_seek`](Self::prefetch_seek) of this list returned `start`
+    /// for: the walk starts where that search of the seek index ended
+    /// instead of searching it again (a second search was about a twelfth
+    /// of a short range read's instructions). Nodes linked since are met
+    /// by the walk, as after any search of an index built before them.
+    /// Panics if `start` is another live list's.
+    ///
+    /// # Safety
+    /// As for [`resume`](Self::resume): `start` came from this list, which
+    /// has lived since.
+    #[expect(unsafe_code, reason = "the caller keeps the start's list alive")]
+    pub(crate) unsafe fn lower_bound_from(&self, lower: Bound<&K>, start: SeekStart<K, V>) -> Option<Entry<'_, K, V>> {
+        assert_eq!(start.list, ptr::from_ref(self).addr(), "a seek start used with another list");
+        self.entry(self.first_within_from(lower, |_, _| Some((start.at, start.stop))))
     }
 
     /// The entries within the bounds, in order (or reversed).
@@ -1487,6 +1530,35 @@ pub(crate) struct Lookahead {
     /// Index positions below this one have been asked for.
     requested: usize,
 }
+
+/// Where a forward seek of a bound starts at level 0 (the indexed nodes
+/// around the bound's key), found by [`SkipList::prefetch_seek`] and kept
+/// without a borrow for [`SkipList::lower_bound_from`]; the list's address
+/// says which list it belongs to.
+pub(crate) struct SeekStart<K, V> {
+    list: usize,
+    /// The last indexed node below the key (null: the head).
+    at: Link<K, V>,
+    /// The first indexed node past it (null: none).
+    stop: Link<K, V>,
+}
+
+impl<K, V> Clone for SeekStart<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for SeekStart<K, V> {}
+
+// SAFETY: addresses, dereferenced only through their own list
+// (`SkipList::lower_bound_from` checks which), whose own thread-safety
+// bounds then apply.
+#[expect(unsafe_code, reason = "addresses, dereferenced only through their own list")]
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for SeekStart<K, V> {}
+// SAFETY: as for `Send`.
+#[expect(unsafe_code, reason = "addresses, dereferenced only through their own list")]
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for SeekStart<K, V> {}
 
 /// An entry's place in its list, kept without a borrow (see
 /// [`SkipList::position`]); only its own list can turn it back into an
@@ -2311,11 +2383,15 @@ mod tests {
 
     /// A seek's prefetch reads no node itself and never indexes past the
     /// index's ends: bounds before the first key, past the last, on a key
-    /// and between keys, with and without an index, on an empty list.
+    /// and between keys, with and without an index, on an empty list. The
+    /// seek that starts where the prefetch's search ended finds what a
+    /// seek of its own finds, also after nodes were linked around the
+    /// bound since.
     #[test]
+    #[expect(unsafe_code, reason = "seek starts used on their own live list")]
     fn a_seek_prefetch_at_any_bound_leaves_the_seek_as_it_was() {
         let list: SkipList<u64, u64> = SkipList::new();
-        list.prefetch_seek(Bound::Included(&5));
+        assert!(list.prefetch_seek(Bound::Included(&5)).is_none(), "no index yet");
         let mut writer = list.writer();
         for key in 0..200u64 {
             writer.insert(10 + 2 * key, key);
@@ -2327,16 +2403,53 @@ mod tests {
             }
             for probe in [0u64, 9, 10, 11, 200, 408, 409, 1000] {
                 for bound in [Bound::Included(&probe), Bound::Excluded(&probe), Bound::Unbounded] {
-                    list.prefetch_seek(bound);
+                    let start = list.prefetch_seek(bound);
+                    assert_eq!(start.is_some(), indexed && !matches!(bound, Bound::Unbounded), "{bound:?}");
                     let expected = match bound {
                         Bound::Included(k) => (10..=408).step_by(2).find(|key| key >= k),
                         Bound::Excluded(k) => (10..=408).step_by(2).find(|key| key > k),
                         Bound::Unbounded => Some(10),
                     };
                     assert_eq!(list.lower_bound(bound).map(|e| *e.key()), expected, "{bound:?}");
+                    if let Some(start) = start {
+                        // SAFETY: `start` is this live list's.
+                        let from = unsafe { list.lower_bound_from(bound, start) };
+                        assert_eq!(from.map(|e| *e.key()), expected, "{bound:?}");
+                    }
                 }
             }
         }
+        // Odd keys linked after the starts were taken: a seek from a start
+        // meets the new nodes between its indexed ones.
+        let starts: Vec<_> = (0..420u64).map(|probe| (probe, list.prefetch_seek(Bound::Included(&probe)))).collect();
+        let mut writer = list.writer();
+        for key in 0..200u64 {
+            writer.insert(11 + 2 * key, key);
+        }
+        drop(writer);
+        for (probe, start) in starts {
+            let start = start.expect("an index was built");
+            let expected = (10..=409).find(|key| *key >= probe);
+            // SAFETY: `start` is this live list's.
+            let from = unsafe { list.lower_bound_from(Bound::Included(&probe), start) };
+            assert_eq!(from.map(|e| *e.key()), expected, "{probe}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "a seek start used with another list")]
+    #[expect(unsafe_code, reason = "a seek start offered to another list")]
+    fn a_seek_start_is_refused_by_another_list() {
+        let (a, b): (SkipList<u64, u64>, SkipList<u64, u64>) = (SkipList::new(), SkipList::new());
+        let mut writer = a.writer();
+        for key in 0..200u64 {
+            writer.insert(key, key);
+        }
+        drop(writer);
+        a.build_seek_index();
+        let start = a.prefetch_seek(Bound::Included(&7)).expect("an index was built");
+        // SAFETY: refused before `b` reads anything of it.
+        let _ = unsafe { b.lower_bound_from(Bound::Included(&7), start) };
     }
 
     #[test]
