@@ -364,18 +364,17 @@ impl State {
 
     /// What the layers above the tree hold for `key` at `seq` (`hash`: its
     /// [`key_hash`], for byte-ordered keys): `None` if none has it, else
-    /// its value or `Some(None)` for a tombstone. A value found in memory
-    /// is copied out (it lives in the run or the memtable's arena): a
-    /// small copy, and tree reads of values too big for a leaf copy them
-    /// too.
+    /// its value or `Some(None)` for a tombstone. A value found in the
+    /// pending run is copied out; one found in a memtable shares its arena's
+    /// bytes and holds the memtable ([`Memtable::get_shared`]), as a
+    /// range's values do.
     fn lookup_in_memory(&self, table: &TableView, key: &[u8], seq: u64, hash: Option<u64>) -> Option<Option<ValueBytes>> {
-        let owned = |value: Option<&[u8]>| value.map(ValueBytes::copy_of);
         if let Some(Lookup::Found(value)) = self.pending.as_ref().map(|run| run.get(table.def.id, key, seq)) {
-            return Some(owned(value));
+            return Some(value.map(ValueBytes::copy_of));
         }
         for mem in self.memtables() {
-            if let Lookup::Found(value) = mem.get_hashed(table.def.id, table.cmp, key, seq, hash) {
-                return Some(owned(value));
+            if let Some(found) = mem.get_shared(table.def.id, table.cmp, key, seq, hash) {
+                return Some(found);
             }
         }
         table.overlay.as_ref().and_then(|o| overlay_get(o, table.cmp, key))

@@ -1,4 +1,4 @@
-//! Long values a range reads from a memtable share the memtable's memory
+//! Long values read from a memtable (by a range or a `get`) share the memtable's memory
 //! instead of being copied (`ValueBytes::shared`). Each must stay intact
 //! for as long as its guard lives: after the range, the table and the
 //! transaction are gone, after the memtable is flushed into the tree and
@@ -59,6 +59,30 @@ fn memtable_values_outlive_their_range_its_flush_and_the_database() {
     assert_eq!(guards.len() as u64, N / 2);
     for (k, v) in &guards {
         assert_eq!(v.value(), value(k.value(), 0).as_slice(), "key {}", k.value());
+    }
+    drop(scribbles);
+}
+
+#[test]
+fn memtable_values_from_gets_outlive_their_flush_and_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    write_round(&db, 0);
+
+    let read = db.begin_read().unwrap();
+    let table = read.open_table(T).unwrap();
+    let gets: Vec<_> = (0..N).map(|k| (k, table.get(k).unwrap().unwrap())).collect();
+    drop((table, read));
+
+    db.checkpoint().unwrap();
+    write_round(&db, 1);
+    db.checkpoint().unwrap();
+    drop(db);
+    let scribbles: Vec<Vec<u8>> = (0..64).map(|_| vec![0xAB; 1 << 20]).collect();
+
+    assert_eq!(gets.len() as u64, N);
+    for (k, v) in &gets {
+        assert_eq!(v.value(), value(*k, 0).as_slice(), "key {k}");
     }
     drop(scribbles);
 }
