@@ -29,6 +29,18 @@ fn write_round(db: &Database, round: u8) {
     txn.commit().unwrap();
 }
 
+/// Flushes the memtable round 0 left, writes over every key and flushes
+/// again (the memtable is then in no state), drops the database, and takes
+/// and overwrites memory freed meanwhile; the caller keeps what this returns
+/// until it has checked its values.
+fn retire_and_scribble(db: Database) -> Vec<Vec<u8>> {
+    db.checkpoint().unwrap();
+    write_round(&db, 1);
+    db.checkpoint().unwrap();
+    drop(db);
+    (0..64).map(|_| vec![0xAB; 1 << 20]).collect()
+}
+
 #[test]
 fn memtable_values_outlive_their_range_its_flush_and_the_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,15 +59,7 @@ fn memtable_values_outlive_their_range_its_flush_and_the_database() {
     drop(range);
     drop((table, read));
 
-    // Flush the memtable the values came from, write over every key and
-    // flush again: the memtable is no longer in any state.
-    db.checkpoint().unwrap();
-    write_round(&db, 1);
-    db.checkpoint().unwrap();
-    drop(db);
-    // Memory freed meanwhile is taken and overwritten.
-    let scribbles: Vec<Vec<u8>> = (0..64).map(|_| vec![0xAB; 1 << 20]).collect();
-
+    let scribbles = retire_and_scribble(db);
     assert_eq!(guards.len() as u64, N / 2);
     for (k, v) in &guards {
         assert_eq!(v.value(), value(k.value(), 0).as_slice(), "key {}", k.value());
@@ -74,12 +78,7 @@ fn memtable_values_from_gets_outlive_their_flush_and_the_database() {
     let gets: Vec<_> = (0..N).map(|k| (k, table.get(k).unwrap().unwrap())).collect();
     drop((table, read));
 
-    db.checkpoint().unwrap();
-    write_round(&db, 1);
-    db.checkpoint().unwrap();
-    drop(db);
-    let scribbles: Vec<Vec<u8>> = (0..64).map(|_| vec![0xAB; 1 << 20]).collect();
-
+    let scribbles = retire_and_scribble(db);
     assert_eq!(gets.len() as u64, N);
     for (k, v) in &gets {
         assert_eq!(v.value(), value(*k, 0).as_slice(), "key {k}");
