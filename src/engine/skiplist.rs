@@ -1388,7 +1388,24 @@ impl<K: SeekKey, V> SkipList<K, V> {
     #[expect(unsafe_code, reason = "the caller keeps the start's list alive")]
     pub(crate) unsafe fn lower_bound_from(&self, lower: Bound<&K>, start: SeekStart<K, V>) -> Option<Entry<'_, K, V>> {
         assert_eq!(start.list, ptr::from_ref(self).addr(), "a seek start used with another list");
-        self.entry(self.first_within_from(lower, |_, _| Some((start.at, start.stop))))
+        self.entry(self.first_within_from(lower, |key, inclusive| {
+            // The walk relies on the bracket `descend` relies on: `at` below
+            // the key, `stop` not (it stops there without comparing). Keys
+            // never change and nodes never move, so a start for this bound
+            // keeps both however many nodes were linked since; a start for
+            // another bound would not.
+            debug_assert!(
+                [(start.at, true), (start.stop, false)].iter().all(|&(node, below)| {
+                    node.is_null() || {
+                        // SAFETY: non-null links point to live nodes of this list.
+                        let order = unsafe { (*node).key.cmp(key) };
+                        below == (order == Ordering::Less || (inclusive && order == Ordering::Equal))
+                    }
+                }),
+                "a seek start for another bound"
+            );
+            Some((start.at, start.stop))
+        }))
     }
 
     /// The entries within the bounds, in order (or reversed).
@@ -2434,6 +2451,23 @@ mod tests {
             let from = unsafe { list.lower_bound_from(Bound::Included(&probe), start) };
             assert_eq!(from.map(|e| *e.key()), expected, "{probe}");
         }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a seek start for another bound")]
+    #[expect(unsafe_code, reason = "a seek start used on its own live list")]
+    fn a_seek_start_for_another_bound_is_caught_in_debug_builds() {
+        let list: SkipList<u64, u64> = SkipList::new();
+        let mut writer = list.writer();
+        for key in 0..200u64 {
+            writer.insert(key, key);
+        }
+        drop(writer);
+        list.build_seek_index();
+        let start = list.prefetch_seek(Bound::Included(&7)).expect("an index was built");
+        // SAFETY: `start` is this live list's.
+        let _ = unsafe { list.lower_bound_from(Bound::Included(&150), start) };
     }
 
     #[test]
