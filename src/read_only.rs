@@ -109,8 +109,9 @@ impl ReadableDatabase for ReadOnlyDatabase {
     }
 }
 
-/// An in-memory copy of the WAL directory `dir` (empty if there is none):
-/// recovery reads the same records and writes nothing to disk. Something
+/// An in-memory copy of the segments in the WAL directory `dir` (empty if
+/// there is none): recovery reads the same records and writes nothing to
+/// disk. Something
 /// else at that path (a file, a dangling link) is an error, as it is for a
 /// writable open: read past, it would hide the commits in the real log.
 pub(crate) fn copy_log(dir: &std::path::Path) -> Result<MemLogDir, StorageError> {
@@ -129,7 +130,13 @@ pub(crate) fn copy_log(dir: &std::path::Path) -> Result<MemLogDir, StorageError>
     }
     // `FsLogDir::open` creates only a missing directory; this one exists.
     let fs = crate::io::FsLogDir::open(dir)?;
-    for name in fs.list()? {
+    // Segments only: recovery reads nothing else (a spare left by a crash
+    // is megabytes of zeros, not worth a copy).
+    for name in fs
+        .list()?
+        .into_iter()
+        .filter(|name| crate::wal::segment_first_seq(name).is_some())
+    {
         let src = fs.open(&name)?;
         let len = usize::try_from(src.len()?).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
         let mut bytes = vec![0u8; len];

@@ -17,12 +17,23 @@ pub struct CrashLogDir {
     plan: Arc<Mutex<FaultPlan>>,
     /// While set, every `remove` fails with this kind and has no effect.
     remove_error: Arc<Mutex<Option<io::ErrorKind>>>,
+    /// What [`LogDir::spare_segments`] answers (see [`Self::with_spares`]).
+    spares: bool,
 }
 
 impl CrashLogDir {
     /// An empty directory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This directory, answering `spares` to [`LogDir::spare_segments`].
+    /// Off by default: a journal with spares writes them from a thread of
+    /// its own, so the numbered operations a test counts would no longer
+    /// follow one thread's order. Kept by [`crash`](Self::crash)'s image.
+    pub fn with_spares(mut self, spares: bool) -> Self {
+        self.spares = spares;
+        self
     }
 
     /// Makes directory-wide operation `op` fail with `kind` (for ENOSPC use
@@ -75,6 +86,7 @@ impl CrashLogDir {
             files: Arc::new(Mutex::new(files)),
             plan: Arc::default(),
             remove_error: Arc::default(),
+            spares: self.spares,
         }
     }
 
@@ -164,5 +176,20 @@ impl LogDir for CrashLogDir {
             .remove(name)
             .map(|_| ())
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no log file {name}")))
+    }
+
+    fn spare_segments(&self) -> bool {
+        self.spares
+    }
+
+    /// Durable when it returns, as `create` and `remove` are.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.plan.lock().begin_op()?;
+        let mut files = self.files.lock();
+        let file = files
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no log file {from}")))?;
+        files.insert(to.to_string(), file);
+        Ok(())
     }
 }

@@ -142,4 +142,12 @@ impl<D: LogDir> LogDir for HeldSyncs<D> {
     fn remove(&self, name: &str) -> io::Result<()> {
         self.inner.remove(name)
     }
+
+    fn spare_segments(&self) -> bool {
+        self.inner.spare_segments()
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
 }

@@ -1,8 +1,8 @@
 //! The second OS seam: a directory of log files (WAL segments).
 //!
 //! Each file is a [`StorageBackend`]; the directory adds what a log needs
-//! beyond one file: listing, creating and removing files, with every create
-//! and remove made durable (the directory is synced) before it returns.
+//! beyond one file: listing, creating, renaming and removing files, with
+//! every change made durable (the directory is synced) before it returns.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -17,8 +17,9 @@ use super::{FileBackend, MemoryBackend, StorageBackend};
 /// A directory of log files.
 ///
 /// # Durability contract
-/// `create` and `remove` are durable when they return (implementations sync
-/// the directory). Bytes written to a file follow [`StorageBackend`]'s rules.
+/// `create`, `remove` and `rename` are durable when they return
+/// (implementations sync the directory). Bytes written to a file follow
+/// [`StorageBackend`]'s rules.
 pub trait LogDir: Send + Sync + 'static {
     /// Names of the files in the directory, in no particular order.
     fn list(&self) -> io::Result<Vec<String>>;
@@ -35,6 +36,30 @@ pub trait LogDir: Send + Sync + 'static {
         let file = self.open(name)?;
         file.set_len(len)?;
         file.sync_data()
+    }
+
+    /// Whether the journal should write each next segment ahead of time, as
+    /// a file of zeros made durable off the commit path (a *spare*), and
+    /// [`rename`](Self::rename) it into place when the log rolls. Worth it
+    /// where a sync of appends into space never written costs more than one
+    /// into written zeros: on ext4 here an append's `fdatasync` into a hole
+    /// commits the block allocation to the file system's journal (0.8 ms
+    /// against 0.4 ms p50 for a 1000-key batch's record). The default is
+    /// `false`: segments are created at the roll, as holes.
+    fn spare_segments(&self) -> bool {
+        false
+    }
+
+    /// Renames file `from` to `to`, replacing `to` if it exists, durably
+    /// (the directory is synced before it returns). Needed only where
+    /// [`spare_segments`](Self::spare_segments) is `true`; the default
+    /// refuses with [`io::ErrorKind::Unsupported`].
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this log directory cannot rename files",
+        ))
     }
 }
 
@@ -105,6 +130,15 @@ impl LogDir for FsLogDir {
         file.set_len(len)?;
         file.sync_data()
     }
+
+    fn spare_segments(&self) -> bool {
+        true
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.path.join(from), self.path.join(to))?;
+        sync_dir(&self.path)
+    }
 }
 
 /// A [`LogDir`] in memory; cloning shares the files.
@@ -150,5 +184,12 @@ impl LogDir for MemLogDir {
             .remove(name)
             .map(|_| ())
             .ok_or_else(|| not_found(name))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut files = self.files.lock();
+        let file = files.remove(from).ok_or_else(|| not_found(from))?;
+        files.insert(to.to_string(), file);
+        Ok(())
     }
 }

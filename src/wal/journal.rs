@@ -17,14 +17,17 @@
 //!   any committer.
 //! - `segments`: the list of live segment files; taken when the sync thread
 //!   creates a segment and when a checkpoint deletes old ones.
+//! - `spare`: the next segment's file, written ahead by the spare thread
+//!   (invariant 8): what the roll asked for and what is ready. Held only
+//!   to hand a request or a file over, never across I/O.
 //! - `waiters`: futures' wakers; `durable_seq` advances under it, and parked
 //!   committers wait on `synced` with it, so no wake-up is lost. The count
 //!   of parked committers (`parked`) changes only under it too, so a
 //!   publication counts exactly the committers it wakes (`last_woken`, the
 //!   target of the sync thread's `gather`).
 //!
-//! Lock order: `io` before `queue`, `segments` and `metrics`; `queue` is
-//! never held while taking another lock.
+//! Lock order: `io` before `queue`, `segments`, `spare` and `metrics`;
+//! `queue` and `spare` are never held while taking another lock.
 //!
 //! # Invariants
 //! 1. Records are written in sequence order, each write appending to the
@@ -52,6 +55,13 @@
 //!    `room` until its record fits, or until nothing is queued. Every change
 //!    that can end that wait (bytes written, failure, degradation, shutdown)
 //!    is made or announced under the `queue` lock and notifies `room`.
+//! 8. A segment made from a spare (see `LogDir::spare_segments`) holds
+//!    zeros durably past its header before it takes a segment's name: the
+//!    spare thread syncs the zeros before it hands the file over, and the
+//!    roll renames it, then writes and syncs the header, as a create does.
+//!    So a crash at any step leaves either a file recovery never reads (the
+//!    spare's own name, deleted by the next open) or a segment with no
+//!    valid record, as one interrupted in `ActiveSegment::create` is.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -63,9 +73,9 @@ use std::time::{Duration, Instant};
 use super::metrics::JournalMetrics;
 use super::reader::{LaterRecord, LogEnd, Owner, Stop, read_log};
 use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_record};
-use super::segment::{ActiveSegment, segment_name};
+use super::segment::{ActiveSegment, SPARE_NAME, segment_name};
 use crate::error::{Result, StorageError};
-use crate::io::{Failure, LogDir};
+use crate::io::{Failure, LogDir, StorageBackend};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, thread};
 
 /// Tuning for a [`Journal`].
@@ -264,6 +274,25 @@ struct Io {
 /// (cheaper syncs).
 pub const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
 
+/// The next segment's file, written ahead of the roll that will need it
+/// (invariant 8; see `LogDir::spare_segments`). Requests and files pass
+/// through here between the log's writer and the spare thread.
+#[derive(Default)]
+struct Spare {
+    /// The size the spare thread is to make the next spare: set by a roll,
+    /// taken by the spare thread.
+    wanted: Option<u64>,
+    /// A spare made and durable: the file named [`SPARE_NAME`], this many
+    /// bytes of zeros. Taken by the next roll.
+    ready: Option<(Box<dyn StorageBackend>, u64)>,
+    /// The journal is being dropped: the spare thread stops, leaving any
+    /// spare it was writing unfinished.
+    shutdown: bool,
+}
+
+/// How many zero bytes the spare thread writes per call.
+const SPARE_CHUNK: usize = 1 << 20;
+
 struct Inner {
     dir: Box<dyn LogDir>,
     /// The sequence number of the first record appended since open.
@@ -279,6 +308,11 @@ struct Inner {
     room: Condvar,
     io: Mutex<Io>,
     segments: Mutex<Vec<(u64, String)>>,
+    /// Whether a spare thread runs (`LogDir::spare_segments`).
+    spares: bool,
+    spare: Mutex<Spare>,
+    /// Wakes the spare thread: a spare wanted, shutdown.
+    spare_work: Condvar,
     durable_seq: AtomicU64,
     waiters: Mutex<Vec<(u64, Waker)>>,
     synced: Condvar,
@@ -391,6 +425,7 @@ fn mid_log_damage(stop: &Stop, later: &LaterRecord, last_seq: u64, records: u64)
 pub struct Journal {
     inner: Arc<Inner>,
     sync_thread: Option<thread::JoinHandle<()>>,
+    spare_thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Journal {
@@ -440,6 +475,12 @@ impl Journal {
         for (_, name) in &end.keep {
             dir.open(name)?.sync_data()?;
         }
+        // A spare left by a crash, or by a journal that failed to delete
+        // it, may be unfinished (invariant 8): a new one is made when wanted.
+        if dir.list()?.iter().any(|name| name == SPARE_NAME) {
+            dir.remove(SPARE_NAME)?;
+        }
+        let spares = dir.spare_segments();
         let inner = Arc::new(Inner {
             dir: Box::new(dir),
             first_seq: next_seq,
@@ -468,6 +509,9 @@ impl Journal {
             }),
             // Leftovers first: `truncate_through` retries their deletion.
             segments: Mutex::new(end.obsolete.into_iter().chain(end.keep).collect()),
+            spares,
+            spare: Mutex::new(Spare::default()),
+            spare_work: Condvar::new(),
             durable_seq: AtomicU64::new(last),
             waiters: Mutex::new(Vec::new()),
             synced: Condvar::new(),
@@ -485,13 +529,21 @@ impl Journal {
             .name("sluicedb-wal-sync".into())
             .spawn(move || thread_inner.run_sync_thread())
             .map_err(StorageError::Io)?;
-        Ok((
-            Self {
-                inner,
-                sync_thread: Some(sync_thread),
-            },
-            recovery,
-        ))
+        let mut journal = Self {
+            inner,
+            sync_thread: Some(sync_thread),
+            spare_thread: None,
+        };
+        if spares {
+            let thread_inner = journal.inner.clone();
+            journal.spare_thread = Some(
+                thread::Builder::new()
+                    .name("sluicedb-wal-spare".into())
+                    .spawn(move || thread_inner.run_spare_thread())
+                    .map_err(StorageError::Io)?,
+            );
+        }
+        Ok((journal, recovery))
     }
 
     /// Queues `payload` as the next record and returns its sequence number,
@@ -706,6 +758,8 @@ impl Drop for Journal {
     /// Drains: everything appended before the drop is written and synced
     /// (unless the journal has failed).
     fn drop(&mut self) {
+        self.inner.spare.lock().shutdown = true;
+        self.inner.spare_work.notify_all();
         self.inner.queue.lock().shutdown = true;
         self.inner.work.notify_all();
         self.inner.room.notify_all();
@@ -714,6 +768,12 @@ impl Drop for Journal {
         }
         if self.inner.degraded.load(Ordering::Acquire) {
             let _ = self.inner.flush_locally();
+        }
+        if let Some(thread) = self.spare_thread.take() {
+            let _ = thread.join();
+            // A closed log keeps no spare (the next open would delete it).
+            self.inner.spare.lock().ready = None;
+            let _ = self.inner.dir.remove(SPARE_NAME);
         }
     }
 }
@@ -916,11 +976,27 @@ impl Inner {
             // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
             let first = io.written_seq + 1;
             let size = io.next_segment_size;
-            let segment = ActiveSegment::create(self.dir.as_ref(), self.owner, first, size)?;
+            let spare = self.spare.lock().ready.take();
+            let from_spare = spare.is_some();
+            let segment = match spare {
+                Some((file, capacity)) => {
+                    ActiveSegment::from_spare(self.dir.as_ref(), self.owner, first, file, capacity)?
+                }
+                None => ActiveSegment::create(self.dir.as_ref(), self.owner, first, size)?,
+            };
             io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);
+            // A log that fills a segment gets its next one written ahead. The
+            // first segment since open (or since `retire_through` emptied the
+            // log) asks for none: a small database never fills its first
+            // one, and keeps no spare beside it.
+            if self.spares && io.segment.is_some() {
+                self.spare.lock().wanted = Some(io.next_segment_size);
+                self.spare_work.notify_one();
+            }
             self.segments.lock().push((first, segment_name(first)));
             let mut metrics = self.metrics.lock();
             metrics.segments_created += 1;
+            metrics.segments_from_spares += u64::from(from_spare);
             metrics.bytes += segment.len;
             io.segment = Some(segment);
         }
@@ -1125,6 +1201,78 @@ impl Inner {
         self.last_group
             .load(Ordering::Relaxed)
             .min(self.last_woken.load(Ordering::Relaxed))
+    }
+
+    /// The spare thread (invariant 8): makes the spare each roll asks for,
+    /// until the journal is dropped. A spare it fails to make is counted
+    /// ([`JournalMetrics::spare_failures`]) and its file deleted; the roll
+    /// that finds none creates its segment as before, so a failure here
+    /// costs speed, never the log.
+    fn run_spare_thread(self: Arc<Self>) {
+        loop {
+            let size = {
+                let mut spare = self.spare.lock();
+                loop {
+                    if spare.shutdown {
+                        return;
+                    }
+                    // One spare at most: while one is ready, the roll that
+                    // takes it has not come (or failed), and its name is
+                    // taken. It serves the next roll, whatever its size.
+                    if let Some(size) = spare.wanted.take()
+                        && spare.ready.is_none()
+                    {
+                        break size;
+                    }
+                    self.spare_work.wait(&mut spare);
+                }
+            };
+            match catch_unwind(AssertUnwindSafe(|| self.make_spare(size))) {
+                Ok(Ok(Some(file))) => {
+                    let mut spare = self.spare.lock();
+                    if !spare.shutdown {
+                        spare.ready = Some((file, size));
+                        continue;
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => self.spare_failed(&e.to_string()),
+                Err(_) => self.spare_failed("the spare thread panicked"),
+            }
+            // Shut down mid-spare, or failed: the file is no use.
+            let _ = self.dir.remove(SPARE_NAME);
+        }
+    }
+
+    /// Writes a spare of `size` zero bytes and syncs it; `None` if the
+    /// journal began to shut down meanwhile.
+    fn make_spare(&self, size: u64) -> std::io::Result<Option<Box<dyn StorageBackend>>> {
+        // Left by a spare that failed or was interrupted: replaced.
+        let file = match self.dir.create(SPARE_NAME) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.dir.remove(SPARE_NAME)?;
+                self.dir.create(SPARE_NAME)?
+            }
+            created => created?,
+        };
+        let zeros = vec![0u8; SPARE_CHUNK];
+        let mut at = 0;
+        while at < size {
+            if self.spare.lock().shutdown {
+                return Ok(None);
+            }
+            let n = (size - at).min(SPARE_CHUNK as u64) as usize;
+            file.write(at, &zeros[..n])?;
+            at += n as u64;
+        }
+        file.sync_data()?;
+        Ok(Some(file))
+    }
+
+    fn spare_failed(&self, why: &str) {
+        let mut metrics = self.metrics.lock();
+        metrics.spare_failures += 1;
+        metrics.last_spare_error = Some(why.to_string());
     }
 
     fn degrade(&self, panic: &(dyn Any + Send)) {

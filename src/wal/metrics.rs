@@ -37,6 +37,14 @@ pub struct JournalMetrics {
     pub queue_stall_micros: u64,
     /// Segment files created.
     pub segments_created: u64,
+    /// Of those, segments made from a spare written ahead of the roll (see
+    /// `LogDir::spare_segments`).
+    pub segments_from_spares: u64,
+    /// Spares the spare thread failed to make (an I/O error or a panic).
+    /// The next roll then creates its segment as a hole; the log carries on.
+    pub spare_failures: u64,
+    /// The last such failure, for the operator.
+    pub last_spare_error: Option<String>,
     /// Segment files deleted after checkpoints.
     pub segments_deleted: u64,
     /// Attempts to delete an old segment that failed. The segment stays

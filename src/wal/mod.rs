@@ -12,4 +12,5 @@ pub use journal::{DEFAULT_MAX_QUEUE_BYTES, FIRST_SEGMENT_BYTES, Journal, Journal
 pub use metrics::{JournalMetrics, SYNC_LATENCY_BUCKETS_US};
 pub use reader::{LaterRecord, Stop, StopReason};
 pub use record::MAX_PAYLOAD;
+pub(crate) use segment::parse_name as segment_first_seq;
 pub(crate) use reader::segment_log_ids;

@@ -8,6 +8,10 @@ use super::record::SegmentHeader;
 
 const SUFFIX: &str = ".wal";
 
+/// The name a spare segment is written under (see `LogDir::spare_segments`):
+/// not a segment's name, so recovery never reads it.
+pub(crate) const SPARE_NAME: &str = "next-segment.spare";
+
 /// A segment's file name: its first sequence number, zero-padded so names
 /// sort in sequence order.
 pub(crate) fn segment_name(first_seq: u64) -> String {
@@ -69,6 +73,31 @@ impl ActiveSegment {
             }
             created => created?,
         };
+        Self::start(file, owner, first_seq, size)
+    }
+
+    /// Makes the spare `file` (named [`SPARE_NAME`], `capacity` bytes of
+    /// durable zeros) the segment whose first record will be `first_seq`:
+    /// renames it, writes its header and syncs it, as
+    /// [`create`](Self::create) does a new file (journal invariant 8; the
+    /// rename replaces a leftover of an interrupted creation of this same
+    /// segment, which holds no record). Appends then fill blocks already
+    /// written, whose syncs record no allocation.
+    pub(crate) fn from_spare(
+        dir: &dyn LogDir,
+        owner: Owner,
+        first_seq: u64,
+        file: Box<dyn StorageBackend>,
+        capacity: u64,
+    ) -> Result<Self> {
+        dir.rename(SPARE_NAME, &segment_name(first_seq))?;
+        Self::start(file, owner, first_seq, capacity)
+    }
+
+    /// Writes segment `first_seq`'s header into `file`, extends the file to
+    /// `capacity` bytes if it is shorter (a spare already is that size), and
+    /// syncs both (invariant 6).
+    fn start(file: Box<dyn StorageBackend>, owner: Owner, first_seq: u64, capacity: u64) -> Result<Self> {
         let header = SegmentHeader {
             db_id: owner.db_id,
             log_id: owner.log_id,
@@ -76,12 +105,12 @@ impl ActiveSegment {
         }
         .encode();
         file.write(0, &header)?;
-        file.preallocate(size)?;
+        file.preallocate(capacity)?;
         file.sync_data()?;
         Ok(Self {
             file,
             len: header.len() as u64,
-            capacity: size,
+            capacity,
         })
     }
 
