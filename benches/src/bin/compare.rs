@@ -283,7 +283,14 @@ impl Run {
         if !self.wanted(workload) {
             return;
         }
-        let results = self.timed_engines().iter().map(|(n, e)| f(n, e)).collect();
+        let results = self
+            .timed_engines()
+            .iter()
+            .map(|(n, e)| {
+                settle(n, self.plan);
+                f(n, e)
+            })
+            .collect();
         self.row(workload, description, "ops/s", results, limit);
     }
 
@@ -304,6 +311,7 @@ impl Run {
         let mut shares = Vec::new();
         let mut details = Vec::new();
         for (n, e) in self.timed_engines() {
+            settle(&n, self.plan);
             let before = Threads::snapshot();
             results.push(f(&n, &e));
             let share = CpuShare::between(&before, &Threads::snapshot(), &n);
@@ -381,6 +389,20 @@ impl Run {
 /// stalls what follows), so those rows are per engine rather than
 /// interleaved. Every step ends with an untimed flush (checkpoint), so no
 /// engine's background work runs into the next engine's timing.
+/// Waits, before `engine`'s timed run, until the background work earlier
+/// runs left (any engine's) has finished (`resources::settle`): a minute at
+/// most at 10M keys, half that at 1M and below. Says so when it waited
+/// long or in vain.
+fn settle(engine: &str, plan: Plan) {
+    let max = Duration::from_secs(30).max(Duration::from_secs(6 * plan.keys / 1_000_000));
+    let (waited, quiet) = resources::settle(max);
+    if !quiet {
+        println!("  (background threads still busy after {waited:.1?}; {engine} measured anyway)");
+    } else if waited > Duration::from_secs(1) {
+        println!("  (waited {waited:.1?} for background work to finish before {engine})");
+    }
+}
+
 fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
     if !ONE_TXN_WORKLOADS.iter().any(|n| run.wanted(n)) {
         return;
@@ -399,6 +421,7 @@ fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
             .map(|n| {
                 let dir = bench_dir();
                 let e = engines::open(n, dir.path(), shared);
+                settle(n, plan);
                 let m = w::one_txn_load(n, e.as_ref(), &ascending);
                 e.flush();
                 m
@@ -420,6 +443,9 @@ fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
     for n in &names {
         let dir = bench_dir();
         let e = engines::open(n, dir.path(), shared);
+        // Not between the load and the commits after it: those measure
+        // what the load leaves behind.
+        settle(n, plan);
         loads.push(w::one_txn_load(n, e.as_ref(), &data));
         after.push(w::commits_counted(n, e.as_ref(), commits, 6 << 40));
         len_hot.push(w::len_ms(n, e.as_ref(), keys + commits));
@@ -558,7 +584,10 @@ fn main() {
     let loads: Vec<Measurement> = run
         .engines
         .iter()
-        .map(|(n, e, _)| w::load(n, e.as_ref(), plan, &progress))
+        .map(|(n, e, _)| {
+            settle(n, plan);
+            w::load(n, e.as_ref(), plan, &progress)
+        })
         .collect();
     progress.finish_and_clear();
     let loads = loads.into_iter().filter(|m| m.engine != "rocksdb-lz4").collect();

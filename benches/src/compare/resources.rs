@@ -162,3 +162,42 @@ impl CpuShare {
         )
     }
 }
+
+/// How long [`settle`] watches the process's threads at a time.
+const SETTLE_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Waits until this process's threads other than the caller are quiet: less
+/// than a tenth of one core's time over a [`SETTLE_WINDOW`] (the engines'
+/// background flushes, compactions and checkpoints left by earlier rows
+/// have finished), or until `max` has passed. Returns the time waited and
+/// whether the threads went quiet.
+///
+/// Why: the rows run each engine in turn in one process on a 2-core host,
+/// and an engine's background work outlives its own timed run. Without this
+/// it ran into the next engine's timing: RocksDB's compactions after its
+/// load beside sluicedb's reads, sluicedb's flush beside RocksDB's writes;
+/// the engines' order within a row moved a ratio by up to a fifth
+/// (forty-fifth session). Every engine's timed run now starts on a quiet
+/// machine; what an engine does in the background during its own run still
+/// counts against it.
+pub fn settle(max: std::time::Duration) -> (std::time::Duration, bool) {
+    let started = std::time::Instant::now();
+    loop {
+        let before = Threads::snapshot();
+        std::thread::sleep(SETTLE_WINDOW);
+        let after = Threads::snapshot();
+        let busy: u64 = after
+            .cpu
+            .iter()
+            .filter(|(tid, _)| **tid != after.caller)
+            .map(|(tid, (name, ns))| match before.cpu.get(tid) {
+                Some((old, start)) if old == name => ns.saturating_sub(*start),
+                _ => *ns,
+            })
+            .sum();
+        let quiet = busy < SETTLE_WINDOW.as_nanos() as u64 / 10;
+        if quiet || started.elapsed() >= max {
+            return (started.elapsed(), quiet);
+        }
+    }
+}
