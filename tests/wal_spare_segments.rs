@@ -1,15 +1,16 @@
 //! Spare segments (`LogDir::spare_segments`, journal invariant 8): a busy log
-//! rolls into segments written as zeros ahead of time, off the commit path.
-//! A power cut at any step of making or using a spare loses no synced
-//! record, a spare that cannot be made costs the log nothing, a spare left
-//! behind is never read and is deleted by the next open, and a closed
+//! whose committers wait for their records rolls into segments written as
+//! zeros ahead of time, off the commit path. A power cut at any step of
+//! making or using a spare loses no synced record, a spare that cannot be
+//! made costs the log nothing, a log nobody waits for makes none, a spare
+//! left behind is never read and is deleted by the next open, and a closed
 //! database keeps none.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use sluicedb::io::{CrashLogDir, LogDir, StorageBackend, TearMode};
-use sluicedb::wal::{Journal, JournalOptions};
+use sluicedb::wal::{Journal, JournalOptions, SyncBy};
 use sluicedb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 const DB: u128 = 7;
@@ -39,6 +40,13 @@ fn record(i: u64) -> Vec<u8> {
     format!("record {i:06} {}", "s".repeat(60)).into_bytes()
 }
 
+/// Appends a record its caller waits for next, as a durable commit does.
+fn append_awaited(journal: &Journal, i: u64) -> u64 {
+    let seq = journal.append_with(&record(i), SyncBy::Caller).unwrap();
+    journal.wait_for_sync(seq).unwrap();
+    seq
+}
+
 /// Appends durably until `n` segments have been made from spares, pausing
 /// after each roll so the spare thread can finish the next spare; returns
 /// the last sequence number appended.
@@ -48,8 +56,7 @@ fn roll_into_spares(journal: &Journal, n: u64) -> u64 {
     let mut segments = journal.metrics().segments_created;
     while journal.metrics().segments_from_spares < n {
         assert!(Instant::now() < deadline, "no spare was used: {:?}", journal.metrics());
-        last = journal.append(&record(last + 1)).unwrap();
-        journal.wait_for_sync(last).unwrap();
+        last = append_awaited(journal, last + 1);
         let created = journal.metrics().segments_created;
         if created != segments {
             segments = created;
@@ -109,7 +116,9 @@ fn a_power_cut_at_any_step_loses_no_synced_record() {
             dir.cut_power_after(dir.ops() + cut);
             let mut acknowledged = warm;
             for i in warm + 1..warm + 400 {
-                let Ok(seq) = journal.append(&record(i)) else { break };
+                let Ok(seq) = journal.append_with(&record(i), SyncBy::Caller) else {
+                    break;
+                };
                 if journal.wait_for_sync(seq).is_err() {
                     break;
                 }
@@ -128,6 +137,26 @@ fn a_power_cut_at_any_step_loses_no_synced_record() {
             journal.wait_for_sync(seq).unwrap();
         }
     }
+}
+
+/// Records nobody waits for (`Durability::None`, pipelined commits) are
+/// synced in the background, where a faster sync gains nothing: such a log
+/// rolls into holes and writes no spare. A waited-for record turns spares
+/// back on from the next roll.
+#[test]
+fn a_log_nobody_waits_for_makes_no_spares() {
+    let dir = CrashLogDir::new().with_spares(true);
+    let (journal, _) = open(dir.clone());
+    let mut last = 0;
+    while journal.metrics().segments_created < 8 {
+        last = journal.append(&record(last + 1)).unwrap();
+        journal.sync().unwrap();
+        // Time for a spare thread that was asked to make one.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(journal.metrics().segments_from_spares, 0);
+    assert!(!dir.list().unwrap().contains(&SPARE.to_string()));
+    roll_into_spares(&journal, 1);
 }
 
 /// A directory whose spares cannot be made: the disk is full for them.
@@ -164,8 +193,7 @@ fn a_spare_that_cannot_be_made_costs_the_log_nothing() {
     let (journal, _) = open(NoRoomForSpares(dir.clone()));
     let mut last = 0;
     while journal.metrics().spare_failures == 0 || journal.metrics().segments_created < 6 {
-        last = journal.append(&record(last + 1)).unwrap();
-        journal.wait_for_sync(last).unwrap();
+        last = append_awaited(&journal, last + 1);
         assert!(last < 10_000, "no spare was attempted: {:?}", journal.metrics());
     }
     let metrics = journal.metrics();

@@ -310,6 +310,10 @@ struct Inner {
     segments: Mutex<Vec<(u64, String)>>,
     /// Whether a spare thread runs (`LogDir::spare_segments`).
     spares: bool,
+    /// A record appended since the last roll has a committer waiting for
+    /// it ([`SyncBy::Caller`]): only then does the next roll ask for a
+    /// spare (see `write_pending`).
+    awaited: AtomicBool,
     spare: Mutex<Spare>,
     /// Wakes the spare thread: a spare wanted, shutdown.
     spare_work: Condvar,
@@ -510,6 +514,7 @@ impl Journal {
             // Leftovers first: `truncate_through` retries their deletion.
             segments: Mutex::new(end.obsolete.into_iter().chain(end.keep).collect()),
             spares,
+            awaited: AtomicBool::new(false),
             spare: Mutex::new(Spare::default()),
             spare_work: Condvar::new(),
             durable_seq: AtomicU64::new(last),
@@ -609,6 +614,10 @@ impl Journal {
                 if sync == SyncBy::Interval && !q.interval_armed {
                     q.interval_armed = true;
                     inner.work.notify_one();
+                }
+                // Read first: a log that already knows writes nothing shared.
+                if sync == SyncBy::Caller && inner.spares && !inner.awaited.load(Ordering::Relaxed) {
+                    inner.awaited.store(true, Ordering::Relaxed);
                 }
                 break Ok(seq);
             }
@@ -985,11 +994,16 @@ impl Inner {
                 None => ActiveSegment::create(self.dir.as_ref(), self.owner, first, size)?,
             };
             io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);
-            // A log that fills a segment gets its next one written ahead. The
-            // first segment since open (or since `retire_through` emptied the
-            // log) asks for none: a small database never fills its first
-            // one, and keeps no spare beside it.
-            if self.spares && io.segment.is_some() {
+            // A log that fills a segment gets its next one written ahead, if
+            // a committer waited for one of the records since the last roll:
+            // a faster sync only matters to a waiting committer, and records
+            // nobody waits for (`Durability::None`, pipelined commits) are
+            // synced in the background, where a spare's zeros would be
+            // writes (a segment's size each) for nothing. The first
+            // segment since open (or since
+            // `retire_through` emptied the log) asks for none: a small
+            // database never fills its first one, and keeps no spare.
+            if self.spares && io.segment.is_some() && self.awaited.swap(false, Ordering::Relaxed) {
                 self.spare.lock().wanted = Some(io.next_segment_size);
                 self.spare_work.notify_one();
             }
