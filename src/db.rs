@@ -187,12 +187,14 @@ pub(crate) fn lock(file: &File) -> Result<(), DatabaseError> {
 }
 
 impl Builder {
-    /// Default settings: 1 GiB page cache, 64 MiB memtables, 256 MiB of
-    /// frozen memtables before writers stall, 20 ms sync interval.
+    /// Default settings: 1 GiB page cache, 64 MiB memtables growing with
+    /// the tree to 256 MiB, 256 MiB of frozen memtables (as much again for
+    /// each growth) before writers stall, 20 ms sync interval.
     pub fn new() -> Self {
         Self {
             options: EngineOptions {
                 resolver: resolve,
+                max_memtable_bytes: 256 << 20,
                 ..EngineOptions::default()
             },
             checkpoint_on_drop: true,
@@ -232,8 +234,14 @@ impl Builder {
     /// While writes keep coming, a frozen memtable waits for a second one
     /// and the two are flushed together (each leaf of the tree rewritten
     /// once for both); after 20 ms without a commit it is flushed alone.
+    ///
+    /// By default (64 MiB) a memtable grows with the tree, to an eighth of
+    /// its size and at most 256 MiB, so that a flush into a large tree
+    /// rewrites each leaf for more keys; a size set here is kept whatever
+    /// the tree's size.
     pub fn set_memtable_size(&mut self, bytes: usize) -> &mut Self {
         self.options.memtable_bytes = bytes.max(1);
+        self.options.max_memtable_bytes = self.options.memtable_bytes;
         self
     }
 

@@ -737,6 +737,13 @@ impl TreeWriter<'_> {
         self.state.txn + 1
     }
 
+    /// Bytes of the file's pages in use (not free) as this writer leaves
+    /// them: the trees' size, for sizing what is flushed into them.
+    pub fn used_bytes(&self) -> u64 {
+        let used = self.state.alloc.page_count().saturating_sub(self.state.alloc.free_count() as u64);
+        used.saturating_mul(self.shared.pages.page_size() as u64)
+    }
+
     /// The named tree as this writer sees it.
     pub fn tree(&self, name: &[u8]) -> Result<Option<TreeInfo>> {
         match self.changes.get(name) {

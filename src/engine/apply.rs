@@ -301,7 +301,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
                     break Some(control.requested);
                 }
                 let now = commits();
-                let flush = flush_due(&inner.current_state(), inner.options.max_frozen_bytes, idle.quiet(now));
+                let flush = flush_due(&inner.current_state(), inner.max_frozen_bytes(), idle.quiet(now));
                 if flush == FlushDue::Now || idle.is_due(now, inner.options.checkpoint_interval) {
                     break Some(control.requested);
                 }
@@ -489,6 +489,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
     FlushMarker::clear(&mut writer)?;
     // The commit below lets the writer go before step 3 publishes it.
     let unpublished = UnpublishedTree::new(inner);
+    let tree_bytes = writer.used_bytes();
     writer.non_durable_commit()?;
 
     // Step 3: publish the state without the memtables (and without the
@@ -511,6 +512,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
         ..s.clone()
     });
     drop(unpublished);
+    inner.resize_memtables(tree_bytes);
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(mems.len() as u64, Ordering::Relaxed);
     inner.counters.flush_passes.fetch_add(1, Ordering::Relaxed);

@@ -24,7 +24,8 @@ mod txn;
 mod writeset;
 
 pub use core::{
-    CheckpointedTable, Durability, Engine, EngineOptions, RecordSummary, RecoveryReport, Resolver, checkpointed_tables,
+    CheckpointedTable, Durability, Engine, EngineOptions, MEMTABLE_TREE_SHARE, RecordSummary, RecoveryReport, Resolver,
+    checkpointed_tables,
 };
 pub use merge::MergedRange;
 pub(crate) use merge::Direction;

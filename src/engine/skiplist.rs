@@ -3579,18 +3579,24 @@ mod tests {
                 })
             })
             .collect();
+        let builds = Arc::new(AtomicUsize::new(0));
         let builder = {
-            let (list, done) = (list.clone(), done.clone());
+            let (list, done, builds) = (list.clone(), done.clone(), builds.clone());
             std::thread::spawn(move || {
-                let mut builds = 0;
                 while !done.load(AtomicOrdering::Acquire) {
                     list.build_seek_index();
-                    builds += 1;
+                    builds.fetch_add(1, AtomicOrdering::Release);
                     std::thread::yield_now();
                 }
-                builds
             })
         };
+        // The inserts start once a build has run beside the readers: on a
+        // busy machine the builder may otherwise get its first turn only
+        // after them (seen in CI, with the test suite and a build sharing
+        // two cores), and then no build races an insert.
+        while builds.load(AtomicOrdering::Acquire) == 0 {
+            std::thread::yield_now();
+        }
         let steps = if cfg!(miri) { 60 } else { n / 2 };
         for k in 0..steps {
             let mut w = list.writer();
@@ -3602,7 +3608,7 @@ mod tests {
         for r in readers {
             r.join().unwrap();
         }
-        assert!(builder.join().unwrap() > 0);
+        builder.join().unwrap();
         // With no search left, the next build frees every index it replaced.
         list.build_seek_index();
         assert_eq!(list.seek_built.lock().len(), 1);

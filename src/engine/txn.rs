@@ -49,6 +49,11 @@ pub struct Stats {
     pub max_group: u64,
     /// Bytes in the active memtable.
     pub memtable_bytes: u64,
+    /// The size at which the active memtable is frozen now: the configured
+    /// size, grown with the tree up to its maximum
+    /// (`EngineOptions::max_memtable_bytes`, see
+    /// [`MEMTABLE_TREE_SHARE`](crate::engine::MEMTABLE_TREE_SHARE)).
+    pub memtable_limit: u64,
     /// Frozen memtables waiting for flush.
     pub frozen_memtables: u64,
     /// Bytes in frozen memtables.
@@ -261,6 +266,7 @@ impl Engine {
             average_group: wal.average_group(),
             max_group: wal.max_group,
             memtable_bytes: state.active.bytes() as u64,
+            memtable_limit: inner.memtable_bytes() as u64,
             frozen_memtables: state.frozen.len() as u64,
             frozen_bytes: state.frozen_bytes() as u64,
             apply_lag: last.saturating_sub(counters.flushed_seq.load(Ordering::Relaxed)),
@@ -1116,7 +1122,7 @@ impl WriteTxn {
             inner.register(id, cmp);
         }
         inner.committed(seq, self.durability);
-        if active.bytes() >= inner.options.memtable_bytes {
+        if active.bytes() >= inner.memtable_bytes() {
             inner.freeze(&commits);
         }
         Ok(seq)
