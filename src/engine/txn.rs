@@ -50,9 +50,8 @@ pub struct Stats {
     /// Bytes in the active memtable.
     pub memtable_bytes: u64,
     /// The size at which the active memtable is frozen now: the configured
-    /// size, grown with the tree up to its maximum
-    /// (`EngineOptions::max_memtable_bytes`, see
-    /// [`MEMTABLE_TREE_SHARE`](crate::engine::MEMTABLE_TREE_SHARE)).
+    /// size, grown with the tree (to an eighth of it) up to its maximum
+    /// (256 MiB by default; see `Builder::set_memtable_size`).
     pub memtable_limit: u64,
     /// Frozen memtables waiting for flush.
     pub frozen_memtables: u64,
