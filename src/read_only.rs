@@ -111,9 +111,9 @@ impl ReadableDatabase for ReadOnlyDatabase {
 
 /// An in-memory copy of the segments in the WAL directory `dir` (empty if
 /// there is none): recovery reads the same records and writes nothing to
-/// disk. Something
-/// else at that path (a file, a dangling link) is an error, as it is for a
-/// writable open: read past, it would hide the commits in the real log.
+/// disk. Something else at that path (a file, a dangling link) is an
+/// error, as it is for a writable open: read past, it would hide the
+/// commits in the real log.
 pub(crate) fn copy_log(dir: &std::path::Path) -> Result<MemLogDir, StorageError> {
     let copy = MemLogDir::new();
     match std::fs::symlink_metadata(dir) {

@@ -61,7 +61,10 @@
 //!    roll renames it, then writes and syncs the header, as a create does.
 //!    So a crash at any step leaves either a file recovery never reads (the
 //!    spare's own name, deleted by the next open) or a segment with no
-//!    valid record, as one interrupted in `ActiveSegment::create` is.
+//!    valid record, as one interrupted in `ActiveSegment::create` is. One
+//!    spare at most: the spare thread creates the spare's name only while
+//!    no spare is ready (`run_spare_thread`), and a roll renames only a
+//!    ready one, so the name never stands for two files.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -999,10 +1002,10 @@ impl Inner {
             // a faster sync only matters to a waiting committer, and records
             // nobody waits for (`Durability::None`, pipelined commits) are
             // synced in the background, where a spare's zeros would be
-            // writes (a segment's size each) for nothing. The first
-            // segment since open (or since
-            // `retire_through` emptied the log) asks for none: a small
-            // database never fills its first one, and keeps no spare.
+            // writes (a segment's size each) for nothing. The first segment
+            // since open (or since `retire_through` emptied the log) asks
+            // for none: a small database never fills its first one, and
+            // keeps no spare.
             if self.spares && io.segment.is_some() && self.awaited.swap(false, Ordering::Relaxed) {
                 self.spare.lock().wanted = Some(io.next_segment_size);
                 self.spare_work.notify_one();
