@@ -22,12 +22,16 @@ use sluicedb::io::TearMode;
 
 const ROUNDS: u64 = 200;
 
-/// Checkpoints by volume every few commits, so they race compaction: each
-/// round writes at least six commits (~900 bytes of WAL) before it compacts,
-/// past the volume trigger however fast the writer runs.
+/// Checkpoints by volume every few commits, so they race compaction: the
+/// apply thread looks at the volume when it flushes a frozen memtable, and
+/// a memtable of 1 KiB freezes every few commits (~150 bytes each). With the
+/// 16 KiB of `small_options` the compaction's own flush emptied it first
+/// every round, and a run on a busy machine saw no checkpoint but the
+/// compactions' (CI, 2026-12-06).
 fn options() -> EngineOptions {
     EngineOptions {
-        checkpoint_wal_bytes: 512,
+        memtable_bytes: 1 << 10,
+        checkpoint_wal_bytes: 256,
         segment_bytes: 2 << 10,
         ..small_options()
     }
@@ -111,9 +115,12 @@ fn compaction_racing_checkpoints_keeps_every_crash_image_openable() {
             check_image(&disk.crashed(mode), mode, acked_now, round);
         }
     }
+    // One checkpoint per round is the compaction's own; the apply thread's
+    // come on top: 100-150 of them in runs quiet and beside three busy
+    // threads.
     let stats = db.stats();
     assert!(
-        stats.checkpoints > ROUNDS,
+        stats.checkpoints > ROUNDS + ROUNDS / 4,
         "checkpoints rarely raced compaction: {stats:?}"
     );
 }
