@@ -287,8 +287,28 @@ impl PageCache {
         (page.len() / self.page_size).max(1)
     }
 
-    /// Caches `page` as `id`, a read's (`written` false) or a write's.
+    /// Caches `page` as `id`, a read's (`written` false) or a write's, last
+    /// in its shard's eviction order.
     pub(crate) fn insert(&self, id: u64, page: Page, written: bool) {
+        self.insert_at(id, page, written, false);
+    }
+
+    /// Caches `page` as `id`, a read's, first in its shard's eviction order:
+    /// for a page a scan reads once on its way through (a leaf a cursor
+    /// steps into, `PageStore::read_page_stepped`). A full shard evicts it
+    /// for the next page that enters, so a scan of more pages than the
+    /// cache holds turns over one page per shard instead of the whole cache:
+    /// the pages cached before it stay, and a second scan finds them.
+    /// Where the shard has room, it stays as any page does.
+    ///
+    /// Why: with every page queued last, a full scan of a 10M-key tree
+    /// (313K leaves beside a 1 GiB cache of 262K pages) read every leaf from
+    /// the file on every scan, and evicted what point reads had cached.
+    pub(crate) fn insert_cold(&self, id: u64, page: Page) {
+        self.insert_at(id, page, false, true);
+    }
+
+    fn insert_at(&self, id: u64, page: Page, written: bool, cold: bool) {
         let Some(slot) = self.slot(id) else { return };
         let shard = self.shard(id);
         let pages = self.pages_of(&page);
@@ -322,7 +342,9 @@ impl PageCache {
         let mut evicted = Vec::new();
         {
             let mut queue = shard.queue.lock();
-            queue.push_back(id);
+            if !cold {
+                queue.push_back(id);
+            }
             while shard.held.load(Ordering::Relaxed) > shard.capacity {
                 let Some(victim) = queue.pop_front() else {
                     break;
@@ -331,6 +353,12 @@ impl PageCache {
                     self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                     evicted.push(page);
                 }
+            }
+            // Queued after the evictions, so that the page that made room
+            // for it is an older one (a scan's previous page, as a rule),
+            // not itself.
+            if cold {
+                queue.push_front(id);
             }
             if queue.len() > 2 * shard.held.load(Ordering::Relaxed).max(PRUNE_FLOOR) {
                 queue.retain(|&id| self.slot(id).is_some_and(|slot| slot.lock().is_some()));
@@ -446,6 +474,35 @@ mod tests {
                 "an old page outlived newer ones"
             );
         }
+    }
+
+    /// A scan's pages through a full cache: each evicts the scan's page
+    /// before it, never what was cached first; with room, they stay.
+    #[test]
+    fn cold_pages_turn_over_among_themselves_in_a_full_cache() {
+        let cache = PageCache::new(16 * 4096, 4096);
+        for id in 0..16u64 {
+            cache.insert(id, Page::from(vec![id as u8; 8]), false);
+        }
+        for id in 100..200u64 {
+            cache.insert_cold(id, Page::from(vec![id as u8; 8]));
+        }
+        let kept: Vec<u64> = (0..16).filter(|&id| cache.get(id).is_some()).collect();
+        assert_eq!(kept, (1..16).collect::<Vec<_>>(), "only the oldest page made room");
+        assert!(cache.get(199).is_some() && cache.get(198).is_none());
+        assert_eq!(cache.stats().used_bytes, 16 * 4096);
+        // A page cached as any is comes after them: the cold one goes first.
+        cache.insert(300, Page::from(vec![1u8; 8]), false);
+        assert!(cache.get(199).is_none() && cache.get(1).is_some() && cache.get(300).is_some());
+
+        let roomy = PageCache::new(16 * 4096, 4096);
+        for id in 0..16u64 {
+            roomy.insert_cold(id, Page::from(vec![id as u8; 8]));
+        }
+        assert!(
+            (0..16).all(|id| roomy.get(id).is_some()),
+            "a cache with room keeps them"
+        );
     }
 
     #[test]

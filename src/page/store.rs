@@ -419,6 +419,24 @@ impl PageStore {
         Ok(page)
     }
 
+    /// The page `id`, as [`read_page`](Self::read_page), for a cursor
+    /// stepping through the tree in key order: a leaf read from the file
+    /// enters the cache first in the eviction order
+    /// ([`PageCache::insert_cold`]), a branch as any page does (the next
+    /// steps pass through it again, and every seek through its subtree).
+    pub(crate) fn read_page_stepped(&self, id: PageId) -> Result<Page> {
+        if let Some(page) = self.cache.get(id) {
+            return Ok(page);
+        }
+        let page = self.read_page_uncached(id)?;
+        if page[KIND_OFFSET] == PageKind::Leaf as u8 {
+            self.cache.insert_cold(id, page.clone());
+        } else {
+            self.cache.insert(id, page.clone(), false);
+        }
+        Ok(page)
+    }
+
     /// Reads and verifies a page without entering it in the cache (integrity
     /// checks use this so they see the bytes on disk); its memory may be a
     /// spare the cache lends (`PageCache::spare_page`).
