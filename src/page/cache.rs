@@ -342,23 +342,28 @@ impl PageCache {
         let mut evicted = Vec::new();
         {
             let mut queue = shard.queue.lock();
-            if !cold {
-                queue.push_back(id);
-            }
-            while shard.held.load(Ordering::Relaxed) > shard.capacity {
-                let Some(victim) = queue.pop_front() else {
-                    break;
-                };
-                if let Some(page) = self.slot(victim).and_then(|slot| self.take_from(victim, slot)) {
-                    self.counters.evictions.fetch_add(1, Ordering::Relaxed);
-                    evicted.push(page);
+            let mut evict = |queue: &mut VecDeque<u64>| {
+                while shard.held.load(Ordering::Relaxed) > shard.capacity {
+                    let Some(victim) = queue.pop_front() else {
+                        break;
+                    };
+                    if let Some(page) = self.slot(victim).and_then(|slot| self.take_from(victim, slot)) {
+                        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                        evicted.push(page);
+                    }
                 }
-            }
-            // Queued after the evictions, so that the page that made room
-            // for it is an older one (a scan's previous page, as a rule),
-            // not itself.
+            };
             if cold {
+                // Queued after the evictions, so that the page that made
+                // room for it is an older one (a scan's previous page, as a
+                // rule), not itself; itself only if no other page could
+                // (a cache of no pages, a queue of forgotten ids).
+                evict(&mut queue);
                 queue.push_front(id);
+                evict(&mut queue);
+            } else {
+                queue.push_back(id);
+                evict(&mut queue);
             }
             if queue.len() > 2 * shard.held.load(Ordering::Relaxed).max(PRUNE_FLOOR) {
                 queue.retain(|&id| self.slot(id).is_some_and(|slot| slot.lock().is_some()));
@@ -509,7 +514,9 @@ mod tests {
     fn a_zero_byte_cache_holds_nothing() {
         let cache = PageCache::new(0, 4096);
         cache.insert(1, Page::from(vec![1u8; 8]), false);
-        assert!(cache.get(1).is_none());
+        cache.insert_cold(2, Page::from(vec![2u8; 8]));
+        assert!(cache.get(1).is_none() && cache.get(2).is_none());
         assert_eq!(cache.queued(), 0);
+        assert_eq!(cache.stats().used_bytes, 0);
     }
 }
