@@ -63,18 +63,23 @@ const MAX_SHARDS: usize = 16;
 /// Ids a shard's queue keeps before it is pruned, whatever it holds.
 const PRUNE_FLOOR: usize = 64;
 
-/// A share of the cache's capacity with its own FIFO eviction order: the
-/// pages whose id falls in it (id modulo the shard count: dense ids spread
-/// evenly). One queue for the whole cache was the hottest lock of a scan
-/// that ran beside a flush (10M keys: the scanning thread blocked in
-/// `insert` ~2,000 times a second, the flush's ~1,500, each waiting while
-/// the other evicted and freed pages under it).
+/// A share of the cache's capacity with its own eviction order (FIFO, a
+/// scan's leaves first: see `queue`): the pages whose id falls in it (id
+/// modulo the shard count: dense ids spread evenly). One queue for the
+/// whole cache was the hottest lock of a scan that ran beside a flush (10M
+/// keys: the scanning thread blocked in `insert` ~2,000 times a second,
+/// the flush's ~1,500, each waiting while the other evicted and freed
+/// pages under it).
 #[repr(align(64))]
 struct Shard {
-    /// Ids of the shard's cached pages in insertion order: every slot of the
+    /// Ids of the shard's cached pages in eviction order: every slot of the
     /// shard that holds a page, and ids whose page was forgotten since (their
     /// slots empty, or holding a later page of the same id, which then has
-    /// two places in the queue). Pruned of ids with empty slots once it
+    /// two places in the queue). Pages enter at the back, in insertion
+    /// order, but for a scan's leaves ([`PageCache::insert_cold`]), which
+    /// enter at the front once the evictions they cause are done: the front
+    /// is evicted first, so in a full shard the next page to enter evicts a
+    /// scan's leaf before anything else. Pruned of ids with empty slots once it
     /// holds twice as many ids as the shard holds pages.
     queue: Mutex<VecDeque<u64>>,
     /// Pages the shard's slots hold; moves with `cached`, under the slot's

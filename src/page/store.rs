@@ -393,7 +393,7 @@ impl PageStore {
 
     /// The page `id`, verified against its checksum.
     pub(crate) fn read_page(&self, id: PageId) -> Result<Page> {
-        self.read_page_with(id, 0)
+        self.read_page_with(id, 0, false)
     }
 
     /// The page `id`, as [`read_page`](Self::read_page), with the lines of
@@ -401,11 +401,14 @@ impl PageStore {
     /// (`PageCache::get_prefetched`); a page read from the file is in the
     /// CPU's cache already.
     pub(crate) fn read_page_prefetched(&self, id: PageId, head: usize) -> Result<Page> {
-        self.read_page_with(id, head)
+        self.read_page_with(id, head, false)
     }
 
+    /// The page, its first `head` bytes asked for (0: none); read from the
+    /// file, it enters the cache first in the eviction order if it is a
+    /// leaf and `stepped`, else last.
     #[inline]
-    fn read_page_with(&self, id: PageId, head: usize) -> Result<Page> {
+    fn read_page_with(&self, id: PageId, head: usize, stepped: bool) -> Result<Page> {
         let cached = if head > 0 {
             self.cache.get_prefetched(id, head)
         } else {
@@ -415,7 +418,11 @@ impl PageStore {
             return Ok(page);
         }
         let page = self.read_page_uncached(id)?;
-        self.cache.insert(id, page.clone(), false);
+        if stepped && page[KIND_OFFSET] == PageKind::Leaf as u8 {
+            self.cache.insert_cold(id, page.clone());
+        } else {
+            self.cache.insert(id, page.clone(), false);
+        }
         Ok(page)
     }
 
@@ -425,16 +432,7 @@ impl PageStore {
     /// ([`PageCache::insert_cold`]), a branch as any page does (the next
     /// steps pass through it again, and every seek through its subtree).
     pub(crate) fn read_page_stepped(&self, id: PageId) -> Result<Page> {
-        if let Some(page) = self.cache.get(id) {
-            return Ok(page);
-        }
-        let page = self.read_page_uncached(id)?;
-        if page[KIND_OFFSET] == PageKind::Leaf as u8 {
-            self.cache.insert_cold(id, page.clone());
-        } else {
-            self.cache.insert(id, page.clone(), false);
-        }
-        Ok(page)
+        self.read_page_with(id, 0, true)
     }
 
     /// Reads and verifies a page without entering it in the cache (integrity
