@@ -1698,20 +1698,24 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     /// close together (an ascending load) still search almost nothing.
     pub(crate) fn insert_group(&mut self, group: &mut Vec<(K, V, Option<u64>)>, same_key: impl Fn(&K, &K) -> bool) {
         debug_assert!(group.len() <= GROUP);
-        let mut hints = [[ptr::null(); MAX_HEIGHT]; GROUP];
-        let single = group.len() == 1;
-        if !single {
-            // Only a whole splice serves a group (`link_hinted` walks every
-            // level from its hints).
-            let whole = std::mem::take(&mut self.state.splice_levels) == MAX_HEIGHT;
-            self.search_group(group, whole, &mut hints);
+        if group.len() == 1 {
+            // A lone key searches as a single insert does and needs none of
+            // the group's hints: 3 KiB that every one-write commit zeroed.
+            for (key, value, hash) in group.drain(..) {
+                let node = self.link(key, value);
+                if let Some(hash) = hash {
+                    self.index(node, hash, &same_key);
+                }
+            }
+            return;
         }
-        for (i, (key, value, hash)) in group.drain(..).enumerate() {
-            let node = if single {
-                self.link(key, value)
-            } else {
-                self.link_hinted(key, value, &hints[i])
-            };
+        let mut hints = [[ptr::null(); MAX_HEIGHT]; GROUP];
+        // Only a whole splice serves a group (`link_hinted` walks every
+        // level from its hints).
+        let whole = std::mem::take(&mut self.state.splice_levels) == MAX_HEIGHT;
+        self.search_group(group, whole, &mut hints);
+        for ((key, value, hash), hint) in group.drain(..).zip(&hints) {
+            let node = self.link_hinted(key, value, hint);
             if let Some(hash) = hash {
                 self.index(node, hash, &same_key);
             }

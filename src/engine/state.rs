@@ -89,23 +89,25 @@ type TreeOfTable = (Option<TreeInfo>, Option<Arc<PinnedNode>>);
 
 impl TableMemo {
     /// `read`'s answer for `tree`'s commit under `key` of `pick`'s map,
-    /// remembered.
-    fn get<K, V>(
+    /// remembered. The key is copied only to remember a new
+    /// answer: a table's name is looked up by every `open_table`.
+    fn get<K, Q, V>(
         &self,
         tree: &Snapshot,
-        key: K,
+        key: &Q,
         pick: impl Fn(&mut MemoOfCommit) -> &mut HashMap<K, V>,
         read: impl FnOnce() -> Result<V>,
     ) -> Result<V>
     where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + std::borrow::Borrow<Q> + From<Q::Owned>,
+        Q: std::hash::Hash + Eq + ToOwned + ?Sized,
         V: Clone,
     {
         let txn = tree.txn();
         {
             let mut memo = self.0.lock();
             if memo.txn == txn {
-                if let Some(known) = pick(&mut memo).get(&key) {
+                if let Some(known) = pick(&mut memo).get(key) {
                     return Ok(known.clone());
                 }
             } else if memo.txn < txn {
@@ -120,7 +122,7 @@ impl TableMemo {
         let answer = read()?;
         let mut memo = self.0.lock();
         if memo.txn == txn {
-            pick(&mut memo).insert(key, answer.clone());
+            pick(&mut memo).insert(K::from(key.to_owned()), answer.clone());
         }
         Ok(answer)
     }
@@ -213,7 +215,7 @@ impl State {
         }
         self.tables.get(
             &self.tree,
-            Box::from(name),
+            name,
             |memo| &mut memo.defs,
             || {
                 let Some(tables) = self.tree.tree(TABLES_TREE)? else {
@@ -230,7 +232,7 @@ impl State {
     pub(crate) fn view(&self, def: TableDef, cmp: Comparator) -> Result<TableView> {
         let (tree, root) = self.tables.get(
             &self.tree,
-            def.id,
+            &def.id,
             |memo| &mut memo.trees,
             || {
                 let tree = self.tree.tree(&data_tree_name(def.id))?;

@@ -96,7 +96,22 @@ fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(b.try_into().unwrap_or_default())
 }
 
+/// Records up to this long (header and payload) are hashed in one call,
+/// from a copy on the stack: xxh3's own short-input paths end at 240 bytes.
+const ONE_SHOT_LEN: usize = 240;
+
+/// xxh3-64 of `head` followed by `payload`. A short record is copied
+/// together and hashed in one call, a long one streamed: the same hash
+/// either way, without the streaming state's setup and finish for the
+/// record of a one-write commit (callgrind: 168 instructions against 230).
 fn checksum(head: &[u8], payload: &[u8]) -> u64 {
+    let len = head.len() + payload.len();
+    if len <= ONE_SHOT_LEN {
+        let mut joined = [0u8; ONE_SHOT_LEN];
+        joined[..head.len()].copy_from_slice(head);
+        joined[head.len()..len].copy_from_slice(payload);
+        return xxh3_64(&joined[..len]);
+    }
     let mut hasher = Xxh3::new();
     hasher.update(head);
     hasher.update(payload);
@@ -175,6 +190,20 @@ pub(crate) fn decode_any(buf: &[u8], seqs: std::ops::RangeInclusive<u64>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_hashed_in_one_call_hashes_as_streamed() {
+        // The format is xxh3 of the header's 12 bytes and the payload, however
+        // it is computed: records on either side of the one-call length.
+        let head = [7u8; 12];
+        for len in 0..=ONE_SHOT_LEN + 16 {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+            let mut streamed = Xxh3::new();
+            streamed.update(&head);
+            streamed.update(&payload);
+            assert_eq!(checksum(&head, &payload), streamed.digest(), "payload of {len} bytes");
+        }
+    }
 
     #[test]
     fn records_round_trip_in_sequence() {
