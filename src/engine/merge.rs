@@ -107,6 +107,14 @@ struct Merge<'a> {
     heads: Vec<Option<Item>>,
     direction: Direction,
     cmp: Comparator,
+    /// The last source is the tree, below newer layers: a range's step
+    /// may pass the tree's entries straight through while they come
+    /// before the newer layers' next ([`MergedRange::step`]).
+    streams_tree: bool,
+    /// The tree's next entry is not in its head yet (the step that took
+    /// the last one left it to the next step): its head means nothing
+    /// until [`fill_tree_head`](Self::fill_tree_head).
+    tree_pending: bool,
 }
 
 impl<'a> Merge<'a> {
@@ -132,11 +140,14 @@ impl<'a> Merge<'a> {
             heads.reverse();
             heads
         };
+        let streams_tree = sources.len() > 1 && matches!(sources.last(), Some(Source::Tree(_)));
         Ok(Self {
             sources,
             heads,
             direction,
             cmp,
+            streams_tree,
+            tree_pending: false,
         })
     }
 
@@ -165,11 +176,19 @@ impl<'a> Merge<'a> {
     /// an entry just written stalled on loads wider than its stores).
     #[inline(never)]
     fn winner(&mut self) -> Result<Option<usize>> {
-        if self.heads.len() == 2 {
-            return self.winner_of_two();
+        self.winner_among(self.heads.len())
+    }
+
+    /// [`winner`](Self::winner) among the first `n` heads only, the lower
+    /// layers' versions of its key among them skipped.
+    fn winner_among(&mut self, n: usize) -> Result<Option<usize>> {
+        match n {
+            1 => return Ok(self.heads[0].is_some().then_some(0)),
+            2 => return self.winner_of_two(),
+            _ => {}
         }
         let mut best: Option<usize> = None;
-        for (i, head) in self.heads.iter().enumerate() {
+        for (i, head) in self.heads[..n].iter().enumerate() {
             let Some((key, _)) = head else { continue };
             let better = match best.and_then(|b| self.heads[b].as_ref()) {
                 None => true,
@@ -189,7 +208,7 @@ impl<'a> Merge<'a> {
         let Some(best) = best else { return Ok(None) };
         // Lower layers' versions of the same key are shadowed: advance them
         // first, comparing against the winner in place (no copy of its key).
-        for i in 0..self.heads.len() {
+        for i in 0..n {
             if i == best {
                 continue;
             }
@@ -252,6 +271,26 @@ impl<'a> Merge<'a> {
     /// Whether it merges two or more sources (a lone one holds no heads).
     fn is_merging(&self) -> bool {
         self.sources.len() > 1
+    }
+
+    /// Puts the tree's next entry in its head, if a step left it pending.
+    fn fill_tree_head(&mut self) -> Result<()> {
+        if self.tree_pending {
+            self.tree_pending = false;
+            self.skip(self.sources.len() - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Head `i`'s entry, for a step that returns it: the tree's head is
+    /// left pending (its next entry is read by the next step, which may
+    /// pass it straight through), any other's is refilled at once.
+    fn take_for_step(&mut self, i: usize) -> Result<Item> {
+        if self.streams_tree && i == self.sources.len() - 1 {
+            self.tree_pending = true;
+            return Ok(self.heads[i].take().expect("a winner's head holds an entry"));
+        }
+        self.take(i)
     }
 }
 
@@ -346,6 +385,50 @@ impl<'a> MergedRange<'a> {
                 entry.into_key_value()
             }));
         }
+        // The tree under newer layers, read from one end: while its next
+        // entry comes before the newer layers' next key, it passes straight
+        // through as a lone tree's does. Most steps of a range are such
+        // (the tree holds most keys); an entry held in the merge's head
+        // instead was stored there and moved out again at its turn, each
+        // move stalled on loads of the stores just before it.
+        let (cmp, alone) = (self.cmp, other.is_none());
+        let merge = if direction == Direction::Forward {
+            self.front.as_mut()
+        } else {
+            self.back.as_mut()
+        };
+        if alone
+            && let Some(merge) = merge
+            && merge.tree_pending
+        {
+            let tree = merge.sources.len() - 1;
+            let upper = match merge.winner_among(tree) {
+                Ok(upper) => upper,
+                Err(e) => return Some(Err(e)),
+            };
+            let Merge { sources, heads, .. } = merge;
+            let Some(Source::Tree(source)) = sources.last_mut() else {
+                unreachable!("a merge streams only a tree")
+            };
+            match source.next_entry() {
+                Some(Ok(entry)) => {
+                    let first = upper.is_none_or(|upper| {
+                        let (next, _) = heads[upper].as_ref().expect("a winner's head holds an entry");
+                        let order = compare(cmp, entry.key_bytes(), next);
+                        if direction == Direction::Forward { order.is_lt() } else { order.is_gt() }
+                    });
+                    if first {
+                        last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(entry.key_bytes());
+                        return Some(Ok(entry.into_key_value()));
+                    }
+                    let (key, value) = entry.into_key_value();
+                    heads[tree] = Some((key, Some(value)));
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None => heads[tree] = None,
+            }
+            merge.tree_pending = false;
+        }
         self.step_merged(direction)
     }
 
@@ -382,6 +465,9 @@ impl<'a> MergedRange<'a> {
                 return Some(Ok((key, value)));
             }
         }
+        if let Err(e) = merge.fill_tree_head() {
+            return Some(Err(e));
+        }
         loop {
             let winner = match merge.winner() {
                 Ok(winner) => winner?,
@@ -398,7 +484,7 @@ impl<'a> MergedRange<'a> {
                 continue;
             }
             last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(key);
-            return Some(match merge.take(winner) {
+            return Some(match merge.take_for_step(winner) {
                 Ok((key, Some(value))) => Ok((key, value)),
                 Ok((_, None)) => unreachable!("a tombstone is skipped above"),
                 Err(e) => Err(e),
