@@ -797,6 +797,11 @@ impl Drop for Database {
                 let _ = self.engine.retire_log();
             }
         }
+        // The WAL's spare segment goes before the file lock does: the next
+        // open at this path makes its own under the same name, which this
+        // engine's journal, kept alive by a read transaction, would
+        // otherwise delete when it drops.
+        self.engine.stop_wal_spares();
         // As redb's: live read transactions read nothing more (see
         // `Closing`); a live write transaction finishes first.
         self.live.close();

@@ -241,6 +241,13 @@ impl Engine {
         unpin(&self.inner, id)
     }
 
+    /// Stops the WAL's spare segments and deletes the spare, as a closing
+    /// database does before it gives up its file lock
+    /// ([`Journal::stop_spares`](crate::wal::Journal::stop_spares)).
+    pub(crate) fn stop_wal_spares(&self) {
+        self.inner.journal.stop_spares();
+    }
+
     /// After a checkpoint that covered every commit, as a close makes:
     /// deletes the whole WAL, so the data file alone holds the database
     /// ([`Journal::retire_through`](crate::wal::Journal::retire_through)).

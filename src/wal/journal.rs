@@ -63,8 +63,13 @@
 //!    spare's own name, deleted by the next open) or a segment with no
 //!    valid record, as one interrupted in `ActiveSegment::create` is. One
 //!    spare at most: the spare thread creates the spare's name only while
-//!    no spare is ready (`run_spare_thread`), and a roll renames only a
-//!    ready one, so the name never stands for two files.
+//!    no spare is ready (`run_spare_thread`), a roll renames only a ready
+//!    one and clears any request still standing when it takes it (so no
+//!    new spare is begun before its rename), and the spare thread never
+//!    deletes a file by that name (`make_spare`), so the name never stands
+//!    for two files. A closing database stops its spares and deletes its
+//!    spare before it gives up its file lock (`Journal::stop_spares`): the
+//!    name is the directory's, and the next open's log makes its own.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -432,7 +437,9 @@ fn mid_log_damage(stop: &Stop, later: &LaterRecord, last_seq: u64, records: u64)
 pub struct Journal {
     inner: Arc<Inner>,
     sync_thread: Option<thread::JoinHandle<()>>,
-    spare_thread: Option<thread::JoinHandle<()>>,
+    /// Taken by [`stop_spares`](Self::stop_spares), which a closing
+    /// database calls through a shared handle.
+    spare_thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl Journal {
@@ -484,8 +491,11 @@ impl Journal {
         }
         // A spare left by a crash, or by a journal that failed to delete
         // it, may be unfinished (invariant 8): a new one is made when wanted.
+        // Recovery never reads it, so a failure to delete it is no reason
+        // to refuse the open: the log then goes without spares (the spare
+        // thread cannot create the name) until an open deletes it.
         if dir.list()?.iter().any(|name| name == SPARE_NAME) {
-            dir.remove(SPARE_NAME)?;
+            let _ = dir.remove(SPARE_NAME);
         }
         let spares = dir.spare_segments();
         let inner = Arc::new(Inner {
@@ -537,14 +547,14 @@ impl Journal {
             .name("sluicedb-wal-sync".into())
             .spawn(move || thread_inner.run_sync_thread())
             .map_err(StorageError::Io)?;
-        let mut journal = Self {
+        let journal = Self {
             inner,
             sync_thread: Some(sync_thread),
-            spare_thread: None,
+            spare_thread: Mutex::new(None),
         };
         if spares {
             let thread_inner = journal.inner.clone();
-            journal.spare_thread = Some(
+            *journal.spare_thread.lock() = Some(
                 thread::Builder::new()
                     .name("sluicedb-wal-spare".into())
                     .spawn(move || thread_inner.run_spare_thread())
@@ -552,6 +562,26 @@ impl Journal {
             );
         }
         Ok((journal, recovery))
+    }
+
+    /// Stops making spares and deletes this log's spare, if it has one. A
+    /// closing database calls it before it gives up its file lock: the
+    /// journal itself lives on while read transactions hold the engine, and
+    /// the spare's name is the directory's, not this log's. Deleted only at
+    /// the journal's drop, it was the spare of the next database opened at
+    /// the same path, whose next roll then failed
+    /// (`tests/wal_spare_of_the_next_open_survives.rs`). Rolls after this create
+    /// their segments as a log without spares does.
+    pub fn stop_spares(&self) {
+        let Some(thread) = self.spare_thread.lock().take() else {
+            return;
+        };
+        self.inner.spare.lock().shutdown = true;
+        self.inner.spare_work.notify_all();
+        let _ = thread.join();
+        // A closed log keeps no spare (the next open would delete it).
+        self.inner.spare.lock().ready = None;
+        let _ = self.inner.dir.remove(SPARE_NAME);
     }
 
     /// Queues `payload` as the next record and returns its sequence number,
@@ -770,8 +800,7 @@ impl Drop for Journal {
     /// Drains: everything appended before the drop is written and synced
     /// (unless the journal has failed).
     fn drop(&mut self) {
-        self.inner.spare.lock().shutdown = true;
-        self.inner.spare_work.notify_all();
+        self.stop_spares();
         self.inner.queue.lock().shutdown = true;
         self.inner.work.notify_all();
         self.inner.room.notify_all();
@@ -780,12 +809,6 @@ impl Drop for Journal {
         }
         if self.inner.degraded.load(Ordering::Acquire) {
             let _ = self.inner.flush_locally();
-        }
-        if let Some(thread) = self.spare_thread.take() {
-            let _ = thread.join();
-            // A closed log keeps no spare (the next open would delete it).
-            self.inner.spare.lock().ready = None;
-            let _ = self.inner.dir.remove(SPARE_NAME);
         }
     }
 }
@@ -988,7 +1011,15 @@ impl Inner {
             // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
             let first = io.written_seq + 1;
             let size = io.next_segment_size;
-            let spare = self.spare.lock().ready.take();
+            let spare = {
+                // A request still standing was for this roll, which the
+                // spare now serves: left, it would have the spare thread
+                // create the spare's name again before this roll renames
+                // the file it holds (the name would stand for two files).
+                let mut spare = self.spare.lock();
+                spare.wanted = None;
+                spare.ready.take()
+            };
             let from_spare = spare.is_some();
             let segment = match spare {
                 Some((file, capacity)) => {
@@ -1264,14 +1295,11 @@ impl Inner {
     /// Writes a spare of `size` zero bytes and syncs it; `None` if the
     /// journal began to shut down meanwhile.
     fn make_spare(&self, size: u64) -> std::io::Result<Option<Box<dyn StorageBackend>>> {
-        // Left by a spare that failed or was interrupted: replaced.
-        let file = match self.dir.create(SPARE_NAME) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.dir.remove(SPARE_NAME)?;
-                self.dir.create(SPARE_NAME)?
-            }
-            created => created?,
-        };
+        // The name is free unless a file this thread could not delete is
+        // left (the open deletes a crash's, a failed spare deletes its own):
+        // that counts as a failed spare. Never deleted here by name: the
+        // file under it could be the one a roll holds and is renaming.
+        let file = self.dir.create(SPARE_NAME)?;
         let zeros = vec![0u8; SPARE_CHUNK];
         let mut at = 0;
         while at < size {
