@@ -238,6 +238,17 @@ fn a_database_on_disk_keeps_a_spare_only_while_open() {
         txn.commit().unwrap();
         i += 1;
     }
+    // An operator sees the spares in the database's counters.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.stats().wal_segments_from_spares == 0 {
+        assert!(Instant::now() < deadline, "no roll took the spare: {:?}", db.stats());
+        let txn = db.begin_write().unwrap();
+        txn.open_table(T).unwrap().insert(i, value.as_slice()).unwrap();
+        txn.commit().unwrap();
+        i += 1;
+    }
+    let stats = db.stats();
+    assert_eq!((stats.wal_spare_failures, stats.wal_last_spare_error), (0, None));
     drop(db);
     assert!(!has_spare(&wal), "a closed database keeps no spare");
 

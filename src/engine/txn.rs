@@ -116,6 +116,15 @@ pub struct Stats {
     pub fsync_max_us: u64,
     /// Live WAL segment files.
     pub wal_segments: u64,
+    /// WAL segments begun from a spare written ahead as zeros (a busy
+    /// log's; `design/wal.md`, "Spare segments"), since open.
+    pub wal_segments_from_spares: u64,
+    /// Spare segments that could not be made (an I/O error, a panic in the
+    /// spare thread), since open: each costs the log speed (its roll
+    /// creates the segment itself), never data.
+    pub wal_spare_failures: u64,
+    /// Why the last spare could not be made, if one could not.
+    pub wal_last_spare_error: Option<String>,
     /// Apparent bytes of the files in the WAL directory (their lengths, as
     /// `ls -l` shows them). Filled by `Database::stats` for a database on
     /// files; 0 from `Engine::stats` (it does not know the directory).
@@ -296,6 +305,9 @@ impl Engine {
             fsync_p99_us: wal.sync_latency_quantile_us(0.99),
             fsync_max_us: wal.max_sync_us,
             wal_segments: inner.journal.segments().len() as u64,
+            wal_segments_from_spares: wal.segments_from_spares,
+            wal_spare_failures: wal.spare_failures,
+            wal_last_spare_error: wal.last_spare_error.clone(),
             wal_disk_bytes: 0,
             wal_allocated_bytes: 0,
             failure: inner.failure().map(|failure| failure.to_string()),
