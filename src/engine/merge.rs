@@ -7,6 +7,7 @@
 //! one seek per layer. The two meet in the middle: the front stops before the
 //! last key the back returned, and vice versa.
 
+use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -390,7 +391,10 @@ impl<'a> MergedRange<'a> {
         // through as a lone tree's does. Most steps of a range are such
         // (the tree holds most keys); an entry held in the merge's head
         // instead was stored there and moved out again at its turn, each
-        // move stalled on loads of the stores just before it.
+        // move stalled on loads of the stores just before it. One the newer
+        // layers shadow is dropped where it was read, and their entry
+        // returned from here, the tree's next still to read: only an entry
+        // after the newer layers' next key is held back in its head.
         let (cmp, alone) = (self.cmp, other.is_none());
         let merge = if direction == Direction::Forward {
             self.front.as_mut()
@@ -402,32 +406,70 @@ impl<'a> MergedRange<'a> {
             && merge.tree_pending
         {
             let tree = merge.sources.len() - 1;
-            let upper = match merge.winner_among(tree) {
-                Ok(upper) => upper,
-                Err(e) => return Some(Err(e)),
-            };
-            let Merge { sources, heads, .. } = merge;
-            let Some(Source::Tree(source)) = sources.last_mut() else {
-                unreachable!("a merge streams only a tree")
-            };
-            match source.next_entry() {
-                Some(Ok(entry)) => {
-                    let first = upper.is_none_or(|upper| {
-                        let (next, _) = heads[upper].as_ref().expect("a winner's head holds an entry");
-                        let order = compare(cmp, entry.key_bytes(), next);
-                        if direction == Direction::Forward { order.is_lt() } else { order.is_gt() }
+            loop {
+                let upper = match merge.winner_among(tree) {
+                    Ok(upper) => upper,
+                    Err(e) => return Some(Err(e)),
+                };
+                let Merge { sources, heads, .. } = &mut *merge;
+                let Some(Source::Tree(source)) = sources.last_mut() else {
+                    unreachable!("a merge streams only a tree")
+                };
+                let next = source.next_entry();
+                // Looked at in place: the entry that comes first leaves as
+                // the lone tree's does, mapped where it was read (each
+                // move of it through a local stalled on loads wider than
+                // the stores that wrote it).
+                let order = match &next {
+                    Some(Ok(entry)) => upper.map_or(Ordering::Less, |upper| {
+                        let (key, _) = heads[upper].as_ref().expect("a winner's head holds an entry");
+                        let order = compare(cmp, entry.key_bytes(), key);
+                        if direction == Direction::Forward { order } else { order.reverse() }
+                    }),
+                    // An error is returned as the tree's entry would be.
+                    Some(Err(_)) => Ordering::Less,
+                    None => Ordering::Greater,
+                };
+                if order.is_lt() {
+                    return next.map(|entry| {
+                        entry.map(|entry| {
+                            last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(entry.key_bytes());
+                            entry.into_key_value()
+                        })
                     });
-                    if first {
-                        last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(entry.key_bytes());
-                        return Some(Ok(entry.into_key_value()));
-                    }
-                    let (key, value) = entry.into_key_value();
-                    heads[tree] = Some((key, Some(value)));
                 }
-                Some(Err(e)) => return Some(Err(e)),
-                None => heads[tree] = None,
+                match next {
+                    // Held back until the newer layers pass its key.
+                    Some(Ok(entry)) if order.is_gt() => {
+                        let (key, value) = entry.into_key_value();
+                        heads[tree] = Some((key, Some(value)));
+                    }
+                    // The tree is done.
+                    None => heads[tree] = None,
+                    // A newer layer's version of its key shadows it:
+                    // dropped, and the tree's next is still to read.
+                    _ => {}
+                }
+                if order.is_gt() {
+                    merge.tree_pending = false;
+                    break;
+                }
+                // The newer layers' entry at the key the tree had: a
+                // tombstone hides both, a value is the step's.
+                let upper = upper.expect("an equal key is a newer layer's");
+                if merge.head(upper).1.is_none() {
+                    if let Err(e) = merge.skip(upper) {
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
+                last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(&merge.head(upper).0);
+                return Some(match merge.take(upper) {
+                    Ok((key, Some(value))) => Ok((key, value)),
+                    Ok((_, None)) => unreachable!("a tombstone is skipped above"),
+                    Err(e) => Err(e),
+                });
             }
-            merge.tree_pending = false;
         }
         self.step_merged(direction)
     }
