@@ -10,44 +10,10 @@
 
 use std::path::Path;
 
-use sluicedb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use xxhash_rust::xxh3::xxh3_64_with_seed;
+use sluicedb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-const NUMS: TableDefinition<u64, u64> = TableDefinition::new("nums");
-const PAGE: usize = 4096;
-
-fn make(path: &Path) -> Vec<u8> {
-    let db = Database::create(path).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(NUMS).unwrap();
-        for i in 0..600u64 {
-            t.insert(i, i * 3).unwrap();
-        }
-    }
-    txn.commit().unwrap();
-    db.close().unwrap();
-    std::fs::read(path).unwrap()
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn u16_at(b: &[u8], at: usize) -> usize {
-    u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as usize
-}
-
-fn catalog_root(img: &[u8]) -> usize {
-    let slot = [1024, 2048].into_iter().max_by_key(|&s| u64_at(img, s)).unwrap();
-    u64_at(img, slot + 16) as usize
-}
-
-fn reseal(img: &mut [u8], p: usize) {
-    let page = &mut img[p * PAGE..(p + 1) * PAGE];
-    let sum = xxh3_64_with_seed(&page[8..], p as u64);
-    page[..8].copy_from_slice(&sum.to_le_bytes());
-}
+mod common;
+use common::pages::{NUMS, PAGE, catalog_root, make, no_panic, reseal, u16_at, u64_at};
 
 fn data_root(img: &[u8]) -> usize {
     let p = catalog_root(img);
@@ -71,15 +37,6 @@ fn leaves(img: &[u8]) -> Vec<usize> {
     (0..u16_at(page, 10))
         .map(|i| u64_at(page, u16_at(page, 24 + 2 * i)) as usize)
         .collect()
-}
-
-fn no_panic<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
-    std::panic::catch_unwind(f).map_err(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default()
-    })
 }
 
 /// Every read, then a write and a checkpoint, then the integrity check;

@@ -14,47 +14,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use sluicedb::{Database, ReadableDatabase, TableDefinition};
-use xxhash_rust::xxh3::xxh3_64_with_seed;
+use sluicedb::{Database, ReadableDatabase};
 
-const NUMS: TableDefinition<u64, u64> = TableDefinition::new("nums");
-
-const PAGE: usize = 4096;
-
-/// A checkpointed database with 600 `u64 -> u64` entries; its bytes.
-fn make(path: &Path) -> Vec<u8> {
-    let db = Database::create(path).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(NUMS).unwrap();
-        for i in 0..600u64 {
-            t.insert(i, i * 3).unwrap();
-        }
-    }
-    txn.commit().unwrap();
-    db.close().unwrap();
-    std::fs::read(path).unwrap()
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn u16_at(b: &[u8], at: usize) -> usize {
-    u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as usize
-}
-
-/// The newest commit slot's catalog root.
-fn catalog_root(img: &[u8]) -> usize {
-    let slot = [1024, 2048].into_iter().max_by_key(|&s| u64_at(img, s)).unwrap();
-    u64_at(img, slot + 16) as usize
-}
-
-fn reseal(img: &mut [u8], p: usize) {
-    let page = &mut img[p * PAGE..(p + 1) * PAGE];
-    let sum = xxh3_64_with_seed(&page[8..], p as u64);
-    page[..8].copy_from_slice(&sum.to_le_bytes());
-}
+mod common;
+use common::pages::{NUMS, PAGE, catalog_root, make, no_panic, reseal, u16_at, u64_at};
 
 /// The byte offset (in the file) of the entry count of the catalog entry
 /// of the first data tree (an 8-byte name), and the data tree's root page.
@@ -73,16 +36,6 @@ fn data_tree_entry(img: &[u8]) -> (usize, usize) {
         }
     }
     panic!("no data tree in the catalog");
-}
-
-/// Runs `f`, turning a panic into an `Err` naming it.
-fn no_panic<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
-    std::panic::catch_unwind(f).map_err(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default()
-    })
 }
 
 /// Writes `db` with the first data tree's catalog entry claiming `count`

@@ -50,13 +50,18 @@ fn bound() -> impl Strategy<Value = Bound<u16>> {
     ]
 }
 
-fn apply(model: &mut BTreeMap<u16, u16>, change: &Change) {
-    match *change {
-        Change::Put(k, v) => {
-            model.insert(k, v);
-        }
-        Change::Remove(k) => {
-            model.remove(&k);
+/// Makes `changes` in `table` and in the model.
+fn write(table: &mut sluicedb::Table<'_, u16, u16>, changes: &[Change], model: &mut BTreeMap<u16, u16>) {
+    for change in changes {
+        match *change {
+            Change::Put(k, v) => {
+                table.insert(k, v).unwrap();
+                model.insert(k, v);
+            }
+            Change::Remove(k) => {
+                table.remove(k).unwrap();
+                model.remove(&k);
+            }
         }
     }
 }
@@ -132,16 +137,7 @@ fn run(
     // memtable (far below its size, and no checkpoint follows).
     db.checkpoint().unwrap();
     let txn = db.begin_write().unwrap();
-    {
-        let mut table = txn.open_table(T).unwrap();
-        for change in memtable {
-            match *change {
-                Change::Put(k, v) => drop(table.insert(k, v).unwrap()),
-                Change::Remove(k) => drop(table.remove(k).unwrap()),
-            }
-            apply(&mut model, change);
-        }
-    }
+    write(&mut txn.open_table(T).unwrap(), memtable, &mut model);
     txn.commit().unwrap();
 
     let read = db.begin_read().unwrap();
@@ -152,13 +148,7 @@ fn run(
     let txn = db.begin_write().unwrap();
     {
         let mut table = txn.open_table(T).unwrap();
-        for change in own {
-            match *change {
-                Change::Put(k, v) => drop(table.insert(k, v).unwrap()),
-                Change::Remove(k) => drop(table.remove(k).unwrap()),
-            }
-            apply(&mut model, change);
-        }
+        write(&mut table, own, &mut model);
         walk(table.range((lower, upper)).unwrap(), &model, lower, upper, steps);
     }
     txn.abort().unwrap();

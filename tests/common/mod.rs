@@ -102,6 +102,7 @@ pub mod faulty;
 pub mod keys;
 pub mod mixed;
 pub mod multimap;
+pub mod pages;
 pub mod savepoints;
 pub mod wal;
 
