@@ -44,6 +44,14 @@ fn append_durably(journal: &Journal, n: u64) -> u64 {
     last
 }
 
+/// The bytes of the one segment of a log of database `db` holding records
+/// `1..=records`.
+fn segment_of(db: u128, records: u64) -> Vec<u8> {
+    let log = log_of(db, records);
+    let name = log.list().unwrap().into_iter().find(|n| n.ends_with(".wal")).unwrap();
+    log.file_bytes(&name).unwrap()
+}
+
 /// A log of `n` durable records, as a power cut leaves it.
 fn log_of(db: u128, n: u64) -> CrashLogDir {
     let dir = CrashLogDir::new().with_spares(true);
@@ -58,28 +66,8 @@ fn log_of(db: u128, n: u64) -> CrashLogDir {
 fn leftover_spares_in_any_state_are_never_read_and_are_deleted() {
     // Whole segments, to plant as spares: this database's, with records
     // 1..=40 (the log below holds 1..=5), and another database's.
-    let longer = log_of(DB, 40);
-    let ours = longer
-        .file_bytes(
-            &longer
-                .list()
-                .unwrap()
-                .into_iter()
-                .find(|n| n.ends_with(".wal"))
-                .unwrap(),
-        )
-        .unwrap();
-    let foreign_log = log_of(DB + 1, 3);
-    let foreign = foreign_log
-        .file_bytes(
-            &foreign_log
-                .list()
-                .unwrap()
-                .into_iter()
-                .find(|n| n.ends_with(".wal"))
-                .unwrap(),
-        )
-        .unwrap();
+    let ours = segment_of(DB, 40);
+    let foreign = segment_of(DB + 1, 3);
     let mut random = vec![0u8; 5000];
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     for b in &mut random {

@@ -114,7 +114,11 @@ struct Merge<'a> {
     streams_tree: bool,
     /// The tree's next entry is not in its head yet (the step that took
     /// the last one left it to the next step): its head means nothing
-    /// until [`fill_tree_head`](Self::fill_tree_head).
+    /// until [`fill_tree_head`](Self::fill_tree_head), and its source stands
+    /// just past the last entry the merge returned or dropped. Set only by
+    /// a range's steps (`take_for_step`), which fill the head before any
+    /// comparison of all heads (`step_merged`); `Merge::next` (a lone
+    /// source, `first_visible`) never meets it.
     tree_pending: bool,
 }
 
@@ -293,6 +297,18 @@ impl<'a> Merge<'a> {
         }
         self.take(i)
     }
+
+    /// Returns head `i`, a value (not a tombstone), as the step's entry,
+    /// its key noted as this end's last.
+    #[inline]
+    fn yield_head(&mut self, i: usize, last: &mut Option<ValueBytes>) -> Option<Result<(ValueBytes, ValueBytes)>> {
+        last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(&self.head(i).0);
+        Some(match self.take_for_step(i) {
+            Ok((key, Some(value))) => Ok((key, value)),
+            Ok((_, None)) => unreachable!("a tombstone is skipped before"),
+            Err(e) => Err(e),
+        })
+    }
 }
 
 /// The first entry in `direction` that `sources` (highest priority first)
@@ -463,12 +479,7 @@ impl<'a> MergedRange<'a> {
                     }
                     continue;
                 }
-                last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(&merge.head(upper).0);
-                return Some(match merge.take(upper) {
-                    Ok((key, Some(value))) => Ok((key, value)),
-                    Ok((_, None)) => unreachable!("a tombstone is skipped above"),
-                    Err(e) => Err(e),
-                });
+                return merge.yield_head(upper, last);
             }
         }
         self.step_merged(direction)
@@ -525,12 +536,7 @@ impl<'a> MergedRange<'a> {
                 }
                 continue;
             }
-            last.get_or_insert_with(|| ValueBytes::copy_of(&[])).assign(key);
-            return Some(match merge.take_for_step(winner) {
-                Ok((key, Some(value))) => Ok((key, value)),
-                Ok((_, None)) => unreachable!("a tombstone is skipped above"),
-                Err(e) => Err(e),
-            });
+            return merge.yield_head(winner, last);
         }
     }
 
