@@ -109,6 +109,67 @@ pub(crate) fn frame_len(bindings: &[(Vec<u8>, Option<TableDef>)], dropped: &[u64
     4 + bindings + 4 + 8 * dropped.len() + 4 + 4 + 16 * counts.len()
 }
 
+/// Encodes a batch from its parts (see the module docs): `ops` yields
+/// `op_count` operations, each its table, key and value (`None`: a
+/// delete); `len` is the encoding's exact length (the committer has it
+/// already: it decides the commit's path).
+pub(crate) fn encode_parts<'a>(
+    len: usize,
+    bindings: &[(Vec<u8>, Option<TableDef>)],
+    dropped: &[u64],
+    op_count: usize,
+    ops: impl Iterator<Item = (u64, &'a [u8], Option<&'a [u8]>)>,
+    counts: &[(u64, i64)],
+) -> Vec<u8> {
+    // Sized up front: growing from empty reallocated several times per
+    // record (8% of a single-key commit).
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(bindings.len() as u32).to_le_bytes());
+    for (name, def) in bindings {
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
+        match def {
+            None => out.push(0),
+            Some(def) => {
+                out.push(1);
+                out.extend_from_slice(&def.id.to_le_bytes());
+                out.extend_from_slice(&(def.meta.len() as u32).to_le_bytes());
+                out.extend_from_slice(&def.meta);
+            }
+        }
+    }
+    out.extend_from_slice(&(dropped.len() as u32).to_le_bytes());
+    for id in dropped {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    out.extend_from_slice(&(op_count as u32).to_le_bytes());
+    for (table, key, value) in ops {
+        out.push(if value.is_some() { 1 } else { 2 });
+        out.extend_from_slice(&table.to_le_bytes());
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        if let Some(v) = value {
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v);
+        }
+    }
+    out.extend_from_slice(&(counts.len() as u32).to_le_bytes());
+    for (table, change) in counts {
+        out.extend_from_slice(&table.to_le_bytes());
+        out.extend_from_slice(&change.to_le_bytes());
+    }
+    debug_assert_eq!(out.len(), len, "a batch's encoding and its computed length disagree");
+    out
+}
+
+/// A commit's changes but its data writes (what `engine::core::apply_frame`
+/// applies to a memtable).
+pub(crate) struct Frame {
+    pub(crate) bindings: Vec<(Vec<u8>, Option<TableDef>)>,
+    pub(crate) dropped: Vec<u64>,
+    pub(crate) counts: Vec<(u64, i64)>,
+}
+
 /// A decoded transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Batch {
@@ -124,47 +185,10 @@ impl Batch {
         self.encode_sized(self.encoded_len())
     }
 
-    /// [`encode`](Self::encode), given its length (the committer has it
-    /// already: it decides the commit's path).
+    /// [`encode`](Self::encode), given its length.
     pub(crate) fn encode_sized(&self, len: usize) -> Vec<u8> {
-        // Sized up front: growing from empty reallocated several times per
-        // record (8% of a single-key commit).
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(&(self.bindings.len() as u32).to_le_bytes());
-        for (name, def) in &self.bindings {
-            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            out.extend_from_slice(name);
-            match def {
-                None => out.push(0),
-                Some(def) => {
-                    out.push(1);
-                    out.extend_from_slice(&def.id.to_le_bytes());
-                    out.extend_from_slice(&(def.meta.len() as u32).to_le_bytes());
-                    out.extend_from_slice(&def.meta);
-                }
-            }
-        }
-        out.extend_from_slice(&(self.dropped.len() as u32).to_le_bytes());
-        for id in &self.dropped {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
-        out.extend_from_slice(&(self.ops.len() as u32).to_le_bytes());
-        for op in &self.ops {
-            out.push(if op.value.is_some() { 1 } else { 2 });
-            out.extend_from_slice(&op.table.to_le_bytes());
-            out.extend_from_slice(&(op.key.len() as u32).to_le_bytes());
-            out.extend_from_slice(&op.key);
-            if let Some(v) = &op.value {
-                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                out.extend_from_slice(v);
-            }
-        }
-        out.extend_from_slice(&(self.counts.len() as u32).to_le_bytes());
-        for (table, change) in &self.counts {
-            out.extend_from_slice(&table.to_le_bytes());
-            out.extend_from_slice(&change.to_le_bytes());
-        }
-        out
+        let ops = self.ops.iter().map(|op| (op.table, &op.key[..], op.value.as_deref()));
+        encode_parts(len, &self.bindings, &self.dropped, self.ops.len(), ops, &self.counts)
     }
 
     /// The exact length of [`encode`](Self::encode)'s output.

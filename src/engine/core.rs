@@ -21,7 +21,6 @@
 //! committed sequence if there is none. `Durability::None` commits are thus
 //! visible as soon as every earlier commit is.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -29,8 +28,9 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
+use super::id_hash::IdMap;
 use super::apply::ApplyControl;
-use super::batch::Batch;
+use super::batch::{Batch, DataOp, Frame};
 use super::inserter::Inserter;
 use super::memtable::{Memtable, entry_charge};
 use super::pending::PendingRun;
@@ -242,7 +242,7 @@ pub(crate) struct Inner {
     pub(crate) publication: Mutex<Publication>,
     /// Once `durable_seq` reaches this, publication can advance.
     publish_hint: AtomicU64,
-    comparators: RwLock<HashMap<u64, Comparator>>,
+    comparators: RwLock<IdMap<Comparator>>,
     /// Set once `poison` holds a failure (a lock-free check for hot paths).
     poisoned: AtomicBool,
     /// The engine's first failure: its own (a panic, a broken invariant, an
@@ -487,74 +487,102 @@ impl Drop for Engine {
 }
 
 /// Applies a committed batch to a memtable at `seq`: everything but its
-/// data (name bindings, dropped tables, count changes), the byte charge of
-/// its data and its sequence; returns the data as a run to insert (here by
-/// [`insert_run`], or by the inserter thread: see `engine::pending`). Every
-/// table the batch writes must have a comparator in `cmp_of`: a missing one
-/// is refused before anything is applied, never replaced by byte order (the
-/// skip list would then misplace the keys).
+/// data (see [`apply_frame`]); returns the data, to insert here
+/// ([`insert_ops`]) or, for a big commit, as a [`PendingRun`] by the
+/// inserter thread (see `engine::pending`). Every table the batch writes
+/// must have a comparator in `cmp_of`: a missing one is refused before
+/// anything is applied, never replaced by byte order (the skip list would
+/// then misplace the keys).
 pub(crate) fn apply_metadata(
     mem: &Memtable,
     seq: u64,
     batch: Batch,
     cmp_of: &dyn Fn(u64) -> Option<Comparator>,
-) -> Result<PendingRun> {
+) -> Result<Vec<DataOp>> {
     let Batch {
         bindings,
         dropped,
         ops,
         counts,
     } = batch;
-    let charge = ops
-        .iter()
-        .map(|op| entry_charge(&op.key, op.value.as_deref()))
-        .sum();
-    let run = match PendingRun::new(seq, ops, cmp_of) {
-        Ok(run) => run,
-        Err(table) => {
-            return Err(StorageError::corrupted(format!(
-                "commit {seq} writes to table {table} of unknown key order"
-            )));
-        }
-    };
-    for (name, def) in bindings {
+    if let Some(Err(table)) = table_runs(&ops, cmp_of).find(Result::is_err) {
+        return Err(StorageError::corrupted(format!(
+            "commit {seq} writes to table {table} of unknown key order"
+        )));
+    }
+    let charge = ops.iter().map(|op| entry_charge(&op.key, op.value.as_deref())).sum();
+    apply_frame(mem, seq, Frame { bindings, dropped, counts }, charge);
+    Ok(ops)
+}
+
+/// Applies a commit's `frame` to a memtable at `seq` (name bindings,
+/// dropped tables, count changes), charges it `charge` bytes for the
+/// commit's data and notes the sequence. Runs before the data is inserted:
+/// a reader that finds the data finds the tables it belongs to.
+pub(crate) fn apply_frame(mem: &Memtable, seq: u64, frame: Frame, charge: usize) {
+    for (name, def) in frame.bindings {
         mem.bind(seq, &name, def);
     }
-    for id in dropped {
+    for id in frame.dropped {
         mem.drop_table(seq, id);
     }
-    for (table, change) in counts {
+    for (table, change) in frame.counts {
         mem.add_count(seq, table, change);
     }
     mem.charge(charge);
     mem.note_seq(seq);
-    Ok(run)
 }
 
-/// Inserts a run's writes into the memtable, one thread, in the run's key
-/// order: the skip list's splice makes each insert a short search from the
-/// previous one. REQUIRES: the memtable's single writer (the commit lock
-/// held by the caller, or the inserter's job). Then starts a build of the
-/// memtable's seek index if one is due ([`Memtable::maintain`]).
-pub(crate) fn insert_run(mem: &Arc<Memtable>, run: &PendingRun) {
+/// Each table's run of `ops` (grouped by table, as a batch holds them) with
+/// the table's comparator from `cmp_of`, or `Err` with a table it does not
+/// know.
+pub(crate) fn table_runs<'a>(
+    ops: &'a [DataOp],
+    cmp_of: &'a dyn Fn(u64) -> Option<Comparator>,
+) -> impl Iterator<Item = std::result::Result<(Comparator, &'a [DataOp]), u64>> + 'a {
+    ops.chunk_by(|a, b| a.table == b.table)
+        .map(|run| cmp_of(run[0].table).map(|cmp| (cmp, run)).ok_or(run[0].table))
+}
+
+/// Inserts runs of writes into the memtable at `seq`, one thread, in order:
+/// each run is a table's (its id and comparator, then its writes in that
+/// comparator's order, `None` for a removal), so the skip list's splice
+/// makes each insert a short search from the previous one. REQUIRES: the
+/// memtable's single writer (the commit lock held by the caller, or the
+/// inserter's job). Then starts a build of the memtable's seek index if one
+/// is due ([`Memtable::maintain`]).
+pub(crate) fn insert_runs<'k, W>(mem: &Arc<Memtable>, seq: u64, runs: impl Iterator<Item = (u64, Comparator, W)>)
+where
+    W: Iterator<Item = (&'k [u8], Option<&'k [u8]>)>,
+{
     let mut inserter = mem.inserter();
-    for (cmp, ops) in run.runs() {
-        let table = ops[0].table;
-        inserter.insert_sorted(table, cmp, run.seq, ops.iter().map(|op| (&op.key[..], op.value.as_deref())));
+    for (table, cmp, writes) in runs {
+        inserter.insert_sorted(table, cmp, seq, writes);
     }
     drop(inserter);
     mem.maintain();
 }
 
-/// [`apply_metadata`] and [`insert_run`] in one: the whole batch, inline.
+/// [`insert_runs`] of a batch's data, grouped by table (as a batch and a
+/// [`PendingRun`] hold it), each group with its comparator.
+pub(crate) fn insert_ops<'a>(mem: &Arc<Memtable>, seq: u64, runs: impl Iterator<Item = (Comparator, &'a [DataOp])>) {
+    let runs = runs.map(|(cmp, ops)| {
+        let writes = ops.iter().map(|op| (&op.key[..], op.value.as_deref()));
+        (ops[0].table, cmp, writes)
+    });
+    insert_runs(mem, seq, runs);
+}
+
+/// [`apply_metadata`] and [`insert_ops`] in one: the whole batch, inline.
 pub(crate) fn apply_batch(
     mem: &Arc<Memtable>,
     seq: u64,
     batch: Batch,
     cmp_of: &dyn Fn(u64) -> Option<Comparator>,
 ) -> Result<()> {
-    let run = apply_metadata(mem, seq, batch, cmp_of)?;
-    insert_run(mem, &run);
+    let ops = apply_metadata(mem, seq, batch, cmp_of)?;
+    let runs = table_runs(&ops, cmp_of).map(|run| run.expect("apply_metadata checked every table's order"));
+    insert_ops(mem, seq, runs);
     Ok(())
 }
 

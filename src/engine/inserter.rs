@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::core::{insert_run, panic_message};
+use super::core::{insert_ops, panic_message};
 use super::memtable::Memtable;
 use super::pending::PendingRun;
 
@@ -117,7 +117,7 @@ impl Inserter {
                     self.work.wait(&mut slot);
                 }
             };
-            let failure = catch_unwind(AssertUnwindSafe(|| insert_run(&job.mem, &job.run)))
+            let failure = catch_unwind(AssertUnwindSafe(|| insert_ops(&job.mem, job.run.seq, job.run.runs())))
                 .err()
                 .map(|panic| {
                     format!(

@@ -9,7 +9,7 @@
 //!
 //! # Thread safety
 //! Inserted on behalf of one commit at a time: by the committer under the
-//! commit lock (`engine::core::insert_run`), or for a big commit by the
+//! commit lock (`engine::core::insert_runs`), or for a big commit by the
 //! inserter thread, which the next commit and any freezer wait for
 //! (`engine::pending`: until it is done, readers find the commit in the
 //! state's pending run). Read concurrently by any number of readers,
@@ -18,13 +18,13 @@
 //! its own short lock.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use super::id_hash::IdMap;
 use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
 use super::skiplist::{ArenaBytes, GROUP, Point, SeekKey, SkipList, Writer};
@@ -336,7 +336,7 @@ pub(crate) struct Memtable {
     dropped: Mutex<Vec<(u64, u64)>>,
     /// Per table, how its entry count changed, as running sums in sequence
     /// order: `(seq, change of every commit up to seq)`.
-    counts: Mutex<HashMap<u64, Vec<(u64, i64)>>>,
+    counts: Mutex<IdMap<Vec<(u64, i64)>>>,
     bytes: AtomicUsize,
     max_seq: AtomicU64,
 }
@@ -362,7 +362,7 @@ impl Memtable {
             filter_bytes: (capacity / 64).min(MAX_FILTER_BYTES),
             bindings: Mutex::new(Vec::new()),
             dropped: Mutex::new(Vec::new()),
-            counts: Mutex::new(HashMap::new()),
+            counts: Mutex::new(IdMap::default()),
             bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
         }

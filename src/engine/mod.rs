@@ -8,6 +8,7 @@ mod core;
 mod deferred;
 mod filter;
 mod flush_marker;
+mod id_hash;
 mod inserter;
 mod key_bytes;
 mod memtable;

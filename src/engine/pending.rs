@@ -28,6 +28,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::batch::DataOp;
+use super::core::table_runs;
 use super::memtable::Lookup;
 use super::merge::{Direction, Item, Source};
 use crate::btree::{Comparator, ValueBytes, compare, is_bytewise, prefix_word};
@@ -59,11 +60,10 @@ impl PendingRun {
     /// does not know.
     pub(crate) fn new(seq: u64, ops: Vec<DataOp>, cmp_of: &dyn Fn(u64) -> Option<Comparator>) -> Result<Self, u64> {
         let mut tables: Vec<(u64, Comparator, std::ops::Range<usize>)> = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            match tables.last_mut() {
-                Some((table, _, range)) if *table == op.table => range.end = i + 1,
-                _ => tables.push((op.table, cmp_of(op.table).ok_or(op.table)?, i..i + 1)),
-            }
+        for run in table_runs(&ops, cmp_of) {
+            let (cmp, run) = run?;
+            let start = tables.last().map_or(0, |(_, _, range)| range.end);
+            tables.push((run[0].table, cmp, start..start + run.len()));
         }
         let prefixes = tables
             .iter()

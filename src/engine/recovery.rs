@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
+use super::id_hash::IdMap;
 use super::batch::{Batch, DataOp};
 use super::core::Resolver;
 use super::deferred::{DeferredOp, DeferredTable, decode_staged, encode_staged, staging_table_id, staging_tree_name};
@@ -21,7 +22,7 @@ pub(crate) struct Recovered {
     /// Metadata of every table known so far, by id.
     metas: HashMap<u64, Vec<u8>>,
     /// Key orders known from metadata alone (byte-ordered tables).
-    pub(crate) comparators: HashMap<u64, Comparator>,
+    pub(crate) comparators: IdMap<Comparator>,
     /// Deferred records by table, in commit order: first those staged in
     /// the data file by an earlier open, then the WAL's.
     deferred: BTreeMap<u64, Vec<DeferredOp>>,
@@ -56,7 +57,7 @@ impl Recovered {
         Ok(Self {
             resolver,
             metas,
-            comparators: HashMap::new(),
+            comparators: IdMap::default(),
             deferred,
             staged_through,
         })

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
+use super::id_hash::IdMap;
 use super::batch::TableDef;
 use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
@@ -80,7 +81,7 @@ struct MemoOfCommit {
     /// The tree commit (`Snapshot::txn`) the answers are for.
     txn: u64,
     defs: HashMap<Box<[u8]>, Option<TableDef>>,
-    trees: HashMap<u64, TreeOfTable>,
+    trees: IdMap<TreeOfTable>,
 }
 
 /// A table's tree in a commit (none before its first flush) and its root,
@@ -91,17 +92,18 @@ impl TableMemo {
     /// `read`'s answer for `tree`'s commit under `key` of `pick`'s map,
     /// remembered. The key is copied only to remember a new
     /// answer: a table's name is looked up by every `open_table`.
-    fn get<K, Q, V>(
+    fn get<K, Q, V, S>(
         &self,
         tree: &Snapshot,
         key: &Q,
-        pick: impl Fn(&mut MemoOfCommit) -> &mut HashMap<K, V>,
+        pick: impl Fn(&mut MemoOfCommit) -> &mut HashMap<K, V, S>,
         read: impl FnOnce() -> Result<V>,
     ) -> Result<V>
     where
         K: std::hash::Hash + Eq + std::borrow::Borrow<Q> + From<Q::Owned>,
         Q: std::hash::Hash + Eq + ToOwned + ?Sized,
         V: Clone,
+        S: std::hash::BuildHasher,
     {
         let txn = tree.txn();
         {

@@ -15,9 +15,9 @@ use parking_lot::Mutex;
 
 use super::batch::TABLES_PER_TXN;
 use super::batch::TableDef;
-use super::core::{Durability, Engine, Inner, RecoveryReport, apply_metadata, insert_run, panic_message};
+use super::core::{Durability, Engine, Inner, RecoveryReport, apply_frame, apply_metadata, insert_ops, insert_runs, panic_message};
 use super::inserter::Job;
-use super::pending::HANDOFF_OPS;
+use super::pending::{HANDOFF_OPS, PendingRun};
 use super::pop::PopCursor;
 use super::deferred::staging_table_id;
 use super::merge::{Direction, MergedRange, Source, SourceFactory, first_visible};
@@ -1087,12 +1087,7 @@ impl WriteTxn {
             tree_commit::commit(inner, seq, commit, &new_orders, bulk)?;
             return Ok(seq);
         }
-        let batch = commit.into_batch();
-        debug_assert_eq!(batch.encoded_len(), len, "a commit's length and its batch's disagree");
-        // A transaction touches few tables: a short list beats a hash map.
-        let orders = self.writes.comparators(seq);
-        let cmp_of = |id: u64| orders.iter().find(|(t, _)| *t == id).map(|&(_, cmp)| cmp);
-        let payload = batch.encode_sized(len);
+        let payload = commit.encode_sized(len);
         let commits = inner.lock_commits();
         let appended = inner.journal.append_with(&payload, sync);
         drop(payload);
@@ -1105,10 +1100,30 @@ impl WriteTxn {
         // comparator, a table of unknown order) leaves the memtable partly
         // applied, which must never be published. Poison; reopening replays
         // the record whole.
-        let run = Arc::new(inner.poison_on(apply_metadata(&active, seq, batch, &cmp_of))?);
-        let mut inline = Some(run);
-        let mut handed_back = false;
-        if let Some(run) = inline.take_if(|run| run.ops.len() >= HANDOFF_OPS) {
+        let insert = |insert: &dyn Fn()| {
+            let inserted = catch_unwind(AssertUnwindSafe(insert)).map_err(|panic| {
+                StorageError::corrupted(format!(
+                    "a key comparator panicked while commit {seq} was applied: {}",
+                    panic_message(&*panic)
+                ))
+            });
+            inner.poison_on(inserted)
+        };
+        if commit.op_count() < HANDOFF_OPS {
+            // Inserted from where the write set keeps the writes: no batch
+            // of owned ops and no pending run, which only a hand-off needs.
+            let charge = commit.charge();
+            let (frame, tables) = commit.into_parts();
+            apply_frame(&active, seq, frame, charge);
+            insert(&|| {
+                let runs = tables.iter().map(|(id, cmp, writes)| (*id, *cmp, writes.iter()));
+                insert_runs(&active, seq, runs);
+            })?;
+        } else {
+            let cmp_of = |id: u64| self.writes.order_of(id, seq);
+            let ops = inner.poison_on(apply_metadata(&active, seq, commit.into_batch(), &cmp_of))?;
+            let run = PendingRun::new(seq, ops, &cmp_of).expect("apply_metadata checked every table's order");
+            let run = Arc::new(run);
             inner.update_state(|s| State {
                 pending: Some(run.clone()),
                 ..s.clone()
@@ -1119,20 +1134,8 @@ impl WriteTxn {
             }) {
                 // The engine's handle was dropped: no thread inserts it, so
                 // this one does, and clears the run as that thread would.
-                inline = Some(job.run);
-                handed_back = true;
-            }
-        }
-        if let Some(run) = inline {
-            let inserted = catch_unwind(AssertUnwindSafe(|| insert_run(&active, &run))).map_err(|panic| {
-                StorageError::corrupted(format!(
-                    "a key comparator panicked while commit {seq} was applied: {}",
-                    panic_message(&*panic)
-                ))
-            });
-            inner.poison_on(inserted)?;
-            if handed_back {
-                inner.clear_pending(&run);
+                insert(&|| insert_ops(&active, seq, job.run.runs()))?;
+                inner.clear_pending(&job.run);
             }
         }
         // Existing tables registered their order at their typed open.

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::batch::{Batch, DataOp, OpValue, TableDef, frame_len, new_table_id, op_len};
+use super::batch::{Batch, DataOp, Frame, OpValue, TableDef, encode_parts, frame_len, new_table_id, op_len};
+use super::memtable::entry_charge;
 use super::key_bytes::KeyBytes;
 use super::merge::{Direction, Item, Source};
 use crate::btree::{Comparator, Op, ValueBytes, compare, is_bytewise, prefix_word};
@@ -388,7 +389,7 @@ impl SortedTail {
     }
 
     /// The entries, borrowed in order.
-    fn iter(&self) -> impl Iterator<Item = Op<'_>> {
+    fn iter(&self) -> impl ExactSizeIterator<Item = Op<'_>> {
         (0..self.len()).map(|i| {
             let e = Order::nth(self.order.as_ref(), &self.entries, i);
             let value = e.value().map(|at| packed_bytes(&self.chunks, at));
@@ -451,14 +452,13 @@ pub(crate) enum TableWrites {
 
 impl TableWrites {
     /// The writes, borrowed in order: a value, or `None` for a removal.
-    /// (One of two iterators, the other empty: no allocation per table on
-    /// the commit path, where every commit measures its writes.)
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Op<'_>> + '_ {
-        let (tail, map) = match self {
-            Self::Tail(tail) => (Some(tail.iter()), None),
-            Self::Map(map) => (None, Some(map.iter().map(|(key, value)| (&key.key[..], value.as_deref())))),
-        };
-        tail.into_iter().flatten().chain(map.into_iter().flatten())
+    /// (No allocation per table on the commit path, where every commit
+    /// measures, encodes and inserts its writes; one branch per write.)
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = Op<'_>> + '_ {
+        match self {
+            Self::Tail(tail) => EitherWrites::Tail(tail.iter()),
+            Self::Map(map) => EitherWrites::Map(map.iter().map(|(key, value)| (&key.key[..], value.as_deref()))),
+        }
     }
 
     fn len(&self) -> usize {
@@ -479,6 +479,41 @@ impl TableWrites {
             })),
         }
     }
+}
+
+/// The writes of a tail or of a map, as [`TableWrites::iter`] yields them.
+enum EitherWrites<T, M> {
+    Tail(T),
+    Map(M),
+}
+
+impl<'a, T, M> Iterator for EitherWrites<T, M>
+where
+    T: Iterator<Item = Op<'a>>,
+    M: Iterator<Item = Op<'a>>,
+{
+    type Item = Op<'a>;
+
+    fn next(&mut self) -> Option<Op<'a>> {
+        match self {
+            Self::Tail(tail) => tail.next(),
+            Self::Map(map) => map.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Self::Tail(tail) => tail.size_hint(),
+            Self::Map(map) => map.size_hint(),
+        }
+    }
+}
+
+impl<'a, T, M> ExactSizeIterator for EitherWrites<T, M>
+where
+    T: ExactSizeIterator<Item = Op<'a>>,
+    M: ExactSizeIterator<Item = Op<'a>>,
+{
 }
 
 /// A transaction's changes as it commits: a [`Batch`] whose writes are
@@ -508,6 +543,39 @@ impl Commit {
     pub(crate) fn puts(&self) -> u64 {
         let puts = self.tables.iter().flat_map(|(_, _, writes)| writes.iter());
         puts.filter(|(_, value)| value.is_some()).count() as u64
+    }
+
+    /// The writes, counted.
+    pub(crate) fn op_count(&self) -> usize {
+        self.tables.iter().map(|(_, _, writes)| writes.len()).sum()
+    }
+
+    /// The bytes the writes charge a memtable (`entry_charge` each).
+    pub(crate) fn charge(&self) -> usize {
+        let writes = self.tables.iter().flat_map(|(_, _, writes)| writes.iter());
+        writes.map(|(key, value)| entry_charge(key, value)).sum()
+    }
+
+    /// The WAL record's payload ([`encoded_len`](Self::encoded_len) bytes,
+    /// `len`), encoded from where the writes are: the same bytes as
+    /// [`into_batch`](Self::into_batch)'s batch encodes to.
+    pub(crate) fn encode_sized(&self, len: usize) -> Vec<u8> {
+        let ops = self.tables.iter().flat_map(|(id, _, writes)| {
+            let id = *id;
+            writes.iter().map(move |(key, value)| (id, key, value))
+        });
+        encode_parts(len, &self.bindings, &self.dropped, self.op_count(), ops, &self.counts)
+    }
+
+    /// The changes but the writes, and each written table's id, key order
+    /// and writes.
+    pub(crate) fn into_parts(self) -> (Frame, Vec<(u64, Comparator, TableWrites)>) {
+        let frame = Frame {
+            bindings: self.bindings,
+            dropped: self.dropped,
+            counts: self.counts,
+        };
+        (frame, self.tables)
     }
 
     /// The changes as one WAL batch.
@@ -1017,14 +1085,12 @@ impl WriteSet {
         }
     }
 
-    /// The key order of every table with a known one, by the id it has
-    /// when committed as `seq`.
-    pub(crate) fn comparators(&self, seq: u64) -> Vec<(u64, Comparator)> {
-        self.tables
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, t)| Some((self.table_id(slot, seq), t.cmp?)))
-            .collect()
+    /// The key order of the table whose id is `id` when committed as `seq`,
+    /// if it has a known one. (A transaction touches few tables: a search
+    /// of the list, not a map built per commit.)
+    pub(crate) fn order_of(&self, id: u64, seq: u64) -> Option<Comparator> {
+        let slot = (0..self.tables.len()).find(|&slot| self.table_id(slot, seq) == id)?;
+        self.tables[slot].cmp
     }
 
     /// The key order of each table this transaction created, by its id.
@@ -1368,8 +1434,14 @@ mod tests {
                 .collect();
             assert_eq!(in_place, expected, "round {round}");
             let len = commit.encoded_len();
+            // A small commit's record is encoded from the write set, a
+            // big one's from its batch: the same bytes.
+            let record = commit.encode_sized(len);
+            let charge: usize = expected.iter().map(|(k, v)| entry_charge(k, v.as_deref())).sum();
+            assert_eq!((commit.op_count(), commit.charge()), (expected.len(), charge), "round {round}");
             let batch = commit.into_batch();
             assert_eq!(batch.encoded_len(), len, "round {round}");
+            assert_eq!(batch.encode(), record, "round {round}");
             let got: Vec<(Vec<u8>, Option<Vec<u8>>)> =
                 batch.ops.into_iter().map(|op| (op.key.to_vec(), op.value.map(|v| v.to_vec()))).collect();
             assert_eq!(got, expected, "round {round}");
