@@ -39,6 +39,7 @@ use super::recovery::Recovered;
 use super::flush_marker::FlushMarker;
 use super::state::State;
 use super::tree_filter::TreeFilters;
+use super::txn::WriterScratch;
 use crate::btree::{Comparator, TreeStore, TreeStoreOptions, TreeWriter, fresh_db_id};
 use crate::error::{Result, StorageError};
 use crate::io::{Failure, LogDir, StorageBackend};
@@ -234,6 +235,8 @@ pub(crate) struct Inner {
     pub(crate) volatile_wal: AtomicBool,
     writer: Mutex<bool>,
     writer_free: Condvar,
+    /// The buffers the last write transaction left the next one.
+    pub(crate) writer_scratch: Mutex<Option<WriterScratch>>,
     /// Serializes inserts into the active memtable with freezing it: held by
     /// a commit from its WAL append through its memtable insert (never while
     /// a transaction is being built, never across a wait), and by whoever
@@ -422,6 +425,7 @@ impl Engine {
             volatile_wal: AtomicBool::new(false),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
+            writer_scratch: Mutex::new(None),
             commit_lock: Mutex::new(()),
             publication: Mutex::new(Publication::new(last)),
             publish_hint: AtomicU64::new(u64::MAX),

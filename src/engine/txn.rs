@@ -178,13 +178,14 @@ impl Engine {
         let inner = &self.inner;
         let state = inner.current_state();
         let seq = inner.publication.lock().last_committed;
+        let WriterScratch { writes, views } = inner.writer_scratch.lock().take().unwrap_or_default();
         WriteTxn {
             inner: inner.clone(),
             id: next_txn_id(),
             state,
             seq,
-            writes: WriteSet::default(),
-            views: Vec::new(),
+            writes,
+            views,
             pop_cursors: Vec::new(),
             durability: Durability::Immediate,
             through_tree: false,
@@ -440,6 +441,16 @@ pub struct WriteTxn {
     /// Tree pins whose savepoints this transaction deletes: dropped once
     /// its commit is durable.
     dropped_pins: Vec<u64>,
+}
+
+/// What a write transaction leaves the writer's next one (write
+/// transactions never overlap): its write set, emptied with the buffers a
+/// small transaction needs kept ([`WriteSet::recycle`]), and its list of
+/// table views, empty.
+#[derive(Default)]
+pub(crate) struct WriterScratch {
+    writes: WriteSet,
+    views: Vec<Option<Arc<TableView>>>,
 }
 
 /// A table opened in a write transaction; usable only with that
@@ -1119,6 +1130,7 @@ impl WriteTxn {
                 let runs = tables.iter().map(|(id, cmp, writes)| (*id, *cmp, writes.iter()));
                 insert_runs(&active, seq, runs);
             })?;
+            self.writes.recycle_commit(tables);
         } else {
             let cmp_of = |id: u64| self.writes.order_of(id, seq);
             let ops = inner.poison_on(apply_metadata(&active, seq, commit.into_batch(), &cmp_of))?;
@@ -1152,8 +1164,17 @@ impl WriteTxn {
     /// Discards the transaction.
     pub fn abort(self) {}
 
+    /// Gives the writer slot back, with this transaction's buffers for the
+    /// next one (it is over: nothing reads its write set again).
     fn release(&mut self) {
         if std::mem::take(&mut self.holds_slot) {
+            self.writes.recycle();
+            self.views.clear();
+            let scratch = WriterScratch {
+                writes: std::mem::take(&mut self.writes),
+                views: std::mem::take(&mut self.views),
+            };
+            *self.inner.writer_scratch.lock() = Some(scratch);
             self.inner.release_writer();
         }
     }
