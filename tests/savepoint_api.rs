@@ -15,12 +15,7 @@ const NUMBERS: TableDefinition<u64, u64> = TableDefinition::new("numbers");
 const WORDS: TableDefinition<CaseInsensitive, u64> = TableDefinition::new("words");
 
 fn create() -> (tempfile::TempDir, Database) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::builder()
-        .set_memtable_size(4096)
-        .create(dir.path().join("db"))
-        .unwrap();
-    (dir, db)
+    common::savepoints::small_memtable_db()
 }
 
 fn put(db: &Database, key: u64, value: u64) {

@@ -868,6 +868,8 @@ struct WriterState<K, V> {
     /// Some key linked so far owns memory ([`SeekKey::owns_memory`]): the
     /// list's drop must visit every node.
     keys_own_memory: bool,
+    /// An empty buffer for the next group ([`Writer::group_buffer`]).
+    group: Vec<(K, V, Option<u64>)>,
 }
 
 // SAFETY: the writer state is only touched under the list's mutex; its raw
@@ -909,6 +911,7 @@ impl<K: SeekKey, V> SkipList<K, V> {
                 rng: 0x2545_F491_4F6C_DD1D,
                 indexed: 0,
                 keys_own_memory: false,
+                group: Vec::new(),
             }),
             _owns: PhantomData,
         }
@@ -1696,6 +1699,22 @@ impl<K: SeekKey, V> Writer<'_, K, V> {
     /// one key's walk overlap the others' instead of adding up. They start
     /// below the splice's bracket of the whole group, so keys that are
     /// close together (an ascending load) still search almost nothing.
+    /// An empty buffer for [`insert_group`](Self::insert_group), with room
+    /// for at least `len` (at most [`GROUP`]) entries: the one the list's
+    /// last group left, so a commit allocates none (give it back with
+    /// [`keep_group_buffer`](Self::keep_group_buffer)).
+    pub(crate) fn group_buffer(&mut self, len: usize) -> Vec<(K, V, Option<u64>)> {
+        let mut group = std::mem::take(&mut self.state.group);
+        group.reserve(len.clamp(1, GROUP));
+        group
+    }
+
+    /// Keeps `group`'s memory for the next [`group_buffer`](Self::group_buffer).
+    pub(crate) fn keep_group_buffer(&mut self, mut group: Vec<(K, V, Option<u64>)>) {
+        group.clear();
+        self.state.group = group;
+    }
+
     pub(crate) fn insert_group(&mut self, group: &mut Vec<(K, V, Option<u64>)>, same_key: impl Fn(&K, &K) -> bool) {
         debug_assert!(group.len() <= GROUP);
         if group.len() == 1 {

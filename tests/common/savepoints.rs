@@ -9,6 +9,17 @@ use sluicedb::{
     TableDefinition, TableHandle, WriteTransaction,
 };
 
+/// A fresh database whose memtable holds 4 KiB, so a few writes already
+/// reach the tree (and savepoints span both).
+pub fn small_memtable_db() -> (tempfile::TempDir, sluicedb::Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sluicedb::Database::builder()
+        .set_memtable_size(4096)
+        .create(dir.path().join("db"))
+        .unwrap();
+    (dir, db)
+}
+
 pub fn table(name: &str) -> TableDefinition<'_, u64, u64> {
     TableDefinition::new(name)
 }
