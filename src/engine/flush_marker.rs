@@ -4,7 +4,7 @@
 //! write keeps every page the last durable commit reaches until a newer
 //! commit is durable: flushed in one commit, the file held the old tree and
 //! the new one at once (a 138 MiB database grew to 256 MiB at each flush).
-//! So a flush commits durably every [`EngineOptions::flush_commit_bytes`]
+//! So a flush commits durably every [`flush_commit_bytes`](super::EngineOptions::flush_commit_bytes)
 //! of pages written (`engine::apply`), and the leaves it replaced are
 //! reused by its next slices.
 //!

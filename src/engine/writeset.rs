@@ -41,7 +41,7 @@ impl OrdKey {
 /// one-transaction load of 1M random keys spent two fifths of its time
 /// searching and growing the ordered map (`BTreeMap::entry`), a cache miss
 /// per node level per write. The first ordered read of the table (a range,
-/// a pop) or the commit sorts them in ([`WriteSet::settle`]). Tables under
+/// a pop) or the commit sorts them in (`WriteSet::settle_table`). Tables under
 /// other orders keep every write in the map: equal keys may differ in
 /// bytes there, so hashing the bytes cannot find them.
 ///
