@@ -1165,7 +1165,9 @@ impl WriteTxn {
     pub fn abort(self) {}
 
     /// Gives the writer slot back, with this transaction's buffers for the
-    /// next one (it is over: nothing reads its write set again).
+    /// next one (it is over: nothing reads its write set again). The
+    /// scratch is stored before the slot is freed, so the writer that takes
+    /// the slot next finds it; only the slot's holder touches the scratch.
     fn release(&mut self) {
         if std::mem::take(&mut self.holds_slot) {
             self.writes.recycle();

@@ -1418,6 +1418,12 @@ mod tests {
         assert_eq!(in_order, expected);
     }
 
+    /// A commit's writes, every table's in turn, copied out.
+    fn owned_writes(commit: &Commit) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let writes = commit.tables.iter().flat_map(|(_, _, writes)| writes.iter());
+        writes.map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect()
+    }
+
     /// A writer's transactions one after another on one write set, recycled
     /// between them as `WriteTxn` does (the commit's buffers back into the
     /// spares, then the rest): each commit holds its own transaction's
@@ -1450,12 +1456,7 @@ mod tests {
                 continue; // dropped without a commit
             }
             let commit = writes.take_commit(txn);
-            let got: Vec<(Vec<u8>, Option<Vec<u8>>)> = commit
-                .tables
-                .iter()
-                .flat_map(|(_, _, writes)| writes.iter())
-                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
-                .collect();
+            let got = owned_writes(&commit);
             assert_eq!(got, model.into_iter().collect::<Vec<_>>(), "transaction {txn}");
             writes.recycle_commit(commit.tables);
         }
@@ -1560,13 +1561,7 @@ mod tests {
             // The commit as a tree commit reads it, then as its WAL batch.
             let commit = writes.take_commit(1);
             let expected: Vec<_> = model.into_iter().collect();
-            let in_place: Vec<(Vec<u8>, Option<Vec<u8>>)> = commit
-                .tables
-                .iter()
-                .flat_map(|(_, _, writes)| writes.iter())
-                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
-                .collect();
-            assert_eq!(in_place, expected, "round {round}");
+            assert_eq!(owned_writes(&commit), expected, "round {round}");
             if round % 3 == 2 {
                 // Applied in place: the buffers go back to the write set.
                 writes.recycle_commit(commit.tables);
