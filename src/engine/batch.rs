@@ -124,6 +124,23 @@ pub(crate) fn encode_parts<'a>(
     // Sized up front: growing from empty reallocated several times per
     // record (8% of a single-key commit).
     let mut out = Vec::with_capacity(len);
+    encode_parts_into(&mut out, len, bindings, dropped, op_count, ops, counts);
+    out
+}
+
+/// [`encode_parts`] appended to `out` (a WAL queue's buffer: no buffer of
+/// the payload's own).
+pub(crate) fn encode_parts_into<'a>(
+    out: &mut Vec<u8>,
+    len: usize,
+    bindings: &[(Vec<u8>, Option<TableDef>)],
+    dropped: &[u64],
+    op_count: usize,
+    ops: impl Iterator<Item = (u64, &'a [u8], Option<&'a [u8]>)>,
+    counts: &[(u64, i64)],
+) {
+    let start = out.len();
+    out.reserve(len);
     out.extend_from_slice(&(bindings.len() as u32).to_le_bytes());
     for (name, def) in bindings {
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
@@ -158,8 +175,7 @@ pub(crate) fn encode_parts<'a>(
         out.extend_from_slice(&table.to_le_bytes());
         out.extend_from_slice(&change.to_le_bytes());
     }
-    debug_assert_eq!(out.len(), len, "a batch's encoding and its computed length disagree");
-    out
+    debug_assert_eq!(out.len() - start, len, "a batch's encoding and its computed length disagree");
 }
 
 /// A commit's changes but its data writes (what `engine::core::apply_frame`

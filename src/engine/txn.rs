@@ -1072,7 +1072,9 @@ impl WriteTxn {
         } else {
             self.append_and_apply(sync)?
         };
-        self.release();
+        // Dropped before publication, with its state: a state no one else
+        // holds is published in place (`Inner::publish_seq`).
+        drop(self);
         inner.refresh_publication();
         Ok(PendingCommit { inner, seq })
     }
@@ -1098,10 +1100,9 @@ impl WriteTxn {
             tree_commit::commit(inner, seq, commit, &new_orders, bulk)?;
             return Ok(seq);
         }
-        let payload = commit.encode_sized(len);
         let commits = inner.lock_commits();
-        let appended = inner.journal.append_with(&payload, sync);
-        drop(payload);
+        // Encoded straight into the WAL's queue.
+        let appended = inner.journal.append_encoded(len, sync, |out| commit.encode_into(out, len));
         inner.check_assigned(inner.poison_on(appended)?, seq)?;
         // The previous big commit is in the memtable before this one
         // touches it (and its pending run is gone from the state).

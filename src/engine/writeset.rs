@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::batch::{Batch, DataOp, Frame, OpValue, TableDef, encode_parts, frame_len, new_table_id, op_len};
+use super::batch::{Batch, DataOp, Frame, OpValue, TableDef, encode_parts_into, frame_len, new_table_id, op_len};
 use super::memtable::entry_charge;
 use super::key_bytes::KeyBytes;
 use super::merge::{Direction, Item, Source};
@@ -556,15 +556,16 @@ impl Commit {
         writes.map(|(key, value)| entry_charge(key, value)).sum()
     }
 
-    /// The WAL record's payload ([`encoded_len`](Self::encoded_len) bytes,
-    /// `len`), encoded from where the writes are: the same bytes as
-    /// [`into_batch`](Self::into_batch)'s batch encodes to.
-    pub(crate) fn encode_sized(&self, len: usize) -> Vec<u8> {
+    /// Appends the WAL record's payload ([`encoded_len`](Self::encoded_len)
+    /// bytes, `len`) to `out` (the WAL queue's buffer), encoded from where
+    /// the writes are: the same bytes as [`into_batch`](Self::into_batch)'s
+    /// batch encodes to.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>, len: usize) {
         let ops = self.tables.iter().flat_map(|(id, _, writes)| {
             let id = *id;
             writes.iter().map(move |(key, value)| (id, key, value))
         });
-        encode_parts(len, &self.bindings, &self.dropped, self.op_count(), ops, &self.counts)
+        encode_parts_into(out, len, &self.bindings, &self.dropped, self.op_count(), ops, &self.counts);
     }
 
     /// The changes but the writes, and each written table's id, key order
@@ -1568,9 +1569,13 @@ mod tests {
                 continue;
             }
             let len = commit.encoded_len();
-            // A small commit's record is encoded from the write set, a
-            // big one's from its batch: the same bytes.
-            let record = commit.encode_sized(len);
+            // A small commit's record is encoded from the write set (after
+            // whatever the WAL queue holds), a big one's from its batch:
+            // the same bytes.
+            let mut queue = b"queued".to_vec();
+            commit.encode_into(&mut queue, len);
+            let record = queue.split_off(b"queued".len());
+            assert_eq!(queue, b"queued", "round {round}");
             let charge: usize = expected.iter().map(|(k, v)| entry_charge(k, v.as_deref())).sum();
             assert_eq!((commit.op_count(), commit.charge()), (expected.len(), charge), "round {round}");
             let batch = commit.into_batch();

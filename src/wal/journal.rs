@@ -80,7 +80,7 @@ use std::time::{Duration, Instant};
 
 use super::metrics::JournalMetrics;
 use super::reader::{LaterRecord, LogEnd, Owner, Stop, read_log};
-use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_record};
+use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_record_with};
 use super::segment::{ActiveSegment, SPARE_NAME, segment_name};
 use crate::error::{Result, StorageError};
 use crate::io::{Failure, LogDir, StorageBackend};
@@ -604,12 +604,23 @@ impl Journal {
     /// `ValueTooLarge` before anything changes: it is the caller's error, not
     /// the log's, so the journal is not failed and the sequence continues.
     pub fn append_with(&self, payload: &[u8], sync: SyncBy) -> Result<u64> {
-        if payload.len() > MAX_PAYLOAD {
-            return Err(StorageError::ValueTooLarge(payload.len()));
+        self.append_encoded(payload.len(), sync, |out| out.extend_from_slice(payload))
+    }
+
+    /// [`append_with`](Self::append_with) of the `len`-byte payload that
+    /// `write` appends to the buffer it is given: the payload is encoded
+    /// straight into the queue (under its lock), with no buffer of its own
+    /// and no copy. `write` is called once, if the record is admitted; a
+    /// `write` that appends other than `len` bytes fails the append
+    /// (`Internal`) and leaves the queue as it was.
+    pub fn append_encoded(&self, len: usize, sync: SyncBy, write: impl FnOnce(&mut Vec<u8>)) -> Result<u64> {
+        if len > MAX_PAYLOAD {
+            return Err(StorageError::ValueTooLarge(len));
         }
         self.inner.check_failed()?;
         let inner = &*self.inner;
-        let record_len = RECORD_HEADER_LEN + payload.len();
+        let record_len = RECORD_HEADER_LEN + len;
+        let mut write = Some(write);
         let mut stalled: Option<Instant> = None;
         let appended = loop {
             let mut q = inner.queue.lock();
@@ -634,8 +645,13 @@ impl Journal {
                 if seq == LAST_SEQ {
                     break Err(exhausted(seq - 1));
                 }
+                let write = write.take().expect("a record is admitted once");
+                if !encode_record_with(&mut q.buf, seq, len, write) {
+                    break Err(StorageError::Internal(format!(
+                        "a payload's encoding is not the {len} bytes it was sized at"
+                    )));
+                }
                 q.next_seq += 1;
-                encode_record(&mut q.buf, seq, payload);
                 q.records += 1;
                 debug_assert!(
                     q.buf.len() + q.taken <= inner.options.max_queue_bytes.max(record_len),
@@ -1351,7 +1367,7 @@ mod tests {
 
     /// A segment starting at `first` holding records `seqs`, planted as is.
     fn plant(dir: &MemLogDir, first: u64, seqs: &[u64]) {
-        use super::super::record::SegmentHeader;
+        use super::super::record::{SegmentHeader, encode_record};
         let mut bytes = SegmentHeader {
             db_id: DB,
             log_id: 0,
@@ -1387,6 +1403,29 @@ mod tests {
         drop(journal);
         let (_, recovery) = open_at(&dir, u64::MAX - 2).unwrap();
         assert_eq!(recovery.last_seq, u64::MAX - 1);
+    }
+
+    #[test]
+    fn a_payload_of_another_length_than_announced_is_refused_and_consumes_no_sequence() {
+        let dir = MemLogDir::new();
+        let (journal, _) = open_at(&dir, 0).unwrap();
+        let first = journal.append_encoded(5, SyncBy::Caller, |out| out.extend_from_slice(b"first")).unwrap();
+        let err = journal
+            .append_encoded(5, SyncBy::Caller, |out| out.extend_from_slice(b"longer"))
+            .expect_err("refused");
+        assert!(matches!(err, StorageError::Internal(_)), "{err}");
+        assert!(journal.failure().is_none(), "a refused record is not an I/O failure");
+        let next = journal.append_with(b"next", SyncBy::Caller).unwrap();
+        assert_eq!(next, first + 1, "no sequence consumed");
+        journal.wait_for_sync(next).unwrap();
+        drop(journal);
+        let mut replayed = Vec::new();
+        Journal::open(dir, DB, 0, JournalOptions::default(), |seq, payload| {
+            replayed.push((seq, payload.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(replayed, vec![(first, b"first".to_vec()), (next, b"next".to_vec())]);
     }
 
     #[test]

@@ -118,15 +118,37 @@ fn checksum(head: &[u8], payload: &[u8]) -> u64 {
     hasher.digest()
 }
 
-/// Appends the record `(seq, payload)` to `out`.
+/// Appends the record `(seq, payload)` to `out` (tests craft logs with it;
+/// the journal appends with [`encode_record_with`]).
 /// REQUIRES: `payload.len() <= MAX_PAYLOAD`.
+#[cfg(test)]
 pub(crate) fn encode_record(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    let written = encode_record_with(out, seq, payload.len(), |out| out.extend_from_slice(payload));
+    debug_assert!(written, "a copied payload has its own length");
+}
+
+/// Appends the record of `seq` whose `len`-byte payload `write` appends to
+/// `out`, in place: a caller that encodes its payload needs no buffer of
+/// its own. `false`, and `out` as it was, if `write` appended some other
+/// number of bytes. REQUIRES: `len <= MAX_PAYLOAD`.
+pub(crate) fn encode_record_with(out: &mut Vec<u8>, seq: u64, len: usize, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    let start = out.len();
     let mut head = [0u8; 12];
     head[..8].copy_from_slice(&seq.to_le_bytes());
-    head[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    out.reserve(RECORD_HEADER_LEN + len);
     out.extend_from_slice(&head);
-    out.extend_from_slice(&checksum(&head, payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    // The checksum's place, filled once the payload is there to hash.
+    out.extend_from_slice(&[0; 8]);
+    write(out);
+    let payload = start + RECORD_HEADER_LEN;
+    if out.len() - payload != len {
+        out.truncate(start);
+        return false;
+    }
+    let sum = checksum(&head, &out[payload..]);
+    out[start + 12..payload].copy_from_slice(&sum.to_le_bytes());
+    true
 }
 
 /// The result of decoding one record from the front of a buffer.
@@ -190,6 +212,24 @@ pub(crate) fn decode_any(buf: &[u8], seqs: std::ops::RangeInclusive<u64>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_written_in_place_makes_the_record_a_copy_makes() {
+        let mut copied = b"queued".to_vec();
+        encode_record(&mut copied, 7, b"payload");
+        let mut in_place = b"queued".to_vec();
+        assert!(encode_record_with(&mut in_place, 7, 7, |out| out.extend_from_slice(b"payload")));
+        assert_eq!(in_place, copied);
+        assert!(matches!(
+            decode_record(&in_place[6..], 7),
+            Decoded::Record { seq: 7, payload: b"payload", .. }
+        ));
+        // A payload of another length than announced appends nothing.
+        for wrong in [&b"short"[..], b"too long!", b""] {
+            assert!(!encode_record_with(&mut in_place, 8, 7, |out| out.extend_from_slice(wrong)));
+            assert_eq!(in_place, copied, "{wrong:?}");
+        }
+    }
 
     #[test]
     fn a_record_hashed_in_one_call_hashes_as_streamed() {
