@@ -515,22 +515,24 @@ pub(crate) fn apply_metadata(
         )));
     }
     let charge = ops.iter().map(|op| entry_charge(&op.key, op.value.as_deref())).sum();
-    apply_frame(mem, seq, Frame { bindings, dropped, counts }, charge);
+    apply_frame(mem, seq, &mut Frame { bindings, dropped, counts }, charge);
     Ok(ops)
 }
 
 /// Applies a commit's `frame` to a memtable at `seq` (name bindings,
 /// dropped tables, count changes), charges it `charge` bytes for the
 /// commit's data and notes the sequence. Runs before the data is inserted:
-/// a reader that finds the data finds the tables it belongs to.
-pub(crate) fn apply_frame(mem: &Memtable, seq: u64, frame: Frame, charge: usize) {
-    for (name, def) in frame.bindings {
+/// a reader that finds the data finds the tables it belongs to. Leaves
+/// the frame's lists empty, with their room (a commit's count list goes
+/// back to its writer: `WriteSet::recycle_commit`).
+pub(crate) fn apply_frame(mem: &Memtable, seq: u64, frame: &mut Frame, charge: usize) {
+    for (name, def) in frame.bindings.drain(..) {
         mem.bind(seq, &name, def);
     }
-    for id in frame.dropped {
+    for id in frame.dropped.drain(..) {
         mem.drop_table(seq, id);
     }
-    for (table, change) in frame.counts {
+    for (table, change) in frame.counts.drain(..) {
         mem.add_count(seq, table, change);
     }
     mem.charge(charge);

@@ -13,6 +13,7 @@ mod inserter;
 mod key_bytes;
 mod memtable;
 mod merge;
+mod names;
 mod pending;
 mod pop;
 mod publication;

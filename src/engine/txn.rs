@@ -776,7 +776,7 @@ impl WriteTxn {
             .collect();
         for (name, binding) in self.writes.bindings() {
             match binding {
-                Some(slot) => tables.insert(name.clone(), self.writes.tables[*slot].meta.to_vec()),
+                Some(slot) => tables.insert(name.to_vec(), self.writes.tables[slot].meta.to_vec()),
                 None => tables.remove(name),
             };
         }
@@ -1125,13 +1125,13 @@ impl WriteTxn {
             // Inserted from where the write set keeps the writes: no batch
             // of owned ops and no pending run, which only a hand-off needs.
             let charge = commit.charge();
-            let (frame, tables) = commit.into_parts();
-            apply_frame(&active, seq, frame, charge);
+            let (mut frame, tables) = commit.into_parts();
+            apply_frame(&active, seq, &mut frame, charge);
             insert(&|| {
                 let runs = tables.iter().map(|(id, cmp, writes)| (*id, *cmp, writes.iter()));
                 insert_runs(&active, seq, runs);
             })?;
-            self.writes.recycle_commit(tables);
+            self.writes.recycle_commit(tables, frame.counts);
         } else {
             let cmp_of = |id: u64| self.writes.order_of(id, seq);
             let ops = inner.poison_on(apply_metadata(&active, seq, commit.into_batch(), &cmp_of))?;
@@ -1610,7 +1610,7 @@ impl WriteTxn {
 
     /// Names the transaction resolved, created, deleted or renamed.
     pub fn touched_tables(&self) -> Vec<Vec<u8>> {
-        self.writes.touched_names().cloned().collect()
+        self.writes.touched_names().map(<[u8]>::to_vec).collect()
     }
 
     /// Whether a savepoint was restored in this transaction.

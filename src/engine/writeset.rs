@@ -11,6 +11,7 @@ use super::batch::{Batch, DataOp, Frame, OpValue, TableDef, encode_parts_into, f
 use super::memtable::entry_charge;
 use super::key_bytes::KeyBytes;
 use super::merge::{Direction, Item, Source};
+use super::names::NameMap;
 use crate::btree::{Comparator, Op, ValueBytes, compare, is_bytewise, prefix_word};
 
 /// A key ordered by its table's comparator.
@@ -693,7 +694,7 @@ pub(crate) struct WriteSet {
     pub(crate) tables: Vec<TxnTable>,
     /// Names whose binding this transaction resolved or changed: to a table
     /// slot, or unbound.
-    names: BTreeMap<Vec<u8>, Option<TableSlot>>,
+    names: NameMap,
     /// Names whose binding changed (created, deleted, renamed).
     changed: BTreeSet<Vec<u8>>,
     /// Pre-existing tables deleted (their data is dropped at commit).
@@ -730,8 +731,10 @@ struct Spare {
     tail: Tail,
     /// An empty map, in an `Arc` no one else holds.
     map: Option<Arc<Writes>>,
-    /// An empty list for a commit's tables ([`WriteSet::take_commit`]).
+    /// Empty lists for a commit's tables and count changes
+    /// ([`WriteSet::take_commit`]).
     commit: Vec<(u64, Comparator, TableWrites)>,
+    counts: Vec<(u64, i64)>,
 }
 
 impl Spare {
@@ -755,25 +758,25 @@ impl Spare {
 
 impl WriteSet {
     /// Every name the transaction resolved, created, deleted or renamed.
-    pub(crate) fn touched_names(&self) -> impl Iterator<Item = &Vec<u8>> {
-        self.names.keys()
+    pub(crate) fn touched_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.names.iter().map(|(name, _)| name)
     }
 
     /// Every name the transaction resolved or changed, with its binding.
-    pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<TableSlot>)> {
+    pub(crate) fn bindings(&self) -> impl Iterator<Item = (&[u8], Option<TableSlot>)> {
         self.names.iter().filter(|(name, _)| self.changed.contains(*name))
     }
 
     /// The transaction's own binding of `name`, if it has one.
     pub(crate) fn binding(&self, name: &[u8]) -> Option<Option<TableSlot>> {
-        self.names.get(name).copied()
+        self.names.get(name)
     }
 
     /// Records an existing table as seen by this transaction, its key order
     /// not known yet.
     pub(crate) fn adopt(&mut self, name: &[u8], def: &TableDef) -> TableSlot {
         let slot = self.add_table(Origin::Existing(def.id), def.meta.clone(), None);
-        self.names.insert(name.to_vec(), Some(slot));
+        self.names.insert(name, Some(slot));
         slot
     }
 
@@ -825,9 +828,9 @@ impl WriteSet {
     }
 
     /// Takes back a commit's writes once they are in the memtable: the
-    /// buffers of the first table's tail and the list become spares (see
-    /// [`recycle`](Self::recycle)).
-    pub(crate) fn recycle_commit(&mut self, mut tables: Vec<(u64, Comparator, TableWrites)>) {
+    /// buffers of the first table's tail, the table list and the count list
+    /// become spares (see [`recycle`](Self::recycle)).
+    pub(crate) fn recycle_commit(&mut self, mut tables: Vec<(u64, Comparator, TableWrites)>, mut counts: Vec<(u64, i64)>) {
         let spare = self.spare.get_or_insert_default();
         for (_, _, writes) in tables.drain(..) {
             if let TableWrites::Tail(sorted) = writes {
@@ -841,12 +844,16 @@ impl WriteSet {
         if tables.capacity() <= SPARE_TABLES {
             spare.commit = tables;
         }
+        if counts.capacity() <= SPARE_TABLES {
+            counts.clear();
+            spare.counts = counts;
+        }
     }
 
     /// Records that `name` is bound to no table at the transaction's start
     /// (not a change: `bindings` leaves it out).
     pub(crate) fn note_missing(&mut self, name: &[u8]) {
-        self.names.entry(name.to_vec()).or_insert(None);
+        self.names.insert_if_absent(name, None);
     }
 
     /// Tables created so far.
@@ -857,7 +864,7 @@ impl WriteSet {
     pub(crate) fn create(&mut self, name: &[u8], meta: &[u8], cmp: Comparator) -> TableSlot {
         let slot = self.add_table(Origin::New(self.created), meta.into(), Some(cmp));
         self.created += 1;
-        self.names.insert(name.to_vec(), Some(slot));
+        self.names.insert(name, Some(slot));
         self.changed.insert(name.to_vec());
         slot
     }
@@ -872,13 +879,13 @@ impl WriteSet {
         self.tables[slot].unread.clear();
         self.tables[slot].popped_front = None;
         self.tables[slot].popped_back = None;
-        self.names.insert(name.to_vec(), None);
+        self.names.insert(name, None);
         self.changed.insert(name.to_vec());
     }
 
     pub(crate) fn rename(&mut self, from: &[u8], to: &[u8], slot: TableSlot) {
-        self.names.insert(from.to_vec(), None);
-        self.names.insert(to.to_vec(), Some(slot));
+        self.names.insert(from, None);
+        self.names.insert(to, Some(slot));
         self.changed.insert(from.to_vec());
         self.changed.insert(to.to_vec());
     }
@@ -1131,7 +1138,7 @@ impl WriteSet {
             .changed
             .iter()
             .map(|name| {
-                let def = self.names.get(name).copied().flatten().map(|slot| TableDef {
+                let def = self.names.get(name).flatten().map(|slot| TableDef {
                     id: self.table_id(slot, seq),
                     meta: self.tables[slot].meta.clone(),
                 });
@@ -1142,9 +1149,11 @@ impl WriteSet {
         // most one: creating, adopting and renaming bind a table's one name,
         // and the name it had, if any, is unbound). A record groups each
         // table's writes, in any order of tables.
-        let mut tables = self.spare.as_mut().map(|spare| std::mem::take(&mut spare.commit)).unwrap_or_default();
-        let mut counts = Vec::new();
-        for &slot in self.names.values().flatten() {
+        let (mut tables, mut counts) = match self.spare.as_mut() {
+            Some(spare) => (std::mem::take(&mut spare.commit), std::mem::take(&mut spare.counts)),
+            None => Default::default(),
+        };
+        for slot in self.names.iter().filter_map(|(_, binding)| binding) {
             let id = self.table_id(slot, seq);
             debug_assert!(self.tables[slot].unread.is_empty(), "a commit with unread keys");
             if self.tables[slot].count_change != 0 {
@@ -1459,7 +1468,7 @@ mod tests {
             let commit = writes.take_commit(txn);
             let got = owned_writes(&commit);
             assert_eq!(got, model.into_iter().collect::<Vec<_>>(), "transaction {txn}");
-            writes.recycle_commit(commit.tables);
+            writes.recycle_commit(commit.tables, commit.counts);
         }
     }
 
@@ -1563,9 +1572,14 @@ mod tests {
             let commit = writes.take_commit(1);
             let expected: Vec<_> = model.into_iter().collect();
             assert_eq!(owned_writes(&commit), expected, "round {round}");
+            // This round's count change alone (a recycled count list holds
+            // none of an earlier round's).
+            let change = after as i64 - below.len() as i64;
+            let counts: Vec<i64> = commit.counts.iter().map(|&(_, c)| c).collect();
+            assert_eq!(counts, if change == 0 { vec![] } else { vec![change] }, "round {round}");
             if round % 3 == 2 {
                 // Applied in place: the buffers go back to the write set.
-                writes.recycle_commit(commit.tables);
+                writes.recycle_commit(commit.tables, commit.counts);
                 continue;
             }
             let len = commit.encoded_len();
