@@ -37,7 +37,7 @@ use super::pending::PendingRun;
 use super::publication::Publication;
 use super::recovery::Recovered;
 use super::flush_marker::FlushMarker;
-use super::state::State;
+use super::state::{State, ViewMemo};
 use super::tree_filter::TreeFilters;
 use super::txn::WriterScratch;
 use crate::btree::{Comparator, TreeStore, TreeStoreOptions, TreeWriter, fresh_db_id};
@@ -400,6 +400,7 @@ impl Engine {
             tree_filter: None,
             count_ahead,
             tables: Arc::default(),
+            views: ViewMemo::default(),
         };
         let report = RecoveryReport {
             replayed_records: recovery.replayed,

@@ -166,7 +166,29 @@ pub(crate) struct State {
     pub(crate) count_ahead: Option<CountAhead>,
     /// What `tree`'s commit says about tables, remembered ([`TableMemo`]).
     pub(crate) tables: Arc<TableMemo>,
+    /// The views the writer asked of this state ([`ViewMemo`]).
+    pub(crate) views: ViewMemo,
 }
+
+/// The table views a state made for the writer ([`State::writer_view`]),
+/// with the key order each was made for. A state outlives many commits (a
+/// commit that changes nothing but the sequence publishes it in place:
+/// `Inner::publish_seq`), and every one of them opens its table, which
+/// made the same view again, in an allocation of its own. A state made from
+/// this one starts with none: its layers may differ, and a view is only
+/// valid for the state that made it.
+#[derive(Default)]
+pub(crate) struct ViewMemo(parking_lot::Mutex<Vec<(Comparator, Arc<TableView>)>>);
+
+impl Clone for ViewMemo {
+    /// An empty memo (see the type's docs).
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+/// Views a memo keeps: a writer has a table or two open.
+const MEMO_VIEWS: usize = 8;
 
 /// A table resolved in a state: enough to read it without further lookups.
 #[derive(Clone)]
@@ -229,6 +251,22 @@ impl State {
                     .transpose()
             },
         )
+    }
+
+    /// [`view`](Self::view), shared: made once per state for the writer
+    /// ([`ViewMemo`]). Only the writer asks, so the memo's lock is not
+    /// contended.
+    pub(crate) fn writer_view(&self, def: TableDef, cmp: Comparator) -> Result<Arc<TableView>> {
+        let same = |(order, view): &&(Comparator, Arc<TableView>)| std::ptr::fn_addr_eq(*order, cmp) && view.def == def;
+        if let Some((_, view)) = self.views.0.lock().iter().find(same) {
+            return Ok(view.clone());
+        }
+        let view = Arc::new(self.view(def, cmp)?);
+        let mut memo = self.views.0.lock();
+        if memo.len() < MEMO_VIEWS {
+            memo.push((cmp, view.clone()));
+        }
+        Ok(view)
     }
 
     pub(crate) fn view(&self, def: TableDef, cmp: Comparator) -> Result<TableView> {

@@ -21,7 +21,7 @@ use super::pending::{HANDOFF_OPS, PendingRun};
 use super::pop::PopCursor;
 use super::deferred::staging_table_id;
 use super::merge::{Direction, MergedRange, Source, SourceFactory, first_visible};
-use super::state::{State, TABLES_TREE, TableView, data_tree_id, data_tree_name};
+use super::state::{State, TABLES_TREE, TableView, ViewMemo, data_tree_id, data_tree_name};
 use super::tree_commit;
 use super::writeset::{Below, Origin, Place, SharedSource, TableSlot, WriteSet};
 use super::memtable::Memtable;
@@ -681,7 +681,7 @@ impl WriteTxn {
             id,
             meta: table.meta.clone(),
         };
-        self.views[slot] = Some(Arc::new(self.state.view(def, cmp)?));
+        self.views[slot] = Some(self.state.writer_view(def, cmp)?);
         Ok(())
     }
 
@@ -1586,6 +1586,7 @@ impl WriteTxn {
             tree_filter: None,
             count_ahead: None,
             tables: Arc::default(),
+            views: ViewMemo::default(),
         };
         Ok(ReadTxn {
             inner: self.inner.clone(),
