@@ -160,7 +160,7 @@ pub struct WriteTransaction {
     /// Locked only inside `with_txn`, never across a call into user code,
     /// so it never blocks: a transaction is used by one thread at a time
     /// (the lock makes it `Sync`, as redb's, so its tables are `Send`).
-    txn: Mutex<engine::WriteTxn>,
+    txn: Mutex<Box<engine::WriteTxn>>,
     /// The tables open in this transaction, with where each was opened
     /// (for [`TableError::TableAlreadyOpen`]). A list: a transaction has a
     /// table or two open, and hashing the name three times per open (a
@@ -256,7 +256,7 @@ fn names_of_kind(tables: Vec<(Vec<u8>, Vec<u8>)>, multimap: bool) -> impl Iterat
 }
 
 impl WriteTransaction {
-    pub(crate) fn new(txn: engine::WriteTxn, live: LiveToken) -> Self {
+    pub(crate) fn new(txn: Box<engine::WriteTxn>, live: LiveToken) -> Self {
         Self {
             txn: Mutex::new(txn),
             open: Mutex::new(Vec::new()),

@@ -56,7 +56,7 @@ fn entries(db: &Engine, name: &[u8]) -> (Vec<Vec<u8>>, u64) {
     (keys, read.len(&t).unwrap())
 }
 
-fn build(db: &Engine, rng: &mut Rng, thread: u64, txn: u64) -> WriteTxn {
+fn build(db: &Engine, rng: &mut Rng, thread: u64, txn: u64) -> Box<WriteTxn> {
     let mut w = loop {
         if rng.chance(50) {
             break db.begin_write().unwrap();

@@ -316,7 +316,7 @@ struct Run {
     visible: usize,
     /// What the write transaction sees.
     working: State,
-    txn: Option<WriteTxn>,
+    txn: Option<Box<WriteTxn>>,
     /// Tables deleted by the open transaction (bounds table creations).
     deletes: u32,
     pending: Vec<(usize, PendingCommit)>,
@@ -359,7 +359,7 @@ impl Run {
                 }
             }
         }
-        self.txn.as_mut()
+        self.txn.as_deref_mut()
     }
 
     fn drop_txn(&mut self) {

@@ -225,7 +225,7 @@ struct Loading<'e> {
     meta: Vec<u8>,
     order: Comparator,
     /// Always `Some` between calls; taken to commit.
-    txn: Option<(WriteTxn, TableRef)>,
+    txn: Option<(Box<WriteTxn>, TableRef)>,
     batch: usize,
 }
 
@@ -243,7 +243,7 @@ impl<'e> Loading<'e> {
         Ok(loading)
     }
 
-    fn begin_txn(&self) -> CliResult<(WriteTxn, TableRef)> {
+    fn begin_txn(&self) -> CliResult<(Box<WriteTxn>, TableRef)> {
         let mut txn = self.engine.begin_write()?;
         txn.set_durability(Durability::None);
         let table = txn.open_table(&self.name, &self.meta, self.order)?;
