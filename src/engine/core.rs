@@ -887,8 +887,8 @@ impl Inner {
     /// no one else holds that state (no reader, and the committing writer
     /// has let its own go), else in a copy. A copy takes an allocation and
     /// a count on every layer the state shares, and dropping the state it
-    /// replaces gives them back: a seventh of a no-sync commit's
-    /// allocations and most of its atomic operations.
+    /// replaces gives them back (one of the nine allocations a one-write
+    /// no-sync commit made, and most of its atomic operations).
     fn publish_seq(&self, seq: u64) {
         let mut state = self.state.write();
         match Arc::get_mut(&mut state) {

@@ -156,7 +156,7 @@ impl Engine {
     /// built (not while one waits for its sync).
     ///
     /// Boxed: a transaction moves from here into its handle, and from the
-    /// handle into its commit, and each move of the 300-byte value was a
+    /// handle into its commit, and each move of the 312-byte value was a
     /// copy (a tenth of a one-write no-sync commit's instructions were
     /// such copies).
     pub fn begin_write(&self) -> Result<Box<WriteTxn>> {

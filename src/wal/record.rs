@@ -130,24 +130,40 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
 /// Appends the record of `seq` whose `len`-byte payload `write` appends to
 /// `out`, in place: a caller that encodes its payload needs no buffer of
 /// its own. `false`, and `out` as it was, if `write` appended some other
-/// number of bytes. REQUIRES: `len <= MAX_PAYLOAD`.
+/// number of bytes; if `write` panics, `out` is left as it was too (it is
+/// a WAL queue, whose next records must not follow a partial one).
+/// REQUIRES: `len <= MAX_PAYLOAD`.
 pub(crate) fn encode_record_with(out: &mut Vec<u8>, seq: u64, len: usize, write: impl FnOnce(&mut Vec<u8>)) -> bool {
-    let start = out.len();
+    /// Cuts `out` back to `start` when dropped, unless the record is done.
+    struct Partial<'a> {
+        out: &'a mut Vec<u8>,
+        start: usize,
+        done: bool,
+    }
+    impl Drop for Partial<'_> {
+        fn drop(&mut self) {
+            if !self.done {
+                self.out.truncate(self.start);
+            }
+        }
+    }
     let mut head = [0u8; 12];
     head[..8].copy_from_slice(&seq.to_le_bytes());
     head[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-    out.reserve(RECORD_HEADER_LEN + len);
-    out.extend_from_slice(&head);
+    let start = out.len();
+    let mut record = Partial { out, start, done: false };
+    record.out.reserve(RECORD_HEADER_LEN + len);
+    record.out.extend_from_slice(&head);
     // The checksum's place, filled once the payload is there to hash.
-    out.extend_from_slice(&[0; 8]);
-    write(out);
+    record.out.extend_from_slice(&[0; 8]);
+    write(record.out);
     let payload = start + RECORD_HEADER_LEN;
-    if out.len() - payload != len {
-        out.truncate(start);
+    if record.out.len() - payload != len {
         return false;
     }
-    let sum = checksum(&head, &out[payload..]);
-    out[start + 12..payload].copy_from_slice(&sum.to_le_bytes());
+    let sum = checksum(&head, &record.out[payload..]);
+    record.out[start + 12..payload].copy_from_slice(&sum.to_le_bytes());
+    record.done = true;
     true
 }
 
@@ -224,11 +240,20 @@ mod tests {
             decode_record(&in_place[6..], 7),
             Decoded::Record { seq: 7, payload: b"payload", .. }
         ));
-        // A payload of another length than announced appends nothing.
+        // A payload of another length than announced appends nothing, nor
+        // does one whose encoder panics part way.
         for wrong in [&b"short"[..], b"too long!", b""] {
             assert!(!encode_record_with(&mut in_place, 8, 7, |out| out.extend_from_slice(wrong)));
             assert_eq!(in_place, copied, "{wrong:?}");
         }
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            encode_record_with(&mut in_place, 8, 7, |out| {
+                out.extend_from_slice(b"pay");
+                panic!("an encoder's bug");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(in_place, copied, "a panicking encoder leaves a partial record");
     }
 
     #[test]
