@@ -5,60 +5,22 @@
 //! `Durability::None` or `Immediate`, or by `commit_pipelined` waited for
 //! later, with small memtables (freezes and flushes) and checkpoints on
 //! another thread. Each commit adds its rows and sets a counter to the
-//! number of rows; readers on other threads check every snapshot's
-//! counter against its rows, that held snapshots never change, that their
-//! successive snapshots never go back, and that a commit acknowledged
-//! before a read began is in it.
+//! number of rows; readers on other threads check every snapshot
+//! (`common::counted_rows::spawn_readers`): whole commits, never going
+//! back, unchanged while held, and every commit acknowledged before the
+//! read began.
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sluicedb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use common::counted_rows::{META, ROWS, check_whole, observe, spawn_checkpointer, spawn_readers, write_rows};
+use sluicedb::{Database, Durability, ReadableDatabase};
 
-const ROWS: TableDefinition<u64, u64> = TableDefinition::new("rows");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const COMMITS: u64 = 700;
 const SIZES: [u64; 9] = [1, 2, 63, 64, 65, 100, 3, 1, 40];
-
-type Seen = (u64, u64, Option<u64>, Option<u64>, Option<u64>);
-
-/// (counter, rows.len(), first row, last row, value of the last row).
-fn observe(read: &sluicedb::ReadTransaction) -> Seen {
-    let meta = match read.open_table(META) {
-        Ok(t) => t,
-        Err(sluicedb::TableError::TableDoesNotExist(_)) => return (0, 0, None, None, None),
-        Err(e) => panic!("{e}"),
-    };
-    let rows = read.open_table(ROWS).unwrap();
-    let count = meta.get("count").unwrap().map(|g| g.value()).unwrap_or(0);
-    let last = rows.last().unwrap().map(|(k, v)| (k.value(), v.value()));
-    (
-        count,
-        rows.len().unwrap(),
-        rows.first().unwrap().map(|(k, _)| k.value()),
-        last.map(|l| l.0),
-        last.map(|l| l.1),
-    )
-}
-
-fn check_invariant(seen: Seen, what: &str) {
-    let (count, len, first, last, value) = seen;
-    assert_eq!(count, len, "{what}: counter {count} but {len} rows");
-    if count > 0 {
-        assert_eq!(
-            (first, last),
-            (Some(0), Some(count - 1)),
-            "{what}: rows of counter {count}"
-        );
-        // Each row's value is the counter its commit set.
-        assert_eq!(
-            value,
-            Some(count),
-            "{what}: the last row belongs to the commit that set the counter"
-        );
-    }
-}
 
 #[test]
 fn hand_offs_pipelines_and_publications_keep_snapshots_whole() {
@@ -88,20 +50,9 @@ fn hand_offs_pipelines_and_publications_keep_snapshots_whole() {
                 })
                 .unwrap();
                 {
-                    let mut meta = w.open_table(META).unwrap();
-                    let mut rows = w.open_table(ROWS).unwrap();
-                    let count = meta.get("count").unwrap().map(|g| g.value()).unwrap_or(0);
-                    assert_eq!(count, total, "writer {n}: the counter its transaction starts with");
-                    assert_eq!(
-                        rows.len().unwrap(),
-                        total,
-                        "writer {n}: the rows its transaction starts with"
-                    );
+                    let (mut meta, mut rows) = (w.open_table(META).unwrap(), w.open_table(ROWS).unwrap());
                     let after = total + rows_now;
-                    for k in total..after {
-                        rows.insert(k, after).unwrap();
-                    }
-                    meta.insert("count", after).unwrap();
+                    write_rows(&mut rows, &mut meta, total, after);
                     total = after;
                 }
                 if end == 3 {
@@ -129,63 +80,14 @@ fn hand_offs_pipelines_and_publications_keep_snapshots_whole() {
         })
     };
 
-    let checkpointer = {
-        let (db, done) = (db.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
-                db.checkpoint().unwrap();
-            }
-        })
-    };
-
-    let readers: Vec<_> = (0..3u64)
-        .map(|r| {
-            let (db, acked, done) = (db.clone(), acked.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut last_seen = 0u64;
-                let mut held: Vec<(sluicedb::ReadTransaction, Seen)> = Vec::new();
-                let mut reads = 0u64;
-                let deadline = Instant::now() + Duration::from_secs(120);
-                while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    let before = acked.load(Ordering::SeqCst);
-                    let read = db.begin_read().unwrap();
-                    let seen = observe(&read);
-                    reads += 1;
-                    let what = format!("reader {r} read {reads}");
-                    check_invariant(seen, &what);
-                    assert!(
-                        seen.0 >= before,
-                        "{what}: counter {} below {before} acknowledged",
-                        seen.0
-                    );
-                    assert!(
-                        seen.0 >= last_seen,
-                        "{what}: counter went back from {last_seen} to {}",
-                        seen.0
-                    );
-                    last_seen = seen.0;
-                    if reads % 5 == r {
-                        held.push((read, seen));
-                    }
-                    if held.len() > 5 {
-                        let (old, was) = held.remove(0);
-                        assert_eq!(observe(&old), was, "reader {r}: a held snapshot changed");
-                    }
-                }
-                for (old, was) in held {
-                    assert_eq!(observe(&old), was, "reader {r}: a held snapshot changed (at the end)");
-                }
-                reads
-            })
-        })
-        .collect();
+    let checkpointer = spawn_checkpointer(db.clone(), done.clone(), Duration::from_millis(20));
+    let readers = spawn_readers(&db, &acked, &done, 3);
 
     let total = writer.join().unwrap();
     checkpointer.join().unwrap();
     let reads: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();
     assert!(reads.iter().all(|&n| n > 5), "every reader read: {reads:?}");
     let seen = observe(&db.begin_read().unwrap());
-    check_invariant(seen, "at the end");
+    check_whole(seen, "at the end");
     assert_eq!(seen.0, total);
 }

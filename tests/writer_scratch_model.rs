@@ -17,10 +17,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use common::Rng;
 use common::engine::{Disk, small_options};
-use common::{Rng, numeric};
+use common::two_orders::{dec, enc, entries_of, order};
 use sluicedb::StorageError;
-use sluicedb::btree::{Comparator, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, TableRef, WriteTxn};
 use sluicedb::io::TearMode;
 
@@ -35,38 +35,6 @@ fn options() -> EngineOptions {
         max_commit_bytes: 24 << 10,
         ..small_options()
     }
-}
-
-fn order(meta: &[u8]) -> Comparator {
-    if meta == b"numeric" { numeric } else { bytewise }
-}
-
-/// A byte-ordered table's keys are big-endian (byte order is numeric
-/// order), a numeric table's little-endian (its comparator's).
-fn enc(meta: &[u8], k: u16) -> Vec<u8> {
-    if meta == b"numeric" {
-        k.to_le_bytes().to_vec()
-    } else {
-        k.to_be_bytes().to_vec()
-    }
-}
-
-fn dec(meta: &[u8], key: &[u8]) -> u16 {
-    let b: [u8; 2] = key.try_into().expect("a two-byte key");
-    if meta == b"numeric" {
-        u16::from_le_bytes(b)
-    } else {
-        u16::from_be_bytes(b)
-    }
-}
-
-fn entries_of(meta: &[u8], range: MergedRange<'_>) -> Vec<(u16, Vec<u8>)> {
-    range
-        .map(|e| {
-            let (k, v) = e.unwrap();
-            (dec(meta, &k), v.to_vec())
-        })
-        .collect()
 }
 
 /// What a reader of `db` sees, checked against `model`.

@@ -13,46 +13,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use common::Rng;
 use common::engine::{Disk, small_options};
-use common::{Rng, numeric};
-use sluicedb::btree::{Comparator, bytewise};
-use sluicedb::engine::{Durability, Engine, MergedRange, ReadTable, ReadTxn, TableRef, WriteTxn};
+use common::two_orders::{enc, entries_of, order};
+use sluicedb::engine::{Durability, Engine, ReadTable, ReadTxn, TableRef, WriteTxn};
 
 type Entries = BTreeMap<u16, Vec<u8>>;
 type Model = BTreeMap<Vec<u8>, (Vec<u8>, Entries)>;
 
 /// Names that are prefixes of one another.
 const NAMES: [&[u8]; 7] = [b"t", b"t1", b"t10", b"t2", b"tab", b"u", b"t1\0"];
-
-fn order(meta: &[u8]) -> Comparator {
-    if meta == b"numeric" { numeric } else { bytewise }
-}
-
-fn enc(meta: &[u8], k: u16) -> Vec<u8> {
-    if meta == b"numeric" {
-        k.to_le_bytes().to_vec()
-    } else {
-        k.to_be_bytes().to_vec()
-    }
-}
-
-fn dec(meta: &[u8], key: &[u8]) -> u16 {
-    let b: [u8; 2] = key.try_into().expect("a two-byte key");
-    if meta == b"numeric" {
-        u16::from_le_bytes(b)
-    } else {
-        u16::from_be_bytes(b)
-    }
-}
-
-fn entries_of(meta: &[u8], range: MergedRange<'_>) -> Vec<(u16, Vec<u8>)> {
-    range
-        .map(|e| {
-            let (k, v) = e.unwrap();
-            (dec(meta, &k), v.to_vec())
-        })
-        .collect()
-}
 
 fn value(rng: &mut Rng, txn: usize, k: u16) -> Vec<u8> {
     let len = 20 + rng.below(180) as usize;

@@ -96,6 +96,7 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
 }
 
 pub mod bomb;
+pub mod counted_rows;
 pub mod engine;
 pub mod failing;
 pub mod faulty;
@@ -104,6 +105,7 @@ pub mod mixed;
 pub mod multimap;
 pub mod pages;
 pub mod savepoints;
+pub mod two_orders;
 pub mod wal;
 
 /// A crash-simulating backend as a user's redb-shaped backend
