@@ -19,7 +19,7 @@ use std::ops::Bound;
 
 use common::Rng;
 use common::engine::{Disk, small_options};
-use common::two_orders::{dec, enc, entries_of, order};
+use common::two_orders::{dec, enc, entries_of, meta_or_random, order};
 use sluicedb::StorageError;
 use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, TableRef, WriteTxn};
 use sluicedb::io::TearMode;
@@ -153,16 +153,7 @@ fn build(
                 });
             }
             op => {
-                let meta = match m.get(&name) {
-                    Some((meta, _)) => meta.clone(),
-                    None => {
-                        if rng.chance(50) {
-                            b"numeric".to_vec()
-                        } else {
-                            b"bytes".to_vec()
-                        }
-                    }
-                };
+                let meta = meta_or_random(m.get(&name).map(|(meta, _)| meta.as_slice()), rng);
                 let t = match handles.get(&name) {
                     Some(t) => *t,
                     None => w.open_table(&name, &meta, order(&meta))?,

@@ -15,7 +15,7 @@ use std::ops::Bound;
 
 use common::Rng;
 use common::engine::{Disk, small_options};
-use common::two_orders::{enc, entries_of, order};
+use common::two_orders::{enc, entries_of, meta_or_random, order};
 use sluicedb::engine::{Durability, Engine, ReadTable, ReadTxn, TableRef, WriteTxn};
 
 type Entries = BTreeMap<u16, Vec<u8>>;
@@ -135,16 +135,7 @@ fn run(seed: u64, txns: usize) {
                     handles.remove(&to);
                 }
                 _ => {
-                    let meta = match m.get(&name) {
-                        Some((meta, _)) => meta.clone(),
-                        None => {
-                            if rng.chance(50) {
-                                b"numeric".to_vec()
-                            } else {
-                                b"bytes".to_vec()
-                            }
-                        }
-                    };
+                    let meta = meta_or_random(m.get(&name).map(|(meta, _)| meta.as_slice()), &mut rng);
                     let t = match handles.get(&name) {
                         Some(t) => *t,
                         None => {

@@ -458,6 +458,10 @@ pub(crate) struct WriterScratch {
     views: Vec<Option<Arc<TableView>>>,
 }
 
+/// Records up to this long are encoded straight into the WAL's queue, under
+/// its lock (`WriteTxn::append_and_apply`); longer ones outside it.
+const ENCODE_IN_QUEUE_BYTES: usize = 4 << 10;
+
 /// A table opened in a write transaction; usable only with that
 /// transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1105,9 +1109,21 @@ impl WriteTxn {
             tree_commit::commit(inner, seq, commit, &new_orders, bulk)?;
             return Ok(seq);
         }
+        // A small record is encoded straight into the WAL's queue, under its
+        // lock (no buffer of its own); a big one first, outside the lock,
+        // so that the sync thread is not kept from the queue while its
+        // thousands of writes are encoded (a buffer is cheap beside them).
+        let staged = (len > ENCODE_IN_QUEUE_BYTES).then(|| {
+            let mut payload = Vec::with_capacity(len);
+            commit.encode_into(&mut payload, len);
+            payload
+        });
         let commits = inner.lock_commits();
-        // Encoded straight into the WAL's queue.
-        let appended = inner.journal.append_encoded(len, sync, |out| commit.encode_into(out, len));
+        let appended = match &staged {
+            Some(payload) => inner.journal.append_with(payload, sync),
+            None => inner.journal.append_encoded(len, sync, |out| commit.encode_into(out, len)),
+        };
+        drop(staged);
         inner.check_assigned(inner.poison_on(appended)?, seq)?;
         // The previous big commit is in the memtable before this one
         // touches it (and its pending run is gone from the state).

@@ -231,8 +231,11 @@ mod tests {
 
     #[test]
     fn a_payload_written_in_place_makes_the_record_a_copy_makes() {
-        let mut copied = b"queued".to_vec();
-        encode_record(&mut copied, 7, b"payload");
+        // The format, spelled out: sequence, length, xxh3 of those twelve
+        // bytes and the payload, then the payload.
+        let head = [&7u64.to_le_bytes()[..], &7u32.to_le_bytes()].concat();
+        let sum = xxhash_rust::xxh3::xxh3_64(&[&head[..], b"payload"].concat());
+        let copied = [&b"queued"[..], &head, &sum.to_le_bytes(), b"payload"].concat();
         let mut in_place = b"queued".to_vec();
         assert!(encode_record_with(&mut in_place, 7, 7, |out| out.extend_from_slice(b"payload")));
         assert_eq!(in_place, copied);

@@ -10,6 +10,16 @@ pub fn order(meta: &[u8]) -> Comparator {
     if meta == b"numeric" { super::numeric } else { bytewise }
 }
 
+/// The metadata of a table the model knows (`known`), else either order
+/// at random for a table about to be created.
+pub fn meta_or_random(known: Option<&[u8]>, rng: &mut super::Rng) -> Vec<u8> {
+    match known {
+        Some(meta) => meta.to_vec(),
+        None if rng.chance(50) => b"numeric".to_vec(),
+        None => b"bytes".to_vec(),
+    }
+}
+
 /// A byte-ordered table's keys are big-endian (byte order is numeric
 /// order), a numeric table's little-endian (its comparator's).
 pub fn enc(meta: &[u8], k: u16) -> Vec<u8> {
