@@ -18,7 +18,7 @@ use super::id_hash::IdMap;
 use super::batch::TableDef;
 use super::deferred::{DeferredTable, Overlay, overlay_get, overlay_source};
 use super::memtable::{Lookup, Memtable};
-use super::merge::{Direction, MemSource, Source, TreeSource};
+use super::merge::{Direction, MemOwner, MemSource, Source, TreeSource};
 use super::pending::PendingRun;
 use super::tree_filter::{FilterGate, TreeFilter};
 use super::filter::key_hash;
@@ -211,6 +211,13 @@ pub(crate) struct TableView {
 impl State {
     pub(crate) fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
         std::iter::once(&self.active).chain(self.frozen.iter())
+    }
+
+    /// An owner for each memtable's long values, in
+    /// [`memtables`](Self::memtables) order, for [`sources`](Self::sources)
+    /// to share among the ranges of one reader (see [`MemOwner`]).
+    pub(crate) fn mem_owners(&self) -> Vec<MemOwner> {
+        self.memtables().map(MemOwner::of).collect()
     }
 
     /// The in-memory layers a range of this state merges above the tree:
@@ -504,6 +511,7 @@ impl State {
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         direction: Direction,
+        owners: &[MemOwner],
     ) -> Result<Vec<Source<'a>>> {
         // Room for every layer (the pending run, the memtables, an overlay,
         // the tree) allocated at once: a first push into an empty vector
@@ -514,12 +522,13 @@ impl State {
         if let Some(run) = &self.pending {
             sources.extend(run.source(table.def.id, seq, lower, upper, direction));
         }
-        for mem in self.memtables() {
+        for (i, mem) in self.memtables().enumerate() {
             if mem.is_empty() {
                 continue;
             }
             sources.push(Source::Memtable(MemSource::new(
                 mem.clone(),
+                owners.get(i).cloned(),
                 table.def.id,
                 table.cmp,
                 seq,

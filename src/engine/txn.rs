@@ -20,7 +20,7 @@ use super::inserter::Job;
 use super::pending::{HANDOFF_OPS, PendingRun};
 use super::pop::PopCursor;
 use super::deferred::staging_table_id;
-use super::merge::{Direction, MergedRange, Source, SourceFactory, first_visible};
+use super::merge::{Direction, MemOwner, MergedRange, Source, SourceFactory, first_visible};
 use super::state::{State, TABLES_TREE, TableView, ViewMemo, data_tree_id, data_tree_name};
 use super::tree_commit;
 use super::writeset::{Below, Origin, Place, SharedSource, TableSlot, WriteSet};
@@ -635,7 +635,7 @@ impl WriteTxn {
             return Ok(shape);
         };
         let view = self.state.view(def, cmp)?;
-        let factory = snapshot_sources(self.state.clone(), Some(Arc::new(view)), self.seq);
+        let factory = snapshot_sources(self.state.clone(), Some(Arc::new(view)), self.seq, Vec::new());
         let range = MergedRange::new(factory, cmp, Bound::Unbounded, Bound::Unbounded);
         project(shape, range, |_, _| Ok(()))
     }
@@ -916,7 +916,7 @@ impl WriteTxn {
         let Some(cmp) = self.writes.tables[slot].cmp else {
             return Err(foreign_handle());
         };
-        let below = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq);
+        let below = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq, Vec::new());
         let mut sources = vec![self.writes.source(slot, lower, upper, direction)];
         sources.extend(below(direction, lower, upper)?);
         first_visible(sources, direction, cmp)
@@ -936,7 +936,7 @@ impl WriteTxn {
         // (`SharedSource`). A table no typed open gave its order has no
         // writes of its own.
         let own = self.writes.tables[slot].cmp.map(|_| self.writes.shared(slot));
-        let below = snapshot_sources(self.state.clone(), view, self.seq);
+        let below = snapshot_sources(self.state.clone(), view, self.seq, Vec::new());
         let factory: SourceFactory<'static> = Arc::new(move |direction, lower, upper| {
             let mut sources: Vec<Source<'static>> = Vec::new();
             if let Some(own) = &own {
@@ -992,7 +992,7 @@ impl WriteTxn {
             self.pop_cursors.resize_with(slot + 1, Default::default);
         }
         if self.pop_cursors[slot][end].is_none() {
-            let factory = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq);
+            let factory = snapshot_sources(self.state.clone(), self.views[slot].clone(), self.seq, Vec::new());
             let snapshot = MergedRange::new(factory, cmp, lower, upper);
             self.pop_cursors[slot][end] = Some(PopCursor::new(snapshot, direction));
         }
@@ -1227,10 +1227,17 @@ fn commit_at_durable_checkpoint(writer: TreeWriter<'_>) -> Result<u64> {
 
 /// The sources of a table's range in a snapshot (the pending run, the
 /// memtables, the overlay, the tree) at `seq`; none for a table the
-/// snapshot does not have (`view` is `None`).
-fn snapshot_sources(state: Arc<State>, view: Option<Arc<TableView>>, seq: u64) -> SourceFactory<'static> {
+/// snapshot does not have (`view` is `None`). `owners` are what the
+/// memtables' long values hold ([`State::mem_owners`]; empty: each range
+/// makes its own).
+fn snapshot_sources(
+    state: Arc<State>,
+    view: Option<Arc<TableView>>,
+    seq: u64,
+    owners: Vec<MemOwner>,
+) -> SourceFactory<'static> {
     Arc::new(move |direction, lower, upper| match &view {
-        Some(view) => state.sources(view, seq, lower, upper, direction),
+        Some(view) => state.sources(view, seq, lower, upper, direction, &owners),
         None => Ok(Vec::new()),
     })
 }
@@ -1374,7 +1381,10 @@ impl ReadTable {
         let factory = match &ranges.factory {
             Some((made_at, factory)) if *made_at == seq => factory.clone(),
             _ => {
-                let factory = snapshot_sources(ranges.state.clone(), Some(ranges.view.clone()), seq);
+                // Made once per table and snapshot: a range of a
+                // populated memtable allocated an owner of its own.
+                let owners = ranges.state.mem_owners();
+                let factory = snapshot_sources(ranges.state.clone(), Some(ranges.view.clone()), seq, owners);
                 ranges.factory = Some((seq, factory.clone()));
                 factory
             }
