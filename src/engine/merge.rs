@@ -629,18 +629,31 @@ pub(crate) struct MemSource {
 /// fifth of its keys in the memtable: 13,818 instructions a range, 13,614
 /// with the owners shared).
 #[derive(Clone)]
-pub(crate) struct MemOwner(Arc<dyn Send + Sync>);
+#[expect(clippy::redundant_allocation, reason = "the outer count is the reader's own, the point of an owner")]
+pub(crate) struct MemOwner(Arc<Arc<Memtable>>);
 
 impl MemOwner {
     /// A new owner of `mem`.
     pub(crate) fn of(mem: &Arc<Memtable>) -> Self {
         Self(Arc::new(mem.clone()))
     }
+
+    /// Whether it holds `mem`.
+    fn owns(&self, mem: &Arc<Memtable>) -> bool {
+        Arc::ptr_eq(&*self.0, mem)
+    }
+
+    /// A count of it, for a value to hold.
+    fn share(&self) -> Arc<dyn Send + Sync> {
+        self.0.clone()
+    }
 }
 
 impl MemSource {
     /// `owner`: what its long values hold, if its reader has one for
     /// `mem` (see [`MemOwner`]; `None`: made at the first such value).
+    /// REQUIRES: `owner` owns `mem` (checked in debug builds): a value
+    /// holding another memtable would outlive its bytes.
     #[expect(clippy::too_many_arguments, reason = "a source's bounds, snapshot and order")]
     pub(crate) fn new(
         mem: Arc<Memtable>,
@@ -652,6 +665,7 @@ impl MemSource {
         upper: Bound<&[u8]>,
         direction: Direction,
     ) -> Self {
+        debug_assert!(owner.as_ref().is_none_or(|owner| owner.owns(&mem)), "an owner of another memtable");
         // Included(k) from below starts at k's newest version (seq MAX);
         // Excluded(k) starts after its oldest (seq 0 is never used).
         let lower = match lower {
@@ -786,7 +800,7 @@ impl MemSource {
             (
                 ValueBytes::copy_of(&e.key().key),
                 e.bytes().map(|bytes| {
-                    let owner = || owner.get_or_insert_with(|| MemOwner::of(mem)).0.clone();
+                    let owner = || owner.get_or_insert_with(|| MemOwner::of(mem)).share();
                     #[expect(unsafe_code, reason = "a value shared with the arena that holds it")]
                     // SAFETY: a memtable's arena bytes stay valid and
                     // unchanged while the memtable lives, and the owner
@@ -875,6 +889,15 @@ mod tests {
         assert!(weak.upgrade().is_some(), "the values hold the memtable through the owner");
         drop(values);
         assert!(given.upgrade().is_none() && weak.upgrade().is_none());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "an owner of another memtable")]
+    fn a_source_refuses_an_owner_of_another_memtable() {
+        let (mem, other) = (Arc::new(Memtable::new(1 << 20)), Arc::new(Memtable::new(1 << 20)));
+        let owner = Some(MemOwner::of(&other));
+        MemSource::new(mem, owner, 1, bytewise, 10, Bound::Unbounded, Bound::Unbounded, Direction::Forward);
     }
 
     #[test]

@@ -215,7 +215,9 @@ impl State {
 
     /// An owner for each memtable's long values, in
     /// [`memtables`](Self::memtables) order, for [`sources`](Self::sources)
-    /// to share among the ranges of one reader (see [`MemOwner`]).
+    /// of this state to share among the ranges of one reader (see
+    /// [`MemOwner`]). Owners of another state's memtables would be given to
+    /// the wrong sources: `MemSource::new` checks, in debug builds.
     pub(crate) fn mem_owners(&self) -> Vec<MemOwner> {
         self.memtables().map(MemOwner::of).collect()
     }
@@ -513,6 +515,8 @@ impl State {
         direction: Direction,
         owners: &[MemOwner],
     ) -> Result<Vec<Source<'a>>> {
+        // `owners`: this state's `mem_owners`, or none (each source makes its own).
+        debug_assert!(owners.is_empty() || owners.len() == self.memtables().count());
         // Room for every layer (the pending run, the memtables, an overlay,
         // the tree) allocated at once: a first push into an empty vector
         // took its general growth path (`grow_one`, about 270 instructions
