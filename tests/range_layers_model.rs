@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use common::engine::{HeldWrites, small_options};
-use common::{Rng, numeric};
+use common::{ModelRange, Rng, numeric};
 use sluicedb::btree::{Comparator, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, TableRef, WriteTxn};
 use sluicedb::io::{MemLogDir, MemoryBackend};
@@ -107,30 +107,6 @@ fn bounds(rng: &mut Rng) -> (Bound<u16>, Bound<u16>) {
     }
 }
 
-#[derive(Clone)]
-struct ModelRange {
-    entries: Vec<(u16, Vec<u8>)>,
-    lo: usize,
-    hi: usize,
-    done: bool,
-}
-
-impl ModelRange {
-    fn step(&mut self, forward: bool) -> Option<(u16, Vec<u8>)> {
-        if self.done || self.lo == self.hi {
-            self.done = true;
-            return None;
-        }
-        if forward {
-            self.lo += 1;
-            Some(self.entries[self.lo - 1].clone())
-        } else {
-            self.hi -= 1;
-            Some(self.entries[self.hi].clone())
-        }
-    }
-}
-
 fn decode(table: &Table, k: &[u8]) -> u16 {
     let raw: [u8; 2] = k.try_into().unwrap();
     if table.meta == b"bytes" {
@@ -181,15 +157,7 @@ fn walk_with(
         .map(|(k, v)| (*k, v.clone()))
         .collect();
     let n = entries.len();
-    let mut pairs = vec![(
-        range,
-        ModelRange {
-            entries,
-            lo: 0,
-            hi: n,
-            done: false,
-        },
-    )];
+    let mut pairs = vec![(range, ModelRange::new(entries))];
     let mut history = String::new();
     let steps = 2 * n + 4;
     let at = rng.below(steps as u64) as usize;
@@ -404,8 +372,9 @@ fn run(seed: u64, rounds: usize) {
 
 #[test]
 fn merged_ranges_match_the_model_across_layers() {
-    for seed in [
-        0x9E37_79B9_7F4A_7C15u64,
+    // More seeds on demand: RANGE_LAYERS_SEEDS=n.
+    let fixed = [
+        0x9E37_79B9_7F4A_7C15,
         7,
         1234567,
         0xdead_beef,
@@ -413,15 +382,8 @@ fn merged_ranges_match_the_model_across_layers() {
         31337,
         4242,
         0x1234_5678_9abc,
-    ] {
+    ];
+    for seed in common::seeds(&fixed, "RANGE_LAYERS_SEEDS") {
         run(seed, 300);
-    }
-    // More seeds on demand: RANGE_LAYERS_SEEDS=n.
-    let extra: u64 = std::env::var("RANGE_LAYERS_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    for seed in 1..=extra {
-        run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, 300);
     }
 }

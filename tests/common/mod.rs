@@ -19,6 +19,50 @@ pub fn key(k: u16) -> [u8; 2] {
     k.to_le_bytes()
 }
 
+/// The seeds a randomized test runs: `fixed`, then as many more as the
+/// environment variable `var` asks for (`VAR=n`: n seeds spread from 1..=n).
+pub fn seeds(fixed: &[u64], var: &str) -> Vec<u64> {
+    let extra: u64 = std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let more = (1..=extra).map(|seed| seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    fixed.iter().copied().chain(more).collect()
+}
+
+/// The model of a double-ended range: what it yields from either end, given
+/// its entries in order.
+#[derive(Clone)]
+pub struct ModelRange<T> {
+    entries: Vec<T>,
+    lo: usize,
+    hi: usize,
+}
+
+impl<T: Clone> ModelRange<T> {
+    pub fn new(entries: Vec<T>) -> Self {
+        let hi = entries.len();
+        Self { entries, lo: 0, hi }
+    }
+
+    /// The next entry from the front (`forward`) or the back; `None` once
+    /// the two ends meet, and ever after.
+    pub fn step(&mut self, forward: bool) -> Option<T> {
+        if self.lo == self.hi {
+            return None;
+        }
+        if forward {
+            self.lo += 1;
+            Some(self.entries[self.lo - 1].clone())
+        } else {
+            self.hi -= 1;
+            Some(self.entries[self.hi].clone())
+        }
+    }
+
+    /// Whether the two ends have met.
+    pub fn is_done(&self) -> bool {
+        self.lo == self.hi
+    }
+}
+
 /// A tiny deterministic generator (xorshift64) for randomized tests.
 pub struct Rng(pub u64);
 
