@@ -629,8 +629,9 @@ impl RangeIter<'_> {
         let Some((leaf, index)) = cursor.as_ref().and_then(|cursor| cursor.path.last()) else {
             return 0;
         };
-        let first = if forward { 0 } else { Node::new(leaf).count() - 1 };
-        if *index != first {
+        // (A leaf of no entries, which only damage makes, has no first.)
+        let first = if forward { Some(0) } else { Node::new(leaf).count().checked_sub(1) };
+        if first != Some(*index) {
             return 0;
         }
         self.leaf_before(key, forward)
