@@ -626,7 +626,10 @@ impl RangeIter<'_> {
     #[inline]
     pub(crate) fn leaf_entries_before(&self, key: &[u8], forward: bool) -> usize {
         let cursor = if forward { &self.front } else { &self.back };
-        let Some((leaf, index)) = cursor.as_ref().and_then(|cursor| cursor.path.last()) else {
+        let Some(path) = cursor.as_ref().map(|cursor| cursor.path.as_slice()) else {
+            return 0;
+        };
+        let Some(((leaf, index), ancestors)) = path.split_last() else {
             return 0;
         };
         // (A leaf of no entries, which only damage makes, has no first.)
@@ -634,24 +637,25 @@ impl RangeIter<'_> {
         if first != Some(*index) {
             return 0;
         }
-        self.leaf_before(key, forward)
+        self.leaf_before(leaf, ancestors, key, forward)
     }
 
-    /// [`leaf_entries_before`](Self::leaf_entries_before) at a leaf's first
-    /// entry: its count if the leaf lies wholly before `key`, else 0.
+    /// [`leaf_entries_before`](Self::leaf_entries_before) at the first
+    /// entry of `leaf`, reached through `ancestors` (the cursor's path
+    /// above it): the leaf's count if it lies wholly before `key`, else 0.
     ///
     /// The leaf's bound is the separator key, in the nearest ancestor, of
     /// the subtree after the leaf's (forward: every key of the leaf is
     /// below it) or of the leaf's own subtree (backward: every key is at or
-    /// above it). That branch is in the processor's cache already; the
-    /// leaf's far end is not (comparing with the leaf's last key instead, a
-    /// miss per leaf, made a full scan slower than comparing every entry).
+    /// above it). Relies on the branch invariant the descent's
+    /// `Node::child_index` relies on: child `i` holds the keys from
+    /// separator `i` (included) to separator `i + 1` (excluded), shortened
+    /// separators included (`node::separator_len`). That branch is in the
+    /// processor's cache already; the leaf's far end is not (comparing with
+    /// the leaf's last key instead, a miss per leaf, made a full scan slower
+    /// than comparing every entry).
     #[inline(never)]
-    fn leaf_before(&self, key: &[u8], forward: bool) -> usize {
-        let cursor = if forward { &self.front } else { &self.back };
-        let Some(((leaf, _), ancestors)) = cursor.as_ref().and_then(|cursor| cursor.path.split_last()) else {
-            return 0;
-        };
+    fn leaf_before(&self, leaf: &Page, ancestors: &[(Page, usize)], key: &[u8], forward: bool) -> usize {
         for (page, i) in ancestors.iter().rev() {
             let node = Node::new(page);
             let separator = match forward {
