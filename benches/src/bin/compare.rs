@@ -379,6 +379,12 @@ impl Run {
     }
 }
 
+/// The many-readers rows' description: more reader threads than cores, as
+/// a server with a thread per request has.
+fn many_readers(memtable: &str) -> String {
+    format!("random reads, {} threads ({memtable})", w::MANY_READERS)
+}
+
 /// The rows of one-transaction work, on fresh instances: a whole data set
 /// loaded in one transaction (ascending, then random keys), the durable
 /// commits right after it, `len()`, range reads over fresh tombstones, and a
@@ -613,6 +619,10 @@ fn main() {
         w::repopulate(e.as_ref(), plan);
         w::reads(n, e, plan, 2)
     });
+    run.timed("reads", &many_readers("memtable populated"), None, |n, e| {
+        w::repopulate(e.as_ref(), plan);
+        w::reads(n, e, plan, w::MANY_READERS)
+    });
     run.timed(
         "scans",
         "range scans (seek + 10 next, memtable populated)",
@@ -642,6 +652,9 @@ fn main() {
         None,
         |n, e| w::reads(n, e, plan, 2),
     );
+    run.timed("flushed-reads", &many_readers("memtable flushed"), None, |n, e| {
+        w::reads(n, e, plan, w::MANY_READERS)
+    });
     run.timed(
         "flushed-reads",
         "range scans (seek + 10 next, memtable flushed)",

@@ -169,6 +169,11 @@ pub fn pipelined(name: &str, engine: &Arc<dyn Engine>, plan: Plan, base: u64) ->
     measurement(name, n as f64 / start.elapsed().as_secs_f64(), latencies)
 }
 
+/// Reader threads of the many-readers rows: well above the cores of the
+/// machines this runs on (2 here), as a server with a thread per request
+/// has; every engine reads through a handle per thread, as from 1 or 2.
+pub const MANY_READERS: u64 = 32;
+
 /// Random point reads of loaded keys from `threads` threads.
 pub fn reads(name: &str, engine: &Arc<dyn Engine>, plan: Plan, threads: u64) -> Measurement {
     let start = Instant::now();
