@@ -611,16 +611,16 @@ fn main() {
         "random reads, 1 thread (memtable populated)",
         map_limit.clone(),
         |n, e| {
-            w::repopulate(e.as_ref(), plan);
+            w::repopulate(n, e.as_ref(), plan);
             w::reads(n, e, plan, 1)
         },
     );
     run.timed("reads", "random reads, 2 threads (memtable populated)", None, |n, e| {
-        w::repopulate(e.as_ref(), plan);
+        w::repopulate(n, e.as_ref(), plan);
         w::reads(n, e, plan, 2)
     });
     run.timed("reads", &many_readers("memtable populated"), None, |n, e| {
-        w::repopulate(e.as_ref(), plan);
+        w::repopulate(n, e.as_ref(), plan);
         w::reads(n, e, plan, w::MANY_READERS)
     });
     run.timed(
@@ -628,7 +628,7 @@ fn main() {
         "range scans (seek + 10 next, memtable populated)",
         None,
         |n, e| {
-            w::repopulate(e.as_ref(), plan);
+            w::repopulate(n, e.as_ref(), plan);
             w::scans(n, e, plan)
         },
     );

@@ -56,6 +56,12 @@ pub trait Engine: Send + Sync {
     fn compact(&mut self) -> bool {
         false
     }
+    /// What the engine's write buffer holds right now, for the log (the
+    /// "memtable populated" rows read through it, and how full it is when
+    /// they start moves their numbers); `None` where there is none.
+    fn write_buffer_note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Reads from one snapshot (or none, for RocksDB's plain reads).
@@ -245,6 +251,17 @@ impl Engine for Sluice {
         self.db.checkpoint().unwrap();
     }
 
+    fn write_buffer_note(&self) -> Option<String> {
+        let stats = self.db.stats();
+        Some(format!(
+            "memtable {:.1} MiB (frozen at {:.0} MiB), {} frozen of {:.1} MiB",
+            mib(stats.memtable_bytes),
+            mib(stats.memtable_limit),
+            stats.frozen_memtables,
+            mib(stats.frozen_bytes)
+        ))
+    }
+
     fn exact_len(&self) -> u64 {
         use sluicedb::{ReadableDatabase, ReadableTableMetadata};
         let txn = self.db.begin_read().unwrap();
@@ -392,6 +409,16 @@ impl Engine for Rocks {
 
     fn flush(&self) {
         self.db.flush().unwrap();
+    }
+
+    fn write_buffer_note(&self) -> Option<String> {
+        let property = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        Some(format!(
+            "active memtable {:.1} MiB, {} immutable, all memtables {:.1} MiB",
+            mib(property("rocksdb.cur-size-active-mem-table")),
+            property("rocksdb.num-immutable-mem-table"),
+            mib(property("rocksdb.cur-size-all-mem-tables"))
+        ))
     }
 
     /// RocksDB has no large atomic transaction short of one huge WriteBatch
@@ -849,4 +876,9 @@ impl Reader for LmdbReader<'_> {
     fn full_scan(&self) -> usize {
         self.db.iter(&self.txn).unwrap().count()
     }
+}
+
+/// Bytes as MiB, for the log.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
 }

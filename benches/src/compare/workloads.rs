@@ -104,12 +104,17 @@ const REPOPULATE_KEYS: u64 = 200_000;
 /// Untimed: rewrites the most recently loaded keys (same values) in durable
 /// batches, so an LSM engine's memtable holds them when a read row starts.
 /// The B-trees write the same pages again, which their reads do not see.
-pub fn repopulate(engine: &dyn Engine, plan: Plan) {
+/// Logs what the engine's write buffer then holds (named `name`): how full
+/// it is when the row starts moves the row's number.
+pub fn repopulate(name: &str, engine: &dyn Engine, plan: Plan) {
     let first = plan.keys.saturating_sub(REPOPULATE_KEYS);
     let keys: Vec<u64> = (first..plan.keys).collect();
     for chunk in keys.chunks(plan.batch) {
         let batch: Vec<Kv> = chunk.iter().map(|&i| kv(i)).collect();
         engine.write(&batch, true);
+    }
+    if let Some(note) = engine.write_buffer_note() {
+        println!("  {name} after the rewrite: {note}");
     }
 }
 
