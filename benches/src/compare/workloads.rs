@@ -101,21 +101,12 @@ pub fn load(name: &str, engine: &dyn Engine, plan: Plan, progress: &indicatif::P
 /// (sluicedb checkpoints after 30 s without one).
 const REPOPULATE_KEYS: u64 = 200_000;
 
-/// Untimed: empties the engine's write buffer ([`Engine::flush`]), then
-/// rewrites the most recently loaded keys (same values) in durable
-/// batches, so an LSM engine's memtable holds them, and only them, when a
-/// read row starts. The B-trees write the same pages again, which their
-/// reads do not see. Logs what the engine's write buffer then holds (named
-/// `name`).
-///
-/// Why the flush first: without it the memtable held whatever the rows
-/// before had left in it as well, and where its 64 MiB boundary fell in
-/// the rewrite decided whether a row read a memtable of 5-10 MiB (a full
-/// one frozen and flushed at the row's start) or of 35-41 MiB, which moved
-/// sluicedb's populated range row by a fifth between runs, and with the
-/// rows before it (fifty-third session).
+/// Untimed: rewrites the most recently loaded keys (same values) in durable
+/// batches, so an LSM engine's memtable holds them when a read row starts.
+/// The B-trees write the same pages again, which their reads do not see.
+/// Logs what the engine's write buffer then holds (named `name`): how full
+/// it is when the row starts moves the row's number.
 pub fn repopulate(name: &str, engine: &dyn Engine, plan: Plan) {
-    engine.flush();
     let first = plan.keys.saturating_sub(REPOPULATE_KEYS);
     let keys: Vec<u64> = (first..plan.keys).collect();
     for chunk in keys.chunks(plan.batch) {
