@@ -385,16 +385,6 @@ fn many_readers(memtable: &str) -> String {
     format!("random reads, {} threads ({memtable})", w::MANY_READERS)
 }
 
-/// The rows of one-transaction work, on fresh instances: a whole data set
-/// loaded in one transaction (ascending, then random keys), the durable
-/// commits right after it, `len()`, range reads over fresh tombstones, and a
-/// `pop_first` loop, `retain` and `extract_if`, each in one transaction.
-///
-/// The load, the commits after it and the first `len()` run on one engine
-/// back to back (that is what they measure: whether a big transaction
-/// stalls what follows), so those rows are per engine rather than
-/// interleaved. Every step ends with an untimed flush (checkpoint), so no
-/// engine's background work runs into the next engine's timing.
 /// Waits, before `engine`'s timed run, until the background work earlier
 /// runs left (any engine's) has finished (`resources::settle`): a minute at
 /// most at 10M keys, half that at 1M and below. Says so when it waited
@@ -409,6 +399,16 @@ fn settle(engine: &str, plan: Plan) {
     }
 }
 
+/// The rows of one-transaction work, on fresh instances: a whole data set
+/// loaded in one transaction (ascending, then random keys), the durable
+/// commits right after it, `len()`, range reads over fresh tombstones, and a
+/// `pop_first` loop, `retain` and `extract_if`, each in one transaction.
+///
+/// The load, the commits after it and the first `len()` run on one engine
+/// back to back (that is what they measure: whether a big transaction
+/// stalls what follows), so those rows are per engine rather than
+/// interleaved. Every step ends with an untimed flush (checkpoint), so no
+/// engine's background work runs into the next engine's timing.
 fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
     if !ONE_TXN_WORKLOADS.iter().any(|n| run.wanted(n)) {
         return;
