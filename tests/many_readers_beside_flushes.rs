@@ -35,11 +35,14 @@
 //! `MANY_READERS_SELFTEST=1` makes the writer announce each batch before
 //! committing it: the test must then fail (proof the checks can).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{Rng, mix};
 use sluicedb::{AccessGuard, Builder, Database, Durability, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
 const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
@@ -58,27 +61,6 @@ type RangeItem =
 type SharedTable = parking_lot::Mutex<Option<(Instant, Arc<(Table, Vec<u64>)>)>>;
 /// Entries a range's end yielded: (key index, version).
 type Seen = Vec<(usize, u64)>;
-
-fn mix(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 fn value_len(k: u64, ver: u64) -> usize {
     let h = mix(k ^ ver.rotate_left(32));
@@ -149,7 +131,7 @@ fn batch(b: u64) -> Vec<(usize, Op)> {
             rng.below(KEYS as u64) as usize
         };
         if seen.insert(i) {
-            let op = if rng.chance(8) { Op::Remove } else { Op::Put };
+            let op = if rng.one_in(8) { Op::Remove } else { Op::Put };
             out.push((i, op));
         }
     }
@@ -354,7 +336,7 @@ impl View<'_> {
     fn both_ends(&mut self, rng: &mut Rng, from: usize, to: usize) {
         let mut r = self.range(from, Some(to));
         let (mut fronts, mut backs): (Seen, Seen) = (Vec::new(), Vec::new());
-        let mut clone_check = rng.chance(3);
+        let mut clone_check = rng.one_in(3);
         loop {
             if clone_check && fronts.len() + backs.len() >= 3 {
                 clone_check = false;
@@ -365,7 +347,7 @@ impl View<'_> {
                 let b = self.forward(&mut c, 4, "both-ends clone");
                 assert_eq!(a, b, "{}: clones of one range at one place differ", self.what);
             }
-            let back = rng.chance(2);
+            let back = rng.one_in(2);
             let e = if back {
                 self.entry(r.next_back(), "both-ends back")
             } else {
@@ -419,7 +401,7 @@ impl View<'_> {
     /// Seek, a few steps, clone, then both go on alike.
     fn clone_midway(&mut self, rng: &mut Rng, from: usize) {
         let mut r = self.range(from, None);
-        let back = rng.chance(2);
+        let back = rng.one_in(2);
         let m = rng.below(20) as usize;
         if back {
             self.backward(&mut r, m, "pre-clone back");
@@ -576,8 +558,8 @@ fn read_session(
                 }
             }
             _ => {
-                if rng.chance(4) {
-                    view.long_scan(rng.chance(2));
+                if rng.one_in(4) {
+                    view.long_scan(rng.one_in(2));
                 } else {
                     view.short_forward(i, 200);
                 }
@@ -608,7 +590,7 @@ fn reader(s: &Shared, db: &Database, id: usize, group: &SharedTable) {
         n += 1;
         // Guards and a range kept from earlier transactions (their
         // memtables flushed and dropped since, as likely as not).
-        if !held.is_empty() && rng.chance(3) {
+        if !held.is_empty() && rng.one_in(3) {
             for (i, v, g) in held.drain(..) {
                 assert_eq!(
                     check_value(s.keys[i], g.value(), "held guard"),
@@ -618,7 +600,7 @@ fn reader(s: &Shared, db: &Database, id: usize, group: &SharedTable) {
                 s.held_values.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if let Some(mut r) = held_range.take_if(|_| rng.chance(2)) {
+        if let Some(mut r) = held_range.take_if(|_| rng.one_in(2)) {
             s.held_ranges.fetch_add(1, Ordering::Relaxed);
             let mut prev: Option<u64> = None;
             let started = s.started.load(Ordering::SeqCst);
@@ -635,7 +617,7 @@ fn reader(s: &Shared, db: &Database, id: usize, group: &SharedTable) {
                 prev = Some(k);
             }
         }
-        if rng.chance(3) {
+        if rng.one_in(3) {
             // A table shared with the other threads of the group.
             let shared = {
                 let mut slot = group.lock();

@@ -12,18 +12,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::keys::Reversed;
+use common::mix;
 use sluicedb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 const NUMBERS: TableDefinition<u64, u64> = TableDefinition::new("numbers");
 const WORDS: TableDefinition<Reversed, u64> = TableDefinition::new("words");
-
-/// SplitMix64, for a reproducible key stream.
-fn mix(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 fn word(n: u64) -> String {
     format!("w{n:012}")

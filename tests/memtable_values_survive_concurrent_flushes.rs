@@ -13,21 +13,17 @@
 //! from one thread with no writer; memtable_seek_index_model has no
 //! concurrent readers and does not hold values across flushes.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::mix;
 use sluicedb::{Builder, Durability, ReadableDatabase, TableDefinition};
 
 const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
 const KEYS: u64 = 200_000;
-
-fn mix(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// 56 bytes: the key four times, then the version eight times, then the
 /// key's complement twice.

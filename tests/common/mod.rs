@@ -63,6 +63,15 @@ impl<T: Clone> ModelRange<T> {
     }
 }
 
+/// SplitMix64's finalizer: a reproducible, well-spread key or value stream
+/// from a counter.
+pub fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A tiny deterministic generator (xorshift64) for randomized tests.
 pub struct Rng(pub u64);
 
@@ -82,6 +91,11 @@ impl Rng {
     /// True about `pct` times in a hundred.
     pub fn chance(&mut self, pct: u64) -> bool {
         self.below(100) < pct
+    }
+
+    /// True about once in `n` times.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
     }
 }
 
