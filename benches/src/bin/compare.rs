@@ -743,7 +743,15 @@ fn main() {
             ),
         ];
         for (workload, description, space, step) in steps {
-            run.timed(workload, description, None, |n, e| step(n, e, plan));
+            // Untimed notes around each engine's row: whether a flush or a
+            // checkpoint ran during it moves its number (fifty-fourth
+            // session: one binary gave 423-638K overwrites/s at 10M keys).
+            run.timed(workload, description, None, |n, e| {
+                w::log_write_buffer(n, e.as_ref(), &format!("before {workload}"));
+                let measured = step(n, e, plan);
+                w::log_write_buffer(n, e.as_ref(), &format!("after {workload}"));
+                measured
+            });
             compressed.iter().for_each(|e| drop(step("rocksdb-lz4", e, plan)));
             if let Some(space) = space {
                 run.space(space);

@@ -56,9 +56,11 @@ pub trait Engine: Send + Sync {
     fn compact(&mut self) -> bool {
         false
     }
-    /// What the engine's write buffer holds right now, for the log (the
-    /// "memtable populated" rows read through it, and how full it is when
-    /// they start moves their numbers); `None` where there is none.
+    /// What the engine's write buffer holds right now, and what its
+    /// background work has done so far, for the log (the "memtable
+    /// populated" rows read through the buffer, and how full it is when
+    /// they start moves their numbers; a flush or checkpoint during a write
+    /// row moves that row's); `None` where there is none.
     fn write_buffer_note(&self) -> Option<String> {
         None
     }
@@ -254,11 +256,17 @@ impl Engine for Sluice {
     fn write_buffer_note(&self) -> Option<String> {
         let stats = self.db.stats();
         Some(format!(
-            "memtable {:.1} MiB (frozen at {:.0} MiB), {} frozen of {:.1} MiB",
+            "memtable {:.1} MiB (frozen at {:.0} MiB), {} frozen of {:.1} MiB; so far {} flushes in {} passes, \
+             {} checkpoints, {} stalls, {} slowdowns",
             mib(stats.memtable_bytes),
             mib(stats.memtable_limit),
             stats.frozen_memtables,
-            mib(stats.frozen_bytes)
+            mib(stats.frozen_bytes),
+            stats.flushes,
+            stats.flush_passes,
+            stats.checkpoints,
+            stats.stalls,
+            stats.slowdowns
         ))
     }
 
@@ -414,10 +422,18 @@ impl Engine for Rocks {
     fn write_buffer_note(&self) -> Option<String> {
         let property = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
         Some(format!(
-            "active memtable {:.1} MiB, {} immutable, all memtables {:.1} MiB",
+            "active memtable {:.1} MiB, {} immutable, all memtables {:.1} MiB; {} level-0 files, \
+             {} compactions pending",
             mib(property("rocksdb.cur-size-active-mem-table")),
             property("rocksdb.num-immutable-mem-table"),
-            mib(property("rocksdb.cur-size-all-mem-tables"))
+            mib(property("rocksdb.cur-size-all-mem-tables")),
+            // A string property, not an integer one.
+            self.db
+                .property_value("rocksdb.num-files-at-level0")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            property("rocksdb.compaction-pending")
         ))
     }
 

@@ -113,8 +113,14 @@ pub fn repopulate(name: &str, engine: &dyn Engine, plan: Plan) {
         let batch: Vec<Kv> = chunk.iter().map(|&i| kv(i)).collect();
         engine.write(&batch, true);
     }
+    log_write_buffer(name, engine, "after the rewrite");
+}
+
+/// Logs what `engine`'s write buffer holds and what its background work has
+/// done so far (`Engine::write_buffer_note`), `when` saying at which point.
+pub fn log_write_buffer(name: &str, engine: &dyn Engine, when: &str) {
     if let Some(note) = engine.write_buffer_note() {
-        println!("  {name} after the rewrite: {note}");
+        println!("  {name} {when}: {note}");
     }
 }
 
