@@ -511,9 +511,12 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
         count_ahead: None,
         ..s.clone()
     });
+    // Noted before the tree stops counting as unpublished: a compaction
+    // that takes the writer once nothing is unpublished commits the tree
+    // at this sequence (`Engine::tree_held_seq`).
+    inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     drop(unpublished);
     inner.resize_memtables(tree_bytes);
-    inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     inner.counters.flushes.fetch_add(mems.len() as u64, Ordering::Relaxed);
     inner.counters.flush_passes.fetch_add(1, Ordering::Relaxed);
     inner

@@ -355,16 +355,22 @@ impl Engine {
     /// free pages nearer its start and commits twice, so the free end of the
     /// file is given back to the file system. Returns whether the file
     /// shrank.
+    ///
+    /// Both commits are durable, and each claims as its checkpoint the
+    /// sequence its tree holds ([`Self::tree_held_seq`]): the apply thread
+    /// may flush between the checkpoint and the first, or between the two,
+    /// and a flush's commit is not durable. Claiming the older checkpoint
+    /// for a tree that holds a flush made recovery replay the flushed
+    /// records over it, counting each table's changes twice (found by a
+    /// review: `tests/compact_beside_flushes_crash.rs`).
     pub fn compact(&self) -> Result<bool> {
         let inner = &self.inner;
         self.checkpoint()?;
         let before = inner.trees.file_len()?;
         let mut writer = self.writer_at_published_tree()?;
+        let seq = self.tree_held_seq(&writer);
         writer.forget_replaced_at_once(inner.readers_absent());
-        inner.poison_on(writer.relocate_all().and_then(|_| {
-            let seq = writer.durable_checkpoint_seq();
-            writer.commit_and_continue(seq)
-        }))?;
+        inner.poison_on(writer.relocate_all().and_then(|_| writer.commit_and_continue(seq)))?;
         // The state pins the tree it shows; move it to the relocated one so
         // the old pages can be reused, then let a durable commit trim them.
         // The writer is still held, so the store's newest commit is the
@@ -375,8 +381,25 @@ impl Engine {
             ..s.clone()
         });
         drop(writer);
-        inner.poison_on(inner.trees.writer().and_then(commit_at_durable_checkpoint))?;
+        let writer = self.writer_at_published_tree()?;
+        let seq = self.tree_held_seq(&writer);
+        inner.poison_on(writer.commit(seq))?;
         Ok(inner.trees.file_len()? < before)
+    }
+
+    /// The sequence the tree `writer` holds: every commit up to it and none
+    /// after, as a durable commit of that tree may claim for its checkpoint.
+    /// The durable checkpoint's, or the last flush's if a flush has
+    /// committed since (not durably); never below the durable checkpoint's
+    /// (a lower one would claim that WAL records a checkpoint deleted are
+    /// still to be replayed). REQUIRES: `writer` from
+    /// [`writer_at_published_tree`](Self::writer_at_published_tree): a flush
+    /// notes its sequence (`counters.flushed_seq`) before it stops counting
+    /// as unpublished, and holds the writer for the whole of its pass, so
+    /// no flush is part way through this tree.
+    fn tree_held_seq(&self, writer: &TreeWriter<'_>) -> u64 {
+        let flushed = self.inner.counters.flushed_seq.load(Ordering::Acquire);
+        writer.durable_checkpoint_seq().max(flushed)
     }
 
     /// The tree writer, taken when no tree commit waits for publication
@@ -1214,15 +1237,6 @@ impl Drop for WriteTxn {
         }
         self.release();
     }
-}
-
-/// A durable commit that keeps the checkpoint sequence where it is. Read
-/// under the writer lock, which every checkpoint takes, it cannot be stale:
-/// a durable `checkpoint_seq` never goes backwards (a lower one would claim
-/// WAL records that a checkpoint already deleted are still to be replayed).
-fn commit_at_durable_checkpoint(writer: TreeWriter<'_>) -> Result<u64> {
-    let seq = writer.durable_checkpoint_seq();
-    writer.commit(seq)
 }
 
 /// The sources of a table's range in a snapshot (the pending run, the

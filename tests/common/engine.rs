@@ -206,38 +206,115 @@ pub fn commit_u64(
     model: &mut BTreeMap<u64, Vec<u8>>,
     ops: &[(u64, Option<Vec<u8>>)],
 ) {
+    commit_u64_to(db, b"t", meta, cmp, ops, Durability::Immediate);
+    apply_u64(model, ops);
+}
+
+/// Puts and removals of big-endian `u64` keys (as [`commit_u64`]) in one
+/// commit of durability `durability` to table `name`, waited for.
+pub fn commit_u64_to(
+    db: &Engine,
+    name: &[u8],
+    meta: &[u8],
+    cmp: Comparator,
+    ops: &[(u64, Option<Vec<u8>>)],
+    durability: Durability,
+) {
     let mut w = db.begin_write().unwrap();
-    let t = w.open_table(b"t", meta, cmp).unwrap();
+    let t = w.open_table(name, meta, cmp).unwrap();
     for (key, value) in ops {
         match value {
-            Some(v) => {
-                w.insert(t, &key.to_be_bytes(), v).unwrap();
-                model.insert(*key, v.clone());
-            }
-            None => {
-                w.remove(t, &key.to_be_bytes()).unwrap();
-                model.remove(key);
-            }
-        }
+            Some(v) => w.insert(t, &key.to_be_bytes(), v).unwrap(),
+            None => w.remove(t, &key.to_be_bytes()).unwrap(),
+        };
     }
-    w.set_durability(Durability::Immediate);
+    w.set_durability(durability);
     w.commit().unwrap();
 }
 
+/// `ops` (as [`commit_u64`] takes them) applied to a model.
+pub fn apply_u64(model: &mut BTreeMap<u64, Vec<u8>>, ops: &[(u64, Option<Vec<u8>>)]) {
+    for (key, value) in ops {
+        match value {
+            Some(v) => model.insert(*key, v.clone()),
+            None => model.remove(key),
+        };
+    }
+}
+
+/// A table's entries in its order (big-endian `u64` keys) and its `len()`.
+pub type U64Listing = (Vec<(u64, Vec<u8>)>, u64);
+
 /// Table `t`'s entries in its order (big-endian `u64` keys) and its
 /// `len()`, read in one transaction.
-pub fn read_u64(db: &Engine, cmp: Comparator) -> (Vec<(u64, Vec<u8>)>, u64) {
+pub fn read_u64(db: &Engine, cmp: Comparator) -> U64Listing {
+    read_u64_from(db, b"t", cmp).expect("table")
+}
+
+/// Table `name`'s entries (big-endian `u64` keys), checked to come in the
+/// order `cmp`, and its `len()`, read in one transaction; `None` if the
+/// table does not exist.
+pub fn read_u64_from(db: &Engine, name: &[u8], cmp: Comparator) -> Option<U64Listing> {
     let txn = db.begin_read().unwrap();
-    let t = txn.open_table(b"t", cmp).unwrap().expect("table");
-    let listed = txn
-        .range(&t, Bound::Unbounded, Bound::Unbounded)
-        .unwrap()
-        .map(|entry| {
-            let (k, v) = entry.unwrap();
-            (u64::from_be_bytes(k[..].try_into().unwrap()), v.as_bytes().to_vec())
-        })
+    let t = txn.open_table(name, cmp).unwrap()?;
+    let mut listed: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for entry in txn.range(&t, Bound::Unbounded, Bound::Unbounded).unwrap() {
+        let (k, v) = entry.unwrap();
+        if let Some((previous, _)) = listed.last() {
+            assert!(
+                cmp(previous, &k).is_lt(),
+                "table {:?}: keys out of order",
+                String::from_utf8_lossy(name)
+            );
+        }
+        listed.push((k.to_vec(), v.as_bytes().to_vec()));
+    }
+    let listed = listed
+        .into_iter()
+        .map(|(k, v)| (u64::from_be_bytes(k[..].try_into().unwrap()), v))
         .collect();
-    (listed, txn.len(&t).unwrap())
+    Some((listed, txn.len(&t).unwrap()))
+}
+
+/// [`read_u64_from`] as a model (key to value).
+pub fn read_u64_model(db: &Engine, name: &[u8], cmp: Comparator) -> Option<(BTreeMap<u64, Vec<u8>>, u64)> {
+    read_u64_from(db, name, cmp).map(|(listed, len)| (listed.into_iter().collect(), len))
+}
+
+/// `n` random writes of keys below `keys`: a quarter removals, the rest
+/// values naming `tag`, the key and `version`.
+pub fn random_u64_ops(rng: &mut super::Rng, tag: &str, keys: u64, n: u64, version: u64) -> Vec<(u64, Option<Vec<u8>>)> {
+    (0..n)
+        .map(|_| {
+            let k = rng.below(keys);
+            if rng.chance(25) {
+                (k, None)
+            } else {
+                (k, Some(tagged_value(tag, k, version)))
+            }
+        })
+        .collect()
+}
+
+/// A value naming `tag`, key `k` and `version`, of a length that varies
+/// with the key.
+pub fn tagged_value(tag: &str, k: u64, version: u64) -> Vec<u8> {
+    format!("{tag} key {k} version {version} {}", "p".repeat((k % 9 * 7) as usize)).into_bytes()
+}
+
+/// Reverse byte order: a key order the test resolver ([`resolver`]) does
+/// not know, so recovery defers the records of a table created with it
+/// until an open names the order.
+pub fn reverse(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    b.cmp(a)
+}
+
+/// The metadata of [`reverse`]-ordered tables.
+pub const REVERSE_META: &[u8] = b"rev";
+
+/// Reopens a crash image's files, its failure named by `what`.
+pub fn reopen(disk: &Disk, options: EngineOptions, what: &str) -> Engine {
+    Engine::open(disk.data.clone(), disk.wal.clone(), options).unwrap_or_else(|e| panic!("{what}: open: {e}"))
 }
 
 /// A data file whose writes wait while they are held
