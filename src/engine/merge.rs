@@ -187,13 +187,16 @@ impl<'a> Merge<'a> {
                     mem.prefetch_seek();
                 }
             }
-            // The tree (last) seeks first, while they arrive.
-            let mut heads = sources
-                .iter_mut()
-                .rev()
-                .map(|s| s.next().transpose())
-                .collect::<Result<Vec<_>>>()?;
-            heads.reverse();
+            // The tree (last) seeks first, while they arrive. Each entry
+            // is read into its place: collected in reverse (through
+            // `Result`) and then reversed, each was moved more times
+            // (callgrind, a seek and ten entries over 1M keys with 50K of
+            // them in the memtable: 12,545 -> 12,429 instructions).
+            let mut heads: Vec<Option<Item>> = Vec::with_capacity(sources.len());
+            heads.resize_with(sources.len(), || None);
+            for (head, source) in heads.iter_mut().zip(sources.iter_mut()).rev() {
+                *head = source.next().transpose()?;
+            }
             heads
         };
         let streams_tree = sources.len() > 1 && matches!(sources.last(), Some(Source::Tree(_)));
@@ -238,12 +241,23 @@ impl<'a> Merge<'a> {
     }
 
     /// [`winner`](Self::winner) among the first `n` heads only, the lower
-    /// layers' versions of its key among them skipped.
+    /// layers' versions of its key among them skipped. One head (a range's
+    /// step over one memtable and the tree asks once per entry) is
+    /// answered inline: a call of the general search per entry cost a
+    /// seek and ten entries over 1M keys with 50K of them in the memtable
+    /// 2% of its instructions (callgrind: 12,811 -> 12,545 a range).
+    #[inline(always)]
     fn winner_among(&mut self, n: usize) -> Result<Option<usize>> {
-        match n {
-            1 => return Ok(self.heads[0].is_some().then_some(0)),
-            2 => return self.winner_of_two(),
-            _ => {}
+        if n == 1 {
+            return Ok(self.heads[0].is_some().then_some(0));
+        }
+        self.winner_among_many(n)
+    }
+
+    /// [`winner_among`](Self::winner_among) of two or more heads.
+    fn winner_among_many(&mut self, n: usize) -> Result<Option<usize>> {
+        if n == 2 {
+            return self.winner_of_two();
         }
         let mut best: Option<usize> = None;
         for (i, head) in self.heads[..n].iter().enumerate() {
