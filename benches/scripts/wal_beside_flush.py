@@ -5,10 +5,11 @@ A durable batch commit of 1000 keys appends about 133 KB to the WAL and
 syncs it, with about 0.5 ms of CPU (the next batch's build) between syncs.
 At 10M keys a flush of the memtable into the tree rewrites most leaves:
 hundreds of MiB of 4 KiB pages scattered over the data file, written back
-while the writer keeps committing. This measures the WAL-like sync alone,
-then beside a second process that writes random 4 KiB pages of a 1 GiB
-file and fdatasyncs after every CHUNK bytes (16 MiB, 1 MiB, 256 KiB,
-64 KiB), the flusher's throughput printed as it runs. Python 3, standard
+while the writer keeps committing. This measures the WAL-like sync of
+`fsync_cadence.py` (beside this script), after 0.5 ms of busy CPU, alone
+and then beside a second process that writes random 4 KiB pages of a
+1 GiB file and fdatasyncs after every CHUNK bytes (16 MiB, 1 MiB,
+256 KiB, 64 KiB), the flusher's throughput printed as it runs. Python 3, standard
 library only:
 
     python3 benches/scripts/wal_beside_flush.py [DIR]   # DIR on the disk to test (default .)
@@ -22,34 +23,11 @@ import subprocess
 import sys
 import time
 
-RECORD = 133_000
-SYNCS = 400
+from fsync_cadence import measure  # the WAL-like sync, shared with that script
+
 GAP_S = 500e-6
 FLUSHER_FILE_BYTES = 1 << 30
 CHUNKS = (16 << 20, 1 << 20, 256 << 10, 64 << 10)
-
-
-def measure(path):
-    """pwrite + fdatasync of RECORD bytes, SYNCS times, GAP_S of busy CPU
-    before each; returns the latencies in microseconds, sorted."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-    try:
-        os.pwrite(fd, b"\0" * (RECORD * SYNCS), 0)
-        os.fsync(fd)
-        payload = b"x" * RECORD
-        latencies = []
-        for i in range(SYNCS):
-            until = time.perf_counter() + GAP_S
-            while time.perf_counter() < until:
-                pass
-            began = time.perf_counter()
-            os.pwrite(fd, payload, i * RECORD)
-            os.fdatasync(fd)
-            latencies.append((time.perf_counter() - began) * 1e6)
-    finally:
-        os.close(fd)
-    latencies.sort()
-    return latencies
 
 
 def row(name, latencies):
@@ -88,17 +66,17 @@ def main():
     print("| 133 KB + fdatasync, 0.5 ms of CPU before each | p50 | p90 | p99 | mean |")
     print("|---|---|---|---|---|")
     try:
-        row("alone", measure(wal))
+        row("alone", measure(wal, GAP_S))
         for chunk in CHUNKS:
             beside = subprocess.Popen([sys.executable, __file__, "--flusher", data, str(chunk)])
             try:
                 time.sleep(1)
-                row(f"beside a flusher syncing every {chunk >> 10} KiB", measure(wal))
+                row(f"beside a flusher syncing every {chunk >> 10} KiB", measure(wal, GAP_S))
                 time.sleep(3.5)
             finally:
                 beside.kill()
                 beside.wait()
-        row("alone, again", measure(wal))
+        row("alone, again", measure(wal, GAP_S))
     finally:
         for path in (wal, data):
             if os.path.exists(path):
