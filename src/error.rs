@@ -20,8 +20,9 @@ pub enum StorageError {
     /// argument is its length).
     #[error("item of {0} bytes exceeds the maximum value size")]
     ValueTooLarge(usize),
-    /// A key exceeded the largest key size, 20 KiB (the argument is its
-    /// length).
+    /// A key exceeded the largest key size, 20 KiB, or a multimap table's
+    /// key + value the largest pair, 20 KiB less 5 bytes (the argument is
+    /// the key's length, or the key's and value's together).
     #[error("key of {0} bytes exceeds the maximum key size")]
     KeyTooLarge(usize),
     /// An operating-system I/O error. The operation that meets an I/O error

@@ -504,6 +504,7 @@ impl<'txn, K: Key + 'static, V: Key + 'static> MultimapTable<'txn, K, V> {
     ) -> Result<bool, StorageError> {
         let (key, value) = (K::as_bytes(key.borrow()), V::as_bytes(value.borrow()));
         let (key, value) = (key.as_ref(), value.as_ref());
+        pair::check_len(key, value)?;
         let pair = pair::pair(key, value);
         // The engine compares pairs with the user's `K::compare` and
         // `V::compare`: a panic there poisons the transaction, as redb's

@@ -39,6 +39,7 @@
 
 use std::cmp::Ordering;
 
+use crate::error::StorageError;
 use crate::types::Key;
 
 /// Bytes before the key: the kind and the key length.
@@ -105,6 +106,25 @@ pub(crate) fn decode_rest(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
 /// The engine key of the pair (`key`, `value`).
 pub(crate) fn pair(key: &[u8], value: &[u8]) -> Vec<u8> {
     encode(PAIR, key, value)
+}
+
+/// The longest key + value a multimap table stores: the engine's key limit
+/// less the header a pair's engine key carries.
+pub(crate) const MAX_PAIR_LEN: usize = crate::btree::MAX_KEY_LEN - HEADER;
+
+/// Checks that `key` and `value` fit one pair, before anything is written:
+/// the error names their joint length, the one the caller can see (the
+/// engine's check of the pair's key named the length with the header, and
+/// refused a key + value of the 20 KiB the docs allowed).
+pub(crate) fn check_len(key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    let len = key.len().saturating_add(value.len());
+    if len > crate::btree::MAX_VALUE_LEN {
+        return Err(StorageError::ValueTooLarge(len));
+    }
+    if len > MAX_PAIR_LEN {
+        return Err(StorageError::KeyTooLarge(len));
+    }
+    Ok(())
 }
 
 /// The bound sorting before every pair whose key equals `key`.
