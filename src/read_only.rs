@@ -109,11 +109,17 @@ impl ReadableDatabase for ReadOnlyDatabase {
     }
 }
 
-/// An in-memory copy of the segments in the WAL directory `dir` (empty if
+/// An in-memory view of the segments in the WAL directory `dir` (empty if
 /// there is none): recovery reads the same records and writes nothing to
 /// disk. Something else at that path (a file, a dangling link) is an
 /// error, as it is for a writable open: read past, it would hide the
 /// commits in the real log.
+///
+/// Each segment is an [`Overlay`] of its file: read through, any change
+/// kept in memory. A copy of each whole segment trusted the file's length:
+/// a segment stretched to 1 TiB of unwritten zeros (a sparse file, which a
+/// writable open reads to its clean end) aborted a read-only open
+/// allocating it (found by a review, fifty-fourth session).
 pub(crate) fn copy_log(dir: &std::path::Path) -> Result<MemLogDir, StorageError> {
     let copy = MemLogDir::new();
     match std::fs::symlink_metadata(dir) {
@@ -137,11 +143,7 @@ pub(crate) fn copy_log(dir: &std::path::Path) -> Result<MemLogDir, StorageError>
         .into_iter()
         .filter(|name| crate::wal::segment_first_seq(name).is_some())
     {
-        let src = fs.open(&name)?;
-        let len = usize::try_from(src.len()?).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-        let mut bytes = vec![0u8; len];
-        src.read(0, &mut bytes)?;
-        copy.create(&name)?.write(0, &bytes)?;
+        copy.insert(&name, std::sync::Arc::new(Overlay::new(fs.open(&name)?)?));
     }
     Ok(copy)
 }

@@ -142,15 +142,30 @@ impl LogDir for FsLogDir {
 }
 
 /// A [`LogDir`] in memory; cloning shares the files.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct MemLogDir {
-    files: Arc<Mutex<BTreeMap<String, Arc<MemoryBackend>>>>,
+    files: Arc<Mutex<BTreeMap<String, Arc<dyn StorageBackend>>>>,
 }
 
 impl MemLogDir {
     /// An empty directory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds `file` under `name` (replacing any file of that name): a file
+    /// whose bytes live elsewhere, as a read-only open's read-through view
+    /// of a segment on disk (`read_only::copy_log`).
+    pub(crate) fn insert(&self, name: &str, file: Arc<dyn StorageBackend>) {
+        self.files.lock().insert(name.to_string(), file);
+    }
+}
+
+impl std::fmt::Debug for MemLogDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemLogDir")
+            .field("files", &self.files.lock().keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -168,7 +183,7 @@ impl LogDir for MemLogDir {
         if files.contains_key(name) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists")));
         }
-        let file = Arc::new(MemoryBackend::new());
+        let file: Arc<dyn StorageBackend> = Arc::new(MemoryBackend::new());
         files.insert(name.to_string(), file.clone());
         Ok(Box::new(file))
     }

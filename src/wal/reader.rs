@@ -378,6 +378,12 @@ struct SegmentBytes<'a> {
 /// Bytes loaded by the first read of a segment; each later read doubles it.
 const FIRST_LOAD: usize = 1 << 20;
 
+/// The longest segment recovery reads whole to search past a bad record
+/// ([`SegmentBytes::search`]): a segment holds records of at most
+/// `MAX_PAYLOAD` bytes each, and the journal rolls to a new one once a
+/// segment's size is reached, so no segment it writes comes near this.
+const SEARCH_LIMIT: usize = if usize::BITS >= 64 { (8u64 << 30) as usize } else { usize::MAX };
+
 /// How far past the last record a zero tail is checked (see `zeros_from`).
 const ZERO_TAIL_PROBE: usize = 64 << 10;
 
@@ -411,7 +417,21 @@ impl<'a> SegmentBytes<'a> {
     /// one per [`RECORD_HEADER_LEN`] bytes beyond `want` (no record is
     /// shorter), which rejects almost every offset of garbage or zeros
     /// before any checksum is computed.
+    ///
+    /// A segment longer than [`SEARCH_LIMIT`] is an error rather than an
+    /// allocation of its length: the journal writes none (its largest
+    /// record fits well inside), and a file stretched to a terabyte of
+    /// unwritten zeros aborted the process here (found by a review,
+    /// fifty-fourth session).
     fn search(&mut self, from: usize, want: u64, name: &str) -> Result<Found> {
+        if self.len > SEARCH_LIMIT {
+            return Err(StorageError::corrupted(format!(
+                "WAL segment {name}: the bytes at offset {from} are not a record, and the segment is {} bytes, \
+                 more than any segment the log writes ({SEARCH_LIMIT}); recovery cannot tell a torn tail from \
+                 damage in it: move it out of the WAL directory to open without its records",
+                self.len
+            )));
+        }
         self.load_to(self.len)?;
         let bytes = &self.loaded;
         let most = want.saturating_add((bytes.len() / RECORD_HEADER_LEN) as u64);

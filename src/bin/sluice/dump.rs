@@ -347,6 +347,8 @@ fn read_dump(path: &Path, mut each: impl FnMut(usize, Line) -> CliResult) -> Cli
 /// tables with their metadata.
 fn check_dump(path: &Path) -> CliResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut tables: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    // The current table's recorded key and value widths (`None`: any).
+    let mut widths: (Option<usize>, Option<usize>) = (None, None);
     let (mut entries, mut ended) = (0u64, false);
     read_dump(path, |n, line| {
         let at = |e: String| CliError::new(format!("dump line {n}: {e}"));
@@ -356,10 +358,26 @@ fn check_dump(path: &Path) -> CliResult<Vec<(Vec<u8>, Vec<u8>)>> {
         match line {
             Line::Table { name, meta } => {
                 load_order(&name, &meta)?;
+                // Each table once: a second set of types would be written
+                // into the table the first created.
+                if tables.iter().any(|(seen, _)| *seen == name) {
+                    return Err(at(format!(
+                        "table {:?} appears a second time",
+                        String::from_utf8_lossy(&name)
+                    )));
+                }
+                widths = TableMeta::decode(&meta).and_then(|m| m.widths).unwrap_or((None, None));
                 tables.push((name, meta));
             }
             Line::Entry { .. } if tables.is_empty() => return Err(at("an entry before any table line".into())),
-            Line::Entry { .. } => entries += 1,
+            Line::Entry { key, value } => {
+                let table = tables
+                    .last()
+                    .map(|(name, _)| String::from_utf8_lossy(name))
+                    .unwrap_or_default();
+                check_entry(&table, widths, &key, &value).map_err(at)?;
+                entries += 1;
+            }
             Line::End { tables: t, entries: e } => {
                 if (t, e) != (tables.len() as u64, entries) {
                     return Err(at(format!(
@@ -381,10 +399,44 @@ fn check_dump(path: &Path) -> CliResult<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(tables)
 }
 
+/// Whether an entry of table `table` (whose recorded key and value widths
+/// are `widths`) can be loaded: within the engine's size limits, and as
+/// wide as a fixed-width type (a program reading the table would take other
+/// bytes for another value, as `put` refuses them). Checked in the first
+/// pass, so that a dump with such an entry loads nothing.
+fn check_entry(table: &str, widths: (Option<usize>, Option<usize>), key: &[u8], value: &[u8]) -> Result<(), String> {
+    if key.len() > sluicedb::btree::MAX_KEY_LEN {
+        return Err(format!(
+            "a key of {} bytes in table {table:?}, over the {} bytes a key may have",
+            key.len(),
+            sluicedb::btree::MAX_KEY_LEN
+        ));
+    }
+    if value.len() > sluicedb::btree::MAX_VALUE_LEN {
+        return Err(format!(
+            "a value of {} bytes in table {table:?}, over the {} bytes a value may have",
+            value.len(),
+            sluicedb::btree::MAX_VALUE_LEN
+        ));
+    }
+    for (what, width, bytes) in [("key", widths.0, key), ("value", widths.1, value)] {
+        if let Some(width) = width
+            && bytes.len() != width
+        {
+            return Err(format!(
+                "a {what} of {} bytes in table {table:?}, whose {what} type is {width} bytes wide",
+                bytes.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Loads a dump in two passes: the first reads it whole and writes nothing
-/// (`check_dump`), so a truncated or damaged dump, or one whose table
-/// exists here with other types, is refused before anything is loaded; the
-/// second loads it in batches, each table in key order.
+/// (`check_dump`), so a truncated or damaged dump, one whose table exists
+/// here with other types or appears twice, or one with an entry too large
+/// or of the wrong width for its table's types, is refused before anything
+/// is loaded; the second loads it in batches, each table in key order.
 pub(crate) fn load(path: &Path, input: Option<&Path>) -> CliResult {
     let spool;
     let dump = match input {
