@@ -150,13 +150,25 @@ pub(crate) type Pair<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
 /// A double-ended iterator over a table's entries in key order.
 pub struct Range<'a, K: Key + 'static, V: Value + 'static> {
     inner: MergedRange<'static>,
+    /// For a range that outlives its table ([`ReadOnlyTable::range`]): its
+    /// snapshot's share of the database's live count, so that
+    /// [`Database::compact`](crate::Database::compact) refuses while it
+    /// lives, as redb's range holds its transaction.
+    _live: Option<LiveToken>,
     _types: Marker<'a, (K, V)>,
 }
 
 impl<K: Key + 'static, V: Value + 'static> Range<'_, K, V> {
+    /// A range that lives no longer than its table.
     pub(crate) fn new(inner: MergedRange<'static>) -> Self {
+        Self::holding(inner, None)
+    }
+
+    /// A range holding `live` (see the field).
+    fn holding(inner: MergedRange<'static>, live: Option<LiveToken>) -> Self {
         Self {
             inner,
+            _live: live,
             _types: PhantomData,
         }
     }
@@ -176,7 +188,7 @@ impl<K: Key + 'static, V: Value + 'static> Clone for Range<'_, K, V> {
     /// A range at this one's position, as redb's: it yields what this one
     /// would yield next, from either end, and moves on its own.
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone())
+        Self::holding(self.inner.clone(), self._live.clone())
     }
 }
 
@@ -964,12 +976,16 @@ impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
     }
 
     /// Entries whose keys lie in `range`; the range does not borrow the table.
+    /// It keeps the snapshot live while it lives (a compaction refuses
+    /// meanwhile, as redb's does); its guards do not (as redb's hold only
+    /// their pages).
     pub fn range<'a, KR>(&self, range: impl RangeBounds<KR>) -> Result<Range<'static, K, V>, StorageError>
     where
         KR: Borrow<K::SelfType<'a>>,
     {
         let (lower, upper) = encode_bounds::<K, KR>(&range);
-        Ok(Range::new(self.raw_range(as_ref_bound(&lower), as_ref_bound(&upper))?))
+        let inner = self.raw_range(as_ref_bound(&lower), as_ref_bound(&upper))?;
+        Ok(Range::holding(inner, Some(self._live.clone())))
     }
 
     /// Like [`range`](Self::range), yielding owned guards; the range keeps
