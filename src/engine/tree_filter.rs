@@ -143,6 +143,8 @@ pub(crate) struct TreeFilters {
     stop: Arc<AtomicBool>,
     /// Whether `insert`'s lookups ask the filter now.
     pub(crate) gate: FilterGate,
+    /// Filters built and made current so far (`Stats::tree_filter_builds`).
+    builds: AtomicU64,
 }
 
 /// Whether `insert`'s old-value lookups ask the tree filter, from what it
@@ -164,6 +166,9 @@ pub(crate) struct FilterGate {
     credit: AtomicU32,
     /// Lookups while the gate had no credit.
     closed_lookups: AtomicU32,
+    /// Keys the filter proved absent, for `Stats::tree_filter_absent`
+    /// (plain load and store, as the credit: only the writer asks).
+    absent: AtomicU64,
 }
 
 const ABSENT_CREDIT: u32 = 16;
@@ -176,11 +181,17 @@ impl Default for FilterGate {
         Self {
             credit: AtomicU32::new(ABSENT_CREDIT),
             closed_lookups: AtomicU32::new(0),
+            absent: AtomicU64::new(0),
         }
     }
 }
 
 impl FilterGate {
+    /// Keys the filter has proved absent so far.
+    pub(crate) fn absent(&self) -> u64 {
+        self.absent.load(Ordering::Relaxed)
+    }
+
     /// Whether this lookup asks the filter.
     pub(crate) fn ask(&self) -> bool {
         if self.credit.load(Ordering::Relaxed) > 0 {
@@ -193,6 +204,10 @@ impl FilterGate {
 
     /// Notes the filter's answer to a lookup that asked it.
     pub(crate) fn answered(&self, absent: bool) {
+        if absent {
+            self.absent
+                .store(self.absent.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         let credit = self.credit.load(Ordering::Relaxed);
         let credit = if absent {
             (credit + ABSENT_CREDIT).min(MAX_CREDIT)
@@ -332,6 +347,12 @@ impl TreeFilters {
             old.valid_through.store(latest_txn, Ordering::Release);
         }
         slots.current = slots.next.take();
+        self.builds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Filters built and made current so far.
+    pub(crate) fn builds(&self) -> u64 {
+        self.builds.load(Ordering::Relaxed)
     }
 
     /// Stops and joins a running build (the engine is closing).
@@ -441,6 +462,8 @@ mod tests {
             assert!(gate.ask(), "closed at lookup {i} of a mix with one new key in eight");
             gate.answered(i % 8 == 0);
         }
+        // Every key proved absent is counted (`Stats::tree_filter_absent`).
+        assert_eq!(gate.absent(), 1 + 1_000 / 8);
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub struct Stats {
     /// its work (it does while the frozen backlog is at most half its
     /// budget).
     pub flush_yields: u64,
+    /// Tree filters built and made current since open (the first, and each
+    /// rebuild as the tree outgrows one: `engine::tree_filter`).
+    pub tree_filter_builds: u64,
+    /// Keys `insert`'s old-value lookups found absent through the tree
+    /// filter, without a descent of the tree.
+    pub tree_filter_absent: u64,
     /// The sequence readers see.
     pub published_seq: u64,
     /// The highest durable sequence.
@@ -299,6 +305,8 @@ impl Engine {
             stalls: counters.stalls.load(Ordering::Relaxed),
             slowdowns: counters.slowdowns.load(Ordering::Relaxed),
             flush_yields: counters.flush_yields.load(Ordering::Relaxed),
+            tree_filter_builds: inner.tree_filters.builds(),
+            tree_filter_absent: inner.tree_filters.gate.absent(),
             published_seq: state.seq,
             durable_seq: inner.journal.durable_seq(),
             wal_degraded: wal.degraded,
