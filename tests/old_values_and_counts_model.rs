@@ -361,9 +361,12 @@ impl H {
             expect_same(&mut errors, format_args!("bulk insert {name} {nk:?}"), &got, &want);
         }
         let len = w.len(t).unwrap();
-        if len != model.len() as u64 {
-            errors.push(format!("bulk {name}: len {len} want {}", model.len()));
-        }
+        expect_same(
+            &mut errors,
+            format_args!("bulk {name}: len"),
+            &len,
+            &(model.len() as u64),
+        );
         if !errors.is_empty() {
             self.db = Some(db);
             errors.truncate(5);
@@ -723,9 +726,7 @@ impl H {
             }
         }
         let len = w.len(t).unwrap();
-        if len != model.len() as u64 {
-            errors.push(format!("len {len} want {}", model.len()));
-        }
+        expect_same(&mut errors, format_args!("len"), &len, &(model.len() as u64));
         w.commit().unwrap();
         self.db = Some(db);
         self.note(
@@ -757,9 +758,7 @@ impl H {
             expect_same(&mut errors, format_args!("re-insert {k:?}"), &got, &want);
         }
         let len = w.len(t).unwrap();
-        if len != model.len() as u64 {
-            errors.push(format!("len {len} want {}", model.len()));
-        }
+        expect_same(&mut errors, format_args!("len"), &len, &(model.len() as u64));
         w.commit().unwrap();
         self.db = Some(db);
         self.note("reinsert", name.into());
@@ -822,7 +821,7 @@ fn tree_filter_builds_and_rebuilds_old_values() {
     };
     let mut h = H::new(12, options);
     h.track = false;
-    // Three tree commits of 10K fresh keys.
+    // Two tree commits of 12K fresh keys.
     for _ in 0..2 {
         h.mixed("b0", 12_000, 0, 0, 0);
     }
@@ -1348,9 +1347,7 @@ fn pops_beside_writes_at_the_ends() {
                     }
                 }
                 let len = w.len(t).unwrap();
-                if len != model.len() as u64 {
-                    errors.push(format!("len {len} want {}", model.len()));
-                }
+                expect_same(&mut errors, format_args!("len"), &len, &(model.len() as u64));
                 if !errors.is_empty() {
                     break;
                 }
