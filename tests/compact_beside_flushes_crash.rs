@@ -15,14 +15,13 @@
 
 mod common;
 
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use common::engine::{Disk, read_u64_model, small_options};
-use sluicedb::btree::{TreeStore, TreeStoreOptions, bytewise};
+use common::engine::{Disk, durable_tree_facts, read_u64_model, small_options};
+use sluicedb::btree::bytewise;
 use sluicedb::engine::{Durability, Engine, EngineOptions};
-use sluicedb::io::{CrashBackend, TearMode};
+use sluicedb::io::TearMode;
 
 fn compact_options() -> EngineOptions {
     EngineOptions {
@@ -67,33 +66,6 @@ fn compact_writer(db: &Engine, next: &AtomicU64, budget: &AtomicU64, acked: &Ato
             acked.store(i, Ordering::Release);
         }
     }
-}
-
-/// What the durable data file of `image` holds, read by the tree store
-/// alone: its checkpoint sequence, the data tree's count, and whether a
-/// flush marker is present.
-fn raw_tree_facts(data: Vec<u8>) -> String {
-    let copy = CrashBackend::from_bytes(data);
-    let store = TreeStore::open(copy, TreeStoreOptions::default()).unwrap();
-    let snap = store.snapshot();
-    let mut out = format!("checkpoint_seq {}", store.durable_checkpoint_seq());
-    for (name, info) in snap.list_trees().unwrap() {
-        if name.len() == 8 {
-            let newest = snap
-                .range(&info, bytewise, Bound::Unbounded, Bound::Unbounded)
-                .unwrap()
-                .map(|e| {
-                    let e = e.unwrap();
-                    String::from_utf8_lossy(&e.value().as_bytes()[..10])
-                        .parse::<u64>()
-                        .unwrap()
-                })
-                .max();
-            out += &format!(", data tree: len {} newest commit in it {newest:?}", info.len());
-        }
-    }
-    out += &format!(", flush marker {}", snap.tree(b"sluice.flushing").unwrap().is_some());
-    out
 }
 
 #[test]
@@ -148,7 +120,7 @@ fn compaction_beside_flushes_keeps_counts_exact_after_a_crash() {
             failures.push(format!(
                 "round {round}: len() {len} but {} entries; durable data file before reopen: {}",
                 model.len(),
-                raw_tree_facts(data_before_open)
+                durable_tree_facts(data_before_open)
             ));
         }
     }

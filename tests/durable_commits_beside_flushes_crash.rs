@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use common::engine::{Disk, small_options};
+use common::engine::{Disk, durable_tree_facts, small_options};
 use sluicedb::btree::bytewise;
 use sluicedb::engine::{Durability, Engine, EngineOptions, ReadTxn};
 use sluicedb::io::TearMode;
@@ -142,6 +142,7 @@ impl Rig {
     fn crash_and_check(&mut self, round: u64, what: &str, big: Option<&BTreeMap<u64, Vec<u8>>>) {
         let acked = self.acked.load(Ordering::Acquire);
         let image = self.disk.crashed(TearMode::DropAll);
+        let data_before_open = image.data.durable_image();
         let reopened = match Engine::open(image.data.clone(), image.wal.clone(), self.options) {
             Ok(db) => db,
             Err(e) => {
@@ -163,8 +164,9 @@ impl Rig {
             }
             if len != model.len() as u64 {
                 self.failures.push(format!(
-                    "round {round} ({what}): table t len() {len} but {} entries",
-                    model.len()
+                    "round {round} ({what}): table t len() {len} but {} entries; durable data file before reopen: {}",
+                    model.len(),
+                    durable_tree_facts(data_before_open.clone())
                 ));
             }
         } else if acked > 0 {

@@ -404,3 +404,46 @@ pub fn range_entries(range: MergedRange<'_>, backward: bool) -> Vec<(Vec<u8>, Ve
         entries.collect()
     }
 }
+
+/// What a data file image holds, read by the tree store alone: its durable
+/// checkpoint sequence, each data tree's count and the newest commit in it
+/// (for values that begin with a commit number in ten digits), and whether
+/// a flush marker is present. For failure messages about counts after a
+/// crash (a durable commit claiming another sequence than its tree holds).
+pub fn durable_tree_facts(data: Vec<u8>) -> String {
+    let store = match TreeStore::open(CrashBackend::from_bytes(data), TreeStoreOptions::default()) {
+        Ok(store) => store,
+        Err(e) => return format!("the data file does not open alone: {e}"),
+    };
+    let snap = store.snapshot();
+    let mut out = format!("checkpoint_seq {}", store.durable_checkpoint_seq());
+    for (name, info) in snap.list_trees().unwrap_or_default() {
+        if name.len() != 8 {
+            continue;
+        }
+        let newest = snap
+            .range(&info, bytewise, Bound::Unbounded, Bound::Unbounded)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| {
+                        let e = e.ok()?;
+                        let head = e.value().as_bytes().get(..10)?.to_vec();
+                        String::from_utf8(head).ok()?.parse::<u64>().ok()
+                    })
+                    .max()
+            })
+            .unwrap_or(None);
+        out += &format!(
+            ", data tree {}: len {} newest commit in it {newest:?}",
+            to_hex(&name),
+            info.len()
+        );
+    }
+    let marker = snap.tree(b"sluice.flushing").map(|t| t.is_some()).unwrap_or(false);
+    out += &format!(", flush marker {marker}");
+    out
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
