@@ -1178,44 +1178,16 @@ fn multimap_seed(seed: u64) {
     }
 }
 
-/// A u64 key stored big-endian and ordered in reverse (a custom order: byte
-/// order is the opposite of key order, so any bytewise shortcut on bounds
-/// shows).
-#[derive(Debug)]
-struct RevU64;
-
-impl sluicedb::Value for RevU64 {
-    type SelfType<'a> = u64;
-    type AsBytes<'a> = [u8; 8];
-
-    fn fixed_width() -> Option<usize> {
-        Some(8)
-    }
-
-    fn from_bytes<'a>(data: &'a [u8]) -> u64
-    where
-        Self: 'a,
-    {
-        u64::from_be_bytes(data.try_into().unwrap())
-    }
-
-    fn as_bytes<'a, 'b: 'a>(value: &'a u64) -> [u8; 8]
-    where
-        Self: 'b,
-    {
-        value.to_be_bytes()
-    }
-
-    fn type_name() -> sluicedb::TypeName {
-        sluicedb::TypeName::new("review::RevU64")
-    }
-}
-
-impl sluicedb::Key for RevU64 {
-    fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-        b.cmp(a)
-    }
-}
+common::keys::u64_key!(
+    /// A u64 key stored big-endian and ordered in reverse (a custom order:
+    /// byte order is the opposite of key order, so any bytewise shortcut on
+    /// bounds shows).
+    RevU64,
+    "review::RevU64",
+    u64::from_be_bytes,
+    u64::to_be_bytes,
+    |a, b| b.cmp(a)
+);
 
 const REV: TableDefinition<RevU64, u64> = TableDefinition::new("rev");
 const TUP: TableDefinition<(&str, u64), u64> = TableDefinition::new("tup");

@@ -9,6 +9,8 @@
 //! `Durability::None` commits from many threads before a clean close.
 //! Every scenario runs under a watchdog that turns a deadlock into a failure.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, mpsc};
@@ -774,48 +776,22 @@ thread_local! {
     static PANIC_IN_COMPARE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// A u64 key in descending order whose `compare` panics on a thread that
-/// asked for it: user code panicking inside the engine.
-#[derive(Debug)]
-struct Desc;
-
-impl sluicedb::Value for Desc {
-    type SelfType<'a> = u64;
-    type AsBytes<'a> = [u8; 8];
-
-    fn fixed_width() -> Option<usize> {
-        Some(8)
+common::keys::u64_key!(
+    /// A u64 key in descending order whose `compare` panics on a thread that
+    /// asked for it: user code panicking inside the engine.
+    Desc,
+    "review::Desc",
+    u64::from_le_bytes,
+    u64::to_le_bytes,
+    |a, b| {
+    if PANIC_IN_COMPARE.with(|p| p.get()) {
+        panic!("Key::compare panics on purpose");
     }
-
-    fn from_bytes<'a>(data: &'a [u8]) -> u64
-    where
-        Self: 'a,
-    {
-        u64::from_le_bytes(data.try_into().unwrap())
-    }
-
-    fn as_bytes<'a, 'b: 'a>(value: &'a u64) -> [u8; 8]
-    where
-        Self: 'b,
-    {
-        value.to_le_bytes()
-    }
-
-    fn type_name() -> sluicedb::TypeName {
-        sluicedb::TypeName::new("review::Desc")
-    }
+    let a = u64::from_le_bytes(a.try_into().unwrap());
+    let b = u64::from_le_bytes(b.try_into().unwrap());
+    b.cmp(&a)
 }
-
-impl sluicedb::Key for Desc {
-    fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-        if PANIC_IN_COMPARE.with(|p| p.get()) {
-            panic!("Key::compare panics on purpose");
-        }
-        let a = u64::from_le_bytes(a.try_into().unwrap());
-        let b = u64::from_le_bytes(b.try_into().unwrap());
-        b.cmp(&a)
-    }
-}
+);
 
 const DESC: TableDefinition<Desc, u64> = TableDefinition::new("desc");
 

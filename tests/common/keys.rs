@@ -51,9 +51,56 @@ macro_rules! str_key {
     };
 }
 
-// Test files that define their own key types use the macro; others do not.
+/// A `u64` key type named `$name`, stored as `$to` writes it and read back
+/// with `$from`, ordered by `$compare` over the stored bytes.
+#[allow(unused_macros)]
+macro_rules! u64_key {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $from:expr, $to:expr, $compare:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $ty;
+
+        impl sluicedb::Value for $ty {
+            type SelfType<'a> = u64;
+            type AsBytes<'a> = [u8; 8];
+
+            fn fixed_width() -> Option<usize> {
+                Some(8)
+            }
+
+            fn from_bytes<'a>(data: &'a [u8]) -> u64
+            where
+                Self: 'a,
+            {
+                let from: fn([u8; 8]) -> u64 = $from;
+                from(data.try_into().expect("an 8-byte key"))
+            }
+
+            fn as_bytes<'a, 'b: 'a>(value: &'a u64) -> [u8; 8]
+            where
+                Self: 'b,
+            {
+                let to: fn(u64) -> [u8; 8] = $to;
+                to(*value)
+            }
+
+            fn type_name() -> sluicedb::TypeName {
+                sluicedb::TypeName::new($name)
+            }
+        }
+
+        impl sluicedb::Key for $ty {
+            fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+                let compare: fn(&[u8], &[u8]) -> std::cmp::Ordering = $compare;
+                compare(a, b)
+            }
+        }
+    };
+}
+
+// Test files that define their own key types use the macros; others do not.
 #[allow(unused_imports)]
-pub(crate) use str_key;
+pub(crate) use {str_key, u64_key};
 
 str_key!(
     /// Strings in reverse byte order.
