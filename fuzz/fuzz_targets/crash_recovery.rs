@@ -55,7 +55,7 @@ use libfuzzer_sys::fuzz_target;
 use sluicedb::StorageError;
 use sluicedb::btree::{Comparator, ValueBytes, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange, PendingCommit, ReadTable, ReadTxn, WriteTxn};
-use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
+use sluicedb::io::{CrashDisk, TearMode};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -129,32 +129,22 @@ fn options(b: u8) -> EngineOptions {
     }
 }
 
-struct Disk {
-    data: Arc<CrashBackend>,
-    wal: CrashLogDir,
-}
+/// The crash-simulating data file and WAL directory (imaged at one instant
+/// while the engine runs), with an engine opener.
+struct Disk(CrashDisk);
 
 impl Disk {
     fn open(&self, options: EngineOptions) -> Result<Engine> {
-        Engine::open(self.data.clone(), self.wal.clone(), options)
+        Engine::open(self.0.data.clone(), self.0.wal.clone(), options)
     }
 
-    /// REQUIRES: the engine is closed (else see `tests/common/engine.rs`:
-    /// the WAL's image must be taken first).
     fn crashed(&self, mode: TearMode) -> Disk {
-        let wal = self.wal.crash(mode);
-        Disk {
-            data: Arc::new(CrashBackend::from_bytes(self.data.crash_image(mode))),
-            wal,
-        }
+        Disk(self.0.crashed(mode))
     }
 
     /// A copy of everything written so far.
     fn copy(&self) -> Disk {
-        Disk {
-            data: Arc::new(CrashBackend::from_bytes(self.data.current_image())),
-            wal: self.wal.crash(TearMode::KeepAll),
-        }
+        Disk(self.0.copy())
     }
 }
 
@@ -658,8 +648,8 @@ impl Run {
     }
 
     fn arm_power_cut(&mut self, a: u8) {
-        self.disk.wal.cut_power_after(self.disk.wal.ops() + u64::from(a % 8));
-        self.disk.data.cut_power_after(self.disk.data.ops() + u64::from(a >> 4));
+        self.disk.0.wal.cut_power_after(self.disk.0.wal.ops() + u64::from(a % 8));
+        self.disk.0.data.cut_power_after(self.disk.0.data.ops() + u64::from(a >> 4));
         self.armed = true;
     }
 
@@ -749,10 +739,7 @@ impl Run {
 fuzz_target!(|data: &[u8]| {
     let Some((&first, data)) = data.split_first() else { return };
     let options = options(first);
-    let disk = Disk {
-        data: Arc::new(CrashBackend::new()),
-        wal: CrashLogDir::new(),
-    };
+    let disk = Disk(CrashDisk::new());
     let db = disk.open(options).expect("create");
     let mut run = Run {
         options,

@@ -20,7 +20,7 @@ use openraft::type_config::TypeConfigExt;
 use openraft::type_config::alias::OneshotReceiverOf;
 use openraft::{RaftLogReader, RaftSnapshotBuilder};
 use sluicedb::Database;
-use sluicedb::io::{CrashBackend, CrashLogDir, HeldSyncs, TearMode};
+use sluicedb::io::{CrashDisk, CrashLogDir, HeldSyncs, TearMode};
 use sluicedb_raft::{Entry, LogId, LogStore, Request, SnapshotMeta, StateMachine, TypeConfig, Vote};
 
 type Flushed = OneshotReceiverOf<TypeConfig, Result<(), io::Error>>;
@@ -28,38 +28,38 @@ type Flushed = OneshotReceiverOf<TypeConfig, Result<(), io::Error>>;
 /// One node's simulated disk: a data file and a WAL directory whose syncs
 /// can be held.
 struct Machine {
-    data: Arc<CrashBackend>,
+    disk: CrashDisk,
+    /// The disk's WAL directory, its syncs switchable.
     wal: HeldSyncs<CrashLogDir>,
 }
 
 impl Machine {
     fn new() -> Self {
-        Self::from_disk(CrashBackend::new(), CrashLogDir::new())
+        Self::from_disk(CrashDisk::new())
     }
 
-    fn from_disk(data: CrashBackend, wal: CrashLogDir) -> Self {
+    fn from_disk(disk: CrashDisk) -> Self {
         Self {
-            data: Arc::new(data),
-            wal: HeldSyncs::new(wal),
+            wal: HeldSyncs::new(disk.wal.clone()),
+            disk,
         }
     }
 
     fn open(&self) -> (LogStore<TypeConfig>, StateMachine) {
         let db = Database::builder()
-            .create_with_backends(self.data.clone(), self.wal.clone())
+            .create_with_backends(self.disk.data.clone(), self.wal.clone())
             .expect("the database opens");
         sluicedb_raft::open_database(Arc::new(db)).expect("the stores open")
     }
 
-    /// The power fails now: the disk a restart finds (the WAL's image first,
-    /// as sluicedb's own crash tests take it). The running stores' syncs
-    /// fail from here on, and they are dropped.
+    /// The power fails now: the disk a restart finds (both files' images of
+    /// one instant). The running stores' syncs fail from here on, and they
+    /// are dropped.
     fn crash(&self, mode: TearMode, stores: (LogStore<TypeConfig>, StateMachine)) -> Machine {
-        let wal = self.wal.inner().crash(mode);
-        let data = CrashBackend::from_bytes(self.data.crash_image(mode));
+        let after = self.disk.crashed(mode);
         self.wal.fail();
         drop(stores);
-        Self::from_disk(data, wal)
+        Self::from_disk(after)
     }
 }
 
@@ -793,7 +793,7 @@ async fn a_power_cut_at_every_step_of_a_checkpoint_keeps_truncation_and_purge() 
         append_flushed(&mut log, ents(2, 6..=7)).await;
         log.purge(log_id(1, 3)).await.expect("purge");
         append_flushed(&mut log, ents(2, 8..=8)).await;
-        machine.data.cut_power_after(machine.data.ops() + cut);
+        machine.disk.data.cut_power_after(machine.disk.data.ops() + cut);
         completed = log.database().checkpoint().is_ok();
         let after = machine.crash(TearMode::Random(cut), (log, sm));
 

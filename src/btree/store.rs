@@ -887,7 +887,7 @@ impl TreeWriter<'_> {
     /// snapshots still live then stay, and the file shrinks less.
     pub fn relocate_all(&mut self) -> Result<Relocation> {
         // A pinned commit's pages must stay where its pin names them.
-        if self.state.alloc.pinned_count() > 0 {
+        if self.has_pins() {
             return Err(StorageError::Internal("compaction with pinned commits (savepoints)".into()));
         }
         self.fold_changes()?;
@@ -1061,6 +1061,12 @@ impl TreeWriter<'_> {
         self.commit_and_continue(checkpoint_seq)?;
         self.state.alloc.unpin(id);
         Ok(true)
+    }
+
+    /// Whether any commit is pinned ([`pin_durable`](Self::pin_durable)):
+    /// [`relocate_all`](Self::relocate_all) refuses to run then.
+    pub fn has_pins(&self) -> bool {
+        self.state.alloc.pinned_count() > 0
     }
 
     /// Pages kept only for pins: no longer reached by the newest commit.

@@ -702,6 +702,43 @@ impl Inner {
         Arc::strong_count(&state) == 1 && state.tree.is_only_view()
     }
 
+    /// The sequence the tree `writer` holds: every commit up to it and none
+    /// after, as a durable commit of that tree may claim for its checkpoint.
+    /// The durable checkpoint's, or the last flush's if a flush has
+    /// committed since (not durably); never below the durable checkpoint's
+    /// (a lower one would claim that WAL records a checkpoint deleted are
+    /// still to be replayed). REQUIRES: `writer` from
+    /// [`writer_at_published_tree`](Self::writer_at_published_tree): a flush
+    /// notes its sequence (`counters.flushed_seq`) before it stops counting
+    /// as unpublished, and holds the writer for the whole of its pass, so
+    /// no flush is part way through this tree.
+    pub(crate) fn tree_held_seq(&self, writer: &TreeWriter<'_>) -> u64 {
+        let flushed = self.counters.flushed_seq.load(Ordering::Acquire);
+        writer.durable_checkpoint_seq().max(flushed)
+    }
+
+    /// The tree writer, taken when no tree commit waits for publication
+    /// ([`unpublished_trees`](Self::unpublished_trees)). A tree commit and
+    /// a flush release the writer before they publish the state that shows
+    /// their commit (a tree commit waits for its WAL sync in between); a
+    /// compaction or an unpin in that gap
+    /// would publish their tree under the older state's sequence, and
+    /// readers would see a commit that is not published, and perhaps not
+    /// durable. So it waits for the publication, holding nothing meanwhile.
+    /// (Commits that change no entry, a checkpoint's or compaction's trim,
+    /// publish nothing and need not be waited for.)
+    pub(crate) fn writer_at_published_tree(&self) -> Result<TreeWriter<'_>> {
+        loop {
+            self.check_poison()?;
+            let writer = self.poison_on(self.trees.writer())?;
+            if self.unpublished_trees.load(Ordering::SeqCst) == 0 {
+                return Ok(writer);
+            }
+            drop(writer);
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
     /// The tree writer, told whether any reader may read the pages it
     /// replaces ([`readers_absent`](Self::readers_absent)).
     pub(crate) fn tree_writer(&self) -> Result<TreeWriter<'_>> {

@@ -27,7 +27,7 @@ use super::writeset::{Below, Origin, Place, SharedSource, TableSlot, WriteSet};
 use super::memtable::Memtable;
 use super::recovery::Recovered;
 use crate::btree::{
-    Census, Comparator, PinnedCommit, Report, TreeInfo, TreeShape, TreeWriter, ValueBytes, bytewise, is_bytewise,
+    Census, Comparator, PinnedCommit, Report, TreeInfo, TreeShape, ValueBytes, bytewise, is_bytewise,
 };
 use crate::error::{Result, StorageError};
 use crate::wal::SyncBy;
@@ -365,18 +365,28 @@ impl Engine {
     /// shrank.
     ///
     /// Both commits are durable, and each claims as its checkpoint the
-    /// sequence its tree holds ([`Self::tree_held_seq`]): the apply thread
+    /// sequence its tree holds (`Inner::tree_held_seq`): the apply thread
     /// may flush between the checkpoint and the first, or between the two,
     /// and a flush's commit is not durable. Claiming the older checkpoint
     /// for a tree that holds a flush made recovery replay the flushed
     /// records over it, counting each table's changes twice (found by a
     /// review: `tests/compact_beside_flushes_crash.rs`).
+    ///
+    /// Refused with `Internal`, nothing changed, while a tree pin exists
+    /// (its pages must stay where it names them; `Database::compact` drops
+    /// orphan pins first and refuses while a savepoint exists).
     pub fn compact(&self) -> Result<bool> {
         let inner = &self.inner;
         self.checkpoint()?;
         let before = inner.trees.file_len()?;
-        let mut writer = self.writer_at_published_tree()?;
-        let seq = self.tree_held_seq(&writer);
+        let mut writer = inner.writer_at_published_tree()?;
+        if writer.has_pins() {
+            // Refused before anything changes: the engine stays usable.
+            return Err(StorageError::Internal(
+                "compaction with pinned commits (persistent savepoints): drop them first".into(),
+            ));
+        }
+        let seq = inner.tree_held_seq(&writer);
         writer.forget_replaced_at_once(inner.readers_absent());
         inner.poison_on(writer.relocate_all().and_then(|_| writer.commit_and_continue(seq)))?;
         // The state pins the tree it shows; move it to the relocated one so
@@ -389,47 +399,10 @@ impl Engine {
             ..s.clone()
         });
         drop(writer);
-        let writer = self.writer_at_published_tree()?;
-        let seq = self.tree_held_seq(&writer);
+        let writer = inner.writer_at_published_tree()?;
+        let seq = inner.tree_held_seq(&writer);
         inner.poison_on(writer.commit(seq))?;
         Ok(inner.trees.file_len()? < before)
-    }
-
-    /// The sequence the tree `writer` holds: every commit up to it and none
-    /// after, as a durable commit of that tree may claim for its checkpoint.
-    /// The durable checkpoint's, or the last flush's if a flush has
-    /// committed since (not durably); never below the durable checkpoint's
-    /// (a lower one would claim that WAL records a checkpoint deleted are
-    /// still to be replayed). REQUIRES: `writer` from
-    /// [`writer_at_published_tree`](Self::writer_at_published_tree): a flush
-    /// notes its sequence (`counters.flushed_seq`) before it stops counting
-    /// as unpublished, and holds the writer for the whole of its pass, so
-    /// no flush is part way through this tree.
-    fn tree_held_seq(&self, writer: &TreeWriter<'_>) -> u64 {
-        let flushed = self.inner.counters.flushed_seq.load(Ordering::Acquire);
-        writer.durable_checkpoint_seq().max(flushed)
-    }
-
-    /// The tree writer, taken when no tree commit waits for publication
-    /// ([`Inner::unpublished_trees`]). A tree commit and a flush release the
-    /// writer before they publish the state that shows their commit (a tree
-    /// commit waits for its WAL sync in between); a compaction in that gap
-    /// would publish their tree under the older state's sequence, and
-    /// readers would see a commit that is not published, and perhaps not
-    /// durable. So it waits for the publication, holding nothing meanwhile.
-    /// (Commits that change no entry, a checkpoint's or compaction's trim,
-    /// publish nothing and need not be waited for.)
-    fn writer_at_published_tree(&self) -> Result<TreeWriter<'_>> {
-        let inner = &self.inner;
-        loop {
-            inner.check_poison()?;
-            let writer = inner.poison_on(inner.trees.writer())?;
-            if inner.unpublished_trees.load(Ordering::SeqCst) == 0 {
-                return Ok(writer);
-            }
-            drop(writer);
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
     }
 
     /// Bytes in the data file.
@@ -1813,20 +1786,21 @@ pub(crate) fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     Ok(())
 }
 
-/// Drops tree pin `id` (`TreeWriter::unpin`) at a durable commit: after a
-/// checkpoint, so that no flush is published and not yet durable. A flush
-/// that slips in between is checkpointed too, a few times at most; then
-/// the pin is left for the next open to drop.
+/// Drops tree pin `id` (`TreeWriter::unpin`) at a durable commit. The
+/// unpin needs the writer at the durable commit: a flush that committed
+/// since the last checkpoint (not durably) is made durable first, at the
+/// sequence its tree holds, as a checkpoint would (`Inner::tree_held_seq`).
+/// It gave up after three checkpoints once, leaving the pin while flushes
+/// kept coming, and a compaction after it then met the pin
+/// (`tests/durable_commits_beside_flushes_crash.rs`).
 pub(crate) fn unpin(inner: &Arc<Inner>, id: u64) -> Result<()> {
-    for _ in 0..3 {
-        checkpoint(inner)?;
-        let mut writer = inner.trees.writer()?;
-        if writer.at_durable() {
-            if writer.unpin(id)? {
-                show_own_tree_change(inner);
-            }
-            return Ok(());
-        }
+    let mut writer = inner.writer_at_published_tree()?;
+    if !writer.at_durable() {
+        let seq = inner.tree_held_seq(&writer);
+        inner.poison_on(writer.commit_and_continue(seq))?;
+    }
+    if writer.unpin(id)? {
+        show_own_tree_change(inner);
     }
     Ok(())
 }

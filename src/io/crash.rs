@@ -1,6 +1,8 @@
 use std::io;
 
-use parking_lot::Mutex;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use super::StorageBackend;
 use super::fault::FaultPlan;
@@ -31,9 +33,42 @@ pub enum TearMode {
 ///
 /// Operations are numbered from 0 in call order; `write`, `set_len` and
 /// `sync_data` count, reads do not.
+///
+/// A backend runs on a [`PowerLine`] (its own unless given one): several
+/// files on one line can be imaged at one instant.
 #[derive(Debug, Default)]
 pub struct CrashBackend {
     state: Mutex<State>,
+    power: PowerLine,
+}
+
+/// The power supply of crash-simulating files. Every write, resize and
+/// sync of a file on the line, and every creation, removal and rename in a
+/// [`CrashLogDir`](super::CrashLogDir) on it, runs while the line is up;
+/// [`at_one_instant`](Self::at_one_instant) holds it still, so the images
+/// taken inside are of one moment of a running engine, as a real power
+/// cut leaves them. (Imaged one after the other, a data file could hold a
+/// flush whose WAL records the directory's image, taken a moment earlier,
+/// did not: a state no crash can leave.) Cloning shares the line.
+#[derive(Clone, Debug, Default)]
+pub struct PowerLine(Arc<RwLock<()>>);
+
+impl PowerLine {
+    /// A line of its own.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` while no operation of any file on the line runs.
+    pub fn at_one_instant<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _still = self.0.write();
+        f()
+    }
+
+    /// Held by each operation for as long as it runs.
+    pub(crate) fn up(&self) -> RwLockReadGuard<'_, ()> {
+        self.0.read()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -58,13 +93,26 @@ impl CrashBackend {
 
     /// A backend whose durable and current image is `bytes`.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        let backend = Self::default();
+        Self::from_bytes_on(bytes, PowerLine::new())
+    }
+
+    /// [`from_bytes`](Self::from_bytes), on `power`.
+    pub fn from_bytes_on(bytes: Vec<u8>, power: PowerLine) -> Self {
+        let backend = Self::on(power);
         {
             let mut state = backend.state.lock();
             state.durable = bytes.clone();
             state.current = bytes;
         }
         backend
+    }
+
+    /// An empty backend on `power`.
+    pub fn on(power: PowerLine) -> Self {
+        Self {
+            state: Mutex::default(),
+            power,
+        }
     }
 
     /// Makes operation number `op` fail with an error of `kind` (use
@@ -142,6 +190,7 @@ impl StorageBackend for CrashBackend {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let _up = self.power.up();
         let mut state = self.state.lock();
         state.plan.begin_op()?;
         write_slice(&mut state.current, offset, data)?;
@@ -153,6 +202,7 @@ impl StorageBackend for CrashBackend {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        let _up = self.power.up();
         let mut state = self.state.lock();
         state.plan.begin_op()?;
         state.current.resize(len as usize, 0);
@@ -161,6 +211,7 @@ impl StorageBackend for CrashBackend {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let _up = self.power.up();
         let mut state = self.state.lock();
         state.plan.begin_op()?;
         state.durable = state.current.clone();

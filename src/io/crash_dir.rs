@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::fault::FaultPlan;
-use super::{CrashBackend, LogDir, StorageBackend, TearMode};
+use super::{CrashBackend, LogDir, PowerLine, StorageBackend, TearMode};
 
 /// A directory of crash-simulating log files. Cloning shares it.
 #[derive(Clone, Debug, Default)]
@@ -19,12 +19,22 @@ pub struct CrashLogDir {
     remove_error: Arc<Mutex<Option<io::ErrorKind>>>,
     /// What [`LogDir::spare_segments`] answers (see [`Self::with_spares`]).
     spares: bool,
+    /// The line its files and its creations, removals and renames run on.
+    power: PowerLine,
 }
 
 impl CrashLogDir {
     /// An empty directory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty directory on `power` (see [`PowerLine`]).
+    pub fn on(power: PowerLine) -> Self {
+        Self {
+            power,
+            ..Self::default()
+        }
     }
 
     /// This directory, answering `spares` to [`LogDir::spare_segments`].
@@ -67,8 +77,15 @@ impl CrashLogDir {
 
     /// The directory a restart would find if the power failed now: file
     /// creations and removals are durable (they synced the directory), file
-    /// contents follow `mode`. Each file gets its own tear decisions.
+    /// contents follow `mode`. Each file gets its own tear decisions. The
+    /// image runs on a line of its own.
     pub fn crash(&self, mode: TearMode) -> CrashLogDir {
+        self.crash_onto(mode, PowerLine::new())
+    }
+
+    /// [`crash`](Self::crash), the image on `power`. Of one instant only
+    /// inside [`PowerLine::at_one_instant`] of this directory's line.
+    pub fn crash_onto(&self, mode: TearMode, power: PowerLine) -> CrashLogDir {
         let files = self
             .files
             .lock()
@@ -79,7 +96,8 @@ impl CrashLogDir {
                     TearMode::Random(seed) => TearMode::Random(seed.wrapping_mul(31).wrapping_add(i as u64)),
                     other => other,
                 };
-                (name.clone(), Arc::new(CrashBackend::from_bytes(file.crash_image(mode))))
+                let image = CrashBackend::from_bytes_on(file.crash_image(mode), power.clone());
+                (name.clone(), Arc::new(image))
             })
             .collect();
         CrashLogDir {
@@ -87,7 +105,13 @@ impl CrashLogDir {
             plan: Arc::default(),
             remove_error: Arc::default(),
             spares: self.spares,
+            power,
         }
+    }
+
+    /// The line this directory runs on.
+    pub fn power_line(&self) -> &PowerLine {
+        &self.power
     }
 
     /// A file's current bytes (for tests that damage or inspect segments).
@@ -99,7 +123,7 @@ impl CrashLogDir {
     pub fn put_file(&self, name: &str, bytes: Vec<u8>) {
         self.files
             .lock()
-            .insert(name.to_string(), Arc::new(CrashBackend::from_bytes(bytes)));
+            .insert(name.to_string(), Arc::new(CrashBackend::from_bytes_on(bytes, self.power.clone())));
     }
 }
 
@@ -140,12 +164,13 @@ impl LogDir for CrashLogDir {
     }
 
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageBackend>> {
+        let _up = self.power.up();
         self.plan.lock().begin_op()?;
         let mut files = self.files.lock();
         if files.contains_key(name) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists")));
         }
-        let file = Arc::new(CrashBackend::new());
+        let file = Arc::new(CrashBackend::on(self.power.clone()));
         files.insert(name.to_string(), file.clone());
         Ok(Box::new(CrashLogFile {
             file,
@@ -170,6 +195,7 @@ impl LogDir for CrashLogDir {
         if let Some(kind) = *self.remove_error.lock() {
             return Err(io::Error::new(kind, format!("injected failure removing {name}")));
         }
+        let _up = self.power.up();
         self.plan.lock().begin_op()?;
         self.files
             .lock()
@@ -184,6 +210,7 @@ impl LogDir for CrashLogDir {
 
     /// Durable when it returns, as `create` and `remove` are.
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let _up = self.power.up();
         self.plan.lock().begin_op()?;
         let mut files = self.files.lock();
         let file = files

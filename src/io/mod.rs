@@ -6,6 +6,7 @@
 mod backend;
 mod crash;
 mod crash_dir;
+mod crash_disk;
 mod failure;
 mod fault;
 mod file;
@@ -15,8 +16,9 @@ mod log_dir;
 mod memory;
 
 pub use backend::StorageBackend;
-pub use crash::{CrashBackend, TearMode};
+pub use crash::{CrashBackend, PowerLine, TearMode};
 pub use crash_dir::CrashLogDir;
+pub use crash_disk::CrashDisk;
 pub use failure::Failure;
 pub use file::FileBackend;
 pub(crate) use file::WriteBehind;

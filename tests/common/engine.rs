@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange};
-use sluicedb::io::{CrashBackend, CrashLogDir, StorageBackend, TearMode};
+use sluicedb::io::{CrashBackend, CrashDisk, StorageBackend, TearMode};
 
 /// Resolves the test tables' key orders from their metadata.
 pub fn resolver(meta: &[u8]) -> Option<Comparator> {
@@ -112,45 +112,31 @@ pub fn has_flush_marker(disk: &Disk) -> bool {
     store.snapshot().tree(b"sluice.flushing").unwrap().is_some()
 }
 
-/// A data file and WAL directory that can crash.
+/// A data file and WAL directory that crash together
+/// ([`CrashDisk`]: images of one instant), with an engine opener.
 #[derive(Clone)]
-pub struct Disk {
-    pub data: Arc<CrashBackend>,
-    pub wal: CrashLogDir,
+pub struct Disk(CrashDisk);
+
+impl std::ops::Deref for Disk {
+    type Target = CrashDisk;
+
+    fn deref(&self) -> &CrashDisk {
+        &self.0
+    }
 }
 
 impl Disk {
     pub fn new() -> Self {
-        Self {
-            data: Arc::new(CrashBackend::new()),
-            wal: CrashLogDir::new(),
-        }
+        Self(CrashDisk::new())
     }
 
     pub fn open(&self, options: EngineOptions) -> Engine {
         Engine::open(self.data.clone(), self.wal.clone(), options).unwrap()
     }
 
-    /// Cuts the power now: the WAL first, then the data file (see the
-    /// crash tests for why that order is a real crash).
-    pub fn cut_power(&self) {
-        self.wal.cut_power_after(self.wal.ops());
-        self.data.cut_power_after(self.data.ops());
-    }
-
-    /// What a restart finds.
+    /// What a restart finds if the power fails now.
     pub fn crashed(&self, mode: TearMode) -> Disk {
-        // The WAL's image first: the engine may still be running, and a
-        // checkpoint between the two images must not show a data file older
-        // than the WAL (its segment deletions without its commit slot), a
-        // state no real crash can leave. The other order is what a crash
-        // during a checkpoint leaves: a newer data file beside segments it
-        // no longer needs.
-        let wal = self.wal.crash(mode);
-        Disk {
-            data: Arc::new(CrashBackend::from_bytes(self.data.crash_image(mode))),
-            wal,
-        }
+        Self(self.0.crashed(mode))
     }
 }
 

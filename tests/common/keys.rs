@@ -3,9 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
-use sluicedb::io::{CrashBackend, CrashLogDir, TearMode};
+use sluicedb::io::TearMode;
 use sluicedb::{Builder, Database};
 
 /// A string key type named `$name` ordered by `$compare`.
@@ -116,19 +114,23 @@ str_key!(
     |a, b| a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase())
 );
 
-/// A data file and WAL directory that lose, keep or tear unsynced writes.
+/// A data file and WAL directory that crash together
+/// ([`sluicedb::io::CrashDisk`]: images of one instant), with a database
+/// opener.
 #[derive(Clone)]
-pub struct CrashDisk {
-    pub data: Arc<CrashBackend>,
-    pub wal: CrashLogDir,
+pub struct CrashDisk(sluicedb::io::CrashDisk);
+
+impl std::ops::Deref for CrashDisk {
+    type Target = sluicedb::io::CrashDisk;
+
+    fn deref(&self) -> &sluicedb::io::CrashDisk {
+        &self.0
+    }
 }
 
 impl CrashDisk {
     pub fn new() -> Self {
-        Self {
-            data: Arc::new(CrashBackend::new()),
-            wal: CrashLogDir::new(),
-        }
+        Self(sluicedb::io::CrashDisk::new())
     }
 
     /// Opens (or creates) a database on this disk.
@@ -140,17 +142,7 @@ impl CrashDisk {
 
     /// What a restart after a power cut finds.
     pub fn crashed(&self, mode: TearMode) -> CrashDisk {
-        // The WAL's image first: the engine may still be running, and a
-        // checkpoint between the two images must not show a data file older
-        // than the WAL (its segment deletions without its commit slot), a
-        // state no real crash can leave. The other order is what a crash
-        // during a checkpoint leaves: a newer data file beside segments it
-        // no longer needs.
-        let wal = self.wal.crash(mode);
-        CrashDisk {
-            data: Arc::new(CrashBackend::from_bytes(self.data.crash_image(mode))),
-            wal,
-        }
+        Self(self.0.crashed(mode))
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use openraft::{BasicNode, Config, SnapshotPolicy};
 use sluicedb::Database;
-use sluicedb::io::{CrashBackend, CrashLogDir, HeldSyncs, TearMode};
+use sluicedb::io::{CrashDisk, CrashLogDir, HeldSyncs, TearMode};
 use sluicedb_raft::router::{Node, Router, client_write};
 use sluicedb_raft::{LogStore, Request, StateMachine, TypeConfig};
 
@@ -79,27 +79,28 @@ pub async fn wait_applied(node: &Node, index: u64) {
 /// One node's simulated machine: its data file and WAL directory in memory,
 /// the WAL's syncs switchable.
 pub struct Machine {
-    data: Arc<CrashBackend>,
+    disk: CrashDisk,
+    /// The disk's WAL directory, its syncs switchable.
     wal: HeldSyncs<CrashLogDir>,
 }
 
 impl Machine {
     /// A machine with an empty disk.
     pub fn new() -> Self {
-        Self::from_disk(CrashBackend::new(), CrashLogDir::new())
+        Self::from_disk(CrashDisk::new())
     }
 
-    fn from_disk(data: CrashBackend, wal: CrashLogDir) -> Self {
+    fn from_disk(disk: CrashDisk) -> Self {
         Self {
-            data: Arc::new(data),
-            wal: HeldSyncs::new(wal),
+            wal: HeldSyncs::new(disk.wal.clone()),
+            disk,
         }
     }
 
     /// The stores on this machine's database.
     pub fn stores(&self) -> (LogStore<TypeConfig>, StateMachine) {
         let db = Database::builder()
-            .create_with_backends(self.data.clone(), self.wal.clone())
+            .create_with_backends(self.disk.data.clone(), self.wal.clone())
             .expect("the database opens");
         sluicedb_raft::open_database(Arc::new(db)).expect("the stores open")
     }
@@ -120,10 +121,7 @@ impl Machine {
     /// sync covered lost). This one's syncs fail from now on, so `node`
     /// (running here) fails and is shut down.
     pub async fn power_cut(&self, router: &Router, node: Node) -> Machine {
-        let after = Self::from_disk(
-            CrashBackend::from_bytes(self.data.crash_image(TearMode::DropAll)),
-            self.wal.inner().crash(TearMode::DropAll),
-        );
+        let after = Self::from_disk(self.disk.crashed(TearMode::DropAll));
         self.wal.fail();
         router.remove(node.id);
         // Its storage has failed: the shutdown may report that; either way
