@@ -132,6 +132,37 @@ impl Database {
         self.backup_with_progress(dest, |_| {})
     }
 
+    /// What [`backup`](Self::backup) checks of `dest` before it copies
+    /// anything, without a database: refused if it or its `-wal` directory
+    /// exists, or if its directory does not. A tool that opens the database
+    /// only to back it up asks this first, so a bad destination is refused
+    /// before the open writes to the database (a writable open records a
+    /// new log in it).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let taken = dir.path().join("taken.db");
+    /// std::fs::write(&taken, b"")?;
+    /// assert!(sluicedb::Database::check_backup_destination(&taken).is_err());
+    /// assert!(sluicedb::Database::check_backup_destination(dir.path().join("new.db")).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_backup_destination(dest: impl AsRef<Path>) -> Result<(), StorageError> {
+        let dest = dest.as_ref();
+        refuse_taken(dest)?;
+        let parent = match dest.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if !parent.is_dir() {
+            return Err(StorageError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("backup destination's directory {} does not exist", parent.display()),
+            )));
+        }
+        Ok(())
+    }
+
     /// [`backup`](Self::backup), calling `progress` with the entries copied
     /// so far after each batch.
     pub fn backup_with_progress(

@@ -501,18 +501,38 @@ fn bad_paths_and_arguments_get_one_line_and_change_nothing() {
     // For `check` a file that is no database is a finding (exit 2).
     let args = ["check", seg.to_str().unwrap()];
     assert_eq!(clean_exit(&args, &sluice(&args)), 2);
-    // `backup` opens the database writable (a new log recorded in the data
-    // file) before it looks at the destination: compared by content only.
-    for args in [
-        vec!["backup", p, p],
-        vec!["backup", p, seg.to_str().unwrap()],
-        vec!["backup", p, wal.to_str().unwrap()],
-        vec!["backup", p, missing.to_str().unwrap()],
-        vec!["backup", p, "/proc/sluice-review-backup"],
-    ] {
-        let out = sluice(&args);
-        assert_eq!(clean_exit(&args, &out), 1, "{args:?}: {out:?}");
+    // `backup` refuses a destination that exists or whose directory does
+    // not before it opens the database: no byte changes, even of a
+    // database closed cleanly, whose writable open records a new log in
+    // the data file (it did, before the check came first).
+    let clean = dir.path().join("clean");
+    make(&clean, 0);
+    let before_clean = std::fs::read(&clean).unwrap();
+    for source in [p, clean.to_str().unwrap()] {
+        for args in [
+            vec!["backup", source, source],
+            vec!["backup", source, seg.to_str().unwrap()],
+            vec!["backup", source, wal.to_str().unwrap()],
+            vec!["backup", source, missing.to_str().unwrap()],
+        ] {
+            let out = sluice(&args);
+            assert_eq!(clean_exit(&args, &out), 1, "{args:?}: {out:?}");
+        }
     }
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before_db,
+        "a refused backup changed the database"
+    );
+    assert_eq!(
+        std::fs::read(&clean).unwrap(),
+        before_clean,
+        "a refused backup changed the cleanly closed database"
+    );
+    // An unwritable destination is found only by the copy, after the open:
+    // compared by content only.
+    let args = ["backup", p, "/proc/sluice-review-backup"];
+    assert_eq!(clean_exit(&args, &sluice(&args)), 1);
     assert_eq!(std::fs::read(&seg).unwrap(), before_seg, "the WAL segment changed");
     // The commits left in the WAL are all still there.
     let out = sluice(&["get", p, "t", "10001"]);

@@ -985,6 +985,9 @@ fn compact(path: &Path) -> CliResult {
 }
 
 fn backup(path: &Path, dest: &Path) -> CliResult {
+    // Before the open, which writes to the database.
+    Database::check_backup_destination(dest)
+        .map_err(|e| CliError::new(format!("backup to {} refused: {e}", dest.display())))?;
     let db = open_verified(path, "back up")?;
     let bar = progress_spinner("copying");
     let report = db
