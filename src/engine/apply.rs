@@ -513,7 +513,7 @@ fn flush_oldest(inner: &Arc<Inner>) -> Result<Vec<Arc<Memtable>>> {
     });
     // Noted before the tree stops counting as unpublished: a compaction
     // that takes the writer once nothing is unpublished commits the tree
-    // at this sequence (`Engine::tree_held_seq`).
+    // at this sequence (`Inner::tree_held_seq`).
     inner.counters.flushed_seq.store(max_seq, Ordering::Release);
     drop(unpublished);
     inner.resize_memtables(tree_bytes);

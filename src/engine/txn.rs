@@ -370,7 +370,7 @@ impl Engine {
     /// and a flush's commit is not durable. Claiming the older checkpoint
     /// for a tree that holds a flush made recovery replay the flushed
     /// records over it, counting each table's changes twice (found by a
-    /// review: `tests/compact_beside_flushes_crash.rs`).
+    /// review: `tests/durable_commits_beside_flushes_crash.rs`).
     ///
     /// Refused with `Internal`, nothing changed, while a tree pin exists
     /// (its pages must stay where it names them; `Database::compact` drops
