@@ -11,6 +11,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::Rng;
 use common::keys::{CaseInsensitive, CrashDisk, Reversed};
 use sluicedb::io::TearMode;
 use sluicedb::{
@@ -32,19 +33,6 @@ struct Model {
     ci: BTreeMap<String, (String, u64)>,
     mm: BTreeMap<String, BTreeSet<u64>>,
     tup: BTreeMap<(String, u64), u64>,
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 fn builder() -> Builder {

@@ -155,6 +155,118 @@ pub fn disk_bytes(dir: &Path) -> (u64, u64) {
     walk(&dir.to_path_buf())
 }
 
+/// The operations whose code is the same for sluicedb and redb (their
+/// APIs match): one body for both, so the comparison makes the same calls
+/// on each. `$krate` is either crate, `$table` its table definition.
+macro_rules! redb_shaped_ops {
+    ($krate:ident, $table:ident) => {
+        fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {
+            let txn = self.begin(true);
+            {
+                let mut table = txn.open_table($table).unwrap();
+                for (k, v) in kvs {
+                    table.insert(k.as_slice(), v.as_slice()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+
+        fn remove(&self, keys: &[[u8; KEY_LEN]]) {
+            let txn = self.begin(true);
+            {
+                let mut table = txn.open_table($table).unwrap();
+                for k in keys {
+                    table.remove(k.as_slice()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+
+        fn exact_len(&self) -> u64 {
+            use $krate::{ReadableDatabase, ReadableTableMetadata};
+            let txn = self.db.begin_read().unwrap();
+            txn.open_table($table).unwrap().len().unwrap()
+        }
+
+        fn pop_first(&self, n: usize) -> usize {
+            let txn = self.begin(true);
+            let mut popped = 0;
+            {
+                let mut table = txn.open_table($table).unwrap();
+                while popped < n && table.pop_first().unwrap().is_some() {
+                    popped += 1;
+                }
+            }
+            txn.commit().unwrap();
+            popped
+        }
+
+        fn retain(&self, keep: fn(&[u8]) -> bool) -> usize {
+            let txn = self.begin(true);
+            let mut visited = 0;
+            txn.open_table($table)
+                .unwrap()
+                .retain(|k, _| {
+                    visited += 1;
+                    keep(k)
+                })
+                .unwrap();
+            txn.commit().unwrap();
+            visited
+        }
+
+        fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize) {
+            let txn = self.begin(true);
+            let mut visited = 0;
+            let mut taken = Vec::new();
+            {
+                let mut table = txn.open_table($table).unwrap();
+                for entry in table
+                    .extract_if(|k, _| {
+                        visited += 1;
+                        take(k)
+                    })
+                    .unwrap()
+                {
+                    let (k, v) = entry.unwrap();
+                    taken.push((k.value().to_vec(), v.value().to_vec()));
+                }
+            }
+            txn.commit().unwrap();
+            (visited, taken.len())
+        }
+    };
+}
+
+/// A snapshot's reader for sluicedb or redb (`$krate`), the same code for
+/// both.
+macro_rules! redb_shaped_reader {
+    ($name:ident, $krate:ident) => {
+        struct $name {
+            table: Option<$krate::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+        }
+
+        impl Reader for $name {
+            fn get(&self, key: &[u8; KEY_LEN]) -> bool {
+                self.table
+                    .as_ref()
+                    .is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
+            }
+
+            fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
+                self.table
+                    .as_ref()
+                    .map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
+            }
+
+            fn full_scan(&self) -> usize {
+                use $krate::ReadableTable;
+                self.table.as_ref().map_or(0, |t| t.iter().unwrap().count())
+            }
+        }
+    };
+}
+
 // --- sluicedb ---------------------------------------------------------------
 
 const SLUICE_TABLE: sluicedb::TableDefinition<&[u8], &[u8]> = sluicedb::TableDefinition::new("bench");
@@ -209,27 +321,7 @@ impl Engine for Sluice {
         self.write_with(kvs, durable, true);
     }
 
-    fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {
-        let txn = self.begin(true);
-        {
-            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
-            for (k, v) in kvs {
-                table.insert(k.as_slice(), v.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
-    }
-
-    fn remove(&self, keys: &[[u8; KEY_LEN]]) {
-        let txn = self.begin(true);
-        {
-            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
-            for k in keys {
-                table.remove(k.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
-    }
+    redb_shaped_ops!(sluicedb, SLUICE_TABLE);
 
     fn write_pipelined(&self, (k, v): &Kv) -> Option<Box<dyn FnOnce() + Send>> {
         let txn = self.begin(true);
@@ -270,88 +362,13 @@ impl Engine for Sluice {
         ))
     }
 
-    fn exact_len(&self) -> u64 {
-        use sluicedb::{ReadableDatabase, ReadableTableMetadata};
-        let txn = self.db.begin_read().unwrap();
-        txn.open_table(SLUICE_TABLE).unwrap().len().unwrap()
-    }
-
-    fn pop_first(&self, n: usize) -> usize {
-        let txn = self.begin(true);
-        let mut popped = 0;
-        {
-            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
-            while popped < n && table.pop_first().unwrap().is_some() {
-                popped += 1;
-            }
-        }
-        txn.commit().unwrap();
-        popped
-    }
-
-    fn retain(&self, keep: fn(&[u8]) -> bool) -> usize {
-        let txn = self.begin(true);
-        let mut visited = 0;
-        txn.open_table(SLUICE_TABLE)
-            .unwrap()
-            .retain(|k, _| {
-                visited += 1;
-                keep(k)
-            })
-            .unwrap();
-        txn.commit().unwrap();
-        visited
-    }
-
-    fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize) {
-        let txn = self.begin(true);
-        let mut visited = 0;
-        let mut taken = Vec::new();
-        {
-            let mut table = txn.open_table(SLUICE_TABLE).unwrap();
-            for entry in table
-                .extract_if(|k, _| {
-                    visited += 1;
-                    take(k)
-                })
-                .unwrap()
-            {
-                let (k, v) = entry.unwrap();
-                taken.push((k.value().to_vec(), v.value().to_vec()));
-            }
-        }
-        txn.commit().unwrap();
-        (visited, taken.len())
-    }
-
     fn compact(&mut self) -> bool {
         self.db.compact().unwrap();
         true
     }
 }
 
-struct SluiceReader {
-    table: Option<sluicedb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
-}
-
-impl Reader for SluiceReader {
-    fn get(&self, key: &[u8; KEY_LEN]) -> bool {
-        self.table
-            .as_ref()
-            .is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
-    }
-
-    fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
-        self.table
-            .as_ref()
-            .map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
-    }
-
-    fn full_scan(&self) -> usize {
-        use sluicedb::ReadableTable;
-        self.table.as_ref().map_or(0, |t| t.iter().unwrap().count())
-    }
-}
+redb_shaped_reader!(SluiceReader, sluicedb);
 
 // --- RocksDB ----------------------------------------------------------------
 
@@ -602,27 +619,7 @@ impl Engine for Redb {
         txn.commit().unwrap();
     }
 
-    fn bulk_load(&self, kvs: &mut dyn Iterator<Item = Kv>) {
-        let txn = self.begin(true);
-        {
-            let mut table = txn.open_table(REDB_TABLE).unwrap();
-            for (k, v) in kvs {
-                table.insert(k.as_slice(), v.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
-    }
-
-    fn remove(&self, keys: &[[u8; KEY_LEN]]) {
-        let txn = self.begin(true);
-        {
-            let mut table = txn.open_table(REDB_TABLE).unwrap();
-            for k in keys {
-                table.remove(k.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
-    }
+    redb_shaped_ops!(redb, REDB_TABLE);
 
     fn reader(&self) -> Box<dyn Reader + '_> {
         use redb::ReadableDatabase;
@@ -634,88 +631,13 @@ impl Engine for Redb {
 
     fn flush(&self) {}
 
-    fn exact_len(&self) -> u64 {
-        use redb::{ReadableDatabase, ReadableTableMetadata};
-        let txn = self.db.begin_read().unwrap();
-        txn.open_table(REDB_TABLE).unwrap().len().unwrap()
-    }
-
-    fn pop_first(&self, n: usize) -> usize {
-        let txn = self.begin(true);
-        let mut popped = 0;
-        {
-            let mut table = txn.open_table(REDB_TABLE).unwrap();
-            while popped < n && table.pop_first().unwrap().is_some() {
-                popped += 1;
-            }
-        }
-        txn.commit().unwrap();
-        popped
-    }
-
-    fn retain(&self, keep: fn(&[u8]) -> bool) -> usize {
-        let txn = self.begin(true);
-        let mut visited = 0;
-        txn.open_table(REDB_TABLE)
-            .unwrap()
-            .retain(|k, _| {
-                visited += 1;
-                keep(k)
-            })
-            .unwrap();
-        txn.commit().unwrap();
-        visited
-    }
-
-    fn extract_if(&self, take: fn(&[u8]) -> bool) -> (usize, usize) {
-        let txn = self.begin(true);
-        let mut visited = 0;
-        let mut taken = Vec::new();
-        {
-            let mut table = txn.open_table(REDB_TABLE).unwrap();
-            for entry in table
-                .extract_if(|k, _| {
-                    visited += 1;
-                    take(k)
-                })
-                .unwrap()
-            {
-                let (k, v) = entry.unwrap();
-                taken.push((k.value().to_vec(), v.value().to_vec()));
-            }
-        }
-        txn.commit().unwrap();
-        (visited, taken.len())
-    }
-
     fn compact(&mut self) -> bool {
         self.db.compact().unwrap();
         true
     }
 }
 
-struct RedbReader {
-    table: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
-}
-
-impl Reader for RedbReader {
-    fn get(&self, key: &[u8; KEY_LEN]) -> bool {
-        self.table
-            .as_ref()
-            .is_some_and(|t| t.get(key.as_slice()).unwrap().is_some())
-    }
-
-    fn scan(&self, start: &[u8; KEY_LEN], n: usize) -> usize {
-        self.table
-            .as_ref()
-            .map_or(0, |t| t.range(start.as_slice()..).unwrap().take(n).count())
-    }
-
-    fn full_scan(&self) -> usize {
-        use redb::ReadableTable;
-        self.table.as_ref().map_or(0, |t| t.iter().unwrap().count())
-    }
-}
+redb_shaped_reader!(RedbReader, redb);
 
 // --- LMDB (heed) ------------------------------------------------------------
 
