@@ -1786,14 +1786,18 @@ pub(crate) fn checkpoint(inner: &Arc<Inner>) -> Result<()> {
     Ok(())
 }
 
-/// Drops tree pin `id` (`TreeWriter::unpin`) at a durable commit. The
-/// unpin needs the writer at the durable commit: a flush that committed
-/// since the last checkpoint (not durably) is made durable first, at the
-/// sequence its tree holds, as a checkpoint would (`Inner::tree_held_seq`).
-/// It gave up after three checkpoints once, leaving the pin while flushes
-/// kept coming, and a compaction after it then met the pin
+/// Drops tree pin `id` (`TreeWriter::unpin`) at a durable commit, after a
+/// checkpoint: the tree then holds every commit so far, so the pages only
+/// the pin kept (a value removed since it was taken, say) are free at once
+/// (redb's `page_reuse_after_persistent_savepoint_delete`). The unpin
+/// needs the writer at the durable commit: a flush that committed since
+/// the checkpoint (not durably) is made durable first, at the sequence its
+/// tree holds, as a checkpoint would (`Inner::tree_held_seq`). It gave up
+/// after three checkpoints once, leaving the pin while flushes kept
+/// coming, and a compaction after it then met the pin
 /// (`tests/durable_commits_beside_flushes_crash.rs`).
 pub(crate) fn unpin(inner: &Arc<Inner>, id: u64) -> Result<()> {
+    checkpoint(inner)?;
     let mut writer = inner.writer_at_published_tree()?;
     if !writer.at_durable() {
         let seq = inner.tree_held_seq(&writer);

@@ -318,8 +318,9 @@ impl Allocator {
     /// REQUIRES: every commit that retired pages is published, and snapshots
     /// taken later pin the newest published commit (so a page past the
     /// readers gate stays past it). `TreeWriter::publish` and `make_durable`
-    /// call this after publishing, reading the oldest reader under the lock
-    /// snapshots register under.
+    /// call this after publishing, and `TreeStore::writer` when a writer
+    /// starts (a reader may have gone since the last commit), reading the
+    /// oldest reader under the lock snapshots register under.
     ///
     /// Work: one step per entry that passes the readers gate (each entry
     /// passes once) plus one per page, and O(1) when the oldest entry waits.
