@@ -1803,7 +1803,7 @@ pub(crate) fn unpin(inner: &Arc<Inner>, id: u64) -> Result<()> {
         let seq = inner.tree_held_seq(&writer);
         inner.poison_on(writer.commit_and_continue(seq))?;
     }
-    if writer.unpin(id)? {
+    if inner.poison_on(writer.unpin(id))? {
         show_own_tree_change(inner);
     }
     Ok(())
