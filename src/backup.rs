@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use crate::btree::Comparator;
 use crate::db::{Builder, Database, lock, wal_dir};
-use crate::engine::Durability;
+use crate::engine::{Durability, ReadTxn};
 use crate::error::StorageError;
 use crate::io::{FileBackend, FsLogDir, LogDir, StorageBackend, sync_dir};
 
@@ -172,6 +172,9 @@ impl Database {
     ) -> Result<BackupReport, StorageError> {
         let dest = dest.as_ref();
         refuse_taken(dest)?;
+        // Refused (an order this process does not know) before any file
+        // is made.
+        let plan = self.backup_plan()?;
         let partial = with_suffix(dest, ".backup-partial");
         let partial_wal = wal_dir(&partial);
         remove_stale_partial(&partial)?;
@@ -192,7 +195,7 @@ impl Database {
         let report = {
             let wal = FsLogDir::open(&partial_wal)?;
             let data = FileBackend::new(file.try_clone()?);
-            self.backup_to_backends(data, wal, progress)?
+            copy(plan, data, wal, progress)?
         };
         // The copy is checkpointed and closed: its data file alone holds it.
         std::fs::remove_dir_all(&partial_wal)?;
@@ -220,14 +223,16 @@ impl Database {
         &self,
         data: impl StorageBackend,
         wal: impl LogDir,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<BackupReport, StorageError> {
+        copy(self.backup_plan()?, data, wal, progress)
+    }
+
+    /// The snapshot a backup copies and every table's order, settled
+    /// before anything is written (refused if this process does not know
+    /// one).
+    fn backup_plan(&self) -> Result<BackupPlan, StorageError> {
         let read = self.engine.begin_read()?;
-        let mut report = BackupReport {
-            sequence: read.sequence(),
-            ..BackupReport::default()
-        };
-        // Every table's order is settled before anything is written.
         let mut tables: Vec<(Vec<u8>, Vec<u8>, Comparator)> = Vec::new();
         for (name, meta) in read.list_tables()? {
             // Persistent savepoints are not copied: a backup holds the data
@@ -244,40 +249,63 @@ impl Database {
             })?;
             tables.push((name, meta, cmp));
         }
-        let copy = Builder::new().create_with_backends(data, wal).map_err(|e| match e {
-            crate::DatabaseError::Storage(e) => e,
-            other => invalid(other.to_string()),
-        })?;
-        let engine = &copy.engine;
-        for (name, meta, cmp) in tables {
-            let Some(table) = read.open_table(&name, cmp)? else {
-                continue;
-            };
-            let mut txn = engine.begin_write()?;
-            txn.set_durability(Durability::None);
-            let mut out = txn.open_table(&name, &meta, cmp)?;
-            let mut batch = 0usize;
-            for entry in read.range(&table, Bound::Unbounded, Bound::Unbounded)? {
-                let (key, value) = entry?;
-                txn.insert(out, &key, value.as_bytes())?;
-                let size = key.len() + value.as_bytes().len();
-                batch += size;
-                report.entries += 1;
-                report.bytes += size as u64;
-                if batch >= BATCH_BYTES {
-                    txn.commit()?;
-                    progress(report.entries);
-                    txn = engine.begin_write()?;
-                    txn.set_durability(Durability::None);
-                    out = txn.open_table(&name, &meta, cmp)?;
-                    batch = 0;
-                }
-            }
-            txn.commit()?;
-            progress(report.entries);
-            report.tables += 1;
-        }
-        copy.close_engine()?;
-        Ok(report)
+        Ok(BackupPlan { read, tables })
     }
+}
+
+/// What a backup copies: one snapshot, and each table's name, metadata and
+/// order.
+struct BackupPlan {
+    read: ReadTxn,
+    tables: Vec<(Vec<u8>, Vec<u8>, Comparator)>,
+}
+
+/// Copies `plan` into a new database on `data` and `wal`, checkpointed and
+/// closed.
+fn copy(
+    plan: BackupPlan,
+    data: impl StorageBackend,
+    wal: impl LogDir,
+    mut progress: impl FnMut(u64),
+) -> Result<BackupReport, StorageError> {
+    let BackupPlan { read, tables } = plan;
+    let mut report = BackupReport {
+        sequence: read.sequence(),
+        ..BackupReport::default()
+    };
+    let copy = Builder::new().create_with_backends(data, wal).map_err(|e| match e {
+        crate::DatabaseError::Storage(e) => e,
+        other => invalid(other.to_string()),
+    })?;
+    let engine = &copy.engine;
+    for (name, meta, cmp) in tables {
+        let Some(table) = read.open_table(&name, cmp)? else {
+            continue;
+        };
+        let mut txn = engine.begin_write()?;
+        txn.set_durability(Durability::None);
+        let mut out = txn.open_table(&name, &meta, cmp)?;
+        let mut batch = 0usize;
+        for entry in read.range(&table, Bound::Unbounded, Bound::Unbounded)? {
+            let (key, value) = entry?;
+            txn.insert(out, &key, value.as_bytes())?;
+            let size = key.len() + value.as_bytes().len();
+            batch += size;
+            report.entries += 1;
+            report.bytes += size as u64;
+            if batch >= BATCH_BYTES {
+                txn.commit()?;
+                progress(report.entries);
+                txn = engine.begin_write()?;
+                txn.set_durability(Durability::None);
+                out = txn.open_table(&name, &meta, cmp)?;
+                batch = 0;
+            }
+        }
+        txn.commit()?;
+        progress(report.entries);
+        report.tables += 1;
+    }
+    copy.close_engine()?;
+    Ok(report)
 }

@@ -115,7 +115,7 @@ pub use multimap::{
     UntypedMultimapTableHandle,
 };
 pub use read_only::ReadOnlyDatabase;
-pub use savepoint::Savepoint;
+pub use savepoint::{Savepoint, is_reserved_table_name};
 pub use table::{
     AccessGuard, ExtractIf, Range, ReadOnlyTable, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, UntypedTableHandle,

@@ -66,6 +66,20 @@ pub(crate) fn is_reserved(name: &[u8]) -> bool {
     name.first() == Some(&RESERVED)
 }
 
+/// Whether the engine-level table `name` is one of sluicedb's own (the
+/// persistent savepoints' registry and copies, named from a `0xFF` byte,
+/// which no user table name begins with): not user data. A backup does not
+/// copy them, and `sluice dump` leaves them out (a copy listing a savepoint
+/// whose pinned commit it lacks could not restore it).
+///
+/// ```
+/// assert!(sluicedb::is_reserved_table_name(b"\xffsluice.savepoints"));
+/// assert!(!sluicedb::is_reserved_table_name(b"users"));
+/// ```
+pub fn is_reserved_table_name(name: &[u8]) -> bool {
+    is_reserved(name)
+}
+
 /// The table holding table `name`'s contents for persistent savepoint `id`.
 fn hidden_name(id: u64, name: &[u8]) -> Vec<u8> {
     let mut out = HIDDEN_PREFIX.to_vec();

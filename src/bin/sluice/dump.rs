@@ -107,7 +107,10 @@ pub(crate) fn dump(engine: &Engine, only: Option<&str>, format: Format, output: 
     let read = engine.begin_read()?;
     let mut tables = Vec::new();
     for (name, meta) in read.list_tables()? {
-        if only.is_some_and(|t| t.as_bytes() != name.as_slice()) {
+        // sluicedb's own tables (persistent savepoints) are not user data,
+        // as a backup does not copy them: loaded, a copy would list
+        // savepoints whose pinned commits it lacks.
+        if sluicedb::is_reserved_table_name(&name) || only.is_some_and(|t| t.as_bytes() != name.as_slice()) {
             continue;
         }
         let order = read.table_order(&name)?.flatten();
@@ -357,6 +360,12 @@ fn check_dump(path: &Path) -> CliResult<Vec<(Vec<u8>, Vec<u8>)>> {
         }
         match line {
             Line::Table { name, meta } => {
+                if sluicedb::is_reserved_table_name(&name) {
+                    return Err(at(format!(
+                        "table {:?} is one of sluicedb's own (persistent savepoints): a dump holds user tables only",
+                        String::from_utf8_lossy(&name)
+                    )));
+                }
                 load_order(&name, &meta)?;
                 // Each table once: a second set of types would be written
                 // into the table the first created.
