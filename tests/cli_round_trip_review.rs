@@ -9,6 +9,8 @@
 //! byte-level engine API (names, raw metadata, entries in order, counts)
 //! and through the typed API (what a program reading the copy sees).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 
 use sluicedb::{
     Database, Durability, Key, MultimapTableDefinition, ReadOnlyDatabase, ReadableDatabase, ReadableMultimapTable,
-    ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, TypeName, Value,
+    ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, Value,
 };
 
 /// Serializes this binary's subprocesses with its own database handles (a
@@ -157,43 +159,15 @@ fn typed<K: Key + 'static, V: Value + 'static>(db: &impl ReadableDatabase, def: 
     (table.len().unwrap(), rows)
 }
 
-/// A `u64` key ordered from the largest down: a custom order the `sluice`
-/// process cannot know.
-#[derive(Debug)]
-struct Desc;
-
-impl Value for Desc {
-    type SelfType<'a> = u64;
-    type AsBytes<'a> = [u8; 8];
-
-    fn fixed_width() -> Option<usize> {
-        Some(8)
-    }
-
-    fn from_bytes<'a>(data: &'a [u8]) -> u64
-    where
-        Self: 'a,
-    {
-        u64::from_be_bytes(data.try_into().unwrap())
-    }
-
-    fn as_bytes<'a, 'b: 'a>(value: &'a u64) -> [u8; 8]
-    where
-        Self: 'b,
-    {
-        value.to_be_bytes()
-    }
-
-    fn type_name() -> TypeName {
-        TypeName::new("review::Desc")
-    }
-}
-
-impl Key for Desc {
-    fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-        b.cmp(a)
-    }
-}
+common::keys::u64_key!(
+    /// A `u64` key ordered from the largest down: a custom order the
+    /// `sluice` process cannot know.
+    Desc,
+    "review::Desc",
+    u64::from_be_bytes,
+    u64::to_be_bytes,
+    |a, b| b.cmp(a)
+);
 
 // ---------------------------------------------------------------------
 // The type families.
