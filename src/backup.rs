@@ -233,32 +233,53 @@ impl Database {
     /// one).
     fn backup_plan(&self) -> Result<BackupPlan, StorageError> {
         let read = self.engine.begin_read()?;
-        let mut tables: Vec<(Vec<u8>, Vec<u8>, Comparator)> = Vec::new();
-        for (name, meta) in read.list_tables()? {
-            // Persistent savepoints are not copied: a backup holds the data
-            // as of one sequence (see design/savepoints.md).
-            if crate::savepoint::is_reserved(&name) {
-                continue;
-            }
-            let cmp = read.table_order(&name)?.flatten().ok_or_else(|| {
-                invalid(format!(
-                    "table {:?} has a custom key order that this process does not know: \
-                     open it through its typed definition before the backup",
-                    String::from_utf8_lossy(&name)
-                ))
-            })?;
-            tables.push((name, meta, cmp));
-        }
+        let tables = backup_tables(&read)?;
         Ok(BackupPlan { read, tables })
     }
+}
+
+impl crate::ReadOnlyDatabase {
+    /// Whether a backup of this database taken by this process would be
+    /// refused for a key order the process does not know, checked without
+    /// writing anything: a tool asks it before the writable open a backup
+    /// needs (`sluice backup`). The refusal is [`Database::backup`]'s own.
+    pub fn check_backup_orders(&self) -> Result<(), StorageError> {
+        backup_tables(&self.engine.begin_read()?).map(drop)
+    }
+}
+
+/// The tables a backup of `read` copies, each with its metadata and order:
+/// refused for an order this process does not know, before anything is
+/// written.
+fn backup_tables(read: &ReadTxn) -> Result<Vec<BackupTable>, StorageError> {
+    let mut tables = Vec::new();
+    for (name, meta) in read.list_tables()? {
+        // Persistent savepoints are not copied: a backup holds the data as
+        // of one sequence (see design/savepoints.md).
+        if crate::savepoint::is_reserved(&name) {
+            continue;
+        }
+        let cmp = read.table_order(&name)?.flatten().ok_or_else(|| {
+            invalid(format!(
+                "table {:?} has a custom key order that this process does not know: \
+                 open it through its typed definition before the backup",
+                String::from_utf8_lossy(&name)
+            ))
+        })?;
+        tables.push((name, meta, cmp));
+    }
+    Ok(tables)
 }
 
 /// What a backup copies: one snapshot, and each table's name, metadata and
 /// order.
 struct BackupPlan {
     read: ReadTxn,
-    tables: Vec<(Vec<u8>, Vec<u8>, Comparator)>,
+    tables: Vec<BackupTable>,
 }
+
+/// A table a backup copies: its name, metadata and key order.
+type BackupTable = (Vec<u8>, Vec<u8>, Comparator);
 
 /// Copies `plan` into a new database on `data` and `wal`, checkpointed and
 /// closed.

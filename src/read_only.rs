@@ -53,7 +53,7 @@ use crate::transaction::{LiveToken, ReadTransaction};
 /// # }
 /// ```
 pub struct ReadOnlyDatabase {
-    engine: Engine,
+    pub(crate) engine: Engine,
     pub(crate) live: LiveToken,
 }
 

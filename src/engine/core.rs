@@ -721,10 +721,9 @@ impl Inner {
     /// ([`unpublished_trees`](Self::unpublished_trees)). A tree commit and
     /// a flush release the writer before they publish the state that shows
     /// their commit (a tree commit waits for its WAL sync in between); a
-    /// compaction or an unpin in that gap
-    /// would publish their tree under the older state's sequence, and
-    /// readers would see a commit that is not published, and perhaps not
-    /// durable. So it waits for the publication, holding nothing meanwhile.
+    /// compaction or an unpin in that gap would publish their tree under
+    /// the older state's sequence, and readers would see a commit that is
+    /// not published, and perhaps not durable. So it waits for the publication, holding nothing meanwhile.
     /// (Commits that change no entry, a checkpoint's or compaction's trim,
     /// publish nothing and need not be waited for.)
     pub(crate) fn writer_at_published_tree(&self) -> Result<TreeWriter<'_>> {

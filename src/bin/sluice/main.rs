@@ -990,21 +990,12 @@ fn backup(path: &Path, dest: &Path) -> CliResult {
     // does not know, and the command line knows none but byte order).
     Database::check_backup_destination(dest)
         .map_err(|e| CliError::new(format!("backup to {} refused: {e}", dest.display())))?;
-    {
-        let db = inspect(path)?;
-        let read = db.engine().begin_read()?;
-        for (name, _) in read.list_tables()? {
-            if !sluicedb::is_reserved_table_name(&name) && read.table_order(&name)?.flatten().is_none() {
-                return Err(CliError::new(format!(
-                    "refusing to back up {}: table {:?} has a custom key order, which the command line cannot \
-                     know (back it up from a program that opens it through its typed definition: \
-                     Database::backup); nothing was written",
-                    path.display(),
-                    String::from_utf8_lossy(&name)
-                )));
-            }
-        }
-    }
+    inspect(path)?.check_backup_orders().map_err(|e| {
+        CliError::new(format!(
+            "refusing to back up {}: {e}; nothing was written",
+            path.display()
+        ))
+    })?;
     let db = open_verified(path, "back up")?;
     let bar = progress_spinner("copying");
     let report = db
