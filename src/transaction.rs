@@ -501,10 +501,22 @@ impl WriteTransaction {
     /// awaited; readers see the commit once it is durable (with
     /// `Durability::Immediate`). On a database with a volatile WAL
     /// ([`Builder::create_with_backend`](crate::Builder::create_with_backend))
-    /// waiting for it checkpoints.
+    /// there is nothing to pipeline an `Immediate` commit with: it goes
+    /// into the data file, durable and visible, before this returns, as
+    /// [`commit`](Self::commit)'s does; waiting for any other commit
+    /// checkpoints.
     pub fn commit_pipelined(self) -> Result<PendingCommit, CommitError> {
         self.check_committable()?;
-        Ok(self.txn.into_inner().commit_pipelined()?)
+        let volatile = self.checkpoint_on_commit;
+        let mut txn = self.txn.into_inner();
+        if volatile && matches!(txn.durability(), Durability::Immediate) {
+            // Through the WAL, the volatile log's sync would publish it
+            // before any checkpoint made it durable: a reader could see a
+            // commit a power cut then loses
+            // (`tests/mixed_durability_review.rs`).
+            txn.commit_through_tree();
+        }
+        Ok(txn.commit_pipelined()?)
     }
 
     /// Discards every change.
