@@ -9,27 +9,17 @@
 //! truncated or damaged dump is refused whole, not half loaded",
 //! src/bin/sluice/dump.rs) and writes nothing `put` would refuse.
 
+mod cli_support;
+
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use cli_support::{run as sluice, serial};
 use sluicedb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 const T: TableDefinition<u64, u64> = TableDefinition::new("t");
 const S: TableDefinition<&str, &str> = TableDefinition::new("s");
-
-/// Serializes this binary's subprocesses with its own database handles (a
-/// child inherits open files until its exec: see tests/cli_errors.rs).
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn sluice(args: &[&str]) -> Output {
-    let _serial = serial();
-    Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap()
-}
 
 /// Asserts the run ended by itself (no signal: an abort is SIGABRT), with
 /// a documented status (0, 1 or 2), no panic, and one line on failure.

@@ -2,57 +2,17 @@
 //! makes: typed get/put/del/scan, tables, stat, check, compact, checkpoint,
 //! backup, wal, and dump/load round trips in both formats.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli_support;
 
+use std::path::Path;
+
+use cli_support::{fails, ok, serial};
 use sluicedb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 const SCORES: TableDefinition<&str, u64> = TableDefinition::new("scores");
 const TEMPS: TableDefinition<i64, i32> = TableDefinition::new("temps");
 const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 const CUSTOM: TableDefinition<(&str, u32), u64> = TableDefinition::new("custom");
-
-/// Serializes this binary's subprocesses with its own database handles. A
-/// child inherits every open file between its fork and its exec
-/// (close-on-exec acts only at the exec), so a child that another test
-/// spawns could briefly share the `flock` of a database this test just
-/// closed, and the next command would find it locked.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn sluice(args: &[&str]) -> Output {
-    let _serial = serial();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "sluice {args:?} panicked: {stderr}");
-    out
-}
-
-/// Runs and expects success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = sluice(args);
-    assert!(
-        out.status.success(),
-        "sluice {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs and expects failure with `code`; returns stderr.
-fn fails(args: &[&str], code: i32) -> String {
-    let out = sluice(args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).unwrap()
-}
 
 fn make(path: &Path, with_custom: bool) {
     let _serial = serial();

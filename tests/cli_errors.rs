@@ -4,31 +4,14 @@
 //! database another handle holds, a missing table, an unknown format, bad
 //! hex; `check` exits 2 on damage; every subcommand's `--help` has examples.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli_support;
 
+use std::path::Path;
+
+use cli_support::{files, serial, sluice};
 use sluicedb::{Database, TableDefinition};
 
 const T: TableDefinition<u64, u64> = TableDefinition::new("t");
-
-/// Serializes this binary's subprocesses with its own database handles. A
-/// child inherits every open file between its fork and its exec
-/// (close-on-exec acts only at the exec), so a child that another test
-/// spawns could briefly share the `flock` of a database this test just
-/// closed, and the next command would find it locked.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn sluice(args: &[&str]) -> Output {
-    let _serial = serial();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "sluice {args:?} panicked: {stderr}");
-    out
-}
 
 /// Expects exit `code` and a one-line message containing `needle`.
 fn refuses(args: &[&str], code: i32, needle: &str) {
@@ -218,20 +201,6 @@ fn commit_left_in_the_wal(path: &Path, key: u64, value: u64) {
     handle.close_without_checkpoint();
 }
 
-/// Every file under `dir` with its bytes.
-fn files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut all = std::collections::BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(files(&path));
-        } else {
-            all.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    all
-}
-
 /// The commands that only read open the database read-only: not one byte
 /// of the data file or the WAL changes, for a closed database and for one
 /// whose process left commits in the WAL (a writable open recorded a new
@@ -244,9 +213,9 @@ fn inspecting_commands_change_no_byte() {
     make(&db);
     commit_left_in_the_wal(&db, 3, 4);
     let path = db.to_str().unwrap();
-    let before = files(dir.path());
     let dump = dir.path().join("out").join("dump.txt");
     std::fs::create_dir(dir.path().join("out")).unwrap();
+    let before = files(dir.path());
     for args in [
         vec!["stat", path],
         vec!["stat", path, "--json"],

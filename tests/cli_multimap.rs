@@ -4,22 +4,13 @@
 //! garbage, and since its metadata says its types are byte-ordered the
 //! engine knows its order).
 
-use std::process::Command;
+mod cli_support;
 
+use cli_support::{fails, ok as sluice};
 use sluicedb::{Database, MultimapTableDefinition, TableDefinition};
 
 const TAGS: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("tags");
 const PLAIN: TableDefinition<&str, u64> = TableDefinition::new("plain");
-
-fn sluice(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "sluice {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[test]
 fn tables_shows_the_multimap_kind() {
@@ -50,9 +41,7 @@ fn tables_shows_the_multimap_kind() {
     assert!(!line("plain").contains("multimap"), "{tables}");
     sluice(&["check", path]);
     for args in [&["scan", path, "tags"][..], &["get", path, "tags", "rust"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "sluice {args:?}: {stderr}");
+        let stderr = fails(args, 1);
         assert!(stderr.contains("is a multimap table"), "sluice {args:?}: {stderr}");
     }
 }

@@ -9,46 +9,20 @@
 //! byte-level engine API (names, raw metadata, entries in order, counts)
 //! and through the typed API (what a program reading the copy sees).
 
+mod cli_support;
+
 mod common;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use cli_support::{files, ok, serial, sluice};
 use sluicedb::{
     Database, Durability, Key, MultimapTableDefinition, ReadOnlyDatabase, ReadableDatabase, ReadableMultimapTable,
     ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, Value,
 };
-
-/// Serializes this binary's subprocesses with its own database handles (a
-/// child forked while a handle is open could briefly share its file lock;
-/// see tests/cli_commands.rs).
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn sluice(args: &[&str]) -> Output {
-    let _serial = serial();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "sluice {args:?} panicked: {stderr}");
-    out
-}
-
-/// Runs and expects success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = sluice(args);
-    assert!(
-        out.status.success(),
-        "sluice {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Runs and expects a clean refusal: exit 1 or 2, exactly one line on
 /// stderr, naming `needle`. Returns that line.
@@ -509,21 +483,6 @@ const DESC: TableDefinition<Desc, &str> = TableDefinition::new("desc");
 /// Bytewise elements, but a variable-width one before the last: a custom
 /// (element-wise) order.
 const PAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("pairs");
-
-/// Every file under `dir`, with its bytes (directories as empty entries).
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.insert(path.clone(), Vec::new());
-            out.extend(files(&path));
-        } else {
-            out.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    out
-}
 
 #[test]
 fn custom_order_tables_are_refused_whole_and_nothing_is_written() {

@@ -7,27 +7,9 @@ mod common;
 
 use std::io::ErrorKind;
 
-use common::engine::{Disk, small_options};
+use common::engine::{Disk, commit_numbered, count_numbered, small_options};
 use sluicedb::StorageError;
-use sluicedb::btree::bytewise;
-use sluicedb::engine::Engine;
 use sluicedb::io::TearMode;
-
-fn commit(db: &Engine, i: u64) -> Result<(), StorageError> {
-    let mut w = db.begin_write()?;
-    let t = w.open_table(b"t", b"bytes", bytewise)?;
-    w.insert(t, &i.to_be_bytes(), &[7u8; 100])?;
-    w.commit()
-}
-
-fn count(db: &Engine) -> u64 {
-    let txn = db.begin_read().unwrap();
-    txn.open_table(b"t", bytewise).unwrap().map_or(0, |t| {
-        txn.range(&t, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
-            .unwrap()
-            .count() as u64
-    })
-}
 
 #[test]
 fn a_wal_fsync_error_poisons_and_reopen_recovers() {
@@ -36,7 +18,7 @@ fn a_wal_fsync_error_poisons_and_reopen_recovers() {
     let mut acked = 0;
     disk.wal.fail_op(disk.wal.ops() + 30, ErrorKind::Other);
     for i in 1..200 {
-        match commit(&db, i) {
+        match commit_numbered(&db, i) {
             Ok(()) => acked = i,
             Err(e) => {
                 // One committer: the failed sync was this commit's own.
@@ -54,8 +36,8 @@ fn a_wal_fsync_error_poisons_and_reopen_recovers() {
     assert!(matches!(db.begin_read().err(), Some(StorageError::PreviousIo)));
     drop(db);
     let db = disk.crashed(TearMode::DropAll).open(small_options());
-    assert!(count(&db) >= acked);
-    commit(&db, 10_000).unwrap();
+    assert!(count_numbered(&db) >= acked);
+    commit_numbered(&db, 10_000).unwrap();
 }
 
 #[test]
@@ -64,7 +46,7 @@ fn a_checkpoint_write_error_poisons_and_reopen_recovers() {
     let db = disk.open(small_options());
     let mut acked = 0;
     for i in 1..50 {
-        commit(&db, i).unwrap();
+        commit_numbered(&db, i).unwrap();
         acked = i;
     }
     // ENOSPC on the data file's next write: inside the checkpoint's flush.
@@ -74,11 +56,11 @@ fn a_checkpoint_write_error_poisons_and_reopen_recovers() {
         matches!(&err, StorageError::Io(e) if e.kind() == ErrorKind::StorageFull),
         "{err}"
     );
-    let later = commit(&db, 99).unwrap_err();
+    let later = commit_numbered(&db, 99).unwrap_err();
     assert!(matches!(later, StorageError::PreviousIo), "{later}");
     drop(db);
     let db = disk.crashed(TearMode::Random(5)).open(small_options());
-    assert_eq!(count(&db), acked);
+    assert_eq!(count_numbered(&db), acked);
     db.check_integrity().unwrap();
 }
 
@@ -93,7 +75,7 @@ fn a_checkpoint_interrupted_by_a_power_cut_returns_an_error() {
             let disk = Disk::new();
             let db = disk.open(small_options());
             for i in 0..(round % 5) * 10 + 1 {
-                commit(&db, i).unwrap();
+                commit_numbered(&db, i).unwrap();
             }
             disk.cut_power();
             let result = db.checkpoint();

@@ -6,10 +6,7 @@ mod common;
 
 use std::io::ErrorKind;
 
-use common::engine::{Disk, small_options};
-use sluicedb::StorageError;
-use sluicedb::btree::bytewise;
-use sluicedb::engine::Engine;
+use common::engine::{Disk, commit_numbered, count_numbered, small_options};
 use sluicedb::io::{CrashLogDir, LogDir, TearMode};
 use sluicedb::wal::{Journal, JournalOptions};
 
@@ -97,43 +94,27 @@ fn a_damaged_leftover_segment_below_the_checkpoint_is_skipped() {
     assert_eq!(replay(&dir, 150), (151..=200).collect::<Vec<_>>());
 }
 
-fn commit(db: &Engine, i: u64) -> Result<(), StorageError> {
-    let mut w = db.begin_write()?;
-    let t = w.open_table(b"t", b"bytes", bytewise)?;
-    w.insert(t, &i.to_be_bytes(), &[7u8; 100])?;
-    w.commit()
-}
-
-fn count(db: &Engine) -> u64 {
-    let txn = db.begin_read().unwrap();
-    txn.open_table(b"t", bytewise).unwrap().map_or(0, |t| {
-        txn.range(&t, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
-            .unwrap()
-            .count() as u64
-    })
-}
-
 #[test]
 fn the_database_keeps_committing_when_segment_deletes_fail() {
     let disk = Disk::new();
     let db = disk.open(small_options());
     disk.wal.fail_removes(Some(ErrorKind::Other));
     for i in 0..600 {
-        commit(&db, i).unwrap_or_else(|e| panic!("commit {i} failed: {e}"));
+        commit_numbered(&db, i).unwrap_or_else(|e| panic!("commit {i} failed: {e}"));
         if i % 100 == 99 {
             db.checkpoint()
                 .unwrap_or_else(|e| panic!("checkpoint after {i} failed: {e}"));
         }
     }
-    assert_eq!(count(&db), 600);
+    assert_eq!(count_numbered(&db), 600);
     assert!(
         disk.wal.list().unwrap().len() > 3,
         "the deletes did fail: segments piled up"
     );
     drop(db);
     let db = disk.crashed(TearMode::DropAll).open(small_options());
-    assert_eq!(count(&db), 600, "reopen holds every commit");
-    commit(&db, 600).unwrap();
+    assert_eq!(count_numbered(&db), 600, "reopen holds every commit");
+    commit_numbered(&db, 600).unwrap();
 }
 
 /// The class: whatever unlinks fail, and whenever the power goes, a reopen

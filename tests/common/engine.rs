@@ -13,6 +13,24 @@ use sluicedb::btree::{Comparator, TreeStore, TreeStoreOptions, bytewise};
 use sluicedb::engine::{Durability, Engine, EngineOptions, MergedRange};
 use sluicedb::io::{CrashBackend, CrashDisk, StorageBackend, TearMode};
 
+/// One small commit of the failure tests: key `i` (big-endian) with a
+/// 100-byte value into table `t`, at the default durability.
+pub fn commit_numbered(db: &Engine, i: u64) -> Result<(), sluicedb::StorageError> {
+    let mut w = db.begin_write()?;
+    let t = w.open_table(b"t", b"bytes", bytewise)?;
+    w.insert(t, &i.to_be_bytes(), &[7u8; 100])?;
+    w.commit()
+}
+
+/// The entries of table `t` ([`commit_numbered`]'s), 0 while it does not
+/// exist.
+pub fn count_numbered(db: &Engine) -> u64 {
+    let txn = db.begin_read().unwrap();
+    txn.open_table(b"t", bytewise).unwrap().map_or(0, |t| {
+        txn.range(&t, Bound::Unbounded, Bound::Unbounded).unwrap().count() as u64
+    })
+}
+
 /// Resolves the test tables' key orders from their metadata.
 pub fn resolver(meta: &[u8]) -> Option<Comparator> {
     match meta {
