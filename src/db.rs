@@ -169,11 +169,40 @@ impl Default for Builder {
     }
 }
 
-/// The WAL directory of the database at `path`: `<path>-wal`.
+/// The WAL directory of the database at `path`: `<path>-wal`, beside the
+/// data file itself when `path` is a symbolic link to it. Beside the link,
+/// an open through it found no WAL (and made an empty one), so a database
+/// that crashed with commits in its WAL opened without them
+/// (`tests/open_mishaps_review.rs`); every name of the data file now finds
+/// the same log.
 pub(crate) fn wal_dir(path: &Path) -> PathBuf {
+    let path = link_target(path);
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push("-wal");
     path.with_file_name(name)
+}
+
+/// Where `path` leads once the symbolic links of its last component are
+/// followed (a relative link from the directory holding it); `path` itself
+/// if it is none, cannot be read, or the chain runs too long (the open then
+/// meets the error, as it would have).
+fn link_target(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    // Linux's own limit on a chain of links.
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return at;
+        }
+        let Ok(target) = std::fs::read_link(&at) else {
+            return at;
+        };
+        at = match at.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    path.to_path_buf()
 }
 
 /// Locks the data file so a second open, from this process or another,

@@ -782,8 +782,14 @@ fn enospc_during_compact() {
                 sticky: true,
                 short: false,
             });
-            match db.compact() {
-                Ok(_) => run.err("compact ok".into()),
+            // Whether the fault fired inside `compact`: its count of data-file
+            // operations varies by one or two from run to run (found flaky: the
+            // calibration's last operation fell in the `close` after it).
+            let compacted = db.compact();
+            let fired_inside = d.plan.fired() > 0;
+            match compacted {
+                Ok(_) if fired_inside => run.err("compact ok".into()),
+                Ok(_) => {}
                 Err(e) => run.err(format!("compact: {e}")),
             }
             drive(&db, &mut run, 80, 90, &l);
@@ -793,8 +799,8 @@ fn enospc_during_compact() {
             run
         });
         assert!(
-            disk.plan.fired() == 0 || !run.errors.iter().any(|e| e == "compact ok"),
-            "{label}: compact returned Ok although a write failed: {:?}",
+            !run.errors.iter().any(|e| e == "compact ok"),
+            "{label}: compact returned Ok although one of its writes failed: {:?}",
             run.errors
         );
         check_consistent(&label, &run);

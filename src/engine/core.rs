@@ -292,9 +292,9 @@ pub struct RecoveryReport {
 /// (`Slot::log_id`, `previous_log_id`). The journal writes the current one
 /// into every segment, and recovery refuses a record after the checkpoint
 /// in a segment of neither. Every writable open starts a new log: it draws
-/// a new id and makes it durable in the data file, with the old current id
-/// as the previous one (a commit at the unchanged checkpoint), before any
-/// segment of the new log can exist. So every copy of a data file that goes
+/// a new id and, once the journal has accepted the log it found, makes it
+/// durable in the data file, with the old current id as the previous one
+/// ([`LogIds::record`]), before any segment of the new log can exist. So every copy of a data file that goes
 /// its own way (copied alone or with its WAL, on disk or beside an
 /// in-memory WAL) writes a log of its own, and a copy put back beside
 /// another copy's log is refused rather than replaying it (a state neither
@@ -304,14 +304,19 @@ pub struct RecoveryReport {
 /// the previous log remains (a crash came before a checkpoint retired it),
 /// a new log would leave it unreadable, so the open keeps the ids. A
 /// read-only open writes nothing and keeps them too.
-fn continued_log(trees: &TreeStore, wal: &impl LogDir, checkpoint: u64, read_only: bool) -> Result<(u32, u32)> {
+fn continued_log(trees: &TreeStore, wal: &impl LogDir, read_only: bool) -> Result<LogIds> {
     let (current, previous) = trees.log_ids();
+    let unchanged = LogIds {
+        current,
+        previous,
+        new: false,
+    };
     if read_only {
-        return Ok((current, previous));
+        return Ok(unchanged);
     }
     let found = crate::wal::segment_log_ids(wal)?;
     if previous != 0 && found.contains(&previous) {
-        return Ok((current, previous));
+        return Ok(unchanged);
     }
     // The current log stays readable only if this open found some of it:
     // a data file copied without its log (its segments elsewhere) must not
@@ -323,10 +328,40 @@ fn continued_log(trees: &TreeStore, wal: &impl LogDir, checkpoint: u64, read_onl
     while log_id == 0 || log_id == current || log_id == previous {
         log_id = log_id.wrapping_add(1);
     }
-    let mut writer = trees.writer()?;
-    writer.set_log_ids(log_id, kept);
-    writer.commit(checkpoint)?;
-    Ok((log_id, kept))
+    Ok(LogIds {
+        current: log_id,
+        previous: kept,
+        new: true,
+    })
+}
+
+/// The log ids an open continues with ([`continued_log`]).
+struct LogIds {
+    current: u32,
+    previous: u32,
+    /// Whether they are new: [`LogIds::record`] writes them into the data
+    /// file.
+    new: bool,
+}
+
+impl LogIds {
+    /// Makes new ids durable in the data file (a commit at the unchanged
+    /// checkpoint). Called once the journal has read and accepted the log
+    /// the open found, and before anything is appended: a refused open
+    /// changes no byte of the data file (it used to record a new log first,
+    /// so an open refused for a WAL of another database had already
+    /// dropped the database's own log from the accepted ones, and with it
+    /// put back it was refused as another copy's:
+    /// `tests/open_mishaps_review.rs`), and no segment of the new log
+    /// exists before the data file names it.
+    fn record(&self, trees: &TreeStore, checkpoint: u64) -> Result<()> {
+        if self.new {
+            let mut writer = trees.writer()?;
+            writer.set_log_ids(self.current, self.previous);
+            writer.commit(checkpoint)?;
+        }
+        Ok(())
+    }
 }
 
 /// The engine under a database: owns the tree store, the journal and the
@@ -345,12 +380,24 @@ impl Engine {
             cache_bytes: options.cache_bytes,
         };
         let trees = if data.is_empty()? {
+            // An empty data file is a new database, unless a log lies beside
+            // it: then it is a database whose file was emptied or replaced,
+            // and a new one made there would be refused by that log after
+            // the file had been written (`tests/open_mishaps_review.rs`).
+            let segments = crate::wal::segment_log_ids(&wal)?.len();
+            if segments > 0 {
+                return Err(StorageError::corrupted(format!(
+                    "the data file is empty but its WAL directory holds {segments} segment(s) of a database's \
+                     log: it is not a new database (restore its data file, or move the WAL directory away to \
+                     create a new database here)"
+                )));
+            }
             TreeStore::create(data, fresh_db_id(), tree_options)?
         } else {
             TreeStore::open(data, tree_options)?
         };
         let checkpoint = trees.durable_checkpoint_seq();
-        let (log_id, previous_log_id) = continued_log(&trees, &wal, checkpoint, options.read_only)?;
+        let logs = continued_log(&trees, &wal, options.read_only)?;
         let mut recovered = Recovered::load(&trees.snapshot(), options.resolver)?;
         // A flush that committed part way and crashed (`engine::flush_marker`,
         // invariant 3): no memtable may end inside the one it was flushing.
@@ -363,8 +410,8 @@ impl Engine {
             sync_interval: options.sync_interval,
             repair: options.repair_wal,
             max_queue_bytes: options.max_wal_queue_bytes,
-            log_id,
-            previous_log_id,
+            log_id: logs.current,
+            previous_log_id: logs.previous,
             ..JournalOptions::default()
         };
         let (journal, recovery): (Journal, Recovery) =
@@ -379,6 +426,7 @@ impl Engine {
                 }
                 Ok(())
             })?;
+        logs.record(&trees, checkpoint)?;
         // Before anything can checkpoint past them, the deferred records the
         // WAL held move into the data file.
         recovered.stage(&trees, checkpoint)?;
