@@ -20,7 +20,10 @@
 //! Invariant: `dest` exists only once it is complete. A crash (or an error)
 //! before the rename leaves only the `.backup-partial` files, which are
 //! plainly incomplete; the rename is atomic and made durable by the directory
-//! sync. A later backup to the same `dest` removes stale partial files first.
+//! sync. A later backup to the same `dest` removes stale partial files first;
+//! a destination that would share files with the source (inside its WAL
+//! directory, or with the source inside `<dest>.backup-partial-wal/`, which
+//! that removal deletes) is refused before anything is made.
 //!
 //! # Key order
 //! Tables are copied in their own key order. A table with a custom order
@@ -90,6 +93,44 @@ fn refuse_taken(dest: &Path) -> Result<(), StorageError> {
         if std::fs::symlink_metadata(&taken).is_ok() {
             return Err(taken_error(&taken));
         }
+    }
+    Ok(())
+}
+
+/// `path` with the symbolic links of its directory resolved (the directory
+/// must exist; the last component is kept as it is).
+fn resolved(path: &Path) -> Result<PathBuf, StorageError> {
+    let dir = std::fs::canonicalize(parent_dir(path))?;
+    Ok(match path.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    })
+}
+
+/// Refuses a destination that would share files with the source: one
+/// inside the source's WAL directory (the source's log would take a file of
+/// the copy for a segment or a spare of its own and delete it, after the
+/// backup had returned `Ok`), or one whose `.backup-partial-wal` directory,
+/// which a backup removes as a failed backup's leftovers, holds the source.
+/// Both found by review (`tests/backup_kill_review.rs`): the second deleted
+/// the database being backed up.
+fn refuse_overlap(source_wal: &Path, dest: &Path, partial_wal: &Path) -> Result<(), StorageError> {
+    let source_wal = std::fs::canonicalize(source_wal)?;
+    let dest = resolved(dest)?;
+    if dest.starts_with(&source_wal) {
+        return Err(invalid(format!(
+            "backup destination {} lies inside the database's WAL directory {}",
+            dest.display(),
+            source_wal.display()
+        )));
+    }
+    let partial_wal = resolved(partial_wal)?;
+    if source_wal.starts_with(&partial_wal) {
+        return Err(invalid(format!(
+            "the database lies inside {}, which a backup to {} uses for its copy's WAL",
+            partial_wal.display(),
+            dest.display()
+        )));
     }
     Ok(())
 }
@@ -177,6 +218,9 @@ impl Database {
         let plan = self.backup_plan()?;
         let partial = with_suffix(dest, ".backup-partial");
         let partial_wal = wal_dir(&partial);
+        if let Some(source_wal) = &self.wal_path {
+            refuse_overlap(source_wal, dest, &partial_wal)?;
+        }
         remove_stale_partial(&partial)?;
         // `create_new`: of two backups to one destination, one gets the
         // file and the other an error, never the first one's copy.

@@ -110,8 +110,9 @@ impl CacheStats {
 /// ```
 pub struct Database {
     pub(crate) engine: Engine,
-    /// The WAL directory, for a database on files (`stats` measures it).
-    wal_path: Option<PathBuf>,
+    /// The WAL directory, for a database on files (`stats` measures it;
+    /// `backup` refuses destinations that would share files with it).
+    pub(crate) wal_path: Option<PathBuf>,
     /// Counts the live transactions (and read-only tables) this handle began.
     live: LiveToken,
     /// Whether dropping the handle checkpoints (see the `Drop` impl).
