@@ -8,60 +8,23 @@
 //! commit acknowledged durable (`save_vote` and `truncate_after` returned,
 //! an append's flush callback fired, a snapshot built or installed).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
-use std::sync::Arc;
 
+use common::Machine;
 use futures_util::FutureExt;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::type_config::TypeConfigExt;
 use openraft::type_config::alias::OneshotReceiverOf;
 use openraft::{RaftLogReader, RaftSnapshotBuilder};
-use sluicedb::Database;
-use sluicedb::io::{CrashDisk, CrashLogDir, HeldSyncs, TearMode};
+use sluicedb::io::TearMode;
 use sluicedb_raft::{Entry, LogId, LogStore, Request, SnapshotMeta, StateMachine, TypeConfig, Vote};
 
 type Flushed = OneshotReceiverOf<TypeConfig, Result<(), io::Error>>;
-
-/// One node's simulated disk: a data file and a WAL directory whose syncs
-/// can be held.
-struct Machine {
-    disk: CrashDisk,
-    /// The disk's WAL directory, its syncs switchable.
-    wal: HeldSyncs<CrashLogDir>,
-}
-
-impl Machine {
-    fn new() -> Self {
-        Self::from_disk(CrashDisk::new())
-    }
-
-    fn from_disk(disk: CrashDisk) -> Self {
-        Self {
-            wal: HeldSyncs::new(disk.wal.clone()),
-            disk,
-        }
-    }
-
-    fn open(&self) -> (LogStore<TypeConfig>, StateMachine) {
-        let db = Database::builder()
-            .create_with_backends(self.disk.data.clone(), self.wal.clone())
-            .expect("the database opens");
-        sluicedb_raft::open_database(Arc::new(db)).expect("the stores open")
-    }
-
-    /// The power fails now: the disk a restart finds (both files' images of
-    /// one instant). The running stores' syncs fail from here on, and they
-    /// are dropped.
-    fn crash(&self, mode: TearMode, stores: (LogStore<TypeConfig>, StateMachine)) -> Machine {
-        let after = self.disk.crashed(mode);
-        self.wal.fail();
-        drop(stores);
-        Self::from_disk(after)
-    }
-}
 
 /// All tear modes tried per scenario.
 fn modes() -> Vec<TearMode> {
@@ -170,7 +133,7 @@ async fn check_log_shape(log: &mut LogStore<TypeConfig>, what: &str) -> Vec<Entr
 async fn a_saved_vote_survives_a_crash_with_any_tear_of_the_unsynced_tail() {
     for mode in modes() {
         let machine = Machine::new();
-        let (mut log, sm) = machine.open();
+        let (mut log, sm) = machine.stores();
         log.save_vote(&Vote::new(1, 1)).await.expect("vote");
         append_flushed(&mut log, ents(1, 1..=3)).await;
         log.save_vote(&Vote::new(2, 2)).await.expect("vote");
@@ -182,7 +145,7 @@ async fn a_saved_vote_survives_a_crash_with_any_tear_of_the_unsynced_tail() {
         log.save_committed(Some(log_id(1, 3))).await.expect("committed");
         let after = machine.crash(mode, (log, sm));
 
-        let (mut log, _sm) = after.open();
+        let (mut log, _sm) = after.stores();
         assert_eq!(
             log.read_vote().await.expect("the vote reads"),
             Some(vote),
@@ -199,7 +162,7 @@ async fn flushed_entries_survive_and_unflushed_ones_leave_no_gap_or_half_entry()
     let mut tails_kept = 0;
     for mode in modes() {
         let machine = Machine::new();
-        let (mut log, sm) = machine.open();
+        let (mut log, sm) = machine.stores();
         append_flushed(&mut log, ents(1, 1..=5)).await;
         log.database().checkpoint().expect("checkpoint");
         append_flushed(&mut log, ents(1, 6..=8)).await;
@@ -210,7 +173,7 @@ async fn flushed_entries_survive_and_unflushed_ones_leave_no_gap_or_half_entry()
         }
         let after = machine.crash(mode, (log, sm));
 
-        let (mut log, _sm) = after.open();
+        let (mut log, _sm) = after.stores();
         let entries = check_log_shape(&mut log, &format!("{mode:?}")).await;
         assert!(
             entries.len() >= 8,
@@ -238,7 +201,7 @@ async fn a_truncation_then_new_entries_never_mix_with_the_truncated_ones() {
         for mode in modes() {
             let what = format!("{mode:?}, checkpoint {checkpoint}");
             let machine = Machine::new();
-            let (mut log, sm) = machine.open();
+            let (mut log, sm) = machine.stores();
             append_flushed(&mut log, ents(1, 1..=10)).await;
             if checkpoint {
                 // The old entries in the data file, the truncation in the WAL.
@@ -250,7 +213,7 @@ async fn a_truncation_then_new_entries_never_mix_with_the_truncated_ones() {
             let _unflushed = append(&mut log, ents(2, 7..=8)).await;
             let after = machine.crash(mode, (log, sm));
 
-            let (mut log, _sm) = after.open();
+            let (mut log, _sm) = after.stores();
             let entries = check_log_shape(&mut log, &what).await;
             assert!(entries.len() >= 6, "{what}: flushed entry 6 (term 2) lost");
             assert!(
@@ -270,7 +233,7 @@ async fn a_truncation_then_new_entries_never_mix_with_the_truncated_ones() {
 async fn a_whole_log_truncation_survives_a_crash() {
     for mode in modes() {
         let machine = Machine::new();
-        let (mut log, sm) = machine.open();
+        let (mut log, sm) = machine.stores();
         append_flushed(&mut log, ents(1, 1..=6)).await;
         log.database().checkpoint().expect("checkpoint");
         log.truncate_after(None).await.expect("truncate");
@@ -278,7 +241,7 @@ async fn a_whole_log_truncation_survives_a_crash() {
         let _unflushed = append(&mut log, ents(2, 1..=2)).await;
         let after = machine.crash(mode, (log, sm));
 
-        let (mut log, _sm) = after.open();
+        let (mut log, _sm) = after.stores();
         let entries = check_log_shape(&mut log, &format!("{mode:?}")).await;
         assert!(entries.len() <= 2, "{mode:?}: truncated entries came back");
         for e in &entries {
@@ -294,7 +257,7 @@ async fn a_purge_then_crash_leaves_a_consistent_log_state() {
     for mode in modes() {
         let what = format!("{mode:?}");
         let machine = Machine::new();
-        let (mut log, sm) = machine.open();
+        let (mut log, sm) = machine.stores();
         append_flushed(&mut log, ents(1, 1..=20)).await;
         log.database().checkpoint().expect("checkpoint");
         log.purge(log_id(1, 10)).await.expect("purge");
@@ -306,7 +269,7 @@ async fn a_purge_then_crash_leaves_a_consistent_log_state() {
         log.purge(log_id(1, 18)).await.expect("purge");
         let after = machine.crash(mode, (log, sm));
 
-        let (mut log, _sm) = after.open();
+        let (mut log, _sm) = after.stores();
         let state = log.get_log_state().await.expect("log state");
         let purged = state.last_purged_log_id.map(|id| id.index);
         assert!(
@@ -329,13 +292,13 @@ async fn a_purge_then_crash_leaves_a_consistent_log_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_past_the_log_end_reads_back_as_the_last_log_id() {
     let machine = Machine::new();
-    let (mut log, sm) = machine.open();
+    let (mut log, sm) = machine.stores();
     append_flushed(&mut log, ents(1, 1..=5)).await;
     // openraft purges up to an installed snapshot, which may lie past the log.
     log.purge(log_id(2, 30)).await.expect("purge");
     append_flushed(&mut log, ents(2, 31..=31)).await;
     let after = machine.crash(TearMode::DropAll, (log, sm));
-    let (mut log, _sm) = after.open();
+    let (mut log, _sm) = after.stores();
     let state = log.get_log_state().await.expect("log state");
     assert_eq!(state.last_purged_log_id, Some(log_id(2, 30)));
     assert_eq!(state.last_log_id, Some(log_id(2, 31)));
@@ -350,7 +313,7 @@ async fn applied_never_passes_the_durable_committed_id_or_the_log() {
     for mode in modes() {
         let what = format!("{mode:?}");
         let machine = Machine::new();
-        let (mut log, mut sm) = machine.open();
+        let (mut log, mut sm) = machine.stores();
         let all = ents(1, 1..=12);
         append_flushed(&mut log, all[..6].to_vec()).await;
         log.save_committed(Some(log_id(1, 3))).await.expect("committed");
@@ -362,7 +325,7 @@ async fn applied_never_passes_the_durable_committed_id_or_the_log() {
         log.save_committed(Some(log_id(1, 9))).await.expect("committed");
         let after = machine.crash(mode, (log, sm));
 
-        let (mut log, mut sm) = after.open();
+        let (mut log, mut sm) = after.stores();
         let committed = log.read_committed().await.expect("committed reads");
         let (applied, _) = sm.applied_state().await.expect("applied reads");
         let entries = check_log_shape(&mut log, &what).await;
@@ -388,7 +351,7 @@ async fn a_built_snapshot_survives_with_the_state_it_covers() {
     for mode in modes() {
         let what = format!("{mode:?}");
         let machine = Machine::new();
-        let (mut log, mut sm) = machine.open();
+        let (mut log, mut sm) = machine.stores();
         let all = ents(1, 1..=14);
         append_flushed(&mut log, all[..10].to_vec()).await;
         log.save_committed(Some(log_id(1, 10))).await.expect("committed");
@@ -403,7 +366,7 @@ async fn a_built_snapshot_survives_with_the_state_it_covers() {
         let _unflushed = append(&mut log, all[12..14].to_vec()).await;
         let after = machine.crash(mode, (log, sm));
 
-        let (mut log, mut sm) = after.open();
+        let (mut log, mut sm) = after.stores();
         let snapshot = sm.get_current_snapshot().await.expect("reads").expect("a snapshot");
         assert_eq!(snapshot.meta, built.meta, "{what}: snapshot meta");
         assert_eq!(snapshot.snapshot, built.snapshot, "{what}: snapshot data");
@@ -423,7 +386,7 @@ async fn a_built_snapshot_survives_with_the_state_it_covers() {
 /// A snapshot of `n` entries, built on a machine of its own.
 async fn source_snapshot(n: u64) -> (sluicedb_raft::Snapshot, BTreeMap<String, String>) {
     let machine = Machine::new();
-    let (mut log, mut sm) = machine.open();
+    let (mut log, mut sm) = machine.stores();
     let all = ents(3, 1..=n);
     append_flushed(&mut log, all.clone()).await;
     log.save_committed(Some(log_id(3, n))).await.expect("committed");
@@ -440,7 +403,7 @@ async fn an_installed_snapshot_survives_and_entries_apply_after_it() {
     for mode in modes() {
         let what = format!("{mode:?}");
         let machine = Machine::new();
-        let (mut log, mut sm) = machine.open();
+        let (mut log, mut sm) = machine.stores();
         let old = ents(1, 1..=10);
         append_flushed(&mut log, old.clone()).await;
         log.save_committed(Some(log_id(1, 5))).await.expect("committed");
@@ -457,7 +420,7 @@ async fn an_installed_snapshot_survives_and_entries_apply_after_it() {
         let _unflushed = append(&mut log, ents(3, 51..=52)).await;
         let after = machine.crash(mode, (log, sm));
 
-        let (mut log, mut sm) = after.open();
+        let (mut log, mut sm) = after.stores();
         let (applied, membership) = sm.applied_state().await.expect("applied");
         assert_eq!(applied, meta.last_log_id, "{what}: applied after install");
         assert_eq!(membership, meta.last_membership, "{what}: membership");
@@ -487,7 +450,7 @@ async fn an_installed_snapshot_survives_and_entries_apply_after_it() {
         model_apply(&mut kv, &next);
         assert_eq!(read_kv(&sm).await, kv, "{what}: kv after applying past the snapshot");
         let again = after.crash(TearMode::DropAll, (log, sm));
-        let (mut log, mut sm) = again.open();
+        let (mut log, mut sm) = again.stores();
         let (applied, _) = sm.applied_state().await.expect("applied");
         assert!(
             applied >= Some(log_id(3, 50)),
@@ -582,7 +545,7 @@ async fn many_crashes_with_mixed_operations_keep_a_durable_prefix() {
         let mut term = 1;
         for round in 0..6 {
             let what = format!("seed {seed}, round {round}");
-            let (mut log, sm) = machine.open();
+            let (mut log, sm) = machine.stores();
             assert_eq!(read_image(&mut log).await, model.image(), "{what}: reopen");
             // The states after each commit, and how far they are known durable.
             let mut states = vec![model.image()];
@@ -675,7 +638,7 @@ async fn many_crashes_with_mixed_operations_keep_a_durable_prefix() {
                 _ => TearMode::Random(rng.next()),
             };
             machine = machine.crash(mode, (log, sm));
-            let (mut log, sm) = machine.open();
+            let (mut log, sm) = machine.stores();
             let got = read_image(&mut log).await;
             let allowed = &states[durable..];
             assert!(
@@ -738,7 +701,7 @@ async fn stays_pending<F: std::future::Future>(fut: F) -> bool {
 async fn nothing_reported_durable_while_the_wal_cannot_sync() {
     let (source, _) = source_snapshot(5).await;
     let machine = Machine::new();
-    let (mut log, mut sm) = machine.open();
+    let (mut log, mut sm) = machine.stores();
     append_flushed(&mut log, ents(1, 1..=6)).await;
     log.save_committed(Some(log_id(1, 4))).await.expect("committed");
     apply(&mut sm, ents(1, 1..=4)).await;
@@ -772,7 +735,7 @@ async fn nothing_reported_durable_while_the_wal_cannot_sync() {
         "install_snapshot returned while no sync could run"
     );
     let after = machine.crash(TearMode::DropAll, (log, sm));
-    let (mut log, _sm) = after.open();
+    let (mut log, _sm) = after.stores();
     assert_eq!(log.read_vote().await.expect("vote"), None);
     check_log_shape(&mut log, "held").await;
 }
@@ -786,7 +749,7 @@ async fn a_power_cut_at_every_step_of_a_checkpoint_keeps_truncation_and_purge() 
     while !completed && cut < 400 {
         let what = format!("cut after {cut} data-file ops");
         let machine = Machine::new();
-        let (mut log, sm) = machine.open();
+        let (mut log, sm) = machine.stores();
         append_flushed(&mut log, ents(1, 1..=10)).await;
         log.database().checkpoint().expect("checkpoint");
         log.truncate_after(Some(log_id(1, 5))).await.expect("truncate");
@@ -797,7 +760,7 @@ async fn a_power_cut_at_every_step_of_a_checkpoint_keeps_truncation_and_purge() 
         completed = log.database().checkpoint().is_ok();
         let after = machine.crash(TearMode::Random(cut), (log, sm));
 
-        let (mut log, _sm) = after.open();
+        let (mut log, _sm) = after.stores();
         let state = log.get_log_state().await.expect("log state");
         assert_eq!(
             state.last_purged_log_id,

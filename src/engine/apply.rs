@@ -37,6 +37,7 @@ use super::core::nanos_since;
 use super::core::{Inner, UnpublishedTree, panic_message};
 use super::deferred::staging_tree_name;
 use super::flush_marker::{FLUSH_MARKER_TREE, FlushMarker};
+use super::log_tail::LogTail;
 use super::memtable::{MemKey, MemValue, Memtable};
 use super::skiplist::SkipList;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
@@ -741,9 +742,27 @@ fn checkpoint(inner: &Inner) -> Result<()> {
     let seq = inner.counters.flushed_seq.load(Ordering::Acquire);
     inner.check_poison()?;
     if seq > inner.trees.durable_checkpoint_seq() {
-        inner.trees.writer()?.commit(seq)?;
+        let mut writer = inner.trees.writer()?;
+        // The segment that holds (or will hold) the record after the
+        // checkpoint, named in the checkpoint's commit (`engine::log_tail`);
+        // none for a volatile WAL, which keeps nothing through a crash.
+        let tail = if inner.volatile_wal.load(Ordering::Relaxed) {
+            None
+        } else {
+            inner
+                .journal
+                .segment_holding(seq.saturating_add(1))?
+                .map(|(log_id, first_seq)| LogTail { log_id, first_seq })
+        };
+        let named = *inner.log_tail.lock();
+        if tail != named {
+            LogTail::write(tail, &mut writer)?;
+        }
+        writer.commit(seq)?;
+        *inner.log_tail.lock() = tail;
     }
-    inner.journal.truncate_through(seq)?;
+    let keep = LogTail::keep_from(*inner.log_tail.lock());
+    inner.journal.truncate_keeping(seq, keep)?;
     inner.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     inner
         .counters

@@ -37,6 +37,7 @@ use super::pending::PendingRun;
 use super::publication::Publication;
 use super::recovery::Recovered;
 use super::flush_marker::FlushMarker;
+use super::log_tail::LogTail;
 use super::state::{State, ViewMemo};
 use super::tree_filter::TreeFilters;
 use super::txn::WriterScratch;
@@ -233,6 +234,9 @@ pub(crate) struct Inner {
     ///
     /// [`PendingCommit`]: super::PendingCommit
     pub(crate) volatile_wal: AtomicBool,
+    /// The WAL segment the durable commit of the data file names
+    /// (`engine::log_tail`): a checkpoint's truncation keeps it.
+    pub(crate) log_tail: Mutex<Option<LogTail>>,
     writer: Mutex<bool>,
     writer_free: Condvar,
     /// The buffers the last write transaction left the next one.
@@ -335,6 +339,39 @@ fn continued_log(trees: &TreeStore, wal: &impl LogDir, read_only: bool) -> Resul
     })
 }
 
+/// The WAL segment the data file names (`engine::log_tail`), once an open
+/// has found it with the log id the record gives: an open that cannot find
+/// it has lost acknowledged commits the log held (a WAL directory deleted,
+/// emptied or replaced by an older copy after a crash) and refuses, unless
+/// `repair` accepts the loss.
+fn check_log_tail(trees: &TreeStore, wal: &impl LogDir, repair: bool) -> Result<Option<LogTail>> {
+    let Some(tail) = LogTail::load(&trees.snapshot())? else {
+        return Ok(None);
+    };
+    let name = crate::wal::segment_name(tail.first_seq);
+    let found = crate::wal::segment_owner(wal, &name)?;
+    if found.is_some_and(|(db_id, log_id)| db_id == trees.db_id() && log_id == tail.log_id) || repair {
+        return Ok(Some(tail));
+    }
+    let what = match found {
+        None => "is missing".to_string(),
+        Some((db_id, _)) if db_id != trees.db_id() => {
+            format!("belongs to another database (id {db_id:#x}, expected {:#x})", trees.db_id())
+        }
+        Some((_, log_id)) => format!(
+            "belongs to another copy of this database's log (log {log_id:#x}, expected {:#x})",
+            tail.log_id
+        ),
+    };
+    Err(StorageError::corrupted(format!(
+        "WAL segment {name}, which holds the commits after the data file's checkpoint {}, {what}: \
+         the WAL directory was deleted, emptied or replaced, and acknowledged commits may be lost. \
+         Restore the WAL directory beside the data file, or open with the WAL repair option to accept \
+         the loss. Nothing was changed.",
+        trees.durable_checkpoint_seq()
+    )))
+}
+
 /// The log ids an open continues with ([`continued_log`]).
 struct LogIds {
     current: u32,
@@ -398,6 +435,7 @@ impl Engine {
         };
         let checkpoint = trees.durable_checkpoint_seq();
         let logs = continued_log(&trees, &wal, options.read_only)?;
+        let log_tail = check_log_tail(&trees, &wal, options.repair_wal)?;
         let mut recovered = Recovered::load(&trees.snapshot(), options.resolver)?;
         // A flush that committed part way and crashed (`engine::flush_marker`,
         // invariant 3): no memtable may end inside the one it was flushing.
@@ -427,6 +465,23 @@ impl Engine {
                 Ok(())
             })?;
         logs.record(&trees, checkpoint)?;
+        // A repair may have deleted the segment the data file names: name the
+        // one now holding the record after the checkpoint, so that the next
+        // open (without the repair) finds what is named.
+        let log_tail = match log_tail {
+            Some(_) if options.repair_wal && !options.read_only => {
+                let now = journal
+                    .segment_holding(checkpoint.saturating_add(1))?
+                    .map(|(log_id, first_seq)| LogTail { log_id, first_seq });
+                if now != log_tail {
+                    let mut writer = trees.writer()?;
+                    LogTail::write(now, &mut writer)?;
+                    writer.commit(checkpoint)?;
+                }
+                now
+            }
+            _ => log_tail,
+        };
         // Before anything can checkpoint past them, the deferred records the
         // WAL held move into the data file.
         recovered.stage(&trees, checkpoint)?;
@@ -472,6 +527,7 @@ impl Engine {
                 INSTANCES.fetch_add(1, Ordering::Relaxed)
             },
             volatile_wal: AtomicBool::new(false),
+            log_tail: Mutex::new(log_tail),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),
             writer_scratch: Mutex::new(None),

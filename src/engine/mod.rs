@@ -10,6 +10,7 @@ mod filter;
 mod flush_marker;
 mod id_hash;
 mod inserter;
+mod log_tail;
 mod key_bytes;
 mod memtable;
 mod merge;

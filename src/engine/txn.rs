@@ -17,6 +17,7 @@ use super::batch::TABLES_PER_TXN;
 use super::batch::TableDef;
 use super::core::{Durability, Engine, Inner, RecoveryReport, apply_frame, apply_metadata, insert_ops, insert_runs, panic_message};
 use super::inserter::Job;
+use super::log_tail::LogTail;
 use super::pending::{HANDOFF_OPS, PendingRun};
 use super::pop::PopCursor;
 use super::deferred::staging_table_id;
@@ -275,6 +276,19 @@ impl Engine {
     /// `Ok(false)` if a commit came after the checkpoint (it stays logged).
     pub fn retire_log(&self) -> Result<bool> {
         let checkpoint_seq = self.inner.trees.durable_checkpoint_seq();
+        // The data file stops naming a segment before every segment goes
+        // (`engine::log_tail`, invariant 1): from a writer at the durable
+        // commit only, so that this commit makes nothing else durable. If
+        // another writer holds changes, the log stays.
+        if self.inner.log_tail.lock().is_some() {
+            let mut writer = self.inner.trees.writer()?;
+            if !writer.at_durable() {
+                return Ok(false);
+            }
+            LogTail::write(None, &mut writer)?;
+            writer.commit(checkpoint_seq)?;
+            *self.inner.log_tail.lock() = None;
+        }
         self.inner.journal.retire_through(checkpoint_seq)
     }
 

@@ -757,7 +757,29 @@ impl Journal {
     /// is counted in [`JournalMetrics::segment_delete_failures`], and the
     /// next call retries. Errors only if the journal has already failed.
     pub fn truncate_through(&self, checkpoint_seq: u64) -> Result<usize> {
-        self.inner.truncate_through(checkpoint_seq)
+        self.inner.truncate_through(checkpoint_seq, None)
+    }
+
+    /// [`truncate_through`](Self::truncate_through), keeping the segment
+    /// whose first record is `keep_from` and every later one, whatever the
+    /// checkpoint: the segment a durable commit of the data file names
+    /// (`engine::log_tail`).
+    pub fn truncate_keeping(&self, checkpoint_seq: u64, keep_from: Option<u64>) -> Result<usize> {
+        self.inner.truncate_through(checkpoint_seq, keep_from)
+    }
+
+    /// The segment that holds record `seq`, or would hold it next (the
+    /// newest whose first record is at or below `seq`), as its log id and
+    /// first sequence; `None` if no segment does.
+    pub fn segment_holding(&self, seq: u64) -> Result<Option<(u32, u64)>> {
+        let found = {
+            let segments = self.inner.segments.lock();
+            segments.iter().rev().find(|(first, _)| *first <= seq).cloned()
+        };
+        let Some((first, name)) = found else {
+            return Ok(None);
+        };
+        Ok(super::segment_owner(self.inner.dir.as_ref(), &name)?.map(|(_, id)| (id, first)))
     }
 
     /// Empties the log when every record is at or below `checkpoint_seq`
@@ -1117,14 +1139,17 @@ impl Inner {
         Ok(())
     }
 
-    fn truncate_through(&self, checkpoint_seq: u64) -> Result<usize> {
+    fn truncate_through(&self, checkpoint_seq: u64, keep_from: Option<u64>) -> Result<usize> {
         self.check_failed()?;
         let mut segments = self.segments.lock();
         let mut deleted = 0;
         // Segment 0 holds records first..next_first-1; the last is active
         // (after `retire_through`, a leftover it failed to delete, whose
         // records all lie below the next segment's first one).
-        while segments.len() >= 2 && segments[1].0 <= checkpoint_seq.saturating_add(1) {
+        while segments.len() >= 2
+            && segments[1].0 <= checkpoint_seq.saturating_add(1)
+            && keep_from.is_none_or(|keep| segments[0].0 < keep)
+        {
             // Deletion stops at the first failure, so leftovers are always
             // the oldest segments.
             if !self.remove_segment(&segments[0].1) {
@@ -1163,7 +1188,7 @@ impl Inner {
     }
 
     fn retire_through(&self, checkpoint_seq: u64) -> Result<bool> {
-        self.truncate_through(checkpoint_seq)?;
+        self.truncate_through(checkpoint_seq, None)?;
         // Lock order: `io`, then `queue` (as `write_pending`). Holding `io`,
         // nothing is written meanwhile; an append that comes later finds no
         // active segment and starts one (`write_pending`).

@@ -13,4 +13,5 @@ pub use metrics::{JournalMetrics, SYNC_LATENCY_BUCKETS_US};
 pub use reader::{LaterRecord, Stop, StopReason};
 pub use record::MAX_PAYLOAD;
 pub(crate) use segment::parse_name as segment_first_seq;
-pub(crate) use reader::segment_log_ids;
+pub(crate) use segment::segment_name;
+pub(crate) use reader::{segment_log_ids, segment_owner};

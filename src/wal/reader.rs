@@ -495,14 +495,32 @@ impl<'a> SegmentBytes<'a> {
 pub(crate) fn segment_log_ids(dir: &dyn LogDir) -> Result<Vec<u32>> {
     let mut ids = Vec::new();
     for (_, name) in list_segments(dir)? {
-        let file = dir.open(&name)?;
-        let mut header = [0u8; SEGMENT_HEADER_LEN];
-        if file.len()? >= SEGMENT_HEADER_LEN as u64 {
-            file.read(0, &mut header)?;
-            if let Ok(header) = SegmentHeader::decode(&header) {
-                ids.push(header.log_id);
-            }
-        }
+        ids.extend(header_log_id(dir, &name)?);
     }
     Ok(ids)
+}
+
+/// The database id and log id in segment `name`'s header; `None` if the
+/// segment is missing or its header unreadable.
+pub(crate) fn segment_owner(dir: &dyn LogDir, name: &str) -> Result<Option<(u128, u32)>> {
+    if !dir.list()?.iter().any(|listed| listed == name) {
+        return Ok(None);
+    }
+    Ok(header_of(dir, name)?.map(|header| (header.db_id, header.log_id)))
+}
+
+/// The log id in the header of segment `name`, which is listed.
+fn header_log_id(dir: &dyn LogDir, name: &str) -> Result<Option<u32>> {
+    Ok(header_of(dir, name)?.map(|header| header.log_id))
+}
+
+/// The header of segment `name`, which is listed; `None` if unreadable.
+fn header_of(dir: &dyn LogDir, name: &str) -> Result<Option<SegmentHeader>> {
+    let file = dir.open(name)?;
+    let mut header = [0u8; SEGMENT_HEADER_LEN];
+    if file.len()? < SEGMENT_HEADER_LEN as u64 {
+        return Ok(None);
+    }
+    file.read(0, &mut header)?;
+    Ok(SegmentHeader::decode(&header).ok())
 }

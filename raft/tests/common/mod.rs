@@ -77,32 +77,56 @@ pub async fn wait_applied(node: &Node, index: u64) {
 }
 
 /// One node's simulated machine: its data file and WAL directory in memory,
-/// the WAL's syncs switchable.
+/// the WAL's syncs switchable, optionally with a small tree-commit threshold
+/// (commits that big bypass the WAL).
 pub struct Machine {
-    disk: CrashDisk,
+    /// The data file and WAL directory, for a test to cut their power.
+    pub disk: CrashDisk,
     /// The disk's WAL directory, its syncs switchable.
-    wal: HeldSyncs<CrashLogDir>,
+    pub wal: HeldSyncs<CrashLogDir>,
+    tree_commit: Option<usize>,
 }
 
 impl Machine {
     /// A machine with an empty disk.
     pub fn new() -> Self {
-        Self::from_disk(CrashDisk::new())
+        Self::from_disk(CrashDisk::new(), None)
     }
 
-    fn from_disk(disk: CrashDisk) -> Self {
+    /// A machine with an empty disk whose database writes commits of
+    /// `bytes` or more straight into its tree.
+    pub fn with_tree_commit(bytes: usize) -> Self {
+        Self::from_disk(CrashDisk::new(), Some(bytes))
+    }
+
+    fn from_disk(disk: CrashDisk, tree_commit: Option<usize>) -> Self {
         Self {
             wal: HeldSyncs::new(disk.wal.clone()),
             disk,
+            tree_commit,
         }
     }
 
     /// The stores on this machine's database.
     pub fn stores(&self) -> (LogStore<TypeConfig>, StateMachine) {
-        let db = Database::builder()
+        let mut builder = Database::builder();
+        if let Some(bytes) = self.tree_commit {
+            builder.set_tree_commit_size(bytes);
+        }
+        let db = builder
             .create_with_backends(self.disk.data.clone(), self.wal.clone())
             .expect("the database opens");
         sluicedb_raft::open_database(Arc::new(db)).expect("the stores open")
+    }
+
+    /// The power fails now: the disk a restart finds (both files' images of
+    /// one instant, unsynced writes dealt with as `mode` says). The running
+    /// `stores`' syncs fail from here on, and they are dropped.
+    pub fn crash(&self, mode: TearMode, stores: (LogStore<TypeConfig>, StateMachine)) -> Machine {
+        let after = self.disk.crashed(mode);
+        self.wal.fail();
+        drop(stores);
+        Self::from_disk(after, self.tree_commit)
     }
 
     /// Starts node `id` on this machine's database, reachable through
@@ -121,7 +145,7 @@ impl Machine {
     /// sync covered lost). This one's syncs fail from now on, so `node`
     /// (running here) fails and is shut down.
     pub async fn power_cut(&self, router: &Router, node: Node) -> Machine {
-        let after = Self::from_disk(self.disk.crashed(TearMode::DropAll));
+        let after = Self::from_disk(self.disk.crashed(TearMode::DropAll), self.tree_commit);
         self.wal.fail();
         router.remove(node.id);
         // Its storage has failed: the shutdown may report that; either way
