@@ -465,22 +465,22 @@ impl Engine {
                 Ok(())
             })?;
         logs.record(&trees, checkpoint)?;
-        // A repair may have deleted the segment the data file names: name the
-        // one now holding the record after the checkpoint, so that the next
-        // open (without the repair) finds what is named.
-        let log_tail = match log_tail {
-            Some(_) if options.repair_wal && !options.read_only => {
-                let now = journal
-                    .segment_holding(checkpoint.saturating_add(1))?
-                    .map(|(log_id, first_seq)| LogTail { log_id, first_seq });
-                if now != log_tail {
-                    let mut writer = trees.writer()?;
-                    LogTail::write(now, &mut writer)?;
-                    writer.commit(checkpoint)?;
-                }
-                now
+        // Recovery may have deleted the segment the data file names (a
+        // repair; a segment whose every record a crash tore, which it
+        // discards): name the one that now holds the record after the
+        // checkpoint, so that the next open finds what is named.
+        let log_tail = if options.read_only {
+            log_tail
+        } else {
+            let now = journal
+                .segment_holding(checkpoint.saturating_add(1))?
+                .map(|(log_id, first_seq)| LogTail { log_id, first_seq });
+            if now != log_tail {
+                let mut writer = trees.writer()?;
+                LogTail::write(now, &mut writer)?;
+                writer.commit(checkpoint)?;
             }
-            _ => log_tail,
+            now
         };
         // Before anything can checkpoint past them, the deferred records the
         // WAL held move into the data file.
