@@ -1407,6 +1407,40 @@ mod tests {
         file.write(0, &bytes).unwrap();
     }
 
+    /// The segment a data file names (`engine::log_tail`) survives a
+    /// checkpoint's truncation, with every later one, though its records
+    /// lie at or below the checkpoint; without it named, they go.
+    #[test]
+    fn truncation_keeps_the_named_segment_and_the_ones_after_it() {
+        let dir = MemLogDir::new();
+        let options = JournalOptions {
+            segment_size: 4096,
+            first_segment_size: 4096,
+            ..JournalOptions::default()
+        };
+        let (journal, _) = Journal::open(dir.clone(), DB, 0, options, |_, _| Ok(())).unwrap();
+        let payload = [7u8; 900];
+        let mut last = 0;
+        for _ in 0..20 {
+            // One record a write, so that segments fill and roll.
+            last = journal.append(&payload).unwrap();
+            journal.wait_for_sync(last).unwrap();
+        }
+        let segments = |dir: &MemLogDir| {
+            let mut names: Vec<String> = dir.list().unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
+            names.sort();
+            names
+        };
+        let all = segments(&dir);
+        assert!(all.len() >= 4, "the records span several segments: {all:?}");
+        let (_, second) = journal.segment_holding(all[1].trim_end_matches(".wal").parse().unwrap()).unwrap().unwrap();
+        assert_eq!(segment_name(second), all[1], "the segment holding its own first record");
+        journal.truncate_keeping(last, Some(second)).unwrap();
+        assert_eq!(segments(&dir), all[1..], "the named segment and the later ones stay");
+        journal.truncate_through(last).unwrap();
+        assert_eq!(segments(&dir), all[all.len() - 1..], "unnamed, all but the active one go");
+    }
+
     #[test]
     fn a_checkpoint_at_the_end_of_the_sequence_space_is_an_error_not_a_panic() {
         let err = open_at(&MemLogDir::new(), u64::MAX).err().expect("refused");
