@@ -749,10 +749,7 @@ fn checkpoint(inner: &Inner) -> Result<()> {
         let tail = if inner.volatile_wal.load(Ordering::Relaxed) {
             None
         } else {
-            inner
-                .journal
-                .segment_holding(seq.saturating_add(1))?
-                .map(|(log_id, first_seq)| LogTail { log_id, first_seq })
+            LogTail::after(&inner.journal, seq)?
         };
         let named = *inner.log_tail.lock();
         if tail != named {

@@ -472,9 +472,7 @@ impl Engine {
         let log_tail = if options.read_only {
             log_tail
         } else {
-            let now = journal
-                .segment_holding(checkpoint.saturating_add(1))?
-                .map(|(log_id, first_seq)| LogTail { log_id, first_seq });
+            let now = LogTail::after(&journal, checkpoint)?;
             if now != log_tail {
                 let mut writer = trees.writer()?;
                 LogTail::write(now, &mut writer)?;

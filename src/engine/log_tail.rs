@@ -37,6 +37,7 @@
 
 use crate::btree::{Snapshot, TreeWriter, bytewise};
 use crate::error::{Result, StorageError};
+use crate::wal::Journal;
 
 /// The record's tree; not 8 bytes long, so never taken for a data tree.
 pub(crate) const LOG_TAIL_TREE: &[u8] = b"sluice.log_tail";
@@ -85,6 +86,14 @@ impl LogTail {
                 Ok(())
             }
         }
+    }
+
+    /// The segment of `journal` that holds the record after `checkpoint`,
+    /// or will hold it next (the one a checkpoint at `checkpoint` names).
+    pub(crate) fn after(journal: &Journal, checkpoint: u64) -> Result<Option<Self>> {
+        Ok(journal
+            .segment_holding(checkpoint.saturating_add(1))?
+            .map(|(log_id, first_seq)| Self { log_id, first_seq }))
     }
 
     /// The first sequence of the oldest segment a checkpoint's truncation
