@@ -385,8 +385,32 @@ impl Builder {
     /// with [`create_with_backend`](Self::create_with_backend).
     #[doc(hidden)]
     pub fn create_with_backends(&self, data: impl StorageBackend, wal: impl LogDir) -> Result<Database, DatabaseError> {
-        let engine = Engine::open(data, wal, self.options)?;
-        self.run_repair_callback(&engine)?;
+        self.create_with_options(data, wal, self.options)
+    }
+
+    /// [`create_with_backends`](Self::create_with_backends) with the engine
+    /// options given.
+    fn create_with_options(
+        &self,
+        data: impl StorageBackend,
+        wal: impl LogDir,
+        options: EngineOptions,
+    ) -> Result<Database, DatabaseError> {
+        // The callback decides before the open changes anything: an
+        // aborted repair leaves the files as they were, and the next open
+        // finds the same log to repair.
+        let aborted = std::cell::Cell::new(false);
+        let engine = Engine::open_checked(data, wal, options, |recovery| {
+            if self.repair_aborted(recovery) {
+                aborted.set(true);
+                return Err(StorageError::Internal("the repair callback aborted the open".into()));
+            }
+            Ok(())
+        });
+        let engine = match engine {
+            Err(_) if aborted.get() => return Err(DatabaseError::RepairAborted),
+            opened => opened?,
+        };
         crate::savepoint::drop_orphan_pins(&engine)?;
         if self.check_integrity_on_open {
             engine.check_integrity()?;
@@ -444,9 +468,11 @@ impl Builder {
         let backend = crate::backends::Adapted(backend);
         refuse_foreign(&first_bytes(&backend)?)?;
         clear_torn_creation(&backend)?;
-        let db = self.create_with_backends(backend, crate::io::MemLogDir::new())?;
-        db.engine.set_volatile_wal();
-        Ok(db)
+        let options = EngineOptions {
+            volatile_wal: true,
+            ..self.options
+        };
+        self.create_with_options(backend, crate::io::MemLogDir::new(), options)
     }
 
     /// Opens, or creates if empty, a database in `file`, as redb's
@@ -526,25 +552,28 @@ impl Builder {
         }
     }
 
-    /// Calls the repair callback if recovery repaired the log (see
-    /// [`set_repair_callback`](Self::set_repair_callback)).
-    fn run_repair_callback(&self, engine: &Engine) -> Result<(), DatabaseError> {
+    /// Calls the repair callback if recovery is to repair the log (a torn
+    /// tail to drop, records behind damage to discard, or a missing segment
+    /// to accept the loss of; see
+    /// [`set_repair_callback`](Self::set_repair_callback)); whether it
+    /// aborted the open.
+    fn repair_aborted(&self, recovery: &crate::wal::Recovery) -> bool {
         let Some(callback) = &self.repair_callback else {
-            return Ok(());
+            return false;
         };
-        let recovery = engine.stats().recovery;
-        if !recovery.torn_tail && recovery.discarded_records == 0 && recovery.discarded_bytes == 0 {
-            return Ok(());
+        let repairs = recovery.torn_tail
+            || recovery.discarded_records > 0
+            || recovery.discarded_bytes > 0
+            || recovery.missing_segment.is_some();
+        if !repairs {
+            return false;
         }
         let mut session = RepairSession {
             progress: 1.0,
             aborted: false,
         };
         callback(&mut session);
-        if session.aborted {
-            return Err(DatabaseError::RepairAborted);
-        }
-        Ok(())
+        session.aborted
     }
 }
 

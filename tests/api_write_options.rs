@@ -99,10 +99,13 @@ fn repair_callback_runs_only_for_a_torn_log_and_can_abort_the_open() {
         db.close_without_checkpoint();
     }
     // Clean reopen (the WAL is replayed, nothing is torn): not called.
+    let torn = disk.copy();
     disk.open(&counting(&calls, true)).close_without_checkpoint();
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 
-    // Tear the last record, as a crash during its write would.
+    // Tear the last record, as a crash during its write would (in the
+    // image before the reopen, which started a segment after it).
+    let disk = torn;
     let names = disk.wal.list().unwrap();
     let last = names.last().unwrap();
     let mut bytes = disk.wal.file_bytes(last).unwrap();
@@ -110,11 +113,24 @@ fn repair_callback_runs_only_for_a_torn_log_and_can_abort_the_open() {
     bytes.truncate(used - 3);
     disk.wal.put_file(last, bytes);
 
+    let files = |disk: &sluicedb::io::CrashDisk| {
+        let data = disk.data.current_image();
+        let wal: Vec<_> = disk
+            .wal
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|n| disk.wal.file_bytes(&n))
+            .collect();
+        (data, wal)
+    };
+    let before = files(&disk);
     let err = counting(&calls, true)
         .create_with_backends(disk.data.clone(), disk.wal.clone())
         .expect_err("an aborted repair fails the open");
     assert!(matches!(err, DatabaseError::RepairAborted), "{err}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(files(&disk) == before, "the aborted open changed the files");
 
     // Without abort the open succeeds with every commit before the torn one.
     let db = counting(&calls, false)

@@ -19,11 +19,13 @@ fn corpus(target: &str) -> PathBuf {
 }
 
 /// A WAL segment of five records (database id 7, as the target expects)
-/// written under `log_id`.
-fn wal_segment(log_id: u32) -> Vec<u8> {
+/// written under `log_id`; with `segment_size` small enough, the log rolls
+/// and this first segment ends in a seal.
+fn wal_segment(log_id: u32, segment_size: u64) -> Vec<u8> {
     let dir = CrashLogDir::new();
     let options = JournalOptions {
         log_id,
+        segment_size,
         ..JournalOptions::default()
     };
     let (journal, _) = Journal::open(dir.clone(), 7, 0, options, |_, _| Ok(())).unwrap();
@@ -39,9 +41,11 @@ fn wal_segment(log_id: u32) -> Vec<u8> {
 /// WAL segments: a few records, and the same with a torn tail (no log id:
 /// an even length, which the target opens without ids); the same records
 /// under the target's log id and under another's (odd lengths, which it
-/// opens with its ids: one replays, the other is refused as foreign).
+/// opens with its ids: one replays, the other is refused as foreign); and
+/// the first segment of a log that rolled, ending in its seal (refused: the
+/// segment it names is missing, then repaired).
 fn wal_seeds() -> Vec<(String, Vec<u8>)> {
-    let whole = wal_segment(0);
+    let whole = wal_segment(0, 64 << 20);
     let torn = whole[..whole.len() - 30].to_vec();
     let odd = |mut bytes: Vec<u8>| {
         if bytes.len().is_multiple_of(2) {
@@ -52,8 +56,9 @@ fn wal_seeds() -> Vec<(String, Vec<u8>)> {
     vec![
         ("seed-five-records".into(), whole),
         ("seed-torn-tail".into(), torn),
-        ("seed-own-log".into(), odd(wal_segment(0x5EED_0001))),
-        ("seed-foreign-log".into(), odd(wal_segment(0x0BAD_0001))),
+        ("seed-own-log".into(), odd(wal_segment(0x5EED_0001, 64 << 20))),
+        ("seed-foreign-log".into(), odd(wal_segment(0x0BAD_0001, 64 << 20))),
+        ("seed-sealed".into(), wal_segment(0, 256)),
     ]
 }
 

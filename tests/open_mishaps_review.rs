@@ -325,7 +325,6 @@ fn the_own_wal_put_back_after_a_refused_pairing_opens_every_commit() {
 /// older copy (of the same database) after the database went on writing
 /// and crashed. Refused, or every commit.
 #[test]
-#[ignore = "known gap: the records lost are in a later log than the segment the data file names, which the older copy has (design/wal.md, Log identity)"]
 fn an_older_wal_beside_a_newer_data_file_is_not_opened_silently() {
     let dir = tempfile::tempdir().unwrap();
     let path = crash_image(dir.path());
@@ -464,7 +463,6 @@ fn an_older_data_file_beside_a_truncated_newer_wal_is_refused() {
 /// The newest WAL segment deleted after a crash: its commits were
 /// acknowledged; the open refuses or finds them.
 #[test]
-#[ignore = "known gap: the log's newest segment deleted, older ones kept, ends the log as a crash could (design/wal.md, Log identity)"]
 fn a_deleted_newest_segment_is_not_opened_silently() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");

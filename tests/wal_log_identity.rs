@@ -320,10 +320,18 @@ fn a_copy_written_through_an_in_memory_wal_is_refused_beside_the_originals_log()
     db.close_without_checkpoint();
 
     // The data file alone, copied while the original's log holds records,
-    // written through the user's own backend.
+    // written through the user's own backend: refused (the commits only
+    // the log holds are missing), then opened accepting the loss.
     std::fs::copy(&original, &copy).unwrap();
     let file = OpenOptions::new().read(true).write(true).open(&copy).unwrap();
-    let db = Database::builder().create_with_backend(UserFile(file)).unwrap();
+    let Err(err) = Database::builder().create_with_backend(UserFile(file.try_clone().unwrap())) else {
+        panic!("a data file copied without the commits its log holds opened silently");
+    };
+    assert!(err.to_string().contains("is missing"), "{err}");
+    let db = Database::builder()
+        .set_repair_wal(true)
+        .create_with_backend(UserFile(file))
+        .unwrap();
     assert_eq!(contents(&db), state(&[("base", "0")]));
     put(&db, "c", "copy");
     db.close().unwrap();

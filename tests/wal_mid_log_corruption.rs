@@ -145,7 +145,9 @@ fn record_spans(dir: &CrashLogDir, segments: &[String]) -> Vec<(String, usize, u
     for name in segments {
         let bytes = dir.file_bytes(name).unwrap();
         let mut pos = 48;
-        while pos + 20 <= bytes.len() && bytes[pos..pos + 8] != [0; 8] {
+        // A record's sequence number is never 0; a seal's is u64::MAX
+        // and ends the segment.
+        while pos + 20 <= bytes.len() && bytes[pos..pos + 8] != [0; 8] && bytes[pos..pos + 8] != [0xff; 8] {
             let len = 20 + u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
             spans.push((name.clone(), pos, len));
             pos += len;

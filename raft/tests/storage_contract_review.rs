@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::Machine;
@@ -426,8 +427,15 @@ async fn a_snapshot_built_during_applies_is_the_state_at_its_applied_id() {
         log.save_committed(Some(log_id(1, 240))).await.expect("committed");
         let mut worker = sm.clone();
         let batches = all.clone();
+        // The applier waits for a build every eight chunks, so that builds
+        // fall among the applies however the two threads are scheduled.
+        let builds = Arc::new(AtomicUsize::new(0));
+        let seen = builds.clone();
         let applier = tokio::spawn(async move {
-            for chunk in batches.chunks(3) {
+            for (i, chunk) in batches.chunks(3).enumerate() {
+                while seen.load(Ordering::Acquire) < i / 8 {
+                    tokio::task::yield_now().await;
+                }
                 apply(&mut worker, chunk.to_vec()).await.expect("apply");
                 tokio::task::yield_now().await;
             }
@@ -442,6 +450,7 @@ async fn a_snapshot_built_during_applies_is_the_state_at_its_applied_id() {
                 .await
                 .expect("build");
             built.push(s);
+            builds.fetch_add(1, Ordering::Release);
         }
         applier.await.expect("the applier");
         assert!(built.len() >= 2, "too few snapshots built during the applies");

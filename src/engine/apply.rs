@@ -37,7 +37,7 @@ use super::core::nanos_since;
 use super::core::{Inner, UnpublishedTree, panic_message};
 use super::deferred::staging_tree_name;
 use super::flush_marker::{FLUSH_MARKER_TREE, FlushMarker};
-use super::log_tail::LogTail;
+use super::log_tail::{LogTail, Segment};
 use super::memtable::{MemKey, MemValue, Memtable};
 use super::skiplist::SkipList;
 use super::state::{DeferredTables, State, TABLES_TREE, data_tree_name, encode_def};
@@ -746,19 +746,19 @@ fn checkpoint(inner: &Inner) -> Result<()> {
         // The segment that holds (or will hold) the record after the
         // checkpoint, named in the checkpoint's commit (`engine::log_tail`);
         // none for a volatile WAL, which keeps nothing through a crash.
-        let tail = if inner.volatile_wal.load(Ordering::Relaxed) {
-            None
-        } else {
-            LogTail::after(&inner.journal, seq)?
-        };
         let named = *inner.log_tail.lock();
-        if tail != named {
-            LogTail::write(tail, &mut writer)?;
+        let now = if inner.options.volatile_wal {
+            LogTail::default()
+        } else {
+            named.after_checkpoint(Segment::holding(&inner.journal, seq.saturating_add(1))?)
+        };
+        if now != named {
+            now.write(&mut writer)?;
         }
         writer.commit(seq)?;
-        *inner.log_tail.lock() = tail;
+        *inner.log_tail.lock() = now;
     }
-    let keep = LogTail::keep_from(*inner.log_tail.lock());
+    let keep = inner.log_tail.lock().keep_from();
     inner.journal.truncate_keeping(seq, keep)?;
     inner.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     inner

@@ -37,7 +37,7 @@ use super::pending::PendingRun;
 use super::publication::Publication;
 use super::recovery::Recovered;
 use super::flush_marker::FlushMarker;
-use super::log_tail::LogTail;
+use super::log_tail::{LogTail, Segment};
 use super::state::{State, ViewMemo};
 use super::tree_filter::TreeFilters;
 use super::txn::WriterScratch;
@@ -134,6 +134,12 @@ pub struct EngineOptions {
     /// WAL is an in-memory copy of the log on disk, and its commits, which
     /// the read-only API never makes, would reach no disk).
     pub read_only: bool,
+    /// The WAL does not survive the process (a memory log under a
+    /// redb-shaped backend): a [`PendingCommit`] is then durable only once
+    /// a checkpoint holds its commit, and waiting for it checkpoints; the
+    /// data file names no segment of it (`engine::log_tail`), since after
+    /// a crash it is always empty.
+    pub volatile_wal: bool,
 }
 
 impl Default for EngineOptions {
@@ -154,6 +160,7 @@ impl Default for EngineOptions {
             max_commit_bytes: crate::wal::MAX_PAYLOAD,
             repair_wal: false,
             read_only: false,
+            volatile_wal: false,
         }
     }
 }
@@ -227,16 +234,9 @@ pub(crate) struct Inner {
     /// This engine instance among every one this process opens; never
     /// reused, unlike the instance's address once it is freed.
     pub(crate) instance: u64,
-    /// The WAL does not survive the process (a memory log under a
-    /// redb-shaped backend, `Builder::create_with_backend`): only a
-    /// checkpoint makes a commit durable, so [`PendingCommit`] waits for
-    /// one ([`Engine::set_volatile_wal`]).
-    ///
-    /// [`PendingCommit`]: super::PendingCommit
-    pub(crate) volatile_wal: AtomicBool,
-    /// The WAL segment the durable commit of the data file names
-    /// (`engine::log_tail`): a checkpoint's truncation keeps it.
-    pub(crate) log_tail: Mutex<Option<LogTail>>,
+    /// The WAL segments the durable commit of the data file names
+    /// (`engine::log_tail`): a checkpoint's truncation keeps them.
+    pub(crate) log_tail: Mutex<LogTail>,
     writer: Mutex<bool>,
     writer_free: Condvar,
     /// The buffers the last write transaction left the next one.
@@ -339,37 +339,45 @@ fn continued_log(trees: &TreeStore, wal: &impl LogDir, read_only: bool) -> Resul
     })
 }
 
-/// The WAL segment the data file names (`engine::log_tail`), once an open
-/// has found it with the log id the record gives: an open that cannot find
-/// it has lost acknowledged commits the log held (a WAL directory deleted,
-/// emptied or replaced by an older copy after a crash) and refuses, unless
-/// `repair` accepts the loss.
-fn check_log_tail(trees: &TreeStore, wal: &impl LogDir, repair: bool) -> Result<Option<LogTail>> {
-    let Some(tail) = LogTail::load(&trees.snapshot())? else {
-        return Ok(None);
-    };
-    let name = crate::wal::segment_name(tail.first_seq);
-    let found = crate::wal::segment_owner(wal, &name)?;
-    if found.is_some_and(|(db_id, log_id)| db_id == trees.db_id() && log_id == tail.log_id) || repair {
-        return Ok(Some(tail));
+/// The WAL segments the data file names (`engine::log_tail`), once an
+/// open has found each with the log id the record gives: an open that
+/// cannot find one has lost acknowledged commits the log held (a WAL
+/// directory deleted, emptied or replaced by an older copy after a crash)
+/// and refuses, unless `repair` accepts the loss.
+fn check_log_tail(trees: &TreeStore, wal: &impl LogDir, repair: bool) -> Result<LogTail> {
+    let named = LogTail::load(&trees.snapshot())?;
+    if repair {
+        return Ok(named);
     }
-    let what = match found {
-        None => "is missing".to_string(),
-        Some((db_id, _)) if db_id != trees.db_id() => {
-            format!("belongs to another database (id {db_id:#x}, expected {:#x})", trees.db_id())
+    for segment in named.segments() {
+        let name = crate::wal::segment_name(segment.first_seq);
+        let found = crate::wal::segment_owner(wal, &name)?;
+        if found.is_some_and(|(db_id, log_id)| db_id == trees.db_id() && log_id == segment.log_id) {
+            continue;
         }
-        Some((_, log_id)) => format!(
-            "belongs to another copy of this database's log (log {log_id:#x}, expected {:#x})",
-            tail.log_id
-        ),
-    };
-    Err(StorageError::corrupted(format!(
-        "WAL segment {name}, which holds the commits after the data file's checkpoint {}, {what}: \
-         the WAL directory was deleted, emptied or replaced, and acknowledged commits may be lost. \
-         Restore the WAL directory beside the data file, or open with the WAL repair option to accept \
-         the loss. Nothing was changed.",
-        trees.durable_checkpoint_seq()
-    )))
+        let what = match found {
+            None if wal.list()?.contains(&name) => "has a damaged header".to_string(),
+            None => "is missing".to_string(),
+            Some((db_id, _)) if db_id != trees.db_id() => {
+                format!("belongs to another database (id {db_id:#x}, expected {:#x})", trees.db_id())
+            }
+            Some((_, log_id)) => format!(
+                "belongs to another copy of this database's log (log {log_id:#x}, expected {:#x})",
+                segment.log_id
+            ),
+        };
+        let holds = if Some(segment) == named.tail {
+            format!("which holds the commits after the data file's checkpoint {}", trees.durable_checkpoint_seq())
+        } else {
+            "where the last open of the database began its commits".to_string()
+        };
+        return Err(StorageError::corrupted(format!(
+            "WAL segment {name}, {holds}, {what}: the WAL directory was deleted, emptied or replaced, and \
+             acknowledged commits may be lost. Restore the WAL directory beside the data file, or open with the \
+             WAL repair option to accept the loss. Nothing was changed."
+        )));
+    }
+    Ok(named)
 }
 
 /// The log ids an open continues with ([`continued_log`]).
@@ -382,19 +390,26 @@ struct LogIds {
 }
 
 impl LogIds {
-    /// Makes new ids durable in the data file (a commit at the unchanged
-    /// checkpoint). Called once the journal has read and accepted the log
-    /// the open found, and before anything is appended: a refused open
-    /// changes no byte of the data file (it used to record a new log first,
-    /// so an open refused for a WAL of another database had already
-    /// dropped the database's own log from the accepted ones, and with it
-    /// put back it was refused as another copy's:
-    /// `tests/open_mishaps_review.rs`), and no segment of the new log
-    /// exists before the data file names it.
-    fn record(&self, trees: &TreeStore, checkpoint: u64) -> Result<()> {
-        if self.new {
+    /// Makes new ids durable in the data file, with `named` if given (the
+    /// segments of the log that survive recovery: `engine::log_tail`), in
+    /// a commit at the unchanged checkpoint. Called once the journal has
+    /// read and accepted the log the open found, and before it changes
+    /// anything ([`Journal::recover`]): a refused open changes no byte of
+    /// the data file (it used to record a new log first, so an open refused
+    /// for a WAL of another database had already dropped the database's own
+    /// log from the accepted ones, and with it put back it was refused as
+    /// another copy's: `tests/open_mishaps_review.rs`), no segment of the
+    /// new log exists before the data file names it, and no segment
+    /// recovery deletes is named when it goes.
+    fn record(&self, trees: &TreeStore, checkpoint: u64, named: Option<LogTail>) -> Result<()> {
+        if self.new || named.is_some() {
             let mut writer = trees.writer()?;
-            writer.set_log_ids(self.current, self.previous);
+            if self.new {
+                writer.set_log_ids(self.current, self.previous);
+            }
+            if let Some(named) = named {
+                named.write(&mut writer)?;
+            }
             writer.commit(checkpoint)?;
         }
         Ok(())
@@ -413,6 +428,20 @@ impl Engine {
     /// Opens (or, if `data` is empty, creates) a database: the tree at its
     /// last checkpoint, then the WAL replayed into the memtable.
     pub fn open(data: impl StorageBackend, wal: impl LogDir, options: EngineOptions) -> Result<Self> {
+        Self::open_checked(data, wal, options, |_| Ok(()))
+    }
+
+    /// [`open`](Self::open), calling `check` with what recovery found in the
+    /// log once it has read and accepted it, before the open changes the log
+    /// or the data file (`Journal::recover`): an error from `check` fails
+    /// the open with nothing changed (a database's repair callback aborts
+    /// the open this way).
+    pub fn open_checked(
+        data: impl StorageBackend,
+        wal: impl LogDir,
+        options: EngineOptions,
+        check: impl FnOnce(&Recovery) -> Result<()>,
+    ) -> Result<Self> {
         let tree_options = TreeStoreOptions {
             cache_bytes: options.cache_bytes,
         };
@@ -435,7 +464,7 @@ impl Engine {
         };
         let checkpoint = trees.durable_checkpoint_seq();
         let logs = continued_log(&trees, &wal, options.read_only)?;
-        let log_tail = check_log_tail(&trees, &wal, options.repair_wal)?;
+        let named = check_log_tail(&trees, &wal, options.repair_wal)?;
         let mut recovered = Recovered::load(&trees.snapshot(), options.resolver)?;
         // A flush that committed part way and crashed (`engine::flush_marker`,
         // invariant 3): no memtable may end inside the one it was flushing.
@@ -452,33 +481,57 @@ impl Engine {
             previous_log_id: logs.previous,
             ..JournalOptions::default()
         };
-        let (journal, recovery): (Journal, Recovery) =
-            Journal::open(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {
-                let batch = recovered.route(seq, Batch::decode(payload)?)?;
-                apply_batch(&active, seq, batch, &|id| recovered.comparators.get(&id).copied())?;
-                if active.bytes() >= options.memtable_bytes && seq > no_freeze_through {
-                    frozen.insert(
-                        0,
-                        std::mem::replace(&mut active, Arc::new(Memtable::new(options.memtable_bytes))),
-                    );
-                }
-                Ok(())
-            })?;
-        logs.record(&trees, checkpoint)?;
-        // Recovery may have deleted the segment the data file names (a
-        // repair; a segment whose every record a crash tore, which it
-        // discards): name the one that now holds the record after the
-        // checkpoint, so that the next open finds what is named.
-        let log_tail = if options.read_only {
-            log_tail
-        } else {
-            let now = LogTail::after(&journal, checkpoint)?;
-            if now != log_tail {
+        let (log, recovery) = Journal::recover(wal, trees.db_id(), checkpoint, journal_options, |seq, payload| {
+            let batch = recovered.route(seq, Batch::decode(payload)?)?;
+            apply_batch(&active, seq, batch, &|id| recovered.comparators.get(&id).copied())?;
+            if active.bytes() >= options.memtable_bytes && seq > no_freeze_through {
+                frozen.insert(
+                    0,
+                    std::mem::replace(&mut active, Arc::new(Memtable::new(options.memtable_bytes))),
+                );
+            }
+            Ok(())
+        })?;
+        check(&recovery)?;
+        // What the data file names, kept durable through every step below
+        // (`engine::log_tail`, invariant 1). A read-only open writes
+        // nothing; a volatile WAL is named never.
+        let persistent = !options.read_only && !options.volatile_wal;
+        // First the segments that survive recovery, before it deletes any
+        // (recovery deletes a segment whose every record a crash tore, or a
+        // repair the ones behind damage): the one holding the record after
+        // the checkpoint, and the last open's first if it survives.
+        let survivors = LogTail {
+            tail: log
+                .segment_holding(checkpoint.saturating_add(1))?
+                .map(Segment::from_pair),
+            opened: named.opened.filter(|opened| log.keeps(opened.first_seq)),
+        };
+        let survivors = if persistent { survivors } else { named };
+        logs.record(&trees, checkpoint, (survivors != named).then_some(survivors))?;
+        let journal = log.start()?;
+        // Then the segment this open's commits begin in, made now: an older
+        // copy of the WAL, put back after this open went on, lacks it.
+        let log_tail = if persistent {
+            let opened = Segment::from_pair(journal.start_segment()?);
+            let now = match survivors.tail {
+                Some(tail) if tail != opened => LogTail {
+                    tail: Some(tail),
+                    opened: Some(opened),
+                },
+                _ => LogTail {
+                    tail: Some(opened),
+                    opened: None,
+                },
+            };
+            if now != survivors {
                 let mut writer = trees.writer()?;
-                LogTail::write(now, &mut writer)?;
+                now.write(&mut writer)?;
                 writer.commit(checkpoint)?;
             }
             now
+        } else {
+            survivors
         };
         // Before anything can checkpoint past them, the deferred records the
         // WAL held move into the data file.
@@ -524,7 +577,6 @@ impl Engine {
                 static INSTANCES: AtomicU64 = AtomicU64::new(0);
                 INSTANCES.fetch_add(1, Ordering::Relaxed)
             },
-            volatile_wal: AtomicBool::new(false),
             log_tail: Mutex::new(log_tail),
             writer: Mutex::new(false),
             writer_free: Condvar::new(),

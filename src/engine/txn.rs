@@ -233,17 +233,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Marks the WAL volatile (it does not survive the process): a
-    /// [`PendingCommit`] is then durable only once a checkpoint holds its
-    /// commit, and waiting for it checkpoints. For a memory log under a
-    /// redb-shaped backend.
-    pub fn set_volatile_wal(&self) {
-        self.inner.volatile_wal.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether [`set_volatile_wal`](Self::set_volatile_wal) was called.
+    /// Whether the WAL is volatile ([`EngineOptions::volatile_wal`]).
     pub fn is_volatile_wal(&self) -> bool {
-        self.inner.volatile_wal.load(Ordering::Relaxed)
+        self.inner.options.volatile_wal
     }
 
     /// Flushes everything committed so far into the tree, makes the tree
@@ -280,14 +272,14 @@ impl Engine {
         // (`engine::log_tail`, invariant 1): from a writer at the durable
         // commit only, so that this commit makes nothing else durable. If
         // another writer holds changes, the log stays.
-        if self.inner.log_tail.lock().is_some() {
+        if *self.inner.log_tail.lock() != LogTail::default() {
             let mut writer = self.inner.trees.writer()?;
             if !writer.at_durable() {
                 return Ok(false);
             }
-            LogTail::write(None, &mut writer)?;
+            LogTail::default().write(&mut writer)?;
             writer.commit(checkpoint_seq)?;
-            *self.inner.log_tail.lock() = None;
+            *self.inner.log_tail.lock() = LogTail::default();
         }
         self.inner.journal.retire_through(checkpoint_seq)
     }
@@ -1522,7 +1514,7 @@ impl PendingCommit {
     /// Whether only a checkpoint still to come makes the commit durable: a
     /// volatile WAL's sync keeps nothing through a crash.
     fn needs_checkpoint(&self) -> bool {
-        self.inner.volatile_wal.load(Ordering::Relaxed) && self.inner.trees.durable_checkpoint_seq() < self.seq
+        self.inner.options.volatile_wal && self.inner.trees.durable_checkpoint_seq() < self.seq
     }
 
     /// Once the WAL holds the commit: the checkpoint a volatile WAL needs.

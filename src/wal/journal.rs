@@ -70,6 +70,20 @@
 //!    for two files. A closing database stops its spares and deletes its
 //!    spare before it gives up its file lock (`Journal::stop_spares`): the
 //!    name is the directory's, and the next open's log makes its own.
+//! 9. A segment the journal rolls away from ends in a seal naming the next
+//!    one (`record`, seal), written and synced once the next segment's
+//!    header is durable, before any record is written to the next. So a
+//!    log whose last segment is sealed has lost the segment after it: an
+//!    operator deleted the newest segments, whose commits were
+//!    acknowledged (a crash cannot: the named segment was durable first).
+//!    Recovery refuses such a log unless repairing. A crash during the
+//!    seal's write leaves bad bytes after the sealed segment's last record,
+//!    followed by a segment starting at the next sequence number: the log
+//!    continues (`reader::read_log`), nothing is taken for damage. Nothing
+//!    deletes a named segment while its seal stands: truncation and
+//!    retirement delete oldest first and stop at the first failure, and an
+//!    open cuts off the seal of a log's last segment before it deletes the
+//!    empty segment the seal names.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -79,8 +93,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::metrics::JournalMetrics;
-use super::reader::{LaterRecord, LogEnd, Owner, Stop, read_log};
-use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_record_with};
+use super::reader::{LaterRecord, LogEnd, Owner, Seal, Stop, read_log};
+use super::record::{MAX_PAYLOAD, RECORD_HEADER_LEN, SEAL_LEN, SEGMENT_HEADER_LEN, encode_record_with, encode_seal};
 use super::segment::{ActiveSegment, SPARE_NAME, segment_name};
 use crate::error::{Result, StorageError};
 use crate::io::{Failure, LogDir, StorageBackend};
@@ -194,6 +208,11 @@ pub struct Recovery {
     /// checkpoint failed to delete: not read, and deleted by the next
     /// [`Journal::truncate_through`].
     pub leftovers: Vec<String>,
+    /// The segment the log's last segment names as the one it went on in
+    /// (its seal), missing from the directory: the log's newest segments
+    /// were deleted or moved, with whatever commits they held. Refused
+    /// unless repairing; a repair accepts the loss (and sets `repaired`).
+    pub missing_segment: Option<String>,
 }
 
 /// The largest sequence number, never assigned to a record: keeping it
@@ -384,6 +403,12 @@ fn scan_log(
     {
         return Err(mid_log_damage(stop, later, end.last_seq, end.discarded_records));
     }
+    let missing = end.seal.as_ref().filter(|seal| !seal.next_listed);
+    if let Some(seal) = missing
+        && !repair
+    {
+        return Err(missing_successor(seal));
+    }
     let recovery = Recovery {
         replayed,
         replayed_bytes: end.replayed_bytes,
@@ -391,13 +416,29 @@ fn scan_log(
         stop: end.stop.clone(),
         torn_tail: end.stop.is_some() && end.later.is_none(),
         later_record: end.later.clone(),
-        repaired: end.later.is_some(),
+        repaired: end.later.is_some() || missing.is_some(),
         discarded_records: end.discarded_records,
         discarded_bytes: end.discarded_bytes,
         discarded: std::mem::take(&mut end.discard),
         leftovers: end.obsolete.iter().map(|(_, name)| name.clone()).collect(),
+        missing_segment: missing.map(|seal| segment_name(seal.next)),
     };
     Ok((recovery, end))
+}
+
+/// The error for a log whose last segment is sealed (the journal rolled
+/// away from it) while the segment it went on in is missing: the newest
+/// segments were deleted or moved, and the commits they held with them.
+fn missing_successor(seal: &Seal) -> StorageError {
+    StorageError::corrupted(format!(
+        "WAL segment {} ends by naming segment {} (log {:#010x}) as the one the log went on in, and that segment \
+         is missing: the log's newest segments were deleted or moved, and acknowledged commits may be lost. \
+         Restore them into the WAL directory, or open with the WAL repair option to accept the loss. \
+         Nothing was changed.",
+        seal.segment,
+        segment_name(seal.next),
+        seal.log_id
+    ))
 }
 
 /// The error for damage followed by valid records: acknowledged commits may
@@ -450,7 +491,8 @@ impl Journal {
     /// simply try.
     pub const MAX_PAYLOAD: usize = MAX_PAYLOAD;
 
-    /// Recovers the log in `dir` and starts the journal.
+    /// Recovers the log in `dir` and starts the journal:
+    /// [`recover`](Self::recover), then [`RecoveredLog::start`].
     ///
     /// Every valid record with a sequence number above `after` (the data
     /// file's checkpoint) is passed to `replay` in order. Reading stops at the
@@ -458,13 +500,31 @@ impl Journal {
     /// deleted, and new records go to a fresh segment, never after a torn
     /// tail. Sequence numbers continue after the last valid record (or after
     /// `after`, whichever is larger).
-    pub fn open(
-        dir: impl LogDir,
+    pub fn open<D: LogDir>(
+        dir: D,
         db_id: u128,
         after: u64,
         options: JournalOptions,
         replay: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<(Self, Recovery)> {
+        let (log, recovery) = Self::recover(dir, db_id, after, options, replay)?;
+        Ok((log.start()?, recovery))
+    }
+
+    /// Reads the log in `dir` as [`open`](Self::open) does, passing every
+    /// record after `after` to `replay`, and accepts it (or refuses it, with
+    /// the same errors), without changing anything: the files recovery
+    /// deletes or cuts are changed only by [`RecoveredLog::start`]. In
+    /// between, the caller may make durable what must precede those changes
+    /// (the engine records in the data file which segments survive them, so
+    /// that no crash leaves it naming one that is gone: `engine::log_tail`).
+    pub fn recover<D: LogDir>(
+        dir: D,
+        db_id: u128,
+        after: u64,
+        options: JournalOptions,
+        replay: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<(RecoveredLog<D>, Recovery)> {
         let owner = Owner::new(db_id, (options.log_id, options.previous_log_id));
         let (recovery, end) = scan_log(&dir, owner, after, options.repair, replay)?;
         let last = recovery.last_seq.max(after);
@@ -472,96 +532,17 @@ impl Journal {
         // both are checked before any arithmetic (u64::MAX is never assigned,
         // so the next sequence number always fits).
         let next_seq = first_assignable(last)?;
-        // A repair cuts the damaged segment back to its valid prefix before
-        // deleting the segments after it: a crash in between leaves a log
-        // that still reports the damage (the later segments prove it), so
-        // the repair can simply be run again. Cut, the segment reads clean,
-        // and later opens need no repair.
-        if let (true, Some((name, offset))) = (recovery.repaired, &end.cut) {
-            dir.truncate(name, *offset)?;
-        }
-        for name in &recovery.discarded {
-            dir.remove(name)?;
-        }
-        // What survived a process crash may still sit unsynced in the OS
-        // cache; it is about to be treated as durable (and built upon), so
-        // make it so.
-        for (_, name) in &end.keep {
-            dir.open(name)?.sync_data()?;
-        }
-        // A spare left by a crash, or by a journal that failed to delete
-        // it, may be unfinished (invariant 8): a new one is made when wanted.
-        // Recovery never reads it, so a failure to delete it is no reason
-        // to refuse the open: the log then goes without spares (the spare
-        // thread cannot create the name) until an open deletes it.
-        if dir.list()?.iter().any(|name| name == SPARE_NAME) {
-            let _ = dir.remove(SPARE_NAME);
-        }
-        let spares = dir.spare_segments();
-        let inner = Arc::new(Inner {
-            dir: Box::new(dir),
-            first_seq: next_seq,
+        let log = RecoveredLog {
+            dir,
             owner,
             options,
-            queue: Mutex::new(Queue {
-                buf: Vec::new(),
-                next_seq,
-                records: 0,
-                taken: 0,
-                oldest: None,
-                interval_armed: false,
-                sync_wanted: false,
-                shutdown: false,
-            }),
-            work: Condvar::new(),
-            room: Condvar::new(),
-            io: Mutex::new(Io {
-                segment: None,
-                pending: Vec::new(),
-                pending_last: last,
-                pending_records: 0,
-                written_seq: last,
-                unsynced_records: 0,
-                next_segment_size: options.first_segment_size.clamp(1, options.segment_size.max(1)),
-            }),
-            // Leftovers first: `truncate_through` retries their deletion.
-            segments: Mutex::new(end.obsolete.into_iter().chain(end.keep).collect()),
-            spares,
-            awaited: AtomicBool::new(false),
-            spare: Mutex::new(Spare::default()),
-            spare_work: Condvar::new(),
-            durable_seq: AtomicU64::new(last),
-            waiters: Mutex::new(Vec::new()),
-            synced: Condvar::new(),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            degraded: AtomicBool::new(false),
-            metrics: Mutex::new(JournalMetrics::default()),
-            last_group: AtomicU64::new(0),
-            last_sync_nanos: AtomicU64::new(0),
-            parked: AtomicU64::new(0),
-            last_woken: AtomicU64::new(0),
-        });
-        let thread_inner = inner.clone();
-        let sync_thread = thread::Builder::new()
-            .name("sluicedb-wal-sync".into())
-            .spawn(move || thread_inner.run_sync_thread())
-            .map_err(StorageError::Io)?;
-        let journal = Self {
-            inner,
-            sync_thread: Some(sync_thread),
-            spare_thread: Mutex::new(None),
+            end,
+            last,
+            next_seq,
+            repaired: recovery.repaired,
+            discarded: recovery.discarded.clone(),
         };
-        if spares {
-            let thread_inner = journal.inner.clone();
-            *journal.spare_thread.lock() = Some(
-                thread::Builder::new()
-                    .name("sluicedb-wal-spare".into())
-                    .spawn(move || thread_inner.run_spare_thread())
-                    .map_err(StorageError::Io)?,
-            );
-        }
-        Ok((journal, recovery))
+        Ok((log, recovery))
     }
 
     /// Stops making spares and deletes this log's spare, if it has one. A
@@ -782,6 +763,21 @@ impl Journal {
         Ok(super::segment_owner(self.inner.dir.as_ref(), &name)?.map(|(_, id)| (id, first)))
     }
 
+    /// Starts the segment the next record will go to, if no segment is
+    /// active (as after an open), so that it exists, durably, before any
+    /// record is appended: an open names it in the data file
+    /// (`engine::log_tail`). Returns its log id and first sequence.
+    pub fn start_segment(&self) -> Result<(u32, u64)> {
+        self.inner.check_failed()?;
+        let mut io = self.inner.io.lock();
+        if io.segment.is_none() {
+            self.inner.roll(&mut io)?;
+        }
+        // The active segment is the newest listed.
+        let first = self.inner.segments.lock().last().map_or(io.written_seq + 1, |(first, _)| *first);
+        Ok((self.inner.owner.log_id, first))
+    }
+
     /// Empties the log when every record is at or below `checkpoint_seq`
     /// (a durable checkpoint) and none is queued: deletes every segment,
     /// the active one too, and the next append starts a segment at
@@ -831,6 +827,172 @@ impl Journal {
             .iter()
             .map(|(_, name)| name.clone())
             .collect()
+    }
+}
+
+
+/// A log [`Journal::recover`] has read and accepted, unchanged until
+/// [`start`](Self::start).
+pub struct RecoveredLog<D: LogDir> {
+    dir: D,
+    owner: Owner,
+    options: JournalOptions,
+    end: LogEnd,
+    /// The last sequence number in use: the log's last record's, or the
+    /// checkpoint's if larger.
+    last: u64,
+    next_seq: u64,
+    repaired: bool,
+    /// The segments `start` deletes, past the stop point.
+    discarded: Vec<String>,
+}
+
+impl<D: LogDir> RecoveredLog<D> {
+    /// The segment that will hold record `seq` once the journal starts, of
+    /// those recovery keeps (the newest whose first record is at or below
+    /// `seq`), as its log id and first sequence; `None` if none of them
+    /// does (the next segment the journal starts will).
+    pub fn segment_holding(&self, seq: u64) -> Result<Option<(u32, u64)>> {
+        let Some((first, name)) = self.end.keep.iter().rev().find(|(first, _)| *first <= seq) else {
+            return Ok(None);
+        };
+        Ok(super::segment_owner(&self.dir, name)?.map(|(_, id)| (id, *first)))
+    }
+
+    /// Whether the segment whose first record is `first_seq` holds records
+    /// recovery keeps (it survives [`start`](Self::start)).
+    pub fn keeps(&self, first_seq: u64) -> bool {
+        self.end.keep.iter().any(|(first, _)| *first == first_seq)
+    }
+
+    /// Makes the changes recovery found necessary and starts the journal:
+    /// cuts a repaired segment back to its valid prefix, cuts off the seal
+    /// of the last segment holding records if the segment it names holds
+    /// none, deletes the segments past the stop point (and, before them,
+    /// any segment wholly at or below the checkpoint whose seal could name
+    /// one: invariant 9), syncs the segments kept, and starts the sync
+    /// thread. New records go to a fresh segment.
+    pub fn start(self) -> Result<Journal> {
+        let Self {
+            dir,
+            owner,
+            options,
+            end,
+            last,
+            next_seq,
+            repaired,
+            discarded,
+        } = self;
+        // A repair cuts the damaged segment back to its valid prefix before
+        // deleting the segments after it: a crash in between leaves a log
+        // that still reports the damage (the later segments prove it), so
+        // the repair can simply be run again. Cut, the segment reads clean,
+        // and later opens need no repair.
+        if let (true, Some((name, offset))) = (repaired, &end.cut) {
+            dir.truncate(name, *offset)?;
+        }
+        // The last segment holding records is sealed, and the segment it
+        // names holds none (a crash came before the first record after the
+        // roll was durable) or, repairing, is missing: the log ends in the
+        // sealed segment, and the next one this journal starts takes the
+        // named one's name. The seal is cut off first, so that no crash
+        // leaves it naming a segment deleted below (invariant 9).
+        if let Some(seal) = &end.seal {
+            dir.truncate(&seal.segment, seal.offset)?;
+        }
+        // With no segment kept, the last segment at or below the checkpoint
+        // (not read: `reader::read_log`) may be sealed, naming the first
+        // one deleted below: those segments go first, oldest first. (Their
+        // deletion is housekeeping, left to truncation otherwise.)
+        let mut obsolete = end.obsolete;
+        if end.keep.is_empty() && !discarded.is_empty() {
+            for (_, name) in &obsolete {
+                dir.remove(name)?;
+            }
+            obsolete.clear();
+        }
+        for name in &discarded {
+            dir.remove(name)?;
+        }
+        // What survived a process crash may still sit unsynced in the OS
+        // cache; it is about to be treated as durable (and built upon), so
+        // make it so.
+        for (_, name) in &end.keep {
+            dir.open(name)?.sync_data()?;
+        }
+        // A spare left by a crash, or by a journal that failed to delete
+        // it, may be unfinished (invariant 8): a new one is made when wanted.
+        // Recovery never reads it, so a failure to delete it is no reason
+        // to refuse the open: the log then goes without spares (the spare
+        // thread cannot create the name) until an open deletes it.
+        if dir.list()?.iter().any(|name| name == SPARE_NAME) {
+            let _ = dir.remove(SPARE_NAME);
+        }
+        let spares = dir.spare_segments();
+        let inner = Arc::new(Inner {
+            dir: Box::new(dir),
+            first_seq: next_seq,
+            owner,
+            options,
+            queue: Mutex::new(Queue {
+                buf: Vec::new(),
+                next_seq,
+                records: 0,
+                taken: 0,
+                oldest: None,
+                interval_armed: false,
+                sync_wanted: false,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            io: Mutex::new(Io {
+                segment: None,
+                pending: Vec::new(),
+                pending_last: last,
+                pending_records: 0,
+                written_seq: last,
+                unsynced_records: 0,
+                next_segment_size: options.first_segment_size.clamp(1, options.segment_size.max(1)),
+            }),
+            // Leftovers first: `truncate_through` retries their deletion.
+            segments: Mutex::new(obsolete.into_iter().chain(end.keep).collect()),
+            spares,
+            awaited: AtomicBool::new(false),
+            spare: Mutex::new(Spare::default()),
+            spare_work: Condvar::new(),
+            durable_seq: AtomicU64::new(last),
+            waiters: Mutex::new(Vec::new()),
+            synced: Condvar::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            degraded: AtomicBool::new(false),
+            metrics: Mutex::new(JournalMetrics::default()),
+            last_group: AtomicU64::new(0),
+            last_sync_nanos: AtomicU64::new(0),
+            parked: AtomicU64::new(0),
+            last_woken: AtomicU64::new(0),
+        });
+        let thread_inner = inner.clone();
+        let sync_thread = thread::Builder::new()
+            .name("sluicedb-wal-sync".into())
+            .spawn(move || thread_inner.run_sync_thread())
+            .map_err(StorageError::Io)?;
+        let journal = Journal {
+            inner,
+            sync_thread: Some(sync_thread),
+            spare_thread: Mutex::new(None),
+        };
+        if spares {
+            let thread_inner = journal.inner.clone();
+            *journal.spare_thread.lock() = Some(
+                thread::Builder::new()
+                    .name("sluicedb-wal-spare".into())
+                    .spawn(move || thread_inner.run_spare_thread())
+                    .map_err(StorageError::Io)?,
+            );
+        }
+        Ok(journal)
     }
 }
 
@@ -1041,50 +1203,14 @@ impl Inner {
         }
         let roll = match &io.segment {
             None => true,
-            Some(s) => s.len > SEGMENT_HEADER_LEN as u64 && s.len + io.pending.len() as u64 > s.capacity,
+            // Room is left for the seal the roll writes (invariant 9), so
+            // that it too fills space preallocated.
+            Some(s) => {
+                s.len > SEGMENT_HEADER_LEN as u64 && s.len + (io.pending.len() + SEAL_LEN) as u64 > s.capacity
+            }
         };
         if roll {
-            // Invariant 4: close the segment only once all of it is durable.
-            self.sync_active(io)?;
-            // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
-            let first = io.written_seq + 1;
-            let size = io.next_segment_size;
-            let spare = {
-                // A request still standing was for this roll, which the
-                // spare now serves: left, it would have the spare thread
-                // create the spare's name again before this roll renames
-                // the file it holds (the name would stand for two files).
-                let mut spare = self.spare.lock();
-                spare.wanted = None;
-                spare.ready.take()
-            };
-            let from_spare = spare.is_some();
-            let segment = match spare {
-                Some((file, capacity)) => {
-                    ActiveSegment::from_spare(self.dir.as_ref(), self.owner, first, file, capacity)?
-                }
-                None => ActiveSegment::create(self.dir.as_ref(), self.owner, first, size)?,
-            };
-            io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);
-            // A log that fills a segment gets its next one written ahead, if
-            // a committer waited for one of the records since the last roll:
-            // a faster sync only matters to a waiting committer, and records
-            // nobody waits for (`Durability::None`, pipelined commits) are
-            // synced in the background, where a spare's zeros would be
-            // writes (a segment's size each) for nothing. The first segment
-            // since open (or since `retire_through` emptied the log) asks
-            // for none: a small database never fills its first one, and
-            // keeps no spare.
-            if self.spares && io.segment.is_some() && self.awaited.swap(false, Ordering::Relaxed) {
-                self.spare.lock().wanted = Some(io.next_segment_size);
-                self.spare_work.notify_one();
-            }
-            self.segments.lock().push((first, segment_name(first)));
-            let mut metrics = self.metrics.lock();
-            metrics.segments_created += 1;
-            metrics.segments_from_spares += u64::from(from_spare);
-            metrics.bytes += segment.len;
-            io.segment = Some(segment);
+            self.roll(io)?;
         }
         let Some(segment) = io.segment.as_mut() else {
             return Err(StorageError::Internal("no active WAL segment after a roll".into()));
@@ -1107,6 +1233,63 @@ impl Inner {
             q.taken = q.taken.saturating_sub(written);
             self.room.notify_all();
         }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the next sequence number: closes the
+    /// active one, if any, once all of it is durable (invariant 4), makes
+    /// the new one durable (from a spare if one is ready: invariant 8), then
+    /// seals the old one naming it (invariant 9).
+    fn roll(&self, io: &mut Io) -> Result<()> {
+        // Invariant 4: close the segment only once all of it is durable.
+        self.sync_active(io)?;
+        // Cannot wrap: `written_seq` < `next_seq` <= u64::MAX.
+        let first = io.written_seq + 1;
+        let size = io.next_segment_size;
+        let spare = {
+            // A request still standing was for this roll, which the
+            // spare now serves: left, it would have the spare thread
+            // create the spare's name again before this roll renames
+            // the file it holds (the name would stand for two files).
+            let mut spare = self.spare.lock();
+            spare.wanted = None;
+            spare.ready.take()
+        };
+        let from_spare = spare.is_some();
+        let segment = match spare {
+            Some((file, capacity)) => {
+                ActiveSegment::from_spare(self.dir.as_ref(), self.owner, first, file, capacity)?
+            }
+            None => ActiveSegment::create(self.dir.as_ref(), self.owner, first, size)?,
+        };
+        // Invariant 9: the new segment is durable; now the old one
+        // names it.
+        if let Some(old) = io.segment.as_mut() {
+            let mut seal = Vec::with_capacity(SEAL_LEN);
+            encode_seal(&mut seal, first, self.owner.log_id);
+            old.write(&seal)?;
+            old.file.sync_data()?;
+        }
+        io.next_segment_size = size.saturating_mul(2).min(self.options.segment_size);
+        // A log that fills a segment gets its next one written ahead, if
+        // a committer waited for one of the records since the last roll:
+        // a faster sync only matters to a waiting committer, and records
+        // nobody waits for (`Durability::None`, pipelined commits) are
+        // synced in the background, where a spare's zeros would be
+        // writes (a segment's size each) for nothing. The first segment
+        // since open (or since `retire_through` emptied the log) asks
+        // for none: a small database never fills its first one, and
+        // keeps no spare.
+        if self.spares && io.segment.is_some() && self.awaited.swap(false, Ordering::Relaxed) {
+            self.spare.lock().wanted = Some(io.next_segment_size);
+            self.spare_work.notify_one();
+        }
+        self.segments.lock().push((first, segment_name(first)));
+        let mut metrics = self.metrics.lock();
+        metrics.segments_created += 1;
+        metrics.segments_from_spares += u64::from(from_spare);
+        metrics.bytes += segment.len;
+        io.segment = Some(segment);
         Ok(())
     }
 
@@ -1206,9 +1389,16 @@ impl Inner {
         // Closes the active segment; it and every segment left are now
         // wholly at or below the checkpoint.
         io.segment = None;
+        // Oldest first, stopping at the first failure (invariant 9): a
+        // leftover's seal always names a segment that is still there.
         let mut segments = self.segments.lock();
         let before = segments.len();
-        segments.retain(|(_, name)| !self.remove_segment(name));
+        while let Some((_, name)) = segments.first() {
+            if !self.remove_segment(name) {
+                break;
+            }
+            segments.remove(0);
+        }
         self.metrics.lock().segments_deleted += (before - segments.len()) as u64;
         Ok(segments.is_empty())
     }
@@ -1412,6 +1602,28 @@ mod tests {
     /// lie at or below the checkpoint; without it named, they go.
     #[test]
     fn truncation_keeps_the_named_segment_and_the_ones_after_it() {
+        let (dir, journal, last) = rolling_journal();
+        let segments = segment_files;
+        let all = segments(&dir);
+        let (_, second) = journal.segment_holding(all[1].trim_end_matches(".wal").parse().unwrap()).unwrap().unwrap();
+        assert_eq!(segment_name(second), all[1], "the segment holding its own first record");
+        journal.truncate_keeping(last, Some(second)).unwrap();
+        assert_eq!(segments(&dir), all[1..], "the named segment and the later ones stay");
+        journal.truncate_through(last).unwrap();
+        assert_eq!(segments(&dir), all[all.len() - 1..], "unnamed, all but the active one go");
+    }
+
+    /// The segment files in `dir`, in sequence order.
+    fn segment_files(dir: &MemLogDir) -> Vec<String> {
+        let mut names: Vec<String> = dir.list().unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
+        names.sort();
+        names
+    }
+
+    /// A journal of 4 KiB segments that rolled several times (each segment
+    /// sealed into the next: invariant 9): its directory, the journal and
+    /// its last sequence.
+    fn rolling_journal() -> (MemLogDir, Journal, u64) {
         let dir = MemLogDir::new();
         let options = JournalOptions {
             segment_size: 4096,
@@ -1419,26 +1631,89 @@ mod tests {
             ..JournalOptions::default()
         };
         let (journal, _) = Journal::open(dir.clone(), DB, 0, options, |_, _| Ok(())).unwrap();
-        let payload = [7u8; 900];
         let mut last = 0;
         for _ in 0..20 {
             // One record a write, so that segments fill and roll.
-            last = journal.append(&payload).unwrap();
+            last = journal.append(&[7u8; 900]).unwrap();
             journal.wait_for_sync(last).unwrap();
         }
-        let segments = |dir: &MemLogDir| {
-            let mut names: Vec<String> = dir.list().unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
-            names.sort();
-            names
-        };
-        let all = segments(&dir);
+        let all = segment_files(&dir);
         assert!(all.len() >= 4, "the records span several segments: {all:?}");
-        let (_, second) = journal.segment_holding(all[1].trim_end_matches(".wal").parse().unwrap()).unwrap().unwrap();
-        assert_eq!(segment_name(second), all[1], "the segment holding its own first record");
-        journal.truncate_keeping(last, Some(second)).unwrap();
-        assert_eq!(segments(&dir), all[1..], "the named segment and the later ones stay");
-        journal.truncate_through(last).unwrap();
-        assert_eq!(segments(&dir), all[all.len() - 1..], "unnamed, all but the active one go");
+        (dir, journal, last)
+    }
+
+    /// [`rolling_journal`]'s log, closed: its directory, segment names and
+    /// last sequence.
+    fn rolled_log() -> (MemLogDir, Vec<String>, u64) {
+        let (dir, journal, last) = rolling_journal();
+        drop(journal);
+        let all = segment_files(&dir);
+        (dir, all, last)
+    }
+
+    /// Segment `name`'s bytes.
+    fn bytes_of(dir: &MemLogDir, name: &str) -> Vec<u8> {
+        let file = dir.open(name).unwrap();
+        let mut bytes = vec![0; file.len().unwrap() as usize];
+        file.read(0, &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_log_whose_newest_segment_is_gone_is_refused_unless_repairing() {
+        let (dir, all, last) = rolled_log();
+        let newest = all.last().unwrap().clone();
+        dir.remove(&newest).unwrap();
+        let err = open_at(&dir, 0).err().expect("a sealed last segment is refused");
+        assert!(matches!(err, StorageError::Corrupted(_)), "{err}");
+        assert!(err.to_string().contains(newest.as_str()), "{err}");
+        assert_eq!(segment_files(&dir), all[..all.len() - 1], "the refused open changed the log");
+
+        let repair = JournalOptions {
+            repair: true,
+            ..JournalOptions::default()
+        };
+        let (journal, recovery) = Journal::open(dir.clone(), DB, 0, repair, |_, _| Ok(())).unwrap();
+        assert_eq!(recovery.missing_segment.as_deref(), Some(newest.as_str()));
+        assert!(recovery.repaired);
+        assert!(recovery.last_seq < last, "the missing segment's records are lost");
+        // The log goes on where the missing segment began.
+        let next = journal.append(b"after the repair").unwrap();
+        journal.wait_for_sync(next).unwrap();
+        assert_eq!(segment_name(next), newest);
+        drop(journal);
+        let (_, recovery) = open_at(&dir, 0).expect("a repaired log opens plainly");
+        assert_eq!(recovery.last_seq, next);
+    }
+
+    #[test]
+    fn a_seal_naming_a_segment_without_records_is_cut_before_that_segment_goes() {
+        let (dir, all, _) = rolled_log();
+        // As a crash right after the roll leaves it: the header, no record.
+        let newest = all.last().unwrap();
+        dir.open(newest).unwrap().set_len(SEGMENT_HEADER_LEN as u64).unwrap();
+        let (journal, recovery) = open_at(&dir, 0).unwrap();
+        assert_eq!(segment_name(recovery.last_seq + 1), *newest);
+        assert!(recovery.missing_segment.is_none());
+        // No append: the log ends in the once sealed segment, whose seal
+        // must be gone with the segment it named.
+        drop(journal);
+        assert_eq!(segment_files(&dir), all[..all.len() - 1]);
+        open_at(&dir, 0).expect("no seal names a deleted segment");
+    }
+
+    #[test]
+    fn a_torn_seal_before_the_next_segment_reads_as_the_log_going_on() {
+        let (dir, all, last) = rolled_log();
+        let sealed = &all[all.len() - 2];
+        let mut bytes = bytes_of(&dir, sealed);
+        let seal = bytes.windows(8).position(|w| w == [0xff; 8]).expect("the roll sealed it");
+        for byte in &mut bytes[seal + RECORD_HEADER_LEN..seal + SEAL_LEN] {
+            *byte = 0x55;
+        }
+        dir.open(sealed).unwrap().write(0, &bytes).unwrap();
+        let (_, recovery) = open_at(&dir, 0).expect("a torn seal is what a crash during the roll leaves");
+        assert_eq!(recovery.last_seq, last, "every record is read past it");
     }
 
     #[test]

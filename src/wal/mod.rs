@@ -8,7 +8,9 @@ mod reader;
 mod record;
 mod segment;
 
-pub use journal::{DEFAULT_MAX_QUEUE_BYTES, FIRST_SEGMENT_BYTES, Journal, JournalOptions, Recovery, SyncBy, scan};
+pub use journal::{
+    DEFAULT_MAX_QUEUE_BYTES, FIRST_SEGMENT_BYTES, Journal, JournalOptions, RecoveredLog, Recovery, SyncBy, scan,
+};
 pub use metrics::{JournalMetrics, SYNC_LATENCY_BUCKETS_US};
 pub use reader::{LaterRecord, Stop, StopReason};
 pub use record::MAX_PAYLOAD;

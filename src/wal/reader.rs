@@ -9,7 +9,7 @@ use crate::error::{Result, StorageError};
 use crate::io::{LogDir, StorageBackend};
 
 use super::record::{
-    Decoded, HeaderError, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SegmentHeader, WAL_VERSION, decode_any, decode_record,
+    Decoded, HeaderError, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, OLDEST_WAL_VERSION, SegmentHeader, WAL_VERSION, decode_any, decode_record,
 };
 use super::segment::list_segments;
 
@@ -89,6 +89,26 @@ pub(crate) struct LogEnd {
     /// A kept segment with bytes past the stop point, and the offset where
     /// its valid records end: where a repair cuts it.
     pub(crate) cut: Option<(String, u64)>,
+    /// The seal that ends the segment holding the last valid record, if it
+    /// has one: the log went on in the segment it names.
+    pub(crate) seal: Option<Seal>,
+}
+
+/// A seal found at the end of a segment (`record`, seal): the segment the
+/// log went on in, which the journal made durable before the seal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Seal {
+    /// The sealed segment's file.
+    pub(crate) segment: String,
+    /// The seal's byte offset there: where cutting it off leaves the
+    /// segment's records and nothing after them.
+    pub(crate) offset: u64,
+    /// The next segment's first sequence number (its name's).
+    pub(crate) next: u64,
+    /// The log id the next segment records.
+    pub(crate) log_id: u32,
+    /// Whether the named segment is in the directory.
+    pub(crate) next_listed: bool,
 }
 
 /// Whose log a reader accepts: segments of this database (`db_id`, from
@@ -129,6 +149,7 @@ pub(crate) fn read_log(
     mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<LogEnd> {
     let mut segments = list_segments(dir)?;
+    let listed: Vec<u64> = segments.iter().map(|&(first, _)| first).collect();
     let mut end = LogEnd::default();
     // Segment i holds records first_i..first_{i+1}-1, so a segment followed
     // by one starting at or below `after + 1` holds nothing after the
@@ -191,6 +212,7 @@ pub(crate) fn read_log(
         let mut next = first_seq;
         let mut pos = SEGMENT_HEADER_LEN;
         let mut stopped = None;
+        let mut seal = None;
         while pos < bytes.len {
             let truncated = match decode_record(bytes.loaded(pos), next) {
                 Decoded::Record { seq, payload, len } => {
@@ -223,6 +245,18 @@ pub(crate) fn read_log(
                     });
                     false
                 }
+                // The segment ends here; whatever follows the seal in the
+                // file is not the log's.
+                Decoded::Seal { log_id } => {
+                    seal = Some(Seal {
+                        segment: name.clone(),
+                        offset: pos as u64,
+                        next,
+                        log_id,
+                        next_listed: listed.binary_search(&next).is_ok(),
+                    });
+                    break;
+                }
             };
             // A record cut off by the end of what is loaded may continue in
             // the file; cut off by the end of the file, it is torn.
@@ -242,6 +276,7 @@ pub(crate) fn read_log(
         if next > first_seq {
             end.last_seq = next - 1;
             end.keep.push((first_seq, name.clone()));
+            end.seal = seal;
         } else {
             end.discard.push(name.clone());
         }
@@ -286,7 +321,7 @@ fn check_header(
         Ok(header) => header,
         Err(HeaderError::Version(v)) => {
             return Err(StorageError::corrupted(format!(
-                "WAL segment {name} has format version {v}; this build reads version {WAL_VERSION}"
+                "WAL segment {name} has format version {v}; this build reads versions {OLDEST_WAL_VERSION} to {WAL_VERSION}"
             )));
         }
         Err(HeaderError::Invalid(why)) => return Ok(Err(why)),

@@ -18,17 +18,34 @@
 //!      8     4  payload length n
 //!     12     8  xxh3-64 of bytes 0..12 followed by the payload
 //!     20     n  payload: one whole committed transaction
+//!
+//! seal (the last record of a segment the journal rolled away from; a
+//! record whose sequence number is u64::MAX, never assigned)
+//! offset  size  field
+//!      0     8  u64::MAX
+//!      8     4  12
+//!     12     8  xxh3-64 of bytes 0..12 followed by the payload
+//!     20     8  payload: the next segment's first sequence number
+//!     28     4  payload: the log id the next segment records
 //! ```
 //!
 //! A record is valid only if its checksum matches and its sequence number is
-//! the one expected next. A torn tail (a prefix of a record), a zero-filled
+//! the one expected next; a seal, if it names the sequence number expected
+//! next (the next segment's first). A seal ends its segment and says the log
+//! goes on in the segment it names: recovery refuses a log whose last
+//! segment is sealed (`reader::read_log`), since the segment after it, made
+//! durable before the seal, is missing. A torn tail (a prefix of a record), a zero-filled
 //! tail (whose checksum cannot be zero's hash) and stale bytes all fail one of
 //! the two tests; the reader stops at the first record that fails.
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"SLUICWAL";
-pub(crate) const WAL_VERSION: u32 = 1;
+/// The format version new segments record: 2 since segments end in seals.
+pub(crate) const WAL_VERSION: u32 = 2;
+/// The oldest format version the reader accepts: version 1 is version 2
+/// without seals.
+pub(crate) const OLDEST_WAL_VERSION: u32 = 1;
 pub(crate) const SEGMENT_HEADER_LEN: usize = 48;
 pub(crate) const RECORD_HEADER_LEN: usize = 20;
 /// The largest payload a record may carry (a record's length field is a u32).
@@ -81,7 +98,7 @@ impl SegmentHeader {
             return Err(HeaderError::Invalid("segment header checksum mismatch"));
         }
         let version = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        if version != WAL_VERSION {
+        if !(OLDEST_WAL_VERSION..=WAL_VERSION).contains(&version) {
             return Err(HeaderError::Version(version));
         }
         Ok(Self {
@@ -167,6 +184,26 @@ pub(crate) fn encode_record_with(out: &mut Vec<u8>, seq: u64, len: usize, write:
     true
 }
 
+/// A seal's sequence field: no record is ever assigned it (`Journal::append`
+/// stops one short of it).
+const SEAL_SEQ: u64 = u64::MAX;
+
+/// A seal's payload: the next segment's first sequence number and log id.
+const SEAL_PAYLOAD_LEN: usize = 12;
+
+/// The bytes a seal occupies.
+pub(crate) const SEAL_LEN: usize = RECORD_HEADER_LEN + SEAL_PAYLOAD_LEN;
+
+/// Appends the seal that ends a segment whose successor's first record is
+/// `next`, in log `log_id`.
+pub(crate) fn encode_seal(out: &mut Vec<u8>, next: u64, log_id: u32) {
+    let written = encode_record_with(out, SEAL_SEQ, SEAL_PAYLOAD_LEN, |out| {
+        out.extend_from_slice(&next.to_le_bytes());
+        out.extend_from_slice(&log_id.to_le_bytes());
+    });
+    debug_assert!(written, "a seal's payload has its own length");
+}
+
 /// The result of decoding one record from the front of a buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Decoded<'a> {
@@ -176,8 +213,12 @@ pub(crate) enum Decoded<'a> {
     Truncated,
     /// The record's checksum fails (torn, zeroed or garbage bytes).
     Corrupt,
-    /// A valid record with a sequence number other than the expected one.
+    /// A valid record with a sequence number other than the expected one
+    /// (or a seal naming another than the expected one).
     OutOfOrder { seq: u64 },
+    /// A valid seal naming the expected sequence number as the next
+    /// segment's first, in log `log_id`: the segment ends here.
+    Seal { log_id: u32 },
 }
 
 /// Decodes the record at the front of `buf`, expecting sequence `expected`.
@@ -198,6 +239,19 @@ pub(crate) fn decode_record(buf: &[u8], expected: u64) -> Decoded<'_> {
     };
     if checksum(&head[..12], payload) != sum {
         return Decoded::Corrupt;
+    }
+    // A seal is never a record, whatever is expected. (Another record
+    // carrying the seal's number is one with an unassignable number: the
+    // reader refuses it.)
+    if seq == SEAL_SEQ
+        && let Ok(seal) = <[u8; SEAL_PAYLOAD_LEN]>::try_from(payload)
+    {
+        if le_u64(&seal[..8]) != expected {
+            return Decoded::OutOfOrder { seq };
+        }
+        return Decoded::Seal {
+            log_id: u32::from_le_bytes([seal[8], seal[9], seal[10], seal[11]]),
+        };
     }
     if seq != expected {
         return Decoded::OutOfOrder { seq };
@@ -294,6 +348,23 @@ mod tests {
     }
 
     #[test]
+    fn a_seal_names_the_next_segment_and_only_the_expected_one() {
+        let mut buf = Vec::new();
+        encode_seal(&mut buf, 42, 0xabcd);
+        assert_eq!(buf.len(), SEAL_LEN);
+        assert_eq!(decode_record(&buf, 42), Decoded::Seal { log_id: 0xabcd });
+        // A seal naming another successor than the record expected next is
+        // no end of the segment: the reader stops there as at a stray record.
+        assert_eq!(decode_record(&buf, 41), Decoded::OutOfOrder { seq: SEAL_SEQ });
+        assert_eq!(decode_record(&buf[..SEAL_LEN - 1], 42), Decoded::Truncated);
+        let mut flipped = buf.clone();
+        flipped[SEAL_LEN - 1] ^= 1;
+        assert_eq!(decode_record(&flipped, 42), Decoded::Corrupt);
+        // Never found as a record by the search past a stop.
+        assert_eq!(decode_any(&buf, 0..=u64::MAX), None);
+    }
+
+    #[test]
     fn every_torn_prefix_and_every_bit_flip_is_rejected() {
         let mut buf = Vec::new();
         encode_record(&mut buf, 9, b"payload bytes");
@@ -335,9 +406,13 @@ mod tests {
             Err(HeaderError::Invalid(_))
         ));
         let mut other = bytes;
-        other[8] = 2;
+        other[8] = 1;
         let sum = xxh3_64(&other[..40]);
         other[40..48].copy_from_slice(&sum.to_le_bytes());
-        assert_eq!(SegmentHeader::decode(&other), Err(HeaderError::Version(2)));
+        assert_eq!(SegmentHeader::decode(&other), Ok(h), "version 1, without seals, is read");
+        other[8] = 3;
+        let sum = xxh3_64(&other[..40]);
+        other[40..48].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&other), Err(HeaderError::Version(3)));
     }
 }
