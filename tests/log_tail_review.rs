@@ -310,22 +310,44 @@ fn a_power_cut_in_the_open_after_recovery_discarded_the_named_segment_is_not_ref
 /// segment's, and after): every restart opens with commits 1..3.
 #[test]
 fn a_power_cut_at_every_data_file_operation_of_the_recovering_open_is_not_refused() {
+    cut_the_recovering_open_everywhere(false);
+}
+
+/// The same with the WAL's power cut at every operation of the recovering
+/// open (its deletion of the segment the crash emptied, the segment it
+/// starts, before and after the data file names it), writes torn.
+#[test]
+fn a_power_cut_at_every_wal_operation_of_the_recovering_open_is_not_refused() {
+    cut_the_recovering_open_everywhere(true);
+}
+
+/// Cuts the power (of the WAL if `in_wal`, else of the data file) after
+/// every operation of an open of [`checkpoint_beside_a_roll`]'s image:
+/// every restart opens with commits 1..3.
+fn cut_the_recovering_open_everywhere(in_wal: bool) {
+    let ops = |image: &CrashDisk| if in_wal { image.wal.ops() } else { image.data.ops() };
     let span = {
         let (image, _) = checkpoint_beside_a_roll();
-        let start = image.data.ops();
+        let start = ops(&image);
         drop(open_image(&image, "the uncut open"));
-        image.data.ops() - start
+        ops(&image) - start
     };
-    assert!(span > 0, "the open wrote nothing to the data file");
+    assert!(span > 0, "the open wrote nothing");
     let mut refused = Vec::new();
     for n in 0..=span {
-        let (image, model) = checkpoint_beside_a_roll();
-        image.data.cut_power_after(image.data.ops() + n);
-        drop(Engine::open(image.data.clone(), image.wal.clone(), options()));
-        let restart = image.crashed(TearMode::DropAll);
-        match Engine::open(restart.data.clone(), restart.wal.clone(), options()) {
-            Ok(db) => assert_eq!(contents(&db), model, "cut after {n} of {span}"),
-            Err(e) => refused.push(format!("cut after {n} of {span}: {e}")),
+        for tear in [TearMode::DropAll, TearMode::Random(n)] {
+            let (image, model) = checkpoint_beside_a_roll();
+            if in_wal {
+                image.wal.cut_power_after(image.wal.ops() + n);
+            } else {
+                image.data.cut_power_after(image.data.ops() + n);
+            }
+            drop(Engine::open(image.data.clone(), image.wal.clone(), options()));
+            let restart = image.crashed(tear);
+            match Engine::open(restart.data.clone(), restart.wal.clone(), options()) {
+                Ok(db) => assert_eq!(contents(&db), model, "cut after {n} of {span} ({tear:?})"),
+                Err(e) => refused.push(format!("cut after {n} of {span} ({tear:?}): {e}")),
+            }
         }
     }
     assert!(refused.is_empty(), "refused restarts:\n{}", refused.join("\n"));

@@ -298,7 +298,7 @@ pub struct RecoveryReport {
 /// in a segment of neither. Every writable open starts a new log: it draws
 /// a new id and, once the journal has accepted the log it found, makes it
 /// durable in the data file, with the old current id as the previous one
-/// ([`LogIds::record`]), before any segment of the new log can exist. So every copy of a data file that goes
+/// ([`LogIds::record`]), before any record of the new log can exist. So every copy of a data file that goes
 /// its own way (copied alone or with its WAL, on disk or beside an
 /// in-memory WAL) writes a log of its own, and a copy put back beside
 /// another copy's log is refused rather than replaying it (a state neither
@@ -391,16 +391,16 @@ struct LogIds {
 
 impl LogIds {
     /// Makes new ids durable in the data file, with `named` if given (the
-    /// segments of the log that survive recovery: `engine::log_tail`), in
-    /// a commit at the unchanged checkpoint. Called once the journal has
-    /// read and accepted the log the open found, and before it changes
-    /// anything ([`Journal::recover`]): a refused open changes no byte of
-    /// the data file (it used to record a new log first, so an open refused
-    /// for a WAL of another database had already dropped the database's own
-    /// log from the accepted ones, and with it put back it was refused as
-    /// another copy's: `tests/open_mishaps_review.rs`), no segment of the
-    /// new log exists before the data file names it, and no segment
-    /// recovery deletes is named when it goes.
+    /// segments the open names: `engine::log_tail`), in a commit at the
+    /// unchanged checkpoint. Called once the journal has read and accepted
+    /// the log the open found ([`Journal::recover`]), and before anything
+    /// is appended: a refused open changes no byte of the data file (it used
+    /// to record a new log first, so an open refused for a WAL of another
+    /// database had already dropped the database's own log from the accepted
+    /// ones, and with it put back it was refused as another copy's:
+    /// `tests/open_mishaps_review.rs`), and no record of the new log exists
+    /// before the data file names the log (the segment the open starts, of
+    /// the new log, holds none until this commit is durable).
     fn record(&self, trees: &TreeStore, checkpoint: u64, named: Option<LogTail>) -> Result<()> {
         if self.new || named.is_some() {
             let mut writer = trees.writer()?;
@@ -497,24 +497,36 @@ impl Engine {
         // (`engine::log_tail`, invariant 1). A read-only open writes
         // nothing; a volatile WAL is named never.
         let persistent = !options.read_only && !options.volatile_wal;
-        // First the segments that survive recovery, before it deletes any
-        // (recovery deletes a segment whose every record a crash tore, or a
-        // repair the ones behind damage): the one holding the record after
-        // the checkpoint, and the last open's first if it survives.
-        let survivors = LogTail {
-            tail: log
-                .segment_holding(checkpoint.saturating_add(1))?
-                .map(Segment::from_pair),
-            opened: named.opened.filter(|opened| log.keeps(opened.first_seq)),
+        // First, if recovery is to delete a segment the data file names (a
+        // segment whose every record a crash tore; the segments behind
+        // damage a repair drops), the segments that survive, before it
+        // deletes any: the one holding the record after the checkpoint, and
+        // the last open's first if it survives.
+        let survivors = if persistent {
+            LogTail {
+                tail: log
+                    .segment_holding(checkpoint.saturating_add(1))?
+                    .map(Segment::from_pair),
+                opened: named.opened.filter(|opened| log.keeps(opened.first_seq)),
+            }
+        } else {
+            named
         };
-        let survivors = if persistent { survivors } else { named };
-        logs.record(&trees, checkpoint, (survivors != named).then_some(survivors))?;
+        if survivors != named {
+            let mut writer = trees.writer()?;
+            survivors.write(&mut writer)?;
+            writer.commit(checkpoint)?;
+        }
         let journal = log.start()?;
-        // Then the segment this open's commits begin in, made now: an older
-        // copy of the WAL, put back after this open went on, lacks it.
+        // Then the segment this open's commits begin in, made now (an older
+        // copy of the WAL, put back after this open went on, lacks it), and
+        // named with the new log's ids in one commit. The segment holds no
+        // record until that commit is durable: should a crash come first,
+        // it is a segment of a log the data file does not know with nothing
+        // in it, which recovery deletes as it does any empty segment.
         let log_tail = if persistent {
             let opened = Segment::from_pair(journal.start_segment()?);
-            let now = match survivors.tail {
+            match survivors.tail {
                 Some(tail) if tail != opened => LogTail {
                     tail: Some(tail),
                     opened: Some(opened),
@@ -523,16 +535,11 @@ impl Engine {
                     tail: Some(opened),
                     opened: None,
                 },
-            };
-            if now != survivors {
-                let mut writer = trees.writer()?;
-                now.write(&mut writer)?;
-                writer.commit(checkpoint)?;
             }
-            now
         } else {
             survivors
         };
+        logs.record(&trees, checkpoint, (log_tail != survivors).then_some(log_tail))?;
         // Before anything can checkpoint past them, the deferred records the
         // WAL held move into the data file.
         recovered.stage(&trees, checkpoint)?;
