@@ -115,7 +115,9 @@ fn resolved(path: &Path) -> Result<PathBuf, StorageError> {
 /// Both found by review (`tests/backup_kill_review.rs`): the second deleted
 /// the database being backed up.
 fn refuse_overlap(source_wal: &Path, dest: &Path, partial_wal: &Path) -> Result<(), StorageError> {
-    let source_wal = std::fs::canonicalize(source_wal)?;
+    // Through its directory if it does not exist (yet: a database checked
+    // before its open).
+    let source_wal = std::fs::canonicalize(source_wal).or_else(|_| resolved(source_wal))?;
     let dest = resolved(dest)?;
     if dest.starts_with(&source_wal) {
         return Err(invalid(format!(
@@ -202,6 +204,36 @@ impl Database {
             )));
         }
         Ok(())
+    }
+
+    /// [`check_backup_destination`](Self::check_backup_destination), and
+    /// what a backup of the database at `source` to `dest` checks of the
+    /// two paths together: the destination does not lie inside the
+    /// database's WAL directory, and the database does not lie inside the
+    /// directory the backup's copy writes its WAL into (which a backup
+    /// removes as a failed backup's leftovers). A tool that opens a
+    /// database only to back it up asks this first, so that no such backup
+    /// writes to the database it then refuses.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let source = dir.path().join("my.db");
+    /// let inside = dir.path().join("my.db-wal").join("copy.db");
+    /// std::fs::create_dir(dir.path().join("my.db-wal"))?;
+    /// assert!(sluicedb::Database::check_backup_paths(&source, &inside).is_err());
+    /// assert!(sluicedb::Database::check_backup_paths(&source, dir.path().join("copy.db")).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_backup_paths(source: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<(), StorageError> {
+        let dest = dest.as_ref();
+        Self::check_backup_destination(dest)?;
+        let source_wal = wal_dir(source.as_ref());
+        if !parent_dir(&source_wal).is_dir() {
+            // No database there for anything to overlap: its open says so.
+            return Ok(());
+        }
+        let partial_wal = wal_dir(&with_suffix(dest, ".backup-partial"));
+        refuse_overlap(&source_wal, dest, &partial_wal)
     }
 
     /// [`backup`](Self::backup), calling `progress` with the entries copied

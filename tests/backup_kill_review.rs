@@ -649,7 +649,9 @@ fn a_backup_never_deletes_the_source_it_copies() {
 }
 
 /// The same through `sluice backup`: a source inside
-/// `<dest>.backup-partial-wal/` stays on disk and opens after the command.
+/// `<dest>.backup-partial-wal/` stays on disk and opens after the command,
+/// which refuses before it opens the source (a writable open records a new
+/// log in the data file).
 #[test]
 fn sluice_backup_never_deletes_the_source_it_copies() {
     let _serial = serial();
@@ -660,6 +662,7 @@ fn sluice_backup_never_deletes_the_source_it_copies() {
     std::fs::create_dir(&home).unwrap();
     let src = home.join("src.db");
     let n = fill(&src, 1, 50);
+    let before = std::fs::read(&src).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("backup")
         .arg(&src)
@@ -673,6 +676,12 @@ fn sluice_backup_never_deletes_the_source_it_copies() {
         dest.display(),
         out.status,
         String::from_utf8_lossy(&out.stdout).trim()
+    );
+    assert!(!out.status.success(), "the overlapping backup was not refused");
+    assert!(
+        std::fs::read(&src).unwrap() == before,
+        "the refused backup wrote to the source: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
     );
     assert_eq!(open_checked(&src, "source"), n);
     dog.store(true, Ordering::Relaxed);

@@ -988,7 +988,7 @@ fn backup(path: &Path, dest: &Path) -> CliResult {
     // Before the open, which writes to the database: the destination, and
     // every table's key order (the library refuses an order this process
     // does not know, and the command line knows none but byte order).
-    Database::check_backup_destination(dest)
+    Database::check_backup_paths(path, dest)
         .map_err(|e| CliError::new(format!("backup to {} refused: {e}", dest.display())))?;
     inspect(path)?.check_backup_orders().map_err(|e| {
         CliError::new(format!(
