@@ -135,10 +135,10 @@ pub struct EngineOptions {
     /// the read-only API never makes, would reach no disk).
     pub read_only: bool,
     /// The WAL does not survive the process (a memory log under a
-    /// redb-shaped backend): a [`PendingCommit`] is then durable only once
-    /// a checkpoint holds its commit, and waiting for it checkpoints; the
-    /// data file names no segment of it (`engine::log_tail`), since after
-    /// a crash it is always empty.
+    /// redb-shaped backend): a [`PendingCommit`](super::PendingCommit) is
+    /// then durable only once a checkpoint holds its commit, and waiting for
+    /// it checkpoints; the data file names no segment of it
+    /// (`engine::log_tail`), since after a crash it is always empty.
     pub volatile_wal: bool,
 }
 
