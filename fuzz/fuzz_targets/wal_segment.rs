@@ -135,7 +135,9 @@ fn damaged_log(data: &[u8]) {
             places.push((name.clone(), at, first_here));
         }
         let mut pos = 48;
-        while pos + 20 <= bytes.len() && record < payloads.len() {
+        // A segment the log rolled away from ends in a seal (sequence
+        // u64::MAX, never a record's): its records end there.
+        while pos + 20 <= bytes.len() && record < payloads.len() && bytes[pos..pos + 8] != [0xff; 8] {
             let len = 20 + payloads[record].len();
             for at in pos..pos + len {
                 places.push((name.clone(), at, record));
