@@ -1415,6 +1415,15 @@ fn pipelined_commits_meet_a_wal_sync_failure() {
                     Ok(p) => pending.push((i, p)),
                     Err(e) => run.err(format!("commit {i}: {e}")),
                 }
+                // A sync every ten commits, so that the log is written and
+                // synced at least six times whatever the sync thread groups:
+                // the armed fault always comes within the run (the open
+                // writes and syncs the log's first segment before it).
+                if i % 10 == 9
+                    && let Err(e) = db.sync()
+                {
+                    run.err(format!("sync after {i}: {e}"));
+                }
             }
             for (i, p) in pending {
                 match p.wait() {
