@@ -69,15 +69,7 @@ fn checkpoint_of(disk: &CrashDisk) -> u64 {
 }
 
 fn segments(disk: &CrashDisk) -> Vec<String> {
-    let mut names: Vec<String> = disk
-        .wal
-        .list()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.ends_with(".wal"))
-        .collect();
-    names.sort();
-    names
+    common::wal::segment_files(&disk.wal)
 }
 
 /// Opens a crash image; the error, if refused, in the panic.

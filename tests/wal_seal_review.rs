@@ -102,15 +102,7 @@ fn open_ok(disk: &CrashDisk, options: EngineOptions, what: &str) -> Engine {
 }
 
 fn segments(disk: &CrashDisk) -> Vec<String> {
-    let mut names: Vec<String> = disk
-        .wal
-        .list()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.ends_with(".wal"))
-        .collect();
-    names.sort();
-    names
+    common::wal::segment_files(&disk.wal)
 }
 
 /// Every byte of `disk`: the data file's and each WAL file's.

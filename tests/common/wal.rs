@@ -1,6 +1,6 @@
 //! Journal helpers.
 
-use sluicedb::io::CrashLogDir;
+use sluicedb::io::{CrashLogDir, LogDir};
 use sluicedb::wal::{Journal, JournalOptions};
 
 /// The sequence numbers a reopen of the log in `dir` (journal of database
@@ -14,4 +14,17 @@ pub fn replayed(dir: CrashLogDir, db: u128) -> Vec<u64> {
     .unwrap();
     drop(journal);
     seqs
+}
+
+/// The WAL segment files in `dir`, in sequence order (their names sort so).
+#[allow(dead_code)] // Not every test binary that includes `common` uses it.
+pub fn segment_files(dir: &CrashLogDir) -> Vec<String> {
+    let mut names: Vec<String> = dir
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".wal"))
+        .collect();
+    names.sort();
+    names
 }
