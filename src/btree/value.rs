@@ -253,15 +253,15 @@ mod tests {
         // A short slice is a copy: the page's count does not move.
         let short = ValueBytes::in_page(&page, 10, INLINE_LEN);
         assert_eq!(short.as_bytes(), &page[10..10 + INLINE_LEN]);
-        assert_eq!(std::sync::Arc::strong_count(&page), 1);
+        assert_eq!(page.holders(), 1);
         // At the page's end there is no whole window to copy from.
         let tail = ValueBytes::in_page(&page, 250, 6);
         assert_eq!(tail.as_bytes(), &page[250..]);
         let long = ValueBytes::in_page(&page, 3, INLINE_LEN + 1);
         assert_eq!(long.as_bytes(), &page[3..4 + INLINE_LEN]);
-        assert_eq!(std::sync::Arc::strong_count(&page), 2);
+        assert_eq!(page.holders(), 2);
         drop(long);
-        assert_eq!(std::sync::Arc::strong_count(&page), 1);
+        assert_eq!(page.holders(), 1);
         assert_eq!(ValueBytes::copy_of(b"").as_bytes(), b"");
         assert_eq!(ValueBytes::copy_of(&page[..100]).into_vec(), &page[..100]);
         assert_eq!(short.into_vec(), &page[10..10 + INLINE_LEN]);
@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(last.as_bytes(), &page[10..26]);
         last.assign(&in_page);
         assert_eq!(last.as_bytes(), &page[40..140]);
-        assert_eq!(std::sync::Arc::strong_count(&page), 2, "a long key is copied, not shared");
+        assert_eq!(page.holders(), 2, "a long key is copied, not shared");
         let buffer = last.as_bytes().as_ptr();
         for key in [&owned, &short, &in_page] {
             last.assign(key);

@@ -14,8 +14,8 @@
 //! this replaced (see design/format.md).
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -265,7 +265,7 @@ impl PageCache {
     /// flush blocked on the other thread's arena lock in `free` more than
     /// anywhere else (10M keys).
     pub(crate) fn recycle(&self, mut page: Page) {
-        if page.len() == self.page_size && Arc::get_mut(&mut page).is_some() {
+        if page.len() == self.page_size && page.get_mut().is_some() {
             let mut spare = self.spare.lock();
             if spare.len() < MAX_SPARE {
                 spare.push(page);
@@ -381,8 +381,8 @@ impl PageCache {
 
     /// Where the spare pages' bytes lie (tests).
     #[cfg(test)]
-    pub(crate) fn spares(&self) -> Vec<*const [u8]> {
-        self.spare.lock().iter().map(Arc::as_ptr).collect()
+    pub(crate) fn spares(&self) -> Vec<*const u8> {
+        self.spare.lock().iter().map(Page::as_ptr).collect()
     }
 
     /// Ids the eviction queues hold (tests).

@@ -4,6 +4,7 @@
 
 mod allocator;
 mod cache;
+mod frame;
 pub(crate) mod freelist;
 mod header;
 mod store;

@@ -39,7 +39,6 @@
 //! commit.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -56,8 +55,9 @@ use crate::io::{Failure, LatchedBackend, StorageBackend};
 /// header, so 0 doubles as "no page".
 pub(crate) type PageId = u64;
 
-/// An immutable, verified page image, shared by the cache and its readers.
-pub(crate) type Page = Arc<[u8]>;
+/// An immutable, verified page image, shared by the cache and its readers
+/// (its memory: `page::frame`).
+pub(crate) use super::frame::Page;
 
 pub(crate) const PAGE_HEADER_LEN: usize = 24;
 const KIND_OFFSET: usize = 8;
@@ -447,8 +447,8 @@ impl PageStore {
         let mut page = self
             .cache
             .spare_page()
-            .unwrap_or_else(|| std::iter::repeat_n(0u8, self.page_size).collect());
-        let buf = Arc::get_mut(&mut page).expect("a spare or new page is held by no one else");
+            .unwrap_or_else(|| Page::for_overwrite(self.page_size));
+        let buf = page.get_mut().expect("a spare or new page is held by no one else");
         let offset = self.offset(id)?;
         self.issue_before_read(offset, self.page_size as u64)?;
         self.backend
@@ -608,7 +608,7 @@ impl PageStore {
     fn seal_into_page(&self, buf: Vec<u8>) -> Page {
         let spare = self.cache.spare_page();
         if let Some(mut page) = spare
-            && let Some(bytes) = Arc::get_mut(&mut page)
+            && let Some(bytes) = page.get_mut()
             && bytes.len() == buf.len()
         {
             bytes.copy_from_slice(&buf);
@@ -706,7 +706,7 @@ mod tests {
     /// A memory backend that counts the writes the store issues.
     struct CountingBackend {
         inner: MemoryBackend,
-        writes: Arc<AtomicU64>,
+        writes: std::sync::Arc<AtomicU64>,
     }
 
     impl StorageBackend for CountingBackend {
@@ -738,7 +738,7 @@ mod tests {
     /// slot commit each find the backend holding every page written before.
     #[test]
     fn uncached_writes_are_gathered_and_issued_in_order() {
-        let writes = Arc::new(AtomicU64::new(0));
+        let writes = std::sync::Arc::new(AtomicU64::new(0));
         let backend = CountingBackend {
             inner: MemoryBackend::new(),
             writes: writes.clone(),
@@ -814,7 +814,7 @@ mod tests {
         assert_eq!(spares.len(), 1, "only the page no one holds is a spare");
         store.write_page(3, leaf(size, 3)).unwrap();
         let written = store.cache.get(3).expect("a written page is cached");
-        assert_eq!(Arc::as_ptr(&written), spares[0], "the new page did not reuse the spare");
+        assert_eq!(written.as_ptr(), spares[0], "the new page did not reuse the spare");
         assert!(store.cache.spares().is_empty());
         assert!(written[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
         assert!(store.read_page(3).unwrap()[PAGE_HEADER_LEN..].iter().all(|&b| b == 3));
@@ -855,7 +855,7 @@ mod tests {
         assert_eq!(spares.len(), 1, "an evicted page no one holds is a spare");
         let read = store.read_page(1).unwrap();
         assert!(
-            spares.contains(&Arc::as_ptr(&read)),
+            spares.contains(&read.as_ptr()),
             "the read allocated instead of reusing a spare"
         );
         assert!(

@@ -5,13 +5,16 @@
 //!
 //! ```text
 //! valgrind --tool=callgrind --toggle-collect='*measured_*' \
-//!     sluicedb-instructions ENGINE OP KEYS OPS [populated]
+//!     sluicedb-instructions ENGINE OP KEYS OPS [populated|rewritten=N]
 //! ```
 //! ENGINE is `sluicedb` or `redb`; OP is `reads` (point reads of loaded
 //! keys), `scans` (seek + 10 next) or `tombstone-scans` (the scans right
 //! after every tenth key was removed in 1000-key commits, as the comparison's
 //! row); `populated` leaves sluicedb's recent writes in its memtable instead
-//! of checkpointing them into the tree (the removals always stay there).
+//! of checkpointing them into the tree (the removals always stay there);
+//! `rewritten=N` checkpoints all and then rewrites the last N keys, so that
+//! the memtable holds them above the full tree, as the comparison's
+//! "memtable populated" rows read it.
 //! Counts are repeatable for the same binary and input, whatever else the
 //! machine runs, which wall-clock benchmarks on a shared machine are not.
 
@@ -108,12 +111,19 @@ fn run(table: &dyn Reads, op: &str, keys: u64, ops: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: sluicedb-instructions sluicedb|redb reads|scans|tombstone-scans KEYS OPS [populated]";
+    let usage =
+        "usage: sluicedb-instructions sluicedb|redb reads|scans|tombstone-scans KEYS OPS [populated|rewritten=N]";
     let [_, engine, op, keys, ops, rest @ ..] = args.as_slice() else {
         panic!("{usage}");
     };
     let (keys, ops): (u64, u64) = (keys.parse().expect(usage), ops.parse().expect(usage));
     let populated = rest.first().is_some_and(|a| a == "populated");
+    // `rewritten=N`: the tree holds every key and the memtable the last N
+    // rewritten, as the comparison's "memtable populated" rows leave it.
+    let rewritten: u64 = rest
+        .first()
+        .and_then(|a| a.strip_prefix("rewritten="))
+        .map_or(0, |n| n.parse().expect(usage));
     let dir = tempfile::tempdir().unwrap();
     let batches = (0..keys).step_by(1000).map(|start| start..(start + 1000).min(keys));
     // The two engines share the redb API: one loader, spelled for each.
@@ -156,6 +166,16 @@ fn main() {
             let db = load!(sluicedb, SLUICE);
             if !populated {
                 db.checkpoint().unwrap();
+            }
+            let first = keys - rewritten.min(keys);
+            for start in (first..keys).step_by(1000) {
+                let txn = db.begin_write().unwrap();
+                let mut table = txn.open_table(SLUICE).unwrap();
+                for i in start..(start + 1000).min(keys) {
+                    table.insert(key(i).as_slice(), value(i).as_slice()).unwrap();
+                }
+                drop(table);
+                txn.commit().unwrap();
             }
             if tombstones {
                 remove_tenth!(db, SLUICE);
