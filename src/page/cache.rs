@@ -253,8 +253,8 @@ impl PageCache {
     /// Takes a page out of use: its memory becomes a spare that the next
     /// page read or written reuses (see [`spare_page`](Self::spare_page)),
     /// if no one else holds it and there is room; else it is freed, and
-    /// every [`RELEASE_EVERY`] bytes freed the heap's free memory is
-    /// returned to the system.
+    /// every [`RELEASE_EVERY`] bytes freed to the heap (pages not in
+    /// frames) the heap's free memory is returned to the system.
     ///
     /// Why spares: pages move between threads. Readers load pages the
     /// apply thread's flush replaces, a reader evicts pages the flush
@@ -272,9 +272,11 @@ impl PageCache {
                 return;
             }
         }
-        let len = page.len();
+        // A frame goes back to its chunk (`page::frame`), not to the heap:
+        // only pages allocated alone count towards a trim of the heap.
+        let len = if page.is_frame() { 0 } else { page.len() };
         drop(page);
-        if self.forgotten.fetch_add(len, Ordering::Relaxed) + len >= RELEASE_EVERY {
+        if len > 0 && self.forgotten.fetch_add(len, Ordering::Relaxed) + len >= RELEASE_EVERY {
             self.forgotten.store(0, Ordering::Relaxed);
             crate::heap::release_free_memory();
         }

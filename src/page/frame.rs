@@ -7,8 +7,8 @@
 //! heap allocation of its own, nearly every one of those touches also missed
 //! the TLB, and on a virtual machine a TLB miss walks two page tables. With
 //! huge pages one TLB entry covers 509 pages. Measured on this project's 2-core
-//! VM (1M keys, the tree flushed, `design/benchmarks.md`, fifty-eighth
-//! session): random point reads +21-35%, seek + 10 next +18-20%.
+//! VM (1M keys, the tree flushed, alternating binaries; `design/format.md`,
+//! "Page frames"): random point reads +27-35%, seek + 10 next +26-28%.
 //!
 //! Pages of any other length (a node longer than a page, a database made with
 //! larger pages, the tests' small pages) are allocated alone, with the same
@@ -122,9 +122,9 @@ impl Page {
         self.bytes_ptr()
     }
 
-    /// Whether the page lives in a frame of a chunk (for tests).
-    #[cfg(test)]
-    fn is_frame(&self) -> bool {
+    /// Whether the page lives in a frame of a chunk (whose memory returns to
+    /// the chunk when freed, not to the heap).
+    pub(crate) fn is_frame(&self) -> bool {
         self.head().framed
     }
 
