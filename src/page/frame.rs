@@ -295,7 +295,12 @@ impl Chunk {
 fn take_frame(pool: &Mutex<Pool>) -> Option<NonNull<Head>> {
     let mut pool = pool.lock();
     if pool.with_free.is_empty() {
-        let chunk = Chunk(map_chunk()?.cast());
+        // The first chunk is left on base pages: a small database, or a
+        // big one's first pages (the header, the root), would otherwise
+        // hold a whole huge page for a few frames (the peak-RSS row's
+        // one-transaction load used one frame of its only chunk, 2 MiB
+        // resident).
+        let chunk = Chunk(map_chunk(pool.chunks > 0)?.cast());
         {
             let mut chunk = chunk;
             let head = chunk.head();
@@ -355,10 +360,11 @@ fn give_back_frame(pool: &Mutex<Pool>, frame: NonNull<Head>) {
     unmap_chunk(chunk.0.cast());
 }
 
-/// A new chunk: `CHUNK_BYTES` of zeroed memory aligned to `CHUNK_BYTES`.
+/// A new chunk: `CHUNK_BYTES` of zeroed memory aligned to `CHUNK_BYTES`,
+/// advised for a huge page if `huge`.
 #[cfg(all(target_os = "linux", not(miri)))]
 #[expect(unsafe_code, reason = "mapping a chunk of anonymous memory")]
-fn map_chunk() -> Option<NonNull<u8>> {
+fn map_chunk(huge: bool) -> Option<NonNull<u8>> {
     use libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
     // Twice the size, then the unaligned ends unmapped: mmap aligns to the
     // base page only, and a huge page needs its alignment.
@@ -389,7 +395,9 @@ fn map_chunk() -> Option<NonNull<u8>> {
             libc::munmap(base.cast(), lead);
         }
         libc::munmap(chunk.add(CHUNK_BYTES).cast(), CHUNK_BYTES - lead);
-        libc::madvise(chunk.cast(), CHUNK_BYTES, libc::MADV_HUGEPAGE);
+        if huge {
+            libc::madvise(chunk.cast(), CHUNK_BYTES, libc::MADV_HUGEPAGE);
+        }
     }
     NonNull::new(chunk)
 }
@@ -407,7 +415,7 @@ fn unmap_chunk(chunk: NonNull<u8>) {
 
 /// A new chunk, from the heap (no huge-page advice here).
 #[cfg(not(all(target_os = "linux", not(miri))))]
-fn map_chunk() -> Option<NonNull<u8>> {
+fn map_chunk(_huge: bool) -> Option<NonNull<u8>> {
     let layout = Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).ok()?;
     #[expect(unsafe_code, reason = "allocating a chunk")]
     // SAFETY: the layout is not zero-sized.
