@@ -263,7 +263,10 @@ impl PageCache {
     /// another thread, the freed pages stayed resident in one arena beside
     /// the fresh ones of the other (`crate::heap`), and a scan beside a
     /// flush blocked on the other thread's arena lock in `free` more than
-    /// anywhere else (10M keys).
+    /// anywhere else (10M keys). Pages of the default size now live in
+    /// frames of a process-wide pool (`page::frame`), which any thread
+    /// reuses; a spare still saves the pool's lock and a page of another
+    /// size still comes from the heap.
     pub(crate) fn recycle(&self, mut page: Page) {
         if page.len() == self.page_size && page.get_mut().is_some() {
             let mut spare = self.spare.lock();

@@ -8,7 +8,10 @@
 //! the TLB, and on a virtual machine a TLB miss walks two page tables. With
 //! huge pages one TLB entry covers 509 pages. Measured on this project's 2-core
 //! VM (1M keys, the tree flushed, alternating binaries; `design/format.md`,
-//! "Page frames"): random point reads +27-35%, seek + 10 next +26-28%.
+//! "Page frames"): random point reads +27-35%, seek + 10 next +26-28%. The
+//! one exception: a chunk mapped while the pool holds none stays on base
+//! pages, so that a small database (or a big one's first pages) does not hold
+//! a whole huge page for a few frames (`take_frame`).
 //!
 //! Pages of any other length (a node longer than a page, a database made with
 //! larger pages, the tests' small pages) are allocated alone, with the same
@@ -23,6 +26,12 @@
 //! live pages plus at most one idle chunk. Frames are handed out and taken back
 //! under one lock, taken once per page read from the file or written, never
 //! for a page read from the cache.
+//!
+//! Invariants: a frame is handed out only while it is free (each chunk's head
+//! keeps the stack of its free frames' indexes, changed only under the pool's
+//! lock); a page's bytes are written only through [`Page::get_mut`], which
+//! requires its only holder; the count follows `Arc`'s orderings (increments
+//! relaxed, the last decrement releases, the free acquires).
 
 use std::alloc::Layout;
 use std::fmt;
