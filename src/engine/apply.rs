@@ -539,16 +539,19 @@ fn is_plain(mem: &Memtable) -> bool {
 /// versions in different memtables have different sequences, so the first
 /// of a key is its newest across all of them.
 struct MergedEntries<'a> {
-    ranges: Vec<MemRange<'a>>,
+    ranges: Vec<MemSweep<'a>>,
     heads: Vec<Option<MemEntry<'a>>>,
 }
 
-type MemRange<'a> = super::skiplist::Range<'a, MemKey, MemValue>;
+type MemSweep<'a> = super::skiplist::Sweep<'a, MemKey, MemValue, fn(MemEntry<'a>)>;
 type MemEntry<'a> = super::skiplist::Entry<'a, MemKey, MemValue>;
 
 impl<'a> MergedEntries<'a> {
     fn new(maps: impl Iterator<Item = &'a SkipList<MemKey, MemValue>>) -> Self {
-        let mut ranges: Vec<MemRange<'a>> = maps.map(|map| map.iter()).collect();
+        // Each memtable swept (its cache misses overlapped), its values'
+        // bytes loaded as the sweep reaches their nodes.
+        let load: fn(MemEntry<'a>) = |entry| entry.prefetch_bytes();
+        let mut ranges: Vec<MemSweep<'a>> = maps.map(|map| map.sweep(load)).collect();
         let heads = ranges.iter_mut().map(Iterator::next).collect();
         Self { ranges, heads }
     }
