@@ -77,6 +77,7 @@ mod entry;
 mod error;
 mod guards;
 mod heap;
+mod hugepage;
 mod multimap;
 mod page;
 mod prefetch;

@@ -105,7 +105,7 @@
 //!   before the slot's release store. A key is in the index or the index is
 //!   marked incomplete before the writer returns from linking it.
 
-use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, handle_alloc_error};
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::mem::offset_of;
@@ -376,6 +376,7 @@ pub(crate) trait SeekKey: Ord {
 /// 300K-800K nodes, 709-886 -> 509-608 ns a key; `design/pipeline.md`).
 pub(crate) const GROUP: usize = 32;
 
+use crate::hugepage::ZeroedSlice;
 use crate::prefetch::prefetch;
 use crate::striped::Striped;
 
@@ -420,7 +421,9 @@ pub(crate) struct SkipList<K, V> {
 /// The point index: open addressing with linear probing over a table whose
 /// size is a power of two, filled at most three quarters.
 struct PointIndex<K, V> {
-    slots: Box<[IndexSlot<K, V>]>,
+    /// On huge pages once they span one (a full memtable's 4 MiB): a
+    /// lookup's probe of a random slot missed the TLB on base pages.
+    slots: ZeroedSlice<IndexSlot<K, V>>,
     /// Whether every key linked so far is in the table.
     complete: AtomicBool,
     /// Set for good if a node's address does not fit a slot
@@ -806,24 +809,10 @@ impl<K, V> PointIndex<K, V> {
     #[expect(unsafe_code, reason = "a zeroed allocation: the pages stay untouched until used")]
     fn new(slots: usize) -> Self {
         let len = if slots == 0 { 0 } else { slots.next_power_of_two() };
-        let slots: Box<[IndexSlot<K, V>]> = if len == 0 {
-            Box::new([])
-        } else {
-            let layout = Layout::array::<IndexSlot<K, V>>(len).expect("an index is at most a few MiB");
-            // SAFETY: the layout has a non-zero size. All-zero bytes are a
-            // valid `IndexSlot` (an empty one), so the
-            // zeroed allocation is `len` initialized slots, allocated by the
-            // global allocator with the layout `Box<[_]>` frees it with.
-            // Zeroed memory (not a loop of stores) leaves a large table's
-            // pages unmapped until a slot on them is filled.
-            unsafe {
-                let base = alloc_zeroed(layout).cast::<IndexSlot<K, V>>();
-                if base.is_null() {
-                    handle_alloc_error(layout);
-                }
-                Box::from_raw(ptr::slice_from_raw_parts_mut(base, len))
-            }
-        };
+        // SAFETY: all-zero bytes are a valid `IndexSlot` (an empty one),
+        // which needs no drop. Zeroed memory (not a loop of stores) leaves
+        // a small table's pages unmapped until a slot on them is filled.
+        let slots = unsafe { ZeroedSlice::new(len) };
         Self {
             slots,
             complete: AtomicBool::new(len > 0),

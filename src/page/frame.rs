@@ -41,6 +41,8 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use parking_lot::Mutex;
 
+use crate::hugepage;
+
 /// The length of a page kept in a frame: the default (and smallest) page size.
 pub(crate) const FRAME_BYTES: usize = 4096;
 /// A page's head: its reference count and its length.
@@ -48,7 +50,7 @@ const HEAD_BYTES: usize = 16;
 /// A frame: a head and a page.
 const STRIDE: usize = HEAD_BYTES + FRAME_BYTES;
 /// A chunk of frames: one huge page.
-const CHUNK_BYTES: usize = 2 << 20;
+const CHUNK_BYTES: usize = hugepage::HUGE_PAGE;
 /// Frames a chunk holds; its first slot holds the chunk's own head.
 const FRAMES: usize = CHUNK_BYTES / STRIDE - 1;
 /// Chunks with no frame in use kept for the next pages, beyond which a chunk
@@ -369,76 +371,19 @@ fn give_back_frame(pool: &Mutex<Pool>, frame: NonNull<Head>) {
     unmap_chunk(chunk.0.cast());
 }
 
-/// A new chunk: `CHUNK_BYTES` of zeroed memory aligned to `CHUNK_BYTES`,
-/// advised for a huge page if `huge`.
-#[cfg(all(target_os = "linux", not(miri)))]
-#[expect(unsafe_code, reason = "mapping a chunk of anonymous memory")]
+/// A new chunk: `CHUNK_BYTES` of zeroed memory aligned to `CHUNK_BYTES`
+/// (a huge page), advised for a huge page if `huge` (`crate::hugepage`).
 fn map_chunk(huge: bool) -> Option<NonNull<u8>> {
-    use libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
-    // Twice the size, then the unaligned ends unmapped: mmap aligns to the
-    // base page only, and a huge page needs its alignment.
-    let len = 2 * CHUNK_BYTES;
-    // SAFETY: a new anonymous private mapping; no memory of ours is touched.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if base == MAP_FAILED {
-        return None;
-    }
-    let base = base.cast::<u8>();
-    let lead = base.addr().next_multiple_of(CHUNK_BYTES) - base.addr();
-    // SAFETY: `lead < CHUNK_BYTES`, so the chunk lies inside the mapping.
-    let chunk = unsafe { base.add(lead) };
-    // SAFETY: the two ends are parts of the mapping just made that no one
-    // uses; the chunk between them stays mapped. The advice only changes
-    // how the kernel backs the chunk (a failure leaves base pages).
-    unsafe {
-        if lead > 0 {
-            libc::munmap(base.cast(), lead);
-        }
-        libc::munmap(chunk.add(CHUNK_BYTES).cast(), CHUNK_BYTES - lead);
-        if huge {
-            libc::madvise(chunk.cast(), CHUNK_BYTES, libc::MADV_HUGEPAGE);
-        }
-    }
-    NonNull::new(chunk)
+    hugepage::map_aligned(CHUNK_BYTES, huge)
 }
 
 /// Returns a chunk made by [`map_chunk`] to the system.
-#[cfg(all(target_os = "linux", not(miri)))]
-#[expect(unsafe_code, reason = "unmapping a chunk no page uses")]
 fn unmap_chunk(chunk: NonNull<u8>) {
-    // SAFETY: every frame of the chunk is free, and it was removed from the
-    // pool under its lock: no one can reach it.
+    #[expect(unsafe_code, reason = "unmapping a chunk no page uses")]
+    // SAFETY: made by `map_chunk`; every frame of the chunk is free, and it
+    // was removed from the pool under its lock: no one can reach it.
     unsafe {
-        libc::munmap(chunk.as_ptr().cast(), CHUNK_BYTES);
-    }
-}
-
-/// A new chunk, from the heap (no huge-page advice here).
-#[cfg(not(all(target_os = "linux", not(miri))))]
-fn map_chunk(_huge: bool) -> Option<NonNull<u8>> {
-    let layout = Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).ok()?;
-    #[expect(unsafe_code, reason = "allocating a chunk")]
-    // SAFETY: the layout is not zero-sized.
-    NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
-}
-
-/// Returns a chunk made by [`map_chunk`] to the heap.
-#[cfg(not(all(target_os = "linux", not(miri))))]
-fn unmap_chunk(chunk: NonNull<u8>) {
-    let layout = Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).expect("a chunk's layout");
-    #[expect(unsafe_code, reason = "freeing a chunk no page uses")]
-    // SAFETY: allocated by `map_chunk` with this layout; no frame of it is in use.
-    unsafe {
-        std::alloc::dealloc(chunk.as_ptr(), layout);
+        hugepage::unmap(chunk, CHUNK_BYTES);
     }
 }
 

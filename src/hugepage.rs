@@ -1,0 +1,215 @@
+//! Memory for large tables the engine probes at random: mapped aligned to a
+//! huge page and advised for one, where the system has them (Linux; other
+//! systems and Miri get the heap).
+//!
+//! Why: a probe of a random slot of a table of megabytes on base pages
+//! misses the TLB as well as the cache, and the page walk holds up even a
+//! prefetch of the slot. The page cache's frames (`page::frame`) and the
+//! memtables' point indexes (`engine::skiplist`) live in such memory.
+//!
+//! Invariant: a region returned by [`map_aligned`] is `len` bytes of zeroes
+//! aligned to [`HUGE_PAGE`], owned by the caller until it hands it back to
+//! [`unmap`] with the same `len`.
+
+use std::alloc::Layout;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// The huge page's size (x86-64's and arm64's with 4 KiB base pages), and
+/// the alignment of every region mapped here.
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
+/// A new region of `len` zeroed bytes (`len` a non-zero multiple of
+/// [`HUGE_PAGE`]) aligned to a huge page, advised for huge pages if
+/// `huge`. `None` if the system has no memory for it.
+#[cfg(all(target_os = "linux", not(miri)))]
+#[expect(unsafe_code, reason = "mapping anonymous memory")]
+pub(crate) fn map_aligned(len: usize, huge: bool) -> Option<NonNull<u8>> {
+    use libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    debug_assert!(len > 0 && len.is_multiple_of(HUGE_PAGE));
+    // A huge page more, then the unaligned ends unmapped: mmap aligns to the
+    // base page only, and a huge page needs its alignment.
+    let mapped = len + HUGE_PAGE;
+    // SAFETY: a new anonymous private mapping; no memory of ours is touched.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            mapped,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == MAP_FAILED {
+        return None;
+    }
+    let base = base.cast::<u8>();
+    let lead = base.addr().next_multiple_of(HUGE_PAGE) - base.addr();
+    // SAFETY: `lead < HUGE_PAGE`, so the region lies inside the mapping.
+    let region = unsafe { base.add(lead) };
+    // SAFETY: the two ends are parts of the mapping just made that no one
+    // uses; the region between them stays mapped. The advice only changes
+    // how the kernel backs the region (a failure leaves base pages).
+    unsafe {
+        if lead > 0 {
+            libc::munmap(base.cast(), lead);
+        }
+        libc::munmap(region.add(len).cast(), HUGE_PAGE - lead);
+        if huge {
+            libc::madvise(region.cast(), len, libc::MADV_HUGEPAGE);
+        }
+    }
+    NonNull::new(region)
+}
+
+/// Returns a region [`map_aligned`] made to the system.
+///
+/// # Safety
+/// `region` came from `map_aligned(len, _)` and nothing uses it any more.
+#[cfg(all(target_os = "linux", not(miri)))]
+#[expect(unsafe_code, reason = "unmapping a region no one uses")]
+pub(crate) unsafe fn unmap(region: NonNull<u8>, len: usize) {
+    // SAFETY: per the contract, the region is a mapping of `len` bytes that
+    // no one reaches any more.
+    unsafe {
+        libc::munmap(region.as_ptr().cast(), len);
+    }
+}
+
+/// A new region from the heap (no huge-page advice here).
+#[cfg(not(all(target_os = "linux", not(miri))))]
+pub(crate) fn map_aligned(len: usize, _huge: bool) -> Option<NonNull<u8>> {
+    let layout = Layout::from_size_align(len, HUGE_PAGE).ok()?;
+    #[expect(unsafe_code, reason = "allocating a region")]
+    // SAFETY: the layout is not zero-sized.
+    NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
+}
+
+/// Returns a region [`map_aligned`] made to the heap.
+///
+/// # Safety
+/// `region` came from `map_aligned(len, _)` and nothing uses it any more.
+#[cfg(not(all(target_os = "linux", not(miri))))]
+#[expect(unsafe_code, reason = "freeing a region no one uses")]
+pub(crate) unsafe fn unmap(region: NonNull<u8>, len: usize) {
+    let layout = Layout::from_size_align(len, HUGE_PAGE).expect("a region's layout");
+    // SAFETY: allocated by `map_aligned` with this layout, per the contract.
+    unsafe {
+        std::alloc::dealloc(region.as_ptr(), layout);
+    }
+}
+
+/// A slice of `T`s that starts out zeroed: on huge pages when it spans at
+/// least one ([`map_aligned`]), else from the heap (zeroed by the
+/// allocator, whose untouched pages stay unmapped until used).
+pub(crate) struct ZeroedSlice<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    /// Bytes mapped by `map_aligned` (0: a heap allocation of `len` `T`s).
+    mapped: usize,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the slice owns its `T`s as a `Box<[T]>` would.
+#[expect(unsafe_code, reason = "an owned slice is sent as its elements are")]
+unsafe impl<T: Send> Send for ZeroedSlice<T> {}
+// SAFETY: as for `Send`: shared access is `&[T]`.
+#[expect(unsafe_code, reason = "an owned slice is shared as its elements are")]
+unsafe impl<T: Sync> Sync for ZeroedSlice<T> {}
+
+impl<T> ZeroedSlice<T> {
+    /// `len` zeroed `T`s; aborts as the allocator does if there is no memory.
+    ///
+    /// # Safety
+    /// All-zero bytes are a valid `T`, and `T` needs no drop.
+    #[expect(unsafe_code, reason = "zeroed memory taken as initialized `T`s")]
+    pub(crate) unsafe fn new(len: usize) -> Self {
+        const { assert!(!std::mem::needs_drop::<T>(), "a zeroed slice never drops its elements") };
+        let layout = Layout::array::<T>(len).expect("a slice of at most a few GiB");
+        if layout.size() == 0 {
+            return Self {
+                ptr: NonNull::dangling(),
+                len,
+                mapped: 0,
+                _owns: PhantomData,
+            };
+        }
+        assert!(layout.align() <= HUGE_PAGE, "a huge page aligns every element");
+        if layout.size() >= HUGE_PAGE {
+            let mapped = layout.size().next_multiple_of(HUGE_PAGE);
+            let region = map_aligned(mapped, true).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+            return Self {
+                ptr: region.cast(),
+                len,
+                mapped,
+                _owns: PhantomData,
+            };
+        }
+        // SAFETY: the layout is not zero-sized.
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(base.cast()).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Self {
+            ptr,
+            len,
+            mapped: 0,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for ZeroedSlice<T> {
+    type Target = [T];
+
+    #[expect(unsafe_code, reason = "the slice's own initialized elements")]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` holds `len` initialized (zeroed, per `new`'s
+        // contract) `T`s that live as long as `self`, or is dangling for an
+        // empty slice or zero-sized `T`s.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for ZeroedSlice<T> {
+    #[expect(unsafe_code, reason = "frees the memory `new` took")]
+    fn drop(&mut self) {
+        if self.mapped > 0 {
+            // SAFETY: mapped by `new` with this length; the slice is gone.
+            unsafe { unmap(self.ptr.cast(), self.mapped) };
+            return;
+        }
+        let layout = Layout::array::<T>(self.len).expect("as in `new`");
+        if layout.size() > 0 {
+            // SAFETY: allocated by `new` with this layout; the slice is gone.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn a_zeroed_slice_reads_zero_and_keeps_what_is_stored_whatever_its_size() {
+        // Empty, on the heap, exactly a huge page, and past one (mapped, on
+        // Linux: a whole number of huge pages, the tail unused).
+        for len in [0, 1, 1000, HUGE_PAGE / 8, HUGE_PAGE / 8 + 1] {
+            // SAFETY: zero is a valid `AtomicU64`, which needs no drop.
+            #[expect(unsafe_code, reason = "the contract of `ZeroedSlice::new`")]
+            let slice = unsafe { ZeroedSlice::<AtomicU64>::new(len) };
+            assert_eq!(slice.len(), len);
+            assert!(slice.iter().all(|word| word.load(Ordering::Relaxed) == 0), "{len} words");
+            for (i, word) in slice.iter().enumerate().step_by(4099) {
+                word.store(i as u64 + 1, Ordering::Relaxed);
+            }
+            for (i, word) in slice.iter().enumerate().step_by(4099) {
+                assert_eq!(word.load(Ordering::Relaxed), i as u64 + 1);
+            }
+            if len * 8 >= HUGE_PAGE {
+                assert!(slice.as_ptr().addr().is_multiple_of(HUGE_PAGE), "{len} words: aligned to a huge page");
+            }
+        }
+    }
+}
