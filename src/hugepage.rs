@@ -200,7 +200,10 @@ mod tests {
             #[expect(unsafe_code, reason = "the contract of `ZeroedSlice::new`")]
             let slice = unsafe { ZeroedSlice::<AtomicU64>::new(len) };
             assert_eq!(slice.len(), len);
-            assert!(slice.iter().all(|word| word.load(Ordering::Relaxed) == 0), "{len} words");
+            assert!(
+                slice.iter().all(|word| word.load(Ordering::Relaxed) == 0),
+                "{len} words"
+            );
             for (i, word) in slice.iter().enumerate().step_by(4099) {
                 word.store(i as u64 + 1, Ordering::Relaxed);
             }
@@ -208,7 +211,10 @@ mod tests {
                 assert_eq!(word.load(Ordering::Relaxed), i as u64 + 1);
             }
             if len * 8 >= HUGE_PAGE {
-                assert!(slice.as_ptr().addr().is_multiple_of(HUGE_PAGE), "{len} words: aligned to a huge page");
+                assert!(
+                    slice.as_ptr().addr().is_multiple_of(HUGE_PAGE),
+                    "{len} words: aligned to a huge page"
+                );
             }
         }
     }
