@@ -100,9 +100,12 @@ pub(crate) unsafe fn unmap(region: NonNull<u8>, len: usize) {
     }
 }
 
-/// A slice of `T`s that starts out zeroed: on huge pages when it spans at
-/// least one ([`map_aligned`]), else from the heap (zeroed by the
-/// allocator, whose untouched pages stay unmapped until used).
+/// A slice of `T`s that starts out zeroed: mapped on its own when it spans
+/// at least a huge page ([`map_aligned`]; on huge pages if asked for),
+/// else from the heap. Either way its untouched pages stay unmapped until
+/// used. (Mapped on its own, not from the heap: a block of megabytes that
+/// glibc maps and frees raises its threshold for mapping blocks on their
+/// own, and smaller blocks freed later stay resident.)
 pub(crate) struct ZeroedSlice<T> {
     ptr: NonNull<T>,
     len: usize,
@@ -119,12 +122,13 @@ unsafe impl<T: Send> Send for ZeroedSlice<T> {}
 unsafe impl<T: Sync> Sync for ZeroedSlice<T> {}
 
 impl<T> ZeroedSlice<T> {
-    /// `len` zeroed `T`s; aborts as the allocator does if there is no memory.
+    /// `len` zeroed `T`s, on huge pages if `huge` and they span one; aborts
+    /// as the allocator does if there is no memory.
     ///
     /// # Safety
     /// All-zero bytes are a valid `T`, and `T` needs no drop.
     #[expect(unsafe_code, reason = "zeroed memory taken as initialized `T`s")]
-    pub(crate) unsafe fn new(len: usize) -> Self {
+    pub(crate) unsafe fn new(len: usize, huge: bool) -> Self {
         const { assert!(!std::mem::needs_drop::<T>(), "a zeroed slice never drops its elements") };
         let layout = Layout::array::<T>(len).expect("a slice of at most a few GiB");
         if layout.size() == 0 {
@@ -138,7 +142,7 @@ impl<T> ZeroedSlice<T> {
         assert!(layout.align() <= HUGE_PAGE, "a huge page aligns every element");
         if layout.size() >= HUGE_PAGE {
             let mapped = layout.size().next_multiple_of(HUGE_PAGE);
-            let region = map_aligned(mapped, true).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+            let region = map_aligned(mapped, huge).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
             return Self {
                 ptr: region.cast(),
                 len,
@@ -193,8 +197,9 @@ mod tests {
 
     #[test]
     fn a_zeroed_slice_reads_zero_and_keeps_what_is_stored_whatever_its_size() {
-        // Empty, on the heap, exactly a huge page, and past one (mapped, on
-        // Linux: a whole number of huge pages, the tail unused). Miri takes
+        // Empty, on the heap, exactly a huge page (advised), and past one
+        // (mapped, not advised, on Linux: a whole number of huge pages, the
+        // tail unused). Miri takes
         // the heap sizes only: a walk of megabytes takes it minutes.
         let sizes: &[usize] = if cfg!(miri) {
             &[0, 1, 1000]
@@ -204,7 +209,7 @@ mod tests {
         for &len in sizes {
             // SAFETY: zero is a valid `AtomicU64`, which needs no drop.
             #[expect(unsafe_code, reason = "the contract of `ZeroedSlice::new`")]
-            let slice = unsafe { ZeroedSlice::<AtomicU64>::new(len) };
+            let slice = unsafe { ZeroedSlice::<AtomicU64>::new(len, len % 2 == 0) };
             assert_eq!(slice.len(), len);
             assert!(
                 slice.iter().all(|word| word.load(Ordering::Relaxed) == 0),

@@ -65,6 +65,11 @@ pub type Resolver = fn(&[u8]) -> Option<Comparator>;
 /// eight times `memtable_bytes` (512 MiB by default) keeps that size.
 pub const MEMTABLE_TREE_SHARE: usize = 8;
 
+/// The tree size from which new memtables put their point index on huge
+/// pages (`Inner::huge_index`): the default memtable's size, so that the
+/// index's 4 MiB are at most a sixteenth of the database.
+pub(crate) const HUGE_INDEX_TREE_BYTES: u64 = 64 << 20;
+
 /// Engine tuning.
 #[derive(Clone, Copy, Debug)]
 pub struct EngineOptions {
@@ -216,6 +221,13 @@ pub(crate) struct Inner {
     pub(crate) options: EngineOptions,
     /// The memtable size now: see [`Inner::memtable_bytes`].
     memtable_target: AtomicUsize,
+    /// Whether new memtables put their point index on huge pages: once the
+    /// last flush left a tree of [`HUGE_INDEX_TREE_BYTES`] or more. A
+    /// lookup's probe of a random slot of a 4 MiB table on base pages
+    /// missed the TLB (`design/pipeline.md`, "point index"); a small
+    /// database's few keys would instead hold two huge pages where they
+    /// touch a few base pages.
+    huge_index: AtomicBool,
     pub(crate) trees: TreeStore,
     pub(crate) journal: Journal,
     pub(crate) state: RwLock<Arc<State>>,
@@ -574,6 +586,7 @@ impl Engine {
         let comparators = recovered.comparators;
         let inner = Arc::new(Inner {
             memtable_target: AtomicUsize::new(options.memtable_bytes),
+            huge_index: AtomicBool::new(false),
             options,
             trees,
             journal,
@@ -1003,6 +1016,8 @@ impl Inner {
         // default) keeps the configured size.
         let target = share.min(self.options.max_memtable_bytes).max(self.options.memtable_bytes);
         self.memtable_target.store(target, Ordering::Relaxed);
+        self.huge_index
+            .store(tree_bytes >= HUGE_INDEX_TREE_BYTES, Ordering::Relaxed);
     }
 
     fn backpressure(&self) -> Result<()> {
@@ -1199,7 +1214,10 @@ impl Inner {
         self.update_state(|s| {
             let frozen = std::iter::once(s.active.clone()).chain(s.frozen.iter().cloned()).collect();
             State {
-                active: Arc::new(Memtable::new(self.memtable_bytes())),
+                active: Arc::new(Memtable::with_huge_index(
+                    self.memtable_bytes(),
+                    self.huge_index.load(Ordering::Relaxed),
+                )),
                 frozen,
                 ..s.clone()
             }

@@ -354,10 +354,19 @@ impl Memtable {
     /// filter, if the point index fills, takes 1/64 of that, up to
     /// [`MAX_FILTER_BYTES`]: at least 10 bits per entry, since an entry is
     /// charged at least 80 bytes (more entries only raise the filter's
-    /// false-positive rate).
+    /// false-positive rate). Its point index is on base pages
+    /// ([`with_huge_index`](Self::with_huge_index)).
     pub(crate) fn new(capacity: usize) -> Self {
+        Self::with_huge_index(capacity, false)
+    }
+
+    /// [`new`](Self::new), the point index on huge pages if `huge` (and it
+    /// spans one: a memtable of 32 MiB or more): for a database whose
+    /// lookups range over a large memtable (`Inner::huge_index`).
+    pub(crate) fn with_huge_index(capacity: usize, huge: bool) -> Self {
+        let slots = (capacity / INDEX_BYTES_PER_SLOT).clamp(MIN_INDEX_SLOTS, MAX_INDEX_SLOTS);
         Self {
-            map: SkipList::with_point_index((capacity / INDEX_BYTES_PER_SLOT).clamp(MIN_INDEX_SLOTS, MAX_INDEX_SLOTS)),
+            map: SkipList::with_point_index(slots, huge),
             filter: OnceLock::new(),
             filter_bytes: (capacity / 64).min(MAX_FILTER_BYTES),
             bindings: Mutex::new(Vec::new()),
