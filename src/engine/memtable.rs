@@ -29,6 +29,7 @@ use super::batch::TableDef;
 use super::filter::{KeyFilter, key_hash};
 use super::skiplist::{ArenaBytes, GROUP, Point, SeekKey, SkipList, Writer};
 use super::key_bytes::KeyBytes;
+use crate::hugepage::Pages;
 use crate::btree::{Comparator, ValueBytes, byte_order, is_bytewise};
 
 /// A skip-list key. Every key of one table carries that table's key order
@@ -354,19 +355,20 @@ impl Memtable {
     /// filter, if the point index fills, takes 1/64 of that, up to
     /// [`MAX_FILTER_BYTES`]: at least 10 bits per entry, since an entry is
     /// charged at least 80 bytes (more entries only raise the filter's
-    /// false-positive rate). Its point index is on base pages
-    /// ([`with_huge_index`](Self::with_huge_index)).
+    /// false-positive rate). Its point index is on base pages, each backed
+    /// at its first use ([`with_index_pages`](Self::with_index_pages)).
     pub(crate) fn new(capacity: usize) -> Self {
-        Self::with_huge_index(capacity, false)
+        Self::with_index_pages(capacity, Pages::Lazy)
     }
 
-    /// [`new`](Self::new), the point index on huge pages if `huge` (and it
-    /// spans one: a memtable of 32 MiB or more): for a database whose
-    /// lookups range over a large memtable (`Inner::huge_index`).
-    pub(crate) fn with_huge_index(capacity: usize, huge: bool) -> Self {
+    /// [`new`](Self::new), the point index backed as `pages` says if it
+    /// spans a huge page (a memtable of 32 MiB or more): huge pages for a
+    /// database whose lookups range over a large memtable, base pages
+    /// backed at once for a memtable that will fill (`Inner::freeze`).
+    pub(crate) fn with_index_pages(capacity: usize, pages: Pages) -> Self {
         let slots = (capacity / INDEX_BYTES_PER_SLOT).clamp(MIN_INDEX_SLOTS, MAX_INDEX_SLOTS);
         Self {
-            map: SkipList::with_point_index(slots, huge),
+            map: SkipList::with_point_index(slots, pages),
             filter: OnceLock::new(),
             filter_bytes: (capacity / 64).min(MAX_FILTER_BYTES),
             bindings: Mutex::new(Vec::new()),

@@ -376,7 +376,7 @@ pub(crate) trait SeekKey: Ord {
 /// 300K-800K nodes, 709-886 -> 509-608 ns a key; `design/pipeline.md`).
 pub(crate) const GROUP: usize = 32;
 
-use crate::hugepage::ZeroedSlice;
+use crate::hugepage::{Pages, ZeroedSlice};
 use crate::prefetch::prefetch;
 use crate::striped::Striped;
 
@@ -807,14 +807,15 @@ pub(crate) enum Point<'a, K, V> {
 
 impl<K, V> PointIndex<K, V> {
     /// A table of `slots` slots (0: no index), rounded up to a power of
-    /// two, on huge pages if `huge`.
-    #[expect(unsafe_code, reason = "a zeroed allocation: the pages stay untouched until used")]
-    fn new(slots: usize, huge: bool) -> Self {
+    /// two, backed as `pages` says.
+    #[expect(unsafe_code, reason = "a zeroed allocation")]
+    fn new(slots: usize, pages: Pages) -> Self {
         let len = if slots == 0 { 0 } else { slots.next_power_of_two() };
         // SAFETY: all-zero bytes are a valid `IndexSlot` (an empty one),
         // which needs no drop. Zeroed memory (not a loop of stores) leaves
-        // a small table's pages unmapped until a slot on them is filled.
-        let slots = unsafe { ZeroedSlice::new(len, huge) };
+        // a small table's pages, and a lazy large one's, unmapped until a
+        // slot on them is used.
+        let slots = unsafe { ZeroedSlice::new(len, pages) };
         Self {
             slots,
             complete: AtomicBool::new(len > 0),
@@ -881,18 +882,18 @@ impl<K: SeekKey, V> Default for SkipList<K, V> {
 
 impl<K: SeekKey, V> SkipList<K, V> {
     pub(crate) fn new() -> Self {
-        Self::with_point_index(0, false)
+        Self::with_point_index(0, Pages::Lazy)
     }
 
     /// A list with a point index of about `slots` slots (0: none), which
     /// indexes up to three quarters of them; inserts that pass a hash
-    /// ([`Writer::insert_indexed`]) fill it. `huge`: the table on huge
-    /// pages if it spans one (`crate::hugepage`).
-    pub(crate) fn with_point_index(slots: usize, huge: bool) -> Self {
+    /// ([`Writer::insert_indexed`]) fill it. `pages`: how the table is
+    /// backed if it spans a huge page (`crate::hugepage`).
+    pub(crate) fn with_point_index(slots: usize, pages: Pages) -> Self {
         Self {
             head: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             height: AtomicUsize::new(1),
-            index: PointIndex::new(slots, huge),
+            index: PointIndex::new(slots, pages),
             len: AtomicUsize::new(0),
             seek: AtomicPtr::new(ptr::null_mut()),
             seek_built: Mutex::new(Vec::new()),
@@ -2761,7 +2762,7 @@ mod tests {
         // ones already in (placed first); indexed under their point. Checked
         // against a sorted model by iteration (level 0) and by seeks and
         // point lookups (which walk the upper levels and the index).
-        let list: SkipList<Versioned, u64> = SkipList::with_point_index(256, false);
+        let list: SkipList<Versioned, u64> = SkipList::with_point_index(256, Pages::Lazy);
         let mut model: Vec<(u64, u64)> = Vec::new();
         let mut serial = 0u64;
         let mut next_dense = 1_000_000u64;
@@ -3196,7 +3197,7 @@ mod tests {
     fn the_point_index_names_each_keys_newest_version_until_it_fills() {
         // Hashes: a good one, and one that makes every seventh point collide.
         for hash in [mix as fn(u64) -> u64, |p| p % 7] {
-            let list: SkipList<Versioned, u64> = SkipList::with_point_index(32, false);
+            let list: SkipList<Versioned, u64> = SkipList::with_point_index(32, Pages::Lazy);
             let mut newest: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
             for i in 0..scaled(400) {
                 let point = mix(i) % 60;
@@ -3232,7 +3233,7 @@ mod tests {
 
     #[test]
     fn point_lookups_see_published_versions_while_one_writer_inserts() {
-        let list: Arc<SkipList<Versioned, u64>> = Arc::new(SkipList::with_point_index(4096, false));
+        let list: Arc<SkipList<Versioned, u64>> = Arc::new(SkipList::with_point_index(4096, Pages::Lazy));
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // The version every point has reached in batches already finished.
         let published = Arc::new(AtomicUsize::new(0));

@@ -1188,7 +1188,7 @@ impl WriteTxn {
         }
         inner.committed(seq, self.durability);
         if active.bytes() >= inner.memtable_bytes() {
-            inner.freeze(&commits);
+            inner.freeze(&commits, true);
         }
         Ok(seq)
     }
