@@ -1016,7 +1016,13 @@ impl WriteTxn {
         };
         let key = key.into_vec();
         // The entry is visible (the pop just found it): a tombstone hides it.
-        self.writes.write(slot, &key, None, Place::Map, || Ok(Below::Read(Some(value.clone()))))?;
+        // From the front, in the tail: each such tombstone sorts after the
+        // last, so the tail stays one ascending run behind the next pop's
+        // bound, which the next pop's read leaves in place
+        // (`WriteSet::source`). From the back (descending keys would leave
+        // the run), in the map.
+        let place = if front { Place::Tail } else { Place::Map };
+        self.writes.write(slot, &key, None, place, || Ok(Below::Read(Some(value.clone()))))?;
         self.writes.note_popped(slot, key.clone(), front);
         Ok(Some((key, value)))
     }

@@ -284,6 +284,15 @@ impl Tail {
         self.entries.len() < POSITION_MASK as usize
     }
 
+    /// The least and the greatest key, if the tail is one ascending run
+    /// (no entry hashed, none out of order), as a pop loop's tombstones
+    /// are: a read between two bounds needs the tail settled into the map
+    /// only if a key of it lies between them ([`WriteSet::source`]).
+    fn span(&self) -> Option<(&[u8], &[u8])> {
+        let last = self.entries.len().checked_sub(1)?;
+        (self.hashed == 0 && !self.unordered).then(|| (self.key(0), self.key(last)))
+    }
+
     fn len(&self) -> usize {
         self.entries.len()
     }
@@ -1103,8 +1112,14 @@ impl WriteSet {
         upper: Bound<&[u8]>,
         direction: Direction,
     ) -> Source<'a> {
-        if !self.tables[slot].tail.is_empty() {
-            Self::settle_table(&mut self.tables[slot]);
+        let table = &mut self.tables[slot];
+        // A tail whose keys all lie outside the bounds stays where it is:
+        // a pop loop's tombstones (all behind the next pop's bound) were
+        // otherwise moved into the map one pop at a time, a search of it
+        // each (`settle_table`).
+        let beside = is_bytewise(table.order()) && table.tail.span().is_some_and(|span| outside(span, lower, upper));
+        if !table.tail.is_empty() && !beside {
+            Self::settle_table(table);
         }
         let table = &self.tables[slot];
         let cmp = table.order();
@@ -1208,6 +1223,22 @@ fn own_write_mut<'a>(writes: &'a mut Arc<Writes>, key: &OrdKey) -> Option<&'a mu
         return None;
     }
     Arc::make_mut(writes).get_mut(key)
+}
+
+/// Whether keys from `least` to `greatest` (byte order) all lie below
+/// `lower` or all above `upper`.
+fn outside((least, greatest): (&[u8], &[u8]), lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    let below = match lower {
+        Bound::Included(bound) => greatest < bound,
+        Bound::Excluded(bound) => greatest <= bound,
+        Bound::Unbounded => false,
+    };
+    let above = match upper {
+        Bound::Included(bound) => least > bound,
+        Bound::Excluded(bound) => least >= bound,
+        Bound::Unbounded => false,
+    };
+    below || above
 }
 
 fn ord_bound(bound: Bound<&[u8]>, cmp: Comparator) -> Bound<OrdKey> {

@@ -407,8 +407,9 @@ fn settle(engine: &str, plan: Plan) {
 /// The load, the commits after it and the first `len()` run on one engine
 /// back to back (that is what they measure: whether a big transaction
 /// stalls what follows), so those rows are per engine rather than
-/// interleaved. Every step ends with an untimed flush (checkpoint), so no
-/// engine's background work runs into the next engine's timing.
+/// interleaved. Every step waits for a quiet process before each engine
+/// and ends with an untimed flush (checkpoint), so no engine's background
+/// work runs into the next engine's timing.
 fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
     if !ONE_TXN_WORKLOADS.iter().any(|n| run.wanted(n)) {
         return;
@@ -495,11 +496,17 @@ fn one_txn_rows(run: &mut Run, engine_names: &[String], shared: Shared) {
         );
     }
 
-    // Every step below runs on every engine, then an untimed flush.
+    // Every step below runs on every engine, each once the process is
+    // quiet, then an untimed flush. The flush alone did not keep one
+    // engine's background work out of the next one's timing: RocksDB's
+    // flush starts compactions that ran on into sluicedb's `pop_first`,
+    // the first engine of the next step (sixtieth session: 733.6K pops/s
+    // with the four engines open, 1.25M with sluicedb and redb only).
     let step = |run: &mut Run, workload: &str, description: &str, f: &dyn Fn(&str, &Arc<dyn Engine>) -> Measurement| {
         let results: Vec<Measurement> = loaded
             .iter()
             .map(|(n, e, _)| {
+                settle(n, plan);
                 let m = f(n, e);
                 e.flush();
                 m
