@@ -150,9 +150,10 @@ pub(crate) unsafe fn unmap(region: NonNull<u8>, len: usize) {
 
 /// A slice of `T`s that starts out zeroed: mapped on its own when it spans
 /// at least a huge page ([`map_aligned`], backed as [`Pages`] says), else
-/// from the heap, whose untouched pages stay unmapped until used. (Mapped on its own, not from the heap: a block of megabytes that
-/// glibc maps and frees raises its threshold for mapping blocks on their
-/// own, and smaller blocks freed later stay resident.)
+/// from the heap, whose untouched pages stay unmapped until used. (Mapped
+/// on its own, not from the heap: a block of megabytes that glibc maps and
+/// frees raises its threshold for mapping blocks on their own, and smaller
+/// blocks freed later stay resident.)
 pub(crate) struct ZeroedSlice<T> {
     ptr: NonNull<T>,
     len: usize,

@@ -1229,10 +1229,14 @@ impl Inner {
             (false, true) => Pages::Populated,
             (false, false) => Pages::Lazy,
         };
+        // Made before the state's lock is taken: readers wait on that lock,
+        // and backing the table takes a millisecond. The commit lock, held,
+        // keeps the active memtable as it is meanwhile.
+        let next = Arc::new(Memtable::with_index_pages(self.memtable_bytes(), next_pages));
         self.update_state(|s| {
             let frozen = std::iter::once(s.active.clone()).chain(s.frozen.iter().cloned()).collect();
             State {
-                active: Arc::new(Memtable::with_index_pages(self.memtable_bytes(), next_pages)),
+                active: next,
                 frozen,
                 ..s.clone()
             }
